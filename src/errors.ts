@@ -1,0 +1,86 @@
+/**
+ * The one catalogue of errors a user can cause. Codes are stable and never reused:
+ * clients match on `code`, humans read `message`. Modules add entries here rather
+ * than throwing bare `Error`s, so every failure maps to one HTTP status in one place.
+ */
+export const errorCatalogue = {
+  // 400 — the request or document is malformed
+  INVALID_JSON: { status: 400, title: 'Malformed JSON body' },
+  INVALID_REQUEST: { status: 400, title: 'Invalid request' },
+  INVALID_SPEC: { status: 400, title: 'Invalid model spec' },
+  INVALID_TENSOR: { status: 400, title: 'Invalid input tensor' },
+  INVALID_DATA: { status: 400, title: 'Invalid data file' },
+  INVALID_MODEL_FILE: { status: 400, title: 'Invalid model file' },
+  INVALID_WEIGHTS: { status: 400, title: 'Invalid weights file' },
+  // 401/403 — who you are and what you may do
+  UNAUTHENTICATED: { status: 401, title: 'Missing or invalid API key' },
+  FORBIDDEN: { status: 403, title: 'Permission denied' },
+  // 404 — missing, or not visible to this tenant (never distinguished)
+  NOT_FOUND: { status: 404, title: 'Not found' },
+  MODEL_NOT_FOUND: { status: 404, title: 'Model not found' },
+  VERSION_NOT_FOUND: { status: 404, title: 'Model version not found' },
+  DATASET_NOT_FOUND: { status: 404, title: 'Dataset not found' },
+  JOB_NOT_FOUND: { status: 404, title: 'Job not found' },
+  // 409 — conflicts with stored state
+  CONFLICT: { status: 409, title: 'Conflict' },
+  ALIAS_IN_USE: { status: 409, title: 'Version is referenced by an alias' },
+  JOB_NOT_CANCELLABLE: { status: 409, title: 'Job cannot be cancelled' },
+  // 413/429 — limits
+  PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload too large' },
+  TOO_MANY_ELEMENTS: { status: 413, title: 'Tensor too large' },
+  RATE_LIMITED: { status: 429, title: 'Too many requests' },
+  QUOTA_EXCEEDED: { status: 429, title: 'Quota exceeded' },
+  // 5xx — the server could not do it now
+  INTERNAL: { status: 500, title: 'Internal error' },
+  ARTIFACT_CORRUPT: { status: 500, title: 'Stored artifact failed its integrity check' },
+  MODEL_LOAD_FAILED: { status: 503, title: 'Model could not be loaded' },
+  MODEL_NOT_READY: { status: 503, title: 'Model not ready' },
+  QUEUE_FULL: { status: 503, title: 'Inference queue full' },
+  // training-time failures (reported on jobs and by the CLI)
+  TRAINING_DIVERGED: { status: 422, title: 'Training produced a non-finite loss' },
+  CONFIG_INVALID: { status: 500, title: 'Invalid server configuration' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+const brand = Symbol.for('aiaas.error');
+
+export class AiaasError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+  readonly headers: Readonly<Record<string, string>> | undefined;
+  readonly [brand] = true;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { details?: Record<string, unknown>; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AiaasError';
+    this.code = code;
+    this.status = errorCatalogue[code].status;
+    this.details = options.details;
+    this.headers = options.headers;
+  }
+
+  /** Works across realms (worker threads, duplicated module copies), unlike instanceof. */
+  static isInstance(value: unknown): value is AiaasError {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[brand] === true;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: { ...this.details } };
+  }
+}
+
+export function aiaasError(
+  code: ErrorCode,
+  message: string,
+  options?: { details?: Record<string, unknown>; headers?: Record<string, string>; cause?: unknown },
+): AiaasError {
+  return new AiaasError(code, message, options);
+}
