@@ -1,0 +1,31 @@
+import { broadcastShapes, type OpDefinition, type Value } from '../graph.ts';
+import { reduceToShape } from './broadcast.ts';
+
+function binary(name: string, onnxOp: string, gradient: OpDefinition<null>['gradient']): OpDefinition<null> {
+  return {
+    name,
+    emit: (graph, [left, right]) => [graph.node1(onnxOp, [left as Value, right as Value], broadcastShapes((left as Value).shape, (right as Value).shape))],
+    gradient,
+  };
+}
+
+export const add = binary('add', 'Add', (graph, { inputs: [left, right] }, [gradient]) => [
+  reduceToShape(graph, gradient as Value, left as Value),
+  reduceToShape(graph, gradient as Value, right as Value),
+]);
+
+export const sub = binary('sub', 'Sub', (graph, { inputs: [left, right] }, [gradient]) => {
+  const upstream = gradient as Value;
+  const negated = graph.node1('Neg', [upstream], upstream.shape);
+  return [reduceToShape(graph, upstream, left as Value), reduceToShape(graph, negated, right as Value)];
+});
+
+export const mul = binary('mul', 'Mul', (graph, { inputs: [left, right] }, [gradient]) => {
+  const upstream = gradient as Value;
+  const a = left as Value;
+  const b = right as Value;
+  return [
+    a.differentiable ? reduceToShape(graph, graph.node1('Mul', [upstream, b], upstream.shape), a) : undefined,
+    b.differentiable ? reduceToShape(graph, graph.node1('Mul', [upstream, a], upstream.shape), b) : undefined,
+  ];
+});
