@@ -1,0 +1,218 @@
+import { AiaasError } from '../errors.ts';
+import { loadOnnxRuntime } from '../runtimes/onnx-runtime.ts';
+import type { ModelSignature, Runtime } from '../runtimes/runtime.ts';
+import { zeroTensor } from '../runtimes/tensor.ts';
+import { Batcher } from './batcher.ts';
+import type { BatchingOptions, InferRequest, InferResponse, ModelLabels, ServingMetricsSink } from './types.ts';
+
+/** Identifies one stored model version. `versionId` is the cache key; the rest labels metrics and lists. */
+export interface ModelKey {
+  versionId: string;
+  name?: string;
+  version?: string;
+  /** Per-model overrides of the manager's batching defaults. */
+  batching?: Partial<BatchingOptions>;
+}
+
+export interface LoadedModel {
+  key: ModelKey;
+  runtime: Runtime;
+  signature: ModelSignature;
+  memoryBytes: number;
+  loadedAt: number;
+  lastUsedAt: number;
+}
+
+export interface ModelManagerOptions {
+  loadBytes(key: ModelKey): Promise<Uint8Array>;
+  /** Opens bytes as a runtime; ONNX Runtime unless replaced (tests wrap it, later runtimes plug in). */
+  loadRuntime?(bytes: Uint8Array, key: ModelKey): Promise<Runtime>;
+  /** Sum of `Runtime.memoryBytes()` the manager keeps loaded before evicting least recently used models. */
+  memoryBudgetBytes: number;
+  /** Unload a model unused for this long; 0 keeps models until evicted. */
+  idleUnloadMs: number;
+  /** Wall clock in milliseconds; injectable so idle unloading is testable without waiting. */
+  now?: () => number;
+  /** Run one inference on zeros right after loading so the first real request does not pay for it. */
+  warmup: boolean;
+  batchingDefaults: BatchingOptions;
+  metrics?: ServingMetricsSink;
+}
+
+interface Entry extends LoadedModel {
+  batcher: Batcher;
+  /** Calls inside `infer` right now, including the gap before the batcher sees them. */
+  active: number;
+}
+
+/**
+ * Resolves a model version to a loaded runtime: loads on first use (concurrent first uses share one
+ * load), keeps the sum of model sizes under a budget by evicting the least recently used idle model,
+ * unloads idle models, and routes inference through each version's Batcher.
+ */
+export class ModelManager {
+  readonly #options: ModelManagerOptions;
+  readonly #now: () => number;
+  readonly #entries = new Map<string, Entry>();
+  readonly #loading = new Map<string, Promise<Entry>>();
+  #sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: ModelManagerOptions) {
+    if (!(options.memoryBudgetBytes > 0)) throw new RangeError('memoryBudgetBytes must be > 0');
+    if (!(options.idleUnloadMs >= 0)) throw new RangeError('idleUnloadMs must be >= 0');
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    if (options.idleUnloadMs > 0) {
+      this.#sweepTimer = setInterval(() => void this.sweepIdle(), Math.min(options.idleUnloadMs, 30_000));
+      this.#sweepTimer.unref();
+    }
+  }
+
+  /** The loaded entry for a version, loading it if needed. */
+  async acquire(key: ModelKey): Promise<LoadedModel> {
+    return await this.#acquireEntry(key);
+  }
+
+  async infer(key: ModelKey, request: InferRequest): Promise<InferResponse> {
+    const entry = await this.#acquireEntry(key);
+    entry.active++;
+    try {
+      return await entry.batcher.submit(request);
+    } finally {
+      entry.active--;
+      entry.lastUsedAt = this.#now();
+    }
+  }
+
+  isLoaded(versionId: string): boolean {
+    return this.#entries.has(versionId);
+  }
+
+  loaded(): { key: ModelKey; memoryBytes: number; loadedAt: number; lastUsedAt: number }[] {
+    return [...this.#entries.values()].map((entry) => ({
+      key: entry.key,
+      memoryBytes: entry.memoryBytes,
+      loadedAt: entry.loadedAt,
+      lastUsedAt: entry.lastUsedAt,
+    }));
+  }
+
+  /** Unloads a version after its queued requests finish. Resolves false if it was not loaded. */
+  async unload(key: Pick<ModelKey, 'versionId'>): Promise<boolean> {
+    const loading = this.#loading.get(key.versionId);
+    if (loading !== undefined) await loading.catch(() => undefined);
+    const entry = this.#entries.get(key.versionId);
+    if (entry === undefined) return false;
+    await this.#remove(entry);
+    return true;
+  }
+
+  /** Unloads models idle for at least `idleUnloadMs`; returns their version ids. */
+  async sweepIdle(): Promise<string[]> {
+    if (this.#options.idleUnloadMs === 0) return [];
+    const cutoff = this.#now() - this.#options.idleUnloadMs;
+    const idle = [...this.#entries.values()].filter((entry) => entry.lastUsedAt <= cutoff && !isBusy(entry));
+    await Promise.all(idle.map((entry) => this.#remove(entry)));
+    return idle.map((entry) => entry.key.versionId);
+  }
+
+  async close(): Promise<void> {
+    if (this.#sweepTimer !== undefined) clearInterval(this.#sweepTimer);
+    await Promise.allSettled([...this.#loading.values()]);
+    await Promise.all([...this.#entries.values()].map((entry) => this.#remove(entry)));
+  }
+
+  async #acquireEntry(key: ModelKey): Promise<Entry> {
+    const existing = this.#entries.get(key.versionId);
+    if (existing !== undefined) {
+      existing.lastUsedAt = this.#now();
+      return existing;
+    }
+    let loading = this.#loading.get(key.versionId);
+    if (loading === undefined) {
+      loading = this.#load(key).finally(() => this.#loading.delete(key.versionId));
+      this.#loading.set(key.versionId, loading);
+    }
+    return await loading;
+  }
+
+  async #load(key: ModelKey): Promise<Entry> {
+    const bytes = await this.#options.loadBytes(key);
+    const runtime = await (this.#options.loadRuntime ?? ((data: Uint8Array) => loadOnnxRuntime(data)))(bytes, key);
+    const memoryBytes = runtime.memoryBytes();
+    if (memoryBytes > this.#options.memoryBudgetBytes) {
+      await runtime.dispose();
+      throw new AiaasError(
+        'MODEL_LOAD_FAILED',
+        `model needs about ${memoryBytes} bytes, more than the whole serving memory budget of ${this.#options.memoryBudgetBytes} bytes`,
+      );
+    }
+    const signature = runtime.signature();
+    if (this.#options.warmup) {
+      try {
+        await runtime.infer(signature.inputs.map((spec) => zeroTensor(spec)));
+      } catch (error) {
+        await runtime.dispose();
+        throw new AiaasError('MODEL_LOAD_FAILED', `warmup inference failed: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    const labels = labelsOf(key);
+    const batching = { ...this.#options.batchingDefaults, ...key.batching };
+    const now = this.#now();
+    const entry: Entry = {
+      key,
+      runtime,
+      signature,
+      memoryBytes,
+      loadedAt: now,
+      lastUsedAt: now,
+      active: 0,
+      batcher: new Batcher(runtime, { ...batching, labels, ...(this.#options.metrics === undefined ? {} : { metrics: this.#options.metrics }) }),
+    };
+    this.#entries.set(key.versionId, entry);
+    await this.#evictOverBudget(entry);
+    this.#reportLoaded();
+    return entry;
+  }
+
+  /** Evicts least recently used idle models until the budget holds; busy models are never evicted. */
+  async #evictOverBudget(keep: Entry): Promise<void> {
+    let total = this.#totalBytes();
+    const candidates = [...this.#entries.values()]
+      .filter((entry) => entry !== keep)
+      .sort((left, right) => left.lastUsedAt - right.lastUsedAt);
+    for (const entry of candidates) {
+      if (total <= this.#options.memoryBudgetBytes) break;
+      if (isBusy(entry)) continue;
+      total -= entry.memoryBytes;
+      await this.#remove(entry);
+    }
+  }
+
+  async #remove(entry: Entry): Promise<void> {
+    if (this.#entries.get(entry.key.versionId) !== entry) return;
+    // Removed from the map first so new requests load a fresh copy instead of queuing on this one.
+    this.#entries.delete(entry.key.versionId);
+    this.#reportLoaded();
+    await entry.batcher.flush();
+    await entry.runtime.dispose();
+  }
+
+  #totalBytes(): number {
+    let total = 0;
+    for (const entry of this.#entries.values()) total += entry.memoryBytes;
+    return total;
+  }
+
+  #reportLoaded(): void {
+    this.#options.metrics?.modelsLoaded(this.#entries.size, this.#totalBytes());
+  }
+}
+
+function isBusy(entry: Entry): boolean {
+  return entry.active > 0 || entry.batcher.pending > 0;
+}
+
+function labelsOf(key: ModelKey): ModelLabels {
+  return { model: key.name ?? key.versionId, version: key.version ?? '' };
+}
