@@ -1,0 +1,216 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AiaasError } from '../errors.ts';
+
+/** `sha256:` + 64 lowercase hex digits of the bytes as stored. */
+export type ArtifactRef = `sha256:${string}`;
+
+/**
+ * Immutable, content-addressed blob storage. Byte-agnostic: encryption and
+ * compression are layered on top by callers, and the hash covers what is stored.
+ */
+export interface ArtifactStore {
+  /** Stores the bytes (idempotent for identical content) and returns their ref. */
+  put(bytes: Uint8Array): Promise<ArtifactRef>;
+  /** Throws NOT_FOUND when absent and ARTIFACT_CORRUPT when the stored bytes no longer match the ref. */
+  get(ref: ArtifactRef): Promise<Uint8Array>;
+  has(ref: ArtifactRef): Promise<boolean>;
+  /** Removing an absent artifact is not an error. */
+  delete(ref: ArtifactRef): Promise<void>;
+  list(): AsyncIterable<ArtifactRef>;
+}
+
+const refPattern = /^sha256:([0-9a-f]{64})$/;
+const temporaryPrefix = '.tmp-';
+
+export function artifactRefOf(bytes: Uint8Array): ArtifactRef {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+export function isArtifactRef(value: unknown): value is ArtifactRef {
+  return typeof value === 'string' && refPattern.test(value);
+}
+
+/** Refs come from the database or from clients; parsing them strictly is what keeps paths inside the root. */
+function hexOf(ref: string): string {
+  const match = refPattern.exec(ref);
+  if (match === null || match[1] === undefined) {
+    throw new AiaasError('INVALID_REQUEST', `'${ref}' is not an artifact reference`, {
+      details: { expected: 'sha256:<64 lowercase hex digits>' },
+    });
+  }
+  return match[1];
+}
+
+function isMissing(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'ENOENT';
+}
+
+export interface FileSystemArtifactStoreOptions {
+  /**
+   * Temporary files younger than this survive the sweep at open: another
+   * process or worker thread sharing the root may be writing them right now.
+   */
+  readonly sweepTemporaryFilesOlderThanMs?: number;
+  readonly now?: () => Date;
+}
+
+/**
+ * Layout `root/ab/cd/<hex>`. A put writes `.tmp-*` beside its destination,
+ * fsyncs it, renames it into place and fsyncs the directory, so a crash leaves
+ * either no artifact or a complete one, plus at worst a temp file that the
+ * next open sweeps away.
+ */
+export class FileSystemArtifactStore implements ArtifactStore {
+  readonly rootDir: string;
+  readonly #now: () => Date;
+
+  constructor(rootDir: string, options: Pick<FileSystemArtifactStoreOptions, 'now'> = {}) {
+    this.rootDir = rootDir;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  /** Creates the root if needed and sweeps temp files left by a crash. */
+  static async open(rootDir: string, options: FileSystemArtifactStoreOptions = {}): Promise<FileSystemArtifactStore> {
+    const store = new FileSystemArtifactStore(rootDir, options);
+    await mkdir(rootDir, { recursive: true });
+    await store.sweepTemporaryFiles({ olderThanMs: options.sweepTemporaryFilesOlderThanMs ?? 10 * 60 * 1000 });
+    return store;
+  }
+
+  #directoryOf(hex: string): string {
+    return join(this.rootDir, hex.slice(0, 2), hex.slice(2, 4));
+  }
+
+  #pathOf(hex: string): string {
+    return join(this.#directoryOf(hex), hex);
+  }
+
+  async put(bytes: Uint8Array): Promise<ArtifactRef> {
+    const ref = artifactRefOf(bytes);
+    const hex = hexOf(ref);
+    const destination = this.#pathOf(hex);
+    // Same name means same content; the size check lets a put heal a truncated file.
+    const existing = await stat(destination).catch((error: unknown) => {
+      if (isMissing(error)) return undefined;
+      throw error;
+    });
+    if (existing !== undefined && existing.size === bytes.byteLength) return ref;
+
+    const directory = this.#directoryOf(hex);
+    await mkdir(directory, { recursive: true });
+    const temporary = join(directory, `${temporaryPrefix}${hex}-${randomBytes(6).toString('hex')}`);
+    try {
+      const handle = await open(temporary, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+      try {
+        await handle.writeFile(bytes);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temporary, destination);
+    } catch (error) {
+      await rm(temporary, { force: true });
+      throw error;
+    }
+    await syncDirectory(directory);
+    return ref;
+  }
+
+  async get(ref: ArtifactRef): Promise<Uint8Array> {
+    const hex = hexOf(ref);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.#pathOf(hex));
+    } catch (error) {
+      if (isMissing(error)) throw new AiaasError('NOT_FOUND', `Artifact ${ref} not found`, { details: { ref } });
+      throw error;
+    }
+    const actual = artifactRefOf(bytes);
+    if (actual !== ref) {
+      throw new AiaasError('ARTIFACT_CORRUPT', `Artifact ${ref} failed its integrity check`, {
+        details: { ref, actual },
+      });
+    }
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  async has(ref: ArtifactRef): Promise<boolean> {
+    try {
+      return (await stat(this.#pathOf(hexOf(ref)))).isFile();
+    } catch (error) {
+      if (isMissing(error)) return false;
+      throw error;
+    }
+  }
+
+  async delete(ref: ArtifactRef): Promise<void> {
+    const hex = hexOf(ref);
+    try {
+      await unlink(this.#pathOf(hex));
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw error;
+    }
+    await syncDirectory(this.#directoryOf(hex));
+  }
+
+  async *list(): AsyncIterable<ArtifactRef> {
+    for (const first of await listDirectory(this.rootDir)) {
+      if (!/^[0-9a-f]{2}$/.test(first)) continue;
+      for (const second of await listDirectory(join(this.rootDir, first))) {
+        if (!/^[0-9a-f]{2}$/.test(second)) continue;
+        for (const name of await listDirectory(join(this.rootDir, first, second))) {
+          if (/^[0-9a-f]{64}$/.test(name) && name.startsWith(first + second)) yield `sha256:${name}`;
+        }
+      }
+    }
+  }
+
+  /** Removes `.tmp-*` files older than `olderThanMs` (0 = all). Returns how many went. */
+  async sweepTemporaryFiles(options: { olderThanMs?: number } = {}): Promise<number> {
+    const cutoff = this.#now().getTime() - (options.olderThanMs ?? 0);
+    let removed = 0;
+    for (const first of await listDirectory(this.rootDir)) {
+      for (const second of await listDirectory(join(this.rootDir, first))) {
+        const directory = join(this.rootDir, first, second);
+        for (const name of await listDirectory(directory)) {
+          if (!name.startsWith(temporaryPrefix)) continue;
+          const path = join(directory, name);
+          const info = await stat(path).catch(() => undefined);
+          if (info === undefined || info.mtimeMs > cutoff) continue;
+          await rm(path, { force: true });
+          removed += 1;
+        }
+      }
+    }
+    return removed;
+  }
+}
+
+/** Entries of a directory, or none if it is missing or not a directory. */
+async function listDirectory(path: string): Promise<string[]> {
+  try {
+    return (await readdir(path)).sort();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw error;
+  }
+}
+
+/** Makes a rename or unlink durable. Some platforms cannot fsync a directory; that is only lost durability. */
+async function syncDirectory(path: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(path, fsConstants.O_RDONLY);
+    await handle.sync();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EBADF') throw error;
+  } finally {
+    await handle?.close();
+  }
+}

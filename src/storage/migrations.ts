@@ -1,0 +1,239 @@
+import { sql, type Kysely, type CreateTableBuilder } from 'kysely';
+import { AiaasError } from '../errors.ts';
+import type { Schema } from './schema.ts';
+
+export type SqlDialectName = 'sqlite' | 'postgres';
+
+export interface MigrationContext {
+  readonly dialect: SqlDialectName;
+}
+
+/**
+ * A migration sees the database as it was when the migration was written, not
+ * as `Schema` describes it today, hence the untyped handle.
+ */
+export interface Migration {
+  readonly name: string;
+  up(db: Kysely<unknown>, context: MigrationContext): Promise<void>;
+}
+
+/**
+ * SQLite spells an auto-increment key `integer primary key autoincrement`,
+ * PostgreSQL wants an identity column; everything else below is common DDL.
+ */
+function addAutoIncrementKey<T extends string>(
+  table: CreateTableBuilder<T, never>,
+  column: string,
+  context: MigrationContext,
+): CreateTableBuilder<T, never> {
+  return context.dialect === 'postgres'
+    ? table.addColumn(column, 'integer', (col) => col.primaryKey().generatedAlwaysAsIdentity())
+    : table.addColumn(column, 'integer', (col) => col.primaryKey().autoIncrement());
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    name: '0001_initial',
+    async up(db, context) {
+      await db.schema
+        .createTable('tenants')
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('name', 'text', (col) => col.notNull().unique())
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .addColumn('deleted_at', 'text')
+        .execute();
+
+      await db.schema
+        .createTable('tenant_keys')
+        .addColumn('tenant_id', 'text', (col) => col.primaryKey().references('tenants.id'))
+        .addColumn('wrapped_key', 'text', (col) => col.notNull())
+        .addColumn('master_key_version', 'integer', (col) => col.notNull())
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('name', 'text', (col) => col.notNull())
+        .addColumn('prefix', 'text', (col) => col.notNull())
+        .addColumn('key_hash', 'text', (col) => col.notNull().unique())
+        .addColumn('role', 'text', (col) =>
+          col.notNull().check(sql`role in ('admin', 'developer', 'viewer', 'inference')`),
+        )
+        .addColumn('allowed_models', 'text')
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .addColumn('expires_at', 'text')
+        .addColumn('revoked_at', 'text')
+        .addColumn('last_used_at', 'text')
+        .execute();
+      await db.schema.createIndex('api_keys_tenant').on('api_keys').columns(['tenant_id', 'created_at']).execute();
+
+      await db.schema
+        .createTable('datasets')
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('name', 'text', (col) => col.notNull())
+        .addColumn('format', 'text', (col) => col.notNull().check(sql`format in ('csv', 'jsonl', 'idx')`))
+        .addColumn('artifact_ref', 'text', (col) => col.notNull())
+        .addColumn('labels_artifact_ref', 'text')
+        .addColumn('schema_json', 'text', (col) => col.notNull())
+        .addColumn('row_count', 'bigint', (col) => col.notNull())
+        .addColumn('bytes', 'bigint', (col) => col.notNull())
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .addUniqueConstraint('datasets_tenant_name', ['tenant_id', 'name'])
+        .execute();
+
+      await db.schema
+        .createTable('models')
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('name', 'text', (col) => col.notNull())
+        .addColumn('description', 'text', (col) => col.notNull())
+        .addColumn('batching_json', 'text')
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .addUniqueConstraint('models_tenant_name', ['tenant_id', 'name'])
+        .execute();
+
+      await db.schema
+        .createTable('model_versions')
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('model_id', 'text', (col) => col.notNull().references('models.id').onDelete('cascade'))
+        .addColumn('version', 'integer', (col) => col.notNull())
+        .addColumn('source', 'text', (col) => col.notNull().check(sql`source in ('upload', 'job')`))
+        .addColumn('onnx_ref', 'text', (col) => col.notNull())
+        .addColumn('saved_model_refs_json', 'text')
+        .addColumn('signature_json', 'text', (col) => col.notNull())
+        .addColumn('metrics_json', 'text')
+        .addColumn('job_id', 'text')
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .addUniqueConstraint('model_versions_model_version', ['model_id', 'version'])
+        .execute();
+
+      await db.schema
+        .createTable('aliases')
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('model_id', 'text', (col) => col.notNull().references('models.id').onDelete('cascade'))
+        .addColumn('name', 'text', (col) => col.notNull())
+        // No cascade: a version an alias points to must not silently vanish (ALIAS_IN_USE).
+        .addColumn('version_id', 'text', (col) => col.notNull().references('model_versions.id'))
+        .addColumn('updated_at', 'text', (col) => col.notNull())
+        .addPrimaryKeyConstraint('aliases_pk', ['model_id', 'name'])
+        .execute();
+      await db.schema.createIndex('aliases_version').on('aliases').column('version_id').execute();
+
+      await db.schema
+        .createTable('jobs')
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('model_name', 'text', (col) => col.notNull())
+        .addColumn('status', 'text', (col) =>
+          col.notNull().check(sql`status in ('queued', 'running', 'succeeded', 'failed', 'cancelled')`),
+        )
+        .addColumn('spec_json', 'text', (col) => col.notNull())
+        .addColumn('settings_json', 'text', (col) => col.notNull())
+        // Plain ids, not foreign keys: job history must outlive a deleted dataset or version.
+        .addColumn('dataset_id', 'text', (col) => col.notNull())
+        .addColumn('test_dataset_id', 'text')
+        .addColumn('epoch', 'integer', (col) => col.notNull())
+        .addColumn('step', 'integer', (col) => col.notNull())
+        .addColumn('total_epochs', 'integer', (col) => col.notNull())
+        .addColumn('loss', 'double precision')
+        .addColumn('metrics_history_json', 'text', (col) => col.notNull())
+        .addColumn('error_json', 'text')
+        .addColumn('checkpoint_ref', 'text')
+        .addColumn('lease_owner', 'text')
+        .addColumn('lease_expires_at', 'text')
+        .addColumn('result_version_id', 'text')
+        .addColumn('cancel_requested', 'integer', (col) => col.notNull())
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .addColumn('started_at', 'text')
+        .addColumn('finished_at', 'text')
+        .execute();
+      await db.schema.createIndex('jobs_status_created').on('jobs').columns(['status', 'created_at']).execute();
+      await db.schema.createIndex('jobs_tenant_created').on('jobs').columns(['tenant_id', 'created_at']).execute();
+
+      await addAutoIncrementKey(db.schema.createTable('job_events'), 'id', context)
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('job_id', 'text', (col) => col.notNull().references('jobs.id').onDelete('cascade'))
+        .addColumn('type', 'text', (col) => col.notNull())
+        .addColumn('payload_json', 'text', (col) => col.notNull())
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .execute();
+      await db.schema.createIndex('job_events_job').on('job_events').columns(['job_id', 'id']).execute();
+
+      await addAutoIncrementKey(db.schema.createTable('audit_log'), 'seq', context)
+        .addColumn('tenant_id', 'text')
+        .addColumn('key_id', 'text')
+        .addColumn('action', 'text', (col) => col.notNull())
+        .addColumn('resource', 'text', (col) => col.notNull())
+        .addColumn('outcome', 'text', (col) => col.notNull())
+        .addColumn('ip', 'text', (col) => col.notNull())
+        .addColumn('at', 'text', (col) => col.notNull())
+        .addColumn('detail_json', 'text', (col) => col.notNull())
+        // Unique so two writers racing on the same predecessor cannot fork the chain.
+        .addColumn('prev_hash', 'text', (col) => col.notNull().unique())
+        .addColumn('hash', 'text', (col) => col.notNull().unique())
+        .execute();
+      await db.schema.createIndex('audit_log_tenant').on('audit_log').columns(['tenant_id', 'seq']).execute();
+
+      await db.schema
+        .createTable('usage_counters')
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('model_name', 'text', (col) => col.notNull())
+        .addColumn('day', 'text', (col) => col.notNull())
+        .addColumn('requests', 'bigint', (col) => col.notNull())
+        .addPrimaryKeyConstraint('usage_counters_pk', ['tenant_id', 'model_name', 'day'])
+        .execute();
+    },
+  },
+];
+
+/**
+ * Applies every migration not yet recorded in the `migrations` table, each in
+ * its own transaction together with its bookkeeping row, so a crash leaves the
+ * database at a migration boundary. Returns the names applied by this call.
+ */
+export async function migrateToLatest(
+  db: Kysely<Schema>,
+  options: { context: MigrationContext; now?: () => Date; migrations?: readonly Migration[] },
+): Promise<string[]> {
+  const list = options.migrations ?? migrations;
+  const now = options.now ?? (() => new Date());
+
+  await db.schema
+    .createTable('migrations')
+    .ifNotExists()
+    .addColumn('name', 'text', (col) => col.primaryKey())
+    .addColumn('applied_at', 'text', (col) => col.notNull())
+    .execute();
+
+  const known = new Set(list.map((migration) => migration.name));
+  const recorded = await db.selectFrom('migrations').select('name').execute();
+  const unknown = recorded.map((row) => row.name).filter((name) => !known.has(name));
+  if (unknown.length > 0) {
+    // Running old code on a newer schema would corrupt data in ways no error reports later.
+    throw new AiaasError('CONFIG_INVALID', 'The database was migrated by a newer version of aiaas', {
+      details: { unknownMigrations: unknown },
+    });
+  }
+
+  const applied: string[] = [];
+  for (const migration of list) {
+    const didApply = await db.transaction().execute(async (transaction) => {
+      // Re-checked inside the transaction: another process may have applied it meanwhile.
+      const existing = await transaction
+        .selectFrom('migrations')
+        .select('name')
+        .where('name', '=', migration.name)
+        .executeTakeFirst();
+      if (existing !== undefined) return false;
+      await migration.up(transaction as unknown as Kysely<unknown>, options.context);
+      await transaction.insertInto('migrations').values({ name: migration.name, applied_at: now().toISOString() }).execute();
+      return true;
+    });
+    if (didApply) applied.push(migration.name);
+  }
+  return applied;
+}

@@ -1,0 +1,111 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { AuditLogTable, Schema } from '../schema.ts';
+import { inTransaction, isUniqueViolation } from '../support.ts';
+
+/**
+ * One audit entry as the hash chain sees it. `detailJson` stays a string so the
+ * bytes the caller hashed are exactly the bytes stored and read back.
+ */
+export interface AuditEntry {
+  readonly tenantId: string | null;
+  readonly keyId: string | null;
+  readonly action: string;
+  readonly resource: string;
+  readonly outcome: string;
+  readonly ip: string;
+  readonly at: string;
+  readonly detailJson: string;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+export interface AuditRecord extends AuditEntry {
+  readonly seq: number;
+}
+
+function toRecord(row: Selectable<AuditLogTable>): AuditRecord {
+  return {
+    seq: Number(row.seq),
+    tenantId: row.tenant_id,
+    keyId: row.key_id,
+    action: row.action,
+    resource: row.resource,
+    outcome: row.outcome,
+    ip: row.ip,
+    at: row.at,
+    detailJson: row.detail_json,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+function toRow(entry: AuditEntry): Omit<Selectable<AuditLogTable>, 'seq'> {
+  return {
+    tenant_id: entry.tenantId,
+    key_id: entry.keyId,
+    action: entry.action,
+    resource: entry.resource,
+    outcome: entry.outcome,
+    ip: entry.ip,
+    at: entry.at,
+    detail_json: entry.detailJson,
+    prev_hash: entry.prevHash,
+    hash: entry.hash,
+  };
+}
+
+/**
+ * Stores the audit chain; hashing is `src/security/`'s job. `prev_hash` is
+ * unique, so two writers that both extended the same predecessor cannot both
+ * commit: the loser retries `appendWith` against the new tail.
+ */
+export class AuditRepository {
+  readonly #db: Kysely<Schema>;
+
+  constructor(db: Kysely<Schema>) {
+    this.#db = db;
+  }
+
+  async append(entry: AuditEntry): Promise<AuditRecord> {
+    const row = await this.#db.insertInto('audit_log').values(toRow(entry)).returningAll().executeTakeFirstOrThrow();
+    return toRecord(row);
+  }
+
+  /** Reads the tail and appends `build(tail)` in one transaction. `build` must be pure: it may run more than once. */
+  async appendWith(build: (previous: AuditRecord | undefined) => AuditEntry | Promise<AuditEntry>): Promise<AuditRecord> {
+    const attempts = 5;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await inTransaction(this.#db, async (transaction) => {
+          const previous = await new AuditRepository(transaction).last();
+          return new AuditRepository(transaction).append(await build(previous));
+        });
+      } catch (error) {
+        if (!isUniqueViolation(error) || attempt >= attempts || this.#db.isTransaction) throw error;
+      }
+    }
+  }
+
+  async last(): Promise<AuditRecord | undefined> {
+    const row = await this.#db.selectFrom('audit_log').selectAll().orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    return row === undefined ? undefined : toRecord(row);
+  }
+
+  /** The whole chain (or the part after `afterSeq`) in seq order, for verification and export. */
+  async listAll(options: { afterSeq?: number; limit?: number } = {}): Promise<AuditRecord[]> {
+    let query = this.#db.selectFrom('audit_log').selectAll();
+    if (options.afterSeq !== undefined) query = query.where('seq', '>', options.afterSeq);
+    if (options.limit !== undefined) query = query.limit(Math.max(1, Math.trunc(options.limit)));
+    const rows = await query.orderBy('seq').execute();
+    return rows.map(toRecord);
+  }
+
+  /** One tenant's entries in seq order (what a tenant admin may read). */
+  async list(tenantId: string, options: { afterSeq?: number; limit?: number } = {}): Promise<AuditRecord[]> {
+    let query = this.#db.selectFrom('audit_log').selectAll().where('tenant_id', '=', tenantId);
+    if (options.afterSeq !== undefined) query = query.where('seq', '>', options.afterSeq);
+    const limit = Math.max(1, Math.min(1000, Math.trunc(options.limit ?? 100)));
+    const rows = await query.orderBy('seq').limit(limit).execute();
+    return rows.map(toRecord);
+  }
+}

@@ -1,0 +1,50 @@
+import type { Kysely } from 'kysely';
+import type { Schema } from '../schema.ts';
+import { inTransaction } from '../support.ts';
+import { ApiKeyRepository } from './api-keys.ts';
+import { AuditRepository } from './audit.ts';
+import { DatasetRepository } from './datasets.ts';
+import { JobRepository } from './jobs.ts';
+import { ModelRepository } from './models.ts';
+import { TenantKeyRepository } from './tenant-keys.ts';
+import { TenantRepository, type RepositoryOptions } from './tenants.ts';
+import { UsageRepository } from './usage.ts';
+
+export interface Repositories {
+  readonly tenants: TenantRepository;
+  readonly tenantKeys: TenantKeyRepository;
+  readonly apiKeys: ApiKeyRepository;
+  readonly datasets: DatasetRepository;
+  readonly models: ModelRepository;
+  readonly jobs: JobRepository;
+  readonly audit: AuditRepository;
+  readonly usage: UsageRepository;
+  /**
+   * Runs `work` with repositories bound to one transaction, so a caller can
+   * combine writes across aggregates (e.g. finish a job and add its version).
+   */
+  transaction<T>(work: (repositories: Repositories) => Promise<T>): Promise<T>;
+}
+
+export function createRepositories(db: Kysely<Schema>, options: RepositoryOptions = {}): Repositories {
+  return {
+    tenants: new TenantRepository(db, options),
+    tenantKeys: new TenantKeyRepository(db, options),
+    apiKeys: new ApiKeyRepository(db, options),
+    datasets: new DatasetRepository(db, options),
+    models: new ModelRepository(db, options),
+    jobs: new JobRepository(db, options),
+    audit: new AuditRepository(db),
+    usage: new UsageRepository(db),
+    transaction: (work) => inTransaction(db, (transaction) => work(createRepositories(transaction, options))),
+  };
+}
+
+export * from './api-keys.ts';
+export * from './audit.ts';
+export * from './datasets.ts';
+export * from './jobs.ts';
+export * from './models.ts';
+export * from './tenant-keys.ts';
+export * from './tenants.ts';
+export * from './usage.ts';

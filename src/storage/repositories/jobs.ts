@@ -1,0 +1,369 @@
+import type { Kysely, Selectable } from 'kysely';
+import { AiaasError } from '../../errors.ts';
+import type { JobEventsTable, JobStatus, JobsTable, Schema } from '../schema.ts';
+import {
+  fromJsonText,
+  inTransaction,
+  newId,
+  pageLimit,
+  pageOffset,
+  toJsonText,
+  toNullableJsonText,
+  type Page,
+} from '../support.ts';
+import type { RepositoryOptions } from './tenants.ts';
+
+export const jobStatuses: readonly JobStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+export type FinishedJobStatus = Extract<JobStatus, 'succeeded' | 'failed' | 'cancelled'>;
+
+export interface JobRecord {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly modelName: string;
+  readonly status: JobStatus;
+  readonly spec: unknown;
+  readonly settings: unknown;
+  readonly datasetId: string;
+  readonly testDatasetId: string | null;
+  readonly epoch: number;
+  readonly step: number;
+  readonly totalEpochs: number;
+  readonly loss: number | null;
+  readonly metricsHistory: readonly unknown[];
+  readonly error: unknown;
+  readonly checkpointRef: string | null;
+  readonly leaseOwner: string | null;
+  readonly leaseExpiresAt: string | null;
+  readonly resultVersionId: string | null;
+  readonly cancelRequested: boolean;
+  readonly createdAt: string;
+  readonly startedAt: string | null;
+  readonly finishedAt: string | null;
+}
+
+export interface NewJob {
+  readonly id?: string;
+  readonly modelName: string;
+  readonly spec: unknown;
+  readonly settings: unknown;
+  readonly datasetId: string;
+  readonly testDatasetId?: string | null;
+  readonly totalEpochs: number;
+}
+
+export interface JobProgress {
+  readonly epoch?: number;
+  readonly step?: number;
+  readonly loss?: number | null;
+  readonly metricsHistory?: readonly unknown[];
+  readonly checkpointRef?: string | null;
+}
+
+export interface JobEventRecord {
+  readonly id: number;
+  readonly tenantId: string;
+  readonly jobId: string;
+  readonly type: string;
+  readonly payload: unknown;
+  readonly createdAt: string;
+}
+
+function toJob(row: Selectable<JobsTable>): JobRecord {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    modelName: row.model_name,
+    status: row.status,
+    spec: fromJsonText<unknown>(row.spec_json),
+    settings: fromJsonText<unknown>(row.settings_json),
+    datasetId: row.dataset_id,
+    testDatasetId: row.test_dataset_id,
+    epoch: Number(row.epoch),
+    step: Number(row.step),
+    totalEpochs: Number(row.total_epochs),
+    loss: row.loss === null ? null : Number(row.loss),
+    metricsHistory: fromJsonText<unknown[]>(row.metrics_history_json),
+    error: fromJsonText<unknown>(row.error_json),
+    checkpointRef: row.checkpoint_ref,
+    leaseOwner: row.lease_owner,
+    leaseExpiresAt: row.lease_expires_at,
+    resultVersionId: row.result_version_id,
+    cancelRequested: Number(row.cancel_requested) === 1,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+function toEvent(row: Selectable<JobEventsTable>): JobEventRecord {
+  return {
+    id: Number(row.id),
+    tenantId: row.tenant_id,
+    jobId: row.job_id,
+    type: row.type,
+    payload: fromJsonText<unknown>(row.payload_json),
+    createdAt: row.created_at,
+  };
+}
+
+/**
+ * The training queue lives in the `jobs` table. A worker holds a job through a
+ * lease (owner + expiry) that it keeps renewing; a lease that runs out means the
+ * worker died, and `claimNext` hands the job to someone else, who resumes from
+ * `checkpointRef`. Every write a worker makes is conditioned on still holding
+ * the lease, so a presumed-dead worker that wakes up cannot clobber the new one.
+ */
+export class JobRepository {
+  readonly #db: Kysely<Schema>;
+  readonly #now: () => Date;
+
+  constructor(db: Kysely<Schema>, options: RepositoryOptions = {}) {
+    this.#db = db;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  async create(tenantId: string, input: NewJob): Promise<JobRecord> {
+    const row: Selectable<JobsTable> = {
+      id: input.id ?? newId('job'),
+      tenant_id: tenantId,
+      model_name: input.modelName,
+      status: 'queued',
+      spec_json: toJsonText(input.spec ?? null),
+      settings_json: toJsonText(input.settings ?? null),
+      dataset_id: input.datasetId,
+      test_dataset_id: input.testDatasetId ?? null,
+      epoch: 0,
+      step: 0,
+      total_epochs: input.totalEpochs,
+      loss: null,
+      metrics_history_json: '[]',
+      error_json: null,
+      checkpoint_ref: null,
+      lease_owner: null,
+      lease_expires_at: null,
+      result_version_id: null,
+      cancel_requested: 0,
+      created_at: this.#now().toISOString(),
+      started_at: null,
+      finished_at: null,
+    };
+    await this.#db.insertInto('jobs').values(row).execute();
+    return toJob(row);
+  }
+
+  async get(tenantId: string, id: string): Promise<JobRecord | undefined> {
+    const row = await this.#db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row === undefined ? undefined : toJob(row);
+  }
+
+  /** Newest first. */
+  async list(tenantId: string, filter: Page & { status?: JobStatus } = {}): Promise<JobRecord[]> {
+    let query = this.#db.selectFrom('jobs').selectAll().where('tenant_id', '=', tenantId);
+    if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+    const rows = await query
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(pageLimit(filter))
+      .offset(pageOffset(filter))
+      .execute();
+    return rows.map(toJob);
+  }
+
+  /** Across all tenants when `tenantId` is omitted (for metrics and the scheduler). */
+  async countByStatus(tenantId?: string): Promise<Record<JobStatus, number>> {
+    let query = this.#db
+      .selectFrom('jobs')
+      .select((select) => ['status', select.fn.countAll<number>().as('count')])
+      .groupBy('status');
+    if (tenantId !== undefined) query = query.where('tenant_id', '=', tenantId);
+    const rows = await query.execute();
+    const counts: Record<JobStatus, number> = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
+    for (const row of rows) counts[row.status] = Number(row.count);
+    return counts;
+  }
+
+  /**
+   * Takes the oldest job that is queued, or running with an expired lease
+   * (its worker crashed), and leases it to `owner` for `leaseMs`. Not tenant-scoped:
+   * workers serve every tenant. The update re-checks the claim condition, so of two
+   * processes racing for one job exactly one wins; the loser moves on to the next.
+   */
+  async claimNext(owner: string, leaseMs: number, now: Date = this.#now()): Promise<JobRecord | undefined> {
+    const nowIso = now.toISOString();
+    const expiresAt = new Date(now.getTime() + leaseMs).toISOString();
+    const attempts = 5;
+    for (let attempt = 0; attempt < attempts; attempt += 1) {
+      const claimed = await inTransaction(this.#db, async (transaction) => {
+        const candidate = await transaction
+          .selectFrom('jobs')
+          .select(['id', 'status'])
+          .where((where) =>
+            where.or([
+              where('status', '=', 'queued'),
+              where.and([where('status', '=', 'running'), where('lease_expires_at', '<', nowIso)]),
+            ]),
+          )
+          .orderBy('created_at')
+          .orderBy('id')
+          .limit(1)
+          .executeTakeFirst();
+        if (candidate === undefined) return { found: false as const };
+        let update = transaction
+          .updateTable('jobs')
+          .set((set) => ({
+            status: 'running',
+            lease_owner: owner,
+            lease_expires_at: expiresAt,
+            started_at: set.fn.coalesce('started_at', set.val(nowIso)),
+          }))
+          .where('id', '=', candidate.id)
+          .where('status', '=', candidate.status);
+        if (candidate.status === 'running') update = update.where('lease_expires_at', '<', nowIso);
+        const row = await update.returningAll().executeTakeFirst();
+        return { found: true as const, row };
+      });
+      if (!claimed.found) return undefined;
+      if (claimed.row !== undefined) return toJob(claimed.row);
+    }
+    return undefined;
+  }
+
+  /** Extends the lease; undefined means the lease was lost (job finished, cancelled elsewhere or re-claimed). */
+  async renewLease(
+    tenantId: string,
+    id: string,
+    owner: string,
+    leaseMs: number,
+    now: Date = this.#now(),
+  ): Promise<JobRecord | undefined> {
+    const row = await this.#db
+      .updateTable('jobs')
+      .set({ lease_expires_at: new Date(now.getTime() + leaseMs).toISOString() })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .where('status', '=', 'running')
+      .where('lease_owner', '=', owner)
+      .returningAll()
+      .executeTakeFirst();
+    return row === undefined ? undefined : toJob(row);
+  }
+
+  /** Returns false when `owner` no longer holds the job. */
+  async updateProgress(tenantId: string, id: string, owner: string, progress: JobProgress): Promise<boolean> {
+    const set: {
+      epoch?: number;
+      step?: number;
+      loss?: number | null;
+      metrics_history_json?: string;
+      checkpoint_ref?: string | null;
+    } = {};
+    if (progress.epoch !== undefined) set.epoch = progress.epoch;
+    if (progress.step !== undefined) set.step = progress.step;
+    if (progress.loss !== undefined) set.loss = progress.loss;
+    if (progress.metricsHistory !== undefined) set.metrics_history_json = toJsonText(progress.metricsHistory);
+    if (progress.checkpointRef !== undefined) set.checkpoint_ref = progress.checkpointRef;
+    // An empty progress still answers "do I hold the lease?", hence the no-op assignment.
+    const result = await this.#db
+      .updateTable('jobs')
+      .set(Object.keys(set).length > 0 ? set : { lease_owner: owner })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .where('status', '=', 'running')
+      .where('lease_owner', '=', owner)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /**
+   * Moves a queued or running job to a final status and drops its lease. With
+   * `owner`, only the lease holder may finish it. Returns false when the job was
+   * already final, missing, or leased by someone else.
+   */
+  async finish(
+    tenantId: string,
+    id: string,
+    input: { status: FinishedJobStatus; owner?: string; error?: unknown; resultVersionId?: string | null; now?: Date },
+  ): Promise<boolean> {
+    let query = this.#db
+      .updateTable('jobs')
+      .set({
+        status: input.status,
+        error_json: toNullableJsonText(input.error),
+        result_version_id: input.resultVersionId ?? null,
+        lease_owner: null,
+        lease_expires_at: null,
+        finished_at: (input.now ?? this.#now()).toISOString(),
+      })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .where('status', 'in', ['queued', 'running']);
+    if (input.owner !== undefined) query = query.where('lease_owner', '=', input.owner);
+    const result = await query.executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /**
+   * A queued job is cancelled on the spot; a running one gets a flag its worker
+   * honours at the next step. Throws JOB_NOT_CANCELLABLE for finished jobs;
+   * undefined when missing or another tenant's.
+   */
+  async requestCancel(tenantId: string, id: string): Promise<JobRecord | undefined> {
+    return inTransaction(this.#db, async (transaction) => {
+      const jobs = new JobRepository(transaction, { now: this.#now });
+      const job = await jobs.get(tenantId, id);
+      if (job === undefined) return undefined;
+      if (job.status === 'queued') {
+        await transaction
+          .updateTable('jobs')
+          .set({ status: 'cancelled', cancel_requested: 1, finished_at: this.#now().toISOString() })
+          .where('id', '=', id)
+          .execute();
+      } else if (job.status === 'running') {
+        await transaction.updateTable('jobs').set({ cancel_requested: 1 }).where('id', '=', id).execute();
+      } else {
+        throw new AiaasError('JOB_NOT_CANCELLABLE', `Job ${id} already ${job.status}`, {
+          details: { jobId: id, status: job.status },
+        });
+      }
+      return jobs.get(tenantId, id);
+    });
+  }
+
+  async appendEvent(tenantId: string, jobId: string, type: string, payload: unknown): Promise<JobEventRecord> {
+    const row = await this.#db
+      .insertInto('job_events')
+      .values({
+        tenant_id: tenantId,
+        job_id: jobId,
+        type,
+        payload_json: toJsonText(payload ?? null),
+        created_at: this.#now().toISOString(),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toEvent(row);
+  }
+
+  /** Events with id greater than `afterId`, oldest first: a client polls with the last id it saw. */
+  async listEvents(
+    tenantId: string,
+    jobId: string,
+    options: { afterId?: number; limit?: number } = {},
+  ): Promise<JobEventRecord[]> {
+    const rows = await this.#db
+      .selectFrom('job_events')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('job_id', '=', jobId)
+      .where('id', '>', options.afterId ?? 0)
+      .orderBy('id')
+      .limit(pageLimit({ limit: options.limit ?? 1000 }))
+      .execute();
+    return rows.map(toEvent);
+  }
+}

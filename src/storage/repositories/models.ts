@@ -1,0 +1,420 @@
+import type { Kysely, Selectable } from 'kysely';
+import { AiaasError } from '../../errors.ts';
+import type { AliasesTable, ModelVersionSource, ModelVersionsTable, ModelsTable, Schema } from '../schema.ts';
+import {
+  fromJsonText,
+  inTransaction,
+  isUniqueViolation,
+  newId,
+  pageLimit,
+  pageOffset,
+  toJsonText,
+  toNullableJsonText,
+  type Page,
+} from '../support.ts';
+import type { RepositoryOptions } from './tenants.ts';
+
+export interface ModelRecord {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly name: string;
+  readonly description: string;
+  /** Per-model batching overrides, shape owned by `src/serving/`; undefined = server defaults. */
+  readonly batching: unknown;
+  readonly createdAt: string;
+}
+
+export interface ModelVersionRecord {
+  readonly id: string;
+  readonly tenantId: string;
+  readonly modelId: string;
+  readonly version: number;
+  readonly source: ModelVersionSource;
+  readonly onnxRef: string;
+  /** e.g. `{ spec, safetensors, metrics }` artifact refs for versions trained here. */
+  readonly savedModelRefs: Readonly<Record<string, string>> | undefined;
+  readonly signature: unknown;
+  readonly metrics: unknown;
+  readonly jobId: string | null;
+  readonly createdAt: string;
+}
+
+export interface AliasRecord {
+  readonly tenantId: string;
+  readonly modelId: string;
+  readonly name: string;
+  readonly versionId: string;
+  readonly version: number;
+  readonly updatedAt: string;
+}
+
+export interface NewModelVersion {
+  readonly source: ModelVersionSource;
+  readonly onnxRef: string;
+  readonly savedModelRefs?: Readonly<Record<string, string>> | undefined;
+  readonly signature: unknown;
+  readonly metrics?: unknown;
+  readonly jobId?: string | null;
+}
+
+export interface ResolvedModelVersion {
+  readonly model: ModelRecord;
+  readonly version: ModelVersionRecord;
+}
+
+/** The word that always means "highest version"; it can never be an alias name. */
+export const latestSelector = 'latest';
+
+function toModel(row: Selectable<ModelsTable>): ModelRecord {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    name: row.name,
+    description: row.description,
+    batching: fromJsonText<unknown>(row.batching_json),
+    createdAt: row.created_at,
+  };
+}
+
+function toVersion(row: Selectable<ModelVersionsTable>): ModelVersionRecord {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    modelId: row.model_id,
+    version: Number(row.version),
+    source: row.source,
+    onnxRef: row.onnx_ref,
+    savedModelRefs: fromJsonText<Record<string, string>>(row.saved_model_refs_json),
+    signature: fromJsonText<unknown>(row.signature_json),
+    metrics: fromJsonText<unknown>(row.metrics_json),
+    jobId: row.job_id,
+    createdAt: row.created_at,
+  };
+}
+
+function toAlias(row: Selectable<AliasesTable> & { version: number }): AliasRecord {
+  return {
+    tenantId: row.tenant_id,
+    modelId: row.model_id,
+    name: row.name,
+    versionId: row.version_id,
+    version: Number(row.version),
+    updatedAt: row.updated_at,
+  };
+}
+
+const versionNumberPattern = /^[0-9]+$/;
+
+/**
+ * Aliases share the `name@selector` namespace with version numbers and
+ * `latest`, so those spellings are reserved.
+ */
+export function validateAliasName(name: string): void {
+  if (name.length === 0 || name.length > 64 || versionNumberPattern.test(name) || name === latestSelector) {
+    throw new AiaasError('INVALID_REQUEST', `'${name}' cannot be an alias name`, {
+      details: { reason: 'an alias must be 1-64 characters, not a number and not "latest"' },
+    });
+  }
+}
+
+/** The model aggregate: models, their numbered versions and the aliases that point at versions. */
+export class ModelRepository {
+  readonly #db: Kysely<Schema>;
+  readonly #now: () => Date;
+
+  constructor(db: Kysely<Schema>, options: RepositoryOptions = {}) {
+    this.#db = db;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  #with(db: Kysely<Schema>): ModelRepository {
+    return new ModelRepository(db, { now: this.#now });
+  }
+
+  // ---- models
+
+  async create(
+    tenantId: string,
+    input: { name: string; description?: string; batching?: unknown; id?: string },
+  ): Promise<ModelRecord> {
+    const row: Selectable<ModelsTable> = {
+      id: input.id ?? newId('mdl'),
+      tenant_id: tenantId,
+      name: input.name,
+      description: input.description ?? '',
+      batching_json: toNullableJsonText(input.batching),
+      created_at: this.#now().toISOString(),
+    };
+    try {
+      await this.#db.insertInto('models').values(row).execute();
+    } catch (error) {
+      if (isUniqueViolation(error)) {
+        throw new AiaasError('CONFLICT', `A model named '${input.name}' already exists`, { cause: error });
+      }
+      throw error;
+    }
+    return toModel(row);
+  }
+
+  async get(tenantId: string, id: string): Promise<ModelRecord | undefined> {
+    const row = await this.#db
+      .selectFrom('models')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row === undefined ? undefined : toModel(row);
+  }
+
+  async getByName(tenantId: string, name: string): Promise<ModelRecord | undefined> {
+    const row = await this.#db
+      .selectFrom('models')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return row === undefined ? undefined : toModel(row);
+  }
+
+  async list(tenantId: string, page?: Page): Promise<ModelRecord[]> {
+    const rows = await this.#db
+      .selectFrom('models')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .orderBy('name')
+      .limit(pageLimit(page))
+      .offset(pageOffset(page))
+      .execute();
+    return rows.map(toModel);
+  }
+
+  /** `null` clears a field back to its default; `undefined` leaves it. */
+  async update(
+    tenantId: string,
+    id: string,
+    patch: { description?: string; batching?: unknown },
+  ): Promise<ModelRecord | undefined> {
+    const set: { description?: string; batching_json?: string | null } = {};
+    if (patch.description !== undefined) set.description = patch.description;
+    if (patch.batching !== undefined) set.batching_json = toNullableJsonText(patch.batching);
+    if (Object.keys(set).length > 0) {
+      await this.#db.updateTable('models').set(set).where('tenant_id', '=', tenantId).where('id', '=', id).execute();
+    }
+    return this.get(tenantId, id);
+  }
+
+  /**
+   * Deletes the model with its versions and aliases. Returns the versions that
+   * were removed so the caller can release their artifacts, or undefined when
+   * the model is missing or another tenant's.
+   */
+  async delete(tenantId: string, id: string): Promise<ModelVersionRecord[] | undefined> {
+    return inTransaction(this.#db, async (transaction) => {
+      const model = await this.#with(transaction).get(tenantId, id);
+      if (model === undefined) return undefined;
+      const versions = await this.#with(transaction).listVersions(tenantId, id);
+      await transaction.deleteFrom('aliases').where('tenant_id', '=', tenantId).where('model_id', '=', id).execute();
+      await transaction.deleteFrom('model_versions').where('tenant_id', '=', tenantId).where('model_id', '=', id).execute();
+      await transaction.deleteFrom('models').where('tenant_id', '=', tenantId).where('id', '=', id).execute();
+      return versions;
+    });
+  }
+
+  // ---- versions
+
+  /**
+   * Allocates the next version number (max + 1) and inserts the version in one
+   * transaction. Should another process win the race for the same number, the
+   * unique (model_id, version) constraint rejects ours and we try again.
+   */
+  async addVersion(tenantId: string, modelId: string, input: NewModelVersion): Promise<ModelVersionRecord> {
+    const attempts = 5;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await inTransaction(this.#db, async (transaction) => {
+          const model = await this.#with(transaction).get(tenantId, modelId);
+          if (model === undefined) {
+            throw new AiaasError('MODEL_NOT_FOUND', `Model '${modelId}' not found`, { details: { modelId } });
+          }
+          const highest = await transaction
+            .selectFrom('model_versions')
+            .select((select) => select.fn.max('version').as('highest'))
+            .where('model_id', '=', modelId)
+            .executeTakeFirst();
+          const row: Selectable<ModelVersionsTable> = {
+            id: newId('ver'),
+            tenant_id: tenantId,
+            model_id: modelId,
+            version: Number(highest?.highest ?? 0) + 1,
+            source: input.source,
+            onnx_ref: input.onnxRef,
+            saved_model_refs_json: toNullableJsonText(input.savedModelRefs),
+            signature_json: toJsonText(input.signature ?? null),
+            metrics_json: toNullableJsonText(input.metrics),
+            job_id: input.jobId ?? null,
+            created_at: this.#now().toISOString(),
+          };
+          await transaction.insertInto('model_versions').values(row).execute();
+          return toVersion(row);
+        });
+      } catch (error) {
+        if (!isUniqueViolation(error) || attempt >= attempts || this.#db.isTransaction) throw error;
+      }
+    }
+  }
+
+  /** Newest first would suit a UI, but ascending matches how version numbers read. */
+  async listVersions(tenantId: string, modelId: string): Promise<ModelVersionRecord[]> {
+    const rows = await this.#db
+      .selectFrom('model_versions')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('model_id', '=', modelId)
+      .orderBy('version')
+      .execute();
+    return rows.map(toVersion);
+  }
+
+  async getVersion(tenantId: string, modelId: string, version: number): Promise<ModelVersionRecord | undefined> {
+    const row = await this.#db
+      .selectFrom('model_versions')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('model_id', '=', modelId)
+      .where('version', '=', version)
+      .executeTakeFirst();
+    return row === undefined ? undefined : toVersion(row);
+  }
+
+  async getVersionById(tenantId: string, versionId: string): Promise<ModelVersionRecord | undefined> {
+    const row = await this.#db
+      .selectFrom('model_versions')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', versionId)
+      .executeTakeFirst();
+    return row === undefined ? undefined : toVersion(row);
+  }
+
+  async latestVersion(tenantId: string, modelId: string): Promise<ModelVersionRecord | undefined> {
+    const row = await this.#db
+      .selectFrom('model_versions')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('model_id', '=', modelId)
+      .orderBy('version', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row === undefined ? undefined : toVersion(row);
+  }
+
+  /**
+   * Deletes one version. Throws ALIAS_IN_USE while an alias points at it, so a
+   * serving alias never dangles. Returns the deleted version, or undefined.
+   */
+  async deleteVersion(tenantId: string, modelId: string, version: number): Promise<ModelVersionRecord | undefined> {
+    return inTransaction(this.#db, async (transaction) => {
+      const existing = await this.#with(transaction).getVersion(tenantId, modelId, version);
+      if (existing === undefined) return undefined;
+      const aliases = await transaction
+        .selectFrom('aliases')
+        .select('name')
+        .where('version_id', '=', existing.id)
+        .orderBy('name')
+        .execute();
+      if (aliases.length > 0) {
+        const names = aliases.map((alias) => alias.name);
+        throw new AiaasError(
+          'ALIAS_IN_USE',
+          `Version ${version} is referenced by alias ${names.map((name) => `'${name}'`).join(', ')}; move or delete the alias first`,
+          { details: { version, aliases: names } },
+        );
+      }
+      await transaction.deleteFrom('model_versions').where('id', '=', existing.id).execute();
+      return existing;
+    });
+  }
+
+  // ---- aliases
+
+  /** Creates or moves an alias to `version` atomically. Throws VERSION_NOT_FOUND when the version does not exist. */
+  async setAlias(tenantId: string, modelId: string, name: string, version: number): Promise<AliasRecord> {
+    validateAliasName(name);
+    return inTransaction(this.#db, async (transaction) => {
+      const target = await this.#with(transaction).getVersion(tenantId, modelId, version);
+      if (target === undefined) {
+        throw new AiaasError('VERSION_NOT_FOUND', `Version ${version} not found`, { details: { modelId, version } });
+      }
+      const updatedAt = this.#now().toISOString();
+      await transaction
+        .insertInto('aliases')
+        .values({ tenant_id: tenantId, model_id: modelId, name, version_id: target.id, updated_at: updatedAt })
+        .onConflict((conflict) =>
+          conflict.columns(['model_id', 'name']).doUpdateSet({ version_id: target.id, updated_at: updatedAt }),
+        )
+        .execute();
+      return { tenantId, modelId, name, versionId: target.id, version: target.version, updatedAt };
+    });
+  }
+
+  async getAlias(tenantId: string, modelId: string, name: string): Promise<AliasRecord | undefined> {
+    const row = await this.#db
+      .selectFrom('aliases')
+      .innerJoin('model_versions', 'model_versions.id', 'aliases.version_id')
+      .selectAll('aliases')
+      .select('model_versions.version')
+      .where('aliases.tenant_id', '=', tenantId)
+      .where('aliases.model_id', '=', modelId)
+      .where('aliases.name', '=', name)
+      .executeTakeFirst();
+    return row === undefined ? undefined : toAlias(row);
+  }
+
+  async listAliases(tenantId: string, modelId: string): Promise<AliasRecord[]> {
+    const rows = await this.#db
+      .selectFrom('aliases')
+      .innerJoin('model_versions', 'model_versions.id', 'aliases.version_id')
+      .selectAll('aliases')
+      .select('model_versions.version')
+      .where('aliases.tenant_id', '=', tenantId)
+      .where('aliases.model_id', '=', modelId)
+      .orderBy('aliases.name')
+      .execute();
+    return rows.map(toAlias);
+  }
+
+  async deleteAlias(tenantId: string, modelId: string, name: string): Promise<boolean> {
+    const result = await this.#db
+      .deleteFrom('aliases')
+      .where('tenant_id', '=', tenantId)
+      .where('model_id', '=', modelId)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  }
+
+  /**
+   * Turns `name[@selector]` into a concrete version: digits are a version
+   * number, `undefined`/`'latest'` the highest version, anything else an alias.
+   * Undefined when the model, version or alias does not exist for this tenant.
+   */
+  async resolve(
+    tenantId: string,
+    modelName: string,
+    versionOrAlias?: string,
+  ): Promise<ResolvedModelVersion | undefined> {
+    const model = await this.getByName(tenantId, modelName);
+    if (model === undefined) return undefined;
+    let version: ModelVersionRecord | undefined;
+    if (versionOrAlias === undefined || versionOrAlias === latestSelector) {
+      version = await this.latestVersion(tenantId, model.id);
+    } else if (versionNumberPattern.test(versionOrAlias)) {
+      const number = Number(versionOrAlias);
+      version = Number.isSafeInteger(number) ? await this.getVersion(tenantId, model.id, number) : undefined;
+    } else {
+      const alias = await this.getAlias(tenantId, model.id, versionOrAlias);
+      version = alias === undefined ? undefined : await this.getVersionById(tenantId, alias.versionId);
+    }
+    return version === undefined ? undefined : { model, version };
+  }
+}

@@ -1,0 +1,50 @@
+import type { Kysely } from 'kysely';
+import type { Schema } from '../schema.ts';
+
+export interface UsageRecord {
+  readonly tenantId: string;
+  readonly modelName: string;
+  readonly day: string;
+  readonly requests: number;
+}
+
+/** Inference calls are counted per tenant, model and UTC day rather than logged one by one. */
+export class UsageRepository {
+  readonly #db: Kysely<Schema>;
+
+  constructor(db: Kysely<Schema>) {
+    this.#db = db;
+  }
+
+  /** `day` is `YYYY-MM-DD` (UTC); see `usageDay`. */
+  async increment(tenantId: string, modelName: string, day: string, count = 1): Promise<void> {
+    await this.#db
+      .insertInto('usage_counters')
+      .values({ tenant_id: tenantId, model_name: modelName, day, requests: count })
+      .onConflict((conflict) =>
+        conflict
+          .columns(['tenant_id', 'model_name', 'day'])
+          .doUpdateSet((update) => ({ requests: update.eb('usage_counters.requests', '+', count) })),
+      )
+      .execute();
+  }
+
+  /** Inclusive day range; both ends optional. */
+  async list(tenantId: string, filter: { from?: string; to?: string; modelName?: string } = {}): Promise<UsageRecord[]> {
+    let query = this.#db.selectFrom('usage_counters').selectAll().where('tenant_id', '=', tenantId);
+    if (filter.from !== undefined) query = query.where('day', '>=', filter.from);
+    if (filter.to !== undefined) query = query.where('day', '<=', filter.to);
+    if (filter.modelName !== undefined) query = query.where('model_name', '=', filter.modelName);
+    const rows = await query.orderBy('day').orderBy('model_name').execute();
+    return rows.map((row) => ({
+      tenantId: row.tenant_id,
+      modelName: row.model_name,
+      day: row.day,
+      requests: Number(row.requests),
+    }));
+  }
+}
+
+export function usageDay(at: Date): string {
+  return at.toISOString().slice(0, 10);
+}

@@ -1,0 +1,164 @@
+import type { Generated } from 'kysely';
+
+/**
+ * Column types as stored. Kept portable between SQLite and PostgreSQL:
+ * timestamps are ISO-8601 text (lexicographic order == time order because
+ * `Date#toISOString` is fixed-width), JSON is text, booleans are 0/1 integers.
+ */
+export type IsoTimestamp = string;
+export type JsonText = string;
+export type BooleanInteger = 0 | 1;
+
+export type ApiKeyRole = 'admin' | 'developer' | 'viewer' | 'inference';
+export type DatasetFormat = 'csv' | 'jsonl' | 'idx';
+export type ModelVersionSource = 'upload' | 'job';
+export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface MigrationsTable {
+  name: string;
+  applied_at: IsoTimestamp;
+}
+
+export interface TenantsTable {
+  id: string;
+  name: string;
+  created_at: IsoTimestamp;
+  deleted_at: IsoTimestamp | null;
+}
+
+export interface TenantKeysTable {
+  tenant_id: string;
+  /** base64 of the data key as wrapped by `src/security/`; opaque here. */
+  wrapped_key: string;
+  master_key_version: number;
+  created_at: IsoTimestamp;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  prefix: string;
+  key_hash: string;
+  role: ApiKeyRole;
+  allowed_models: JsonText | null;
+  created_at: IsoTimestamp;
+  expires_at: IsoTimestamp | null;
+  revoked_at: IsoTimestamp | null;
+  last_used_at: IsoTimestamp | null;
+}
+
+export interface DatasetsTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  format: DatasetFormat;
+  artifact_ref: string;
+  labels_artifact_ref: string | null;
+  schema_json: JsonText;
+  row_count: number;
+  bytes: number;
+  created_at: IsoTimestamp;
+}
+
+export interface ModelsTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  description: string;
+  batching_json: JsonText | null;
+  created_at: IsoTimestamp;
+}
+
+export interface ModelVersionsTable {
+  id: string;
+  tenant_id: string;
+  model_id: string;
+  version: number;
+  source: ModelVersionSource;
+  onnx_ref: string;
+  saved_model_refs_json: JsonText | null;
+  signature_json: JsonText;
+  metrics_json: JsonText | null;
+  job_id: string | null;
+  created_at: IsoTimestamp;
+}
+
+export interface AliasesTable {
+  tenant_id: string;
+  model_id: string;
+  name: string;
+  version_id: string;
+  updated_at: IsoTimestamp;
+}
+
+export interface JobsTable {
+  id: string;
+  tenant_id: string;
+  model_name: string;
+  status: JobStatus;
+  spec_json: JsonText;
+  settings_json: JsonText;
+  dataset_id: string;
+  test_dataset_id: string | null;
+  epoch: number;
+  step: number;
+  total_epochs: number;
+  loss: number | null;
+  metrics_history_json: JsonText;
+  error_json: JsonText | null;
+  checkpoint_ref: string | null;
+  lease_owner: string | null;
+  lease_expires_at: IsoTimestamp | null;
+  result_version_id: string | null;
+  cancel_requested: BooleanInteger;
+  created_at: IsoTimestamp;
+  started_at: IsoTimestamp | null;
+  finished_at: IsoTimestamp | null;
+}
+
+export interface JobEventsTable {
+  id: Generated<number>;
+  tenant_id: string;
+  job_id: string;
+  type: string;
+  payload_json: JsonText;
+  created_at: IsoTimestamp;
+}
+
+export interface AuditLogTable {
+  seq: Generated<number>;
+  tenant_id: string | null;
+  key_id: string | null;
+  action: string;
+  resource: string;
+  outcome: string;
+  ip: string;
+  at: IsoTimestamp;
+  detail_json: JsonText;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface UsageCountersTable {
+  tenant_id: string;
+  model_name: string;
+  /** UTC calendar day, `YYYY-MM-DD`. */
+  day: string;
+  requests: number;
+}
+
+export interface Schema {
+  migrations: MigrationsTable;
+  tenants: TenantsTable;
+  tenant_keys: TenantKeysTable;
+  api_keys: ApiKeysTable;
+  datasets: DatasetsTable;
+  models: ModelsTable;
+  model_versions: ModelVersionsTable;
+  aliases: AliasesTable;
+  jobs: JobsTable;
+  job_events: JobEventsTable;
+  audit_log: AuditLogTable;
+  usage_counters: UsageCountersTable;
+}

@@ -1,0 +1,54 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../src/storage/database.ts';
+import { migrations } from '../../src/storage/migrations.ts';
+import { createRepositories } from '../../src/storage/repositories/index.ts';
+
+const scratch = mkdtempSync(join(tmpdir(), 'aiaas-db-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+describe('openDatabase', () => {
+  it('migrates a new file database once and keeps data across reopen', async () => {
+    const path = join(scratch, 'reopen.sqlite');
+    const first = await openDatabase({ path });
+    expect(first.appliedMigrations).toEqual(migrations.map((migration) => migration.name));
+    await createRepositories(first.db).tenants.create({ name: 'persisted' });
+    await first.close();
+
+    const second = await openDatabase({ path });
+    expect(second.appliedMigrations).toEqual([]);
+    const recorded = await second.db.selectFrom('migrations').select('name').execute();
+    expect(recorded.map((row) => row.name)).toEqual(migrations.map((migration) => migration.name));
+    expect((await createRepositories(second.db).tenants.getByName('persisted'))?.name).toBe('persisted');
+    await second.close();
+  });
+
+  it('turns on WAL, foreign keys and a busy timeout', async () => {
+    const database = await openDatabase({ path: join(scratch, 'pragmas.sqlite'), busyTimeoutMs: 1234 });
+    const pragma = async (name: string): Promise<unknown> =>
+      Object.values((await sql.raw<Record<string, unknown>>(`pragma ${name}`).execute(database.db)).rows[0] ?? {})[0];
+    expect(await pragma('journal_mode')).toBe('wal');
+    expect(await pragma('foreign_keys')).toBe(1);
+    expect(await pragma('busy_timeout')).toBe(1234);
+    await database.close();
+  });
+
+  it('rejects rows that point at a missing tenant', async () => {
+    const database = await openDatabase({ path: ':memory:' });
+    await expect(
+      createRepositories(database.db).models.create('tnt_missing', { name: 'orphan' }),
+    ).rejects.toThrow(/FOREIGN KEY/);
+    await database.close();
+  });
+
+  it('refuses a database migrated by a newer build', async () => {
+    const path = join(scratch, 'newer.sqlite');
+    const first = await openDatabase({ path });
+    await first.db.insertInto('migrations').values({ name: '9999_from_the_future', applied_at: '2030-01-01T00:00:00.000Z' }).execute();
+    await first.close();
+    await expect(openDatabase({ path })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+  });
+});
