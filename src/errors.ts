@@ -39,6 +39,9 @@ export const errorCatalogue = {
   // training-time failures (reported on jobs and by the CLI)
   TRAINING_DIVERGED: { status: 422, title: 'Training produced a non-finite loss' },
   CONFIG_INVALID: { status: 500, title: 'Invalid server configuration' },
+  // security: envelope encryption (src/security)
+  KEY_DESTROYED: { status: 410, title: 'Tenant data key was destroyed; its data is unrecoverable' },
+  DATA_KEY_UNWRAP_FAILED: { status: 500, title: 'Tenant data key could not be unwrapped with the master key' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -1,0 +1,97 @@
+import { AiaasError } from '../errors.ts';
+
+export const roles = ['admin', 'developer', 'viewer', 'inference'] as const;
+export type Role = (typeof roles)[number];
+
+export const permissions = [
+  'tenants:manage',
+  'keys:manage',
+  'audit:read',
+  'usage:read',
+  'datasets:read',
+  'datasets:write',
+  'models:read',
+  'models:write',
+  'models:download',
+  'aliases:write',
+  'jobs:read',
+  'jobs:write',
+  'inference',
+] as const;
+export type Permission = (typeof permissions)[number];
+
+/**
+ * - admin: everything, including tenants, API keys and the audit log.
+ * - developer: builds and ships models: datasets, models, aliases, jobs read and write,
+ *   weight download, inference and usage; cannot manage keys or read the audit log.
+ * - viewer: read-only metadata (datasets, models, jobs, usage). No inference and no
+ *   weight download: both hand out what the model computes or is, which a dashboard
+ *   account should not be able to exfiltrate.
+ * - inference: only calls models; meant for keys embedded in applications.
+ */
+const rolePermissions: Readonly<Record<Role, ReadonlySet<Permission>>> = {
+  admin: new Set(permissions),
+  developer: new Set<Permission>([
+    'usage:read',
+    'datasets:read',
+    'datasets:write',
+    'models:read',
+    'models:write',
+    'models:download',
+    'aliases:write',
+    'jobs:read',
+    'jobs:write',
+    'inference',
+  ]),
+  viewer: new Set<Permission>(['usage:read', 'datasets:read', 'models:read', 'jobs:read']),
+  inference: new Set<Permission>(['inference']),
+};
+
+export function isRole(value: unknown): value is Role {
+  return typeof value === 'string' && (roles as readonly string[]).includes(value);
+}
+
+export function isPermission(value: unknown): value is Permission {
+  return typeof value === 'string' && (permissions as readonly string[]).includes(value);
+}
+
+export function parseRole(value: unknown): Role {
+  if (isRole(value)) return value;
+  throw new AiaasError('INVALID_REQUEST', `Unknown role ${JSON.stringify(value)}; expected one of: ${roles.join(', ')}.`);
+}
+
+export function permissionsOf(role: Role): readonly Permission[] {
+  return permissions.filter((permission) => rolePermissions[role].has(permission));
+}
+
+export function roleHasPermission(role: Role, permission: Permission): boolean {
+  return rolePermissions[role]?.has(permission) ?? false;
+}
+
+export function requirePermission(role: Role, permission: Permission): void {
+  if (!roleHasPermission(role, permission)) {
+    throw new AiaasError('FORBIDDEN', `This API key's role "${role}" lacks the permission "${permission}".`, {
+      details: { role, permission },
+    });
+  }
+}
+
+/**
+ * `allowedModels` null means every model; an empty list means none. Entries are model
+ * names; a reference like `name@3` or `name@production` is checked by its name, since a
+ * key scoped to a model may use any of its versions and aliases. The entry "*" allows all.
+ */
+export function modelAllowed(allowedModels: readonly string[] | null, modelReference: string): boolean {
+  if (allowedModels === null) return true;
+  const at = modelReference.indexOf('@');
+  const modelName = at === -1 ? modelReference : modelReference.slice(0, at);
+  return allowedModels.some((allowed) => allowed === '*' || allowed === modelName);
+}
+
+export function requireModelAllowed(allowedModels: readonly string[] | null, modelReference: string): void {
+  if (!modelAllowed(allowedModels, modelReference)) {
+    throw new AiaasError('FORBIDDEN', `This API key is not allowed to use the model "${modelReference}".`, {
+      details: { model: modelReference },
+    });
+  }
+}
