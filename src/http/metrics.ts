@@ -1,0 +1,223 @@
+/**
+ * A tiny Prometheus registry (text exposition format 0.0.4) without a dependency: counters, gauges
+ * and histograms with labels, plus the serving metrics aiaas records.
+ */
+import type { ModelLabels, ServingMetricsSink } from '../serving/types.ts';
+
+export type Labels = Readonly<Record<string, string>>;
+
+const metricName = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const labelName = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+function formatValue(value: number): string {
+  if (Number.isNaN(value)) return 'NaN';
+  if (value === Infinity) return '+Inf';
+  if (value === -Infinity) return '-Inf';
+  return String(value);
+}
+
+function escapeLabelValue(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function escapeHelp(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+function renderLabels(names: readonly string[], values: readonly string[], extra?: [string, string]): string {
+  const pairs = names.map((name, index) => `${name}="${escapeLabelValue(values[index] ?? '')}"`);
+  if (extra !== undefined) pairs.push(`${extra[0]}="${escapeLabelValue(extra[1])}"`);
+  return pairs.length === 0 ? '' : `{${pairs.join(',')}}`;
+}
+
+abstract class Metric<Child> {
+  readonly name: string;
+  readonly help: string;
+  readonly labelNames: readonly string[];
+  protected readonly children = new Map<string, { values: string[]; child: Child }>();
+
+  constructor(name: string, help: string, labelNames: readonly string[]) {
+    if (!metricName.test(name)) throw new RangeError(`invalid metric name '${name}'`);
+    for (const label of labelNames) {
+      if (!labelName.test(label) || label === 'le') throw new RangeError(`invalid label name '${label}' on ${name}`);
+    }
+    this.name = name;
+    this.help = help;
+    this.labelNames = labelNames;
+  }
+
+  protected abstract create(): Child;
+  abstract readonly type: 'counter' | 'gauge' | 'histogram';
+  protected abstract renderChild(values: readonly string[], child: Child): string[];
+
+  protected child(labels: Labels): Child {
+    const values = this.labelNames.map((name) => labels[name] ?? '');
+    const key = JSON.stringify(values);
+    let entry = this.children.get(key);
+    if (entry === undefined) {
+      entry = { values, child: this.create() };
+      this.children.set(key, entry);
+    }
+    return entry.child;
+  }
+
+  render(): string {
+    const lines = [`# HELP ${this.name} ${escapeHelp(this.help)}`, `# TYPE ${this.name} ${this.type}`];
+    for (const { values, child } of this.children.values()) lines.push(...this.renderChild(values, child));
+    return lines.join('\n');
+  }
+}
+
+export class Counter extends Metric<{ value: number }> {
+  readonly type = 'counter' as const;
+  protected create(): { value: number } {
+    return { value: 0 };
+  }
+  inc(labels: Labels = {}, amount = 1): void {
+    if (amount < 0) throw new RangeError('a counter only goes up');
+    this.child(labels).value += amount;
+  }
+  get(labels: Labels = {}): number {
+    return this.child(labels).value;
+  }
+  protected renderChild(values: readonly string[], child: { value: number }): string[] {
+    return [`${this.name}${renderLabels(this.labelNames, values)} ${formatValue(child.value)}`];
+  }
+}
+
+export class Gauge extends Metric<{ value: number }> {
+  readonly type = 'gauge' as const;
+  protected create(): { value: number } {
+    return { value: 0 };
+  }
+  set(labels: Labels, value: number): void {
+    this.child(labels).value = value;
+  }
+  get(labels: Labels = {}): number {
+    return this.child(labels).value;
+  }
+  protected renderChild(values: readonly string[], child: { value: number }): string[] {
+    return [`${this.name}${renderLabels(this.labelNames, values)} ${formatValue(child.value)}`];
+  }
+}
+
+interface HistogramState {
+  counts: number[];
+  sum: number;
+  count: number;
+  max: number;
+}
+
+export class Histogram extends Metric<HistogramState> {
+  readonly type = 'histogram' as const;
+  readonly buckets: readonly number[];
+
+  constructor(name: string, help: string, labelNames: readonly string[], buckets: readonly number[]) {
+    super(name, help, labelNames);
+    this.buckets = [...buckets].sort((left, right) => left - right);
+  }
+  protected create(): HistogramState {
+    return { counts: this.buckets.map(() => 0), sum: 0, count: 0, max: -Infinity };
+  }
+  observe(labels: Labels, value: number): void {
+    const state = this.child(labels);
+    for (let index = 0; index < this.buckets.length; index++) if (value <= this.buckets[index]!) state.counts[index]!++;
+    state.sum += value;
+    state.count++;
+    state.max = Math.max(state.max, value);
+  }
+  /** Count, sum and largest observation so far; for tests and status pages. */
+  snapshot(labels: Labels = {}): { count: number; sum: number; max: number } {
+    const state = this.child(labels);
+    return { count: state.count, sum: state.sum, max: state.max };
+  }
+  protected renderChild(values: readonly string[], state: HistogramState): string[] {
+    const lines = this.buckets.map(
+      (bound, index) => `${this.name}_bucket${renderLabels(this.labelNames, values, ['le', formatValue(bound)])} ${state.counts[index]}`,
+    );
+    lines.push(`${this.name}_bucket${renderLabels(this.labelNames, values, ['le', '+Inf'])} ${state.count}`);
+    lines.push(`${this.name}_sum${renderLabels(this.labelNames, values)} ${formatValue(state.sum)}`);
+    lines.push(`${this.name}_count${renderLabels(this.labelNames, values)} ${state.count}`);
+    return lines;
+  }
+}
+
+export class Registry {
+  readonly #metrics = new Map<string, Counter | Gauge | Histogram>();
+
+  counter(name: string, help: string, labelNames: readonly string[] = []): Counter {
+    return this.#add(new Counter(name, help, labelNames));
+  }
+  gauge(name: string, help: string, labelNames: readonly string[] = []): Gauge {
+    return this.#add(new Gauge(name, help, labelNames));
+  }
+  histogram(name: string, help: string, labelNames: readonly string[], buckets: readonly number[]): Histogram {
+    return this.#add(new Histogram(name, help, labelNames, buckets));
+  }
+
+  #add<M extends Counter | Gauge | Histogram>(metric: M): M {
+    if (this.#metrics.has(metric.name)) throw new RangeError(`metric '${metric.name}' is already registered`);
+    this.#metrics.set(metric.name, metric);
+    return metric;
+  }
+
+  /** The text exposition format; serve with content type `text/plain; version=0.0.4; charset=utf-8`. */
+  render(): string {
+    return `${[...this.#metrics.values()].map((metric) => metric.render()).join('\n')}\n`;
+  }
+}
+
+export const prometheusContentType = 'text/plain; version=0.0.4; charset=utf-8';
+
+export type InferenceProtocol = 'v2' | 'tfserving';
+
+/** The serving metrics; also the sink the ModelManager and Batchers report into. */
+export class Metrics implements ServingMetricsSink {
+  readonly registry: Registry;
+  readonly requests: Counter;
+  readonly latency: Histogram;
+  readonly queueDepthGauge: Gauge;
+  readonly batchRows: Histogram;
+  readonly batchRequests: Histogram;
+  readonly loadedModels: Gauge;
+  readonly loadedBytes: Gauge;
+
+  constructor(registry: Registry = new Registry()) {
+    this.registry = registry;
+    this.requests = registry.counter('aiaas_inference_requests_total', 'Inference requests by model, protocol and outcome.', ['model', 'version', 'protocol', 'outcome']);
+    this.latency = registry.histogram(
+      'aiaas_inference_duration_seconds',
+      'Inference request latency from parsed request to rendered response.',
+      ['model', 'protocol'],
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    );
+    this.queueDepthGauge = registry.gauge('aiaas_inference_queue_depth', 'Requests waiting in a model version\'s batch queue.', ['model', 'version']);
+    this.batchRows = registry.histogram('aiaas_inference_batch_size', 'Rows (batch dimension) per runtime execution.', ['model', 'version'], [1, 2, 4, 8, 16, 32, 64, 128, 256]);
+    this.batchRequests = registry.histogram('aiaas_inference_batch_requests', 'Requests merged into one runtime execution.', ['model', 'version'], [1, 2, 4, 8, 16, 32, 64]);
+    this.loadedModels = registry.gauge('aiaas_loaded_models', 'Model versions currently loaded.');
+    this.loadedBytes = registry.gauge('aiaas_loaded_model_bytes', 'Estimated memory of loaded model versions.');
+  }
+
+  recordRequest(model: ModelLabels, protocol: InferenceProtocol, outcome: 'ok' | 'error', seconds: number | undefined): void {
+    this.requests.inc({ ...model, protocol, outcome });
+    if (seconds !== undefined) this.latency.observe({ model: model.model, protocol }, seconds);
+  }
+
+  batchExecuted(model: ModelLabels, rows: number, requests: number): void {
+    this.batchRows.observe({ ...model }, rows);
+    this.batchRequests.observe({ ...model }, requests);
+  }
+
+  queueDepth(model: ModelLabels, depth: number): void {
+    this.queueDepthGauge.set({ ...model }, depth);
+  }
+
+  modelsLoaded(count: number, bytes: number): void {
+    this.loadedModels.set({}, count);
+    this.loadedBytes.set({}, bytes);
+  }
+
+  render(): string {
+    return this.registry.render();
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * What the V2 and TF-Serving routes share: their injected dependencies, the `{"error": ...}` error
+ * rendering both protocols require, a lenient JSON body parser, and the one place an inference is
+ * run, timed, counted and reported.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AiaasError } from '../../errors.ts';
+import type { ModelSignature, TensorSpec } from '../../runtimes/runtime.ts';
+import type { ModelKey, ModelManager } from '../../serving/model-manager.ts';
+import type { BatchingOptions, InferRequest, InferResponse } from '../../serving/types.ts';
+import type { InferenceProtocol, Metrics } from '../metrics.ts';
+import { parseJsonBody, serializeJson } from './tensor-json.ts';
+
+export interface ResolvedModel {
+  name: string;
+  /** Version number as a string. */
+  version: string;
+  versionId: string;
+  platform: 'onnx';
+  /** Known without loading (stored at upload); otherwise the loaded runtime's signature is used. */
+  signature?: { inputs: TensorSpec[]; outputs: TensorSpec[] };
+  /** Per-model batching overrides. */
+  batching?: Partial<BatchingOptions>;
+}
+
+export interface InferenceDeps {
+  /** Throws AiaasError MODEL_NOT_FOUND / VERSION_NOT_FOUND; auth and tenant scoping happen inside. */
+  resolveModel(request: FastifyRequest, name: string, versionOrAlias?: string): Promise<ResolvedModel>;
+  /** Models visible to the caller, for /v2/repository/index and TF-Serving status. */
+  listModels(request: FastifyRequest): Promise<{ name: string; versions: string[] }[]>;
+  manager: ModelManager;
+  metrics: Metrics;
+  limits: { maxTensorElements: number };
+  /** Usage counting hook, called once per inference that reached a resolved model. */
+  onInference?(request: FastifyRequest, model: ResolvedModel, protocol: InferenceProtocol, outcome: 'ok' | 'error'): void;
+  /** Reported by `GET /v2`. */
+  server?: { name: string; version: string };
+}
+
+export const errorCodeHeader = 'x-aiaas-error-code';
+
+export function modelKey(model: ResolvedModel): ModelKey {
+  return {
+    versionId: model.versionId,
+    name: model.name,
+    version: model.version,
+    ...(model.batching === undefined ? {} : { batching: model.batching }),
+  };
+}
+
+export async function signatureOf(deps: InferenceDeps, model: ResolvedModel): Promise<ModelSignature> {
+  return model.signature ?? (await deps.manager.acquire(modelKey(model))).signature;
+}
+
+/** Maps anything thrown to the catalogue; framework errors keep their 4xx status, the rest hide as 500. */
+function toAiaasError(error: unknown, request: FastifyRequest): { error: AiaasError; status: number } {
+  if (AiaasError.isInstance(error)) return { error, status: error.status };
+  const fastifyError = error as { statusCode?: number; code?: string; message?: string };
+  const status = fastifyError.statusCode;
+  if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return { error: new AiaasError('PAYLOAD_TOO_LARGE', 'request body too large'), status: 413 };
+  }
+  if (status !== undefined && status >= 400 && status < 500) {
+    return { error: new AiaasError('INVALID_REQUEST', fastifyError.message ?? 'invalid request'), status };
+  }
+  request.log.error({ err: error }, 'inference route failed');
+  return { error: new AiaasError('INTERNAL', 'internal error'), status: 500 };
+}
+
+/**
+ * Scopes protocol behaviour to the plugin it is called in: errors as `{"error": "..."}` with the
+ * catalogue status and the code in a header, and a body parser that accepts empty bodies and any
+ * content type as JSON (TF-Serving's own examples post with `curl -d`, i.e. form-encoded).
+ */
+export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean }): void {
+  app.setErrorHandler((error, request, reply) => {
+    const { error: aiaasError, status } = toAiaasError(error, request);
+    void sendJson(reply.status(status).headers({ ...aiaasError.headers, [errorCodeHeader]: aiaasError.code }), { error: aiaasError.message });
+  });
+  const parser = (_request: FastifyRequest, body: string, done: (error: Error | null, body?: unknown) => void): void => {
+    try {
+      done(null, parseJsonBody(body, options.allowNonFiniteTokens));
+    } catch (error) {
+      done(error as Error);
+    }
+  };
+  app.removeContentTypeParser(['application/json']);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parser);
+  if (!app.hasContentTypeParser('*')) app.addContentTypeParser('*', { parseAs: 'string' }, parser);
+}
+
+export function sendJson(reply: FastifyReply, value: unknown, nonFinite: 'null' | 'tokens' = 'null'): FastifyReply {
+  return reply.type('application/json; charset=utf-8').send(serializeJson(value, nonFinite));
+}
+
+/** Runs one inference: resolve, parse against the signature, infer, render; timed and counted once. */
+export async function runInference<Parsed extends { request: InferRequest }, Rendered>(
+  deps: InferenceDeps,
+  request: FastifyRequest,
+  protocol: InferenceProtocol,
+  target: { name: string; versionOrAlias?: string },
+  parse: (signature: ModelSignature) => Parsed,
+  render: (model: ResolvedModel, parsed: Parsed, response: InferResponse) => Rendered,
+): Promise<Rendered> {
+  const model = await deps.resolveModel(request, target.name, target.versionOrAlias);
+  const started = performance.now();
+  const labels = { model: model.name, version: model.version };
+  try {
+    const parsed = parse(await signatureOf(deps, model));
+    const response = await deps.manager.infer(modelKey(model), parsed.request);
+    const rendered = render(model, parsed, response);
+    deps.metrics.recordRequest(labels, protocol, 'ok', (performance.now() - started) / 1000);
+    deps.onInference?.(request, model, protocol, 'ok');
+    return rendered;
+  } catch (error) {
+    deps.metrics.recordRequest(labels, protocol, 'error', (performance.now() - started) / 1000);
+    deps.onInference?.(request, model, protocol, 'error');
+    throw error;
+  }
+}

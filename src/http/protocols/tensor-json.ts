@@ -1,0 +1,380 @@
+/**
+ * JSON <-> tensor conversions shared by the V2 and TF-Serving adapters: element coercion per data
+ * type, nested/flat data, shape inference, validation against a model signature, and a serializer
+ * that keeps 64-bit integers exact.
+ */
+import { AiaasError } from '../../errors.ts';
+import type { ModelSignature, Tensor, TensorData, TensorDataType, TensorSpec } from '../../runtimes/runtime.ts';
+import { allocateTensorData, elementCount } from '../../runtimes/tensor.ts';
+
+export const tensorDataTypes: readonly TensorDataType[] = [
+  'FP32', 'FP64', 'FP16', 'INT8', 'INT16', 'INT32', 'INT64', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'BOOL', 'BYTES',
+];
+
+export function isTensorDataType(value: unknown): value is TensorDataType {
+  return typeof value === 'string' && (tensorDataTypes as readonly string[]).includes(value);
+}
+
+const integerRanges: Partial<Record<TensorDataType, [number, number]>> = {
+  INT8: [-128, 127],
+  INT16: [-32768, 32767],
+  INT32: [-2147483648, 2147483647],
+  UINT8: [0, 255],
+  UINT16: [0, 65535],
+  UINT32: [0, 4294967295],
+};
+
+export function invalidTensor(inputName: string, message: string, details?: Record<string, unknown>): AiaasError {
+  return new AiaasError('INVALID_TENSOR', `input '${inputName}': ${message}`, details === undefined ? {} : { details });
+}
+
+function describe(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+}
+
+export function formatShape(shape: readonly number[]): string {
+  return `[${shape.join(',')}]`;
+}
+
+export interface ElementOptions {
+  /** TF-Serving's JSON allows NaN/Infinity tokens; the body parser turns them into these strings. */
+  allowNonFiniteStrings?: boolean;
+}
+
+function toNumber(value: unknown, options: ElementOptions): number | undefined {
+  if (typeof value === 'number') return value;
+  if (options.allowNonFiniteStrings === true && typeof value === 'string') {
+    if (value === 'NaN') return Number.NaN;
+    if (value === 'Infinity') return Infinity;
+    if (value === '-Infinity') return -Infinity;
+  }
+  return undefined;
+}
+
+/** IEEE 754 half-precision bits of a number (round to nearest even). */
+export function toHalf(value: number): number {
+  const floatView = new Float32Array(1);
+  const intView = new Uint32Array(floatView.buffer);
+  floatView[0] = value;
+  const bits = intView[0]!;
+  const sign = (bits >>> 16) & 0x8000;
+  const exponent = (bits >>> 23) & 0xff;
+  let mantissa = bits & 0x7fffff;
+  if (exponent === 0xff) return sign | 0x7c00 | (mantissa !== 0 ? 0x200 : 0);
+  const halfExponent = exponent - 127 + 15;
+  if (halfExponent >= 0x1f) return sign | 0x7c00;
+  if (halfExponent <= 0) {
+    if (halfExponent < -10) return sign;
+    mantissa |= 0x800000;
+    const shift = 14 - halfExponent;
+    let half = mantissa >> shift;
+    const remainder = mantissa & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    if (remainder > halfway || (remainder === halfway && (half & 1) === 1)) half++;
+    return sign | half;
+  }
+  let half = sign | (halfExponent << 10) | (mantissa >> 13);
+  const remainder = mantissa & 0x1fff;
+  if (remainder > 0x1000 || (remainder === 0x1000 && (half & 1) === 1)) half++;
+  return half;
+}
+
+export function fromHalf(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const mantissa = bits & 0x3ff;
+  if (exponent === 0) return sign * mantissa * 2 ** -24;
+  if (exponent === 0x1f) return mantissa === 0 ? sign * Infinity : Number.NaN;
+  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+}
+
+function toBigInt(value: unknown, signed: boolean): bigint | undefined {
+  let result: bigint | undefined;
+  if (typeof value === 'number' && Number.isSafeInteger(value)) result = BigInt(value);
+  // Strings let clients send 64-bit values JSON numbers cannot carry exactly.
+  else if (typeof value === 'string' && /^-?\d{1,20}$/.test(value)) result = BigInt(value);
+  if (result === undefined) return undefined;
+  if (signed ? result !== BigInt.asIntN(64, result) : result !== BigInt.asUintN(64, result)) return undefined;
+  return result;
+}
+
+/** Converts flat JSON elements into typed storage, naming the input and element on mismatch. */
+export function fromJsonElements(values: readonly unknown[], datatype: TensorDataType, inputName: string, options: ElementOptions = {}): TensorData {
+  const data = allocateTensorData(datatype, values.length);
+  const fail = (index: number, expected: string): never => {
+    throw invalidTensor(inputName, `element ${index} is ${describe(values[index])}, expected ${expected} for ${datatype}`);
+  };
+  switch (datatype) {
+    case 'FP32':
+    case 'FP64':
+    case 'FP16': {
+      const target = data as Float32Array | Float64Array | Uint16Array;
+      for (let index = 0; index < values.length; index++) {
+        const number = toNumber(values[index], options);
+        if (number === undefined) fail(index, 'a number');
+        target[index] = datatype === 'FP16' ? toHalf(number!) : number!;
+      }
+      return data;
+    }
+    case 'INT64':
+    case 'UINT64': {
+      const target = data as BigInt64Array | BigUint64Array;
+      for (let index = 0; index < values.length; index++) {
+        const number = toBigInt(values[index], datatype === 'INT64');
+        if (number === undefined) fail(index, `an integer in ${datatype} range`);
+        target[index] = number!;
+      }
+      return data;
+    }
+    case 'BOOL': {
+      const target = data as Uint8Array;
+      for (let index = 0; index < values.length; index++) {
+        const value = values[index];
+        if (typeof value !== 'boolean') fail(index, 'true or false');
+        target[index] = value ? 1 : 0;
+      }
+      return data;
+    }
+    case 'BYTES': {
+      const target = data as string[];
+      for (let index = 0; index < values.length; index++) {
+        const value = values[index];
+        if (typeof value === 'string') target[index] = value;
+        else if (isBase64Object(value)) target[index] = Buffer.from(value.b64, 'base64').toString('utf8');
+        else fail(index, 'a string');
+      }
+      return data;
+    }
+    default: {
+      const [low, high] = integerRanges[datatype]!;
+      const target = data as Int32Array;
+      for (let index = 0; index < values.length; index++) {
+        const value = values[index];
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < low || value > high) fail(index, `an integer in [${low}, ${high}]`);
+        target[index] = value as number;
+      }
+      return data;
+    }
+  }
+}
+
+export function isBase64Object(value: unknown): value is { b64: string } {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && typeof (value as { b64?: unknown }).b64 === 'string' && Object.keys(value).length === 1;
+}
+
+/** Plain JSON values of a tensor's elements; 64-bit integers stay bigint for the exact serializer. */
+export function toJsonElements(tensor: Tensor): (number | bigint | boolean | string)[] {
+  switch (tensor.datatype) {
+    case 'BOOL':
+      return Array.from(tensor.data as Uint8Array, (value) => value !== 0);
+    case 'FP16':
+      return Array.from(tensor.data as Uint16Array, fromHalf);
+    case 'INT64':
+    case 'UINT64':
+      return Array.from(tensor.data as BigInt64Array, (value) => (value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value));
+    case 'BYTES':
+      return [...(tensor.data as string[])];
+    default:
+      return Array.from(tensor.data as Float32Array);
+  }
+}
+
+/** Reshapes flat elements into nested arrays of `shape`; a scalar shape gives the bare element. */
+export function nest<T>(flat: readonly T[], shape: readonly number[]): unknown {
+  if (shape.length === 0) return flat[0];
+  const build = (offset: number, depth: number): unknown[] => {
+    const size = shape[depth]!;
+    if (depth === shape.length - 1) return flat.slice(offset, offset + size);
+    const stride = elementCount(shape.slice(depth + 1));
+    const out: unknown[] = [];
+    for (let index = 0; index < size; index++) out.push(build(offset + index * stride, depth + 1));
+    return out;
+  };
+  return build(0, 0);
+}
+
+/**
+ * Flattens V2 `data`: either flat, or nested exactly as `shape` says (every level checked, so a
+ * ragged or mis-shaped nesting names the input instead of silently mis-reading rows).
+ */
+export function flattenData(data: unknown, shape: readonly number[], inputName: string): unknown[] {
+  if (!Array.isArray(data)) throw invalidTensor(inputName, `'data' must be an array, got ${describe(data)}`);
+  if (!data.some((item) => Array.isArray(item))) return data;
+  const out: unknown[] = [];
+  const walk = (value: unknown, depth: number, path: string): void => {
+    if (depth === shape.length) {
+      if (Array.isArray(value)) throw invalidTensor(inputName, `data${path} is nested deeper than shape ${formatShape(shape)}`);
+      out.push(value);
+      return;
+    }
+    if (!Array.isArray(value) || value.length !== shape[depth]) {
+      throw invalidTensor(inputName, `data${path} should be an array of ${shape[depth]} for shape ${formatShape(shape)}, got ${Array.isArray(value) ? `${value.length} items` : describe(value)}`);
+    }
+    value.forEach((item, index) => walk(item, depth + 1, `${path}[${index}]`));
+  };
+  walk(data, 0, '');
+  return out;
+}
+
+/** Shape of a nested JSON value (TF-Serving sends no shape); ragged nesting is an error. */
+export function inferShape(value: unknown, inputName: string): number[] {
+  const shape: number[] = [];
+  let cursor: unknown = value;
+  while (Array.isArray(cursor)) {
+    shape.push(cursor.length);
+    if (cursor.length === 0) break;
+    cursor = cursor[0];
+  }
+  const check = (item: unknown, depth: number): void => {
+    if (depth === shape.length) {
+      if (Array.isArray(item)) throw invalidTensor(inputName, `ragged nesting: expected a value at depth ${depth}, got a list`);
+      return;
+    }
+    if (!Array.isArray(item) || item.length !== shape[depth]) {
+      throw invalidTensor(inputName, `ragged nesting: expected a list of ${shape[depth]} at depth ${depth}, got ${Array.isArray(item) ? `${item.length} items` : describe(item)}`);
+    }
+    for (const child of item) check(child, depth + 1);
+  };
+  check(value, 0);
+  return shape;
+}
+
+export function flattenNested(value: unknown): unknown[] {
+  return Array.isArray(value) ? value.flat(Infinity) : [value];
+}
+
+export function assertElementCap(count: number, maxTensorElements: number): void {
+  if (count > maxTensorElements) {
+    throw new AiaasError('TOO_MANY_ELEMENTS', `the request carries ${count} tensor elements, more than the limit of ${maxTensorElements}`, {
+      details: { elements: count, limit: maxTensorElements },
+    });
+  }
+}
+
+/** Checks a shape against a spec's rank and fixed dimensions. */
+export function checkShape(spec: TensorSpec, shape: readonly number[]): void {
+  const mismatch = (why: string): never => {
+    throw invalidTensor(spec.name, `shape ${formatShape(shape)} does not match the model's ${formatShape(spec.shape)} (${why})`, {
+      expected: spec.shape,
+      actual: shape,
+    });
+  };
+  if (shape.length !== spec.shape.length) mismatch(`rank ${shape.length}, expected ${spec.shape.length}`);
+  spec.shape.forEach((dim, index) => {
+    if (dim >= 0 && shape[index] !== dim) mismatch(`dimension ${index} must be ${dim}`);
+  });
+}
+
+/**
+ * Checks inputs against the signature (unknown, duplicate, missing names; datatype; rank and fixed
+ * dimensions) and returns them in the signature's order, which the batcher relies on for merging.
+ */
+export function matchSignature(inputs: readonly Tensor[], signature: ModelSignature): Tensor[] {
+  const byName = new Map<string, Tensor>();
+  const known = signature.inputs.map((spec) => spec.name);
+  for (const input of inputs) {
+    if (byName.has(input.name)) throw invalidTensor(input.name, 'given more than once');
+    if (!known.includes(input.name)) {
+      throw new AiaasError('INVALID_TENSOR', `unknown input '${input.name}'; the model's inputs are: ${known.join(', ')}`);
+    }
+    byName.set(input.name, input);
+  }
+  return signature.inputs.map((spec) => {
+    const input = byName.get(spec.name);
+    if (input === undefined) throw new AiaasError('INVALID_TENSOR', `missing input '${spec.name}' (${spec.datatype} ${formatShape(spec.shape)})`);
+    if (input.datatype !== spec.datatype) {
+      throw invalidTensor(spec.name, `datatype ${input.datatype} does not match the model's ${spec.datatype}`, { expected: spec.datatype, actual: input.datatype });
+    }
+    checkShape(spec, input.shape);
+    return input;
+  });
+}
+
+export function checkOutputNames(names: readonly string[], signature: ModelSignature): void {
+  const known = signature.outputs.map((spec) => spec.name);
+  for (const name of names) {
+    if (!known.includes(name)) throw new AiaasError('INVALID_REQUEST', `unknown output '${name}'; the model's outputs are: ${known.join(', ')}`);
+  }
+  if (new Set(names).size !== names.length) throw new AiaasError('INVALID_REQUEST', 'an output is requested more than once');
+}
+
+/**
+ * JSON.stringify with exact bigints and a choice for non-finite numbers: `null` (strict JSON, V2) or
+ * the `NaN`/`Infinity` tokens TF-Serving's REST API emits.
+ */
+export function serializeJson(value: unknown, nonFinite: 'null' | 'tokens' = 'null'): string {
+  const parts: string[] = [];
+  const write = (item: unknown): void => {
+    if (item === null || item === undefined) parts.push('null');
+    else if (typeof item === 'number') {
+      if (Number.isFinite(item)) parts.push(String(item));
+      else parts.push(nonFinite === 'null' ? 'null' : Number.isNaN(item) ? 'NaN' : item > 0 ? 'Infinity' : '-Infinity');
+    } else if (typeof item === 'bigint') parts.push(item.toString());
+    else if (typeof item === 'string' || typeof item === 'boolean') parts.push(JSON.stringify(item));
+    else if (Array.isArray(item)) {
+      parts.push('[');
+      item.forEach((child, index) => {
+        if (index > 0) parts.push(',');
+        write(child);
+      });
+      parts.push(']');
+    } else if (typeof item === 'object') {
+      parts.push('{');
+      let first = true;
+      for (const [key, child] of Object.entries(item)) {
+        if (child === undefined) continue;
+        if (!first) parts.push(',');
+        first = false;
+        parts.push(JSON.stringify(key), ':');
+        write(child);
+      }
+      parts.push('}');
+    } else parts.push('null');
+  };
+  write(value);
+  return parts.join('');
+}
+
+/**
+ * Parses a request body. Empty bodies are allowed (the repository extension's load/unload may send
+ * none). With `allowNonFiniteTokens`, bare NaN/Infinity/-Infinity outside strings become the strings
+ * "NaN"/"Infinity"/"-Infinity", which float conversion accepts.
+ */
+export function parseJsonBody(text: string, allowNonFiniteTokens: boolean): unknown {
+  if (text.trim() === '') return undefined;
+  const source = allowNonFiniteTokens ? quoteNonFiniteTokens(text) : text;
+  try {
+    return JSON.parse(source) as unknown;
+  } catch (error) {
+    throw new AiaasError('INVALID_JSON', `request body is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+function quoteNonFiniteTokens(text: string): string {
+  if (!/NaN|Infinity/.test(text)) return text;
+  let out = '';
+  let inString = false;
+  for (let index = 0; index < text.length; index++) {
+    const char = text[index]!;
+    if (inString) {
+      out += char;
+      if (char === '\\') out += text[++index] ?? '';
+      else if (char === '"') inString = false;
+      continue;
+    }
+    if (char === '"') {
+      inString = true;
+      out += char;
+      continue;
+    }
+    const token = ['-Infinity', 'Infinity', 'NaN'].find((candidate) => text.startsWith(candidate, index));
+    if (token !== undefined) {
+      out += `"${token}"`;
+      index += token.length - 1;
+      continue;
+    }
+    out += char;
+  }
+  return out;
+}

@@ -1,0 +1,82 @@
+/**
+ * TensorFlow Serving REST routes under `/tfserving/v1/models/...` (api_rest.md): model status,
+ * metadata and `:predict`. Register with `app.register(tfServingRoutes, deps)`.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AiaasError } from '../../errors.ts';
+import {
+  parseTfServingPredictRequest,
+  renderTfServingMetadata,
+  renderTfServingPredictResponse,
+  renderTfServingStatus,
+} from '../protocols/tfserving.ts';
+import { type InferenceDeps, installProtocolHandling, runInference, sendJson, signatureOf } from '../protocols/route-support.ts';
+
+const base = '/tfserving/v1/models';
+
+/**
+ * Splits `name:predict` into name and verb. The router cannot match a literal colon right after a
+ * parameter (`:name::predict` swallows the suffix into the parameter), so the segment is parsed here.
+ */
+function splitVerb(segment: string): { target: string; verb: string } {
+  const colon = segment.lastIndexOf(':');
+  if (colon <= 0) throw new AiaasError('NOT_FOUND', `no such endpoint; POST .../${segment}:predict`);
+  return { target: segment.slice(0, colon), verb: segment.slice(colon + 1) };
+}
+
+function requirePredict(verb: string): void {
+  if (verb === 'predict') return;
+  if (verb === 'classify' || verb === 'regress') {
+    throw new AiaasError('INVALID_REQUEST', `:${verb} is not supported (it needs tf.Example signatures); use :predict`);
+  }
+  throw new AiaasError('NOT_FOUND', `unknown method ':${verb}'; use :predict`);
+}
+
+export async function tfServingRoutes(app: FastifyInstance, deps: InferenceDeps): Promise<void> {
+  installProtocolHandling(app, { allowNonFiniteTokens: true });
+
+  const predict = async (request: FastifyRequest, name: string, versionOrAlias?: string): Promise<Record<string, unknown>> =>
+    await runInference(
+      deps,
+      request,
+      'tfserving',
+      { name, ...(versionOrAlias === undefined ? {} : { versionOrAlias }) },
+      (signature) => parseTfServingPredictRequest(request.body, signature, deps.limits),
+      (_model, parsed, response) => renderTfServingPredictResponse(parsed.format, response.outputs),
+    );
+
+  app.post<{ Params: { segment: string } }>(`${base}/:segment`, async (request, reply) => {
+    const { target, verb } = splitVerb(request.params.segment);
+    requirePredict(verb);
+    return sendJson(reply, await predict(request, target), 'tokens');
+  });
+  for (const kind of ['versions', 'labels']) {
+    app.post<{ Params: { name: string; segment: string } }>(`${base}/:name/${kind}/:segment`, async (request, reply) => {
+      const { target, verb } = splitVerb(request.params.segment);
+      requirePredict(verb);
+      return sendJson(reply, await predict(request, request.params.name, target), 'tokens');
+    });
+  }
+
+  // Status: all versions without a version or label, as api_rest.md describes.
+  app.get<{ Params: { name: string } }>(`${base}/:name`, async (request, reply) => {
+    const model = await deps.resolveModel(request, request.params.name);
+    const entry = (await deps.listModels(request)).find((item) => item.name === model.name);
+    const versions = entry?.versions ?? [model.version];
+    return sendJson(reply, renderTfServingStatus(versions.map((version) => ({ version, available: true }))));
+  });
+  for (const kind of ['versions', 'labels']) {
+    app.get<{ Params: { name: string; selector: string } }>(`${base}/:name/${kind}/:selector`, async (request, reply) => {
+      const model = await deps.resolveModel(request, request.params.name, request.params.selector);
+      return sendJson(reply, renderTfServingStatus([{ version: model.version, available: true }]));
+    });
+    app.get<{ Params: { name: string; selector: string } }>(`${base}/:name/${kind}/:selector/metadata`, async (request, reply) => {
+      const model = await deps.resolveModel(request, request.params.name, request.params.selector);
+      return sendJson(reply, renderTfServingMetadata(model.name, model.version, await signatureOf(deps, model)));
+    });
+  }
+  app.get<{ Params: { name: string } }>(`${base}/:name/metadata`, async (request, reply) => {
+    const model = await deps.resolveModel(request, request.params.name);
+    return sendJson(reply, renderTfServingMetadata(model.name, model.version, await signatureOf(deps, model)));
+  });
+}

@@ -1,0 +1,100 @@
+/**
+ * KServe V2 / Open Inference Protocol REST routes plus Triton's model-repository extension.
+ * Register with `app.register(v2Routes, deps)`; errors under these routes render as `{"error": "..."}`.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { parseV2InferRequest, renderV2InferResponse, renderV2ModelMetadata } from '../protocols/v2.ts';
+import {
+  type InferenceDeps,
+  type ResolvedModel,
+  installProtocolHandling,
+  modelKey,
+  runInference,
+  sendJson,
+  signatureOf,
+} from '../protocols/route-support.ts';
+
+export type { InferenceDeps, ResolvedModel } from '../protocols/route-support.ts';
+
+interface ModelParams {
+  name: string;
+  version?: string;
+}
+
+async function versionsOf(deps: InferenceDeps, request: FastifyRequest, name: string, fallback: string): Promise<string[]> {
+  const entry = (await deps.listModels(request)).find((model) => model.name === name);
+  return entry?.versions ?? [fallback];
+}
+
+export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promise<void> {
+  installProtocolHandling(app, { allowNonFiniteTokens: false });
+  const server = deps.server ?? { name: 'aiaas', version: '0.1.0' };
+
+  app.get('/v2', async (_request, reply) => sendJson(reply, { name: server.name, version: server.version, extensions: ['model_repository'] }));
+  app.get('/v2/health/live', async (_request, reply) => reply.status(200).send());
+  app.get('/v2/health/ready', async (_request, reply) => reply.status(200).send());
+
+  const metadata = async (request: FastifyRequest<{ Params: ModelParams }>): Promise<Record<string, unknown>> => {
+    const { name, version } = request.params;
+    const model = await deps.resolveModel(request, name, version);
+    return renderV2ModelMetadata(model.name, await versionsOf(deps, request, model.name, model.version), await signatureOf(deps, model));
+  };
+  app.get<{ Params: ModelParams }>('/v2/models/:name', async (request, reply) => sendJson(reply, await metadata(request)));
+  app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version', async (request, reply) => sendJson(reply, await metadata(request)));
+
+  // Models load on demand, so a version that resolves is ready: its first request loads it.
+  const ready = async (request: FastifyRequest<{ Params: ModelParams }>): Promise<void> => {
+    await deps.resolveModel(request, request.params.name, request.params.version);
+  };
+  app.get<{ Params: ModelParams }>('/v2/models/:name/ready', async (request, reply) => {
+    await ready(request);
+    return reply.status(200).send();
+  });
+  app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version/ready', async (request, reply) => {
+    await ready(request);
+    return reply.status(200).send();
+  });
+
+  const infer = async (request: FastifyRequest<{ Params: ModelParams }>): Promise<Record<string, unknown>> =>
+    await runInference(
+      deps,
+      request,
+      'v2',
+      { name: request.params.name, ...(request.params.version === undefined ? {} : { versionOrAlias: request.params.version }) },
+      (signature) => ({ request: parseV2InferRequest(request.body, signature, deps.limits) }),
+      (model, parsed, response) => renderV2InferResponse(model, parsed.request, response.outputs),
+    );
+  app.post<{ Params: ModelParams }>('/v2/models/:name/infer', async (request, reply) => sendJson(reply, await infer(request)));
+  app.post<{ Params: ModelParams }>('/v2/models/:name/versions/:version/infer', async (request, reply) => sendJson(reply, await infer(request)));
+
+  // Triton model-repository extension (docs/protocol/extension_model_repository.md).
+  app.post('/v2/repository/index', async (request, reply) => {
+    const body = request.body as { ready?: unknown } | undefined;
+    const onlyReady = typeof body === 'object' && body !== null && body.ready === true;
+    const entries: { name: string; version: string; state: string; reason: string }[] = [];
+    for (const { name, versions } of await deps.listModels(request)) {
+      const resolved = await Promise.all(versions.map((version) => deps.resolveModel(request, name, version)));
+      for (const model of resolved) {
+        const loaded = deps.manager.isLoaded(model.versionId);
+        if (onlyReady && !loaded) continue;
+        entries.push({ name: model.name, version: model.version, state: loaded ? 'READY' : 'UNAVAILABLE', reason: loaded ? '' : 'unloaded; loads on first request' });
+      }
+    }
+    return sendJson(reply, entries);
+  });
+
+  app.post<{ Params: ModelParams }>('/v2/repository/models/:name/load', async (request, reply) => {
+    const model = await deps.resolveModel(request, request.params.name);
+    await deps.manager.acquire(modelKey(model));
+    return reply.status(200).send();
+  });
+
+  // Triton unloads a model as a whole, so every version of the name is unloaded.
+  app.post<{ Params: ModelParams }>('/v2/repository/models/:name/unload', async (request, reply) => {
+    const latest: ResolvedModel = await deps.resolveModel(request, request.params.name);
+    const versions = await versionsOf(deps, request, latest.name, latest.version);
+    const models = await Promise.all(versions.map((version) => deps.resolveModel(request, latest.name, version)));
+    await Promise.all(models.map((model) => deps.manager.unload({ versionId: model.versionId })));
+    return reply.status(200).send();
+  });
+}
