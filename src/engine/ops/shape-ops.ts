@@ -1,4 +1,4 @@
-import { attribute, elementCount, type OpDefinition, type Value } from '../graph.ts';
+import { attribute, elementCount, type Dimension, type OpDefinition, type Value } from '../graph.ts';
 import { runtimeShape } from './broadcast.ts';
 
 /** [batch, d1, d2, …] → [batch, d1·d2·…], row-major like Keras' Flatten. */
@@ -41,5 +41,20 @@ export const mean: OpDefinition<null> = {
         : graph.node1('Cast', [graph.node1('Size', [input], [], 'int64')], [], 'float32', { to: attribute.int(1) });
     const share = graph.node1('Div', [gradient as Value, count], []);
     return [graph.node1('Expand', [share, runtimeShape(graph, input)], input.shape)];
+  },
+};
+
+/** Reshape each sample to a static shape; a leading 'batch' stays symbolic (emitted as -1). */
+export const reshape: OpDefinition<{ shape: readonly Dimension[] }> = {
+  name: 'reshape',
+  emit: (graph, [x], { shape }) => [
+    graph.node1('Reshape', [x as Value, graph.constantInt64(shape.map((dimension) => (dimension === 'batch' ? -1 : dimension)))], shape),
+  ],
+  gradient(graph, { inputs: [x] }, [gradient]) {
+    const input = x as Value;
+    const shape = input.shape.every((dimension) => dimension !== 'batch')
+      ? graph.constantInt64(input.shape as number[])
+      : runtimeShape(graph, input);
+    return [graph.node1('Reshape', [gradient as Value, shape], input.shape)];
   },
 };

@@ -1,0 +1,171 @@
+import { attribute, GraphBuilder, type Value } from './graph.ts';
+import { batchShape, buildForward, dropoutNoiseShapes, type ForwardResult } from './network.ts';
+import { sigmoidCrossEntropy, softmaxCrossEntropy } from './ops/cross-entropy.ts';
+import { sub, mul } from './ops/elementwise.ts';
+import { mean } from './ops/shape-ops.ts';
+import { createOptimizer, type Optimizer } from './optimizers.ts';
+import type { ModelPlan } from './plan.ts';
+import type { OnnxModel } from '../onnx/model.ts';
+
+/** Names shared by the compiled graphs and the trainer that feeds them. */
+export const graphNames = {
+  input: 'input',
+  labels: 'labels',
+  output: 'output',
+  loss: 'loss',
+  lossSum: 'loss_sum',
+  learningRate: 'learning_rate',
+  step: 'step',
+  metric: (name: string) => `metric.${name}`,
+  noise: (layer: string) => `noise.${layer}`,
+  next: (name: string) => `${name}.next`,
+  slot: (parameter: string, suffix: string) => `${parameter}.${suffix}`,
+} as const;
+
+/** Per-element loss ([batch] for cross-entropies, [batch, units] otherwise) and labels as the graph sees them. */
+function elementLoss(graph: GraphBuilder, plan: ModelPlan, forward: ForwardResult, labels: Value): { loss: Value; targets: Value } {
+  const units = plan.outputShape[0] as number;
+  const logits = plan.finalActivation === 'linear' ? forward.output : forward.preActivation;
+  switch (plan.spec.loss) {
+    case 'sparseCategoricalCrossentropy': {
+      const indices = graph.node1('Cast', [labels], ['batch'], 'int64', { to: attribute.int(7) });
+      const targets = graph.node1('OneHot', [indices, graph.constantInt64([units], []), graph.constantFloat([0, 1], [2])], ['batch', units], 'float32', {
+        axis: attribute.int(-1),
+      });
+      return { loss: graph.apply1(softmaxCrossEntropy, [logits, targets], null), targets };
+    }
+    case 'categoricalCrossentropy':
+      return { loss: graph.apply1(softmaxCrossEntropy, [logits, labels], null), targets: labels };
+    case 'binaryCrossentropy':
+      return { loss: graph.apply1(sigmoidCrossEntropy, [logits, labels], null), targets: labels };
+    case 'meanSquaredError': {
+      const difference = graph.apply1(sub, [forward.output, labels], null);
+      return { loss: graph.apply1(mul, [difference, difference], null), targets: labels };
+    }
+  }
+}
+
+/** Sum over the batch of each sample's metric value (the trainer divides by the sample count). */
+function metricSums(graph: GraphBuilder, plan: ModelPlan, output: Value, labels: Value): Map<string, Value> {
+  const sums = new Map<string, Value>();
+  const units = plan.outputShape[0] as number;
+  const sumAll = (value: Value, divisor: number) => {
+    const asFloat = value.type === 'float32' ? value : graph.node1('Cast', [value], value.shape, 'float32', { to: attribute.int(1) });
+    const total = graph.node1('ReduceSum', [asFloat], [], 'float32', { keepdims: attribute.int(0) });
+    return divisor === 1 ? total : graph.node1('Div', [total, graph.constantFloat([divisor])], []);
+  };
+  for (const metric of plan.spec.metrics) {
+    if (metric === 'meanAbsoluteError') {
+      const difference = graph.node1('Sub', [output, labels], output.shape);
+      sums.set(metric, sumAll(graph.node1('Abs', [difference], output.shape), units));
+      continue;
+    }
+    const argMax = (value: Value) => graph.node1('ArgMax', [value], ['batch'], 'int64', { axis: attribute.int(-1), keepdims: attribute.int(0) });
+    if (plan.spec.loss === 'sparseCategoricalCrossentropy') {
+      const classes = graph.node1('Cast', [labels], ['batch'], 'int64', { to: attribute.int(7) });
+      sums.set(metric, sumAll(graph.node1('Equal', [argMax(output), classes], ['batch'], 'bool'), 1));
+    } else if (plan.spec.loss === 'categoricalCrossentropy' || (plan.spec.loss === 'meanSquaredError' && units > 1)) {
+      sums.set(metric, sumAll(graph.node1('Equal', [argMax(output), argMax(labels)], ['batch'], 'bool'), 1));
+    } else {
+      // Binary accuracy: threshold probabilities at 0.5 (logits at 0 when the output is linear).
+      const threshold = graph.constantFloat([plan.finalActivation === 'linear' && plan.spec.loss === 'binaryCrossentropy' ? 0 : 0.5]);
+      const predicted = graph.node1('Greater', [output, threshold], output.shape, 'bool');
+      const actual = graph.node1('Greater', [labels, graph.constantFloat([0.5])], output.shape, 'bool');
+      sums.set(metric, sumAll(graph.node1('Equal', [predicted, actual], output.shape, 'bool'), units));
+    }
+  }
+  return sums;
+}
+
+function parameterInputs(graph: GraphBuilder, plan: ModelPlan, differentiable: boolean): Map<string, Value> {
+  return new Map(plan.parameters.map((parameter) => [parameter.name, graph.input(parameter.name, parameter.shape, 'float32', differentiable)]));
+}
+
+export interface CompiledGraphs {
+  train: OnnxModel;
+  evaluate: OnnxModel;
+  predict: OnnxModel;
+  optimizer: Optimizer;
+  noiseShapes: Map<string, number[]>;
+}
+
+/**
+ * One train-step graph (forward, backward and optimizer update), one evaluation graph (loss and
+ * metric sums) and one prediction graph. Parameters are graph inputs in all three, so the trainer
+ * owns the weights and a session never needs rebuilding.
+ */
+export function compileGraphs(plan: ModelPlan): CompiledGraphs {
+  const optimizer = createOptimizer(plan.spec.optimizer);
+  const noiseShapes = dropoutNoiseShapes(plan);
+  const labelShape = batchShape(plan.labelShape.length === 0 ? [] : plan.outputShape);
+
+  const train = new GraphBuilder(`${plan.spec.name}_train_step`);
+  {
+    const input = train.input(graphNames.input, batchShape(plan.spec.inputShape));
+    const labels = train.input(graphNames.labels, labelShape);
+    const noise = new Map([...noiseShapes].map(([layer, shape]) => [layer, train.input(graphNames.noise(layer), batchShape(shape))]));
+    const parameters = parameterInputs(train, plan, true);
+    const state = new Map(
+      plan.parameters.map((parameter) => [
+        parameter.name,
+        optimizer.slots.map((slot) => train.input(graphNames.slot(parameter.name, slot.suffix), parameter.shape)),
+      ]),
+    );
+    const learningRate = train.input(graphNames.learningRate, []);
+    const step = train.input(graphNames.step, []);
+    const forward = buildForward(train, plan, { input, parameters, dropoutNoise: noise });
+    const { loss } = elementLoss(train, plan, forward, labels);
+    const meanLoss = train.apply1(mean, [loss], null);
+    train.output(meanLoss, graphNames.loss);
+    for (const [name, value] of metricSums(train, plan, forward.output, labels)) train.output(value, graphNames.metric(name));
+    const parameterValues = [...parameters.values()];
+    const gradients = train.gradients(meanLoss, parameterValues);
+    plan.parameters.forEach((parameter, index) => {
+      const updated = optimizer.update(train, parameterValues[index] as Value, gradients[index] as Value, state.get(parameter.name) ?? [], {
+        learningRate,
+        step,
+      });
+      train.output(updated.parameter, graphNames.next(parameter.name));
+      optimizer.slots.forEach((slot, slotIndex) => {
+        train.output(updated.state[slotIndex] as Value, graphNames.next(graphNames.slot(parameter.name, slot.suffix)));
+      });
+    });
+  }
+
+  const evaluate = new GraphBuilder(`${plan.spec.name}_evaluate`);
+  {
+    const input = evaluate.input(graphNames.input, batchShape(plan.spec.inputShape));
+    const labels = evaluate.input(graphNames.labels, labelShape);
+    const forward = buildForward(evaluate, plan, { input, parameters: parameterInputs(evaluate, plan, false) });
+    const { loss } = elementLoss(evaluate, plan, forward, labels);
+    const perSampleDivisor = loss.shape.length > 1 ? (plan.outputShape[0] as number) : 1;
+    const total = evaluate.node1('ReduceSum', [loss], [], 'float32', { keepdims: attribute.int(0) });
+    evaluate.output(perSampleDivisor === 1 ? total : evaluate.node1('Div', [total, evaluate.constantFloat([perSampleDivisor])], []), graphNames.lossSum);
+    for (const [name, value] of metricSums(evaluate, plan, forward.output, labels)) evaluate.output(value, graphNames.metric(name));
+  }
+
+  const predict = new GraphBuilder(`${plan.spec.name}_predict`);
+  {
+    const input = predict.input(graphNames.input, batchShape(plan.spec.inputShape));
+    const forward = buildForward(predict, plan, { input, parameters: parameterInputs(predict, plan, false) });
+    predict.output(forward.output, graphNames.output);
+  }
+
+  return { train: train.toModel(), evaluate: evaluate.toModel(), predict: predict.toModel(), optimizer, noiseShapes };
+}
+
+/** The inference graph with trained weights baked in as initializers: a plain `.onnx` for any runtime. */
+export function exportInferenceModel(plan: ModelPlan, weights: ReadonlyMap<string, Float32Array>, metadata: Record<string, string> = {}): OnnxModel {
+  const graph = new GraphBuilder(plan.spec.name);
+  const input = graph.input(graphNames.input, batchShape(plan.spec.inputShape));
+  const parameters = new Map(
+    plan.parameters.map((parameter) => {
+      const values = weights.get(parameter.name);
+      if (!values) throw new RangeError(`weights for ${parameter.name} are missing`);
+      return [parameter.name, graph.initializer(parameter.name, parameter.shape, values)];
+    }),
+  );
+  const forward = buildForward(graph, plan, { input, parameters });
+  graph.output(forward.output, graphNames.output);
+  return graph.toModel(metadata);
+}

@@ -1,0 +1,469 @@
+import { AiaasError } from '../errors.ts';
+import { splitDataset, type Dataset } from '../data/dataset.ts';
+import { compileGraphs, exportInferenceModel, graphNames, type CompiledGraphs } from './compile.ts';
+import { initialValues } from './initializers.ts';
+import { createOptimizer, learningRateAt } from './optimizers.ts';
+import { planModel, type ModelPlan } from './plan.ts';
+import { Random, type RandomState } from './random.ts';
+import { createSession, floatTensor, type OrtSession } from './session.ts';
+import { resolveSpec, type ResolvedSpec } from './spec.ts';
+import { encodeOnnxModel } from '../onnx/model.ts';
+
+export interface BatchEvent {
+  epoch: number;
+  /** Step within the epoch, 1-based. */
+  batch: number;
+  batchesPerEpoch: number;
+  /** Total optimizer steps so far. */
+  step: number;
+  loss: number;
+  samplesPerSecond: number;
+}
+
+export interface EpochEvent {
+  /** 1-based. */
+  epoch: number;
+  epochs: number;
+  step: number;
+  loss: number;
+  metrics: Record<string, number>;
+  validationLoss?: number;
+  validationMetrics?: Record<string, number>;
+  samplesPerSecond: number;
+  seconds: number;
+  learningRate: number;
+}
+
+export interface EarlyStoppingOptions {
+  /** 'loss', 'val_loss', a metric name, or 'val_' + a metric name. Default: val_loss when validating, else loss. */
+  monitor?: string;
+  patience?: number;
+  minDelta?: number;
+  restoreBestWeights?: boolean;
+  /** Default: 'max' for accuracy, otherwise 'min'. */
+  mode?: 'min' | 'max';
+}
+
+/** Everything needed to continue a run exactly where an epoch ended. */
+export interface TrainingCheckpoint {
+  epoch: number;
+  step: number;
+  parameters: Map<string, Float32Array>;
+  optimizerState: Map<string, Float32Array>;
+  shuffleRandom: RandomState;
+  dropoutRandom: RandomState;
+  history: EpochEvent[];
+  earlyStopping?: { best: number; wait: number; bestWeights?: Map<string, Float32Array> };
+}
+
+export interface FitOptions {
+  epochs?: number;
+  batchSize?: number;
+  shuffle?: boolean;
+  /** Seeds shuffling and dropout; defaults to the model's seed. */
+  seed?: number;
+  validationSplit?: number;
+  validationData?: Dataset;
+  maxSteps?: number;
+  /** Stop after the epoch whose training loss is at or below this. */
+  targetLoss?: number;
+  earlyStopping?: EarlyStoppingOptions;
+  onBatchEnd?: (event: BatchEvent) => void | Promise<void>;
+  onEpochEnd?: (event: EpochEvent) => void | Promise<void>;
+  /** Called after every epoch with state to resume from. */
+  onCheckpoint?: (checkpoint: TrainingCheckpoint) => void | Promise<void>;
+  /** Resume from a checkpoint written by `onCheckpoint`. */
+  resumeFrom?: TrainingCheckpoint;
+  signal?: AbortSignal;
+  /** Clock for samples/s reporting only; never affects results. */
+  now?: () => number;
+}
+
+export interface FitResult {
+  epochs: number;
+  steps: number;
+  samplesPerSecond: number;
+  loss: number;
+  metrics: Record<string, number>;
+  validationLoss?: number;
+  validationMetrics?: Record<string, number>;
+  history: EpochEvent[];
+  stopReason: 'completed' | 'maxSteps' | 'targetLoss' | 'earlyStopping' | 'aborted';
+}
+
+export interface EvaluateResult {
+  loss: number;
+  metrics: Record<string, number>;
+  count: number;
+}
+
+const product = (shape: readonly number[]) => shape.reduce((total, dimension) => total * dimension, 1);
+
+/**
+ * A Keras-style model: build from a spec, fit, evaluate, predict, export. The model owns its
+ * weights as Float32Arrays and feeds them to ONNX Runtime sessions that are compiled once.
+ */
+export class Model {
+  readonly spec: ResolvedSpec;
+  readonly plan: ModelPlan;
+  readonly seed: number;
+  parameters: Map<string, Float32Array>;
+  optimizerState: Map<string, Float32Array>;
+  step = 0;
+  private graphs: CompiledGraphs | undefined;
+  private sessions: { train?: OrtSession; evaluate?: OrtSession; predict?: OrtSession } = {};
+
+  private constructor(spec: ResolvedSpec, seed: number) {
+    this.spec = spec;
+    this.plan = planModel(spec);
+    this.seed = seed;
+    const random = new Random(seed);
+    this.parameters = new Map(this.plan.parameters.map((parameter) => [parameter.name, initialValues(parameter, random)]));
+    this.optimizerState = this.initialOptimizerState();
+  }
+
+  /** Validates the spec (AiaasError INVALID_SPEC naming layer and field) and initialises weights from the seed. */
+  static fromSpec(document: unknown, options: { seed?: number } = {}): Model {
+    return new Model(resolveSpec(document), options.seed ?? 42);
+  }
+
+  private compiled(): CompiledGraphs {
+    this.graphs ??= compileGraphs(this.plan);
+    return this.graphs;
+  }
+
+  private initialOptimizerState(): Map<string, Float32Array> {
+    const state = new Map<string, Float32Array>();
+    const { slots } = createOptimizer(this.spec.optimizer);
+    for (const parameter of this.plan.parameters) {
+      for (const slot of slots) {
+        state.set(graphNames.slot(parameter.name, slot.suffix), new Float32Array(product(parameter.shape)).fill(slot.initialValue));
+      }
+    }
+    return state;
+  }
+
+  get inputShape(): number[] {
+    return this.spec.inputShape;
+  }
+
+  get outputShape(): number[] {
+    return this.plan.outputShape;
+  }
+
+  /** Replace weights (e.g. from a safetensors file); names and shapes must match the spec. */
+  setWeights(weights: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>): void {
+    for (const parameter of this.plan.parameters) {
+      const found = weights.get(parameter.name);
+      if (!found) {
+        throw new AiaasError('INVALID_WEIGHTS', `weights have no tensor "${parameter.name}" (expected shape [${parameter.shape.join(', ')}])`);
+      }
+      if (found.shape.length !== parameter.shape.length || found.shape.some((dimension, index) => dimension !== parameter.shape[index])) {
+        throw new AiaasError('INVALID_WEIGHTS', `tensor "${parameter.name}" has shape [${found.shape.join(', ')}], the model expects [${parameter.shape.join(', ')}]`);
+      }
+    }
+    for (const parameter of this.plan.parameters) this.parameters.set(parameter.name, Float32Array.from(weights.get(parameter.name)!.data));
+  }
+
+  private checkDataset(dataset: Dataset, role: string): void {
+    const expected = this.spec.inputShape;
+    if (product(dataset.featureShape) !== product(expected)) {
+      throw new AiaasError(
+        'INVALID_DATA',
+        `${role} data has samples of shape [${dataset.featureShape.join(', ')}], the model's input is [${expected.join(', ')}]`,
+      );
+    }
+    const labelsPerSample = product(dataset.labelShape);
+    const expectedLabels = product(this.plan.labelShape);
+    if (labelsPerSample !== expectedLabels) {
+      const hint = this.spec.loss === 'sparseCategoricalCrossentropy' ? ' (one class index per sample)' : '';
+      throw new AiaasError(
+        'INVALID_DATA',
+        `${role} data has labels of shape [${dataset.labelShape.join(', ')}], ${this.spec.loss} needs [${this.plan.labelShape.join(', ')}]${hint}`,
+      );
+    }
+    if (this.spec.loss === 'sparseCategoricalCrossentropy') {
+      const classes = this.plan.outputShape[0] as number;
+      for (let index = 0; index < dataset.count; index++) {
+        const label = dataset.labels[index]!;
+        if (!Number.isInteger(label) || label < 0 || label >= classes) {
+          throw new AiaasError('INVALID_DATA', `${role} data sample ${index} has label ${label}; expected a class index in 0..${classes - 1}`);
+        }
+      }
+    }
+  }
+
+  private async session(kind: 'train' | 'evaluate' | 'predict'): Promise<OrtSession> {
+    const existing = this.sessions[kind];
+    if (existing) return existing;
+    const created = await createSession(this.compiled()[kind]);
+    this.sessions[kind] = created;
+    return created;
+  }
+
+  private parameterFeeds(): Record<string, ReturnType<typeof floatTensor>> {
+    const feeds: Record<string, ReturnType<typeof floatTensor>> = {};
+    for (const parameter of this.plan.parameters) feeds[parameter.name] = floatTensor(this.parameters.get(parameter.name)!, parameter.shape);
+    return feeds;
+  }
+
+  async fit(dataset: Dataset, options: FitOptions = {}): Promise<FitResult> {
+    const now = options.now ?? (() => performance.now());
+    let train = dataset;
+    let validation = options.validationData;
+    if (options.validationSplit !== undefined && options.validationSplit > 0) {
+      ({ train, validation } = splitDataset(dataset, options.validationSplit));
+    }
+    this.checkDataset(train, 'training');
+    if (validation) this.checkDataset(validation, 'validation');
+    if (train.count === 0) throw new AiaasError('INVALID_DATA', 'training data has no samples');
+    const epochs = options.epochs ?? 1;
+    const batchSize = this.spec.optimizer.type === 'gd' ? train.count : Math.min(options.batchSize ?? 32, train.count);
+    if (!Number.isInteger(epochs) || epochs < 1) throw new AiaasError('INVALID_REQUEST', `epochs must be a positive integer, got ${epochs}`);
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new AiaasError('INVALID_REQUEST', `batchSize must be a positive integer, got ${options.batchSize}`);
+    const shuffle = options.shuffle ?? true;
+    const seed = options.seed ?? this.seed;
+    let shuffleRandom = new Random(seed + 1);
+    let dropoutRandom = new Random(seed + 2);
+    let history: EpochEvent[] = [];
+    let startEpoch = 0;
+    let stopping = { best: Number.NaN, wait: 0, bestWeights: undefined as Map<string, Float32Array> | undefined };
+    const resume = options.resumeFrom;
+    if (resume) {
+      this.parameters = new Map([...resume.parameters].map(([name, values]) => [name, Float32Array.from(values)]));
+      this.optimizerState = new Map([...resume.optimizerState].map(([name, values]) => [name, Float32Array.from(values)]));
+      this.step = resume.step;
+      shuffleRandom = new Random(resume.shuffleRandom);
+      dropoutRandom = new Random(resume.dropoutRandom);
+      history = [...resume.history];
+      startEpoch = resume.epoch;
+      if (resume.earlyStopping) stopping = { ...resume.earlyStopping, bestWeights: resume.earlyStopping.bestWeights };
+    }
+
+    const graphs = this.compiled();
+    const session = await this.session('train');
+    const featureSize = product(train.featureShape);
+    const labelSize = Math.max(1, product(train.labelShape));
+    const inputDims = this.spec.inputShape;
+    const labelDims = this.plan.labelShape.length === 0 ? [] : this.plan.outputShape;
+    const featureBuffer = new Float32Array(batchSize * featureSize);
+    const labelBuffer = new Float32Array(batchSize * labelSize);
+    const noiseBuffers = new Map([...graphs.noiseShapes].map(([layer, shape]) => [layer, new Float32Array(batchSize * product(shape))]));
+    const batchesPerEpoch = Math.ceil(train.count / batchSize);
+    const monitor = options.earlyStopping?.monitor ?? (validation ? 'val_loss' : 'loss');
+    const mode = options.earlyStopping?.mode ?? (monitor.endsWith('accuracy') ? 'max' : 'min');
+    const slotNames = [...this.optimizerState.keys()];
+    let stopReason: FitResult['stopReason'] = 'completed';
+    let totalSamples = 0;
+    let totalSeconds = 0;
+
+    for (let epoch = startEpoch; epoch < epochs && stopReason === 'completed'; epoch++) {
+      const epochStart = now();
+      const order = shuffle ? shuffleRandom.permutation(train.count) : undefined;
+      const learningRate = learningRateAt(this.spec.optimizer.learningRate, this.step, epoch);
+      let lossSum = 0;
+      const metricSums = new Map(this.spec.metrics.map((metric) => [metric, 0]));
+      let seen = 0;
+      for (let batch = 0; batch < batchesPerEpoch; batch++) {
+        if (options.signal?.aborted) {
+          stopReason = 'aborted';
+          break;
+        }
+        const start = batch * batchSize;
+        const size = Math.min(batchSize, train.count - start);
+        let features: Float32Array;
+        let labels: Float32Array;
+        if (order) {
+          for (let row = 0; row < size; row++) {
+            const source = order[start + row]!;
+            featureBuffer.set(train.features.subarray(source * featureSize, (source + 1) * featureSize), row * featureSize);
+            labelBuffer.set(train.labels.subarray(source * labelSize, (source + 1) * labelSize), row * labelSize);
+          }
+          features = featureBuffer.subarray(0, size * featureSize);
+          labels = labelBuffer.subarray(0, size * labelSize);
+        } else {
+          features = train.features.subarray(start * featureSize, (start + size) * featureSize);
+          labels = train.labels.subarray(start * labelSize, (start + size) * labelSize);
+        }
+        this.step += 1;
+        const stepLearningRate = learningRateAt(this.spec.optimizer.learningRate, this.step - 1, epoch);
+        const feeds = this.parameterFeeds();
+        feeds[graphNames.input] = floatTensor(features, [size, ...inputDims]);
+        feeds[graphNames.labels] = floatTensor(labels, [size, ...labelDims]);
+        feeds[graphNames.learningRate] = floatTensor(new Float32Array([stepLearningRate]), []);
+        feeds[graphNames.step] = floatTensor(new Float32Array([this.step]), []);
+        for (const [layer, buffer] of noiseBuffers) {
+          const shape = graphs.noiseShapes.get(layer)!;
+          const noise = buffer.subarray(0, size * product(shape));
+          dropoutRandom.fillUniform(noise);
+          feeds[graphNames.noise(layer)] = floatTensor(noise, [size, ...shape]);
+        }
+        for (const name of slotNames) {
+          const parameterName = name.slice(0, name.lastIndexOf('.'));
+          const parameter = this.plan.parameters.find((candidate) => candidate.name === parameterName)!;
+          feeds[name] = floatTensor(this.optimizerState.get(name)!, parameter.shape);
+        }
+        const results = await session.run(feeds);
+        const loss = (results[graphNames.loss]!.data as Float32Array)[0]!;
+        if (!Number.isFinite(loss)) {
+          throw new AiaasError('TRAINING_DIVERGED', `loss became ${loss} at epoch ${epoch + 1}, step ${batch + 1}; lower the learning rate or check the data for extreme values`, {
+            details: { epoch: epoch + 1, step: batch + 1 },
+          });
+        }
+        for (const parameter of this.plan.parameters) this.parameters.set(parameter.name, results[graphNames.next(parameter.name)]!.data as Float32Array);
+        for (const name of slotNames) this.optimizerState.set(name, results[graphNames.next(name)]!.data as Float32Array);
+        lossSum += loss * size;
+        for (const metric of this.spec.metrics) {
+          metricSums.set(metric, metricSums.get(metric)! + (results[graphNames.metric(metric)]!.data as Float32Array)[0]!);
+        }
+        seen += size;
+        if (options.onBatchEnd) {
+          const elapsed = (now() - epochStart) / 1000;
+          await options.onBatchEnd({ epoch: epoch + 1, batch: batch + 1, batchesPerEpoch, step: this.step, loss, samplesPerSecond: elapsed > 0 ? seen / elapsed : 0 });
+        }
+        if (options.maxSteps !== undefined && this.step >= options.maxSteps) {
+          stopReason = 'maxSteps';
+          break;
+        }
+      }
+      if (seen === 0) break;
+      const seconds = (now() - epochStart) / 1000;
+      totalSamples += seen;
+      totalSeconds += seconds;
+      const event: EpochEvent = {
+        epoch: epoch + 1,
+        epochs,
+        step: this.step,
+        loss: lossSum / seen,
+        metrics: Object.fromEntries([...metricSums].map(([metric, sum]) => [metric, sum / seen])),
+        samplesPerSecond: seconds > 0 ? seen / seconds : 0,
+        seconds,
+        learningRate,
+      };
+      if (validation && validation.count > 0) {
+        const evaluated = await this.evaluate(validation);
+        event.validationLoss = evaluated.loss;
+        event.validationMetrics = evaluated.metrics;
+      }
+      history.push(event);
+      if (options.earlyStopping) {
+        const value = monitoredValue(event, monitor);
+        const minDelta = options.earlyStopping.minDelta ?? 0;
+        const improved = Number.isNaN(stopping.best) || (mode === 'min' ? value < stopping.best - minDelta : value > stopping.best + minDelta);
+        if (improved) {
+          stopping = {
+            best: value,
+            wait: 0,
+            bestWeights: options.earlyStopping.restoreBestWeights ? copyMap(this.parameters) : undefined,
+          };
+        } else if (++stopping.wait >= (options.earlyStopping.patience ?? 0)) {
+          stopReason = 'earlyStopping';
+          if (stopping.bestWeights) this.parameters = copyMap(stopping.bestWeights);
+        }
+      }
+      if (stopReason === 'completed' && options.targetLoss !== undefined && event.loss <= options.targetLoss) stopReason = 'targetLoss';
+      await options.onEpochEnd?.(event);
+      if (options.onCheckpoint && stopReason !== 'aborted') {
+        await options.onCheckpoint({
+          epoch: epoch + 1,
+          step: this.step,
+          parameters: copyMap(this.parameters),
+          optimizerState: copyMap(this.optimizerState),
+          shuffleRandom: shuffleRandom.state(),
+          dropoutRandom: dropoutRandom.state(),
+          history: [...history],
+          ...(options.earlyStopping ? { earlyStopping: { best: stopping.best, wait: stopping.wait, ...(stopping.bestWeights ? { bestWeights: copyMap(stopping.bestWeights) } : {}) } } : {}),
+        });
+      }
+    }
+    const last = history[history.length - 1];
+    return {
+      epochs: history.length,
+      steps: this.step,
+      samplesPerSecond: totalSeconds > 0 ? totalSamples / totalSeconds : 0,
+      loss: last?.loss ?? Number.NaN,
+      metrics: last?.metrics ?? {},
+      ...(last?.validationLoss === undefined ? {} : { validationLoss: last.validationLoss, validationMetrics: last.validationMetrics! }),
+      history,
+      stopReason,
+    };
+  }
+
+  async evaluate(dataset: Dataset, options: { batchSize?: number } = {}): Promise<EvaluateResult> {
+    this.checkDataset(dataset, 'evaluation');
+    const session = await this.session('evaluate');
+    const batchSize = options.batchSize ?? 1024;
+    const featureSize = product(dataset.featureShape);
+    const labelSize = Math.max(1, product(dataset.labelShape));
+    const labelDims = this.plan.labelShape.length === 0 ? [] : this.plan.outputShape;
+    let lossSum = 0;
+    const metricSums = new Map(this.spec.metrics.map((metric) => [metric, 0]));
+    for (let start = 0; start < dataset.count; start += batchSize) {
+      const size = Math.min(batchSize, dataset.count - start);
+      const feeds = this.parameterFeeds();
+      feeds[graphNames.input] = floatTensor(dataset.features.subarray(start * featureSize, (start + size) * featureSize), [size, ...this.spec.inputShape]);
+      feeds[graphNames.labels] = floatTensor(dataset.labels.subarray(start * labelSize, (start + size) * labelSize), [size, ...labelDims]);
+      const results = await session.run(feeds);
+      lossSum += (results[graphNames.lossSum]!.data as Float32Array)[0]!;
+      for (const metric of this.spec.metrics) metricSums.set(metric, metricSums.get(metric)! + (results[graphNames.metric(metric)]!.data as Float32Array)[0]!);
+    }
+    const count = Math.max(1, dataset.count);
+    return {
+      loss: lossSum / count,
+      metrics: Object.fromEntries([...metricSums].map(([metric, sum]) => [metric, sum / count])),
+      count: dataset.count,
+    };
+  }
+
+  /** Outputs for `count` samples laid out contiguously; returns count × outputUnits values. */
+  async predict(features: Float32Array, options: { batchSize?: number } = {}): Promise<Float32Array> {
+    const featureSize = product(this.spec.inputShape);
+    if (features.length % featureSize !== 0) {
+      throw new AiaasError('INVALID_TENSOR', `input has ${features.length} values, not a multiple of the sample size ${featureSize} (shape [${this.spec.inputShape.join(', ')}])`);
+    }
+    const count = features.length / featureSize;
+    const outputSize = product(this.plan.outputShape);
+    const output = new Float32Array(count * outputSize);
+    const session = await this.session('predict');
+    const batchSize = options.batchSize ?? 1024;
+    for (let start = 0; start < count; start += batchSize) {
+      const size = Math.min(batchSize, count - start);
+      const feeds = this.parameterFeeds();
+      feeds[graphNames.input] = floatTensor(features.subarray(start * featureSize, (start + size) * featureSize), [size, ...this.spec.inputShape]);
+      const results = await session.run(feeds);
+      output.set(results[graphNames.output]!.data as Float32Array, start * outputSize);
+    }
+    return output;
+  }
+
+  /** The `.onnx` inference graph with the current weights as initializers. */
+  exportOnnx(metadata: Record<string, string> = {}): Uint8Array {
+    return encodeOnnxModel(exportInferenceModel(this.plan, this.parameters, metadata));
+  }
+
+  async dispose(): Promise<void> {
+    const sessions = Object.values(this.sessions);
+    this.sessions = {};
+    await Promise.all(sessions.map((session) => session.release()));
+  }
+}
+
+function copyMap(source: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {
+  return new Map([...source].map(([name, values]) => [name, Float32Array.from(values)]));
+}
+
+function monitoredValue(event: EpochEvent, monitor: string): number {
+  if (monitor === 'loss') return event.loss;
+  if (monitor === 'val_loss') {
+    if (event.validationLoss === undefined) throw new AiaasError('INVALID_REQUEST', 'early stopping monitors val_loss but there is no validation data');
+    return event.validationLoss;
+  }
+  if (monitor.startsWith('val_')) {
+    const value = event.validationMetrics?.[monitor.slice(4)];
+    if (value === undefined) throw new AiaasError('INVALID_REQUEST', `early stopping monitors ${monitor}, which is not computed`);
+    return value;
+  }
+  const value = event.metrics[monitor];
+  if (value === undefined) throw new AiaasError('INVALID_REQUEST', `early stopping monitors ${monitor}, which is not computed`);
+  return value;
+}

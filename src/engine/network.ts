@@ -1,0 +1,142 @@
+import { attribute, type Dimension, type GraphBuilder, type Value } from './graph.ts';
+import { logSoftmax, relu, sigmoid, softmax, tanh } from './ops/activations.ts';
+import { conv2d, maxPool2d } from './ops/convolution.ts';
+import { add, mul } from './ops/elementwise.ts';
+import { matmul } from './ops/matmul.ts';
+import { flatten, reshape, transpose } from './ops/shape-ops.ts';
+import type { ModelPlan } from './plan.ts';
+import type { ActivationName } from './spec.ts';
+
+export { logSoftmax };
+
+export interface ForwardInputs {
+  /** [batch, ...inputShape] in the user's channels-last notation. */
+  input: Value;
+  parameters: ReadonlyMap<string, Value>;
+  /** Present only in the train graph: uniform noise per dropout layer, drawn by the trainer's seeded RNG. */
+  dropoutNoise?: ReadonlyMap<string, Value>;
+}
+
+export interface ForwardResult {
+  output: Value;
+  /** The last layer's value before its activation: the logits that stable losses consume. */
+  preActivation: Value;
+}
+
+function activate(graph: GraphBuilder, value: Value, activation: ActivationName): Value {
+  switch (activation) {
+    case 'linear':
+      return value;
+    case 'relu':
+      return graph.apply1(relu, [value], null);
+    case 'sigmoid':
+      return graph.apply1(sigmoid, [value], null);
+    case 'tanh':
+      return graph.apply1(tanh, [value], null);
+    case 'softmax':
+      return graph.apply1(softmax, [value], null);
+  }
+}
+
+/** Noise shape per dropout layer, in the internal layout used by the forward pass. */
+export function dropoutNoiseShapes(plan: ModelPlan): Map<string, number[]> {
+  const shapes = new Map<string, number[]>();
+  let channelsFirst = false;
+  for (const layerPlan of plan.layers) {
+    const { layer, inputShape } = layerPlan;
+    if (layer.type === 'conv2d' || layer.type === 'maxPooling2d') channelsFirst = true;
+    if (layer.type === 'flatten' || layer.type === 'dense') channelsFirst = false;
+    if (layer.type === 'dropout') {
+      const shape = channelsFirst && inputShape.length === 3 ? [inputShape[2]!, inputShape[0]!, inputShape[1]!] : inputShape;
+      shapes.set(layer.name, shape);
+    }
+  }
+  return shapes;
+}
+
+/**
+ * The network's forward pass. Images stay NCHW between spatial layers (what ONNX Conv wants) and
+ * return to channels-last before flatten, so flattened features are ordered as in Keras.
+ */
+export function buildForward(graph: GraphBuilder, plan: ModelPlan, inputs: ForwardInputs): ForwardResult {
+  let value = inputs.input;
+  let channelsFirst = false;
+  let preActivation = value;
+  const parameter = (name: string): Value => {
+    const found = inputs.parameters.get(name);
+    if (!found) throw new RangeError(`parameter ${name} missing from the graph`);
+    return found;
+  };
+  const toChannelsLast = () => {
+    if (!channelsFirst) return;
+    value = graph.apply1(transpose, [value], { permutation: [0, 2, 3, 1] });
+    channelsFirst = false;
+  };
+  for (const { layer, inputShape } of plan.layers) {
+    preActivation = value;
+    switch (layer.type) {
+      case 'dense': {
+        toChannelsLast();
+        let result = graph.apply1(matmul, [value, parameter(`${layer.name}.kernel`)], null);
+        if (layer.useBias) result = graph.apply1(add, [result, parameter(`${layer.name}.bias`)], null);
+        preActivation = result;
+        value = activate(graph, result, layer.activation);
+        break;
+      }
+      case 'conv2d':
+      case 'maxPooling2d': {
+        if (!channelsFirst) {
+          const [height, width] = inputShape as [number, number];
+          value =
+            inputShape.length === 3
+              ? graph.apply1(transpose, [value], { permutation: [0, 3, 1, 2] })
+              : graph.apply1(reshape, [value], { shape: ['batch', 1, height, width] });
+          channelsFirst = true;
+        }
+        const window = {
+          kernel: layer.type === 'conv2d' ? layer.kernelSize : layer.poolSize,
+          strides: layer.strides,
+          padding: layer.padding,
+        } as const;
+        if (layer.type === 'maxPooling2d') {
+          value = graph.apply(maxPool2d, [value], window)[0] as Value;
+          break;
+        }
+        let result = graph.apply1(conv2d, [value, parameter(`${layer.name}.kernel`)], window);
+        if (layer.useBias) {
+          const bias = graph.apply1(reshape, [parameter(`${layer.name}.bias`)], { shape: [layer.filters, 1, 1] });
+          result = graph.apply1(add, [result, bias], null);
+        }
+        preActivation = result;
+        value = activate(graph, result, layer.activation);
+        break;
+      }
+      case 'flatten':
+        toChannelsLast();
+        value = value.shape.length > 2 ? graph.apply1(flatten, [value], null) : value;
+        break;
+      case 'dropout': {
+        const noise = inputs.dropoutNoise?.get(layer.name);
+        if (!noise || layer.rate === 0) break;
+        // Inverted dropout: keep with probability 1 − rate and scale by 1/(1 − rate) so inference needs no change.
+        const keep = graph.node1('GreaterOrEqual', [noise, graph.constantFloat([layer.rate])], noise.shape, 'bool');
+        const mask = graph.node1(
+          'Mul',
+          [graph.node1('Cast', [keep], noise.shape, 'float32', { to: attribute.int(1) }), graph.constantFloat([1 / (1 - layer.rate)])],
+          noise.shape,
+        );
+        value = graph.apply1(mul, [value, mask], null);
+        break;
+      }
+      case 'activation':
+        value = activate(graph, value, layer.activation);
+        break;
+    }
+  }
+  toChannelsLast();
+  return { output: value, preActivation };
+}
+
+export function batchShape(shape: readonly number[]): Dimension[] {
+  return ['batch', ...shape];
+}

@@ -1,0 +1,123 @@
+import { windowAxis } from './ops/convolution.ts';
+import { specError, type ActivationName, type InitializerName, type ResolvedLayer, type ResolvedSpec } from './spec.ts';
+
+export interface ParameterSpec {
+  /** `<layerName>.kernel` or `<layerName>.bias`, the safetensors tensor name. */
+  name: string;
+  shape: number[];
+  initializer: InitializerName;
+  fanIn: number;
+  fanOut: number;
+}
+
+export interface LayerPlan {
+  layer: ResolvedLayer;
+  /** Per-sample shapes in the user's (channels-last) notation. */
+  inputShape: number[];
+  outputShape: number[];
+  parameters: ParameterSpec[];
+}
+
+export interface ModelPlan {
+  spec: ResolvedSpec;
+  layers: LayerPlan[];
+  parameters: ParameterSpec[];
+  outputShape: number[];
+  /** Labels per sample: [] for class indices, otherwise the output's shape. */
+  labelShape: number[];
+  finalActivation: ActivationName;
+  parameterCount: number;
+}
+
+const product = (shape: readonly number[]) => shape.reduce((total, dimension) => total * dimension, 1);
+const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
+
+function planLayer(layer: ResolvedLayer, index: number, inputShape: number[]): LayerPlan {
+  const location = { path: `layers[${index}]`, layerIndex: index, layerName: layer.name };
+  switch (layer.type) {
+    case 'dense': {
+      if (inputShape.length !== 1) {
+        throw specError(location, 'units', 'a flat input (add a flatten layer before this dense layer)', inputShape, `input shape ${shapeText(inputShape)}`);
+      }
+      const inputs = inputShape[0] as number;
+      const parameters: ParameterSpec[] = [
+        { name: `${layer.name}.kernel`, shape: [inputs, layer.units], initializer: layer.kernelInitializer, fanIn: inputs, fanOut: layer.units },
+      ];
+      if (layer.useBias) parameters.push({ name: `${layer.name}.bias`, shape: [layer.units], initializer: layer.biasInitializer, fanIn: inputs, fanOut: layer.units });
+      return { layer, inputShape, outputShape: [layer.units], parameters };
+    }
+    case 'conv2d':
+    case 'maxPooling2d': {
+      if (inputShape.length !== 2 && inputShape.length !== 3) {
+        throw specError(location, 'type', 'an image input [height, width] or [height, width, channels]', inputShape, `input shape ${shapeText(inputShape)}`);
+      }
+      const [height, width, channels = 1] = inputShape as [number, number, number?];
+      const kernel = layer.type === 'conv2d' ? layer.kernelSize : layer.poolSize;
+      if (layer.padding === 'valid' && (kernel[0] > height || kernel[1] > width)) {
+        throw specError(location, layer.type === 'conv2d' ? 'kernelSize' : 'poolSize', `a window no larger than the input ${shapeText([height, width])}`, kernel);
+      }
+      const rows = windowAxis(height, kernel[0], layer.strides[0], layer.padding).output;
+      const columns = windowAxis(width, kernel[1], layer.strides[1], layer.padding).output;
+      if (layer.type === 'maxPooling2d') return { layer, inputShape, outputShape: [rows, columns, channels], parameters: [] };
+      const receptive = kernel[0] * kernel[1];
+      const parameters: ParameterSpec[] = [
+        // ONNX/PyTorch layout [out, in, kh, kw]: what ORT's Conv consumes without a transpose.
+        { name: `${layer.name}.kernel`, shape: [layer.filters, channels, kernel[0], kernel[1]], initializer: layer.kernelInitializer, fanIn: channels * receptive, fanOut: layer.filters * receptive },
+      ];
+      if (layer.useBias) parameters.push({ name: `${layer.name}.bias`, shape: [layer.filters], initializer: layer.biasInitializer, fanIn: channels * receptive, fanOut: layer.filters * receptive });
+      return { layer, inputShape, outputShape: [rows, columns, layer.filters], parameters };
+    }
+    case 'flatten':
+      return { layer, inputShape, outputShape: [product(inputShape)], parameters: [] };
+    case 'dropout':
+    case 'activation':
+      return { layer, inputShape, outputShape: inputShape, parameters: [] };
+  }
+}
+
+/** Walk the layers, inferring every shape, and check the loss fits the output. */
+export function planModel(spec: ResolvedSpec): ModelPlan {
+  const layers: LayerPlan[] = [];
+  let shape = spec.inputShape;
+  spec.layers.forEach((layer, index) => {
+    const plan = planLayer(layer, index, shape);
+    layers.push(plan);
+    shape = plan.outputShape;
+  });
+  const last = layers[layers.length - 1] as LayerPlan;
+  const finalActivation: ActivationName =
+    last.layer.type === 'dense' || last.layer.type === 'conv2d' || last.layer.type === 'activation' ? last.layer.activation : 'linear';
+  const lossLocation = { path: 'compile' };
+  if (shape.length !== 1) {
+    throw specError(lossLocation, 'loss', 'a model whose output is flat (end with flatten and dense layers)', shape, `output shape ${shapeText(shape)}`);
+  }
+  const units = shape[0] as number;
+  let labelShape = shape;
+  switch (spec.loss) {
+    case 'sparseCategoricalCrossentropy':
+    case 'categoricalCrossentropy':
+      if (units < 2) throw specError(lossLocation, 'loss', 'an output of at least 2 classes for a categorical loss', shape, `output shape ${shapeText(shape)}`);
+      if (finalActivation !== 'softmax' && finalActivation !== 'linear') {
+        throw specError(lossLocation, 'loss', `a final softmax (or linear, meaning logits) activation for ${spec.loss}`, finalActivation);
+      }
+      if (spec.loss === 'sparseCategoricalCrossentropy') labelShape = [];
+      break;
+    case 'binaryCrossentropy':
+      if (finalActivation !== 'sigmoid' && finalActivation !== 'linear') {
+        throw specError(lossLocation, 'loss', 'a final sigmoid (or linear, meaning logits) activation for binaryCrossentropy', finalActivation);
+      }
+      break;
+    case 'meanSquaredError':
+      break;
+  }
+  const parameters = layers.flatMap((plan) => plan.parameters);
+  return {
+    spec,
+    layers,
+    parameters,
+    outputShape: shape,
+    labelShape,
+    finalActivation,
+    parameterCount: parameters.reduce((total, parameter) => total + product(parameter.shape), 0),
+  };
+}
