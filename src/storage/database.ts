@@ -19,7 +19,12 @@ export interface Database {
   close(): Promise<void>;
 }
 
-/** Opens (creating if needed) the SQLite database and brings its schema up to date. */
+/**
+ * Opens (creating if needed) the SQLite database and brings its schema up to date.
+ * Open one per process and share it: better-sqlite3 blocks its thread while
+ * waiting for a lock, so two connections in one thread can stall each other
+ * for the whole busy timeout when a transaction spans an await.
+ */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
   let connection: BetterSqlite3.Database;
   try {

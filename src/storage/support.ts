@@ -66,3 +66,16 @@ export function pageLimit(page: Page | undefined): number {
 export function pageOffset(page: Page | undefined): number {
   return Math.max(0, Math.trunc(page?.offset ?? 0));
 }
+
+/**
+ * Errors after which re-running the same transaction can succeed: a lost race
+ * on a unique key, SQLite's "snapshot went stale while you waited"
+ * (SQLITE_BUSY_SNAPSHOT, returned at once without honouring busy_timeout), or
+ * a PostgreSQL serialization failure / deadlock.
+ */
+export function isRetryableWriteConflict(error: unknown): boolean {
+  if (isUniqueViolation(error)) return true;
+  if (typeof error !== 'object' || error === null) return false;
+  const code = (error as { code?: unknown }).code;
+  return code === 'SQLITE_BUSY_SNAPSHOT' || code === '40001' || code === '40P01';
+}

@@ -30,6 +30,7 @@ export async function openTestStorage(): Promise<TestStorage> {
   const database = await openDatabase({ path: ':memory:', now: clock.now });
   const repositories = createRepositories(database.db, { now: clock.now });
   const tenantA = (await repositories.tenants.create({ name: 'acme' })).id;
+  clock.advance(1);
   const tenantB = (await repositories.tenants.create({ name: 'globex' })).id;
   return { database, repositories, clock, tenantA, tenantB };
 }

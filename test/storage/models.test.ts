@@ -123,7 +123,7 @@ describe('ModelRepository: aliases and resolve', () => {
     await models.setAlias(storage.tenantA, model.id, 'production', 1);
     storage.clock.advance(1000);
     const moved = await models.setAlias(storage.tenantA, model.id, 'production', 2);
-    expect(moved).toMatchObject({ name: 'production', version: 2, updatedAt: '2025-01-01T00:00:01.000Z' });
+    expect(moved).toMatchObject({ name: 'production', version: 2, updatedAt: '2025-01-01T00:00:01.001Z' });
     expect(await models.listAliases(storage.tenantA, model.id)).toHaveLength(1);
 
     const versionOf = async (selector?: string): Promise<number | undefined> =>

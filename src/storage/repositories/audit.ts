@@ -1,6 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { AuditLogTable, Schema } from '../schema.ts';
-import { inTransaction, isUniqueViolation } from '../support.ts';
+import { inTransaction, isRetryableWriteConflict } from '../support.ts';
 
 /**
  * One audit entry as the hash chain sees it. `detailJson` stays a string so the
@@ -81,7 +81,7 @@ export class AuditRepository {
           return new AuditRepository(transaction).append(await build(previous));
         });
       } catch (error) {
-        if (!isUniqueViolation(error) || attempt >= attempts || this.#db.isTransaction) throw error;
+        if (!isRetryableWriteConflict(error) || attempt >= attempts || this.#db.isTransaction) throw error;
       }
     }
   }

@@ -190,45 +190,63 @@ export class JobRepository {
   /**
    * Takes the oldest job that is queued, or running with an expired lease
    * (its worker crashed), and leases it to `owner` for `leaseMs`. Not tenant-scoped:
-   * workers serve every tenant. The update re-checks the claim condition, so of two
-   * processes racing for one job exactly one wins; the loser moves on to the next.
+   * workers serve every tenant. One UPDATE statement picks and takes the job, and
+   * it re-checks the claim condition on the row it updates, so of two processes
+   * racing for one job exactly one wins (the loser gets zero rows and tries again);
+   * holding no transaction across an await also keeps SQLite's write lock short.
    */
   async claimNext(owner: string, leaseMs: number, now: Date = this.#now()): Promise<JobRecord | undefined> {
     const nowIso = now.toISOString();
     const expiresAt = new Date(now.getTime() + leaseMs).toISOString();
     const attempts = 5;
     for (let attempt = 0; attempt < attempts; attempt += 1) {
-      const claimed = await inTransaction(this.#db, async (transaction) => {
-        const candidate = await transaction
-          .selectFrom('jobs')
-          .select(['id', 'status'])
-          .where((where) =>
+      const row = await this.#db
+        .updateTable('jobs')
+        .set((set) => ({
+          status: 'running',
+          lease_owner: owner,
+          lease_expires_at: expiresAt,
+          started_at: set.fn.coalesce('started_at', set.val(nowIso)),
+        }))
+        .where((where) =>
+          where.and([
+            where(
+              'id',
+              '=',
+              where
+                .selectFrom('jobs as candidate')
+                .select('candidate.id')
+                .where((inner) =>
+                  inner.or([
+                    inner('candidate.status', '=', 'queued'),
+                    inner.and([inner('candidate.status', '=', 'running'), inner('candidate.lease_expires_at', '<', nowIso)]),
+                  ]),
+                )
+                .orderBy('candidate.created_at')
+                .orderBy('candidate.id')
+                .limit(1),
+            ),
             where.or([
               where('status', '=', 'queued'),
               where.and([where('status', '=', 'running'), where('lease_expires_at', '<', nowIso)]),
             ]),
-          )
-          .orderBy('created_at')
-          .orderBy('id')
-          .limit(1)
-          .executeTakeFirst();
-        if (candidate === undefined) return { found: false as const };
-        let update = transaction
-          .updateTable('jobs')
-          .set((set) => ({
-            status: 'running',
-            lease_owner: owner,
-            lease_expires_at: expiresAt,
-            started_at: set.fn.coalesce('started_at', set.val(nowIso)),
-          }))
-          .where('id', '=', candidate.id)
-          .where('status', '=', candidate.status);
-        if (candidate.status === 'running') update = update.where('lease_expires_at', '<', nowIso);
-        const row = await update.returningAll().executeTakeFirst();
-        return { found: true as const, row };
-      });
-      if (!claimed.found) return undefined;
-      if (claimed.row !== undefined) return toJob(claimed.row);
+          ]),
+        )
+        .returningAll()
+        .executeTakeFirst();
+      if (row !== undefined) return toJob(row);
+      const anyClaimable = await this.#db
+        .selectFrom('jobs')
+        .select('id')
+        .where((where) =>
+          where.or([
+            where('status', '=', 'queued'),
+            where.and([where('status', '=', 'running'), where('lease_expires_at', '<', nowIso)]),
+          ]),
+        )
+        .limit(1)
+        .executeTakeFirst();
+      if (anyClaimable === undefined) return undefined;
     }
     return undefined;
   }

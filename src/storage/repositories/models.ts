@@ -4,6 +4,7 @@ import type { AliasesTable, ModelVersionSource, ModelVersionsTable, ModelsTable,
 import {
   fromJsonText,
   inTransaction,
+  isRetryableWriteConflict,
   isUniqueViolation,
   newId,
   pageLimit,
@@ -258,7 +259,7 @@ export class ModelRepository {
           return toVersion(row);
         });
       } catch (error) {
-        if (!isUniqueViolation(error) || attempt >= attempts || this.#db.isTransaction) throw error;
+        if (!isRetryableWriteConflict(error) || attempt >= attempts || this.#db.isTransaction) throw error;
       }
     }
   }
