@@ -23,7 +23,7 @@ export const graphNames = {
 } as const;
 
 /** Per-element loss ([batch] for cross-entropies, [batch, units] otherwise) and labels as the graph sees them. */
-function elementLoss(graph: GraphBuilder, plan: ModelPlan, forward: ForwardResult, labels: Value): { loss: Value; targets: Value } {
+export function elementLoss(graph: GraphBuilder, plan: ModelPlan, forward: ForwardResult, labels: Value): { loss: Value; targets: Value } {
   const units = plan.outputShape[0] as number;
   const logits = plan.finalActivation === 'linear' ? forward.output : forward.preActivation;
   switch (plan.spec.loss) {

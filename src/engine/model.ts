@@ -105,6 +105,8 @@ const product = (shape: readonly number[]) => shape.reduce((total, dimension) =>
  */
 export class Model {
   readonly spec: ResolvedSpec;
+  /** The spec document as given, saved as spec.json so a reload regenerates the same layer names. */
+  readonly document: unknown;
   readonly plan: ModelPlan;
   readonly seed: number;
   parameters: Map<string, Float32Array>;
@@ -113,7 +115,8 @@ export class Model {
   private graphs: CompiledGraphs | undefined;
   private sessions: { train?: OrtSession; evaluate?: OrtSession; predict?: OrtSession } = {};
 
-  private constructor(spec: ResolvedSpec, seed: number) {
+  private constructor(document: unknown, spec: ResolvedSpec, seed: number) {
+    this.document = document;
     this.spec = spec;
     this.plan = planModel(spec);
     this.seed = seed;
@@ -124,7 +127,8 @@ export class Model {
 
   /** Validates the spec (AiaasError INVALID_SPEC naming layer and field) and initialises weights from the seed. */
   static fromSpec(document: unknown, options: { seed?: number } = {}): Model {
-    return new Model(resolveSpec(document), options.seed ?? 42);
+    const copy: unknown = JSON.parse(JSON.stringify(document));
+    return new Model(copy, resolveSpec(copy), options.seed ?? 42);
   }
 
   private compiled(): CompiledGraphs {
@@ -358,7 +362,6 @@ export class Model {
           };
         } else if (++stopping.wait >= (options.earlyStopping.patience ?? 0)) {
           stopReason = 'earlyStopping';
-          if (stopping.bestWeights) this.parameters = copyMap(stopping.bestWeights);
         }
       }
       if (stopReason === 'completed' && options.targetLoss !== undefined && event.loss <= options.targetLoss) stopReason = 'targetLoss';
@@ -376,6 +379,8 @@ export class Model {
         });
       }
     }
+    // As Keras, the best weights come back when training ends, after the last epoch's callbacks saw its own weights.
+    if (stopReason === 'earlyStopping' && stopping.bestWeights) this.parameters = copyMap(stopping.bestWeights);
     const last = history[history.length - 1];
     return {
       epochs: history.length,
