@@ -1,0 +1,69 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { validateOnnxInChild } from '../../src/runtimes/validate-in-child.ts';
+import { identityModel, linearModel } from './fixtures/tiny-onnx.ts';
+
+let scripts: string;
+beforeAll(async () => {
+  scripts = await mkdtemp(join(tmpdir(), 'aiaas-validate-'));
+  await writeFile(join(scripts, 'hang.mjs'), 'process.stdin.resume(); setInterval(() => {}, 1000);\n');
+  await writeFile(join(scripts, 'crash.mjs'), 'process.stdin.resume(); process.stdin.on("end", () => process.abort());\n');
+  await writeFile(
+    join(scripts, 'balloon.mjs'),
+    'process.stdin.resume(); const hold = []; setInterval(() => hold.push(Buffer.alloc(32 * 1024 * 1024, 1)), 5);\n',
+  );
+});
+
+describe('validateOnnxInChild', () => {
+  it('returns the signature of a valid model', async () => {
+    await expect(validateOnnxInChild(linearModel())).resolves.toEqual({
+      inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 3] }],
+      outputs: [
+        { name: 'y', datatype: 'FP32', shape: [-1, 2] },
+        { name: 'r', datatype: 'FP32', shape: [-1, 2] },
+      ],
+    });
+  });
+
+  const bad: [string, () => Uint8Array][] = [
+    ['an empty file', () => new Uint8Array()],
+    ['a truncated model', () => linearModel().subarray(0, 60)],
+    ['a corrupted model', () => {
+      const bytes = identityModel().slice();
+      for (let index = 10; index < bytes.length; index += 7) bytes[index] = 0xff;
+      return bytes;
+    }],
+    ['a text file', () => new TextEncoder().encode('name,value\nnot,onnx\n')],
+  ];
+  it.each(bad)('rejects %s with INVALID_MODEL_FILE', async (_label, make) => {
+    await expect(validateOnnxInChild(make())).rejects.toMatchObject({ code: 'INVALID_MODEL_FILE', status: 400 });
+  });
+
+  it('kills a child that hangs', async () => {
+    await expect(validateOnnxInChild(linearModel(), { scriptPath: join(scripts, 'hang.mjs'), timeoutMs: 500 })).rejects.toMatchObject({
+      code: 'INVALID_MODEL_FILE',
+      message: expect.stringMatching(/did not finish within 500 ms/),
+    });
+  });
+
+  it('rejects cleanly when the child crashes', async () => {
+    await expect(validateOnnxInChild(linearModel(), { scriptPath: join(scripts, 'crash.mjs') })).rejects.toMatchObject({
+      code: 'INVALID_MODEL_FILE',
+      message: expect.stringMatching(/validator crashed \(signal SIGABRT\)/),
+    });
+  });
+
+  it.skipIf(process.platform !== 'linux')('kills a child above the memory limit', async () => {
+    await expect(
+      validateOnnxInChild(linearModel(), { scriptPath: join(scripts, 'balloon.mjs'), memoryLimitBytes: 256 * 1024 ** 2, memoryPollMs: 10, timeoutMs: 60_000 }),
+    ).rejects.toMatchObject({ code: 'INVALID_MODEL_FILE', message: expect.stringMatching(/memory limit of 256 MiB/) });
+  });
+
+  it('keeps the parent working after failures', async () => {
+    await Promise.allSettled([validateOnnxInChild(new Uint8Array([8, 1, 2])), validateOnnxInChild(linearModel(), { scriptPath: join(scripts, 'crash.mjs') })]);
+    const signature = await validateOnnxInChild(identityModel());
+    expect(signature.inputs.map((input) => input.datatype)).toEqual(['INT64', 'BOOL', 'UINT8', 'FP64', 'INT32']);
+  });
+});
