@@ -82,8 +82,8 @@ describe('optimizers match plain-loop references step by step', () => {
       updated.state.forEach((value, index) => graph.output(value, `s_next_${index}`));
       const session = await createSession(graph.toModel());
 
-      let p = sample(size, 3);
-      let slots = optimizer.slots.map((slot) => new Float32Array(size).fill(slot.initialValue));
+      let p: Float32Array = sample(size, 3);
+      let slots: Float32Array[] = optimizer.slots.map((slot) => new Float32Array(size).fill(slot.initialValue));
       const referenceP = Float64Array.from(p);
       const referenceState = optimizer.slots.map((slot) => new Float64Array(size).fill(slot.initialValue));
       for (let t = 1; t <= 6; t++) {
