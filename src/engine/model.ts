@@ -14,6 +14,9 @@ export interface BatchEvent {
   /** Step within the epoch, 1-based. */
   batch: number;
   batchesPerEpoch: number;
+  /** Samples processed so far in this epoch, and in the whole epoch. */
+  samplesSeen: number;
+  samplesPerEpoch: number;
   /** Total optimizer steps so far. */
   step: number;
   loss: number;
@@ -323,7 +326,7 @@ export class Model {
         seen += size;
         if (options.onBatchEnd) {
           const elapsed = (now() - epochStart) / 1000;
-          await options.onBatchEnd({ epoch: epoch + 1, batch: batch + 1, batchesPerEpoch, step: this.step, loss, samplesPerSecond: elapsed > 0 ? seen / elapsed : 0 });
+          await options.onBatchEnd({ epoch: epoch + 1, batch: batch + 1, batchesPerEpoch, samplesSeen: seen, samplesPerEpoch: train.count, step: this.step, loss, samplesPerSecond: elapsed > 0 ? seen / elapsed : 0 });
         }
         if (options.maxSteps !== undefined && this.step >= options.maxSteps) {
           stopReason = 'maxSteps';
