@@ -1,0 +1,118 @@
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { AiaasError } from '../../errors.ts';
+import { jobStatuses } from '../../storage/repositories/jobs.ts';
+import type { JobStatus } from '../../storage/schema.ts';
+import { isFinal, type JobService } from '../../jobs/job-service.ts';
+
+export interface JobRouteDependencies {
+  service: JobService;
+  /** The auth layer's check: returns the caller's tenant or throws 401/403. */
+  authorize(request: FastifyRequest, permission: 'jobs:read' | 'jobs:write'): { tenantId: string };
+  /** How long an idle event stream waits before re-reading (a job event wakes it sooner). */
+  eventPollMs?: number;
+}
+
+/** Training jobs under /api/v1: submit, read, list, cancel, and a Server-Sent Events progress stream. */
+export function jobRoutes(deps: JobRouteDependencies): FastifyPluginAsync {
+  return async (app) => {
+    app.post('/jobs', { config: { audit: { action: 'job.submit' } } }, async (request, reply) => {
+      const { tenantId } = deps.authorize(request, 'jobs:write');
+      const job = await deps.service.submit(tenantId, request.body);
+      return reply.code(202).header('location', `/api/v1/jobs/${job.id}`).send({ job });
+    });
+
+    app.get<{ Querystring: { status?: string; limit?: string; offset?: string } }>('/jobs', async (request) => {
+      const { tenantId } = deps.authorize(request, 'jobs:read');
+      const { status, limit, offset } = request.query;
+      if (status !== undefined && !jobStatuses.includes(status as JobStatus)) {
+        throw new AiaasError('INVALID_REQUEST', `status must be one of ${jobStatuses.join(', ')}, got "${status}"`);
+      }
+      const page = (value: string | undefined, name: string, maximum: number) => {
+        if (value === undefined) return undefined;
+        const parsed = Number(value);
+        if (!Number.isInteger(parsed) || parsed < 0 || parsed > maximum) throw new AiaasError('INVALID_REQUEST', `${name} must be an integer from 0 to ${maximum}`);
+        return parsed;
+      };
+      const limitValue = page(limit, 'limit', 1000);
+      const offsetValue = page(offset, 'offset', Number.MAX_SAFE_INTEGER);
+      return {
+        jobs: await deps.service.list(tenantId, {
+          ...(status === undefined ? {} : { status: status as JobStatus }),
+          ...(limitValue === undefined ? {} : { limit: limitValue }),
+          ...(offsetValue === undefined ? {} : { offset: offsetValue }),
+        }),
+      };
+    });
+
+    app.get<{ Params: { id: string } }>('/jobs/:id', async (request) => {
+      const { tenantId } = deps.authorize(request, 'jobs:read');
+      return { job: await deps.service.get(tenantId, request.params.id) };
+    });
+
+    app.post<{ Params: { id: string } }>('/jobs/:id/cancel', { config: { audit: { action: 'job.cancel' } } }, async (request, reply) => {
+      const { tenantId } = deps.authorize(request, 'jobs:write');
+      return reply.code(202).send({ job: await deps.service.cancel(tenantId, request.params.id) });
+    });
+
+    app.get<{ Params: { id: string }; Querystring: { after?: string } }>('/jobs/:id/events', async (request, reply) => {
+      const { tenantId } = deps.authorize(request, 'jobs:read');
+      const jobId = request.params.id;
+      await deps.service.record(tenantId, jobId);
+      const resumeFrom = request.headers['last-event-id'] ?? request.query.after ?? '0';
+      let afterId = Number(resumeFrom);
+      if (!Number.isInteger(afterId) || afterId < 0) throw new AiaasError('INVALID_REQUEST', `Last-Event-ID / after must be a non-negative integer, got "${String(resumeFrom)}"`);
+
+      reply.hijack();
+      const response = reply.raw;
+      response.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-store',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+        'x-content-type-options': 'nosniff',
+      });
+      response.write(': aiaas job events\n\n');
+      let closed = false;
+      let wakeUp: (() => void) | undefined;
+      const unsubscribe = deps.service.onJobEvent((changed) => {
+        if (changed === jobId) wakeUp?.();
+      });
+      request.raw.on('close', () => {
+        closed = true;
+        wakeUp?.();
+      });
+      const pollMs = deps.eventPollMs ?? 1000;
+      try {
+        while (!closed) {
+          const events = await deps.service.events(tenantId, jobId, afterId);
+          for (const event of events) {
+            response.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event.payload)}\n\n`);
+            afterId = event.id;
+          }
+          if (events.length > 0) continue;
+          const job = await deps.service.record(tenantId, jobId);
+          if (isFinal(job.status)) {
+            // Events written just before the status change are already read; one more read closes the gap.
+            const tail = await deps.service.events(tenantId, jobId, afterId);
+            for (const event of tail) response.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event.payload)}\n\n`);
+            break;
+          }
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, pollMs);
+            wakeUp = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          wakeUp = undefined;
+          if (!closed) response.write(': keep-alive\n\n');
+        }
+      } catch (error) {
+        request.log.error({ err: error }, 'job event stream failed');
+      } finally {
+        unsubscribe();
+        if (!response.writableEnded) response.end();
+      }
+    });
+  };
+}

@@ -1,0 +1,245 @@
+import { createRequire } from 'node:module';
+import { randomUUID } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { AiaasError } from '../errors.ts';
+import type { JobRecord, JobRepository } from '../storage/repositories/jobs.ts';
+import type { JobSettings } from './job-request.ts';
+import type { DatasetSource, FromWorker, SavedModelPayload, TrainingSummary, WorkerStart } from './worker-protocol.ts';
+
+/** What the runner needs from the rest of the server; the server context provides it. */
+export interface JobRunnerDependencies {
+  jobs: JobRepository;
+  /** Decrypted bytes of a dataset, or undefined when it no longer exists. */
+  loadDatasetSource(tenantId: string, datasetId: string): Promise<DatasetSource | undefined>;
+  putArtifact(tenantId: string, bytes: Uint8Array): Promise<string>;
+  getArtifact(tenantId: string, ref: string): Promise<Uint8Array>;
+  registerVersion(
+    tenantId: string,
+    modelName: string,
+    files: SavedModelPayload,
+    options: { jobId: string; metrics: TrainingSummary },
+  ): Promise<{ versionId: string; version: number }>;
+  logger: Logger;
+}
+
+export interface JobRunnerOptions {
+  concurrency: number;
+  leaseMs: number;
+  /** How often an idle runner looks for queued work (a submit wakes it at once). */
+  pollMs?: number;
+}
+
+/** Event types on a job's stream, named noun-verb as DESIGN.md asks. */
+export type JobEventType = 'job-queued' | 'job-started' | 'job-resumed' | 'job-progress' | 'epoch-end' | 'checkpoint-saved' | 'job-finished';
+
+type Listener = (jobId: string) => void;
+
+function workerExecArgv(): string[] {
+  // Workers load TypeScript through tsx, resolved from this package so any working directory works.
+  const loader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  return ['--import', loader];
+}
+
+/**
+ * Takes queued jobs (or running ones whose lease expired: a crashed server's) and trains each in a
+ * worker thread. Checkpoints and results are stored by this thread, encrypted, through the deps.
+ */
+export class JobRunner {
+  readonly owner = `runner-${randomUUID()}`;
+  private readonly deps: JobRunnerDependencies;
+  private readonly options: Required<JobRunnerOptions>;
+  private readonly active = new Map<string, { worker: Worker; tenantId: string }>();
+  private readonly listeners = new Set<Listener>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = true;
+  private claiming = false;
+
+  constructor(deps: JobRunnerDependencies, options: JobRunnerOptions) {
+    this.deps = deps;
+    this.options = { pollMs: 1000, ...options };
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.timer = setInterval(() => this.wake(), this.options.pollMs);
+    this.timer.unref();
+    this.wake();
+  }
+
+  /** Stop taking work and end running workers; their leases are released so a restart resumes them at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    const running = [...this.active.entries()];
+    this.active.clear();
+    await Promise.all(
+      running.map(async ([jobId, { worker, tenantId }]) => {
+        await worker.terminate();
+        await this.deps.jobs.renewLease(tenantId, jobId, this.owner, 0).catch(() => undefined);
+      }),
+    );
+  }
+
+  /** Called when a job's events change, so open event streams can push without polling. */
+  onJobEvent(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  notify(jobId: string): void {
+    for (const listener of this.listeners) listener(jobId);
+  }
+
+  async appendEvent(tenantId: string, jobId: string, type: JobEventType, payload: unknown): Promise<void> {
+    await this.deps.jobs.appendEvent(tenantId, jobId, type, payload);
+    this.notify(jobId);
+  }
+
+  cancel(jobId: string): void {
+    this.active.get(jobId)?.worker.postMessage({ type: 'cancel' });
+  }
+
+  get runningJobs(): number {
+    return this.active.size;
+  }
+
+  wake(): void {
+    if (this.stopped || this.claiming || this.active.size >= this.options.concurrency) return;
+    this.claiming = true;
+    this.deps.jobs
+      .claimNext(this.owner, this.options.leaseMs)
+      .then((job) => {
+        this.claiming = false;
+        if (!job) return;
+        this.run(job).catch((error: unknown) => this.deps.logger.error({ err: error, jobId: job.id }, 'job runner failed'));
+        this.wake();
+      })
+      .catch((error: unknown) => {
+        this.claiming = false;
+        this.deps.logger.error({ err: error }, 'claiming a job failed');
+      });
+  }
+
+  private async fail(job: JobRecord, error: { code: string; message: string; details?: Record<string, unknown> }): Promise<void> {
+    const finished = await this.deps.jobs.finish(job.tenantId, job.id, { status: 'failed', owner: this.owner, error });
+    if (finished) await this.appendEvent(job.tenantId, job.id, 'job-finished', { status: 'failed', error });
+  }
+
+  private async run(job: JobRecord): Promise<void> {
+    const { tenantId } = job;
+    const log = this.deps.logger.child({ jobId: job.id, tenantId });
+    const settings = job.settings as JobSettings;
+    const train = await this.deps.loadDatasetSource(tenantId, job.datasetId);
+    const test = job.testDatasetId ? await this.deps.loadDatasetSource(tenantId, job.testDatasetId) : undefined;
+    if (!train || (job.testDatasetId && !test)) {
+      await this.fail(job, { code: 'DATASET_NOT_FOUND', message: `dataset ${!train ? job.datasetId : job.testDatasetId} was deleted before the job ran` });
+      return;
+    }
+    const checkpoint = job.checkpointRef ? await this.deps.getArtifact(tenantId, job.checkpointRef) : undefined;
+    const start: WorkerStart = {
+      type: 'start',
+      spec: job.spec,
+      settings,
+      train: { ...train, ...(settings.label === undefined ? {} : { label: settings.label }) },
+      ...(test ? { test: { ...test, ...(settings.label === undefined ? {} : { label: settings.label }) } } : {}),
+      ...(checkpoint ? { checkpoint } : {}),
+    };
+    await this.appendEvent(tenantId, job.id, 'job-started', { epoch: job.epoch, totalEpochs: job.totalEpochs, owner: this.owner });
+    log.info({ resumeFromEpoch: job.epoch }, 'training job started');
+
+    const worker = new Worker(new URL('./training-worker.ts', import.meta.url), { execArgv: workerExecArgv() });
+    this.active.set(job.id, { worker, tenantId });
+    const history: unknown[] = [...job.metricsHistory];
+    let settled = false;
+    let chain = Promise.resolve();
+    const renew = setInterval(() => {
+      this.deps.jobs
+        .renewLease(tenantId, job.id, this.owner, this.options.leaseMs)
+        .then((renewed) => {
+          if (!renewed) {
+            log.warn('lease lost; stopping the worker');
+            void worker.terminate();
+          } else if (renewed.cancelRequested) worker.postMessage({ type: 'cancel' });
+        })
+        .catch((error: unknown) => log.error({ err: error }, 'renewing the job lease failed'));
+    }, Math.max(50, Math.floor(this.options.leaseMs / 3)));
+
+    const handle = async (message: FromWorker): Promise<void> => {
+      switch (message.type) {
+        case 'resumed':
+          await this.appendEvent(tenantId, job.id, 'job-resumed', { fromEpoch: message.epoch, step: message.step });
+          return;
+        case 'progress':
+          await this.deps.jobs.updateProgress(tenantId, job.id, this.owner, { step: message.event.step, loss: message.event.loss });
+          await this.appendEvent(tenantId, job.id, 'job-progress', message.event);
+          return;
+        case 'epoch':
+          history.push(message.event);
+          await this.deps.jobs.updateProgress(tenantId, job.id, this.owner, { step: message.event.step, loss: message.event.loss, metricsHistory: history });
+          await this.appendEvent(tenantId, job.id, 'epoch-end', message.event);
+          return;
+        case 'checkpoint': {
+          // The artifact is durable before the row points at it, so a crash never leaves a dangling ref.
+          const ref = await this.deps.putArtifact(tenantId, message.bytes);
+          await this.deps.jobs.updateProgress(tenantId, job.id, this.owner, { epoch: message.epoch, step: message.step, checkpointRef: ref });
+          await this.appendEvent(tenantId, job.id, 'checkpoint-saved', { epoch: message.epoch, step: message.step });
+          return;
+        }
+        case 'done': {
+          settled = true;
+          const { versionId, version } = await this.deps.registerVersion(tenantId, job.modelName, message.files, { jobId: job.id, metrics: message.summary });
+          const finished = await this.deps.jobs.finish(tenantId, job.id, { status: 'succeeded', owner: this.owner, resultVersionId: versionId });
+          if (finished) await this.appendEvent(tenantId, job.id, 'job-finished', { status: 'succeeded', version, versionId, summary: message.summary });
+          log.info({ version, summary: message.summary }, 'training job succeeded');
+          return;
+        }
+        case 'cancelled': {
+          settled = true;
+          const finished = await this.deps.jobs.finish(tenantId, job.id, { status: 'cancelled', owner: this.owner });
+          if (finished) await this.appendEvent(tenantId, job.id, 'job-finished', { status: 'cancelled', epoch: message.epoch, step: message.step });
+          return;
+        }
+        case 'failed':
+          settled = true;
+          await this.fail(job, message.error);
+          return;
+      }
+    };
+
+    await new Promise<void>((resolve) => {
+      worker.on('message', (message: FromWorker) => {
+        chain = chain
+          .then(async () => {
+            await handle(message);
+            // A final message means the worker has nothing left to do.
+            if (message.type === 'done' || message.type === 'cancelled' || message.type === 'failed') await worker.terminate();
+          })
+          .catch(async (error: unknown) => {
+          settled = true;
+          log.error({ err: error }, 'storing a training result failed');
+          const failure = AiaasError.isInstance(error) ? { code: error.code, message: error.message } : { code: 'INTERNAL', message: 'storing the training result failed' };
+          await this.fail(job, failure).catch(() => undefined);
+          void worker.terminate();
+        });
+      });
+      worker.on('error', (error) => {
+        log.error({ err: error }, 'training worker crashed');
+        chain = chain.then(async () => {
+          if (!settled && !this.stopped) {
+            settled = true;
+            await this.fail(job, { code: 'INTERNAL', message: 'the training worker crashed; the server log has the details' });
+          }
+        });
+      });
+      worker.on('exit', () => resolve());
+      worker.postMessage(start);
+    });
+    await chain;
+    clearInterval(renew);
+    this.active.delete(job.id);
+    this.wake();
+  }
+}

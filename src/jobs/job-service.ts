@@ -1,0 +1,125 @@
+import { AiaasError } from '../errors.ts';
+import type { JobEventRecord, JobRecord, JobRepository } from '../storage/repositories/jobs.ts';
+import type { JobStatus } from '../storage/schema.ts';
+import { checkDatasetFits, parseJobRequest, type JobSettings } from './job-request.ts';
+import type { JobRunner } from './job-runner.ts';
+
+export interface JobServiceDependencies {
+  jobs: JobRepository;
+  datasetSchema(tenantId: string, datasetId: string): Promise<{ featureShape: number[]; labelShape: number[] } | undefined>;
+  versionOf(tenantId: string, versionId: string): Promise<{ version: number; metrics: unknown } | undefined>;
+  runner: JobRunner;
+  /** Queued plus running jobs one tenant may have at once. */
+  maxUnfinishedJobsPerTenant: number;
+}
+
+export interface JobView {
+  id: string;
+  model: string;
+  status: JobStatus;
+  epoch: number;
+  totalEpochs: number;
+  step: number;
+  loss: number | null;
+  history: unknown[];
+  error: unknown;
+  resultVersion: { id: string; version: number; metrics: unknown } | null;
+  settings: JobSettings;
+  datasetId: string;
+  testDatasetId: string | null;
+  cancelRequested: boolean;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+const finalStatuses: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
+
+export function isFinal(status: JobStatus): boolean {
+  return finalStatuses.includes(status);
+}
+
+export class JobService {
+  constructor(private readonly deps: JobServiceDependencies) {}
+
+  async submit(tenantId: string, body: unknown): Promise<JobView> {
+    const request = parseJobRequest(body);
+    const counts = await this.deps.jobs.countByStatus(tenantId);
+    if (counts.queued + counts.running >= this.deps.maxUnfinishedJobsPerTenant) {
+      throw new AiaasError('QUOTA_EXCEEDED', `this tenant already has ${counts.queued + counts.running} unfinished jobs (the limit is ${this.deps.maxUnfinishedJobsPerTenant}); wait for one to finish or cancel one`, {
+        headers: { 'retry-after': '30' },
+      });
+    }
+    for (const [role, id] of [['training', request.datasetId], ['test', request.testDatasetId]] as const) {
+      if (id === undefined) continue;
+      const schema = await this.deps.datasetSchema(tenantId, id);
+      if (!schema) throw new AiaasError('DATASET_NOT_FOUND', `${role} dataset ${id} not found`);
+      checkDatasetFits(request.plan, schema, role, id);
+    }
+    const job = await this.deps.jobs.create(tenantId, {
+      modelName: request.model,
+      spec: request.spec,
+      settings: request.settings,
+      datasetId: request.datasetId,
+      testDatasetId: request.testDatasetId ?? null,
+      totalEpochs: request.settings.epochs,
+    });
+    await this.deps.runner.appendEvent(tenantId, job.id, 'job-queued', { model: job.modelName, totalEpochs: job.totalEpochs });
+    this.deps.runner.wake();
+    return this.view(job);
+  }
+
+  async record(tenantId: string, id: string): Promise<JobRecord> {
+    const job = await this.deps.jobs.get(tenantId, id);
+    if (!job) throw new AiaasError('JOB_NOT_FOUND', `job ${id} not found`);
+    return job;
+  }
+
+  async get(tenantId: string, id: string): Promise<JobView> {
+    return this.view(await this.record(tenantId, id));
+  }
+
+  async list(tenantId: string, filter: { status?: JobStatus; limit?: number; offset?: number } = {}): Promise<JobView[]> {
+    const jobs = await this.deps.jobs.list(tenantId, filter);
+    return Promise.all(jobs.map((job) => this.view(job)));
+  }
+
+  async cancel(tenantId: string, id: string): Promise<JobView> {
+    const job = await this.deps.jobs.requestCancel(tenantId, id);
+    if (!job) throw new AiaasError('JOB_NOT_FOUND', `job ${id} not found`);
+    if (job.status === 'cancelled') await this.deps.runner.appendEvent(tenantId, id, 'job-finished', { status: 'cancelled', epoch: job.epoch, step: job.step });
+    this.deps.runner.cancel(id);
+    return this.get(tenantId, id);
+  }
+
+  async events(tenantId: string, id: string, afterId: number): Promise<JobEventRecord[]> {
+    return this.deps.jobs.listEvents(tenantId, id, { afterId, limit: 500 });
+  }
+
+  onJobEvent(listener: (jobId: string) => void): () => void {
+    return this.deps.runner.onJobEvent(listener);
+  }
+
+  private async view(job: JobRecord): Promise<JobView> {
+    const version = job.resultVersionId ? await this.deps.versionOf(job.tenantId, job.resultVersionId) : undefined;
+    return {
+      id: job.id,
+      model: job.modelName,
+      status: job.status,
+      epoch: job.epoch,
+      totalEpochs: job.totalEpochs,
+      step: job.step,
+      loss: job.loss,
+      history: [...job.metricsHistory],
+      error: job.error ?? null,
+      resultVersion: version && job.resultVersionId ? { id: job.resultVersionId, version: version.version, metrics: version.metrics } : null,
+      settings: job.settings as JobSettings,
+      datasetId: job.datasetId,
+      testDatasetId: job.testDatasetId,
+      cancelRequested: job.cancelRequested,
+      createdAt: job.createdAt,
+      startedAt: job.startedAt,
+      finishedAt: job.finishedAt,
+    };
+  }
+}

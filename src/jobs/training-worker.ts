@@ -1,0 +1,94 @@
+/**
+ * Worker-thread entry: trains one job with the engine and reports back. It touches no database and
+ * no key material: the server thread hands it plaintext bytes and stores what it sends.
+ */
+import { parentPort } from 'node:worker_threads';
+import { AiaasError } from '../errors.ts';
+import { loadDatasetBytes } from '../data/load.ts';
+import type { Dataset } from '../data/dataset.ts';
+import { Model } from '../engine/model.ts';
+import { decodeCheckpoint, encodeCheckpoint, savedModelBytes } from '../engine/saved-model.ts';
+import type { DatasetSource, FromWorker, ToWorker, WorkerStart } from './worker-protocol.ts';
+
+if (!parentPort) throw new Error('training-worker must run in a worker thread');
+const port = parentPort;
+const controller = new AbortController();
+
+function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(message, transfer);
+}
+
+function parse(source: DatasetSource): Dataset {
+  return loadDatasetBytes(source.format, source.bytes, {
+    fileName: source.name,
+    ...(source.labelsBytes ? { labelsBytes: source.labelsBytes } : {}),
+    ...(source.label === undefined ? {} : { label: source.label }),
+  });
+}
+
+/** Progress every tenth of an epoch: steady for watchers, cheap for the database, independent of speed. */
+function progressInterval(batchesPerEpoch: number): number {
+  return Math.max(1, Math.floor(batchesPerEpoch / 10));
+}
+
+async function train(start: WorkerStart): Promise<void> {
+  const { settings } = start;
+  const model = Model.fromSpec(start.spec, { seed: settings.seed });
+  const trainData = parse(start.train);
+  const testData = start.test ? parse(start.test) : undefined;
+  const resumeFrom = start.checkpoint ? decodeCheckpoint(start.checkpoint) : undefined;
+  if (resumeFrom) send({ type: 'resumed', epoch: resumeFrom.epoch, step: resumeFrom.step });
+  const result = await model.fit(trainData, {
+    epochs: settings.epochs,
+    batchSize: settings.batchSize,
+    seed: settings.seed,
+    shuffle: settings.shuffle,
+    ...(settings.validationSplit === undefined ? {} : { validationSplit: settings.validationSplit }),
+    ...(settings.maxSteps === undefined ? {} : { maxSteps: settings.maxSteps }),
+    ...(settings.targetLoss === undefined ? {} : { targetLoss: settings.targetLoss }),
+    ...(settings.earlyStopping === undefined ? {} : { earlyStopping: settings.earlyStopping }),
+    ...(resumeFrom ? { resumeFrom } : {}),
+    signal: controller.signal,
+    onBatchEnd: (event) => {
+      if (event.batch % progressInterval(event.batchesPerEpoch) === 0 || event.batch === event.batchesPerEpoch) send({ type: 'progress', event });
+    },
+    onEpochEnd: (event) => send({ type: 'epoch', event }),
+    onCheckpoint: (checkpoint) => {
+      const bytes = encodeCheckpoint(model, checkpoint);
+      send({ type: 'checkpoint', epoch: checkpoint.epoch, step: checkpoint.step, bytes }, [bytes.buffer as ArrayBuffer]);
+    },
+  });
+  if (result.stopReason === 'aborted') {
+    send({ type: 'cancelled', epoch: result.epochs, step: result.steps });
+    await model.dispose();
+    return;
+  }
+  const test = testData ? await model.evaluate(testData) : undefined;
+  const summary = {
+    epochs: result.epochs,
+    steps: result.steps,
+    samplesPerSecond: Math.round(result.samplesPerSecond),
+    loss: result.loss,
+    metrics: result.metrics,
+    ...(result.validationLoss === undefined ? {} : { validationLoss: result.validationLoss, validationMetrics: result.validationMetrics! }),
+    ...(test ? { testLoss: test.loss, testMetrics: test.metrics } : {}),
+    stopReason: result.stopReason,
+  };
+  const files = savedModelBytes(model, { ...summary, history: result.history });
+  await model.dispose();
+  send({ type: 'done', files, summary }, [files.spec, files.weights, files.onnx, files.metrics].map((bytes) => bytes.buffer as ArrayBuffer));
+}
+
+port.on('message', (message: ToWorker) => {
+  if (message.type === 'cancel') {
+    controller.abort();
+    return;
+  }
+  train(message).catch((error: unknown) => {
+    const failure = AiaasError.isInstance(error)
+      ? { code: error.code, message: error.message, ...(error.details ? { details: { ...error.details } } : {}) }
+      : { code: 'INTERNAL', message: 'training failed unexpectedly; the server log has the details' };
+    if (!AiaasError.isInstance(error)) console.error(error);
+    send({ type: 'failed', error: failure });
+  });
+});

@@ -1,0 +1,51 @@
+import type { BatchEvent, EpochEvent } from '../engine/model.ts';
+import type { JobSettings } from './job-request.ts';
+
+/** Dataset bytes as stored; the worker parses them so the server thread stays responsive. */
+export interface DatasetSource {
+  format: 'csv' | 'jsonl' | 'idx';
+  bytes: Uint8Array;
+  labelsBytes?: Uint8Array;
+  label?: string;
+  name: string;
+}
+
+export interface WorkerStart {
+  type: 'start';
+  spec: unknown;
+  settings: JobSettings;
+  train: DatasetSource;
+  test?: DatasetSource;
+  checkpoint?: Uint8Array;
+}
+
+export type ToWorker = WorkerStart | { type: 'cancel' };
+
+export interface SavedModelPayload {
+  spec: Uint8Array;
+  weights: Uint8Array;
+  onnx: Uint8Array;
+  metrics: Uint8Array;
+}
+
+export interface TrainingSummary {
+  epochs: number;
+  steps: number;
+  samplesPerSecond: number;
+  loss: number;
+  metrics: Record<string, number>;
+  validationLoss?: number;
+  validationMetrics?: Record<string, number>;
+  testLoss?: number;
+  testMetrics?: Record<string, number>;
+  stopReason: string;
+}
+
+export type FromWorker =
+  | { type: 'resumed'; epoch: number; step: number }
+  | { type: 'progress'; event: BatchEvent }
+  | { type: 'epoch'; event: EpochEvent }
+  | { type: 'checkpoint'; epoch: number; step: number; bytes: Uint8Array }
+  | { type: 'done'; files: SavedModelPayload; summary: TrainingSummary }
+  | { type: 'cancelled'; epoch: number; step: number }
+  | { type: 'failed'; error: { code: string; message: string; details?: Record<string, unknown> } };
