@@ -1,0 +1,593 @@
+import { readFile, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AiaasApiError, AiaasConnectionError, apiErrorFrom } from './errors.ts';
+import { ServerSentEventParser } from './sse.ts';
+import { packDirectory } from './tar.ts';
+import type {
+  Alias,
+  ApiKey,
+  AuditEntry,
+  AuditVerification,
+  CreatedKey,
+  CreatedTenant,
+  CreateKeyRequest,
+  CreateModelRequest,
+  Dataset,
+  DatasetFormat,
+  HealthStatus,
+  Job,
+  JobEvent,
+  JobStatus,
+  JsonValue,
+  Me,
+  Model,
+  ModelFileName,
+  ModelVersion,
+  SubmitJobRequest,
+  Tenant,
+  TfServingPredictRequest,
+  TfServingPredictResponse,
+  UpdateModelRequest,
+  UsageRow,
+  V2InferRequest,
+  V2InferResponse,
+  V2ModelMetadata,
+} from './types.ts';
+import { terminalJobStatuses } from './types.ts';
+
+export type FetchFunction = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+
+export interface AiaasClientOptions {
+  /** e.g. `http://127.0.0.1:8080`; a trailing slash or path prefix (behind a proxy) is kept. */
+  baseUrl: string;
+  /** Sent as `Authorization: Bearer …`; omit for the unauthenticated routes (health). */
+  apiKey?: string | undefined;
+  /** Defaults to the global fetch; inject one for tests or custom agents. */
+  fetch?: FetchFunction;
+  /** Extra headers on every request (a proxy's auth, a tracing id). */
+  headers?: Record<string, string>;
+}
+
+/** Bytes in memory, or a file (or, for model versions, a folder) on disk. */
+export type UploadSource = Uint8Array | { path: string };
+
+type QueryValue = string | number | boolean | undefined;
+
+interface RequestOptions {
+  query?: Record<string, QueryValue>;
+  json?: unknown;
+  body?: Uint8Array | FormData | string;
+  contentType?: string;
+  headers?: Record<string, string>;
+  signal?: AbortSignal | undefined;
+}
+
+export interface SignalOption {
+  signal?: AbortSignal | undefined;
+}
+
+function segment(value: string | number): string {
+  return encodeURIComponent(String(value));
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The contract wraps some single objects (`{dataset}`, `{job}`); accept the bare object too. */
+function unwrap<T>(body: unknown, key: string): T {
+  if (isRecord(body) && isRecord(body[key])) return body[key] as T;
+  return body as T;
+}
+
+function listOf<T>(body: unknown, key: string): T[] {
+  if (Array.isArray(body)) return body as T[];
+  if (isRecord(body) && Array.isArray(body[key])) return body[key] as T[];
+  return [];
+}
+
+/**
+ * TF-Serving answers may hold bare `NaN`/`Infinity` tokens, which JSON.parse refuses: they are
+ * turned into marker strings outside string literals and revived as numbers.
+ */
+export function parseJsonAllowingNonFinite(text: string): JsonValue {
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch (error) {
+    const marker = '\u0000aiaas-number:';
+    let output = '';
+    let inString = false;
+    for (let index = 0; index < text.length; index++) {
+      const character = text[index] as string;
+      if (inString) {
+        output += character;
+        if (character === '\\') {
+          output += text[index + 1] ?? '';
+          index++;
+        } else if (character === '"') inString = false;
+        continue;
+      }
+      if (character === '"') {
+        inString = true;
+        output += character;
+        continue;
+      }
+      const token = ['-Infinity', 'Infinity', 'NaN'].find((candidate) => text.startsWith(candidate, index));
+      if (token !== undefined) {
+        output += JSON.stringify(marker + token);
+        index += token.length - 1;
+        continue;
+      }
+      output += character;
+    }
+    if (output === text) throw error;
+    return JSON.parse(output, (_key, value: unknown) =>
+      typeof value === 'string' && value.startsWith(marker) ? Number(value.slice(marker.length)) : value,
+    ) as JsonValue;
+  }
+}
+
+class Transport {
+  readonly baseUrl: string;
+  private readonly apiKey: string | undefined;
+  private readonly fetchFunction: FetchFunction;
+  private readonly headers: Record<string, string>;
+
+  constructor(options: AiaasClientOptions) {
+    if (typeof options.baseUrl !== 'string' || options.baseUrl === '') throw new TypeError('AiaasClient needs a baseUrl');
+    const parsed = new URL(options.baseUrl);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new TypeError(`baseUrl must be http or https, got ${options.baseUrl}`);
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.apiKey = options.apiKey === '' ? undefined : options.apiKey;
+    this.fetchFunction = options.fetch ?? ((input, init) => fetch(input, init));
+    this.headers = options.headers ?? {};
+  }
+
+  url(path: string, query?: Record<string, QueryValue>): string {
+    const search = new URLSearchParams();
+    for (const [key, value] of Object.entries(query ?? {})) if (value !== undefined) search.set(key, String(value));
+    const text = search.toString();
+    return `${this.baseUrl}${path}${text === '' ? '' : `?${text}`}`;
+  }
+
+  /** Sends the request; a non-2xx answer becomes an AiaasApiError, a failed connection an AiaasConnectionError. */
+  async send(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
+    const headers: Record<string, string> = { ...this.headers, ...options.headers };
+    if (this.apiKey !== undefined) headers.authorization = `Bearer ${this.apiKey}`;
+    let body: Uint8Array | FormData | string | undefined = options.body;
+    if (options.json !== undefined) {
+      body = JSON.stringify(options.json);
+      headers['content-type'] = 'application/json';
+    } else if (options.contentType !== undefined) {
+      headers['content-type'] = options.contentType;
+    }
+    const url = this.url(path, options.query);
+    let response: Response;
+    try {
+      response = await this.fetchFunction(url, {
+        method,
+        headers,
+        // Node's fetch sends any Uint8Array; the DOM typings only admit ones backed by an ArrayBuffer.
+        ...(body === undefined ? {} : { body: body as BodyInit }),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+    } catch (error) {
+      if (options.signal?.aborted === true) throw options.signal.reason ?? error;
+      throw new AiaasConnectionError(this.baseUrl, error);
+    }
+    if (!response.ok) throw apiErrorFrom(response.status, response.headers, await response.text().catch(() => ''));
+    return response;
+  }
+
+  async json(method: string, path: string, options: RequestOptions = {}): Promise<unknown> {
+    const response = await this.send(method, path, { ...options, headers: { accept: 'application/json', ...options.headers } });
+    const text = await response.text();
+    return text === '' ? undefined : parseJsonAllowingNonFinite(text);
+  }
+}
+
+async function readSource(source: UploadSource): Promise<{ bytes: Uint8Array; fileName: string | undefined }> {
+  if (source instanceof Uint8Array) return { bytes: source, fileName: undefined };
+  return { bytes: new Uint8Array(await readFile(source.path)), fileName: basename(source.path) };
+}
+
+function blobOf(bytes: Uint8Array): Blob {
+  // A copy into a plain ArrayBuffer: Blob refuses views over SharedArrayBuffer and keeps typings simple.
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return new Blob([copy.buffer], { type: 'application/octet-stream' });
+}
+
+export class TenantsApi {
+  constructor(private readonly transport: Transport) {}
+
+  async create(name: string, options: SignalOption = {}): Promise<CreatedTenant> {
+    return (await this.transport.json('POST', '/api/v1/tenants', { json: { name }, signal: options.signal })) as CreatedTenant;
+  }
+
+  async list(options: SignalOption = {}): Promise<Tenant[]> {
+    return listOf<Tenant>(await this.transport.json('GET', '/api/v1/tenants', { signal: options.signal }), 'tenants');
+  }
+
+  /** Destroys the tenant's data key: its artifacts become unreadable for good. */
+  async delete(id: string, options: SignalOption = {}): Promise<void> {
+    await this.transport.send('DELETE', `/api/v1/tenants/${segment(id)}`, { signal: options.signal });
+  }
+}
+
+export class KeysApi {
+  constructor(private readonly transport: Transport) {}
+
+  async create(request: CreateKeyRequest, options: SignalOption = {}): Promise<CreatedKey> {
+    return unwrap<CreatedKey>(await this.transport.json('POST', '/api/v1/keys', { json: request, signal: options.signal }), 'apiKey');
+  }
+
+  async list(options: SignalOption = {}): Promise<ApiKey[]> {
+    return listOf<ApiKey>(await this.transport.json('GET', '/api/v1/keys', { signal: options.signal }), 'keys');
+  }
+
+  async revoke(id: string, options: SignalOption = {}): Promise<void> {
+    await this.transport.send('DELETE', `/api/v1/keys/${segment(id)}`, { signal: options.signal });
+  }
+}
+
+export interface PushDatasetOptions extends SignalOption {
+  name: string;
+  /** The data file: CSV, JSON lines or IDX (images, for IDX pairs), optionally gzip-compressed. */
+  file: UploadSource;
+  /** The IDX labels file of an IDX pair; sends both as multipart `file` + `labels`. */
+  labels?: UploadSource;
+  /** Detected by the server when omitted. */
+  format?: DatasetFormat;
+  /** The label column of a CSV or JSON-lines file. */
+  label?: string;
+}
+
+export class DatasetsApi {
+  constructor(private readonly transport: Transport) {}
+
+  async push(options: PushDatasetOptions): Promise<Dataset> {
+    const query = { name: options.name, format: options.format, label: options.label };
+    const file = await readSource(options.file);
+    if (options.labels === undefined) {
+      const body = await this.transport.json('POST', '/api/v1/datasets', {
+        query,
+        body: file.bytes,
+        contentType: 'application/octet-stream',
+        signal: options.signal,
+      });
+      return unwrap<Dataset>(body, 'dataset');
+    }
+    const labels = await readSource(options.labels);
+    const form = new FormData();
+    form.append('file', blobOf(file.bytes), file.fileName ?? 'images.idx');
+    form.append('labels', blobOf(labels.bytes), labels.fileName ?? 'labels.idx');
+    // fetch writes the multipart content type with its boundary itself.
+    const body = await this.transport.json('POST', '/api/v1/datasets', { query, body: form, signal: options.signal });
+    return unwrap<Dataset>(body, 'dataset');
+  }
+
+  async list(options: SignalOption = {}): Promise<Dataset[]> {
+    return listOf<Dataset>(await this.transport.json('GET', '/api/v1/datasets', { signal: options.signal }), 'datasets');
+  }
+
+  async get(id: string, options: SignalOption = {}): Promise<Dataset> {
+    return unwrap<Dataset>(await this.transport.json('GET', `/api/v1/datasets/${segment(id)}`, { signal: options.signal }), 'dataset');
+  }
+
+  async delete(id: string, options: SignalOption = {}): Promise<void> {
+    await this.transport.send('DELETE', `/api/v1/datasets/${segment(id)}`, { signal: options.signal });
+  }
+}
+
+export class ModelsApi {
+  constructor(private readonly transport: Transport) {}
+
+  async create(request: CreateModelRequest, options: SignalOption = {}): Promise<Model> {
+    return unwrap<Model>(await this.transport.json('POST', '/api/v1/models', { json: request, signal: options.signal }), 'model');
+  }
+
+  async list(options: SignalOption = {}): Promise<Model[]> {
+    return listOf<Model>(await this.transport.json('GET', '/api/v1/models', { signal: options.signal }), 'models');
+  }
+
+  async get(name: string, options: SignalOption = {}): Promise<Model> {
+    return unwrap<Model>(await this.transport.json('GET', `/api/v1/models/${segment(name)}`, { signal: options.signal }), 'model');
+  }
+
+  async update(name: string, request: UpdateModelRequest, options: SignalOption = {}): Promise<Model> {
+    return unwrap<Model>(await this.transport.json('PATCH', `/api/v1/models/${segment(name)}`, { json: request, signal: options.signal }), 'model');
+  }
+
+  /** Answers 409 ALIAS_IN_USE while aliases exist. */
+  async delete(name: string, options: SignalOption = {}): Promise<void> {
+    await this.transport.send('DELETE', `/api/v1/models/${segment(name)}`, { signal: options.signal });
+  }
+}
+
+export interface UploadVersionOptions extends SignalOption {
+  /**
+   * Bytes of an `.onnx` file (or of a `.tar` when `contentType` says so), or a path: a folder is
+   * packed as a saved-model `.tar`, a `.tar` file is sent as one, anything else as `.onnx`.
+   */
+  source: UploadSource;
+  contentType?: 'application/octet-stream' | 'application/x-tar';
+}
+
+export class VersionsApi {
+  constructor(private readonly transport: Transport) {}
+
+  async upload(model: string, options: UploadVersionOptions): Promise<ModelVersion> {
+    let bytes: Uint8Array;
+    let contentType = options.contentType ?? 'application/octet-stream';
+    if (options.source instanceof Uint8Array) {
+      bytes = options.source;
+    } else if ((await stat(options.source.path)).isDirectory()) {
+      bytes = await packDirectory(options.source.path);
+      contentType = 'application/x-tar';
+    } else {
+      bytes = new Uint8Array(await readFile(options.source.path));
+      if (options.contentType === undefined && options.source.path.toLowerCase().endsWith('.tar')) contentType = 'application/x-tar';
+    }
+    const body = await this.transport.json('POST', `/api/v1/models/${segment(model)}/versions`, { body: bytes, contentType, signal: options.signal });
+    return unwrap<ModelVersion>(body, 'version');
+  }
+
+  async list(model: string, options: SignalOption = {}): Promise<ModelVersion[]> {
+    return listOf<ModelVersion>(await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions`, { signal: options.signal }), 'versions');
+  }
+
+  async get(model: string, version: number, options: SignalOption = {}): Promise<ModelVersion> {
+    const body = await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}`, { signal: options.signal });
+    return unwrap<ModelVersion>(body, 'version');
+  }
+
+  /** Answers 409 ALIAS_IN_USE while an alias points at the version. */
+  async delete(model: string, version: number, options: SignalOption = {}): Promise<void> {
+    await this.transport.send('DELETE', `/api/v1/models/${segment(model)}/versions/${segment(version)}`, { signal: options.signal });
+  }
+
+  async downloadFile(model: string, version: number, file: ModelFileName, options: SignalOption = {}): Promise<Uint8Array> {
+    const response = await this.transport.send('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/files/${segment(file)}`, {
+      signal: options.signal,
+    });
+    return new Uint8Array(await response.arrayBuffer());
+  }
+}
+
+export class AliasesApi {
+  constructor(private readonly transport: Transport) {}
+
+  /** Creates the alias or moves it atomically. */
+  async set(model: string, alias: string, version: number, options: SignalOption = {}): Promise<Alias> {
+    const body = await this.transport.json('PUT', `/api/v1/models/${segment(model)}/aliases/${segment(alias)}`, { json: { version }, signal: options.signal });
+    const answered = unwrap<Partial<Alias> | undefined>(body, 'alias');
+    return { name: answered?.name ?? alias, version: answered?.version ?? version };
+  }
+
+  async list(model: string, options: SignalOption = {}): Promise<Alias[]> {
+    return listOf<Alias>(await this.transport.json('GET', `/api/v1/models/${segment(model)}/aliases`, { signal: options.signal }), 'aliases');
+  }
+
+  async delete(model: string, alias: string, options: SignalOption = {}): Promise<void> {
+    await this.transport.send('DELETE', `/api/v1/models/${segment(model)}/aliases/${segment(alias)}`, { signal: options.signal });
+  }
+}
+
+export interface WatchOptions extends SignalOption {
+  /** Resume after this event id (as if reconnecting). */
+  lastEventId?: string;
+  /** Wait before reconnecting when the server sent no `retry:`; default 1000 ms. */
+  reconnectDelayMs?: number;
+  /** Consecutive failed reconnects before giving up; default 10. */
+  maxReconnects?: number;
+}
+
+/** Events after which the server has nothing more to say about a job. */
+export const terminalJobEvents: readonly string[] = ['job-finished', 'job-succeeded', 'job-failed', 'job-cancelled'];
+
+function parseEventData(data: string): JsonValue {
+  try {
+    return JSON.parse(data) as JsonValue;
+  } catch {
+    return data;
+  }
+}
+
+function isAbort(error: unknown, signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true || (error instanceof Error && error.name === 'AbortError');
+}
+
+export class JobsApi {
+  constructor(private readonly transport: Transport) {}
+
+  /** The spec and settings are validated before queueing: a bad spec is an INVALID_SPEC error here. */
+  async submit(request: SubmitJobRequest, options: SignalOption = {}): Promise<Job> {
+    return unwrap<Job>(await this.transport.json('POST', '/api/v1/jobs', { json: request, signal: options.signal }), 'job');
+  }
+
+  async get(id: string, options: SignalOption = {}): Promise<Job> {
+    return unwrap<Job>(await this.transport.json('GET', `/api/v1/jobs/${segment(id)}`, { signal: options.signal }), 'job');
+  }
+
+  async list(options: SignalOption & { status?: JobStatus } = {}): Promise<Job[]> {
+    return listOf<Job>(await this.transport.json('GET', '/api/v1/jobs', { query: { status: options.status }, signal: options.signal }), 'jobs');
+  }
+
+  /** Answers 409 JOB_NOT_CANCELLABLE once the job has finished. */
+  async cancel(id: string, options: SignalOption = {}): Promise<void> {
+    await this.transport.send('POST', `/api/v1/jobs/${segment(id)}/cancel`, { signal: options.signal });
+  }
+
+  /**
+   * The job's events as they happen, from its first (or after `lastEventId`), ending after the
+   * terminal event. A dropped connection is resumed with `Last-Event-ID`, so no event is lost or
+   * repeated; 4xx answers (unknown job, bad key) end the iteration with an AiaasApiError.
+   */
+  async *watch(id: string, options: WatchOptions = {}): AsyncGenerator<JobEvent, void, undefined> {
+    const { signal } = options;
+    const maxReconnects = options.maxReconnects ?? 10;
+    let lastEventId = options.lastEventId;
+    let retryMilliseconds = options.reconnectDelayMs ?? 1000;
+    let failures = 0;
+    for (;;) {
+      signal?.throwIfAborted();
+      let connectionError: unknown;
+      let response: Response | undefined;
+      try {
+        response = await this.transport.send('GET', `/api/v1/jobs/${segment(id)}/events`, {
+          headers: { accept: 'text/event-stream', 'cache-control': 'no-cache', ...(lastEventId === undefined ? {} : { 'last-event-id': lastEventId }) },
+          signal,
+        });
+      } catch (error) {
+        if (isAbort(error, signal)) throw error;
+        if (AiaasApiError.isInstance(error) && error.status < 500 && error.status !== 429) throw error;
+        connectionError = error;
+      }
+      if (response !== undefined && response.body !== null) {
+        const parser = new ServerSentEventParser(lastEventId);
+        const reader = response.body.getReader();
+        try {
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) break;
+            for (const event of parser.push(value)) {
+              lastEventId = event.lastEventId;
+              failures = 0;
+              yield { type: event.type, id: event.lastEventId, data: parseEventData(event.data) };
+              if (terminalJobEvents.includes(event.type)) return;
+            }
+          }
+        } catch (error) {
+          if (isAbort(error, signal)) throw error;
+          connectionError = error;
+        } finally {
+          // Releases the socket whether the stream ended, failed, or the consumer stopped iterating.
+          await reader.cancel().catch(() => undefined);
+          lastEventId = parser.lastEventId;
+          if (parser.retryMilliseconds !== undefined) retryMilliseconds = parser.retryMilliseconds;
+        }
+        if (connectionError === undefined) {
+          // A clean end without a terminal event: the server may have restarted or closed a
+          // finished job's stream early, so ask the job itself before reconnecting.
+          const job = await this.get(id, { signal });
+          if (terminalJobStatuses.includes(job.status)) return;
+        }
+      }
+      failures++;
+      if (failures > maxReconnects) {
+        throw connectionError ?? new AiaasConnectionError(this.transport.baseUrl, new Error(`the event stream of job ${id} kept closing`));
+      }
+      await sleep(retryMilliseconds, undefined, signal === undefined ? undefined : { signal });
+    }
+  }
+}
+
+export class AuditApi {
+  constructor(private readonly transport: Transport) {}
+
+  async list(options: SignalOption & { after?: number; limit?: number } = {}): Promise<AuditEntry[]> {
+    const body = await this.transport.json('GET', '/api/v1/audit', { query: { after: options.after, limit: options.limit }, signal: options.signal });
+    return listOf<AuditEntry>(body, 'entries');
+  }
+
+  /** Walks the hash chain on the server; reports the first altered, deleted or reordered entry. */
+  async verify(options: SignalOption = {}): Promise<AuditVerification> {
+    return (await this.transport.json('GET', '/api/v1/audit/verify', { signal: options.signal })) as AuditVerification;
+  }
+
+  /** The whole log as JSON lines. */
+  async export(options: SignalOption = {}): Promise<string> {
+    const response = await this.transport.send('GET', '/api/v1/audit/export', { signal: options.signal, headers: { accept: 'application/x-ndjson' } });
+    return await response.text();
+  }
+}
+
+export interface ModelTarget {
+  /** A version number, or for V2 any alias (the server resolves aliases in the version segment). */
+  version?: number | string;
+}
+
+export interface TfServingTarget {
+  version?: number;
+  /** An alias, e.g. `production`. */
+  label?: string;
+}
+
+export class AiaasClient {
+  readonly baseUrl: string;
+  readonly tenants: TenantsApi;
+  readonly keys: KeysApi;
+  readonly datasets: DatasetsApi;
+  readonly models: ModelsApi;
+  readonly versions: VersionsApi;
+  readonly aliases: AliasesApi;
+  readonly jobs: JobsApi;
+  readonly audit: AuditApi;
+  private readonly transport: Transport;
+
+  constructor(options: AiaasClientOptions) {
+    this.transport = new Transport(options);
+    this.baseUrl = this.transport.baseUrl;
+    this.tenants = new TenantsApi(this.transport);
+    this.keys = new KeysApi(this.transport);
+    this.datasets = new DatasetsApi(this.transport);
+    this.models = new ModelsApi(this.transport);
+    this.versions = new VersionsApi(this.transport);
+    this.aliases = new AliasesApi(this.transport);
+    this.jobs = new JobsApi(this.transport);
+    this.audit = new AuditApi(this.transport);
+  }
+
+  /** The tenant and key this client authenticates as. */
+  async me(options: SignalOption = {}): Promise<Me> {
+    return (await this.transport.json('GET', '/api/v1/me', { signal: options.signal })) as Me;
+  }
+
+  /** Inference request counts per model and day; dates are `YYYY-MM-DD`. */
+  async usage(options: SignalOption & { from?: string; to?: string } = {}): Promise<UsageRow[]> {
+    const body = await this.transport.json('GET', '/api/v1/usage', { query: { from: options.from, to: options.to }, signal: options.signal });
+    return listOf<UsageRow>(body, 'usage');
+  }
+
+  /** `GET /healthz`: the process is up. */
+  async health(options: SignalOption = {}): Promise<HealthStatus> {
+    return (await this.transport.json('GET', '/healthz', { signal: options.signal })) as HealthStatus;
+  }
+
+  /** `GET /readyz`: database and artifact store reachable. A 503 answers `ready: false` rather than throwing. */
+  async ready(options: SignalOption = {}): Promise<{ ready: boolean; status: string }> {
+    try {
+      const body = (await this.transport.json('GET', '/readyz', { signal: options.signal })) as HealthStatus | undefined;
+      return { ready: true, status: body?.status ?? 'ready' };
+    } catch (error) {
+      if (AiaasApiError.isInstance(error) && error.status === 503) return { ready: false, status: error.message };
+      throw error;
+    }
+  }
+
+  private v2Path(model: string, target: ModelTarget): string {
+    const base = `/v2/models/${segment(model)}`;
+    return target.version === undefined ? base : `${base}/versions/${segment(target.version)}`;
+  }
+
+  /** KServe V2 `infer`; `version` may be a number or an alias. */
+  async inferV2(model: string, request: V2InferRequest, options: ModelTarget & SignalOption = {}): Promise<V2InferResponse> {
+    return (await this.transport.json('POST', `${this.v2Path(model, options)}/infer`, { json: request, signal: options.signal })) as V2InferResponse;
+  }
+
+  /** KServe V2 model metadata: platform and input/output tensors. */
+  async v2ModelMetadata(model: string, options: ModelTarget & SignalOption = {}): Promise<V2ModelMetadata> {
+    return (await this.transport.json('GET', this.v2Path(model, options), { signal: options.signal })) as V2ModelMetadata;
+  }
+
+  /** TF-Serving REST `:predict`, by version, by label (alias), or the latest version. */
+  async predictTfServing(model: string, body: TfServingPredictRequest, options: TfServingTarget & SignalOption = {}): Promise<TfServingPredictResponse> {
+    if (options.version !== undefined && options.label !== undefined) throw new TypeError('predictTfServing takes a version or a label, not both');
+    let path = `/tfserving/v1/models/${segment(model)}`;
+    if (options.version !== undefined) path += `/versions/${segment(options.version)}`;
+    else if (options.label !== undefined) path += `/labels/${segment(options.label)}`;
+    return (await this.transport.json('POST', `${path}:predict`, { json: body, signal: options.signal })) as TfServingPredictResponse;
+  }
+}
