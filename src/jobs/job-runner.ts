@@ -1,6 +1,4 @@
-import { createRequire } from 'node:module';
 import { randomUUID } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { AiaasError } from '../errors.ts';
@@ -35,12 +33,6 @@ export interface JobRunnerOptions {
 export type JobEventType = 'job-queued' | 'job-started' | 'job-resumed' | 'job-progress' | 'epoch-end' | 'checkpoint-saved' | 'job-finished';
 
 type Listener = (jobId: string) => void;
-
-function workerExecArgv(): string[] {
-  // Workers load TypeScript through tsx, resolved from this package so any working directory works.
-  const loader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  return ['--import', loader];
-}
 
 /**
  * Takes queued jobs (or running ones whose lease expired: a crashed server's) and trains each in a
@@ -150,7 +142,7 @@ export class JobRunner {
     await this.appendEvent(tenantId, job.id, 'job-started', { epoch: job.epoch, totalEpochs: job.totalEpochs, owner: this.owner });
     log.info({ resumeFromEpoch: job.epoch }, 'training job started');
 
-    const worker = new Worker(new URL('./training-worker.ts', import.meta.url), { execArgv: workerExecArgv() });
+    const worker = new Worker(new URL('./training-worker-entry.mjs', import.meta.url), { execArgv: [] });
     this.active.set(job.id, { worker, tenantId });
     const history: unknown[] = [...job.metricsHistory];
     let settled = false;
