@@ -1,0 +1,56 @@
+/** Plain-text rendering shared by the commands: aligned tables, sizes, durations. */
+
+export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  if (rows.length === 0) return '';
+  const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column] as number)))
+      .join('  ')
+      .trimEnd();
+  return `${[line(headers), ...rows.map(line)].join('\n')}\n`;
+}
+
+export function bytes(count: number): string {
+  if (count < 1024) return `${count} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = count / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+export function duration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '?';
+  const whole = Math.round(seconds);
+  const hours = Math.floor(whole / 3600);
+  const minutes = Math.floor((whole % 3600) / 60);
+  const rest = whole % 60;
+  if (hours > 0) return `${hours}h${String(minutes).padStart(2, '0')}m`;
+  if (minutes > 0) return `${minutes}m${String(rest).padStart(2, '0')}s`;
+  return `${rest}s`;
+}
+
+/** Timestamps shortened to the minute: listings need "when", not milliseconds. */
+export function timestamp(iso: string | null | undefined): string {
+  if (iso === null || iso === undefined || iso === '') return '-';
+  return iso.replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, 'Z');
+}
+
+/** Short metric names as Keras prints them. */
+export function metricName(name: string): string {
+  return name === 'accuracy' ? 'acc' : name;
+}
+
+export function metrics(values: Readonly<Record<string, number>> | undefined, prefix = ''): string {
+  return Object.entries(values ?? {})
+    .map(([name, value]) => `${prefix}${metricName(name)} ${value.toFixed(4)}`)
+    .join(' ');
+}
+
+export function json(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
