@@ -1,0 +1,313 @@
+/**
+ * Every server setting in one table: name, flag, environment variable, type, default and meaning.
+ * `loadConfig` resolves them with the precedence flags > AIAAS_* environment > JSON config file >
+ * defaults, validates every value, and names both the flag and the variable in any error.
+ * `docs/configuration.md` carries the same table; a test keeps the two in step.
+ */
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { AiaasError } from './errors.ts';
+
+const mebibyte = 1024 * 1024;
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+const logLevels: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export interface AiaasConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** Resolved: `<dataDir>/aiaas.db` unless set. */
+  databasePath: string;
+  logLevel: LogLevel;
+  bodyLimitBytes: number;
+  inferenceBodyLimitBytes: number;
+  maxDatasetBytes: number;
+  maxModelBytes: number;
+  maxTensorElements: number;
+  rateLimitPerSecond: number;
+  rateLimitBurst: number;
+  jobConcurrency: number;
+  maxConcurrentJobsPerTenant: number;
+  jobLeaseMs: number;
+  modelMemoryBudgetBytes: number;
+  modelIdleUnloadMs: number;
+  batchMaxSize: number;
+  batchMaxQueueDelayMicroseconds: number;
+  batchMaxQueueSize: number;
+  warmup: boolean;
+  validationTimeoutMs: number;
+  validationMemoryBytes: number;
+  masterKey: string | undefined;
+  masterKeyFile: string | undefined;
+  insecureDev: boolean;
+  bootstrapKey: string | undefined;
+  serverSecret: string | undefined;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  trustProxy: boolean;
+}
+
+export type SettingName = keyof AiaasConfig;
+type SettingType = 'string' | 'integer' | 'number' | 'boolean' | 'path' | 'secret' | 'enum';
+
+export interface SettingDefinition {
+  readonly name: SettingName;
+  /** Command-line flag without the dashes, e.g. `data-dir`. */
+  readonly flag: string;
+  readonly env: string;
+  readonly type: SettingType;
+  /** As shown in the documentation table. */
+  readonly defaultText: string;
+  readonly description: string;
+  readonly minimum?: number;
+  readonly maximum?: number;
+  readonly values?: readonly string[];
+}
+
+function setting(
+  name: SettingName,
+  type: SettingType,
+  defaultText: string,
+  description: string,
+  extra: Partial<Pick<SettingDefinition, 'minimum' | 'maximum' | 'values'>> = {},
+): SettingDefinition {
+  const flag = name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+  return { name, flag, env: `AIAAS_${flag.replace(/-/g, '_').toUpperCase()}`, type, defaultText, description, ...extra };
+}
+
+export const settingDefinitions: readonly SettingDefinition[] = [
+  setting('host', 'string', '127.0.0.1', 'Interface to listen on. Use 0.0.0.0 only behind TLS or a trusted network.'),
+  setting('port', 'integer', '8080', 'TCP port (0 picks a free one).', { minimum: 0, maximum: 65535 }),
+  setting('dataDir', 'path', './aiaas-data', 'Directory for the database, encrypted artifacts and the server secret.'),
+  setting('databasePath', 'path', '<dataDir>/aiaas.db', 'SQLite database file.'),
+  setting('logLevel', 'enum', 'info', 'pino log level.', { values: logLevels }),
+  setting('bodyLimitBytes', 'integer', String(64 * mebibyte), 'Largest request body on /api/v1 (uploads); larger bodies get 413.', { minimum: 1024 }),
+  setting('inferenceBodyLimitBytes', 'integer', String(8 * mebibyte), 'Largest request body on the V2 and TF-Serving routes.', { minimum: 1024 }),
+  setting('maxDatasetBytes', 'integer', String(512 * mebibyte), 'Largest dataset after gunzip; larger uploads get 413.', { minimum: 1024 }),
+  setting('maxModelBytes', 'integer', String(64 * mebibyte), 'Largest uploaded .onnx file (bounded by bodyLimitBytes too).', { minimum: 1024 }),
+  setting('maxTensorElements', 'integer', String(4 * mebibyte), 'Most elements in one inference input tensor; more gets 413 TOO_MANY_ELEMENTS.', { minimum: 1 }),
+  setting('rateLimitPerSecond', 'number', '50', 'Requests per second per API key (token bucket refill).', { minimum: 0.001 }),
+  setting('rateLimitBurst', 'integer', '100', 'Burst size per API key (token bucket capacity).', { minimum: 1 }),
+  setting('jobConcurrency', 'integer', '1', 'Training jobs run at once by this server (worker threads).', { minimum: 1, maximum: 64 }),
+  setting('maxConcurrentJobsPerTenant', 'integer', '1', 'Training jobs of one tenant that may run at once.', { minimum: 1 }),
+  setting('jobLeaseMs', 'integer', '30000', 'Lease of a running job; a crashed worker\'s job is resumed after it expires.', { minimum: 1000 }),
+  setting('modelMemoryBudgetBytes', 'integer', String(2048 * mebibyte), 'Memory for loaded models; least recently used models are unloaded beyond it.', { minimum: mebibyte }),
+  setting('modelIdleUnloadMs', 'integer', '900000', 'Unload a model unused for this long (0 = never).', { minimum: 0 }),
+  setting('batchMaxSize', 'integer', '64', 'Default dynamic batching: most rows merged into one run (1 disables merging).', { minimum: 1 }),
+  setting('batchMaxQueueDelayMicroseconds', 'integer', '1000', 'Default dynamic batching: how long a request may wait for others to join its batch.', { minimum: 0 }),
+  setting('batchMaxQueueSize', 'integer', '1024', 'Default dynamic batching: waiting requests per model version before 503 QUEUE_FULL.', { minimum: 1 }),
+  setting('warmup', 'boolean', 'true', 'Run one inference on zeros when a model loads.'),
+  setting('validationTimeoutMs', 'integer', '30000', 'Time limit for opening an uploaded .onnx in the validation child process.', { minimum: 100 }),
+  setting('validationMemoryBytes', 'integer', String(2048 * mebibyte), 'Memory limit (RSS) of the validation child process.', { minimum: 64 * mebibyte }),
+  setting('masterKey', 'secret', '(none)', 'Master key ring: base64 of 32 bytes, or "1:<base64>,2:<base64>" while rotating. Required unless insecureDev.'),
+  setting('masterKeyFile', 'path', '(none)', 'File holding the master key ring instead of masterKey.'),
+  setting('insecureDev', 'boolean', 'false', 'Development only: generate and keep a master key in <dataDir>/insecure-dev-master-key.'),
+  setting('bootstrapKey', 'secret', '(generated)', 'First admin API key (32+ characters) created on an empty store; otherwise one is generated and printed once.'),
+  setting('serverSecret', 'secret', '(generated)', 'HMAC secret for API key hashes (32+ characters); default: generated once into <dataDir>/server-secret.'),
+  setting('tlsCert', 'path', '(none)', 'PEM certificate file; with tlsKey the server speaks HTTPS and sends HSTS.'),
+  setting('tlsKey', 'path', '(none)', 'PEM private key file for tlsCert.'),
+  setting('trustProxy', 'boolean', 'false', 'Take the client IP (audit log) from X-Forwarded-For; enable only behind your own proxy.'),
+];
+
+const definitionsByName = new Map(settingDefinitions.map((definition) => [definition.name, definition]));
+const definitionsByFlag = new Map(settingDefinitions.map((definition) => [definition.flag, definition]));
+
+export type ConfigValue = string | number | boolean | undefined;
+
+export interface LoadConfigOptions {
+  /** Parsed command-line flags, keyed by flag (`data-dir`) or setting name (`dataDir`); `config` names the file. */
+  flags?: Readonly<Record<string, ConfigValue>>;
+  env?: Readonly<Record<string, string | undefined>>;
+  /** JSON config file path; defaults to flags.config or AIAAS_CONFIG. */
+  configFile?: string;
+  /** Resolves relative paths; default process.cwd(). */
+  cwd?: string;
+}
+
+function where(definition: SettingDefinition): string {
+  return `--${definition.flag} / ${definition.env}`;
+}
+
+function invalid(definition: SettingDefinition, message: string): AiaasError {
+  return new AiaasError('CONFIG_INVALID', `Setting ${definition.name} (${where(definition)}): ${message}`, {
+    details: { setting: definition.name, flag: `--${definition.flag}`, env: definition.env },
+  });
+}
+
+function coerce(definition: SettingDefinition, raw: unknown): string | number | boolean {
+  switch (definition.type) {
+    case 'boolean': {
+      if (typeof raw === 'boolean') return raw;
+      const text = String(raw).trim().toLowerCase();
+      if (['true', '1', 'yes', 'on', ''].includes(text)) return true;
+      if (['false', '0', 'no', 'off'].includes(text)) return false;
+      throw invalid(definition, `expected true or false, got ${JSON.stringify(raw)}`);
+    }
+    case 'integer':
+    case 'number': {
+      const value = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw.trim()) : Number.NaN;
+      if (!Number.isFinite(value) || (definition.type === 'integer' && !Number.isSafeInteger(value))) {
+        throw invalid(definition, `expected ${definition.type === 'integer' ? 'an integer' : 'a number'}, got ${JSON.stringify(raw)}`);
+      }
+      if (definition.minimum !== undefined && value < definition.minimum) throw invalid(definition, `must be at least ${definition.minimum}, got ${value}`);
+      if (definition.maximum !== undefined && value > definition.maximum) throw invalid(definition, `must be at most ${definition.maximum}, got ${value}`);
+      return value;
+    }
+    case 'enum': {
+      const text = String(raw).trim();
+      if (!definition.values!.includes(text)) throw invalid(definition, `expected one of ${definition.values!.join(', ')}, got ${JSON.stringify(raw)}`);
+      return text;
+    }
+    default: {
+      if (typeof raw !== 'string' && typeof raw !== 'number') throw invalid(definition, `expected a string, got ${JSON.stringify(raw)}`);
+      const text = String(raw);
+      if (text.trim() === '') throw invalid(definition, 'must not be empty');
+      return text;
+    }
+  }
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new AiaasError('CONFIG_INVALID', `Cannot read the config file ${path} (--config / AIAAS_CONFIG)`, { cause: error });
+  }
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch (error) {
+    throw new AiaasError('CONFIG_INVALID', `The config file ${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) {
+    throw new AiaasError('CONFIG_INVALID', `The config file ${path} must hold a JSON object of settings`);
+  }
+  return document as Record<string, unknown>;
+}
+
+/** Resolves every setting (flags > env > file > defaults) and validates the result. */
+export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
+  const flags = options.flags ?? {};
+  const env = options.env ?? {};
+  const cwd = options.cwd ?? process.cwd();
+
+  const flagValues = new Map<SettingName, unknown>();
+  for (const [key, value] of Object.entries(flags)) {
+    if (value === undefined || key === 'config') continue;
+    const definition = definitionsByFlag.get(key) ?? definitionsByName.get(key as SettingName);
+    if (definition === undefined) throw new AiaasError('CONFIG_INVALID', `Unknown flag --${key}`, { details: { flag: key } });
+    flagValues.set(definition.name, value);
+  }
+
+  const configPath = options.configFile ?? (typeof flags.config === 'string' ? flags.config : undefined) ?? env.AIAAS_CONFIG;
+  const fileValues = new Map<SettingName, unknown>();
+  if (configPath !== undefined && configPath.trim() !== '') {
+    const file = readConfigFile(resolve(cwd, configPath));
+    for (const [key, value] of Object.entries(file)) {
+      const definition = definitionsByName.get(key as SettingName);
+      if (definition === undefined) {
+        throw new AiaasError('CONFIG_INVALID', `Unknown setting "${key}" in the config file ${configPath}`, {
+          details: { setting: key, known: settingDefinitions.map((item) => item.name) },
+        });
+      }
+      if (value !== null) fileValues.set(definition.name, value);
+    }
+  }
+
+  const resolved: Partial<Record<SettingName, string | number | boolean>> = {};
+  for (const definition of settingDefinitions) {
+    const envValue = env[definition.env];
+    const raw = flagValues.has(definition.name)
+      ? flagValues.get(definition.name)
+      : envValue !== undefined && envValue !== ''
+        ? envValue
+        : fileValues.get(definition.name);
+    if (raw === undefined) continue;
+    resolved[definition.name] = coerce(definition, raw);
+  }
+
+  const value = <T extends string | number | boolean>(name: SettingName, fallback: T): T => (resolved[name] as T | undefined) ?? fallback;
+  const optionalText = (name: SettingName): string | undefined => resolved[name] as string | undefined;
+  const optionalPath = (name: SettingName): string | undefined => {
+    const text = optionalText(name);
+    return text === undefined ? undefined : resolve(cwd, text);
+  };
+
+  const dataDir = resolve(cwd, value('dataDir', './aiaas-data'));
+  const config: AiaasConfig = {
+    host: value('host', '127.0.0.1'),
+    port: value('port', 8080),
+    dataDir,
+    databasePath: optionalPath('databasePath') ?? join(dataDir, 'aiaas.db'),
+    logLevel: value('logLevel', 'info') as LogLevel,
+    bodyLimitBytes: value('bodyLimitBytes', 64 * mebibyte),
+    inferenceBodyLimitBytes: value('inferenceBodyLimitBytes', 8 * mebibyte),
+    maxDatasetBytes: value('maxDatasetBytes', 512 * mebibyte),
+    maxModelBytes: value('maxModelBytes', 64 * mebibyte),
+    maxTensorElements: value('maxTensorElements', 4 * mebibyte),
+    rateLimitPerSecond: value('rateLimitPerSecond', 50),
+    rateLimitBurst: value('rateLimitBurst', 100),
+    jobConcurrency: value('jobConcurrency', 1),
+    maxConcurrentJobsPerTenant: value('maxConcurrentJobsPerTenant', 1),
+    jobLeaseMs: value('jobLeaseMs', 30_000),
+    modelMemoryBudgetBytes: value('modelMemoryBudgetBytes', 2048 * mebibyte),
+    modelIdleUnloadMs: value('modelIdleUnloadMs', 900_000),
+    batchMaxSize: value('batchMaxSize', 64),
+    batchMaxQueueDelayMicroseconds: value('batchMaxQueueDelayMicroseconds', 1000),
+    batchMaxQueueSize: value('batchMaxQueueSize', 1024),
+    warmup: value('warmup', true),
+    validationTimeoutMs: value('validationTimeoutMs', 30_000),
+    validationMemoryBytes: value('validationMemoryBytes', 2048 * mebibyte),
+    masterKey: optionalText('masterKey'),
+    masterKeyFile: optionalPath('masterKeyFile'),
+    insecureDev: value('insecureDev', false),
+    bootstrapKey: optionalText('bootstrapKey'),
+    serverSecret: optionalText('serverSecret'),
+    tlsCert: optionalPath('tlsCert'),
+    tlsKey: optionalPath('tlsKey'),
+    trustProxy: value('trustProxy', false),
+  };
+  validateConfig(config);
+  return config;
+}
+
+/** Cross-field rules; also run by createServerContext so hand-built configs are checked too. */
+export function validateConfig(config: AiaasConfig): void {
+  const definition = (name: SettingName) => definitionsByName.get(name)!;
+  if (config.bootstrapKey !== undefined && config.bootstrapKey.length < 32) {
+    throw invalid(definition('bootstrapKey'), 'must be at least 32 characters long');
+  }
+  if (config.serverSecret !== undefined && config.serverSecret.length < 32) {
+    throw invalid(definition('serverSecret'), 'must be at least 32 characters long');
+  }
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+    throw invalid(definition(config.tlsCert === undefined ? 'tlsCert' : 'tlsKey'), 'TLS needs both tlsCert and tlsKey');
+  }
+  if (config.masterKey !== undefined && config.masterKeyFile !== undefined) {
+    throw invalid(definition('masterKeyFile'), 'set either masterKey (AIAAS_MASTER_KEY) or masterKeyFile (AIAAS_MASTER_KEY_FILE), not both');
+  }
+  if (config.inferenceBodyLimitBytes > config.bodyLimitBytes) {
+    throw invalid(definition('inferenceBodyLimitBytes'), `must not exceed bodyLimitBytes (${config.bodyLimitBytes})`);
+  }
+}
+
+const secretSettings: readonly SettingName[] = ['masterKey', 'bootstrapKey', 'serverSecret'];
+
+/** The config with secrets replaced, safe to log. */
+export function redactConfig(config: AiaasConfig): Record<string, unknown> {
+  const copy: Record<string, unknown> = { ...config };
+  for (const name of secretSettings) if (copy[name] !== undefined) copy[name] = '[redacted]';
+  return copy;
+}
+
+/** The Markdown table of docs/configuration.md, generated from the definitions. */
+export function configurationTable(): string {
+  const escape = (text: string) => text.replace(/\|/g, '\\|');
+  const rows = settingDefinitions.map(
+    (definition) =>
+      `| \`${definition.name}\` | \`--${definition.flag}\` | \`${definition.env}\` | \`${escape(definition.defaultText)}\` | ${escape(definition.description)} |`,
+  );
+  return ['| setting (config file key) | flag | environment | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n');
+}

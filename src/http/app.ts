@@ -1,0 +1,134 @@
+/**
+ * Builds the Fastify app from a ServerContext (never listens): request ids, body limits, the
+ * platform error contract, security headers, authentication, the audit trail, and every route.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyRequest } from 'fastify';
+import { AiaasError } from '../errors.ts';
+import type { ServerContext } from '../server/context.ts';
+import { auditPlugin } from './audit.ts';
+import { authorize, authorizeModel, authPlugin } from './auth.ts';
+import { installErrorHandling } from './errors.ts';
+import { buildOpenApiDocument, type RegisteredRoute } from './openapi.ts';
+import type { InferenceDeps } from './protocols/route-support.ts';
+import { platformRoutes } from './routes/platform/index.ts';
+import { serviceRoutes } from './routes/service.ts';
+import { tfServingRoutes } from './routes/tfserving.ts';
+import { v2Routes } from './routes/v2.ts';
+import { modelAllowed } from '../security/roles.ts';
+
+export const serverVersion = '0.1.0';
+
+export interface BuildAppOptions {
+  /** The training-job routes, registered under /api/v1 with `{ context }` as options. */
+  jobRoutes?: FastifyPluginAsync<{ context: ServerContext }>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route registered (method + URL), for the OpenAPI document and inventory checks. */
+    registeredRoutes: RegisteredRoute[];
+  }
+}
+
+const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+const inferencePrefixes = ['/v2', '/tfserving/'];
+
+function isInferenceUrl(url: string): boolean {
+  return inferencePrefixes.some((prefix) => url === prefix || url.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`));
+}
+
+export function inferenceDeps(context: ServerContext): InferenceDeps {
+  const { registry } = context;
+  return {
+    async resolveModel(request: FastifyRequest, name: string, versionOrAlias?: string) {
+      const principal = authorize(request, 'inference');
+      authorizeModel(request, name);
+      return registry.resolve(principal.tenantId, name, versionOrAlias);
+    },
+    async listModels(request: FastifyRequest) {
+      const principal = authorize(request, 'inference');
+      return (await registry.listForServing(principal.tenantId)).filter((model) => modelAllowed(principal.allowedModels, model.name));
+    },
+    manager: context.manager,
+    metrics: context.metrics,
+    limits: { maxTensorElements: context.config.maxTensorElements },
+    onInference(request, model) {
+      const principal = request.principal;
+      if (principal !== undefined) context.usage.add(principal.tenantId, model.name);
+    },
+    server: { name: 'aiaas', version: serverVersion },
+  };
+}
+
+export async function buildApp(context: ServerContext, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const { config } = context;
+  const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
+  const app = Fastify({
+    loggerInstance: context.logger,
+    bodyLimit: config.bodyLimitBytes,
+    trustProxy: config.trustProxy,
+    exposeHeadRoutes: false,
+    requestIdHeader: false,
+    genReqId: (raw) => {
+      const presented = raw.headers['x-request-id'];
+      return typeof presented === 'string' && requestIdPattern.test(presented) ? presented : randomUUID();
+    },
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    ...(tls ? { https: { cert: readFileSync(config.tlsCert!), key: readFileSync(config.tlsKey!) } } : {}),
+  }) as unknown as FastifyInstance;
+
+  const registeredRoutes: RegisteredRoute[] = [];
+  app.decorate('registeredRoutes', registeredRoutes);
+  app.addHook('onRoute', (route) => {
+    // Inference bodies are tensors; uploads are files. Different sizes, different limits.
+    if (isInferenceUrl(route.url) && route.bodyLimit === undefined) route.bodyLimit = config.inferenceBodyLimitBytes;
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) registeredRoutes.push({ method, url: route.url });
+  });
+
+  installErrorHandling(app);
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onSend', async (request, reply, payload) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('x-frame-options', 'DENY');
+    reply.header('referrer-policy', 'no-referrer');
+    reply.header('cross-origin-resource-policy', 'same-origin');
+    if (!reply.hasHeader('content-security-policy')) reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
+    if (request.url.startsWith('/api/') || isInferenceUrl(request.url)) reply.header('cache-control', 'no-store');
+    if (tls) reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
+    return payload;
+  });
+
+  await app.register(authPlugin, {
+    access: context.access,
+    repositories: context.repositories,
+    rateLimitPerSecond: config.rateLimitPerSecond,
+    rateLimitBurst: config.rateLimitBurst,
+    now: () => context.now().getTime(),
+  });
+  await app.register(auditPlugin, { logger: context.audit });
+
+  let document: Record<string, unknown> | undefined;
+  await app.register(serviceRoutes, {
+    context,
+    openApiDocument: () => (document ??= buildOpenApiDocument(registeredRoutes, { version: serverVersion })),
+  });
+  await app.register(platformRoutes, { prefix: '/api/v1', context });
+  if (options.jobRoutes !== undefined) await app.register(options.jobRoutes, { prefix: '/api/v1', context });
+  const deps = inferenceDeps(context);
+  await app.register(v2Routes, deps);
+  await app.register(tfServingRoutes, deps);
+
+  app.addHook('onClose', async () => {
+    await context.usage.flush().catch((error: unknown) => context.logger.warn({ err: error }, 'could not flush usage counters'));
+  });
+  await app.ready();
+  if (registeredRoutes.length === 0) throw new AiaasError('INTERNAL', 'no routes registered');
+  return app;
+}

@@ -1,0 +1,144 @@
+/**
+ * Authentication and authorization for every route except the few public ones: the API key from
+ * `Authorization: Bearer` or `x-api-key` resolves to a Principal on `request.principal`, each key
+ * is rate limited, and route handlers call `authorize(request, permission)` for their permission.
+ */
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { AiaasError } from '../errors.ts';
+import { parseAuthorization, type RequestHeaders } from '../security/api-keys.ts';
+import { RateLimiter, rateLimitedError } from '../security/rate-limit.ts';
+import { modelAllowed, requirePermission, type Permission } from '../security/roles.ts';
+import type { AccessService, Principal } from '../services/access.ts';
+import { isAcceptableCustomKey } from '../services/access.ts';
+import type { Repositories } from '../storage/index.ts';
+
+export type { Principal } from '../services/access.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the auth plugin on authenticated routes; undefined on public ones. */
+    principal: Principal | undefined;
+  }
+  interface FastifyContextConfig {
+    /** Served without an API key. */
+    public?: boolean;
+  }
+}
+
+/** Routes defined in modules this plugin does not own, answered without a key. */
+export const publicRouteUrls: ReadonlySet<string> = new Set(['/v2/health/live', '/v2/health/ready']);
+
+export interface AuthOptions {
+  access: AccessService;
+  repositories: Repositories;
+  rateLimitPerSecond: number;
+  rateLimitBurst: number;
+  /** Milliseconds, for the token buckets and last-used throttling. */
+  now: () => number;
+  /** Minimum spacing of last_used_at writes per key, so every request does not write. */
+  touchIntervalMs?: number;
+}
+
+/**
+ * Custom bootstrap keys (any 32+ printable characters) are not `aiaas_…`-shaped, so when the
+ * strict parser rejects a lone, plausible token it is still looked up; its hash decides.
+ */
+function presentedKey(headers: RequestHeaders): string | undefined {
+  try {
+    return parseAuthorization(headers);
+  } catch (error) {
+    const authorization = typeof headers.authorization === 'string' ? headers.authorization : undefined;
+    const direct = typeof headers['x-api-key'] === 'string' ? headers['x-api-key'].trim() : undefined;
+    const bearer = authorization === undefined ? undefined : /^\s*Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1];
+    const token = authorization !== undefined && direct !== undefined ? undefined : (bearer ?? direct);
+    if (token !== undefined && isAcceptableCustomKey(token)) return token;
+    throw error;
+  }
+}
+
+function isPublic(request: FastifyRequest): boolean {
+  const url = request.routeOptions.url;
+  // No route matched: let the not-found handler answer 404 rather than demanding a key first.
+  if (url === undefined) return true;
+  return request.routeOptions.config.public === true || publicRouteUrls.has(url);
+}
+
+const plugin: FastifyPluginAsync<AuthOptions> = async (app: FastifyInstance, options: AuthOptions) => {
+  const keyLimiter = new RateLimiter({ capacity: options.rateLimitBurst, refillPerSecond: options.rateLimitPerSecond, now: options.now });
+  // Failed attempts are limited per client address, so guessing keys also costs the guesser.
+  const failureLimiter = new RateLimiter({ capacity: options.rateLimitBurst, refillPerSecond: options.rateLimitPerSecond, now: options.now });
+  const touchIntervalMs = options.touchIntervalMs ?? 60_000;
+  const lastTouched = new Map<string, number>();
+
+  app.decorateRequest('principal', undefined);
+  app.addHook('onRequest', async (request) => {
+    if (isPublic(request)) return;
+    let principal: Principal;
+    try {
+      const key = presentedKey(request.headers);
+      if (key === undefined) {
+        throw new AiaasError('UNAUTHENTICATED', 'An API key is required: send "Authorization: Bearer <key>" or "x-api-key: <key>"', {
+          headers: { 'www-authenticate': 'Bearer' },
+        });
+      }
+      principal = (await options.access.authenticate(key)).principal;
+    } catch (error) {
+      if (AiaasError.isInstance(error) && error.code === 'UNAUTHENTICATED') {
+        const decision = failureLimiter.take(`ip:${request.ip}`);
+        if (!decision.allowed) throw rateLimitedError(decision.retryAfterSeconds);
+      }
+      throw error;
+    }
+    const decision = keyLimiter.take(`key:${principal.keyId}`);
+    if (!decision.allowed) {
+      request.principal = principal;
+      throw rateLimitedError(decision.retryAfterSeconds);
+    }
+    request.principal = principal;
+    const now = options.now();
+    const previous = lastTouched.get(principal.keyId);
+    if (previous === undefined || now - previous >= touchIntervalMs) {
+      lastTouched.set(principal.keyId, now);
+      if (lastTouched.size > 100_000) lastTouched.clear();
+      options.repositories.apiKeys
+        .touchLastUsed(principal.tenantId, principal.keyId, new Date(now))
+        .catch((error: unknown) => request.log.warn({ err: error }, 'could not record key last use'));
+    }
+  });
+};
+
+// Hooks must apply to the whole app, not only inside this plugin's scope (what fastify-plugin does).
+(plugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
+export const authPlugin = plugin;
+
+/** The caller's principal if its role has `permission`; 401 without a key, 403 naming the permission. */
+export function authorize(request: FastifyRequest, permission: Permission): Principal {
+  const principal = request.principal;
+  if (principal === undefined) throw new AiaasError('UNAUTHENTICATED', 'An API key is required');
+  requirePermission(principal.role, permission);
+  return principal;
+}
+
+/** Like authorize, and only for admins of the operator tenant (tenant management, the whole audit chain). */
+export function authorizeOperator(request: FastifyRequest, permission: Permission): Principal {
+  const principal = authorize(request, permission);
+  if (!principal.isOperator) {
+    throw new AiaasError('FORBIDDEN', `"${permission}" across tenants is reserved to admins of the operator tenant`, {
+      details: { permission, scope: 'operator' },
+    });
+  }
+  return principal;
+}
+
+/**
+ * Enforces the key's model allow-list. A model outside it answers 404 MODEL_NOT_FOUND, exactly
+ * like a missing model, so a restricted key cannot probe which model names exist.
+ */
+export function authorizeModel(request: FastifyRequest, modelName: string): Principal {
+  const principal = request.principal;
+  if (principal === undefined) throw new AiaasError('UNAUTHENTICATED', 'An API key is required');
+  if (!modelAllowed(principal.allowedModels, modelName)) {
+    throw new AiaasError('MODEL_NOT_FOUND', `Model '${modelName}' not found`, { details: { model: modelName } });
+  }
+  return principal;
+}

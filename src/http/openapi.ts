@@ -1,0 +1,193 @@
+/**
+ * The OpenAPI 3.0 document, generated from the routes the app actually registered (collected by an
+ * onRoute hook) plus a hand-written description per route. A registered route without a
+ * description still appears, marked undocumented, and a test fails on it: the inventory cannot drift.
+ */
+import type { Permission } from '../security/roles.ts';
+
+export interface RegisteredRoute {
+  method: string;
+  /** Fastify syntax, `/api/v1/models/:name`. */
+  url: string;
+}
+
+export interface RouteDescription {
+  summary: string;
+  /** Permission required; 'none' for public routes, 'any' for any valid key. */
+  permission: Permission | 'none' | 'any';
+  tag: 'service' | 'identity' | 'datasets' | 'models' | 'jobs' | 'audit' | 'v2' | 'tfserving';
+  /** Request body content types, when the route takes a body. */
+  requestBody?: readonly string[];
+  /** Success status and content type. */
+  success?: { status: number; contentType?: string };
+}
+
+const json = ['application/json'];
+const upload = ['application/octet-stream', 'application/x-tar', 'multipart/form-data'];
+
+export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
+  'GET /healthz': { summary: 'Process is up: {"status":"ok"}', permission: 'none', tag: 'service' },
+  'GET /readyz': { summary: 'Database and artifact store reachable: 200 {"status":"ready"} or 503', permission: 'none', tag: 'service' },
+  'GET /metrics': { summary: 'Prometheus metrics (text format)', permission: 'none', tag: 'service', success: { status: 200, contentType: 'text/plain' } },
+  'GET /openapi.json': { summary: 'This OpenAPI document', permission: 'none', tag: 'service' },
+  'GET /docs': { summary: 'HTML rendering of this document', permission: 'none', tag: 'service', success: { status: 200, contentType: 'text/html' } },
+
+  'GET /api/v1/me': { summary: 'The calling key, its tenant and permissions', permission: 'any', tag: 'identity' },
+  'POST /api/v1/tenants': { summary: 'Create a tenant and its first admin key (shown once); operator admins only', permission: 'tenants:manage', tag: 'identity', requestBody: json, success: { status: 201 } },
+  'GET /api/v1/tenants': { summary: 'List tenants; operator admins only', permission: 'tenants:manage', tag: 'identity' },
+  'DELETE /api/v1/tenants/:id': { summary: 'Destroy the tenant data key (crypto-shredding) and delete the tenant', permission: 'tenants:manage', tag: 'identity', success: { status: 204 } },
+  'POST /api/v1/keys': { summary: 'Create an API key {name, role, allowedModels?, expiresAt?}; the key is shown once', permission: 'keys:manage', tag: 'identity', requestBody: json, success: { status: 201 } },
+  'GET /api/v1/keys': { summary: "List the tenant's API keys (never their secrets or hashes)", permission: 'keys:manage', tag: 'identity' },
+  'DELETE /api/v1/keys/:id': { summary: 'Revoke a key, effective on its next request', permission: 'keys:manage', tag: 'identity', success: { status: 204 } },
+
+  'POST /api/v1/datasets': { summary: 'Upload a dataset: ?name=N[&format=csv|jsonl|idx][&label=COLUMN], raw bytes or multipart file (+labels for IDX)', permission: 'datasets:write', tag: 'datasets', requestBody: upload, success: { status: 201 } },
+  'GET /api/v1/datasets': { summary: 'List datasets (?limit, ?offset)', permission: 'datasets:read', tag: 'datasets' },
+  'GET /api/v1/datasets/:id': { summary: 'A dataset: format, rowCount, bytes, schema', permission: 'datasets:read', tag: 'datasets' },
+  'DELETE /api/v1/datasets/:id': { summary: 'Delete a dataset and its stored file', permission: 'datasets:write', tag: 'datasets', success: { status: 204 } },
+
+  'POST /api/v1/models': { summary: 'Create a model {name, description?, batching?}', permission: 'models:write', tag: 'models', requestBody: json, success: { status: 201 } },
+  'GET /api/v1/models': { summary: 'List models with version numbers and aliases', permission: 'models:read', tag: 'models' },
+  'GET /api/v1/models/:name': { summary: 'A model with its version numbers and aliases', permission: 'models:read', tag: 'models' },
+  'PATCH /api/v1/models/:name': { summary: 'Update {description?, batching?}', permission: 'models:write', tag: 'models', requestBody: json },
+  'DELETE /api/v1/models/:name': { summary: 'Delete a model and its versions; 409 ALIAS_IN_USE while aliases exist', permission: 'models:write', tag: 'models', success: { status: 204 } },
+  'POST /api/v1/models/:name/versions': { summary: 'Add a version: an .onnx file, a saved-model .tar, or multipart file; validated in a child process first', permission: 'models:write', tag: 'models', requestBody: upload, success: { status: 201 } },
+  'GET /api/v1/models/:name/versions': { summary: 'Versions with signature, metrics and downloadable files', permission: 'models:read', tag: 'models' },
+  'GET /api/v1/models/:name/versions/:version': { summary: 'One version (number, alias or "latest")', permission: 'models:read', tag: 'models' },
+  'DELETE /api/v1/models/:name/versions/:version': { summary: 'Delete a version; 409 ALIAS_IN_USE while an alias points at it', permission: 'models:write', tag: 'models', success: { status: 204 } },
+  'GET /api/v1/models/:name/versions/:version/files/:file': { summary: 'Download model.onnx, model.safetensors, spec.json or metrics.json', permission: 'models:download', tag: 'models', success: { status: 200, contentType: 'application/octet-stream' } },
+  'PUT /api/v1/models/:name/aliases/:alias': { summary: 'Point an alias at {version}; moves atomically', permission: 'aliases:write', tag: 'models', requestBody: json },
+  'GET /api/v1/models/:name/aliases': { summary: "A model's aliases", permission: 'models:read', tag: 'models' },
+  'DELETE /api/v1/models/:name/aliases/:alias': { summary: 'Delete an alias', permission: 'aliases:write', tag: 'models', success: { status: 204 } },
+
+  'POST /api/v1/jobs': { summary: 'Submit a training job {model, spec, datasetId, …}; 400 INVALID_SPEC at once for a bad spec', permission: 'jobs:write', tag: 'jobs', requestBody: json, success: { status: 202 } },
+  'GET /api/v1/jobs': { summary: 'List jobs (?status=)', permission: 'jobs:read', tag: 'jobs' },
+  'GET /api/v1/jobs/:id': { summary: 'A job: status, epoch, step, loss, history, result version', permission: 'jobs:read', tag: 'jobs' },
+  'GET /api/v1/jobs/:id/events': { summary: 'Server-Sent Events of job progress (Last-Event-ID / ?after= resume)', permission: 'jobs:read', tag: 'jobs', success: { status: 200, contentType: 'text/event-stream' } },
+  'POST /api/v1/jobs/:id/cancel': { summary: 'Cancel a job; 409 JOB_NOT_CANCELLABLE when finished', permission: 'jobs:write', tag: 'jobs', success: { status: 202 } },
+
+  'GET /api/v1/audit': { summary: 'Audit entries in order (?after=SEQ&limit=N); the whole chain for operator admins', permission: 'audit:read', tag: 'audit' },
+  'GET /api/v1/audit/verify': { summary: 'Verify the hash chain: {ok, count} or {ok:false, position, seq, reason}; operator admins only', permission: 'audit:read', tag: 'audit' },
+  'GET /api/v1/audit/export': { summary: 'Audit entries as JSON lines', permission: 'audit:read', tag: 'audit', success: { status: 200, contentType: 'application/x-ndjson' } },
+  'GET /api/v1/usage': { summary: 'Inference request counts per model and day (?from=YYYY-MM-DD&to=…&model=)', permission: 'usage:read', tag: 'audit' },
+
+  'GET /v2': { summary: 'KServe V2 server metadata', permission: 'any', tag: 'v2' },
+  'GET /v2/health/live': { summary: 'KServe V2 liveness', permission: 'none', tag: 'v2' },
+  'GET /v2/health/ready': { summary: 'KServe V2 readiness', permission: 'none', tag: 'v2' },
+  'GET /v2/models/:name': { summary: 'Model metadata (latest version): inputs and outputs', permission: 'inference', tag: 'v2' },
+  'GET /v2/models/:name/versions/:version': { summary: 'Model metadata of a version or alias', permission: 'inference', tag: 'v2' },
+  'GET /v2/models/:name/ready': { summary: 'Model readiness', permission: 'inference', tag: 'v2' },
+  'GET /v2/models/:name/versions/:version/ready': { summary: 'Version readiness', permission: 'inference', tag: 'v2' },
+  'POST /v2/models/:name/infer': { summary: 'Inference on the latest version', permission: 'inference', tag: 'v2', requestBody: json },
+  'POST /v2/models/:name/versions/:version/infer': { summary: 'Inference on a version or alias', permission: 'inference', tag: 'v2', requestBody: json },
+  'POST /v2/repository/index': { summary: 'Model repository index (Triton extension)', permission: 'inference', tag: 'v2', requestBody: json },
+  'POST /v2/repository/models/:name/load': { summary: 'Load a model now (Triton extension)', permission: 'inference', tag: 'v2' },
+  'POST /v2/repository/models/:name/unload': { summary: 'Unload every version of a model (Triton extension)', permission: 'inference', tag: 'v2' },
+
+  'POST /tfserving/v1/models/:segment': { summary: 'TF-Serving predict: POST /tfserving/v1/models/{name}:predict', permission: 'inference', tag: 'tfserving', requestBody: json },
+  'POST /tfserving/v1/models/:name/versions/:segment': { summary: 'TF-Serving predict on a version: …/versions/{v}:predict', permission: 'inference', tag: 'tfserving', requestBody: json },
+  'POST /tfserving/v1/models/:name/labels/:segment': { summary: 'TF-Serving predict on an alias: …/labels/{alias}:predict', permission: 'inference', tag: 'tfserving', requestBody: json },
+  'GET /tfserving/v1/models/:name': { summary: 'TF-Serving model status (all versions)', permission: 'inference', tag: 'tfserving' },
+  'GET /tfserving/v1/models/:name/versions/:selector': { summary: 'TF-Serving status of a version', permission: 'inference', tag: 'tfserving' },
+  'GET /tfserving/v1/models/:name/labels/:selector': { summary: 'TF-Serving status of an alias', permission: 'inference', tag: 'tfserving' },
+  'GET /tfserving/v1/models/:name/versions/:selector/metadata': { summary: 'TF-Serving signature metadata of a version', permission: 'inference', tag: 'tfserving' },
+  'GET /tfserving/v1/models/:name/labels/:selector/metadata': { summary: 'TF-Serving signature metadata of an alias', permission: 'inference', tag: 'tfserving' },
+  'GET /tfserving/v1/models/:name/metadata': { summary: 'TF-Serving signature metadata (latest version)', permission: 'inference', tag: 'tfserving' },
+};
+
+export function routeKey(route: RegisteredRoute): string {
+  return `${route.method.toUpperCase()} ${route.url}`;
+}
+
+export function openApiPath(url: string): string {
+  return url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+}
+
+const errorSchema = {
+  type: 'object',
+  properties: {
+    error: {
+      type: 'object',
+      properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } },
+      required: ['code', 'message'],
+    },
+  },
+};
+
+export function buildOpenApiDocument(routes: readonly RegisteredRoute[], info: { version: string }): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  const sorted = [...routes].sort((left, right) => left.url.localeCompare(right.url) || left.method.localeCompare(right.method));
+  for (const route of sorted) {
+    const description = routeDescriptions[routeKey(route)];
+    const path = openApiPath(route.url);
+    const parameters = [...route.url.matchAll(/:([A-Za-z0-9_]+)/g)].map((match) => ({
+      name: match[1],
+      in: 'path',
+      required: true,
+      schema: { type: 'string' },
+    }));
+    const success = description?.success ?? { status: 200 };
+    const operation: Record<string, unknown> = {
+      summary: description?.summary ?? 'UNDOCUMENTED',
+      tags: [description?.tag ?? 'undocumented'],
+      'x-aiaas-permission': description?.permission ?? 'unknown',
+      ...(description?.permission === 'none' ? { security: [] } : {}),
+      ...(parameters.length === 0 ? {} : { parameters }),
+      ...(description?.requestBody === undefined
+        ? {}
+        : { requestBody: { content: Object.fromEntries(description.requestBody.map((type) => [type, { schema: {} }])) } }),
+      responses: {
+        [String(success.status)]: {
+          description: 'success',
+          ...(success.status === 204 ? {} : { content: { [success.contentType ?? 'application/json']: { schema: {} } } }),
+        },
+        default: { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+      },
+    };
+    (paths[path] ??= {})[route.method.toLowerCase()] = operation;
+  }
+  return {
+    openapi: '3.0.3',
+    info: {
+      title: 'aiaas',
+      version: info.version,
+      description: 'Self-hostable AI models as a service. Errors: {"error": {code, message, details}} (V2 and TF-Serving routes: {"error": "…"} with the code in x-aiaas-error-code).',
+    },
+    servers: [{ url: '/' }],
+    security: [{ bearer: [] }, { apiKey: [] }],
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer aiaas_…' },
+        apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' },
+      },
+      schemas: { Error: errorSchema },
+    },
+    paths,
+  };
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
+}
+
+/** A self-contained page (no scripts, no CDN) listing every operation of the document. */
+export function renderDocsPage(document: Record<string, unknown>): string {
+  const paths = document.paths as Record<string, Record<string, { summary: string; tags: string[]; 'x-aiaas-permission': string }>>;
+  const rows: string[] = [];
+  for (const [path, operations] of Object.entries(paths)) {
+    for (const [method, operation] of Object.entries(operations)) {
+      rows.push(
+        `<tr><td>${escapeHtml(operation.tags[0] ?? '')}</td><td class="m">${method.toUpperCase()}</td><td><code>${escapeHtml(path)}</code></td><td>${escapeHtml(operation['x-aiaas-permission'])}</td><td>${escapeHtml(operation.summary)}</td></tr>`,
+      );
+    }
+  }
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>aiaas API</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.35rem .6rem;text-align:left;vertical-align:top}th{background:#f4f4f4}.m{font-weight:bold;font-family:monospace}code{font-size:.95em}</style>
+</head><body>
+<h1>aiaas HTTP API</h1>
+<p>Send <code>Authorization: Bearer aiaas_…</code> (or <code>x-api-key</code>) on every route whose permission is not <em>none</em>. Machine-readable: <a href="/openapi.json">/openapi.json</a>.</p>
+<table><thead><tr><th>area</th><th>method</th><th>path</th><th>permission</th><th>what</th></tr></thead><tbody>
+${rows.join('\n')}
+</tbody></table></body></html>
+`;
+}

@@ -1,0 +1,68 @@
+/** The audit log (read, verify, export) and usage counters. */
+import type { FastifyInstance } from 'fastify';
+import { AiaasError } from '../../../errors.ts';
+import { authorize, authorizeOperator } from '../../auth.ts';
+import { parsePositiveInteger, readQuery, type PlatformRouteOptions } from './support.ts';
+
+const dayPattern = /^\d{4}-\d{2}-\d{2}$/;
+
+function day(value: string | undefined, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (!dayPattern.test(value) || Number.isNaN(Date.parse(`${value}T00:00:00Z`))) {
+    throw new AiaasError('INVALID_REQUEST', `'${name}' must be a date YYYY-MM-DD`, { details: { parameter: name } });
+  }
+  return value;
+}
+
+export async function auditRoutes(app: FastifyInstance, { context }: PlatformRouteOptions): Promise<void> {
+  // Operator admins read the whole chain; other tenants' admins read their own entries.
+  app.get('/audit', { config: { audit: { action: 'audit.read' } } }, async (request) => {
+    const principal = authorize(request, 'audit:read');
+    const query = readQuery(request, ['after', 'limit']);
+    const afterSeq = parsePositiveInteger(query.after, 'after');
+    const limit = parsePositiveInteger(query.limit, 'limit');
+    const entries = await context.audit.list(principal.isOperator ? undefined : principal.tenantId, {
+      ...(afterSeq === undefined ? {} : { afterSeq }),
+      ...(limit === undefined ? {} : { limit }),
+    });
+    return { entries };
+  });
+
+  // The chain spans every tenant, so verifying it is an operator task.
+  app.get('/audit/verify', { config: { audit: { action: 'audit.verify' } } }, async (request) => {
+    authorizeOperator(request, 'audit:read');
+    const result = await context.audit.verify();
+    return result.ok ? { ok: true, count: result.count } : { ok: false, position: result.position, seq: result.seq, reason: result.reason, message: result.message };
+  });
+
+  app.get('/audit/export', { config: { audit: { action: 'audit.export' } } }, async (request, reply) => {
+    const principal = authorize(request, 'audit:read');
+    readQuery(request, []);
+    const tenantId = principal.isOperator ? undefined : principal.tenantId;
+    const lines: string[] = [];
+    let afterSeq: number | undefined;
+    for (;;) {
+      const page = await context.audit.list(tenantId, { ...(afterSeq === undefined ? {} : { afterSeq }), limit: 1000 });
+      for (const entry of page) lines.push(JSON.stringify(entry));
+      if (page.length < 1000) break;
+      afterSeq = page.at(-1)!.seq;
+    }
+    return reply
+      .type('application/x-ndjson; charset=utf-8')
+      .header('content-disposition', 'attachment; filename="aiaas-audit.jsonl"')
+      .send(lines.length === 0 ? '' : `${lines.join('\n')}\n`);
+  });
+
+  app.get('/usage', async (request) => {
+    const principal = authorize(request, 'usage:read');
+    const query = readQuery(request, ['from', 'to', 'model']);
+    const from = day(query.from, 'from');
+    const to = day(query.to, 'to');
+    const records = await context.usage.list(principal.tenantId, {
+      ...(from === undefined ? {} : { from }),
+      ...(to === undefined ? {} : { to }),
+      ...(query.model === undefined ? {} : { modelName: query.model }),
+    });
+    return { usage: records.map((record) => ({ model: record.modelName, day: record.day, requests: record.requests })) };
+  });
+}

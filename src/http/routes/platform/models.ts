@@ -1,0 +1,173 @@
+/** Models, versions (upload .onnx, saved-model .tar or multipart; download files) and aliases. */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AiaasError } from '../../../errors.ts';
+import { modelAllowed } from '../../../security/roles.ts';
+import type { Principal } from '../../../services/access.ts';
+import type { AddVersionOptions } from '../../../services/model-registry.ts';
+import { authorize, authorizeModel } from '../../auth.ts';
+import type { Permission } from '../../../security/roles.ts';
+import {
+  acceptRawBodies,
+  isMultipart,
+  multipartParts,
+  rawBody,
+  readJsonObject,
+  readQuery,
+  type PlatformRouteOptions,
+} from './support.ts';
+
+interface NameParams {
+  name: string;
+}
+interface VersionParams extends NameParams {
+  version: string;
+}
+
+/** Role check, then the key's model allow-list (404 outside it, like a missing model). */
+function authorizeOnModel(request: FastifyRequest, permission: Permission, modelName: string): Principal {
+  authorize(request, permission);
+  return authorizeModel(request, modelName);
+}
+
+function isTar(bytes: Uint8Array, contentType: string | undefined, fileName: string | undefined): boolean {
+  if ((contentType ?? '').toLowerCase().startsWith('application/x-tar')) return true;
+  if (fileName?.toLowerCase().endsWith('.tar')) return true;
+  // ustar magic at offset 257.
+  return bytes.length >= 512 && Buffer.from(bytes.subarray(257, 262)).toString('latin1') === 'ustar';
+}
+
+function versionNumber(text: string): number {
+  if (!/^[0-9]{1,15}$/.test(text)) {
+    throw new AiaasError('INVALID_REQUEST', 'Versions are deleted by number, not by alias', { details: { version: text } });
+  }
+  return Number(text);
+}
+
+export async function modelRoutes(app: FastifyInstance, { context }: PlatformRouteOptions): Promise<void> {
+  const registry = context.registry;
+
+  app.post('/models', { config: { audit: { action: 'model.create' } } }, async (request, reply) => {
+    const principal = authorize(request, 'models:write');
+    const body = readJsonObject(request, ['name', 'description', 'batching']);
+    if (typeof body.name === 'string') authorizeModel(request, body.name);
+    const model = await registry.createModel(principal.tenantId, {
+      name: body.name as string,
+      ...(body.description === undefined ? {} : { description: body.description as string }),
+      ...(body.batching === undefined ? {} : { batching: body.batching }),
+    });
+    request.audit = { resource: `model:${model.name}` };
+    return reply.status(201).send({ model: await registry.modelView(principal.tenantId, model) });
+  });
+
+  app.get('/models', async (request) => {
+    const principal = authorize(request, 'models:read');
+    const models = (await registry.listModels(principal.tenantId)).filter((model) => modelAllowed(principal.allowedModels, model.name));
+    return { models: await Promise.all(models.map((model) => registry.modelView(principal.tenantId, model))) };
+  });
+
+  app.get<{ Params: NameParams }>('/models/:name', async (request) => {
+    const principal = authorizeOnModel(request, 'models:read', request.params.name);
+    return registry.modelView(principal.tenantId, await registry.getModel(principal.tenantId, request.params.name));
+  });
+
+  app.patch<{ Params: NameParams }>('/models/:name', { config: { audit: { action: 'model.update' } } }, async (request) => {
+    const principal = authorizeOnModel(request, 'models:write', request.params.name);
+    request.audit = { resource: `model:${request.params.name}` };
+    const body = readJsonObject(request, ['description', 'batching']);
+    const model = await registry.updateModel(principal.tenantId, request.params.name, body);
+    return { model: await registry.modelView(principal.tenantId, model) };
+  });
+
+  app.delete<{ Params: NameParams }>('/models/:name', { config: { audit: { action: 'model.delete' } } }, async (request, reply) => {
+    const principal = authorizeOnModel(request, 'models:write', request.params.name);
+    request.audit = { resource: `model:${request.params.name}` };
+    await registry.deleteModel(principal.tenantId, request.params.name);
+    return reply.status(204).send();
+  });
+
+  // ---- versions
+
+  await app.register(async (uploads) => {
+    acceptRawBodies(uploads);
+    uploads.post<{ Params: NameParams }>('/models/:name/versions', { config: { audit: { action: 'version.create' } } }, async (request, reply) => {
+      const principal = authorizeOnModel(request, 'models:write', request.params.name);
+      readQuery(request, []);
+      request.audit = { resource: `model:${request.params.name}` };
+      let bytes: Uint8Array = rawBody(request);
+      let contentType = request.headers['content-type'];
+      let fileName: string | undefined;
+      if (isMultipart(request)) {
+        const file = multipartParts(request, ['file']).get('file');
+        if (file === undefined) throw new AiaasError('INVALID_REQUEST', "multipart upload needs a 'file' part", { details: { field: 'file' } });
+        bytes = file.bytes;
+        contentType = file.contentType;
+        fileName = file.fileName;
+      }
+      if (bytes.byteLength === 0) throw new AiaasError('INVALID_MODEL_FILE', 'The upload is empty; send an .onnx file or a saved-model .tar');
+      const options: AddVersionOptions = { source: 'upload' };
+      const version = isTar(bytes, contentType, fileName)
+        ? await registry.addVersionFromTar(principal.tenantId, request.params.name, bytes, options)
+        : await registry.addVersionFromOnnx(principal.tenantId, request.params.name, bytes, options);
+      const model = await registry.getModel(principal.tenantId, request.params.name);
+      request.audit = { resource: `model:${model.name}/versions/${version.version}`, detail: { bytes: bytes.byteLength } };
+      return reply.status(201).send({ version: await registry.versionView(principal.tenantId, model, version) });
+    });
+  });
+
+  app.get<{ Params: NameParams }>('/models/:name/versions', async (request) => {
+    const principal = authorizeOnModel(request, 'models:read', request.params.name);
+    return { versions: await registry.listVersions(principal.tenantId, request.params.name) };
+  });
+
+  app.get<{ Params: VersionParams }>('/models/:name/versions/:version', async (request) => {
+    const principal = authorizeOnModel(request, 'models:read', request.params.name);
+    const { model, version } = await registry.getVersion(principal.tenantId, request.params.name, request.params.version);
+    return registry.versionView(principal.tenantId, model, version);
+  });
+
+  app.delete<{ Params: VersionParams }>('/models/:name/versions/:version', { config: { audit: { action: 'version.delete' } } }, async (request, reply) => {
+    const principal = authorizeOnModel(request, 'models:write', request.params.name);
+    request.audit = { resource: `model:${request.params.name}/versions/${request.params.version}` };
+    await registry.deleteVersion(principal.tenantId, request.params.name, versionNumber(request.params.version));
+    return reply.status(204).send();
+  });
+
+  app.get<{ Params: VersionParams & { file: string } }>(
+    '/models/:name/versions/:version/files/:file',
+    { config: { audit: { action: 'version.download' } } },
+    async (request, reply) => {
+      const principal = authorizeOnModel(request, 'models:download', request.params.name);
+      const { name, version, file } = request.params;
+      request.audit = { resource: `model:${name}/versions/${version}/files/${file}` };
+      const { bytes, contentType } = await registry.readFile(principal.tenantId, name, version, file);
+      return reply
+        .type(contentType)
+        .header('content-disposition', `attachment; filename="${file}"`)
+        .send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    },
+  );
+
+  // ---- aliases
+
+  app.put<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias', { config: { audit: { action: 'alias.set' } } }, async (request) => {
+    const principal = authorizeOnModel(request, 'aliases:write', request.params.name);
+    request.audit = { resource: `model:${request.params.name}/aliases/${request.params.alias}` };
+    const body = readJsonObject(request, ['version']);
+    const alias = await registry.setAlias(principal.tenantId, request.params.name, request.params.alias, body.version);
+    request.audit.detail = { version: alias.version };
+    return { alias: { name: alias.name, version: alias.version, updatedAt: alias.updatedAt } };
+  });
+
+  app.get<{ Params: NameParams }>('/models/:name/aliases', async (request) => {
+    const principal = authorizeOnModel(request, 'models:read', request.params.name);
+    const aliases = await registry.listAliases(principal.tenantId, request.params.name);
+    return { aliases: aliases.map((alias) => ({ name: alias.name, version: alias.version, updatedAt: alias.updatedAt })) };
+  });
+
+  app.delete<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias', { config: { audit: { action: 'alias.delete' } } }, async (request, reply) => {
+    const principal = authorizeOnModel(request, 'aliases:write', request.params.name);
+    request.audit = { resource: `model:${request.params.name}/aliases/${request.params.alias}` };
+    await registry.deleteAlias(principal.tenantId, request.params.name, request.params.alias);
+    return reply.status(204).send();
+  });
+}

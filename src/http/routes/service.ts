@@ -1,0 +1,41 @@
+/** Unauthenticated service routes: health, readiness, Prometheus metrics, the OpenAPI document and its page. */
+import { stat } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
+import type { ServerContext } from '../../server/context.ts';
+import { prometheusContentType } from '../metrics.ts';
+import { renderDocsPage } from '../openapi.ts';
+
+export interface ServiceRouteOptions {
+  context: ServerContext;
+  /** Built lazily: the document lists every route, which exist only once the app is ready. */
+  openApiDocument: () => Record<string, unknown>;
+}
+
+export async function serviceRoutes(app: FastifyInstance, { context, openApiDocument }: ServiceRouteOptions): Promise<void> {
+  const config = { public: true } as const;
+  app.get('/healthz', { config }, async () => ({ status: 'ok' }));
+
+  app.get('/readyz', { config }, async (request, reply) => {
+    try {
+      await sql`select 1`.execute(context.database.db);
+      if (!(await stat(context.artifactStore.rootDir)).isDirectory()) throw new Error('artifact root is not a directory');
+      return { status: 'ready' };
+    } catch (error) {
+      request.log.warn({ err: error }, 'readiness check failed');
+      return reply.status(503).send({ status: 'unavailable' });
+    }
+  });
+
+  app.get('/metrics', { config }, async (_request, reply) => reply.type(prometheusContentType).send(context.metrics.render()));
+
+  app.get('/openapi.json', { config }, async () => openApiDocument());
+
+  app.get('/docs', { config }, async (_request, reply) =>
+    reply
+      .type('text/html; charset=utf-8')
+      // The page has no scripts; inline styles only.
+      .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+      .send(renderDocsPage(openApiDocument())),
+  );
+}

@@ -1,0 +1,199 @@
+/**
+ * The composition root: opens the data directory, database and stores, unlocks the master key,
+ * wires the services, and bootstraps an empty store with its first tenant and admin key.
+ * Everything a route needs hangs off the returned context; nothing is a module-level singleton.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { pino, type Logger } from 'pino';
+import { validateConfig, type AiaasConfig } from '../config.ts';
+import { AiaasError } from '../errors.ts';
+import { AuditLogger } from '../http/audit.ts';
+import { Metrics } from '../http/metrics.ts';
+import { validateOnnxInChild } from '../runtimes/validate-in-child.ts';
+import type { ModelSignature } from '../runtimes/runtime.ts';
+import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
+import { generateMasterKey, loadMasterKeyRing, MasterKeyRing } from '../security/key-ring.ts';
+import { TenantKeyService } from '../security/tenant-keys.ts';
+import { ModelManager } from '../serving/model-manager.ts';
+import { AccessService } from '../services/access.ts';
+import { DatasetService } from '../services/datasets.ts';
+import { ModelRegistry } from '../services/model-registry.ts';
+import { UsageCounter } from '../services/usage.ts';
+import { createRepositories, FileSystemArtifactStore, openDatabase, type Database, type Repositories } from '../storage/index.ts';
+import { RepositoryDataKeyStore } from './data-key-store.ts';
+
+export interface ServerContext {
+  readonly config: AiaasConfig;
+  readonly database: Database;
+  readonly repositories: Repositories;
+  readonly artifactStore: FileSystemArtifactStore;
+  readonly keys: TenantKeyService;
+  readonly artifacts: EncryptedArtifactStore;
+  readonly access: AccessService;
+  readonly datasets: DatasetService;
+  readonly registry: ModelRegistry;
+  readonly manager: ModelManager;
+  readonly metrics: Metrics;
+  readonly audit: AuditLogger;
+  readonly usage: UsageCounter;
+  readonly logger: Logger;
+  readonly now: () => Date;
+  /** The operator tenant, and the admin key generated for it on this start (print once, never log). */
+  readonly bootstrap: { readonly tenantId: string; readonly generatedKey?: string };
+  close(): Promise<void>;
+}
+
+export interface ServerContextOptions {
+  now?: () => Date;
+  logger?: Logger;
+  /** Replaces the child-process ONNX validation (tests of unrelated behaviour). */
+  validateModel?: (bytes: Uint8Array) => Promise<ModelSignature>;
+  /** Flush interval of the usage counters; 0 flushes only on read and close. */
+  usageFlushIntervalMs?: number;
+}
+
+export const serverSecretFileName = 'server-secret';
+export const insecureDevMasterKeyFileName = 'insecure-dev-master-key';
+
+/** Reads a secret file, or creates it with `generate()` (0600) if absent; O_EXCL settles races between starts. */
+async function readOrCreateSecretFile(path: string, generate: () => string, logger: Logger): Promise<{ text: string; created: boolean }> {
+  try {
+    const text = (await readFile(path, 'utf8')).trim();
+    const mode = (await stat(path)).mode & 0o777;
+    if ((mode & 0o077) !== 0) logger.warn({ path, mode: mode.toString(8) }, 'secret file is readable by other users; chmod 600 it');
+    return { text, created: false };
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'ENOENT') throw error;
+  }
+  const text = generate();
+  try {
+    await writeFile(path, `${text}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'EEXIST') return { text: (await readFile(path, 'utf8')).trim(), created: false };
+    throw error;
+  }
+  await chmod(path, 0o600);
+  return { text, created: true };
+}
+
+/** The master key ring from config; without one, refuse to start unless insecureDev. */
+export async function loadMasterKeyRingFor(config: AiaasConfig, logger: Logger): Promise<MasterKeyRing> {
+  if (config.masterKey !== undefined || config.masterKeyFile !== undefined) {
+    return loadMasterKeyRing({ masterKey: config.masterKey, masterKeyFile: config.masterKeyFile });
+  }
+  if (!config.insecureDev) {
+    try {
+      loadMasterKeyRing({});
+    } catch (error) {
+      const message = AiaasError.isInstance(error) ? error.message : 'No master key configured.';
+      throw new AiaasError('CONFIG_INVALID', `${message} For local experiments only, --insecure-dev (AIAAS_INSECURE_DEV=1) keeps a generated key next to the data.`);
+    }
+  }
+  const path = join(config.dataDir, insecureDevMasterKeyFileName);
+  const { text, created } = await readOrCreateSecretFile(path, generateMasterKey, logger);
+  logger.warn(
+    { path, created },
+    'INSECURE DEV MODE: the master key is stored next to the data it protects. Never use --insecure-dev for real data; set AIAAS_MASTER_KEY or AIAAS_MASTER_KEY_FILE.',
+  );
+  return MasterKeyRing.parse(text, `the insecure-dev master key file ${path}`);
+}
+
+/** The API-key hashing secret: from config, else generated once into `<dataDir>/server-secret`. */
+export async function loadServerSecret(config: AiaasConfig, logger: Logger): Promise<Uint8Array> {
+  if (config.serverSecret !== undefined) return Buffer.from(config.serverSecret, 'utf8');
+  const { text } = await readOrCreateSecretFile(join(config.dataDir, serverSecretFileName), () => randomBytes(32).toString('base64'), logger);
+  if (text.length < 32) throw new AiaasError('CONFIG_INVALID', `${join(config.dataDir, serverSecretFileName)} holds fewer than 32 characters`);
+  return Buffer.from(text, 'utf8');
+}
+
+export async function createServerContext(config: AiaasConfig, options: ServerContextOptions = {}): Promise<ServerContext> {
+  validateConfig(config);
+  const now = options.now ?? (() => new Date());
+  const logger = options.logger ?? pino({ level: config.logLevel, redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]'], censor: '[redacted]' } });
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+
+  const ring = await loadMasterKeyRingFor(config, logger);
+  const serverSecret = await loadServerSecret(config, logger);
+  const database = await openDatabase({ path: config.databasePath, now });
+  const closers: (() => Promise<void>)[] = [() => database.close()];
+  try {
+    // Deleted rows (a destroyed tenant key above all) are overwritten in the file, not just unlinked.
+    await sql`PRAGMA secure_delete = ON`.execute(database.db);
+    const repositories = createRepositories(database.db, { now });
+    const artifactStore = await FileSystemArtifactStore.open(join(config.dataDir, 'artifacts'), { now });
+    const keys = new TenantKeyService({ store: new RepositoryDataKeyStore(repositories.tenantKeys), ring });
+    const artifacts = new EncryptedArtifactStore({ store: artifactStore, keys });
+    const metrics = new Metrics();
+    const audit = new AuditLogger(repositories.audit, { now });
+    const usage = new UsageCounter(repositories.usage, { now, flushIntervalMs: options.usageFlushIntervalMs ?? 1000 });
+    closers.unshift(() => usage.close());
+
+    const manager: ModelManager = new ModelManager({
+      loadBytes: (key) => registry.loadOnnxBytes(key.versionId),
+      memoryBudgetBytes: config.modelMemoryBudgetBytes,
+      idleUnloadMs: config.modelIdleUnloadMs,
+      warmup: config.warmup,
+      batchingDefaults: {
+        maxBatchSize: config.batchMaxSize,
+        maxQueueDelayMicroseconds: config.batchMaxQueueDelayMicroseconds,
+        maxQueueSize: config.batchMaxQueueSize,
+      },
+      metrics,
+    });
+    closers.unshift(() => manager.close());
+    const registry: ModelRegistry = new ModelRegistry({
+      repositories,
+      artifacts,
+      manager,
+      maxModelBytes: config.maxModelBytes,
+      validate:
+        options.validateModel ??
+        ((bytes) => validateOnnxInChild(bytes, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes })),
+    });
+    const datasets = new DatasetService({ repositories, artifacts, maxDatasetBytes: config.maxDatasetBytes });
+    const access = new AccessService({
+      repositories,
+      serverSecret,
+      keys,
+      now,
+      onTenantDeleted: (tenantId) => registry.forgetTenant(tenantId),
+    });
+    const bootstrapped = await access.bootstrap(config.bootstrapKey);
+    if (bootstrapped.created) logger.info({ tenantId: bootstrapped.tenant.id }, 'empty store: created the operator tenant and its first admin key');
+
+    let closed: Promise<void> | undefined;
+    return {
+      config,
+      database,
+      repositories,
+      artifactStore,
+      keys,
+      artifacts,
+      access,
+      datasets,
+      registry,
+      manager,
+      metrics,
+      audit,
+      usage,
+      logger,
+      now,
+      bootstrap: {
+        tenantId: bootstrapped.tenant.id,
+        ...(bootstrapped.generatedKey === undefined ? {} : { generatedKey: bootstrapped.generatedKey }),
+      },
+      close: () => {
+        closed ??= (async () => {
+          for (const close of closers) await close();
+        })();
+        return closed;
+      },
+    };
+  } catch (error) {
+    for (const close of closers) await close().catch(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * `aiaas serve`: context + app + listen (HTTPS when a certificate is configured), the bootstrap
+ * key printed once to stderr, and a graceful shutdown on SIGTERM/SIGINT.
+ */
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { Logger } from 'pino';
+import type { AiaasConfig } from '../config.ts';
+import { buildApp } from '../http/app.ts';
+import { createServerContext, type ServerContext } from './context.ts';
+
+export interface StartServerOptions {
+  jobRoutes?: FastifyPluginAsync<{ context: ServerContext }>;
+  /** Background work started once listening (the training-job workers), stopped first on shutdown. */
+  background?: (context: ServerContext) => Promise<{ close(): Promise<void> }>;
+  /** Install SIGTERM/SIGINT handlers that close the server and exit (default true). */
+  handleSignals?: boolean;
+  /** Where the generated bootstrap key is printed; default process.stderr (not the log). */
+  printSecret?: (text: string) => void;
+  logger?: Logger;
+  now?: () => Date;
+}
+
+export interface RunningServer {
+  url: string;
+  app: FastifyInstance;
+  context: ServerContext;
+  /** Milliseconds from the call to listening. */
+  startupMs: number;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: AiaasConfig, options: StartServerOptions = {}): Promise<RunningServer> {
+  const started = performance.now();
+  const context = await createServerContext(config, {
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+    ...(options.now === undefined ? {} : { now: options.now }),
+  });
+  let app: FastifyInstance;
+  try {
+    app = await buildApp(context, options.jobRoutes === undefined ? {} : { jobRoutes: options.jobRoutes });
+  } catch (error) {
+    await context.close();
+    throw error;
+  }
+  let url: string;
+  try {
+    url = await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    await app.close();
+    await context.close();
+    throw error;
+  }
+  const background = options.background === undefined ? undefined : await options.background(context);
+  const startupMs = performance.now() - started;
+  context.logger.info({ url, startupMs: Math.round(startupMs * 10) / 10 }, 'aiaas listening');
+
+  if (context.bootstrap.generatedKey !== undefined) {
+    const print = options.printSecret ?? ((text: string) => process.stderr.write(text));
+    print(
+      `\nFirst start: created tenant "default" and its admin API key. It is shown only this once:\n\n  ${context.bootstrap.generatedKey}\n\n` +
+        'Store it now (export AIAAS_API_KEY=...). Set AIAAS_BOOTSTRAP_KEY to choose it yourself next time.\n\n',
+    );
+  }
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      await background?.close();
+      // Stops accepting, lets in-flight requests finish, then runs onClose hooks.
+      await app.close();
+      await context.close();
+    })();
+    return closing;
+  };
+
+  if (options.handleSignals !== false) {
+    const onSignal = (signal: NodeJS.Signals) => {
+      context.logger.info({ signal }, 'shutting down');
+      close().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          context.logger.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  }
+  return { url, app, context, startupMs, close };
+}

@@ -1,0 +1,196 @@
+/**
+ * Tenants and API keys: creation (keys shown once), authentication of a presented key, and
+ * tenant deletion by crypto-shredding. The HTTP layer adds headers, rate limits and roles on top.
+ */
+import { AiaasError } from '../errors.ts';
+import { apiKeyPrefix, generateApiKey, hashApiKey, isWellFormedApiKey } from '../security/api-keys.ts';
+import { isRole, roles, type Role } from '../security/roles.ts';
+import type { TenantKeyService } from '../security/tenant-keys.ts';
+import type { ApiKeyRecord, Repositories, TenantRecord } from '../storage/index.ts';
+import { validateName } from './names.ts';
+
+/** Who is calling: resolved from the API key on every authenticated request. */
+export interface Principal {
+  readonly tenantId: string;
+  readonly tenantName: string;
+  readonly keyId: string;
+  readonly keyName: string;
+  readonly role: Role;
+  /** null = every model of the tenant. */
+  readonly allowedModels: readonly string[] | null;
+  /** The tenant created at bootstrap; its admins manage other tenants and the whole audit chain. */
+  readonly isOperator: boolean;
+}
+
+export interface CreatedApiKey {
+  readonly record: ApiKeyRecord;
+  /** The secret; returned once, never stored. */
+  readonly key: string;
+}
+
+export interface NewKeyRequest {
+  name: string;
+  role: Role;
+  allowedModels?: readonly string[] | undefined;
+  expiresAt?: string | undefined;
+}
+
+export const operatorTenantName = 'default';
+
+export interface AccessServiceOptions {
+  repositories: Repositories;
+  serverSecret: Uint8Array;
+  keys: TenantKeyService;
+  now: () => Date;
+  /** Called after a tenant's data key is destroyed, so caches (loaded models) can drop its data. */
+  onTenantDeleted?: (tenantId: string) => Promise<void> | void;
+}
+
+/** Custom bootstrap keys may be any 32+ printable characters; only a short prefix of them is displayable. */
+export function isAcceptableCustomKey(key: string): boolean {
+  return key.length >= 32 && key.length <= 512 && /^[\x21-\x7e]+$/.test(key);
+}
+
+export class AccessService {
+  readonly #repositories: Repositories;
+  readonly #serverSecret: Uint8Array;
+  readonly #keys: TenantKeyService;
+  readonly #now: () => Date;
+  readonly #onTenantDeleted: AccessServiceOptions['onTenantDeleted'];
+  #operatorTenantId: string | undefined;
+
+  constructor(options: AccessServiceOptions) {
+    this.#repositories = options.repositories;
+    this.#serverSecret = options.serverSecret;
+    this.#keys = options.keys;
+    this.#now = options.now;
+    this.#onTenantDeleted = options.onTenantDeleted;
+  }
+
+  get operatorTenantId(): string | undefined {
+    return this.#operatorTenantId;
+  }
+
+  hashKey(key: string): string {
+    return hashApiKey(this.#serverSecret, key);
+  }
+
+  /**
+   * On an empty store creates the operator tenant and its first admin key: `bootstrapKey` when
+   * given, else a generated one, which is returned so the caller can show it once.
+   */
+  async bootstrap(bootstrapKey?: string): Promise<{ tenant: TenantRecord; generatedKey?: string; created: boolean }> {
+    const existing = await this.#repositories.tenants.getByName(operatorTenantName);
+    if (existing !== undefined) {
+      this.#operatorTenantId = existing.id;
+      return { tenant: existing, created: false };
+    }
+    const anyTenant = (await this.#repositories.tenants.list({ includeDeleted: true }))[0];
+    if (anyTenant !== undefined) {
+      // A store populated by other means: the oldest tenant is the operator.
+      this.#operatorTenantId = anyTenant.id;
+      return { tenant: anyTenant, created: false };
+    }
+    const tenant = await this.#repositories.tenants.create({ name: operatorTenantName });
+    this.#operatorTenantId = tenant.id;
+    const created = await this.createKey(tenant.id, { name: 'bootstrap-admin', role: 'admin' }, bootstrapKey);
+    return bootstrapKey === undefined ? { tenant, generatedKey: created.key, created: true } : { tenant, created: true };
+  }
+
+  async createKey(tenantId: string, request: NewKeyRequest, presetKey?: string): Promise<CreatedApiKey> {
+    const name = validateName('key', request.name);
+    if (!isRole(request.role)) {
+      throw new AiaasError('INVALID_REQUEST', `Unknown role ${JSON.stringify(request.role)}; expected one of ${roles.join(', ')}`, {
+        details: { field: 'role' },
+      });
+    }
+    let allowedModels: string[] | undefined;
+    if (request.allowedModels !== undefined) {
+      if (!Array.isArray(request.allowedModels)) {
+        throw new AiaasError('INVALID_REQUEST', 'allowedModels must be an array of model names', { details: { field: 'allowedModels' } });
+      }
+      allowedModels = request.allowedModels.map((model) => (model === '*' ? model : validateName('model', model)));
+    }
+    let expiresAt: string | undefined;
+    if (request.expiresAt !== undefined) {
+      const at = typeof request.expiresAt === 'string' ? new Date(request.expiresAt) : new Date(Number.NaN);
+      if (Number.isNaN(at.getTime())) {
+        throw new AiaasError('INVALID_REQUEST', 'expiresAt must be an ISO 8601 timestamp', { details: { field: 'expiresAt' } });
+      }
+      if (at.getTime() <= this.#now().getTime()) {
+        throw new AiaasError('INVALID_REQUEST', 'expiresAt must be in the future', { details: { field: 'expiresAt' } });
+      }
+      expiresAt = at.toISOString();
+    }
+    let key: string;
+    let prefix: string;
+    if (presetKey === undefined) {
+      ({ key, prefix } = generateApiKey());
+    } else {
+      if (!isWellFormedApiKey(presetKey) && !isAcceptableCustomKey(presetKey)) {
+        throw new AiaasError('CONFIG_INVALID', 'The bootstrap key (--bootstrap-key / AIAAS_BOOTSTRAP_KEY) must be 32-512 printable characters');
+      }
+      key = presetKey;
+      prefix = isWellFormedApiKey(presetKey) ? apiKeyPrefix(presetKey) : `${presetKey.slice(0, 4)}…`;
+    }
+    const record = await this.#repositories.apiKeys.insert(tenantId, {
+      name,
+      prefix,
+      keyHash: this.hashKey(key),
+      role: request.role,
+      allowedModels,
+      expiresAt: expiresAt ?? null,
+    });
+    return { record, key };
+  }
+
+  async createTenant(name: string): Promise<{ tenant: TenantRecord; adminKey: CreatedApiKey }> {
+    validateName('tenant', name);
+    return this.#repositories.transaction(async (repositories) => {
+      const tenant = await repositories.tenants.create({ name });
+      const scoped = new AccessService({ repositories, serverSecret: this.#serverSecret, keys: this.#keys, now: this.#now });
+      const adminKey = await scoped.createKey(tenant.id, { name: 'admin', role: 'admin' });
+      return { tenant, adminKey };
+    });
+  }
+
+  /**
+   * Destroys the tenant's data key first (crypto-shredding: every artifact becomes unreadable),
+   * then soft-deletes the tenant so its keys stop authenticating. The operator tenant cannot go.
+   */
+  async deleteTenant(tenantId: string): Promise<boolean> {
+    const tenant = await this.#repositories.tenants.get(tenantId);
+    if (tenant === undefined || tenant.deletedAt !== null) return false;
+    if (tenantId === this.#operatorTenantId) {
+      throw new AiaasError('CONFLICT', 'The operator tenant cannot be deleted', { details: { tenantId } });
+    }
+    await this.#keys.destroyTenantKey(tenantId);
+    await this.#repositories.tenants.softDelete(tenantId);
+    await this.#onTenantDeleted?.(tenantId);
+    return true;
+  }
+
+  /** Resolves a presented key to its principal; UNAUTHENTICATED for unknown, revoked, expired or orphaned keys. */
+  async authenticate(key: string): Promise<{ principal: Principal; record: ApiKeyRecord }> {
+    const record = await this.#repositories.apiKeys.findByHash(this.hashKey(key));
+    if (record === undefined) throw new AiaasError('UNAUTHENTICATED', 'Invalid API key');
+    if (record.revokedAt !== null) throw new AiaasError('UNAUTHENTICATED', 'This API key was revoked');
+    if (record.expiresAt !== null && Date.parse(record.expiresAt) <= this.#now().getTime()) {
+      throw new AiaasError('UNAUTHENTICATED', 'This API key has expired');
+    }
+    const tenant = await this.#repositories.tenants.get(record.tenantId);
+    if (tenant === undefined || tenant.deletedAt !== null) throw new AiaasError('UNAUTHENTICATED', 'Invalid API key');
+    return {
+      record,
+      principal: {
+        tenantId: tenant.id,
+        tenantName: tenant.name,
+        keyId: record.id,
+        keyName: record.name,
+        role: record.role,
+        allowedModels: record.allowedModels ?? null,
+        isOperator: tenant.id === this.#operatorTenantId,
+      },
+    };
+  }
+}

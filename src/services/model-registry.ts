@@ -1,0 +1,452 @@
+/**
+ * The model registry: models, numbered versions and aliases over the repositories, with every
+ * model file validated in a child process before it is stored (encrypted) and the one place that
+ * turns `name` + `version|alias` into what the inference routes and the model manager need.
+ */
+import { AiaasError } from '../errors.ts';
+import type { ResolvedModel } from '../http/protocols/route-support.ts';
+import type { ModelSignature } from '../runtimes/runtime.ts';
+import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
+import type { ModelManager } from '../serving/model-manager.ts';
+import type { BatchingOptions } from '../serving/types.ts';
+import type { AliasRecord, ModelRecord, ModelVersionRecord, ModelVersionSource, Repositories } from '../storage/index.ts';
+import { latestSelector, validateAliasName } from '../storage/index.ts';
+import { validateName } from './names.ts';
+import { readTar } from './tar.ts';
+
+export const modelFileNames = ['model.onnx', 'spec.json', 'model.safetensors', 'metrics.json'] as const;
+export type ModelFileName = (typeof modelFileNames)[number];
+
+export interface SavedModelUpload {
+  onnx: Uint8Array;
+  spec?: Uint8Array | undefined;
+  weights?: Uint8Array | undefined;
+  metrics?: Uint8Array | undefined;
+}
+
+export interface AddVersionOptions {
+  source: ModelVersionSource;
+  /** Create the model (default settings) when it does not exist yet, as a finished training job does. */
+  createModel?: boolean;
+  jobId?: string;
+  /** Overrides metrics.json (a job passes its final metrics). */
+  metrics?: Record<string, unknown>;
+}
+
+export interface ModelView {
+  name: string;
+  description: string;
+  batching: Partial<BatchingOptions> | null;
+  versions: number[];
+  aliases: { name: string; version: number }[];
+  createdAt: string;
+}
+
+/** A version as clients see it: artifact references stay internal; `files` names what can be downloaded. */
+export interface VersionView {
+  id: string;
+  model: string;
+  version: number;
+  source: ModelVersionSource;
+  signature: ModelSignature;
+  metrics: unknown;
+  jobId: string | null;
+  files: ModelFileName[];
+  aliases: string[];
+  createdAt: string;
+}
+
+export interface ModelRegistryOptions {
+  repositories: Repositories;
+  artifacts: EncryptedArtifactStore;
+  manager: ModelManager;
+  /** Opens the model bytes in isolation and returns the signature; INVALID_MODEL_FILE otherwise. */
+  validate: (bytes: Uint8Array) => Promise<ModelSignature>;
+  maxModelBytes: number;
+}
+
+const batchingLimits: Record<keyof BatchingOptions, { minimum: number; maximum: number }> = {
+  maxBatchSize: { minimum: 1, maximum: 65_536 },
+  maxQueueDelayMicroseconds: { minimum: 0, maximum: 10_000_000 },
+  maxQueueSize: { minimum: 1, maximum: 1_000_000 },
+};
+
+/** Validates a per-model batching override; null clears it. */
+export function parseBatching(value: unknown): Partial<BatchingOptions> | null {
+  if (value === null) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new AiaasError('INVALID_REQUEST', 'batching must be an object', { details: { field: 'batching' } });
+  }
+  const result: Partial<BatchingOptions> = {};
+  for (const [key, raw] of Object.entries(value as Record<string, unknown>)) {
+    const limits = batchingLimits[key as keyof BatchingOptions];
+    if (limits === undefined) {
+      throw new AiaasError('INVALID_REQUEST', `Unknown batching setting '${key}'`, {
+        details: { field: `batching.${key}`, known: Object.keys(batchingLimits) },
+      });
+    }
+    if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < limits.minimum || raw > limits.maximum) {
+      throw new AiaasError('INVALID_REQUEST', `batching.${key} must be an integer in [${limits.minimum}, ${limits.maximum}]`, {
+        details: { field: `batching.${key}` },
+      });
+    }
+    result[key as keyof BatchingOptions] = raw;
+  }
+  return result;
+}
+
+function modelNotFound(name: string): AiaasError {
+  return new AiaasError('MODEL_NOT_FOUND', `Model '${name}' not found`, { details: { model: name } });
+}
+
+function versionNotFound(name: string, selector: string): AiaasError {
+  return new AiaasError('VERSION_NOT_FOUND', `Model '${name}' has no version or alias '${selector}'`, {
+    details: { model: name, version: selector },
+  });
+}
+
+function parseJsonFile(bytes: Uint8Array, file: string): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    throw new AiaasError('INVALID_MODEL_FILE', `${file} is not valid JSON: ${(error as Error).message}`, { details: { file } });
+  }
+}
+
+export class ModelRegistry {
+  readonly #repositories: Repositories;
+  readonly #artifacts: EncryptedArtifactStore;
+  readonly #manager: ModelManager;
+  readonly #validate: (bytes: Uint8Array) => Promise<ModelSignature>;
+  readonly #maxModelBytes: number;
+  /** versionId -> where its onnx lives; filled by resolve so the manager can load without a tenant in its key. */
+  readonly #locations = new Map<string, { tenantId: string; onnxRef: string }>();
+
+  constructor(options: ModelRegistryOptions) {
+    this.#repositories = options.repositories;
+    this.#artifacts = options.artifacts;
+    this.#manager = options.manager;
+    this.#validate = options.validate;
+    this.#maxModelBytes = options.maxModelBytes;
+  }
+
+  // ---- models
+
+  async createModel(tenantId: string, input: { name: string; description?: string; batching?: unknown }): Promise<ModelRecord> {
+    const name = validateName('model', input.name);
+    if (input.description !== undefined && typeof input.description !== 'string') {
+      throw new AiaasError('INVALID_REQUEST', 'description must be a string', { details: { field: 'description' } });
+    }
+    const batching = input.batching === undefined ? undefined : parseBatching(input.batching);
+    return this.#repositories.models.create(tenantId, {
+      name,
+      ...(input.description === undefined ? {} : { description: input.description }),
+      ...(batching === undefined || batching === null ? {} : { batching }),
+    });
+  }
+
+  async getModel(tenantId: string, name: string): Promise<ModelRecord> {
+    const model = await this.#repositories.models.getByName(tenantId, name);
+    if (model === undefined) throw modelNotFound(name);
+    return model;
+  }
+
+  async listModels(tenantId: string): Promise<ModelRecord[]> {
+    return this.#repositories.models.list(tenantId, { limit: 1000 });
+  }
+
+  async updateModel(tenantId: string, name: string, patch: { description?: unknown; batching?: unknown }): Promise<ModelRecord> {
+    const model = await this.getModel(tenantId, name);
+    if (patch.description !== undefined && typeof patch.description !== 'string') {
+      throw new AiaasError('INVALID_REQUEST', 'description must be a string', { details: { field: 'description' } });
+    }
+    const batching = patch.batching === undefined ? undefined : parseBatching(patch.batching);
+    const updated = await this.#repositories.models.update(tenantId, model.id, {
+      ...(patch.description === undefined ? {} : { description: patch.description as string }),
+      ...(batching === undefined ? {} : { batching }),
+    });
+    // A loaded version keeps the batcher it was built with; reload so new settings apply.
+    if (batching !== undefined) await this.#unload((await this.#repositories.models.listVersions(tenantId, model.id)).map((version) => version.id));
+    return updated ?? model;
+  }
+
+  async deleteModel(tenantId: string, name: string): Promise<void> {
+    const model = await this.getModel(tenantId, name);
+    const aliases = await this.#repositories.models.listAliases(tenantId, model.id);
+    if (aliases.length > 0) {
+      throw new AiaasError('ALIAS_IN_USE', `Model '${name}' still has aliases ${aliases.map((alias) => `'${alias.name}'`).join(', ')}; delete them first`, {
+        details: { model: name, aliases: aliases.map((alias) => alias.name) },
+      });
+    }
+    const versions = (await this.#repositories.models.delete(tenantId, model.id)) ?? [];
+    await this.#unload(versions.map((version) => version.id));
+    for (const version of versions) await this.#releaseArtifacts(version);
+  }
+
+  async modelView(tenantId: string, model: ModelRecord): Promise<ModelView> {
+    const [versions, aliases] = await Promise.all([
+      this.#repositories.models.listVersions(tenantId, model.id),
+      this.#repositories.models.listAliases(tenantId, model.id),
+    ]);
+    return {
+      name: model.name,
+      description: model.description,
+      batching: (model.batching as Partial<BatchingOptions> | undefined) ?? null,
+      versions: versions.map((version) => version.version),
+      aliases: aliases.map((alias) => ({ name: alias.name, version: alias.version })),
+      createdAt: model.createdAt,
+    };
+  }
+
+  // ---- versions
+
+  async addVersionFromOnnx(tenantId: string, modelName: string, onnxBytes: Uint8Array, options: AddVersionOptions): Promise<ModelVersionRecord> {
+    return this.addVersionFromSavedModel(tenantId, modelName, { onnx: onnxBytes }, options);
+  }
+
+  /** Stores a saved model (at least model.onnx) as a new version; spec and weights are checked to load together. */
+  async addVersionFromSavedModel(tenantId: string, modelName: string, files: SavedModelUpload, options: AddVersionOptions): Promise<ModelVersionRecord> {
+    const model = await this.#modelForNewVersion(tenantId, modelName, options.createModel === true);
+    if (files.onnx.byteLength > this.#maxModelBytes) {
+      throw new AiaasError('PAYLOAD_TOO_LARGE', `model.onnx is ${files.onnx.byteLength} bytes; the limit is ${this.#maxModelBytes}`, {
+        details: { limit: this.#maxModelBytes },
+      });
+    }
+    let metrics: unknown = options.metrics;
+    if (metrics === undefined && files.metrics !== undefined) metrics = parseJsonFile(files.metrics, 'metrics.json');
+    if (files.spec !== undefined) parseJsonFile(files.spec, 'spec.json');
+    if (options.source === 'upload' && files.spec !== undefined && files.weights !== undefined) {
+      // Loaded lazily: the engine is only needed for this check, not for starting the server.
+      const { modelFromBytes } = await import('../engine/saved-model.ts');
+      const engineModel = modelFromBytes(new TextDecoder().decode(files.spec), files.weights);
+      await engineModel.dispose();
+    }
+    const signature = await this.#validate(files.onnx);
+
+    const stored: string[] = [];
+    try {
+      const onnxRef = await this.#artifacts.put(tenantId, files.onnx);
+      stored.push(onnxRef);
+      const savedModelRefs: Record<string, string> = {};
+      const extra: [ModelFileName, Uint8Array | undefined][] = [
+        ['spec.json', files.spec],
+        ['model.safetensors', files.weights],
+        ['metrics.json', files.metrics],
+      ];
+      for (const [file, bytes] of extra) {
+        if (bytes === undefined) continue;
+        savedModelRefs[file] = await this.#artifacts.put(tenantId, bytes);
+        stored.push(savedModelRefs[file]);
+      }
+      const version = await this.#repositories.models.addVersion(tenantId, model.id, {
+        source: options.source,
+        onnxRef,
+        savedModelRefs: Object.keys(savedModelRefs).length === 0 ? undefined : savedModelRefs,
+        signature,
+        metrics: metrics ?? null,
+        jobId: options.jobId ?? null,
+      });
+      this.#locations.set(version.id, { tenantId, onnxRef });
+      return version;
+    } catch (error) {
+      for (const ref of stored) await this.#artifacts.delete(ref).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** A saved-model folder packed as tar: model.onnx required; spec.json, model.safetensors, metrics.json optional. */
+  async addVersionFromTar(tenantId: string, modelName: string, archive: Uint8Array, options: AddVersionOptions): Promise<ModelVersionRecord> {
+    const entries = readTar(archive);
+    const files = new Map<string, Uint8Array>();
+    for (const entry of entries) {
+      const base = entry.name.split('/').filter((part) => part !== '' && part !== '.').at(-1) ?? '';
+      // macOS tar adds AppleDouble `._name` companions; they are metadata, not model files.
+      if (base.startsWith('._')) continue;
+      if ((modelFileNames as readonly string[]).includes(base)) {
+        if (files.has(base)) throw new AiaasError('INVALID_MODEL_FILE', `the archive holds ${base} twice`);
+        files.set(base, entry.bytes);
+      }
+    }
+    const onnx = files.get('model.onnx');
+    if (onnx === undefined) {
+      throw new AiaasError('INVALID_MODEL_FILE', 'the archive has no model.onnx; a saved model holds model.onnx, spec.json, model.safetensors and metrics.json', {
+        details: { found: entries.map((entry) => entry.name).slice(0, 20) },
+      });
+    }
+    return this.addVersionFromSavedModel(
+      tenantId,
+      modelName,
+      { onnx, spec: files.get('spec.json'), weights: files.get('model.safetensors'), metrics: files.get('metrics.json') },
+      options,
+    );
+  }
+
+  async listVersions(tenantId: string, modelName: string): Promise<VersionView[]> {
+    const model = await this.getModel(tenantId, modelName);
+    const [versions, aliases] = await Promise.all([
+      this.#repositories.models.listVersions(tenantId, model.id),
+      this.#repositories.models.listAliases(tenantId, model.id),
+    ]);
+    return versions.map((version) => versionView(model, version, aliases));
+  }
+
+  async getVersion(tenantId: string, modelName: string, selector: string): Promise<{ model: ModelRecord; version: ModelVersionRecord }> {
+    const model = await this.getModel(tenantId, modelName);
+    const version = await this.#selectVersion(tenantId, model, selector);
+    if (version === undefined) throw versionNotFound(modelName, selector);
+    return { model, version };
+  }
+
+  async versionView(tenantId: string, model: ModelRecord, version: ModelVersionRecord): Promise<VersionView> {
+    return versionView(model, version, await this.#repositories.models.listAliases(tenantId, model.id));
+  }
+
+  /** Version numbers only: an alias naming the version to delete would be too easy to misread. */
+  async deleteVersion(tenantId: string, modelName: string, version: number): Promise<void> {
+    const model = await this.getModel(tenantId, modelName);
+    const deleted = await this.#repositories.models.deleteVersion(tenantId, model.id, version);
+    if (deleted === undefined) throw versionNotFound(modelName, String(version));
+    await this.#unload([deleted.id]);
+    await this.#releaseArtifacts(deleted);
+  }
+
+  async readFile(tenantId: string, modelName: string, selector: string, file: string): Promise<{ bytes: Uint8Array; contentType: string }> {
+    const { version } = await this.getVersion(tenantId, modelName, selector);
+    const ref = file === 'model.onnx' ? version.onnxRef : version.savedModelRefs?.[file];
+    if (ref === undefined || !(modelFileNames as readonly string[]).includes(file)) {
+      throw new AiaasError('NOT_FOUND', `Version ${version.version} of '${modelName}' has no file '${file}'`, {
+        details: { model: modelName, version: version.version, file, files: filesOf(version) },
+      });
+    }
+    const bytes = await this.#artifacts.get(tenantId, ref);
+    return { bytes, contentType: file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream' };
+  }
+
+  // ---- aliases
+
+  async setAlias(tenantId: string, modelName: string, alias: string, version: unknown): Promise<AliasRecord> {
+    const model = await this.getModel(tenantId, modelName);
+    validateAliasName(alias);
+    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+      throw new AiaasError('INVALID_REQUEST', 'version must be a positive integer version number', { details: { field: 'version' } });
+    }
+    try {
+      return await this.#repositories.models.setAlias(tenantId, model.id, alias, version);
+    } catch (error) {
+      if (AiaasError.isInstance(error) && error.code === 'VERSION_NOT_FOUND') throw versionNotFound(modelName, String(version));
+      throw error;
+    }
+  }
+
+  async listAliases(tenantId: string, modelName: string): Promise<AliasRecord[]> {
+    const model = await this.getModel(tenantId, modelName);
+    return this.#repositories.models.listAliases(tenantId, model.id);
+  }
+
+  async deleteAlias(tenantId: string, modelName: string, alias: string): Promise<void> {
+    const model = await this.getModel(tenantId, modelName);
+    if (!(await this.#repositories.models.deleteAlias(tenantId, model.id, alias))) {
+      throw new AiaasError('NOT_FOUND', `Model '${modelName}' has no alias '${alias}'`, { details: { model: modelName, alias } });
+    }
+  }
+
+  // ---- serving
+
+  /** What the inference routes serve: MODEL_NOT_FOUND / VERSION_NOT_FOUND, scoped to the tenant. */
+  async resolve(tenantId: string, name: string, versionOrAlias?: string): Promise<ResolvedModel> {
+    const model = await this.#repositories.models.getByName(tenantId, name);
+    if (model === undefined) throw modelNotFound(name);
+    const version = await this.#selectVersion(tenantId, model, versionOrAlias ?? latestSelector);
+    if (version === undefined) throw versionNotFound(name, versionOrAlias ?? latestSelector);
+    this.#locations.set(version.id, { tenantId, onnxRef: version.onnxRef });
+    const batching = model.batching as Partial<BatchingOptions> | undefined;
+    return {
+      name: model.name,
+      version: String(version.version),
+      versionId: version.id,
+      platform: 'onnx',
+      signature: version.signature as ModelSignature,
+      ...(batching === undefined || batching === null ? {} : { batching }),
+    };
+  }
+
+  /** Every model of the tenant with its version numbers (for the V2 repository index and TF-Serving status). */
+  async listForServing(tenantId: string): Promise<{ name: string; versions: string[] }[]> {
+    const models = await this.listModels(tenantId);
+    return Promise.all(
+      models.map(async (model) => ({
+        name: model.name,
+        versions: (await this.#repositories.models.listVersions(tenantId, model.id)).map((version) => String(version.version)),
+      })),
+    );
+  }
+
+  /** The model manager's loader: decrypts the version's model.onnx (ARTIFACT_CORRUPT if altered). */
+  async loadOnnxBytes(versionId: string): Promise<Uint8Array> {
+    const location = this.#locations.get(versionId);
+    if (location === undefined) throw new AiaasError('VERSION_NOT_FOUND', 'This model version is no longer available');
+    return this.#artifacts.get(location.tenantId, location.onnxRef);
+  }
+
+  /** Unloads every loaded version of a deleted tenant; its data key is gone, so nothing would reload. */
+  async forgetTenant(tenantId: string): Promise<void> {
+    const versionIds = [...this.#locations].filter(([, location]) => location.tenantId === tenantId).map(([versionId]) => versionId);
+    await this.#unload(versionIds);
+  }
+
+  async #unload(versionIds: readonly string[]): Promise<void> {
+    for (const versionId of versionIds) {
+      this.#locations.delete(versionId);
+      await this.#manager.unload({ versionId });
+    }
+  }
+
+  async #releaseArtifacts(version: ModelVersionRecord): Promise<void> {
+    // Encrypted puts get fresh refs, so a version's artifacts are its own.
+    for (const ref of [version.onnxRef, ...Object.values(version.savedModelRefs ?? {})]) {
+      await this.#artifacts.delete(ref).catch(() => undefined);
+    }
+  }
+
+  async #selectVersion(tenantId: string, model: ModelRecord, selector: string): Promise<ModelVersionRecord | undefined> {
+    if (selector === latestSelector) return this.#repositories.models.latestVersion(tenantId, model.id);
+    if (/^[0-9]+$/.test(selector)) {
+      const number = Number(selector);
+      return Number.isSafeInteger(number) ? this.#repositories.models.getVersion(tenantId, model.id, number) : undefined;
+    }
+    const alias = await this.#repositories.models.getAlias(tenantId, model.id, selector);
+    return alias === undefined ? undefined : this.#repositories.models.getVersionById(tenantId, alias.versionId);
+  }
+
+  async #modelForNewVersion(tenantId: string, modelName: string, create: boolean): Promise<ModelRecord> {
+    const existing = await this.#repositories.models.getByName(tenantId, modelName);
+    if (existing !== undefined) return existing;
+    if (!create) throw modelNotFound(modelName);
+    try {
+      return await this.createModel(tenantId, { name: modelName });
+    } catch (error) {
+      // Another request created it meanwhile.
+      if (AiaasError.isInstance(error) && error.code === 'CONFLICT') return this.getModel(tenantId, modelName);
+      throw error;
+    }
+  }
+}
+
+function filesOf(version: ModelVersionRecord): ModelFileName[] {
+  return modelFileNames.filter((file) => file === 'model.onnx' || version.savedModelRefs?.[file] !== undefined);
+}
+
+function versionView(model: ModelRecord, version: ModelVersionRecord, aliases: readonly AliasRecord[]): VersionView {
+  return {
+    id: version.id,
+    model: model.name,
+    version: version.version,
+    source: version.source,
+    signature: version.signature as ModelSignature,
+    metrics: version.metrics ?? null,
+    jobId: version.jobId,
+    files: filesOf(version),
+    aliases: aliases.filter((alias) => alias.versionId === version.id).map((alias) => alias.name),
+    createdAt: version.createdAt,
+  };
+}

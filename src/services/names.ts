@@ -1,0 +1,16 @@
+import { AiaasError } from '../errors.ts';
+
+/*
+ * Names appear in URL paths (`/v2/models/{name}`, TF-Serving's `{name}:predict`) and in the
+ * `name@version` selector, so ':' '@' '/' and whitespace are excluded rather than escaped.
+ */
+const namePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export function validateName(kind: 'model' | 'dataset' | 'tenant' | 'key', name: unknown): string {
+  if (typeof name !== 'string' || !namePattern.test(name)) {
+    throw new AiaasError('INVALID_REQUEST', `Invalid ${kind} name ${JSON.stringify(name)}`, {
+      details: { field: 'name', rule: '1-128 characters: letters, digits, ".", "_" or "-", starting with a letter or digit' },
+    });
+  }
+  return name;
+}
