@@ -12,6 +12,8 @@ export const graphNames = {
   input: 'input',
   labels: 'labels',
   output: 'output',
+  parameters: 'parameters',
+  state: (suffix: string) => `state.${suffix}`,
   loss: 'loss',
   lossSum: 'loss_sum',
   learningRate: 'learning_rate',
@@ -77,8 +79,38 @@ function metricSums(graph: GraphBuilder, plan: ModelPlan, output: Value, labels:
   return sums;
 }
 
+export interface ParameterLayout {
+  entries: { name: string; shape: number[]; offset: number; length: number }[];
+  total: number;
+}
+
+/** All parameters packed into one vector: one graph input, one output, one optimizer pass per step. */
+export function parameterLayout(plan: ModelPlan): ParameterLayout {
+  let offset = 0;
+  const entries = plan.parameters.map((parameter) => {
+    const length = parameter.shape.reduce((total, dimension) => total * dimension, 1);
+    const entry = { name: parameter.name, shape: parameter.shape, offset, length };
+    offset += length;
+    return entry;
+  });
+  return { entries, total: offset };
+}
+
+/** Slices of the packed parameter vector, reshaped to each parameter's shape. */
+function unpackParameters(graph: GraphBuilder, plan: ModelPlan, packed: Value, differentiable: boolean): Map<string, Value> {
+  const layout = parameterLayout(plan);
+  return new Map(
+    layout.entries.map((entry) => {
+      const slice = graph.node1('Slice', [packed, graph.constantInt64([entry.offset]), graph.constantInt64([entry.offset + entry.length]), graph.constantInt64([0])], [entry.length]);
+      const shaped = graph.node1('Reshape', [slice, graph.constantInt64(entry.shape)], entry.shape);
+      return [entry.name, differentiable ? graph.differentiableRoot(shaped) : shaped];
+    }),
+  );
+}
+
 function parameterInputs(graph: GraphBuilder, plan: ModelPlan, differentiable: boolean): Map<string, Value> {
-  return new Map(plan.parameters.map((parameter) => [parameter.name, graph.input(parameter.name, parameter.shape, 'float32', differentiable)]));
+  const packed = graph.input(graphNames.parameters, [parameterLayout(plan).total]);
+  return unpackParameters(graph, plan, packed, differentiable);
 }
 
 export interface CompiledGraphs {
@@ -104,13 +136,10 @@ export function compileGraphs(plan: ModelPlan): CompiledGraphs {
     const input = train.input(graphNames.input, batchShape(plan.spec.inputShape));
     const labels = train.input(graphNames.labels, labelShape);
     const noise = new Map([...noiseShapes].map(([layer, shape]) => [layer, train.input(graphNames.noise(layer), batchShape(shape))]));
-    const parameters = parameterInputs(train, plan, true);
-    const state = new Map(
-      plan.parameters.map((parameter) => [
-        parameter.name,
-        optimizer.slots.map((slot) => train.input(graphNames.slot(parameter.name, slot.suffix), parameter.shape)),
-      ]),
-    );
+    const layout = parameterLayout(plan);
+    const packed = train.input(graphNames.parameters, [layout.total]);
+    const parameters = unpackParameters(train, plan, packed, true);
+    const state = optimizer.slots.map((slot) => train.input(graphNames.state(slot.suffix), [layout.total]));
     const learningRate = train.input(graphNames.learningRate, []);
     const step = train.input(graphNames.step, []);
     const forward = buildForward(train, plan, { input, parameters, dropoutNoise: noise });
@@ -118,18 +147,14 @@ export function compileGraphs(plan: ModelPlan): CompiledGraphs {
     const meanLoss = train.apply1(mean, [loss], null);
     train.output(meanLoss, graphNames.loss);
     for (const [name, value] of metricSums(train, plan, forward.output, labels)) train.output(value, graphNames.metric(name));
-    const parameterValues = [...parameters.values()];
-    const gradients = train.gradients(meanLoss, parameterValues);
-    plan.parameters.forEach((parameter, index) => {
-      const updated = optimizer.update(train, parameterValues[index] as Value, gradients[index] as Value, state.get(parameter.name) ?? [], {
-        learningRate,
-        step,
-      });
-      train.output(updated.parameter, graphNames.next(parameter.name));
-      optimizer.slots.forEach((slot, slotIndex) => {
-        train.output(updated.state[slotIndex] as Value, graphNames.next(graphNames.slot(parameter.name, slot.suffix)));
-      });
-    });
+    const gradients = train.gradients(meanLoss, [...parameters.values()]);
+    const flatGradients = gradients.map((gradient, index) =>
+      train.node1('Reshape', [gradient, train.constantInt64([-1])], [layout.entries[index]!.length]),
+    );
+    const packedGradient = flatGradients.length === 1 ? flatGradients[0]! : train.node1('Concat', flatGradients, [layout.total], 'float32', { axis: attribute.int(0) });
+    const updated = optimizer.update(train, packed, packedGradient, state, { learningRate, step });
+    train.output(updated.parameter, graphNames.next(graphNames.parameters));
+    optimizer.slots.forEach((slot, slotIndex) => train.output(updated.state[slotIndex] as Value, graphNames.next(graphNames.state(slot.suffix))));
   }
 
   const evaluate = new GraphBuilder(`${plan.spec.name}_evaluate`);

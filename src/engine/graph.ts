@@ -137,6 +137,11 @@ export class GraphBuilder {
     return value;
   }
 
+  /** The same value, treated as a trainable root for `gradients` (e.g. a slice of a packed parameter vector). */
+  differentiableRoot(value: Value): Value {
+    return { ...value, differentiable: true };
+  }
+
   /** Emit one raw ONNX node. Not recorded on the tape: ops call this from `emit` and `gradient`. */
   node(
     opType: string,

@@ -1,8 +1,8 @@
 import { AiaasError } from '../errors.ts';
 import { splitDataset, type Dataset } from '../data/dataset.ts';
-import { compileGraphs, exportInferenceModel, graphNames, type CompiledGraphs } from './compile.ts';
+import { compileGraphs, exportInferenceModel, graphNames, parameterLayout, type CompiledGraphs, type ParameterLayout } from './compile.ts';
 import { initialValues } from './initializers.ts';
-import { createOptimizer, learningRateAt } from './optimizers.ts';
+import { createOptimizer, learningRateAt, type OptimizerSlot } from './optimizers.ts';
 import { planModel, type ModelPlan } from './plan.ts';
 import { Random, type RandomState } from './random.ts';
 import { createSession, floatTensor, type OrtSession } from './session.ts';
@@ -112,8 +112,12 @@ export class Model {
   readonly document: unknown;
   readonly plan: ModelPlan;
   readonly seed: number;
-  parameters: Map<string, Float32Array>;
-  optimizerState: Map<string, Float32Array>;
+  /** All weights packed in one vector (layout from `parameterLayout`); the source of truth. */
+  private packedParameters: Float32Array;
+  /** One packed vector per optimizer slot (e.g. Adam's m and v). */
+  private packedState: Map<string, Float32Array>;
+  private readonly layout: ParameterLayout;
+  private readonly slots: readonly OptimizerSlot[];
   step = 0;
   private graphs: CompiledGraphs | undefined;
   private sessions: { train?: OrtSession; evaluate?: OrtSession; predict?: OrtSession } = {};
@@ -123,9 +127,46 @@ export class Model {
     this.spec = spec;
     this.plan = planModel(spec);
     this.seed = seed;
+    this.layout = parameterLayout(this.plan);
+    this.slots = createOptimizer(spec.optimizer).slots;
     const random = new Random(seed);
-    this.parameters = new Map(this.plan.parameters.map((parameter) => [parameter.name, initialValues(parameter, random)]));
-    this.optimizerState = this.initialOptimizerState();
+    this.packedParameters = new Float32Array(this.layout.total);
+    for (const [index, parameter] of this.plan.parameters.entries()) {
+      this.packedParameters.set(initialValues(parameter, random), this.layout.entries[index]!.offset);
+    }
+    this.packedState = this.initialOptimizerState();
+  }
+
+  /** Each parameter as a view into the packed vector, by safetensors name. */
+  get parameters(): Map<string, Float32Array> {
+    return new Map(this.layout.entries.map((entry) => [entry.name, this.packedParameters.subarray(entry.offset, entry.offset + entry.length)]));
+  }
+
+  set parameters(values: ReadonlyMap<string, Float32Array>) {
+    const packed = new Float32Array(this.layout.total);
+    for (const entry of this.layout.entries) packed.set(values.get(entry.name)!, entry.offset);
+    this.packedParameters = packed;
+  }
+
+  /** Optimizer state per parameter, named `<parameter>.<slot>` (e.g. `dense_1.kernel.m`). */
+  get optimizerState(): Map<string, Float32Array> {
+    const state = new Map<string, Float32Array>();
+    for (const entry of this.layout.entries) {
+      for (const slot of this.slots) {
+        state.set(graphNames.slot(entry.name, slot.suffix), this.packedState.get(slot.suffix)!.subarray(entry.offset, entry.offset + entry.length));
+      }
+    }
+    return state;
+  }
+
+  set optimizerState(values: ReadonlyMap<string, Float32Array>) {
+    this.packedState = new Map(
+      this.slots.map((slot) => {
+        const packed = new Float32Array(this.layout.total);
+        for (const entry of this.layout.entries) packed.set(values.get(graphNames.slot(entry.name, slot.suffix))!, entry.offset);
+        return [slot.suffix, packed];
+      }),
+    );
   }
 
   /** Validates the spec (AiaasError INVALID_SPEC naming layer and field) and initialises weights from the seed. */
@@ -140,14 +181,7 @@ export class Model {
   }
 
   private initialOptimizerState(): Map<string, Float32Array> {
-    const state = new Map<string, Float32Array>();
-    const { slots } = createOptimizer(this.spec.optimizer);
-    for (const parameter of this.plan.parameters) {
-      for (const slot of slots) {
-        state.set(graphNames.slot(parameter.name, slot.suffix), new Float32Array(product(parameter.shape)).fill(slot.initialValue));
-      }
-    }
-    return state;
+    return new Map(this.slots.map((slot) => [slot.suffix, new Float32Array(this.layout.total).fill(slot.initialValue)]));
   }
 
   get inputShape(): number[] {
@@ -169,7 +203,7 @@ export class Model {
         throw new AiaasError('INVALID_WEIGHTS', `tensor "${parameter.name}" has shape [${found.shape.join(', ')}], the model expects [${parameter.shape.join(', ')}]`);
       }
     }
-    for (const parameter of this.plan.parameters) this.parameters.set(parameter.name, Float32Array.from(weights.get(parameter.name)!.data));
+    this.parameters = new Map(this.plan.parameters.map((parameter) => [parameter.name, weights.get(parameter.name)!.data]));
   }
 
   private checkDataset(dataset: Dataset, role: string): void {
@@ -209,9 +243,7 @@ export class Model {
   }
 
   private parameterFeeds(): Record<string, ReturnType<typeof floatTensor>> {
-    const feeds: Record<string, ReturnType<typeof floatTensor>> = {};
-    for (const parameter of this.plan.parameters) feeds[parameter.name] = floatTensor(this.parameters.get(parameter.name)!, parameter.shape);
-    return feeds;
+    return { [graphNames.parameters]: floatTensor(this.packedParameters, [this.layout.total]) };
   }
 
   async fit(dataset: Dataset, options: FitOptions = {}): Promise<FitResult> {
@@ -237,8 +269,8 @@ export class Model {
     let stopping = { best: Number.NaN, wait: 0, bestWeights: undefined as Map<string, Float32Array> | undefined };
     const resume = options.resumeFrom;
     if (resume) {
-      this.parameters = new Map([...resume.parameters].map(([name, values]) => [name, Float32Array.from(values)]));
-      this.optimizerState = new Map([...resume.optimizerState].map(([name, values]) => [name, Float32Array.from(values)]));
+      this.parameters = resume.parameters;
+      this.optimizerState = resume.optimizerState;
       this.step = resume.step;
       shuffleRandom = new Random(resume.shuffleRandom);
       dropoutRandom = new Random(resume.dropoutRandom);
@@ -259,7 +291,6 @@ export class Model {
     const batchesPerEpoch = Math.ceil(train.count / batchSize);
     const monitor = options.earlyStopping?.monitor ?? (validation ? 'val_loss' : 'loss');
     const mode = options.earlyStopping?.mode ?? (monitor.endsWith('accuracy') ? 'max' : 'min');
-    const slotNames = [...this.optimizerState.keys()];
     let stopReason: FitResult['stopReason'] = 'completed';
     let totalSamples = 0;
     let totalSeconds = 0;
@@ -305,11 +336,7 @@ export class Model {
           dropoutRandom.fillUniform(noise);
           feeds[graphNames.noise(layer)] = floatTensor(noise, [size, ...shape]);
         }
-        for (const name of slotNames) {
-          const parameterName = name.slice(0, name.lastIndexOf('.'));
-          const parameter = this.plan.parameters.find((candidate) => candidate.name === parameterName)!;
-          feeds[name] = floatTensor(this.optimizerState.get(name)!, parameter.shape);
-        }
+        for (const slot of this.slots) feeds[graphNames.state(slot.suffix)] = floatTensor(this.packedState.get(slot.suffix)!, [this.layout.total]);
         const results = await session.run(feeds);
         const loss = (results[graphNames.loss]!.data as Float32Array)[0]!;
         if (!Number.isFinite(loss)) {
@@ -317,8 +344,8 @@ export class Model {
             details: { epoch: epoch + 1, step: batch + 1 },
           });
         }
-        for (const parameter of this.plan.parameters) this.parameters.set(parameter.name, results[graphNames.next(parameter.name)]!.data as Float32Array);
-        for (const name of slotNames) this.optimizerState.set(name, results[graphNames.next(name)]!.data as Float32Array);
+        this.packedParameters = results[graphNames.next(graphNames.parameters)]!.data as Float32Array;
+        for (const slot of this.slots) this.packedState.set(slot.suffix, results[graphNames.next(graphNames.state(slot.suffix))]!.data as Float32Array);
         lossSum += loss * size;
         for (const metric of this.spec.metrics) {
           metricSums.set(metric, metricSums.get(metric)! + (results[graphNames.metric(metric)]!.data as Float32Array)[0]!);
