@@ -17,7 +17,7 @@ import type { ModelSignature } from '../runtimes/runtime.ts';
 import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import { generateMasterKey, loadMasterKeyRing, MasterKeyRing } from '../security/key-ring.ts';
 import { TenantKeyService } from '../security/tenant-keys.ts';
-import { ModelManager } from '../serving/model-manager.ts';
+import { ModelManager, type ModelManagerOptions } from '../serving/model-manager.ts';
 import { AccessService } from '../services/access.ts';
 import { DatasetService } from '../services/datasets.ts';
 import { ModelRegistry } from '../services/model-registry.ts';
@@ -51,6 +51,10 @@ export interface ServerContextOptions {
   logger?: Logger;
   /** Replaces the child-process ONNX validation (tests of unrelated behaviour). */
   validateModel?: (bytes: Uint8Array) => Promise<ModelSignature>;
+  /** Replaces the validation child's script (tests: a child that crashes or hangs). */
+  validationScriptPath?: string;
+  /** Wraps or replaces how model bytes become a Runtime (tests hold inference to fill a queue). */
+  loadRuntime?: ModelManagerOptions['loadRuntime'];
   /** Flush interval of the usage counters; 0 flushes only on read and close. */
   usageFlushIntervalMs?: number;
 }
@@ -142,6 +146,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         maxQueueSize: config.batchMaxQueueSize,
       },
       metrics,
+      ...(options.loadRuntime === undefined ? {} : { loadRuntime: options.loadRuntime }),
     });
     closers.unshift(() => manager.close());
     const registry: ModelRegistry = new ModelRegistry({
@@ -151,7 +156,12 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       maxModelBytes: config.maxModelBytes,
       validate:
         options.validateModel ??
-        ((bytes) => validateOnnxInChild(bytes, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes })),
+        ((bytes) =>
+          validateOnnxInChild(bytes, {
+            timeoutMs: config.validationTimeoutMs,
+            memoryLimitBytes: config.validationMemoryBytes,
+            ...(options.validationScriptPath === undefined ? {} : { scriptPath: options.validationScriptPath }),
+          })),
     });
     const datasets = new DatasetService({ repositories, artifacts, maxDatasetBytes: config.maxDatasetBytes });
     const access = new AccessService({
