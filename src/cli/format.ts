@@ -51,6 +51,8 @@ export function metrics(values: Readonly<Record<string, number>> | undefined, pr
     .join(' ');
 }
 
+/** Indented JSON with arrays of plain values kept on one line, so a tensor does not take a line per number. */
 export function json(value: unknown): string {
-  return `${JSON.stringify(value, null, 2)}\n`;
+  const text = JSON.stringify(value, null, 2) ?? 'null';
+  return `${text.replace(/\[\n\s*((?:-?[\d.eE+-]+|true|false|null|"[^"\\\n[\]{}]*")(?:,\n\s*(?:-?[\d.eE+-]+|true|false|null|"[^"\\\n[\]{}]*"))*)\n\s*\]/g, (_match, items: string) => `[${items.split(/,\n\s*/).join(', ')}]`)}\n`;
 }

@@ -211,7 +211,7 @@ export function reportError(io: CliIo, error: unknown): number {
   const systemError = error as { code?: unknown; path?: unknown; message?: unknown };
   if (typeof systemError.code === 'string' && typeof systemError.path === 'string') {
     // File-system errors name a path the user gave: that is a user error, not a crash.
-    printError(io, systemError.code, String(systemError.message));
+    printError(io, systemError.code, String(systemError.message).replace(`${systemError.code}: `, ''));
     return exitCodes.failure;
   }
   printError(io, 'INTERNAL', error instanceof Error ? error.message : String(error));

@@ -338,7 +338,8 @@ export class VersionsApi {
     return listOf<ModelVersion>(await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions`, { signal: options.signal }), 'versions');
   }
 
-  async get(model: string, version: number, options: SignalOption = {}): Promise<ModelVersion> {
+  /** `version` may also be an alias. */
+  async get(model: string, version: number | string, options: SignalOption = {}): Promise<ModelVersion> {
     const body = await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}`, { signal: options.signal });
     return unwrap<ModelVersion>(body, 'version');
   }
@@ -348,7 +349,7 @@ export class VersionsApi {
     await this.transport.send('DELETE', `/api/v1/models/${segment(model)}/versions/${segment(version)}`, { signal: options.signal });
   }
 
-  async downloadFile(model: string, version: number, file: ModelFileName, options: SignalOption = {}): Promise<Uint8Array> {
+  async downloadFile(model: string, version: number | string, file: ModelFileName, options: SignalOption = {}): Promise<Uint8Array> {
     const response = await this.transport.send('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/files/${segment(file)}`, {
       signal: options.signal,
     });
@@ -546,8 +547,8 @@ export class AiaasClient {
   }
 
   /** Inference request counts per model and day; dates are `YYYY-MM-DD`. */
-  async usage(options: SignalOption & { from?: string; to?: string } = {}): Promise<UsageRow[]> {
-    const body = await this.transport.json('GET', '/api/v1/usage', { query: { from: options.from, to: options.to }, signal: options.signal });
+  async usage(options: SignalOption & { from?: string; to?: string; model?: string } = {}): Promise<UsageRow[]> {
+    const body = await this.transport.json('GET', '/api/v1/usage', { query: { from: options.from, to: options.to, model: options.model }, signal: options.signal });
     return listOf<UsageRow>(body, 'usage');
   }
 

@@ -25,6 +25,21 @@ export interface Tenant {
   createdAt?: string;
 }
 
+export type Permission =
+  | 'tenants:manage'
+  | 'keys:manage'
+  | 'audit:read'
+  | 'usage:read'
+  | 'datasets:read'
+  | 'datasets:write'
+  | 'models:read'
+  | 'models:write'
+  | 'models:download'
+  | 'aliases:write'
+  | 'jobs:read'
+  | 'jobs:write'
+  | 'inference';
+
 export interface KeyIdentity {
   id: string;
   name: string;
@@ -34,14 +49,16 @@ export interface KeyIdentity {
 }
 
 export interface Me {
-  tenant: Tenant;
-  key: KeyIdentity;
+  /** `operator` marks the tenant whose admins manage other tenants. */
+  tenant: { id: string; name: string; operator?: boolean };
+  key: { id: string; name: string; prefix: string | null; role: Role; allowedModels: string[] | null; expiresAt?: string | null };
+  permissions?: Permission[];
 }
 
 export interface CreatedTenant {
   tenant: Tenant;
   /** The tenant's first admin key; `key` is shown only in this answer. */
-  adminKey: { id: string; key: string; prefix: string };
+  adminKey: { id: string; key: string; prefix: string; role?: Role };
 }
 
 export interface ApiKey extends KeyIdentity {
@@ -123,12 +140,18 @@ export interface ModelSignature {
 }
 
 export interface ModelVersion {
+  id: string;
+  model: string;
   version: number;
-  model?: string;
-  source?: 'upload' | 'job';
+  source: 'upload' | 'job';
   signature: ModelSignature;
+  /** For a trained version, the training summary (test metrics included). */
   metrics: JsonObject | null;
-  jobId?: string | null;
+  jobId: string | null;
+  /** What `versions.downloadFile` can fetch. */
+  files: ModelFileName[];
+  /** Aliases pointing at this version. */
+  aliases: string[];
   createdAt: string;
 }
 
@@ -140,11 +163,11 @@ export interface Alias {
 export interface Model {
   name: string;
   description: string;
-  batching?: Partial<BatchingSettings> | null;
-  /** Version numbers in a listing; full versions when one model is fetched (older servers may differ). */
-  versions: (number | ModelVersion)[];
+  batching: Partial<BatchingSettings> | null;
+  /** Version numbers, oldest first. */
+  versions: number[];
   aliases: Alias[];
-  createdAt?: string;
+  createdAt: string;
 }
 
 export type ModelFileName = 'model.onnx' | 'model.safetensors' | 'spec.json' | 'metrics.json';
@@ -296,12 +319,14 @@ export interface AuditEntry {
   outcome: string;
   ip: string;
   at: string;
-  detail?: JsonObject;
-  prevHash?: string;
-  hash?: string;
+  detail: JsonValue;
+  prevHash: string;
+  hash: string;
 }
 
-export type AuditVerification = { ok: true; count: number } | { ok: false; position: number; seq: number; reason: string };
+export type AuditVerification =
+  | { ok: true; count: number }
+  | { ok: false; position: number; seq: number; reason: string; message?: string };
 
 export interface UsageRow {
   model: string;

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { requiredOption, type CommandDefinition } from '../command.ts';
+import type * as AdminModule from '../../server/admin.ts';
+import { CliUsageError, requiredOption, stringOption, type CommandDefinition } from '../command.ts';
 import { loadOptionalModule } from '../modules.ts';
+import { loadServerModules } from './serve.ts';
 
 export const adminCommands: readonly CommandDefinition[] = [
   {
@@ -31,11 +33,34 @@ export const adminCommands: readonly CommandDefinition[] = [
     async run(context) {
       const command = 'admin rotate-master-key';
       const dataDirectory = requiredOption(context.values, 'data-dir', command);
-      const newKey = requiredOption(context.values, 'new-key', command);
-      const admin = await loadOptionalModule<{ rotateMasterKeyCommand?: unknown }>('../server/admin.ts', 'master key rotation');
-      void admin;
-      void dataDirectory;
-      void newKey;
+      const newKeyText = requiredOption(context.values, 'new-key', command);
+      const [{ config: configModule }, admin, { pino }] = await Promise.all([
+        loadServerModules(),
+        loadOptionalModule<typeof AdminModule>('../server/admin.ts', 'master key rotation'),
+        import('pino'),
+      ]);
+      const flags: Record<string, string> = { 'data-dir': dataDirectory };
+      const configFile = stringOption(context.values, 'config');
+      const keyFile = stringOption(context.values, 'master-key-file');
+      if (configFile !== undefined) flags.config = configFile;
+      if (keyFile !== undefined) flags['master-key-file'] = keyFile;
+      const config = configModule.loadConfig({ flags, env: context.io.env, cwd: context.io.cwd });
+      const logger = pino({ level: 'warn' }, { write: (line: string) => void context.io.stderr.write(line) });
+      const oldRing = await admin.loadMasterKeyRingFor(config, logger);
+      const newKey = admin.MasterKeyRing.parse(newKeyText, '--new-key').current.key;
+      if (oldRing.versions.some((version) => oldRing.get(version)?.key.equals(newKey) === true)) {
+        throw new CliUsageError('--new-key is already in the master key ring; generate a fresh one with aiaas admin gen-master-key', command);
+      }
+      const result = await admin.rotateMasterKey(config, oldRing.withNewKey(newKey));
+      let ring = oldRing.withNewKey(newKey);
+      for (const version of result.retirableVersions) ring = ring.without(version);
+      context.io.stdout.write(`${ring.serialize()}\n`);
+      context.io.stderr.write(
+        `re-wrapped ${result.rewrapped} tenant data keys under master key version ${result.currentVersion}` +
+          ` (${result.alreadyCurrent} already current, ${result.skipped} skipped).\n` +
+          `Start the server with the key ring printed above as AIAAS_MASTER_KEY (or in AIAAS_MASTER_KEY_FILE)` +
+          (result.retirableVersions.length > 0 ? `; versions ${result.retirableVersions.join(', ')} are no longer used and were left out.\n` : '.\n'),
+      );
       return 0;
     },
   },

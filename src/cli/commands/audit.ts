@@ -17,7 +17,7 @@ export const auditCommands: readonly CommandDefinition[] = [
         if (!context.json) context.io.stdout.write(`audit log intact: ${result.count} entries\n`);
         return 0;
       }
-      throw new CliFailure('AUDIT_CHAIN_BROKEN', `entry at position ${result.position} (seq ${result.seq}): ${result.reason}`);
+      throw new CliFailure('AUDIT_CHAIN_BROKEN', `entry at position ${result.position} (seq ${result.seq}) ${result.reason}${result.message === undefined ? '' : `: ${result.message}`}`);
     },
   },
   {

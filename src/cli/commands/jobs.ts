@@ -90,8 +90,6 @@ export const jobCommands: readonly CommandDefinition[] = [
     examples: ['aiaas jobs submit --model mnist --spec examples/mnist-mlp/spec.json --dataset ds_123 --epochs 10 --batch-size 128 --watch'],
     async run(context) {
       const command = 'jobs submit';
-      const spec = await readJsonFile(context.io, requiredOption(context.values, 'spec', command), 'spec file');
-      if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new CliUsageError('the spec file must hold a JSON object', command);
       const testDatasetId = stringOption(context.values, 'test-dataset');
       const epochs = integerOption(context.values, 'epochs', command, 1);
       const batchSize = integerOption(context.values, 'batch-size', command, 1);
@@ -99,6 +97,9 @@ export const jobCommands: readonly CommandDefinition[] = [
       const validationSplit = fractionOption(context.values, 'validation-split', command);
       const model = requiredOption(context.values, 'model', command);
       const datasetId = requiredOption(context.values, 'dataset', command);
+      // Arguments are checked before any file is read, so a typo fails fast and names the flag.
+      const spec = await readJsonFile(context.io, requiredOption(context.values, 'spec', command), 'spec file');
+      if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new CliUsageError('the spec file must hold a JSON object', command);
       const job = await context.client().jobs.submit(
         {
           model,

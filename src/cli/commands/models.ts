@@ -1,12 +1,8 @@
+import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { AiaasApiError } from '../../sdk/errors.ts';
-import type { ModelVersion } from '../../sdk/types.ts';
 import { CliUsageError, stringOption, type CommandDefinition } from '../command.ts';
 import { json, table } from '../format.ts';
-
-function versionNumber(entry: number | ModelVersion): number {
-  return typeof entry === 'number' ? entry : entry.version;
-}
 
 export const modelCommands: readonly CommandDefinition[] = [
   {
@@ -24,7 +20,7 @@ export const modelCommands: readonly CommandDefinition[] = [
             ['NAME', 'VERSIONS', 'ALIASES', 'DESCRIPTION'],
             models.map((model) => [
               model.name,
-              (model.versions ?? []).map(versionNumber).join(',') || '-',
+              (model.versions ?? []).join(',') || '-',
               (model.aliases ?? []).map((alias) => `${alias.name}→${alias.version}`).join(' ') || '-',
               model.description ?? '',
             ]),
@@ -50,6 +46,9 @@ export const modelCommands: readonly CommandDefinition[] = [
     async run(context) {
       const [name, source] = context.positionals as [string, string];
       const client = context.client();
+      // Checked first so a mistyped path does not leave an empty model behind.
+      const path = resolve(context.io.cwd, source);
+      await stat(path);
       const description = stringOption(context.values, 'description');
       try {
         await client.models.get(name, { signal: context.signal });
@@ -58,7 +57,7 @@ export const modelCommands: readonly CommandDefinition[] = [
         await client.models.create({ name, ...(description === undefined ? {} : { description }) }, { signal: context.signal });
         if (!context.json) context.io.stderr.write(`created model ${name}\n`);
       }
-      const version = await client.versions.upload(name, { source: { path: resolve(context.io.cwd, source) }, signal: context.signal });
+      const version = await client.versions.upload(name, { source: { path }, signal: context.signal });
       const alias = stringOption(context.values, 'alias');
       if (alias !== undefined) await client.aliases.set(name, alias, version.version, { signal: context.signal });
       if (context.json) context.io.stdout.write(json(version));

@@ -49,9 +49,10 @@ export const predictCommand: CommandDefinition = {
   examples: ['aiaas predict mnist@production --input digit.json', 'aiaas predict mnist@3 --input instances.json --protocol tfserving'],
   async run(context) {
     const reference = parseModelReference(context.positionals[0] as string);
+    const chosen = choiceOption(context.values, 'protocol', ['v2', 'tfserving'] as const, 'predict');
     const body = await readJsonFile(context.io, requiredOption(context.values, 'input', 'predict'), 'input file');
     if (!isRecord(body)) throw new CliUsageError('the input file must hold a JSON object', 'predict');
-    const protocol = choiceOption(context.values, 'protocol', ['v2', 'tfserving'] as const, 'predict') ?? detectProtocol(body);
+    const protocol = chosen ?? detectProtocol(body);
     const client = context.client();
     const response =
       protocol === 'v2'
