@@ -59,10 +59,16 @@ export interface SettingDefinition {
   readonly type: SettingType;
   /** As shown in the documentation table. */
   readonly defaultText: string;
+  /** The value used when nothing sets it (undefined: unset, or derived like databasePath). */
+  readonly defaultValue: string | number | boolean | undefined;
   readonly description: string;
   readonly minimum?: number;
   readonly maximum?: number;
   readonly values?: readonly string[];
+}
+
+function bytesText(bytes: number): string {
+  return bytes >= 1024 ** 3 && bytes % 1024 ** 3 === 0 ? `${bytes} (${bytes / 1024 ** 3} GiB)` : `${bytes} (${bytes / mebibyte} MiB)`;
 }
 
 function setting(
@@ -73,7 +79,17 @@ function setting(
   extra: Partial<Pick<SettingDefinition, 'minimum' | 'maximum' | 'values'>> = {},
 ): SettingDefinition {
   const flag = name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
-  return { name, flag, env: `AIAAS_${flag.replace(/-/g, '_').toUpperCase()}`, type, defaultText, description, ...extra };
+  // The documented text is the source of the default too, so the table cannot drift from the code.
+  const leading = defaultText.split(' ')[0]!;
+  const defaultValue =
+    type === 'integer' || type === 'number'
+      ? Number(leading)
+      : type === 'boolean'
+        ? defaultText === 'true'
+        : defaultText.startsWith('(') || defaultText.startsWith('<')
+          ? undefined
+          : defaultText;
+  return { name, flag, env: `AIAAS_${flag.replace(/-/g, '_').toUpperCase()}`, type, defaultText, defaultValue, description, ...extra };
 }
 
 export const settingDefinitions: readonly SettingDefinition[] = [
@@ -82,24 +98,24 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('dataDir', 'path', './aiaas-data', 'Directory for the database, encrypted artifacts and the server secret.'),
   setting('databasePath', 'path', '<dataDir>/aiaas.db', 'SQLite database file.'),
   setting('logLevel', 'enum', 'info', 'pino log level.', { values: logLevels }),
-  setting('bodyLimitBytes', 'integer', String(64 * mebibyte), 'Largest request body on /api/v1 (uploads); larger bodies get 413.', { minimum: 1024 }),
-  setting('inferenceBodyLimitBytes', 'integer', String(8 * mebibyte), 'Largest request body on the V2 and TF-Serving routes.', { minimum: 1024 }),
-  setting('maxDatasetBytes', 'integer', String(512 * mebibyte), 'Largest dataset after gunzip; larger uploads get 413.', { minimum: 1024 }),
-  setting('maxModelBytes', 'integer', String(64 * mebibyte), 'Largest uploaded .onnx file (bounded by bodyLimitBytes too).', { minimum: 1024 }),
+  setting('bodyLimitBytes', 'integer', bytesText(64 * mebibyte), 'Largest request body on /api/v1 (uploads); larger bodies get 413.', { minimum: 1024 }),
+  setting('inferenceBodyLimitBytes', 'integer', bytesText(8 * mebibyte), 'Largest request body on the V2 and TF-Serving routes.', { minimum: 1024 }),
+  setting('maxDatasetBytes', 'integer', bytesText(512 * mebibyte), 'Largest dataset after gunzip; larger uploads get 413.', { minimum: 1024 }),
+  setting('maxModelBytes', 'integer', bytesText(64 * mebibyte), 'Largest uploaded .onnx file (bounded by bodyLimitBytes too).', { minimum: 1024 }),
   setting('maxTensorElements', 'integer', String(4 * mebibyte), 'Most elements in one inference input tensor; more gets 413 TOO_MANY_ELEMENTS.', { minimum: 1 }),
   setting('rateLimitPerSecond', 'number', '50', 'Requests per second per API key (token bucket refill).', { minimum: 0.001 }),
   setting('rateLimitBurst', 'integer', '100', 'Burst size per API key (token bucket capacity).', { minimum: 1 }),
   setting('jobConcurrency', 'integer', '1', 'Training jobs run at once by this server (worker threads).', { minimum: 1, maximum: 64 }),
   setting('maxConcurrentJobsPerTenant', 'integer', '1', 'Training jobs of one tenant that may run at once.', { minimum: 1 }),
   setting('jobLeaseMs', 'integer', '30000', 'Lease of a running job; a crashed worker\'s job is resumed after it expires.', { minimum: 1000 }),
-  setting('modelMemoryBudgetBytes', 'integer', String(2048 * mebibyte), 'Memory for loaded models; least recently used models are unloaded beyond it.', { minimum: mebibyte }),
+  setting('modelMemoryBudgetBytes', 'integer', bytesText(2048 * mebibyte), 'Memory for loaded models; least recently used models are unloaded beyond it.', { minimum: mebibyte }),
   setting('modelIdleUnloadMs', 'integer', '900000', 'Unload a model unused for this long (0 = never).', { minimum: 0 }),
   setting('batchMaxSize', 'integer', '64', 'Default dynamic batching: most rows merged into one run (1 disables merging).', { minimum: 1 }),
   setting('batchMaxQueueDelayMicroseconds', 'integer', '1000', 'Default dynamic batching: how long a request may wait for others to join its batch.', { minimum: 0 }),
   setting('batchMaxQueueSize', 'integer', '1024', 'Default dynamic batching: waiting requests per model version before 503 QUEUE_FULL.', { minimum: 1 }),
   setting('warmup', 'boolean', 'true', 'Run one inference on zeros when a model loads.'),
   setting('validationTimeoutMs', 'integer', '30000', 'Time limit for opening an uploaded .onnx in the validation child process.', { minimum: 100 }),
-  setting('validationMemoryBytes', 'integer', String(2048 * mebibyte), 'Memory limit (RSS) of the validation child process.', { minimum: 64 * mebibyte }),
+  setting('validationMemoryBytes', 'integer', bytesText(2048 * mebibyte), 'Memory limit (RSS) of the validation child process.', { minimum: 64 * mebibyte }),
   setting('masterKey', 'secret', '(none)', 'Master key ring: base64 of 32 bytes, or "1:<base64>,2:<base64>" while rotating. Required unless insecureDev.'),
   setting('masterKeyFile', 'path', '(none)', 'File holding the master key ring instead of masterKey.'),
   setting('insecureDev', 'boolean', 'false', 'Development only: generate and keep a master key in <dataDir>/insecure-dev-master-key.'),
@@ -228,46 +244,47 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     resolved[definition.name] = coerce(definition, raw);
   }
 
-  const value = <T extends string | number | boolean>(name: SettingName, fallback: T): T => (resolved[name] as T | undefined) ?? fallback;
+  const value = <T extends string | number | boolean>(name: SettingName): T =>
+    (resolved[name] ?? definitionsByName.get(name)!.defaultValue) as T;
   const optionalText = (name: SettingName): string | undefined => resolved[name] as string | undefined;
   const optionalPath = (name: SettingName): string | undefined => {
     const text = optionalText(name);
     return text === undefined ? undefined : resolve(cwd, text);
   };
 
-  const dataDir = resolve(cwd, value('dataDir', './aiaas-data'));
+  const dataDir = resolve(cwd, value<string>('dataDir'));
   const config: AiaasConfig = {
-    host: value('host', '127.0.0.1'),
-    port: value('port', 8080),
+    host: value('host'),
+    port: value('port'),
     dataDir,
     databasePath: optionalPath('databasePath') ?? join(dataDir, 'aiaas.db'),
-    logLevel: value('logLevel', 'info') as LogLevel,
-    bodyLimitBytes: value('bodyLimitBytes', 64 * mebibyte),
-    inferenceBodyLimitBytes: value('inferenceBodyLimitBytes', 8 * mebibyte),
-    maxDatasetBytes: value('maxDatasetBytes', 512 * mebibyte),
-    maxModelBytes: value('maxModelBytes', 64 * mebibyte),
-    maxTensorElements: value('maxTensorElements', 4 * mebibyte),
-    rateLimitPerSecond: value('rateLimitPerSecond', 50),
-    rateLimitBurst: value('rateLimitBurst', 100),
-    jobConcurrency: value('jobConcurrency', 1),
-    maxConcurrentJobsPerTenant: value('maxConcurrentJobsPerTenant', 1),
-    jobLeaseMs: value('jobLeaseMs', 30_000),
-    modelMemoryBudgetBytes: value('modelMemoryBudgetBytes', 2048 * mebibyte),
-    modelIdleUnloadMs: value('modelIdleUnloadMs', 900_000),
-    batchMaxSize: value('batchMaxSize', 64),
-    batchMaxQueueDelayMicroseconds: value('batchMaxQueueDelayMicroseconds', 1000),
-    batchMaxQueueSize: value('batchMaxQueueSize', 1024),
-    warmup: value('warmup', true),
-    validationTimeoutMs: value('validationTimeoutMs', 30_000),
-    validationMemoryBytes: value('validationMemoryBytes', 2048 * mebibyte),
+    logLevel: value<LogLevel>('logLevel'),
+    bodyLimitBytes: value('bodyLimitBytes'),
+    inferenceBodyLimitBytes: value('inferenceBodyLimitBytes'),
+    maxDatasetBytes: value('maxDatasetBytes'),
+    maxModelBytes: value('maxModelBytes'),
+    maxTensorElements: value('maxTensorElements'),
+    rateLimitPerSecond: value('rateLimitPerSecond'),
+    rateLimitBurst: value('rateLimitBurst'),
+    jobConcurrency: value('jobConcurrency'),
+    maxConcurrentJobsPerTenant: value('maxConcurrentJobsPerTenant'),
+    jobLeaseMs: value('jobLeaseMs'),
+    modelMemoryBudgetBytes: value('modelMemoryBudgetBytes'),
+    modelIdleUnloadMs: value('modelIdleUnloadMs'),
+    batchMaxSize: value('batchMaxSize'),
+    batchMaxQueueDelayMicroseconds: value('batchMaxQueueDelayMicroseconds'),
+    batchMaxQueueSize: value('batchMaxQueueSize'),
+    warmup: value('warmup'),
+    validationTimeoutMs: value('validationTimeoutMs'),
+    validationMemoryBytes: value('validationMemoryBytes'),
     masterKey: optionalText('masterKey'),
     masterKeyFile: optionalPath('masterKeyFile'),
-    insecureDev: value('insecureDev', false),
+    insecureDev: value('insecureDev'),
     bootstrapKey: optionalText('bootstrapKey'),
     serverSecret: optionalText('serverSecret'),
     tlsCert: optionalPath('tlsCert'),
     tlsKey: optionalPath('tlsKey'),
-    trustProxy: value('trustProxy', false),
+    trustProxy: value('trustProxy'),
   };
   validateConfig(config);
   return config;
