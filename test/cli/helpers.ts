@@ -8,11 +8,13 @@ export interface CapturedIo extends CliIo {
   err(): string;
 }
 
-function capture(isTTY: boolean): { stream: Writable & { isTTY?: boolean }; text(): string } {
+function capture(isTTY: boolean, observe: boolean): { stream: Writable & { isTTY?: boolean }; text(): string } {
   const chunks: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer | string, _encoding, callback) {
       chunks.push(typeof chunk === 'string' ? chunk : chunk.toString('utf8'));
+      // Lets a test wait for output (a server's URL) by event rather than by sleeping.
+      if (observe) stream.emit('write-observed');
       callback();
     },
   }) as Writable & { isTTY?: boolean };
@@ -20,9 +22,9 @@ function capture(isTTY: boolean): { stream: Writable & { isTTY?: boolean }; text
   return { stream, text: () => chunks.join('') };
 }
 
-export function captureIo(options: { env?: NodeJS.ProcessEnv; cwd?: string; tty?: boolean } = {}): CapturedIo {
-  const stdout = capture(false);
-  const stderr = capture(options.tty === true);
+export function captureIo(options: { env?: NodeJS.ProcessEnv; cwd?: string; tty?: boolean; observe?: boolean } = {}): CapturedIo {
+  const stdout = capture(false, options.observe === true);
+  const stderr = capture(options.tty === true, options.observe === true);
   return {
     stdout: stdout.stream,
     stderr: stderr.stream,
