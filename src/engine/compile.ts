@@ -1,5 +1,5 @@
 import { attribute, GraphBuilder, type Value } from './graph.ts';
-import { batchShape, buildForward, dropoutNoiseShapes, type ForwardResult } from './network.ts';
+import { batchShape, buildForward, dropoutMaskShapes, type ForwardResult } from './network.ts';
 import { sigmoidCrossEntropy, softmaxCrossEntropy } from './ops/cross-entropy.ts';
 import { sub, mul } from './ops/elementwise.ts';
 import { mean } from './ops/shape-ops.ts';
@@ -19,7 +19,7 @@ export const graphNames = {
   learningRate: 'learning_rate',
   step: 'step',
   metric: (name: string) => `metric.${name}`,
-  noise: (layer: string) => `noise.${layer}`,
+  dropoutMask: (layer: string) => `dropout_mask.${layer}`,
   next: (name: string) => `${name}.next`,
   slot: (parameter: string, suffix: string) => `${parameter}.${suffix}`,
 } as const;
@@ -118,7 +118,7 @@ export interface CompiledGraphs {
   evaluate: OnnxModel;
   predict: OnnxModel;
   optimizer: Optimizer;
-  noiseShapes: Map<string, number[]>;
+  maskShapes: Map<string, { shape: number[]; rate: number }>;
 }
 
 /**
@@ -128,21 +128,21 @@ export interface CompiledGraphs {
  */
 export function compileGraphs(plan: ModelPlan): CompiledGraphs {
   const optimizer = createOptimizer(plan.spec.optimizer);
-  const noiseShapes = dropoutNoiseShapes(plan);
+  const maskShapes = dropoutMaskShapes(plan);
   const labelShape = batchShape(plan.labelShape.length === 0 ? [] : plan.outputShape);
 
   const train = new GraphBuilder(`${plan.spec.name}_train_step`);
   {
     const input = train.input(graphNames.input, batchShape(plan.spec.inputShape));
     const labels = train.input(graphNames.labels, labelShape);
-    const noise = new Map([...noiseShapes].map(([layer, shape]) => [layer, train.input(graphNames.noise(layer), batchShape(shape))]));
+    const masks = new Map([...maskShapes].map(([layer, { shape }]) => [layer, train.input(graphNames.dropoutMask(layer), batchShape(shape))]));
     const layout = parameterLayout(plan);
     const packed = train.input(graphNames.parameters, [layout.total]);
     const parameters = unpackParameters(train, plan, packed, true);
     const state = optimizer.slots.map((slot) => train.input(graphNames.state(slot.suffix), [layout.total]));
     const learningRate = train.input(graphNames.learningRate, []);
     const step = train.input(graphNames.step, []);
-    const forward = buildForward(train, plan, { input, parameters, dropoutNoise: noise });
+    const forward = buildForward(train, plan, { input, parameters, dropoutMasks: masks });
     const { loss } = elementLoss(train, plan, forward, labels);
     const meanLoss = train.apply1(mean, [loss], null);
     train.output(meanLoss, graphNames.loss);
@@ -176,7 +176,7 @@ export function compileGraphs(plan: ModelPlan): CompiledGraphs {
     predict.output(forward.output, graphNames.output);
   }
 
-  return { train: train.toModel(), evaluate: evaluate.toModel(), predict: predict.toModel(), optimizer, noiseShapes };
+  return { train: train.toModel(), evaluate: evaluate.toModel(), predict: predict.toModel(), optimizer, maskShapes };
 }
 
 /** The inference graph with trained weights baked in as initializers: a plain `.onnx` for any runtime. */

@@ -287,7 +287,7 @@ export class Model {
     const labelDims = this.plan.labelShape.length === 0 ? [] : this.plan.outputShape;
     const featureBuffer = new Float32Array(batchSize * featureSize);
     const labelBuffer = new Float32Array(batchSize * labelSize);
-    const noiseBuffers = new Map([...graphs.noiseShapes].map(([layer, shape]) => [layer, new Float32Array(batchSize * product(shape))]));
+    const maskBuffers = new Map([...graphs.maskShapes].map(([layer, { shape }]) => [layer, new Float32Array(batchSize * product(shape))]));
     const batchesPerEpoch = Math.ceil(train.count / batchSize);
     const monitor = options.earlyStopping?.monitor ?? (validation ? 'val_loss' : 'loss');
     const mode = options.earlyStopping?.mode ?? (monitor.endsWith('accuracy') ? 'max' : 'min');
@@ -330,11 +330,11 @@ export class Model {
         feeds[graphNames.labels] = floatTensor(labels, [size, ...labelDims]);
         feeds[graphNames.learningRate] = floatTensor(new Float32Array([stepLearningRate]), []);
         feeds[graphNames.step] = floatTensor(new Float32Array([this.step]), []);
-        for (const [layer, buffer] of noiseBuffers) {
-          const shape = graphs.noiseShapes.get(layer)!;
-          const noise = buffer.subarray(0, size * product(shape));
-          dropoutRandom.fillUniform(noise);
-          feeds[graphNames.noise(layer)] = floatTensor(noise, [size, ...shape]);
+        for (const [layer, buffer] of maskBuffers) {
+          const { shape, rate } = graphs.maskShapes.get(layer)!;
+          const mask = buffer.subarray(0, size * product(shape));
+          dropoutRandom.fillDropoutMask(mask, rate);
+          feeds[graphNames.dropoutMask(layer)] = floatTensor(mask, [size, ...shape]);
         }
         for (const slot of this.slots) feeds[graphNames.state(slot.suffix)] = floatTensor(this.packedState.get(slot.suffix)!, [this.layout.total]);
         const results = await session.run(feeds);

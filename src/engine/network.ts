@@ -1,4 +1,4 @@
-import { attribute, type Dimension, type GraphBuilder, type Value } from './graph.ts';
+import type { Dimension, GraphBuilder, Value } from './graph.ts';
 import { logSoftmax, relu, sigmoid, softmax, tanh } from './ops/activations.ts';
 import { conv2d, maxPool2d } from './ops/convolution.ts';
 import { add, mul } from './ops/elementwise.ts';
@@ -13,8 +13,11 @@ export interface ForwardInputs {
   /** [batch, ...inputShape] in the user's channels-last notation. */
   input: Value;
   parameters: ReadonlyMap<string, Value>;
-  /** Present only in the train graph: uniform noise per dropout layer, drawn by the trainer's seeded RNG. */
-  dropoutNoise?: ReadonlyMap<string, Value>;
+  /**
+   * Present only in the train graph: per dropout layer, a mask of 0 and 1/(1 − rate) drawn by the
+   * trainer's seeded RNG (so a resumed run draws the same masks, and the graph does one Mul).
+   */
+  dropoutMasks?: ReadonlyMap<string, Value>;
 }
 
 export interface ForwardResult {
@@ -38,17 +41,17 @@ function activate(graph: GraphBuilder, value: Value, activation: ActivationName)
   }
 }
 
-/** Noise shape per dropout layer, in the internal layout used by the forward pass. */
-export function dropoutNoiseShapes(plan: ModelPlan): Map<string, number[]> {
-  const shapes = new Map<string, number[]>();
+/** Mask shape and rate per dropout layer, in the internal layout used by the forward pass. */
+export function dropoutMaskShapes(plan: ModelPlan): Map<string, { shape: number[]; rate: number }> {
+  const shapes = new Map<string, { shape: number[]; rate: number }>();
   let channelsFirst = false;
   for (const layerPlan of plan.layers) {
     const { layer, inputShape } = layerPlan;
     if (layer.type === 'conv2d' || layer.type === 'maxPooling2d') channelsFirst = true;
     if (layer.type === 'flatten' || layer.type === 'dense') channelsFirst = false;
-    if (layer.type === 'dropout') {
+    if (layer.type === 'dropout' && layer.rate > 0) {
       const shape = channelsFirst && inputShape.length === 3 ? [inputShape[2]!, inputShape[0]!, inputShape[1]!] : inputShape;
-      shapes.set(layer.name, shape);
+      shapes.set(layer.name, { shape, rate: layer.rate });
     }
   }
   return shapes;
@@ -116,16 +119,10 @@ export function buildForward(graph: GraphBuilder, plan: ModelPlan, inputs: Forwa
         value = value.shape.length > 2 ? graph.apply1(flatten, [value], null) : value;
         break;
       case 'dropout': {
-        const noise = inputs.dropoutNoise?.get(layer.name);
-        if (!noise || layer.rate === 0) break;
-        // Inverted dropout: keep with probability 1 − rate and scale by 1/(1 − rate) so inference needs no change.
-        const keep = graph.node1('GreaterOrEqual', [noise, graph.constantFloat([layer.rate])], noise.shape, 'bool');
-        const mask = graph.node1(
-          'Mul',
-          [graph.node1('Cast', [keep], noise.shape, 'float32', { to: attribute.int(1) }), graph.constantFloat([1 / (1 - layer.rate)])],
-          noise.shape,
-        );
-        value = graph.apply1(mul, [value, mask], null);
+        // Inverted dropout: the mask keeps with probability 1 − rate and already carries the 1/(1 − rate)
+        // scale, so inference needs no change.
+        const mask = inputs.dropoutMasks?.get(layer.name);
+        if (mask) value = graph.apply1(mul, [value, mask], null);
         break;
       }
       case 'activation':

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Dataset } from '../../src/data/dataset.ts';
 import { elementLoss } from '../../src/engine/compile.ts';
 import { Model, type TrainingCheckpoint } from '../../src/engine/model.ts';
-import { buildForward, dropoutNoiseShapes } from '../../src/engine/network.ts';
+import { buildForward, dropoutMaskShapes } from '../../src/engine/network.ts';
 import { mean } from '../../src/engine/ops/shape-ops.ts';
 import { planModel } from '../../src/engine/plan.ts';
 import { decodeCheckpoint, encodeCheckpoint, loadModel, saveModel } from '../../src/engine/saved-model.ts';
@@ -99,8 +99,9 @@ describe('layer and loss gradients (whole networks, finite differences)', () => 
         },
         { name: 'labels', shape: [batch, ...labelShape], values: makeLabels(batch), differentiable: false, declaredShape: ['batch', ...labelShape] },
       ];
-      for (const [layer, shape] of dropoutNoiseShapes(plan)) {
-        inputs.push({ name: `noise.${layer}`, shape: [batch, ...shape], values: sample(batch * shape.reduce((a, b) => a * b, 1), 5).map(Math.abs), differentiable: false, declaredShape: ['batch', ...shape] });
+      for (const [layer, { shape, rate }] of dropoutMaskShapes(plan)) {
+        const mask = sample(batch * shape.reduce((a, b) => a * b, 1), 5).map((value) => (value > 0 ? 1 / (1 - rate) : 0));
+        inputs.push({ name: `mask.${layer}`, shape: [batch, ...shape], values: mask, differentiable: false, declaredShape: ['batch', ...shape] });
       }
       plan.parameters.forEach((parameter, index) => {
         const count = parameter.shape.reduce((a, b) => a * b, 1);
@@ -111,7 +112,7 @@ describe('layer and loss gradients (whole networks, finite differences)', () => 
         const forward = buildForward(graph, plan, {
           input: byName.get('input')!,
           parameters: new Map(plan.parameters.map((parameter) => [parameter.name, byName.get(parameter.name)!])),
-          dropoutNoise: new Map([...dropoutNoiseShapes(plan).keys()].map((layer) => [layer, byName.get(`noise.${layer}`)!])),
+          dropoutMasks: new Map([...dropoutMaskShapes(plan).keys()].map((layer) => [layer, byName.get(`mask.${layer}`)!])),
         });
         return graph.apply1(mean, [elementLoss(graph, plan, forward, byName.get('labels')!).loss], null);
       });
