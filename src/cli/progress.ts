@@ -163,6 +163,8 @@ export class JobProgressView {
   private epoch(event: EpochEndData): void {
     this.totalEpochs = event.epochs ?? this.totalEpochs;
     this.lastMetrics = event.metrics;
+    // The next epoch's first batch is drawn at once, so the bar never lags behind the epoch line.
+    this.lastDraw = Number.NEGATIVE_INFINITY;
     const parts = [
       `epoch ${event.epoch ?? '?'}/${this.totalEpochs ?? '?'}`,
       event.loss === undefined ? undefined : `loss ${event.loss.toFixed(4)}`,

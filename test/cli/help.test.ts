@@ -16,7 +16,7 @@ describe('help', () => {
       const io = captureIo();
       await main([...definition.path, '-h'], io);
       for (const option of Object.keys(definition.options ?? {})) expect(io.out(), definition.path.join(' ')).toContain(`--${option}`);
-      const global = io.out().split('Global options:')[1] ?? '';
+      const global = (io.out().split('Global options:')[1] ?? '').split('Examples:')[0] ?? '';
       expect(global.includes('--server'), definition.path.join(' ')).toBe(definition.server === true);
       expect(global.includes('--json'), definition.path.join(' ')).toBe(definition.json === true);
     }
