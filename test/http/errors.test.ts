@@ -79,7 +79,7 @@ describe('400', () => {
 
 describe('401 and 403', () => {
   it('401 without a key, with a malformed key, with an unknown key', async () => {
-    for (const headers of [{}, { authorization: 'Basic abc' }, { authorization: `Bearer aiaas_${'x'.repeat(43)}` }, { 'x-api-key': 'short' }]) {
+    for (const headers of [{}, { authorization: 'Basic abc' }, { authorization: `Bearer aiaas_${'x'.repeat(43)}` }, { 'x-api-key': 'short' }] as Record<string, string>[]) {
       const response = await call(server.app, undefined, 'GET', '/api/v1/models', undefined, headers);
       expect(response.statusCode).toBe(401);
       expect(response.json().error.code).toBe('UNAUTHENTICATED');

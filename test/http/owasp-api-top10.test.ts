@@ -122,7 +122,7 @@ describe('API2:2023 Broken Authentication', () => {
     expect(expired.statusCode).toBe(401);
     expect(expired.json().error.message).toContain('expired');
 
-    for (const headers of [{}, { authorization: 'Bearer' }, { authorization: 'Token abc' }, { authorization: `Bearer aiaas_${'A'.repeat(43)}` }]) {
+    for (const headers of [{}, { authorization: 'Bearer' }, { authorization: 'Token abc' }, { authorization: `Bearer aiaas_${'A'.repeat(43)}` }] as Record<string, string>[]) {
       expect((await call(server.app, undefined, 'GET', '/api/v1/me', undefined, headers)).statusCode).toBe(401);
     }
     const withHeader = await call(server.app, undefined, 'GET', '/api/v1/me');
