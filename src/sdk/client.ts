@@ -364,7 +364,7 @@ export class AliasesApi {
   async set(model: string, alias: string, version: number, options: SignalOption = {}): Promise<Alias> {
     const body = await this.transport.json('PUT', `/api/v1/models/${segment(model)}/aliases/${segment(alias)}`, { json: { version }, signal: options.signal });
     const answered = unwrap<Partial<Alias> | undefined>(body, 'alias');
-    return { name: answered?.name ?? alias, version: answered?.version ?? version };
+    return { ...answered, name: answered?.name ?? alias, version: answered?.version ?? version };
   }
 
   async list(model: string, options: SignalOption = {}): Promise<Alias[]> {

@@ -158,6 +158,7 @@ export interface ModelVersion {
 export interface Alias {
   name: string;
   version: number;
+  updatedAt?: string;
 }
 
 export interface Model {
