@@ -154,6 +154,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       artifacts,
       manager,
       maxModelBytes: config.maxModelBytes,
+      now: () => now().getTime(),
       validate:
         options.validateModel ??
         ((bytes) =>

@@ -44,6 +44,12 @@ export interface AccessServiceOptions {
   now: () => Date;
   /** Called after a tenant's data key is destroyed, so caches (loaded models) can drop its data. */
   onTenantDeleted?: (tenantId: string) => Promise<void> | void;
+  /**
+   * How long a successful key lookup is reused without the database. Revocation and tenant deletion
+   * through this service invalidate at once; the bound only matters for changes made by another
+   * process. 0 disables the cache.
+   */
+  cacheMs?: number;
 }
 
 /** Custom bootstrap keys may be any 32+ printable characters; only a short prefix of them is displayable. */
@@ -58,8 +64,13 @@ export class AccessService {
   readonly #now: () => Date;
   readonly #onTenantDeleted: AccessServiceOptions['onTenantDeleted'];
   #operatorTenantId: string | undefined;
+  readonly #cacheMs: number;
+  readonly #cache = new Map<string, { principal: Principal; record: ApiKeyRecord; cachedAt: number }>();
+  // A lookup that overlapped a revocation must not cache what it read before it.
+  #generation = 0;
 
   constructor(options: AccessServiceOptions) {
+    this.#cacheMs = options.cacheMs ?? 2000;
     this.#repositories = options.repositories;
     this.#serverSecret = options.serverSecret;
     this.#keys = options.keys;
@@ -166,13 +177,48 @@ export class AccessService {
     }
     await this.#keys.destroyTenantKey(tenantId);
     await this.#repositories.tenants.softDelete(tenantId);
+    this.#forget((entry) => entry.principal.tenantId === tenantId);
     await this.#onTenantDeleted?.(tenantId);
     return true;
   }
 
+  /** Revokes a key of the tenant (effective on its next request). False when missing or another tenant's. */
+  async revokeKey(tenantId: string, keyId: string): Promise<boolean> {
+    const existing = await this.#repositories.apiKeys.get(tenantId, keyId);
+    if (existing === undefined) return false;
+    await this.#repositories.apiKeys.revoke(tenantId, keyId);
+    this.#forget((entry) => entry.record.id === keyId);
+    return true;
+  }
+
+  #forget(matches: (entry: { principal: Principal; record: ApiKeyRecord }) => boolean): void {
+    this.#generation += 1;
+    for (const [hash, entry] of this.#cache) if (matches(entry)) this.#cache.delete(hash);
+  }
+
   /** Resolves a presented key to its principal; UNAUTHENTICATED for unknown, revoked, expired or orphaned keys. */
   async authenticate(key: string): Promise<{ principal: Principal; record: ApiKeyRecord }> {
-    const record = await this.#repositories.apiKeys.findByHash(this.hashKey(key));
+    const hash = this.hashKey(key);
+    const now = this.#now().getTime();
+    const cached = this.#cache.get(hash);
+    if (cached !== undefined && now - cached.cachedAt >= 0 && now - cached.cachedAt < this.#cacheMs) {
+      if (cached.record.expiresAt !== null && Date.parse(cached.record.expiresAt) <= now) {
+        this.#cache.delete(hash);
+        throw new AiaasError('UNAUTHENTICATED', 'This API key has expired');
+      }
+      return cached;
+    }
+    const generation = this.#generation;
+    const resolved = await this.#lookup(hash);
+    if (this.#cacheMs > 0 && generation === this.#generation) {
+      if (this.#cache.size >= 10_000) this.#cache.clear();
+      this.#cache.set(hash, { ...resolved, cachedAt: now });
+    }
+    return resolved;
+  }
+
+  async #lookup(hash: string): Promise<{ principal: Principal; record: ApiKeyRecord }> {
+    const record = await this.#repositories.apiKeys.findByHash(hash);
     if (record === undefined) throw new AiaasError('UNAUTHENTICATED', 'Invalid API key');
     if (record.revokedAt !== null) throw new AiaasError('UNAUTHENTICATED', 'This API key was revoked');
     if (record.expiresAt !== null && Date.parse(record.expiresAt) <= this.#now().getTime()) {

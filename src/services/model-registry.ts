@@ -63,6 +63,13 @@ export interface ModelRegistryOptions {
   /** Opens the model bytes in isolation and returns the signature; INVALID_MODEL_FILE otherwise. */
   validate: (bytes: Uint8Array) => Promise<ModelSignature>;
   maxModelBytes: number;
+  /** Milliseconds; with `resolveCacheMs` lets inference skip the database for a recently resolved name. */
+  now?: () => number;
+  /**
+   * How long a resolved name@selector is reused. Every change made through this registry clears the
+   * tenant's entries at once; the bound only matters for changes made by another process. 0 disables.
+   */
+  resolveCacheMs?: number;
 }
 
 const batchingLimits: Record<keyof BatchingOptions, { minimum: number; maximum: number }> = {
@@ -121,13 +128,26 @@ export class ModelRegistry {
   readonly #maxModelBytes: number;
   /** versionId -> where its onnx lives; filled by resolve so the manager can load without a tenant in its key. */
   readonly #locations = new Map<string, { tenantId: string; onnxRef: string }>();
+  readonly #now: () => number;
+  readonly #resolveCacheMs: number;
+  readonly #resolved = new Map<string, Map<string, { model: ResolvedModel; at: number }>>();
+  // A resolve that overlapped a change must not cache what it read before the change.
+  readonly #generations = new Map<string, number>();
 
   constructor(options: ModelRegistryOptions) {
+    this.#now = options.now ?? Date.now;
+    this.#resolveCacheMs = options.resolveCacheMs ?? 2000;
     this.#repositories = options.repositories;
     this.#artifacts = options.artifacts;
     this.#manager = options.manager;
     this.#validate = options.validate;
     this.#maxModelBytes = options.maxModelBytes;
+  }
+
+  /** Drops the tenant's cached resolutions; called by every change to its models. */
+  #changed(tenantId: string): void {
+    this.#resolved.delete(tenantId);
+    this.#generations.set(tenantId, (this.#generations.get(tenantId) ?? 0) + 1);
   }
 
   // ---- models
@@ -138,6 +158,7 @@ export class ModelRegistry {
       throw new AiaasError('INVALID_REQUEST', 'description must be a string', { details: { field: 'description' } });
     }
     const batching = input.batching === undefined ? undefined : parseBatching(input.batching);
+    this.#changed(tenantId);
     return this.#repositories.models.create(tenantId, {
       name,
       ...(input.description === undefined ? {} : { description: input.description }),
@@ -165,6 +186,7 @@ export class ModelRegistry {
       ...(patch.description === undefined ? {} : { description: patch.description as string }),
       ...(batching === undefined ? {} : { batching }),
     });
+    this.#changed(tenantId);
     // A loaded version keeps the batcher it was built with; reload so new settings apply.
     if (batching !== undefined) await this.#unload((await this.#repositories.models.listVersions(tenantId, model.id)).map((version) => version.id));
     return updated ?? model;
@@ -179,6 +201,7 @@ export class ModelRegistry {
       });
     }
     const versions = (await this.#repositories.models.delete(tenantId, model.id)) ?? [];
+    this.#changed(tenantId);
     await this.#unload(versions.map((version) => version.id));
     for (const version of versions) await this.#releaseArtifacts(version);
   }
@@ -247,6 +270,7 @@ export class ModelRegistry {
         jobId: options.jobId ?? null,
       });
       this.#locations.set(version.id, { tenantId, onnxRef });
+      this.#changed(tenantId);
       return version;
     } catch (error) {
       for (const ref of stored) await this.#artifacts.delete(ref).catch(() => undefined);
@@ -306,6 +330,7 @@ export class ModelRegistry {
     const model = await this.getModel(tenantId, modelName);
     const deleted = await this.#repositories.models.deleteVersion(tenantId, model.id, version);
     if (deleted === undefined) throw versionNotFound(modelName, String(version));
+    this.#changed(tenantId);
     await this.#unload([deleted.id]);
     await this.#releaseArtifacts(deleted);
   }
@@ -331,7 +356,9 @@ export class ModelRegistry {
       throw new AiaasError('INVALID_REQUEST', 'version must be a positive integer version number', { details: { field: 'version' } });
     }
     try {
-      return await this.#repositories.models.setAlias(tenantId, model.id, alias, version);
+      const record = await this.#repositories.models.setAlias(tenantId, model.id, alias, version);
+      this.#changed(tenantId);
+      return record;
     } catch (error) {
       if (AiaasError.isInstance(error) && error.code === 'VERSION_NOT_FOUND') throw versionNotFound(modelName, String(version));
       throw error;
@@ -345,7 +372,9 @@ export class ModelRegistry {
 
   async deleteAlias(tenantId: string, modelName: string, alias: string): Promise<void> {
     const model = await this.getModel(tenantId, modelName);
-    if (!(await this.#repositories.models.deleteAlias(tenantId, model.id, alias))) {
+    const deleted = await this.#repositories.models.deleteAlias(tenantId, model.id, alias);
+    this.#changed(tenantId);
+    if (!deleted) {
       throw new AiaasError('NOT_FOUND', `Model '${modelName}' has no alias '${alias}'`, { details: { model: modelName, alias } });
     }
   }
@@ -354,13 +383,21 @@ export class ModelRegistry {
 
   /** What the inference routes serve: MODEL_NOT_FOUND / VERSION_NOT_FOUND, scoped to the tenant. */
   async resolve(tenantId: string, name: string, versionOrAlias?: string): Promise<ResolvedModel> {
+    const selector = versionOrAlias ?? latestSelector;
+    const cacheKey = `${name}\u0000${selector}`;
+    const now = this.#now();
+    const cached = this.#resolved.get(tenantId)?.get(cacheKey);
+    if (cached !== undefined && now - cached.at >= 0 && now - cached.at < this.#resolveCacheMs && this.#locations.has(cached.model.versionId)) {
+      return cached.model;
+    }
+    const generation = this.#generations.get(tenantId) ?? 0;
     const model = await this.#repositories.models.getByName(tenantId, name);
     if (model === undefined) throw modelNotFound(name);
-    const version = await this.#selectVersion(tenantId, model, versionOrAlias ?? latestSelector);
-    if (version === undefined) throw versionNotFound(name, versionOrAlias ?? latestSelector);
+    const version = await this.#selectVersion(tenantId, model, selector);
+    if (version === undefined) throw versionNotFound(name, selector);
     this.#locations.set(version.id, { tenantId, onnxRef: version.onnxRef });
     const batching = model.batching as Partial<BatchingOptions> | undefined;
-    return {
+    const resolved: ResolvedModel = {
       name: model.name,
       version: String(version.version),
       versionId: version.id,
@@ -368,6 +405,17 @@ export class ModelRegistry {
       signature: version.signature as ModelSignature,
       ...(batching === undefined || batching === null ? {} : { batching }),
     };
+    if (this.#resolveCacheMs > 0 && generation === (this.#generations.get(tenantId) ?? 0)) {
+      let tenantEntries = this.#resolved.get(tenantId);
+      if (tenantEntries === undefined) {
+        if (this.#resolved.size >= 10_000) this.#resolved.clear();
+        tenantEntries = new Map();
+        this.#resolved.set(tenantId, tenantEntries);
+      }
+      if (tenantEntries.size >= 10_000) tenantEntries.clear();
+      tenantEntries.set(cacheKey, { model: resolved, at: now });
+    }
+    return resolved;
   }
 
   /** Every model of the tenant with its version numbers (for the V2 repository index and TF-Serving status). */
@@ -390,6 +438,7 @@ export class ModelRegistry {
 
   /** Unloads every loaded version of a deleted tenant; its data key is gone, so nothing would reload. */
   async forgetTenant(tenantId: string): Promise<void> {
+    this.#changed(tenantId);
     const versionIds = [...this.#locations].filter(([, location]) => location.tenantId === tenantId).map(([versionId]) => versionId);
     await this.#unload(versionIds);
   }

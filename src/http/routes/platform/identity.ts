@@ -94,10 +94,9 @@ export async function identityRoutes(app: FastifyInstance, { context }: Platform
   app.delete<{ Params: { id: string } }>('/keys/:id', { config: { audit: { action: 'key.revoke' } } }, async (request, reply) => {
     const principal = authorize(request, 'keys:manage');
     request.audit = { resource: `key:${request.params.id}` };
-    if (!(await context.repositories.apiKeys.revoke(principal.tenantId, request.params.id))) {
-      const existing = await context.repositories.apiKeys.get(principal.tenantId, request.params.id);
-      // Revoking twice is a no-op; an unknown (or another tenant's) key is a 404.
-      if (existing === undefined) throw new AiaasError('NOT_FOUND', `API key '${request.params.id}' not found`, { details: { keyId: request.params.id } });
+    // Revoking twice is a no-op; an unknown (or another tenant's) key is a 404.
+    if (!(await context.access.revokeKey(principal.tenantId, request.params.id))) {
+      throw new AiaasError('NOT_FOUND', `API key '${request.params.id}' not found`, { details: { keyId: request.params.id } });
     }
     return reply.status(204).send();
   });
