@@ -19,7 +19,7 @@ export const adminCommands: readonly CommandDefinition[] = [
   {
     path: ['admin', 'rotate-master-key'],
     summary: 're-wrap every tenant data key under a new master key (data is not re-encrypted)',
-    usage: '--data-dir DIR --new-key B64 [--config FILE]',
+    usage: '--data-dir DIR --new-key B64 [--config FILE] [--master-key-file FILE] [--insecure-dev]',
     description:
       'Run it with the server stopped. The current master key comes from AIAAS_MASTER_KEY, --master-key-file\n' +
       'or the config file, as for `aiaas serve`. Afterwards, start the server with the new key.',
@@ -28,6 +28,7 @@ export const adminCommands: readonly CommandDefinition[] = [
       'new-key': { type: 'string', valueName: 'B64', description: 'the new master key (from aiaas admin gen-master-key)' },
       config: { type: 'string', valueName: 'FILE', description: 'JSON config file, as for aiaas serve' },
       'master-key-file': { type: 'string', valueName: 'FILE', description: 'file holding the current master key ring' },
+      'insecure-dev': { type: 'boolean', description: 'the current key is the insecure-dev key kept in the data directory' },
     },
     examples: ['AIAAS_MASTER_KEY=old-key aiaas admin rotate-master-key --data-dir ./aiaas-data --new-key "$(aiaas admin gen-master-key)"'],
     async run(context) {
@@ -39,7 +40,8 @@ export const adminCommands: readonly CommandDefinition[] = [
         loadOptionalModule<typeof AdminModule>('../server/admin.ts', 'master key rotation'),
         import('pino'),
       ]);
-      const flags: Record<string, string> = { 'data-dir': dataDirectory };
+      const flags: Record<string, string | boolean> = { 'data-dir': dataDirectory };
+      if (context.values['insecure-dev'] === true) flags['insecure-dev'] = true;
       const configFile = stringOption(context.values, 'config');
       const keyFile = stringOption(context.values, 'master-key-file');
       if (configFile !== undefined) flags.config = configFile;
