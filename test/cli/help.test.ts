@@ -68,6 +68,8 @@ describe('argument errors', () => {
     [['predict', 'mnist', '--input', 'x.json', '--protocol', 'grpc'], /--protocol must be one of v2, tfserving/],
     [['admin', 'rotate-master-key', '--new-key', 'x'], /^error USAGE: missing --data-dir/],
     [['datasets', 'ls', '--server', 'ftp://example'], /invalid --server \/ AIAAS_SERVER "ftp:\/\/example"/],
+    [['demo', '--server', 'http://127.0.0.1:9', '--data-dir', 'x'], /--server and --data-dir exclude each other/],
+    [['demo', '--epochs', 'ten'], /--epochs must be an integer ≥ 1, got "ten"/],
   ];
   it.each(cases)('aiaas %j exits 2 with a usage error', async (argv, expected) => {
     const io = captureIo();
