@@ -111,7 +111,7 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('modelMemoryBudgetBytes', 'integer', bytesText(2048 * mebibyte), 'Memory for loaded models; least recently used models are unloaded beyond it.', { minimum: mebibyte }),
   setting('modelIdleUnloadMs', 'integer', '900000', 'Unload a model unused for this long (0 = never).', { minimum: 0 }),
   setting('batchMaxSize', 'integer', '64', 'Default dynamic batching: most rows merged into one run (1 disables merging).', { minimum: 1 }),
-  setting('batchMaxQueueDelayMicroseconds', 'integer', '1000', 'Default dynamic batching: how long a request may wait for others to join its batch.', { minimum: 0 }),
+  setting('batchMaxQueueDelayMicroseconds', 'integer', '0', 'Default dynamic batching: how long a request may wait for others to join its batch.', { minimum: 0 }),
   setting('batchMaxQueueSize', 'integer', '1024', 'Default dynamic batching: waiting requests per model version before 503 QUEUE_FULL.', { minimum: 1 }),
   setting('warmup', 'boolean', 'true', 'Run one inference on zeros when a model loads.'),
   setting('validationTimeoutMs', 'integer', '30000', 'Time limit for opening an uploaded .onnx in the validation child process.', { minimum: 100 }),
