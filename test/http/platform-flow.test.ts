@@ -188,3 +188,29 @@ describe('models, versions, aliases and inference', () => {
     expect(exported.body.trim().split('\n').length).toBeGreaterThanOrEqual(entries.length);
   });
 });
+
+describe('tenants and keys', () => {
+  it('creates and lists tenants, refuses to delete the operator tenant, records key use', async () => {
+    const created = await call(server.app, server.adminKey, 'POST', '/api/v1/tenants', { name: 'initech' });
+    expect(created.statusCode, created.body).toBe(201);
+    expect(created.json().adminKey.key).toMatch(/^aiaas_/);
+    const tenants = (await call(server.app, server.adminKey, 'GET', '/api/v1/tenants')).json().tenants;
+    expect(tenants.map((tenant: { name: string }) => tenant.name)).toEqual(['default', 'initech']);
+    const operator = await call(server.app, server.adminKey, 'DELETE', `/api/v1/tenants/${server.context.bootstrap.tenantId}`);
+    expect(operator.statusCode).toBe(409);
+    const missing = await call(server.app, server.adminKey, 'DELETE', '/api/v1/tenants/tnt_missing');
+    expect(missing.statusCode).toBe(404);
+
+    const newKey = created.json().adminKey.key as string;
+    const me = (await call(server.app, newKey, 'GET', '/api/v1/me')).json();
+    expect(me).toMatchObject({ tenant: { name: 'initech', operator: false }, key: { role: 'admin', allowedModels: null } });
+    expect(me.permissions).toContain('keys:manage');
+    const keys = (await call(server.app, newKey, 'GET', '/api/v1/keys')).json().keys;
+    expect(keys).toHaveLength(1);
+    expect(keys[0].lastUsedAt).not.toBeNull();
+    const past = await call(server.app, newKey, 'POST', '/api/v1/keys', { name: 'old', role: 'viewer', expiresAt: '2001-01-01T00:00:00Z' });
+    expect(past.statusCode).toBe(400);
+    const badRole = await call(server.app, newKey, 'POST', '/api/v1/keys', { name: 'odd', role: 'root' });
+    expect(badRole.statusCode).toBe(400);
+  });
+});
