@@ -21,8 +21,8 @@ import { modelAllowed } from '../security/roles.ts';
 export const serverVersion = '0.1.0';
 
 export interface BuildAppOptions {
-  /** The training-job routes, registered under /api/v1 with `{ context }` as options. */
-  jobRoutes?: FastifyPluginAsync<{ context: ServerContext }>;
+  /** More routes under /api/v1, registered with `{ context }` as options (tests and extensions). */
+  extraRoutes?: FastifyPluginAsync<{ context: ServerContext }>;
 }
 
 declare module 'fastify' {
@@ -120,7 +120,8 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
     openApiDocument: () => (document ??= buildOpenApiDocument(registeredRoutes, { version: serverVersion })),
   });
   await app.register(platformRoutes, { prefix: '/api/v1', context });
-  if (options.jobRoutes !== undefined) await app.register(options.jobRoutes, { prefix: '/api/v1', context });
+  await app.register(context.jobs.routes, { prefix: '/api/v1' });
+  if (options.extraRoutes !== undefined) await app.register(options.extraRoutes, { prefix: '/api/v1', context });
   const deps = inferenceDeps(context);
   await app.register(v2Routes, deps);
   await app.register(tfServingRoutes, deps);

@@ -14,8 +14,10 @@ export interface JobSystem {
   close(): Promise<void>;
 }
 
+export type JobSystemContext = Pick<ServerContext, 'repositories' | 'artifacts' | 'registry' | 'config' | 'logger'>;
+
 /** The training-job queue, workers and routes over one server context's storage and keys. */
-export function createJobSystem(context: ServerContext, options: { eventPollMs?: number; pollMs?: number } = {}): JobSystem {
+export function createJobSystem(context: JobSystemContext, options: { eventPollMs?: number; pollMs?: number } = {}): JobSystem {
   const { repositories, artifacts, registry, config } = context;
   const runner = new JobRunner(
     {

@@ -24,6 +24,7 @@ import { ModelRegistry } from '../services/model-registry.ts';
 import { UsageCounter } from '../services/usage.ts';
 import { createRepositories, FileSystemArtifactStore, openDatabase, type Database, type Repositories } from '../storage/index.ts';
 import { RepositoryDataKeyStore } from './data-key-store.ts';
+import { createJobSystem, type JobSystem } from '../jobs/job-system.ts';
 
 export interface ServerContext {
   readonly config: AiaasConfig;
@@ -39,6 +40,8 @@ export interface ServerContext {
   readonly metrics: Metrics;
   readonly audit: AuditLogger;
   readonly usage: UsageCounter;
+  /** Training jobs: queue, worker threads and routes; started by `startServer` once listening. */
+  readonly jobs: JobSystem;
   readonly logger: Logger;
   readonly now: () => Date;
   /** The operator tenant, and the admin key generated for it on this start (print once, never log). */
@@ -175,6 +178,10 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     const bootstrapped = await access.bootstrap(config.bootstrapKey);
     if (bootstrapped.created) logger.info({ tenantId: bootstrapped.tenant.id }, 'empty store: created the operator tenant and its first admin key');
 
+    const jobs = createJobSystem({ repositories, artifacts, registry, config, logger });
+    // Workers stop first: they write checkpoints and versions through everything closed after them.
+    closers.unshift(() => jobs.close());
+
     let closed: Promise<void> | undefined;
     return {
       config,
@@ -190,6 +197,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       metrics,
       audit,
       usage,
+      jobs,
       logger,
       now,
       bootstrap: {

@@ -2,16 +2,13 @@
  * `aiaas serve`: context + app + listen (HTTPS when a certificate is configured), the bootstrap
  * key printed once to stderr, and a graceful shutdown on SIGTERM/SIGINT.
  */
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { AiaasConfig } from '../config.ts';
 import { buildApp } from '../http/app.ts';
 import { createServerContext, type ServerContext } from './context.ts';
 
 export interface StartServerOptions {
-  jobRoutes?: FastifyPluginAsync<{ context: ServerContext }>;
-  /** Background work started once listening (the training-job workers), stopped first on shutdown. */
-  background?: (context: ServerContext) => Promise<{ close(): Promise<void> }>;
   /** Install SIGTERM/SIGINT handlers that close the server and exit (default true). */
   handleSignals?: boolean;
   /** Where the generated bootstrap key is printed; default process.stderr (not the log). */
@@ -37,7 +34,7 @@ export async function startServer(config: AiaasConfig, options: StartServerOptio
   });
   let app: FastifyInstance;
   try {
-    app = await buildApp(context, options.jobRoutes === undefined ? {} : { jobRoutes: options.jobRoutes });
+    app = await buildApp(context);
   } catch (error) {
     await context.close();
     throw error;
@@ -50,7 +47,8 @@ export async function startServer(config: AiaasConfig, options: StartServerOptio
     await context.close();
     throw error;
   }
-  const background = options.background === undefined ? undefined : await options.background(context);
+  // Queued jobs, and running ones a crashed server left behind (once their lease expires), resume now.
+  context.jobs.start();
   const startupMs = performance.now() - started;
   context.logger.info({ url, startupMs: Math.round(startupMs * 10) / 10 }, 'aiaas listening');
 
@@ -65,7 +63,7 @@ export async function startServer(config: AiaasConfig, options: StartServerOptio
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      await background?.close();
+      await context.jobs.close();
       // Stops accepting, lets in-flight requests finish, then runs onClose hooks.
       await app.close();
       await context.close();

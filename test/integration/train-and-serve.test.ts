@@ -8,7 +8,6 @@ import type { Dataset } from '../../src/data/dataset.ts';
 import { encodeIdx } from '../../src/data/idx.ts';
 import { loadMnistPackage } from '../../src/data/mnist-package.ts';
 import { modelFromBytes } from '../../src/engine/saved-model.ts';
-import { createJobSystem, type JobSystem } from '../../src/jobs/job-system.ts';
 import { AiaasClient, type JsonObject } from '../../src/sdk/index.ts';
 import { generateMasterKey } from '../../src/security/key-ring.ts';
 import { startServer, type RunningServer } from '../../src/server/start.ts';
@@ -33,7 +32,6 @@ function idx(dataset: Dataset): { images: Uint8Array; labels: Uint8Array } {
 }
 
 let server: RunningServer;
-let jobs: JobSystem | undefined;
 let client: AiaasClient;
 let dataDir: string;
 
@@ -44,14 +42,6 @@ beforeAll(async () => {
     handleSignals: false,
     printSecret: () => undefined,
     logger: pino({ level: 'silent' }),
-    background: async () => {
-      jobs!.start();
-      return { close: () => jobs!.close() };
-    },
-    jobRoutes: async (app, { context }) => {
-      jobs = createJobSystem(context, { eventPollMs: 100, pollMs: 100 });
-      await app.register(jobs.routes);
-    },
   });
   client = new AiaasClient({ baseUrl: server.url, apiKey: server.context.bootstrap.generatedKey! });
 });

@@ -15,6 +15,12 @@ export interface JobRouteDependencies {
 /** Training jobs under /api/v1: submit, read, list, cancel, and a Server-Sent Events progress stream. */
 export function jobRoutes(deps: JobRouteDependencies): FastifyPluginAsync {
   return async (app) => {
+    // Open event streams would hold app.close() forever; end them when the server starts closing.
+    const openStreams = new Set<() => void>();
+    app.addHook('preClose', async () => {
+      for (const end of openStreams) end();
+    });
+
     app.post('/jobs', { config: { audit: { action: 'job.submit' } } }, async (request, reply) => {
       const { tenantId } = deps.authorize(request, 'jobs:write');
       const job = await deps.service.submit(tenantId, request.body);
@@ -77,10 +83,12 @@ export function jobRoutes(deps: JobRouteDependencies): FastifyPluginAsync {
       const unsubscribe = deps.service.onJobEvent((changed) => {
         if (changed === jobId) wakeUp?.();
       });
-      request.raw.on('close', () => {
+      const end = () => {
         closed = true;
         wakeUp?.();
-      });
+      };
+      openStreams.add(end);
+      request.raw.on('close', end);
       const pollMs = deps.eventPollMs ?? 1000;
       try {
         while (!closed) {
@@ -110,6 +118,7 @@ export function jobRoutes(deps: JobRouteDependencies): FastifyPluginAsync {
       } catch (error) {
         request.log.error({ err: error }, 'job event stream failed');
       } finally {
+        openStreams.delete(end);
         unsubscribe();
         if (!response.writableEnded) response.end();
       }
