@@ -144,7 +144,8 @@ export class JobRunner {
 
     const worker = new Worker(new URL('./training-worker-entry.mjs', import.meta.url), { execArgv: [] });
     this.active.set(job.id, { worker, tenantId });
-    const history: unknown[] = [...job.metricsHistory];
+    // Epochs after the last checkpoint are trained again on resume, so their history entries go too.
+    const history: unknown[] = job.metricsHistory.slice(0, job.epoch);
     let settled = false;
     let chain = Promise.resolve();
     const renew = setInterval(() => {
