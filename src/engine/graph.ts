@@ -92,6 +92,9 @@ export class GraphBuilder {
   private readonly tape: TapeEntry[] = [];
   private readonly constants = new Map<string, Value>();
   private readonly usedNames = new Set<string>();
+  /** Node outputs renamed to graph-output names at `toModel`, so outputs need no Identity copy. */
+  private readonly renames = new Map<string, string>();
+  private readonly externalNames = new Set<string>();
   private counter = 0;
 
   constructor(readonly name: string) {}
@@ -106,6 +109,7 @@ export class GraphBuilder {
   input(name: string, shape: readonly Dimension[], type: ElementType = 'float32', differentiable = false): Value {
     const value: Value = { name: this.uniqueName(name), shape, type, differentiable };
     this.graphInputs.push({ name: value.name, elemType: onnxElementType[type], shape });
+    this.externalNames.add(value.name);
     return value;
   }
 
@@ -113,6 +117,7 @@ export class GraphBuilder {
   initializer(name: string, shape: readonly number[], values: Float32Array): Value {
     const value: Value = { name: this.uniqueName(name), shape, type: 'float32', differentiable: false };
     this.initializers.push(floatTensor(value.name, shape, values));
+    this.externalNames.add(value.name);
     return value;
   }
 
@@ -123,6 +128,7 @@ export class GraphBuilder {
     if (cached) return cached;
     const value: Value = { name: this.uniqueName('const'), shape, type: 'float32', differentiable: false };
     this.initializers.push(floatTensor(value.name, shape, values));
+    this.externalNames.add(value.name);
     this.constants.set(key, value);
     return value;
   }
@@ -133,6 +139,7 @@ export class GraphBuilder {
     if (cached) return cached;
     const value: Value = { name: this.uniqueName('const'), shape, type: 'int64', differentiable: false };
     this.initializers.push(int64Tensor(value.name, shape, values));
+    this.externalNames.add(value.name);
     this.constants.set(key, value);
     return value;
   }
@@ -222,21 +229,29 @@ export class GraphBuilder {
 
   /** Mark a value as a graph output under a stable name (via Identity when the name differs). */
   output(value: Value, name: string): void {
-    let outputName = value.name;
     if (value.name !== name) {
       if (this.usedNames.has(name)) throw new RangeError(`output name ${name} is already used`);
       this.usedNames.add(name);
-      this.nodes.push({ opType: 'Identity', name: this.uniqueName('Identity_node'), inputs: [value.name], outputs: [name] });
-      outputName = name;
+      const producedHere = !this.externalNames.has(value.name);
+      if (producedHere && !this.renames.has(value.name)) {
+        // Renaming the producing node's output avoids an Identity node copying the tensor every run.
+        this.renames.set(value.name, name);
+      } else {
+        this.nodes.push({ opType: 'Identity', name: this.uniqueName('Identity_node'), inputs: [this.renames.get(value.name) ?? value.name], outputs: [name] });
+      }
     }
-    this.graphOutputs.push({ name: outputName, elemType: onnxElementType[value.type], shape: value.shape });
+    this.graphOutputs.push({ name, elemType: onnxElementType[value.type], shape: value.shape });
   }
 
   toModel(metadata: Record<string, string> = {}): OnnxModel {
     return {
       graph: {
         name: this.name,
-        nodes: this.nodes,
+        nodes: this.nodes.map((node) => ({
+          ...node,
+          inputs: node.inputs.map((input) => this.renames.get(input) ?? input),
+          outputs: node.outputs.map((output) => this.renames.get(output) ?? output),
+        })),
         initializers: this.initializers,
         inputs: this.graphInputs,
         outputs: this.graphOutputs,
