@@ -59,6 +59,8 @@ export interface CommandDefinition {
   /** Longer explanation printed under the usage line. */
   description?: string;
   options?: Readonly<Record<string, OptionDefinition>>;
+  /** Accepted like `options`, but help lists them by name only, under `note` (for long generated sets). */
+  moreOptions?: { note: string; options: Readonly<Record<string, OptionDefinition>> };
   /** Positional names in order; a trailing `?` marks an optional one. */
   positionals?: readonly string[];
   /** Adds --server and --api-key. */

@@ -1,4 +1,5 @@
 /** Plain-text rendering shared by the commands: aligned tables, sizes, durations. */
+import type { CommandContext } from './command.ts';
 
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
   if (rows.length === 0) return '';
@@ -55,4 +56,15 @@ export function metrics(values: Readonly<Record<string, number>> | undefined, pr
 export function json(value: unknown): string {
   const text = JSON.stringify(value, null, 2) ?? 'null';
   return `${text.replace(/\[\n\s*((?:-?[\d.eE+-]+|true|false|null|"[^"\\\n[\]{}]*")(?:,\n\s*(?:-?[\d.eE+-]+|true|false|null|"[^"\\\n[\]{}]*"))*)\n\s*\]/g, (_match, items: string) => `[${items.split(/,\n\s*/).join(', ')}]`)}\n`;
+}
+
+/** A listing on stdout: JSON with --json, otherwise an aligned table, or `no WHAT` when there is nothing. */
+export function writeListing<T>(
+  context: Pick<CommandContext, 'io' | 'json'>,
+  what: string,
+  items: readonly T[],
+  headers: readonly string[],
+  row: (item: T) => string[],
+): void {
+  context.io.stdout.write(context.json ? json(items) : table(headers, items.map(row)) || `no ${what}\n`);
 }

@@ -67,6 +67,7 @@ function commandName(definition: CommandDefinition): string {
 function optionsOf(definition: CommandDefinition): Record<string, OptionDefinition> {
   return {
     ...definition.options,
+    ...definition.moreOptions?.options,
     ...(definition.server === true ? globalServerOptions : {}),
     ...(definition.json === true ? { json: jsonOption } : {}),
     help: helpOption,
@@ -82,6 +83,21 @@ function optionLines(options: Readonly<Record<string, OptionDefinition>>, width:
   return Object.entries(options).map(([name, option]) => `  ${optionLabel(name, option).padEnd(width)}${option.description}`);
 }
 
+/** `--a, --b, …` wrapped to lines of at most about 100 characters. */
+function nameLines(names: readonly string[]): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const name of names) {
+    const item = `--${name}`;
+    if (line !== '' && line.length + item.length + 2 > 100) {
+      lines.push(`  ${line},`);
+      line = item;
+    } else line = line === '' ? item : `${line}, ${item}`;
+  }
+  if (line !== '') lines.push(`  ${line}`);
+  return lines;
+}
+
 export function commandHelp(definition: CommandDefinition): string {
   const lines = [`Usage: aiaas ${commandName(definition)}${definition.usage === '' ? '' : ` ${definition.usage}`}`, '', definition.summary];
   if (definition.description !== undefined) lines.push('', definition.description);
@@ -93,6 +109,7 @@ export function commandHelp(definition: CommandDefinition): string {
   };
   const width = Math.max(...Object.entries({ ...own, ...global }).map(([name, option]) => optionLabel(name, option).length)) + 2;
   if (Object.keys(own).length > 0) lines.push('', 'Options:', ...optionLines(own, width));
+  if (definition.moreOptions !== undefined) lines.push('', `${definition.moreOptions.note}:`, ...nameLines(Object.keys(definition.moreOptions.options)));
   lines.push('', 'Global options:', ...optionLines(global, width));
   if (definition.examples !== undefined && definition.examples.length > 0) lines.push('', 'Examples:', ...definition.examples.map((example) => `  ${example}`));
   return `${lines.join('\n')}\n`;

@@ -16,6 +16,7 @@ describe('help', () => {
       const io = captureIo();
       await main([...definition.path, '-h'], io);
       for (const option of Object.keys(definition.options ?? {})) expect(io.out(), definition.path.join(' ')).toContain(`--${option}`);
+      for (const option of Object.keys(definition.moreOptions?.options ?? {})) expect(io.out(), definition.path.join(' ')).toContain(`--${option}`);
       const global = (io.out().split('Global options:')[1] ?? '').split('Examples:')[0] ?? '';
       expect(global.includes('--server'), definition.path.join(' ')).toBe(definition.server === true);
       expect(global.includes('--json'), definition.path.join(' ')).toBe(definition.json === true);
@@ -76,6 +77,12 @@ describe('argument errors', () => {
     expect(await main(argv, io)).toBe(2);
     expect(io.err()).toMatch(expected);
     expect(io.err()).not.toMatch(/\n\s+at /);
+  });
+
+  it('reports an invalid setting flag of serve as CONFIG_INVALID naming the flag and the variable', async () => {
+    const io = captureIo();
+    expect(await main(['serve', '--job-concurrency', '0'], io)).toBe(1);
+    expect(io.err()).toMatch(/^error CONFIG_INVALID: Setting jobConcurrency \(--job-concurrency \/ AIAAS_JOB_CONCURRENCY\): must be at least 1/);
   });
 
   it('reports an unreadable file as an error, not a crash', async () => {

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import type * as AdminModule from '../../server/admin.ts';
-import { CliUsageError, requiredOption, stringOption, type CommandDefinition } from '../command.ts';
-import { loadOptionalModule } from '../modules.ts';
-import { loadServerModules } from './serve.ts';
+import { loadConfig } from '../../config.ts';
+import { CliUsageError, requiredOption, type CommandDefinition } from '../command.ts';
+import { serverFlags } from './serve.ts';
 
 export const adminCommands: readonly CommandDefinition[] = [
   {
@@ -33,20 +32,12 @@ export const adminCommands: readonly CommandDefinition[] = [
     examples: ['AIAAS_MASTER_KEY=old-key aiaas admin rotate-master-key --data-dir ./aiaas-data --new-key "$(aiaas admin gen-master-key)"'],
     async run(context) {
       const command = 'admin rotate-master-key';
-      const dataDirectory = requiredOption(context.values, 'data-dir', command);
+      requiredOption(context.values, 'data-dir', command);
       const newKeyText = requiredOption(context.values, 'new-key', command);
-      const [{ config: configModule }, admin, { pino }] = await Promise.all([
-        loadServerModules(),
-        loadOptionalModule<typeof AdminModule>('../server/admin.ts', 'master key rotation'),
-        import('pino'),
-      ]);
-      const flags: Record<string, string | boolean> = { 'data-dir': dataDirectory };
-      if (context.values['insecure-dev'] === true) flags['insecure-dev'] = true;
-      const configFile = stringOption(context.values, 'config');
-      const keyFile = stringOption(context.values, 'master-key-file');
-      if (configFile !== undefined) flags.config = configFile;
-      if (keyFile !== undefined) flags['master-key-file'] = keyFile;
-      const config = configModule.loadConfig({ flags, env: context.io.env, cwd: context.io.cwd });
+      // The same settings as `aiaas serve`: --data-dir, --config, --master-key-file and --insecure-dev here.
+      const config = loadConfig({ flags: serverFlags(context.values, command), env: context.io.env, cwd: context.io.cwd });
+      // Storage and key handling load only for this command.
+      const [admin, { pino }] = await Promise.all([import('../../server/admin.ts'), import('pino')]);
       const logger = pino({ level: 'warn' }, { write: (line: string) => void context.io.stderr.write(line) });
       const oldRing = await admin.loadMasterKeyRingFor(config, logger);
       const newKey = admin.MasterKeyRing.parse(newKeyText, '--new-key').current.key;

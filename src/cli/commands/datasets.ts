@@ -1,7 +1,7 @@
 import { basename, resolve } from 'node:path';
 import type { DatasetFormat } from '../../sdk/types.ts';
 import { choiceOption, stringOption, type CommandDefinition } from '../command.ts';
-import { bytes, json, table, timestamp } from '../format.ts';
+import { bytes, json, timestamp, writeListing } from '../format.ts';
 
 const formats: readonly DatasetFormat[] = ['csv', 'jsonl', 'idx'];
 
@@ -60,22 +60,15 @@ export const datasetCommands: readonly CommandDefinition[] = [
     json: true,
     async run(context) {
       const datasets = await context.client().datasets.list({ signal: context.signal });
-      if (context.json) context.io.stdout.write(json(datasets));
-      else
-        context.io.stdout.write(
-          table(
-            ['ID', 'NAME', 'FORMAT', 'ROWS', 'FEATURES', 'SIZE', 'CREATED'],
-            datasets.map((dataset) => [
-              dataset.id,
-              dataset.name,
-              dataset.format,
-              String(dataset.rowCount),
-              dataset.schema === undefined ? '-' : `[${dataset.schema.featureShape.join(',')}]`,
-              bytes(dataset.bytes),
-              timestamp(dataset.createdAt),
-            ]),
-          ) || 'no datasets\n',
-        );
+      writeListing(context, 'datasets', datasets, ['ID', 'NAME', 'FORMAT', 'ROWS', 'FEATURES', 'SIZE', 'CREATED'], (dataset) => [
+        dataset.id,
+        dataset.name,
+        dataset.format,
+        String(dataset.rowCount),
+        dataset.schema === undefined ? '-' : `[${dataset.schema.featureShape.join(',')}]`,
+        bytes(dataset.bytes),
+        timestamp(dataset.createdAt),
+      ]);
       return 0;
     },
   },

@@ -1,14 +1,14 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type * as IdxModule from '../../data/idx.ts';
-import type * as MnistModule from '../../data/mnist-package.ts';
-import type { AiaasClient } from '../../sdk/client.ts';
+import { loadConfig } from '../../config.ts';
+import { encodeIdx } from '../../data/idx.ts';
+import { loadMnistPackage } from '../../data/mnist-package.ts';
+import { AiaasClient } from '../../sdk/client.ts';
 import type { JsonObject, TfServingValue, V2InferRequest } from '../../sdk/types.ts';
 import { CliFailure, CliUsageError, integerOption, stringOption, type CommandContext, type CommandDefinition } from '../command.ts';
-import { loadOptionalModule } from '../modules.ts';
 import { watchJob } from './jobs.ts';
-import { loadServerModules, serverFlags } from './serve.ts';
+import { untilAborted } from './serve.ts';
 
 const trainCount = 8_000;
 const testCount = 2_000;
@@ -66,24 +66,21 @@ function rows(value: TfServingValue | undefined): number[][] {
   });
 }
 
-async function loadDigits(): Promise<{ train: Digits; test: Digits; encode: (digits: Digits) => { images: Uint8Array; labels: Uint8Array } }> {
-  const [{ loadMnistPackage }, { encodeIdx }] = await Promise.all([
-    loadOptionalModule<typeof MnistModule>('../data/mnist-package.ts', 'the mnist loader'),
-    loadOptionalModule<typeof IdxModule>('../data/idx.ts', 'the IDX codec'),
-  ]);
+function loadDigits(): { train: Digits; test: Digits } {
   const split = loadMnistPackage({ train: trainCount, test: testCount });
   const toDigits = (dataset: { features: Float32Array; labels: Float32Array; count: number }): Digits => ({
     pixels: Uint8Array.from(dataset.features, (value) => Math.round(value * 255)),
     labels: Uint8Array.from(dataset.labels),
     count: dataset.count,
   });
+  return { train: toDigits(split.train), test: toDigits(split.test) };
+}
+
+/** The digits as an IDX pair, the format `datasets push --labels` sends. */
+function encode(digits: Digits): { images: Uint8Array; labels: Uint8Array } {
   return {
-    train: toDigits(split.train),
-    test: toDigits(split.test),
-    encode: (digits) => ({
-      images: encodeIdx({ dataType: 'uint8', dims: [digits.count, 28, 28], data: digits.pixels }),
-      labels: encodeIdx({ dataType: 'uint8', dims: [digits.count], data: digits.labels }),
-    }),
+    images: encodeIdx({ dataType: 'uint8', dims: [digits.count, 28, 28], data: digits.pixels }),
+    labels: encodeIdx({ dataType: 'uint8', dims: [digits.count], data: digits.labels }),
   };
 }
 
@@ -95,11 +92,10 @@ interface DemoServer {
 
 /** Starts the embedded server on an ephemeral port, with the bootstrap admin key it generates. */
 async function startEmbeddedServer(context: CommandContext, dataDirectory: string, say: (text: string) => void): Promise<DemoServer> {
-  const modules = await loadServerModules();
   const env = context.io.env;
-  const flags = { ...serverFlags({ 'data-dir': dataDirectory }), host: '127.0.0.1', port: 0 };
-  // The demo's own output is the interesting part; server logs stay at warnings unless asked for.
-  const config = modules.config.loadConfig({ flags: env.AIAAS_LOG_LEVEL === undefined ? { ...flags, 'log-level': 'error' } : flags, env, cwd: context.io.cwd });
+  // The demo's own output is the interesting part; server logs stay at errors unless asked for.
+  const flags = { 'data-dir': dataDirectory, host: '127.0.0.1', port: 0, ...(env.AIAAS_LOG_LEVEL === undefined ? { 'log-level': 'error' } : {}) };
+  const config = loadConfig({ flags, env, cwd: context.io.cwd });
   if (config.masterKey === undefined && config.masterKeyFile === undefined && !config.insecureDev) {
     config.insecureDev = true;
     say(
@@ -107,7 +103,8 @@ async function startEmbeddedServer(context: CommandContext, dataDirectory: strin
         `      a generated master key is kept in ${dataDirectory}. Never do this with real data.\n`,
     );
   }
-  const server = await modules.start.startServer(config, { handleSignals: false, printSecret: () => undefined });
+  const { startServer } = await import('../../server/start.ts');
+  const server = await startServer(config, { handleSignals: false, printSecret: () => undefined });
   const apiKey = server.context.bootstrap.generatedKey ?? config.bootstrapKey ?? context.apiKey;
   if (apiKey === undefined) {
     await server.close();
@@ -180,11 +177,10 @@ export const demoCommand: CommandDefinition = {
         apiKey = context.apiKey;
         say(`server: ${baseUrl}\n`);
       }
-      const { AiaasClient } = await import('../../sdk/client.ts');
       const client = new AiaasClient({ baseUrl, apiKey });
 
       say(`\n1. Upload ${trainCount.toLocaleString('en')} training and ${testCount.toLocaleString('en')} test digits (IDX pairs)\n`);
-      const { train, test, encode } = await loadDigits();
+      const { train, test } = loadDigits();
       const existing = await client.datasets.list({ signal });
       const upload = async (digits: Digits, name: string) => {
         // Names are unique per tenant: a second run against the same server reuses its earlier upload.
@@ -201,7 +197,7 @@ export const demoCommand: CommandDefinition = {
       const trainSet = await upload(train, 'mnist-train');
       const testSet = await upload(test, 'mnist-test');
 
-      say(`\n2. Train examples/mnist-mlp/spec.json as a job: ${epochs} epochs, batch 128\n`);
+      say(`\n2. Train examples/mnist-mlp/spec.json as a job: ${epochs} epoch${epochs === 1 ? '' : 's'}, batch 128\n`);
       const spec = JSON.parse(await readFile(new URL('../../../examples/mnist-mlp/spec.json', import.meta.url), 'utf8')) as JsonObject;
       const job = await client.jobs.submit({ model: modelName, spec, datasetId: trainSet.id, testDatasetId: testSet.id, epochs, batchSize: 128, seed: 42 }, { signal });
       say(`   job ${job.id}\n`);
@@ -260,11 +256,7 @@ export const demoCommand: CommandDefinition = {
 
       if (server !== undefined && keepRunning) {
         say(`\nThe server keeps running at ${baseUrl}; press Ctrl-C to stop it.\n`);
-        await new Promise<void>((resolve) => {
-          if (signal === undefined) return;
-          if (signal.aborted) resolve();
-          else signal.addEventListener('abort', () => resolve(), { once: true });
-        });
+        await untilAborted(signal);
       }
       say('\ndemo finished: every step worked\n');
       return 0;

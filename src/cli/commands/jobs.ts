@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { AiaasClient } from '../../sdk/client.ts';
 import type { JobStatus, JsonObject } from '../../sdk/types.ts';
 import { CliFailure, CliUsageError, choiceOption, fractionOption, integerOption, requiredOption, stringOption, type CommandContext, type CommandDefinition } from '../command.ts';
-import { json, metrics, table, timestamp } from '../format.ts';
+import { json, metrics, timestamp, writeListing } from '../format.ts';
 import type { CliIo } from '../io.ts';
 import { JobProgressView, type JobOutcome } from '../progress.ts';
 
@@ -47,7 +47,7 @@ export async function watchJob(
     if (result !== undefined) outcome = result;
   }
   if (outcome === undefined) {
-    // The stream ended on a finished job without a final event (an older server): report its record.
+    // The stream ended without a terminal event and the SDK found the job finished (its stream was closed early): report its record.
     const finished = await client.jobs.get(jobId, { signal: options.signal });
     const status = finished.status === 'succeeded' || finished.status === 'cancelled' ? finished.status : 'failed';
     outcome = {
@@ -129,22 +129,15 @@ export const jobCommands: readonly CommandDefinition[] = [
     async run(context) {
       const status = choiceOption(context.values, 'status', statuses, 'jobs ls');
       const jobs = await context.client().jobs.list({ signal: context.signal, ...(status === undefined ? {} : { status }) });
-      if (context.json) context.io.stdout.write(json(jobs));
-      else
-        context.io.stdout.write(
-          table(
-            ['ID', 'MODEL', 'STATUS', 'EPOCH', 'LOSS', 'RESULT', 'CREATED'],
-            jobs.map((job) => [
-              job.id,
-              job.model,
-              job.status,
-              `${job.epoch}/${job.totalEpochs}`,
-              job.loss === null || job.loss === undefined ? '-' : job.loss.toFixed(4),
-              job.resultVersion ? `v${job.resultVersion.version} ${metrics(job.resultVersion.metrics?.testMetrics, 'test_')}`.trim() : (job.error?.code ?? '-'),
-              timestamp(job.createdAt),
-            ]),
-          ) || 'no jobs\n',
-        );
+      writeListing(context, 'jobs', jobs, ['ID', 'MODEL', 'STATUS', 'EPOCH', 'LOSS', 'RESULT', 'CREATED'], (job) => [
+        job.id,
+        job.model,
+        job.status,
+        `${job.epoch}/${job.totalEpochs}`,
+        job.loss === null || job.loss === undefined ? '-' : job.loss.toFixed(4),
+        job.resultVersion ? `v${job.resultVersion.version} ${metrics(job.resultVersion.metrics?.testMetrics, 'test_')}`.trim() : (job.error?.code ?? '-'),
+        timestamp(job.createdAt),
+      ]);
       return 0;
     },
   },

@@ -1,6 +1,6 @@
 import type { Role } from '../../sdk/types.ts';
 import { CliUsageError, choiceOption, requiredOption, stringOption, type CommandDefinition } from '../command.ts';
-import { json, table, timestamp } from '../format.ts';
+import { json, timestamp, writeListing } from '../format.ts';
 
 const roles: readonly Role[] = ['admin', 'developer', 'viewer', 'inference'];
 
@@ -53,23 +53,16 @@ export const keyCommands: readonly CommandDefinition[] = [
     json: true,
     async run(context) {
       const keys = await context.client().keys.list({ signal: context.signal });
-      if (context.json) context.io.stdout.write(json(keys));
-      else
-        context.io.stdout.write(
-          table(
-            ['ID', 'NAME', 'PREFIX', 'ROLE', 'MODELS', 'EXPIRES', 'REVOKED', 'LAST USED'],
-            keys.map((key) => [
-              key.id,
-              key.name,
-              key.prefix,
-              key.role,
-              key.allowedModels === null || key.allowedModels === undefined ? '*' : key.allowedModels.join(','),
-              timestamp(key.expiresAt),
-              timestamp(key.revokedAt),
-              timestamp(key.lastUsedAt),
-            ]),
-          ) || 'no keys\n',
-        );
+      writeListing(context, 'keys', keys, ['ID', 'NAME', 'PREFIX', 'ROLE', 'MODELS', 'EXPIRES', 'REVOKED', 'LAST USED'], (key) => [
+        key.id,
+        key.name,
+        key.prefix,
+        key.role,
+        key.allowedModels === null || key.allowedModels === undefined ? '*' : key.allowedModels.join(','),
+        timestamp(key.expiresAt),
+        timestamp(key.revokedAt),
+        timestamp(key.lastUsedAt),
+      ]);
       return 0;
     },
   },
@@ -114,8 +107,7 @@ export const tenantCommands: readonly CommandDefinition[] = [
     json: true,
     async run(context) {
       const tenants = await context.client().tenants.list({ signal: context.signal });
-      if (context.json) context.io.stdout.write(json(tenants));
-      else context.io.stdout.write(table(['ID', 'NAME', 'CREATED'], tenants.map((tenant) => [tenant.id, tenant.name, timestamp(tenant.createdAt)])) || 'no tenants\n');
+      writeListing(context, 'tenants', tenants, ['ID', 'NAME', 'CREATED'], (tenant) => [tenant.id, tenant.name, timestamp(tenant.createdAt)]);
       return 0;
     },
   },

@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { AiaasApiError } from '../../sdk/errors.ts';
 import { CliUsageError, stringOption, type CommandDefinition } from '../command.ts';
-import { json, table } from '../format.ts';
+import { json, writeListing } from '../format.ts';
 
 export const modelCommands: readonly CommandDefinition[] = [
   {
@@ -13,19 +13,12 @@ export const modelCommands: readonly CommandDefinition[] = [
     json: true,
     async run(context) {
       const models = await context.client().models.list({ signal: context.signal });
-      if (context.json) context.io.stdout.write(json(models));
-      else
-        context.io.stdout.write(
-          table(
-            ['NAME', 'VERSIONS', 'ALIASES', 'DESCRIPTION'],
-            models.map((model) => [
-              model.name,
-              (model.versions ?? []).join(',') || '-',
-              (model.aliases ?? []).map((alias) => `${alias.name}→${alias.version}`).join(' ') || '-',
-              model.description ?? '',
-            ]),
-          ) || 'no models\n',
-        );
+      writeListing(context, 'models', models, ['NAME', 'VERSIONS', 'ALIASES', 'DESCRIPTION'], (model) => [
+        model.name,
+        (model.versions ?? []).join(',') || '-',
+        (model.aliases ?? []).map((alias) => `${alias.name}→${alias.version}`).join(' ') || '-',
+        model.description ?? '',
+      ]);
       return 0;
     },
   },
