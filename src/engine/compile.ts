@@ -121,40 +121,69 @@ export interface CompiledGraphs {
   maskShapes: Map<string, { shape: number[]; rate: number }>;
 }
 
+interface TrainStepInputs {
+  input: Value;
+  labels: Value;
+  masks: Map<string, Value>;
+  packed: Value;
+  state: Value[];
+  learningRate: Value;
+  step: Value;
+}
+
+/** Forward, loss, backward and optimizer update of one step: the body of both train graphs. */
+function emitTrainStep(graph: GraphBuilder, plan: ModelPlan, optimizer: Optimizer, inputs: TrainStepInputs) {
+  const layout = parameterLayout(plan);
+  const parameters = unpackParameters(graph, plan, inputs.packed, true);
+  const forward = buildForward(graph, plan, { input: inputs.input, parameters, dropoutMasks: inputs.masks });
+  const { loss } = elementLoss(graph, plan, forward, inputs.labels);
+  const meanLoss = graph.apply1(mean, [loss], null);
+  const metrics = metricSums(graph, plan, forward.output, inputs.labels);
+  const gradients = graph.gradients(meanLoss, [...parameters.values()]);
+  const flatGradients = gradients.map((gradient, index) => graph.node1('Reshape', [gradient, graph.constantInt64([-1])], [layout.entries[index]!.length]));
+  const packedGradient =
+    flatGradients.length === 1 ? flatGradients[0]! : graph.node1('Concat', flatGradients, [layout.total], 'float32', { axis: attribute.int(0) });
+  const updated = optimizer.update(graph, inputs.packed, packedGradient, inputs.state, { learningRate: inputs.learningRate, step: inputs.step });
+  return { loss: meanLoss, metrics, packed: updated.parameter, state: updated.state };
+}
+
+/** Split a value along axis 0 into `parts` equal pieces. */
+function splitRows(graph: GraphBuilder, value: Value, parts: number, rowsPerPart: number): Value[] {
+  const shape = [rowsPerPart, ...value.shape.slice(1)];
+  return graph.node(
+    'Split',
+    [value, graph.constantInt64(Array.from({ length: parts }, () => rowsPerPart))],
+    Array.from({ length: parts }, () => ({ shape, type: value.type })),
+    { axis: attribute.int(0) },
+  );
+}
+
 /**
  * One train-step graph (forward, backward and optimizer update), one evaluation graph (loss and
- * metric sums) and one prediction graph. Parameters are graph inputs in all three, so the trainer
+ * metric sums) and one prediction graph. Parameters are graph inputs in all of them, so the trainer
  * owns the weights and a session never needs rebuilding.
  */
 export function compileGraphs(plan: ModelPlan): CompiledGraphs {
   const optimizer = createOptimizer(plan.spec.optimizer);
   const maskShapes = dropoutMaskShapes(plan);
   const labelShape = batchShape(plan.labelShape.length === 0 ? [] : plan.outputShape);
+  const layout = parameterLayout(plan);
 
   const train = new GraphBuilder(`${plan.spec.name}_train_step`);
   {
-    const input = train.input(graphNames.input, batchShape(plan.spec.inputShape));
-    const labels = train.input(graphNames.labels, labelShape);
-    const masks = new Map([...maskShapes].map(([layer, { shape }]) => [layer, train.input(graphNames.dropoutMask(layer), batchShape(shape))]));
-    const layout = parameterLayout(plan);
-    const packed = train.input(graphNames.parameters, [layout.total]);
-    const parameters = unpackParameters(train, plan, packed, true);
-    const state = optimizer.slots.map((slot) => train.input(graphNames.state(slot.suffix), [layout.total]));
-    const learningRate = train.input(graphNames.learningRate, []);
-    const step = train.input(graphNames.step, []);
-    const forward = buildForward(train, plan, { input, parameters, dropoutMasks: masks });
-    const { loss } = elementLoss(train, plan, forward, labels);
-    const meanLoss = train.apply1(mean, [loss], null);
-    train.output(meanLoss, graphNames.loss);
-    for (const [name, value] of metricSums(train, plan, forward.output, labels)) train.output(value, graphNames.metric(name));
-    const gradients = train.gradients(meanLoss, [...parameters.values()]);
-    const flatGradients = gradients.map((gradient, index) =>
-      train.node1('Reshape', [gradient, train.constantInt64([-1])], [layout.entries[index]!.length]),
-    );
-    const packedGradient = flatGradients.length === 1 ? flatGradients[0]! : train.node1('Concat', flatGradients, [layout.total], 'float32', { axis: attribute.int(0) });
-    const updated = optimizer.update(train, packed, packedGradient, state, { learningRate, step });
-    train.output(updated.parameter, graphNames.next(graphNames.parameters));
-    optimizer.slots.forEach((slot, slotIndex) => train.output(updated.state[slotIndex] as Value, graphNames.next(graphNames.state(slot.suffix))));
+    const step = emitTrainStep(train, plan, optimizer, {
+      input: train.input(graphNames.input, batchShape(plan.spec.inputShape)),
+      labels: train.input(graphNames.labels, labelShape),
+      masks: new Map([...maskShapes].map(([layer, { shape }]) => [layer, train.input(graphNames.dropoutMask(layer), batchShape(shape))])),
+      packed: train.input(graphNames.parameters, [layout.total]),
+      state: optimizer.slots.map((slot) => train.input(graphNames.state(slot.suffix), [layout.total])),
+      learningRate: train.input(graphNames.learningRate, []),
+      step: train.input(graphNames.step, []),
+    });
+    train.output(step.loss, graphNames.loss);
+    for (const [name, value] of step.metrics) train.output(value, graphNames.metric(name));
+    train.output(step.packed, graphNames.next(graphNames.parameters));
+    optimizer.slots.forEach((slot, slotIndex) => train.output(step.state[slotIndex] as Value, graphNames.next(graphNames.state(slot.suffix))));
   }
 
   const evaluate = new GraphBuilder(`${plan.spec.name}_evaluate`);
@@ -193,4 +222,54 @@ export function exportInferenceModel(plan: ModelPlan, weights: ReadonlyMap<strin
   const forward = buildForward(graph, plan, { input, parameters });
   graph.output(forward.output, graphNames.output);
   return graph.toModel(metadata);
+}
+
+/**
+ * `steps` chained train steps of exactly `batchSize` rows each, in one graph. Inputs hold the steps'
+ * rows back to back (and `learning_rate`, `step` one value per step); outputs are per-step losses and
+ * metric sums and the parameters and state after the last step. Each ORT run has a fixed cost (feeding
+ * and copying back parameters and optimizer state, waking the thread pool) that this pays once per
+ * `steps` steps; the arithmetic is the same as `steps` runs of the single-step graph.
+ */
+export function compileTrainSteps(plan: ModelPlan, steps: number, batchSize: number): OnnxModel {
+  const optimizer = createOptimizer(plan.spec.optimizer);
+  const maskShapes = dropoutMaskShapes(plan);
+  const labelShape = batchShape(plan.labelShape.length === 0 ? [] : plan.outputShape);
+  const layout = parameterLayout(plan);
+  const graph = new GraphBuilder(`${plan.spec.name}_train_${steps}_steps`);
+  const rows = steps * batchSize;
+  const inputs = splitRows(graph, graph.input(graphNames.input, [rows, ...plan.spec.inputShape]), steps, batchSize);
+  const labels = splitRows(graph, graph.input(graphNames.labels, [rows, ...labelShape.slice(1)]), steps, batchSize);
+  const masks = [...maskShapes].map(([layer, { shape }]) => [layer, splitRows(graph, graph.input(graphNames.dropoutMask(layer), [rows, ...shape]), steps, batchSize)] as const);
+  const scalars = (name: string) =>
+    splitRows(graph, graph.input(name, [steps]), steps, 1).map((value) => graph.node1('Reshape', [value, graph.constantInt64([], [0])], []));
+  const learningRates = scalars(graphNames.learningRate);
+  const stepNumbers = scalars(graphNames.step);
+  let packed = graph.input(graphNames.parameters, [layout.total]);
+  let state = optimizer.slots.map((slot) => graph.input(graphNames.state(slot.suffix), [layout.total]));
+  const losses: Value[] = [];
+  const metrics = new Map<string, Value[]>(plan.spec.metrics.map((metric) => [metric, []]));
+  for (let index = 0; index < steps; index++) {
+    const result = emitTrainStep(graph, plan, optimizer, {
+      input: inputs[index]!,
+      labels: labels[index]!,
+      masks: new Map(masks.map(([layer, parts]) => [layer, parts[index]!])),
+      packed,
+      state,
+      learningRate: learningRates[index]!,
+      step: stepNumbers[index]!,
+    });
+    packed = result.packed;
+    state = result.state;
+    losses.push(result.loss);
+    for (const [name, value] of result.metrics) metrics.get(name)!.push(value);
+  }
+  const stack = (values: Value[]) =>
+    graph.node1('Concat', values.map((value) => graph.node1('Reshape', [value, graph.constantInt64([1])], [1])), [steps], 'float32', { axis: attribute.int(0) });
+  graph.output(stack(losses), graphNames.loss);
+  for (const [name, values] of metrics) graph.output(stack(values), graphNames.metric(name));
+  graph.output(packed, graphNames.next(graphNames.parameters));
+  optimizer.slots.forEach((slot, slotIndex) => graph.output(state[slotIndex] as Value, graphNames.next(graphNames.state(slot.suffix))));
+  return graph.toModel();
+
 }

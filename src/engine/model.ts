@@ -1,6 +1,6 @@
 import { AiaasError } from '../errors.ts';
 import { splitDataset, type Dataset } from '../data/dataset.ts';
-import { compileGraphs, exportInferenceModel, graphNames, parameterLayout, type CompiledGraphs, type ParameterLayout } from './compile.ts';
+import { compileGraphs, compileTrainSteps, exportInferenceModel, graphNames, parameterLayout, type CompiledGraphs, type ParameterLayout } from './compile.ts';
 import { initialValues } from './initializers.ts';
 import { createOptimizer, learningRateAt, type OptimizerSlot } from './optimizers.ts';
 import { planModel, type ModelPlan } from './plan.ts';
@@ -78,6 +78,11 @@ export interface FitOptions {
   /** Resume from a checkpoint written by `onCheckpoint`. */
   resumeFrom?: TrainingCheckpoint;
   signal?: AbortSignal;
+  /**
+   * Train steps chained in one ORT run (default 4): amortises the per-run cost of feeding and
+   * copying back weights and optimizer state. Results are identical to 1.
+   */
+  stepsPerRun?: number;
   /** Clock for samples/s reporting only; never affects results. */
   now?: () => number;
 }
@@ -121,6 +126,7 @@ export class Model {
   step = 0;
   private graphs: CompiledGraphs | undefined;
   private sessions: { train?: OrtSession; evaluate?: OrtSession; predict?: OrtSession } = {};
+  private trainStepsSessions = new Map<string, OrtSession>();
 
   private constructor(document: unknown, spec: ResolvedSpec, seed: number) {
     this.document = document;
@@ -242,6 +248,15 @@ export class Model {
     return created;
   }
 
+  private async trainStepsSession(steps: number, batchSize: number): Promise<OrtSession> {
+    const key = `${steps}x${batchSize}`;
+    const existing = this.trainStepsSessions.get(key);
+    if (existing) return existing;
+    const created = await createSession(compileTrainSteps(this.plan, steps, batchSize));
+    this.trainStepsSessions.set(key, created);
+    return created;
+  }
+
   private parameterFeeds(): Record<string, ReturnType<typeof floatTensor>> {
     return { [graphNames.parameters]: floatTensor(this.packedParameters, [this.layout.total]) };
   }
@@ -285,9 +300,13 @@ export class Model {
     const labelSize = Math.max(1, product(train.labelShape));
     const inputDims = this.spec.inputShape;
     const labelDims = this.plan.labelShape.length === 0 ? [] : this.plan.outputShape;
-    const featureBuffer = new Float32Array(batchSize * featureSize);
-    const labelBuffer = new Float32Array(batchSize * labelSize);
-    const maskBuffers = new Map([...graphs.maskShapes].map(([layer, { shape }]) => [layer, new Float32Array(batchSize * product(shape))]));
+    const stepsPerRun = Math.max(1, Math.floor(options.stepsPerRun ?? 4));
+    // The multi-step graph only pays off when an epoch has several full batches.
+    const manySession = stepsPerRun > 1 && Math.floor(train.count / batchSize) >= stepsPerRun ? await this.trainStepsSession(stepsPerRun, batchSize) : undefined;
+    const bufferRows = (manySession ? stepsPerRun : 1) * batchSize;
+    const featureBuffer = new Float32Array(bufferRows * featureSize);
+    const labelBuffer = new Float32Array(bufferRows * labelSize);
+    const maskBuffers = new Map([...graphs.maskShapes].map(([layer, { shape }]) => [layer, new Float32Array(bufferRows * product(shape))]));
     const batchesPerEpoch = Math.ceil(train.count / batchSize);
     const monitor = options.earlyStopping?.monitor ?? (validation ? 'val_loss' : 'loss');
     const mode = options.earlyStopping?.mode ?? (monitor.endsWith('accuracy') ? 'max' : 'min');
@@ -302,58 +321,83 @@ export class Model {
       let lossSum = 0;
       const metricSums = new Map(this.spec.metrics.map((metric) => [metric, 0]));
       let seen = 0;
-      for (let batch = 0; batch < batchesPerEpoch; batch++) {
+      let batch = 0;
+      while (batch < batchesPerEpoch) {
         if (options.signal?.aborted) {
           stopReason = 'aborted';
           break;
         }
+        // Full batches go through the multi-step graph in chunks; the epoch's tail (and anything that
+        // would overshoot maxSteps) through the single-step graph. Both compute the same arithmetic.
+        const fullBatchesLeft = Math.floor((train.count - batch * batchSize) / batchSize);
+        const stepsLeft = options.maxSteps === undefined ? Infinity : options.maxSteps - this.step;
+        const chunk = manySession && fullBatchesLeft >= stepsPerRun && stepsLeft >= stepsPerRun ? stepsPerRun : 1;
         const start = batch * batchSize;
-        const size = Math.min(batchSize, train.count - start);
+        const rows = Math.min(chunk * batchSize, train.count - start);
         let features: Float32Array;
         let labels: Float32Array;
         if (order) {
-          for (let row = 0; row < size; row++) {
+          for (let row = 0; row < rows; row++) {
             const source = order[start + row]!;
             featureBuffer.set(train.features.subarray(source * featureSize, (source + 1) * featureSize), row * featureSize);
             labelBuffer.set(train.labels.subarray(source * labelSize, (source + 1) * labelSize), row * labelSize);
           }
-          features = featureBuffer.subarray(0, size * featureSize);
-          labels = labelBuffer.subarray(0, size * labelSize);
+          features = featureBuffer.subarray(0, rows * featureSize);
+          labels = labelBuffer.subarray(0, rows * labelSize);
         } else {
-          features = train.features.subarray(start * featureSize, (start + size) * featureSize);
-          labels = train.labels.subarray(start * labelSize, (start + size) * labelSize);
+          features = train.features.subarray(start * featureSize, (start + rows) * featureSize);
+          labels = train.labels.subarray(start * labelSize, (start + rows) * labelSize);
         }
-        this.step += 1;
-        const stepLearningRate = learningRateAt(this.spec.optimizer.learningRate, this.step - 1, epoch);
+        const learningRates = new Float32Array(chunk);
+        const stepNumbers = new Float32Array(chunk);
+        for (let index = 0; index < chunk; index++) {
+          learningRates[index] = learningRateAt(this.spec.optimizer.learningRate, this.step + index, epoch);
+          stepNumbers[index] = this.step + index + 1;
+        }
+        const scalarDims = chunk === 1 ? [] : [chunk];
         const feeds = this.parameterFeeds();
-        feeds[graphNames.input] = floatTensor(features, [size, ...inputDims]);
-        feeds[graphNames.labels] = floatTensor(labels, [size, ...labelDims]);
-        feeds[graphNames.learningRate] = floatTensor(new Float32Array([stepLearningRate]), []);
-        feeds[graphNames.step] = floatTensor(new Float32Array([this.step]), []);
+        feeds[graphNames.input] = floatTensor(features, [rows, ...inputDims]);
+        feeds[graphNames.labels] = floatTensor(labels, [rows, ...labelDims]);
+        feeds[graphNames.learningRate] = floatTensor(learningRates, scalarDims);
+        feeds[graphNames.step] = floatTensor(stepNumbers, scalarDims);
         for (const [layer, buffer] of maskBuffers) {
           const { shape, rate } = graphs.maskShapes.get(layer)!;
-          const mask = buffer.subarray(0, size * product(shape));
-          dropoutRandom.fillDropoutMask(mask, rate);
-          feeds[graphNames.dropoutMask(layer)] = floatTensor(mask, [size, ...shape]);
+          const perRow = product(shape);
+          // One draw per step, in step order, so chunked and single-step runs use the same masks.
+          for (let index = 0; index < chunk; index++) {
+            const stepRows = Math.min(batchSize, rows - index * batchSize);
+            dropoutRandom.fillDropoutMask(buffer.subarray(index * batchSize * perRow, (index * batchSize + stepRows) * perRow), rate);
+          }
+          feeds[graphNames.dropoutMask(layer)] = floatTensor(buffer.subarray(0, rows * perRow), [rows, ...shape]);
         }
         for (const slot of this.slots) feeds[graphNames.state(slot.suffix)] = floatTensor(this.packedState.get(slot.suffix)!, [this.layout.total]);
-        const results = await session.run(feeds);
-        const loss = (results[graphNames.loss]!.data as Float32Array)[0]!;
-        if (!Number.isFinite(loss)) {
-          throw new AiaasError('TRAINING_DIVERGED', `loss became ${loss} at epoch ${epoch + 1}, step ${batch + 1}; lower the learning rate or check the data for extreme values`, {
-            details: { epoch: epoch + 1, step: batch + 1 },
-          });
+        const results = await (chunk === 1 ? session : manySession!).run(feeds);
+        const losses = results[graphNames.loss]!.data as Float32Array;
+        for (let index = 0; index < chunk; index++) {
+          if (!Number.isFinite(losses[index]!)) {
+            throw new AiaasError('TRAINING_DIVERGED', `loss became ${losses[index]} at epoch ${epoch + 1}, step ${batch + index + 1}; lower the learning rate or check the data for extreme values`, {
+              details: { epoch: epoch + 1, step: batch + index + 1 },
+            });
+          }
         }
         this.packedParameters = results[graphNames.next(graphNames.parameters)]!.data as Float32Array;
         for (const slot of this.slots) this.packedState.set(slot.suffix, results[graphNames.next(graphNames.state(slot.suffix))]!.data as Float32Array);
-        lossSum += loss * size;
         for (const metric of this.spec.metrics) {
-          metricSums.set(metric, metricSums.get(metric)! + (results[graphNames.metric(metric)]!.data as Float32Array)[0]!);
+          const sums = results[graphNames.metric(metric)]!.data as Float32Array;
+          let total = metricSums.get(metric)!;
+          for (let index = 0; index < chunk; index++) total += sums[index]!;
+          metricSums.set(metric, total);
         }
-        seen += size;
-        if (options.onBatchEnd) {
-          const elapsed = (now() - epochStart) / 1000;
-          await options.onBatchEnd({ epoch: epoch + 1, batch: batch + 1, batchesPerEpoch, samplesSeen: seen, samplesPerEpoch: train.count, step: this.step, loss, samplesPerSecond: elapsed > 0 ? seen / elapsed : 0 });
+        for (let index = 0; index < chunk; index++) {
+          const size = Math.min(batchSize, rows - index * batchSize);
+          this.step += 1;
+          batch += 1;
+          lossSum += losses[index]! * size;
+          seen += size;
+          if (options.onBatchEnd) {
+            const elapsed = (now() - epochStart) / 1000;
+            await options.onBatchEnd({ epoch: epoch + 1, batch, batchesPerEpoch, samplesSeen: seen, samplesPerEpoch: train.count, step: this.step, loss: losses[index]!, samplesPerSecond: elapsed > 0 ? seen / elapsed : 0 });
+          }
         }
         if (options.maxSteps !== undefined && this.step >= options.maxSteps) {
           stopReason = 'maxSteps';
@@ -477,8 +521,9 @@ export class Model {
   }
 
   async dispose(): Promise<void> {
-    const sessions = Object.values(this.sessions);
+    const sessions = [...Object.values(this.sessions), ...this.trainStepsSessions.values()];
     this.sessions = {};
+    this.trainStepsSessions.clear();
     await Promise.all(sessions.map((session) => session.release()));
   }
 }

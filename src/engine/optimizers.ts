@@ -107,16 +107,20 @@ export function createOptimizer(spec: ResolvedOptimizer): Optimizer {
     }
     case 'adam': {
       const { beta1, beta2, epsilon } = spec;
-      // α depends only on the step, so it is computed once per graph and shared by every parameter.
-      const alphaCache = new WeakMap<GraphBuilder, Value>();
+      // α depends only on the step and learning rate, so it is computed once per step and shared by
+      // every parameter (a multi-step graph has one per step).
+      const alphaCache = new WeakMap<GraphBuilder, Map<string, Value>>();
       const alphaFor = (graph: GraphBuilder, { learningRate, step }: StepInputs) => {
-        const cached = alphaCache.get(graph);
+        const perGraph = alphaCache.get(graph) ?? new Map<string, Value>();
+        alphaCache.set(graph, perGraph);
+        const key = `${learningRate.name}|${step.name}`;
+        const cached = perGraph.get(key);
         if (cached) return cached;
         const power = (base: number) => graph.node1('Pow', [scalar(graph, base), step], []);
         const correction2 = graph.node1('Sqrt', [graph.node1('Sub', [scalar(graph, 1), power(beta2)], [])], []);
         const correction1 = graph.node1('Sub', [scalar(graph, 1), power(beta1)], []);
         const alpha = graph.node1('Div', [graph.node1('Mul', [learningRate, correction2], []), correction1], []);
-        alphaCache.set(graph, alpha);
+        perGraph.set(key, alpha);
         return alpha;
       };
       return {

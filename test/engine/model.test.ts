@@ -153,6 +153,25 @@ describe('Model', () => {
     expect(await train(8)).not.toEqual(first);
   });
 
+  it('chaining several steps per ORT run gives exactly the weights of one step per run', async () => {
+    const data = blobs(203, 3, 12);
+    const train = async (stepsPerRun: number, maxSteps?: number) => {
+      const model = Model.fromSpec(classifier, { seed: 11 });
+      const result = await model.fit(data, { epochs: 3, batchSize: 16, stepsPerRun, ...(maxSteps === undefined ? {} : { maxSteps }) });
+      await model.dispose();
+      return { kernel: model.parameters.get('dense_1.kernel')!, state: model.optimizerState.get('dense_2.kernel.v')!, result };
+    };
+    const single = await train(1);
+    const chained = await train(4);
+    expect(chained.kernel).toEqual(single.kernel);
+    expect(chained.state).toEqual(single.state);
+    expect(chained.result.history.map((event) => event.loss)).toEqual(single.result.history.map((event) => event.loss));
+    expect(chained.result.metrics).toEqual(single.result.metrics);
+    const limited = await train(4, 19);
+    expect(limited.result.steps).toBe(19);
+    expect(limited.kernel).toEqual((await train(1, 19)).kernel);
+  });
+
   it('resuming from an encoded checkpoint gives exactly the weights of an uninterrupted run', async () => {
     const data = blobs(100, 3, 4);
     const straight = Model.fromSpec(classifier, { seed: 5 });
