@@ -340,7 +340,8 @@ export class Model {
           for (let row = 0; row < rows; row++) {
             const source = order[start + row]!;
             featureBuffer.set(train.features.subarray(source * featureSize, (source + 1) * featureSize), row * featureSize);
-            labelBuffer.set(train.labels.subarray(source * labelSize, (source + 1) * labelSize), row * labelSize);
+            if (labelSize === 1) labelBuffer[row] = train.labels[source]!;
+            else labelBuffer.set(train.labels.subarray(source * labelSize, (source + 1) * labelSize), row * labelSize);
           }
           features = featureBuffer.subarray(0, rows * featureSize);
           labels = labelBuffer.subarray(0, rows * labelSize);

@@ -67,13 +67,27 @@ export class Random {
     const threshold = Math.round(rate * 65536);
     const scale = 1 / (1 - rate);
     const length = target.length;
-    let index = 0;
-    for (; index + 1 < length; index += 2) {
-      const bits = this.nextUint32();
+    // The generator is inlined on local variables: this loop runs for every activation of every step.
+    let s0 = this.s0;
+    let s1 = this.s1;
+    let s2 = this.s2;
+    let s3 = this.s3;
+    for (let index = 0; index < length; index += 2) {
+      const bits = Math.imul(rotateLeft(Math.imul(s1, 5), 7), 9) >>> 0;
+      const t = (s1 << 9) >>> 0;
+      s2 = (s2 ^ s0) >>> 0;
+      s3 = (s3 ^ s1) >>> 0;
+      s1 = (s1 ^ s2) >>> 0;
+      s0 = (s0 ^ s3) >>> 0;
+      s2 = (s2 ^ t) >>> 0;
+      s3 = rotateLeft(s3, 11);
       target[index] = (bits & 0xffff) >= threshold ? scale : 0;
-      target[index + 1] = bits >>> 16 >= threshold ? scale : 0;
+      if (index + 1 < length) target[index + 1] = bits >>> 16 >= threshold ? scale : 0;
     }
-    if (index < length) target[index] = (this.nextUint32() & 0xffff) >= threshold ? scale : 0;
+    this.s0 = s0;
+    this.s1 = s1;
+    this.s2 = s2;
+    this.s3 = s3;
   }
 
   /** Standard normal via Box–Muller. */
