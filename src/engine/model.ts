@@ -295,6 +295,7 @@ export class Model {
     }
 
     const graphs = this.compiled();
+    const optimizer = graphs.optimizer;
     const session = await this.session('train');
     const featureSize = product(train.featureShape);
     const labelSize = Math.max(1, product(train.labelShape));
@@ -352,7 +353,7 @@ export class Model {
         const learningRates = new Float32Array(chunk);
         const stepNumbers = new Float32Array(chunk);
         for (let index = 0; index < chunk; index++) {
-          learningRates[index] = learningRateAt(this.spec.optimizer.learningRate, this.step + index, epoch);
+          learningRates[index] = optimizer.stepSize(learningRateAt(this.spec.optimizer.learningRate, this.step + index, epoch), this.step + index + 1);
           stepNumbers[index] = this.step + index + 1;
         }
         const scalarDims = chunk === 1 ? [] : [chunk];

@@ -3,6 +3,7 @@ import type { LearningRateSpec, ResolvedOptimizer } from './spec.ts';
 
 /** Scalars every parameter's update shares; emitted once per graph. */
 export interface StepInputs {
+  /** The step size fed for this step: `Optimizer.stepSize(learningRate, step)`, computed on the host. */
   learningRate: Value;
   /** 1-based count of updates, as a float scalar (exact up to 2^24 steps). */
   step: Value;
@@ -17,6 +18,12 @@ export interface Optimizer {
   /** Per-parameter state tensors (each the parameter's shape), stored in checkpoints. */
   readonly slots: readonly OptimizerSlot[];
   update(graph: GraphBuilder, parameter: Value, gradient: Value, state: readonly Value[], shared: StepInputs): { parameter: Value; state: Value[] };
+  /**
+   * What the trainer feeds as the graph's `learning_rate` for 1-based step `step`. Scalar arithmetic
+   * that depends only on the step (Adam's bias correction) is done here on the host: in the graph it
+   * would be several tiny ops, each paying ONNX Runtime's per-node cost on every step.
+   */
+  stepSize(learningRate: number, step: number): number;
 }
 
 function scalar(graph: GraphBuilder, value: number): Value {
@@ -28,13 +35,14 @@ function scalar(graph: GraphBuilder, value: number): Value {
  * - sgd/gd: PyTorch's SGD (momentum buffer starts at the first gradient; dampening; nesterov; weight decay).
  * - adagrad: acc += g²; p -= lr·g / (√acc + ε), accumulator starting at initialAccumulatorValue.
  * - rmsprop: PyTorch's form, ε outside the square root; optional momentum buffer.
- * - adam: Keras' form, α = lr·√(1−β2ᵗ)/(1−β1ᵗ); p -= α·m / (√v + ε).
+ * - adam: Keras' form, α = lr·√(1−β2ᵗ)/(1−β1ᵗ) (fed by the host); p -= α·m / (√v + ε).
  */
 export function createOptimizer(spec: ResolvedOptimizer): Optimizer {
   switch (spec.type) {
     case 'gd':
       return {
         slots: [],
+        stepSize: (learningRate) => learningRate,
         update(graph, parameter, gradient, _state, { learningRate }) {
           const delta = graph.node1('Mul', [gradient, learningRate], parameter.shape);
           return { parameter: graph.node1('Sub', [parameter, delta], parameter.shape), state: [] };
@@ -44,6 +52,7 @@ export function createOptimizer(spec: ResolvedOptimizer): Optimizer {
       const { momentum, dampening, nesterov, weightDecay } = spec;
       return {
         slots: momentum > 0 ? [{ suffix: 'momentum', initialValue: 0 }] : [],
+        stepSize: (learningRate) => learningRate,
         update(graph, parameter, rawGradient, state, { learningRate, step }) {
           const shape = parameter.shape;
           let gradient = rawGradient;
@@ -73,6 +82,7 @@ export function createOptimizer(spec: ResolvedOptimizer): Optimizer {
       const { initialAccumulatorValue, epsilon } = spec;
       return {
         slots: [{ suffix: 'accumulator', initialValue: initialAccumulatorValue }],
+        stepSize: (learningRate) => learningRate,
         update(graph, parameter, gradient, state, { learningRate }) {
           const shape = parameter.shape;
           const accumulator = graph.node1('Add', [state[0] as Value, graph.node1('Mul', [gradient, gradient], shape)], shape);
@@ -86,6 +96,7 @@ export function createOptimizer(spec: ResolvedOptimizer): Optimizer {
       const { rho, epsilon, momentum } = spec;
       return {
         slots: momentum > 0 ? [{ suffix: 'square_average', initialValue: 0 }, { suffix: 'momentum', initialValue: 0 }] : [{ suffix: 'square_average', initialValue: 0 }],
+        stepSize: (learningRate) => learningRate,
         update(graph, parameter, gradient, state, { learningRate }) {
           const shape = parameter.shape;
           const squareAverage = graph.node1(
@@ -107,35 +118,21 @@ export function createOptimizer(spec: ResolvedOptimizer): Optimizer {
     }
     case 'adam': {
       const { beta1, beta2, epsilon } = spec;
-      // α depends only on the step and learning rate, so it is computed once per step and shared by
-      // every parameter (a multi-step graph has one per step).
-      const alphaCache = new WeakMap<GraphBuilder, Map<string, Value>>();
-      const alphaFor = (graph: GraphBuilder, { learningRate, step }: StepInputs) => {
-        const perGraph = alphaCache.get(graph) ?? new Map<string, Value>();
-        alphaCache.set(graph, perGraph);
-        const key = `${learningRate.name}|${step.name}`;
-        const cached = perGraph.get(key);
-        if (cached) return cached;
-        const power = (base: number) => graph.node1('Pow', [scalar(graph, base), step], []);
-        const correction2 = graph.node1('Sqrt', [graph.node1('Sub', [scalar(graph, 1), power(beta2)], [])], []);
-        const correction1 = graph.node1('Sub', [scalar(graph, 1), power(beta1)], []);
-        const alpha = graph.node1('Div', [graph.node1('Mul', [learningRate, correction2], []), correction1], []);
-        perGraph.set(key, alpha);
-        return alpha;
-      };
       return {
         slots: [
           { suffix: 'm', initialValue: 0 },
           { suffix: 'v', initialValue: 0 },
         ],
-        update(graph, parameter, gradient, state, shared) {
+        // α = lr·√(1−β2ᵗ)/(1−β1ᵗ), the bias-corrected step size, in double precision on the host.
+        stepSize: (learningRate, step) => (learningRate * Math.sqrt(1 - beta2 ** step)) / (1 - beta1 ** step),
+        update(graph, parameter, gradient, state, { learningRate: alpha }) {
           const shape = parameter.shape;
           const [m, v] = state as [Value, Value];
           const nextM = graph.node1('Add', [m, graph.node1('Mul', [graph.node1('Sub', [gradient, m], shape), scalar(graph, 1 - beta1)], shape)], shape);
           const squared = graph.node1('Mul', [gradient, gradient], shape);
           const nextV = graph.node1('Add', [v, graph.node1('Mul', [graph.node1('Sub', [squared, v], shape), scalar(graph, 1 - beta2)], shape)], shape);
           const denominator = graph.node1('Add', [graph.node1('Sqrt', [nextV], shape), scalar(graph, epsilon)], shape);
-          const delta = graph.node1('Mul', [graph.node1('Div', [nextM, denominator], shape), alphaFor(graph, shared)], shape);
+          const delta = graph.node1('Mul', [graph.node1('Div', [nextM, denominator], shape), alpha], shape);
           return { parameter: graph.node1('Sub', [parameter, delta], shape), state: [nextM, nextV] };
         },
       };

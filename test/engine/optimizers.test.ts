@@ -92,7 +92,7 @@ describe('optimizers match plain-loop references step by step', () => {
         const feeds: Record<string, ReturnType<typeof floatTensor>> = {
           p: floatTensor(p, [size]),
           g: floatTensor(g, [size]),
-          lr: floatTensor(new Float32Array([lr]), []),
+          lr: floatTensor(new Float32Array([optimizer.stepSize(lr, t)]), []),
           step: floatTensor(new Float32Array([t]), []),
         };
         optimizer.slots.forEach((slot, index) => (feeds[`s_${slot.suffix}`] = floatTensor(slots[index]!, [size])));
