@@ -24,59 +24,111 @@ export const graphNames = {
   slot: (parameter: string, suffix: string) => `${parameter}.${suffix}`,
 } as const;
 
-/** Per-element loss ([batch] for cross-entropies, [batch, units] otherwise) and labels as the graph sees them. */
-export function elementLoss(graph: GraphBuilder, plan: ModelPlan, forward: ForwardResult, labels: Value): { loss: Value; targets: Value } {
-  const units = plan.outputShape[0] as number;
-  const logits = plan.finalActivation === 'linear' ? forward.output : forward.preActivation;
+/**
+ * Labels as the graph needs them, each emitted once and shared by the loss and the metrics:
+ * class indices as int64, and one-hot float targets for sparse labels.
+ */
+class LabelViews {
+  private indices: Value | undefined;
+  private oneHot: Value | undefined;
+
+  constructor(
+    private readonly graph: GraphBuilder,
+    private readonly labels: Value,
+    private readonly units: number,
+  ) {}
+
+  classIndices(): Value {
+    this.indices ??= this.graph.node1('Cast', [this.labels], ['batch'], 'int64', { to: attribute.int(7) });
+    return this.indices;
+  }
+
+  oneHotTargets(): Value {
+    this.oneHot ??= this.graph.node1(
+      'OneHot',
+      [this.classIndices(), this.graph.constantInt64([this.units], []), this.graph.constantFloat([0, 1], [2])],
+      ['batch', this.units],
+      'float32',
+      { axis: attribute.int(-1) },
+    );
+    return this.oneHot;
+  }
+}
+
+/** Cross-entropies read the logits, so their graphs need no final softmax/sigmoid node. */
+export function lossReadsLogits(plan: ModelPlan): boolean {
+  return plan.spec.loss !== 'meanSquaredError';
+}
+
+/**
+ * Per-element loss ([batch] for cross-entropies, [batch, units] otherwise). `forward` comes from
+ * `buildForward` with `skipFinalActivation: lossReadsLogits(plan)`.
+ */
+/** The values before the final softmax/sigmoid: the output itself when the network ends linear. */
+function logitsOf(plan: ModelPlan, forward: ForwardResult): Value {
+  return plan.finalActivation === 'linear' ? forward.output : forward.preActivation;
+}
+
+export function elementLoss(graph: GraphBuilder, plan: ModelPlan, forward: ForwardResult, labels: Value, views = new LabelViews(graph, labels, plan.outputShape[0] as number)): Value {
+  const logits = logitsOf(plan, forward);
   switch (plan.spec.loss) {
-    case 'sparseCategoricalCrossentropy': {
-      const indices = graph.node1('Cast', [labels], ['batch'], 'int64', { to: attribute.int(7) });
-      const targets = graph.node1('OneHot', [indices, graph.constantInt64([units], []), graph.constantFloat([0, 1], [2])], ['batch', units], 'float32', {
-        axis: attribute.int(-1),
-      });
-      return { loss: graph.apply1(softmaxCrossEntropy, [logits, targets], null), targets };
-    }
+    case 'sparseCategoricalCrossentropy':
+      return graph.apply1(softmaxCrossEntropy, [logits, views.oneHotTargets()], { oneHotTargets: true });
     case 'categoricalCrossentropy':
-      return { loss: graph.apply1(softmaxCrossEntropy, [logits, labels], null), targets: labels };
+      return graph.apply1(softmaxCrossEntropy, [logits, labels], { oneHotTargets: false });
     case 'binaryCrossentropy':
-      return { loss: graph.apply1(sigmoidCrossEntropy, [logits, labels], null), targets: labels };
+      return graph.apply1(sigmoidCrossEntropy, [logits, labels], null);
     case 'meanSquaredError': {
       const difference = graph.apply1(sub, [forward.output, labels], null);
-      return { loss: graph.apply1(mul, [difference, difference], null), targets: labels };
+      return graph.apply1(mul, [difference, difference], null);
     }
   }
 }
 
 /** Sum over the batch of each sample's metric value (the trainer divides by the sample count). */
-function metricSums(graph: GraphBuilder, plan: ModelPlan, output: Value, labels: Value): Map<string, Value> {
+function metricSums(graph: GraphBuilder, plan: ModelPlan, forward: ForwardResult, labels: Value, views: LabelViews): Map<string, Value> {
   const sums = new Map<string, Value>();
   const units = plan.outputShape[0] as number;
+  const logits = logitsOf(plan, forward);
   const sumAll = (value: Value, divisor: number) => {
     const asFloat = value.type === 'float32' ? value : graph.node1('Cast', [value], value.shape, 'float32', { to: attribute.int(1) });
     const total = graph.node1('ReduceSum', [asFloat], [], 'float32', { keepdims: attribute.int(0) });
     return divisor === 1 ? total : graph.node1('Div', [total, graph.constantFloat([divisor])], []);
   };
+  // Probabilities only when a metric needs their values; argmax and thresholds work on logits.
+  let probabilities: Value | undefined;
+  const outputs = () => {
+    if (forward.output !== forward.preActivation || !lossReadsLogits(plan) || plan.finalActivation === 'linear') return forward.output;
+    probabilities ??= graph.node1(plan.finalActivation === 'softmax' ? 'Softmax' : 'Sigmoid', [logits], logits.shape, 'float32', plan.finalActivation === 'softmax' ? { axis: attribute.int(-1) } : {});
+    return probabilities;
+  };
+  const argMax = (value: Value) => graph.node1('ArgMax', [value], ['batch'], 'int64', { axis: attribute.int(-1), keepdims: attribute.int(0) });
   for (const metric of plan.spec.metrics) {
     if (metric === 'meanAbsoluteError') {
+      const output = outputs();
       const difference = graph.node1('Sub', [output, labels], output.shape);
       sums.set(metric, sumAll(graph.node1('Abs', [difference], output.shape), units));
       continue;
     }
-    const argMax = (value: Value) => graph.node1('ArgMax', [value], ['batch'], 'int64', { axis: attribute.int(-1), keepdims: attribute.int(0) });
     if (plan.spec.loss === 'sparseCategoricalCrossentropy') {
-      const classes = graph.node1('Cast', [labels], ['batch'], 'int64', { to: attribute.int(7) });
-      sums.set(metric, sumAll(graph.node1('Equal', [argMax(output), classes], ['batch'], 'bool'), 1));
+      sums.set(metric, sumAll(graph.node1('Equal', [argMax(logits), views.classIndices()], ['batch'], 'bool'), 1));
     } else if (plan.spec.loss === 'categoricalCrossentropy' || (plan.spec.loss === 'meanSquaredError' && units > 1)) {
-      sums.set(metric, sumAll(graph.node1('Equal', [argMax(output), argMax(labels)], ['batch'], 'bool'), 1));
+      sums.set(metric, sumAll(graph.node1('Equal', [argMax(plan.spec.loss === 'meanSquaredError' ? forward.output : logits), argMax(labels)], ['batch'], 'bool'), 1));
     } else {
-      // Binary accuracy: threshold probabilities at 0.5 (logits at 0 when the output is linear).
-      const threshold = graph.constantFloat([plan.finalActivation === 'linear' && plan.spec.loss === 'binaryCrossentropy' ? 0 : 0.5]);
-      const predicted = graph.node1('Greater', [output, threshold], output.shape, 'bool');
-      const actual = graph.node1('Greater', [labels, graph.constantFloat([0.5])], output.shape, 'bool');
-      sums.set(metric, sumAll(graph.node1('Equal', [predicted, actual], output.shape, 'bool'), units));
+      // Binary accuracy: probability > 0.5, i.e. logit > 0 (an MSE model's output is compared at 0.5).
+      const [value, threshold] = plan.spec.loss === 'binaryCrossentropy' ? [logits, 0] : [forward.output, 0.5];
+      const predicted = graph.node1('Greater', [value, graph.constantFloat([threshold])], value.shape, 'bool');
+      const actual = graph.node1('Greater', [labels, graph.constantFloat([0.5])], value.shape, 'bool');
+      sums.set(metric, sumAll(graph.node1('Equal', [predicted, actual], value.shape, 'bool'), units));
     }
   }
   return sums;
+}
+
+/** The loss per element and the metric sums of one forward pass. */
+function lossAndMetrics(graph: GraphBuilder, plan: ModelPlan, forward: ForwardResult, labels: Value) {
+  const views = new LabelViews(graph, labels, plan.outputShape[0] as number);
+  return { loss: elementLoss(graph, plan, forward, labels, views), metrics: metricSums(graph, plan, forward, labels, views) };
 }
 
 export interface ParameterLayout {
@@ -96,13 +148,22 @@ export function parameterLayout(plan: ModelPlan): ParameterLayout {
   return { entries, total: offset };
 }
 
-/** Slices of the packed parameter vector, reshaped to each parameter's shape. */
+/** The packed parameter vector split (one node) and reshaped into each parameter. */
 function unpackParameters(graph: GraphBuilder, plan: ModelPlan, packed: Value, differentiable: boolean): Map<string, Value> {
   const layout = parameterLayout(plan);
+  const pieces =
+    layout.entries.length === 1
+      ? [packed]
+      : graph.node(
+          'Split',
+          [packed, graph.constantInt64(layout.entries.map((entry) => entry.length))],
+          layout.entries.map((entry) => ({ shape: [entry.length], type: 'float32' as const })),
+          { axis: attribute.int(0) },
+        );
   return new Map(
-    layout.entries.map((entry) => {
-      const slice = graph.node1('Slice', [packed, graph.constantInt64([entry.offset]), graph.constantInt64([entry.offset + entry.length]), graph.constantInt64([0])], [entry.length]);
-      const shaped = graph.node1('Reshape', [slice, graph.constantInt64(entry.shape)], entry.shape);
+    layout.entries.map((entry, index) => {
+      const piece = pieces[index] as Value;
+      const shaped = entry.shape.length === 1 ? piece : graph.node1('Reshape', [piece, graph.constantInt64(entry.shape)], entry.shape);
       return [entry.name, differentiable ? graph.differentiableRoot(shaped) : shaped];
     }),
   );
@@ -135,12 +196,13 @@ interface TrainStepInputs {
 function emitTrainStep(graph: GraphBuilder, plan: ModelPlan, optimizer: Optimizer, inputs: TrainStepInputs) {
   const layout = parameterLayout(plan);
   const parameters = unpackParameters(graph, plan, inputs.packed, true);
-  const forward = buildForward(graph, plan, { input: inputs.input, parameters, dropoutMasks: inputs.masks });
-  const { loss } = elementLoss(graph, plan, forward, inputs.labels);
+  const forward = buildForward(graph, plan, { input: inputs.input, parameters, dropoutMasks: inputs.masks, skipFinalActivation: lossReadsLogits(plan) });
+  const { loss, metrics } = lossAndMetrics(graph, plan, forward, inputs.labels);
   const meanLoss = graph.apply1(mean, [loss], null);
-  const metrics = metricSums(graph, plan, forward.output, inputs.labels);
   const gradients = graph.gradients(meanLoss, [...parameters.values()]);
-  const flatGradients = gradients.map((gradient, index) => graph.node1('Reshape', [gradient, graph.constantInt64([-1])], [layout.entries[index]!.length]));
+  const flatGradients = gradients.map((gradient, index) =>
+    gradient.shape.length === 1 ? gradient : graph.node1('Reshape', [gradient, graph.constantInt64([-1])], [layout.entries[index]!.length]),
+  );
   const packedGradient =
     flatGradients.length === 1 ? flatGradients[0]! : graph.node1('Concat', flatGradients, [layout.total], 'float32', { axis: attribute.int(0) });
   const updated = optimizer.update(graph, inputs.packed, packedGradient, inputs.state, { learningRate: inputs.learningRate, step: inputs.step });
@@ -190,12 +252,12 @@ export function compileGraphs(plan: ModelPlan): CompiledGraphs {
   {
     const input = evaluate.input(graphNames.input, batchShape(plan.spec.inputShape));
     const labels = evaluate.input(graphNames.labels, labelShape);
-    const forward = buildForward(evaluate, plan, { input, parameters: parameterInputs(evaluate, plan, false) });
-    const { loss } = elementLoss(evaluate, plan, forward, labels);
+    const forward = buildForward(evaluate, plan, { input, parameters: parameterInputs(evaluate, plan, false), skipFinalActivation: lossReadsLogits(plan) });
+    const { loss, metrics } = lossAndMetrics(evaluate, plan, forward, labels);
     const perSampleDivisor = loss.shape.length > 1 ? (plan.outputShape[0] as number) : 1;
     const total = evaluate.node1('ReduceSum', [loss], [], 'float32', { keepdims: attribute.int(0) });
     evaluate.output(perSampleDivisor === 1 ? total : evaluate.node1('Div', [total, evaluate.constantFloat([perSampleDivisor])], []), graphNames.lossSum);
-    for (const [name, value] of metricSums(evaluate, plan, forward.output, labels)) evaluate.output(value, graphNames.metric(name));
+    for (const [name, value] of metrics) evaluate.output(value, graphNames.metric(name));
   }
 
   const predict = new GraphBuilder(`${plan.spec.name}_predict`);

@@ -37,6 +37,11 @@ export interface GradientContext<Attributes> {
  */
 export interface OpDefinition<Attributes> {
   readonly name: string;
+  /**
+   * The op's gradient rule accepts a scalar upstream gradient standing for the same value at every
+   * output element (as `mean` produces), relying on broadcasting; otherwise `gradients` expands it.
+   */
+  readonly acceptsScalarGradient?: boolean;
   emit(graph: GraphBuilder, inputs: readonly Value[], attributes: Attributes): Value[];
   gradient?(
     graph: GraphBuilder,
@@ -91,6 +96,7 @@ export class GraphBuilder {
   private readonly graphOutputs: OnnxValueInfo[] = [];
   private readonly tape: TapeEntry[] = [];
   private readonly constants = new Map<string, Value>();
+  private readonly scalarConstants = new Map<string, number>();
   private readonly usedNames = new Set<string>();
   /** Node outputs renamed to graph-output names at `toModel`, so outputs need no Identity copy. */
   private readonly renames = new Map<string, string>();
@@ -130,7 +136,13 @@ export class GraphBuilder {
     this.initializers.push(floatTensor(value.name, shape, values));
     this.externalNames.add(value.name);
     this.constants.set(key, value);
+    if (shape.length === 0 && values.length === 1) this.scalarConstants.set(value.name, values[0] as number);
     return value;
+  }
+
+  /** The number a scalar float constant holds, or undefined for anything computed at run time. */
+  scalarConstant(value: Value): number | undefined {
+    return this.scalarConstants.get(value.name);
   }
 
   constantInt64(values: readonly number[], shape: readonly number[] = [values.length]): Value {
@@ -187,7 +199,7 @@ export class GraphBuilder {
   }
 
   /** Apply a differentiable op and record it for `gradients`. */
-  apply<Attributes>(op: OpDefinition<Attributes>, inputs: readonly Value[], attributes: Attributes): Value[] {
+  apply<Attributes>(op: OpDefinition<Attributes>, inputs: readonly Value[], attributes: NoInfer<Attributes>): Value[] {
     const outputs = op.emit(this, inputs, attributes);
     if (inputs.some((input) => input.differentiable)) {
       this.tape.push({ op: op as OpDefinition<unknown>, context: { inputs, outputs, attributes } });
@@ -195,7 +207,7 @@ export class GraphBuilder {
     return outputs;
   }
 
-  apply1<Attributes>(op: OpDefinition<Attributes>, inputs: readonly Value[], attributes: Attributes): Value {
+  apply1<Attributes>(op: OpDefinition<Attributes>, inputs: readonly Value[], attributes: NoInfer<Attributes>): Value {
     return this.apply(op, inputs, attributes)[0] as Value;
   }
 
@@ -209,7 +221,14 @@ export class GraphBuilder {
       const outputGradients = entry.context.outputs.map((output) => gradientOf.get(output.name));
       if (outputGradients.every((gradient) => gradient === undefined)) continue;
       if (!entry.op.gradient) throw new TypeError(`op ${entry.op.name} has no gradient`);
-      const inputGradients = entry.op.gradient(this, entry.context, outputGradients);
+      const shapedGradients = entry.op.acceptsScalarGradient
+        ? outputGradients
+        : outputGradients.map((gradient, index) => {
+            const output = entry.context.outputs[index] as Value;
+            if (!gradient || gradient.shape.length === output.shape.length) return gradient;
+            return this.node1('Expand', [gradient, this.node1('Shape', [output], [output.shape.length], 'int64')], output.shape);
+          });
+      const inputGradients = entry.op.gradient(this, entry.context, shapedGradients);
       entry.context.inputs.forEach((input, inputIndex) => {
         const gradient = inputGradients[inputIndex];
         if (!gradient || !input.differentiable) return;

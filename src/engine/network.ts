@@ -18,6 +18,8 @@ export interface ForwardInputs {
    * trainer's seeded RNG (so a resumed run draws the same masks, and the graph does one Mul).
    */
   dropoutMasks?: ReadonlyMap<string, Value>;
+  /** Leave out the last layer's activation: graphs whose loss reads logits never use it. */
+  skipFinalActivation?: boolean;
 }
 
 export interface ForwardResult {
@@ -26,7 +28,8 @@ export interface ForwardResult {
   preActivation: Value;
 }
 
-function activate(graph: GraphBuilder, value: Value, activation: ActivationName): Value {
+function activate(graph: GraphBuilder, value: Value, activation: ActivationName, skip = false): Value {
+  if (skip) return value;
   switch (activation) {
     case 'linear':
       return value;
@@ -62,6 +65,7 @@ export function dropoutMaskShapes(plan: ModelPlan): Map<string, { shape: number[
  * return to channels-last before flatten, so flattened features are ordered as in Keras.
  */
 export function buildForward(graph: GraphBuilder, plan: ModelPlan, inputs: ForwardInputs): ForwardResult {
+  const lastLayer = plan.layers[plan.layers.length - 1]?.layer;
   let value = inputs.input;
   let channelsFirst = false;
   let preActivation = value;
@@ -83,7 +87,7 @@ export function buildForward(graph: GraphBuilder, plan: ModelPlan, inputs: Forwa
         let result = graph.apply1(matmul, [value, parameter(`${layer.name}.kernel`)], null);
         if (layer.useBias) result = graph.apply1(add, [result, parameter(`${layer.name}.bias`)], null);
         preActivation = result;
-        value = activate(graph, result, layer.activation);
+        value = activate(graph, result, layer.activation, inputs.skipFinalActivation === true && layer === lastLayer);
         break;
       }
       case 'conv2d':
@@ -111,7 +115,7 @@ export function buildForward(graph: GraphBuilder, plan: ModelPlan, inputs: Forwa
           result = graph.apply1(add, [result, bias], null);
         }
         preActivation = result;
-        value = activate(graph, result, layer.activation);
+        value = activate(graph, result, layer.activation, inputs.skipFinalActivation === true && layer === lastLayer);
         break;
       }
       case 'flatten':
@@ -126,7 +130,7 @@ export function buildForward(graph: GraphBuilder, plan: ModelPlan, inputs: Forwa
         break;
       }
       case 'activation':
-        value = activate(graph, value, layer.activation);
+        value = activate(graph, value, layer.activation, inputs.skipFinalActivation === true && layer === lastLayer);
         break;
     }
   }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import type { Dataset } from '../../src/data/dataset.ts';
-import { elementLoss } from '../../src/engine/compile.ts';
+import { elementLoss, lossReadsLogits } from '../../src/engine/compile.ts';
 import { Model, type TrainingCheckpoint } from '../../src/engine/model.ts';
 import { buildForward, dropoutMaskShapes } from '../../src/engine/network.ts';
 import { mean } from '../../src/engine/ops/shape-ops.ts';
@@ -113,8 +113,9 @@ describe('layer and loss gradients (whole networks, finite differences)', () => 
           input: byName.get('input')!,
           parameters: new Map(plan.parameters.map((parameter) => [parameter.name, byName.get(parameter.name)!])),
           dropoutMasks: new Map([...dropoutMaskShapes(plan).keys()].map((layer) => [layer, byName.get(`mask.${layer}`)!])),
+          skipFinalActivation: lossReadsLogits(plan),
         });
-        return graph.apply1(mean, [elementLoss(graph, plan, forward, byName.get('labels')!).loss], null);
+        return graph.apply1(mean, [elementLoss(graph, plan, forward, byName.get('labels')!)], null);
       });
       expect(result.maxRelativeError, result.worst).toBeLessThan(3e-2);
     });
@@ -138,6 +139,27 @@ describe('Model', () => {
       expect(probabilities.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
     }
     await model.dispose();
+  });
+
+  it('binary accuracy and mean absolute error in evaluate match the same metrics computed from predict', async () => {
+    const data = blobs(120, 2, 3);
+    const twoLabels: Dataset = { ...data, labels: Float32Array.from({ length: data.count * 2 }, (_, index) => (index % 2 === 0 ? data.labels[index >> 1]! : 1 - data.labels[index >> 1]!)), labelShape: [2] };
+    const model = Model.fromSpec(
+      { input: { shape: [2] }, layers: [{ type: 'dense', units: 8, activation: 'tanh' }, { type: 'dense', units: 2, activation: 'sigmoid' }], compile: { optimizer: { type: 'adam', learningRate: 0.05 }, loss: 'binaryCrossentropy', metrics: ['accuracy', 'meanAbsoluteError'] } },
+      { seed: 2 },
+    );
+    await model.fit(twoLabels, { epochs: 3, batchSize: 16 });
+    const evaluated = await model.evaluate(twoLabels);
+    const probabilities = await model.predict(twoLabels.features);
+    let correct = 0;
+    let absolute = 0;
+    probabilities.forEach((probability, index) => {
+      const label = twoLabels.labels[index]!;
+      if (probability > 0.5 === label > 0.5) correct++;
+      absolute += Math.abs(probability - label);
+    });
+    expect(evaluated.metrics.accuracy).toBeCloseTo(correct / probabilities.length, 6);
+    expect(evaluated.metrics.meanAbsoluteError).toBeCloseTo(absolute / probabilities.length, 5);
   });
 
   it('the same seed gives identical weights after training; another seed does not', async () => {

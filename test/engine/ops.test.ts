@@ -113,7 +113,19 @@ describe('finite-difference gradient checks', () => {
         { name: 'z', shape: [3, 4], values: sample(12, 15, 3), declaredShape: ['batch', 4] },
         { name: 't', shape: [3, 4], values: targets, differentiable: false, declaredShape: ['batch', 4] },
       ],
-      (graph, [z, t]) => graph.apply1(mean, [graph.apply1(softmaxCrossEntropy, [z!, t!], null)], null),
+      (graph, [z, t]) => graph.apply1(mean, [graph.apply1(softmaxCrossEntropy, [z!, t!], { oneHotTargets: false })], null),
+    );
+    expect(result.maxRelativeError, result.worst).toBeLessThan(tolerance);
+  });
+
+  it('softmax cross-entropy from logits, one-hot targets (the sparse-label shortcut)', async () => {
+    const targets = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1]);
+    const result = await gradientCheck(
+      [
+        { name: 'z', shape: [3, 4], values: sample(12, 17, 3), declaredShape: ['batch', 4] },
+        { name: 't', shape: [3, 4], values: targets, differentiable: false, declaredShape: ['batch', 4] },
+      ],
+      (graph, [z, t]) => graph.apply1(mean, [graph.apply1(softmaxCrossEntropy, [z!, t!], { oneHotTargets: true })], null),
     );
     expect(result.maxRelativeError, result.worst).toBeLessThan(tolerance);
   });

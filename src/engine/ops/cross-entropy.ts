@@ -4,8 +4,9 @@ import { attribute, type OpDefinition, type Value } from '../graph.ts';
  * Per-sample −Σ t·log softmax(z) from logits, via LogSoftmax for stability.
  * Outputs: [loss per sample, log-probabilities]. d/dz = (softmax(z)·Σt − t) · g.
  */
-export const softmaxCrossEntropy: OpDefinition<null> = {
+export const softmaxCrossEntropy: OpDefinition<{ oneHotTargets: boolean }> = {
   name: 'softmaxCrossEntropy',
+  acceptsScalarGradient: true,
   emit(graph, [logits, targets]) {
     const z = logits as Value;
     const logProbabilities = graph.node1('LogSoftmax', [z], z.shape, 'float32', { axis: attribute.int(-1) });
@@ -15,17 +16,19 @@ export const softmaxCrossEntropy: OpDefinition<null> = {
     });
     return [graph.node1('Neg', [summed], summed.shape), logProbabilities];
   },
-  gradient(graph, { inputs: [, targets], outputs: [, logProbabilities] }, [gradient]) {
+  gradient(graph, { inputs: [, targets], outputs: [, logProbabilities], attributes: { oneHotTargets } }, [gradient]) {
     const logProbs = logProbabilities as Value;
     const t = targets as Value;
+    const upstream = gradient as Value;
     const keptShape = [...logProbs.shape.slice(0, -1), 1];
     const probabilities = graph.node1('Exp', [logProbs], logProbs.shape);
-    const targetMass = graph.node1('ReduceSum', [t, graph.constantInt64([-1])], keptShape, 'float32', {
-      keepdims: attribute.int(1),
-    });
-    const difference = graph.node1('Sub', [graph.node1('Mul', [probabilities, targetMass], logProbs.shape), t], logProbs.shape);
-    const upstream = graph.node1('Unsqueeze', [gradient as Value, graph.constantInt64([-1])], keptShape);
-    return [graph.node1('Mul', [difference, upstream], logProbs.shape), undefined];
+    // Σt is 1 for one-hot targets, so the general softmax·Σt − t reduces to softmax − t.
+    const scaled = oneHotTargets
+      ? probabilities
+      : graph.node1('Mul', [probabilities, graph.node1('ReduceSum', [t, graph.constantInt64([-1])], keptShape, 'float32', { keepdims: attribute.int(1) })], logProbs.shape);
+    const difference = graph.node1('Sub', [scaled, t], logProbs.shape);
+    const perSample = upstream.shape.length === 0 ? upstream : graph.node1('Unsqueeze', [upstream, graph.constantInt64([-1])], keptShape);
+    return [graph.node1('Mul', [difference, perSample], logProbs.shape), undefined];
   },
 };
 
@@ -35,6 +38,7 @@ export const softmaxCrossEntropy: OpDefinition<null> = {
  */
 export const sigmoidCrossEntropy: OpDefinition<null> = {
   name: 'sigmoidCrossEntropy',
+  acceptsScalarGradient: true,
   emit(graph, [logits, targets]) {
     const z = logits as Value;
     const positivePart = graph.node1('Relu', [z], z.shape);

@@ -20,12 +20,15 @@ export const sub = binary('sub', 'Sub', (graph, { inputs: [left, right] }, [grad
   return [reduceToShape(graph, upstream, left as Value), reduceToShape(graph, negated, right as Value)];
 });
 
-export const mul = binary('mul', 'Mul', (graph, { inputs: [left, right] }, [gradient]) => {
-  const upstream = gradient as Value;
-  const a = left as Value;
-  const b = right as Value;
-  return [
-    a.differentiable ? reduceToShape(graph, graph.node1('Mul', [upstream, b], upstream.shape), a) : undefined,
-    b.differentiable ? reduceToShape(graph, graph.node1('Mul', [upstream, a], upstream.shape), b) : undefined,
-  ];
-});
+export const mul: OpDefinition<null> = {
+  ...binary('mul', 'Mul', (graph, { inputs: [left, right] }, [gradient]) => {
+    const upstream = gradient as Value;
+    const a = left as Value;
+    const b = right as Value;
+    return [
+      a.differentiable ? reduceToShape(graph, graph.node1('Mul', [upstream, b], broadcastShapes(upstream.shape, b.shape)), a) : undefined,
+      b.differentiable ? reduceToShape(graph, graph.node1('Mul', [upstream, a], broadcastShapes(upstream.shape, a.shape)), b) : undefined,
+    ];
+  }),
+  acceptsScalarGradient: true,
+};

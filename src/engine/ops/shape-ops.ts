@@ -28,19 +28,24 @@ export const transpose: OpDefinition<{ permutation: readonly number[] }> = {
   },
 };
 
-/** Mean of every element, as a scalar. */
+/**
+ * Mean of every element, as a scalar. Its gradient is the scalar g/count, the same for every
+ * element: returned unexpanded, since consumers broadcast it (or `gradients` expands it for them).
+ */
 export const mean: OpDefinition<null> = {
   name: 'mean',
   emit: (graph, [x]) => [graph.node1('ReduceMean', [x as Value], [], 'float32', { keepdims: attribute.int(0) })],
   gradient(graph, { inputs: [x] }, [gradient]) {
     const input = x as Value;
     const staticCount = elementCount(input.shape);
+    const upstreamConstant = graph.scalarConstant(gradient as Value);
+    // With a static shape and a constant upstream (the loss seed 1), the whole gradient is a constant.
+    if (staticCount !== undefined && upstreamConstant !== undefined) return [graph.constantFloat([upstreamConstant / staticCount])];
     const count =
       staticCount !== undefined
         ? graph.constantFloat([staticCount])
         : graph.node1('Cast', [graph.node1('Size', [input], [], 'int64')], [], 'float32', { to: attribute.int(1) });
-    const share = graph.node1('Div', [gradient as Value, count], []);
-    return [graph.node1('Expand', [share, runtimeShape(graph, input)], input.shape)];
+    return [graph.node1('Div', [gradient as Value, count], [])];
   },
 };
 
