@@ -57,7 +57,8 @@ async function load(url: string, body: string, headers: Record<string, string>, 
 }
 
 const dataDir = await mkdtemp(join(tmpdir(), 'aiaas-bench-'));
-const apiKey = `aiaas_bench_${'k'.repeat(40)}`;
+// A well-formed key (aiaas_ + 43 base62), so auth takes its normal path.
+const apiKey = `aiaas_${'B'.repeat(43)}`;
 const port = await freePort();
 const { child: aiaas } = await startChild(
   ['bin/aiaas.js', 'serve', '--port', String(port), '--data-dir', dataDir],

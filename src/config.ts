@@ -32,6 +32,7 @@ export interface AiaasConfig {
   jobLeaseMs: number;
   modelMemoryBudgetBytes: number;
   modelIdleUnloadMs: number;
+  inferenceThreads: number;
   batchMaxSize: number;
   batchMaxQueueDelayMicroseconds: number;
   batchMaxQueueSize: number;
@@ -106,10 +107,11 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('rateLimitPerSecond', 'number', '50', 'Requests per second per API key (token bucket refill).', { minimum: 0.001 }),
   setting('rateLimitBurst', 'integer', '100', 'Burst size per API key (token bucket capacity).', { minimum: 1 }),
   setting('jobConcurrency', 'integer', '1', 'Training jobs run at once by this server (worker threads).', { minimum: 1, maximum: 64 }),
-  setting('maxConcurrentJobsPerTenant', 'integer', '1', 'Training jobs of one tenant that may run at once.', { minimum: 1 }),
+  setting('maxConcurrentJobsPerTenant', 'integer', '4', 'Unfinished (queued or running) training jobs one tenant may have; one more gets 429 QUOTA_EXCEEDED.', { minimum: 1 }),
   setting('jobLeaseMs', 'integer', '30000', 'Lease of a running job; a crashed worker\'s job is resumed after it expires.', { minimum: 1000 }),
   setting('modelMemoryBudgetBytes', 'integer', bytesText(2048 * mebibyte), 'Memory for loaded models; least recently used models are unloaded beyond it.', { minimum: mebibyte }),
   setting('modelIdleUnloadMs', 'integer', '900000', 'Unload a model unused for this long (0 = never).', { minimum: 0 }),
+  setting('inferenceThreads', 'integer', '1', 'ONNX Runtime threads inside one served model\'s run. 1 suits small models under concurrent load (requests and batches give the parallelism); raise it for large models.', { minimum: 1, maximum: 64 }),
   setting('batchMaxSize', 'integer', '64', 'Default dynamic batching: most rows merged into one run (1 disables merging).', { minimum: 1 }),
   setting('batchMaxQueueDelayMicroseconds', 'integer', '0', 'Default dynamic batching: how long a request may wait for others to join its batch.', { minimum: 0 }),
   setting('batchMaxQueueSize', 'integer', '1024', 'Default dynamic batching: waiting requests per model version before 503 QUEUE_FULL.', { minimum: 1 }),
@@ -271,6 +273,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     jobLeaseMs: value('jobLeaseMs'),
     modelMemoryBudgetBytes: value('modelMemoryBudgetBytes'),
     modelIdleUnloadMs: value('modelIdleUnloadMs'),
+    inferenceThreads: value('inferenceThreads'),
     batchMaxSize: value('batchMaxSize'),
     batchMaxQueueDelayMicroseconds: value('batchMaxQueueDelayMicroseconds'),
     batchMaxQueueSize: value('batchMaxQueueSize'),

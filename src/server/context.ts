@@ -18,6 +18,7 @@ import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts'
 import { generateMasterKey, loadMasterKeyRing, MasterKeyRing } from '../security/key-ring.ts';
 import { TenantKeyService } from '../security/tenant-keys.ts';
 import { ModelManager, type ModelManagerOptions } from '../serving/model-manager.ts';
+import { loadOnnxRuntime } from '../runtimes/onnx-runtime.ts';
 import { AccessService } from '../services/access.ts';
 import { DatasetService } from '../services/datasets.ts';
 import { ModelRegistry } from '../services/model-registry.ts';
@@ -149,7 +150,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         maxQueueSize: config.batchMaxQueueSize,
       },
       metrics,
-      ...(options.loadRuntime === undefined ? {} : { loadRuntime: options.loadRuntime }),
+      loadRuntime: options.loadRuntime ?? ((bytes) => loadOnnxRuntime(bytes, { intraOpThreads: config.inferenceThreads })),
     });
     closers.unshift(() => manager.close());
     const registry: ModelRegistry = new ModelRegistry({
