@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { AiaasError } from '../errors.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { loadDatasetFile } from '../data/load.ts';
-import { Model, type BatchEvent, type EpochEvent } from '../engine/model.ts';
+import { Model, trainingSummary, type BatchEvent, type EpochEvent } from '../engine/model.ts';
 import { loadWeights, saveModel } from '../engine/saved-model.ts';
 import type { CliIo } from './io.ts';
 
@@ -142,17 +142,7 @@ export async function runTrainCommand(argv: string[], io: CliIo): Promise<number
     onEpochEnd: (event) => progress.epoch(event),
   });
   const testResult = test ? await model.evaluate(test) : undefined;
-  const summary = {
-    epochs: result.epochs,
-    steps: result.steps,
-    samplesPerSecond: Math.round(result.samplesPerSecond),
-    loss: result.loss,
-    metrics: result.metrics,
-    ...(result.validationLoss === undefined ? {} : { validationLoss: result.validationLoss, validationMetrics: result.validationMetrics }),
-    ...(testResult ? { testLoss: testResult.loss, testMetrics: testResult.metrics } : { testMetrics: {} }),
-    stopReason: result.stopReason,
-    out: resolve(io.cwd, values.out!),
-  };
+  const summary = { ...trainingSummary(result, testResult), out: resolve(io.cwd, values.out!) };
   await saveModel(model, summary.out, { ...summary, history: result.history });
   await model.dispose();
   if (values.json) io.stdout.write(`${JSON.stringify(summary)}\n`);

@@ -105,6 +105,35 @@ export interface EvaluateResult {
   count: number;
 }
 
+/** What a finished run reports (the `--json` line of `aiaas train`, a job's result, metrics.json). */
+export interface TrainingSummary {
+  epochs: number;
+  steps: number;
+  samplesPerSecond: number;
+  loss: number;
+  metrics: Record<string, number>;
+  validationLoss?: number;
+  validationMetrics?: Record<string, number>;
+  testLoss?: number;
+  /** Empty when there was no test data. */
+  testMetrics: Record<string, number>;
+  stopReason: FitResult['stopReason'];
+}
+
+export function trainingSummary(result: FitResult, test?: EvaluateResult): TrainingSummary {
+  return {
+    epochs: result.epochs,
+    steps: result.steps,
+    samplesPerSecond: Math.round(result.samplesPerSecond),
+    loss: result.loss,
+    metrics: result.metrics,
+    ...(result.validationLoss === undefined ? {} : { validationLoss: result.validationLoss, validationMetrics: result.validationMetrics ?? {} }),
+    ...(test ? { testLoss: test.loss } : {}),
+    testMetrics: test?.metrics ?? {},
+    stopReason: result.stopReason,
+  };
+}
+
 const product = (shape: readonly number[]) => shape.reduce((total, dimension) => total * dimension, 1);
 
 /**

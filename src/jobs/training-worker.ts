@@ -6,7 +6,7 @@ import { parentPort } from 'node:worker_threads';
 import { AiaasError } from '../errors.ts';
 import { loadDatasetBytes } from '../data/load.ts';
 import type { Dataset } from '../data/dataset.ts';
-import { Model } from '../engine/model.ts';
+import { Model, trainingSummary } from '../engine/model.ts';
 import { decodeCheckpoint, encodeCheckpoint, savedModelBytes } from '../engine/saved-model.ts';
 import type { DatasetSource, FromWorker, ToWorker, WorkerStart } from './worker-protocol.ts';
 
@@ -64,16 +64,7 @@ async function train(start: WorkerStart): Promise<void> {
     return;
   }
   const test = testData ? await model.evaluate(testData) : undefined;
-  const summary = {
-    epochs: result.epochs,
-    steps: result.steps,
-    samplesPerSecond: Math.round(result.samplesPerSecond),
-    loss: result.loss,
-    metrics: result.metrics,
-    ...(result.validationLoss === undefined ? {} : { validationLoss: result.validationLoss, validationMetrics: result.validationMetrics! }),
-    ...(test ? { testLoss: test.loss, testMetrics: test.metrics } : {}),
-    stopReason: result.stopReason,
-  };
+  const summary = trainingSummary(result, test);
   const files = savedModelBytes(model, { ...summary, history: result.history });
   await model.dispose();
   send({ type: 'done', files, summary }, [files.spec, files.weights, files.onnx, files.metrics].map((bytes) => bytes.buffer as ArrayBuffer));

@@ -1,4 +1,6 @@
-import type { BatchEvent, EpochEvent } from '../engine/model.ts';
+import type { BatchEvent, EpochEvent, TrainingSummary } from '../engine/model.ts';
+
+export type { TrainingSummary };
 import type { JobSettings } from './job-request.ts';
 
 /** Dataset bytes as stored; the worker parses them so the server thread stays responsive. */
@@ -28,18 +30,6 @@ export interface SavedModelPayload {
   metrics: Uint8Array;
 }
 
-export interface TrainingSummary {
-  epochs: number;
-  steps: number;
-  samplesPerSecond: number;
-  loss: number;
-  metrics: Record<string, number>;
-  validationLoss?: number;
-  validationMetrics?: Record<string, number>;
-  testLoss?: number;
-  testMetrics?: Record<string, number>;
-  stopReason: string;
-}
 
 export type FromWorker =
   | { type: 'resumed'; epoch: number; step: number }
