@@ -181,6 +181,7 @@ export class Metrics implements ServingMetricsSink {
   readonly batchRequests: Histogram;
   readonly loadedModels: Gauge;
   readonly loadedBytes: Gauge;
+  readonly jobs: Gauge;
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
@@ -196,6 +197,12 @@ export class Metrics implements ServingMetricsSink {
     this.batchRequests = registry.histogram('aiaas_inference_batch_requests', 'Requests merged into one runtime execution.', ['model', 'version'], [1, 2, 4, 8, 16, 32, 64]);
     this.loadedModels = registry.gauge('aiaas_loaded_models', 'Model versions currently loaded.');
     this.loadedBytes = registry.gauge('aiaas_loaded_model_bytes', 'Estimated memory of loaded model versions.');
+    this.jobs = registry.gauge('aiaas_training_jobs', 'Training jobs by status, all tenants.', ['status']);
+  }
+
+  /** Set from the database at scrape time, so the numbers are right across restarts and processes. */
+  jobCounts(counts: Readonly<Record<string, number>>): void {
+    for (const [status, count] of Object.entries(counts)) this.jobs.set({ status }, count);
   }
 
   recordRequest(model: ModelLabels, protocol: InferenceProtocol, outcome: 'ok' | 'error', seconds: number | undefined): void {

@@ -96,6 +96,12 @@ describe('dataset → job → version → alias → V2 and TF-Serving', () => {
     const predictions = (tf as { predictions: number[][] }).predictions;
     expect(predictions).toHaveLength(3);
     predictions.flat().forEach((value, index) => expect(value).toBeCloseTo(expected[index]!, 5));
+
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/aiaas_inference_requests_total\{model="digits",version="1",protocol="v2",outcome="ok"\} 1\b/);
+    expect(metrics).toMatch(/aiaas_inference_requests_total\{model="digits",version="1",protocol="tfserving",outcome="ok"\} 1\b/);
+    expect(metrics).toMatch(/aiaas_training_jobs\{status="succeeded"\} 1\b/);
+    expect(metrics).toMatch(/aiaas_loaded_models 1\b/);
   });
 
   it('rejects a bad spec with 400 naming the layer, and unknown jobs with 404', async () => {

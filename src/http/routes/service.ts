@@ -27,7 +27,10 @@ export async function serviceRoutes(app: FastifyInstance, { context, openApiDocu
     }
   });
 
-  app.get('/metrics', { config }, async (_request, reply) => reply.type(prometheusContentType).send(context.metrics.render()));
+  app.get('/metrics', { config }, async (_request, reply) => {
+    context.metrics.jobCounts(await context.repositories.jobs.countByStatus());
+    return reply.type(prometheusContentType).send(context.metrics.render());
+  });
 
   app.get('/openapi.json', { config }, async () => openApiDocument());
 
