@@ -1,9 +1,30 @@
 #!/usr/bin/env node
-// There is no build step: tsx compiles the TypeScript sources on the fly.
-import { register } from 'tsx/esm/api';
+// Runs the compiled JavaScript in dist/ (built by `npm install` / `npm run build`) when it is at least as
+// new as every source file: Node then starts in a fraction of the time tsx needs to compile on the fly.
+// Otherwise (a checkout without a build, or sources edited since) tsx compiles the TypeScript sources.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
-register();
-const { main } = await import('../src/cli/main.ts');
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+function compiledIsCurrent() {
+  const stamp = `${root}dist/.build-stamp`;
+  if (!existsSync(stamp)) return false;
+  const built = statSync(stamp).mtimeMs;
+  for (const entry of readdirSync(`${root}src`, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile() && statSync(`${entry.parentPath ?? entry.path}/${entry.name}`).mtimeMs > built) return false;
+  }
+  return true;
+}
+
+let main;
+if (compiledIsCurrent()) {
+  ({ main } = await import('../dist/cli/main.js'));
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  ({ main } = await import('../src/cli/main.ts'));
+}
 
 // The first Ctrl-C lets long commands (serve, jobs watch, demo) stop cleanly; a second one forces exit.
 const controller = new AbortController();

@@ -34,6 +34,9 @@ export type JobEventType = 'job-queued' | 'job-started' | 'job-resumed' | 'job-p
 
 type Listener = (jobId: string) => void;
 
+/** From compiled JavaScript (dist/) the worker is plain JS; from the TypeScript sources it needs tsx registered first. */
+const workerEntry = import.meta.url.endsWith('.ts') ? new URL('./training-worker-entry.mjs', import.meta.url) : new URL('./training-worker.js', import.meta.url);
+
 /**
  * Takes queued jobs (or running ones whose lease expired: a crashed server's) and trains each in a
  * worker thread. Checkpoints and results are stored by this thread, encrypted, through the deps.
@@ -142,7 +145,7 @@ export class JobRunner {
     await this.appendEvent(tenantId, job.id, 'job-started', { epoch: job.epoch, totalEpochs: job.totalEpochs, owner: this.owner });
     log.info({ resumeFromEpoch: job.epoch }, 'training job started');
 
-    const worker = new Worker(new URL('./training-worker-entry.mjs', import.meta.url), { execArgv: [] });
+    const worker = new Worker(workerEntry, { execArgv: [] });
     this.active.set(job.id, { worker, tenantId });
     // Epochs after the last checkpoint are trained again on resume, so their history entries go too.
     const history: unknown[] = job.metricsHistory.slice(0, job.epoch);
