@@ -106,18 +106,10 @@ export interface EvaluateResult {
 }
 
 /** What a finished run reports (the `--json` line of `aiaas train`, a job's result, metrics.json). */
-export interface TrainingSummary {
-  epochs: number;
-  steps: number;
-  samplesPerSecond: number;
-  loss: number;
-  metrics: Record<string, number>;
-  validationLoss?: number;
-  validationMetrics?: Record<string, number>;
+export interface TrainingSummary extends Omit<FitResult, 'history'> {
   testLoss?: number;
   /** Empty when there was no test data. */
   testMetrics: Record<string, number>;
-  stopReason: FitResult['stopReason'];
 }
 
 export function trainingSummary(result: FitResult, test?: EvaluateResult): TrainingSummary {
