@@ -263,15 +263,19 @@ export class GraphBuilder {
   }
 
   toModel(metadata: Record<string, string> = {}): OnnxModel {
+    const nodes = this.nodes.map((node) => ({
+      ...node,
+      inputs: node.inputs.map((input) => this.renames.get(input) ?? input),
+      outputs: node.outputs.map((output) => this.renames.get(output) ?? output),
+    }));
+    // Constants a rule folded away (e.g. the loss seed under a static-shape mean) are left out, so
+    // ONNX Runtime has nothing to warn about when it loads the graph.
+    const used = new Set([...nodes.flatMap((node) => node.inputs), ...this.graphOutputs.map((output) => output.name)]);
     return {
       graph: {
         name: this.name,
-        nodes: this.nodes.map((node) => ({
-          ...node,
-          inputs: node.inputs.map((input) => this.renames.get(input) ?? input),
-          outputs: node.outputs.map((output) => this.renames.get(output) ?? output),
-        })),
-        initializers: this.initializers,
+        nodes,
+        initializers: this.initializers.filter((tensor) => used.has(tensor.name)),
         inputs: this.graphInputs,
         outputs: this.graphOutputs,
       },

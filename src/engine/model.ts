@@ -329,6 +329,12 @@ export class Model {
     const featureBuffer = new Float32Array(bufferRows * featureSize);
     const labelBuffer = new Float32Array(bufferRows * labelSize);
     const maskBuffers = new Map([...graphs.maskShapes].map(([layer, { shape }]) => [layer, new Float32Array(bufferRows * product(shape))]));
+    const lossBuffer = new Float32Array(stepsPerRun);
+    const metricBuffers = new Map(this.spec.metrics.map((metric) => [metric, new Float32Array(stepsPerRun)]));
+    const spare: { parameters: Float32Array; state: Map<string, Float32Array> } = {
+      parameters: new Float32Array(this.layout.total),
+      state: new Map(this.slots.map((slot) => [slot.suffix, new Float32Array(this.layout.total)])),
+    };
     const batchesPerEpoch = Math.ceil(train.count / batchSize);
     const monitor = options.earlyStopping?.monitor ?? (validation ? 'val_loss' : 'loss');
     const mode = options.earlyStopping?.mode ?? (monitor.endsWith('accuracy') ? 'max' : 'min');
@@ -394,8 +400,17 @@ export class Model {
           feeds[graphNames.dropoutMask(layer)] = floatTensor(buffer.subarray(0, rows * perRow), [rows, ...shape]);
         }
         for (const slot of this.slots) feeds[graphNames.state(slot.suffix)] = floatTensor(this.packedState.get(slot.suffix)!, [this.layout.total]);
-        const results = await (chunk === 1 ? session : manySession!).run(feeds);
-        const losses = results[graphNames.loss]!.data as Float32Array;
+        // Outputs go into preallocated buffers: the next weights and state into the spare set, which
+        // then swaps with the current one, so a step allocates nothing for them (double buffering).
+        const outputDims = chunk === 1 ? [] : [chunk];
+        const fetches: Record<string, ReturnType<typeof floatTensor>> = {
+          [graphNames.loss]: floatTensor(lossBuffer.subarray(0, chunk), outputDims),
+          [graphNames.next(graphNames.parameters)]: floatTensor(spare.parameters, [this.layout.total]),
+        };
+        for (const metric of this.spec.metrics) fetches[graphNames.metric(metric)] = floatTensor(metricBuffers.get(metric)!.subarray(0, chunk), outputDims);
+        for (const slot of this.slots) fetches[graphNames.next(graphNames.state(slot.suffix))] = floatTensor(spare.state.get(slot.suffix)!, [this.layout.total]);
+        const results = await (chunk === 1 ? session : manySession!).run(feeds, fetches);
+        const losses = lossBuffer;
         for (let index = 0; index < chunk; index++) {
           if (!Number.isFinite(losses[index]!)) {
             throw new AiaasError('TRAINING_DIVERGED', `loss became ${losses[index]} at epoch ${epoch + 1}, step ${batch + index + 1}; lower the learning rate or check the data for extreme values`, {
@@ -403,8 +418,12 @@ export class Model {
             });
           }
         }
-        this.packedParameters = results[graphNames.next(graphNames.parameters)]!.data as Float32Array;
-        for (const slot of this.slots) this.packedState.set(slot.suffix, results[graphNames.next(graphNames.state(slot.suffix))]!.data as Float32Array);
+        [this.packedParameters, spare.parameters] = [spare.parameters, this.packedParameters];
+        for (const slot of this.slots) {
+          const current = this.packedState.get(slot.suffix)!;
+          this.packedState.set(slot.suffix, spare.state.get(slot.suffix)!);
+          spare.state.set(slot.suffix, current);
+        }
         for (const metric of this.spec.metrics) {
           const sums = results[graphNames.metric(metric)]!.data as Float32Array;
           let total = metricSums.get(metric)!;
