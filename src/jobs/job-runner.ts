@@ -46,6 +46,8 @@ export class JobRunner {
   private readonly deps: JobRunnerDependencies;
   private readonly options: Required<JobRunnerOptions>;
   private readonly active = new Map<string, { worker: Worker; tenantId: string }>();
+  /** Jobs this runner holds, from the claim on: counts against `concurrency` before their worker exists. */
+  private readonly claimed = new Set<string>();
   private readonly listeners = new Set<Listener>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
@@ -97,19 +99,26 @@ export class JobRunner {
     this.active.get(jobId)?.worker.postMessage({ type: 'cancel' });
   }
 
-  get runningJobs(): number {
-    return this.active.size;
-  }
-
   wake(): void {
-    if (this.stopped || this.claiming || this.active.size >= this.options.concurrency) return;
+    if (this.stopped || this.claiming || this.claimed.size >= this.options.concurrency) return;
     this.claiming = true;
     this.deps.jobs
       .claimNext(this.owner, this.options.leaseMs)
       .then((job) => {
         this.claiming = false;
         if (!job) return;
-        this.run(job).catch((error: unknown) => this.deps.logger.error({ err: error, jobId: job.id }, 'job runner failed'));
+        this.claimed.add(job.id);
+        this.run(job)
+          .catch(async (error: unknown) => {
+            // Without this the job would stay `running` and be re-claimed (and fail again) after every lease.
+            this.deps.logger.error({ err: error, jobId: job.id }, 'job runner failed');
+            const failure = AiaasError.isInstance(error) ? { code: error.code, message: error.message } : { code: 'INTERNAL', message: 'the job could not be started; the server log has the details' };
+            await this.fail(job, failure).catch(() => undefined);
+          })
+          .finally(() => {
+            this.claimed.delete(job.id);
+            this.wake();
+          });
         this.wake();
       })
       .catch((error: unknown) => {
@@ -145,6 +154,11 @@ export class JobRunner {
     await this.appendEvent(tenantId, job.id, 'job-started', { epoch: job.epoch, totalEpochs: job.totalEpochs, owner: this.owner });
     log.info({ resumeFromEpoch: job.epoch }, 'training job started');
 
+    if (this.stopped) {
+      // Stopped while preparing: hand the job back at once instead of starting a worker.
+      await this.deps.jobs.renewLease(tenantId, job.id, this.owner, 0);
+      return;
+    }
     const worker = new Worker(workerEntry, { execArgv: [] });
     this.active.set(job.id, { worker, tenantId });
     // Epochs after the last checkpoint are trained again on resume, so their history entries go too.
@@ -236,6 +250,5 @@ export class JobRunner {
     await chain;
     clearInterval(renew);
     this.active.delete(job.id);
-    this.wake();
   }
 }

@@ -109,6 +109,24 @@ describe('training jobs', () => {
     expect(events.at(-1)!.payload).toMatchObject({ status: 'succeeded', version: 1 });
   });
 
+  it('runs no more jobs at once than its concurrency (1): the second waits queued', async () => {
+    const { service, runner, tenantId } = await setup();
+    const first = await service.submit(tenantId, { model: 'a', spec, datasetId: 'ds_train', epochs: 2, batchSize: 8 });
+    const second = await service.submit(tenantId, { model: 'b', spec, datasetId: 'ds_train', epochs: 2, batchSize: 8 });
+    runner.start();
+    const firstRunning = await (async () => {
+      for (;;) {
+        const job = await service.get(tenantId, first.id);
+        if (job.status !== 'queued') return job;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    })();
+    expect(firstRunning.status).toBe('running');
+    expect((await service.get(tenantId, second.id)).status).toBe('queued');
+    expect((await waitForFinal(service, tenantId, first.id)).status).toBe('succeeded');
+    expect((await waitForFinal(service, tenantId, second.id)).status).toBe('succeeded');
+  });
+
   it('rejects a bad spec, an unknown dataset and a misfit dataset before queueing', async () => {
     const { service, tenantId, repositories } = await setup();
     const badSpec = service.submit(tenantId, { model: 'x', spec: { ...spec, layers: [{ type: 'dense', units: 0 }] }, datasetId: 'ds_train' });
