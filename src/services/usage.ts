@@ -23,21 +23,37 @@ export class UsageCounter {
   }
 
   add(tenantId: string, modelName: string): void {
-    const day = usageDay(this.#now());
-    const key = `${tenantId}\u0000${modelName}\u0000${day}`;
-    const entry = this.#pending.get(key);
-    if (entry === undefined) this.#pending.set(key, { tenantId, modelName, day, count: 1 });
-    else entry.count += 1;
+    this.#count({ tenantId, modelName, day: usageDay(this.#now()), count: 1 });
   }
 
-  /** Writes the pending counts; concurrent calls queue behind each other. */
+  /**
+   * Writes the pending counts; concurrent calls queue behind each other. A failed write rejects
+   * this call only: its unwritten counts go back to pending for the next flush.
+   */
   flush(): Promise<void> {
-    this.#flushing = this.#flushing.then(async () => {
+    const run = this.#flushing.then(async () => {
       const batch = this.#pending;
       this.#pending = new Map();
-      for (const entry of batch.values()) await this.#repository.increment(entry.tenantId, entry.modelName, entry.day, entry.count);
+      const entries = [...batch.values()];
+      for (let index = 0; index < entries.length; index += 1) {
+        const entry = entries[index]!;
+        try {
+          await this.#repository.increment(entry.tenantId, entry.modelName, entry.day, entry.count);
+        } catch (error) {
+          for (const unwritten of entries.slice(index)) this.#count(unwritten);
+          throw error;
+        }
+      }
     });
-    return this.#flushing;
+    this.#flushing = run.catch(() => undefined);
+    return run;
+  }
+
+  #count(entry: { tenantId: string; modelName: string; day: string; count: number }): void {
+    const key = `${entry.tenantId}\u0000${entry.modelName}\u0000${entry.day}`;
+    const pending = this.#pending.get(key);
+    if (pending === undefined) this.#pending.set(key, entry);
+    else pending.count += entry.count;
   }
 
   async list(tenantId: string, filter: { from?: string; to?: string; modelName?: string } = {}): Promise<UsageRecord[]> {
