@@ -74,7 +74,10 @@ export class ModelManager {
   }
 
   async infer(key: ModelKey, request: InferRequest): Promise<InferResponse> {
-    const entry = await this.#acquireEntry(key);
+    let entry = await this.#acquireEntry(key);
+    // An unload or eviction may have removed the entry while we waited; its runtime is about to be
+    // disposed, so submitting there would fail. Load a fresh copy instead.
+    while (this.#entries.get(key.versionId) !== entry) entry = await this.#acquireEntry(key);
     entry.active++;
     try {
       return await entry.batcher.submit(request);

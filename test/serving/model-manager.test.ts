@@ -70,6 +70,17 @@ describe('ModelManager', () => {
     await models.close();
   });
 
+  it('serves a request that raced an unload from a fresh load instead of the disposed runtime', async () => {
+    const { manager: models, loads } = manager({ batchingDefaults: { ...defaultBatching, maxQueueDelayMicroseconds: 1000 } });
+    await models.acquire({ versionId: 'a' });
+    const request = models.infer({ versionId: 'a' }, { inputs: [x([[1, 2, 3]])] });
+    const unloaded = models.unload({ versionId: 'a' });
+    const [result] = await Promise.all([request, unloaded]);
+    expect(Array.from(result.outputs[0]!.data as Float32Array)).toEqual(linearReference([[1, 2, 3]]).y[0]);
+    expect(loads).toEqual(['a', 'a']);
+    await models.close();
+  });
+
   it('refuses a model larger than the whole budget', async () => {
     const { manager: models } = manager({ memoryBudgetBytes: 10 });
     await expect(models.acquire({ versionId: 'a' })).rejects.toMatchObject({ code: 'MODEL_LOAD_FAILED' });
