@@ -88,7 +88,8 @@ export function jobRoutes(deps: JobRouteDependencies): FastifyPluginAsync {
         wakeUp?.();
       };
       openStreams.add(end);
-      request.raw.on('close', end);
+      // The response's close event fires when the client goes away (or the stream ends).
+      response.on('close', end);
       const pollMs = deps.eventPollMs ?? 1000;
       try {
         while (!closed) {
