@@ -71,6 +71,7 @@ describe('argument errors', () => {
     [['datasets', 'ls', '--server', 'ftp://example'], /invalid --server \/ AIAAS_SERVER "ftp:\/\/example"/],
     [['demo', '--server', 'http://127.0.0.1:9', '--data-dir', 'x'], /--server and --data-dir exclude each other/],
     [['demo', '--epochs', 'ten'], /--epochs must be an integer ≥ 1, got "ten"/],
+    [['demo', '--server', 'not-a-url'], /^error USAGE: invalid --server \/ AIAAS_SERVER "not-a-url"/],
   ];
   it.each(cases)('aiaas %j exits 2 with a usage error', async (argv, expected) => {
     const io = captureIo();

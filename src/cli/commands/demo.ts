@@ -159,6 +159,8 @@ export const demoCommand: CommandDefinition = {
     const givenDataDirectory = stringOption(context.values, 'data-dir');
     const keepRunning = context.values['keep-running'] === true;
     if (serverUrl !== undefined && givenDataDirectory !== undefined) throw new CliUsageError('--server and --data-dir exclude each other: --data-dir is for the embedded server', 'demo');
+    // Built (and its address validated, a usage error) before anything is printed or started.
+    const remoteClient = serverUrl === undefined ? undefined : context.client();
 
     let server: DemoServer | undefined;
     let temporaryDirectory: string | undefined;
@@ -173,11 +175,11 @@ export const demoCommand: CommandDefinition = {
         baseUrl = server.url;
         apiKey = server.apiKey;
       } else {
-        baseUrl = serverUrl;
+        baseUrl = remoteClient?.baseUrl ?? serverUrl;
         apiKey = context.apiKey;
         say(`server: ${baseUrl}\n`);
       }
-      const client = new AiaasClient({ baseUrl, apiKey });
+      const client = remoteClient ?? new AiaasClient({ baseUrl, apiKey });
 
       say(`\n1. Upload ${trainCount.toLocaleString('en')} training and ${testCount.toLocaleString('en')} test digits (IDX pairs)\n`);
       const { train, test } = loadDigits();
