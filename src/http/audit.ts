@@ -155,11 +155,20 @@ async function recordRequest(logger: AuditLogger, request: FastifyRequest, reply
   }
 }
 
+/**
+ * The onSend hook goes on audited routes only (those registered after this plugin), so the
+ * inference path and other unaudited routes do not run it at all.
+ */
 const plugin: FastifyPluginAsync<{ logger: AuditLogger }> = async (app: FastifyInstance, options) => {
   app.decorateRequest('audit', undefined);
-  app.addHook('onSend', async (request, reply, payload) => {
+  const onSend = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
     await recordRequest(options.logger, request, reply);
     return payload;
+  };
+  app.addHook('onRoute', (route) => {
+    if (route.config?.audit === undefined) return;
+    const existing = route.onSend === undefined ? [] : Array.isArray(route.onSend) ? route.onSend : [route.onSend];
+    route.onSend = [...existing, onSend];
   });
 };
 (plugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
