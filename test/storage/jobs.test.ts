@@ -136,6 +136,8 @@ describe('JobRepository', () => {
     expect(await jobs.requestCancel(storage.tenantA, running.id)).toMatchObject({ status: 'running', cancelRequested: true });
     expect(await jobs.finish(storage.tenantA, running.id, { status: 'cancelled', owner: 'worker-1' })).toBe(true);
     expect((await jobs.get(storage.tenantA, running.id))?.status).toBe('cancelled');
+    await expect(jobs.requestCancel(storage.tenantA, waiting.id)).rejects.toMatchObject({ code: 'JOB_NOT_CANCELLABLE' });
+    await expect(jobs.requestCancel(storage.tenantA, running.id)).rejects.toMatchObject({ code: 'JOB_NOT_CANCELLABLE' });
   });
 
   it('counts by status, per tenant and overall', async () => {

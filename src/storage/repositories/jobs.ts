@@ -3,7 +3,6 @@ import { AiaasError } from '../../errors.ts';
 import type { JobEventsTable, JobStatus, JobsTable, Schema } from '../schema.ts';
 import {
   fromJsonText,
-  inTransaction,
   newId,
   pageLimit,
   pageOffset,
@@ -328,28 +327,36 @@ export class JobRepository {
   /**
    * A queued job is cancelled on the spot; a running one gets a flag its worker
    * honours at the next step. Throws JOB_NOT_CANCELLABLE for finished jobs;
-   * undefined when missing or another tenant's.
+   * undefined when missing or another tenant's. Each UPDATE re-checks the status
+   * it expects, so a worker claiming or finishing the job concurrently (which a
+   * read-then-write transaction under READ COMMITTED would miss) cannot be overridden.
    */
   async requestCancel(tenantId: string, id: string): Promise<JobRecord | undefined> {
-    return inTransaction(this.#db, async (transaction) => {
-      const jobs = new JobRepository(transaction, { now: this.#now });
-      const job = await jobs.get(tenantId, id);
-      if (job === undefined) return undefined;
-      if (job.status === 'queued') {
-        await transaction
-          .updateTable('jobs')
-          .set({ status: 'cancelled', cancel_requested: 1, finished_at: this.#now().toISOString() })
-          .where('id', '=', id)
-          .execute();
-      } else if (job.status === 'running') {
-        await transaction.updateTable('jobs').set({ cancel_requested: 1 }).where('id', '=', id).execute();
-      } else {
-        throw new AiaasError('JOB_NOT_CANCELLABLE', `Job ${id} already ${job.status}`, {
-          details: { jobId: id, status: job.status },
-        });
-      }
-      return jobs.get(tenantId, id);
-    });
+    const cancelled = await this.#db
+      .updateTable('jobs')
+      .set({ status: 'cancelled', cancel_requested: 1, finished_at: this.#now().toISOString() })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .where('status', '=', 'queued')
+      .executeTakeFirst();
+    let updated = cancelled.numUpdatedRows > 0n;
+    if (!updated) {
+      const flagged = await this.#db
+        .updateTable('jobs')
+        .set({ cancel_requested: 1 })
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', id)
+        .where('status', '=', 'running')
+        .executeTakeFirst();
+      updated = flagged.numUpdatedRows > 0n;
+    }
+    const job = await this.get(tenantId, id);
+    if (job !== undefined && !updated) {
+      throw new AiaasError('JOB_NOT_CANCELLABLE', `Job ${id} already ${job.status}`, {
+        details: { jobId: id, status: job.status },
+      });
+    }
+    return job;
   }
 
   async appendEvent(tenantId: string, jobId: string, type: string, payload: unknown): Promise<JobEventRecord> {
