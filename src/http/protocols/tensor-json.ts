@@ -163,6 +163,9 @@ export function isBase64Object(value: unknown): value is { b64: string } {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && typeof (value as { b64?: unknown }).b64 === 'string' && Object.keys(value).length === 1;
 }
 
+const minSafeBigInt = BigInt(Number.MIN_SAFE_INTEGER);
+const maxSafeBigInt = BigInt(Number.MAX_SAFE_INTEGER);
+
 /** Plain JSON values of a tensor's elements; 64-bit integers stay bigint for the exact serializer. */
 export function toJsonElements(tensor: Tensor): (number | bigint | boolean | string)[] {
   switch (tensor.datatype) {
@@ -172,7 +175,7 @@ export function toJsonElements(tensor: Tensor): (number | bigint | boolean | str
       return Array.from(tensor.data as Uint16Array, fromHalf);
     case 'INT64':
     case 'UINT64':
-      return Array.from(tensor.data as BigInt64Array, (value) => (value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value));
+      return Array.from(tensor.data as BigInt64Array, (value) => (value >= minSafeBigInt && value <= maxSafeBigInt ? Number(value) : value));
     case 'BYTES':
       return [...(tensor.data as string[])];
     default:
@@ -313,6 +316,13 @@ export function serializeJson(value: unknown, nonFinite: 'null' | 'tokens' = 'nu
     } else if (typeof item === 'bigint') parts.push(item.toString());
     else if (typeof item === 'string' || typeof item === 'boolean') parts.push(JSON.stringify(item));
     else if (Array.isArray(item)) {
+      // Tensor data is mostly long runs of plain numbers: JSON.stringify writes those exactly as the
+      // loop below would (finite numbers as String(n); in 'null' mode non-finite ones as null), only
+      // far faster than one parts entry per element.
+      if (isPlainNumberArray(item, nonFinite === 'null')) {
+        parts.push(JSON.stringify(item));
+        return;
+      }
       parts.push('[');
       item.forEach((child, index) => {
         if (index > 0) parts.push(',');
@@ -334,6 +344,14 @@ export function serializeJson(value: unknown, nonFinite: 'null' | 'tokens' = 'nu
   };
   write(value);
   return parts.join('');
+}
+
+function isPlainNumberArray(items: readonly unknown[], allowNonFinite: boolean): boolean {
+  for (let index = 0; index < items.length; index++) {
+    const item = items[index];
+    if (typeof item !== 'number' || (!allowNonFinite && !Number.isFinite(item))) return false;
+  }
+  return true;
 }
 
 /**
