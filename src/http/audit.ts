@@ -121,10 +121,8 @@ export class AuditLogger {
   /** Entries after `afterSeq`, of one tenant or (undefined) of all. */
   async list(tenantId: string | undefined, options: { afterSeq?: number; limit?: number } = {}): Promise<AuditEntryView[]> {
     const limit = Math.max(1, Math.min(1000, Math.trunc(options.limit ?? 100)));
-    const records =
-      tenantId === undefined
-        ? await this.#repository.listAll({ ...(options.afterSeq === undefined ? {} : { afterSeq: options.afterSeq }), limit })
-        : await this.#repository.list(tenantId, { ...(options.afterSeq === undefined ? {} : { afterSeq: options.afterSeq }), limit });
+    const page = { ...(options.afterSeq === undefined ? {} : { afterSeq: options.afterSeq }), limit };
+    const records = tenantId === undefined ? await this.#repository.listAll(page) : await this.#repository.list(tenantId, page);
     return records.map(auditEntryView);
   }
 }

@@ -89,12 +89,10 @@ const plugin: FastifyPluginAsync<AuthOptions> = async (app: FastifyInstance, opt
       }
       throw error;
     }
-    const decision = keyLimiter.take(`key:${principal.keyId}`);
-    if (!decision.allowed) {
-      request.principal = principal;
-      throw rateLimitedError(decision.retryAfterSeconds);
-    }
+    // Set before the rate check, so a 429 is audited under the key that hit the limit.
     request.principal = principal;
+    const decision = keyLimiter.take(`key:${principal.keyId}`);
+    if (!decision.allowed) throw rateLimitedError(decision.retryAfterSeconds);
     const now = options.now();
     const previous = lastTouched.get(principal.keyId);
     if (previous === undefined || now - previous >= touchIntervalMs) {
@@ -111,10 +109,16 @@ const plugin: FastifyPluginAsync<AuthOptions> = async (app: FastifyInstance, opt
 (plugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
 export const authPlugin = plugin;
 
-/** The caller's principal if its role has `permission`; 401 without a key, 403 naming the permission. */
-export function authorize(request: FastifyRequest, permission: Permission): Principal {
+/** The caller's principal, whatever its role; 401 without a key. */
+export function requirePrincipal(request: FastifyRequest): Principal {
   const principal = request.principal;
   if (principal === undefined) throw new AiaasError('UNAUTHENTICATED', 'An API key is required');
+  return principal;
+}
+
+/** The caller's principal if its role has `permission`; 401 without a key, 403 naming the permission. */
+export function authorize(request: FastifyRequest, permission: Permission): Principal {
+  const principal = requirePrincipal(request);
   requirePermission(principal.role, permission);
   return principal;
 }
@@ -135,8 +139,7 @@ export function authorizeOperator(request: FastifyRequest, permission: Permissio
  * like a missing model, so a restricted key cannot probe which model names exist.
  */
 export function authorizeModel(request: FastifyRequest, modelName: string): Principal {
-  const principal = request.principal;
-  if (principal === undefined) throw new AiaasError('UNAUTHENTICATED', 'An API key is required');
+  const principal = requirePrincipal(request);
   if (!modelAllowed(principal.allowedModels, modelName)) {
     throw new AiaasError('MODEL_NOT_FOUND', `Model '${modelName}' not found`, { details: { model: modelName } });
   }

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { AiaasError } from '../../../errors.ts';
 import { permissionsOf, type Role } from '../../../security/roles.ts';
 import type { ApiKeyRecord, TenantRecord } from '../../../storage/index.ts';
-import { authorize, authorizeOperator } from '../../auth.ts';
+import { authorize, authorizeOperator, requirePrincipal } from '../../auth.ts';
 import { readJsonObject, requireString, type PlatformRouteOptions } from './support.ts';
 
 /** Never the hash: a key's secret is shown once at creation and stored only as an HMAC. */
@@ -27,8 +27,7 @@ function tenantView(record: TenantRecord): Record<string, unknown> {
 
 export async function identityRoutes(app: FastifyInstance, { context }: PlatformRouteOptions): Promise<void> {
   app.get('/me', async (request) => {
-    const principal = request.principal;
-    if (principal === undefined) throw new AiaasError('UNAUTHENTICATED', 'An API key is required');
+    const principal = requirePrincipal(request);
     const key = await context.repositories.apiKeys.get(principal.tenantId, principal.keyId);
     return {
       tenant: { id: principal.tenantId, name: principal.tenantName, operator: principal.isOperator },

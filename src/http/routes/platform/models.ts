@@ -4,6 +4,7 @@ import { AiaasError } from '../../../errors.ts';
 import { modelAllowed } from '../../../security/roles.ts';
 import type { Principal } from '../../../services/access.ts';
 import type { AddVersionOptions } from '../../../services/model-registry.ts';
+import type { AliasRecord } from '../../../storage/index.ts';
 import { authorize, authorizeModel } from '../../auth.ts';
 import type { Permission } from '../../../security/roles.ts';
 import {
@@ -34,6 +35,10 @@ function isTar(bytes: Uint8Array, contentType: string | undefined, fileName: str
   if (fileName?.toLowerCase().endsWith('.tar')) return true;
   // ustar magic at offset 257.
   return bytes.length >= 512 && Buffer.from(bytes.subarray(257, 262)).toString('latin1') === 'ustar';
+}
+
+function aliasView(alias: AliasRecord): { name: string; version: number; updatedAt: string } {
+  return { name: alias.name, version: alias.version, updatedAt: alias.updatedAt };
 }
 
 function versionNumber(text: string): number {
@@ -155,13 +160,13 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
     const body = readJsonObject(request, ['version']);
     const alias = await registry.setAlias(principal.tenantId, request.params.name, request.params.alias, body.version);
     request.audit.detail = { version: alias.version };
-    return { alias: { name: alias.name, version: alias.version, updatedAt: alias.updatedAt } };
+    return { alias: aliasView(alias) };
   });
 
   app.get<{ Params: NameParams }>('/models/:name/aliases', async (request) => {
     const principal = authorizeOnModel(request, 'models:read', request.params.name);
     const aliases = await registry.listAliases(principal.tenantId, request.params.name);
-    return { aliases: aliases.map((alias) => ({ name: alias.name, version: alias.version, updatedAt: alias.updatedAt })) };
+    return { aliases: aliases.map(aliasView) };
   });
 
   app.delete<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias', { config: { audit: { action: 'alias.delete' } } }, async (request, reply) => {

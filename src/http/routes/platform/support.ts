@@ -47,13 +47,6 @@ export function requireString(body: Record<string, unknown>, field: string): str
   return value;
 }
 
-export function optionalString(body: Record<string, unknown>, field: string): string | undefined {
-  const value = body[field];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw new AiaasError('INVALID_REQUEST', `'${field}' must be a string`, { details: { field } });
-  return value;
-}
-
 export function parsePositiveInteger(text: string | undefined, name: string): number | undefined {
   if (text === undefined) return undefined;
   if (!/^[0-9]{1,15}$/.test(text)) {
