@@ -34,9 +34,15 @@ export class EncryptedArtifactStore {
 
   /** Throws ARTIFACT_CORRUPT on any alteration, KEY_DESTROYED after crypto-shredding. */
   async get(tenantId: string, ref: string): Promise<Uint8Array> {
-    const dataKey = await this.#keys.dataKeyFor(tenantId);
-    const sealed = await this.#store.get(ref);
-    return openBytes(dataKey, tenantId, sealed);
+    // A copy: TenantKeyService.forget zeroes its cached key in place, which must not turn a
+    // read that was waiting on the store into a spurious ARTIFACT_CORRUPT.
+    const dataKey = Buffer.from(await this.#keys.dataKeyFor(tenantId));
+    try {
+      const sealed = await this.#store.get(ref);
+      return openBytes(dataKey, tenantId, sealed);
+    } finally {
+      dataKey.fill(0);
+    }
   }
 
   has(ref: string): Promise<boolean> {

@@ -151,6 +151,17 @@ describe('EncryptedArtifactStore', () => {
     expect(await failureCode(() => artifacts.get('tenant-a', ref))).toBe('ARTIFACT_CORRUPT');
   });
 
+  it('finishes a read that was waiting on the store when the cached key is forgotten', async () => {
+    const { keys, bytes, artifacts } = setup();
+    const ref = await artifacts.put('tenant-a', payload);
+    const storeGet = bytes.get.bind(bytes);
+    bytes.get = async (wanted) => {
+      keys.forget('tenant-a');
+      return storeGet(wanted);
+    };
+    expect(sameBytes(await artifacts.get('tenant-a', ref), payload)).toBe(true);
+  });
+
   it("refuses another tenant's artifact", async () => {
     const { artifacts } = setup();
     const ref = await artifacts.put('tenant-a', payload);
