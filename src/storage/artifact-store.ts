@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { AiaasError } from '../errors.ts';
 
 /** `sha256:` + 64 lowercase hex digits of the bytes as stored. */
@@ -100,7 +100,13 @@ export class FileSystemArtifactStore implements ArtifactStore {
     if (existing !== undefined && existing.size === bytes.byteLength) return ref;
 
     const directory = this.#directoryOf(hex);
-    await mkdir(directory, { recursive: true });
+    const firstCreated = await mkdir(directory, { recursive: true });
+    if (firstCreated !== undefined) {
+      // A new `ab/` or `ab/cd/` is itself a directory entry: unless its parent is synced a
+      // crash could lose the directory, and with it an artifact whose row was committed.
+      if (firstCreated !== directory) await syncDirectory(this.rootDir);
+      await syncDirectory(dirname(directory));
+    }
     const temporary = join(directory, `${temporaryPrefix}${hex}-${randomBytes(6).toString('hex')}`);
     try {
       const handle = await open(temporary, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
