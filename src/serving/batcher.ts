@@ -137,32 +137,19 @@ export class Batcher {
     });
   }
 
+  /** Settles every request of the batch exactly once; never rejects, so no request is left hanging. */
   async #run(batch: QueuedRequest[]): Promise<void> {
-    const rows = batch.reduce((sum, item) => sum + Math.max(item.rows, 1), 0);
-    this.#metrics?.batchExecuted(this.#labels, rows, batch.length);
-    if (batch.length === 1) {
-      const item = batch[0]!;
-      try {
-        item.resolve({ outputs: await this.#runtime.infer(item.request.inputs, item.request.outputs) });
-      } catch (error) {
-        item.reject(error);
-      }
-      return;
-    }
     try {
+      const rows = batch.reduce((sum, item) => sum + Math.max(item.rows, 1), 0);
+      this.#metrics?.batchExecuted(this.#labels, rows, batch.length);
+      if (batch.length === 1) return await this.#runAlone(batch[0]!);
       const first = batch[0]!.request;
       const inputs = first.inputs.map((_input, index) => concatenateBatch(batch.map((item) => item.request.inputs[index]!)));
       const outputs = await this.#runtime.infer(inputs, first.outputs);
       const total = batch.reduce((sum, item) => sum + item.rows, 0);
       if (outputs.some((output) => output.shape[0] !== total)) {
         // The model's outputs are not batch-major after all; fall back to one run per request.
-        for (const item of batch) {
-          try {
-            item.resolve({ outputs: await this.#runtime.infer(item.request.inputs, item.request.outputs) });
-          } catch (error) {
-            item.reject(error);
-          }
-        }
+        for (const item of batch) await this.#runAlone(item);
         return;
       }
       let offset = 0;
@@ -171,7 +158,16 @@ export class Batcher {
         offset += item.rows;
       }
     } catch (error) {
+      // Settling twice is a no-op, so requests already answered keep their answer.
       for (const item of batch) item.reject(error);
+    }
+  }
+
+  async #runAlone(item: QueuedRequest): Promise<void> {
+    try {
+      item.resolve({ outputs: await this.#runtime.infer(item.request.inputs, item.request.outputs) });
+    } catch (error) {
+      item.reject(error);
     }
   }
 }
