@@ -202,7 +202,9 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
     throw invalidWeights('safetensors header must be a JSON object');
   }
 
-  const metadata: Record<string, string> = {};
+  // Keys from the file are defined as own properties (Object.fromEntries), never assigned: a
+  // `__proto__` key would otherwise replace the result's prototype and vanish from its keys.
+  const metadataEntries: [string, string][] = [];
   const entries: { name: string; dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }[] = [];
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
@@ -213,7 +215,7 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
         if (typeof value !== 'string') {
           throw invalidWeights(`safetensors "__metadata__" value for ${JSON.stringify(key)} must be a string, got ${JSON.stringify(value)}`, { key });
         }
-        metadata[key] = value;
+        metadataEntries.push([key, value]);
       }
       continue;
     }
@@ -266,14 +268,14 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
     throw invalidWeights(`safetensors data buffer is ${bufferLength} bytes but the tensors cover ${expectedBegin} (trailing bytes)`);
   }
 
-  const tensors: Record<string, SafetensorsTensor> = {};
+  const tensorEntries: [string, SafetensorsTensor][] = [];
   for (const entry of entries) {
     const raw = bytes.subarray(bufferStart + entry.begin, bufferStart + entry.end);
     if (entry.dtype === 'BOOL') {
       const invalidIndex = raw.findIndex((value) => value > 1);
       if (invalidIndex !== -1) throw invalidWeights(`safetensors tensor ${JSON.stringify(entry.name)}: BOOL element ${invalidIndex} is ${raw[invalidIndex]}, not 0 or 1`, { tensor: entry.name });
     }
-    tensors[entry.name] = { dtype: entry.dtype, shape: entry.shape, data: typedView(entry.dtype, raw) };
+    tensorEntries.push([entry.name, { dtype: entry.dtype, shape: entry.shape, data: typedView(entry.dtype, raw) }]);
   }
-  return { tensors, metadata };
+  return { tensors: Object.fromEntries(tensorEntries), metadata: Object.fromEntries(metadataEntries) };
 }

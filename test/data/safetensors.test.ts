@@ -103,6 +103,16 @@ describe('safetensors', () => {
     expect(thrown(() => encodeSafetensors({ __metadata__: { dtype: 'U8', shape: [0], data: new Uint8Array(0) } })).code).toBe('INVALID_WEIGHTS');
   });
 
+  it('keeps tensor and metadata names like "__proto__" as ordinary own keys', () => {
+    const header = '{"__metadata__":{"__proto__":"m"},"__proto__":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}';
+    const decoded = decodeSafetensors(handMade(null, new Uint8Array([7]), header));
+    expect(Object.keys(decoded.tensors)).toEqual(['__proto__']);
+    expect(Object.getPrototypeOf(decoded.tensors)).toBe(Object.prototype);
+    expect(values(decoded.tensors['__proto__']?.data)).toEqual([7]);
+    expect(Object.keys(decoded.metadata)).toEqual(['__proto__']);
+    expect(Object.getPrototypeOf(decoded.metadata)).toBe(Object.prototype);
+  });
+
   it('rejects malformed files with INVALID_WEIGHTS and a clear message', () => {
     const weight = { dtype: 'F32', shape: [2], data_offsets: [0, 8] };
     const eight = new Uint8Array(8);
