@@ -117,7 +117,7 @@ async function readDatasetFile(path: string): Promise<Uint8Array> {
 export async function loadDatasetFile(path: string, options: LoadDatasetFileOptions = {}): Promise<Dataset> {
   const fileName = basename(path);
   const raw = await readDatasetFile(path);
-  // Gunzip once here; the parsers pass plain bytes through untouched.
+  // Gunzipped here for detection; CSV and JSON lines parse these plain bytes without a second gunzip.
   const bytes = gunzipIfCompressed(raw, fileName, options.maxDecompressedBytes);
   const format = options.format ?? detectDatasetFormat(bytes, fileName);
   if (format === undefined) throw undetectable(fileName);
@@ -134,5 +134,7 @@ export async function loadDatasetFile(path: string, options: LoadDatasetFileOpti
     bytesOptions.labelsBytes = await readDatasetFile(options.labelsPath);
     bytesOptions.labelsFileName = basename(options.labelsPath);
   }
-  return loadDatasetBytes(format, bytes, bytesOptions);
+  // IDX errors name a byte offset, which is only meaningful when the parser knows whether the file
+  // was compressed ("byte offset 16 after gunzip"): it gets the file's own bytes and gunzips them itself.
+  return loadDatasetBytes(format, format === 'idx' ? raw : bytes, bytesOptions);
 }

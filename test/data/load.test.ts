@@ -24,6 +24,14 @@ describe('loadDatasetFile / loadDatasetBytes', () => {
     await expect(loadDatasetFile(join(directory, 'train-images-idx3-ubyte.gz'))).rejects.toThrow(/is an IDX file; pass the matching labels file/);
   });
 
+  it('says an IDX error offset is after gunzip when the file on disk is gzipped', async () => {
+    writeFileSync(join(directory, 'short-images.gz'), gzipSync(images.subarray(0, images.length - 4)));
+    writeFileSync(join(directory, 'short-labels'), labels);
+    await expect(loadDatasetFile(join(directory, 'short-images.gz'), { labelsPath: join(directory, 'short-labels') })).rejects.toThrow(
+      /^short-images\.gz \(byte offset 16 after gunzip\): truncated data/,
+    );
+  });
+
   it('dispatches CSV and JSON lines by extension, gzip or not', async () => {
     writeFileSync(join(directory, 'rows.csv.gz'), gzipSync(encode('a,b,target\n1,2,1\n')));
     writeFileSync(join(directory, 'rows.ndjson'), '{"a":1,"target":1}\n');
