@@ -148,7 +148,10 @@ function readOctal(block: Uint8Array, offset: number, length: number, what: stri
   return text === '' ? 0 : parseInt(text, 8);
 }
 
-/** Reads a ustar archive written by `packTar` (or any plain ustar): verifies each header checksum. */
+/**
+ * Reads a ustar archive written by `packTar` (or any plain ustar of regular files and directories):
+ * verifies each header checksum and refuses other entry types (links, pax headers) with a TarError.
+ */
 export function parseTar(archive: Uint8Array): TarEntry[] {
   const entries: TarEntry[] = [];
   let offset = 0;
@@ -166,7 +169,10 @@ export function parseTar(archive: Uint8Array): TarEntry[] {
     offset += blockSize;
     if (offset + size > archive.length) throw new TarError(`${path}: entry of ${size} bytes runs past the end of the archive`);
     if (type === 0x35) entries.push({ path });
-    else entries.push({ path, bytes: archive.slice(offset, offset + size) });
+    // '0', NUL (pre-POSIX) and '7' (contiguous) are regular files; links, devices and pax/GNU
+    // extension headers are not, and returning them as files would invent empty or garbled ones.
+    else if (type === 0x30 || type === 0x00 || type === 0x37) entries.push({ path, bytes: archive.slice(offset, offset + size) });
+    else throw new TarError(`${path}: unsupported entry type ${JSON.stringify(String.fromCharCode(type ?? 0))} at byte ${offset - blockSize} (only regular files and directories)`);
     offset += Math.ceil(size / blockSize) * blockSize;
   }
   throw new TarError('archive ends without the two zero blocks');

@@ -69,6 +69,14 @@ describe('tar', () => {
     expect(() => parseTar(packTar([{ path: 'a', bytes: bytesOf(600, 0) }]).subarray(0, 1024))).toThrow(/past the end/);
   });
 
+  it('refuses entry types other than regular files and directories instead of returning them as files', () => {
+    const archive = packTar([{ path: 'link', bytes: new Uint8Array(0) }]);
+    archive[156] = '2'.charCodeAt(0);
+    archive.set(new TextEncoder().encode(`${tarHeaderChecksum(archive).toString(8).padStart(6, '0')}\0 `), 148);
+    expect(() => parseTar(archive)).toThrow(TarError);
+    expect(() => parseTar(archive)).toThrow(/^link: unsupported entry type "2" at byte 0/);
+  });
+
   it('packs a folder with sorted relative paths and the same bytes every time', async () => {
     const directory = await mkdtemp(join(tmpdir(), 'aiaas-tar-'));
     directories.push(directory);
