@@ -20,6 +20,7 @@ export interface Migration {
 /**
  * SQLite spells an auto-increment key `integer primary key autoincrement`,
  * PostgreSQL wants an identity column; everything else below is common DDL.
+ * "By default", not "always": the audit log inserts its seq explicitly.
  */
 function addAutoIncrementKey<T extends string>(
   table: CreateTableBuilder<T, never>,
@@ -27,7 +28,7 @@ function addAutoIncrementKey<T extends string>(
   context: MigrationContext,
 ): CreateTableBuilder<T, never> {
   return context.dialect === 'postgres'
-    ? table.addColumn(column, 'integer', (col) => col.primaryKey().generatedAlwaysAsIdentity())
+    ? table.addColumn(column, 'integer', (col) => col.primaryKey().generatedByDefaultAsIdentity())
     : table.addColumn(column, 'integer', (col) => col.primaryKey().autoIncrement());
 }
 

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AuditEntry } from '../../src/storage/repositories/audit.ts';
 import { usageDay } from '../../src/storage/repositories/usage.ts';
@@ -102,6 +103,16 @@ describe('AuditRepository', () => {
     expect(chain[0]?.detailJson).toBe('{"b":1,"a":2}');
     expect((await audit.last())?.hash).toBe('h5');
     expect(await audit.listAll({ afterSeq: 3 })).toHaveLength(2);
+  });
+
+  it('stores appendWith entries at the seq after the tail even when the database sequence has a gap', async () => {
+    const { audit } = storage.repositories;
+    const genesis = '0'.repeat(64);
+    await audit.appendWith(() => entry(genesis, 'h1'));
+    // What a PostgreSQL identity looks like after a rolled-back insert consumed values.
+    await sql`update sqlite_sequence set seq = seq + 5 where name = 'audit_log'`.execute(storage.database.db);
+    await audit.appendWith((previous) => entry(previous!.hash, 'h2'));
+    expect((await audit.listAll()).map((record) => record.seq)).toEqual([1, 2]);
   });
 
   it('refuses a second entry on the same predecessor, so the chain cannot fork', async () => {

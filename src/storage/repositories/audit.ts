@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { Insertable, Kysely, Selectable } from 'kysely';
 import type { AuditLogTable, Schema } from '../schema.ts';
 import { inTransaction, isRetryableWriteConflict } from '../support.ts';
 
@@ -66,19 +66,30 @@ export class AuditRepository {
     this.#db = db;
   }
 
+  /** Stores `entry` at the next seq the database hands out. */
   async append(entry: AuditEntry): Promise<AuditRecord> {
-    const row = await this.#db.insertInto('audit_log').values(toRow(entry)).returningAll().executeTakeFirstOrThrow();
-    return toRecord(row);
+    return this.#insert(toRow(entry));
   }
 
-  /** Reads the tail and appends `build(tail)` in one transaction. `build` must be pure: it may run more than once. */
+  async #insert(row: Insertable<AuditLogTable>): Promise<AuditRecord> {
+    return toRecord(await this.#db.insertInto('audit_log').values(row).returningAll().executeTakeFirstOrThrow());
+  }
+
+  /**
+   * Reads the tail and appends `build(tail)` in one transaction, at seq `tail.seq + 1`
+   * (1 for the first entry): the seq the chain hashes. Set explicitly because a database
+   * sequence need not be gapless (a PostgreSQL identity keeps values a rolled-back retry
+   * consumed), and a stored seq that differs from the hashed one breaks the chain.
+   * `build` must be pure: it may run more than once.
+   */
   async appendWith(build: (previous: AuditRecord | undefined) => AuditEntry | Promise<AuditEntry>): Promise<AuditRecord> {
     const attempts = 5;
     for (let attempt = 1; ; attempt += 1) {
       try {
         return await inTransaction(this.#db, async (transaction) => {
-          const previous = await new AuditRepository(transaction).last();
-          return new AuditRepository(transaction).append(await build(previous));
+          const inside = new AuditRepository(transaction);
+          const previous = await inside.last();
+          return inside.#insert({ ...toRow(await build(previous)), seq: (previous?.seq ?? 0) + 1 });
         });
       } catch (error) {
         if (!isRetryableWriteConflict(error) || attempt >= attempts || this.#db.isTransaction) throw error;
