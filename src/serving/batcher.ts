@@ -138,11 +138,19 @@ export class Batcher {
   }
 
   /** Settles every request of the batch exactly once; never rejects, so no request is left hanging. */
-  async #run(batch: QueuedRequest[]): Promise<void> {
+  #run(batch: QueuedRequest[]): Promise<void> {
     try {
       const rows = batch.reduce((sum, item) => sum + Math.max(item.rows, 1), 0);
       this.#metrics?.batchExecuted(this.#labels, rows, batch.length);
-      if (batch.length === 1) return await this.#runAlone(batch[0]!);
+    } catch (error) {
+      for (const item of batch) item.reject(error);
+      return Promise.resolve();
+    }
+    return batch.length === 1 ? this.#runAlone(batch[0]!) : this.#runMerged(batch);
+  }
+
+  async #runMerged(batch: QueuedRequest[]): Promise<void> {
+    try {
       const first = batch[0]!.request;
       const inputs = first.inputs.map((_input, index) => concatenateBatch(batch.map((item) => item.request.inputs[index]!)));
       const outputs = await this.#runtime.infer(inputs, first.outputs);
