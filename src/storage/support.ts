@@ -19,6 +19,25 @@ export function newId(prefix: string): string {
 }
 
 /**
+ * Runs `work` in its own transaction, re-running it (up to `attempts` times in all) after
+ * a retryable write conflict. Inside a caller's transaction a conflict has already doomed
+ * that transaction, so it is rethrown at once.
+ */
+export async function transactionWithRetry<T>(
+  db: Kysely<Schema>,
+  work: (transaction: Kysely<Schema>) => Promise<T>,
+  attempts = 5,
+): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await inTransaction(db, work);
+    } catch (error) {
+      if (!isRetryableWriteConflict(error) || attempt >= attempts || db.isTransaction) throw error;
+    }
+  }
+}
+
+/**
  * Runs `work` in a transaction, or directly when `db` already is one: Kysely
  * cannot nest transactions, and repositories built over a transaction (see
  * `createRepositories`) must compose with it instead of opening their own.

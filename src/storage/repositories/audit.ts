@@ -1,6 +1,6 @@
 import type { Insertable, Kysely, Selectable } from 'kysely';
 import type { AuditLogTable, Schema } from '../schema.ts';
-import { inTransaction, isRetryableWriteConflict } from '../support.ts';
+import { transactionWithRetry } from '../support.ts';
 
 /**
  * One audit entry as the hash chain sees it. `detailJson` stays a string so the
@@ -83,18 +83,11 @@ export class AuditRepository {
    * `build` must be pure: it may run more than once.
    */
   async appendWith(build: (previous: AuditRecord | undefined) => AuditEntry | Promise<AuditEntry>): Promise<AuditRecord> {
-    const attempts = 5;
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        return await inTransaction(this.#db, async (transaction) => {
-          const inside = new AuditRepository(transaction);
-          const previous = await inside.last();
-          return inside.#insert({ ...toRow(await build(previous)), seq: (previous?.seq ?? 0) + 1 });
-        });
-      } catch (error) {
-        if (!isRetryableWriteConflict(error) || attempt >= attempts || this.#db.isTransaction) throw error;
-      }
-    }
+    return transactionWithRetry(this.#db, async (transaction) => {
+      const inside = new AuditRepository(transaction);
+      const previous = await inside.last();
+      return inside.#insert({ ...toRow(await build(previous)), seq: (previous?.seq ?? 0) + 1 });
+    });
   }
 
   async last(): Promise<AuditRecord | undefined> {

@@ -4,13 +4,13 @@ import type { AliasesTable, ModelVersionSource, ModelVersionsTable, ModelsTable,
 import {
   fromJsonText,
   inTransaction,
-  isRetryableWriteConflict,
   isUniqueViolation,
   newId,
   pageLimit,
   pageOffset,
   toJsonText,
   toNullableJsonText,
+  transactionWithRetry,
   type Page,
 } from '../support.ts';
 import type { RepositoryOptions } from './tenants.ts';
@@ -229,39 +229,32 @@ export class ModelRepository {
    * unique (model_id, version) constraint rejects ours and we try again.
    */
   async addVersion(tenantId: string, modelId: string, input: NewModelVersion): Promise<ModelVersionRecord> {
-    const attempts = 5;
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        return await inTransaction(this.#db, async (transaction) => {
-          const model = await this.#with(transaction).get(tenantId, modelId);
-          if (model === undefined) {
-            throw new AiaasError('MODEL_NOT_FOUND', `Model '${modelId}' not found`, { details: { modelId } });
-          }
-          const highest = await transaction
-            .selectFrom('model_versions')
-            .select((select) => select.fn.max('version').as('highest'))
-            .where('model_id', '=', modelId)
-            .executeTakeFirst();
-          const row: Selectable<ModelVersionsTable> = {
-            id: newId('ver'),
-            tenant_id: tenantId,
-            model_id: modelId,
-            version: Number(highest?.highest ?? 0) + 1,
-            source: input.source,
-            onnx_ref: input.onnxRef,
-            saved_model_refs_json: toNullableJsonText(input.savedModelRefs),
-            signature_json: toJsonText(input.signature ?? null),
-            metrics_json: toNullableJsonText(input.metrics),
-            job_id: input.jobId ?? null,
-            created_at: this.#now().toISOString(),
-          };
-          await transaction.insertInto('model_versions').values(row).execute();
-          return toVersion(row);
-        });
-      } catch (error) {
-        if (!isRetryableWriteConflict(error) || attempt >= attempts || this.#db.isTransaction) throw error;
+    return transactionWithRetry(this.#db, async (transaction) => {
+      const model = await this.#with(transaction).get(tenantId, modelId);
+      if (model === undefined) {
+        throw new AiaasError('MODEL_NOT_FOUND', `Model '${modelId}' not found`, { details: { modelId } });
       }
-    }
+      const highest = await transaction
+        .selectFrom('model_versions')
+        .select((select) => select.fn.max('version').as('highest'))
+        .where('model_id', '=', modelId)
+        .executeTakeFirst();
+      const row: Selectable<ModelVersionsTable> = {
+        id: newId('ver'),
+        tenant_id: tenantId,
+        model_id: modelId,
+        version: Number(highest?.highest ?? 0) + 1,
+        source: input.source,
+        onnx_ref: input.onnxRef,
+        saved_model_refs_json: toNullableJsonText(input.savedModelRefs),
+        signature_json: toJsonText(input.signature ?? null),
+        metrics_json: toNullableJsonText(input.metrics),
+        job_id: input.jobId ?? null,
+        created_at: this.#now().toISOString(),
+      };
+      await transaction.insertInto('model_versions').values(row).execute();
+      return toVersion(row);
+    });
   }
 
   /** Newest first would suit a UI, but ascending matches how version numbers read. */
