@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { ExpressionBuilder, Kysely, Selectable } from 'kysely';
 import { AiaasError } from '../../errors.ts';
 import type { JobEventsTable, JobStatus, JobsTable, Schema } from '../schema.ts';
 import {
@@ -103,6 +103,15 @@ function toEvent(row: Selectable<JobEventsTable>): JobEventRecord {
     payload: fromJsonText<unknown>(row.payload_json),
     createdAt: row.created_at,
   };
+}
+
+/** Queued, or running under a lease that expired before `nowIso` (its worker died). */
+function claimable(nowIso: string) {
+  return (where: ExpressionBuilder<Schema, 'jobs'>) =>
+    where.or([
+      where('status', '=', 'queued'),
+      where.and([where('status', '=', 'running'), where('lease_expires_at', '<', nowIso)]),
+    ]);
 }
 
 /**
@@ -212,39 +221,16 @@ export class JobRepository {
             where(
               'id',
               '=',
-              where
-                .selectFrom('jobs as candidate')
-                .select('candidate.id')
-                .where((inner) =>
-                  inner.or([
-                    inner('candidate.status', '=', 'queued'),
-                    inner.and([inner('candidate.status', '=', 'running'), inner('candidate.lease_expires_at', '<', nowIso)]),
-                  ]),
-                )
-                .orderBy('candidate.created_at')
-                .orderBy('candidate.id')
-                .limit(1),
+              // Inside the subquery, unqualified columns name the subquery's own `jobs` row.
+              where.selectFrom('jobs').select('id').where(claimable(nowIso)).orderBy('created_at').orderBy('id').limit(1),
             ),
-            where.or([
-              where('status', '=', 'queued'),
-              where.and([where('status', '=', 'running'), where('lease_expires_at', '<', nowIso)]),
-            ]),
+            claimable(nowIso)(where),
           ]),
         )
         .returningAll()
         .executeTakeFirst();
       if (row !== undefined) return toJob(row);
-      const anyClaimable = await this.#db
-        .selectFrom('jobs')
-        .select('id')
-        .where((where) =>
-          where.or([
-            where('status', '=', 'queued'),
-            where.and([where('status', '=', 'running'), where('lease_expires_at', '<', nowIso)]),
-          ]),
-        )
-        .limit(1)
-        .executeTakeFirst();
+      const anyClaimable = await this.#db.selectFrom('jobs').select('id').where(claimable(nowIso)).limit(1).executeTakeFirst();
       if (anyClaimable === undefined) return undefined;
     }
     return undefined;
