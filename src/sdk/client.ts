@@ -400,6 +400,11 @@ function isAbort(error: unknown, signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true || (error instanceof Error && error.name === 'AbortError');
 }
 
+/** A 4xx answer (unknown job, bad key) will not change on retry; 429, 5xx and lost connections may. */
+function isFinalApiError(error: unknown): boolean {
+  return AiaasApiError.isInstance(error) && error.status < 500 && error.status !== 429;
+}
+
 export class JobsApi {
   constructor(private readonly transport: Transport) {}
 
@@ -442,8 +447,7 @@ export class JobsApi {
           signal,
         });
       } catch (error) {
-        if (isAbort(error, signal)) throw error;
-        if (AiaasApiError.isInstance(error) && error.status < 500 && error.status !== 429) throw error;
+        if (isAbort(error, signal) || isFinalApiError(error)) throw error;
         connectionError = error;
       }
       if (response !== undefined && response.body !== null) {
@@ -471,9 +475,15 @@ export class JobsApi {
         }
         if (connectionError === undefined) {
           // A clean end without a terminal event: the server may have restarted or closed a
-          // finished job's stream early, so ask the job itself before reconnecting.
-          const job = await this.get(id, { signal });
-          if (terminalJobStatuses.includes(job.status)) return;
+          // finished job's stream early, so ask the job itself before reconnecting. A server still
+          // restarting fails this check too: that is one more failed attempt, not the end.
+          try {
+            const job = await this.get(id, { signal });
+            if (terminalJobStatuses.includes(job.status)) return;
+          } catch (error) {
+            if (isAbort(error, signal) || isFinalApiError(error)) throw error;
+            connectionError = error;
+          }
         }
       }
       failures++;

@@ -137,6 +137,26 @@ describe('jobs.watch', () => {
     expect(lastEventIds).toEqual([undefined, '1', '3']);
   });
 
+  it('retries when the job check after a closed stream fails (a restarting server) instead of giving up', async () => {
+    let jobChecks = 0;
+    const baseUrl = await serve((request, response, connection) => {
+      if (request.url === '/api/v1/jobs/8') {
+        jobChecks++;
+        response.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'UNAVAILABLE', message: 'starting' } }));
+        return;
+      }
+      streamHead(response);
+      if (connection === 0) response.end('id: 1\nevent: job-progress\ndata: {}\n\n');
+      else response.end('id: 2\nevent: job-finished\ndata: {"status":"succeeded"}\n\n');
+    });
+    const events = await collect(new AiaasClient({ baseUrl }).jobs.watch('8', { reconnectDelayMs: 0 }));
+    expect(events.map((event) => [event.id, event.type])).toEqual([
+      ['1', 'job-progress'],
+      ['2', 'job-finished'],
+    ]);
+    expect(jobChecks).toBe(1);
+  });
+
   it('ends quietly when the stream closes on a job that already finished', async () => {
     const baseUrl = await serve((request, response) => {
       if (request.url === '/api/v1/jobs/9') {
