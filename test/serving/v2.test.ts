@@ -119,6 +119,18 @@ describe('V2 inference', () => {
     expect(response.headers['x-aiaas-error-code']).toMatch(/^INVALID_(TENSOR|REQUEST)$/);
   });
 
+  it('tells a client sending an INT64 beyond 2^53 as a JSON number to send a string', async () => {
+    const { app } = await server(standardModels());
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v2/models/identity/infer',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"inputs": [{"name": "i64", "datatype": "INT64", "shape": [1], "data": [9007199254740993]}]}',
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().error).toMatch(/input 'i64': element 0 is 9007199254740992, expected a string for integers beyond 2\^53/);
+  });
+
   it('rejects an out-of-range integer, a missing input and malformed JSON', async () => {
     const { app } = await server(standardModels());
     const range = await app.inject({

@@ -121,8 +121,13 @@ export function fromJsonElements(values: readonly unknown[], datatype: TensorDat
     case 'UINT64': {
       const target = data as BigInt64Array | BigUint64Array;
       for (let index = 0; index < values.length; index++) {
-        const number = toBigInt(values[index], datatype === 'INT64');
-        if (number === undefined) fail(index, `an integer in ${datatype} range`);
+        const value = values[index];
+        const number = toBigInt(value, datatype === 'INT64');
+        if (number === undefined) {
+          // JSON.parse has already rounded such a number, so the exact value is gone; say how to send it.
+          const unsafe = typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value) && Math.abs(value) <= 2 ** 64;
+          fail(index, unsafe ? `a string for integers beyond 2^53 (JSON numbers lose precision there)` : `an integer in ${datatype} range`);
+        }
         target[index] = number!;
       }
       return data;
