@@ -48,6 +48,12 @@ export function modelKey(model: ResolvedModel): ModelKey {
   };
 }
 
+/** Every version of a model the caller can see; `fallback` when the listing does not name it. */
+export async function versionsOf(deps: InferenceDeps, request: FastifyRequest, name: string, fallback: string): Promise<string[]> {
+  const entry = (await deps.listModels(request)).find((model) => model.name === name);
+  return entry?.versions ?? [fallback];
+}
+
 export async function signatureOf(deps: InferenceDeps, model: ResolvedModel): Promise<ModelSignature> {
   return model.signature ?? (await deps.manager.acquire(modelKey(model))).signature;
 }

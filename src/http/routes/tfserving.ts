@@ -10,7 +10,7 @@ import {
   renderTfServingPredictResponse,
   renderTfServingStatus,
 } from '../protocols/tfserving.ts';
-import { type InferenceDeps, installProtocolHandling, runInference, sendJson, signatureOf } from '../protocols/route-support.ts';
+import { type InferenceDeps, installProtocolHandling, runInference, sendJson, signatureOf, versionsOf } from '../protocols/route-support.ts';
 
 const base = '/tfserving/v1/models';
 
@@ -61,8 +61,7 @@ export async function tfServingRoutes(app: FastifyInstance, deps: InferenceDeps)
   // Status: all versions without a version or label, as api_rest.md describes.
   app.get<{ Params: { name: string } }>(`${base}/:name`, async (request, reply) => {
     const model = await deps.resolveModel(request, request.params.name);
-    const entry = (await deps.listModels(request)).find((item) => item.name === model.name);
-    const versions = entry?.versions ?? [model.version];
+    const versions = await versionsOf(deps, request, model.name, model.version);
     return sendJson(reply, renderTfServingStatus(versions.map((version) => ({ version, available: true }))));
   });
   for (const kind of ['versions', 'labels']) {

@@ -12,6 +12,7 @@ import {
   runInference,
   sendJson,
   signatureOf,
+  versionsOf,
 } from '../protocols/route-support.ts';
 
 export type { InferenceDeps, ResolvedModel } from '../protocols/route-support.ts';
@@ -19,11 +20,6 @@ export type { InferenceDeps, ResolvedModel } from '../protocols/route-support.ts
 interface ModelParams {
   name: string;
   version?: string;
-}
-
-async function versionsOf(deps: InferenceDeps, request: FastifyRequest, name: string, fallback: string): Promise<string[]> {
-  const entry = (await deps.listModels(request)).find((model) => model.name === name);
-  return entry?.versions ?? [fallback];
 }
 
 export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promise<void> {
