@@ -1,6 +1,7 @@
 import { sql, type Kysely, type CreateTableBuilder } from 'kysely';
 import { AiaasError } from '../errors.ts';
 import type { Schema } from './schema.ts';
+import { transactionWithRetry } from './support.ts';
 
 export type SqlDialectName = 'sqlite' | 'postgres';
 
@@ -222,7 +223,9 @@ export async function migrateToLatest(
 
   const applied: string[] = [];
   for (const migration of list) {
-    const didApply = await db.transaction().execute(async (transaction) => {
+    // A lost race (another process applied it after our check) surfaces as a write conflict;
+    // the retry's check then finds the migration recorded and skips it.
+    const didApply = await transactionWithRetry(db, async (transaction) => {
       // Re-checked inside the transaction: another process may have applied it meanwhile.
       const existing = await transaction
         .selectFrom('migrations')

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/storage/database.ts';
-import { migrations } from '../../src/storage/migrations.ts';
+import { migrateToLatest, migrations, type Migration } from '../../src/storage/migrations.ts';
 import { createRepositories } from '../../src/storage/repositories/index.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'aiaas-db-'));
@@ -42,6 +42,33 @@ describe('openDatabase', () => {
       createRepositories(database.db).models.create('tnt_missing', { name: 'orphan' }),
     ).rejects.toThrow(/FOREIGN KEY/);
     await database.close();
+  });
+
+  it('skips a migration another process applied while this one was about to', async () => {
+    const path = join(scratch, 'racing.sqlite');
+    const mine = await openDatabase({ path });
+    const theirs = await openDatabase({ path });
+    const tableMigration = (interleave: () => Promise<unknown>): Migration => ({
+      name: '9000_racing',
+      async up(db) {
+        // After this side's existence check: the other side applies the migration first.
+        await interleave();
+        await db.schema.createTable('racing').addColumn('id', 'text').execute();
+      },
+    });
+    try {
+      const other = tableMigration(async () => undefined);
+      const applied = await migrateToLatest(mine.db, {
+        context: { dialect: 'sqlite' },
+        migrations: [...migrations, tableMigration(() => migrateToLatest(theirs.db, { context: { dialect: 'sqlite' }, migrations: [...migrations, other] }))],
+      });
+      expect(applied).toEqual([]);
+      const recorded = await mine.db.selectFrom('migrations').select('name').where('name', '=', '9000_racing').execute();
+      expect(recorded).toHaveLength(1);
+    } finally {
+      await theirs.close();
+      await mine.close();
+    }
   });
 
   it('refuses a database migrated by a newer build', async () => {
