@@ -63,25 +63,31 @@ export async function startServer(config: AiaasConfig, options: StartServerOptio
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      await context.jobs.close();
-      // Stops accepting, lets in-flight requests finish, then runs onClose hooks.
-      await app.close();
-      await context.close();
+      try {
+        await context.jobs.close();
+        // Stops accepting, lets in-flight requests finish, then runs onClose hooks.
+        await app.close();
+        await context.close();
+      } finally {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+      }
     })();
     return closing;
   };
 
+  // Removed once close() is done, so servers closed in-process (tests, embedders) leave no listeners behind.
+  const onSignal = (signal: NodeJS.Signals) => {
+    context.logger.info({ signal }, 'shutting down');
+    close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        context.logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
   if (options.handleSignals !== false) {
-    const onSignal = (signal: NodeJS.Signals) => {
-      context.logger.info({ signal }, 'shutting down');
-      close().then(
-        () => process.exit(0),
-        (error: unknown) => {
-          context.logger.error({ err: error }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
-    };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
   }

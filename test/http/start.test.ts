@@ -52,6 +52,15 @@ describe('startServer', () => {
     expect((await fetch(`${again.url}/api/v1/me`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
   });
 
+  it('removes its signal handlers when closed', async () => {
+    const before = [process.listenerCount('SIGTERM'), process.listenerCount('SIGINT')];
+    const config = loadConfig({ flags: { port: 0, logLevel: 'silent', dataDir: await dataDirectory(), masterKey: generateMasterKey() }, env: {} });
+    const server = await startServer(config, { logger: pino({ level: 'silent' }), printSecret: () => undefined });
+    expect([process.listenerCount('SIGTERM'), process.listenerCount('SIGINT')]).toEqual([before[0]! + 1, before[1]! + 1]);
+    await server.close();
+    expect([process.listenerCount('SIGTERM'), process.listenerCount('SIGINT')]).toEqual(before);
+  });
+
   it('speaks HTTPS with HSTS when a certificate is configured', async () => {
     const dataDir = await dataDirectory();
     const cert = join(dataDir, 'cert.pem');
