@@ -183,10 +183,6 @@ export interface MasterKeySource {
   masterKeyFile?: string | undefined;
 }
 
-export function masterKeySourceFromEnvironment(environment: Readonly<Record<string, string | undefined>>): MasterKeySource {
-  return { masterKey: environment.AIAAS_MASTER_KEY, masterKeyFile: environment.AIAAS_MASTER_KEY_FILE };
-}
-
 export function loadMasterKeyRing(
   source: MasterKeySource,
   readFile: (path: string) => string = (path) => readFileSync(path, 'utf8'),

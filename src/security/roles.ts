@@ -51,10 +51,6 @@ export function isRole(value: unknown): value is Role {
   return typeof value === 'string' && (roles as readonly string[]).includes(value);
 }
 
-export function isPermission(value: unknown): value is Permission {
-  return typeof value === 'string' && (permissions as readonly string[]).includes(value);
-}
-
 export function parseRole(value: unknown): Role {
   if (isRole(value)) return value;
   throw new AiaasError('INVALID_REQUEST', `Unknown role ${JSON.stringify(value)}; expected one of: ${roles.join(', ')}.`);

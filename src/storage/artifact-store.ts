@@ -29,10 +29,6 @@ export function artifactRefOf(bytes: Uint8Array): ArtifactRef {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
-export function isArtifactRef(value: unknown): value is ArtifactRef {
-  return typeof value === 'string' && refPattern.test(value);
-}
-
 /** Refs come from the database or from clients; parsing them strictly is what keeps paths inside the root. */
 function hexOf(ref: string): string {
   const match = refPattern.exec(ref);
