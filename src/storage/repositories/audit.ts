@@ -1,6 +1,6 @@
 import type { Insertable, Kysely, Selectable } from 'kysely';
 import type { AuditLogTable, Schema } from '../schema.ts';
-import { transactionWithRetry } from '../support.ts';
+import { pageLimit, transactionWithRetry } from '../support.ts';
 
 /**
  * One audit entry as the hash chain sees it. `detailJson` stays a string so the
@@ -108,8 +108,7 @@ export class AuditRepository {
   async list(tenantId: string, options: { afterSeq?: number; limit?: number } = {}): Promise<AuditRecord[]> {
     let query = this.#db.selectFrom('audit_log').selectAll().where('tenant_id', '=', tenantId);
     if (options.afterSeq !== undefined) query = query.where('seq', '>', options.afterSeq);
-    const limit = Math.max(1, Math.min(1000, Math.trunc(options.limit ?? 100)));
-    const rows = await query.orderBy('seq').limit(limit).execute();
+    const rows = await query.orderBy('seq').limit(pageLimit(options)).execute();
     return rows.map(toRecord);
   }
 }
