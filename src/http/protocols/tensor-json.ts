@@ -374,30 +374,37 @@ export function parseJsonBody(text: string, allowNonFiniteTokens: boolean): unkn
   }
 }
 
+/** Quotes bare non-finite tokens outside string literals; copies the text between them in slices. */
 function quoteNonFiniteTokens(text: string): string {
   if (!/NaN|Infinity/.test(text)) return text;
-  let out = '';
-  let inString = false;
-  for (let index = 0; index < text.length; index++) {
-    const char = text[index]!;
-    if (inString) {
-      out += char;
-      if (char === '\\') out += text[++index] ?? '';
-      else if (char === '"') inString = false;
+  const parts: string[] = [];
+  let copied = 0;
+  let index = 0;
+  while (index < text.length) {
+    const code = text.charCodeAt(index);
+    if (code === 0x22) {
+      // Skip a string literal, escapes included; an unterminated one runs to the end.
+      index++;
+      while (index < text.length) {
+        const inner = text.charCodeAt(index);
+        index += inner === 0x5c ? 2 : 1;
+        if (inner === 0x22) break;
+      }
       continue;
     }
-    if (char === '"') {
-      inString = true;
-      out += char;
+    const token =
+      code === 0x4e && text.startsWith('NaN', index) ? 'NaN'
+      : code === 0x49 && text.startsWith('Infinity', index) ? 'Infinity'
+      : code === 0x2d && text.startsWith('-Infinity', index) ? '-Infinity'
+      : undefined;
+    if (token === undefined) {
+      index++;
       continue;
     }
-    const token = ['-Infinity', 'Infinity', 'NaN'].find((candidate) => text.startsWith(candidate, index));
-    if (token !== undefined) {
-      out += `"${token}"`;
-      index += token.length - 1;
-      continue;
-    }
-    out += char;
+    parts.push(text.slice(copied, index), '"', token, '"');
+    index += token.length;
+    copied = index;
   }
-  return out;
+  parts.push(text.slice(copied));
+  return parts.join('');
 }
