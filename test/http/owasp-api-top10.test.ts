@@ -272,6 +272,17 @@ describe('API4:2023 Unrestricted Resource Consumption', () => {
 });
 
 describe('API5:2023 Broken Function Level Authorization', () => {
+  it('does not let a key restricted to some models create a key that reaches further', async () => {
+    const restricted = await createKey(server, tenantB.adminKey, 'admin', { allowedModels: ['shared-name'] });
+    for (const allowedModels of [undefined, null, ['*'], ['shared-name', 'secret-model']]) {
+      const wider = await call(server.app, restricted.key, 'POST', '/api/v1/keys', { name: 'wider', role: 'developer', ...(allowedModels === undefined ? {} : { allowedModels }) });
+      expect(wider.statusCode).toBe(403);
+      expect(wider.json().error.code).toBe('FORBIDDEN');
+    }
+    const narrower = await call(server.app, restricted.key, 'POST', '/api/v1/keys', { name: 'narrower', role: 'developer', allowedModels: ['shared-name'] });
+    expect(narrower.statusCode).toBe(201);
+  });
+
   it('refuses functions outside the role with 403 naming the permission', async () => {
     const viewer = await createKey(server, tenantA.adminKey, 'viewer');
     const inference = await createKey(server, tenantA.adminKey, 'inference');

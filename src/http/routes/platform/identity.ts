@@ -21,6 +21,12 @@ export function keyView(record: ApiKeyRecord): Record<string, unknown> {
   };
 }
 
+/** Whether a key limited to `own` may hand out `requested` (null or absent: every model). */
+function withinAllowList(own: readonly string[] | null, requested: unknown): boolean {
+  if (own === null || own.includes('*')) return true;
+  return Array.isArray(requested) && requested.every((model) => typeof model === 'string' && model !== '*' && own.includes(model));
+}
+
 function tenantView(record: TenantRecord): Record<string, unknown> {
   return { id: record.id, name: record.name, createdAt: record.createdAt };
 }
@@ -75,6 +81,11 @@ export async function identityRoutes(app: FastifyInstance, { context }: Platform
   app.post('/keys', { config: { audit: { action: 'key.create' } } }, async (request, reply) => {
     const principal = authorize(request, 'keys:manage');
     const body = readJsonObject(request, ['name', 'role', 'allowedModels', 'expiresAt']);
+    if (!withinAllowList(principal.allowedModels, body.allowedModels)) {
+      throw new AiaasError('FORBIDDEN', "A key restricted to some models can only create keys restricted to a subset of them", {
+        details: { field: 'allowedModels', allowedModels: principal.allowedModels },
+      });
+    }
     const created = await context.access.createKey(principal.tenantId, {
       name: requireString(body, 'name'),
       role: body.role as Role,
