@@ -62,12 +62,15 @@ class OnnxRuntime implements Runtime {
   readonly specificationVersion = 'v1' as const;
   readonly #session: ort.InferenceSession;
   readonly #signature: ModelSignature;
+  /** All output names in signature order: the fetch list when a request names none. */
+  readonly #outputNames: readonly string[];
   readonly #bytes: number;
   #disposed = false;
 
   constructor(session: ort.InferenceSession, signature: ModelSignature, bytes: number) {
     this.#session = session;
     this.#signature = signature;
+    this.#outputNames = signature.outputs.map((output) => output.name);
     this.#bytes = bytes;
   }
 
@@ -81,7 +84,7 @@ class OnnxRuntime implements Runtime {
     for (const input of inputs) {
       feeds[input.name] = new ort.Tensor(toOrtType[input.datatype], input.data as ort.Tensor.DataType, input.shape);
     }
-    const names = outputNames ?? this.#signature.outputs.map((output) => output.name);
+    const names = outputNames ?? this.#outputNames;
     const results = await this.#session.run(feeds, names);
     return names.map((name) => {
       const value = results[name];
