@@ -34,11 +34,13 @@ export async function serviceRoutes(app: FastifyInstance, { context, openApiDocu
 
   app.get('/openapi.json', { config }, async () => openApiDocument());
 
+  // Public and unchanging once the app is ready: rendered on first request only.
+  let docsPage: string | undefined;
   app.get('/docs', { config }, async (_request, reply) =>
     reply
       .type('text/html; charset=utf-8')
       // The page has no scripts; inline styles only.
       .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
-      .send(renderDocsPage(openApiDocument())),
+      .send((docsPage ??= renderDocsPage(openApiDocument()))),
   );
 }
