@@ -38,16 +38,17 @@ function checksumMatches(block: Uint8Array): boolean {
   return sum === stored;
 }
 
+/** Record lengths count bytes, so records are cut from the bytes before any UTF-8 decoding. */
 function paxPath(bytes: Uint8Array): string | undefined {
-  const records = new TextDecoder().decode(bytes);
+  const decoder = new TextDecoder();
   let offset = 0;
   let path: string | undefined;
-  while (offset < records.length) {
-    const space = records.indexOf(' ', offset);
+  while (offset < bytes.length) {
+    const space = bytes.indexOf(0x20, offset);
     if (space === -1) break;
-    const length = Number(records.slice(offset, space));
+    const length = Number(decoder.decode(bytes.subarray(offset, space)));
     if (!Number.isSafeInteger(length) || length <= 0) throw invalid('a pax header record has a bad length');
-    const record = records.slice(space + 1, offset + length - 1);
+    const record = decoder.decode(bytes.subarray(space + 1, offset + length - 1));
     const equals = record.indexOf('=');
     if (equals !== -1 && record.slice(0, equals) === 'path') path = record.slice(equals + 1);
     offset += length;
