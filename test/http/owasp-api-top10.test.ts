@@ -137,6 +137,11 @@ describe('API1:2023 Broken Object Level Authorization', () => {
     expect((await call(server.app, restricted.key, 'POST', '/v2/models/shared-name/infer', inferBody())).statusCode).toBe(200);
     const models = (await call(server.app, restricted.key, 'GET', '/api/v1/models')).json().models;
     expect(models.map((model: { name: string }) => model.name)).toEqual(['shared-name']);
+    expect((await call(server.app, tenantB.adminKey, 'POST', '/v2/models/secret-model/infer', inferBody())).statusCode).toBe(200);
+    const usage = (await call(server.app, restricted.key, 'GET', '/api/v1/usage')).json().usage;
+    expect(usage.map((record: { model: string }) => record.model)).toEqual(['shared-name']);
+    const all = (await call(server.app, tenantB.adminKey, 'GET', '/api/v1/usage')).json().usage;
+    expect(all.map((record: { model: string }) => record.model).sort()).toEqual(['secret-model', 'shared-name']);
   });
 });
 

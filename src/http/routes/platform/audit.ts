@@ -1,6 +1,7 @@
 /** The audit log (read, verify, export) and usage counters. */
 import type { FastifyInstance } from 'fastify';
 import { AiaasError } from '../../../errors.ts';
+import { modelAllowed } from '../../../security/roles.ts';
 import { authorize, authorizeOperator } from '../../auth.ts';
 import { parsePositiveInteger, readQuery, type PlatformRouteOptions } from './support.ts';
 
@@ -63,6 +64,11 @@ export async function auditRoutes(app: FastifyInstance, { context }: PlatformRou
       ...(to === undefined ? {} : { to }),
       ...(query.model === undefined ? {} : { modelName: query.model }),
     });
-    return { usage: records.map((record) => ({ model: record.modelName, day: record.day, requests: record.requests })) };
+    // A key limited to some models sees only their counts: other names must not leak through usage.
+    return {
+      usage: records
+        .filter((record) => modelAllowed(principal.allowedModels, record.modelName))
+        .map((record) => ({ model: record.modelName, day: record.day, requests: record.requests })),
+    };
   });
 }
