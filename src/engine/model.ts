@@ -126,6 +126,19 @@ export function trainingSummary(result: FitResult, test?: EvaluateResult): Train
   };
 }
 
+interface InputBuffers {
+  features: Float32Array;
+  labels: Float32Array;
+  masks: Map<string, Float32Array>;
+}
+
+interface PreparedChunk {
+  firstBatch: number;
+  chunk: number;
+  rows: number;
+  feeds: Record<string, ReturnType<typeof floatTensor>>;
+}
+
 const product = (shape: readonly number[]) => shape.reduce((total, dimension) => total * dimension, 1);
 
 /**
@@ -326,9 +339,12 @@ export class Model {
     // The multi-step graph only pays off when an epoch has several full batches.
     const manySession = stepsPerRun > 1 && Math.floor(train.count / batchSize) >= stepsPerRun ? await this.trainStepsSession(stepsPerRun, batchSize) : undefined;
     const bufferRows = (manySession ? stepsPerRun : 1) * batchSize;
-    const featureBuffer = new Float32Array(bufferRows * featureSize);
-    const labelBuffer = new Float32Array(bufferRows * labelSize);
-    const maskBuffers = new Map([...graphs.maskShapes].map(([layer, { shape }]) => [layer, new Float32Array(bufferRows * product(shape))]));
+    // Two sets: one feeds the running chunk while the next is gathered into the other.
+    const inputSets: InputBuffers[] = [0, 1].map(() => ({
+      features: new Float32Array(bufferRows * featureSize),
+      labels: new Float32Array(bufferRows * labelSize),
+      masks: new Map([...graphs.maskShapes].map(([layer, { shape }]) => [layer, new Float32Array(bufferRows * product(shape))])),
+    }));
     const lossBuffer = new Float32Array(stepsPerRun);
     const metricBuffers = new Map(this.spec.metrics.map((metric) => [metric, new Float32Array(stepsPerRun)]));
     const spare: { parameters: Float32Array; state: Map<string, Float32Array> } = {
@@ -349,30 +365,30 @@ export class Model {
       let lossSum = 0;
       const metricSums = new Map(this.spec.metrics.map((metric) => [metric, 0]));
       let seen = 0;
-      let batch = 0;
-      while (batch < batchesPerEpoch) {
-        if (options.signal?.aborted) {
-          stopReason = 'aborted';
-          break;
-        }
+      /**
+       * The inputs of the chunk of steps starting at `firstBatch`: rows gathered in shuffled order,
+       * per-step step sizes, dropout masks. Built into one of two buffer sets while the previous
+       * chunk runs in ONNX Runtime, so host work overlaps the graph instead of adding to it.
+       */
+      const prepare = (firstBatch: number, stepBase: number, set: InputBuffers): PreparedChunk => {
         // Full batches go through the multi-step graph in chunks; the epoch's tail (and anything that
         // would overshoot maxSteps) through the single-step graph. Both compute the same arithmetic.
-        const fullBatchesLeft = Math.floor((train.count - batch * batchSize) / batchSize);
-        const stepsLeft = options.maxSteps === undefined ? Infinity : options.maxSteps - this.step;
+        const fullBatchesLeft = Math.floor((train.count - firstBatch * batchSize) / batchSize);
+        const stepsLeft = options.maxSteps === undefined ? Infinity : options.maxSteps - stepBase;
         const chunk = manySession && fullBatchesLeft >= stepsPerRun && stepsLeft >= stepsPerRun ? stepsPerRun : 1;
-        const start = batch * batchSize;
+        const start = firstBatch * batchSize;
         const rows = Math.min(chunk * batchSize, train.count - start);
         let features: Float32Array;
         let labels: Float32Array;
         if (order) {
           for (let row = 0; row < rows; row++) {
             const source = order[start + row]!;
-            featureBuffer.set(train.features.subarray(source * featureSize, (source + 1) * featureSize), row * featureSize);
-            if (labelSize === 1) labelBuffer[row] = train.labels[source]!;
-            else labelBuffer.set(train.labels.subarray(source * labelSize, (source + 1) * labelSize), row * labelSize);
+            set.features.set(train.features.subarray(source * featureSize, (source + 1) * featureSize), row * featureSize);
+            if (labelSize === 1) set.labels[row] = train.labels[source]!;
+            else set.labels.set(train.labels.subarray(source * labelSize, (source + 1) * labelSize), row * labelSize);
           }
-          features = featureBuffer.subarray(0, rows * featureSize);
-          labels = labelBuffer.subarray(0, rows * labelSize);
+          features = set.features.subarray(0, rows * featureSize);
+          labels = set.labels.subarray(0, rows * labelSize);
         } else {
           features = train.features.subarray(start * featureSize, (start + rows) * featureSize);
           labels = train.labels.subarray(start * labelSize, (start + rows) * labelSize);
@@ -380,16 +396,17 @@ export class Model {
         const learningRates = new Float32Array(chunk);
         const stepNumbers = new Float32Array(chunk);
         for (let index = 0; index < chunk; index++) {
-          learningRates[index] = optimizer.stepSize(learningRateAt(this.spec.optimizer.learningRate, this.step + index, epoch), this.step + index + 1);
-          stepNumbers[index] = this.step + index + 1;
+          learningRates[index] = optimizer.stepSize(learningRateAt(this.spec.optimizer.learningRate, stepBase + index, epoch), stepBase + index + 1);
+          stepNumbers[index] = stepBase + index + 1;
         }
         const scalarDims = chunk === 1 ? [] : [chunk];
-        const feeds = this.parameterFeeds();
-        feeds[graphNames.input] = floatTensor(features, [rows, ...inputDims]);
-        feeds[graphNames.labels] = floatTensor(labels, [rows, ...labelDims]);
-        feeds[graphNames.learningRate] = floatTensor(learningRates, scalarDims);
-        feeds[graphNames.step] = floatTensor(stepNumbers, scalarDims);
-        for (const [layer, buffer] of maskBuffers) {
+        const feeds: Record<string, ReturnType<typeof floatTensor>> = {
+          [graphNames.input]: floatTensor(features, [rows, ...inputDims]),
+          [graphNames.labels]: floatTensor(labels, [rows, ...labelDims]),
+          [graphNames.learningRate]: floatTensor(learningRates, scalarDims),
+          [graphNames.step]: floatTensor(stepNumbers, scalarDims),
+        };
+        for (const [layer, buffer] of set.masks) {
           const { shape, rate } = graphs.maskShapes.get(layer)!;
           const perRow = product(shape);
           // One draw per step, in step order, so chunked and single-step runs use the same masks.
@@ -399,6 +416,21 @@ export class Model {
           }
           feeds[graphNames.dropoutMask(layer)] = floatTensor(buffer.subarray(0, rows * perRow), [rows, ...shape]);
         }
+        return { firstBatch, chunk, rows, feeds };
+      };
+
+      let inputSet = 0;
+      let prepared: PreparedChunk | undefined = prepare(0, this.step, inputSets[inputSet]!);
+      while (prepared) {
+        if (options.signal?.aborted) {
+          stopReason = 'aborted';
+          break;
+        }
+        const active: PreparedChunk = prepared;
+        const chunk: number = active.chunk;
+        const rows: number = active.rows;
+        const firstBatch: number = active.firstBatch;
+        const feeds = { ...active.feeds, ...this.parameterFeeds() };
         for (const slot of this.slots) feeds[graphNames.state(slot.suffix)] = floatTensor(this.packedState.get(slot.suffix)!, [this.layout.total]);
         // Outputs go into preallocated buffers: the next weights and state into the spare set, which
         // then swaps with the current one, so a step allocates nothing for them (double buffering).
@@ -409,20 +441,27 @@ export class Model {
         };
         for (const metric of this.spec.metrics) fetches[graphNames.metric(metric)] = floatTensor(metricBuffers.get(metric)!.subarray(0, chunk), outputDims);
         for (const slot of this.slots) fetches[graphNames.next(graphNames.state(slot.suffix))] = floatTensor(spare.state.get(slot.suffix)!, [this.layout.total]);
-        const results = await (chunk === 1 ? session : manySession!).run(feeds, fetches);
+        const running = (chunk === 1 ? session : manySession!).run(feeds, fetches);
+        // Prepare the next chunk while this one runs (never past the epoch or maxSteps, so the dropout
+        // generator's state at a checkpoint is the same as without the overlap).
+        const nextBatch: number = firstBatch + chunk;
+        const reachesMaxSteps: boolean = options.maxSteps !== undefined && this.step + chunk >= options.maxSteps;
+        inputSet = 1 - inputSet;
+        const next: PreparedChunk | undefined = nextBatch < batchesPerEpoch && !reachesMaxSteps ? prepare(nextBatch, this.step + chunk, inputSets[inputSet]!) : undefined;
+        const results = await running;
         const losses = lossBuffer;
         for (let index = 0; index < chunk; index++) {
           if (!Number.isFinite(losses[index]!)) {
-            throw new AiaasError('TRAINING_DIVERGED', `loss became ${losses[index]} at epoch ${epoch + 1}, step ${batch + index + 1}; lower the learning rate or check the data for extreme values`, {
-              details: { epoch: epoch + 1, step: batch + index + 1 },
+            throw new AiaasError('TRAINING_DIVERGED', `loss became ${losses[index]} at epoch ${epoch + 1}, step ${firstBatch + index + 1}; lower the learning rate or check the data for extreme values`, {
+              details: { epoch: epoch + 1, step: firstBatch + index + 1 },
             });
           }
         }
         [this.packedParameters, spare.parameters] = [spare.parameters, this.packedParameters];
         for (const slot of this.slots) {
-          const current = this.packedState.get(slot.suffix)!;
+          const currentState = this.packedState.get(slot.suffix)!;
           this.packedState.set(slot.suffix, spare.state.get(slot.suffix)!);
-          spare.state.set(slot.suffix, current);
+          spare.state.set(slot.suffix, currentState);
         }
         for (const metric of this.spec.metrics) {
           const sums = results[graphNames.metric(metric)]!.data as Float32Array;
@@ -433,18 +472,18 @@ export class Model {
         for (let index = 0; index < chunk; index++) {
           const size = Math.min(batchSize, rows - index * batchSize);
           this.step += 1;
-          batch += 1;
           lossSum += losses[index]! * size;
           seen += size;
           if (options.onBatchEnd) {
             const elapsed = (now() - epochStart) / 1000;
-            await options.onBatchEnd({ epoch: epoch + 1, batch, batchesPerEpoch, samplesSeen: seen, samplesPerEpoch: train.count, step: this.step, loss: losses[index]!, samplesPerSecond: elapsed > 0 ? seen / elapsed : 0 });
+            await options.onBatchEnd({ epoch: epoch + 1, batch: firstBatch + index + 1, batchesPerEpoch, samplesSeen: seen, samplesPerEpoch: train.count, step: this.step, loss: losses[index]!, samplesPerSecond: elapsed > 0 ? seen / elapsed : 0 });
           }
         }
         if (options.maxSteps !== undefined && this.step >= options.maxSteps) {
           stopReason = 'maxSteps';
           break;
         }
+        prepared = next;
       }
       if (seen === 0) break;
       const seconds = (now() - epochStart) / 1000;
