@@ -11,6 +11,8 @@ export interface JobSystem {
   service: JobService;
   routes: FastifyPluginAsync;
   start(): void;
+  /** Cancels every queued or running job of a tenant (used when the tenant is deleted). */
+  cancelTenantJobs(tenantId: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -69,5 +71,10 @@ export function createJobSystem(context: JobSystemContext, options: { eventPollM
     authorize: (request: FastifyRequest, permission) => authorize(request, permission),
     ...(options.eventPollMs === undefined ? {} : { eventPollMs: options.eventPollMs }),
   });
-  return { runner, service, routes, start: () => runner.start(), close: () => runner.stop() };
+  async function cancelTenantJobs(tenantId: string): Promise<void> {
+    for (const status of ['queued', 'running'] as const) {
+      for (const job of await repositories.jobs.list(tenantId, { status, limit: 1000 })) await service.cancel(tenantId, job.id).catch(() => undefined);
+    }
+  }
+  return { runner, service, routes, start: () => runner.start(), cancelTenantJobs, close: () => runner.stop() };
 }

@@ -169,19 +169,23 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
           })),
     });
     const datasets = new DatasetService({ repositories, artifacts, maxDatasetBytes: config.maxDatasetBytes });
+    const jobs = createJobSystem({ repositories, artifacts, registry, config, logger });
+    // Workers stop first: they write checkpoints and versions through everything closed after them.
+    closers.unshift(() => jobs.close());
     const access = new AccessService({
       repositories,
       serverSecret,
       keys,
       now,
-      onTenantDeleted: (tenantId) => registry.forgetTenant(tenantId),
+      onTenantDeleted: async (tenantId) => {
+        registry.forgetTenant(tenantId);
+        // Its data key is gone, so its jobs could never store a checkpoint or a result: stop them now.
+        await jobs.cancelTenantJobs(tenantId);
+      },
     });
     const bootstrapped = await access.bootstrap(config.bootstrapKey);
     if (bootstrapped.created) logger.info({ tenantId: bootstrapped.tenant.id }, 'empty store: created the operator tenant and its first admin key');
 
-    const jobs = createJobSystem({ repositories, artifacts, registry, config, logger });
-    // Workers stop first: they write checkpoints and versions through everything closed after them.
-    closers.unshift(() => jobs.close());
 
     let closed: Promise<void> | undefined;
     return {
