@@ -3,6 +3,14 @@
  * server sends; fields the contract marks optional, or that older servers may omit, are optional.
  */
 
+// Wire shapes the server defines in one place: type-only imports, so the client loads no server code.
+import type { EarlyStoppingOptions, TrainingSummary } from '../engine/model.ts';
+import type { JobSettings } from '../jobs/job-request.ts';
+
+export type { JobSettings, TrainingSummary };
+/** Early-stopping options of a job submission (the engine's `EarlyStoppingOptions`). */
+export type EarlyStoppingSettings = EarlyStoppingOptions;
+
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
 
@@ -175,14 +183,6 @@ export type ModelFileName = 'model.onnx' | 'model.safetensors' | 'spec.json' | '
 
 // Jobs
 
-export interface EarlyStoppingSettings {
-  monitor?: string;
-  patience?: number;
-  minDelta?: number;
-  restoreBestWeights?: boolean;
-  mode?: 'min' | 'max';
-}
-
 export interface SubmitJobRequest {
   model: string;
   /** A model spec in the engine's format (docs/model-spec.md). */
@@ -213,33 +213,6 @@ export interface JobFailure {
   code: string;
   message: string;
   details?: JsonObject;
-}
-
-/** What training reported when it ended; also stored as the resulting version's metrics. */
-export interface TrainingSummary {
-  epochs: number;
-  steps: number;
-  samplesPerSecond: number;
-  loss: number;
-  metrics: Record<string, number>;
-  validationLoss?: number;
-  validationMetrics?: Record<string, number>;
-  /** Present when the job had a test dataset. */
-  testLoss?: number;
-  testMetrics?: Record<string, number>;
-  stopReason: string;
-}
-
-export interface JobSettings {
-  epochs: number;
-  batchSize: number;
-  seed: number;
-  shuffle: boolean;
-  validationSplit?: number;
-  maxSteps?: number;
-  targetLoss?: number;
-  earlyStopping?: EarlyStoppingSettings;
-  label?: string;
 }
 
 export interface Job {
