@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyRequest } from 'fastify';
 import { AiaasError } from '../errors.ts';
-import type { ServerContext } from '../server/context.ts';
+import type { ServerContext } from '../startup/context.ts';
 import { auditPlugin } from './audit.ts';
 import { authorize, authorizeModel, authPlugin } from './auth.ts';
 import { installErrorHandling } from './errors.ts';

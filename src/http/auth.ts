@@ -8,11 +8,11 @@ import { AiaasError } from '../errors.ts';
 import { parseAuthorization, type RequestHeaders } from '../security/api-keys.ts';
 import { RateLimiter, rateLimitedError } from '../security/rate-limit.ts';
 import { modelAllowed, requirePermission, type Permission } from '../security/roles.ts';
-import type { AccessService, Principal } from '../services/access.ts';
-import { isAcceptableCustomKey } from '../services/access.ts';
+import type { AccessService, Principal } from '../platform/access.ts';
+import { isAcceptableCustomKey } from '../platform/access.ts';
 import type { Repositories } from '../storage/index.ts';
 
-export type { Principal } from '../services/access.ts';
+export type { Principal } from '../platform/access.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {

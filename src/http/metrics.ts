@@ -2,7 +2,7 @@
  * A tiny Prometheus registry (text exposition format 0.0.4) without a dependency: counters, gauges
  * and histograms with labels, plus the serving metrics aiaas records.
  */
-import type { ModelLabels, ServingMetricsSink } from '../serving/types.ts';
+import type { ModelLabels, ServingMetricsSink } from '../inference/types.ts';
 
 export type Labels = Readonly<Record<string, string>>;
 

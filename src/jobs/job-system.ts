@@ -1,8 +1,8 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { authorize } from '../http/auth.ts';
 import { jobRoutes } from '../http/routes/jobs.ts';
-import type { ServerContext } from '../server/context.ts';
-import type { DatasetSchema } from '../services/datasets.ts';
+import type { ServerContext } from '../startup/context.ts';
+import type { DatasetSchema } from '../platform/datasets.ts';
 import { JobRunner } from './job-runner.ts';
 import { JobService } from './job-service.ts';
 

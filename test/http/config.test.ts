@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { configurationTable, loadConfig, redactConfig, settingDefinitions } from '../../src/config.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { generateMasterKey } from '../../src/security/key-ring.ts';
-import { createServerContext } from '../../src/server/context.ts';
+import { createServerContext } from '../../src/startup/context.ts';
 import { call } from './helpers.ts';
 
 const directories: string[] = [];

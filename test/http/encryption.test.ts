@@ -6,8 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { MasterKeyRing } from '../../src/security/key-ring.ts';
-import { retirableMasterKeyVersions, rotateMasterKey } from '../../src/server/admin.ts';
-import { createServerContext } from '../../src/server/context.ts';
+import { retirableMasterKeyVersions, rotateMasterKey } from '../../src/startup/admin.ts';
+import { createServerContext } from '../../src/startup/context.ts';
 import { call, classifierModel, createTenant, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
 
 const marker = 'zebra_marker_feature';

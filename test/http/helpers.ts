@@ -7,7 +7,7 @@ import { loadConfig, type AiaasConfig, type ConfigValue } from '../../src/config
 import { Model } from '../../src/engine/index.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { generateMasterKey } from '../../src/security/key-ring.ts';
-import { createServerContext, type ServerContext, type ServerContextOptions } from '../../src/server/context.ts';
+import { createServerContext, type ServerContext, type ServerContextOptions } from '../../src/startup/context.ts';
 
 export interface TestServer {
   app: FastifyInstance;

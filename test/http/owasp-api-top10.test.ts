@@ -9,7 +9,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/http/app.ts';
 import { routeDescriptions, routeKey } from '../../src/http/openapi.ts';
-import { writeTar } from '../../src/services/tar.ts';
+import { writeTar } from '../../src/platform/tar.ts';
 import { call, classifierModel, createKey, createTenant, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
 
 let clock = Date.parse('2026-03-01T00:00:00.000Z');

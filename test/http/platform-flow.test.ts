@@ -2,7 +2,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeIdx } from '../../src/data/idx.ts';
 import { savedModelBytes } from '../../src/engine/index.ts';
-import { writeTar } from '../../src/services/tar.ts';
+import { writeTar } from '../../src/platform/tar.ts';
 import { call, classifierModel, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
 
 let server: TestServer;

@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { generateMasterKey } from '../../src/security/key-ring.ts';
-import { startServer, type RunningServer } from '../../src/server/start.ts';
+import { startServer, type RunningServer } from '../../src/startup/start.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

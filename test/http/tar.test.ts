@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readTar } from '../../src/services/tar.ts';
+import { readTar } from '../../src/platform/tar.ts';
 
 describe('readTar', () => {
   it('reads pax path records of non-ASCII names (record lengths count bytes, not characters)', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { UsageCounter } from '../../src/services/usage.ts';
+import { UsageCounter } from '../../src/platform/usage.ts';
 import type { UsageRecord, UsageRepository } from '../../src/storage/index.ts';
 
 /** A usage repository whose writes fail while `failing` is set. */

@@ -10,7 +10,7 @@ import { loadMnistPackage } from '../../src/data/mnist-package.ts';
 import { modelFromBytes } from '../../src/engine/saved-model.ts';
 import { AiaasClient, type JsonObject } from '../../src/sdk/index.ts';
 import { generateMasterKey } from '../../src/security/key-ring.ts';
-import { startServer, type RunningServer } from '../../src/server/start.ts';
+import { startServer, type RunningServer } from '../../src/startup/start.ts';
 
 const spec: JsonObject = {
   name: 'digits',

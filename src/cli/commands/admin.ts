@@ -37,7 +37,7 @@ export const adminCommands: readonly CommandDefinition[] = [
       // The same settings as `aiaas serve`: --data-dir, --config, --master-key-file and --insecure-dev here.
       const config = loadConfig({ flags: serverFlags(context.values, command), env: context.io.env, cwd: context.io.cwd });
       // Storage and key handling load only for this command.
-      const [admin, { pino }] = await Promise.all([import('../../server/admin.ts'), import('pino')]);
+      const [admin, { pino }] = await Promise.all([import('../../startup/admin.ts'), import('pino')]);
       const logger = pino({ level: 'warn' }, { write: (line: string) => void context.io.stderr.write(line) });
       const oldRing = await admin.loadMasterKeyRingFor(config, logger);
       const newKey = admin.MasterKeyRing.parse(newKeyText, '--new-key').current.key;

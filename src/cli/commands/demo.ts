@@ -103,7 +103,7 @@ async function startEmbeddedServer(context: CommandContext, dataDirectory: strin
         `      a generated master key is kept in ${dataDirectory}. Never do this with real data.\n`,
     );
   }
-  const { startServer } = await import('../../server/start.ts');
+  const { startServer } = await import('../../startup/start.ts');
   const server = await startServer(config, { handleSignals: false, printSecret: () => undefined });
   const apiKey = server.context.bootstrap.generatedKey ?? config.bootstrapKey ?? context.apiKey;
   if (apiKey === undefined) {

@@ -78,7 +78,7 @@ export const serveCommand: CommandDefinition = {
   async run(context) {
     const config = loadConfig({ flags: serverFlags(context.values), env: context.io.env, cwd: context.io.cwd });
     // The server (database, engine, HTTP stack) loads only when it is started.
-    const { startServer } = await import('../../server/start.ts');
+    const { startServer } = await import('../../startup/start.ts');
     const server = await startServer(config, { handleSignals: context.signal === undefined, printSecret: (text) => void context.io.stderr.write(text) });
     context.io.stderr.write(`aiaas listening on ${server.url} (data in ${config.dataDir})\n`);
     await untilAborted(context.signal);

@@ -6,8 +6,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AiaasError } from '../../errors.ts';
 import type { ModelSignature, TensorSpec } from '../../runtimes/runtime.ts';
-import type { ModelKey, ModelManager } from '../../serving/model-manager.ts';
-import type { BatchingOptions, InferRequest, InferResponse } from '../../serving/types.ts';
+import type { ModelKey, ModelManager } from '../../inference/model-manager.ts';
+import type { BatchingOptions, InferRequest, InferResponse } from '../../inference/types.ts';
 import type { InferenceProtocol, Metrics } from '../metrics.ts';
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
 

@@ -4,7 +4,7 @@
  */
 import { AiaasError } from '../../errors.ts';
 import type { ModelSignature, Tensor, TensorDataType, TensorSpec } from '../../runtimes/runtime.ts';
-import type { InferRequest } from '../../serving/types.ts';
+import type { InferRequest } from '../../inference/types.ts';
 import {
   assertElementCap,
   flattenNested,

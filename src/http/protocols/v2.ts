@@ -5,7 +5,7 @@
 import { AiaasError } from '../../errors.ts';
 import type { ModelSignature, Tensor, TensorSpec } from '../../runtimes/runtime.ts';
 import { elementCount } from '../../runtimes/tensor.ts';
-import type { InferRequest, ParameterValue } from '../../serving/types.ts';
+import type { InferRequest, ParameterValue } from '../../inference/types.ts';
 import {
   assertElementCap,
   checkOutputNames,

@@ -2,7 +2,7 @@
 import { stat } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
-import type { ServerContext } from '../../server/context.ts';
+import type { ServerContext } from '../../startup/context.ts';
 import { prometheusContentType } from '../metrics.ts';
 import { renderDocsPage } from '../openapi.ts';
 

@@ -20,7 +20,7 @@ export interface ModelRecord {
   readonly tenantId: string;
   readonly name: string;
   readonly description: string;
-  /** Per-model batching overrides, shape owned by `src/serving/`; undefined = server defaults. */
+  /** Per-model batching overrides, shape owned by `src/inference/`; undefined = server defaults. */
   readonly batching: unknown;
   readonly createdAt: string;
 }

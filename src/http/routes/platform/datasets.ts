@@ -1,7 +1,7 @@
 /** Dataset upload (raw body or multipart), list, get and delete. */
 import type { FastifyInstance } from 'fastify';
 import { AiaasError } from '../../../errors.ts';
-import { datasetView, parseDatasetFormat, type DatasetUpload } from '../../../services/datasets.ts';
+import { datasetView, parseDatasetFormat, type DatasetUpload } from '../../../platform/datasets.ts';
 import { authorize } from '../../auth.ts';
 import { acceptRawBodies, isMultipart, multipartParts, parsePositiveInteger, rawBody, readQuery, type PlatformRouteOptions } from './support.ts';
 

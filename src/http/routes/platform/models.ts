@@ -2,8 +2,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AiaasError } from '../../../errors.ts';
 import { modelAllowed } from '../../../security/roles.ts';
-import type { Principal } from '../../../services/access.ts';
-import type { AddVersionOptions } from '../../../services/model-registry.ts';
+import type { Principal } from '../../../platform/access.ts';
+import type { AddVersionOptions } from '../../../platform/model-registry.ts';
 import type { AliasRecord } from '../../../storage/index.ts';
 import { authorize, authorizeModel } from '../../auth.ts';
 import type { Permission } from '../../../security/roles.ts';

@@ -1,7 +1,7 @@
 /** Request helpers shared by the platform routes: strict query and body reading, raw and multipart uploads. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AiaasError } from '../../../errors.ts';
-import type { ServerContext } from '../../../server/context.ts';
+import type { ServerContext } from '../../../startup/context.ts';
 
 export interface PlatformRouteOptions {
   context: ServerContext;
