@@ -351,6 +351,7 @@ export class ModelRegistry {
 
   async setAlias(tenantId: string, modelName: string, alias: string, version: unknown): Promise<AliasRecord> {
     const model = await this.getModel(tenantId, modelName);
+    validateName('alias', alias);
     validateAliasName(alias);
     if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
       throw new AiaasError('INVALID_REQUEST', 'version must be a positive integer version number', { details: { field: 'version' } });

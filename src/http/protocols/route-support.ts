@@ -26,12 +26,17 @@ export interface ResolvedModel {
 export interface InferenceDeps {
   /** Throws AiaasError MODEL_NOT_FOUND / VERSION_NOT_FOUND; auth and tenant scoping happen inside. */
   resolveModel(request: FastifyRequest, name: string, versionOrAlias?: string): Promise<ResolvedModel>;
+  /**
+   * Throws unless the caller may change what is loaded (Triton's repository load and unload):
+   * that evicts and reloads models, so it needs `models:write`, not just `inference`.
+   */
+  authorizeModelControl(request: FastifyRequest): void;
   /** Models visible to the caller, for /v2/repository/index and TF-Serving status. */
   listModels(request: FastifyRequest): Promise<{ name: string; versions: string[] }[]>;
   manager: ModelManager;
   metrics: Metrics;
   limits: { maxTensorElements: number };
-  /** Usage counting hook, called once per inference that reached a resolved model. */
+  /** Called once per inference that reached a resolved model, with its outcome (usage counts only 'ok'). */
   onInference?(request: FastifyRequest, model: ResolvedModel, protocol: InferenceProtocol, outcome: 'ok' | 'error'): void;
   /** Reported by `GET /v2`. */
   server?: { name: string; version: string };

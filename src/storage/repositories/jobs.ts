@@ -169,10 +169,14 @@ export class JobRepository {
     return row === undefined ? undefined : toJob(row);
   }
 
-  /** Newest first. */
-  async list(tenantId: string, filter: Page & { status?: JobStatus } = {}): Promise<JobRecord[]> {
+  /** Newest first; `modelNames` keeps only jobs of those models (an empty list matches none). */
+  async list(tenantId: string, filter: Page & { status?: JobStatus; modelNames?: readonly string[] } = {}): Promise<JobRecord[]> {
     let query = this.#db.selectFrom('jobs').selectAll().where('tenant_id', '=', tenantId);
     if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+    if (filter.modelNames !== undefined) {
+      if (filter.modelNames.length === 0) return [];
+      query = query.where('model_name', 'in', [...filter.modelNames]);
+    }
     const rows = await query
       .orderBy('created_at', 'desc')
       .orderBy('id', 'desc')
