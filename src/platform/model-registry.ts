@@ -399,6 +399,7 @@ export class ModelRegistry {
     this.#locations.set(version.id, { tenantId, onnxRef: version.onnxRef });
     const batching = model.batching as Partial<BatchingOptions> | undefined;
     const resolved: ResolvedModel = {
+      tenantId,
       name: model.name,
       version: String(version.version),
       versionId: version.id,

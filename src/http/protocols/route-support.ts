@@ -12,6 +12,8 @@ import type { InferenceProtocol, Metrics } from '../metrics.ts';
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
 
 export interface ResolvedModel {
+  /** The owning tenant; labels the model's metric series. */
+  tenantId?: string;
   name: string;
   /** Version number as a string. */
   version: string;
@@ -47,6 +49,7 @@ export const errorCodeHeader = 'x-aiaas-error-code';
 export function modelKey(model: ResolvedModel): ModelKey {
   return {
     versionId: model.versionId,
+    ...(model.tenantId === undefined ? {} : { tenantId: model.tenantId }),
     name: model.name,
     version: model.version,
     ...(model.batching === undefined ? {} : { batching: model.batching }),
@@ -115,7 +118,7 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
 ): Promise<Rendered> {
   const model = await deps.resolveModel(request, target.name, target.versionOrAlias);
   const started = performance.now();
-  const labels = { model: model.name, version: model.version };
+  const labels = { ...(model.tenantId === undefined ? {} : { tenant: model.tenantId }), model: model.name, version: model.version };
   try {
     const parsed = parse(await signatureOf(deps, model));
     const response = await deps.manager.infer(modelKey(model), parsed.request);

@@ -186,6 +186,18 @@ export class JobRepository {
     return rows.map(toJob);
   }
 
+  /** Job counts per tenant and status, for the metrics (only the pairs that have jobs). */
+  async countByTenantAndStatus(): Promise<{ tenantId: string; status: JobStatus; count: number }[]> {
+    const rows = await this.#db
+      .selectFrom('jobs')
+      .select((select) => ['tenant_id', 'status', select.fn.countAll<number>().as('count')])
+      .groupBy(['tenant_id', 'status'])
+      .orderBy('tenant_id')
+      .orderBy('status')
+      .execute();
+    return rows.map((row) => ({ tenantId: row.tenant_id, status: row.status, count: Number(row.count) }));
+  }
+
   /** Across all tenants when `tenantId` is omitted (for metrics and the scheduler). */
   async countByStatus(tenantId?: string): Promise<Record<JobStatus, number>> {
     let query = this.#db
