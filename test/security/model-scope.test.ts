@@ -167,6 +167,26 @@ describe('finding 5: a model-restricted key manages only keys within its scope, 
   });
 });
 
+describe('finding 5: a model-restricted operator admin cannot act across tenants', () => {
+  it('refuses tenant management and chain verification with 403 (a new tenant would come with an unrestricted key)', async () => {
+    const restrictedOperator = await createKey(server, server.adminKey, 'admin', { allowedModels: ['some-model'] });
+    for (const [method, url, body] of [
+      ['POST', '/api/v1/tenants', { name: 'escape' }],
+      ['GET', '/api/v1/tenants', undefined],
+      ['DELETE', `/api/v1/tenants/${tenantA.id}`, undefined],
+      ['GET', '/api/v1/audit/verify', undefined],
+    ] as const) {
+      const response = await call(server.app, restrictedOperator.key, method, url, body);
+      expect(response.statusCode, url).toBe(403);
+      expect(response.json().error.code).toBe('FORBIDDEN');
+    }
+    expect((await call(server.app, tenantA.adminKey, 'GET', '/api/v1/me')).statusCode).toBe(200);
+    // Its audit read is its own tenant's entries about its models, not the whole chain.
+    const entries = (await call(server.app, restrictedOperator.key, 'GET', '/api/v1/audit?limit=1000')).json().entries as { tenantId: string; model: string | null }[];
+    expect(entries.every((entry) => entry.tenantId === server.context.bootstrap.tenantId && entry.model === 'some-model')).toBe(true);
+  });
+});
+
 describe('finding 6: a child key never outlives its parent', () => {
   it('inherits the parent expiry when none is given, refuses a later one, accepts an earlier one', async () => {
     const inOneHour = new Date(clock + 60 * 60 * 1000).toISOString();
