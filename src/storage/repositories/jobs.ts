@@ -362,6 +362,22 @@ export class JobRepository {
     return job;
   }
 
+  /**
+   * Cancels every queued or running job of the tenant at once and returns their ids. For tenant
+   * deletion: it reads no tenant text, which the destroyed key no longer opens, and it drops the
+   * leases, so a worker still running one loses its lease at the next renewal.
+   */
+  async cancelUnfinished(tenantId: string): Promise<string[]> {
+    const rows = await this.#db
+      .updateTable('jobs')
+      .set({ status: 'cancelled', cancel_requested: 1, lease_owner: null, lease_expires_at: null, finished_at: this.#now().toISOString() })
+      .where('tenant_id', '=', tenantId)
+      .where('status', 'in', ['queued', 'running'])
+      .returning('id')
+      .execute();
+    return rows.map((row) => row.id);
+  }
+
   async appendEvent(tenantId: string, jobId: string, type: string, payload: unknown): Promise<JobEventRecord> {
     const plain = { tenant_id: tenantId, job_id: jobId, type, payload_json: toJsonText(payload ?? null), created_at: this.#now().toISOString() };
     const row = await this.#db
