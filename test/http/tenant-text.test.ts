@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { TenantTextCipher } from '../../src/security/tenant-text.ts';
 import { createServerContext, type ServerContext } from '../../src/startup/context.ts';
-import { sealedColumns, sealedTextPrefix, type SealedTable } from '../../src/storage/index.ts';
+import { sealedColumns, sealedTextPrefix, sealPlaintextTenantText, type SealedTable } from '../../src/storage/index.ts';
 import { call, createTenant, startTestServer, type TestServer } from './helpers.ts';
 
 const servers: TestServer[] = [];
@@ -208,6 +208,9 @@ describe('0002_tenant_text on a data dir written in clear', () => {
         select 'models' as "table", count(*) as count from models where tenant_id = ${leaving.id}
         union all select 'datasets', count(*) from datasets where tenant_id = ${leaving.id}`.execute(context.database.db);
       expect(rows.map((row) => row.count)).toEqual([0, 0]);
+      // Done in that one start: a second pass finds nothing left in clear.
+      const again = await sealPlaintextTenantText(context.database.db, new TenantTextCipher({ keys: context.keys }));
+      expect(again).toEqual({ sealedRows: 0, removedTenants: [] });
       for (const [table, { columns }] of Object.entries(sealedColumns)) {
         for (const column of columns) {
           const { rows: values } = await sql<{ value: string }>`select ${sql.ref(column)} as value from ${sql.table(table)} where ${sql.ref(column)} is not null`.execute(context.database.db);
