@@ -16,15 +16,28 @@ import { validateOnnxInChild } from '../runtimes/validate-in-child.ts';
 import type { ModelSignature } from '../runtimes/runtime.ts';
 import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import { generateMasterKey, loadMasterKeyRing, MasterKeyRing } from '../security/key-ring.ts';
+import { verifyMasterKeyRing } from '../security/key-check.ts';
+import { serverSecretFileName } from '../security/server-secrets.ts';
 import { TenantKeyService } from '../security/tenant-keys.ts';
 import { ModelManager, type ModelManagerOptions } from '../inference/model-manager.ts';
 import { loadOnnxRuntime } from '../runtimes/onnx-runtime.ts';
 import { AccessService } from '../platform/access.ts';
 import { DatasetService } from '../platform/datasets.ts';
 import { ModelRegistry } from '../platform/model-registry.ts';
+import { purgeTenantContent } from '../platform/tenant-purge.ts';
 import { UsageCounter } from '../platform/usage.ts';
-import { createRepositories, FileSystemArtifactStore, openDatabase, type Database, type Repositories } from '../storage/index.ts';
-import { RepositoryDataKeyStore } from './data-key-store.ts';
+import {
+  createRepositories,
+  FileSystemArtifactStore,
+  KeyStoreDatabase,
+  openDatabase,
+  scrubDatabaseFiles,
+  type Database,
+  type Repositories,
+} from '../storage/index.ts';
+import { lockDataDir } from './data-dir-lock.ts';
+import { KeyStoreDataKeyStore } from './data-key-store.ts';
+import { moveDataKeysToKeyStore } from './key-store-migration.ts';
 import { createJobSystem, type JobSystem } from '../jobs/job-system.ts';
 
 export interface ServerContext {
@@ -33,6 +46,8 @@ export interface ServerContext {
   readonly repositories: Repositories;
   readonly artifactStore: FileSystemArtifactStore;
   readonly keys: TenantKeyService;
+  /** The wrapped data keys and key-check values, in their own file (`keyStorePath`). */
+  readonly keyStore: KeyStoreDatabase;
   readonly artifacts: EncryptedArtifactStore;
   readonly access: AccessService;
   readonly datasets: DatasetService;
@@ -63,7 +78,7 @@ export interface ServerContextOptions {
   usageFlushIntervalMs?: number;
 }
 
-export const serverSecretFileName = 'server-secret';
+export { serverSecretFileName };
 export const insecureDevMasterKeyFileName = 'insecure-dev-master-key';
 
 /** Reads a secret file, or creates it with `generate()` (0600) if absent; O_EXCL settles races between starts. */
@@ -122,17 +137,25 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
   const now = options.now ?? (() => new Date());
   const logger = options.logger ?? pino({ level: config.logLevel, redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]'], censor: '[redacted]' } });
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-
-  const ring = await loadMasterKeyRingFor(config, logger);
-  const serverSecret = await loadServerSecret(config, logger);
-  const database = await openDatabase({ path: config.databasePath, now });
-  const closers: (() => Promise<void>)[] = [() => database.close()];
+  // Before anything else touches the directory: a second server would fight this one over it.
+  const lock = lockDataDir(config.dataDir, 'serve');
+  const closers: (() => Promise<void>)[] = [async () => lock.release()];
   try {
-    // Deleted rows (a destroyed tenant key above all) are overwritten in the file, not just unlinked.
+    const ring = await loadMasterKeyRingFor(config, logger);
+    const serverSecret = await loadServerSecret(config, logger);
+    const database = await openDatabase({ path: config.databasePath, now });
+    closers.unshift(() => database.close());
+    const keyStore = KeyStoreDatabase.open({ path: config.keyStorePath, now });
+    closers.unshift(async () => keyStore.close());
+    // Deleted rows are overwritten in the file, not just unlinked.
     await sql`PRAGMA secure_delete = ON`.execute(database.db);
     const repositories = createRepositories(database.db, { now });
+    await moveDataKeysToKeyStore({ db: database.db, legacyKeys: repositories.tenantKeys, keyStore, logger });
+    const dataKeyStore = new KeyStoreDataKeyStore(keyStore);
+    // A wrong master key stops here, before a single data key is unwrapped for use or a new one wrapped.
+    await verifyMasterKeyRing(ring, { checks: keyStore, wrappedKeys: dataKeyStore.listAll(), keyStorePath: config.keyStorePath });
     const artifactStore = await FileSystemArtifactStore.open(join(config.dataDir, 'artifacts'), { now });
-    const keys = new TenantKeyService({ store: new RepositoryDataKeyStore(repositories.tenantKeys), ring });
+    const keys = new TenantKeyService({ store: dataKeyStore, ring });
     const artifacts = new EncryptedArtifactStore({ store: artifactStore, keys });
     const metrics = new Metrics();
     const audit = new AuditLogger(repositories.audit, { now });
@@ -181,6 +204,17 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         registry.forgetTenant(tenantId);
         // Its data key is gone, so its jobs could never store a checkpoint or a result: stop them now.
         await jobs.cancelTenantJobs(tenantId);
+        // Then nothing of it stays on disk: artifact files, the rows naming them, its plaintext directory.
+        const purged = await purgeTenantContent(tenantId, {
+          repositories,
+          artifacts: artifactStore,
+          dataDir: config.dataDir,
+          scrubDatabase: async () => {
+            const { walTruncated } = await scrubDatabaseFiles(database.db);
+            if (!walTruncated) logger.warn({ tenantId }, 'tenant deleted but a reader kept the database WAL from being truncated; it holds no keys, only deleted rows');
+          },
+        });
+        logger.info({ tenantId, ...purged }, 'tenant deleted: data key destroyed, artifacts removed');
       },
     });
     const bootstrapped = await access.bootstrap(config.bootstrapKey);
@@ -194,6 +228,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       repositories,
       artifactStore,
       keys,
+      keyStore,
       artifacts,
       access,
       datasets,

@@ -44,7 +44,7 @@ export const adminCommands: readonly CommandDefinition[] = [
       if (oldRing.versions.some((version) => oldRing.get(version)?.key.equals(newKey) === true)) {
         throw new CliUsageError('--new-key is already in the master key ring; generate a fresh one with aiaas admin gen-master-key', command);
       }
-      const result = await admin.rotateMasterKey(config, oldRing.withNewKey(newKey));
+      const result = await admin.rotateMasterKey(config, oldRing.withNewKey(newKey), logger);
       let ring = oldRing.withNewKey(newKey);
       for (const version of result.retirableVersions) ring = ring.without(version);
       context.io.stdout.write(`${ring.serialize()}\n`);
