@@ -54,13 +54,18 @@ describe('one server per data directory', () => {
       ['--import', 'tsx', '--input-type=module', '-e', `const { lockDataDir } = await import(${JSON.stringify(lockModule)}); lockDataDir(${JSON.stringify(server.dataDir)}, 'serve'); console.log('locked'); setInterval(() => {}, 1000);`],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
+    const exited = once(holder, 'exit');
     try {
-      const [chunk] = (await once(holder.stdout!, 'data')) as [Buffer];
-      expect(chunk.toString()).toContain('locked');
+      // A child that fails to start must fail the test, not hang it.
+      const started = await Promise.race([
+        once(holder.stdout!, 'data').then(([chunk]) => String(chunk)),
+        exited.then(([code]) => `exited with ${String(code)}`),
+      ]);
+      expect(started).toContain('locked');
       await expect(createServerContext(server.config, { logger: pino({ level: 'silent' }) })).rejects.toThrow(new RegExp(`in use by process ${holder.pid}`));
     } finally {
       holder.kill('SIGKILL');
-      await once(holder, 'exit');
+      await exited;
     }
     const next = await createServerContext(server.config, { logger: pino({ level: 'silent' }), usageFlushIntervalMs: 0 });
     await next.close();

@@ -34,19 +34,23 @@ async function filesHolding(directory: string, needles: readonly Buffer[]): Prom
   return found;
 }
 
-/** Tries every wrapped-key-shaped blob (raw, or base64 text) in every file as the tenant's key. */
-async function unwrappableKeys(directory: string, ring: MasterKeyRing, tenantId: string): Promise<number> {
-  let unwrapped = 0;
+/**
+ * Tries every wrapped-key-shaped blob (raw, or base64 text) in every file as the tenant's key and
+ * returns those that unwrap: found by content, wherever the server happens to keep them.
+ */
+async function unwrappableKeys(directory: string, ring: MasterKeyRing, tenantId: string): Promise<Set<string>> {
+  const unwrapped = new Set<string>();
   for (const file of await allFiles(directory)) {
     const bytes = await readFile(file);
     const candidates: string[] = [];
-    for (const match of bytes.toString('latin1').matchAll(/QUlXSwE[A-Za-z0-9+/]{81}/g)) candidates.push(match[0]);
+    // 69 bytes wrapped ('AIWK', format 1, ...) are 92 base64 characters, 'QUlXSwE' and 85 more.
+    for (const match of bytes.toString('latin1').matchAll(/QUlXSwE[A-Za-z0-9+/]{85}/g)) candidates.push(match[0]);
     for (let at = bytes.indexOf('AIWK'); at !== -1; at = bytes.indexOf('AIWK', at + 1)) candidates.push(bytes.subarray(at, at + 69).toString('base64'));
     for (const wrappedKey of candidates) {
       for (const masterKeyVersion of ring.versions) {
         try {
           unwrapDataKey(ring, tenantId, { wrappedKey, masterKeyVersion });
-          unwrapped += 1;
+          unwrapped.add(wrappedKey);
         } catch {
           // Not this tenant's key, or not a key: exactly what shredding should leave.
         }
@@ -101,7 +105,8 @@ async function doomedTenant(): Promise<Doomed> {
   await mkdir(plain, { recursive: true });
   await writeFile(join(plain, 'model.onnx'), 'decrypted model bytes');
 
-  const stored = server.context.keyStore.get(tenant.id)!;
+  const wrappedKeys = [...(await unwrappableKeys(server.dataDir, ring, tenant.id))];
+  expect(wrappedKeys).toHaveLength(1);
   const dataKey = Buffer.from(await server.context.keys.dataKeyFor(tenant.id));
   const record = (await server.context.repositories.datasets.get(tenant.id, upload.json().dataset.id))!;
   const version = (await server.context.repositories.models.resolve(tenant.id, 'm'))!;
@@ -110,7 +115,7 @@ async function doomedTenant(): Promise<Doomed> {
     return join(server.dataDir, 'artifacts', hex.slice(0, 2), hex.slice(2, 4), hex);
   });
   for (const path of artifactPaths) expect((await stat(path)).isFile()).toBe(true);
-  return { server, ring, tenantId: tenant.id, datasetId: record.id, wrappedKey: stored.wrappedKey, dataKey, artifactPaths };
+  return { server, ring, tenantId: tenant.id, datasetId: record.id, wrappedKey: wrappedKeys[0]!, dataKey, artifactPaths };
 }
 
 function needlesOf(doomed: Doomed): Buffer[] {
@@ -135,7 +140,7 @@ describe('tenant deletion shreds on the bytes of every file', () => {
     await cp(server.dataDir, copy, { recursive: true });
     for (const directory of [server.dataDir, copy]) {
       expect(await filesHolding(directory, needlesOf(doomed)), directory).toEqual([]);
-      expect(await unwrappableKeys(directory, doomed.ring, doomed.tenantId)).toBe(0);
+      expect(await unwrappableKeys(directory, doomed.ring, doomed.tenantId)).toEqual(new Set());
       // The scan covered the database, its WAL and the key store, not just what happened to exist.
       const names = (await allFiles(directory)).map((file) => file.slice(directory.length));
       expect(names).toEqual(expect.arrayContaining(['/aiaas.db', '/keystore.db']));
