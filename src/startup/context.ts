@@ -132,6 +132,24 @@ export async function loadServerSecret(config: AiaasConfig, logger: Logger): Pro
   return Buffer.from(text, 'utf8');
 }
 
+/**
+ * Refuses to start when a tenant has stored artifacts but the key store has no row for it: the
+ * key store is missing or belongs to another data directory (a restore started without
+ * `--key-store` pointing at the live one). Going on would mint fresh keys, write new data under
+ * them, and make the old data look corrupt rather than shredded.
+ */
+async function requireKeysForStoredData(repositories: Repositories, keyStore: KeyStoreDatabase, keyStorePath: string): Promise<void> {
+  const known = new Set(keyStore.listAll().map((record) => record.tenantId));
+  const missing = (await repositories.tenantContent.tenantsWithArtifacts()).filter((tenantId) => !known.has(tenantId));
+  if (missing.length === 0) return;
+  throw new AiaasError(
+    'CONFIG_INVALID',
+    `The key store ${keyStorePath} has no data key for ${missing.length} tenant(s) whose encrypted data is in this data directory ` +
+      `(first: ${missing[0]}). Point --key-store (AIAAS_KEY_STORE) at this data directory's key store; after a restore, that is the live key store.`,
+    { details: { missingTenants: missing.slice(0, 10) } },
+  );
+}
+
 export async function createServerContext(config: AiaasConfig, options: ServerContextOptions = {}): Promise<ServerContext> {
   validateConfig(config);
   const now = options.now ?? (() => new Date());
@@ -151,6 +169,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     await sql`PRAGMA secure_delete = ON`.execute(database.db);
     const repositories = createRepositories(database.db, { now });
     await moveDataKeysToKeyStore({ db: database.db, legacyKeys: repositories.tenantKeys, keyStore, logger });
+    await requireKeysForStoredData(repositories, keyStore, config.keyStorePath);
     const dataKeyStore = new KeyStoreDataKeyStore(keyStore);
     // A wrong master key stops here, before a single data key is unwrapped for use or a new one wrapped.
     await verifyMasterKeyRing(ring, { checks: keyStore, wrappedKeys: dataKeyStore.listAll(), keyStorePath: config.keyStorePath });

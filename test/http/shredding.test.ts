@@ -166,6 +166,8 @@ describe('tenant deletion shreds on the bytes of every file', () => {
     expect(await filesHolding(backup, needlesOf(doomed))).toEqual([]);
 
     expect((await call(server.app, server.adminKey, 'DELETE', `/api/v1/tenants/${doomed.tenantId}`)).statusCode).toBe(204);
+    // Without the live key store a restore refuses, rather than minting fresh keys beside the old data.
+    await expect(openOn(backup, doomed.ring)).rejects.toThrow(/no data key for 1 tenant\(s\).*--key-store \(AIAAS_KEY_STORE\)/);
     const restored = await openOn(backup, doomed.ring, server.config.keyStorePath);
     // The restored rows and artifact files are all there, and none of it opens.
     const record = (await restored.repositories.datasets.get(doomed.tenantId, doomed.datasetId))!;

@@ -44,6 +44,17 @@ export class TenantContentRepository {
     return refs;
   }
 
+  /** Tenants with at least one row naming an artifact: each must have a data key (or a tombstone). */
+  async tenantsWithArtifacts(): Promise<string[]> {
+    const rows = await this.#db
+      .selectFrom('datasets')
+      .select('tenant_id')
+      .union(this.#db.selectFrom('model_versions').select('tenant_id'))
+      .union(this.#db.selectFrom('jobs').select('tenant_id').where('checkpoint_ref', 'is not', null))
+      .execute();
+    return rows.map((row) => row.tenant_id).sort();
+  }
+
   /** Removes the tenant's datasets, models, versions and aliases, and forgets its jobs' checkpoints. */
   async deleteContent(tenantId: string): Promise<void> {
     await inTransaction(this.#db, async (transaction) => {
