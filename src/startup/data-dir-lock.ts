@@ -45,6 +45,8 @@ export function lockDataDir(dataDir: string, command: string): DataDirLock {
   }
   try {
     connection.pragma('locking_mode = EXCLUSIVE');
+    // Nothing here needs crash recovery; an in-memory journal leaves no -journal file beside the lock.
+    connection.pragma('journal_mode = MEMORY');
     // The first write takes the exclusive lock; in EXCLUSIVE locking mode it is kept until close.
     connection.exec('BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS holder (pid INTEGER); COMMIT;');
   } catch (error) {
