@@ -50,6 +50,10 @@ export interface AiaasConfig {
   tlsKey: string | undefined;
   trustProxy: boolean;
   metricsPublic: boolean;
+  /** Host names a model pull may download from (empty: any public host); see docs/security.md. */
+  pullAllowedHosts: readonly string[];
+  pullAllowPrivate: boolean;
+  pullMaxRedirects: number;
 }
 
 export type SettingName = keyof AiaasConfig;
@@ -136,7 +140,9 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('tlsCert', 'path', '(none)', 'PEM certificate file; with tlsKey the server speaks HTTPS and sends HSTS.'),
   setting('tlsKey', 'path', '(none)', 'PEM private key file for tlsCert.'),
   setting('trustProxy', 'boolean', 'false', 'Take the client IP (audit log) from X-Forwarded-For; enable only behind your own proxy.'),
-  setting('metricsPublic', 'boolean', 'false', 'Serve /metrics without an API key, every tenant\'s series included; otherwise it needs a key with metrics:read and shows a tenant only its own series.'),
+  setting('metricsPublic', 'boolean', 'false', 'Serve /metrics without an API key, every tenant\'s series included; otherwise it needs a key with metrics:read and shows a tenant only its own series.'),  setting('pullAllowedHosts', 'string', '(any public host)', 'Comma-separated hosts model pulls may download from: names, IP literals or *.domain suffixes. Unset, any host whose addresses are all public. A listed host may resolve to private addresses.'),
+  setting('pullAllowPrivate', 'boolean', 'false', 'Let model pulls reach private, loopback, link-local and other special addresses of hosts not in pullAllowedHosts. Checked on every resolved address and every redirect.'),
+  setting('pullMaxRedirects', 'integer', '5', 'Redirects a model pull follows (each target checked again).', { minimum: 0, maximum: 20 }),
 ];
 
 const definitionsByName = new Map(settingDefinitions.map((definition) => [definition.name, definition]));
@@ -214,6 +220,18 @@ function readConfigFile(path: string): Record<string, unknown> {
     throw new AiaasError('CONFIG_INVALID', `The config file ${path} must hold a JSON object of settings`);
   }
   return document as Record<string, unknown>;
+}
+
+/** `a.example, *.b.example ,10.0.0.5` → lowercase entries; an entry with a scheme, path or port is a config error. */
+function parseHostList(text: string | undefined): string[] {
+  if (text === undefined) return [];
+  const hosts = text.split(',').map((entry) => entry.trim().toLowerCase()).filter((entry) => entry !== '');
+  for (const host of hosts) {
+    if (!/^(\*\.)?[a-z0-9.-]+$|^\[?[0-9a-f:.]+\]?$/.test(host)) {
+      throw invalid(definitionsByName.get('pullAllowedHosts')!, `"${host}" is not a host name, IP address or *.domain suffix (no scheme, port or path)`);
+    }
+  }
+  return hosts.map((host) => host.replace(/^\[(.*)\]$/, '$1'));
 }
 
 /** Resolves every setting (flags > env > file > defaults) and validates the result. */
@@ -301,6 +319,9 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     tlsKey: optionalPath('tlsKey'),
     trustProxy: value('trustProxy'),
     metricsPublic: value('metricsPublic'),
+    pullAllowedHosts: parseHostList(optionalText('pullAllowedHosts')),
+    pullAllowPrivate: value('pullAllowPrivate'),
+    pullMaxRedirects: value('pullMaxRedirects'),
   };
   validateConfig(config);
   return config;

@@ -49,6 +49,10 @@ export const errorCatalogue = {
   DATA_DIR_LOCKED: { status: 500, title: 'The data directory is in use by another aiaas process' },
   // http: request framing (src/http)
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
+  // model pulls: downloads from a URL (src/platform/model-pull.ts)
+  PULL_SOURCE_REFUSED: { status: 403, title: "Download source refused by the server's pull policy" },
+  PULL_FAILED: { status: 502, title: 'The model file could not be downloaded' },
+  PULL_HASH_MISMATCH: { status: 422, title: 'The downloaded file does not match the expected sha256' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -3,6 +3,10 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { AiaasError } from '../errors.ts';
 import type { JobRecord, JobRepository } from '../storage/repositories/jobs.ts';
+import type { JobKind } from '../storage/schema.ts';
+import type { JobEventType, JobKindHandler } from './job-types.ts';
+
+export type { JobEventType };
 import type { JobSettings } from './job-request.ts';
 import type { DatasetSource, FromWorker, SavedModelPayload, TrainingSummary, WorkerStart } from './worker-protocol.ts';
 
@@ -20,6 +24,8 @@ export interface JobRunnerDependencies {
     options: { jobId: string; metrics: TrainingSummary },
   ): Promise<{ versionId: string; version: number }>;
   logger: Logger;
+  /** Runs the jobs of kinds other than `train` (training is the runner's own worker-thread path). */
+  handlers?: Partial<Record<Exclude<JobKind, 'train'>, JobKindHandler>>;
 }
 
 export interface JobRunnerOptions {
@@ -29,8 +35,9 @@ export interface JobRunnerOptions {
   pollMs?: number;
 }
 
-/** Event types on a job's stream, named noun-verb as DESIGN.md asks. */
-export type JobEventType = 'job-queued' | 'job-started' | 'job-resumed' | 'job-progress' | 'epoch-end' | 'checkpoint-saved' | 'job-finished';
+
+/** Why a handler's signal was aborted; the runner decides the job's final status from it. */
+type StopReason = 'cancelled' | 'lease-lost' | 'server-stopping';
 
 type Listener = (jobId: string) => void;
 
@@ -45,7 +52,7 @@ export class JobRunner {
   readonly owner = `runner-${randomUUID()}`;
   private readonly deps: JobRunnerDependencies;
   private readonly options: Required<JobRunnerOptions>;
-  private readonly active = new Map<string, { worker: Worker; tenantId: string }>();
+  private readonly active = new Map<string, { tenantId: string; cancel(): void; terminate(): Promise<void> }>();
   /** Jobs this runner holds, from the claim on: counts against `concurrency` before their worker exists. */
   private readonly claimed = new Set<string>();
   private readonly listeners = new Set<Listener>();
@@ -73,8 +80,8 @@ export class JobRunner {
     const running = [...this.active.entries()];
     this.active.clear();
     await Promise.all(
-      running.map(async ([jobId, { worker, tenantId }]) => {
-        await worker.terminate();
+      running.map(async ([jobId, { terminate, tenantId }]) => {
+        await terminate();
         await this.deps.jobs.renewLease(tenantId, jobId, this.owner, 0).catch(() => undefined);
       }),
     );
@@ -96,7 +103,7 @@ export class JobRunner {
   }
 
   cancel(jobId: string): void {
-    this.active.get(jobId)?.worker.postMessage({ type: 'cancel' });
+    this.active.get(jobId)?.cancel();
   }
 
   wake(): void {
@@ -133,6 +140,10 @@ export class JobRunner {
   }
 
   private async run(job: JobRecord): Promise<void> {
+    if (job.kind !== 'train') {
+      await this.runHandled(job, job.kind);
+      return;
+    }
     const { tenantId } = job;
     const log = this.deps.logger.child({ jobId: job.id, tenantId });
     const settings = job.settings as JobSettings;
@@ -160,7 +171,7 @@ export class JobRunner {
       return;
     }
     const worker = new Worker(workerEntry, { execArgv: [] });
-    this.active.set(job.id, { worker, tenantId });
+    this.active.set(job.id, { tenantId, cancel: () => worker.postMessage({ type: 'cancel' }), terminate: async () => void (await worker.terminate()) });
     // Epochs after the last checkpoint are trained again on resume, so their history entries go too.
     const history: unknown[] = job.metricsHistory.slice(0, job.epoch);
     let settled = false;
@@ -250,5 +261,72 @@ export class JobRunner {
     await chain;
     clearInterval(renew);
     this.active.delete(job.id);
+  }
+
+  /** A job of a kind with a handler: same lease, cancel and final-status rules as training. */
+  private async runHandled(job: JobRecord, kind: Exclude<JobKind, 'train'>): Promise<void> {
+    const { tenantId } = job;
+    const log = this.deps.logger.child({ jobId: job.id, tenantId, kind });
+    const handler = this.deps.handlers?.[kind];
+    if (handler === undefined) {
+      await this.fail(job, { code: 'INVALID_REQUEST', message: `this server cannot run ${kind} jobs` });
+      return;
+    }
+    if (this.stopped) {
+      await this.deps.jobs.renewLease(tenantId, job.id, this.owner, 0);
+      return;
+    }
+    const controller = new AbortController();
+    const stop = (reason: StopReason) => {
+      if (!controller.signal.aborted) controller.abort(reason);
+    };
+    let finished: Promise<unknown> = Promise.resolve();
+    this.active.set(job.id, {
+      tenantId,
+      cancel: () => stop('cancelled'),
+      terminate: async () => {
+        stop('server-stopping');
+        await finished.catch(() => undefined);
+      },
+    });
+    const renew = setInterval(() => {
+      this.deps.jobs
+        .renewLease(tenantId, job.id, this.owner, this.options.leaseMs)
+        .then((renewed) => {
+          if (!renewed) stop('lease-lost');
+          else if (renewed.cancelRequested) stop('cancelled');
+        })
+        .catch((error: unknown) => log.error({ err: error }, 'renewing the job lease failed'));
+    }, Math.max(50, Math.floor(this.options.leaseMs / 3)));
+    try {
+      await this.appendEvent(tenantId, job.id, 'job-started', { kind, owner: this.owner });
+      const running = handler.run(job, { signal: controller.signal, appendEvent: (type, payload) => this.appendEvent(tenantId, job.id, type, payload) });
+      finished = running;
+      const result = await running;
+      if (controller.signal.aborted) throw controller.signal.reason;
+      const done = await this.deps.jobs.finish(tenantId, job.id, { status: 'succeeded', owner: this.owner, resultVersionId: result.versionId ?? null });
+      if (done) await this.appendEvent(tenantId, job.id, 'job-finished', { status: 'succeeded', ...result.summary });
+      log.info(result.summary ?? {}, `${kind} job succeeded`);
+    } catch (error) {
+      const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
+      if (reason === 'server-stopping') {
+        // Handed back at once: the next server (or this one, restarted) runs it again.
+        await this.deps.jobs.renewLease(tenantId, job.id, this.owner, 0).catch(() => undefined);
+      } else if (reason === 'cancelled') {
+        const done = await this.deps.jobs.finish(tenantId, job.id, { status: 'cancelled', owner: this.owner });
+        if (done) await this.appendEvent(tenantId, job.id, 'job-finished', { status: 'cancelled' });
+      } else if (reason === 'lease-lost') {
+        log.warn('lease lost; the job was stopped');
+      } else {
+        if (!AiaasError.isInstance(error)) log.error({ err: error }, `${kind} job failed`);
+        const failure = AiaasError.isInstance(error)
+          ? { code: error.code, message: error.message, ...(error.details ? { details: { ...error.details } } : {}) }
+          : { code: 'INTERNAL', message: `the ${kind} job failed unexpectedly; the server log has the details` };
+        await this.fail(job, failure);
+      }
+    } finally {
+      clearInterval(renew);
+      this.active.delete(job.id);
+    }
   }
 }

@@ -1,21 +1,25 @@
 import { AiaasError } from '../errors.ts';
 import { modelAllowed } from '../security/roles.ts';
 import type { JobEventRecord, JobRecord, JobRepository } from '../storage/repositories/jobs.ts';
-import type { JobStatus } from '../storage/schema.ts';
+import type { JobKind, JobStatus } from '../storage/schema.ts';
 import { checkDatasetFits, parseJobRequest, type JobSettings } from './job-request.ts';
 import type { JobRunner } from './job-runner.ts';
+import type { JobKindParser } from './job-types.ts';
 
 export interface JobServiceDependencies {
   jobs: JobRepository;
   datasetSchema(tenantId: string, datasetId: string): Promise<{ featureShape: number[]; labelShape: number[] } | undefined>;
   versionOf(tenantId: string, versionId: string): Promise<{ version: number; metrics: unknown } | undefined>;
   runner: JobRunner;
-  /** Queued plus running jobs one tenant may have at once. */
+  /** Queued plus running jobs one tenant may have at once, of every kind together. */
   maxUnfinishedJobsPerTenant: number;
+  /** Submission parsers of the kinds besides `train` this server runs (their runner handlers too). */
+  kinds?: Partial<Record<Exclude<JobKind, 'train'>, JobKindParser>>;
 }
 
 export interface JobView {
   id: string;
+  kind: JobKind;
   model: string;
   status: JobStatus;
   epoch: number;
@@ -25,7 +29,9 @@ export interface JobView {
   history: unknown[];
   error: unknown;
   resultVersion: { id: string; version: number; metrics: unknown } | null;
-  settings: JobSettings;
+  /** A training job's fit settings; another kind's own settings (a pull: its url and sha256). */
+  settings: JobSettings | Readonly<Record<string, unknown>>;
+  /** Training jobs only (empty for other kinds). */
   datasetId: string;
   testDatasetId: string | null;
   cancelRequested: boolean;
@@ -49,18 +55,15 @@ export type AllowedModels = readonly string[] | null;
 export class JobService {
   constructor(private readonly deps: JobServiceDependencies) {}
 
+  /** `POST /jobs`: a training job, or with `kind` another kind this server runs. */
   async submit(tenantId: string, body: unknown, allowedModels: AllowedModels = null): Promise<JobView> {
+    if (typeof body === 'object' && body !== null && !Array.isArray(body) && 'kind' in body) {
+      const { kind, ...rest } = body as Record<string, unknown>;
+      if (kind !== 'train') return this.submitKind(tenantId, kind, rest, allowedModels);
+      body = rest;
+    }
     const request = parseJobRequest(body);
-    if (!modelAllowed(allowedModels, request.model)) {
-      // As on every model route: 404, so a restricted key cannot probe which names exist.
-      throw new AiaasError('MODEL_NOT_FOUND', `Model '${request.model}' not found`, { details: { model: request.model } });
-    }
-    const counts = await this.deps.jobs.countByStatus(tenantId);
-    if (counts.queued + counts.running >= this.deps.maxUnfinishedJobsPerTenant) {
-      throw new AiaasError('QUOTA_EXCEEDED', `this tenant already has ${counts.queued + counts.running} unfinished jobs (the limit is ${this.deps.maxUnfinishedJobsPerTenant}); wait for one to finish or cancel one`, {
-        headers: { 'retry-after': '30' },
-      });
-    }
+    await this.admit(tenantId, request.model, allowedModels);
     for (const [role, id] of [['training', request.datasetId], ['test', request.testDatasetId]] as const) {
       if (id === undefined) continue;
       const schema = await this.deps.datasetSchema(tenantId, id);
@@ -75,9 +78,45 @@ export class JobService {
       testDatasetId: request.testDatasetId ?? null,
       totalEpochs: request.settings.epochs,
     });
-    await this.deps.runner.appendEvent(tenantId, job.id, 'job-queued', { model: job.modelName, totalEpochs: job.totalEpochs });
+    await this.deps.runner.appendEvent(tenantId, job.id, 'job-queued', { kind: job.kind, model: job.modelName, totalEpochs: job.totalEpochs });
     this.deps.runner.wake();
     return this.view(job);
+  }
+
+  /** A job of a kind other than training, e.g. `{kind: 'pull', model, url, sha256}`. */
+  async submitKind(tenantId: string, kind: unknown, body: Record<string, unknown>, allowedModels: AllowedModels = null): Promise<JobView> {
+    const known = Object.keys(this.deps.kinds ?? {});
+    const parser = typeof kind === 'string' && known.includes(kind) ? this.deps.kinds?.[kind as Exclude<JobKind, 'train'>] : undefined;
+    if (parser === undefined) {
+      throw new AiaasError('INVALID_REQUEST', `kind: expected one of ${['train', ...known].join(', ')}, got ${JSON.stringify(kind)}`, { details: { field: 'kind' } });
+    }
+    const request = parser.parse(body);
+    await this.admit(tenantId, request.model, allowedModels);
+    const job = await this.deps.jobs.create(tenantId, {
+      kind: kind as Exclude<JobKind, 'train'>,
+      modelName: request.model,
+      spec: null,
+      settings: request.settings,
+      datasetId: '',
+      totalEpochs: 0,
+    });
+    await this.deps.runner.appendEvent(tenantId, job.id, 'job-queued', { kind: job.kind, model: job.modelName });
+    this.deps.runner.wake();
+    return this.view(job);
+  }
+
+  /** The checks every kind shares: the key's model allow-list, then the tenant's unfinished-job quota. */
+  private async admit(tenantId: string, model: string, allowedModels: AllowedModels): Promise<void> {
+    if (!modelAllowed(allowedModels, model)) {
+      // As on every model route: 404, so a restricted key cannot probe which names exist.
+      throw new AiaasError('MODEL_NOT_FOUND', `Model '${model}' not found`, { details: { model } });
+    }
+    const counts = await this.deps.jobs.countByStatus(tenantId);
+    if (counts.queued + counts.running >= this.deps.maxUnfinishedJobsPerTenant) {
+      throw new AiaasError('QUOTA_EXCEEDED', `this tenant already has ${counts.queued + counts.running} unfinished jobs (the limit is ${this.deps.maxUnfinishedJobsPerTenant}); wait for one to finish or cancel one`, {
+        headers: { 'retry-after': '30' },
+      });
+    }
   }
 
   async record(tenantId: string, id: string, allowedModels: AllowedModels = null): Promise<JobRecord> {
@@ -90,7 +129,7 @@ export class JobService {
     return this.view(await this.record(tenantId, id, allowedModels));
   }
 
-  async list(tenantId: string, filter: { status?: JobStatus; limit?: number; offset?: number } = {}, allowedModels: AllowedModels = null): Promise<JobView[]> {
+  async list(tenantId: string, filter: { status?: JobStatus; kind?: JobKind; limit?: number; offset?: number } = {}, allowedModels: AllowedModels = null): Promise<JobView[]> {
     // Filtered in the query, so limit and offset page through the visible jobs only.
     const models = allowedModels === null || allowedModels.includes('*') ? {} : { modelNames: allowedModels };
     const jobs = await this.deps.jobs.list(tenantId, { ...filter, ...models });
@@ -101,7 +140,7 @@ export class JobService {
     await this.record(tenantId, id, allowedModels);
     const job = await this.deps.jobs.requestCancel(tenantId, id);
     if (!job) throw new AiaasError('JOB_NOT_FOUND', `job ${id} not found`);
-    if (job.status === 'cancelled') await this.deps.runner.appendEvent(tenantId, id, 'job-finished', { status: 'cancelled', epoch: job.epoch, step: job.step });
+    if (job.status === 'cancelled') await this.deps.runner.appendEvent(tenantId, id, 'job-finished', job.kind === 'train' ? { status: 'cancelled', epoch: job.epoch, step: job.step } : { status: 'cancelled' });
     this.deps.runner.cancel(id);
     return this.get(tenantId, id);
   }
@@ -118,6 +157,7 @@ export class JobService {
     const version = job.resultVersionId ? await this.deps.versionOf(job.tenantId, job.resultVersionId) : undefined;
     return {
       id: job.id,
+      kind: job.kind,
       model: job.modelName,
       status: job.status,
       epoch: job.epoch,
@@ -127,7 +167,7 @@ export class JobService {
       history: [...job.metricsHistory],
       error: job.error ?? null,
       resultVersion: version && job.resultVersionId ? { id: job.resultVersionId, version: version.version, metrics: version.metrics } : null,
-      settings: job.settings as JobSettings,
+      settings: job.settings as JobSettings | Readonly<Record<string, unknown>>,
       datasetId: job.datasetId,
       testDatasetId: job.testDatasetId,
       cancelRequested: job.cancelRequested,

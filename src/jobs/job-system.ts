@@ -3,6 +3,8 @@ import { authorize } from '../http/auth.ts';
 import { jobRoutes } from '../http/routes/jobs.ts';
 import type { ServerContext } from '../startup/context.ts';
 import type { DatasetSchema } from '../platform/datasets.ts';
+import { join } from 'node:path';
+import { createPullHandler, registerPulledFile } from '../platform/model-pull.ts';
 import { JobRunner } from './job-runner.ts';
 import { JobService } from './job-service.ts';
 
@@ -18,9 +20,15 @@ export interface JobSystem {
 
 export type JobSystemContext = Pick<ServerContext, 'repositories' | 'artifacts' | 'registry' | 'config' | 'logger'>;
 
-/** The training-job queue, workers and routes over one server context's storage and keys. */
+/** The job queue (training and pulls), workers and routes over one server context's storage and keys. */
 export function createJobSystem(context: JobSystemContext, options: { eventPollMs?: number; pollMs?: number } = {}): JobSystem {
   const { repositories, artifacts, registry, config } = context;
+  const pull = createPullHandler({
+    policy: { allowedHosts: config.pullAllowedHosts, allowPrivate: config.pullAllowPrivate, maxRedirects: config.pullMaxRedirects },
+    maxBytes: config.maxModelBytes,
+    temporaryDirectory: join(config.dataDir, 'pulls'),
+    register: (job, path) => registerPulledFile(registry, job, path),
+  });
   const runner = new JobRunner(
     {
       jobs: repositories.jobs,
@@ -48,6 +56,7 @@ export function createJobSystem(context: JobSystemContext, options: { eventPollM
         return { versionId: version.id, version: version.version };
       },
       logger: context.logger.child({ component: 'jobs' }),
+      handlers: { pull: pull.handler },
     },
     { concurrency: config.jobConcurrency, leaseMs: config.jobLeaseMs, ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }) },
   );
@@ -65,6 +74,7 @@ export function createJobSystem(context: JobSystemContext, options: { eventPollM
     },
     runner,
     maxUnfinishedJobsPerTenant: config.maxConcurrentJobsPerTenant,
+    kinds: { pull: pull.parser },
   });
   const routes = jobRoutes({
     service,

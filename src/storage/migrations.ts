@@ -207,6 +207,17 @@ export const migrations: readonly Migration[] = [
       await db.schema.alterTable('jobs').addColumn('loss_text', 'text').execute();
     },
   },
+  {
+    // Jobs of more kinds than training: pull now; quantize, evaluate and sweep later. Every row
+    // written before this migration is a training job, which the default records.
+    name: '0002_job_kind',
+    async up(db) {
+      await db.schema
+        .alterTable('jobs')
+        .addColumn('kind', 'text', (col) => col.notNull().defaultTo('train').check(sql`kind in ('train', 'pull', 'quantize', 'evaluate', 'sweep')`))
+        .execute();
+    },
+  },
 ];
 
 /**

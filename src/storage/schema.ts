@@ -13,6 +13,8 @@ export type ApiKeyRole = 'admin' | 'developer' | 'viewer' | 'inference';
 export type DatasetFormat = 'csv' | 'jsonl' | 'idx';
 export type ModelVersionSource = 'upload' | 'job';
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+/** What a job does: train a model, pull a model file from a URL; later quantize, evaluate, sweep. */
+export type JobKind = 'train' | 'pull' | 'quantize' | 'evaluate' | 'sweep';
 
 export interface MigrationsTable {
   name: string;
@@ -95,6 +97,8 @@ export interface AliasesTable {
 export interface JobsTable {
   id: string;
   tenant_id: string;
+  /** Since 0002_job_kind; rows written before it are `train`. */
+  kind: JobKind;
   model_name: string;
   status: JobStatus;
   spec_json: JsonText;

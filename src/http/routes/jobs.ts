@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { AiaasError } from '../../errors.ts';
-import { jobStatuses } from '../../storage/repositories/jobs.ts';
-import type { JobStatus } from '../../storage/schema.ts';
+import { jobKinds, jobStatuses } from '../../storage/repositories/jobs.ts';
+import type { JobKind, JobStatus } from '../../storage/schema.ts';
 import { isFinal, type JobService } from '../../jobs/job-service.ts';
 
 export interface JobRouteDependencies {
@@ -12,7 +12,7 @@ export interface JobRouteDependencies {
   eventPollMs?: number;
 }
 
-/** Training jobs under /api/v1: submit, read, list, cancel, and a Server-Sent Events progress stream. */
+/** Jobs of every kind (training, pulls) under /api/v1: submit, read, list, cancel, and a Server-Sent Events progress stream. */
 export function jobRoutes(deps: JobRouteDependencies): FastifyPluginAsync {
   return async (app) => {
     // Open event streams would hold app.close() forever; end them when the server starts closing.
@@ -28,9 +28,12 @@ export function jobRoutes(deps: JobRouteDependencies): FastifyPluginAsync {
       return reply.code(202).header('location', `/api/v1/jobs/${job.id}`).send({ job });
     });
 
-    app.get<{ Querystring: { status?: string; limit?: string; offset?: string } }>('/jobs', async (request) => {
+    app.get<{ Querystring: { status?: string; kind?: string; limit?: string; offset?: string } }>('/jobs', async (request) => {
       const { tenantId, allowedModels } = deps.authorize(request, 'jobs:read');
-      const { status, limit, offset } = request.query;
+      const { status, kind, limit, offset } = request.query;
+      if (kind !== undefined && !jobKinds.includes(kind as JobKind)) {
+        throw new AiaasError('INVALID_REQUEST', `kind must be one of ${jobKinds.join(', ')}, got "${kind}"`);
+      }
       if (status !== undefined && !jobStatuses.includes(status as JobStatus)) {
         throw new AiaasError('INVALID_REQUEST', `status must be one of ${jobStatuses.join(', ')}, got "${status}"`);
       }
@@ -45,6 +48,7 @@ export function jobRoutes(deps: JobRouteDependencies): FastifyPluginAsync {
       return {
         jobs: await deps.service.list(tenantId, {
           ...(status === undefined ? {} : { status: status as JobStatus }),
+          ...(kind === undefined ? {} : { kind: kind as JobKind }),
           ...(limitValue === undefined ? {} : { limit: limitValue }),
           ...(offsetValue === undefined ? {} : { offset: offsetValue }),
         }, allowedModels),

@@ -1,6 +1,6 @@
 import type { ExpressionBuilder, Kysely, Selectable } from 'kysely';
 import { AiaasError } from '../../errors.ts';
-import type { JobEventsTable, JobStatus, JobsTable, Schema } from '../schema.ts';
+import type { JobEventsTable, JobKind, JobStatus, JobsTable, Schema } from '../schema.ts';
 import {
   fromJsonText,
   newId,
@@ -14,11 +14,13 @@ import { noTextCipher, openRow, sealRow, sealValue, type TextCipher } from '../t
 import type { RepositoryOptions } from './tenants.ts';
 
 export const jobStatuses: readonly JobStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+export const jobKinds: readonly JobKind[] = ['train', 'pull', 'quantize', 'evaluate', 'sweep'];
 export type FinishedJobStatus = Extract<JobStatus, 'succeeded' | 'failed' | 'cancelled'>;
 
 export interface JobRecord {
   readonly id: string;
   readonly tenantId: string;
+  readonly kind: JobKind;
   readonly modelName: string;
   readonly status: JobStatus;
   readonly spec: unknown;
@@ -43,6 +45,8 @@ export interface JobRecord {
 
 export interface NewJob {
   readonly id?: string;
+  /** Default `train`. */
+  readonly kind?: JobKind;
   readonly modelName: string;
   readonly spec: unknown;
   readonly settings: unknown;
@@ -72,6 +76,7 @@ function toJob(row: Selectable<JobsTable>): JobRecord {
   return {
     id: row.id,
     tenantId: row.tenant_id,
+    kind: row.kind,
     modelName: row.model_name,
     status: row.status,
     spec: fromJsonText<unknown>(row.spec_json),
@@ -145,6 +150,7 @@ export class JobRepository {
     const row: Selectable<JobsTable> = {
       id: input.id ?? newId('job'),
       tenant_id: tenantId,
+      kind: input.kind ?? 'train',
       model_name: input.modelName,
       status: 'queued',
       spec_json: toJsonText(input.spec ?? null),
@@ -182,9 +188,10 @@ export class JobRepository {
   }
 
   /** Newest first; `modelNames` keeps only jobs of those models (an empty list matches none). */
-  async list(tenantId: string, filter: Page & { status?: JobStatus; modelNames?: readonly string[] } = {}): Promise<JobRecord[]> {
+  async list(tenantId: string, filter: Page & { status?: JobStatus; kind?: JobKind; modelNames?: readonly string[] } = {}): Promise<JobRecord[]> {
     let query = this.#db.selectFrom('jobs').selectAll().where('tenant_id', '=', tenantId);
     if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+    if (filter.kind !== undefined) query = query.where('kind', '=', filter.kind);
     if (filter.modelNames !== undefined) {
       if (filter.modelNames.length === 0) return [];
       query = query.where('model_name', 'in', [...filter.modelNames]);

@@ -37,6 +37,23 @@ function isTar(bytes: Uint8Array, contentType: string | undefined, fileName: str
   return bytes.length >= 512 && Buffer.from(bytes.subarray(257, 262)).toString('latin1') === 'ustar';
 }
 
+function isJson(request: FastifyRequest): boolean {
+  return /^application\/json\s*(;|$)/i.test(request.headers['content-type'] ?? '');
+}
+
+/** `{"url", "sha256"?}`; the model comes from the path. */
+function parseJsonBody(bytes: Uint8Array): Record<string, unknown> {
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new AiaasError('INVALID_JSON', 'The request body is not valid JSON');
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new AiaasError('INVALID_REQUEST', 'A pull takes a JSON object {"url", "sha256"?}');
+  if ('model' in body) throw new AiaasError('INVALID_REQUEST', "Unknown field 'model': the model is named by the path", { details: { field: 'model' } });
+  return body as Record<string, unknown>;
+}
+
 function aliasView(alias: AliasRecord): { name: string; version: number; updatedAt: string } {
   return { name: alias.name, version: alias.version, updatedAt: alias.updatedAt };
 }
@@ -98,6 +115,13 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
       const principal = authorizeOnModel(request, 'models:write', request.params.name);
       readQuery(request, []);
       request.audit = { resource: `model:${request.params.name}` };
+      if (isJson(request)) {
+        // A pull: the server downloads the file in a background job (202 + the job).
+        const body = parseJsonBody(rawBody(request));
+        const job = await context.jobs.service.submitKind(principal.tenantId, 'pull', { ...body, model: request.params.name }, principal.allowedModels);
+        request.audit = { resource: `job:${job.id}`, model: request.params.name, detail: { kind: 'pull' } };
+        return reply.status(202).header('location', `/api/v1/jobs/${job.id}`).send({ job });
+      }
       let bytes: Uint8Array = rawBody(request);
       let contentType = request.headers['content-type'];
       let fileName: string | undefined;
