@@ -14,7 +14,7 @@ import { request as httpRequest, type IncomingMessage, type RequestOptions } fro
 import { request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { AiaasError } from '../errors.ts';
-import { checkAddresses, checkUrl, normalizeHost, type PullPolicy } from './pull-policy.ts';
+import { checkAddresses, checkScheme, checkUrl, normalizeHost, type PullPolicy } from './pull-policy.ts';
 
 export interface DownloadOptions {
   policy: PullPolicy;
@@ -105,8 +105,11 @@ function get(url: URL, lookupFunction: LookupFunction, headers: Record<string, s
 async function follow(start: URL, policy: PullPolicy, headers: Record<string, string>, signal: AbortSignal, idleTimeoutMs: number): Promise<{ response: IncomingMessage; url: URL }> {
   let url = start;
   for (let hop = 0; ; hop += 1) {
+    checkScheme(url);
+    // Addresses first: a redirect to an internal name reports the address it would have reached.
+    const pinned = await pinnedLookup(policy, url);
     checkUrl(policy, url);
-    const response = await get(url, await pinnedLookup(policy, url), headers, signal, idleTimeoutMs);
+    const response = await get(url, pinned, headers, signal, idleTimeoutMs);
     if (!redirectStatuses.has(response.statusCode ?? 0)) return { response, url };
     response.resume();
     const location = response.headers.location;

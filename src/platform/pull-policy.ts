@@ -98,16 +98,21 @@ function refused(url: URL, reason: 'scheme' | 'host-not-allowed' | 'private-addr
   });
 }
 
-/** What can be checked without DNS: the scheme, the allow-list, and a host that is an IP literal. */
-export function checkUrl(policy: PullPolicy, url: URL): void {
+/** http or https, without credentials in the URL. */
+export function checkScheme(url: URL): void {
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw refused(url, 'scheme', `pulls download over http or https only, not ${url.protocol}`);
   if (url.username !== '' || url.password !== '') throw refused(url, 'scheme', 'pull URLs must not carry credentials');
+}
+
+/** What can be checked without DNS: the scheme, the allow-list, and a host that is an IP literal. */
+export function checkUrl(policy: PullPolicy, url: URL): void {
+  checkScheme(url);
   const host = normalizeHost(url.hostname);
-  const listed = hostListed(policy, host);
-  if (policy.allowedHosts.length > 0 && !listed) {
+  // The address first: it names the more specific danger.
+  if (isIP(host) !== 0) checkAddresses(policy, url, [host]);
+  if (policy.allowedHosts.length > 0 && !hostListed(policy, host)) {
     throw refused(url, 'host-not-allowed', `host ${host} is not in this server's pull allow-list (pullAllowedHosts)`);
   }
-  if (isIP(host) !== 0) checkAddresses(policy, url, [host]);
 }
 
 /**

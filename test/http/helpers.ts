@@ -5,7 +5,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { pino } from 'pino';
 import { loadConfig, type AiaasConfig, type ConfigValue } from '../../src/config.ts';
 import { Model } from '../../src/engine/index.ts';
-import { buildApp } from '../../src/http/app.ts';
+import { buildApp, type BuildAppOptions } from '../../src/http/app.ts';
 import { generateMasterKey } from '../../src/security/key-ring.ts';
 import { createServerContext, type ServerContext, type ServerContextOptions } from '../../src/startup/context.ts';
 
@@ -22,6 +22,7 @@ export interface TestServer {
 export async function startTestServer(
   flags: Record<string, ConfigValue> = {},
   options: ServerContextOptions = {},
+  appOptions: BuildAppOptions = {},
 ): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'aiaas-http-'));
   const config = loadConfig({
@@ -29,7 +30,7 @@ export async function startTestServer(
     env: {},
   });
   const context = await createServerContext(config, { logger: pino({ level: 'silent' }), usageFlushIntervalMs: 0, ...options });
-  const app = await buildApp(context);
+  const app = await buildApp(context, appOptions);
   return {
     app,
     context,
