@@ -27,14 +27,17 @@ if (compiledIsCurrent()) {
 }
 
 // The first Ctrl-C lets long commands (serve, jobs watch, demo) stop cleanly; a second one forces exit.
+// A command that handles Ctrl-C itself (chat: stop the current answer) cancels the interrupt event.
 const controller = new AbortController();
+const interrupts = new EventTarget();
 process.on('SIGINT', () => {
+  if (!interrupts.dispatchEvent(new Event('interrupt', { cancelable: true }))) return;
   if (controller.signal.aborted) process.exit(130);
   controller.abort();
 });
 process.once('SIGTERM', () => controller.abort());
 
-const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }, { signal: controller.signal });
+const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, cwd: process.cwd() }, { signal: controller.signal, interrupts });
 // Exit once both streams have flushed, so piped output is complete and idle sockets cannot hold the process open.
 let pending = 2;
 const done = () => {

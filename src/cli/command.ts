@@ -48,6 +48,8 @@ export interface CommandContext {
   /** Built on first use, so commands that never reach the server never validate its address. */
   client(): AiaasClient;
   signal: AbortSignal | undefined;
+  /** Ctrl-C presses as cancelable `interrupt` events; see MainOptions.interrupts. */
+  interrupts?: EventTarget | undefined;
 }
 
 export interface CommandDefinition {

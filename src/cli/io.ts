@@ -4,4 +4,6 @@ export interface CliIo {
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Interactive input (`aiaas chat`); the binary passes process.stdin. */
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
 }

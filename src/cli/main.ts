@@ -14,6 +14,7 @@ import { modelCommands } from './commands/models.ts';
 import { predictCommand } from './commands/predict.ts';
 import { serveCommand } from './commands/serve.ts';
 import { trainCommand } from './commands/train.ts';
+import { chatCommand } from './commands/chat.ts';
 import type { CliIo } from './io.ts';
 
 export const defaultServer = 'http://127.0.0.1:8080';
@@ -26,6 +27,7 @@ export const commands: readonly CommandDefinition[] = [
   ...modelCommands,
   ...jobCommands,
   predictCommand,
+  chatCommand,
   ...keyCommands,
   ...tenantCommands,
   ...auditCommands,
@@ -58,6 +60,11 @@ export interface MainOptions {
   fetch?: FetchFunction;
   /** Aborts long-running commands (watch, demo); the binary wires it to SIGINT. */
   signal?: AbortSignal;
+  /**
+   * Each Ctrl-C is first dispatched here as a cancelable `interrupt` event; a command that handles
+   * it itself (chat stops the current answer) calls preventDefault, and `signal` is left alone.
+   */
+  interrupts?: EventTarget;
 }
 
 function commandName(definition: CommandDefinition): string {
@@ -286,6 +293,7 @@ async function runCommand(definition: CommandDefinition, rest: string[], io: Cli
       return client;
     },
     signal: options.signal,
+    interrupts: options.interrupts,
   };
   return await definition.run(context);
 }

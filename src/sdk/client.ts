@@ -6,6 +6,10 @@ import { ServerSentEventParser } from './sse.ts';
 import { packDirectory } from './tar.ts';
 import type {
   Alias,
+  ChatCompletionChunk,
+  ChatCompletionRequest,
+  JobKind,
+  PullModelRequest,
   ApiKey,
   AuditEntry,
   AuditVerification,
@@ -334,6 +338,15 @@ export class VersionsApi {
     return unwrap<ModelVersion>(body, 'version');
   }
 
+  /**
+   * Has the server download the file (`https://…` or `hf://OWNER/REPO/FILE`) in a pull job; the
+   * job's events report the progress (`jobs.watch`) and its `resultVersion` is the new version.
+   */
+  async pull(model: string, request: PullModelRequest & SignalOption): Promise<Job> {
+    const { signal, ...body } = request;
+    return unwrap<Job>(await this.transport.json('POST', `/api/v1/models/${segment(model)}/versions`, { json: body, signal }), 'job');
+  }
+
   async list(model: string, options: SignalOption = {}): Promise<ModelVersion[]> {
     return listOf<ModelVersion>(await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions`, { signal: options.signal }), 'versions');
   }
@@ -417,8 +430,8 @@ export class JobsApi {
     return unwrap<Job>(await this.transport.json('GET', `/api/v1/jobs/${segment(id)}`, { signal: options.signal }), 'job');
   }
 
-  async list(options: SignalOption & { status?: JobStatus } = {}): Promise<Job[]> {
-    return listOf<Job>(await this.transport.json('GET', '/api/v1/jobs', { query: { status: options.status }, signal: options.signal }), 'jobs');
+  async list(options: SignalOption & { status?: JobStatus; kind?: JobKind } = {}): Promise<Job[]> {
+    return listOf<Job>(await this.transport.json('GET', '/api/v1/jobs', { query: { status: options.status, kind: options.kind }, signal: options.signal }), 'jobs');
   }
 
   /** Answers 409 JOB_NOT_CANCELLABLE once the job has finished. */
@@ -575,6 +588,35 @@ export class AiaasClient {
     } catch (error) {
       if (AiaasApiError.isInstance(error) && error.status === 503) return { ready: false, status: error.message };
       throw error;
+    }
+  }
+
+  /**
+   * `POST /v1/chat/completions` with `stream: true`: the answer's chunks as they are generated,
+   * ending at `data: [DONE]`. Aborting the signal stops the generation on the server too.
+   */
+  async *chatCompletionStream(request: ChatCompletionRequest, options: SignalOption = {}): AsyncGenerator<ChatCompletionChunk, void, undefined> {
+    const response = await this.transport.send('POST', '/v1/chat/completions', {
+      json: { ...request, stream: true, stream_options: { include_usage: true } },
+      headers: { accept: 'text/event-stream' },
+      signal: options.signal,
+    });
+    if (response.body === null) return;
+    const parser = new ServerSentEventParser();
+    const reader = response.body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        for (const event of parser.push(value)) {
+          if (event.data === '[DONE]') return;
+          const chunk = parseJsonAllowingNonFinite(event.data);
+          if (isRecord(chunk) && isRecord(chunk.error)) throw apiErrorFrom(response.status >= 400 ? response.status : 500, response.headers, event.data);
+          if (isRecord(chunk) && Array.isArray(chunk.choices)) yield chunk as unknown as ChatCompletionChunk;
+        }
+      }
+    } finally {
+      await reader.cancel().catch(() => undefined);
     }
   }
 

@@ -215,8 +215,28 @@ export interface JobFailure {
   details?: JsonObject;
 }
 
+/** What a job does; servers before jobs had kinds only ran `train` jobs and send no `kind`. */
+export type JobKind = 'train' | 'pull' | 'quantize' | 'evaluate' | 'sweep';
+
+/** `POST /api/v1/models/{name}/versions` with JSON: the server downloads the file in a pull job. */
+export interface PullModelRequest {
+  /** `https://…`, `http://…` or `hf://OWNER/REPO/FILE.gguf` (Hugging Face, main branch). */
+  url: string;
+  /** 64 hex digits; a mismatch fails the job and registers nothing. */
+  sha256?: string;
+}
+
+/** Payload of a pull job's `job-progress` events. */
+export interface PullProgressData {
+  phase?: 'connecting' | 'downloading' | 'verifying' | 'registering';
+  bytesDone?: number;
+  bytesTotal?: number | null;
+  sha256?: string;
+}
+
 export interface Job {
   id: string;
+  kind?: JobKind;
   model: string;
   status: JobStatus;
   epoch: number;
@@ -227,7 +247,8 @@ export interface Job {
   error: JobFailure | null;
   /** The version the job registered; its metrics are the training summary. */
   resultVersion: { id: string; version: number; metrics: Partial<TrainingSummary> | null } | null;
-  settings?: JobSettings;
+  /** A training job's fit settings; a pull job's `{url, sha256?}`. */
+  settings?: JobSettings | PullModelRequest;
   datasetId: string;
   testDatasetId: string | null;
   cancelRequested?: boolean;
@@ -238,7 +259,7 @@ export interface Job {
 
 /** One event of a job's event stream; `data` is the parsed JSON payload. */
 export interface JobEvent {
-  /** `job-queued`, `job-started`, `job-resumed`, `job-progress`, `epoch-end`, `checkpoint-saved`, `job-finished` */
+  /** `job-queued`, `job-started`, `job-resumed`, `job-progress`, `epoch-end`, `checkpoint-saved`, `download-resumed`, `job-finished` */
   type: string;
   id: string | undefined;
   data: JsonValue;
@@ -366,3 +387,28 @@ export type TfServingPredictRequest =
   | { signature_name?: string; inputs: TfServingValue };
 
 export type TfServingPredictResponse = { predictions: TfServingValue[] } | { outputs: TfServingValue };
+
+/** One message of an OpenAI-style chat (`/v1/chat/completions`). */
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | 'tool';
+  content: string;
+}
+
+export interface ChatCompletionRequest {
+  /** `NAME`, `NAME@VERSION` or `NAME@ALIAS`. */
+  model: string;
+  messages: ChatMessage[];
+  max_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  seed?: number;
+  stop?: string | string[];
+}
+
+/** One `data:` chunk of a streamed chat completion; fields optional so a newer server cannot break a client. */
+export interface ChatCompletionChunk {
+  id?: string;
+  model?: string;
+  choices: { index: number; delta: { role?: string; content?: string | null }; finish_reason?: string | null }[];
+  usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number } | null;
+}

@@ -1,8 +1,56 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { AiaasApiError } from '../../sdk/errors.ts';
-import { CliUsageError, stringOption, type CommandDefinition } from '../command.ts';
-import { json, writeListing } from '../format.ts';
+import type { AiaasClient } from '../../sdk/client.ts';
+import type { JsonValue } from '../../sdk/types.ts';
+import { CliFailure, CliUsageError, stringOption, type CommandDefinition } from '../command.ts';
+import { bytes, json, writeListing } from '../format.ts';
+import type { CliIo } from '../io.ts';
+
+function field(data: JsonValue, name: string): JsonValue | undefined {
+  return typeof data === 'object' && data !== null && !Array.isArray(data) ? data[name] : undefined;
+}
+
+/**
+ * Follows a pull job to its end: download progress on stderr (redrawn in place on a terminal, a
+ * line per quarter otherwise), or every event as a JSON line with --json. Returns the new version.
+ */
+export async function watchPull(client: AiaasClient, io: CliIo, jobId: string, options: { json: boolean; signal: AbortSignal | undefined }): Promise<number> {
+  const interactive = io.stderr.isTTY === true;
+  let shownQuarter = -1;
+  let redrawn = false;
+  const line = (text: string) => io.stderr.write(interactive && redrawn ? `\r\u001b[2K${text}\n` : `${text}\n`);
+  for await (const event of client.jobs.watch(jobId, { signal: options.signal })) {
+    if (options.json) io.stdout.write(`${JSON.stringify(event)}\n`);
+    const phase = field(event.data, 'phase');
+    if (event.type === 'job-progress' && phase === 'downloading' && !options.json) {
+      const done = Number(field(event.data, 'bytesDone') ?? 0);
+      const total = field(event.data, 'bytesTotal');
+      const text = typeof total === 'number' && total > 0 ? `${bytes(done)} / ${bytes(total)} (${Math.floor((100 * done) / total)} %)` : bytes(done);
+      if (interactive) {
+        io.stderr.write(`\r\u001b[2Kdownloading ${text}`);
+        redrawn = true;
+      } else {
+        const quarter = typeof total === 'number' && total > 0 ? Math.floor((4 * done) / total) : shownQuarter + 1;
+        if (quarter > shownQuarter) line(`downloading ${text}`);
+        shownQuarter = quarter;
+      }
+    } else if (event.type === 'download-resumed' && !options.json) {
+      line(`connection dropped; resuming at byte ${String(field(event.data, 'fromByte'))}`);
+    } else if (event.type === 'job-progress' && phase === 'verifying' && !options.json) {
+      line(`verifying sha256 ${String(field(event.data, 'sha256'))}`);
+    } else if (event.type === 'job-finished') {
+      const status = field(event.data, 'status');
+      if (status === 'succeeded') return Number(field(event.data, 'version'));
+      if (status === 'cancelled') throw new CliFailure('JOB_CANCELLED', `pull ${jobId} was cancelled`);
+      const error = field(event.data, 'error');
+      throw new CliFailure(String(field(error ?? null, 'code') ?? 'JOB_FAILED'), `pull ${jobId} failed: ${String(field(error ?? null, 'message') ?? 'no reason given')}`);
+    }
+  }
+  const job = await client.jobs.get(jobId, { signal: options.signal });
+  if (job.status === 'succeeded' && job.resultVersion !== null) return job.resultVersion.version;
+  throw new CliFailure(job.error?.code ?? 'JOB_FAILED', `pull ${jobId} ended ${job.status}: ${job.error?.message ?? 'no reason given'}`);
+}
 
 export const modelCommands: readonly CommandDefinition[] = [
   {
@@ -58,6 +106,42 @@ export const modelCommands: readonly CommandDefinition[] = [
         context.io.stdout.write(`${version.version}\n`);
         const inputs = (version.signature?.inputs ?? []).map((input) => `${input.name} ${input.datatype}[${input.shape.join(',')}]`).join(', ');
         context.io.stderr.write(`pushed ${name} version ${version.version}${inputs === '' ? '' : ` (inputs: ${inputs})`}${alias === undefined ? '' : `; ${alias} → ${version.version}`}\n`);
+      }
+      return 0;
+    },
+  },
+  {
+    path: ['models', 'pull'],
+    summary: 'have the server download a model file from a URL as a new version (a background pull job)',
+    usage: 'NAME URL [--sha256 HEX] [--watch]',
+    description:
+      'URL is https://… (or http://…) or hf://OWNER/REPO/FILE.gguf, shorthand for the file on Hugging Face\'s main branch.\n' +
+      'The server checks the host against its pull policy, resumes dropped connections, verifies --sha256 and\n' +
+      'registers the file like an upload (the model is created if needed). Prints the job id; with --watch, follows\n' +
+      'the download and prints the new version number (exit 0 only if it succeeded).',
+    positionals: ['NAME', 'URL'],
+    options: {
+      sha256: { type: 'string', valueName: 'HEX', description: 'expected sha256 of the file (64 hex digits); a mismatch fails the job' },
+      watch: { type: 'boolean', description: 'follow the download until the version is registered' },
+    },
+    server: true,
+    json: true,
+    examples: ['aiaas models pull tinyllama hf://TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF/tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf --watch', 'aiaas models pull clf https://models.example.com/clf.onnx --sha256 9f86d0…'],
+    async run(context) {
+      const [name, url] = context.positionals as [string, string];
+      const sha256 = stringOption(context.values, 'sha256');
+      if (sha256 !== undefined && !/^(sha256:)?[0-9a-fA-F]{64}$/.test(sha256)) throw new CliUsageError('--sha256 must be 64 hex digits', 'models pull');
+      const client = context.client();
+      const job = await client.versions.pull(name, { url, ...(sha256 === undefined ? {} : { sha256 }), signal: context.signal });
+      if (context.values.watch !== true) {
+        context.io.stdout.write(context.json ? json(job) : `${job.id}\n`);
+        return 0;
+      }
+      if (!context.json) context.io.stderr.write(`pull job ${job.id}\n`);
+      const version = await watchPull(client, context.io, job.id, { json: context.json, signal: context.signal });
+      if (!context.json) {
+        context.io.stdout.write(`${version}\n`);
+        context.io.stderr.write(`pulled ${name} version ${version}\n`);
       }
       return 0;
     },
