@@ -12,7 +12,7 @@ import { validateConfig, type AiaasConfig } from '../config.ts';
 import { AiaasError } from '../errors.ts';
 import { AuditLogger } from '../http/audit.ts';
 import { Metrics } from '../http/metrics.ts';
-import { validateOnnxInChild } from '../runtimes/validate-in-child.ts';
+import { validateOnnxInChild, type ModelUpload } from '../runtimes/validate-in-child.ts';
 import type { ModelSignature } from '../runtimes/runtime.ts';
 import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import { generateMasterKey, loadMasterKeyRing, MasterKeyRing } from '../security/key-ring.ts';
@@ -24,6 +24,7 @@ import { DatasetService } from '../platform/datasets.ts';
 import { ModelRegistry } from '../platform/model-registry.ts';
 import { UsageCounter } from '../platform/usage.ts';
 import { createRepositories, FileSystemArtifactStore, openDatabase, type Database, type Repositories } from '../storage/index.ts';
+import { PlaintextDirectory } from '../storage/plaintext-directory.ts';
 import { RepositoryDataKeyStore } from './data-key-store.ts';
 import { createJobSystem, type JobSystem } from '../jobs/job-system.ts';
 
@@ -34,6 +35,8 @@ export interface ServerContext {
   readonly artifactStore: FileSystemArtifactStore;
   readonly keys: TenantKeyService;
   readonly artifacts: EncryptedArtifactStore;
+  /** `<dataDir>/plain`: decrypted files of loaded model versions (emptied at start). */
+  readonly plaintext: PlaintextDirectory;
   readonly access: AccessService;
   readonly datasets: DatasetService;
   readonly registry: ModelRegistry;
@@ -54,7 +57,7 @@ export interface ServerContextOptions {
   now?: () => Date;
   logger?: Logger;
   /** Replaces the child-process ONNX validation (tests of unrelated behaviour). */
-  validateModel?: (bytes: Uint8Array) => Promise<ModelSignature>;
+  validateModel?: (model: ModelUpload) => Promise<ModelSignature>;
   /** Replaces the validation child's script (tests: a child that crashes or hangs). */
   validationScriptPath?: string;
   /** Wraps or replaces how model bytes become a Runtime (tests hold inference to fill a queue). */
@@ -134,13 +137,15 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     const artifactStore = await FileSystemArtifactStore.open(join(config.dataDir, 'artifacts'), { now });
     const keys = new TenantKeyService({ store: new RepositoryDataKeyStore(repositories.tenantKeys), ring });
     const artifacts = new EncryptedArtifactStore({ store: artifactStore, keys });
+    // Emptied now: plaintext an earlier run left (a crash, a kill) must not outlive it.
+    const plaintext = await PlaintextDirectory.open(config.dataDir);
     const metrics = new Metrics();
     const audit = new AuditLogger(repositories.audit, { now });
     const usage = new UsageCounter(repositories.usage, { now, flushIntervalMs: options.usageFlushIntervalMs ?? 1000 });
     closers.unshift(() => usage.close());
 
     const manager: ModelManager = new ModelManager({
-      loadBytes: (key) => registry.loadOnnxBytes(key.versionId),
+      openFiles: (key) => registry.openModelFiles(key.versionId),
       memoryBudgetBytes: config.modelMemoryBudgetBytes,
       idleUnloadMs: config.modelIdleUnloadMs,
       warmup: config.warmup,
@@ -150,21 +155,23 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         maxQueueSize: config.batchMaxQueueSize,
       },
       metrics,
-      loadRuntime: options.loadRuntime ?? ((bytes) => loadOnnxRuntime(bytes, { intraOpThreads: config.inferenceThreads })),
+      loadRuntime: options.loadRuntime ?? ((model) => loadOnnxRuntime(model, { intraOpThreads: config.inferenceThreads })),
     });
     closers.unshift(() => manager.close());
     const registry: ModelRegistry = new ModelRegistry({
       repositories,
       artifacts,
       manager,
+      plaintext,
       maxModelBytes: config.maxModelBytes,
       now: () => now().getTime(),
       validate:
         options.validateModel ??
-        ((bytes) =>
-          validateOnnxInChild(bytes, {
+        ((model) =>
+          validateOnnxInChild(model, {
             timeoutMs: config.validationTimeoutMs,
             memoryLimitBytes: config.validationMemoryBytes,
+            scratchRoot: plaintext.scratchRoot,
             ...(options.validationScriptPath === undefined ? {} : { scriptPath: options.validationScriptPath }),
           })),
     });
@@ -178,7 +185,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       keys,
       now,
       onTenantDeleted: async (tenantId) => {
-        registry.forgetTenant(tenantId);
+        // Unloads its versions and removes its plaintext subtree.
+        await registry.forgetTenant(tenantId);
         // Its data key is gone, so its jobs could never store a checkpoint or a result: stop them now.
         await jobs.cancelTenantJobs(tenantId);
       },
@@ -195,6 +203,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       artifactStore,
       keys,
       artifacts,
+      plaintext,
       access,
       datasets,
       registry,

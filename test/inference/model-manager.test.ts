@@ -6,6 +6,7 @@ import { Batcher } from '../../src/inference/batcher.ts';
 import { ModelManager, type ModelManagerOptions } from '../../src/inference/model-manager.ts';
 import { Metrics } from '../../src/http/metrics.ts';
 import { Gate, defaultBatching } from './fixtures/app.ts';
+import { openFilesFrom, openTestRuntime } from './fixtures/model-files.ts';
 import { fixedBatchModel, linearModel, linearReference } from './fixtures/tiny-onnx.ts';
 
 const bytes = linearModel();
@@ -16,10 +17,10 @@ function manager(overrides: Partial<ModelManagerOptions> = {}): { manager: Model
   return {
     loads,
     manager: new ModelManager({
-      loadBytes: async (key) => {
+      openFiles: openFilesFrom((key) => {
         loads.push(key.versionId);
         return bytes;
-      },
+      }),
       memoryBudgetBytes: 1024 ** 3,
       idleUnloadMs: 0,
       warmup: false,
@@ -124,7 +125,7 @@ describe('ModelManager', () => {
   it('turns unreadable bytes into MODEL_LOAD_FAILED and does not cache the failure', async () => {
     let good = false;
     const models = new ModelManager({
-      loadBytes: async () => (good ? bytes : new Uint8Array([1, 2, 3])),
+      openFiles: openFilesFrom(() => (good ? bytes : new Uint8Array([1, 2, 3]))),
       memoryBudgetBytes: 1024 ** 3,
       idleUnloadMs: 0,
       warmup: false,
@@ -140,7 +141,7 @@ describe('ModelManager', () => {
 
 describe('Batcher', () => {
   it('merges only compatible requests and keeps each result with its request', async () => {
-    const runtime = await loadOnnxRuntime(bytes);
+    const runtime = await openTestRuntime(bytes);
     const metrics = new Metrics();
     const batcher = new Batcher(runtime, { maxBatchSize: 5, maxQueueDelayMicroseconds: 60_000_000, maxQueueSize: 10, metrics, labels: { model: 'm', version: '1' } });
     const twoRows = batcher.submit({ inputs: [x([[1, 2, 3], [4, 5, 6]])] });
@@ -159,7 +160,7 @@ describe('Batcher', () => {
   });
 
   it('refuses work beyond maxQueueSize with QUEUE_FULL and Retry-After', async () => {
-    const runtime = await loadOnnxRuntime(fixedBatchModel());
+    const runtime = await openTestRuntime(fixedBatchModel());
     const input: Tensor = { name: 'x', datatype: 'FP32', shape: [1, 3], data: new Float32Array(3) };
     const gate = new Gate();
     const gated = new Batcher(gate.wrap(runtime), { maxBatchSize: 1, maxQueueDelayMicroseconds: 0, maxQueueSize: 1 });

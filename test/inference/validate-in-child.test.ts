@@ -18,7 +18,7 @@ beforeAll(async () => {
 
 describe('validateOnnxInChild', () => {
   it('returns the signature of a valid model', async () => {
-    await expect(validateOnnxInChild(linearModel())).resolves.toEqual({
+    await expect(validateOnnxInChild({ onnx: linearModel() })).resolves.toEqual({
       inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 3] }],
       outputs: [
         { name: 'y', datatype: 'FP32', shape: [-1, 2] },
@@ -38,18 +38,18 @@ describe('validateOnnxInChild', () => {
     ['a text file', () => new TextEncoder().encode('name,value\nnot,onnx\n')],
   ];
   it.each(bad)('rejects %s with INVALID_MODEL_FILE', async (_label, make) => {
-    await expect(validateOnnxInChild(make())).rejects.toMatchObject({ code: 'INVALID_MODEL_FILE', status: 400 });
+    await expect(validateOnnxInChild({ onnx: make() })).rejects.toMatchObject({ code: 'INVALID_MODEL_FILE', status: 400 });
   });
 
   it('kills a child that hangs', async () => {
-    await expect(validateOnnxInChild(linearModel(), { scriptPath: join(scripts, 'hang.mjs'), timeoutMs: 500 })).rejects.toMatchObject({
+    await expect(validateOnnxInChild({ onnx: linearModel() }, { scriptPath: join(scripts, 'hang.mjs'), timeoutMs: 500 })).rejects.toMatchObject({
       code: 'INVALID_MODEL_FILE',
       message: expect.stringMatching(/did not finish within 500 ms/),
     });
   });
 
   it('rejects cleanly when the child crashes', async () => {
-    await expect(validateOnnxInChild(linearModel(), { scriptPath: join(scripts, 'crash.mjs') })).rejects.toMatchObject({
+    await expect(validateOnnxInChild({ onnx: linearModel() }, { scriptPath: join(scripts, 'crash.mjs') })).rejects.toMatchObject({
       code: 'INVALID_MODEL_FILE',
       message: expect.stringMatching(/validator crashed \(signal SIGABRT\)/),
     });
@@ -57,13 +57,13 @@ describe('validateOnnxInChild', () => {
 
   it.skipIf(process.platform !== 'linux')('kills a child above the memory limit', async () => {
     await expect(
-      validateOnnxInChild(linearModel(), { scriptPath: join(scripts, 'balloon.mjs'), memoryLimitBytes: 256 * 1024 ** 2, memoryPollMs: 10, timeoutMs: 60_000 }),
+      validateOnnxInChild({ onnx: linearModel() }, { scriptPath: join(scripts, 'balloon.mjs'), memoryLimitBytes: 256 * 1024 ** 2, memoryPollMs: 10, timeoutMs: 60_000 }),
     ).rejects.toMatchObject({ code: 'INVALID_MODEL_FILE', message: expect.stringMatching(/memory limit of 256 MiB/) });
   });
 
   it('keeps the parent working after failures', async () => {
-    await Promise.allSettled([validateOnnxInChild(new Uint8Array([8, 1, 2])), validateOnnxInChild(linearModel(), { scriptPath: join(scripts, 'crash.mjs') })]);
-    const signature = await validateOnnxInChild(identityModel());
+    await Promise.allSettled([validateOnnxInChild({ onnx: new Uint8Array([8, 1, 2]) }), validateOnnxInChild({ onnx: linearModel() }, { scriptPath: join(scripts, 'crash.mjs') })]);
+    const signature = await validateOnnxInChild({ onnx: identityModel() });
     expect(signature.inputs.map((input) => input.datatype)).toEqual(['INT64', 'BOOL', 'UINT8', 'FP64', 'INT32']);
   });
 });
