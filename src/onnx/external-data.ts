@@ -37,6 +37,7 @@ export const maxGraphDepth = 32;
 const maxMessageDepth = 100;
 /** More references than this is not a model anyone exports; it bounds the work and the memory. */
 const maxReferences = 100_000;
+const maxDescription = 600;
 
 const Model = { graph: 7, trainingInfo: 20, functions: 25 } as const;
 const TrainingInfo = { initialization: 1, algorithm: 2 } as const;
@@ -90,11 +91,11 @@ class Walker {
 
   model(bytes: Uint8Array): void {
     this.#each({ bytes, bytesOffset: 0 }, 0, (field) => {
-      if (field.field === Model.graph) this.#graph(this.#message(field, 'graph'), 1, 1, 'graph');
+      if (field.field === Model.graph) this.#graph(this.#message(field, 'graph'), 1, 1, undefined);
       else if (field.field === Model.trainingInfo) {
         this.#each(this.#message(field, 'training_info'), 1, (inner) => {
           if (inner.field === TrainingInfo.initialization || inner.field === TrainingInfo.algorithm) {
-            this.#graph(this.#message(inner, 'training graph'), 2, 1, 'training graph');
+            this.#graph(this.#message(inner, 'training graph'), 2, 1, 'a training graph');
           }
         });
       } else if (field.field === Model.functions) this.#function(this.#message(field, 'function'), 1);
@@ -109,10 +110,11 @@ class Walker {
     });
   }
 
-  #graph(message: LengthDelimited, depth: number, graphDepth: number, label: string): void {
+  /** `context` says where a graph other than the main one sits, e.g. which node's attribute holds it. */
+  #graph(message: LengthDelimited, depth: number, graphDepth: number, context: string | undefined): void {
     if (graphDepth > maxGraphDepth) throw new InvalidOnnxError(`the model nests subgraphs more than ${maxGraphDepth} deep`);
-    const name = this.#lastString(message, depth, Graph.name, 'graph name');
-    const where = name === undefined || name === '' ? label : `${label} ${quoteName(name)}`;
+    const name = this.#lastString(message, depth, Graph.name, 'graph name') ?? '';
+    const where = `graph${name === '' ? '' : ` ${quoteName(name)}`}${context === undefined ? '' : ` (${context})`}`;
     this.#each(message, depth, (field) => {
       if (field.field === Graph.initializer) this.#tensor(this.#message(field, 'initializer'), depth + 1, (tensorName) => `initializer ${tensorName} of ${where}`);
       else if (field.field === Graph.sparseInitializer) this.#sparseTensor(this.#message(field, 'sparse initializer'), depth + 1, 'sparse initializer', where);
@@ -143,7 +145,7 @@ class Walker {
           break;
         case Attribute.g:
         case Attribute.graphs:
-          this.#graph(this.#message(field, 'graph attribute'), depth + 1, graphDepth + 1, `subgraph in ${where}: graph`);
+          this.#graph(this.#message(field, 'graph attribute'), depth + 1, graphDepth + 1, `the subgraph in ${where}`);
           break;
         default:
           break;
@@ -190,7 +192,9 @@ class Walker {
     });
     if (!flaggedExternal && entries.size === 0) return;
     if (this.references.length >= maxReferences) throw new InvalidOnnxError(`the model has more than ${maxReferences} tensors with external data`);
-    this.references.push({ tensor: describe(quoteName(name)), entries, locations, flaggedExternal });
+    const tensor = describe(quoteName(name));
+    // Deeply nested subgraphs make long descriptions; the head names the tensor itself.
+    this.references.push({ tensor: tensor.length > maxDescription ? `${tensor.slice(0, maxDescription)}…` : tensor, entries, locations, flaggedExternal });
   }
 }
 

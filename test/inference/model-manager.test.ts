@@ -6,7 +6,7 @@ import { Batcher } from '../../src/inference/batcher.ts';
 import { ModelManager, type ModelManagerOptions } from '../../src/inference/model-manager.ts';
 import { Metrics } from '../../src/http/metrics.ts';
 import { Gate, defaultBatching } from './fixtures/app.ts';
-import { openFilesFrom, openTestRuntime } from './fixtures/model-files.ts';
+import { openFilesFrom, openTestRuntime, writeModelFiles } from './fixtures/model-files.ts';
 import { fixedBatchModel, linearModel, linearReference } from './fixtures/tiny-onnx.ts';
 
 const bytes = linearModel();
@@ -135,6 +135,58 @@ describe('ModelManager', () => {
     expect(AiaasError.isInstance(error) && error.code).toBe('MODEL_LOAD_FAILED');
     good = true;
     await expect(models.acquire({ versionId: 'a' })).resolves.toBeDefined();
+    await models.close();
+  });
+});
+
+describe('ModelManager and model files', () => {
+  it('releases a version\'s files on unload, eviction and failed loads; a reload waits until the old files are gone', async () => {
+    const events: string[] = [];
+    let releaseGate: (() => void) | undefined;
+    let good = true;
+    const models = new ModelManager({
+      openFiles: async (key) => {
+        events.push(`open ${key.versionId}`);
+        const files = await writeModelFiles(good ? bytes : new Uint8Array([1, 2, 3]));
+        return {
+          ...files,
+          release: async () => {
+            events.push(`release ${key.versionId} started`);
+            if (key.versionId === 'slow') await new Promise<void>((resolve) => (releaseGate = resolve));
+            await files.release();
+            events.push(`release ${key.versionId} done`);
+          },
+        };
+      },
+      memoryBudgetBytes: Math.floor(bytes.byteLength * 1.5),
+      idleUnloadMs: 0,
+      warmup: false,
+      batchingDefaults: defaultBatching,
+    });
+    const until = async (event: string) => {
+      while (!events.includes(event)) await new Promise((resolve) => setImmediate(resolve));
+    };
+    await models.acquire({ versionId: 'slow' });
+    const unloading = models.unload({ versionId: 'slow' });
+    const reloading = models.acquire({ versionId: 'slow' });
+    await until('release slow started');
+    expect(events).toEqual(['open slow', 'release slow started']); // the reload has not opened yet
+    releaseGate!();
+    await Promise.all([unloading, reloading]);
+    expect(events).toEqual(['open slow', 'release slow started', 'release slow done', 'open slow']);
+
+    events.length = 0;
+    const other = models.acquire({ versionId: 'other' }); // over budget: evicts 'slow'
+    await until('release slow started');
+    releaseGate!();
+    await other;
+    expect(events).toEqual(['open other', 'release slow started', 'release slow done']);
+    expect(models.loaded().map((entry) => entry.key.versionId)).toEqual(['other']);
+
+    events.length = 0;
+    good = false;
+    await expect(models.acquire({ versionId: 'broken' })).rejects.toMatchObject({ code: 'MODEL_LOAD_FAILED' });
+    expect(events).toEqual(['open broken', 'release broken started', 'release broken done']);
     await models.close();
   });
 });

@@ -1,9 +1,10 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { validateOnnxInChild } from '../../src/runtimes/validate-in-child.ts';
 import { identityModel, linearModel } from './fixtures/tiny-onnx.ts';
+import { initializerModel, leakedBytes } from '../onnx/hostile-models.ts';
 
 let scripts: string;
 beforeAll(async () => {
@@ -65,5 +66,20 @@ describe('validateOnnxInChild', () => {
     await Promise.allSettled([validateOnnxInChild({ onnx: new Uint8Array([8, 1, 2]) }), validateOnnxInChild({ onnx: linearModel() }, { scriptPath: join(scripts, 'crash.mjs') })]);
     const signature = await validateOnnxInChild({ onnx: identityModel() });
     expect(signature.inputs.map((input) => input.datatype)).toEqual(['INT64', 'BOOL', 'UINT8', 'FP64', 'INT32']);
+  });
+
+  it('opens the model from a private scratch directory, never against the working directory', async () => {
+    const scratchRoot = await mkdtemp(join(tmpdir(), 'aiaas-scratch-'));
+    // package.json exists in the test's working directory; the child must not find it there.
+    await stat('package.json');
+    await expect(validateOnnxInChild({ onnx: initializerModel('package.json') }, { scratchRoot })).rejects.toMatchObject({
+      code: 'INVALID_MODEL_FILE',
+      message: expect.not.stringContaining(process.cwd()),
+    });
+    // The same reference resolves when the file travels with the model, into the scratch directory.
+    const signature = await validateOnnxInChild({ onnx: initializerModel('weights.bin'), externalData: new Map([['weights.bin', new Uint8Array(leakedBytes)]]) }, { scratchRoot });
+    expect(signature.outputs).toEqual([{ name: 'y', datatype: 'UINT8', shape: [leakedBytes] }]);
+    // Nothing of either upload is left behind.
+    expect(await readdir(scratchRoot)).toEqual([]);
   });
 });
