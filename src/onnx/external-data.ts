@@ -10,7 +10,7 @@
  * covers `Constant`), subgraphs (`g`, `graphs`: If, Loop, Scan) at any depth, model-local functions
  * (their nodes and attribute defaults) and training-info graphs. Field numbers are onnx.proto's.
  */
-import { decodeUtf8, ProtobufDecodeError, ProtobufReader, WireType, type ProtobufField } from './protobuf-reader.ts';
+import { ProtobufDecodeError, ProtobufReader, WireType } from './protobuf-reader.ts';
 
 /** A tensor whose data lives outside the model file. */
 export interface ExternalDataReference {
@@ -49,7 +49,6 @@ const Tensor = { name: 8, externalData: 13, dataLocation: 14 } as const;
 const SparseTensor = { values: 1, indices: 2 } as const;
 const Entry = { key: 1, value: 2 } as const;
 
-type LengthDelimited = Extract<ProtobufField, { wireType: 2 }>;
 const lenientUtf8 = new TextDecoder();
 
 /** Quotes a name from the file for a message: bounded, and without control characters. */
@@ -58,144 +57,250 @@ export function quoteName(name: string): string {
   return `'${cleaned.length > 80 ? `${cleaned.slice(0, 80)}…` : cleaned}'`;
 }
 
+/**
+ * Where a message sits. Names are kept as bytes and turned into text only for the few tensors that
+ * are reported, after the whole file is read (protobuf's last occurrence of a field wins, and it may
+ * come after the tensor).
+ */
+interface Scope {
+  kind: 'graph' | 'training' | 'node' | 'function' | 'attribute' | 'sparse';
+  parent: Scope | undefined;
+  name?: Uint8Array;
+  opType?: Uint8Array;
+}
+
+interface Found {
+  scope: Scope;
+  role: 'initializer' | 'tensor' | 'values' | 'indices';
+  name: Uint8Array | undefined;
+  entries: Map<string, string>;
+  locations: string[];
+  flaggedExternal: boolean;
+}
+
+const nameOf = (bytes: Uint8Array | undefined): string => quoteName(bytes === undefined ? '' : lenientUtf8.decode(bytes));
+
+function describeScope(scope: Scope | undefined): string {
+  if (scope === undefined) return 'the model';
+  switch (scope.kind) {
+    case 'graph': {
+      const named = scope.name === undefined || scope.name.length === 0 ? 'graph' : `graph ${nameOf(scope.name)}`;
+      if (scope.parent?.kind === 'attribute') return `${named} (the subgraph in ${describeScope(scope.parent)})`;
+      return scope.parent?.kind === 'training' ? `${named} (a training graph)` : named;
+    }
+    case 'node': {
+      const opType = scope.opType === undefined || scope.opType.length === 0 ? 'no op type' : nameOf(scope.opType).slice(1, -1);
+      return `node ${nameOf(scope.name)} (${opType}) of ${describeScope(scope.parent)}`;
+    }
+    case 'function':
+      return `function ${nameOf(scope.name)}`;
+    case 'attribute':
+      return `attribute ${nameOf(scope.name)} of ${describeScope(scope.parent)}`;
+    case 'training':
+    case 'sparse':
+      return describeScope(scope.parent);
+  }
+}
+
+function describe(found: Found): string {
+  const { scope, role } = found;
+  let text: string;
+  if (role === 'initializer') text = `initializer ${nameOf(found.name)} of ${describeScope(scope)}`;
+  else if (role === 'tensor') text = `tensor ${nameOf(found.name)} in ${describeScope(scope)}`;
+  else {
+    // A sparse tensor is named by its values tensor.
+    const kind = scope.parent?.kind === 'graph' ? 'sparse initializer' : 'sparse tensor';
+    text = `${kind} ${nameOf(scope.name)} (${role}) ${scope.parent?.kind === 'graph' ? 'of' : 'in'} ${describeScope(scope.parent)}`;
+  }
+  // Deeply nested subgraphs make long descriptions; the head names the tensor itself.
+  return text.length > maxDescription ? `${text.slice(0, maxDescription)}…` : text;
+}
+
+/** Fields read between two pauses of the asynchronous walk: about a millisecond of work. */
+const fieldsPerSlice = 50_000;
+
+/**
+ * Generators, so that one walk serves both callers: `findExternalData` runs it straight through,
+ * `findExternalDataInSlices` pauses every `fieldsPerSlice` fields to let the event loop serve other
+ * requests (a hostile 64 MiB file of tiny fields takes about a second to walk).
+ */
 class Walker {
-  readonly references: ExternalDataReference[] = [];
+  readonly found: Found[] = [];
+  #fields = 0;
 
-  /** Streams the fields of a message to `visit`; nothing is collected, so a file of tiny fields costs no memory. */
-  #each(message: { bytes: Uint8Array; bytesOffset: number }, depth: number, visit: (field: ProtobufField) => void): void {
+  /** True every `fieldsPerSlice` fields: the caller yields then. */
+  #tick(): boolean {
+    return ++this.#fields % fieldsPerSlice === 0;
+  }
+
+  #enter(depth: number): void {
     if (depth > maxMessageDepth) throw new InvalidOnnxError(`the model nests messages more than ${maxMessageDepth} deep`);
-    const reader = new ProtobufReader(message.bytes, message.bytesOffset);
-    for (let field = reader.next(); field !== undefined; field = reader.next()) visit(field);
   }
 
-  /** A field this walk descends into must be length-delimited; anything else would be parsed differently by ORT. */
-  #message(field: ProtobufField, what: string): LengthDelimited {
-    if (field.wireType !== WireType.LENGTH_DELIMITED) throw new ProtobufDecodeError(`${what} is not a length-delimited message`, field.offset);
-    return field;
+  *model(bytes: Uint8Array): Generator<void, void, void> {
+    const reader = new ProtobufReader(bytes);
+    while (reader.next()) {
+      if (this.#tick()) yield;
+      if (reader.field === Model.graph) yield* this.#graph(reader.message('graph'), 1, 1, { kind: 'graph', parent: undefined });
+      else if (reader.field === Model.trainingInfo) yield* this.#trainingInfo(reader.message('training_info'), 1);
+      else if (reader.field === Model.functions) yield* this.#function(reader.message('function'), 1);
+    }
   }
 
-  /**
-   * The last value of a string field (protobuf semantics: the last occurrence wins). Names only label
-   * messages, so they decode leniently; `strict` (external_data keys and values, which become paths)
-   * refuses invalid UTF-8 rather than check a different string than the one ORT would use.
-   */
-  #lastString(message: { bytes: Uint8Array; bytesOffset: number }, depth: number, number: number, what: string, strict = false): string | undefined {
-    let value: string | undefined;
-    this.#each(message, depth, (field) => {
-      if (field.field !== number) return;
-      const text = this.#message(field, what);
-      value = strict ? decodeUtf8(text) : lenientUtf8.decode(text.bytes);
-    });
-    return value;
+  *#trainingInfo(reader: ProtobufReader, depth: number): Generator<void, void, void> {
+    this.#enter(depth);
+    const scope: Scope = { kind: 'training', parent: undefined };
+    while (reader.next()) {
+      if (this.#tick()) yield;
+      if (reader.field === TrainingInfo.initialization || reader.field === TrainingInfo.algorithm) {
+        yield* this.#graph(reader.message('training graph'), depth + 1, 1, { kind: 'graph', parent: scope });
+      }
+    }
   }
 
-  model(bytes: Uint8Array): void {
-    this.#each({ bytes, bytesOffset: 0 }, 0, (field) => {
-      if (field.field === Model.graph) this.#graph(this.#message(field, 'graph'), 1, 1, undefined);
-      else if (field.field === Model.trainingInfo) {
-        this.#each(this.#message(field, 'training_info'), 1, (inner) => {
-          if (inner.field === TrainingInfo.initialization || inner.field === TrainingInfo.algorithm) {
-            this.#graph(this.#message(inner, 'training graph'), 2, 1, 'a training graph');
-          }
-        });
-      } else if (field.field === Model.functions) this.#function(this.#message(field, 'function'), 1);
-    });
+  *#function(reader: ProtobufReader, depth: number): Generator<void, void, void> {
+    this.#enter(depth);
+    const scope: Scope = { kind: 'function', parent: undefined };
+    while (reader.next()) {
+      if (this.#tick()) yield;
+      if (reader.field === Function.name) scope.name = reader.payload('function name');
+      else if (reader.field === Function.node) yield* this.#node(reader.message('function node'), depth + 1, 1, scope);
+      else if (reader.field === Function.attributeProto) yield* this.#attribute(reader.message('function attribute'), depth + 1, 1, scope);
+    }
   }
 
-  #function(message: LengthDelimited, depth: number): void {
-    const where = `function ${quoteName(this.#lastString(message, depth, Function.name, 'function name') ?? '')}`;
-    this.#each(message, depth, (field) => {
-      if (field.field === Function.node) this.#node(this.#message(field, 'function node'), depth + 1, 1, where);
-      else if (field.field === Function.attributeProto) this.#attribute(this.#message(field, 'function attribute'), depth + 1, 1, where);
-    });
-  }
-
-  /** `context` says where a graph other than the main one sits, e.g. which node's attribute holds it. */
-  #graph(message: LengthDelimited, depth: number, graphDepth: number, context: string | undefined): void {
+  *#graph(reader: ProtobufReader, depth: number, graphDepth: number, scope: Scope): Generator<void, void, void> {
+    this.#enter(depth);
     if (graphDepth > maxGraphDepth) throw new InvalidOnnxError(`the model nests subgraphs more than ${maxGraphDepth} deep`);
-    const name = this.#lastString(message, depth, Graph.name, 'graph name') ?? '';
-    const where = `graph${name === '' ? '' : ` ${quoteName(name)}`}${context === undefined ? '' : ` (${context})`}`;
-    this.#each(message, depth, (field) => {
-      if (field.field === Graph.initializer) this.#tensor(this.#message(field, 'initializer'), depth + 1, (tensorName) => `initializer ${tensorName} of ${where}`);
-      else if (field.field === Graph.sparseInitializer) this.#sparseTensor(this.#message(field, 'sparse initializer'), depth + 1, 'sparse initializer', where);
-      else if (field.field === Graph.node) this.#node(this.#message(field, 'node'), depth + 1, graphDepth, where);
-    });
-  }
-
-  #node(message: LengthDelimited, depth: number, graphDepth: number, where: string): void {
-    const name = this.#lastString(message, depth, Node.name, 'node name') ?? '';
-    const opType = this.#lastString(message, depth, Node.opType, 'node op_type') ?? '';
-    const node = `node ${quoteName(name)} (${opType === '' ? 'no op type' : quoteName(opType).slice(1, -1)}) of ${where}`;
-    this.#each(message, depth, (field) => {
-      if (field.field === Node.attribute) this.#attribute(this.#message(field, 'attribute'), depth + 1, graphDepth, node);
-    });
-  }
-
-  #attribute(message: LengthDelimited, depth: number, graphDepth: number, owner: string): void {
-    const where = `attribute ${quoteName(this.#lastString(message, depth, Attribute.name, 'attribute name') ?? '')} of ${owner}`;
-    this.#each(message, depth, (field) => {
-      switch (field.field) {
-        case Attribute.t:
-        case Attribute.tensors:
-          this.#tensor(this.#message(field, 'tensor attribute'), depth + 1, (tensorName) => `tensor ${tensorName} in ${where}`);
+    while (reader.next()) {
+      if (this.#tick()) yield;
+      switch (reader.field) {
+        case Graph.name:
+          scope.name = reader.payload('graph name');
           break;
-        case Attribute.sparseTensor:
-        case Attribute.sparseTensors:
-          this.#sparseTensor(this.#message(field, 'sparse tensor attribute'), depth + 1, 'sparse tensor', where);
+        case Graph.initializer:
+          yield* this.#tensor(reader.message('initializer'), depth + 1, scope, 'initializer');
           break;
-        case Attribute.g:
-        case Attribute.graphs:
-          this.#graph(this.#message(field, 'graph attribute'), depth + 1, graphDepth + 1, `the subgraph in ${where}`);
+        case Graph.sparseInitializer:
+          yield* this.#sparseTensor(reader.message('sparse initializer'), depth + 1, scope);
+          break;
+        case Graph.node:
+          yield* this.#node(reader.message('node'), depth + 1, graphDepth, scope);
           break;
         default:
           break;
       }
-    });
+    }
   }
 
-  #sparseTensor(message: LengthDelimited, depth: number, kind: string, where: string): void {
-    // A sparse initializer is named by its values tensor.
-    let valuesName = '';
-    this.#each(message, depth, (field) => {
-      if (field.field === SparseTensor.values) {
-        valuesName = this.#lastString(this.#message(field, 'sparse values'), depth + 1, Tensor.name, 'tensor name') ?? valuesName;
-      }
-    });
-    this.#each(message, depth, (field) => {
-      if (field.field === SparseTensor.values) {
-        this.#tensor(this.#message(field, 'sparse values'), depth + 1, () => `${kind} ${quoteName(valuesName)} (values) of ${where}`);
-      } else if (field.field === SparseTensor.indices) {
-        this.#tensor(this.#message(field, 'sparse indices'), depth + 1, () => `${kind} ${quoteName(valuesName)} (indices) of ${where}`);
-      }
-    });
+  *#node(reader: ProtobufReader, depth: number, graphDepth: number, parent: Scope): Generator<void, void, void> {
+    this.#enter(depth);
+    const scope: Scope = { kind: 'node', parent };
+    while (reader.next()) {
+      if (this.#tick()) yield;
+      if (reader.field === Node.name) scope.name = reader.payload('node name');
+      else if (reader.field === Node.opType) scope.opType = reader.payload('node op_type');
+      else if (reader.field === Node.attribute) yield* this.#attribute(reader.message('attribute'), depth + 1, graphDepth, scope);
+    }
   }
 
-  #tensor(message: LengthDelimited, depth: number, describe: (quotedName: string) => string): void {
+  *#attribute(reader: ProtobufReader, depth: number, graphDepth: number, parent: Scope): Generator<void, void, void> {
+    this.#enter(depth);
+    const scope: Scope = { kind: 'attribute', parent };
+    while (reader.next()) {
+      if (this.#tick()) yield;
+      switch (reader.field) {
+        case Attribute.name:
+          scope.name = reader.payload('attribute name');
+          break;
+        case Attribute.t:
+        case Attribute.tensors:
+          yield* this.#tensor(reader.message('tensor attribute'), depth + 1, scope, 'tensor');
+          break;
+        case Attribute.sparseTensor:
+        case Attribute.sparseTensors:
+          yield* this.#sparseTensor(reader.message('sparse tensor attribute'), depth + 1, scope);
+          break;
+        case Attribute.g:
+        case Attribute.graphs:
+          yield* this.#graph(reader.message('graph attribute'), depth + 1, graphDepth + 1, { kind: 'graph', parent: scope });
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  *#sparseTensor(reader: ProtobufReader, depth: number, parent: Scope): Generator<void, void, void> {
+    this.#enter(depth);
+    const scope: Scope = { kind: 'sparse', parent };
+    while (reader.next()) {
+      if (this.#tick()) yield;
+      if (reader.field === SparseTensor.values) yield* this.#tensor(reader.message('sparse values'), depth + 1, scope, 'values');
+      else if (reader.field === SparseTensor.indices) yield* this.#tensor(reader.message('sparse indices'), depth + 1, scope, 'indices');
+    }
+  }
+
+  *#tensor(reader: ProtobufReader, depth: number, scope: Scope, role: Found['role']): Generator<void, void, void> {
+    this.#enter(depth);
     let flaggedExternal = false;
-    let name = '';
-    const entries = new Map<string, string>();
+    let name: Uint8Array | undefined;
+    let entries: Map<string, string> | undefined;
     const locations: string[] = [];
-    this.#each(message, depth, (field) => {
-      if (field.field === Tensor.dataLocation) {
-        if (field.wireType !== WireType.VARINT) throw new ProtobufDecodeError('data_location is not a varint', field.offset);
+    while (reader.next()) {
+      if (this.#tick()) yield;
+      if (reader.field === Tensor.dataLocation) {
+        if (reader.wireType !== WireType.VARINT) throw new ProtobufDecodeError('data_location is not a varint', reader.offset);
         // Any value but DEFAULT counts: protobuf keeps unknown enum values, and ORT may learn new ones.
-        if (field.low32 !== 0 || !field.fitsIn32Bits) flaggedExternal = true;
-      } else if (field.field === Tensor.name) {
-        name = lenientUtf8.decode(this.#message(field, 'tensor name').bytes);
-      } else if (field.field === Tensor.externalData) {
-        const entry = this.#message(field, 'external_data entry');
-        const key = this.#lastString(entry, depth + 1, Entry.key, 'external_data key', true) ?? '';
-        const value = this.#lastString(entry, depth + 1, Entry.value, 'external_data value', true) ?? '';
+        if (reader.low32 !== 0 || !reader.fitsIn32Bits) flaggedExternal = true;
+      } else if (reader.field === Tensor.name) {
+        name = reader.payload('tensor name');
+      } else if (reader.field === Tensor.externalData) {
+        const [key, value] = yield* this.#entry(reader.message('external_data entry'), depth + 1);
+        entries ??= new Map();
         entries.set(key, value);
         if (key === 'location') locations.push(value);
       }
-    });
-    if (!flaggedExternal && entries.size === 0) return;
-    if (this.references.length >= maxReferences) throw new InvalidOnnxError(`the model has more than ${maxReferences} tensors with external data`);
-    const tensor = describe(quoteName(name));
-    // Deeply nested subgraphs make long descriptions; the head names the tensor itself.
-    this.references.push({ tensor: tensor.length > maxDescription ? `${tensor.slice(0, maxDescription)}…` : tensor, entries, locations, flaggedExternal });
+    }
+    // The values tensor names its sparse tensor (the last one wins, as for any field).
+    if (role === 'values' && name !== undefined) scope.name = name;
+    if (!flaggedExternal && entries === undefined) return;
+    if (this.found.length >= maxReferences) throw new InvalidOnnxError(`the model has more than ${maxReferences} tensors with external data`);
+    this.found.push({ scope, role, name, entries: entries ?? new Map(), locations, flaggedExternal });
   }
+
+  /** Key and value of a StringStringEntryProto, last occurrence winning; strict UTF-8, since they become paths. */
+  *#entry(reader: ProtobufReader, depth: number): Generator<void, [string, string], void> {
+    this.#enter(depth);
+    let key = '';
+    let value = '';
+    while (reader.next()) {
+      if (this.#tick()) yield;
+      if (reader.field === Entry.key) key = reader.text('external_data key');
+      else if (reader.field === Entry.value) value = reader.text('external_data value');
+    }
+    return [key, value];
+  }
+}
+
+function checkFormat(bytes: Uint8Array): void {
+  // ORT-format (flatbuffer) models carry the identifier "ORTM" at byte 4; they are not ONNX protobufs.
+  if (bytes.length >= 8 && new TextDecoder().decode(bytes.subarray(4, 8)) === 'ORTM') {
+    throw new InvalidOnnxError('ORT-format models are not supported; upload the .onnx protobuf');
+  }
+}
+
+function asInvalidOnnx(error: unknown): unknown {
+  return error instanceof ProtobufDecodeError ? new InvalidOnnxError(`not a valid ONNX protobuf: ${error.message}`) : error;
+}
+
+function report(walker: Walker): ExternalDataReference[] {
+  return walker.found.map((found) => ({
+    tensor: describe(found),
+    entries: found.entries,
+    locations: found.locations,
+    flaggedExternal: found.flaggedExternal,
+  }));
 }
 
 /**
@@ -203,16 +308,24 @@ class Walker {
  * it applies) when the bytes are not a well-formed ONNX protobuf or exceed the nesting limits.
  */
 export function findExternalData(bytes: Uint8Array): ExternalDataReference[] {
-  // ORT-format (flatbuffer) models carry the identifier "ORTM" at byte 4; they are not ONNX protobufs.
-  if (bytes.length >= 8 && new TextDecoder().decode(bytes.subarray(4, 8)) === 'ORTM') {
-    throw new InvalidOnnxError('ORT-format models are not supported; upload the .onnx protobuf');
-  }
+  checkFormat(bytes);
   const walker = new Walker();
   try {
-    walker.model(bytes);
+    for (const _pause of walker.model(bytes));
   } catch (error) {
-    if (error instanceof ProtobufDecodeError) throw new InvalidOnnxError(`not a valid ONNX protobuf: ${error.message}`);
-    throw error;
+    throw asInvalidOnnx(error);
   }
-  return walker.references;
+  return report(walker);
+}
+
+/** `findExternalData` in slices of about a millisecond, between which the event loop runs. */
+export async function findExternalDataInSlices(bytes: Uint8Array): Promise<ExternalDataReference[]> {
+  checkFormat(bytes);
+  const walker = new Walker();
+  try {
+    for (const _pause of walker.model(bytes)) await new Promise<void>((resolve) => setImmediate(resolve));
+  } catch (error) {
+    throw asInvalidOnnx(error);
+  }
+  return report(walker);
 }

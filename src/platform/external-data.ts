@@ -8,7 +8,7 @@
  *   resolves to them and to nothing else.
  */
 import { AiaasError } from '../errors.ts';
-import { findExternalData, InvalidOnnxError, quoteName, type ExternalDataReference } from '../onnx/external-data.ts';
+import { findExternalDataInSlices, InvalidOnnxError, quoteName, type ExternalDataReference } from '../onnx/external-data.ts';
 import { isSafeRelativePath } from '../storage/plaintext-directory.ts';
 
 /** Keys of `external_data` ONNX defines; anything else is refused rather than guessed at. */
@@ -19,9 +19,10 @@ function invalid(message: string, details: Record<string, unknown> = {}): AiaasE
   return new AiaasError('INVALID_MODEL_FILE', message, { details });
 }
 
-function references(onnx: Uint8Array): ExternalDataReference[] {
+async function references(onnx: Uint8Array): Promise<ExternalDataReference[]> {
   try {
-    return findExternalData(onnx);
+    // In slices: a hostile file of millions of tiny fields must not hold up other requests.
+    return await findExternalDataInSlices(onnx);
   } catch (error) {
     if (error instanceof InvalidOnnxError) throw invalid(`the uploaded file is not a loadable ONNX model: ${error.message}`);
     throw error;
@@ -72,12 +73,12 @@ function checkReference(reference: ExternalDataReference, files: ReadonlyMap<str
  * model.onnx's folder; undefined for a bare .onnx upload, which may not reference any. `reserved`
  * names files that are part of the saved model itself and never data.
  */
-export function externalDataFiles(
+export async function externalDataFiles(
   onnx: Uint8Array,
   archiveFiles: ReadonlyMap<string, Uint8Array> | undefined,
   reserved: readonly string[],
-): Map<string, Uint8Array> {
-  const found = references(onnx);
+): Promise<Map<string, Uint8Array>> {
+  const found = await references(onnx);
   const used = new Map<string, Uint8Array>();
   if (found.length === 0) return used;
   if (archiveFiles === undefined) {

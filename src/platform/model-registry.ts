@@ -252,7 +252,7 @@ export class ModelRegistry {
       });
     }
     // Before anything opens the model: what it may read besides itself (finding: external data).
-    const externalData = externalDataFiles(files.onnx, files.archiveFiles, modelFileNames);
+    const externalData = await externalDataFiles(files.onnx, files.archiveFiles, modelFileNames);
     const totalBytes = [...externalData.values()].reduce((sum, bytes) => sum + bytes.byteLength, files.onnx.byteLength);
     if (totalBytes > this.#maxModelBytes) {
       throw new AiaasError('PAYLOAD_TOO_LARGE', `model.onnx and its external data are ${totalBytes} bytes; the limit is ${this.#maxModelBytes}`, {
@@ -483,7 +483,7 @@ export class ModelRegistry {
     for (const [path, ref] of location.externalRefs) external.set(path, await this.#artifacts.get(location.tenantId, ref));
     // Checked again at load: a version stored before this check existed must not read outside its directory either.
     try {
-      externalDataFiles(onnx, external, modelFileNames);
+      await externalDataFiles(onnx, external, modelFileNames);
     } catch (error) {
       throw new AiaasError('MODEL_LOAD_FAILED', `the stored model refers to data outside its own files: ${(error as Error).message}`, { cause: error });
     }

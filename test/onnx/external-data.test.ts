@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findExternalData, InvalidOnnxError, maxGraphDepth } from '../../src/onnx/external-data.ts';
+import { findExternalData, findExternalDataInSlices, InvalidOnnxError, maxGraphDepth } from '../../src/onnx/external-data.ts';
 import { attribute, encodeOnnxModel, floatTensor, OnnxDataType, type OnnxGraph } from '../../src/onnx/model.ts';
 import { ProtobufWriter } from '../../src/onnx/protobuf-writer.ts';
 import { ProtobufReader } from '../../src/onnx/protobuf-reader.ts';
@@ -167,11 +167,39 @@ describe('findExternalData', () => {
     expect(findExternalData(bytes)).toEqual([]);
   });
 
+  it('walks in slices that let other work run, with the same result', async () => {
+    const bytes = new Uint8Array(2 * 1024 * 1024);
+    for (let index = 0; index < bytes.length; index += 2) bytes[index] = (31 << 3) | 0;
+    const withLeak = initializerModel('package.json');
+    const file = new Uint8Array(bytes.length + withLeak.length);
+    file.set(bytes);
+    file.set(withLeak, bytes.length);
+    let othersRan = 0;
+    let walking = true;
+    const other = () => {
+      othersRan++;
+      if (walking) setImmediate(other);
+    };
+    setImmediate(other);
+    const sliced = await findExternalDataInSlices(file);
+    walking = false;
+    expect(othersRan).toBeGreaterThan(5); // the event loop turned while the walk was going on
+    expect(sliced).toEqual(findExternalData(file));
+    expect(sliced.map((reference) => reference.tensor)).toEqual(["initializer 'w' of graph 'leak'"]);
+  });
+
   it('the reader keeps offsets into the whole file', () => {
     const bytes = initializerModel('x.bin');
     const reader = new ProtobufReader(bytes);
-    const fields = [];
-    for (let field = reader.next(); field !== undefined; field = reader.next()) fields.push(field.field);
-    expect(fields).toEqual([1, 2, 3, 7, 8]);
+    const fields: [number, number][] = [];
+    while (reader.next()) fields.push([reader.field, reader.offset]);
+    expect(fields.map(([field]) => field)).toEqual([1, 2, 3, 7, 8]);
+    // The graph's first field, read through a nested reader, reports its offset in the whole file.
+    const graphReader = new ProtobufReader(bytes);
+    while (graphReader.next() && graphReader.field !== 7);
+    const graph = graphReader.message('graph');
+    expect(graph.next()).toBe(true);
+    expect(graph.offset).toBeGreaterThan(fields[3]![1]);
+    expect(bytes[graph.offset]).toBe((1 << 3) | 2); // node = 1, length-delimited
   });
 });
