@@ -94,5 +94,13 @@ export async function externalDataFiles(
     const location = checkReference(reference, archiveFiles, reserved);
     used.set(location, archiveFiles.get(location)!);
   }
+  // The files are written out as named: 'a' and 'a/b' cannot both exist.
+  for (const location of used.keys()) {
+    const parts = location.split('/');
+    for (let length = 1; length < parts.length; length++) {
+      const folder = parts.slice(0, length).join('/');
+      if (used.has(folder)) throw invalid(`the external data names ${quoteName(folder)} both as a file and as a folder`, { location: folder });
+    }
+  }
   return used;
 }

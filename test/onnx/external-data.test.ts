@@ -3,6 +3,7 @@ import { findExternalData, findExternalDataInSlices, InvalidOnnxError, maxGraphD
 import { attribute, encodeOnnxModel, floatTensor, OnnxDataType, type OnnxGraph } from '../../src/onnx/model.ts';
 import { ProtobufWriter } from '../../src/onnx/protobuf-writer.ts';
 import { ProtobufReader } from '../../src/onnx/protobuf-reader.ts';
+import { externalDataFiles } from '../../src/platform/external-data.ts';
 import { hostileModels, initializerModel } from './hostile-models.ts';
 
 const vector = (name: string) => ({ name, elemType: OnnxDataType.FLOAT, shape: [2] });
@@ -201,5 +202,46 @@ describe('findExternalData', () => {
     expect(graph.next()).toBe(true);
     expect(graph.offset).toBeGreaterThan(fields[3]![1]);
     expect(bytes[graph.offset]).toBe((1 << 3) | 2); // node = 1, length-delimited
+  });
+});
+
+describe('externalDataFiles (what an upload may reference)', () => {
+  const external = (name: string, location: string) => ({ name, dataType: OnnxDataType.UINT8, dims: [4], raw: new Uint8Array(), external: { location } });
+  const twoTensors = (first: string, second: string) =>
+    modelOf({ name: 'main', nodes: [], initializers: [external('a', first), external('b', second)], inputs: [], outputs: [] });
+
+  it('returns each referenced archive file once, and only those', async () => {
+    const archive = new Map([
+      ['weights.bin', new Uint8Array(4)],
+      ['data/more.bin', new Uint8Array(8)],
+      ['unused.bin', new Uint8Array(1)],
+    ]);
+    const used = await externalDataFiles(twoTensors('weights.bin', 'data/more.bin'), archive, ['model.onnx']);
+    expect([...used.keys()]).toEqual(['weights.bin', 'data/more.bin']);
+    expect((await externalDataFiles(twoTensors('weights.bin', 'weights.bin'), archive, ['model.onnx'])).size).toBe(1);
+  });
+
+  it('refuses a name used both as a file and as a folder (the files could not be written out)', async () => {
+    const archive = new Map([
+      ['data', new Uint8Array(4)],
+      ['data/more.bin', new Uint8Array(4)],
+    ]);
+    await expect(externalDataFiles(twoTensors('data/more.bin', 'data'), archive, [])).rejects.toMatchObject({
+      code: 'INVALID_MODEL_FILE',
+      message: expect.stringMatching(/'data' both as a file and as a folder/),
+    });
+  });
+
+  it('refuses unknown keys, a missing location and two locations', async () => {
+    const archive = new Map([['w.bin', new Uint8Array(4)]]);
+    const withEntries = (entries: [string, string][]) =>
+      modelWithRawInitializer(tensorWith((tensor) => {
+        for (const [key, value] of entries) tensor.message(13, (entry) => entry.string(1, key).string(2, value));
+        tensor.int64(14, 1);
+      }));
+    await expect(externalDataFiles(withEntries([['location', 'w.bin'], ['basepath', '/etc']]), archive, [])).rejects.toThrow(/external_data key 'basepath'/);
+    await expect(externalDataFiles(withEntries([['offset', '0']]), archive, [])).rejects.toThrow(/no external_data location/);
+    await expect(externalDataFiles(withEntries([['location', 'w.bin'], ['location', 'x.bin']]), archive, [])).rejects.toThrow(/more than one external_data location/);
+    await expect(externalDataFiles(withEntries([['location', 'w.bin'], ['offset', '0x10']]), archive, [])).rejects.toThrow(/not a decimal byte count/);
   });
 });
