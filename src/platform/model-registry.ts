@@ -487,7 +487,7 @@ export class ModelRegistry {
     try {
       await externalDataFiles(onnx, external, modelFileNames);
     } catch (error) {
-      throw new AiaasError('MODEL_LOAD_FAILED', `the stored model refers to data outside its own files: ${(error as Error).message}`, { cause: error });
+      throw new AiaasError('MODEL_LOAD_FAILED', `the stored model did not pass the external-data check: ${(error as Error).message}`, { cause: error });
     }
     const files = [{ path: 'model.onnx', bytes: onnx }, ...[...external].map(([path, bytes]) => ({ path, bytes }))];
     const written = await this.#plaintext.write(location.tenantId, versionId, files);
