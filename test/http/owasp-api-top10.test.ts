@@ -435,11 +435,13 @@ describe('API10:2023 Unsafe Consumption of APIs (uploaded models and archives)',
     const hanger = join(server.dataDir, 'hang-child.mjs');
     await writeFile(crasher, "process.stdin.resume(); process.stdin.on('end', () => process.kill(process.pid, 'SIGSEGV'));\n");
     await writeFile(hanger, 'setInterval(() => {}, 1000);\n');
-    for (const [script, expected] of [
-      [crasher, 'crashed'],
-      [hanger, 'did not finish'],
+    // The crasher gets a generous limit so a loaded machine cannot turn its crash into a time-out; the
+    // hanger never finishes, so a short limit is enough to tell the two apart.
+    for (const [script, expected, timeoutMs] of [
+      [crasher, 'crashed', 60_000],
+      [hanger, 'did not finish', 500],
     ] as const) {
-      const isolated = await startTestServer({ validationTimeoutMs: 500 }, { validationScriptPath: script });
+      const isolated = await startTestServer({ validationTimeoutMs: timeoutMs }, { validationScriptPath: script });
       try {
         const response = await uploadOnnxModel(isolated, isolated.adminKey, 'm', classifierModel().exportOnnx());
         expect(response.statusCode).toBe(400);
