@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import type { ServerContext } from '../../startup/context.ts';
 import { prometheusContentType } from '../metrics.ts';
 import { renderDocsPage } from '../openapi.ts';
+import { serviceSchemas } from '../schemas/service.ts';
 
 export interface ServiceRouteOptions {
   context: ServerContext;
@@ -14,9 +15,9 @@ export interface ServiceRouteOptions {
 
 export async function serviceRoutes(app: FastifyInstance, { context, openApiDocument }: ServiceRouteOptions): Promise<void> {
   const config = { public: true } as const;
-  app.get('/healthz', { config }, async () => ({ status: 'ok' }));
+  app.get('/healthz', { schema: serviceSchemas.health, config }, async () => ({ status: 'ok' }));
 
-  app.get('/readyz', { config }, async (request, reply) => {
+  app.get('/readyz', { schema: serviceSchemas.ready, config }, async (request, reply) => {
     try {
       await sql`select 1`.execute(context.database.db);
       if (!(await stat(context.artifactStore.rootDir)).isDirectory()) throw new Error('artifact root is not a directory');
@@ -27,16 +28,16 @@ export async function serviceRoutes(app: FastifyInstance, { context, openApiDocu
     }
   });
 
-  app.get('/metrics', { config }, async (_request, reply) => {
+  app.get('/metrics', { schema: serviceSchemas.metrics, config }, async (_request, reply) => {
     context.metrics.jobCounts(await context.repositories.jobs.countByStatus());
     return reply.type(prometheusContentType).send(context.metrics.render());
   });
 
-  app.get('/openapi.json', { config }, async () => openApiDocument());
+  app.get('/openapi.json', { schema: serviceSchemas.openApi, config }, async () => openApiDocument());
 
   // Public and unchanging once the app is ready: rendered on first request only.
   let docsPage: string | undefined;
-  app.get('/docs', { config }, async (_request, reply) =>
+  app.get('/docs', { schema: serviceSchemas.docs, config }, async (_request, reply) =>
     reply
       .type('text/html; charset=utf-8')
       // The page has no scripts; inline styles only.
