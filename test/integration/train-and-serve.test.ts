@@ -94,7 +94,7 @@ describe('dataset → job → version → alias → V2 and TF-Serving', () => {
     expect(job.epoch).toBe(3);
     expect(job.history).toHaveLength(3);
     const version = job.resultVersion!.version;
-    const testAccuracy = (job.resultVersion!.metrics as { testMetrics: { accuracy: number } }).testMetrics.accuracy;
+    const testAccuracy = job.resultVersion!.metrics!.testMetrics.accuracy;
     expect(testAccuracy).toBeGreaterThan(0.75);
 
     await client.aliases.set('digits', 'production', version);

@@ -71,6 +71,20 @@ export const JobFailure = Type.Object({
   details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
 });
 
+/** What a finished job registers as its version's metrics (src/engine/model.ts `trainingSummary`). */
+export const TrainingSummary = Type.Object({
+  epochs: Type.Integer(),
+  steps: Type.Integer(),
+  samplesPerSecond: Type.Number(),
+  loss: Type.Number(),
+  metrics: NumberMap,
+  validationLoss: Type.Optional(Type.Number()),
+  validationMetrics: Type.Optional(NumberMap),
+  testLoss: Type.Optional(Type.Number()),
+  testMetrics: NumberMap,
+  stopReason: Type.Union((['completed', 'maxSteps', 'targetLoss', 'earlyStopping', 'aborted'] as const).map((reason) => Type.Literal(reason))),
+});
+
 export const Job = Type.Object({
   id: Type.String(),
   model: Type.String(),
@@ -82,7 +96,7 @@ export const Job = Type.Object({
   history: Type.Array(JobHistoryEntry),
   error: Nullable(JobFailure),
   resultVersion: Nullable(
-    Type.Object({ id: Type.String(), version: Type.Integer(), metrics: AnyJson('The training summary (src/engine/model.ts TrainingSummary)') }),
+    Type.Object({ id: Type.String(), version: Type.Integer(), metrics: Nullable(TrainingSummary) }),
   ),
   settings: JobSettings,
   datasetId: Type.String(),
