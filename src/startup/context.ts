@@ -136,7 +136,11 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     const artifacts = new EncryptedArtifactStore({ store: artifactStore, keys });
     const metrics = new Metrics();
     const audit = new AuditLogger(repositories.audit, { now });
-    const usage = new UsageCounter(repositories.usage, { now, flushIntervalMs: options.usageFlushIntervalMs ?? 1000 });
+    const usage = new UsageCounter(repositories.usage, {
+      now,
+      flushIntervalMs: options.usageFlushIntervalMs ?? 1000,
+      onFlushError: (error, unwritten) => logger.error({ err: error, unwritten }, 'could not write usage counters; keeping them for the next flush'),
+    });
     closers.unshift(() => usage.close());
 
     const manager: ModelManager = new ModelManager({
@@ -179,6 +183,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       now,
       onTenantDeleted: async (tenantId) => {
         registry.forgetTenant(tenantId);
+        // Its model names must not outlive it on /metrics.
+        metrics.dropTenant(tenantId);
         // Its data key is gone, so its jobs could never store a checkpoint or a result: stop them now.
         await jobs.cancelTenantJobs(tenantId);
       },

@@ -190,6 +190,14 @@ export const migrations: readonly Migration[] = [
         .execute();
     },
   },
+  {
+    // Audit entries name the model they concern, so a key restricted to some models reads only theirs.
+    name: '0002_audit_model',
+    async up(db) {
+      await db.schema.alterTable('audit_log').addColumn('model_name', 'text').execute();
+      await db.schema.createIndex('audit_log_tenant_model').on('audit_log').columns(['tenant_id', 'model_name', 'seq']).execute();
+    },
+  },
 ];
 
 /**

@@ -138,6 +138,8 @@ export interface AuditLogTable {
   detail_json: JsonText;
   prev_hash: string;
   hash: string;
+  /** The model the entry concerns, if any (hashed with the entry when set). */
+  model_name: string | null;
 }
 
 export interface UsageCountersTable {

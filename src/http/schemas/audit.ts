@@ -14,6 +14,7 @@ export const AuditEntry = Type.Object({
   detail: AnyJson('What the action recorded (ids, names, sizes); an object'),
   prevHash: Type.String(),
   hash: Type.String(),
+  model: Type.Union([Type.String(), Type.Null()], { description: 'The model the entry concerns, or null' }),
 });
 
 export const AuditVerification = Type.Union([

@@ -169,10 +169,14 @@ export class JobRepository {
     return row === undefined ? undefined : toJob(row);
   }
 
-  /** Newest first. */
-  async list(tenantId: string, filter: Page & { status?: JobStatus } = {}): Promise<JobRecord[]> {
+  /** Newest first; `modelNames` keeps only jobs of those models (an empty list matches none). */
+  async list(tenantId: string, filter: Page & { status?: JobStatus; modelNames?: readonly string[] } = {}): Promise<JobRecord[]> {
     let query = this.#db.selectFrom('jobs').selectAll().where('tenant_id', '=', tenantId);
     if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+    if (filter.modelNames !== undefined) {
+      if (filter.modelNames.length === 0) return [];
+      query = query.where('model_name', 'in', [...filter.modelNames]);
+    }
     const rows = await query
       .orderBy('created_at', 'desc')
       .orderBy('id', 'desc')
@@ -180,6 +184,18 @@ export class JobRepository {
       .offset(pageOffset(filter))
       .execute();
     return rows.map(toJob);
+  }
+
+  /** Job counts per tenant and status, for the metrics (only the pairs that have jobs). */
+  async countByTenantAndStatus(): Promise<{ tenantId: string; status: JobStatus; count: number }[]> {
+    const rows = await this.#db
+      .selectFrom('jobs')
+      .select((select) => ['tenant_id', 'status', select.fn.countAll<number>().as('count')])
+      .groupBy(['tenant_id', 'status'])
+      .orderBy('tenant_id')
+      .orderBy('status')
+      .execute();
+    return rows.map((row) => ({ tenantId: row.tenant_id, status: row.status, count: Number(row.count) }));
   }
 
   /** Across all tenants when `tenantId` is omitted (for metrics and the scheduler). */
