@@ -11,6 +11,8 @@ export interface JobServiceDependencies {
   runner: JobRunner;
   /** Queued plus running jobs one tenant may have at once. */
   maxUnfinishedJobsPerTenant: number;
+  /** Most parameters a job's spec may have (`maxModelParameters`); the config default when unset. */
+  maxModelParameters?: number;
 }
 
 export interface JobView {
@@ -43,7 +45,7 @@ export class JobService {
   constructor(private readonly deps: JobServiceDependencies) {}
 
   async submit(tenantId: string, body: unknown): Promise<JobView> {
-    const request = parseJobRequest(body);
+    const request = parseJobRequest(body, this.deps.maxModelParameters === undefined ? {} : { maxParameters: this.deps.maxModelParameters });
     const counts = await this.deps.jobs.countByStatus(tenantId);
     if (counts.queued + counts.running >= this.deps.maxUnfinishedJobsPerTenant) {
       throw new AiaasError('QUOTA_EXCEEDED', `this tenant already has ${counts.queued + counts.running} unfinished jobs (the limit is ${this.deps.maxUnfinishedJobsPerTenant}); wait for one to finish or cancel one`, {
