@@ -12,6 +12,8 @@ const mebibyte = 1024 * 1024;
 
 /** `maxModelParameters` when nothing sets it; docs/configuration.md explains the number. */
 export const defaultMaxModelParameters = 50_000_000;
+/** `jobMemoryLimitBytes` when nothing sets it: room for a model at `defaultMaxModelParameters` (docs/configuration.md). */
+export const defaultJobMemoryLimitBytes = 8 * 1024 ** 3;
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const logLevels: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -115,7 +117,7 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('jobConcurrency', 'integer', '1', 'Training jobs run at once by this server (one child process each).', { minimum: 1, maximum: 64 }),
   setting('maxConcurrentJobsPerTenant', 'integer', '4', 'Unfinished (queued or running) training jobs one tenant may have; one more gets 429 QUOTA_EXCEEDED.', { minimum: 1 }),
   setting('jobLeaseMs', 'integer', '30000', 'Lease of a running job; a crashed worker\'s job is resumed after it expires.', { minimum: 1000 }),
-  setting('jobMemoryLimitBytes', 'integer', bytesText(4096 * mebibyte), 'Memory limit (RSS, native memory included) of one training job\'s process; above it the process is killed and the job fails with JOB_MEMORY_EXCEEDED.', { minimum: 64 * mebibyte }),
+  setting('jobMemoryLimitBytes', 'integer', bytesText(defaultJobMemoryLimitBytes), 'Memory limit (RSS, native memory included) of one training job\'s process; above it the process is killed and the job fails with JOB_MEMORY_EXCEEDED.', { minimum: 64 * mebibyte }),
   setting('modelMemoryBudgetBytes', 'integer', bytesText(2048 * mebibyte), 'Memory for loaded models; least recently used models are unloaded beyond it.', { minimum: mebibyte }),
   setting('modelIdleUnloadMs', 'integer', '900000', 'Unload a model unused for this long (0 = never).', { minimum: 0 }),
   setting('inferenceThreads', 'integer', '1', 'ONNX Runtime threads inside one served model\'s run. 1 suits small models under concurrent load (requests and batches give the parallelism); raise it for large models.', { minimum: 1, maximum: 64 }),

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { defaultJobMemoryLimitBytes } from '../config.ts';
 import { AiaasError } from '../errors.ts';
 import { forkIsolated, siblingModule, type IsolatedExit, type IsolatedProcess } from '../runtimes/isolated-process.ts';
 import type { JobRecord, JobRepository } from '../storage/repositories/jobs.ts';
@@ -77,7 +78,7 @@ export class JobRunner {
 
   constructor(deps: JobRunnerDependencies, options: JobRunnerOptions) {
     this.deps = deps;
-    this.options = { pollMs: 1000, memoryLimitBytes: 4096 * mebibyte, memoryPollMs: 100, ...options };
+    this.options = { pollMs: 1000, memoryLimitBytes: defaultJobMemoryLimitBytes, memoryPollMs: 100, ...options };
   }
 
   start(): void {

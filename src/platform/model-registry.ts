@@ -3,6 +3,8 @@
  * model file validated in a child process before it is stored (encrypted) and the one place that
  * turns `name` + `version|alias` into what the inference routes and the model manager need.
  */
+import { defaultMaxModelParameters } from '../config.ts';
+import { checkSavedModelHeaders } from '../engine/parameters.ts';
 import { AiaasError } from '../errors.ts';
 import type { ResolvedModel } from '../http/protocols/route-support.ts';
 import type { ModelSignature } from '../runtimes/runtime.ts';
@@ -62,7 +64,14 @@ export interface ModelRegistryOptions {
   manager: ModelManager;
   /** Opens the model bytes in isolation and returns the signature; INVALID_MODEL_FILE otherwise. */
   validate: (bytes: Uint8Array) => Promise<ModelSignature>;
+  /**
+   * Builds the network of an uploaded saved model from spec.json + model.safetensors in isolation
+   * (a child process); called only after the headers passed `checkSavedModelHeaders`.
+   */
+  validateSavedModel: (spec: Uint8Array, weights: Uint8Array) => Promise<unknown>;
   maxModelBytes: number;
+  /** Most parameters an uploaded spec.json may describe (`maxModelParameters`). */
+  maxModelParameters?: number;
   /** Milliseconds; with `resolveCacheMs` lets inference skip the database for a recently resolved name. */
   now?: () => number;
   /**
@@ -112,6 +121,9 @@ function versionNotFound(name: string, selector: string): AiaasError {
   });
 }
 
+/** 256 layers of a few hundred bytes each fit many times over; anything larger is not a spec. */
+const maxSpecBytes = 1024 * 1024;
+
 function parseJsonFile(bytes: Uint8Array, file: string): unknown {
   try {
     return JSON.parse(new TextDecoder().decode(bytes));
@@ -125,7 +137,9 @@ export class ModelRegistry {
   readonly #artifacts: EncryptedArtifactStore;
   readonly #manager: ModelManager;
   readonly #validate: (bytes: Uint8Array) => Promise<ModelSignature>;
+  readonly #validateSavedModel: (spec: Uint8Array, weights: Uint8Array) => Promise<unknown>;
   readonly #maxModelBytes: number;
+  readonly #maxModelParameters: number;
   /** versionId -> where its onnx lives; filled by resolve so the manager can load without a tenant in its key. */
   readonly #locations = new Map<string, { tenantId: string; onnxRef: string }>();
   readonly #now: () => number;
@@ -141,7 +155,9 @@ export class ModelRegistry {
     this.#artifacts = options.artifacts;
     this.#manager = options.manager;
     this.#validate = options.validate;
+    this.#validateSavedModel = options.validateSavedModel;
     this.#maxModelBytes = options.maxModelBytes;
+    this.#maxModelParameters = options.maxModelParameters ?? defaultMaxModelParameters;
   }
 
   /** Drops the tenant's cached resolutions; called by every change to its models. */
@@ -237,12 +253,16 @@ export class ModelRegistry {
     }
     let metrics: unknown = options.metrics;
     if (metrics === undefined && files.metrics !== undefined) metrics = parseJsonFile(files.metrics, 'metrics.json');
-    if (files.spec !== undefined) parseJsonFile(files.spec, 'spec.json');
-    if (options.source === 'upload' && files.spec !== undefined && files.weights !== undefined) {
-      // Loaded lazily: the engine is only needed for this check, not for starting the server.
-      const { modelFromBytes } = await import('../engine/saved-model.ts');
-      const engineModel = modelFromBytes(new TextDecoder().decode(files.spec), files.weights);
-      await engineModel.dispose();
+    if (files.spec !== undefined && files.spec.byteLength > maxSpecBytes) {
+      throw new AiaasError('INVALID_MODEL_FILE', `spec.json is ${files.spec.byteLength} bytes; a model spec is at most ${maxSpecBytes}`, { details: { file: 'spec.json', limit: maxSpecBytes } });
+    }
+    const specDocument = files.spec === undefined ? undefined : parseJsonFile(files.spec, 'spec.json');
+    if (options.source === 'upload' && files.spec !== undefined) {
+      // From shapes alone, before anything is allocated: a spec of billions of parameters or weights
+      // that do not fit it are refused here, while they are still a few bytes of header.
+      checkSavedModelHeaders(specDocument, files.weights, this.#maxModelParameters);
+      // Building the network allocates every weight: that happens in a child process with limits.
+      if (files.weights !== undefined) await this.#validateSavedModel(files.spec, files.weights);
     }
     const signature = await this.#validate(files.onnx);
 

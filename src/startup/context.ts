@@ -13,6 +13,7 @@ import { AiaasError } from '../errors.ts';
 import { AuditLogger } from '../http/audit.ts';
 import { Metrics } from '../http/metrics.ts';
 import { validateOnnxInChild } from '../runtimes/validate-in-child.ts';
+import { validateSavedModelInChild } from '../runtimes/validate-saved-model.ts';
 import type { ModelSignature } from '../runtimes/runtime.ts';
 import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import { generateMasterKey, loadMasterKeyRing, MasterKeyRing } from '../security/key-ring.ts';
@@ -158,6 +159,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       artifacts,
       manager,
       maxModelBytes: config.maxModelBytes,
+      maxModelParameters: config.maxModelParameters,
       now: () => now().getTime(),
       validate:
         options.validateModel ??
@@ -167,6 +169,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
             memoryLimitBytes: config.validationMemoryBytes,
             ...(options.validationScriptPath === undefined ? {} : { scriptPath: options.validationScriptPath }),
           })),
+      validateSavedModel: (spec, weights) =>
+        validateSavedModelInChild(spec, weights, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes }),
     });
     const datasets = new DatasetService({ repositories, artifacts, maxDatasetBytes: config.maxDatasetBytes });
     const jobs = createJobSystem({ repositories, artifacts, registry, config, logger });
