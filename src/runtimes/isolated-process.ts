@@ -105,8 +105,12 @@ class PayloadReader {
   }
 
   read(length: number): Promise<Uint8Array> {
+    // Uninitialised: every byte is overwritten before the read resolves, and zero-filling hundreds of
+    // megabytes would stall the event loop for tens of milliseconds.
+    const buffer = Buffer.allocUnsafeSlow(length);
+    const target = new Uint8Array(buffer.buffer, buffer.byteOffset, length);
     return new Promise((resolve, reject) => {
-      this.#requests.push({ target: new Uint8Array(length), filled: 0, resolve, reject });
+      this.#requests.push({ target, filled: 0, resolve, reject });
       this.#pump();
     });
   }

@@ -42,7 +42,7 @@ export interface ServerContext {
   readonly metrics: Metrics;
   readonly audit: AuditLogger;
   readonly usage: UsageCounter;
-  /** Training jobs: queue, worker threads and routes; started by `startServer` once listening. */
+  /** Training jobs: queue, training child processes and routes; started by `startServer` once listening. */
   readonly jobs: JobSystem;
   readonly logger: Logger;
   readonly now: () => Date;
