@@ -203,6 +203,17 @@ export interface IsolatedProcess<Outgoing, Incoming> {
 const tsxEntry = fileURLToPath(new URL('./tsx-child-entry.mjs', import.meta.url));
 
 /**
+ * The server's environment without its own settings: `AIAAS_MASTER_KEY`, `AIAAS_SERVER_SECRET` and
+ * `AIAAS_BOOTSTRAP_KEY` are secrets no child needs. NODE_OPTIONS may carry test-runner or loader
+ * flags the child has no use for.
+ */
+function childEnvironment(): NodeJS.ProcessEnv {
+  const environment: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('AIAAS_')) environment[name] = value;
+  return { ...environment, NODE_OPTIONS: '' };
+}
+
+/**
  * Starts `moduleUrl` (see `siblingModule`) in a child process under the given limits. From the
  * TypeScript sources the child first registers tsx (tsx-child-entry.mjs); from dist/ it runs the
  * compiled module directly.
@@ -216,8 +227,7 @@ export function forkIsolated<Outgoing, Incoming>(moduleUrl: URL, options: Isolat
     serialization: 'advanced',
     // fd 0: bytes to the child, 1 and 2: its output, 3: IPC, 4: bytes from the child.
     stdio: ['pipe', 'pipe', 'pipe', 'ipc', 'pipe'],
-    // The parent's NODE_OPTIONS may carry test-runner or loader flags the child has no use for.
-    env: { ...process.env, NODE_OPTIONS: '' },
+    env: childEnvironment(),
   });
   const toChild = child.stdin!;
   toChild.on('error', () => undefined);

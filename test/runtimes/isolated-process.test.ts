@@ -47,6 +47,25 @@ describe('forkIsolated', () => {
     expect((await child.exited).limit).toBeUndefined();
   });
 
+  it("gives the child none of the server's AIAAS_* settings, secrets included", async () => {
+    process.env.AIAAS_MASTER_KEY = 'not-for-children';
+    let child: ReturnType<typeof forkIsolated<EchoRequest, EchoReply>>;
+    try {
+      child = forkIsolated<EchoRequest, EchoReply>(echoChild, { memoryLimitBytes: 1024 * mebibyte });
+    } finally {
+      delete process.env.AIAAS_MASTER_KEY;
+    }
+    const reply = await new Promise<EchoReply>((resolve) => {
+      child.onMessage(resolve);
+      child.send({ type: 'environment' });
+    });
+    child.kill();
+    expect(reply.type).toBe('environment');
+    const names = (reply as { names: string[] }).names;
+    expect(names).toContain('PATH');
+    expect(names.filter((name) => name.startsWith('AIAAS_'))).toEqual([]);
+  });
+
   it.skipIf(process.platform !== 'linux')('kills a child whose resident memory crosses the limit and says so', async () => {
     const child = forkIsolated<EchoRequest, EchoReply>(echoChild, { memoryLimitBytes: 256 * mebibyte, memoryPollMs: 10 });
     child.send({ type: 'grow' });
