@@ -13,6 +13,7 @@ export const errorCatalogue = {
   INVALID_MODEL_FILE: { status: 400, title: 'Invalid model file' },
   INVALID_WEIGHTS: { status: 400, title: 'Invalid weights file' },
   TOO_MANY_PARAMETERS: { status: 400, title: 'Model has more parameters than the server allows' },
+  CONTEXT_LENGTH_EXCEEDED: { status: 400, title: "Prompt longer than the model's context" },
   // 401/403 — who you are and what you may do
   UNAUTHENTICATED: { status: 401, title: 'Missing or invalid API key' },
   FORBIDDEN: { status: 403, title: 'Permission denied' },
@@ -44,6 +45,7 @@ export const errorCatalogue = {
   // security: envelope encryption (src/security)
   KEY_DESTROYED: { status: 410, title: 'Tenant data key was destroyed; its data is unrecoverable' },
   DATA_KEY_UNWRAP_FAILED: { status: 500, title: 'Tenant data key could not be unwrapped with the master key' },
+  STORED_TEXT_CORRUPT: { status: 500, title: 'Stored tenant text failed its integrity check' },
   // http: request framing (src/http)
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
 } as const satisfies Record<string, { status: number; title: string }>;
