@@ -15,6 +15,8 @@ export interface JobServiceDependencies {
   maxUnfinishedJobsPerTenant: number;
   /** Submission parsers of the kinds besides `train` this server runs (their runner handlers too). */
   kinds?: Partial<Record<Exclude<JobKind, 'train'>, JobKindParser>>;
+  /** Most parameters a job's spec may have (`maxModelParameters`); the config default when unset. */
+  maxModelParameters?: number;
 }
 
 export interface JobView {
@@ -62,7 +64,7 @@ export class JobService {
       if (kind !== 'train') return this.submitKind(tenantId, kind, rest, allowedModels);
       body = rest;
     }
-    const request = parseJobRequest(body);
+    const request = parseJobRequest(body, this.deps.maxModelParameters === undefined ? {} : { maxParameters: this.deps.maxModelParameters });
     await this.admit(tenantId, request.model, allowedModels);
     for (const [role, id] of [['training', request.datasetId], ['test', request.testDatasetId]] as const) {
       if (id === undefined) continue;
@@ -166,7 +168,7 @@ export class JobService {
       loss: job.loss,
       history: [...job.metricsHistory],
       error: job.error ?? null,
-      resultVersion: version && job.resultVersionId ? { id: job.resultVersionId, version: version.version, metrics: version.metrics } : null,
+      resultVersion: version && job.resultVersionId ? { id: job.resultVersionId, version: version.version, metrics: version.metrics ?? null } : null,
       settings: job.settings as JobSettings | Readonly<Record<string, unknown>>,
       datasetId: job.datasetId,
       testDatasetId: job.testDatasetId,

@@ -58,7 +58,12 @@ export function createJobSystem(context: JobSystemContext, options: { eventPollM
       logger: context.logger.child({ component: 'jobs' }),
       handlers: { pull: pull.handler },
     },
-    { concurrency: config.jobConcurrency, leaseMs: config.jobLeaseMs, ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }) },
+    {
+      concurrency: config.jobConcurrency,
+      leaseMs: config.jobLeaseMs,
+      memoryLimitBytes: config.jobMemoryLimitBytes,
+      ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
+    },
   );
   const service = new JobService({
     jobs: repositories.jobs,
@@ -75,6 +80,7 @@ export function createJobSystem(context: JobSystemContext, options: { eventPollM
     runner,
     maxUnfinishedJobsPerTenant: config.maxConcurrentJobsPerTenant,
     kinds: { pull: pull.parser },
+    maxModelParameters: config.maxModelParameters,
   });
   const routes = jobRoutes({
     service,

@@ -188,16 +188,20 @@ describe('POST /api/v1/models/:name/versions with {"url", "sha256"}', () => {
     expect((await finalJob(submitted.json().job.id)).status).toBe('succeeded');
     const unknown = await call(server.app, server.adminKey, 'POST', '/api/v1/jobs', { kind: 'quantize', model: 'x' });
     expect(unknown.statusCode).toBe(400);
-    expect(unknown.json().error.message).toContain('train, pull');
+    // Refused by the request schema (a union of the kinds), before the service sees it.
+    expect((await call(server.app, server.adminKey, 'GET', '/api/v1/jobs')).json().jobs.some((job: { model: string }) => job.model === 'x')).toBe(false);
     expect((await call(server.app, server.adminKey, 'GET', '/api/v1/jobs?kind=nonsense')).statusCode).toBe(400);
   });
 });
 
 describe("Ollama's /api/pull and /api/delete", () => {
   const ollama = (path: string) => `/api/v1/api/${path}`;
+  /** Not `call`: Ollama's routes answer in Ollama's shapes, outside the /api/v1 schema contract. */
+  const callOllama = (key: string, method: 'POST' | 'DELETE', url: string, body: unknown) =>
+    server.app.inject({ method, url, headers: { authorization: `Bearer ${key}` }, payload: body as object });
 
   it('streams progress objects until success, and the tag becomes an alias', async () => {
-    const response = await call(server.app, server.adminKey, 'POST', ollama('pull'), { model: 'llama:fresh', url: `${files.origin}/file`, sha256: onnxSha256 });
+    const response = await callOllama(server.adminKey, 'POST', ollama('pull'), { model: 'llama:fresh', url: `${files.origin}/file`, sha256: onnxSha256 });
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toContain('application/x-ndjson');
     const lines = response.body.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
@@ -210,31 +214,31 @@ describe("Ollama's /api/pull and /api/delete", () => {
   });
 
   it('reports a failed pull as an error line, with stream false as an error status', async () => {
-    const streamed = await call(server.app, server.adminKey, 'POST', ollama('pull'), { model: 'llama', url: `${files.origin}/file`, sha256: 'cd'.repeat(32) });
+    const streamed = await callOllama(server.adminKey, 'POST', ollama('pull'), { model: 'llama', url: `${files.origin}/file`, sha256: 'cd'.repeat(32) });
     const lines = streamed.body.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(lines.at(-1)!.error).toContain(`not the expected ${'cd'.repeat(32)}`);
-    const whole = await call(server.app, server.adminKey, 'POST', ollama('pull'), { model: 'llama', url: `${files.origin}/missing`, stream: false });
+    const whole = await callOllama(server.adminKey, 'POST', ollama('pull'), { model: 'llama', url: `${files.origin}/missing`, stream: false });
     expect(whole.statusCode).toBe(502);
     expect(whole.json()).toEqual({ error: expect.stringContaining('404') });
   });
 
   it('needs models:write for pull and delete, and respects allowedModels', async () => {
     const viewer = await createKey(server, server.adminKey, 'viewer');
-    const pulled = await call(server.app, viewer.key, 'POST', ollama('pull'), { model: 'llama', url: `${files.origin}/file` });
+    const pulled = await callOllama(viewer.key, 'POST', ollama('pull'), { model: 'llama', url: `${files.origin}/file` });
     expect(pulled.statusCode).toBe(403);
     expect(pulled.json()).toEqual({ error: expect.any(String) });
-    expect((await call(server.app, viewer.key, 'DELETE', ollama('delete'), { model: 'llama:fresh' })).statusCode).toBe(403);
+    expect((await callOllama(viewer.key, 'DELETE', ollama('delete'), { model: 'llama:fresh' })).statusCode).toBe(403);
     const restricted = await createKey(server, server.adminKey, 'developer', { allowedModels: ['other'] });
-    expect((await call(server.app, restricted.key, 'DELETE', ollama('delete'), { model: 'llama:fresh' })).statusCode).toBe(404);
+    expect((await callOllama(restricted.key, 'DELETE', ollama('delete'), { model: 'llama:fresh' })).statusCode).toBe(404);
   });
 
   it('deletes a tag (alias), a version, then the model', async () => {
-    expect((await call(server.app, server.adminKey, 'DELETE', ollama('delete'), { model: 'llama:fresh' })).statusCode).toBe(200);
+    expect((await callOllama(server.adminKey, 'DELETE', ollama('delete'), { model: 'llama:fresh' })).statusCode).toBe(200);
     expect((await call(server.app, server.adminKey, 'GET', '/api/v1/models/llama/aliases')).json().aliases).toEqual([]);
-    expect((await call(server.app, server.adminKey, 'DELETE', ollama('delete'), { model: 'llama:1' })).statusCode).toBe(200);
+    expect((await callOllama(server.adminKey, 'DELETE', ollama('delete'), { model: 'llama:1' })).statusCode).toBe(200);
     expect((await call(server.app, server.adminKey, 'GET', '/api/v1/models/llama')).json().versions).toEqual([]);
-    expect((await call(server.app, server.adminKey, 'DELETE', ollama('delete'), { model: 'llama' })).statusCode).toBe(200);
-    const missing = await call(server.app, server.adminKey, 'DELETE', ollama('delete'), { model: 'llama' });
+    expect((await callOllama(server.adminKey, 'DELETE', ollama('delete'), { model: 'llama' })).statusCode).toBe(200);
+    const missing = await callOllama(server.adminKey, 'DELETE', ollama('delete'), { model: 'llama' });
     expect(missing.statusCode).toBe(404);
     expect(missing.json()).toEqual({ error: "model 'llama' not found" });
   });
