@@ -7,7 +7,7 @@ export interface OnnxRuntimeOptions {
   intraOpThreads?: number;
 }
 
-const fromOrtType: Partial<Record<string, TensorDataType>> = {
+export const fromOrtType: Partial<Record<string, TensorDataType>> = {
   float32: 'FP32',
   float64: 'FP64',
   float16: 'FP16',
@@ -23,7 +23,7 @@ const fromOrtType: Partial<Record<string, TensorDataType>> = {
   string: 'BYTES',
 };
 
-const toOrtType: Record<TensorDataType, ort.Tensor.Type> = {
+export const toOrtType: Record<TensorDataType, ort.Tensor.Type> = {
   FP32: 'float32',
   FP64: 'float64',
   FP16: 'float16',

@@ -67,6 +67,8 @@ export interface Runtime {
   signature(): ModelSignature;
   /** Runs the model once. `outputNames` restricts (and orders) the outputs; all outputs when omitted. */
   infer(inputs: Tensor[], outputNames?: string[]): Promise<Tensor[]>;
+  /** Inferences that may run at once (instances); 1 when absent. */
+  readonly concurrency?: number;
   /** Estimated resident memory, used by the model manager's budget. */
   memoryBytes(): number;
   dispose(): Promise<void>;
