@@ -12,7 +12,8 @@ import { Worker } from 'node:worker_threads';
 import type ort from 'onnxruntime-node';
 import { AiaasError } from '../errors.ts';
 import { fromOrtType, signatureFromMetadata, toOrtType } from './onnx-runtime.ts';
-import type { ModelSignature, Runtime, Tensor, TensorData } from './runtime.ts';
+import { cleanRuntimeError, cleanRuntimeMessage } from './runtime-errors.ts';
+import type { ModelFile, ModelSignature, Runtime, Tensor, TensorData } from './runtime.ts';
 
 export interface OnnxWorkerOptions {
   /** Worker threads, each with its own session: inferences of this version that may run at once. */
@@ -54,18 +55,23 @@ interface Waiting {
   run(instance: Instance): void;
 }
 
-/**
- * ORT's messages name internal source paths and the files it tried to open; clients get the gist,
- * the server log gets the whole text (the caller logs the cause).
- */
+/** ORT's messages name internal source paths and host files: clients get them cleaned, the log keeps `cause`. */
 function runFailed(message: string): AiaasError {
-  const firstLine = message.split('\n')[0]!.replace(/\/[^\s"']+/g, '…').slice(0, 200);
-  return new AiaasError('INVALID_TENSOR', `the model could not run on this input: ${firstLine}`, { cause: new Error(message) });
+  return new AiaasError('INFERENCE_FAILED', `the model failed to run on this input: ${cleanRuntimeMessage(message)}`, { cause: new Error(message) });
 }
 
+/**
+ * The input's buffer is transferred to the worker, not copied: after `infer` the caller's typed array
+ * is detached (empty). Every caller hands over tensors it just built (parsed requests, merged
+ * batches, warm-up zeros); one that means to reuse a tensor must pass a copy.
+ */
 function toWire(tensor: Tensor, transfer: ArrayBuffer[]): WireTensor {
   let data = tensor.data;
   if (ArrayBuffer.isView(data)) {
+    const elements = tensor.shape.reduce((product, dimension) => product * dimension, 1);
+    if (data.length !== elements) {
+      throw new AiaasError('INTERNAL', `input '${tensor.name}' holds ${data.length} elements for shape [${tensor.shape.join(', ')}] (a tensor whose buffer was already handed to a runtime?)`);
+    }
     // Transfer hands the whole buffer over; a view into a larger (shared or pooled) buffer is copied first.
     if (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength || !(data.buffer instanceof ArrayBuffer)) data = data.slice() as typeof data;
     transfer.push((data as Exclude<TensorData, string[]>).buffer as ArrayBuffer);
@@ -201,7 +207,7 @@ function startInstance(path: string, options: OnnxWorkerOptions): Promise<{ inst
       void worker.terminate();
       reject(error);
     };
-    worker.once('error', (error) => fail(new AiaasError('MODEL_LOAD_FAILED', `ONNX Runtime could not open the model: ${error.message}`, { cause: error })));
+    worker.once('error', (error) => fail(new AiaasError('MODEL_LOAD_FAILED', `ONNX Runtime could not open the model: ${cleanRuntimeError(error)}`, { cause: error })));
     worker.once('message', (message: WorkerMessage) => {
       if (message.type === 'ready') {
         try {
@@ -211,15 +217,18 @@ function startInstance(path: string, options: OnnxWorkerOptions): Promise<{ inst
           reject(error);
         }
       } else if (message.type === 'failed') {
-        const firstLine = message.message.split('\n')[0]!.replace(/\/[^\s"']+/g, '…').slice(0, 200);
-        fail(new AiaasError('MODEL_LOAD_FAILED', `ONNX Runtime could not open the model: ${firstLine}`, { cause: new Error(message.message) }));
+        fail(new AiaasError('MODEL_LOAD_FAILED', `ONNX Runtime could not open the model: ${cleanRuntimeMessage(message.message)}`, { cause: new Error(message.message) }));
       }
     });
   });
 }
 
-/** Opens `instances` sessions of the ONNX model at `path`, each in its own worker thread. */
-export async function openOnnxInWorkers(path: string, options: OnnxWorkerOptions): Promise<Runtime & { readonly concurrency: number }> {
+/**
+ * Opens `instances` sessions of the ONNX model file, each in its own worker thread. From the file's
+ * path, never from bytes: ORT resolves external data against the model file's directory.
+ */
+export async function openOnnxInWorkers(model: ModelFile | string, options: OnnxWorkerOptions): Promise<Runtime & { readonly concurrency: number }> {
+  const path = typeof model === 'string' ? model : model.path;
   if (!Number.isInteger(options.instances) || options.instances < 1) throw new RangeError('instances must be an integer >= 1');
   const started = await Promise.allSettled(Array.from({ length: options.instances }, () => startInstance(path, options)));
   const failed = started.find((result) => result.status === 'rejected');
@@ -228,7 +237,8 @@ export async function openOnnxInWorkers(path: string, options: OnnxWorkerOptions
     throw (failed as PromiseRejectedResult).reason;
   }
   const ready = started.map((result) => (result as PromiseFulfilledResult<{ instance: Instance; signature: ModelSignature }>).value);
-  const memoryBytes = options.measuredMemoryBytes ?? (await stat(path)).size * options.instances;
+  const fileBytes = typeof model === 'string' ? (await stat(path)).size : model.sizeBytes;
+  const memoryBytes = options.measuredMemoryBytes ?? fileBytes * options.instances;
   return new OnnxWorkerRuntime(
     ready.map((item) => item.instance),
     ready[0]!.signature,

@@ -61,11 +61,11 @@ describe('ONNX models in worker threads', () => {
     expect((error as Error).message).not.toContain(directory);
   });
 
-  it('answers a bad input with INVALID_TENSOR and keeps serving', async () => {
+  it('answers a bad input with INFERENCE_FAILED and keeps serving', async () => {
     const runtime = await openOnnxInWorkers(join(directory, 'linear.onnx'), { instances: 1, intraOpThreads: 1 });
     try {
       const error = await runtime.infer([{ name: 'x', datatype: 'FP32', shape: [1, 5], data: new Float32Array(5) }]).catch((caught: unknown) => caught);
-      expect(AiaasError.isInstance(error) && error.code).toBe('INVALID_TENSOR');
+      expect(AiaasError.isInstance(error) && error.code).toBe('INFERENCE_FAILED');
       expect((error as Error).message).not.toMatch(/onnxruntime_src|\/.+\.cc/);
       expect((await runtime.infer([x([[0, 0, 0]])]))[0]!.shape).toEqual([1, 2]);
     } finally {
