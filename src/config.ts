@@ -42,6 +42,7 @@ export interface AiaasConfig {
   modelMemoryBudgetBytes: number;
   modelIdleUnloadMs: number;
   inferenceThreads: number;
+  inferenceInstances: number;
   batchMaxSize: number;
   batchMaxQueueDelayMicroseconds: number;
   batchMaxQueueSize: number;
@@ -130,7 +131,8 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('jobMemoryLimitBytes', 'integer', bytesText(defaultJobMemoryLimitBytes), 'Memory limit (RSS, native memory included) of one training job\'s process; above it the process is killed and the job fails with JOB_MEMORY_EXCEEDED.', { minimum: 64 * mebibyte }),
   setting('modelMemoryBudgetBytes', 'integer', bytesText(2048 * mebibyte), 'Memory for loaded models; least recently used models are unloaded beyond it.', { minimum: mebibyte }),
   setting('modelIdleUnloadMs', 'integer', '900000', 'Unload a model unused for this long (0 = never).', { minimum: 0 }),
-  setting('inferenceThreads', 'integer', '1', 'ONNX Runtime threads inside one served model\'s run. 1 suits small models under concurrent load (requests and batches give the parallelism); raise it for large models.', { minimum: 1, maximum: 64 }),
+  setting('inferenceThreads', 'integer', '1', 'ONNX Runtime threads inside one run of one instance of a served model. 1 suits small models under concurrent load (instances, requests and batches give the parallelism); raise it for large models.', { minimum: 1, maximum: 64 }),
+  setting('inferenceInstances', 'integer', '1', 'Instances of each loaded ONNX model, each a worker thread with its own session: runs of one version that may execute at once (like Triton\'s instance groups). Up to the core count pays off for CPU-heavy models; each instance holds its own copy of the weights.', { minimum: 1, maximum: 64 }),
   setting('batchMaxSize', 'integer', '64', 'Default dynamic batching: most rows merged into one run (1 disables merging).', { minimum: 1 }),
   setting('batchMaxQueueDelayMicroseconds', 'integer', '0', 'Default dynamic batching: how long a request may wait for others to join its batch.', { minimum: 0 }),
   setting('batchMaxQueueSize', 'integer', '1024', 'Default dynamic batching: waiting requests per model version before 503 QUEUE_FULL.', { minimum: 1 }),
@@ -297,6 +299,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     modelMemoryBudgetBytes: value('modelMemoryBudgetBytes'),
     modelIdleUnloadMs: value('modelIdleUnloadMs'),
     inferenceThreads: value('inferenceThreads'),
+    inferenceInstances: value('inferenceInstances'),
     batchMaxSize: value('batchMaxSize'),
     batchMaxQueueDelayMicroseconds: value('batchMaxQueueDelayMicroseconds'),
     batchMaxQueueSize: value('batchMaxQueueSize'),

@@ -38,6 +38,8 @@ export const errorCatalogue = {
   MODEL_LOAD_FAILED: { status: 503, title: 'Model could not be loaded' },
   MODEL_NOT_READY: { status: 503, title: 'Model not ready' },
   QUEUE_FULL: { status: 503, title: 'Inference queue full' },
+  // The client went away while its request waited; nobody reads this answer (nginx's 499).
+  CLIENT_DISCONNECTED: { status: 499, title: 'Client closed the request' },
   // training-time failures (reported on jobs and by the CLI)
   TRAINING_DIVERGED: { status: 422, title: 'Training produced a non-finite loss' },
   // inference: the input passed the signature checks but the model failed on it (src/runtimes)

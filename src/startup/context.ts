@@ -22,7 +22,7 @@ import { serverSecretFileName } from '../security/server-secrets.ts';
 import { TenantKeyService } from '../security/tenant-keys.ts';
 import { TenantTextCipher } from '../security/tenant-text.ts';
 import { ModelManager, type ModelManagerOptions } from '../inference/model-manager.ts';
-import { loadOnnxRuntime } from '../runtimes/onnx-runtime.ts';
+import { openOnnxInWorkers } from '../runtimes/onnx-worker-runtime.ts';
 import { AccessService } from '../platform/access.ts';
 import { DatasetService } from '../platform/datasets.ts';
 import { ModelRegistry } from '../platform/model-registry.ts';
@@ -219,7 +219,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         maxQueueSize: config.batchMaxQueueSize,
       },
       metrics,
-      loadRuntime: options.loadRuntime ?? ((model) => loadOnnxRuntime(model, { intraOpThreads: config.inferenceThreads })),
+      // Inference never runs on the main thread: each instance is a worker thread with its own session.
+      loadRuntime: options.loadRuntime ?? ((model) => openOnnxInWorkers(model, { instances: config.inferenceInstances, intraOpThreads: config.inferenceThreads })),
     });
     closers.unshift(() => manager.close());
     const registry: ModelRegistry = new ModelRegistry({
