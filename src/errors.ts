@@ -42,6 +42,12 @@ export const errorCatalogue = {
   // security: envelope encryption (src/security)
   KEY_DESTROYED: { status: 410, title: 'Tenant data key was destroyed; its data is unrecoverable' },
   DATA_KEY_UNWRAP_FAILED: { status: 500, title: 'Tenant data key could not be unwrapped with the master key' },
+  // backups and data-directory checks (src/storage/backup, src/startup/backups.ts)
+  TARGET_NOT_EMPTY: { status: 409, title: 'Target directory exists and is not empty' },
+  BACKUP_INVALID: { status: 422, title: 'Not a complete, intact backup' },
+  BACKUP_NOT_CONFIGURED: { status: 409, title: 'No backup directory is configured' },
+  BACKUP_IN_PROGRESS: { status: 409, title: 'A backup is already running' },
+  DATABASE_CORRUPT: { status: 500, title: 'The database failed its integrity check' },
   // http: request framing (src/http)
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
 } as const satisfies Record<string, { status: number; title: string }>;

@@ -26,6 +26,7 @@ import { UsageCounter } from '../platform/usage.ts';
 import { createRepositories, FileSystemArtifactStore, openDatabase, type Database, type Repositories } from '../storage/index.ts';
 import { RepositoryDataKeyStore } from './data-key-store.ts';
 import { createJobSystem, type JobSystem } from '../jobs/job-system.ts';
+import { BackupService } from './backups.ts';
 
 export interface ServerContext {
   readonly config: AiaasConfig;
@@ -43,6 +44,8 @@ export interface ServerContext {
   readonly usage: UsageCounter;
   /** Training jobs: queue, worker threads and routes; started by `startServer` once listening. */
   readonly jobs: JobSystem;
+  /** Server-made backups into `backupDir`, and their schedule (started by `startServer`). */
+  readonly backups: BackupService;
   readonly logger: Logger;
   readonly now: () => Date;
   /** The operator tenant, and the admin key generated for it on this start (print once, never log). */
@@ -183,6 +186,9 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         await jobs.cancelTenantJobs(tenantId);
       },
     });
+    const backups = new BackupService({ config, ring: () => keys.ring, snapshotDatabase: (destination) => database.backupTo(destination), audit, logger, now });
+    // Before the database closes: a running backup is still reading it.
+    closers.unshift(() => backups.close());
     const bootstrapped = await access.bootstrap(config.bootstrapKey);
     if (bootstrapped.created) logger.info({ tenantId: bootstrapped.tenant.id }, 'empty store: created the operator tenant and its first admin key');
 
@@ -203,6 +209,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       audit,
       usage,
       jobs,
+      backups,
       logger,
       now,
       bootstrap: {
