@@ -302,6 +302,29 @@ export type AuditVerification =
   | { ok: true; count: number }
   | { ok: false; position: number; seq: number; reason: string; message?: string };
 
+// Backups (operator admins)
+
+export interface ServerBackup {
+  name: string;
+  createdAt: string;
+  tenants: number;
+  artifacts: number;
+  bytes: number;
+  /** Older backups that retention removed after this one. */
+  pruned: string[];
+}
+
+export interface BackupListing {
+  name: string;
+  /** complete: a whole manifest (file hashes are checked by `aiaas backup verify`); incomplete: interrupted or damaged. */
+  state: 'complete' | 'incomplete';
+  createdAt: string | null;
+  tenants: number | null;
+  artifacts: number | null;
+  bytes: number | null;
+  problem: string | null;
+}
+
 export interface UsageRow {
   model: string;
   day: string;
