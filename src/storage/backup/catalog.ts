@@ -77,17 +77,15 @@ export async function listBackups(backupDir: string): Promise<BackupListing[]> {
  */
 export async function pruneBackups(backupDir: string, options: { keep: number; prefix: string; except?: string }): Promise<string[]> {
   const removed: string[] = [];
-  const ours = (await listBackups(backupDir)).filter((listing) => listing.name.startsWith(options.prefix) && listing.path !== options.except);
-  const complete = ours.filter((listing) => listing.state === 'complete');
-  for (const listing of complete.slice(options.keep)) {
+  const ours = (await listBackups(backupDir)).filter((listing) => listing.name.startsWith(options.prefix));
+  const stale = [
+    ...ours.filter((listing) => listing.state === 'complete').slice(options.keep),
+    ...ours.filter((listing) => listing.name.endsWith(partialSuffix)),
+  ];
+  for (const listing of stale) {
+    if (listing.path === options.except) continue;
     await rm(listing.path, { recursive: true, force: true });
     removed.push(listing.name);
-  }
-  for (const listing of ours) {
-    if (listing.name.endsWith(partialSuffix)) {
-      await rm(listing.path, { recursive: true, force: true });
-      removed.push(listing.name);
-    }
   }
   return removed;
 }
