@@ -28,8 +28,8 @@ describe('a backup killed with SIGKILL', () => {
     expect((await uploadOnnxModel(server, server.adminKey, 'blobs', classifierModel().exportOnnx())).statusCode).toBe(201);
 
     // A named pipe among the artifacts: the backup's read of it blocks until a writer appears, which
-    // none ever does. That holds the child between its database snapshot and its manifest for as long
-    // as this test likes, so the kill lands mid-backup by construction, not by timing.
+    // none ever does. That holds the child in the middle of its artifact copy for as long as this
+    // test likes, so the kill lands mid-backup by construction, not by timing.
     const hex = '8'.repeat(64);
     const pipeDirectory = join(server.dataDir, 'artifacts', '88', '88');
     await mkdir(pipeDirectory, { recursive: true });
@@ -46,7 +46,7 @@ describe('a backup killed with SIGKILL', () => {
     await new Promise<void>((resolve, reject) => {
       const onData = (chunk: Buffer) => {
         output += chunk.toString();
-        if (output.includes('database snapshot taken')) resolve();
+        if (output.includes('copying 5 artifacts')) resolve();
       };
       child.stdout!.on('data', onData);
       child.stderr!.on('data', onData);
@@ -59,7 +59,7 @@ describe('a backup killed with SIGKILL', () => {
     // Nothing under the final name; the leftover is rejected however it is named.
     await expect(stat(out)).rejects.toMatchObject({ code: 'ENOENT' });
     const leftover = `${out}${partialSuffix}`;
-    expect(await readdir(leftover)).toContain('aiaas.db');
+    expect(await readdir(leftover)).toEqual(['artifacts']);
     const asLeft = await verifyBackup(leftover);
     expect(asLeft.ok).toBe(false);
     expect(asLeft.problems).toEqual([expect.stringMatching(/is an interrupted backup/), 'manifest.json is missing: the backup never completed']);

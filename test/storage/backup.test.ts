@@ -102,16 +102,18 @@ describe('backupDataDirectory', () => {
   });
 
   it('takes the snapshot again when an artifact it references is deleted before it is copied', async () => {
-    const extra = await call(server.app, server.adminKey, 'POST', '/api/v1/datasets?name=doomed', irisLikeCsv(), { 'content-type': 'text/csv' });
-    const doomed = extra.json().dataset as { id: string; artifactRef?: string };
     let snapshots = 0;
     const out = join(scratch, 'raced');
     await backupDataDirectory(server.config, ring, out, {
       snapshotDatabase: async (destination) => {
-        await server.context.database.backupTo(destination);
         snapshots += 1;
-        // A deletion between the snapshot and the copy removes the row and then the file.
-        if (snapshots === 1) expect((await call(server.app, server.adminKey, 'DELETE', `/api/v1/datasets/${doomed.id}`)).statusCode).toBe(204);
+        if (snapshots > 1) return server.context.database.backupTo(destination);
+        // Uploaded after the bulk copy, so only the snapshot knows it; deleted (row, then file)
+        // before its file is copied.
+        const late = await call(server.app, server.adminKey, 'POST', '/api/v1/datasets?name=late', irisLikeCsv(), { 'content-type': 'text/csv' });
+        expect(late.statusCode).toBe(201);
+        await server.context.database.backupTo(destination);
+        expect((await call(server.app, server.adminKey, 'DELETE', `/api/v1/datasets/${late.json().dataset.id}`)).statusCode).toBe(204);
       },
     });
     expect(snapshots).toBe(2);

@@ -118,18 +118,44 @@ export async function createBackup(options: CreateBackupOptions): Promise<Backup
   }
 }
 
+type CopiedArtifacts = Map<ArtifactRef, { bytes: number; sha256: string }>;
+
+/** Copies one artifact, checking its bytes against its name; false when the file is gone. */
+async function copyArtifact(artifactDir: string, partial: string, ref: ArtifactRef, copied: CopiedArtifacts): Promise<boolean> {
+  const relative = artifactRelativePath(ref);
+  let entry;
+  try {
+    entry = await copyHashed(join(artifactDir, relative), join(partial, artifactsDirectoryName, relative));
+  } catch (error) {
+    if (isMissing(error)) return false;
+    throw error;
+  }
+  if (`sha256:${entry.sha256}` !== ref) {
+    throw new AiaasError('ARTIFACT_CORRUPT', `Artifact ${ref} on disk does not match its name (it hashes to sha256:${entry.sha256}); run aiaas admin check`, {
+      details: { ref },
+    });
+  }
+  copied.set(ref, entry);
+  return true;
+}
+
 /**
- * Snapshot, then copy the artifacts the snapshot references (plus older unreferenced files, so
- * the copy mirrors the artifact directory as of the snapshot). Artifacts are immutable and written
- * before the rows naming them, so every referenced file exists unless a deletion ran after the
- * snapshot; then the snapshot is retaken and only the difference copied.
+ * Copy first, snapshot second, then copy the difference. Artifacts are immutable and written
+ * before the rows naming them, so after the bulk copy the snapshot's references are nearly all
+ * in hand; only the few written since are copied after it, which keeps the window in which a
+ * deletion (a superseded checkpoint, a deleted dataset) can remove a referenced file small. If
+ * one does, the snapshot is taken again. Files the final snapshot neither references nor
+ * predates (uploads in flight, files deleted meanwhile) are dropped from the backup.
  */
-async function copyConsistently(
-  options: CreateBackupOptions,
-  partial: string,
-): Promise<{ facts: SnapshotFacts; copied: Map<ArtifactRef, { bytes: number; sha256: string }> }> {
-  const maxAttempts = options.maxAttempts ?? 3;
-  const copied = new Map<ArtifactRef, { bytes: number; sha256: string }>();
+async function copyConsistently(options: CreateBackupOptions, partial: string): Promise<{ facts: SnapshotFacts; copied: CopiedArtifacts }> {
+  const maxAttempts = options.maxAttempts ?? 5;
+  const copied: CopiedArtifacts = new Map();
+  const initial = (await scanArtifactDirectory(options.artifactDir)).artifacts;
+  for (const [index, file] of initial.entries()) {
+    await copyArtifact(options.artifactDir, partial, file.ref, copied);
+    options.onProgress?.({ stage: 'artifact', copied: index + 1, total: initial.length });
+  }
+
   const databaseCopy = join(partial, databaseFileName);
   for (let attempt = 1; ; attempt += 1) {
     const snapshotStartedMs = Date.now();
@@ -141,42 +167,30 @@ async function copyConsistently(
     }
     options.onProgress?.({ stage: 'database', attempt });
 
-    const referenced = new Map<string, string>();
+    // A deleted tenant's artifacts are unreadable without its key: carried only while still on disk.
+    const required = new Map<ArtifactRef, string>();
+    const anyReference = new Set<string>();
     for (const reference of facts.references) {
       if (!isArtifactRef(reference.ref)) {
         throw new AiaasError('ARTIFACT_CORRUPT', `The database holds a malformed artifact ref at ${reference.where}`, { details: { where: reference.where } });
       }
-      // A deleted tenant's artifacts are unreadable without its key; they are copied only if still on disk.
-      if (!reference.tenantDeleted && !referenced.has(reference.ref)) referenced.set(reference.ref, reference.where);
+      anyReference.add(reference.ref);
+      if (!reference.tenantDeleted && !required.has(reference.ref)) required.set(reference.ref, reference.where);
     }
-    const anyReference = new Set<string>(facts.references.map((reference) => reference.ref));
-    const onDisk = (await scanArtifactDirectory(options.artifactDir)).artifacts;
-    const wanted = new Set<ArtifactRef>(referenced.keys() as Iterable<ArtifactRef>);
-    // Files newer than the snapshot that it does not name are uploads in flight: not part of this backup.
-    for (const file of onDisk) if (file.modifiedMs <= snapshotStartedMs || anyReference.has(file.ref)) wanted.add(file.ref);
-
+    const wanted = new Set<ArtifactRef>(required.keys());
+    for (const file of (await scanArtifactDirectory(options.artifactDir)).artifacts) {
+      if (file.modifiedMs <= snapshotStartedMs || anyReference.has(file.ref)) wanted.add(file.ref);
+    }
     const missing: string[] = [];
-    let done = 0;
     for (const ref of [...wanted].sort()) {
-      done += 1;
       if (copied.has(ref)) continue;
-      const relative = artifactRelativePath(ref);
-      try {
-        const entry = await copyHashed(join(options.artifactDir, relative), join(partial, artifactsDirectoryName, relative));
-        if (`sha256:${entry.sha256}` !== ref) {
-          throw new AiaasError('ARTIFACT_CORRUPT', `Artifact ${ref} on disk does not match its name (it hashes to sha256:${entry.sha256}); run aiaas admin check`, {
-            details: { ref },
-          });
-        }
-        copied.set(ref, entry);
-      } catch (error) {
-        if (!isMissing(error)) throw error;
-        if (referenced.has(ref)) missing.push(`${ref} (${referenced.get(ref)})`);
+      const present = await copyArtifact(options.artifactDir, partial, ref, copied);
+      if (!present) {
+        wanted.delete(ref);
+        if (required.has(ref)) missing.push(`${ref} (${required.get(ref)})`);
       }
-      options.onProgress?.({ stage: 'artifact', copied: done, total: wanted.size });
     }
     if (missing.length === 0) {
-      // Copies from an earlier attempt that this snapshot neither references nor predates.
       for (const ref of [...copied.keys()]) {
         if (wanted.has(ref)) continue;
         await unlink(join(partial, artifactsDirectoryName, artifactRelativePath(ref)));
