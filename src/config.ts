@@ -47,6 +47,7 @@ export interface AiaasConfig {
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   trustProxy: boolean;
+  metricsPublic: boolean;
   backupDir: string | undefined;
   backupIntervalSeconds: number;
   backupKeep: number;
@@ -129,6 +130,7 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('tlsCert', 'path', '(none)', 'PEM certificate file; with tlsKey the server speaks HTTPS and sends HSTS.'),
   setting('tlsKey', 'path', '(none)', 'PEM private key file for tlsCert.'),
   setting('trustProxy', 'boolean', 'false', 'Take the client IP (audit log) from X-Forwarded-For; enable only behind your own proxy.'),
+  setting('metricsPublic', 'boolean', 'false', 'Serve /metrics without an API key, every tenant\'s series included; otherwise it needs a key with metrics:read and shows a tenant only its own series.'),
   setting('backupDir', 'path', '(none)', 'Where the server writes backups (POST /api/v1/admin/backups and the schedule); outside dataDir, ideally on other storage.'),
   setting('backupIntervalSeconds', 'integer', '0', 'Take a backup into backupDir every this many seconds (0: no schedule).', { minimum: 0 }),
   setting('backupKeep', 'integer', '7', 'Server-made backups kept in backupDir; older ones are removed after each new one.', { minimum: 1 }),
@@ -294,6 +296,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     tlsCert: optionalPath('tlsCert'),
     tlsKey: optionalPath('tlsKey'),
     trustProxy: value('trustProxy'),
+    metricsPublic: value('metricsPublic'),
     backupDir: optionalPath('backupDir'),
     backupIntervalSeconds: value('backupIntervalSeconds'),
     backupKeep: value('backupKeep'),

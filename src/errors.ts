@@ -12,6 +12,7 @@ export const errorCatalogue = {
   INVALID_DATA: { status: 400, title: 'Invalid data file' },
   INVALID_MODEL_FILE: { status: 400, title: 'Invalid model file' },
   INVALID_WEIGHTS: { status: 400, title: 'Invalid weights file' },
+  CONTEXT_LENGTH_EXCEEDED: { status: 400, title: "Prompt longer than the model's context" },
   // 401/403 — who you are and what you may do
   UNAUTHENTICATED: { status: 401, title: 'Missing or invalid API key' },
   FORBIDDEN: { status: 403, title: 'Permission denied' },
@@ -42,6 +43,7 @@ export const errorCatalogue = {
   // security: envelope encryption (src/security)
   KEY_DESTROYED: { status: 410, title: 'Tenant data key was destroyed; its data is unrecoverable' },
   DATA_KEY_UNWRAP_FAILED: { status: 500, title: 'Tenant data key could not be unwrapped with the master key' },
+  STORED_TEXT_CORRUPT: { status: 500, title: 'Stored tenant text failed its integrity check' },
   // backups and data-directory checks (src/storage/backup, src/startup/backups.ts)
   TARGET_NOT_EMPTY: { status: 409, title: 'Target directory exists and is not empty' },
   BACKUP_INVALID: { status: 422, title: 'Not a complete, intact backup' },
