@@ -113,6 +113,8 @@ export interface BackupServiceOptions {
   /** The live ring: read at each backup, so it follows a rotation. */
   ring: () => MasterKeyRing;
   snapshotDatabase: DatabaseSnapshotter;
+  /** Defers artifact deletions while a backup runs (so a file its snapshot names cannot vanish); returns the release. */
+  holdArtifactDeletes: () => () => Promise<void>;
   audit: AuditLogger;
   logger: Logger;
   now?: () => Date;
@@ -162,10 +164,16 @@ export class BackupService {
     if (this.#running !== undefined) throw new AiaasError('BACKUP_IN_PROGRESS', 'A backup is already running; try again when it has finished');
     const running = (async () => {
       const name = serverBackupName(this.#now());
-      const summary = await backupDataDirectory(this.#options.config, this.#options.ring(), join(dir, name), {
-        snapshotDatabase: this.#options.snapshotDatabase,
-        now: this.#now,
-      });
+      const release = this.#options.holdArtifactDeletes();
+      let summary: BackupSummary;
+      try {
+        summary = await backupDataDirectory(this.#options.config, this.#options.ring(), join(dir, name), {
+          snapshotDatabase: this.#options.snapshotDatabase,
+          now: this.#now,
+        });
+      } finally {
+        await release();
+      }
       const pruned = await pruneBackups(dir, { keep: this.#options.config.backupKeep, prefix: serverBackupPrefix, except: summary.path });
       const { manifest } = summary;
       return { name, createdAt: manifest.createdAt, tenants: manifest.counts.tenants, artifacts: manifest.counts.artifacts, bytes: manifest.counts.bytes, pruned };

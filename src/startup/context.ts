@@ -216,7 +216,15 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         await jobs.cancelTenantJobs(tenantId);
       },
     });
-    const backups = new BackupService({ config, ring: () => keys.ring, snapshotDatabase: (destination) => database.backupTo(destination), audit, logger, now });
+    const backups = new BackupService({
+      config,
+      ring: () => keys.ring,
+      snapshotDatabase: (destination) => database.backupTo(destination),
+      holdArtifactDeletes: () => artifactStore.holdDeletes(),
+      audit,
+      logger,
+      now,
+    });
     // Before the database closes: a running backup is still reading it.
     closers.unshift(() => backups.close());
     const bootstrapped = await access.bootstrap(config.bootstrapKey);

@@ -210,6 +210,11 @@ describe('restore drill', () => {
     const globexDatasets = (await call(live.app, globex.adminKey, 'GET', '/api/v1/datasets')).json().datasets as { id: string }[];
     expect((await call(live.app, globex.adminKey, 'DELETE', `/api/v1/datasets/${globexDatasets[0]!.id}`)).statusCode).toBe(204);
     expect((await call(live.app, acme.adminKey, 'POST', `/api/v1/jobs/${runningJobId}/cancel`)).statusCode).toBe(202);
+    // Until the runner has handled the worker's last message, a checkpoint may still be being written.
+    await until(async () => {
+      const events = await live.context.jobs.service.events(acme.id, runningJobId, 0);
+      return events.some((event) => event.type === 'job-finished') ? true : undefined;
+    });
   });
 
   it('4-5. restores into a new directory and serves the same rows, bytes, predictions, audit chain and keys', async () => {

@@ -248,3 +248,18 @@ describe('restoreDataDirectory', () => {
 function createHashHex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
+
+describe('FileSystemArtifactStore.holdDeletes', () => {
+  it('defers deletes until the last hold is released', async () => {
+    const store = server.context.artifactStore;
+    const ref = await store.put(Buffer.from('superseded checkpoint'));
+    const first = store.holdDeletes();
+    const second = store.holdDeletes();
+    await store.delete(ref);
+    expect(await store.has(ref)).toBe(true);
+    await first();
+    expect(await store.has(ref)).toBe(true);
+    await second();
+    expect(await store.has(ref)).toBe(false);
+  });
+});
