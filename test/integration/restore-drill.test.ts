@@ -2,8 +2,8 @@
  * The restore drill of issue 7, in one run: build up tenants, datasets, models, jobs and keys; back
  * up while a training job runs and inference traffic flows; change things; restore into a new data
  * directory; start a server on it and check rows, artifact bytes, predictions, the audit chain and
- * keys. Step 6 (crypto-shredding reaching earlier backups) needs tenant data keys in a key store
- * that backups never copy (`keyStorePath`); until that setting exists it is skipped, see below.
+ * keys. Step 6: after a tenant is deleted, restoring the earlier backup (with the live key store)
+ * serves everyone else and answers the deleted tenant with KEY_DESTROYED.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,16 +13,13 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.ts';
-import { loadConfig, settingDefinitions, type ConfigValue } from '../../src/config.ts';
-import { errorCatalogue } from '../../src/errors.ts';
+import { loadConfig, type ConfigValue } from '../../src/config.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { createServerContext, type ServerContext } from '../../src/startup/context.ts';
 import { artifactRelativePath, listArtifactReferences } from '../../src/storage/artifact-references.ts';
 import { captureIo } from '../cli/helpers.ts';
 import { call, classifierModel, classifierSpec, createKey, createTenant, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from '../http/helpers.ts';
 
-/** The key store setting the key-store work adds; step 6 and the restored servers use the live store through it. */
-const keyStoreSetting = settingDefinitions.find((definition) => (definition.name as string) === 'keyStorePath');
 
 let live: TestServer;
 let scratch: string;
@@ -77,10 +74,9 @@ const stableTables: Record<string, string> = {
   finished_jobs: "SELECT * FROM jobs WHERE status = 'succeeded' ORDER BY id",
 };
 
-/** The live key store, for servers started on a restore (empty until key stores exist). */
+/** Servers started on a restore read tenant data keys from the live key store (docs/operations.md). */
 function liveKeyStoreFlags(): Record<string, ConfigValue> {
-  if (keyStoreSetting === undefined) return {};
-  return { keyStorePath: (live.config as unknown as Record<string, string>).keyStorePath };
+  return { keyStorePath: live.config.keyStorePath };
 }
 
 async function startOn(dataDir: string): Promise<{ app: FastifyInstance; context: ServerContext }> {
@@ -262,12 +258,11 @@ describe('restore drill', () => {
   });
 
   /*
-   * Needs the key store (issue 7, finding 3): tenant data keys in `keyStorePath`, which backups never
-   * copy, and restored servers started on the live one. Today the wrapped keys live in the main
-   * database, so the backup carries globex's key and the restored globex still decrypts: that is
-   * exactly what the key store fixes. Runs as soon as the `keyStorePath` setting exists.
+   * Tenant data keys live in the key store (`keyStorePath`), which backups never copy; restored
+   * servers use the live one. Before the key store, the backup carried globex's key and the restored
+   * globex still decrypted (this step then failed with 200).
    */
-  it.skipIf(keyStoreSetting === undefined)('6. after a tenant is deleted, restoring the earlier backup serves everyone else and shreds that tenant', async () => {
+  it('6. after a tenant is deleted, restoring the earlier backup serves everyone else and shreds that tenant', async () => {
     expect((await call(live.app, live.adminKey, 'DELETE', `/api/v1/tenants/${globex.id}`)).statusCode).toBe(204);
     const again = join(scratch, 'restored-after-deletion');
     await restore(again);
@@ -277,13 +272,15 @@ describe('restore drill', () => {
     for (const [key, outputs] of everyoneElse) expect(outputs).toEqual(predictionsAtBackup.get(key));
     expect(everyoneElse.size).toBe(2);
 
-    const destroyedCode = 'DATA_KEY_DESTROYED' in errorCatalogue ? 'DATA_KEY_DESTROYED' : 'KEY_DESTROYED';
+    const destroyedCode = 'KEY_DESTROYED';
     const model = await call(restored.app, globex.adminKey, 'POST', '/v2/models/flowers/versions/1/infer', {
       inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [samples[0]] }],
     });
     expect(model.statusCode, model.body).toBe(410);
-    expect(model.json().error.code).toBe(destroyedCode);
+    // V2 answers in its protocol's shape, with the code in a header.
+    expect(model.headers['x-aiaas-error-code']).toBe(destroyedCode);
     const download = await call(restored.app, globex.adminKey, 'GET', '/api/v1/models/flowers/versions/1/files/model.onnx');
+    expect(download.statusCode).toBe(410);
     expect(download.json().error.code).toBe(destroyedCode);
   });
 });

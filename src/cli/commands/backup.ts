@@ -126,7 +126,7 @@ const restoreCommand: CommandDefinition = {
     }
     context.io.stdout.write(`restored the backup of ${timestamp(result.manifest.createdAt)} into ${result.dataDir}: ${result.manifest.counts.tenants} tenants, ${result.artifacts} artifacts\n`);
     if (result.serverSecret === 'configured') context.io.stderr.write('The backed-up server used a configured server secret: start the restored one with the same AIAAS_SERVER_SECRET, or API keys will not authenticate.\n');
-    context.io.stderr.write('Tenant data keys are not in backups: start the restored server with the live key store and the same master key ring (docs/operations.md).\n');
+    context.io.stderr.write('Tenant data keys are not in backups: start the restored server with the live key store (--key-store PATH) and the same master key ring (docs/operations.md).\n');
     return 0;
   },
 };

@@ -4,6 +4,7 @@ import { AiaasError } from '../../../errors.ts';
 import type { BackupListing } from '../../../storage/backup/index.ts';
 import { authorizeOperator } from '../../auth.ts';
 import { readQuery, type PlatformRouteOptions } from './support.ts';
+import { backupSchemas } from '../../schemas/backups.ts';
 
 /**
  * A backup holds every tenant's data, so only the operator tenant's admins may take or list one,
@@ -32,7 +33,7 @@ function listingView(listing: BackupListing): Record<string, unknown> {
 }
 
 export async function backupRoutes(app: FastifyInstance, { context }: PlatformRouteOptions): Promise<void> {
-  app.post('/admin/backups', { config: { audit: { action: 'backup.create' } } }, async (request, reply) => {
+  app.post('/admin/backups', { schema: backupSchemas.create, config: { audit: { action: 'backup.create' } } }, async (request, reply) => {
     authorizeBackups(request);
     readQuery(request, []);
     // The destination is the server's own setting. A body naming a path is refused, not ignored.
@@ -48,7 +49,7 @@ export async function backupRoutes(app: FastifyInstance, { context }: PlatformRo
     return reply.status(201).send(result);
   });
 
-  app.get('/admin/backups', { config: { audit: { action: 'backup.list' } } }, async (request) => {
+  app.get('/admin/backups', { schema: backupSchemas.list, config: { audit: { action: 'backup.list' } } }, async (request) => {
     authorizeBackups(request);
     readQuery(request, []);
     return { backups: (await context.backups.list()).map(listingView) };
