@@ -5,7 +5,7 @@
  * `docs/configuration.md` carries the same table; a test keeps the two in step.
  */
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { AiaasError } from './errors.ts';
 
 const mebibyte = 1024 * 1024;
@@ -58,6 +58,9 @@ export interface AiaasConfig {
   tlsKey: string | undefined;
   trustProxy: boolean;
   metricsPublic: boolean;
+  backupDir: string | undefined;
+  backupIntervalSeconds: number;
+  backupKeep: number;
 }
 
 export type SettingName = keyof AiaasConfig;
@@ -148,6 +151,9 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('tlsKey', 'path', '(none)', 'PEM private key file for tlsCert.'),
   setting('trustProxy', 'boolean', 'false', 'Take the client IP (audit log) from X-Forwarded-For; enable only behind your own proxy.'),
   setting('metricsPublic', 'boolean', 'false', 'Serve /metrics without an API key, every tenant\'s series included; otherwise it needs a key with metrics:read and shows a tenant only its own series.'),
+  setting('backupDir', 'path', '(none)', 'Where the server writes backups (POST /api/v1/admin/backups and the schedule); outside dataDir, ideally on other storage.'),
+  setting('backupIntervalSeconds', 'integer', '0', 'Take a backup into backupDir every this many seconds (0: no schedule).', { minimum: 0 }),
+  setting('backupKeep', 'integer', '7', 'Server-made backups kept in backupDir; older ones are removed after each new one.', { minimum: 1 }),
 ];
 
 const definitionsByName = new Map(settingDefinitions.map((definition) => [definition.name, definition]));
@@ -315,6 +321,9 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     tlsKey: optionalPath('tlsKey'),
     trustProxy: value('trustProxy'),
     metricsPublic: value('metricsPublic'),
+    backupDir: optionalPath('backupDir'),
+    backupIntervalSeconds: value('backupIntervalSeconds'),
+    backupKeep: value('backupKeep'),
   };
   validateConfig(config);
   return config;
@@ -334,6 +343,15 @@ export function validateConfig(config: AiaasConfig): void {
   }
   if (config.masterKey !== undefined && config.masterKeyFile !== undefined) {
     throw invalid(definition('masterKeyFile'), 'set either masterKey (AIAAS_MASTER_KEY) or masterKeyFile (AIAAS_MASTER_KEY_FILE), not both');
+  }
+  if (config.backupIntervalSeconds > 0 && config.backupDir === undefined) {
+    throw invalid(definition('backupIntervalSeconds'), 'a backup schedule needs backupDir (--backup-dir / AIAAS_BACKUP_DIR)');
+  }
+  if (config.backupDir !== undefined) {
+    const inside = relative(config.dataDir, config.backupDir);
+    // A backup inside the data directory is lost with it: it protects against nothing.
+    const outside = inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside);
+    if (!outside) throw invalid(definition('backupDir'), `must be outside dataDir (${config.dataDir})`);
   }
   if (config.inferenceBodyLimitBytes > config.bodyLimitBytes) {
     throw invalid(definition('inferenceBodyLimitBytes'), `must not exceed bodyLimitBytes (${config.bodyLimitBytes})`);

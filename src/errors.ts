@@ -53,6 +53,12 @@ export const errorCatalogue = {
   MASTER_KEY_MISMATCH: { status: 500, title: 'The configured master key does not match this data directory' },
   // startup: one server per data directory (src/startup/data-dir-lock.ts)
   DATA_DIR_LOCKED: { status: 500, title: 'The data directory is in use by another aiaas process' },
+  // backups and data-directory checks (src/storage/backup, src/startup/backups.ts)
+  TARGET_NOT_EMPTY: { status: 409, title: 'Target directory exists and is not empty' },
+  BACKUP_INVALID: { status: 422, title: 'Not a complete, intact backup' },
+  BACKUP_NOT_CONFIGURED: { status: 409, title: 'No backup directory is configured' },
+  BACKUP_IN_PROGRESS: { status: 409, title: 'A backup is already running' },
+  DATABASE_CORRUPT: { status: 500, title: 'The database failed its integrity check' },
   // http: request framing (src/http)
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
 } as const satisfies Record<string, { status: number; title: string }>;
