@@ -1,4 +1,4 @@
-import { AiaasError } from '../errors.ts';
+import { AiaasError, quoteForError } from '../errors.ts';
 import { planModel, type ModelPlan } from '../engine/plan.ts';
 import { resolveSpec } from '../engine/spec.ts';
 import type { EarlyStoppingOptions } from '../engine/model.ts';
@@ -29,7 +29,7 @@ export interface JobRequest {
 const fields = ['model', 'spec', 'datasetId', 'testDatasetId', 'epochs', 'batchSize', 'seed', 'shuffle', 'validationSplit', 'maxSteps', 'targetLoss', 'earlyStopping', 'label'];
 
 function invalid(field: string, expected: string, actual: unknown): AiaasError {
-  return new AiaasError('INVALID_REQUEST', `${field}: expected ${expected}, got ${JSON.stringify(actual) ?? 'nothing'}`, { details: { field, expected } });
+  return new AiaasError('INVALID_REQUEST', `${field}: expected ${expected}, got ${(actual === undefined ? 'nothing' : quoteForError(actual))}`, { details: { field, expected } });
 }
 
 function integer(body: Record<string, unknown>, field: string, fallback: number, minimum: number, maximum: number): number {
