@@ -99,7 +99,8 @@ export const errorCodeHeader = 'x-aiaas-error-code';
 const inferencePrefixes = ['/v2', '/tfserving/'];
 
 /** V2 and TF-Serving URLs answer errors in their protocols' shape. */
-export function isInferenceUrl(url: string): boolean {
+export function isInferenceUrl(rawUrl: string): boolean {
+  const url = rawUrl.split('?', 1)[0]!;
   return inferencePrefixes.some((prefix) => url === prefix || url.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`));
 }
 
@@ -132,7 +133,9 @@ export function handleFrameworkError(error: FastifyError, request: FastifyReques
 
 /** Installs the error and not-found handlers on `app` (the root: child plugins may override theirs). */
 export function installErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((error: FastifyError, request, reply) => sendPlatformError(reply, toPlatformError(error, request)));
+  // Routes of the inference plugins have their own handler; this one also sees errors of requests that
+  // found no route (a body that fails to parse on the way to the 404), so it picks the shape by URL.
+  app.setErrorHandler((error: FastifyError, request, reply) => sendErrorForUrl(request, reply, toPlatformError(error, request)));
   app.setNotFoundHandler((request, reply) =>
     sendErrorForUrl(
       request,

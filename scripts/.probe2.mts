@@ -1,0 +1,10 @@
+import { createHttpFuzzWorld, runHttpFuzz, finishHttpFuzz } from '../test/fuzz/http-fuzzer.ts';
+import { Random } from '../test/fuzz/random.ts';
+const started = Date.now();
+const world = await createHttpFuzzWorld();
+console.log('setup ms', Date.now() - started, 'ops', world.operations.length, world.snapshot.split('\n').map(s=>s.slice(0,30)));
+const t = Date.now();
+const stats = await runHttpFuzz(world, new Random(Number(process.argv[2] ?? 1)), { count: Number(process.argv[3] ?? 500) });
+console.log('cases', stats.cases, 'ms', Date.now() - t, stats.statuses);
+for (const f of [...stats.failures, ...(await finishHttpFuzz(world))]) console.log(JSON.stringify(f).slice(0, 600));
+await world.server.close();
