@@ -154,10 +154,10 @@ export function corpusInputs(format: string): { file: string; bytes: Uint8Array 
   return files.map((file) => ({ file, bytes: new Uint8Array(readFileSync(join(directory, file))) }));
 }
 
-export function saveToCorpus(format: string, bytes: Uint8Array): string {
+export function saveToCorpus(format: string, bytes: Uint8Array, extension = 'bin'): string {
   const directory = join(corpusDirectory, format);
   mkdirSync(directory, { recursive: true });
-  const file = join(directory, `${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}.bin`);
+  const file = join(directory, `${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}.${extension}`);
   writeFileSync(file, bytes);
   return file;
 }

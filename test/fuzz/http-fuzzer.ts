@@ -37,6 +37,8 @@ export interface HttpFuzzFailure {
   request: string;
   status: number;
   problem: string;
+  /** The request itself, for the corpus (absent for end-of-run checks). */
+  sent?: FuzzRequest;
 }
 
 export interface HttpFuzzWorld {
@@ -44,7 +46,11 @@ export interface HttpFuzzWorld {
   operations: Operation[];
   keys: FuzzKey[];
   pools: Record<string, string[]>;
+  /** Path values that exist in tenant A. */
+  coherentPools: Record<string, string[]>;
   inputName: string;
+  /** Puts tenant A's model and dataset back when fuzzed requests deleted them, so later cases reach deep code. */
+  replenish(): Promise<void>;
   seedFiles: Uint8Array[];
   snapshot: string;
 }
@@ -160,12 +166,30 @@ export async function createHttpFuzzWorld(): Promise<HttpFuzzWorld> {
     file: ['model.onnx', 'spec.json', 'metrics.json', 'model.safetensors', '..%2F..%2Fetc%2Fpasswd', '.'],
     segment: ['keep:predict', 'clf-a:predict', 'clf-b:predict', 'clf-a:classify', 'clf-a', ':predict'],
   };
+  const coherentIds = [datasetA, ...keyIds.slice(0, 4)];
+  const replenish = async (): Promise<void> => {
+    const model = await call(server.app, tenantA.adminKey, 'GET', '/api/v1/models/clf-a/versions/1');
+    if (model.statusCode === 404) await expectStatus(await uploadOnnxModel(server, tenantA.adminKey, 'clf-a', onnx), 201, 're-upload clf-a');
+    const dataset = await call(server.app, tenantA.adminKey, 'GET', `/api/v1/datasets/${coherentIds[0]}`);
+    if (dataset.statusCode === 404) coherentIds[0] = await datasetOf(tenantA.adminKey, `data-a-${Date.now()}`);
+  };
+  const coherentPools: Record<string, string[]> = {
+    name: ['clf-a'],
+    id: coherentIds,
+    version: ['1', 'latest'],
+    selector: ['1', 'latest'],
+    alias: ['prod', 'stable'],
+    file: ['model.onnx', 'spec.json', 'metrics.json'],
+    segment: ['clf-a:predict'],
+  };
   return {
     server,
     operations,
     keys,
     pools,
+    coherentPools,
     inputName,
+    replenish,
     seedFiles: [new TextEncoder().encode(csv), onnx],
     snapshot: await takeSnapshot(server, protectedTenant.adminKey, inputName, protectedDataset),
     // kept for the final comparison
@@ -190,8 +214,9 @@ function randomString(random: Random, length: number): string {
   return out;
 }
 
-function pathValue(random: Random, world: HttpFuzzWorld, parameter: string): string {
-  const roll = random.int(20);
+function pathValue(random: Random, world: HttpFuzzWorld, parameter: string, coherent: boolean): string {
+  const roll = random.int(coherent ? 60 : 20);
+  if (coherent && roll >= 4) return random.pick(world.coherentPools[parameter] ?? world.coherentPools.name!);
   if (roll === 0) return random.pick(['%zz', '%', 'a%E0%A4', '%C0%AF', '%00']);
   if (roll === 1) return 'x'.repeat(random.pick([257, 300, 5000]));
   if (roll === 2) return encodeURIComponent(randomString(random, 1 + random.int(20)));
@@ -322,7 +347,7 @@ function mutateJson(random: Random, value: unknown): string {
   return text;
 }
 
-interface FuzzRequest {
+export interface FuzzRequest {
   method: Method;
   url: string;
   headers: Record<string, string>;
@@ -331,7 +356,9 @@ interface FuzzRequest {
 
 function buildRequest(random: Random, world: HttpFuzzWorld): FuzzRequest {
   const operation = pickOperation(random, world.operations);
-  let url = operation.path.replace(/\{([A-Za-z0-9_]+)\}/g, (_, parameter: string) => pathValue(random, world, parameter));
+  // Coherent requests use tenant A's own key and resources, so they get past 401/403/404 into the handlers.
+  const coherent = random.chance(0.5);
+  let url = operation.path.replace(/\{([A-Za-z0-9_]+)\}/g, (_, parameter: string) => pathValue(random, world, parameter, coherent));
   if (random.chance(0.2)) {
     const query = random.pick([
       'limit=-1', 'limit=1e99', 'offset=abc', 'after=%zz', 'name=x&name=y', `name=${'n'.repeat(5000)}`, 'format=zip', 'status=weird', 'limit=5&offset=1',
@@ -344,6 +371,10 @@ function buildRequest(random: Random, world: HttpFuzzWorld): FuzzRequest {
   const keyRoll = random.int(12);
   if (keyRoll === 0) headers['x-api-key'] = random.pick(['aiaas_garbage', '', 'x'.repeat(10_000)]);
   else if (keyRoll === 1) headers.authorization = random.pick(['Bearer', 'Basic abc', `Bearer ${'a'.repeat(5000)}`]);
+  else if (coherent) {
+    const label = random.pick(['a-admin', 'a-developer']);
+    headers.authorization = `Bearer ${world.keys.find((key) => key.label === label)!.key}`;
+  }
   else if (keyRoll > 2) headers.authorization = `Bearer ${random.pick(fuzzKeys).key}`;
   if (random.chance(0.05)) headers['x-request-id'] = random.pick(['ok-id', 'x'.repeat(500), 'bad id\u0001']);
 
@@ -436,15 +467,33 @@ export async function runHttpFuzz(world: HttpFuzzWorld, random: Random, limits: 
       const key = `${request.method} ${request.url.split('?')[0]!.slice(0, 60)} ${problem.slice(0, 60)}`;
       if (!seen.has(key)) {
         seen.add(key);
-        stats.failures.push({ request: describeRequest(request), status, problem });
+        stats.failures.push({ request: describeRequest(request), status, problem, sent: request });
       }
     }
     if (stats.cases % 50 === 0) {
+      await world.replenish();
       const health = await world.server.app.inject({ method: 'GET', url: '/healthz' });
       if (health.statusCode !== 200) stats.failures.push({ request: 'GET /healthz', status: health.statusCode, problem: 'server stopped answering' });
     }
   }
   return stats;
+}
+
+/** Sends one stored request and checks its response. */
+export async function replayHttpCase(world: HttpFuzzWorld, request: FuzzRequest): Promise<string | undefined> {
+  const response = await world.server.app.inject({ method: request.method, url: request.url, headers: request.headers, ...(request.payload === undefined ? {} : { payload: request.payload }) });
+  return checkResponse(request.url, response);
+}
+
+/** A failing request as a corpus file (the body base64, since fuzz bodies are often not text). */
+export function encodeHttpCase(request: FuzzRequest): string {
+  const payload = request.payload === undefined ? undefined : Buffer.from(request.payload).toString('base64');
+  return `${JSON.stringify({ method: request.method, url: request.url, headers: request.headers, payload }, null, 2)}\n`;
+}
+
+export function decodeHttpCase(bytes: Uint8Array): FuzzRequest {
+  const stored = JSON.parse(Buffer.from(bytes).toString('utf8')) as { method: Method; url: string; headers: Record<string, string>; payload?: string };
+  return { method: stored.method, url: stored.url, headers: stored.headers, ...(stored.payload === undefined ? {} : { payload: Buffer.from(stored.payload, 'base64') }) };
 }
 
 /** The end-of-run checks: the server answers and the protected tenant's data is unchanged. */

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createHttpFuzzWorld, finishHttpFuzz, runHttpFuzz, type HttpFuzzWorld } from './http-fuzzer.ts';
+import { corpusInputs } from './formats.ts';
+import { createHttpFuzzWorld, decodeHttpCase, finishHttpFuzz, replayHttpCase, runHttpFuzz, type HttpFuzzWorld } from './http-fuzzer.ts';
 import { Random } from './random.ts';
 
 /** Bounded for `npm test`; `npm run fuzz -- --minutes N` runs the same generator for longer. */
@@ -11,6 +12,15 @@ beforeAll(async () => {
   world = await createHttpFuzzWorld();
 });
 afterAll(async () => world.server.close());
+
+it('replays the corpus of requests that once failed (corpus/http/)', async () => {
+  const problems: string[] = [];
+  for (const { file, bytes } of corpusInputs('http')) {
+    const problem = await replayHttpCase(world, decodeHttpCase(bytes));
+    if (problem !== undefined) problems.push(`${file}: ${problem}`);
+  }
+  expect(problems).toEqual([]);
+});
 
 it(`${cases} mutated requests derived from /openapi.json: no 500, catalogued error shapes, server alive, stored data unchanged`, async () => {
   expect(world.operations.length).toBeGreaterThan(50);
