@@ -1,5 +1,7 @@
 /**
- * A nesting limit for JSON request bodies, checked on the text before parsing. JSON.parse itself
+ * A nesting limit for the platform's JSON request bodies (`/api/v1`), checked on the text before
+ * parsing. (The inference routes bound tensor rank instead: their bodies are large and every walk of
+ * them is bounded by the rank limit.) JSON.parse itself
  * copes with any depth, but everything after it that walks the value (tensor parsers, spec
  * validation, the audit chain's canonical JSON, JSON.stringify) recurses, and 200k levels of `[`
  * overflow the stack there. Refusing the body up front keeps every later walk shallow.

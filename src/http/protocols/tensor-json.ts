@@ -4,7 +4,6 @@
  * that keeps 64-bit integers exact.
  */
 import { AiaasError, quoteForError } from '../../errors.ts';
-import { assertJsonDepth } from '../json-depth.ts';
 import type { ModelSignature, Tensor, TensorData, TensorDataType, TensorSpec } from '../../runtimes/runtime.ts';
 import { allocateTensorData, elementCount } from '../../runtimes/tensor.ts';
 
@@ -387,7 +386,8 @@ function isPlainNumberArray(items: readonly unknown[], allowNonFinite: boolean):
  */
 export function parseJsonBody(text: string, allowNonFiniteTokens: boolean): unknown {
   if (text.trim() === '') return undefined;
-  assertJsonDepth(text);
+  // No up-front depth scan here (it would cost about half a JSON.parse on large tensors): JSON.parse
+  // copes with any depth, and every walk of the parsed value below is bounded by maxTensorRank.
   const source = allowNonFiniteTokens ? quoteNonFiniteTokens(text) : text;
   try {
     return JSON.parse(source) as unknown;
