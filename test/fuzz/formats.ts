@@ -15,13 +15,15 @@ import { encodeIdx, loadIdxPair, parseIdx } from '../../src/data/idx.ts';
 import { parseJsonLines } from '../../src/data/jsonl.ts';
 import { detectDatasetFormat } from '../../src/data/load.ts';
 import { decodeSafetensors, encodeSafetensors } from '../../src/data/safetensors.ts';
-import { loadWeights } from '../../src/engine/saved-model.ts';
+import { loadWeights, modelFromBytes } from '../../src/engine/saved-model.ts';
+import { planModel } from '../../src/engine/plan.ts';
+import { resolveSpec } from '../../src/engine/spec.ts';
 import { Model } from '../../src/engine/index.ts';
 import { AiaasError } from '../../src/errors.ts';
 import { readTar, writeTar } from '../../src/platform/tar.ts';
 import { validateOnnxInChild } from '../../src/runtimes/validate-in-child.ts';
 import { packTar, parseTar, TarError } from '../../src/sdk/tar.ts';
-import { mutateBytes, Random } from './random.ts';
+import { mutateBytes, mutateJson, Random } from './random.ts';
 
 export const corpusDirectory = fileURLToPath(new URL('./corpus/', import.meta.url));
 
@@ -30,6 +32,8 @@ export interface FormatTarget {
   /** Valid inputs to mutate. */
   seeds: readonly Uint8Array[];
   parse(bytes: Uint8Array): unknown;
+  /** JSON documents to mutate structurally (wrong types, huge values, deep nesting), besides bytewise. */
+  structured?: readonly unknown[];
   /** A spawned child per case: run rarely. */
   slow?: boolean;
   /** Errors the format's contract allows, besides AiaasError. */
@@ -75,7 +79,7 @@ export function formatTargets(): FormatTarget[] {
   onnxSeed ??= model().exportOnnx();
   return [
     { name: 'csv', seeds: [text(csvSample())], parse: (bytes) => parseCsv(bytes, { fileName: 'fuzz.csv' }) },
-    { name: 'jsonl', seeds: [text(jsonlSample())], parse: (bytes) => parseJsonLines(bytes, { fileName: 'fuzz.jsonl' }) },
+    { name: 'jsonl', seeds: [text(jsonlSample())], structured: [{ x: [[1, 2], [3, 4]], y: 0.5, label: 1 }, { x: 1, label: [0, 1] }], parse: (bytes) => parseJsonLines(bytes, { fileName: 'fuzz.jsonl' }) },
     {
       name: 'idx',
       seeds: [idxImages, idxLabels],
@@ -98,6 +102,25 @@ export function formatTargets(): FormatTarget[] {
       },
     },
     {
+      // spec.json as job submissions and saved-model uploads read it: resolve, plan, build with weights.
+      name: 'spec',
+      seeds: [text(JSON.stringify(spec)), text(JSON.stringify(convolutionSpec))],
+      structured: [spec, convolutionSpec],
+      parse: async (bytes) => {
+        const specText = new TextDecoder().decode(bytes);
+        let document: unknown;
+        try {
+          document = JSON.parse(specText);
+        } catch {
+          return undefined; // the server maps a syntax error to INVALID_SPEC before the engine sees it
+        }
+        const plan = planModel(resolveSpec(document));
+        // Building allocates every parameter: bounded here as the upload path's parameter cap bounds it.
+        if (plan.parameterCount <= 100_000) await modelFromBytes(specText, weightsFor(specText)).dispose();
+        return plan;
+      },
+    },
+    {
       name: 'tar',
       seeds: [writeTar([{ name: 'model/spec.json', bytes: text(JSON.stringify(spec)) }, { name: 'model/model.onnx', bytes: onnxSeed.subarray(0, 300) }])],
       parse: (bytes) => readTar(bytes),
@@ -115,6 +138,28 @@ export function formatTargets(): FormatTarget[] {
       parse: (bytes) => validateOnnxInChild(bytes, { timeoutMs: 20_000, memoryLimitBytes: 512 * 1024 ** 2 }),
     },
   ];
+}
+
+const convolutionSpec = {
+  name: 'conv',
+  input: { shape: [6, 6, 1] },
+  layers: [
+    { type: 'conv2d', filters: 2, kernelSize: 3, activation: 'relu' },
+    { type: 'maxPooling2d', poolSize: 2 },
+    { type: 'flatten' },
+    { type: 'dropout', rate: 0.2 },
+    { type: 'dense', units: 3, activation: 'softmax' },
+  ],
+  compile: { optimizer: { type: 'adam', learningRate: 0.01 }, loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] },
+};
+
+/** Weights that match a spec, so the build-and-load path runs past the weight check. */
+function weightsFor(specText: string): Uint8Array {
+  try {
+    return encodeWeightsOf(Model.fromSpec(JSON.parse(specText) as unknown, { seed: 1 }));
+  } catch {
+    return encodeWeightsOf(model());
+  }
 }
 
 function encodeWeightsOf(target: Model): Uint8Array {
@@ -164,5 +209,8 @@ export function saveToCorpus(format: string, bytes: Uint8Array, extension = 'bin
 
 /** Mutated inputs for `target`, deterministic for a seed. */
 export function* mutatedInputs(target: FormatTarget, random: Random): Generator<Uint8Array> {
-  for (;;) yield mutateBytes(random, random.pick(target.seeds), target.seeds);
+  for (;;) {
+    if (target.structured !== undefined && random.chance(0.6)) yield text(mutateJson(random, random.pick(target.structured)));
+    else yield mutateBytes(random, random.pick(target.seeds), target.seeds);
+  }
 }

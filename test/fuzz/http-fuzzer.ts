@@ -11,7 +11,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { errorCatalogue, type ErrorCode } from '../../src/errors.ts';
 import { isInferenceUrl } from '../../src/http/errors.ts';
 import { call, classifierModel, createKey, createTenant, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from '../http/helpers.ts';
-import { boundaryNumbers, mutateBytes, Random } from './random.ts';
+import { mutateBytes, mutateJson, Random, randomString } from './random.ts';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 type JsonSchema = Record<string, unknown>;
@@ -31,6 +31,8 @@ interface FuzzKey {
   key: string;
   /** The operator admin may delete anything (tenants included): it only reads and creates tenants. */
   readOnly: boolean;
+  /** How to mint a replacement when a fuzzed request revoked this key. */
+  remint?: () => Promise<string>;
 }
 
 export interface HttpFuzzFailure {
@@ -122,11 +124,16 @@ export async function createHttpFuzzWorld(): Promise<HttpFuzzWorld> {
     keys.push({ label: `${label}-admin`, key: tenant.adminKey, readOnly: false });
     for (const role of ['developer', 'viewer', 'inference']) {
       const created = await createKey(server, tenant.adminKey, role);
-      keys.push({ label: `${label}-${role}`, key: created.key, readOnly: false });
+      keys.push({ label: `${label}-${role}`, key: created.key, readOnly: false, remint: async () => (await createKey(server, tenant.adminKey, role)).key });
       keyIds.push(created.id);
     }
     const restricted = await createKey(server, tenant.adminKey, 'developer', { allowedModels: [`clf-${label}`] });
-    keys.push({ label: `${label}-restricted`, key: restricted.key, readOnly: false });
+    keys.push({
+      label: `${label}-restricted`,
+      key: restricted.key,
+      readOnly: false,
+      remint: async () => (await createKey(server, tenant.adminKey, 'developer', { allowedModels: [`clf-${label}`] })).key,
+    });
   }
   // The protected tenant's read-only roles are fuzzed too; its admin and developer keys are not.
   for (const role of ['viewer', 'inference']) {
@@ -172,6 +179,10 @@ export async function createHttpFuzzWorld(): Promise<HttpFuzzWorld> {
     if (model.statusCode === 404) await expectStatus(await uploadOnnxModel(server, tenantA.adminKey, 'clf-a', onnx), 201, 're-upload clf-a');
     const dataset = await call(server.app, tenantA.adminKey, 'GET', `/api/v1/datasets/${coherentIds[0]}`);
     if (dataset.statusCode === 404) coherentIds[0] = await datasetOf(tenantA.adminKey, `data-a-${Date.now()}`);
+    for (const key of keys) {
+      if (key.remint === undefined) continue;
+      if ((await call(server.app, key.key, 'GET', '/api/v1/me')).statusCode === 401) key.key = await key.remint();
+    }
   };
   const coherentPools: Record<string, string[]> = {
     name: ['clf-a'],
@@ -207,12 +218,6 @@ function pickOperation(random: Random, operations: readonly Operation[]): Operat
   return operations[operations.length - 1]!;
 }
 
-function randomString(random: Random, length: number): string {
-  const alphabet = 'abcXYZ019-_.:;$%/\\ "\'<>{}[]é漢\u0000\u202e';
-  let out = '';
-  for (let index = 0; index < length; index++) out += alphabet[random.int(alphabet.length)];
-  return out;
-}
 
 function pathValue(random: Random, world: HttpFuzzWorld, parameter: string, coherent: boolean): string {
   const roll = random.int(coherent ? 60 : 20);
@@ -290,61 +295,6 @@ function fromSchema(random: Random, schema: JsonSchema, depth = 0): unknown {
     default:
       return {};
   }
-}
-
-const deepMarker = '"\u0000deep\u0000"';
-
-/** Applies one JSON-level mutation; deep nesting is spliced in as text (building it as a value would overflow JSON.stringify). */
-function mutateJson(random: Random, value: unknown): string {
-  const leaves: { parent: Record<string, unknown> | unknown[]; key: string | number }[] = [];
-  const collect = (node: unknown, depth: number): void => {
-    if (depth > 8 || node === null || typeof node !== 'object') return;
-    for (const [key, child] of Object.entries(node)) {
-      leaves.push({ parent: node as Record<string, unknown>, key: Array.isArray(node) ? Number(key) : key });
-      collect(child, depth + 1);
-    }
-  };
-  const root = { root: structuredClone(value) };
-  collect(root, 0);
-  const target = random.pick(leaves);
-  const set = (replacement: unknown): void => {
-    (target.parent as Record<string | number, unknown>)[target.key] = replacement;
-  };
-  switch (random.int(9)) {
-    case 0:
-      set(random.pick([null, true, 0, -1, 'text', [], {}, [[1]], { a: 1 }]));
-      break;
-    case 1:
-      set('x'.repeat(random.pick([1000, 100_000, 1_000_000])));
-      break;
-    case 2:
-      set(random.pick(boundaryNumbers));
-      break;
-    case 3:
-      if (!Array.isArray(target.parent)) delete (target.parent as Record<string, unknown>)[target.key as string];
-      break;
-    case 4:
-      if (!Array.isArray(target.parent)) (target.parent as Record<string, unknown>)[random.pick(['extra', 'x'.repeat(100_000), '', 'constructor', 'toString', 'prototype'])] = random.pick([1, 'y', { a: [] }]);
-      break;
-    case 5:
-      set(deepMarker);
-      break;
-    case 6:
-      set(Array.from({ length: random.pick([1000, 50_000]) }, () => random.pick([0, 1.5, 'a', null])));
-      break;
-    default:
-      set(randomString(random, 1 + random.int(40)));
-  }
-  let text = JSON.stringify(root.root) ?? 'null';
-  if (text.includes(deepMarker)) {
-    const levels = random.pick([101, 5000, 200_000]);
-    const opener = random.pick(['[', '{"a":']);
-    const closer = opener === '[' ? ']' : '}';
-    text = text.replace(deepMarker, `${opener.repeat(levels)}1${closer.repeat(levels)}`);
-  }
-  if (random.chance(0.05)) text = text.replace(/\d+/, 'NaN');
-  if (random.chance(0.05)) text = text.replace('{', '{"__proto__":{"polluted":1},');
-  return text;
 }
 
 export interface FuzzRequest {

@@ -115,3 +115,66 @@ export function concat(...parts: readonly Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+export function randomString(random: Random, length: number): string {
+  const alphabet = 'abcXYZ019-_.:;$%/\\ "\'<>{}[]é漢\u0000\u202e';
+  let out = '';
+  for (let index = 0; index < length; index++) out += alphabet[random.int(alphabet.length)];
+  return out;
+}
+
+const deepMarker = '"\u0000deep\u0000"';
+
+/** Applies one JSON-level mutation; deep nesting is spliced in as text (building it as a value would overflow JSON.stringify). */
+export function mutateJson(random: Random, value: unknown): string {
+  const leaves: { parent: Record<string, unknown> | unknown[]; key: string | number }[] = [];
+  const collect = (node: unknown, depth: number): void => {
+    if (depth > 8 || node === null || typeof node !== 'object') return;
+    for (const [key, child] of Object.entries(node)) {
+      leaves.push({ parent: node as Record<string, unknown>, key: Array.isArray(node) ? Number(key) : key });
+      collect(child, depth + 1);
+    }
+  };
+  const root = { root: structuredClone(value) };
+  collect(root, 0);
+  const target = random.pick(leaves);
+  const set = (replacement: unknown): void => {
+    (target.parent as Record<string | number, unknown>)[target.key] = replacement;
+  };
+  switch (random.int(9)) {
+    case 0:
+      set(random.pick([null, true, 0, -1, 'text', [], {}, [[1]], { a: 1 }]));
+      break;
+    case 1:
+      set('x'.repeat(random.pick([1000, 100_000, 1_000_000])));
+      break;
+    case 2:
+      set(random.pick(boundaryNumbers));
+      break;
+    case 3:
+      if (!Array.isArray(target.parent)) delete (target.parent as Record<string, unknown>)[target.key as string];
+      break;
+    case 4:
+      if (!Array.isArray(target.parent)) (target.parent as Record<string, unknown>)[random.pick(['extra', 'x'.repeat(100_000), '', 'constructor', 'toString', 'prototype'])] = random.pick([1, 'y', { a: [] }]);
+      break;
+    case 5:
+      set(deepMarker);
+      break;
+    case 6:
+      set(Array.from({ length: random.pick([1000, 50_000]) }, () => random.pick([0, 1.5, 'a', null])));
+      break;
+    default:
+      set(randomString(random, 1 + random.int(40)));
+  }
+  let text = JSON.stringify(root.root) ?? 'null';
+  if (text.includes(deepMarker)) {
+    const levels = random.pick([101, 5000, 200_000]);
+    const opener = random.pick(['[', '{"a":']);
+    const closer = opener === '[' ? ']' : '}';
+    text = text.replace(deepMarker, `${opener.repeat(levels)}1${closer.repeat(levels)}`);
+  }
+  if (random.chance(0.05)) text = text.replace(/\d+/, 'NaN');
+  if (random.chance(0.05)) text = text.replace('{', '{"__proto__":{"polluted":1},');
+  return text;
+}
+
