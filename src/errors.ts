@@ -12,6 +12,7 @@ export const errorCatalogue = {
   INVALID_DATA: { status: 400, title: 'Invalid data file' },
   INVALID_MODEL_FILE: { status: 400, title: 'Invalid model file' },
   INVALID_WEIGHTS: { status: 400, title: 'Invalid weights file' },
+  CONTEXT_LENGTH_EXCEEDED: { status: 400, title: "Prompt longer than the model's context" },
   // 401/403 — who you are and what you may do
   UNAUTHENTICATED: { status: 401, title: 'Missing or invalid API key' },
   FORBIDDEN: { status: 403, title: 'Permission denied' },
