@@ -5,7 +5,8 @@
  * else (TypeError, RangeError, a hang) is a crash to fix at its root and to add to the corpus.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -21,6 +22,10 @@ import { resolveSpec } from '../../src/engine/spec.ts';
 import { Model } from '../../src/engine/index.ts';
 import { AiaasError } from '../../src/errors.ts';
 import { readTar, writeTar } from '../../src/platform/tar.ts';
+import { GgmlType } from '../../src/runtimes/gguf/gguf-format.ts';
+import { GgufFormatError, readGgufHeader } from '../../src/runtimes/gguf/gguf-reader.ts';
+import { encodeGguf } from '../../src/runtimes/gguf/gguf-writer.ts';
+import { randomLlamaGguf } from '../../src/runtimes/gguf/random-llama.ts';
 import { validateOnnxInChild } from '../../src/runtimes/validate-in-child.ts';
 import { packTar, parseTar, TarError } from '../../src/sdk/tar.ts';
 import { mutateBytes, mutateJson, Random } from './random.ts';
@@ -64,7 +69,23 @@ const idxImages = encodeIdx({ dataType: 'uint8', dims: [3, 2, 2], data: Uint8Arr
 const idxLabels = encodeIdx({ dataType: 'uint8', dims: [3], data: Uint8Array.from([0, 1, 2]) });
 
 let onnxSeed: Uint8Array | undefined;
-let modelForWeights: Model | undefined;
+let ggufLlama: Uint8Array | undefined;
+
+function ggufSeed(): Uint8Array {
+  const data = new Float32Array([1, 2, 3, 4, 5, 6]);
+  return encodeGguf(
+    [
+      ['general.architecture', { type: 'string', value: 'llama' }],
+      ['some.count', { type: 'uint64', value: 12345678901234n }],
+      ['some.flag', { type: 'bool', value: true }],
+      ['some.list', { type: 'array', elementType: 'int32', values: [1, -2, 3] }],
+    ],
+    [
+      { name: 'a', dimensions: [3, 2], type: GgmlType.F32, data: () => new Uint8Array(data.buffer) },
+      { name: 'b', dimensions: [5], type: GgmlType.F16, data: () => new Uint8Array(10) },
+    ],
+  );
+}let modelForWeights: Model | undefined;
 
 function model(): Model {
   return (modelForWeights ??= Model.fromSpec(spec, { seed: 1 }));
@@ -130,6 +151,23 @@ export function formatTargets(): FormatTarget[] {
       seeds: [packTar([{ path: 'spec.json', bytes: text(JSON.stringify(spec)) }, { path: 'weights/model.safetensors', bytes: weights }])],
       parse: (bytes) => parseTar(bytes),
       allows: (error) => error instanceof TarError,
+    },
+    {
+      // The reader works on a path (uploads are streamed to disk first); GgufFormatError is its
+      // documented refusal, which the upload path reports as INVALID_MODEL_FILE.
+      name: 'gguf',
+      seeds: [ggufSeed(), (ggufLlama ??= randomLlamaGguf({ embeddingLength: 8, blockCount: 1, headCount: 2, headCountKv: 2, feedForwardLength: 8, contextLength: 512 }))],
+      parse: async (bytes) => {
+        const directory = mkdtempSync(join(tmpdir(), 'aiaas-fuzz-gguf-'));
+        try {
+          const path = join(directory, 'model.gguf');
+          writeFileSync(path, bytes);
+          return await readGgufHeader(path, { maxTensors: 4096, maxMetadataEntries: 4096, maxStringBytes: 1 << 20, maxArrayElements: 1 << 20, maxHeaderBytes: 16 << 20 });
+        } finally {
+          rmSync(directory, { recursive: true, force: true });
+        }
+      },
+      allows: (error) => error instanceof GgufFormatError,
     },
     {
       name: 'onnx',
