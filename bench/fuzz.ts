@@ -33,7 +33,7 @@ while (Date.now() < halfway) {
   const failures = [...stats.failures, ...(await finishHttpFuzz(world))];
   for (const failure of failures) {
     failed++;
-    const saved = failure.sent === undefined ? '' : ` (saved ${saveToCorpus('http', new TextEncoder().encode(encodeHttpCase(failure.sent)), 'json')})`;
+    const saved = failure.sent === undefined ? '' : ` (saved ${saveToCorpus('http', new TextEncoder().encode(encodeHttpCase(world, failure.sent)), 'json')})`;
     console.log(`HTTP FAILURE ${failure.status} ${failure.problem}\n  ${failure.request}${saved}`);
   }
   if (failures.some((failure) => failure.request === 'GET /healthz' || failure.request === 'snapshot')) break;

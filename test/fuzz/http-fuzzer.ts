@@ -9,7 +9,6 @@
 import { createHash } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { errorCatalogue, type ErrorCode } from '../../src/errors.ts';
-import { isInferenceUrl } from '../../src/http/errors.ts';
 import { call, classifierModel, createKey, createTenant, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from '../http/helpers.ts';
 import { mutateBytes, mutateJson, Random, randomString } from './random.ts';
 
@@ -58,6 +57,12 @@ export interface HttpFuzzWorld {
 }
 
 const errorBodyLimit = 8192;
+
+/** The documented surfaces: V2 and TF-Serving answer `{"error": "…"}` + header, the rest the platform shape. */
+function isInferenceUrl(url: string): boolean {
+  const path = url.split('?', 1)[0]!;
+  return path === '/v2' || path.startsWith('/v2/') || path.startsWith('/tfserving/');
+}
 const catalogue = errorCatalogue as Record<string, { status: number }>;
 
 async function expectStatus(response: LightMyRequestResponse, status: number, what: string): Promise<LightMyRequestResponse> {
@@ -435,15 +440,40 @@ export async function replayHttpCase(world: HttpFuzzWorld, request: FuzzRequest)
   return checkResponse(request.url, response);
 }
 
-/** A failing request as a corpus file (the body base64, since fuzz bodies are often not text). */
-export function encodeHttpCase(request: FuzzRequest): string {
+/**
+ * A failing request as a corpus file: the body base64 (fuzz bodies are often not text) and API keys
+ * replaced by their labels (`{{key:a-admin}}`), since every run mints new keys.
+ */
+export function encodeHttpCase(world: HttpFuzzWorld, request: FuzzRequest): string {
+  const headers = Object.fromEntries(
+    Object.entries(request.headers).map(([name, value]) => {
+      const key = world.keys.find((candidate) => value.includes(candidate.key));
+      return [name, key === undefined ? value : value.replace(key.key, `{{key:${key.label}}}`)];
+    }),
+  );
   const payload = request.payload === undefined ? undefined : Buffer.from(request.payload).toString('base64');
-  return `${JSON.stringify({ method: request.method, url: request.url, headers: request.headers, payload }, null, 2)}\n`;
+  return `${JSON.stringify({ method: request.method, url: request.url, headers, payload }, null, 2)}\n`;
 }
 
-export function decodeHttpCase(bytes: Uint8Array): FuzzRequest {
-  const stored = JSON.parse(Buffer.from(bytes).toString('utf8')) as { method: Method; url: string; headers: Record<string, string>; payload?: string };
-  return { method: stored.method, url: stored.url, headers: stored.headers, ...(stored.payload === undefined ? {} : { payload: Buffer.from(stored.payload, 'base64') }) };
+export function decodeHttpCase(world: HttpFuzzWorld, bytes: Uint8Array): FuzzRequest {
+  const stored = JSON.parse(Buffer.from(bytes).toString('utf8')) as {
+    method: Method;
+    url: string;
+    headers: Record<string, string>;
+    payload?: string;
+    /** Hand-written cases keep huge bodies small on disk: text pieces, or [text, times] repeated. */
+    payloadParts?: (string | [string, number])[];
+  };
+  if (stored.payloadParts !== undefined) {
+    stored.payload = Buffer.from(stored.payloadParts.map((part) => (typeof part === 'string' ? part : part[0].repeat(part[1]))).join('')).toString('base64');
+  }
+  const headers = Object.fromEntries(
+    Object.entries(stored.headers).map(([name, value]) => [
+      name,
+      value.replace(/\{\{key:([a-z-]+)\}\}/, (_, label: string) => world.keys.find((key) => key.label === label)?.key ?? 'unknown-key'),
+    ]),
+  );
+  return { method: stored.method, url: stored.url, headers, ...(stored.payload === undefined ? {} : { payload: Buffer.from(stored.payload, 'base64') }) };
 }
 
 /** The end-of-run checks: the server answers and the protected tenant's data is unchanged. */

@@ -16,7 +16,7 @@ afterAll(async () => world.server.close());
 it('replays the corpus of requests that once failed (corpus/http/)', async () => {
   const problems: string[] = [];
   for (const { file, bytes } of corpusInputs('http')) {
-    const problem = await replayHttpCase(world, decodeHttpCase(bytes));
+    const problem = await replayHttpCase(world, decodeHttpCase(world, bytes));
     if (problem !== undefined) problems.push(`${file}: ${problem}`);
   }
   expect(problems).toEqual([]);
