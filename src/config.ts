@@ -47,6 +47,7 @@ export interface AiaasConfig {
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   trustProxy: boolean;
+  metricsPublic: boolean;
 }
 
 export type SettingName = keyof AiaasConfig;
@@ -126,6 +127,7 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('tlsCert', 'path', '(none)', 'PEM certificate file; with tlsKey the server speaks HTTPS and sends HSTS.'),
   setting('tlsKey', 'path', '(none)', 'PEM private key file for tlsCert.'),
   setting('trustProxy', 'boolean', 'false', 'Take the client IP (audit log) from X-Forwarded-For; enable only behind your own proxy.'),
+  setting('metricsPublic', 'boolean', 'false', 'Serve /metrics without an API key, every tenant\'s series included; otherwise it needs a key with metrics:read and shows a tenant only its own series.'),
 ];
 
 const definitionsByName = new Map(settingDefinitions.map((definition) => [definition.name, definition]));
@@ -288,6 +290,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     tlsCert: optionalPath('tlsCert'),
     tlsKey: optionalPath('tlsKey'),
     trustProxy: value('trustProxy'),
+    metricsPublic: value('metricsPublic'),
   };
   validateConfig(config);
   return config;

@@ -43,6 +43,7 @@ export const errorCatalogue = {
   // security: envelope encryption (src/security)
   KEY_DESTROYED: { status: 410, title: 'Tenant data key was destroyed; its data is unrecoverable' },
   DATA_KEY_UNWRAP_FAILED: { status: 500, title: 'Tenant data key could not be unwrapped with the master key' },
+  STORED_TEXT_CORRUPT: { status: 500, title: 'Stored tenant text failed its integrity check' },
   // http: request framing (src/http)
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
   INVALID_URL: { status: 400, title: 'Malformed URL (bad percent-encoding)' },

@@ -11,6 +11,7 @@ import { auditPlugin } from './audit.ts';
 import { authorize, authorizeModel, authPlugin } from './auth.ts';
 import { installJsonBodyParser } from './json-depth.ts';
 import { handleFrameworkError, installErrorHandling, isInferenceUrl, maxPathParameterLength } from './errors.ts';
+import { serializeRequestForLog } from './request-log.ts';
 import { buildOpenApiDocument, type RegisteredRoute } from './openapi.ts';
 import type { InferenceDeps } from './protocols/route-support.ts';
 import { platformRoutes } from './routes/platform/index.ts';
@@ -43,6 +44,9 @@ export function inferenceDeps(context: ServerContext): InferenceDeps {
       authorizeModel(request, name);
       return registry.resolve(principal.tenantId, name, versionOrAlias);
     },
+    authorizeModelControl(request: FastifyRequest) {
+      authorize(request, 'models:write');
+    },
     async listModels(request: FastifyRequest) {
       const principal = authorize(request, 'inference');
       return (await registry.listForServing(principal.tenantId)).filter((model) => modelAllowed(principal.allowedModels, model.name));
@@ -50,9 +54,10 @@ export function inferenceDeps(context: ServerContext): InferenceDeps {
     manager: context.manager,
     metrics: context.metrics,
     limits: { maxTensorElements: context.config.maxTensorElements },
-    onInference(request, model) {
+    onInference(request, model, _protocol, outcome) {
+      // Usage is what a tenant got: a refused or failed inference returned nothing to count.
       const principal = request.principal;
-      if (principal !== undefined) context.usage.add(principal.tenantId, model.name);
+      if (principal !== undefined && outcome === 'ok') context.usage.add(principal.tenantId, model.name);
     },
     server: { name: 'aiaas', version: serverVersion },
   };
@@ -62,7 +67,8 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
   const { config } = context;
   const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
   const app = Fastify({
-    loggerInstance: context.logger,
+    // A child with our own request serializer: it replaces Fastify's, which logs the query string.
+    loggerInstance: context.logger.child({}, { serializers: { req: serializeRequestForLog } }),
     bodyLimit: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
     exposeHeadRoutes: false,

@@ -18,6 +18,8 @@ export interface AuditEvent {
   outcome: AuditOutcome;
   ip: string;
   detail?: { readonly [key: string]: JsonValue };
+  /** The model the action concerns, if any: keys restricted to some models read only their entries. */
+  model?: string | null;
 }
 
 /** An entry as the API returns it. */
@@ -33,6 +35,8 @@ export interface AuditEntryView {
   detail: unknown;
   prevHash: string;
   hash: string;
+  /** The model the entry concerns, or null. */
+  model: string | null;
 }
 
 declare module 'fastify' {
@@ -41,7 +45,7 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     /** Handlers refine what the entry names (e.g. the id created) and add detail. */
-    audit: { resource?: string; detail?: Record<string, JsonValue> } | undefined;
+    audit: { resource?: string; detail?: Record<string, JsonValue>; model?: string } | undefined;
   }
 }
 
@@ -65,12 +69,13 @@ function toChainEntry(record: AuditRecord): AuditEntry {
     detail,
     prevHash: record.prevHash,
     hash: record.hash,
+    model: record.model,
   };
 }
 
 export function auditEntryView(record: AuditRecord): AuditEntryView {
   const entry = toChainEntry(record);
-  return { ...entry, resource: entry.resource ?? '', ip: entry.ip ?? '' };
+  return { ...entry, resource: entry.resource ?? '', ip: entry.ip ?? '', model: record.model };
 }
 
 export class AuditLogger {
@@ -96,6 +101,7 @@ export class AuditLogger {
         ip: event.ip,
         at,
         detail,
+        model: event.model ?? null,
       });
       return {
         tenantId: entry.tenantId,
@@ -108,6 +114,7 @@ export class AuditLogger {
         detailJson: canonicalJson(entry.detail),
         prevHash: entry.prevHash,
         hash: entry.hash,
+        model: event.model ?? null,
       };
     });
   }
@@ -118,11 +125,17 @@ export class AuditLogger {
     return verifyChain(records.map(toChainEntry));
   }
 
-  /** Entries after `afterSeq`, of one tenant or (undefined) of all. */
-  async list(tenantId: string | undefined, options: { afterSeq?: number; limit?: number } = {}): Promise<AuditEntryView[]> {
+  /**
+   * Entries after `afterSeq`, of one tenant or (undefined) of all; with `models` (a tenant's only),
+   * just the entries concerning those models.
+   */
+  async list(tenantId: string | undefined, options: { afterSeq?: number; limit?: number; models?: readonly string[] } = {}): Promise<AuditEntryView[]> {
     const limit = Math.max(1, Math.min(1000, Math.trunc(options.limit ?? 100)));
     const page = { ...(options.afterSeq === undefined ? {} : { afterSeq: options.afterSeq }), limit };
-    const records = tenantId === undefined ? await this.#repository.listAll(page) : await this.#repository.list(tenantId, page);
+    const records =
+      tenantId === undefined
+        ? await this.#repository.listAll(page)
+        : await this.#repository.list(tenantId, { ...page, ...(options.models === undefined ? {} : { models: options.models }) });
     return records.map(auditEntryView);
   }
 }
@@ -131,6 +144,22 @@ export function outcomeOf(statusCode: number): AuditOutcome {
   if (statusCode < 400) return 'success';
   if (statusCode === 401 || statusCode === 403) return 'denied';
   return 'error';
+}
+
+const modelRoutePrefix = '/api/v1/models/:name';
+
+/**
+ * The model an entry concerns: what the handler named, else the `:name` of a model route, so
+ * refused and failed attempts (thrown before the handler names anything) are attributed too.
+ */
+function modelOf(request: FastifyRequest): string | null {
+  if (request.audit?.model !== undefined) return request.audit.model;
+  const url = request.routeOptions.url;
+  if (url === modelRoutePrefix || url?.startsWith(`${modelRoutePrefix}/`) === true) {
+    const name = (request.params as Record<string, unknown> | undefined)?.name;
+    if (typeof name === 'string') return name;
+  }
+  return null;
 }
 
 async function recordRequest(logger: AuditLogger, request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -146,6 +175,7 @@ async function recordRequest(logger: AuditLogger, request: FastifyRequest, reply
       outcome: outcomeOf(reply.statusCode),
       ip: request.ip,
       detail: { method: request.method, status: reply.statusCode, requestId: request.id, ...request.audit?.detail },
+      model: modelOf(request),
     });
   } catch (error) {
     // Losing an audit entry must be loud, but must not turn a done action into a reported failure.

@@ -123,11 +123,20 @@ export function authorize(request: FastifyRequest, permission: Permission): Prin
   return principal;
 }
 
-/** Like authorize, and only for admins of the operator tenant (tenant management, the whole audit chain). */
+/**
+ * Like authorize, and only for admins of the operator tenant (tenant management, the whole audit
+ * chain) whose key reaches every model: a new tenant comes with an unrestricted admin key, so a key
+ * restricted to some models creating one would escape its own scope.
+ */
 export function authorizeOperator(request: FastifyRequest, permission: Permission): Principal {
   const principal = authorize(request, permission);
   if (!principal.isOperator) {
     throw new AiaasError('FORBIDDEN', `"${permission}" across tenants is reserved to admins of the operator tenant`, {
+      details: { permission, scope: 'operator' },
+    });
+  }
+  if (principal.allowedModels !== null && !principal.allowedModels.includes('*')) {
+    throw new AiaasError('FORBIDDEN', `"${permission}" across tenants needs a key that is not restricted to some models`, {
       details: { permission, scope: 'operator' },
     });
   }

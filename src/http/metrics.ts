@@ -61,9 +61,23 @@ abstract class Metric<Child> {
     return entry.child;
   }
 
-  render(): string {
+  /** The series' labels by name, for filters. */
+  #labelsOf(values: readonly string[]): Labels {
+    return Object.fromEntries(this.labelNames.map((name, index) => [name, values[index] ?? '']));
+  }
+
+  /** Forgets every series whose labels match (a deleted tenant's, for example). */
+  removeWhere(matches: (labels: Labels) => boolean): void {
+    for (const [key, { values }] of this.children) if (matches(this.#labelsOf(values))) this.children.delete(key);
+  }
+
+  /** The text format; with `include`, only the series it accepts (HELP and TYPE stay). */
+  render(include?: (labels: Labels) => boolean): string {
     const lines = [`# HELP ${this.name} ${escapeHelp(this.help)}`, `# TYPE ${this.name} ${this.type}`];
-    for (const { values, child } of this.children.values()) lines.push(...this.renderChild(values, child));
+    for (const { values, child } of this.children.values()) {
+      if (include !== undefined && !include(this.#labelsOf(values))) continue;
+      lines.push(...this.renderChild(values, child));
+    }
     return lines.join('\n');
   }
 }
@@ -161,9 +175,16 @@ export class Registry {
     return metric;
   }
 
-  /** The text exposition format; serve with content type `text/plain; version=0.0.4; charset=utf-8`. */
-  render(): string {
-    return `${[...this.#metrics.values()].map((metric) => metric.render()).join('\n')}\n`;
+  /**
+   * The text exposition format; serve with content type `text/plain; version=0.0.4; charset=utf-8`.
+   * With `include`, only the series it accepts.
+   */
+  render(include?: (labels: Labels) => boolean): string {
+    return `${[...this.#metrics.values()].map((metric) => metric.render(include)).join('\n')}\n`;
+  }
+
+  removeWhere(matches: (labels: Labels) => boolean): void {
+    for (const metric of this.#metrics.values()) metric.removeWhere(matches);
   }
 }
 
@@ -171,7 +192,11 @@ export const prometheusContentType = 'text/plain; version=0.0.4; charset=utf-8';
 
 export type InferenceProtocol = 'v2' | 'tfserving';
 
-/** The serving metrics; also the sink the ModelManager and Batchers report into. */
+/**
+ * The serving metrics; also the sink the ModelManager and Batchers report into. Every per-model
+ * series carries a `tenant` label (the tenant id), so `/metrics` can show a tenant only its own
+ * series; server-wide series (loaded models and bytes) have none and are shown to operators only.
+ */
 export class Metrics implements ServingMetricsSink {
   readonly registry: Registry;
   readonly requests: Counter;
@@ -182,41 +207,57 @@ export class Metrics implements ServingMetricsSink {
   readonly loadedModels: Gauge;
   readonly loadedBytes: Gauge;
   readonly jobs: Gauge;
+  /** Deleted tenants: their series are dropped and never re-created by a late report. */
+  readonly #deletedTenants = new Set<string>();
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
-    this.requests = registry.counter('aiaas_inference_requests_total', 'Inference requests by model, protocol and outcome.', ['model', 'version', 'protocol', 'outcome']);
+    this.requests = registry.counter('aiaas_inference_requests_total', 'Inference requests by model, protocol and outcome.', ['tenant', 'model', 'version', 'protocol', 'outcome']);
     this.latency = registry.histogram(
       'aiaas_inference_duration_seconds',
       'Inference request latency from parsed request to rendered response.',
-      ['model', 'protocol'],
+      ['tenant', 'model', 'protocol'],
       [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     );
-    this.queueDepthGauge = registry.gauge('aiaas_inference_queue_depth', 'Requests waiting in a model version\'s batch queue.', ['model', 'version']);
-    this.batchRows = registry.histogram('aiaas_inference_batch_size', 'Rows (batch dimension) per runtime execution.', ['model', 'version'], [1, 2, 4, 8, 16, 32, 64, 128, 256]);
-    this.batchRequests = registry.histogram('aiaas_inference_batch_requests', 'Requests merged into one runtime execution.', ['model', 'version'], [1, 2, 4, 8, 16, 32, 64]);
+    this.queueDepthGauge = registry.gauge('aiaas_inference_queue_depth', 'Requests waiting in a model version\'s batch queue.', ['tenant', 'model', 'version']);
+    this.batchRows = registry.histogram('aiaas_inference_batch_size', 'Rows (batch dimension) per runtime execution.', ['tenant', 'model', 'version'], [1, 2, 4, 8, 16, 32, 64, 128, 256]);
+    this.batchRequests = registry.histogram('aiaas_inference_batch_requests', 'Requests merged into one runtime execution.', ['tenant', 'model', 'version'], [1, 2, 4, 8, 16, 32, 64]);
     this.loadedModels = registry.gauge('aiaas_loaded_models', 'Model versions currently loaded.');
     this.loadedBytes = registry.gauge('aiaas_loaded_model_bytes', 'Estimated memory of loaded model versions.');
-    this.jobs = registry.gauge('aiaas_training_jobs', 'Training jobs by status, all tenants.', ['status']);
+    this.jobs = registry.gauge('aiaas_training_jobs', 'Training jobs by tenant and status.', ['tenant', 'status']);
   }
 
-  /** Set from the database at scrape time, so the numbers are right across restarts and processes. */
-  jobCounts(counts: Readonly<Record<string, number>>): void {
-    for (const [status, count] of Object.entries(counts)) this.jobs.set({ status }, count);
+  /** Set from the database at scrape time (per tenant), so the numbers are right across restarts and processes. */
+  jobCounts(counts: readonly { tenantId: string; status: string; count: number }[]): void {
+    this.jobs.removeWhere(() => true);
+    for (const { tenantId, status, count } of counts) if (!this.#deletedTenants.has(tenantId)) this.jobs.set({ tenant: tenantId, status }, count);
+  }
+
+  #live(model: ModelLabels): boolean {
+    return model.tenant === undefined || !this.#deletedTenants.has(model.tenant);
   }
 
   recordRequest(model: ModelLabels, protocol: InferenceProtocol, outcome: 'ok' | 'error', seconds: number | undefined): void {
+    if (!this.#live(model)) return;
     this.requests.inc({ ...model, protocol, outcome });
-    if (seconds !== undefined) this.latency.observe({ model: model.model, protocol }, seconds);
+    if (seconds !== undefined) this.latency.observe({ tenant: model.tenant ?? '', model: model.model, protocol }, seconds);
   }
 
   batchExecuted(model: ModelLabels, rows: number, requests: number): void {
+    if (!this.#live(model)) return;
     this.batchRows.observe({ ...model }, rows);
     this.batchRequests.observe({ ...model }, requests);
   }
 
   queueDepth(model: ModelLabels, depth: number): void {
+    if (!this.#live(model)) return;
     this.queueDepthGauge.set({ ...model }, depth);
+  }
+
+  /** Drops a deleted tenant's series: its model names must not outlive it on /metrics. */
+  dropTenant(tenantId: string): void {
+    this.#deletedTenants.add(tenantId);
+    this.registry.removeWhere((labels) => labels.tenant === tenantId);
   }
 
   modelsLoaded(count: number, bytes: number): void {
@@ -224,7 +265,8 @@ export class Metrics implements ServingMetricsSink {
     this.loadedBytes.set({}, bytes);
   }
 
-  render(): string {
-    return this.registry.render();
+  /** Everything, or (with `include`) only the series it accepts; series without labels get `{}`. */
+  render(include?: (labels: Labels) => boolean): string {
+    return this.registry.render(include);
   }
 }

@@ -28,7 +28,7 @@ const upload = ['application/octet-stream', 'application/x-tar', 'multipart/form
 export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /healthz': { summary: 'Process is up: {"status":"ok"}', permission: 'none', tag: 'service' },
   'GET /readyz': { summary: 'Database and artifact store reachable: 200 {"status":"ready"} or 503', permission: 'none', tag: 'service' },
-  'GET /metrics': { summary: 'Prometheus metrics (text format)', permission: 'none', tag: 'service', success: { status: 200, contentType: 'text/plain' } },
+  'GET /metrics': { summary: "Prometheus metrics (text format): the caller's tenant's series; every series for unrestricted operator keys; no key needed with --metrics-public", permission: 'metrics:read', tag: 'service', success: { status: 200, contentType: 'text/plain' } },
   'GET /openapi.json': { summary: 'This OpenAPI document', permission: 'none', tag: 'service' },
   'GET /docs': { summary: 'HTML rendering of this document', permission: 'none', tag: 'service', success: { status: 200, contentType: 'text/html' } },
 
@@ -80,8 +80,8 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'POST /v2/models/:name/infer': { summary: 'Inference on the latest version', permission: 'inference', tag: 'v2', requestBody: json },
   'POST /v2/models/:name/versions/:version/infer': { summary: 'Inference on a version or alias', permission: 'inference', tag: 'v2', requestBody: json },
   'POST /v2/repository/index': { summary: 'Model repository index (Triton extension)', permission: 'inference', tag: 'v2', requestBody: json },
-  'POST /v2/repository/models/:name/load': { summary: 'Load a model now (Triton extension)', permission: 'inference', tag: 'v2' },
-  'POST /v2/repository/models/:name/unload': { summary: 'Unload every version of a model (Triton extension)', permission: 'inference', tag: 'v2' },
+  'POST /v2/repository/models/:name/load': { summary: 'Load a model now (Triton extension)', permission: 'models:write', tag: 'v2' },
+  'POST /v2/repository/models/:name/unload': { summary: 'Unload every version of a model (Triton extension)', permission: 'models:write', tag: 'v2' },
 
   'POST /tfserving/v1/models/:segment': { summary: 'TF-Serving predict: POST /tfserving/v1/models/{name}:predict', permission: 'inference', tag: 'tfserving', requestBody: json },
   'POST /tfserving/v1/models/:name/versions/:segment': { summary: 'TF-Serving predict on a version: …/versions/{v}:predict', permission: 'inference', tag: 'tfserving', requestBody: json },

@@ -8,6 +8,8 @@ import type { BatchingOptions, InferRequest, InferResponse, ModelLabels, Serving
 /** Identifies one stored model version. `versionId` is the cache key; the rest labels metrics and lists. */
 export interface ModelKey {
   versionId: string;
+  /** The owning tenant (labels metrics). */
+  tenantId?: string;
   name?: string;
   version?: string;
   /** Per-model overrides of the manager's batching defaults. */
@@ -217,5 +219,5 @@ function isBusy(entry: Entry): boolean {
 }
 
 function labelsOf(key: ModelKey): ModelLabels {
-  return { model: key.name ?? key.versionId, version: key.version ?? '' };
+  return { ...(key.tenantId === undefined ? {} : { tenant: key.tenantId }), model: key.name ?? key.versionId, version: key.version ?? '' };
 }

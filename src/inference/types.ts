@@ -32,6 +32,8 @@ export interface ServingMetricsSink {
 }
 
 export interface ModelLabels {
+  /** The owning tenant's id; labels every per-model metric series so tenants see only theirs. */
+  tenant?: string;
   model: string;
   version: string;
 }

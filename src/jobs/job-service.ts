@@ -1,4 +1,5 @@
 import { AiaasError } from '../errors.ts';
+import { modelAllowed } from '../security/roles.ts';
 import type { JobEventRecord, JobRecord, JobRepository } from '../storage/repositories/jobs.ts';
 import type { JobStatus } from '../storage/schema.ts';
 import { checkDatasetFits, parseJobRequest, type JobSettings } from './job-request.ts';
@@ -39,11 +40,21 @@ export function isFinal(status: JobStatus): boolean {
   return finalStatuses.includes(status);
 }
 
+/**
+ * The calling key's model allow-list (null: every model). A job belongs to the model it trains, so
+ * a job of a model outside the list answers exactly like a missing job, and cannot be submitted.
+ */
+export type AllowedModels = readonly string[] | null;
+
 export class JobService {
   constructor(private readonly deps: JobServiceDependencies) {}
 
-  async submit(tenantId: string, body: unknown): Promise<JobView> {
+  async submit(tenantId: string, body: unknown, allowedModels: AllowedModels = null): Promise<JobView> {
     const request = parseJobRequest(body);
+    if (!modelAllowed(allowedModels, request.model)) {
+      // As on every model route: 404, so a restricted key cannot probe which names exist.
+      throw new AiaasError('MODEL_NOT_FOUND', `Model '${request.model}' not found`, { details: { model: request.model } });
+    }
     const counts = await this.deps.jobs.countByStatus(tenantId);
     if (counts.queued + counts.running >= this.deps.maxUnfinishedJobsPerTenant) {
       throw new AiaasError('QUOTA_EXCEEDED', `this tenant already has ${counts.queued + counts.running} unfinished jobs (the limit is ${this.deps.maxUnfinishedJobsPerTenant}); wait for one to finish or cancel one`, {
@@ -69,22 +80,25 @@ export class JobService {
     return this.view(job);
   }
 
-  async record(tenantId: string, id: string): Promise<JobRecord> {
+  async record(tenantId: string, id: string, allowedModels: AllowedModels = null): Promise<JobRecord> {
     const job = await this.deps.jobs.get(tenantId, id);
-    if (!job) throw new AiaasError('JOB_NOT_FOUND', `job ${id} not found`);
+    if (!job || !modelAllowed(allowedModels, job.modelName)) throw new AiaasError('JOB_NOT_FOUND', `job ${id} not found`);
     return job;
   }
 
-  async get(tenantId: string, id: string): Promise<JobView> {
-    return this.view(await this.record(tenantId, id));
+  async get(tenantId: string, id: string, allowedModels: AllowedModels = null): Promise<JobView> {
+    return this.view(await this.record(tenantId, id, allowedModels));
   }
 
-  async list(tenantId: string, filter: { status?: JobStatus; limit?: number; offset?: number } = {}): Promise<JobView[]> {
-    const jobs = await this.deps.jobs.list(tenantId, filter);
+  async list(tenantId: string, filter: { status?: JobStatus; limit?: number; offset?: number } = {}, allowedModels: AllowedModels = null): Promise<JobView[]> {
+    // Filtered in the query, so limit and offset page through the visible jobs only.
+    const models = allowedModels === null || allowedModels.includes('*') ? {} : { modelNames: allowedModels };
+    const jobs = await this.deps.jobs.list(tenantId, { ...filter, ...models });
     return Promise.all(jobs.map((job) => this.view(job)));
   }
 
-  async cancel(tenantId: string, id: string): Promise<JobView> {
+  async cancel(tenantId: string, id: string, allowedModels: AllowedModels = null): Promise<JobView> {
+    await this.record(tenantId, id, allowedModels);
     const job = await this.deps.jobs.requestCancel(tenantId, id);
     if (!job) throw new AiaasError('JOB_NOT_FOUND', `job ${id} not found`);
     if (job.status === 'cancelled') await this.deps.runner.appendEvent(tenantId, id, 'job-finished', { status: 'cancelled', epoch: job.epoch, step: job.step });

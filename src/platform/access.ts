@@ -4,7 +4,7 @@
  */
 import { AiaasError, quoteForError } from '../errors.ts';
 import { apiKeyPrefix, generateApiKey, hashApiKey, isWellFormedApiKey } from '../security/api-keys.ts';
-import { isRole, roles, type Role } from '../security/roles.ts';
+import { isRole, roles, scopeWithin, type KeyScope, type Role } from '../security/roles.ts';
 import type { TenantKeyService } from '../security/tenant-keys.ts';
 import type { ApiKeyRecord, Repositories, TenantRecord } from '../storage/index.ts';
 import { validateName } from './names.ts';
@@ -20,6 +20,8 @@ export interface Principal {
   readonly allowedModels: readonly string[] | null;
   /** The tenant created at bootstrap; its admins manage other tenants and the whole audit chain. */
   readonly isOperator: boolean;
+  /** When the key stops working (ISO 8601); null = never. Keys it creates expire no later. */
+  readonly expiresAt: string | null;
 }
 
 export interface CreatedApiKey {
@@ -33,6 +35,11 @@ export interface NewKeyRequest {
   role: Role;
   allowedModels?: readonly string[] | undefined;
   expiresAt?: string | undefined;
+  /**
+   * The expiry of the key creating this one (null: it never expires). The new key may not outlive
+   * it: without `expiresAt` it inherits it, and a later `expiresAt` is refused.
+   */
+  creatorExpiresAt?: string | null | undefined;
 }
 
 export const operatorTenantName = 'default';
@@ -50,6 +57,11 @@ export interface AccessServiceOptions {
    * process. 0 disables the cache.
    */
   cacheMs?: number;
+}
+
+/** A stored key's scope; a key stored without a list reaches every model. */
+export function scopeOf(record: ApiKeyRecord): KeyScope {
+  return { role: record.role, allowedModels: record.allowedModels ?? null };
 }
 
 /** Custom bootstrap keys may be any 32+ printable characters; only a short prefix of them is displayable. */
@@ -133,6 +145,15 @@ export class AccessService {
       }
       expiresAt = at.toISOString();
     }
+    const creatorExpiresAt = request.creatorExpiresAt ?? null;
+    if (creatorExpiresAt !== null) {
+      if (expiresAt === undefined) expiresAt = creatorExpiresAt;
+      else if (Date.parse(expiresAt) > Date.parse(creatorExpiresAt)) {
+        throw new AiaasError('INVALID_REQUEST', `expiresAt may not be later than the creating key's own expiry (${creatorExpiresAt})`, {
+          details: { field: 'expiresAt', latest: creatorExpiresAt },
+        });
+      }
+    }
     let key: string;
     let prefix: string;
     if (presetKey === undefined) {
@@ -182,10 +203,23 @@ export class AccessService {
     return true;
   }
 
-  /** Revokes a key of the tenant (effective on its next request). False when missing or another tenant's. */
-  async revokeKey(tenantId: string, keyId: string): Promise<boolean> {
+  /**
+   * The tenant's keys; with `manager`, only those within its scope (models and permissions both
+   * subsets of its own), so a key restricted to some models never learns of wider keys.
+   */
+  async listKeys(tenantId: string, manager?: KeyScope): Promise<ApiKeyRecord[]> {
+    const keys = await this.#repositories.apiKeys.list(tenantId);
+    return manager === undefined ? keys : keys.filter((key) => scopeWithin(scopeOf(key), manager));
+  }
+
+  /**
+   * Revokes a key of the tenant (effective on its next request). False when missing, another
+   * tenant's, or (with `manager`) outside the manager's scope: all three look the same.
+   */
+  async revokeKey(tenantId: string, keyId: string, manager?: KeyScope): Promise<boolean> {
     const existing = await this.#repositories.apiKeys.get(tenantId, keyId);
     if (existing === undefined) return false;
+    if (manager !== undefined && !scopeWithin(scopeOf(existing), manager)) return false;
     await this.#repositories.apiKeys.revoke(tenantId, keyId);
     this.#forget((entry) => entry.record.id === keyId);
     return true;
@@ -236,6 +270,7 @@ export class AccessService {
         role: record.role,
         allowedModels: record.allowedModels ?? null,
         isOperator: tenant.id === this.#operatorTenantId,
+        expiresAt: record.expiresAt,
       },
     };
   }

@@ -351,6 +351,7 @@ export class ModelRegistry {
 
   async setAlias(tenantId: string, modelName: string, alias: string, version: unknown): Promise<AliasRecord> {
     const model = await this.getModel(tenantId, modelName);
+    validateName('alias', alias);
     validateAliasName(alias);
     if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
       throw new AiaasError('INVALID_REQUEST', 'version must be a positive integer version number', { details: { field: 'version' } });
@@ -398,6 +399,7 @@ export class ModelRegistry {
     this.#locations.set(version.id, { tenantId, onnxRef: version.onnxRef });
     const batching = model.batching as Partial<BatchingOptions> | undefined;
     const resolved: ResolvedModel = {
+      tenantId,
       name: model.name,
       version: String(version.version),
       versionId: version.id,

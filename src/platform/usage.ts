@@ -8,18 +8,35 @@ import { usageDay } from '../storage/index.ts';
 export class UsageCounter {
   readonly #repository: UsageRepository;
   readonly #now: () => Date;
+  readonly #onFlushError: (error: unknown, unwritten: number) => void;
   #pending = new Map<string, { tenantId: string; modelName: string; day: string; count: number }>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
 
-  constructor(repository: UsageRepository, options: { now?: () => Date; flushIntervalMs?: number } = {}) {
+  /**
+   * `onFlushError` hears of every failed flush (with how many counts wait for the next one); the
+   * timer's flushes have no caller to reject to, so without it their failures would go unseen.
+   */
+  constructor(
+    repository: UsageRepository,
+    options: { now?: () => Date; flushIntervalMs?: number; onFlushError?: (error: unknown, unwritten: number) => void } = {},
+  ) {
     this.#repository = repository;
     this.#now = options.now ?? (() => new Date());
+    this.#onFlushError = options.onFlushError ?? (() => undefined);
     const interval = options.flushIntervalMs ?? 1000;
     if (interval > 0) {
+      // A failed flush keeps its counts pending, so the next tick retries them.
       this.#timer = setInterval(() => void this.flush().catch(() => undefined), interval);
       this.#timer.unref();
     }
+  }
+
+  /** Counts waiting to be written. */
+  get pendingRequests(): number {
+    let total = 0;
+    for (const entry of this.#pending.values()) total += entry.count;
+    return total;
   }
 
   add(tenantId: string, modelName: string): void {
@@ -41,6 +58,7 @@ export class UsageCounter {
           await this.#repository.increment(entry.tenantId, entry.modelName, entry.day, entry.count);
         } catch (error) {
           for (const unwritten of entries.slice(index)) this.#count(unwritten);
+          this.#onFlushError(error, this.pendingRequests);
           throw error;
         }
       }

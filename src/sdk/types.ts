@@ -296,6 +296,8 @@ export interface AuditEntry {
   detail: JsonValue;
   prevHash: string;
   hash: string;
+  /** The model the entry concerns, or null. */
+  model: string | null;
 }
 
 export type AuditVerification =

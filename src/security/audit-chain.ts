@@ -23,6 +23,11 @@ export interface AuditEntryFields {
   /** ISO 8601 timestamp, stored and hashed as text so no database re-formats it. */
   at: string;
   detail: JsonValue;
+  /**
+   * The model the entry concerns. Hashed only when set, so entries written before the field
+   * existed keep their hashes.
+   */
+  model?: string | null;
 }
 
 export interface AuditEntry extends AuditEntryFields {
@@ -63,8 +68,8 @@ export function canonicalJson(value: unknown): string {
 
 // Picks the hashed fields explicitly, so extra columns a repository returns (ids, joins) do not change the hash.
 function hashedFields(entry: AuditEntryFields): AuditEntryFields {
-  const { seq, tenantId, keyId, action, resource, outcome, ip, at, detail } = entry;
-  return { seq, tenantId, keyId, action, resource, outcome, ip, at, detail };
+  const { seq, tenantId, keyId, action, resource, outcome, ip, at, detail, model } = entry;
+  return { seq, tenantId, keyId, action, resource, outcome, ip, at, detail, ...(model === undefined || model === null ? {} : { model }) };
 }
 
 /** sha256 hex of prevHash followed by the canonical JSON of the entry's fields (hash and prevHash excluded). */

@@ -8,6 +8,7 @@ export const permissions = [
   'keys:manage',
   'audit:read',
   'usage:read',
+  'metrics:read',
   'datasets:read',
   'datasets:write',
   'models:read',
@@ -23,8 +24,8 @@ export type Permission = (typeof permissions)[number];
 /**
  * - admin: everything, including tenants, API keys and the audit log.
  * - developer: builds and ships models: datasets, models, aliases, jobs read and write,
- *   weight download, inference and usage; cannot manage keys or read the audit log.
- * - viewer: read-only metadata (datasets, models, jobs, usage). No inference and no
+ *   weight download, inference, usage and metrics; cannot manage keys or read the audit log.
+ * - viewer: read-only metadata (datasets, models, jobs, usage, metrics). No inference and no
  *   weight download: both hand out what the model computes or is, which a dashboard
  *   account should not be able to exfiltrate.
  * - inference: only calls models; meant for keys embedded in applications.
@@ -33,6 +34,7 @@ const rolePermissions: Readonly<Record<Role, ReadonlySet<Permission>>> = {
   admin: new Set(permissions),
   developer: new Set<Permission>([
     'usage:read',
+    'metrics:read',
     'datasets:read',
     'datasets:write',
     'models:read',
@@ -43,7 +45,8 @@ const rolePermissions: Readonly<Record<Role, ReadonlySet<Permission>>> = {
     'jobs:write',
     'inference',
   ]),
-  viewer: new Set<Permission>(['usage:read', 'datasets:read', 'models:read', 'jobs:read']),
+  // Metrics of the caller's own tenant say what usage does, per second: the same readers.
+  viewer: new Set<Permission>(['usage:read', 'metrics:read', 'datasets:read', 'models:read', 'jobs:read']),
   inference: new Set<Permission>(['inference']),
 };
 
@@ -90,4 +93,31 @@ export function requireModelAllowed(allowedModels: readonly string[] | null, mod
       details: { model: modelReference },
     });
   }
+}
+
+/** True when the list reaches every model: null, or any list holding "*". */
+function allowsEveryModel(allowedModels: readonly string[] | null): allowedModels is null {
+  return allowedModels === null || allowedModels.includes('*');
+}
+
+/** Whether every model `inner` reaches is one `outer` reaches ("*" and null reach all). */
+export function modelsWithin(inner: readonly string[] | null, outer: readonly string[] | null): boolean {
+  if (allowsEveryModel(outer)) return true;
+  if (allowsEveryModel(inner)) return false;
+  return inner.every((model) => outer.includes(model));
+}
+
+/** What one key may do: its role's permissions over its allowed models. */
+export interface KeyScope {
+  readonly role: Role;
+  readonly allowedModels: readonly string[] | null;
+}
+
+/**
+ * Whether `inner` grants nothing that `outer` lacks: its models and its permissions are both
+ * subsets. A key manages (sees, revokes, creates) only keys within its own scope, so a key
+ * restricted to some models can never act on an unrestricted or more powerful one.
+ */
+export function scopeWithin(inner: KeyScope, outer: KeyScope): boolean {
+  return modelsWithin(inner.allowedModels, outer.allowedModels) && permissionsOf(inner.role).every((permission) => roleHasPermission(outer.role, permission));
 }

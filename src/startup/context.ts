@@ -17,13 +17,22 @@ import type { ModelSignature } from '../runtimes/runtime.ts';
 import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import { generateMasterKey, loadMasterKeyRing, MasterKeyRing } from '../security/key-ring.ts';
 import { TenantKeyService } from '../security/tenant-keys.ts';
+import { TenantTextCipher } from '../security/tenant-text.ts';
 import { ModelManager, type ModelManagerOptions } from '../inference/model-manager.ts';
 import { loadOnnxRuntime } from '../runtimes/onnx-runtime.ts';
 import { AccessService } from '../platform/access.ts';
 import { DatasetService } from '../platform/datasets.ts';
 import { ModelRegistry } from '../platform/model-registry.ts';
 import { UsageCounter } from '../platform/usage.ts';
-import { createRepositories, FileSystemArtifactStore, openDatabase, type Database, type Repositories } from '../storage/index.ts';
+import {
+  createRepositories,
+  FileSystemArtifactStore,
+  openDatabase,
+  sealPlaintextTenantText,
+  TenantKeyRepository,
+  type Database,
+  type Repositories,
+} from '../storage/index.ts';
 import { RepositoryDataKeyStore } from './data-key-store.ts';
 import { createJobSystem, type JobSystem } from '../jobs/job-system.ts';
 
@@ -117,6 +126,18 @@ export async function loadServerSecret(config: AiaasConfig, logger: Logger): Pro
   return Buffer.from(text, 'utf8');
 }
 
+/**
+ * Migration 0002_tenant_text's second half, which needs keys: seal the tenant text an older server
+ * wrote in clear, before anything reads it. Then checkpoint and truncate the WAL, whose frames
+ * still hold the plaintext pages (secure_delete has already zeroed the freed space in the file).
+ */
+async function sealTextOfOlderServers(database: Database, textCipher: TenantTextCipher, logger: Logger): Promise<void> {
+  const report = await sealPlaintextTenantText(database.db, textCipher);
+  if (report.sealedRows === 0 && report.removedTenants.length === 0) return;
+  await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(database.db);
+  logger.info(report, 'sealed tenant text stored in clear by an older server');
+}
+
 export async function createServerContext(config: AiaasConfig, options: ServerContextOptions = {}): Promise<ServerContext> {
   validateConfig(config);
   const now = options.now ?? (() => new Date());
@@ -130,13 +151,20 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
   try {
     // Deleted rows (a destroyed tenant key above all) are overwritten in the file, not just unlinked.
     await sql`PRAGMA secure_delete = ON`.execute(database.db);
-    const repositories = createRepositories(database.db, { now });
+    const keys = new TenantKeyService({ store: new RepositoryDataKeyStore(new TenantKeyRepository(database.db, { now })), ring });
+    // Tenant text (descriptions, dataset schemas, job specs and metrics) is sealed under the tenant's key.
+    const textCipher = new TenantTextCipher({ keys });
+    const repositories = createRepositories(database.db, { now, textCipher });
+    await sealTextOfOlderServers(database, textCipher, logger);
     const artifactStore = await FileSystemArtifactStore.open(join(config.dataDir, 'artifacts'), { now });
-    const keys = new TenantKeyService({ store: new RepositoryDataKeyStore(repositories.tenantKeys), ring });
     const artifacts = new EncryptedArtifactStore({ store: artifactStore, keys });
     const metrics = new Metrics();
     const audit = new AuditLogger(repositories.audit, { now });
-    const usage = new UsageCounter(repositories.usage, { now, flushIntervalMs: options.usageFlushIntervalMs ?? 1000 });
+    const usage = new UsageCounter(repositories.usage, {
+      now,
+      flushIntervalMs: options.usageFlushIntervalMs ?? 1000,
+      onFlushError: (error, unwritten) => logger.error({ err: error, unwritten }, 'could not write usage counters; keeping them for the next flush'),
+    });
     closers.unshift(() => usage.close());
 
     const manager: ModelManager = new ModelManager({
@@ -179,6 +207,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       now,
       onTenantDeleted: async (tenantId) => {
         registry.forgetTenant(tenantId);
+        // Its model names must not outlive it on /metrics.
+        metrics.dropTenant(tenantId);
         // Its data key is gone, so its jobs could never store a checkpoint or a result: stop them now.
         await jobs.cancelTenantJobs(tenantId);
       },

@@ -190,6 +190,23 @@ export const migrations: readonly Migration[] = [
         .execute();
     },
   },
+  {
+    // Audit entries name the model they concern, so a key restricted to some models reads only theirs.
+    name: '0002_audit_model',
+    async up(db) {
+      await db.schema.alterTable('audit_log').addColumn('model_name', 'text').execute();
+      await db.schema.createIndex('audit_log_tenant_model').on('audit_log').columns(['tenant_id', 'model_name', 'seq']).execute();
+    },
+  },
+  {
+    // Tenant text becomes sealed under the tenant's key. The sealing itself needs keys, which a
+    // migration has not: the server does it at start (src/storage/seal-tenant-text.ts). Here only
+    // the column for the latest loss, which moves out of the clear `loss` column.
+    name: '0002_tenant_text',
+    async up(db) {
+      await db.schema.alterTable('jobs').addColumn('loss_text', 'text').execute();
+    },
+  },
 ];
 
 /**

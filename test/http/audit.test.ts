@@ -14,6 +14,7 @@ interface Row {
   detail_json: string;
   prev_hash: string;
   hash: string;
+  model_name: string | null;
 }
 
 let server: TestServer;
@@ -25,8 +26,8 @@ const verify = async () => (await call(server.app, server.adminKey, 'GET', '/api
 async function restore(): Promise<void> {
   await sql`delete from audit_log`.execute(db());
   for (const row of snapshot) {
-    await sql`insert into audit_log (seq, tenant_id, key_id, action, resource, outcome, ip, at, detail_json, prev_hash, hash)
-      values (${row.seq}, ${row.tenant_id}, ${row.key_id}, ${row.action}, ${row.resource}, ${row.outcome}, ${row.ip}, ${row.at}, ${row.detail_json}, ${row.prev_hash}, ${row.hash})`.execute(db());
+    await sql`insert into audit_log (seq, tenant_id, key_id, action, resource, outcome, ip, at, detail_json, prev_hash, hash, model_name)
+      values (${row.seq}, ${row.tenant_id}, ${row.key_id}, ${row.action}, ${row.resource}, ${row.outcome}, ${row.ip}, ${row.at}, ${row.detail_json}, ${row.prev_hash}, ${row.hash}, ${row.model_name})`.execute(db());
   }
 }
 

@@ -189,7 +189,7 @@ describe('503 queue full', () => {
     while (gate.entered === entered) await new Promise((resolve) => setImmediate(resolve));
     const queued = infer([[2, 2, 2, 2]]);
     // Wait (by turns of the event loop, not by time) until the second request sits in the queue.
-    while (!server.context.metrics.render().includes('aiaas_inference_queue_depth{model="clf",version="1"} 1')) {
+    while (!server.context.metrics.render().includes(`aiaas_inference_queue_depth{tenant="${server.context.bootstrap.tenantId}",model="clf",version="1"} 1`)) {
       await new Promise((resolve) => setImmediate(resolve));
     }
     const refused = await infer([[3, 3, 3, 3]]);

@@ -43,15 +43,15 @@ describe('Prometheus registry', () => {
 
   it('records serving metrics per model and protocol', () => {
     const metrics = new Metrics();
-    metrics.recordRequest({ model: 'm', version: '2' }, 'v2', 'ok', 0.003);
-    metrics.recordRequest({ model: 'm', version: '2' }, 'tfserving', 'error', 0.2);
-    metrics.queueDepth({ model: 'm', version: '2' }, 4);
+    metrics.recordRequest({ tenant: 't1', model: 'm', version: '2' }, 'v2', 'ok', 0.003);
+    metrics.recordRequest({ tenant: 't1', model: 'm', version: '2' }, 'tfserving', 'error', 0.2);
+    metrics.queueDepth({ tenant: 't1', model: 'm', version: '2' }, 4);
     metrics.modelsLoaded(1, 2048);
     const text = metrics.render();
-    expect(text).toContain('aiaas_inference_requests_total{model="m",version="2",protocol="v2",outcome="ok"} 1');
-    expect(text).toContain('aiaas_inference_requests_total{model="m",version="2",protocol="tfserving",outcome="error"} 1');
-    expect(text).toContain('aiaas_inference_duration_seconds_count{model="m",protocol="v2"} 1');
-    expect(text).toContain('aiaas_inference_queue_depth{model="m",version="2"} 4');
+    expect(text).toContain('aiaas_inference_requests_total{tenant="t1",model="m",version="2",protocol="v2",outcome="ok"} 1');
+    expect(text).toContain('aiaas_inference_requests_total{tenant="t1",model="m",version="2",protocol="tfserving",outcome="error"} 1');
+    expect(text).toContain('aiaas_inference_duration_seconds_count{tenant="t1",model="m",protocol="v2"} 1');
+    expect(text).toContain('aiaas_inference_queue_depth{tenant="t1",model="m",version="2"} 4');
     expect(text).toContain('aiaas_loaded_model_bytes 2048');
   });
 });

@@ -220,7 +220,7 @@ describe('V2 inference', () => {
     const batches = metrics.batchRows.snapshot({ model: 'linear', version: '1' });
     expect(batches.count).toBe(1);
     expect(batches.max).toBe(4);
-    expect(metrics.render()).toMatch(/aiaas_inference_batch_size_bucket\{model="linear",version="1",le="4"\} 1/);
+    expect(metrics.render()).toMatch(/aiaas_inference_batch_size_bucket\{tenant="",model="linear",version="1",le="4"\} 1/);
   });
 
   it('runs a fixed-batch model one request at a time', async () => {

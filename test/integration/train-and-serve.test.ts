@@ -97,10 +97,10 @@ describe('dataset → job → version → alias → V2 and TF-Serving', () => {
     expect(predictions).toHaveLength(3);
     predictions.flat().forEach((value, index) => expect(value).toBeCloseTo(expected[index]!, 5));
 
-    const metrics = await (await fetch(`${server.url}/metrics`)).text();
-    expect(metrics).toMatch(/aiaas_inference_requests_total\{model="digits",version="1",protocol="v2",outcome="ok"\} 1\b/);
-    expect(metrics).toMatch(/aiaas_inference_requests_total\{model="digits",version="1",protocol="tfserving",outcome="ok"\} 1\b/);
-    expect(metrics).toMatch(/aiaas_training_jobs\{status="succeeded"\} 1\b/);
+    const metrics = await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.context.bootstrap.generatedKey!}` } })).text();
+    expect(metrics).toMatch(/aiaas_inference_requests_total\{tenant="[^"]+",model="digits",version="1",protocol="v2",outcome="ok"\} 1\b/);
+    expect(metrics).toMatch(/aiaas_inference_requests_total\{tenant="[^"]+",model="digits",version="1",protocol="tfserving",outcome="ok"\} 1\b/);
+    expect(metrics).toMatch(/aiaas_training_jobs\{tenant="[^"]+",status="succeeded"\} 1\b/);
     expect(metrics).toMatch(/aiaas_loaded_models 1\b/);
   });
 

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { AiaasError } from '../../src/errors.ts';
 import {
   modelAllowed,
+  modelsWithin,
   parseRole,
+  scopeWithin,
   permissions,
   permissionsOf,
   requireModelAllowed,
@@ -16,6 +18,7 @@ const expected: Record<Role, readonly Permission[]> = {
   admin: permissions,
   developer: [
     'usage:read',
+    'metrics:read',
     'datasets:read',
     'datasets:write',
     'models:read',
@@ -26,7 +29,7 @@ const expected: Record<Role, readonly Permission[]> = {
     'jobs:write',
     'inference',
   ],
-  viewer: ['usage:read', 'datasets:read', 'models:read', 'jobs:read'],
+  viewer: ['usage:read', 'metrics:read', 'datasets:read', 'models:read', 'jobs:read'],
   inference: ['inference'],
 };
 
@@ -81,5 +84,31 @@ describe('modelAllowed', () => {
     expect(modelAllowed(['mnist'], 'mnis')).toBe(false);
     expect(modelAllowed(['*'], 'whatever')).toBe(true);
     expect(() => requireModelAllowed(['a'], 'b')).toThrow(/"b"/);
+  });
+});
+
+describe('scopeWithin (issue 7, finding 5)', () => {
+  it('needs both the models and the permissions to be subsets', () => {
+    const restrictedAdmin = { role: 'admin', allowedModels: ['a'] } as const;
+    expect(scopeWithin({ role: 'developer', allowedModels: ['a'] }, restrictedAdmin)).toBe(true);
+    expect(scopeWithin({ role: 'admin', allowedModels: [] }, restrictedAdmin)).toBe(true);
+    expect(scopeWithin({ role: 'viewer', allowedModels: null }, restrictedAdmin)).toBe(false);
+    expect(scopeWithin({ role: 'viewer', allowedModels: ['*'] }, restrictedAdmin)).toBe(false);
+    expect(scopeWithin({ role: 'viewer', allowedModels: ['a', 'b'] }, restrictedAdmin)).toBe(false);
+    // Permissions: a developer's scope holds a viewer's and an inference key's, not an admin's.
+    const developer = { role: 'developer', allowedModels: ['a'] } as const;
+    expect(scopeWithin({ role: 'admin', allowedModels: ['a'] }, developer)).toBe(false);
+    expect(scopeWithin({ role: 'viewer', allowedModels: ['a'] }, developer)).toBe(true);
+    expect(scopeWithin({ role: 'inference', allowedModels: ['a'] }, developer)).toBe(true);
+    expect(scopeWithin({ role: 'developer', allowedModels: ['a'] }, { role: 'viewer', allowedModels: ['a'] })).toBe(false);
+    expect(scopeWithin({ role: 'inference', allowedModels: ['a'] }, { role: 'viewer', allowedModels: ['a'] })).toBe(false);
+  });
+
+  it('treats null and "*" as every model', () => {
+    expect(modelsWithin(['x'], null)).toBe(true);
+    expect(modelsWithin(null, ['*'])).toBe(true);
+    expect(modelsWithin(null, ['x'])).toBe(false);
+    expect(modelsWithin(['*'], ['x', 'y'])).toBe(false);
+    expect(modelsWithin([], [])).toBe(true);
   });
 });

@@ -12,6 +12,8 @@ import { parseJsonBody, serializeJson } from './tensor-json.ts';
 import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
 
 export interface ResolvedModel {
+  /** The owning tenant; labels the model's metric series. */
+  tenantId?: string;
   name: string;
   /** Version number as a string. */
   version: string;
@@ -26,12 +28,17 @@ export interface ResolvedModel {
 export interface InferenceDeps {
   /** Throws AiaasError MODEL_NOT_FOUND / VERSION_NOT_FOUND; auth and tenant scoping happen inside. */
   resolveModel(request: FastifyRequest, name: string, versionOrAlias?: string): Promise<ResolvedModel>;
+  /**
+   * Throws unless the caller may change what is loaded (Triton's repository load and unload):
+   * that evicts and reloads models, so it needs `models:write`, not just `inference`.
+   */
+  authorizeModelControl(request: FastifyRequest): void;
   /** Models visible to the caller, for /v2/repository/index and TF-Serving status. */
   listModels(request: FastifyRequest): Promise<{ name: string; versions: string[] }[]>;
   manager: ModelManager;
   metrics: Metrics;
   limits: { maxTensorElements: number };
-  /** Usage counting hook, called once per inference that reached a resolved model. */
+  /** Called once per inference that reached a resolved model, with its outcome (usage counts only 'ok'). */
   onInference?(request: FastifyRequest, model: ResolvedModel, protocol: InferenceProtocol, outcome: 'ok' | 'error'): void;
   /** Reported by `GET /v2`. */
   server?: { name: string; version: string };
@@ -42,6 +49,7 @@ export { errorCodeHeader };
 export function modelKey(model: ResolvedModel): ModelKey {
   return {
     versionId: model.versionId,
+    ...(model.tenantId === undefined ? {} : { tenantId: model.tenantId }),
     name: model.name,
     version: model.version,
     ...(model.batching === undefined ? {} : { batching: model.batching }),
@@ -94,7 +102,7 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
 ): Promise<Rendered> {
   const model = await deps.resolveModel(request, target.name, target.versionOrAlias);
   const started = performance.now();
-  const labels = { model: model.name, version: model.version };
+  const labels = { ...(model.tenantId === undefined ? {} : { tenant: model.tenantId }), model: model.name, version: model.version };
   try {
     const parsed = parse(await signatureOf(deps, model));
     const response = await deps.manager.infer(modelKey(model), parsed.request);

@@ -6,8 +6,8 @@ import { isFinal, type JobService } from '../../jobs/job-service.ts';
 
 export interface JobRouteDependencies {
   service: JobService;
-  /** The auth layer's check: returns the caller's tenant or throws 401/403. */
-  authorize(request: FastifyRequest, permission: 'jobs:read' | 'jobs:write'): { tenantId: string };
+  /** The auth layer's check: returns the caller's tenant and model allow-list (null: all), or throws 401/403. */
+  authorize(request: FastifyRequest, permission: 'jobs:read' | 'jobs:write'): { tenantId: string; allowedModels: readonly string[] | null };
   /** How long an idle event stream waits before re-reading (a job event wakes it sooner). */
   eventPollMs?: number;
 }
@@ -22,13 +22,14 @@ export function jobRoutes(deps: JobRouteDependencies): FastifyPluginAsync {
     });
 
     app.post('/jobs', { config: { audit: { action: 'job.submit' } } }, async (request, reply) => {
-      const { tenantId } = deps.authorize(request, 'jobs:write');
-      const job = await deps.service.submit(tenantId, request.body);
+      const { tenantId, allowedModels } = deps.authorize(request, 'jobs:write');
+      const job = await deps.service.submit(tenantId, request.body, allowedModels);
+      request.audit = { resource: `job:${job.id}`, model: job.model };
       return reply.code(202).header('location', `/api/v1/jobs/${job.id}`).send({ job });
     });
 
     app.get<{ Querystring: { status?: string; limit?: string; offset?: string } }>('/jobs', async (request) => {
-      const { tenantId } = deps.authorize(request, 'jobs:read');
+      const { tenantId, allowedModels } = deps.authorize(request, 'jobs:read');
       const { status, limit, offset } = request.query;
       if (status !== undefined && !jobStatuses.includes(status as JobStatus)) {
         throw new AiaasError('INVALID_REQUEST', `status must be one of ${jobStatuses.join(', ')}, got "${status}"`);
@@ -46,24 +47,26 @@ export function jobRoutes(deps: JobRouteDependencies): FastifyPluginAsync {
           ...(status === undefined ? {} : { status: status as JobStatus }),
           ...(limitValue === undefined ? {} : { limit: limitValue }),
           ...(offsetValue === undefined ? {} : { offset: offsetValue }),
-        }),
+        }, allowedModels),
       };
     });
 
     app.get<{ Params: { id: string } }>('/jobs/:id', async (request) => {
-      const { tenantId } = deps.authorize(request, 'jobs:read');
-      return { job: await deps.service.get(tenantId, request.params.id) };
+      const { tenantId, allowedModels } = deps.authorize(request, 'jobs:read');
+      return { job: await deps.service.get(tenantId, request.params.id, allowedModels) };
     });
 
     app.post<{ Params: { id: string } }>('/jobs/:id/cancel', { config: { audit: { action: 'job.cancel' } } }, async (request, reply) => {
-      const { tenantId } = deps.authorize(request, 'jobs:write');
-      return reply.code(202).send({ job: await deps.service.cancel(tenantId, request.params.id) });
+      const { tenantId, allowedModels } = deps.authorize(request, 'jobs:write');
+      const job = await deps.service.cancel(tenantId, request.params.id, allowedModels);
+      request.audit = { resource: `job:${job.id}`, model: job.model };
+      return reply.code(202).send({ job });
     });
 
     app.get<{ Params: { id: string }; Querystring: { after?: string } }>('/jobs/:id/events', async (request, reply) => {
-      const { tenantId } = deps.authorize(request, 'jobs:read');
+      const { tenantId, allowedModels } = deps.authorize(request, 'jobs:read');
       const jobId = request.params.id;
-      await deps.service.record(tenantId, jobId);
+      await deps.service.record(tenantId, jobId, allowedModels);
       const resumeFrom = request.headers['last-event-id'] ?? request.query.after ?? '0';
       let afterId = Number(resumeFrom);
       if (!Number.isInteger(afterId) || afterId < 0) throw new AiaasError('INVALID_REQUEST', `Last-Event-ID / after must be a non-negative integer, got "${String(resumeFrom)}"`);

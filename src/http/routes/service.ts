@@ -3,7 +3,9 @@ import { stat } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import type { ServerContext } from '../../startup/context.ts';
-import { prometheusContentType } from '../metrics.ts';
+import { modelAllowed } from '../../security/roles.ts';
+import { authorize, type Principal } from '../auth.ts';
+import { prometheusContentType, type Labels } from '../metrics.ts';
 import { renderDocsPage } from '../openapi.ts';
 
 export interface ServiceRouteOptions {
@@ -27,9 +29,11 @@ export async function serviceRoutes(app: FastifyInstance, { context, openApiDocu
     }
   });
 
-  app.get('/metrics', { config }, async (_request, reply) => {
-    context.metrics.jobCounts(await context.repositories.jobs.countByStatus());
-    return reply.type(prometheusContentType).send(context.metrics.render());
+  // Public only when the operator says so (--metrics-public); otherwise a key with metrics:read.
+  app.get('/metrics', { config: { public: context.config.metricsPublic } }, async (request, reply) => {
+    const include = context.config.metricsPublic ? undefined : seriesVisibleTo(authorize(request, 'metrics:read'));
+    context.metrics.jobCounts(await context.repositories.jobs.countByTenantAndStatus());
+    return reply.type(prometheusContentType).send(context.metrics.render(include));
   });
 
   app.get('/openapi.json', { config }, async () => openApiDocument());
@@ -43,4 +47,19 @@ export async function serviceRoutes(app: FastifyInstance, { context, openApiDocu
       .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
       .send((docsPage ??= renderDocsPage(openApiDocument()))),
   );
+}
+
+/**
+ * Which series a key reads: an unrestricted operator key every series; any other key only its own
+ * tenant's, and a key restricted to some models only the series of those models. Server-wide
+ * series (no tenant label) say how busy the whole server is, so they are the operator's.
+ */
+export function seriesVisibleTo(principal: Principal): ((labels: Labels) => boolean) | undefined {
+  const restricted = principal.allowedModels !== null && !principal.allowedModels.includes('*');
+  if (principal.isOperator && !restricted) return undefined;
+  return (labels) => {
+    if (labels.tenant !== principal.tenantId) return false;
+    if (!restricted) return true;
+    return labels.model !== undefined && modelAllowed(principal.allowedModels, labels.model);
+  };
 }

@@ -80,6 +80,7 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
   });
 
   app.post<{ Params: ModelParams }>('/v2/repository/models/:name/load', async (request, reply) => {
+    deps.authorizeModelControl(request);
     const model = await deps.resolveModel(request, request.params.name);
     await deps.manager.acquire(modelKey(model));
     return reply.status(200).send();
@@ -87,6 +88,7 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
 
   // Triton unloads a model as a whole, so every version of the name is unloaded.
   app.post<{ Params: ModelParams }>('/v2/repository/models/:name/unload', async (request, reply) => {
+    deps.authorizeModelControl(request);
     const latest: ResolvedModel = await deps.resolveModel(request, request.params.name);
     const versions = await versionsOf(deps, request, latest.name, latest.version);
     const models = await Promise.all(versions.map((version) => deps.resolveModel(request, latest.name, version)));

@@ -17,10 +17,13 @@ export interface AuditEntry {
   readonly detailJson: string;
   readonly prevHash: string;
   readonly hash: string;
+  /** The model the entry concerns; absent or null when it concerns none. */
+  readonly model?: string | null;
 }
 
 export interface AuditRecord extends AuditEntry {
   readonly seq: number;
+  readonly model: string | null;
 }
 
 function toRecord(row: Selectable<AuditLogTable>): AuditRecord {
@@ -36,6 +39,7 @@ function toRecord(row: Selectable<AuditLogTable>): AuditRecord {
     detailJson: row.detail_json,
     prevHash: row.prev_hash,
     hash: row.hash,
+    model: row.model_name,
   };
 }
 
@@ -51,6 +55,7 @@ function toRow(entry: AuditEntry): Omit<Selectable<AuditLogTable>, 'seq'> {
     detail_json: entry.detailJson,
     prev_hash: entry.prevHash,
     hash: entry.hash,
+    model_name: entry.model ?? null,
   };
 }
 
@@ -104,9 +109,16 @@ export class AuditRepository {
     return rows.map(toRecord);
   }
 
-  /** One tenant's entries in seq order (what a tenant admin may read). */
-  async list(tenantId: string, options: { afterSeq?: number; limit?: number } = {}): Promise<AuditRecord[]> {
+  /**
+   * One tenant's entries in seq order (what a tenant admin may read); with `models`, only the
+   * entries concerning one of those models (an empty list matches none).
+   */
+  async list(tenantId: string, options: { afterSeq?: number; limit?: number; models?: readonly string[] } = {}): Promise<AuditRecord[]> {
     let query = this.#db.selectFrom('audit_log').selectAll().where('tenant_id', '=', tenantId);
+    if (options.models !== undefined) {
+      if (options.models.length === 0) return [];
+      query = query.where('model_name', 'in', [...options.models]);
+    }
     if (options.afterSeq !== undefined) query = query.where('seq', '>', options.afterSeq);
     const rows = await query.orderBy('seq').limit(pageLimit(options)).execute();
     return rows.map(toRecord);

@@ -22,6 +22,9 @@ export interface Repositories {
   /**
    * Runs `work` with repositories bound to one transaction, so a caller can
    * combine writes across aggregates (e.g. finish a job and add its version).
+   * Work that seals or opens tenant text needs the tenant's data key loaded
+   * before: when the key store shares this database's one connection, fetching
+   * the key inside the transaction would wait on the transaction itself.
    */
   transaction<T>(work: (repositories: Repositories) => Promise<T>): Promise<T>;
 }

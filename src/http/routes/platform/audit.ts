@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { AiaasError } from '../../../errors.ts';
 import { modelAllowed } from '../../../security/roles.ts';
-import { authorize, authorizeOperator } from '../../auth.ts';
+import { authorize, authorizeOperator, type Principal } from '../../auth.ts';
 import { parsePositiveInteger, readQuery, type PlatformRouteOptions } from './support.ts';
 
 const dayPattern = /^\d{4}-\d{2}-\d{2}$/;
@@ -15,6 +15,16 @@ function day(value: string | undefined, name: string): string | undefined {
   return value;
 }
 
+/**
+ * Which entries a key reads: an unrestricted operator admin the whole chain, an unrestricted admin
+ * its tenant's, and a key restricted to some models only its tenant's entries about those models.
+ */
+function auditScope(principal: Principal): { tenantId: string | undefined; models?: readonly string[] } {
+  const restricted = principal.allowedModels !== null && !principal.allowedModels.includes('*');
+  if (restricted) return { tenantId: principal.tenantId, models: principal.allowedModels ?? [] };
+  return { tenantId: principal.isOperator ? undefined : principal.tenantId };
+}
+
 export async function auditRoutes(app: FastifyInstance, { context }: PlatformRouteOptions): Promise<void> {
   // Operator admins read the whole chain; other tenants' admins read their own entries.
   app.get('/audit', { config: { audit: { action: 'audit.read' } } }, async (request) => {
@@ -22,9 +32,11 @@ export async function auditRoutes(app: FastifyInstance, { context }: PlatformRou
     const query = readQuery(request, ['after', 'limit']);
     const afterSeq = parsePositiveInteger(query.after, 'after');
     const limit = parsePositiveInteger(query.limit, 'limit');
-    const entries = await context.audit.list(principal.isOperator ? undefined : principal.tenantId, {
+    const { tenantId, models } = auditScope(principal);
+    const entries = await context.audit.list(tenantId, {
       ...(afterSeq === undefined ? {} : { afterSeq }),
       ...(limit === undefined ? {} : { limit }),
+      ...(models === undefined ? {} : { models }),
     });
     return { entries };
   });
@@ -39,11 +51,11 @@ export async function auditRoutes(app: FastifyInstance, { context }: PlatformRou
   app.get('/audit/export', { config: { audit: { action: 'audit.export' } } }, async (request, reply) => {
     const principal = authorize(request, 'audit:read');
     readQuery(request, []);
-    const tenantId = principal.isOperator ? undefined : principal.tenantId;
+    const { tenantId, models } = auditScope(principal);
     const lines: string[] = [];
     let afterSeq: number | undefined;
     for (;;) {
-      const page = await context.audit.list(tenantId, { ...(afterSeq === undefined ? {} : { afterSeq }), limit: 1000 });
+      const page = await context.audit.list(tenantId, { ...(afterSeq === undefined ? {} : { afterSeq }), limit: 1000, ...(models === undefined ? {} : { models }) });
       for (const entry of page) lines.push(JSON.stringify(entry));
       if (page.length < 1000) break;
       afterSeq = page.at(-1)!.seq;

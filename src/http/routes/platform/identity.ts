@@ -1,7 +1,7 @@
 /** `/me`, tenants (operator admins) and API keys (tenant admins). */
 import type { FastifyInstance } from 'fastify';
 import { AiaasError } from '../../../errors.ts';
-import { permissionsOf, type Role } from '../../../security/roles.ts';
+import { isRole, permissionsOf, scopeWithin, type Role } from '../../../security/roles.ts';
 import type { ApiKeyRecord, TenantRecord } from '../../../storage/index.ts';
 import { authorize, authorizeOperator, requirePrincipal } from '../../auth.ts';
 import { readJsonObject, requireString, type PlatformRouteOptions } from './support.ts';
@@ -86,11 +86,18 @@ export async function identityRoutes(app: FastifyInstance, { context }: Platform
         details: { field: 'allowedModels', allowedModels: principal.allowedModels },
       });
     }
+    // Admin holds every permission today; the check keeps "no key mints a wider one" true if roles change.
+    if (isRole(body.role) && !scopeWithin({ role: body.role, allowedModels: principal.allowedModels }, principal)) {
+      throw new AiaasError('FORBIDDEN', 'A key can only create keys whose permissions are a subset of its own', {
+        details: { field: 'role', role: body.role },
+      });
+    }
     const created = await context.access.createKey(principal.tenantId, {
       name: requireString(body, 'name'),
       role: body.role as Role,
       allowedModels: body.allowedModels === undefined || body.allowedModels === null ? undefined : (body.allowedModels as string[]),
       expiresAt: body.expiresAt === undefined || body.expiresAt === null ? undefined : (body.expiresAt as string),
+      creatorExpiresAt: principal.expiresAt,
     });
     request.audit = { resource: `key:${created.record.id}`, detail: { role: created.record.role, name: created.record.name } };
     return reply.status(201).send({ ...keyView(created.record), key: created.key });
@@ -98,14 +105,14 @@ export async function identityRoutes(app: FastifyInstance, { context }: Platform
 
   app.get('/keys', { config: { audit: { action: 'key.list' } } }, async (request) => {
     const principal = authorize(request, 'keys:manage');
-    return { keys: (await context.repositories.apiKeys.list(principal.tenantId)).map(keyView) };
+    return { keys: (await context.access.listKeys(principal.tenantId, principal)).map(keyView) };
   });
 
   app.delete<{ Params: { id: string } }>('/keys/:id', { config: { audit: { action: 'key.revoke' } } }, async (request, reply) => {
     const principal = authorize(request, 'keys:manage');
     request.audit = { resource: `key:${request.params.id}` };
-    // Revoking twice is a no-op; an unknown (or another tenant's) key is a 404.
-    if (!(await context.access.revokeKey(principal.tenantId, request.params.id))) {
+    // Revoking twice is a no-op; an unknown key, another tenant's, or one wider than the caller's is a 404.
+    if (!(await context.access.revokeKey(principal.tenantId, request.params.id, principal))) {
       throw new AiaasError('NOT_FOUND', `API key '${request.params.id}' not found`, { details: { keyId: request.params.id } });
     }
     return reply.status(204).send();

@@ -60,7 +60,7 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
       ...(body.description === undefined ? {} : { description: body.description as string }),
       ...(body.batching === undefined ? {} : { batching: body.batching }),
     });
-    request.audit = { resource: `model:${model.name}` };
+    request.audit = { resource: `model:${model.name}`, model: model.name };
     return reply.status(201).send({ model: await registry.modelView(principal.tenantId, model) });
   });
 

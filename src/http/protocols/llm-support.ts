@@ -1,0 +1,112 @@
+/**
+ * What the OpenAI and Ollama routes share: their injected dependencies (resolving a tenant's language
+ * model, opening its runtime, limits, metering), and running one generation with the client's
+ * connection tied to an AbortSignal, so a client that goes away stops its generation at once and
+ * frees its sequence.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { EmbeddingRuntime, GenerateEvent, GenerateRequest, GenerationUsage, GenerativeModelInfo, GenerativeRuntime } from '../../runtimes/generative.ts';
+import type { TokenLimits } from './openai.ts';
+
+export interface LanguageModelEntry {
+  name: string;
+  /** Version number as a string. */
+  version: string;
+  versionId: string;
+  createdAt: Date;
+  /** Aliases pointing at this version. */
+  aliases: string[];
+  fileBytes: number;
+  sha256: string;
+  /** Known without loading (stored at upload from the GGUF metadata). */
+  info?: Partial<GenerativeModelInfo>;
+}
+
+export type LanguageModelRuntime = GenerativeRuntime & EmbeddingRuntime;
+
+export interface LlmMetricsSink {
+  generationFinished(
+    labels: { model: string; version: string; protocol: 'openai' | 'ollama' },
+    measures: { timeToFirstTokenSeconds?: number; interTokenSeconds: number[]; completionTokens: number; durationSeconds: number; outcome: 'ok' | 'error' | 'aborted' },
+  ): void;
+}
+
+export interface LanguageModelDeps {
+  /** Checks the caller may run inference, scopes to its tenant and allow-list; throws MODEL_NOT_FOUND otherwise. */
+  resolve(request: FastifyRequest, name: string, selector?: string): Promise<LanguageModelEntry>;
+  /** The caller's language models: one entry per model's `latest`, plus one per alias. */
+  list(request: FastifyRequest): Promise<LanguageModelEntry[]>;
+  /** The loaded runtime, loading on first use. */
+  open(entry: LanguageModelEntry): Promise<LanguageModelRuntime>;
+  /** Loaded language models with their memory, for Ollama's /api/ps. */
+  loaded(request: FastifyRequest): Promise<Array<{ entry: LanguageModelEntry; memoryBytes: number; expiresAt?: Date }>>;
+  limits(entry: LanguageModelEntry): TokenLimits & { maxContextLength: number };
+  /** Metering: prompt and completion tokens per tenant, key, model and version. */
+  recordUsage?(request: FastifyRequest, entry: LanguageModelEntry, usage: GenerationUsage, outcome: 'ok' | 'error'): void;
+  metrics?: LlmMetricsSink;
+  now?: () => Date;
+}
+
+/** An AbortSignal that fires when the client disconnects before the response is complete. */
+export function clientGone(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort(new Error('client disconnected'));
+  });
+  return controller.signal;
+}
+
+/**
+ * Runs a generation, yielding its events, and reports usage and metrics once at the end whatever
+ * happens. The first event is awaited by the caller before it commits to a streaming response, so
+ * an error before the first token (queue full, context too long) is still a plain HTTP error.
+ */
+export async function* meteredStream(
+  deps: LanguageModelDeps,
+  request: FastifyRequest,
+  entry: LanguageModelEntry,
+  runtime: LanguageModelRuntime,
+  generate: GenerateRequest,
+  protocol: 'openai' | 'ollama',
+  signal: AbortSignal,
+): AsyncGenerator<GenerateEvent> {
+  const started = performance.now();
+  let lastTokenAt: number | undefined;
+  let firstTokenSeconds: number | undefined;
+  const interTokenSeconds: number[] = [];
+  let usage: GenerationUsage = { promptTokens: 0, completionTokens: 0 };
+  let outcome: 'ok' | 'error' | 'aborted' = 'error';
+  try {
+    for await (const event of runtime.stream(generate, signal)) {
+      if (event.type !== 'finish') {
+        const now = performance.now();
+        if (lastTokenAt === undefined) firstTokenSeconds = (now - started) / 1000;
+        else interTokenSeconds.push((now - lastTokenAt) / 1000);
+        lastTokenAt = now;
+      } else {
+        usage = event.usage;
+        outcome = event.finishReason === 'abort' ? 'aborted' : 'ok';
+      }
+      yield event;
+    }
+  } finally {
+    const labels = { model: entry.name, version: entry.version, protocol };
+    deps.metrics?.generationFinished(labels, {
+      ...(firstTokenSeconds === undefined ? {} : { timeToFirstTokenSeconds: firstTokenSeconds }),
+      interTokenSeconds,
+      completionTokens: usage.completionTokens,
+      durationSeconds: (performance.now() - started) / 1000,
+      outcome,
+    });
+    // Tokens a client made the server compute are billed even when it left early; failures are not billed.
+    deps.recordUsage?.(request, entry, usage, outcome === 'error' ? 'error' : 'ok');
+  }
+}
+
+/** Starts a streamed HTTP response with the headers Fastify would have sent, then hands over the socket. */
+export function beginStream(reply: FastifyReply, contentType: string): void {
+  reply.hijack();
+  const headers: Record<string, string | number | string[]> = {};
+  for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) headers[name] = value;
+  reply.raw.writeHead(200, { ...headers, 'content-type': contentType, 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+}
