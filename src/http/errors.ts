@@ -131,6 +131,10 @@ export function handleFrameworkError(error: FastifyError, request: FastifyReques
   void sendErrorForUrl(request, reply, toPlatformError(error, request));
 }
 
+function cutPath(path: string): string {
+  return path.length > 200 ? `${path.slice(0, 200)}… (${path.length} characters)` : path;
+}
+
 /** Installs the error and not-found handlers on `app` (the root: child plugins may override theirs). */
 export function installErrorHandling(app: FastifyInstance): void {
   // Routes of the inference plugins have their own handler; this one also sees errors of requests that
@@ -140,7 +144,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     sendErrorForUrl(
       request,
       reply,
-      new AiaasError('NOT_FOUND', `No route ${request.method} ${quoteForError(request.url.split('?')[0], 200)}`, {
+      new AiaasError('NOT_FOUND', `No route ${request.method} ${cutPath(request.url.split('?', 1)[0]!)}`, {
         details: { method: request.method },
       }),
     ),
