@@ -8,6 +8,7 @@ import type { ModelSignature, TensorSpec } from '../../runtimes/runtime.ts';
 import type { ModelKey, ModelManager } from '../../inference/model-manager.ts';
 import type { BatchingOptions, InferRequest, InferResponse } from '../../inference/types.ts';
 import type { InferenceProtocol, Metrics } from '../metrics.ts';
+import { installSchemaCompilers } from '../schemas/validation.ts';
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
 import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
 
@@ -72,6 +73,7 @@ export async function signatureOf(deps: InferenceDeps, model: ResolvedModel): Pr
  * content type as JSON (TF-Serving's own examples post with `curl -d`, i.e. form-encoded).
  */
 export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean }): void {
+  installSchemaCompilers(app);
   app.setErrorHandler((error, request, reply) => {
     void sendProtocolError(reply, toPlatformError(error, request));
   });

@@ -6,6 +6,7 @@ import { AuditRepository } from './audit.ts';
 import { DatasetRepository } from './datasets.ts';
 import { JobRepository } from './jobs.ts';
 import { ModelRepository } from './models.ts';
+import { TenantContentRepository } from './tenant-content.ts';
 import { TenantKeyRepository } from './tenant-keys.ts';
 import { TenantRepository, type RepositoryOptions } from './tenants.ts';
 import { UsageRepository } from './usage.ts';
@@ -13,6 +14,7 @@ import { UsageRepository } from './usage.ts';
 export interface Repositories {
   readonly tenants: TenantRepository;
   readonly tenantKeys: TenantKeyRepository;
+  readonly tenantContent: TenantContentRepository;
   readonly apiKeys: ApiKeyRepository;
   readonly datasets: DatasetRepository;
   readonly models: ModelRepository;
@@ -33,6 +35,7 @@ export function createRepositories(db: Kysely<Schema>, options: RepositoryOption
   return {
     tenants: new TenantRepository(db, options),
     tenantKeys: new TenantKeyRepository(db, options),
+    tenantContent: new TenantContentRepository(db),
     apiKeys: new ApiKeyRepository(db, options),
     datasets: new DatasetRepository(db, options),
     models: new ModelRepository(db, options),
@@ -48,6 +51,7 @@ export * from './audit.ts';
 export * from './datasets.ts';
 export * from './jobs.ts';
 export * from './models.ts';
+export * from './tenant-content.ts';
 export * from './tenant-keys.ts';
 export * from './tenants.ts';
 export * from './usage.ts';
