@@ -353,7 +353,9 @@ function buildRequest(random: Random, world: HttpFuzzWorld): FuzzRequest {
     // Invalid UTF-8 inside a JSON string.
     request.payload = Buffer.concat([Buffer.from('{"name":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('"}')]);
   } else {
-    const valid = operation.schema === undefined ? templateBody(random, world, operation) : fromSchema(random, operation.schema);
+    // The schema gives every field its type; the template knows this server's real names (models,
+    // inputs, datasets), so half the schema-described requests still start from the template.
+    const valid = operation.schema === undefined || random.chance(0.5) ? templateBody(random, world, operation) : fromSchema(random, operation.schema);
     request.payload = random.chance(0.2) ? JSON.stringify(valid) : mutateJson(random, valid);
   }
   headers['content-type'] = random.chance(0.8)
