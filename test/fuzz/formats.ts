@@ -27,6 +27,7 @@ import { GgufFormatError, readGgufHeader } from '../../src/runtimes/gguf/gguf-re
 import { encodeGguf } from '../../src/runtimes/gguf/gguf-writer.ts';
 import { randomLlamaGguf } from '../../src/runtimes/gguf/random-llama.ts';
 import { validateOnnxInChild } from '../../src/runtimes/validate-in-child.ts';
+import { externalDataFiles } from '../../src/platform/external-data.ts';
 import { packTar, parseTar, TarError } from '../../src/sdk/tar.ts';
 import { mutateBytes, mutateJson, Random } from './random.ts';
 
@@ -170,10 +171,20 @@ export function formatTargets(): FormatTarget[] {
       allows: (error) => error instanceof GgufFormatError,
     },
     {
+      // The main-process ONNX protobuf walk every upload passes (external-data policy), as a bare
+      // upload and as a saved-model archive with one data file.
+      name: 'onnx-reader',
+      seeds: [onnxSeed],
+      parse: async (bytes) => {
+        await externalDataFiles(bytes, undefined, ['model.onnx']);
+        return externalDataFiles(bytes, new Map([['weights.bin', new Uint8Array(64)]]), ['model.onnx']);
+      },
+    },
+    {
       name: 'onnx',
       seeds: [onnxSeed],
       slow: true,
-      parse: (bytes) => validateOnnxInChild(bytes, { timeoutMs: 20_000, memoryLimitBytes: 512 * 1024 ** 2 }),
+      parse: (bytes) => validateOnnxInChild({ onnx: bytes }, { timeoutMs: 20_000, memoryLimitBytes: 512 * 1024 ** 2 }),
     },
   ];
 }

@@ -10,6 +10,7 @@ import type { BatchingOptions, InferRequest, InferResponse } from '../../inferen
 import type { InferenceProtocol, Metrics } from '../metrics.ts';
 import { installSchemaCompilers } from '../schemas/validation.ts';
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
+import { AiaasError } from '../../errors.ts';
 import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
 
 export interface ResolvedModel {
@@ -75,6 +76,8 @@ export async function signatureOf(deps: InferenceDeps, model: ResolvedModel): Pr
 export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean }): void {
   installSchemaCompilers(app);
   app.setErrorHandler((error, request, reply) => {
+    // A runtime's full error text (host paths included) stays in the log; the client gets a cleaned message.
+    if (AiaasError.isInstance(error) && error.cause !== undefined) request.log.warn({ err: error.cause, code: error.code }, `inference failed: ${error.message}`);
     void sendProtocolError(reply, toPlatformError(error, request));
   });
   const parser = (_request: FastifyRequest, body: string, done: (error: Error | null, body?: unknown) => void): void => {
