@@ -38,6 +38,8 @@ export const errorCatalogue = {
   MODEL_LOAD_FAILED: { status: 503, title: 'Model could not be loaded' },
   MODEL_NOT_READY: { status: 503, title: 'Model not ready' },
   QUEUE_FULL: { status: 503, title: 'Inference queue full' },
+  // The client went away while its request waited; nobody reads this answer (nginx's 499).
+  CLIENT_DISCONNECTED: { status: 499, title: 'Client closed the request' },
   // training-time failures (reported on jobs and by the CLI)
   TRAINING_DIVERGED: { status: 422, title: 'Training produced a non-finite loss' },
   // inference: the input passed the signature checks but the model failed on it (src/runtimes)
@@ -51,6 +53,12 @@ export const errorCatalogue = {
   MASTER_KEY_MISMATCH: { status: 500, title: 'The configured master key does not match this data directory' },
   // startup: one server per data directory (src/startup/data-dir-lock.ts)
   DATA_DIR_LOCKED: { status: 500, title: 'The data directory is in use by another aiaas process' },
+  // backups and data-directory checks (src/storage/backup, src/startup/backups.ts)
+  TARGET_NOT_EMPTY: { status: 409, title: 'Target directory exists and is not empty' },
+  BACKUP_INVALID: { status: 422, title: 'Not a complete, intact backup' },
+  BACKUP_NOT_CONFIGURED: { status: 409, title: 'No backup directory is configured' },
+  BACKUP_IN_PROGRESS: { status: 409, title: 'A backup is already running' },
+  DATABASE_CORRUPT: { status: 500, title: 'The database failed its integrity check' },
   // http: request framing (src/http)
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
   INVALID_URL: { status: 400, title: 'Malformed URL (bad percent-encoding)' },
