@@ -33,8 +33,8 @@ async function throughStream(transform: NodeJS.ReadWriteStream, bytes: Uint8Arra
   async function* source() {
     for (let offset = 0; offset < bytes.byteLength; offset += chunkSize) yield Buffer.from(bytes.subarray(offset, offset + chunkSize));
   }
-  await pipeline(source(), transform, async (stream: AsyncIterable<Buffer>) => {
-    for await (const chunk of stream) chunks.push(chunk);
+  await pipeline(source(), transform, async (stream: AsyncIterable<Buffer | string>) => {
+    for await (const chunk of stream) chunks.push(Buffer.from(chunk));
   });
   return Buffer.concat(chunks);
 }
