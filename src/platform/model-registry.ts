@@ -13,6 +13,7 @@ import type { AliasRecord, ModelRecord, ModelVersionRecord, ModelVersionSource, 
 import { latestSelector, validateAliasName } from '../storage/index.ts';
 import { validateName } from './names.ts';
 import { readTar } from './tar.ts';
+import type { Readable } from 'node:stream';
 
 export const modelFileNames = ['model.onnx', 'spec.json', 'model.safetensors', 'metrics.json'] as const;
 export type ModelFileName = (typeof modelFileNames)[number];
@@ -60,8 +61,8 @@ export interface ModelRegistryOptions {
   repositories: Repositories;
   artifacts: EncryptedArtifactStore;
   manager: ModelManager;
-  /** Opens the model bytes in isolation and returns the signature; INVALID_MODEL_FILE otherwise. */
-  validate: (bytes: Uint8Array) => Promise<ModelSignature>;
+  /** Opens the model (bytes, or a stream of them) in isolation and returns the signature; INVALID_MODEL_FILE otherwise. */
+  validate: (model: Uint8Array | AsyncIterable<Uint8Array>) => Promise<ModelSignature>;
   maxModelBytes: number;
   /** Milliseconds; with `resolveCacheMs` lets inference skip the database for a recently resolved name. */
   now?: () => number;
@@ -124,7 +125,7 @@ export class ModelRegistry {
   readonly #repositories: Repositories;
   readonly #artifacts: EncryptedArtifactStore;
   readonly #manager: ModelManager;
-  readonly #validate: (bytes: Uint8Array) => Promise<ModelSignature>;
+  readonly #validate: ModelRegistryOptions['validate'];
   readonly #maxModelBytes: number;
   /** versionId -> where its onnx lives; filled by resolve so the manager can load without a tenant in its key. */
   readonly #locations = new Map<string, { tenantId: string; onnxRef: string }>();
@@ -278,6 +279,34 @@ export class ModelRegistry {
     }
   }
 
+  /**
+   * A bare .onnx streamed from the request: encrypted into the store as it arrives (never held
+   * whole), then validated by streaming the stored artifact, decrypted, into the validation child.
+   * Over `maxModelBytes` the upload stops with PAYLOAD_TOO_LARGE; on any failure nothing stays stored.
+   */
+  async addVersionFromOnnxStream(tenantId: string, modelName: string, body: AsyncIterable<Uint8Array>, options: AddVersionOptions): Promise<{ version: ModelVersionRecord; bytes: number }> {
+    const model = await this.#modelForNewVersion(tenantId, modelName, options.createModel === true);
+    const { ref, bytes } = await this.#artifacts.putStream(tenantId, body, { maxBytes: this.#maxModelBytes, what: 'model.onnx' });
+    try {
+      if (bytes === 0) throw new AiaasError('INVALID_MODEL_FILE', 'The upload is empty; send an .onnx file or a saved-model .tar');
+      const signature = await this.#validate(await this.#artifacts.getStream(tenantId, ref));
+      const version = await this.#repositories.models.addVersion(tenantId, model.id, {
+        source: options.source,
+        onnxRef: ref,
+        savedModelRefs: undefined,
+        signature,
+        metrics: options.metrics ?? null,
+        jobId: options.jobId ?? null,
+      });
+      this.#locations.set(version.id, { tenantId, onnxRef: ref });
+      this.#changed(tenantId);
+      return { version, bytes };
+    } catch (error) {
+      await this.#artifacts.delete(ref).catch(() => undefined);
+      throw error;
+    }
+  }
+
   /** A saved-model folder packed as tar: model.onnx required; spec.json, model.safetensors, metrics.json optional. */
   async addVersionFromTar(tenantId: string, modelName: string, archive: Uint8Array, options: AddVersionOptions): Promise<ModelVersionRecord> {
     const entries = readTar(archive);
@@ -335,7 +364,13 @@ export class ModelRegistry {
     await this.#releaseArtifacts(deleted);
   }
 
-  async readFile(tenantId: string, modelName: string, selector: string, file: string): Promise<{ bytes: Uint8Array; contentType: string }> {
+  /** A stored file as a decrypting stream (bounded memory); see EncryptedArtifactStore.getStream for when it is trustworthy. */
+  async openFile(tenantId: string, modelName: string, selector: string, file: string): Promise<{ stream: Readable; contentType: string }> {
+    const ref = await this.#fileRef(tenantId, modelName, selector, file);
+    return { stream: await this.#artifacts.getStream(tenantId, ref), contentType: contentTypeOf(file) };
+  }
+
+  async #fileRef(tenantId: string, modelName: string, selector: string, file: string): Promise<string> {
     const { version } = await this.getVersion(tenantId, modelName, selector);
     const ref = file === 'model.onnx' ? version.onnxRef : version.savedModelRefs?.[file];
     if (ref === undefined || !(modelFileNames as readonly string[]).includes(file)) {
@@ -343,8 +378,7 @@ export class ModelRegistry {
         details: { model: modelName, version: version.version, file, files: filesOf(version) },
       });
     }
-    const bytes = await this.#artifacts.get(tenantId, ref);
-    return { bytes, contentType: file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream' };
+    return ref;
   }
 
   // ---- aliases
@@ -481,6 +515,10 @@ export class ModelRegistry {
       throw error;
     }
   }
+}
+
+function contentTypeOf(file: string): string {
+  return file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream';
 }
 
 function filesOf(version: ModelVersionRecord): ModelFileName[] {

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import type ort from 'onnxruntime-node';
 import { AiaasError } from '../errors.ts';
@@ -43,11 +45,11 @@ function reject(reason: string): AiaasError {
  * kills it above `memoryLimitBytes`. A spike shorter than one poll interval can slip through, and on
  * systems without /proc only the heap cap and the time limit apply.
  */
-export async function validateOnnxInChild(bytes: Uint8Array, options: ValidateOptions = {}): Promise<ModelSignature> {
+export async function validateOnnxInChild(model: Uint8Array | AsyncIterable<Uint8Array>, options: ValidateOptions = {}): Promise<ModelSignature> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const memoryLimitBytes = options.memoryLimitBytes ?? 2 * 1024 ** 3;
   const memoryPollMs = options.memoryPollMs ?? 50;
-  if (bytes.byteLength === 0) throw reject('the file is empty');
+  if (model instanceof Uint8Array && model.byteLength === 0) throw reject('the file is empty');
 
   const heapMegabytes = Math.max(64, Math.floor(memoryLimitBytes / 1024 ** 2 / 2));
   const child = spawn(process.execPath, [`--max-old-space-size=${heapMegabytes}`, options.scriptPath ?? defaultScript], {
@@ -110,6 +112,14 @@ export async function validateOnnxInChild(bytes: Uint8Array, options: ValidateOp
     );
     // The child may die before reading everything; that surfaces through 'close', not as an EPIPE throw.
     child.stdin.on('error', () => undefined);
-    child.stdin.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    if (model instanceof Uint8Array) {
+      child.stdin.end(Buffer.from(model.buffer, model.byteOffset, model.byteLength));
+    } else {
+      // Streamed (a decrypting artifact stream): the parent holds at most a segment or two of it.
+      // A child killed early ends the pipeline with EPIPE; 'close' above reports why.
+      pipeline(Readable.from(model), child.stdin).catch((error: unknown) => {
+        if ((error as { code?: unknown }).code !== 'EPIPE' && (error as { code?: unknown }).code !== 'ERR_STREAM_PREMATURE_CLOSE') kill(AiaasError.isInstance(error) ? error : reject(`the model could not be read: ${(error as Error).message}`));
+      });
+    }
   });
 }

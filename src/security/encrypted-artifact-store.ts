@@ -104,12 +104,19 @@ export class EncryptedArtifactStore {
       }
     }
     const input = options.maxBytes === undefined ? source : limited(source, options.maxBytes, options.what ?? 'The upload');
-    let stored: { ref: string; bytes: number } | undefined;
-    await pipeline(counted(input), encrypt, async (sealed: AsyncIterable<Uint8Array>) => {
-      stored = await this.#store.putStream(sealed);
-    });
-    if (stored === undefined) throw new AiaasError('INTERNAL', 'The artifact stream ended without being stored');
-    return { ref: stored.ref, bytes: plaintextBytes };
+    let storing: Promise<{ ref: string; bytes: number }> | undefined;
+    try {
+      await pipeline(counted(input), encrypt, async (sealed: AsyncIterable<Uint8Array>) => {
+        storing = this.#store.putStream(sealed);
+        await storing;
+      });
+    } catch (error) {
+      // pipeline rejects at the first error; the store may still be removing its temporary file.
+      await storing?.catch(() => undefined);
+      throw error;
+    }
+    if (storing === undefined) throw new AiaasError('INTERNAL', 'The artifact stream ended without being stored');
+    return { ref: (await storing).ref, bytes: plaintextBytes };
   }
 
   /** Throws ARTIFACT_CORRUPT on any alteration, KEY_DESTROYED after crypto-shredding. Holds the artifact in memory. */

@@ -54,7 +54,7 @@ export interface ServerContextOptions {
   now?: () => Date;
   logger?: Logger;
   /** Replaces the child-process ONNX validation (tests of unrelated behaviour). */
-  validateModel?: (bytes: Uint8Array) => Promise<ModelSignature>;
+  validateModel?: (model: Uint8Array | AsyncIterable<Uint8Array>) => Promise<ModelSignature>;
   /** Replaces the validation child's script (tests: a child that crashes or hangs). */
   validationScriptPath?: string;
   /** Wraps or replaces how model bytes become a Runtime (tests hold inference to fill a queue). */
