@@ -25,6 +25,7 @@ import { ModelRegistry } from '../platform/model-registry.ts';
 import { UsageCounter } from '../platform/usage.ts';
 import { createRepositories, FileSystemArtifactStore, openDatabase, type Database, type Repositories } from '../storage/index.ts';
 import { RepositoryDataKeyStore } from './data-key-store.ts';
+import { migrateArtifactFormat } from './artifact-format-migration.ts';
 import { createJobSystem, type JobSystem } from '../jobs/job-system.ts';
 
 export interface ServerContext {
@@ -134,6 +135,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     const artifactStore = await FileSystemArtifactStore.open(join(config.dataDir, 'artifacts'), { now });
     const keys = new TenantKeyService({ store: new RepositoryDataKeyStore(repositories.tenantKeys), ring });
     const artifacts = new EncryptedArtifactStore({ store: artifactStore, keys });
+    const migration = await migrateArtifactFormat({ dataDir: config.dataDir, repositories, artifacts, store: artifactStore, logger });
+    if (migration !== undefined && migration.referenced > 0) logger.info({ migration }, 'artifact format migration (single blob to stream segments)');
     const metrics = new Metrics();
     const audit = new AuditLogger(repositories.audit, { now });
     const usage = new UsageCounter(repositories.usage, {
