@@ -99,8 +99,11 @@ try {
   clearInterval(poll);
   const after = await statusOf(pid);
   let errorCode: string | undefined;
+  let errorMessage: string | undefined;
   try {
-    errorCode = (JSON.parse(response.body) as { error?: { code?: string } }).error?.code;
+    const error = (JSON.parse(response.body) as { error?: { code?: string; message?: string } }).error;
+    errorCode = error?.code;
+    errorMessage = error?.message;
   } catch {
     errorCode = undefined;
   }
@@ -111,6 +114,7 @@ try {
         bodyBytes: totalBytes,
         status: response.status,
         errorCode,
+        errorMessage,
         seconds: Math.round(seconds * 10) / 10,
         mebibytesPerSecond: Math.round(totalBytes / 1024 ** 2 / seconds),
         serverRssBeforeUploadMiB: mebibytes(before.rss),
