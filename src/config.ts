@@ -19,6 +19,8 @@ export interface AiaasConfig {
   dataDir: string;
   /** Resolved: `<dataDir>/aiaas.db` unless set. */
   databasePath: string;
+  /** Resolved: `<dataDir>/keystore.db` unless set. */
+  keyStorePath: string;
   logLevel: LogLevel;
   bodyLimitBytes: number;
   inferenceBodyLimitBytes: number;
@@ -78,9 +80,9 @@ function setting(
   type: SettingType,
   defaultText: string,
   description: string,
-  extra: Partial<Pick<SettingDefinition, 'minimum' | 'maximum' | 'values'>> = {},
+  extra: Partial<Pick<SettingDefinition, 'minimum' | 'maximum' | 'values' | 'flag'>> = {},
 ): SettingDefinition {
-  const flag = name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+  const flag = extra.flag ?? name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
   // The documented text is the source of the default too, so the table cannot drift from the code.
   const leading = defaultText.split(' ')[0]!;
   const defaultValue =
@@ -91,7 +93,7 @@ function setting(
         : defaultText.startsWith('(') || defaultText.startsWith('<')
           ? undefined
           : defaultText;
-  return { name, flag, env: `AIAAS_${flag.replace(/-/g, '_').toUpperCase()}`, type, defaultText, defaultValue, description, ...extra };
+  return { name, env: `AIAAS_${flag.replace(/-/g, '_').toUpperCase()}`, type, defaultText, defaultValue, description, ...extra, flag };
 }
 
 export const settingDefinitions: readonly SettingDefinition[] = [
@@ -99,6 +101,13 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('port', 'integer', '8080', 'TCP port (0 picks a free one).', { minimum: 0, maximum: 65535 }),
   setting('dataDir', 'path', './aiaas-data', 'Directory for the database, encrypted artifacts and the server secret.'),
   setting('databasePath', 'path', '<dataDir>/aiaas.db', 'SQLite database file.'),
+  setting(
+    'keyStorePath',
+    'path',
+    '<dataDir>/keystore.db',
+    'Key store: SQLite file holding the wrapped tenant data keys and master key-check values. Backups never copy it, so deleting a tenant also shreds its data in every earlier backup.',
+    { flag: 'key-store' },
+  ),
   setting('logLevel', 'enum', 'info', 'pino log level.', { values: logLevels }),
   setting('bodyLimitBytes', 'integer', bytesText(64 * mebibyte), 'Largest request body on /api/v1 read into memory (datasets, saved-model .tar, multipart); larger bodies get 413. Streamed .onnx uploads are bounded by maxModelBytes instead.', { minimum: 1024 }),
   setting('inferenceBodyLimitBytes', 'integer', bytesText(8 * mebibyte), 'Largest request body on the V2 and TF-Serving routes.', { minimum: 1024 }),
@@ -262,6 +271,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     port: value('port'),
     dataDir,
     databasePath: optionalPath('databasePath') ?? join(dataDir, 'aiaas.db'),
+    keyStorePath: optionalPath('keyStorePath') ?? join(dataDir, 'keystore.db'),
     logLevel: value<LogLevel>('logLevel'),
     bodyLimitBytes: value('bodyLimitBytes'),
     inferenceBodyLimitBytes: value('inferenceBodyLimitBytes'),

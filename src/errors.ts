@@ -43,6 +43,10 @@ export const errorCatalogue = {
   // security: envelope encryption (src/security)
   KEY_DESTROYED: { status: 410, title: 'Tenant data key was destroyed; its data is unrecoverable' },
   DATA_KEY_UNWRAP_FAILED: { status: 500, title: 'Tenant data key could not be unwrapped with the master key' },
+  STORED_TEXT_CORRUPT: { status: 500, title: 'Stored tenant text failed its integrity check' },
+  MASTER_KEY_MISMATCH: { status: 500, title: 'The configured master key does not match this data directory' },
+  // startup: one server per data directory (src/startup/data-dir-lock.ts)
+  DATA_DIR_LOCKED: { status: 500, title: 'The data directory is in use by another aiaas process' },
   // http: request framing (src/http)
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
 } as const satisfies Record<string, { status: number; title: string }>;

@@ -71,10 +71,9 @@ export function createJobSystem(context: JobSystemContext, options: { eventPollM
     authorize: (request: FastifyRequest, permission) => authorize(request, permission),
     ...(options.eventPollMs === undefined ? {} : { eventPollMs: options.eventPollMs }),
   });
+  /** Runs after the tenant's key is destroyed, so it reads no job text (and can seal no event). */
   async function cancelTenantJobs(tenantId: string): Promise<void> {
-    for (const status of ['queued', 'running'] as const) {
-      for (const job of await repositories.jobs.list(tenantId, { status, limit: 1000 })) await service.cancel(tenantId, job.id).catch(() => undefined);
-    }
+    for (const jobId of await repositories.jobs.cancelUnfinished(tenantId)) runner.cancel(jobId);
   }
   return { runner, service, routes, start: () => runner.start(), cancelTenantJobs, close: () => runner.stop() };
 }

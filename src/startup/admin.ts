@@ -2,13 +2,18 @@
  * Offline administration on a data directory (the server may be stopped): master-key rotation
  * and audit verification. The CLI's `aiaas admin …` commands call these.
  */
+import { mkdir } from 'node:fs/promises';
+import { pino, type Logger } from 'pino';
 import type { AiaasConfig } from '../config.ts';
 import { AuditLogger } from '../http/audit.ts';
 import type { ChainVerification } from '../security/audit-chain.ts';
+import { verifyMasterKeyRing } from '../security/key-check.ts';
 import type { MasterKeyRing } from '../security/key-ring.ts';
 import { TenantKeyService, type MasterKeyRotationReport } from '../security/tenant-keys.ts';
-import { createRepositories, openDatabase } from '../storage/index.ts';
-import { RepositoryDataKeyStore } from './data-key-store.ts';
+import { createRepositories, KeyStoreDatabase, openDatabase, type Repositories } from '../storage/index.ts';
+import { lockDataDir } from './data-dir-lock.ts';
+import { KeyStoreDataKeyStore } from './data-key-store.ts';
+import { moveDataKeysToKeyStore } from './key-store-migration.ts';
 
 export interface RotationResult extends MasterKeyRotationReport {
   /** Versions in `newRing` no data key uses any more: safe to drop from the configured ring. */
@@ -20,11 +25,11 @@ export interface RotationResult extends MasterKeyRotationReport {
  * still hold every version in use, typically `oldRing.withNewKey()`; configure the server with
  * `newRing.serialize()` afterwards. Safe to re-run after an interruption.
  */
-export async function rotateMasterKey(config: AiaasConfig, newRing: MasterKeyRing): Promise<RotationResult> {
-  const database = await openDatabase({ path: config.databasePath });
-  try {
-    const repositories = createRepositories(database.db);
-    const keys = new TenantKeyService({ store: new RepositoryDataKeyStore(repositories.tenantKeys), ring: newRing });
+export async function rotateMasterKey(config: AiaasConfig, newRing: MasterKeyRing, logger: Logger = pino({ level: 'silent' })): Promise<RotationResult> {
+  return withKeyStore(config, 'admin rotate-master-key', logger, async ({ repositories, dataKeyStore, keyStore }) => {
+    // The ring's old versions must match the data dir's check values; the new version's value is recorded here.
+    await verifyMasterKeyRing(newRing, { checks: keyStore, wrappedKeys: dataKeyStore.listAll(), keyStorePath: config.keyStorePath });
+    const keys = new TenantKeyService({ store: dataKeyStore, ring: newRing });
     const report = await keys.rotateMasterKey(newRing);
     const retirableVersions = await keys.retirableVersions();
     await new AuditLogger(repositories.audit).record({
@@ -37,19 +42,45 @@ export async function rotateMasterKey(config: AiaasConfig, newRing: MasterKeyRin
       detail: { currentVersion: report.currentVersion, rewrapped: report.rewrapped, skipped: report.skipped },
     });
     return { ...report, retirableVersions };
-  } finally {
-    await database.close();
-  }
+  });
 }
 
 /** Master key versions of `ring` that no data key uses (the current one never counts). */
-export async function retirableMasterKeyVersions(config: AiaasConfig, ring: MasterKeyRing): Promise<number[]> {
-  const database = await openDatabase({ path: config.databasePath });
+export async function retirableMasterKeyVersions(config: AiaasConfig, ring: MasterKeyRing, logger: Logger = pino({ level: 'silent' })): Promise<number[]> {
+  return withKeyStore(config, 'admin retirable-master-key-versions', logger, ({ dataKeyStore }) =>
+    new TenantKeyService({ store: dataKeyStore, ring }).retirableVersions(),
+  );
+}
+
+interface OfflineKeyStore {
+  repositories: Repositories;
+  keyStore: KeyStoreDatabase;
+  dataKeyStore: KeyStoreDataKeyStore;
+}
+
+/**
+ * Runs `work` holding the data directory's lock (no server may run beside a key rotation), with
+ * the database and the key store open and any data keys of an older data dir moved into the latter.
+ */
+async function withKeyStore<T>(config: AiaasConfig, command: string, logger: Logger, work: (handles: OfflineKeyStore) => Promise<T>): Promise<T> {
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const lock = lockDataDir(config.dataDir, command);
   try {
-    const repositories = createRepositories(database.db);
-    return await new TenantKeyService({ store: new RepositoryDataKeyStore(repositories.tenantKeys), ring }).retirableVersions();
+    const database = await openDatabase({ path: config.databasePath });
+    try {
+      const keyStore = KeyStoreDatabase.open({ path: config.keyStorePath });
+      try {
+        const repositories = createRepositories(database.db);
+        await moveDataKeysToKeyStore({ db: database.db, legacyKeys: repositories.tenantKeys, keyStore, logger });
+        return await work({ repositories, keyStore, dataKeyStore: new KeyStoreDataKeyStore(keyStore) });
+      } finally {
+        keyStore.close();
+      }
+    } finally {
+      await database.close();
+    }
   } finally {
-    await database.close();
+    lock.release();
   }
 }
 

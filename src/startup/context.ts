@@ -16,15 +16,30 @@ import { validateOnnxInChild } from '../runtimes/validate-in-child.ts';
 import type { ModelSignature } from '../runtimes/runtime.ts';
 import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import { generateMasterKey, loadMasterKeyRing, MasterKeyRing } from '../security/key-ring.ts';
+import { verifyMasterKeyRing } from '../security/key-check.ts';
+import { serverSecretFileName } from '../security/server-secrets.ts';
 import { TenantKeyService } from '../security/tenant-keys.ts';
+import { TenantTextCipher } from '../security/tenant-text.ts';
 import { ModelManager, type ModelManagerOptions } from '../inference/model-manager.ts';
 import { loadOnnxRuntime } from '../runtimes/onnx-runtime.ts';
 import { AccessService } from '../platform/access.ts';
 import { DatasetService } from '../platform/datasets.ts';
 import { ModelRegistry } from '../platform/model-registry.ts';
+import { purgeTenantContent } from '../platform/tenant-purge.ts';
 import { UsageCounter } from '../platform/usage.ts';
-import { createRepositories, FileSystemArtifactStore, openDatabase, type Database, type Repositories } from '../storage/index.ts';
-import { RepositoryDataKeyStore } from './data-key-store.ts';
+import {
+  createRepositories,
+  FileSystemArtifactStore,
+  KeyStoreDatabase,
+  openDatabase,
+  scrubDatabaseFiles,
+  sealPlaintextTenantText,
+  type Database,
+  type Repositories,
+} from '../storage/index.ts';
+import { lockDataDir } from './data-dir-lock.ts';
+import { KeyStoreDataKeyStore } from './data-key-store.ts';
+import { moveDataKeysToKeyStore } from './key-store-migration.ts';
 import { migrateArtifactFormat } from './artifact-format-migration.ts';
 import { createJobSystem, type JobSystem } from '../jobs/job-system.ts';
 
@@ -34,6 +49,8 @@ export interface ServerContext {
   readonly repositories: Repositories;
   readonly artifactStore: FileSystemArtifactStore;
   readonly keys: TenantKeyService;
+  /** The wrapped data keys and key-check values, in their own file (`keyStorePath`). */
+  readonly keyStore: KeyStoreDatabase;
   readonly artifacts: EncryptedArtifactStore;
   readonly access: AccessService;
   readonly datasets: DatasetService;
@@ -64,7 +81,7 @@ export interface ServerContextOptions {
   usageFlushIntervalMs?: number;
 }
 
-export const serverSecretFileName = 'server-secret';
+export { serverSecretFileName };
 export const insecureDevMasterKeyFileName = 'insecure-dev-master-key';
 
 /** Reads a secret file, or creates it with `generate()` (0600) if absent; O_EXCL settles races between starts. */
@@ -118,22 +135,64 @@ export async function loadServerSecret(config: AiaasConfig, logger: Logger): Pro
   return Buffer.from(text, 'utf8');
 }
 
+/**
+ * Migration 0002_tenant_text's second half, which needs keys: seal the tenant text an older server
+ * wrote in clear, before anything reads it. Then checkpoint and truncate the WAL, whose frames
+ * still hold the plaintext pages (secure_delete has already zeroed the freed space in the file).
+ */
+async function sealTextOfOlderServers(database: Database, textCipher: TenantTextCipher, logger: Logger): Promise<void> {
+  const report = await sealPlaintextTenantText(database.db, textCipher);
+  if (report.sealedRows === 0 && report.removedTenants.length === 0) return;
+  await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(database.db);
+  logger.info(report, 'sealed tenant text stored in clear by an older server');
+}
+
+/**
+ * Refuses to start when a tenant has stored artifacts but the key store has no row for it: the
+ * key store is missing or belongs to another data directory (a restore started without
+ * `--key-store` pointing at the live one). Going on would mint fresh keys, write new data under
+ * them, and make the old data look corrupt rather than shredded.
+ */
+async function requireKeysForStoredData(repositories: Repositories, keyStore: KeyStoreDatabase, keyStorePath: string): Promise<void> {
+  const known = new Set(keyStore.listAll().map((record) => record.tenantId));
+  const missing = (await repositories.tenantContent.tenantsWithArtifacts()).filter((tenantId) => !known.has(tenantId));
+  if (missing.length === 0) return;
+  throw new AiaasError(
+    'CONFIG_INVALID',
+    `The key store ${keyStorePath} has no data key for ${missing.length} tenant(s) whose encrypted data is in this data directory ` +
+      `(first: ${missing[0]}). Point --key-store (AIAAS_KEY_STORE) at this data directory's key store; after a restore, that is the live key store.`,
+    { details: { missingTenants: missing.slice(0, 10) } },
+  );
+}
+
 export async function createServerContext(config: AiaasConfig, options: ServerContextOptions = {}): Promise<ServerContext> {
   validateConfig(config);
   const now = options.now ?? (() => new Date());
   const logger = options.logger ?? pino({ level: config.logLevel, redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]'], censor: '[redacted]' } });
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-
-  const ring = await loadMasterKeyRingFor(config, logger);
-  const serverSecret = await loadServerSecret(config, logger);
-  const database = await openDatabase({ path: config.databasePath, now });
-  const closers: (() => Promise<void>)[] = [() => database.close()];
+  // Before anything else touches the directory: a second server would fight this one over it.
+  const lock = lockDataDir(config.dataDir, 'serve');
+  const closers: (() => Promise<void>)[] = [async () => lock.release()];
   try {
-    // Deleted rows (a destroyed tenant key above all) are overwritten in the file, not just unlinked.
+    const ring = await loadMasterKeyRingFor(config, logger);
+    const serverSecret = await loadServerSecret(config, logger);
+    const database = await openDatabase({ path: config.databasePath, now });
+    closers.unshift(() => database.close());
+    const keyStore = KeyStoreDatabase.open({ path: config.keyStorePath, now });
+    closers.unshift(async () => keyStore.close());
+    // Deleted rows are overwritten in the file, not just unlinked.
     await sql`PRAGMA secure_delete = ON`.execute(database.db);
-    const repositories = createRepositories(database.db, { now });
+    const dataKeyStore = new KeyStoreDataKeyStore(keyStore);
+    const keys = new TenantKeyService({ store: dataKeyStore, ring });
+    // Tenant text (descriptions, dataset schemas, job specs and metrics) is sealed under the tenant's key.
+    const textCipher = new TenantTextCipher({ keys });
+    const repositories = createRepositories(database.db, { now, textCipher });
+    await moveDataKeysToKeyStore({ db: database.db, legacyKeys: repositories.tenantKeys, keyStore, logger });
+    await requireKeysForStoredData(repositories, keyStore, config.keyStorePath);
+    // A wrong master key stops here, before a single data key is unwrapped for use or a new one wrapped.
+    await verifyMasterKeyRing(ring, { checks: keyStore, wrappedKeys: dataKeyStore.listAll(), keyStorePath: config.keyStorePath });
+    await sealTextOfOlderServers(database, textCipher, logger);
     const artifactStore = await FileSystemArtifactStore.open(join(config.dataDir, 'artifacts'), { now });
-    const keys = new TenantKeyService({ store: new RepositoryDataKeyStore(repositories.tenantKeys), ring });
     const artifacts = new EncryptedArtifactStore({ store: artifactStore, keys });
     const migration = await migrateArtifactFormat({ dataDir: config.dataDir, repositories, artifacts, store: artifactStore, logger });
     if (migration !== undefined && migration.referenced > 0) logger.info({ migration }, 'artifact format migration (single blob to stream segments)');
@@ -190,6 +249,17 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         metrics.dropTenant(tenantId);
         // Its data key is gone, so its jobs could never store a checkpoint or a result: stop them now.
         await jobs.cancelTenantJobs(tenantId);
+        // Then nothing of it stays on disk: artifact files, the rows naming them, its plaintext directory.
+        const purged = await purgeTenantContent(tenantId, {
+          repositories,
+          artifacts: artifactStore,
+          dataDir: config.dataDir,
+          scrubDatabase: async () => {
+            const { walTruncated } = await scrubDatabaseFiles(database.db);
+            if (!walTruncated) logger.warn({ tenantId }, 'tenant deleted but a reader kept the database WAL from being truncated; it holds no keys, only deleted rows');
+          },
+        });
+        logger.info({ tenantId, ...purged }, 'tenant deleted: data key destroyed, artifacts removed');
       },
     });
     const bootstrapped = await access.bootstrap(config.bootstrapKey);
@@ -203,6 +273,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       repositories,
       artifactStore,
       keys,
+      keyStore,
       artifacts,
       access,
       datasets,

@@ -198,6 +198,15 @@ export const migrations: readonly Migration[] = [
       await db.schema.createIndex('audit_log_tenant_model').on('audit_log').columns(['tenant_id', 'model_name', 'seq']).execute();
     },
   },
+  {
+    // Tenant text becomes sealed under the tenant's key. The sealing itself needs keys, which a
+    // migration has not: the server does it at start (src/storage/seal-tenant-text.ts). Here only
+    // the column for the latest loss, which moves out of the clear `loss` column.
+    name: '0002_tenant_text',
+    async up(db) {
+      await db.schema.alterTable('jobs').addColumn('loss_text', 'text').execute();
+    },
+  },
 ];
 
 /**

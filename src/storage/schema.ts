@@ -104,7 +104,10 @@ export interface JobsTable {
   epoch: number;
   step: number;
   total_epochs: number;
+  /** Unused since 0002_tenant_text (always null): the latest loss is tenant content, sealed in loss_text. */
   loss: number | null;
+  /** JSON of the latest loss, sealed; null before the first step. */
+  loss_text: string | null;
   metrics_history_json: JsonText;
   error_json: JsonText | null;
   checkpoint_ref: string | null;

@@ -27,7 +27,9 @@ describe('deleting a tenant', () => {
 
     const deleted = await call(server.app, server.adminKey, 'DELETE', `/api/v1/tenants/${tenant.id}`);
     expect(deleted.statusCode).toBe(204);
-    const job = await server.context.repositories.jobs.get(tenant.id, jobId);
-    expect(job?.status).toBe('cancelled');
+    const statuses = await server.context.database.db.selectFrom('jobs').select(['id', 'status']).where('tenant_id', '=', tenant.id).execute();
+    expect(statuses).toEqual([{ id: jobId, status: 'cancelled' }]);
+    // Its text went with the key: the job can no longer be read.
+    await expect(server.context.repositories.jobs.get(tenant.id, jobId)).rejects.toMatchObject({ code: 'KEY_DESTROYED' });
   });
 });

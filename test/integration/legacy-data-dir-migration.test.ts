@@ -7,10 +7,9 @@ import { loadConfig } from '../../src/config.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { EncryptedArtifactStore } from '../../src/security/encrypted-artifact-store.ts';
 import { MasterKeyRing } from '../../src/security/key-ring.ts';
-import { TenantKeyService } from '../../src/security/tenant-keys.ts';
+import { unwrapDataKey } from '../../src/security/envelope.ts';
 import { artifactFormatFileName } from '../../src/startup/artifact-format-migration.ts';
 import { createServerContext } from '../../src/startup/context.ts';
-import { RepositoryDataKeyStore } from '../../src/startup/data-key-store.ts';
 import { createRepositories, FileSystemArtifactStore, openDatabase } from '../../src/storage/index.ts';
 
 /*
@@ -111,7 +110,15 @@ describe('a data dir written before streamed artifacts', () => {
     const database = await openDatabase({ path: join(dataDir, 'aiaas.db') });
     const repositories = createRepositories(database.db);
     const store = await FileSystemArtifactStore.open(join(dataDir, 'artifacts'));
-    const keys = new TenantKeyService({ store: new RepositoryDataKeyStore(repositories.tenantKeys), ring: MasterKeyRing.parse(masterKey) });
+    // The fixture predates the key store: its wrapped data keys are still in aiaas.db.
+    const ring = MasterKeyRing.parse(masterKey);
+    const keys = {
+      dataKeyFor: async (tenantId: string) => {
+        const wrapped = await repositories.tenantKeys.get(tenantId);
+        if (wrapped === undefined) throw new Error(`no key for ${tenantId}`);
+        return unwrapDataKey(ring, tenantId, { wrappedKey: wrapped.wrappedKey, masterKeyVersion: wrapped.masterKeyVersion });
+      },
+    };
     const artifacts = new EncryptedArtifactStore({ store, keys });
     const [first, second] = await repositories.artifactReferences.list();
     await artifacts.reencryptSingleBlob(first!.tenantId, first!.ref);

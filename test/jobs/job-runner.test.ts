@@ -10,6 +10,7 @@ import { JobRunner } from '../../src/jobs/job-runner.ts';
 import { JobService } from '../../src/jobs/job-service.ts';
 import type { SavedModelPayload, TrainingSummary } from '../../src/jobs/worker-protocol.ts';
 import { createRepositories, FileSystemArtifactStore, openDatabase, type Database } from '../../src/storage/index.ts';
+import { textCipherFor } from '../storage/helpers.ts';
 
 const spec = {
   input: { shape: [4, 4] },
@@ -42,7 +43,7 @@ async function setup() {
   const directory = mkdtempSync(join(tmpdir(), 'aiaas-jobs-'));
   const database = await openDatabase({ path: join(directory, 'db.sqlite') });
   opened.push(database);
-  const repositories = createRepositories(database.db);
+  const repositories = createRepositories(database.db, { textCipher: textCipherFor(database.db) });
   const store = await FileSystemArtifactStore.open(join(directory, 'artifacts'));
   const tenant = await repositories.tenants.create({ name: 'acme' });
   const data = idxPair(64);

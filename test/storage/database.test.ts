@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/storage/database.ts';
 import { migrateToLatest, migrations, type Migration } from '../../src/storage/migrations.ts';
 import { createRepositories } from '../../src/storage/repositories/index.ts';
+import { textCipherFor } from './helpers.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'aiaas-db-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -39,7 +40,7 @@ describe('openDatabase', () => {
   it('rejects rows that point at a missing tenant', async () => {
     const database = await openDatabase({ path: ':memory:' });
     await expect(
-      createRepositories(database.db).models.create('tnt_missing', { name: 'orphan' }),
+      createRepositories(database.db, { textCipher: textCipherFor(database.db) }).models.create('tnt_missing', { name: 'orphan' }),
     ).rejects.toThrow(/FOREIGN KEY/);
     await database.close();
   });

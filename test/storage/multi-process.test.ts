@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/storage/database.ts';
 import { createRepositories } from '../../src/storage/repositories/index.ts';
 import { contend, type ContendResult } from './fixtures/contend.ts';
+import { textCipherFor } from './helpers.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'aiaas-shared-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -21,7 +22,7 @@ describe('two processes on one database file', () => {
     const path = join(scratch, 'shared.sqlite');
     const database = await openDatabase({ path });
     try {
-      const repositories = createRepositories(database.db);
+      const repositories = createRepositories(database.db, { textCipher: textCipherFor(database.db) });
       const tenant = await repositories.tenants.create({ name: 'acme' });
       const model = await repositories.models.create(tenant.id, { name: 'iris' });
       for (let index = 0; index < 16; index += 1) {

@@ -150,6 +150,9 @@ describe('UsageRepository', () => {
 describe('Repositories.transaction', () => {
   it('rolls back every write when the work throws', async () => {
     const { repositories } = storage;
+    // Loaded first, as Repositories.transaction requires of work that seals text: the keys live in
+    // this same one-connection database, which the transaction holds.
+    await storage.keys.dataKeyFor(storage.tenantA);
     await expect(
       repositories.transaction(async (inside) => {
         const model = await inside.models.create(storage.tenantA, { name: 'rolled-back' });

@@ -18,13 +18,14 @@ export const adminCommands: readonly CommandDefinition[] = [
   {
     path: ['admin', 'rotate-master-key'],
     summary: 're-wrap every tenant data key under a new master key (data is not re-encrypted)',
-    usage: '--data-dir DIR --new-key B64 [--config FILE] [--master-key-file FILE] [--insecure-dev]',
+    usage: '--data-dir DIR --new-key B64 [--key-store FILE] [--config FILE] [--master-key-file FILE] [--insecure-dev]',
     description:
       'Run it with the server stopped. The current master key comes from AIAAS_MASTER_KEY, --master-key-file\n' +
       'or the config file, as for `aiaas serve`. Afterwards, start the server with the new key.',
     options: {
       'data-dir': { type: 'string', valueName: 'DIR', description: 'the server data directory' },
       'new-key': { type: 'string', valueName: 'B64', description: 'the new master key (from aiaas admin gen-master-key)' },
+      'key-store': { type: 'string', valueName: 'FILE', description: 'the key store, as for aiaas serve (AIAAS_KEY_STORE; default <data-dir>/keystore.db)' },
       config: { type: 'string', valueName: 'FILE', description: 'JSON config file, as for aiaas serve' },
       'master-key-file': { type: 'string', valueName: 'FILE', description: 'file holding the current master key ring' },
       'insecure-dev': { type: 'boolean', description: 'the current key is the insecure-dev key kept in the data directory' },
@@ -44,7 +45,7 @@ export const adminCommands: readonly CommandDefinition[] = [
       if (oldRing.versions.some((version) => oldRing.get(version)?.key.equals(newKey) === true)) {
         throw new CliUsageError('--new-key is already in the master key ring; generate a fresh one with aiaas admin gen-master-key', command);
       }
-      const result = await admin.rotateMasterKey(config, oldRing.withNewKey(newKey));
+      const result = await admin.rotateMasterKey(config, oldRing.withNewKey(newKey), logger);
       let ring = oldRing.withNewKey(newKey);
       for (const version of result.retirableVersions) ring = ring.without(version);
       context.io.stdout.write(`${ring.serialize()}\n`);

@@ -9,6 +9,7 @@ import type { ModelSignature, TensorSpec } from '../../runtimes/runtime.ts';
 import type { ModelKey, ModelManager } from '../../inference/model-manager.ts';
 import type { BatchingOptions, InferRequest, InferResponse } from '../../inference/types.ts';
 import type { InferenceProtocol, Metrics } from '../metrics.ts';
+import { installSchemaCompilers } from '../schemas/validation.ts';
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
 
 export interface ResolvedModel {
@@ -87,6 +88,7 @@ function toAiaasError(error: unknown, request: FastifyRequest): { error: AiaasEr
  * content type as JSON (TF-Serving's own examples post with `curl -d`, i.e. form-encoded).
  */
 export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean }): void {
+  installSchemaCompilers(app);
   app.setErrorHandler((error, request, reply) => {
     const { error: aiaasError, status } = toAiaasError(error, request);
     void sendJson(reply.status(status).headers({ ...aiaasError.headers, [errorCodeHeader]: aiaasError.code }), { error: aiaasError.message });

@@ -2,6 +2,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { AiaasError } from '../../errors.ts';
 import type { DatasetFormat, DatasetsTable, Schema } from '../schema.ts';
 import { fromJsonText, isUniqueViolation, newId, pageLimit, pageOffset, toJsonText, type Page } from '../support.ts';
+import { noTextCipher, openRow, sealRow, type TextCipher } from '../text-cipher.ts';
 import type { RepositoryOptions } from './tenants.ts';
 
 export interface DatasetRecord {
@@ -47,10 +48,16 @@ function toRecord(row: Selectable<DatasetsTable>): DatasetRecord {
 export class DatasetRepository {
   readonly #db: Kysely<Schema>;
   readonly #now: () => Date;
+  readonly #text: TextCipher;
 
   constructor(db: Kysely<Schema>, options: RepositoryOptions = {}) {
     this.#db = db;
     this.#now = options.now ?? (() => new Date());
+    this.#text = options.textCipher ?? noTextCipher;
+  }
+
+  #open(row: Selectable<DatasetsTable>): Promise<DatasetRecord> {
+    return openRow(this.#text, 'datasets', row).then(toRecord);
   }
 
   async create(tenantId: string, input: NewDataset): Promise<DatasetRecord> {
@@ -67,7 +74,7 @@ export class DatasetRepository {
       created_at: this.#now().toISOString(),
     };
     try {
-      await this.#db.insertInto('datasets').values(row).execute();
+      await this.#db.insertInto('datasets').values(await sealRow(this.#text, 'datasets', row)).execute();
     } catch (error) {
       if (isUniqueViolation(error)) {
         throw new AiaasError('CONFLICT', `A dataset named '${input.name}' already exists`, { cause: error });
@@ -84,7 +91,7 @@ export class DatasetRepository {
       .where('tenant_id', '=', tenantId)
       .where('id', '=', id)
       .executeTakeFirst();
-    return row === undefined ? undefined : toRecord(row);
+    return row === undefined ? undefined : this.#open(row);
   }
 
   async getByName(tenantId: string, name: string): Promise<DatasetRecord | undefined> {
@@ -94,7 +101,7 @@ export class DatasetRepository {
       .where('tenant_id', '=', tenantId)
       .where('name', '=', name)
       .executeTakeFirst();
-    return row === undefined ? undefined : toRecord(row);
+    return row === undefined ? undefined : this.#open(row);
   }
 
   async list(tenantId: string, page?: Page): Promise<DatasetRecord[]> {
@@ -107,7 +114,7 @@ export class DatasetRepository {
       .limit(pageLimit(page))
       .offset(pageOffset(page))
       .execute();
-    return rows.map(toRecord);
+    return Promise.all(rows.map((row) => this.#open(row)));
   }
 
   /**
@@ -121,7 +128,7 @@ export class DatasetRepository {
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirst();
-    return row === undefined ? undefined : toRecord(row);
+    return row === undefined ? undefined : this.#open(row);
   }
 
   /** Whether any dataset of any tenant still points at `ref` (artifacts are content-addressed, hence shared). */

@@ -7,6 +7,7 @@ import { AuditRepository } from './audit.ts';
 import { DatasetRepository } from './datasets.ts';
 import { JobRepository } from './jobs.ts';
 import { ModelRepository } from './models.ts';
+import { TenantContentRepository } from './tenant-content.ts';
 import { TenantKeyRepository } from './tenant-keys.ts';
 import { TenantRepository, type RepositoryOptions } from './tenants.ts';
 import { UsageRepository } from './usage.ts';
@@ -14,6 +15,7 @@ import { UsageRepository } from './usage.ts';
 export interface Repositories {
   readonly tenants: TenantRepository;
   readonly tenantKeys: TenantKeyRepository;
+  readonly tenantContent: TenantContentRepository;
   readonly apiKeys: ApiKeyRepository;
   readonly datasets: DatasetRepository;
   readonly models: ModelRepository;
@@ -24,6 +26,9 @@ export interface Repositories {
   /**
    * Runs `work` with repositories bound to one transaction, so a caller can
    * combine writes across aggregates (e.g. finish a job and add its version).
+   * Work that seals or opens tenant text needs the tenant's data key loaded
+   * before: when the key store shares this database's one connection, fetching
+   * the key inside the transaction would wait on the transaction itself.
    */
   transaction<T>(work: (repositories: Repositories) => Promise<T>): Promise<T>;
 }
@@ -32,6 +37,7 @@ export function createRepositories(db: Kysely<Schema>, options: RepositoryOption
   return {
     tenants: new TenantRepository(db, options),
     tenantKeys: new TenantKeyRepository(db, options),
+    tenantContent: new TenantContentRepository(db),
     apiKeys: new ApiKeyRepository(db, options),
     datasets: new DatasetRepository(db, options),
     models: new ModelRepository(db, options),
@@ -49,6 +55,7 @@ export * from './audit.ts';
 export * from './datasets.ts';
 export * from './jobs.ts';
 export * from './models.ts';
+export * from './tenant-content.ts';
 export * from './tenant-keys.ts';
 export * from './tenants.ts';
 export * from './usage.ts';

@@ -10,6 +10,7 @@ import {
   toNullableJsonText,
   type Page,
 } from '../support.ts';
+import { noTextCipher, openRow, sealRow, sealValue, type TextCipher } from '../text-cipher.ts';
 import type { RepositoryOptions } from './tenants.ts';
 
 export const jobStatuses: readonly JobStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
@@ -80,7 +81,7 @@ function toJob(row: Selectable<JobsTable>): JobRecord {
     epoch: Number(row.epoch),
     step: Number(row.step),
     totalEpochs: Number(row.total_epochs),
-    loss: row.loss === null ? null : Number(row.loss),
+    loss: row.loss_text === null ? null : fromJsonText<number | null>(row.loss_text),
     metricsHistory: fromJsonText<unknown[]>(row.metrics_history_json),
     error: fromJsonText<unknown>(row.error_json),
     checkpointRef: row.checkpoint_ref,
@@ -124,10 +125,20 @@ function claimable(nowIso: string) {
 export class JobRepository {
   readonly #db: Kysely<Schema>;
   readonly #now: () => Date;
+  readonly #text: TextCipher;
 
   constructor(db: Kysely<Schema>, options: RepositoryOptions = {}) {
     this.#db = db;
     this.#now = options.now ?? (() => new Date());
+    this.#text = options.textCipher ?? noTextCipher;
+  }
+
+  #open(row: Selectable<JobsTable>): Promise<JobRecord> {
+    return openRow(this.#text, 'jobs', row).then(toJob);
+  }
+
+  #seal(tenantId: string, id: string, column: 'metrics_history_json' | 'error_json' | 'loss_text', text: string): Promise<string> {
+    return sealValue(this.#text, tenantId, 'jobs', column, id, text);
   }
 
   async create(tenantId: string, input: NewJob): Promise<JobRecord> {
@@ -144,6 +155,7 @@ export class JobRepository {
       step: 0,
       total_epochs: input.totalEpochs,
       loss: null,
+      loss_text: null,
       metrics_history_json: '[]',
       error_json: null,
       checkpoint_ref: null,
@@ -155,7 +167,7 @@ export class JobRepository {
       started_at: null,
       finished_at: null,
     };
-    await this.#db.insertInto('jobs').values(row).execute();
+    await this.#db.insertInto('jobs').values(await sealRow(this.#text, 'jobs', row)).execute();
     return toJob(row);
   }
 
@@ -166,7 +178,7 @@ export class JobRepository {
       .where('tenant_id', '=', tenantId)
       .where('id', '=', id)
       .executeTakeFirst();
-    return row === undefined ? undefined : toJob(row);
+    return row === undefined ? undefined : this.#open(row);
   }
 
   /** Newest first; `modelNames` keeps only jobs of those models (an empty list matches none). */
@@ -183,7 +195,7 @@ export class JobRepository {
       .limit(pageLimit(filter))
       .offset(pageOffset(filter))
       .execute();
-    return rows.map(toJob);
+    return Promise.all(rows.map((row) => this.#open(row)));
   }
 
   /** Job counts per tenant and status, for the metrics (only the pairs that have jobs). */
@@ -245,7 +257,7 @@ export class JobRepository {
         )
         .returningAll()
         .executeTakeFirst();
-      if (row !== undefined) return toJob(row);
+      if (row !== undefined) return this.#open(row);
       const anyClaimable = await this.#db.selectFrom('jobs').select('id').where(claimable(nowIso)).limit(1).executeTakeFirst();
       if (anyClaimable === undefined) return undefined;
     }
@@ -269,7 +281,7 @@ export class JobRepository {
       .where('lease_owner', '=', owner)
       .returningAll()
       .executeTakeFirst();
-    return row === undefined ? undefined : toJob(row);
+    return row === undefined ? undefined : this.#open(row);
   }
 
   /** Returns false when `owner` no longer holds the job. */
@@ -277,14 +289,18 @@ export class JobRepository {
     const set: {
       epoch?: number;
       step?: number;
-      loss?: number | null;
+      loss_text?: string | null;
       metrics_history_json?: string;
       checkpoint_ref?: string | null;
     } = {};
     if (progress.epoch !== undefined) set.epoch = progress.epoch;
     if (progress.step !== undefined) set.step = progress.step;
-    if (progress.loss !== undefined) set.loss = progress.loss;
-    if (progress.metricsHistory !== undefined) set.metrics_history_json = toJsonText(progress.metricsHistory);
+    if (progress.loss !== undefined) {
+      set.loss_text = progress.loss === null ? null : await this.#seal(tenantId, id, 'loss_text', toJsonText(progress.loss));
+    }
+    if (progress.metricsHistory !== undefined) {
+      set.metrics_history_json = await this.#seal(tenantId, id, 'metrics_history_json', toJsonText(progress.metricsHistory));
+    }
     if (progress.checkpointRef !== undefined) set.checkpoint_ref = progress.checkpointRef;
     // An empty progress still answers "do I hold the lease?", hence the no-op assignment.
     const result = await this.#db
@@ -308,11 +324,12 @@ export class JobRepository {
     id: string,
     input: { status: FinishedJobStatus; owner?: string; error?: unknown; resultVersionId?: string | null; now?: Date },
   ): Promise<boolean> {
+    const error = toNullableJsonText(input.error);
     let query = this.#db
       .updateTable('jobs')
       .set({
         status: input.status,
-        error_json: toNullableJsonText(input.error),
+        error_json: error === null ? null : await this.#seal(tenantId, id, 'error_json', error),
         result_version_id: input.resultVersionId ?? null,
         lease_owner: null,
         lease_expires_at: null,
@@ -361,19 +378,30 @@ export class JobRepository {
     return job;
   }
 
+  /**
+   * Cancels every queued or running job of the tenant at once and returns their ids. For tenant
+   * deletion: it reads no tenant text, which the destroyed key no longer opens, and it drops the
+   * leases, so a worker still running one loses its lease at the next renewal.
+   */
+  async cancelUnfinished(tenantId: string): Promise<string[]> {
+    const rows = await this.#db
+      .updateTable('jobs')
+      .set({ status: 'cancelled', cancel_requested: 1, lease_owner: null, lease_expires_at: null, finished_at: this.#now().toISOString() })
+      .where('tenant_id', '=', tenantId)
+      .where('status', 'in', ['queued', 'running'])
+      .returning('id')
+      .execute();
+    return rows.map((row) => row.id);
+  }
+
   async appendEvent(tenantId: string, jobId: string, type: string, payload: unknown): Promise<JobEventRecord> {
+    const plain = { tenant_id: tenantId, job_id: jobId, type, payload_json: toJsonText(payload ?? null), created_at: this.#now().toISOString() };
     const row = await this.#db
       .insertInto('job_events')
-      .values({
-        tenant_id: tenantId,
-        job_id: jobId,
-        type,
-        payload_json: toJsonText(payload ?? null),
-        created_at: this.#now().toISOString(),
-      })
-      .returningAll()
+      .values(await sealRow(this.#text, 'job_events', plain))
+      .returning('id')
       .executeTakeFirstOrThrow();
-    return toEvent(row);
+    return toEvent({ ...plain, id: row.id });
   }
 
   /** Events with id greater than `afterId`, oldest first: a client polls with the last id it saw. */
@@ -391,6 +419,6 @@ export class JobRepository {
       .orderBy('id')
       .limit(pageLimit({ limit: options.limit ?? 1000 }))
       .execute();
-    return rows.map(toEvent);
+    return Promise.all(rows.map((row) => openRow(this.#text, 'job_events', row).then(toEvent)));
   }
 }

@@ -13,6 +13,7 @@ import {
   transactionWithRetry,
   type Page,
 } from '../support.ts';
+import { noTextCipher, openRow, sealRow, sealValue, type TextCipher } from '../text-cipher.ts';
 import type { RepositoryOptions } from './tenants.ts';
 
 export interface ModelRecord {
@@ -122,14 +123,39 @@ export function validateAliasName(name: string): void {
 export class ModelRepository {
   readonly #db: Kysely<Schema>;
   readonly #now: () => Date;
+  readonly #text: TextCipher;
 
   constructor(db: Kysely<Schema>, options: RepositoryOptions = {}) {
     this.#db = db;
     this.#now = options.now ?? (() => new Date());
+    this.#text = options.textCipher ?? noTextCipher;
   }
 
-  #with(db: Kysely<Schema>): ModelRepository {
-    return new ModelRepository(db, { now: this.#now });
+  /*
+   * Inside a transaction rows are read raw and opened after commit: opening may fetch the
+   * tenant's key through the database, whose one connection the transaction holds.
+   */
+  #versionRow(db: Kysely<Schema>, tenantId: string, modelId: string, version: number): Promise<Selectable<ModelVersionsTable> | undefined> {
+    return db
+      .selectFrom('model_versions')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('model_id', '=', modelId)
+      .where('version', '=', version)
+      .executeTakeFirst();
+  }
+
+  async #modelExists(db: Kysely<Schema>, tenantId: string, modelId: string): Promise<boolean> {
+    const row = await db.selectFrom('models').select('id').where('tenant_id', '=', tenantId).where('id', '=', modelId).executeTakeFirst();
+    return row !== undefined;
+  }
+
+  #openModel(row: Selectable<ModelsTable>): Promise<ModelRecord> {
+    return openRow(this.#text, 'models', row).then(toModel);
+  }
+
+  #openVersion(row: Selectable<ModelVersionsTable>): Promise<ModelVersionRecord> {
+    return openRow(this.#text, 'model_versions', row).then(toVersion);
   }
 
   // ---- models
@@ -147,7 +173,7 @@ export class ModelRepository {
       created_at: this.#now().toISOString(),
     };
     try {
-      await this.#db.insertInto('models').values(row).execute();
+      await this.#db.insertInto('models').values(await sealRow(this.#text, 'models', row)).execute();
     } catch (error) {
       if (isUniqueViolation(error)) {
         throw new AiaasError('CONFLICT', `A model named '${input.name}' already exists`, { cause: error });
@@ -164,7 +190,7 @@ export class ModelRepository {
       .where('tenant_id', '=', tenantId)
       .where('id', '=', id)
       .executeTakeFirst();
-    return row === undefined ? undefined : toModel(row);
+    return row === undefined ? undefined : this.#openModel(row);
   }
 
   async getByName(tenantId: string, name: string): Promise<ModelRecord | undefined> {
@@ -174,7 +200,7 @@ export class ModelRepository {
       .where('tenant_id', '=', tenantId)
       .where('name', '=', name)
       .executeTakeFirst();
-    return row === undefined ? undefined : toModel(row);
+    return row === undefined ? undefined : this.#openModel(row);
   }
 
   async list(tenantId: string, page?: Page): Promise<ModelRecord[]> {
@@ -186,7 +212,7 @@ export class ModelRepository {
       .limit(pageLimit(page))
       .offset(pageOffset(page))
       .execute();
-    return rows.map(toModel);
+    return Promise.all(rows.map((row) => this.#openModel(row)));
   }
 
   /** `null` clears a field back to its default; `undefined` leaves it. */
@@ -196,8 +222,13 @@ export class ModelRepository {
     patch: { description?: string; batching?: unknown },
   ): Promise<ModelRecord | undefined> {
     const set: { description?: string; batching_json?: string | null } = {};
-    if (patch.description !== undefined) set.description = patch.description;
-    if (patch.batching !== undefined) set.batching_json = toNullableJsonText(patch.batching);
+    if (patch.description !== undefined) {
+      set.description = await sealValue(this.#text, tenantId, 'models', 'description', id, patch.description);
+    }
+    if (patch.batching !== undefined) {
+      const batching = toNullableJsonText(patch.batching);
+      set.batching_json = batching === null ? null : await sealValue(this.#text, tenantId, 'models', 'batching_json', id, batching);
+    }
     if (Object.keys(set).length > 0) {
       await this.#db.updateTable('models').set(set).where('tenant_id', '=', tenantId).where('id', '=', id).execute();
     }
@@ -210,15 +241,21 @@ export class ModelRepository {
    * the model is missing or another tenant's.
    */
   async delete(tenantId: string, id: string): Promise<ModelVersionRecord[] | undefined> {
-    return inTransaction(this.#db, async (transaction) => {
-      const model = await this.#with(transaction).get(tenantId, id);
-      if (model === undefined) return undefined;
-      const versions = await this.#with(transaction).listVersions(tenantId, id);
+    const versions = await inTransaction(this.#db, async (transaction) => {
+      if (!(await this.#modelExists(transaction, tenantId, id))) return undefined;
+      const rows = await transaction
+        .selectFrom('model_versions')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('model_id', '=', id)
+        .orderBy('version')
+        .execute();
       await transaction.deleteFrom('aliases').where('tenant_id', '=', tenantId).where('model_id', '=', id).execute();
       await transaction.deleteFrom('model_versions').where('tenant_id', '=', tenantId).where('model_id', '=', id).execute();
       await transaction.deleteFrom('models').where('tenant_id', '=', tenantId).where('id', '=', id).execute();
-      return versions;
+      return rows;
     });
+    return versions === undefined ? undefined : Promise.all(versions.map((row) => this.#openVersion(row)));
   }
 
   // ---- versions
@@ -229,9 +266,23 @@ export class ModelRepository {
    * unique (model_id, version) constraint rejects ours and we try again.
    */
   async addVersion(tenantId: string, modelId: string, input: NewModelVersion): Promise<ModelVersionRecord> {
+    // Sealed before the transaction (see #versionRow); the version number is not part of the AAD.
+    const plain: Selectable<ModelVersionsTable> = {
+      id: newId('ver'),
+      tenant_id: tenantId,
+      model_id: modelId,
+      version: 0,
+      source: input.source,
+      onnx_ref: input.onnxRef,
+      saved_model_refs_json: toNullableJsonText(input.savedModelRefs),
+      signature_json: toJsonText(input.signature ?? null),
+      metrics_json: toNullableJsonText(input.metrics),
+      job_id: input.jobId ?? null,
+      created_at: this.#now().toISOString(),
+    };
+    const sealed = await sealRow(this.#text, 'model_versions', plain);
     return transactionWithRetry(this.#db, async (transaction) => {
-      const model = await this.#with(transaction).get(tenantId, modelId);
-      if (model === undefined) {
+      if (!(await this.#modelExists(transaction, tenantId, modelId))) {
         throw new AiaasError('MODEL_NOT_FOUND', `Model '${modelId}' not found`, { details: { modelId } });
       }
       const highest = await transaction
@@ -239,21 +290,9 @@ export class ModelRepository {
         .select((select) => select.fn.max('version').as('highest'))
         .where('model_id', '=', modelId)
         .executeTakeFirst();
-      const row: Selectable<ModelVersionsTable> = {
-        id: newId('ver'),
-        tenant_id: tenantId,
-        model_id: modelId,
-        version: Number(highest?.highest ?? 0) + 1,
-        source: input.source,
-        onnx_ref: input.onnxRef,
-        saved_model_refs_json: toNullableJsonText(input.savedModelRefs),
-        signature_json: toJsonText(input.signature ?? null),
-        metrics_json: toNullableJsonText(input.metrics),
-        job_id: input.jobId ?? null,
-        created_at: this.#now().toISOString(),
-      };
-      await transaction.insertInto('model_versions').values(row).execute();
-      return toVersion(row);
+      const version = Number(highest?.highest ?? 0) + 1;
+      await transaction.insertInto('model_versions').values({ ...sealed, version }).execute();
+      return toVersion({ ...plain, version });
     });
   }
 
@@ -266,7 +305,7 @@ export class ModelRepository {
       .where('model_id', '=', modelId)
       .orderBy('version')
       .execute();
-    return rows.map(toVersion);
+    return Promise.all(rows.map((row) => this.#openVersion(row)));
   }
 
   async getVersion(tenantId: string, modelId: string, version: number): Promise<ModelVersionRecord | undefined> {
@@ -277,7 +316,7 @@ export class ModelRepository {
       .where('model_id', '=', modelId)
       .where('version', '=', version)
       .executeTakeFirst();
-    return row === undefined ? undefined : toVersion(row);
+    return row === undefined ? undefined : this.#openVersion(row);
   }
 
   async getVersionById(tenantId: string, versionId: string): Promise<ModelVersionRecord | undefined> {
@@ -287,7 +326,7 @@ export class ModelRepository {
       .where('tenant_id', '=', tenantId)
       .where('id', '=', versionId)
       .executeTakeFirst();
-    return row === undefined ? undefined : toVersion(row);
+    return row === undefined ? undefined : this.#openVersion(row);
   }
 
   async latestVersion(tenantId: string, modelId: string): Promise<ModelVersionRecord | undefined> {
@@ -299,7 +338,7 @@ export class ModelRepository {
       .orderBy('version', 'desc')
       .limit(1)
       .executeTakeFirst();
-    return row === undefined ? undefined : toVersion(row);
+    return row === undefined ? undefined : this.#openVersion(row);
   }
 
   /**
@@ -307,8 +346,8 @@ export class ModelRepository {
    * serving alias never dangles. Returns the deleted version, or undefined.
    */
   async deleteVersion(tenantId: string, modelId: string, version: number): Promise<ModelVersionRecord | undefined> {
-    return inTransaction(this.#db, async (transaction) => {
-      const existing = await this.#with(transaction).getVersion(tenantId, modelId, version);
+    const deleted = await inTransaction(this.#db, async (transaction) => {
+      const existing = await this.#versionRow(transaction, tenantId, modelId, version);
       if (existing === undefined) return undefined;
       const aliases = await transaction
         .selectFrom('aliases')
@@ -327,6 +366,7 @@ export class ModelRepository {
       await transaction.deleteFrom('model_versions').where('id', '=', existing.id).execute();
       return existing;
     });
+    return deleted === undefined ? undefined : this.#openVersion(deleted);
   }
 
   // ---- aliases
@@ -335,7 +375,7 @@ export class ModelRepository {
   async setAlias(tenantId: string, modelId: string, name: string, version: number): Promise<AliasRecord> {
     validateAliasName(name);
     return inTransaction(this.#db, async (transaction) => {
-      const target = await this.#with(transaction).getVersion(tenantId, modelId, version);
+      const target = await this.#versionRow(transaction, tenantId, modelId, version);
       if (target === undefined) {
         throw new AiaasError('VERSION_NOT_FOUND', `Version ${version} not found`, { details: { modelId, version } });
       }
@@ -347,7 +387,7 @@ export class ModelRepository {
           conflict.columns(['model_id', 'name']).doUpdateSet({ version_id: target.id, updated_at: updatedAt }),
         )
         .execute();
-      return { tenantId, modelId, name, versionId: target.id, version: target.version, updatedAt };
+      return { tenantId, modelId, name, versionId: target.id, version: Number(target.version), updatedAt };
     });
   }
 

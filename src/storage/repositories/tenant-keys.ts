@@ -21,6 +21,11 @@ function toRecord(row: Selectable<TenantKeysTable>): TenantKeyRecord {
   };
 }
 
+/**
+ * The main database's `tenant_keys` table, where wrapped data keys lived before the key store
+ * (src/storage/key-store.ts). Startup moves any rows left here into the key store and then
+ * deletes them (src/startup/key-store-migration.ts); nothing else writes here any more.
+ */
 export class TenantKeyRepository {
   readonly #db: Kysely<Schema>;
   readonly #now: () => Date;
@@ -77,5 +82,11 @@ export class TenantKeyRepository {
     }
     const result = await query.executeTakeFirst();
     return result.numUpdatedRows > 0n;
+  }
+
+  /** Deletes every row (after they were moved to the key store); returns how many. */
+  async deleteAll(): Promise<number> {
+    const result = await this.#db.deleteFrom('tenant_keys').executeTakeFirst();
+    return Number(result.numDeletedRows);
   }
 }

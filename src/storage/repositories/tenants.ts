@@ -2,9 +2,12 @@ import type { Kysely, Selectable } from 'kysely';
 import { AiaasError } from '../../errors.ts';
 import type { Schema, TenantsTable } from '../schema.ts';
 import { isUniqueViolation, newId } from '../support.ts';
+import type { TextCipher } from '../text-cipher.ts';
 
 export interface RepositoryOptions {
   readonly now?: () => Date;
+  /** Seals tenant text (see text-cipher.ts); without one, datasets, models and jobs refuse to read or write it. */
+  readonly textCipher?: TextCipher;
 }
 
 export interface TenantRecord {
