@@ -190,7 +190,7 @@ export class EncryptedArtifactStore {
   }
 
   /**
-   * Decrypts an artifact into `path` (created 0600; refused if it exists) with bounded memory. The
+   * Decrypts an artifact into `path` (0600; an existing file is replaced atomically) with bounded memory. The
    * bytes go to a temporary name beside it and are renamed only once every segment authenticated,
    * so `path` never holds a truncated or altered file. Returns the plaintext size.
    */

@@ -1,4 +1,6 @@
-import { readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { AiaasClient } from '../../src/sdk/index.ts';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +25,7 @@ const maxModelBytes = 64 * 1024;
 let server: TestServer;
 beforeAll(async () => {
   server = await startTestServer({ bodyLimitBytes, inferenceBodyLimitBytes: 4096, maxModelBytes });
-  for (const name of ['wide', 'huge', 'chunked', 'tarred']) await call(server.app, server.adminKey, 'POST', '/api/v1/models', { name });
+  for (const name of ['wide', 'huge', 'chunked', 'tarred', 'sdk']) await call(server.app, server.adminKey, 'POST', '/api/v1/models', { name });
 });
 afterAll(async () => server.close());
 
@@ -118,5 +120,22 @@ describe('streamed model uploads', () => {
       payload: chunked(tar),
     });
     expect(sniffed.statusCode).toBe(413);
+  });
+
+  it('the SDK streams an .onnx file from disk over a real socket, and gets the 413 of one that is too large', async () => {
+    const address = await server.app.listen({ port: 0, host: '127.0.0.1' });
+    const directory = await mkdtemp(join(tmpdir(), 'aiaas-sdk-upload-'));
+    try {
+      const client = new AiaasClient({ baseUrl: address, apiKey: server.adminKey });
+      const path = join(directory, 'wide.onnx');
+      await writeFile(path, Model.fromSpec(bigSpec, { seed: 6 }).exportOnnx());
+      const version = await client.versions.upload('sdk', { source: { path } });
+      expect(version.version).toBe(1);
+      const tooBig = join(directory, 'too-big.onnx');
+      await writeFile(tooBig, Buffer.alloc(maxModelBytes * 4, 0x08));
+      await expect(client.versions.upload('sdk', { source: { path: tooBig } })).rejects.toMatchObject({ status: 413, code: 'PAYLOAD_TOO_LARGE' });
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 });
