@@ -112,7 +112,7 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('bodyLimitBytes', 'integer', bytesText(64 * mebibyte), 'Largest request body on /api/v1 read into memory (datasets, saved-model .tar, multipart); larger bodies get 413. Streamed .onnx uploads are bounded by maxModelBytes instead.', { minimum: 1024 }),
   setting('inferenceBodyLimitBytes', 'integer', bytesText(8 * mebibyte), 'Largest request body on the V2 and TF-Serving routes.', { minimum: 1024 }),
   setting('maxDatasetBytes', 'integer', bytesText(512 * mebibyte), 'Largest dataset after gunzip; larger uploads get 413.', { minimum: 1024 }),
-  setting('maxModelBytes', 'integer', bytesText(64 * 1024 * mebibyte), 'Largest uploaded model file; a bare .onnx body streams to encrypted storage (never held in memory), a .tar or multipart upload is bounded by bodyLimitBytes too.', { minimum: 1024 }),
+  setting('maxModelBytes', 'integer', bytesText(64 * 1024 * mebibyte), 'Largest uploaded model file, with its external-data files counted in; a bare .onnx body streams to encrypted storage (never held in memory), a .tar or multipart upload is bounded by bodyLimitBytes too.', { minimum: 1024 }),
   setting('maxTensorElements', 'integer', String(4 * mebibyte), 'Most elements in one inference input tensor; more gets 413 TOO_MANY_ELEMENTS.', { minimum: 1 }),
   setting('rateLimitPerSecond', 'number', '50', 'Requests per second per API key (token bucket refill).', { minimum: 0.001 }),
   setting('rateLimitBurst', 'integer', '100', 'Burst size per API key (token bucket capacity).', { minimum: 1 }),
