@@ -3,13 +3,15 @@
  * bin/aiaas.js, from dist/ when it is current, else through tsx) as a model version upload, and
  * reports the server's peak resident set (VmHWM from /proc) and its resident set before the upload.
  *
- * The body is generated, not read from disk, and is not an ONNX model: a valid single-file ONNX model
- * cannot be 2 GiB (protobuf caps a message at 2 GiB; such models keep weights in external data). So
- * the server takes the whole streamed path (receive, encrypt segment by segment, hash, write to a
- * temporary file, rename into the store), then streams the stored artifact back, decrypting, into the
- * validation child, which is capped at --validation-memory-bytes (256 MiB here) and is killed or
- * refuses; the server then deletes the artifact and answers 400 INVALID_MODEL_FILE. The child's
- * memory is its own: only the server process is measured.
+ * The body is generated, not read from disk: an ONNX ModelProto whose graph holds one float
+ * initializer of ~2 GiB raw data. It is well-formed protobuf, but not a model ONNX Runtime can open
+ * (protobuf caps a message at 2 GiB, and the graph has no outputs; real models this size keep their
+ * weights in external data). So the server takes every streamed step: receive, encrypt segment by
+ * segment, hash, write to a temporary file and rename into the store; decrypt it again for the
+ * external-data check (the model's structure only, initializer data skipped); decrypt it once more
+ * into a private file for the validation child, which is capped at --validation-memory-bytes (256 MiB
+ * here) and is killed or refuses; then the artifact is deleted and the answer is 400
+ * INVALID_MODEL_FILE. The child's memory is its own: only the server process is measured.
  *
  *   npm run bench:upload [-- --gib 2]
  */
@@ -43,6 +45,31 @@ async function statusOf(pid: number): Promise<{ rss: number; peak: number }> {
   return { rss: kib('VmRSS'), peak: kib('VmHWM') };
 }
 
+function varint(value: number): Buffer {
+  const out: number[] = [];
+  let rest = value;
+  while (rest >= 0x80) {
+    out.push((rest % 128) | 0x80);
+    rest = Math.floor(rest / 128);
+  }
+  out.push(rest);
+  return Buffer.from(out);
+}
+
+/** A length-delimited protobuf field: tag, length, the first bytes of its content. */
+function field(number: number, length: number, ...content: Buffer[]): Buffer {
+  return Buffer.concat([varint(number * 8 + 2), varint(length), ...content]);
+}
+
+/** The protobuf bytes before the raw data of a ModelProto { ir_version 8, opset 17, graph { initializer w: float[n] } }. */
+function modelHeader(rawBytes: number): Buffer {
+  const tensorHead = Buffer.concat([Buffer.from([0x08]), varint(rawBytes / 4), Buffer.from([0x10, 0x01]), field(8, 1, Buffer.from('w')), varint(9 * 8 + 2), varint(rawBytes)]);
+  const tensorLength = tensorHead.length + rawBytes;
+  const graphHead = Buffer.concat([field(2, 1, Buffer.from('g')), varint(5 * 8 + 2), varint(tensorLength), tensorHead]);
+  const graphLength = graphHead.length - tensorHead.length + tensorLength;
+  return Buffer.concat([Buffer.from([0x08, 0x08]), field(8, 2, Buffer.from([0x10, 17])), varint(7 * 8 + 2), varint(graphLength), graphHead]);
+}
+
 const mebibytes = (bytes: number) => Math.round((bytes / 1024 ** 2) * 10) / 10;
 
 const dataDir = await mkdtemp(join(tmpdir(), 'aiaas-bench-upload-'));
@@ -73,13 +100,16 @@ try {
     void statusOf(pid).then((status) => (peakRss = Math.max(peakRss, status.rss)), () => undefined);
   }, 50);
 
+  const rawBytes = Math.floor((totalBytes - 64) / 4) * 4;
+  const header = modelHeader(rawBytes);
+  const bodyBytes = header.length + rawBytes;
   const started = performance.now();
   const chunk = Buffer.alloc(1024 * 1024);
   for (let index = 0; index < chunk.length; index += 4) chunk.writeUInt32LE((index * 2654435761) >>> 0, index);
   const response = await new Promise<{ status: number; body: string }>((resolve, reject) => {
     const upload = request(`${baseUrl}/api/v1/models/big/versions`, {
       method: 'POST',
-      headers: { ...headers, 'content-type': 'application/octet-stream', 'content-length': String(totalBytes) },
+      headers: { ...headers, 'content-type': 'application/octet-stream', 'content-length': String(bodyBytes) },
     });
     upload.on('response', (answer) => {
       let body = '';
@@ -88,8 +118,9 @@ try {
     });
     upload.on('error', reject);
     void (async () => {
-      for (let sent = 0; sent < totalBytes; sent += chunk.length) {
-        const piece = totalBytes - sent < chunk.length ? chunk.subarray(0, totalBytes - sent) : chunk;
+      upload.write(header);
+      for (let sent = 0; sent < rawBytes; sent += chunk.length) {
+        const piece = rawBytes - sent < chunk.length ? chunk.subarray(0, rawBytes - sent) : chunk;
         if (!upload.write(piece)) await new Promise((resolveDrain) => upload.once('drain', resolveDrain));
       }
       upload.end();
@@ -111,12 +142,12 @@ try {
     JSON.stringify(
       {
         benchmark: 'upload',
-        bodyBytes: totalBytes,
+        bodyBytes,
         status: response.status,
         errorCode,
         errorMessage,
         seconds: Math.round(seconds * 10) / 10,
-        mebibytesPerSecond: Math.round(totalBytes / 1024 ** 2 / seconds),
+        mebibytesPerSecond: Math.round(bodyBytes / 1024 ** 2 / seconds),
         serverRssBeforeUploadMiB: mebibytes(before.rss),
         serverPeakRssSampledMiB: mebibytes(Math.max(peakRss, after.rss)),
         serverVmHwmMiB: mebibytes(after.peak),
