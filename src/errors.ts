@@ -12,6 +12,7 @@ export const errorCatalogue = {
   INVALID_DATA: { status: 400, title: 'Invalid data file' },
   INVALID_MODEL_FILE: { status: 400, title: 'Invalid model file' },
   INVALID_WEIGHTS: { status: 400, title: 'Invalid weights file' },
+  TOO_MANY_PARAMETERS: { status: 400, title: 'Model has more parameters than the server allows' },
   CONTEXT_LENGTH_EXCEEDED: { status: 400, title: "Prompt longer than the model's context" },
   // 401/403 — who you are and what you may do
   UNAUTHENTICATED: { status: 401, title: 'Missing or invalid API key' },
@@ -41,6 +42,7 @@ export const errorCatalogue = {
   TRAINING_DIVERGED: { status: 422, title: 'Training produced a non-finite loss' },
   // inference: the input passed the signature checks but the model failed on it (src/runtimes)
   INFERENCE_FAILED: { status: 422, title: 'The model failed to run on this input' },
+  JOB_MEMORY_EXCEEDED: { status: 422, title: 'Training job exceeded its memory limit' },
   CONFIG_INVALID: { status: 500, title: 'Invalid server configuration' },
   // security: envelope encryption (src/security)
   KEY_DESTROYED: { status: 410, title: 'Tenant data key was destroyed; its data is unrecoverable' },

@@ -49,7 +49,12 @@ export function createJobSystem(context: JobSystemContext, options: { eventPollM
       },
       logger: context.logger.child({ component: 'jobs' }),
     },
-    { concurrency: config.jobConcurrency, leaseMs: config.jobLeaseMs, ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }) },
+    {
+      concurrency: config.jobConcurrency,
+      leaseMs: config.jobLeaseMs,
+      memoryLimitBytes: config.jobMemoryLimitBytes,
+      ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
+    },
   );
   const service = new JobService({
     jobs: repositories.jobs,
@@ -65,6 +70,7 @@ export function createJobSystem(context: JobSystemContext, options: { eventPollM
     },
     runner,
     maxUnfinishedJobsPerTenant: config.maxConcurrentJobsPerTenant,
+    maxModelParameters: config.maxModelParameters,
   });
   const routes = jobRoutes({
     service,

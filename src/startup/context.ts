@@ -13,6 +13,7 @@ import { AiaasError } from '../errors.ts';
 import { AuditLogger } from '../http/audit.ts';
 import { Metrics } from '../http/metrics.ts';
 import { validateOnnxInChild, type ModelUpload } from '../runtimes/validate-in-child.ts';
+import { validateSavedModelInChild } from '../runtimes/validate-saved-model.ts';
 import type { ModelSignature } from '../runtimes/runtime.ts';
 import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import { generateMasterKey, loadMasterKeyRing, MasterKeyRing } from '../security/key-ring.ts';
@@ -62,7 +63,7 @@ export interface ServerContext {
   readonly metrics: Metrics;
   readonly audit: AuditLogger;
   readonly usage: UsageCounter;
-  /** Training jobs: queue, worker threads and routes; started by `startServer` once listening. */
+  /** Training jobs: queue, training child processes and routes; started by `startServer` once listening. */
   readonly jobs: JobSystem;
   readonly logger: Logger;
   readonly now: () => Date;
@@ -230,6 +231,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       manager,
       plaintext,
       maxModelBytes: config.maxModelBytes,
+      maxModelParameters: config.maxModelParameters,
       now: () => now().getTime(),
       validate:
         options.validateModel ??
@@ -240,6 +242,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
             scratchRoot: plaintext.scratchRoot,
             ...(options.validationScriptPath === undefined ? {} : { scriptPath: options.validationScriptPath }),
           })),
+      validateSavedModel: (spec, weights) =>
+        validateSavedModelInChild(spec, weights, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes }),
     });
     const datasets = new DatasetService({ repositories, artifacts, maxDatasetBytes: config.maxDatasetBytes });
     const jobs = createJobSystem({ repositories, artifacts, registry, config, logger });
