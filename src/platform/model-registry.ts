@@ -16,10 +16,11 @@ import type { BatchingOptions } from '../inference/types.ts';
 import type { AliasRecord, ModelRecord, ModelVersionRecord, ModelVersionSource, Repositories } from '../storage/index.ts';
 import { latestSelector, validateAliasName } from '../storage/index.ts';
 import type { PlaintextDirectory } from '../storage/plaintext-directory.ts';
-import { externalDataFiles, refuseExternalData } from './external-data.ts';
+import { externalDataFiles, refuseExternalData, skeletonOf } from './external-data.ts';
 import { validateName } from './names.ts';
 import { readTar } from './tar.ts';
 import type { Readable } from 'node:stream';
+import { createReadStream } from 'node:fs';
 
 export const modelFileNames = ['model.onnx', 'spec.json', 'model.safetensors', 'metrics.json'] as const;
 export type ModelFileName = (typeof modelFileNames)[number];
@@ -536,17 +537,30 @@ export class ModelRegistry {
   async openModelFiles(versionId: string): Promise<ModelFiles> {
     const location = this.#locations.get(versionId);
     if (location === undefined) throw new AiaasError('VERSION_NOT_FOUND', 'This model version is no longer available');
-    const onnx = await this.#artifacts.get(location.tenantId, location.onnxRef);
-    const external = new Map<string, Uint8Array>();
-    for (const [path, ref] of location.externalRefs) external.set(path, await this.#artifacts.get(location.tenantId, ref));
-    // Checked again at load: a version stored before this check existed must not read outside its directory either.
+    const { tenantId } = location;
+    // Decrypted straight into the directory, a segment at a time: a multi-gigabyte model is never a buffer here.
+    const sizes = new Map<string, { byteLength: number }>();
+    const fileOf = (path: string, ref: string) => ({
+      path,
+      writeTo: async (target: string) => {
+        const { bytes } = await this.#artifacts.decryptToFile(tenantId, ref, target);
+        sizes.set(path, { byteLength: bytes });
+        return bytes;
+      },
+    });
+    const files = [fileOf('model.onnx', location.onnxRef), ...[...location.externalRefs].map(([path, ref]) => fileOf(path, ref))];
+    const written = await this.#plaintext.write(tenantId, versionId, files);
+    // Checked again at load, before the runtime opens anything: a version stored before this check
+    // existed must not read outside its directory either.
     try {
-      await externalDataFiles(onnx, external, modelFileNames);
+      // From the file just written and authenticated: no second decryption.
+      const skeleton = await skeletonOf(createReadStream(join(written.directory, 'model.onnx')));
+      const external = new Map([...sizes].filter(([path]) => path !== 'model.onnx'));
+      await externalDataFiles(skeleton, external, modelFileNames);
     } catch (error) {
+      await written.remove();
       throw new AiaasError('MODEL_LOAD_FAILED', `the stored model did not pass the external-data check: ${(error as Error).message}`, { cause: error });
     }
-    const files = [{ path: 'model.onnx', bytes: onnx }, ...[...external].map(([path, bytes]) => ({ path, bytes }))];
-    const written = await this.#plaintext.write(location.tenantId, versionId, files);
     return { path: join(written.directory, 'model.onnx'), sizeBytes: written.sizeBytes, release: written.remove };
   }
 
