@@ -5,7 +5,7 @@
  * `docs/configuration.md` carries the same table; a test keeps the two in step.
  */
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { AiaasError } from './errors.ts';
 
 const mebibyte = 1024 * 1024;
@@ -42,6 +42,7 @@ export interface AiaasConfig {
   modelMemoryBudgetBytes: number;
   modelIdleUnloadMs: number;
   inferenceThreads: number;
+  inferenceInstances: number;
   batchMaxSize: number;
   batchMaxQueueDelayMicroseconds: number;
   batchMaxQueueSize: number;
@@ -57,6 +58,9 @@ export interface AiaasConfig {
   tlsKey: string | undefined;
   trustProxy: boolean;
   metricsPublic: boolean;
+  backupDir: string | undefined;
+  backupIntervalSeconds: number;
+  backupKeep: number;
 }
 
 export type SettingName = keyof AiaasConfig;
@@ -128,9 +132,10 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('maxConcurrentJobsPerTenant', 'integer', '4', 'Unfinished (queued or running) training jobs one tenant may have; one more gets 429 QUOTA_EXCEEDED.', { minimum: 1 }),
   setting('jobLeaseMs', 'integer', '30000', 'Lease of a running job; a crashed worker\'s job is resumed after it expires.', { minimum: 1000 }),
   setting('jobMemoryLimitBytes', 'integer', bytesText(defaultJobMemoryLimitBytes), 'Memory limit (RSS, native memory included) of one training job\'s process; above it the process is killed and the job fails with JOB_MEMORY_EXCEEDED.', { minimum: 64 * mebibyte }),
-  setting('modelMemoryBudgetBytes', 'integer', bytesText(2048 * mebibyte), 'Memory for loaded models; least recently used models are unloaded beyond it.', { minimum: mebibyte }),
+  setting('modelMemoryBudgetBytes', 'integer', bytesText(2048 * mebibyte), 'Memory for loaded models; beyond it, the least recently used idle model of the tenant furthest over its fair share (the budget divided by the tenants with a model loaded) is unloaded.', { minimum: mebibyte }),
   setting('modelIdleUnloadMs', 'integer', '900000', 'Unload a model unused for this long (0 = never).', { minimum: 0 }),
-  setting('inferenceThreads', 'integer', '1', 'ONNX Runtime threads inside one served model\'s run. 1 suits small models under concurrent load (requests and batches give the parallelism); raise it for large models.', { minimum: 1, maximum: 64 }),
+  setting('inferenceThreads', 'integer', '1', 'ONNX Runtime threads inside one run of one instance of a served model. 1 suits small models under concurrent load (instances, requests and batches give the parallelism); raise it for large models.', { minimum: 1, maximum: 64 }),
+  setting('inferenceInstances', 'integer', '1', 'Instances of each loaded ONNX model, each a worker thread with its own session: runs of one version that may execute at once (like Triton\'s instance groups). Up to the core count pays off for CPU-heavy models; each instance holds its own copy of the weights.', { minimum: 1, maximum: 64 }),
   setting('batchMaxSize', 'integer', '64', 'Default dynamic batching: most rows merged into one run (1 disables merging).', { minimum: 1 }),
   setting('batchMaxQueueDelayMicroseconds', 'integer', '0', 'Default dynamic batching: how long a request may wait for others to join its batch.', { minimum: 0 }),
   setting('batchMaxQueueSize', 'integer', '1024', 'Default dynamic batching: waiting requests per model version before 503 QUEUE_FULL.', { minimum: 1 }),
@@ -146,6 +151,9 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('tlsKey', 'path', '(none)', 'PEM private key file for tlsCert.'),
   setting('trustProxy', 'boolean', 'false', 'Take the client IP (audit log) from X-Forwarded-For; enable only behind your own proxy.'),
   setting('metricsPublic', 'boolean', 'false', 'Serve /metrics without an API key, every tenant\'s series included; otherwise it needs a key with metrics:read and shows a tenant only its own series.'),
+  setting('backupDir', 'path', '(none)', 'Where the server writes backups (POST /api/v1/admin/backups and the schedule); outside dataDir, ideally on other storage.'),
+  setting('backupIntervalSeconds', 'integer', '0', 'Take a backup into backupDir every this many seconds (0: no schedule).', { minimum: 0 }),
+  setting('backupKeep', 'integer', '7', 'Server-made backups kept in backupDir; older ones are removed after each new one.', { minimum: 1 }),
 ];
 
 const definitionsByName = new Map(settingDefinitions.map((definition) => [definition.name, definition]));
@@ -297,6 +305,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     modelMemoryBudgetBytes: value('modelMemoryBudgetBytes'),
     modelIdleUnloadMs: value('modelIdleUnloadMs'),
     inferenceThreads: value('inferenceThreads'),
+    inferenceInstances: value('inferenceInstances'),
     batchMaxSize: value('batchMaxSize'),
     batchMaxQueueDelayMicroseconds: value('batchMaxQueueDelayMicroseconds'),
     batchMaxQueueSize: value('batchMaxQueueSize'),
@@ -312,6 +321,9 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     tlsKey: optionalPath('tlsKey'),
     trustProxy: value('trustProxy'),
     metricsPublic: value('metricsPublic'),
+    backupDir: optionalPath('backupDir'),
+    backupIntervalSeconds: value('backupIntervalSeconds'),
+    backupKeep: value('backupKeep'),
   };
   validateConfig(config);
   return config;
@@ -331,6 +343,15 @@ export function validateConfig(config: AiaasConfig): void {
   }
   if (config.masterKey !== undefined && config.masterKeyFile !== undefined) {
     throw invalid(definition('masterKeyFile'), 'set either masterKey (AIAAS_MASTER_KEY) or masterKeyFile (AIAAS_MASTER_KEY_FILE), not both');
+  }
+  if (config.backupIntervalSeconds > 0 && config.backupDir === undefined) {
+    throw invalid(definition('backupIntervalSeconds'), 'a backup schedule needs backupDir (--backup-dir / AIAAS_BACKUP_DIR)');
+  }
+  if (config.backupDir !== undefined) {
+    const inside = relative(config.dataDir, config.backupDir);
+    // A backup inside the data directory is lost with it: it protects against nothing.
+    const outside = inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside);
+    if (!outside) throw invalid(definition('backupDir'), `must be outside dataDir (${config.dataDir})`);
   }
   if (config.inferenceBodyLimitBytes > config.bodyLimitBytes) {
     throw invalid(definition('inferenceBodyLimitBytes'), `must not exceed bodyLimitBytes (${config.bodyLimitBytes})`);

@@ -38,6 +38,8 @@ export const errorCatalogue = {
   MODEL_LOAD_FAILED: { status: 503, title: 'Model could not be loaded' },
   MODEL_NOT_READY: { status: 503, title: 'Model not ready' },
   QUEUE_FULL: { status: 503, title: 'Inference queue full' },
+  // The client went away while its request waited; nobody reads this answer (nginx's 499).
+  CLIENT_DISCONNECTED: { status: 499, title: 'Client closed the request' },
   // training-time failures (reported on jobs and by the CLI)
   TRAINING_DIVERGED: { status: 422, title: 'Training produced a non-finite loss' },
   // inference: the input passed the signature checks but the model failed on it (src/runtimes)
@@ -51,8 +53,17 @@ export const errorCatalogue = {
   MASTER_KEY_MISMATCH: { status: 500, title: 'The configured master key does not match this data directory' },
   // startup: one server per data directory (src/startup/data-dir-lock.ts)
   DATA_DIR_LOCKED: { status: 500, title: 'The data directory is in use by another aiaas process' },
+  // backups and data-directory checks (src/storage/backup, src/startup/backups.ts)
+  TARGET_NOT_EMPTY: { status: 409, title: 'Target directory exists and is not empty' },
+  BACKUP_INVALID: { status: 422, title: 'Not a complete, intact backup' },
+  BACKUP_NOT_CONFIGURED: { status: 409, title: 'No backup directory is configured' },
+  BACKUP_IN_PROGRESS: { status: 409, title: 'A backup is already running' },
+  DATABASE_CORRUPT: { status: 500, title: 'The database failed its integrity check' },
   // http: request framing (src/http)
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
+  INVALID_URL: { status: 400, title: 'Malformed URL (bad percent-encoding)' },
+  URI_TOO_LONG: { status: 414, title: 'A path segment is longer than the server accepts' },
+  NESTING_TOO_DEEP: { status: 400, title: 'JSON or tensor nested deeper than the server accepts' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
@@ -97,4 +108,28 @@ export function aiaasError(
   options?: { details?: Record<string, unknown>; headers?: Record<string, string>; cause?: unknown },
 ): AiaasError {
   return new AiaasError(code, message, options);
+}
+
+/** How many characters of a client-supplied value an error message quotes (see quoteForError). */
+export const maxQuotedLength = 120;
+
+/**
+ * A client-supplied value as error messages quote it: JSON-quoted and cut to `max` characters, so a
+ * 1 MB string or a deeply nested value never comes back whole (nor crashes JSON.stringify).
+ */
+export function quoteForError(value: unknown, max = maxQuotedLength): string {
+  let text: string;
+  if (typeof value === 'string') {
+    // Cut before quoting: escaping a huge string only to drop most of it wastes the work.
+    text = JSON.stringify(value.length > max ? value.slice(0, max) : value);
+    if (value.length > max) text = `${text.slice(0, -1)}…" (${value.length} characters)`;
+    return text;
+  }
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    // Cyclic or too deeply nested to serialize: name the type instead.
+    text = Array.isArray(value) ? 'an array' : typeof value;
+  }
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }

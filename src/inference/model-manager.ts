@@ -1,8 +1,8 @@
 import { AiaasError } from '../errors.ts';
-import { loadOnnxRuntime } from '../runtimes/onnx-runtime.ts';
+import { openOnnxInWorkers } from '../runtimes/onnx-worker-runtime.ts';
 import type { ModelFile, ModelSignature, Runtime } from '../runtimes/runtime.ts';
 import { zeroTensor } from '../runtimes/tensor.ts';
-import { Batcher } from './batcher.ts';
+import { Batcher, type SubmitOptions } from './batcher.ts';
 import type { BatchingOptions, InferRequest, InferResponse, ModelLabels, ServingMetricsSink } from './types.ts';
 
 /** Identifies one stored model version. `versionId` is the cache key; the rest labels metrics and lists. */
@@ -88,14 +88,15 @@ export class ModelManager {
     return await this.#acquireEntry(key);
   }
 
-  async infer(key: ModelKey, request: InferRequest): Promise<InferResponse> {
+  /** Queues the request on the version's batcher; `options` names the caller (fair turns) and its disconnect signal. */
+  async infer(key: ModelKey, request: InferRequest, options: SubmitOptions = {}): Promise<InferResponse> {
     let entry = await this.#acquireEntry(key);
     // An unload or eviction may have removed the entry while we waited; its runtime is about to be
     // disposed, so submitting there would fail. Load a fresh copy instead.
     while (this.#entries.get(key.versionId) !== entry) entry = await this.#acquireEntry(key);
     entry.active++;
     try {
-      return await entry.batcher.submit(request);
+      return await entry.batcher.submit(request, options);
     } finally {
       entry.active--;
       entry.lastUsedAt = this.#now();
@@ -161,7 +162,7 @@ export class ModelManager {
     const files = await this.#options.openFiles(key);
     let runtime: Runtime;
     try {
-      runtime = await (this.#options.loadRuntime ?? ((model: ModelFile) => loadOnnxRuntime(model)))(files, key);
+      runtime = await (this.#options.loadRuntime ?? ((model: ModelFile) => openOnnxInWorkers(model, { instances: 1, intraOpThreads: 1 })))(files, key);
     } catch (error) {
       await files.release();
       throw error;
@@ -213,17 +214,33 @@ export class ModelManager {
     return entry;
   }
 
-  /** Evicts least recently used idle models until the budget holds; busy models are never evicted. */
+  /**
+   * Evicts idle models until the budget holds, fairly across tenants: each tenant with a model loaded
+   * is entitled to the budget divided by the number of such tenants. The victim is the least recently
+   * used idle model of the tenant furthest over its share; a tenant at or under its share never loses
+   * a model to another's load. Busy models are never evicted; when nothing may go, the budget is
+   * exceeded until models go idle (as before, rather than failing the load).
+   */
   async #evictOverBudget(keep: Entry): Promise<void> {
-    let total = this.#totalBytes();
-    const candidates = [...this.#entries.values()]
-      .filter((entry) => entry !== keep)
-      .sort((left, right) => left.lastUsedAt - right.lastUsedAt);
-    for (const entry of candidates) {
-      if (total <= this.#options.memoryBudgetBytes) break;
-      if (isBusy(entry)) continue;
-      total -= entry.memoryBytes;
-      await this.#remove(entry);
+    const budget = this.#options.memoryBudgetBytes;
+    while (this.#totalBytes() > budget) {
+      const usage = new Map<string, number>();
+      for (const entry of this.#entries.values()) usage.set(tenantOf(entry), (usage.get(tenantOf(entry)) ?? 0) + entry.memoryBytes);
+      const share = budget / usage.size;
+      let victim: Entry | undefined;
+      let victimExcess = 0;
+      for (const entry of this.#entries.values()) {
+        if (entry === keep || isBusy(entry)) continue;
+        const excess = usage.get(tenantOf(entry))! - share;
+        if (excess <= 0) continue;
+        const better = victim === undefined || excess > victimExcess || (excess === victimExcess && entry.lastUsedAt < victim.lastUsedAt);
+        if (better) {
+          victim = entry;
+          victimExcess = excess;
+        }
+      }
+      if (victim === undefined) return;
+      await this.#remove(victim);
     }
   }
 
@@ -260,6 +277,11 @@ export class ModelManager {
   #reportLoaded(): void {
     this.#options.metrics?.modelsLoaded(this.#entries.size, this.#totalBytes());
   }
+}
+
+/** Models registered without a tenant (tests, tools) share one pool. */
+function tenantOf(entry: Entry): string {
+  return entry.key.tenantId ?? '';
 }
 
 function isBusy(entry: Entry): boolean {

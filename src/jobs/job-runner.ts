@@ -14,6 +14,8 @@ export interface JobRunnerDependencies {
   loadDatasetSource(tenantId: string, datasetId: string): Promise<DatasetSource | undefined>;
   putArtifact(tenantId: string, bytes: Uint8Array): Promise<string>;
   getArtifact(tenantId: string, ref: string): Promise<Uint8Array>;
+  /** Removes a superseded checkpoint; without it every epoch would leave an orphan file behind. */
+  deleteArtifact(ref: string): Promise<void>;
   registerVersion(
     tenantId: string,
     modelName: string,
@@ -167,6 +169,7 @@ export class JobRunner {
       return;
     }
     const checkpoint = job.checkpointRef ? await this.deps.getArtifact(tenantId, job.checkpointRef) : undefined;
+    let latestCheckpoint: string | null = job.checkpointRef;
     const start: WorkerStart = {
       type: 'start',
       spec: job.spec,
@@ -225,7 +228,14 @@ export class JobRunner {
         case 'checkpoint': {
           // The artifact is durable before the row points at it, so a crash never leaves a dangling ref.
           const ref = await this.deps.putArtifact(tenantId, message.bytes);
-          await this.deps.jobs.updateProgress(tenantId, job.id, this.owner, { epoch: message.epoch, step: message.step, checkpointRef: ref });
+          const held = await this.deps.jobs.updateProgress(tenantId, job.id, this.owner, { epoch: message.epoch, step: message.step, checkpointRef: ref });
+          // A checkpoint file goes once no row names it: the one this replaces, or, when another
+          // runner took the job over, this one.
+          const unreferenced = held ? latestCheckpoint : ref;
+          if (held) latestCheckpoint = ref;
+          if (unreferenced !== null) {
+            await this.deps.deleteArtifact(unreferenced).catch((error: unknown) => log.warn({ err: error }, 'could not remove a superseded checkpoint'));
+          }
           await this.appendEvent(tenantId, job.id, 'checkpoint-saved', { epoch: message.epoch, step: message.step });
           return;
         }

@@ -38,6 +38,7 @@ export function createJobSystem(context: JobSystemContext, options: { eventPollM
       },
       putArtifact: (tenantId, bytes) => artifacts.put(tenantId, bytes),
       getArtifact: (tenantId, ref) => artifacts.get(tenantId, ref),
+      deleteArtifact: (ref) => artifacts.delete(ref),
       async registerVersion(tenantId, modelName, files, { jobId, metrics }) {
         const version = await registry.addVersionFromSavedModel(
           tenantId,

@@ -22,7 +22,7 @@ import { serverSecretFileName } from '../security/server-secrets.ts';
 import { TenantKeyService } from '../security/tenant-keys.ts';
 import { TenantTextCipher } from '../security/tenant-text.ts';
 import { ModelManager, type ModelManagerOptions } from '../inference/model-manager.ts';
-import { loadOnnxRuntime } from '../runtimes/onnx-runtime.ts';
+import { openOnnxInWorkers } from '../runtimes/onnx-worker-runtime.ts';
 import { AccessService } from '../platform/access.ts';
 import { DatasetService } from '../platform/datasets.ts';
 import { ModelRegistry } from '../platform/model-registry.ts';
@@ -44,6 +44,7 @@ import { KeyStoreDataKeyStore } from './data-key-store.ts';
 import { moveDataKeysToKeyStore } from './key-store-migration.ts';
 import { migrateArtifactFormat } from './artifact-format-migration.ts';
 import { createJobSystem, type JobSystem } from '../jobs/job-system.ts';
+import { BackupService } from './backups.ts';
 
 export interface ServerContext {
   readonly config: AiaasConfig;
@@ -65,6 +66,8 @@ export interface ServerContext {
   readonly usage: UsageCounter;
   /** Training jobs: queue, training child processes and routes; started by `startServer` once listening. */
   readonly jobs: JobSystem;
+  /** Server-made backups into `backupDir`, and their schedule (started by `startServer`). */
+  readonly backups: BackupService;
   readonly logger: Logger;
   readonly now: () => Date;
   /** The operator tenant, and the admin key generated for it on this start (print once, never log). */
@@ -222,7 +225,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         maxQueueSize: config.batchMaxQueueSize,
       },
       metrics,
-      loadRuntime: options.loadRuntime ?? ((model) => loadOnnxRuntime(model, { intraOpThreads: config.inferenceThreads })),
+      // Inference never runs on the main thread: each instance is a worker thread with its own session.
+      loadRuntime: options.loadRuntime ?? ((model) => openOnnxInWorkers(model, { instances: config.inferenceInstances, intraOpThreads: config.inferenceThreads })),
     });
     closers.unshift(() => manager.close());
     const registry: ModelRegistry = new ModelRegistry({
@@ -274,6 +278,17 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         logger.info({ tenantId, ...purged }, 'tenant deleted: data key destroyed, artifacts removed');
       },
     });
+    const backups = new BackupService({
+      config,
+      ring: () => keys.ring,
+      snapshotDatabase: (destination) => database.backupTo(destination),
+      holdArtifactDeletes: () => artifactStore.holdDeletes(),
+      audit,
+      logger,
+      now,
+    });
+    // Before the database closes: a running backup is still reading it.
+    closers.unshift(() => backups.close());
     const bootstrapped = await access.bootstrap(config.bootstrapKey);
     if (bootstrapped.created) logger.info({ tenantId: bootstrapped.tenant.id }, 'empty store: created the operator tenant and its first admin key');
 
@@ -296,6 +311,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       audit,
       usage,
       jobs,
+      backups,
       logger,
       now,
       bootstrap: {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AiaasError } from '../../src/errors.ts';
-import { loadOnnxRuntime } from '../../src/runtimes/onnx-runtime.ts';
+import { openOnnxInWorkers } from '../../src/runtimes/onnx-worker-runtime.ts';
 import type { Runtime, Tensor } from '../../src/runtimes/runtime.ts';
 import { Batcher } from '../../src/inference/batcher.ts';
 import { ModelManager, type ModelManagerOptions } from '../../src/inference/model-manager.ts';
@@ -52,11 +52,30 @@ describe('ModelManager', () => {
     await models.close();
   });
 
+  it('gives each tenant a fair share: a load evicts from the tenant furthest over it, never from one under it', async () => {
+    let clock = 0;
+    // Room for two models: with two tenants loaded, each is entitled to one.
+    const { manager: models } = manager({ memoryBudgetBytes: Math.floor(bytes.byteLength * 2.5), now: () => ++clock });
+    await models.acquire({ versionId: 'a1', tenantId: 'A' });
+    await models.acquire({ versionId: 'a2', tenantId: 'A' });
+    // A alone may use the whole budget.
+    expect(models.loaded().map((entry) => entry.key.versionId).sort()).toEqual(['a1', 'a2']);
+    await models.acquire({ versionId: 'b1', tenantId: 'B' });
+    // B's load evicts A's least recently used model: A was over its half, B under.
+    expect(models.loaded().map((entry) => entry.key.versionId).sort()).toEqual(['a2', 'b1']);
+    // A uses a2 again, so B's model is the least recently used of all; yet A's next load evicts A's own
+    // model (a plain LRU would evict B's).
+    await models.acquire({ versionId: 'a2', tenantId: 'A' });
+    await models.acquire({ versionId: 'a3', tenantId: 'A' });
+    expect(models.loaded().map((entry) => entry.key.versionId).sort()).toEqual(['a3', 'b1']);
+    await models.close();
+  });
+
   it('never evicts a model that is mid-inference', async () => {
     const gate = new Gate();
     const { manager: models } = manager({
       memoryBudgetBytes: Math.floor(bytes.byteLength * 1.5),
-      loadRuntime: async (data) => gate.wrap(await loadOnnxRuntime(data)),
+      loadRuntime: async (data) => gate.wrap(await openOnnxInWorkers(data, { instances: 1, intraOpThreads: 1 })),
     });
     gate.close();
     const busy = models.infer({ versionId: 'a' }, { inputs: [x([[1, 2, 3]])] });
@@ -109,7 +128,7 @@ describe('ModelManager', () => {
       warmup: true,
       metrics,
       loadRuntime: async (data) => {
-        const runtime = await loadOnnxRuntime(data);
+        const runtime = await openOnnxInWorkers(data, { instances: 1, intraOpThreads: 1 });
         return { specificationVersion: 'v1', signature: () => runtime.signature(), memoryBytes: () => runtime.memoryBytes(), dispose: () => runtime.dispose(), infer: (inputs, names) => (calls.push(inputs), runtime.infer(inputs, names)) } satisfies Runtime;
       },
     });
@@ -213,14 +232,15 @@ describe('Batcher', () => {
 
   it('refuses work beyond maxQueueSize with QUEUE_FULL and Retry-After', async () => {
     const runtime = await openTestRuntime(fixedBatchModel());
-    const input: Tensor = { name: 'x', datatype: 'FP32', shape: [1, 3], data: new Float32Array(3) };
+    // A fresh tensor per request: the runtime takes over its buffer.
+    const input = (): Tensor => ({ name: 'x', datatype: 'FP32', shape: [1, 3], data: new Float32Array(3) });
     const gate = new Gate();
     const gated = new Batcher(gate.wrap(runtime), { maxBatchSize: 1, maxQueueDelayMicroseconds: 0, maxQueueSize: 1 });
     gate.close();
-    const running = gated.submit({ inputs: [input] });
+    const running = gated.submit({ inputs: [input()] });
     await gate.waitEntered(1);
-    const queued = gated.submit({ inputs: [input] });
-    await expect(gated.submit({ inputs: [input] })).rejects.toMatchObject({ code: 'QUEUE_FULL', status: 503, headers: { 'retry-after': '1' } });
+    const queued = gated.submit({ inputs: [input()] });
+    await expect(gated.submit({ inputs: [input()] })).rejects.toMatchObject({ code: 'QUEUE_FULL', status: 503, headers: { 'retry-after': '1' } });
     gate.open();
     await Promise.all([running, queued]);
     expect(gated.pending).toBe(0);

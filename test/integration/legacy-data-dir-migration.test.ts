@@ -1,7 +1,9 @@
 import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
 import { pino } from 'pino';
+import { listArtifactReferences } from '../../src/storage/artifact-references.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { buildApp } from '../../src/http/app.ts';
@@ -96,6 +98,19 @@ describe('a data dir written before streamed artifacts', () => {
       expect(before.has(name)).toBe(false);
     }
     expect((await readFile(join(dataDir, artifactFormatFileName), 'utf8')).trim()).toBe('stream-v1');
+
+    // The migration's list of ref columns and the backups' list agree (both name all 6 files).
+    const connection = new BetterSqlite3(join(dataDir, 'aiaas.db'), { readonly: true });
+    try {
+      const forBackups = new Set(listArtifactReferences(connection).map((reference) => reference.ref));
+      const database = await openDatabase({ path: join(dataDir, 'aiaas.db') });
+      const forMigration = new Set((await createRepositories(database.db).artifactReferences.list()).map((reference) => reference.ref));
+      await database.close();
+      expect([...forMigration].sort()).toEqual([...forBackups].sort());
+      expect(forMigration.size).toBe(6);
+    } finally {
+      connection.close();
+    }
 
     // A second start finds the marker and changes nothing.
     await expectSameAnswers(dataDir);

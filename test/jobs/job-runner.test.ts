@@ -55,6 +55,7 @@ async function setup() {
         datasetId === 'ds_train' ? { format: 'idx', bytes: data.images, labelsBytes: data.labels, name: 'train.idx' } : undefined,
       putArtifact: async (_tenantId, bytes) => store.put(bytes),
       getArtifact: async (_tenantId, ref) => store.get(ref as `sha256:${string}`),
+      deleteArtifact: async (ref) => store.delete(ref as `sha256:${string}`),
       registerVersion: async (_tenantId, modelName, files, { metrics }) => {
         registered.push({ files, summary: metrics, modelName });
         return { versionId: 'ver_test', version: registered.length };
@@ -101,6 +102,10 @@ describe('training jobs', () => {
     expect(model.plan.parameterCount).toBe(16 * 8 + 8 + 8 * 2 + 2);
     const record = await repositories.jobs.get(tenantId, submitted.id);
     expect(await store.has(record!.checkpointRef as `sha256:${string}`)).toBe(true);
+    // Each checkpoint replaces the previous one on disk too: no orphan files per epoch.
+    const stored: string[] = [];
+    for await (const ref of store.list()) stored.push(ref);
+    expect(stored).toEqual([record!.checkpointRef]);
     const events = await service.events(tenantId, submitted.id, 0);
     const types = events.map((event) => event.type);
     expect(types[0]).toBe('job-queued');

@@ -9,9 +9,11 @@ export interface ArtifactReference {
 }
 
 /**
- * Every column that names an artifact, across tables: what a change of artifact format (or a
- * consistency check) must walk. Dataset files, model files (the .onnx and the saved-model files
- * kept as JSON), job checkpoints.
+ * Every column that names an artifact, across tables: what a change of artifact format must walk,
+ * and rewrite. Dataset files, model files (the .onnx, the saved-model and external-data files kept
+ * as JSON), job checkpoints. The same columns are listed for backups and `admin check` in
+ * `src/storage/artifact-references.ts` (synchronous, over a raw connection, no rewriting); a new
+ * column must go into both (test/integration/legacy-data-dir-migration.test.ts compares them).
  */
 export class ArtifactReferenceRepository {
   readonly #db: Kysely<Schema>;
