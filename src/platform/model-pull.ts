@@ -4,8 +4,8 @@
  * (so the same validation applies as to an upload). Submitted by `POST /api/v1/models/:name/versions`
  * with a JSON body, `POST /api/v1/jobs` with `kind: "pull"`, or Ollama's `/api/pull`.
  */
-import { mkdirSync, rmSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { createReadStream, mkdirSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AiaasError } from '../errors.ts';
 import type { JobKindContext, JobKindHandler, JobKindParser, JobKindResult } from '../jobs/job-types.ts';
@@ -144,12 +144,11 @@ export function createPullHandler(options: ModelPullOptions): { parser: JobKindP
 }
 
 /**
- * The one place a pulled file becomes a version. Main's registry takes model bytes in memory, so
- * the file (bounded by maxModelBytes) is read whole here; when the registry gains a streaming path
- * this function streams the file into it instead, and nothing else changes.
+ * The one place a pulled file becomes a version: streamed from disk into the registry's streaming
+ * add-version path (encrypted as it is stored, validated from the stored artifact), so a model is
+ * never held whole in memory.
  */
 export async function registerPulledFile(registry: ModelRegistry, job: JobRecord, path: string): Promise<{ versionId: string; version: number }> {
-  const bytes = await readFile(path);
-  const version = await registry.addVersionFromOnnx(job.tenantId, job.modelName, bytes, { source: 'job', createModel: true, jobId: job.id });
+  const { version } = await registry.addVersionFromOnnxStream(job.tenantId, job.modelName, createReadStream(path), { source: 'job', createModel: true, jobId: job.id });
   return { versionId: version.id, version: version.version };
 }
