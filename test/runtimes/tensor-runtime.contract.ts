@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AiaasError, errorCatalogue } from '../../src/errors.ts';
 import type { ModelFile, Runtime, Tensor } from '../../src/runtimes/runtime.ts';
-import { fixedBatchModel, identityModel, linearModel, linearReference, slowModel, stringModel } from '../inference/fixtures/tiny-onnx.ts';
+import { ElementType, fixedBatchModel, identityModel, linearModel, linearReference, model, node, stringModel, valueInfo } from '../inference/fixtures/tiny-onnx.ts';
 
 export interface TensorRuntimeContractOptions {
   /** Shown in the describe block: the implementation and its settings. */
@@ -22,18 +22,43 @@ export interface TensorRuntimeContractOptions {
   open(model: ModelFile): Promise<Runtime>;
 }
 
+/**
+ * A model whose cost the input chooses: x [1, 4] is tiled by `repeats` into a square matrix that is
+ * multiplied by itself eight times (tanh between, so values stay finite) and summed. `repeats` [4, 1]
+ * is a few hundred multiply-adds, [320, 80] a few hundred million: the same runtime serves a run that
+ * is slow next to another by orders of magnitude, which is what the concurrency case needs.
+ */
+function sizedWorkModel(rounds = 8): Uint8Array {
+  const nodes = [node('Tile', ['x', 'repeats'], ['h0'])];
+  let previous = 'h0';
+  for (let round = 1; round <= rounds; round++) {
+    nodes.push(node('MatMul', [previous, 'h0'], [`m${round}`]), node('Tanh', [`m${round}`], [`h${round}`]));
+    previous = `h${round}`;
+  }
+  nodes.push(node('ReduceSum', [previous], ['y']));
+  return model({
+    nodes,
+    inputs: [valueInfo('x', ElementType.FLOAT, [1, 4]), valueInfo('repeats', ElementType.INT64, [2])],
+    outputs: [valueInfo('y', ElementType.FLOAT, [1, 1])],
+  });
+}
+
 const fixtures = {
   linear: linearModel,
   identity: identityModel,
   string: stringModel,
   fixedBatch: fixedBatchModel,
-  // A few hundred million multiply-adds: slow next to the others by orders of magnitude, still well under a second.
-  slow: () => slowModel(320, 8),
+  sizedWork: () => sizedWorkModel(),
 } as const;
 type FixtureName = keyof typeof fixtures;
 
 const x = (rows: number[][]): Tensor => ({ name: 'x', datatype: 'FP32', shape: [rows.length, 3], data: new Float32Array(rows.flat()) });
-const slowInput = (): Tensor => ({ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array([0.01, 0.02, 0.03, 0.04]) });
+const work = (side: number): Tensor[] => [
+  { name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array([0.01, 0.02, 0.03, 0.04]) },
+  { name: 'repeats', datatype: 'INT64', shape: [2], data: new BigInt64Array([BigInt(side), BigInt(side / 4)]) },
+];
+const slowWork = (): Tensor[] => work(320);
+const quickWork = (): Tensor[] => work(4);
 
 function byName(outputs: Tensor[], name: string): Tensor {
   const found = outputs.find((output) => output.name === name);
@@ -169,21 +194,21 @@ export function runTensorRuntimeContract(options: TensorRuntimeContractOptions):
     });
 
     it('runs as many inferences at once as its concurrency, and queues the next', async () => {
-      const slow = await open('slow');
+      const slow = await open('sizedWork');
       const concurrency = slow.concurrency ?? 1;
       const order: string[] = [];
       const track = (label: string, run: Promise<Tensor[]>): Promise<void> => run.then(() => void order.push(label));
 
       // With one instance still free, a quick run does not wait behind the slow ones.
-      const busy = Array.from({ length: concurrency - 1 }, (_, index) => track(`slow${index}`, slow.infer([slowInput()])));
-      await track('free', slow.infer([{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array(4) }]));
+      const busy = Array.from({ length: concurrency - 1 }, (_, index) => track(`slow${index}`, slow.infer(slowWork())));
+      await track('free', slow.infer(quickWork()));
       await Promise.all(busy);
       expect(order[0]).toBe('free');
 
       // With every instance busy, the next run waits until one of them is done.
       order.length = 0;
-      const full = Array.from({ length: concurrency }, (_, index) => track(`slow${index}`, slow.infer([slowInput()])));
-      const queued = track('queued', slow.infer([{ name: 'x', datatype: 'FP32', shape: [1, 4], data: new Float32Array(4) }]));
+      const full = Array.from({ length: concurrency }, (_, index) => track(`slow${index}`, slow.infer(slowWork())));
+      const queued = track('queued', slow.infer(quickWork()));
       await Promise.all([...full, queued]);
       expect(order).toHaveLength(concurrency + 1);
       expect(order[0]).not.toBe('queued');
