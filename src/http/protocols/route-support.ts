@@ -9,6 +9,7 @@ import type { ModelSignature, TensorSpec } from '../../runtimes/runtime.ts';
 import type { ModelKey, ModelManager } from '../../inference/model-manager.ts';
 import type { BatchingOptions, InferRequest, InferResponse } from '../../inference/types.ts';
 import type { InferenceProtocol, Metrics } from '../metrics.ts';
+import { inferenceHeaderLengthHeader, splitBinaryBody } from './binary-tensors.ts';
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
 
 export interface ResolvedModel {
@@ -85,26 +86,58 @@ function toAiaasError(error: unknown, request: FastifyRequest): { error: AiaasEr
  * Scopes protocol behaviour to the plugin it is called in: errors as `{"error": "..."}` with the
  * catalogue status and the code in a header, and a body parser that accepts empty bodies and any
  * content type as JSON (TF-Serving's own examples post with `curl -d`, i.e. form-encoded).
+ * With `binaryTensors` (V2), a request carrying `Inference-Header-Content-Length` is split into its
+ * JSON header and binary tail (a `BinaryTensorBody`), whatever its content type.
  */
-export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean }): void {
+export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean; binaryTensors?: boolean }): void {
   app.setErrorHandler((error, request, reply) => {
     const { error: aiaasError, status } = toAiaasError(error, request);
     void sendJson(reply.status(status).headers({ ...aiaasError.headers, [errorCodeHeader]: aiaasError.code }), { error: aiaasError.message });
   });
+  const parseJson = (text: string): unknown => parseJsonBody(text, options.allowNonFiniteTokens);
   const parser = (_request: FastifyRequest, body: string, done: (error: Error | null, body?: unknown) => void): void => {
     try {
-      done(null, parseJsonBody(body, options.allowNonFiniteTokens));
+      done(null, parseJson(body));
+    } catch (error) {
+      done(error as Error);
+    }
+  };
+  // Binary tails must be read as bytes; without the header the bytes decode to exactly the string
+  // the plain parser would have been given, so JSON requests parse as before.
+  const binaryParser = (request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void => {
+    try {
+      const headerLength = request.headers[inferenceHeaderLengthHeader];
+      if (headerLength === undefined) done(null, parseJson(body.toString('utf8')));
+      else done(null, splitBinaryBody(body, Array.isArray(headerLength) ? headerLength.join(',') : headerLength, parseJson));
     } catch (error) {
       done(error as Error);
     }
   };
   app.removeContentTypeParser(['application/json']);
+  if (options.binaryTensors === true) {
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, binaryParser);
+    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, binaryParser);
+    if (!app.hasContentTypeParser('*')) app.addContentTypeParser('*', { parseAs: 'buffer' }, binaryParser);
+    return;
+  }
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parser);
   if (!app.hasContentTypeParser('*')) app.addContentTypeParser('*', { parseAs: 'string' }, parser);
 }
 
 export function sendJson(reply: FastifyReply, value: unknown, nonFinite: 'null' | 'tokens' = 'null'): FastifyReply {
   return reply.type('application/json; charset=utf-8').send(serializeJson(value, nonFinite));
+}
+
+/**
+ * The binary tensor data extension's response: the JSON header, then the binary section, with
+ * `Inference-Header-Content-Length` giving the header's byte length.
+ */
+export function sendJsonWithBinary(reply: FastifyReply, value: unknown, binary: readonly Buffer[]): FastifyReply {
+  const header = Buffer.from(serializeJson(value), 'utf8');
+  return reply
+    .type('application/octet-stream')
+    .header(inferenceHeaderLengthHeader, String(header.length))
+    .send(Buffer.concat([header, ...binary]));
 }
 
 /** Runs one inference: resolve, parse against the signature, infer, render; timed and counted once. */

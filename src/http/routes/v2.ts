@@ -2,7 +2,7 @@
  * KServe V2 / Open Inference Protocol REST routes plus Triton's model-repository extension.
  * Register with `app.register(v2Routes, deps)`; errors under these routes render as `{"error": "..."}`.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseV2InferRequest, renderV2InferResponse, renderV2ModelMetadata } from '../protocols/v2.ts';
 import {
   type InferenceDeps,
@@ -11,6 +11,7 @@ import {
   modelKey,
   runInference,
   sendJson,
+  sendJsonWithBinary,
   signatureOf,
   versionsOf,
 } from '../protocols/route-support.ts';
@@ -23,10 +24,10 @@ interface ModelParams {
 }
 
 export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promise<void> {
-  installProtocolHandling(app, { allowNonFiniteTokens: false });
+  installProtocolHandling(app, { allowNonFiniteTokens: false, binaryTensors: true });
   const server = deps.server ?? { name: 'aiaas', version: '0.1.0' };
 
-  app.get('/v2', async (_request, reply) => sendJson(reply, { name: server.name, version: server.version, extensions: ['model_repository'] }));
+  app.get('/v2', async (_request, reply) => sendJson(reply, { name: server.name, version: server.version, extensions: ['model_repository', 'binary_tensor_data'] }));
   app.get('/v2/health/live', async (_request, reply) => reply.status(200).send());
   app.get('/v2/health/ready', async (_request, reply) => reply.status(200).send());
 
@@ -51,17 +52,19 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
     return reply.status(200).send();
   });
 
-  const infer = async (request: FastifyRequest<{ Params: ModelParams }>): Promise<Record<string, unknown>> =>
-    await runInference(
+  const infer = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply): Promise<FastifyReply> => {
+    const { json, binary } = await runInference(
       deps,
       request,
       'v2',
       { name: request.params.name, ...(request.params.version === undefined ? {} : { versionOrAlias: request.params.version }) },
-      (signature) => ({ request: parseV2InferRequest(request.body, signature, deps.limits) }),
-      (model, parsed, response) => renderV2InferResponse(model, parsed.request, response.outputs),
+      (signature) => parseV2InferRequest(request.body, signature, deps.limits),
+      (model, call, response) => renderV2InferResponse(model, call, response.outputs),
     );
-  app.post<{ Params: ModelParams }>('/v2/models/:name/infer', async (request, reply) => sendJson(reply, await infer(request)));
-  app.post<{ Params: ModelParams }>('/v2/models/:name/versions/:version/infer', async (request, reply) => sendJson(reply, await infer(request)));
+    return binary === undefined ? sendJson(reply, json) : sendJsonWithBinary(reply, json, binary);
+  };
+  app.post<{ Params: ModelParams }>('/v2/models/:name/infer', infer);
+  app.post<{ Params: ModelParams }>('/v2/models/:name/versions/:version/infer', infer);
 
   // Triton model-repository extension (docs/protocol/extension_model_repository.md).
   app.post('/v2/repository/index', async (request, reply) => {
