@@ -18,12 +18,16 @@ export interface RouteDescription {
   tag: 'service' | 'identity' | 'datasets' | 'models' | 'jobs' | 'audit' | 'v2' | 'tfserving';
   /** Request body content types, when the route takes a body. */
   requestBody?: readonly string[];
-  /** Success status and content type. */
-  success?: { status: number; contentType?: string };
+  /** Success status and content type; `alternativeContentTypes` for routes that can answer in another form too. */
+  success?: { status: number; contentType?: string; alternativeContentTypes?: readonly string[] };
 }
 
 const json = ['application/json'];
 const upload = ['application/octet-stream', 'application/x-tar', 'multipart/form-data'];
+// Triton's binary tensor data extension: a JSON header of Inference-Header-Content-Length bytes, then raw tensor bytes.
+const v2Infer = ['application/json', 'application/octet-stream'];
+const v2InferSuccess = { status: 200, contentType: 'application/json', alternativeContentTypes: ['application/octet-stream'] } as const;
+const v2InferSummary = 'JSON, or a JSON header then binary tensor data (Triton binary tensor data extension: Inference-Header-Content-Length, binary_data_size, binary_data / binary_data_output)';
 
 export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /healthz': { summary: 'Process is up: {"status":"ok"}', permission: 'none', tag: 'service' },
@@ -77,8 +81,8 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /v2/models/:name/versions/:version': { summary: 'Model metadata of a version or alias', permission: 'inference', tag: 'v2' },
   'GET /v2/models/:name/ready': { summary: 'Model readiness', permission: 'inference', tag: 'v2' },
   'GET /v2/models/:name/versions/:version/ready': { summary: 'Version readiness', permission: 'inference', tag: 'v2' },
-  'POST /v2/models/:name/infer': { summary: 'Inference on the latest version', permission: 'inference', tag: 'v2', requestBody: json },
-  'POST /v2/models/:name/versions/:version/infer': { summary: 'Inference on a version or alias', permission: 'inference', tag: 'v2', requestBody: json },
+  'POST /v2/models/:name/infer': { summary: `Inference on the latest version; ${v2InferSummary}`, permission: 'inference', tag: 'v2', requestBody: v2Infer, success: v2InferSuccess },
+  'POST /v2/models/:name/versions/:version/infer': { summary: `Inference on a version or alias; ${v2InferSummary}`, permission: 'inference', tag: 'v2', requestBody: v2Infer, success: v2InferSuccess },
   'POST /v2/repository/index': { summary: 'Model repository index (Triton extension)', permission: 'inference', tag: 'v2', requestBody: json },
   'POST /v2/repository/models/:name/load': { summary: 'Load a model now (Triton extension)', permission: 'models:write', tag: 'v2' },
   'POST /v2/repository/models/:name/unload': { summary: 'Unload every version of a model (Triton extension)', permission: 'models:write', tag: 'v2' },
@@ -138,7 +142,9 @@ export function buildOpenApiDocument(routes: readonly RegisteredRoute[], info: {
       responses: {
         [String(success.status)]: {
           description: 'success',
-          ...(success.status === 204 ? {} : { content: { [success.contentType ?? 'application/json']: { schema: {} } } }),
+          ...(success.status === 204
+            ? {}
+            : { content: Object.fromEntries([success.contentType ?? 'application/json', ...(success.alternativeContentTypes ?? [])].map((type) => [type, { schema: {} }])) }),
         },
         default: { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
       },
