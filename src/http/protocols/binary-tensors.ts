@@ -12,14 +12,11 @@ import { decodeUtf8Element, invalidTensor } from './tensor-json.ts';
 
 export const inferenceHeaderLengthHeader = 'inference-header-content-length';
 
-/** A request body that carried the header: its JSON part (undefined when empty) and the binary tail. */
-export class BinaryTensorBody {
-  constructor(
-    readonly json: unknown,
-    readonly binary: Buffer,
-    /** True when the header length was 0: the whole body is one input's raw bytes (no JSON at all). */
-    readonly raw: boolean,
-  ) {}
+/** The bytes after a request's JSON header. */
+export interface BinarySection {
+  bytes: Buffer;
+  /** True when the header length was 0: no JSON at all, the bytes are the one input's (Triton's raw binary request). */
+  raw: boolean;
 }
 
 /** Bytes per element of the fixed-size data types; BYTES has none. */
@@ -44,9 +41,9 @@ export function bytesPerElement(datatype: TensorDataType): number | undefined {
 
 /**
  * Reads `Inference-Header-Content-Length` and splits the body. The JSON part is decoded here so a
- * header that is not JSON is the same 400 INVALID_JSON as any other body.
+ * header that is not JSON is the same 400 INVALID_JSON as any other body; a raw request has none.
  */
-export function splitBinaryBody(body: Buffer, headerLength: string, parseJson: (text: string) => unknown): BinaryTensorBody {
+export function splitBinaryBody(body: Buffer, headerLength: string, parseJson: (text: string) => unknown): { json: unknown; section: BinarySection } {
   const length = /^\d{1,15}$/.test(headerLength.trim()) ? Number(headerLength.trim()) : Number.NaN;
   if (!Number.isSafeInteger(length)) {
     throw new AiaasError('INVALID_REQUEST', `Inference-Header-Content-Length must be a non-negative integer, got ${JSON.stringify(headerLength.slice(0, 40))}`);
@@ -54,8 +51,8 @@ export function splitBinaryBody(body: Buffer, headerLength: string, parseJson: (
   if (length > body.length) {
     throw new AiaasError('INVALID_REQUEST', `Inference-Header-Content-Length is ${length} but the body has only ${body.length} bytes`);
   }
-  if (length === 0) return new BinaryTensorBody(undefined, body, true);
-  return new BinaryTensorBody(parseJson(body.toString('utf8', 0, length)), body.subarray(length), false);
+  if (length === 0) return { json: undefined, section: { bytes: body, raw: true } };
+  return { json: parseJson(body.toString('utf8', 0, length)), section: { bytes: body.subarray(length), raw: false } };
 }
 
 const littleEndianHost = endianness() === 'LE';

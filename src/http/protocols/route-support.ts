@@ -9,7 +9,8 @@ import type { ModelSignature, TensorSpec } from '../../runtimes/runtime.ts';
 import type { ModelKey, ModelManager } from '../../inference/model-manager.ts';
 import type { BatchingOptions, InferRequest, InferResponse } from '../../inference/types.ts';
 import type { InferenceProtocol, Metrics } from '../metrics.ts';
-import { inferenceHeaderLengthHeader, splitBinaryBody } from './binary-tensors.ts';
+import { installSchemaCompilers } from '../schemas/validation.ts';
+import { type BinarySection, inferenceHeaderLengthHeader, splitBinaryBody } from './binary-tensors.ts';
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
 
 export interface ResolvedModel {
@@ -86,10 +87,12 @@ function toAiaasError(error: unknown, request: FastifyRequest): { error: AiaasEr
  * Scopes protocol behaviour to the plugin it is called in: errors as `{"error": "..."}` with the
  * catalogue status and the code in a header, and a body parser that accepts empty bodies and any
  * content type as JSON (TF-Serving's own examples post with `curl -d`, i.e. form-encoded).
- * With `binaryTensors` (V2), a request carrying `Inference-Header-Content-Length` is split into its
- * JSON header and binary tail (a `BinaryTensorBody`), whatever its content type.
+ * With `binaryTensors` (V2), a request carrying `Inference-Header-Content-Length` is split, whatever
+ * its content type: the JSON header becomes the body (so route schemas check it as usual) and the
+ * binary tail is kept aside, for the returned `BinarySections` to hand to the route.
  */
-export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean; binaryTensors?: boolean }): void {
+export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean; binaryTensors?: boolean }): BinarySections {
+  installSchemaCompilers(app);
   app.setErrorHandler((error, request, reply) => {
     const { error: aiaasError, status } = toAiaasError(error, request);
     void sendJson(reply.status(status).headers({ ...aiaasError.headers, [errorCodeHeader]: aiaasError.code }), { error: aiaasError.message });
@@ -104,11 +107,17 @@ export function installProtocolHandling(app: FastifyInstance, options: { allowNo
   };
   // Binary tails must be read as bytes; without the header the bytes decode to exactly the string
   // the plain parser would have been given, so JSON requests parse as before.
+  const sections = new WeakMap<FastifyRequest, BinarySection>();
   const binaryParser = (request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void => {
     try {
       const headerLength = request.headers[inferenceHeaderLengthHeader];
-      if (headerLength === undefined) done(null, parseJson(body.toString('utf8')));
-      else done(null, splitBinaryBody(body, Array.isArray(headerLength) ? headerLength.join(',') : headerLength, parseJson));
+      if (headerLength === undefined) {
+        done(null, parseJson(body.toString('utf8')));
+        return;
+      }
+      const { json, section } = splitBinaryBody(body, Array.isArray(headerLength) ? headerLength.join(',') : headerLength, parseJson);
+      sections.set(request, section);
+      done(null, json);
     } catch (error) {
       done(error as Error);
     }
@@ -118,10 +127,17 @@ export function installProtocolHandling(app: FastifyInstance, options: { allowNo
     app.addContentTypeParser('application/json', { parseAs: 'buffer' }, binaryParser);
     app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, binaryParser);
     if (!app.hasContentTypeParser('*')) app.addContentTypeParser('*', { parseAs: 'buffer' }, binaryParser);
-    return;
+  } else {
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, parser);
+    if (!app.hasContentTypeParser('*')) app.addContentTypeParser('*', { parseAs: 'string' }, parser);
   }
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, parser);
-  if (!app.hasContentTypeParser('*')) app.addContentTypeParser('*', { parseAs: 'string' }, parser);
+  return { of: (request) => sections.get(request) };
+}
+
+/** The binary sections of the requests a protocol plugin parsed (Triton's binary tensor data extension). */
+export interface BinarySections {
+  /** The bytes after the request's JSON header; undefined for a request without `Inference-Header-Content-Length`. */
+  of(request: FastifyRequest): BinarySection | undefined;
 }
 
 export function sendJson(reply: FastifyReply, value: unknown, nonFinite: 'null' | 'tokens' = 'null'): FastifyReply {

@@ -6,7 +6,7 @@ import { AiaasError } from '../../errors.ts';
 import type { ModelSignature, Tensor, TensorData, TensorDataType, TensorSpec } from '../../runtimes/runtime.ts';
 import { elementCount } from '../../runtimes/tensor.ts';
 import type { InferRequest, ParameterValue } from '../../inference/types.ts';
-import { BinaryTensorBody, bytesPerElement, decodeBinaryTensor, encodeBinaryTensor } from './binary-tensors.ts';
+import { type BinarySection, bytesPerElement, decodeBinaryTensor, encodeBinaryTensor } from './binary-tensors.ts';
 import {
   assertElementCap,
   decodeUtf8Element,
@@ -109,15 +109,13 @@ function parseInputHeader(raw: unknown, index: number, hasBinarySection: boolean
 }
 
 /**
- * Parses `$inference_request` and validates it against the model signature. `body` is the parsed
- * JSON, or a `BinaryTensorBody` when the request carried `Inference-Header-Content-Length`: inputs
- * with `binary_data_size` then take their bytes, in order, from the binary section; the others keep
- * JSON `data`.
+ * Parses `$inference_request` and validates it against the model signature. `section` is the
+ * binary tail of a request that carried `Inference-Header-Content-Length`: inputs with
+ * `binary_data_size` take their bytes from it, in the order they are listed; the others keep JSON `data`.
  */
-export function parseV2InferRequest(body: unknown, signature: ModelSignature, options: V2ParseOptions): V2InferCall {
-  if (body instanceof BinaryTensorBody && body.raw) return parseRawBinaryRequest(body.binary, signature, options);
-  const binary = body instanceof BinaryTensorBody ? body.binary : undefined;
-  const json = body instanceof BinaryTensorBody ? body.json : body;
+export function parseV2InferRequest(json: unknown, signature: ModelSignature, options: V2ParseOptions, section?: BinarySection): V2InferCall {
+  if (section?.raw === true) return parseRawBinaryRequest(section.bytes, signature, options);
+  const binary = section?.bytes;
   if (!isObject(json)) throw new AiaasError('INVALID_REQUEST', 'the request body must be a JSON object with an "inputs" array');
   if (json.id !== undefined && typeof json.id !== 'string') throw new AiaasError('INVALID_REQUEST', "'id' must be a string");
   const parameters = parseParameters(json.parameters, 'request');

@@ -2,7 +2,7 @@
  * KServe V2 / Open Inference Protocol REST routes plus Triton's model-repository extension.
  * Register with `app.register(v2Routes, deps)`; errors under these routes render as `{"error": "..."}`.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, FastifySchemaCompiler } from 'fastify';
 import { parseV2InferRequest, renderV2InferResponse, renderV2ModelMetadata } from '../protocols/v2.ts';
 import {
   type InferenceDeps,
@@ -15,6 +15,9 @@ import {
   signatureOf,
   versionsOf,
 } from '../protocols/route-support.ts';
+import type { TSchema } from '@sinclair/typebox';
+import { compileValidator } from '../schemas/validation.ts';
+import { v2Schemas } from '../schemas/v2.ts';
 
 export type { InferenceDeps, ResolvedModel } from '../protocols/route-support.ts';
 
@@ -24,30 +27,32 @@ interface ModelParams {
 }
 
 export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promise<void> {
-  installProtocolHandling(app, { allowNonFiniteTokens: false, binaryTensors: true });
+  const binarySections = installProtocolHandling(app, { allowNonFiniteTokens: false, binaryTensors: true });
   const server = deps.server ?? { name: 'aiaas', version: '0.1.0' };
 
-  app.get('/v2', async (_request, reply) => sendJson(reply, { name: server.name, version: server.version, extensions: ['model_repository', 'binary_tensor_data'] }));
-  app.get('/v2/health/live', async (_request, reply) => reply.status(200).send());
-  app.get('/v2/health/ready', async (_request, reply) => reply.status(200).send());
+  app.get('/v2', { schema: v2Schemas.server }, async (_request, reply) =>
+    sendJson(reply, { name: server.name, version: server.version, extensions: ['model_repository', 'binary_tensor_data'] }),
+  );
+  app.get('/v2/health/live', { schema: v2Schemas.live }, async (_request, reply) => reply.status(200).send());
+  app.get('/v2/health/ready', { schema: v2Schemas.ready }, async (_request, reply) => reply.status(200).send());
 
   const metadata = async (request: FastifyRequest<{ Params: ModelParams }>): Promise<Record<string, unknown>> => {
     const { name, version } = request.params;
     const model = await deps.resolveModel(request, name, version);
     return renderV2ModelMetadata(model.name, await versionsOf(deps, request, model.name, model.version), await signatureOf(deps, model));
   };
-  app.get<{ Params: ModelParams }>('/v2/models/:name', async (request, reply) => sendJson(reply, await metadata(request)));
-  app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version', async (request, reply) => sendJson(reply, await metadata(request)));
+  app.get<{ Params: ModelParams }>('/v2/models/:name', { schema: v2Schemas.modelMetadata }, async (request, reply) => sendJson(reply, await metadata(request)));
+  app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version', { schema: v2Schemas.versionMetadata }, async (request, reply) => sendJson(reply, await metadata(request)));
 
   // Models load on demand, so a version that resolves is ready: its first request loads it.
   const ready = async (request: FastifyRequest<{ Params: ModelParams }>): Promise<void> => {
     await deps.resolveModel(request, request.params.name, request.params.version);
   };
-  app.get<{ Params: ModelParams }>('/v2/models/:name/ready', async (request, reply) => {
+  app.get<{ Params: ModelParams }>('/v2/models/:name/ready', { schema: v2Schemas.modelReady }, async (request, reply) => {
     await ready(request);
     return reply.status(200).send();
   });
-  app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version/ready', async (request, reply) => {
+  app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version/ready', { schema: v2Schemas.versionReady }, async (request, reply) => {
     await ready(request);
     return reply.status(200).send();
   });
@@ -58,16 +63,23 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
       request,
       'v2',
       { name: request.params.name, ...(request.params.version === undefined ? {} : { versionOrAlias: request.params.version }) },
-      (signature) => parseV2InferRequest(request.body, signature, deps.limits),
+      (signature) => parseV2InferRequest(request.body, signature, deps.limits, binarySections.of(request)),
       (model, call, response) => renderV2InferResponse(model, call, response.outputs),
     );
     return binary === undefined ? sendJson(reply, json) : sendJsonWithBinary(reply, json, binary);
   };
-  app.post<{ Params: ModelParams }>('/v2/models/:name/infer', infer);
-  app.post<{ Params: ModelParams }>('/v2/models/:name/versions/:version/infer', infer);
+  // A raw binary request (Inference-Header-Content-Length: 0) has no JSON header, so its body is
+  // absent, which Fastify validates as null; the tensor parser checks such a request (and answers
+  // an empty JSON body with its own 400) against the model's signature instead.
+  const validatorCompiler: FastifySchemaCompiler<FastifySchema> = ({ schema, httpPart }) => {
+    const validate = compileValidator(schema as TSchema, httpPart);
+    return httpPart === 'body' ? (value: unknown) => (value === null ? true : validate(value)) : validate;
+  };
+  app.post<{ Params: ModelParams }>('/v2/models/:name/infer', { schema: v2Schemas.modelInfer, validatorCompiler }, infer);
+  app.post<{ Params: ModelParams }>('/v2/models/:name/versions/:version/infer', { schema: v2Schemas.versionInfer, validatorCompiler }, infer);
 
   // Triton model-repository extension (docs/protocol/extension_model_repository.md).
-  app.post('/v2/repository/index', async (request, reply) => {
+  app.post('/v2/repository/index', { schema: v2Schemas.repositoryIndex }, async (request, reply) => {
     const body = request.body as { ready?: unknown } | undefined;
     const onlyReady = typeof body === 'object' && body !== null && body.ready === true;
     const entries: { name: string; version: string; state: string; reason: string }[] = [];
@@ -82,7 +94,7 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
     return sendJson(reply, entries);
   });
 
-  app.post<{ Params: ModelParams }>('/v2/repository/models/:name/load', async (request, reply) => {
+  app.post<{ Params: ModelParams }>('/v2/repository/models/:name/load', { schema: v2Schemas.load }, async (request, reply) => {
     deps.authorizeModelControl(request);
     const model = await deps.resolveModel(request, request.params.name);
     await deps.manager.acquire(modelKey(model));
@@ -90,7 +102,7 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
   });
 
   // Triton unloads a model as a whole, so every version of the name is unloaded.
-  app.post<{ Params: ModelParams }>('/v2/repository/models/:name/unload', async (request, reply) => {
+  app.post<{ Params: ModelParams }>('/v2/repository/models/:name/unload', { schema: v2Schemas.unload }, async (request, reply) => {
     deps.authorizeModelControl(request);
     const latest: ResolvedModel = await deps.resolveModel(request, request.params.name);
     const versions = await versionsOf(deps, request, latest.name, latest.version);
