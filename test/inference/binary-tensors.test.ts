@@ -275,6 +275,8 @@ describe('V2 binary tensor data: malformed requests are 400 with a clear message
     ['binary_data_size without a binary section', () => ({ payload: JSON.stringify(x(12)), headers: { 'content-type': 'application/json' } }), 'INVALID_TENSOR', /no binary section .*Inference-Header-Content-Length/],
     ['both data and binary_data_size', () => binaryRequest(x(12, { data: [1, 2, 3] }), [twelve]), 'INVALID_TENSOR', /both 'data' and binary_data_size/],
     ['a negative binary_data_size', () => binaryRequest(x(-4), []), 'INVALID_TENSOR', /binary_data_size must be a non-negative integer/],
+    ['a JSON header that breaks the request schema', () => binaryRequest({ inputs: [{ name: 'x', shape: [1, 3], parameters: { binary_data_size: 12 } }] }, [twelve]), 'INVALID_TENSOR', /'inputs\.0\.datatype' must be one of FP32/],
+    ['an input with neither data nor binary_data_size', () => binaryRequest({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3] }] }, []), 'INVALID_TENSOR', /input 'x': missing 'data'/],
     ['a raw request of the wrong length', () => ({ payload: twelve.subarray(0, 8), headers: { 'inference-header-content-length': '0' } }), 'INVALID_TENSOR', /raw binary request .* has 8 bytes, but FP32 \[1,3\] is 12 bytes/],
   ];
   it.each(cases)('%s', async (_label, build, code, message) => {
