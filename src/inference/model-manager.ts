@@ -1,6 +1,6 @@
 import { AiaasError } from '../errors.ts';
 import { loadOnnxRuntime } from '../runtimes/onnx-runtime.ts';
-import type { ModelSignature, Runtime } from '../runtimes/runtime.ts';
+import type { ModelFile, ModelSignature, Runtime } from '../runtimes/runtime.ts';
 import { zeroTensor } from '../runtimes/tensor.ts';
 import { Batcher } from './batcher.ts';
 import type { BatchingOptions, InferRequest, InferResponse, ModelLabels, ServingMetricsSink } from './types.ts';
@@ -16,6 +16,11 @@ export interface ModelKey {
   batching?: Partial<BatchingOptions>;
 }
 
+/** A version's plaintext files while it is loaded: the runtime opens `path`; `release` deletes them. */
+export interface ModelFiles extends ModelFile {
+  release(): Promise<void>;
+}
+
 export interface LoadedModel {
   key: ModelKey;
   runtime: Runtime;
@@ -26,9 +31,14 @@ export interface LoadedModel {
 }
 
 export interface ModelManagerOptions {
-  loadBytes(key: ModelKey): Promise<Uint8Array>;
-  /** Opens bytes as a runtime; ONNX Runtime unless replaced (tests wrap it, later runtimes plug in). */
-  loadRuntime?(bytes: Uint8Array, key: ModelKey): Promise<Runtime>;
+  /**
+   * Writes the version's decrypted files into its private directory. The manager releases them once
+   * the runtime is disposed (unload, eviction, a failed load), and never opens a version again
+   * before its previous files are released.
+   */
+  openFiles(key: ModelKey): Promise<ModelFiles>;
+  /** Opens a model file as a runtime; ONNX Runtime unless replaced (tests wrap it, later runtimes plug in). */
+  loadRuntime?(model: ModelFile, key: ModelKey): Promise<Runtime>;
   /** Sum of `Runtime.memoryBytes()` the manager keeps loaded before evicting least recently used models. */
   memoryBudgetBytes: number;
   /** Unload a model unused for this long; 0 keeps models until evicted. */
@@ -43,6 +53,7 @@ export interface ModelManagerOptions {
 
 interface Entry extends LoadedModel {
   batcher: Batcher;
+  files: ModelFiles;
   /** Calls inside `infer` right now, including the gap before the batcher sees them. */
   active: number;
 }
@@ -57,6 +68,8 @@ export class ModelManager {
   readonly #now: () => number;
   readonly #entries = new Map<string, Entry>();
   readonly #loading = new Map<string, Promise<Entry>>();
+  /** Versions being unloaded: a new load of one waits until its old files are gone. */
+  readonly #releasing = new Map<string, Promise<void>>();
   #sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ModelManagerOptions) {
@@ -125,6 +138,7 @@ export class ModelManager {
     if (this.#sweepTimer !== undefined) clearInterval(this.#sweepTimer);
     await Promise.allSettled([...this.#loading.values()]);
     await Promise.all([...this.#entries.values()].map((entry) => this.#remove(entry)));
+    await Promise.allSettled([...this.#releasing.values()]);
   }
 
   async #acquireEntry(key: ModelKey): Promise<Entry> {
@@ -142,14 +156,31 @@ export class ModelManager {
   }
 
   async #load(key: ModelKey): Promise<Entry> {
-    const bytes = await this.#options.loadBytes(key);
-    const runtime = await (this.#options.loadRuntime ?? ((data: Uint8Array) => loadOnnxRuntime(data)))(bytes, key);
+    // The previous copy's directory is the same one: let its removal finish before writing again.
+    await this.#releasing.get(key.versionId);
+    const files = await this.#options.openFiles(key);
+    let runtime: Runtime;
+    try {
+      runtime = await (this.#options.loadRuntime ?? ((model: ModelFile) => loadOnnxRuntime(model)))(files, key);
+    } catch (error) {
+      await files.release();
+      throw error;
+    }
+    const fail = async (error: AiaasError): Promise<never> => {
+      try {
+        await runtime.dispose();
+      } finally {
+        await files.release();
+      }
+      throw error;
+    };
     const memoryBytes = runtime.memoryBytes();
     if (memoryBytes > this.#options.memoryBudgetBytes) {
-      await runtime.dispose();
-      throw new AiaasError(
-        'MODEL_LOAD_FAILED',
-        `model needs about ${memoryBytes} bytes, more than the whole serving memory budget of ${this.#options.memoryBudgetBytes} bytes`,
+      await fail(
+        new AiaasError(
+          'MODEL_LOAD_FAILED',
+          `model needs about ${memoryBytes} bytes, more than the whole serving memory budget of ${this.#options.memoryBudgetBytes} bytes`,
+        ),
       );
     }
     const signature = runtime.signature();
@@ -157,8 +188,9 @@ export class ModelManager {
       try {
         await runtime.infer(signature.inputs.map((spec) => zeroTensor(spec)));
       } catch (error) {
-        await runtime.dispose();
-        throw new AiaasError('MODEL_LOAD_FAILED', `warmup inference failed: ${(error as Error).message}`, { cause: error });
+        // Runtime errors arrive cleaned of host paths (AiaasError); anything else is not shown to clients.
+        const reason = AiaasError.isInstance(error) ? error.message : 'the runtime failed';
+        await fail(new AiaasError('MODEL_LOAD_FAILED', `warmup inference failed: ${reason}`, { cause: error }));
       }
     }
     const labels = labelsOf(key);
@@ -172,6 +204,7 @@ export class ModelManager {
       loadedAt: now,
       lastUsedAt: now,
       active: 0,
+      files,
       batcher: new Batcher(runtime, { ...batching, labels, ...(this.#options.metrics === undefined ? {} : { metrics: this.#options.metrics }) }),
     };
     this.#entries.set(key.versionId, entry);
@@ -195,12 +228,27 @@ export class ModelManager {
   }
 
   async #remove(entry: Entry): Promise<void> {
-    if (this.#entries.get(entry.key.versionId) !== entry) return;
-    // Removed from the map first so new requests load a fresh copy instead of queuing on this one.
-    this.#entries.delete(entry.key.versionId);
+    const versionId = entry.key.versionId;
+    if (this.#entries.get(versionId) !== entry) return;
+    // Removed from the map first so new requests load a fresh copy instead of queuing on this one;
+    // that load waits for `#releasing`, set in this same tick.
+    this.#entries.delete(versionId);
     this.#reportLoaded();
-    await entry.batcher.flush();
-    await entry.runtime.dispose();
+    const releasing = (async () => {
+      try {
+        await entry.batcher.flush();
+        await entry.runtime.dispose();
+      } finally {
+        await entry.files.release();
+      }
+    })();
+    const settled = releasing.catch(() => undefined);
+    this.#releasing.set(versionId, settled);
+    try {
+      await releasing;
+    } finally {
+      if (this.#releasing.get(versionId) === settled) this.#releasing.delete(versionId);
+    }
   }
 
   #totalBytes(): number {

@@ -12,7 +12,7 @@ import { validateConfig, type AiaasConfig } from '../config.ts';
 import { AiaasError } from '../errors.ts';
 import { AuditLogger } from '../http/audit.ts';
 import { Metrics } from '../http/metrics.ts';
-import { validateOnnxInChild } from '../runtimes/validate-in-child.ts';
+import { validateOnnxInChild, type ModelUpload } from '../runtimes/validate-in-child.ts';
 import type { ModelSignature } from '../runtimes/runtime.ts';
 import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import { generateMasterKey, loadMasterKeyRing, MasterKeyRing } from '../security/key-ring.ts';
@@ -37,6 +37,7 @@ import {
   type Database,
   type Repositories,
 } from '../storage/index.ts';
+import { PlaintextDirectory } from '../storage/plaintext-directory.ts';
 import { lockDataDir } from './data-dir-lock.ts';
 import { KeyStoreDataKeyStore } from './data-key-store.ts';
 import { moveDataKeysToKeyStore } from './key-store-migration.ts';
@@ -51,6 +52,8 @@ export interface ServerContext {
   /** The wrapped data keys and key-check values, in their own file (`keyStorePath`). */
   readonly keyStore: KeyStoreDatabase;
   readonly artifacts: EncryptedArtifactStore;
+  /** `<dataDir>/plain`: decrypted files of loaded model versions (emptied at start). */
+  readonly plaintext: PlaintextDirectory;
   readonly access: AccessService;
   readonly datasets: DatasetService;
   readonly registry: ModelRegistry;
@@ -71,7 +74,7 @@ export interface ServerContextOptions {
   now?: () => Date;
   logger?: Logger;
   /** Replaces the child-process ONNX validation (tests of unrelated behaviour). */
-  validateModel?: (bytes: Uint8Array) => Promise<ModelSignature>;
+  validateModel?: (model: ModelUpload) => Promise<ModelSignature>;
   /** Replaces the validation child's script (tests: a child that crashes or hangs). */
   validationScriptPath?: string;
   /** Wraps or replaces how model bytes become a Runtime (tests hold inference to fill a queue). */
@@ -193,6 +196,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     await sealTextOfOlderServers(database, textCipher, logger);
     const artifactStore = await FileSystemArtifactStore.open(join(config.dataDir, 'artifacts'), { now });
     const artifacts = new EncryptedArtifactStore({ store: artifactStore, keys });
+    // Emptied now: plaintext an earlier run left (a crash, a kill) must not outlive it.
+    const plaintext = await PlaintextDirectory.open(config.dataDir);
     const metrics = new Metrics();
     const audit = new AuditLogger(repositories.audit, { now });
     const usage = new UsageCounter(repositories.usage, {
@@ -203,7 +208,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     closers.unshift(() => usage.close());
 
     const manager: ModelManager = new ModelManager({
-      loadBytes: (key) => registry.loadOnnxBytes(key.versionId),
+      openFiles: (key) => registry.openModelFiles(key.versionId),
       memoryBudgetBytes: config.modelMemoryBudgetBytes,
       idleUnloadMs: config.modelIdleUnloadMs,
       warmup: config.warmup,
@@ -213,21 +218,23 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         maxQueueSize: config.batchMaxQueueSize,
       },
       metrics,
-      loadRuntime: options.loadRuntime ?? ((bytes) => loadOnnxRuntime(bytes, { intraOpThreads: config.inferenceThreads })),
+      loadRuntime: options.loadRuntime ?? ((model) => loadOnnxRuntime(model, { intraOpThreads: config.inferenceThreads })),
     });
     closers.unshift(() => manager.close());
     const registry: ModelRegistry = new ModelRegistry({
       repositories,
       artifacts,
       manager,
+      plaintext,
       maxModelBytes: config.maxModelBytes,
       now: () => now().getTime(),
       validate:
         options.validateModel ??
-        ((bytes) =>
-          validateOnnxInChild(bytes, {
+        ((model) =>
+          validateOnnxInChild(model, {
             timeoutMs: config.validationTimeoutMs,
             memoryLimitBytes: config.validationMemoryBytes,
+            scratchRoot: plaintext.scratchRoot,
             ...(options.validationScriptPath === undefined ? {} : { scriptPath: options.validationScriptPath }),
           })),
     });
@@ -241,7 +248,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       keys,
       now,
       onTenantDeleted: async (tenantId) => {
-        registry.forgetTenant(tenantId);
+        // Unloads its versions and removes its plaintext subtree.
+        await registry.forgetTenant(tenantId);
         // Its model names must not outlive it on /metrics.
         metrics.dropTenant(tenantId);
         // Its data key is gone, so its jobs could never store a checkpoint or a result: stop them now.
@@ -272,6 +280,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       keys,
       keyStore,
       artifacts,
+      plaintext,
       access,
       datasets,
       registry,

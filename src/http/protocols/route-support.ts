@@ -70,7 +70,11 @@ export async function signatureOf(deps: InferenceDeps, model: ResolvedModel): Pr
 
 /** Maps anything thrown to the catalogue; framework errors keep their 4xx status, the rest hide as 500. */
 function toAiaasError(error: unknown, request: FastifyRequest): { error: AiaasError; status: number } {
-  if (AiaasError.isInstance(error)) return { error, status: error.status };
+  if (AiaasError.isInstance(error)) {
+    // A runtime's full error text (host paths included) stays in the log; the client got a cleaned message.
+    if (error.cause !== undefined) request.log.warn({ err: error.cause, code: error.code }, `inference failed: ${error.message}`);
+    return { error, status: error.status };
+  }
   const fastifyError = error as { statusCode?: number; code?: string; message?: string };
   const status = fastifyError.statusCode;
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
