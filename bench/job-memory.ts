@@ -41,6 +41,7 @@ async function measure(width: number): Promise<Record<string, unknown>> {
         loadDatasetSource: async () => ({ format: 'idx', bytes: images, labelsBytes: labels, name: 'bench.idx' }),
         putArtifact: async (_tenantId, bytes) => store.put(bytes),
         getArtifact: async (_tenantId, ref) => store.get(ref as `sha256:${string}`),
+        deleteArtifact: async (ref) => store.delete(ref as `sha256:${string}`),
         registerVersion: async () => ({ versionId: 'bench', version: 1 }),
         logger,
       },
