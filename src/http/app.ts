@@ -9,7 +9,8 @@ import { AiaasError } from '../errors.ts';
 import type { ServerContext } from '../startup/context.ts';
 import { auditPlugin } from './audit.ts';
 import { authorize, authorizeModel, authPlugin } from './auth.ts';
-import { installErrorHandling } from './errors.ts';
+import { installJsonBodyParser } from './json-depth.ts';
+import { handleFrameworkError, installErrorHandling, isInferenceUrl, maxPathParameterLength } from './errors.ts';
 import { serializeRequestForLog } from './request-log.ts';
 import { buildOpenApiDocument, type RegisteredRoute } from './openapi.ts';
 import type { InferenceDeps } from './protocols/route-support.ts';
@@ -36,11 +37,6 @@ declare module 'fastify' {
 }
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
-const inferencePrefixes = ['/v2', '/tfserving/'];
-
-function isInferenceUrl(url: string): boolean {
-  return inferencePrefixes.some((prefix) => url === prefix || url.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`));
-}
 
 export function inferenceDeps(context: ServerContext): InferenceDeps {
   const { registry } = context;
@@ -85,6 +81,8 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
     },
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
+    routerOptions: { maxParamLength: maxPathParameterLength },
+    frameworkErrors: handleFrameworkError,
     ...(tls ? { https: { cert: readFileSync(config.tlsCert!), key: readFileSync(config.tlsKey!) } } : {}),
   }) as unknown as FastifyInstance;
 
@@ -99,6 +97,7 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
   });
 
   installErrorHandling(app);
+  installJsonBodyParser(app);
   installSchemaCompilers(app);
 
   app.addHook('onRequest', async (request, reply) => {
