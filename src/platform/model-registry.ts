@@ -16,9 +16,11 @@ import type { BatchingOptions } from '../inference/types.ts';
 import type { AliasRecord, ModelRecord, ModelVersionRecord, ModelVersionSource, Repositories } from '../storage/index.ts';
 import { latestSelector, validateAliasName } from '../storage/index.ts';
 import type { PlaintextDirectory } from '../storage/plaintext-directory.ts';
-import { externalDataFiles } from './external-data.ts';
+import { externalDataFiles, refuseExternalData, skeletonOf } from './external-data.ts';
 import { validateName } from './names.ts';
 import { readTar } from './tar.ts';
+import type { Readable } from 'node:stream';
+import { createReadStream } from 'node:fs';
 
 export const modelFileNames = ['model.onnx', 'spec.json', 'model.safetensors', 'metrics.json'] as const;
 export type ModelFileName = (typeof modelFileNames)[number];
@@ -328,6 +330,36 @@ export class ModelRegistry {
   }
 
   /**
+   * A bare .onnx streamed from the request: encrypted into the store as it arrives (never held
+   * whole), then validated by streaming the stored artifact, decrypted, into the validation child.
+   * Over `maxModelBytes` the upload stops with PAYLOAD_TOO_LARGE; on any failure nothing stays stored.
+   */
+  async addVersionFromOnnxStream(tenantId: string, modelName: string, body: AsyncIterable<Uint8Array>, options: AddVersionOptions): Promise<{ version: ModelVersionRecord; bytes: number }> {
+    const model = await this.#modelForNewVersion(tenantId, modelName, options.createModel === true);
+    const { ref, bytes } = await this.#artifacts.putStream(tenantId, body, { maxBytes: this.#maxModelBytes, what: 'model.onnx' });
+    try {
+      if (bytes === 0) throw new AiaasError('INVALID_MODEL_FILE', 'The upload is empty; send an .onnx file or a saved-model .tar');
+      // Before anything opens the model: a bare .onnx may not read files besides itself.
+      await refuseExternalData(await this.#artifacts.getStream(tenantId, ref));
+      const signature = await this.#validate({ onnx: { byteLength: bytes, writeTo: async (path) => void (await this.#artifacts.decryptToFile(tenantId, ref, path)) } });
+      const version = await this.#repositories.models.addVersion(tenantId, model.id, {
+        source: options.source,
+        onnxRef: ref,
+        savedModelRefs: undefined,
+        signature,
+        metrics: options.metrics ?? null,
+        jobId: options.jobId ?? null,
+      });
+      this.#locations.set(version.id, locationOf(tenantId, version));
+      this.#changed(tenantId);
+      return { version, bytes };
+    } catch (error) {
+      await this.#artifacts.delete(ref).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
    * A saved-model folder packed as tar: model.onnx required; spec.json, model.safetensors, metrics.json
    * optional; any files model.onnx keeps external data in, beside it in the archive.
    */
@@ -396,7 +428,13 @@ export class ModelRegistry {
     await this.#releaseArtifacts(deleted);
   }
 
-  async readFile(tenantId: string, modelName: string, selector: string, file: string): Promise<{ bytes: Uint8Array; contentType: string }> {
+  /** A stored file as a decrypting stream (bounded memory); see EncryptedArtifactStore.getStream for when it is trustworthy. */
+  async openFile(tenantId: string, modelName: string, selector: string, file: string): Promise<{ stream: Readable; contentType: string }> {
+    const ref = await this.#fileRef(tenantId, modelName, selector, file);
+    return { stream: await this.#artifacts.getStream(tenantId, ref), contentType: contentTypeOf(file) };
+  }
+
+  async #fileRef(tenantId: string, modelName: string, selector: string, file: string): Promise<string> {
     const { version } = await this.getVersion(tenantId, modelName, selector);
     const ref = file === 'model.onnx' ? version.onnxRef : version.savedModelRefs?.[file];
     if (ref === undefined || !(modelFileNames as readonly string[]).includes(file)) {
@@ -404,8 +442,7 @@ export class ModelRegistry {
         details: { model: modelName, version: version.version, file, files: filesOf(version) },
       });
     }
-    const bytes = await this.#artifacts.get(tenantId, ref);
-    return { bytes, contentType: file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream' };
+    return ref;
   }
 
   // ---- aliases
@@ -500,17 +537,30 @@ export class ModelRegistry {
   async openModelFiles(versionId: string): Promise<ModelFiles> {
     const location = this.#locations.get(versionId);
     if (location === undefined) throw new AiaasError('VERSION_NOT_FOUND', 'This model version is no longer available');
-    const onnx = await this.#artifacts.get(location.tenantId, location.onnxRef);
-    const external = new Map<string, Uint8Array>();
-    for (const [path, ref] of location.externalRefs) external.set(path, await this.#artifacts.get(location.tenantId, ref));
-    // Checked again at load: a version stored before this check existed must not read outside its directory either.
+    const { tenantId } = location;
+    // Decrypted straight into the directory, a segment at a time: a multi-gigabyte model is never a buffer here.
+    const sizes = new Map<string, { byteLength: number }>();
+    const fileOf = (path: string, ref: string) => ({
+      path,
+      writeTo: async (target: string) => {
+        const { bytes } = await this.#artifacts.decryptToFile(tenantId, ref, target);
+        sizes.set(path, { byteLength: bytes });
+        return bytes;
+      },
+    });
+    const files = [fileOf('model.onnx', location.onnxRef), ...[...location.externalRefs].map(([path, ref]) => fileOf(path, ref))];
+    const written = await this.#plaintext.write(tenantId, versionId, files);
+    // Checked again at load, before the runtime opens anything: a version stored before this check
+    // existed must not read outside its directory either.
     try {
-      await externalDataFiles(onnx, external, modelFileNames);
+      // From the file just written and authenticated: no second decryption.
+      const skeleton = await skeletonOf(createReadStream(join(written.directory, 'model.onnx')));
+      const external = new Map([...sizes].filter(([path]) => path !== 'model.onnx'));
+      await externalDataFiles(skeleton, external, modelFileNames);
     } catch (error) {
+      await written.remove();
       throw new AiaasError('MODEL_LOAD_FAILED', `the stored model did not pass the external-data check: ${(error as Error).message}`, { cause: error });
     }
-    const files = [{ path: 'model.onnx', bytes: onnx }, ...[...external].map(([path, bytes]) => ({ path, bytes }))];
-    const written = await this.#plaintext.write(location.tenantId, versionId, files);
     return { path: join(written.directory, 'model.onnx'), sizeBytes: written.sizeBytes, release: written.remove };
   }
 
@@ -561,6 +611,10 @@ export class ModelRegistry {
       throw error;
     }
   }
+}
+
+function contentTypeOf(file: string): string {
+  return file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream';
 }
 
 interface VersionLocation {
