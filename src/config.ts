@@ -5,6 +5,7 @@
  * `docs/configuration.md` carries the same table; a test keeps the two in step.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AiaasError } from './errors.ts';
 
@@ -50,6 +51,13 @@ export interface AiaasConfig {
   tlsKey: string | undefined;
   trustProxy: boolean;
   metricsPublic: boolean;
+  llmParallel: number;
+  llmMaxWaiting: number;
+  llmThreads: number;
+  llmContextLength: number;
+  llmMaxContextLength: number;
+  llmDefaultMaxTokens: number;
+  llmMaxTokens: number;
 }
 
 export type SettingName = keyof AiaasConfig;
@@ -136,6 +144,13 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('tlsCert', 'path', '(none)', 'PEM certificate file; with tlsKey the server speaks HTTPS and sends HSTS.'),
   setting('tlsKey', 'path', '(none)', 'PEM private key file for tlsCert.'),
   setting('trustProxy', 'boolean', 'false', 'Take the client IP (audit log) from X-Forwarded-For; enable only behind your own proxy.'),
+  setting('llmParallel', 'integer', '2', 'Sequences each loaded language model generates at once (continuous batching across them); each gets its own KV cache of llmContextLength tokens.', { minimum: 1, maximum: 64 }),
+  setting('llmMaxWaiting', 'integer', '16', 'Generations per language model that may wait for a free sequence; one more gets 503 QUEUE_FULL.', { minimum: 0 }),
+  setting('llmThreads', 'integer', '(half the cores, at least 1)', 'llama.cpp threads per loaded language model.', { minimum: 1, maximum: 256 }),
+  setting('llmContextLength', 'integer', '4096', 'Context (tokens) each sequence of a language model gets; the model\'s trained context when smaller. Counted in the model\'s memory (KV cache).', { minimum: 64 }),
+  setting('llmMaxContextLength', 'integer', '32768', 'Upper bound of any language model\'s context per sequence (and of Ollama\'s options.num_ctx).', { minimum: 64 }),
+  setting('llmDefaultMaxTokens', 'integer', '256', 'Tokens generated when a request sets no max_tokens / num_predict.', { minimum: 1 }),
+  setting('llmMaxTokens', 'integer', '4096', 'Most tokens one request may ask to generate; more is a 400.', { minimum: 1 }),
   setting('metricsPublic', 'boolean', 'false', 'Serve /metrics without an API key, every tenant\'s series included; otherwise it needs a key with metrics:read and shows a tenant only its own series.'),
 ];
 
@@ -301,6 +316,14 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     tlsKey: optionalPath('tlsKey'),
     trustProxy: value('trustProxy'),
     metricsPublic: value('metricsPublic'),
+    llmParallel: value('llmParallel'),
+    llmMaxWaiting: value('llmMaxWaiting'),
+    // Half the cores: llama.cpp's threads spin while they wait, so using every core starves the event loop and other models.
+    llmThreads: (resolved.llmThreads as number | undefined) ?? Math.max(1, Math.floor(availableParallelism() / 2)),
+    llmContextLength: value('llmContextLength'),
+    llmMaxContextLength: value('llmMaxContextLength'),
+    llmDefaultMaxTokens: value('llmDefaultMaxTokens'),
+    llmMaxTokens: value('llmMaxTokens'),
   };
   validateConfig(config);
   return config;
@@ -320,6 +343,12 @@ export function validateConfig(config: AiaasConfig): void {
   }
   if (config.masterKey !== undefined && config.masterKeyFile !== undefined) {
     throw invalid(definition('masterKeyFile'), 'set either masterKey (AIAAS_MASTER_KEY) or masterKeyFile (AIAAS_MASTER_KEY_FILE), not both');
+  }
+  if (config.llmContextLength > config.llmMaxContextLength) {
+    throw invalid(definition('llmContextLength'), `must not exceed llmMaxContextLength (${config.llmMaxContextLength})`);
+  }
+  if (config.llmDefaultMaxTokens > config.llmMaxTokens) {
+    throw invalid(definition('llmDefaultMaxTokens'), `must not exceed llmMaxTokens (${config.llmMaxTokens})`);
   }
   if (config.inferenceBodyLimitBytes > config.bodyLimitBytes) {
     throw invalid(definition('inferenceBodyLimitBytes'), `must not exceed bodyLimitBytes (${config.bodyLimitBytes})`);

@@ -18,6 +18,9 @@ import { serviceRoutes } from './routes/service.ts';
 import { tfServingRoutes } from './routes/tfserving.ts';
 import { v2Routes } from './routes/v2.ts';
 import { modelAllowed } from '../security/roles.ts';
+import { languageModelDeps, ollamaModelAdmin } from './llm-deps.ts';
+import { ollamaRoutes } from './routes/ollama.ts';
+import { openAiRoutes } from './routes/openai.ts';
 
 export const serverVersion = '0.1.0';
 
@@ -34,10 +37,15 @@ declare module 'fastify' {
 }
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
-const inferencePrefixes = ['/v2', '/tfserving/'];
+const inferencePrefixes = ['/v2', '/tfserving/', '/v1'];
+
+/** Ollama's paths sit under /api beside the management API (/api/v1), which they never overlap. */
+function isOllamaUrl(url: string): boolean {
+  return url.startsWith('/api/') && url !== '/api/v1' && !url.startsWith('/api/v1/');
+}
 
 function isInferenceUrl(url: string): boolean {
-  return inferencePrefixes.some((prefix) => url === prefix || url.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`));
+  return isOllamaUrl(url) || inferencePrefixes.some((prefix) => url === prefix || url.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`));
 }
 
 export function inferenceDeps(context: ServerContext): InferenceDeps {
@@ -131,6 +139,16 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
   const deps = inferenceDeps(context);
   await app.register(v2Routes, deps);
   await app.register(tfServingRoutes, deps);
+  const llmDeps = languageModelDeps({
+    registry: context.registry,
+    manager: context.manager,
+    usage: context.usage,
+    metrics: context.metrics,
+    config,
+    now: context.now,
+  });
+  await app.register(openAiRoutes, llmDeps);
+  await app.register(ollamaRoutes, { ...llmDeps, admin: ollamaModelAdmin(context.registry) });
 
   app.addHook('onClose', async () => {
     await context.usage.flush().catch((error: unknown) => context.logger.warn({ err: error }, 'could not flush usage counters'));

@@ -9,9 +9,12 @@ import type { ModelSignature } from '../runtimes/runtime.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import type { ModelManager } from '../inference/model-manager.ts';
 import type { BatchingOptions } from '../inference/types.ts';
-import type { AliasRecord, ModelRecord, ModelVersionRecord, ModelVersionSource, Repositories } from '../storage/index.ts';
+import type { AliasRecord, ModelFormat, ModelRecord, ModelVersionRecord, ModelVersionSource, Repositories } from '../storage/index.ts';
 import { latestSelector, validateAliasName } from '../storage/index.ts';
+import { createHash } from 'node:crypto';
+import type { GgufDescription, GgufSignature } from '../runtimes/gguf/gguf-signature.ts';
 import { validateName } from './names.ts';
+import type { PlainModelFiles } from './plain-model-files.ts';
 import { readTar } from './tar.ts';
 
 export const modelFileNames = ['model.onnx', 'spec.json', 'model.safetensors', 'metrics.json'] as const;
@@ -48,10 +51,15 @@ export interface VersionView {
   model: string;
   version: number;
   source: ModelVersionSource;
-  signature: ModelSignature;
+  format: ModelFormat;
+  /** ONNX: inputs and outputs. GGUF: the file's metadata (architecture, context length, parameters, quantization). */
+  signature: ModelSignature | StoredGgufSignature;
+  /** GGUF only: the file's chat template, null when it has none. */
+  chatTemplate?: string | null;
   metrics: unknown;
   jobId: string | null;
-  files: ModelFileName[];
+  /** Downloadable files: model.onnx and the saved-model files, or model.gguf. */
+  files: string[];
   aliases: string[];
   createdAt: string;
 }
@@ -63,6 +71,10 @@ export interface ModelRegistryOptions {
   /** Opens the model bytes in isolation and returns the signature; INVALID_MODEL_FILE otherwise. */
   validate: (bytes: Uint8Array) => Promise<ModelSignature>;
   maxModelBytes: number;
+  /** Reads a GGUF file's header in isolation; INVALID_MODEL_FILE otherwise. Without it GGUF uploads are refused. */
+  validateGguf?: (path: string) => Promise<GgufDescription>;
+  /** Where decrypted copies of GGUF files go (validation and loading). Required with `validateGguf`. */
+  plainFiles?: PlainModelFiles;
   /** Milliseconds; with `resolveCacheMs` lets inference skip the database for a recently resolved name. */
   now?: () => number;
   /**
@@ -70,6 +82,29 @@ export interface ModelRegistryOptions {
    * tenant's entries at once; the bound only matters for changes made by another process. 0 disables.
    */
   resolveCacheMs?: number;
+}
+
+/** A GGUF version's signature as stored: the header's description plus the plaintext file's hash. */
+export interface StoredGgufSignature extends GgufSignature {
+  sha256: string;
+}
+
+/** A language-model version as the OpenAI and Ollama routes need it. */
+export interface LanguageModelVersion {
+  tenantId: string;
+  name: string;
+  version: number;
+  versionId: string;
+  createdAt: string;
+  /** Aliases pointing at this version. */
+  aliases: string[];
+  signature: StoredGgufSignature;
+  chatTemplate: string | null;
+}
+
+/** GGUF files start with the ASCII magic `GGUF`. */
+export function isGguf(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x47 && bytes[1] === 0x47 && bytes[2] === 0x55 && bytes[3] === 0x46;
 }
 
 const batchingLimits: Record<keyof BatchingOptions, { minimum: number; maximum: number }> = {
@@ -125,6 +160,8 @@ export class ModelRegistry {
   readonly #artifacts: EncryptedArtifactStore;
   readonly #manager: ModelManager;
   readonly #validate: (bytes: Uint8Array) => Promise<ModelSignature>;
+  readonly #validateGguf: ((path: string) => Promise<GgufDescription>) | undefined;
+  readonly #plainFiles: PlainModelFiles | undefined;
   readonly #maxModelBytes: number;
   /** versionId -> where its onnx lives; filled by resolve so the manager can load without a tenant in its key. */
   readonly #locations = new Map<string, { tenantId: string; onnxRef: string }>();
@@ -141,6 +178,8 @@ export class ModelRegistry {
     this.#artifacts = options.artifacts;
     this.#manager = options.manager;
     this.#validate = options.validate;
+    this.#validateGguf = options.validateGguf;
+    this.#plainFiles = options.plainFiles;
     this.#maxModelBytes = options.maxModelBytes;
   }
 
@@ -278,6 +317,49 @@ export class ModelRegistry {
     }
   }
 
+  /**
+   * Stores a GGUF file as a new version. Its header is read in an isolated child process from a
+   * private plaintext copy, removed again whatever happens; only a file that passes is encrypted
+   * and stored. The signature is the header's description (plus the file's SHA-256).
+   */
+  async addVersionFromGguf(tenantId: string, modelName: string, bytes: Uint8Array, options: AddVersionOptions): Promise<ModelVersionRecord> {
+    const model = await this.#modelForNewVersion(tenantId, modelName, options.createModel === true);
+    if (bytes.byteLength > this.#maxModelBytes) {
+      throw new AiaasError('PAYLOAD_TOO_LARGE', `the GGUF file is ${bytes.byteLength} bytes; the limit is ${this.#maxModelBytes}`, {
+        details: { limit: this.#maxModelBytes },
+      });
+    }
+    const validate = this.#validateGguf;
+    const plainFiles = this.#plainFiles;
+    if (validate === undefined || plainFiles === undefined) throw new AiaasError('INVALID_MODEL_FILE', 'This server does not accept GGUF models');
+    const path = await plainFiles.write(tenantId, 'upload', bytes);
+    let description: GgufDescription;
+    try {
+      description = await validate(path);
+    } finally {
+      await plainFiles.remove(path);
+    }
+    const signature: StoredGgufSignature = { ...description.signature, sha256: createHash('sha256').update(bytes).digest('hex') };
+    const fileRef = await this.#artifacts.put(tenantId, bytes);
+    try {
+      const version = await this.#repositories.models.addVersion(tenantId, model.id, {
+        source: options.source,
+        format: 'gguf',
+        onnxRef: fileRef,
+        chatTemplate: description.chatTemplate,
+        signature,
+        metrics: options.metrics ?? null,
+        jobId: options.jobId ?? null,
+      });
+      this.#locations.set(version.id, { tenantId, onnxRef: fileRef });
+      this.#changed(tenantId);
+      return version;
+    } catch (error) {
+      await this.#artifacts.delete(fileRef).catch(() => undefined);
+      throw error;
+    }
+  }
+
   /** A saved-model folder packed as tar: model.onnx required; spec.json, model.safetensors, metrics.json optional. */
   async addVersionFromTar(tenantId: string, modelName: string, archive: Uint8Array, options: AddVersionOptions): Promise<ModelVersionRecord> {
     const entries = readTar(archive);
@@ -337,14 +419,66 @@ export class ModelRegistry {
 
   async readFile(tenantId: string, modelName: string, selector: string, file: string): Promise<{ bytes: Uint8Array; contentType: string }> {
     const { version } = await this.getVersion(tenantId, modelName, selector);
-    const ref = file === 'model.onnx' ? version.onnxRef : version.savedModelRefs?.[file];
-    if (ref === undefined || !(modelFileNames as readonly string[]).includes(file)) {
+    const ref = file === mainFileName(version) ? version.onnxRef : version.savedModelRefs?.[file];
+    if (ref === undefined || !(file === mainFileName(version) || (modelFileNames as readonly string[]).includes(file))) {
       throw new AiaasError('NOT_FOUND', `Version ${version.version} of '${modelName}' has no file '${file}'`, {
         details: { model: modelName, version: version.version, file, files: filesOf(version) },
       });
     }
     const bytes = await this.#artifacts.get(tenantId, ref);
     return { bytes, contentType: file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream' };
+  }
+
+  /**
+   * A tenant's language-model version: MODEL_NOT_FOUND / VERSION_NOT_FOUND as `resolve`, and
+   * MODEL_NOT_FOUND for a version that is not a language model (the LLM routes cannot serve it).
+   */
+  async resolveLanguageModel(tenantId: string, name: string, versionOrAlias?: string): Promise<LanguageModelVersion> {
+    const model = await this.#repositories.models.getByName(tenantId, name);
+    if (model === undefined) throw modelNotFound(name);
+    const selector = versionOrAlias ?? latestSelector;
+    const version = await this.#selectVersion(tenantId, model, selector);
+    if (version === undefined) throw versionNotFound(name, selector);
+    if (version.format !== 'gguf') {
+      throw new AiaasError('MODEL_NOT_FOUND', `Model '${name}' is not a language model`, { details: { model: name, format: version.format } });
+    }
+    this.#locations.set(version.id, { tenantId, onnxRef: version.onnxRef });
+    const aliases = await this.#repositories.models.listAliases(tenantId, model.id);
+    return languageModelVersion(tenantId, model, version, aliases);
+  }
+
+  /**
+   * The tenant's language models: for each model whose latest version is GGUF, that version
+   * first, then every other GGUF version an alias points at; each with the aliases naming it.
+   */
+  async listLanguageModels(tenantId: string): Promise<LanguageModelVersion[]> {
+    const result: LanguageModelVersion[] = [];
+    for (const model of await this.listModels(tenantId)) {
+      const latest = await this.#repositories.models.latestVersion(tenantId, model.id);
+      if (latest === undefined || latest.format !== 'gguf') continue;
+      const aliases = await this.#repositories.models.listAliases(tenantId, model.id);
+      result.push(languageModelVersion(tenantId, model, latest, aliases));
+      const targets = [...new Set(aliases.map((alias) => alias.versionId))].filter((versionId) => versionId !== latest.id);
+      for (const versionId of targets) {
+        const version = await this.#repositories.models.getVersionById(tenantId, versionId);
+        if (version?.format === 'gguf') result.push(languageModelVersion(tenantId, model, version, aliases));
+      }
+    }
+    return result;
+  }
+
+  /**
+   * The model manager's loader for GGUF versions: decrypts the file (ARTIFACT_CORRUPT if altered)
+   * into a private plaintext file for llama.cpp to memory-map. The caller removes it on unload.
+   */
+  async writePlainModelFile(versionId: string): Promise<{ path: string; remove: () => Promise<void> }> {
+    const location = this.#locations.get(versionId);
+    const plainFiles = this.#plainFiles;
+    if (location === undefined) throw new AiaasError('VERSION_NOT_FOUND', 'This model version is no longer available');
+    if (plainFiles === undefined) throw new AiaasError('MODEL_LOAD_FAILED', 'This server cannot load language models');
+    const bytes = await this.#artifacts.get(location.tenantId, location.onnxRef);
+    const path = await plainFiles.write(location.tenantId, versionId, bytes);
+    return { path, remove: () => plainFiles.remove(path) };
   }
 
   // ---- aliases
@@ -396,6 +530,12 @@ export class ModelRegistry {
     if (model === undefined) throw modelNotFound(name);
     const version = await this.#selectVersion(tenantId, model, selector);
     if (version === undefined) throw versionNotFound(name, selector);
+    if (version.format !== 'onnx') {
+      // The tensor protocols cannot serve a language model; like a missing model, so routes stay uniform.
+      throw new AiaasError('MODEL_NOT_FOUND', `Model '${name}' is a language model; use the OpenAI (/v1) or Ollama (/api) routes`, {
+        details: { model: name, format: version.format },
+      });
+    }
     this.#locations.set(version.id, { tenantId, onnxRef: version.onnxRef });
     const batching = model.batching as Partial<BatchingOptions> | undefined;
     const resolved: ResolvedModel = {
@@ -483,8 +623,27 @@ export class ModelRegistry {
   }
 }
 
-function filesOf(version: ModelVersionRecord): ModelFileName[] {
+/** The downloadable name of a version's model file. */
+function mainFileName(version: ModelVersionRecord): string {
+  return version.format === 'gguf' ? 'model.gguf' : 'model.onnx';
+}
+
+function filesOf(version: ModelVersionRecord): string[] {
+  if (version.format === 'gguf') return ['model.gguf'];
   return modelFileNames.filter((file) => file === 'model.onnx' || version.savedModelRefs?.[file] !== undefined);
+}
+
+function languageModelVersion(tenantId: string, model: ModelRecord, version: ModelVersionRecord, aliases: readonly AliasRecord[]): LanguageModelVersion {
+  return {
+    tenantId,
+    name: model.name,
+    version: version.version,
+    versionId: version.id,
+    createdAt: version.createdAt,
+    aliases: aliases.filter((alias) => alias.versionId === version.id).map((alias) => alias.name),
+    signature: version.signature as StoredGgufSignature,
+    chatTemplate: version.chatTemplate,
+  };
 }
 
 function versionView(model: ModelRecord, version: ModelVersionRecord, aliases: readonly AliasRecord[]): VersionView {
@@ -493,7 +652,9 @@ function versionView(model: ModelRecord, version: ModelVersionRecord, aliases: r
     model: model.name,
     version: version.version,
     source: version.source,
-    signature: version.signature as ModelSignature,
+    format: version.format,
+    signature: version.signature as ModelSignature | StoredGgufSignature,
+    ...(version.format === 'gguf' ? { chatTemplate: version.chatTemplate } : {}),
     metrics: version.metrics ?? null,
     jobId: version.jobId,
     files: filesOf(version),

@@ -13,6 +13,9 @@ import { AiaasError } from '../errors.ts';
 import { AuditLogger } from '../http/audit.ts';
 import { Metrics } from '../http/metrics.ts';
 import { validateOnnxInChild } from '../runtimes/validate-in-child.ts';
+import { validateGgufInChild } from '../runtimes/gguf/validate-gguf-in-child.ts';
+import { openPlainModelFiles } from '../platform/plain-model-files.ts';
+import { createLanguageModelLoader } from './language-models.ts';
 import type { ModelSignature } from '../runtimes/runtime.ts';
 import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import { generateMasterKey, loadMasterKeyRing, MasterKeyRing } from '../security/key-ring.ts';
@@ -202,8 +205,14 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     });
     closers.unshift(() => usage.close());
 
+    // Decrypted copies of GGUF files (validation, llama.cpp's memory map), private to this server.
+    const plainFiles = await openPlainModelFiles();
+    closers.unshift(() => plainFiles.close());
+    const languageModels = createLanguageModelLoader(config, logger);
+    closers.unshift(() => languageModels.close());
     const manager: ModelManager = new ModelManager({
       loadBytes: (key) => registry.loadOnnxBytes(key.versionId),
+      loadLanguageModel: async (key) => languageModels.open(key, await registry.writePlainModelFile(key.versionId)),
       memoryBudgetBytes: config.modelMemoryBudgetBytes,
       idleUnloadMs: config.modelIdleUnloadMs,
       warmup: config.warmup,
@@ -221,6 +230,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       artifacts,
       manager,
       maxModelBytes: config.maxModelBytes,
+      plainFiles,
+      validateGguf: (path) => validateGgufInChild(path, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes }),
       now: () => now().getTime(),
       validate:
         options.validateModel ??

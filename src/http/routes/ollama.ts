@@ -27,8 +27,8 @@ import { errorCodeHeader } from '../protocols/route-support.ts';
 export const ollamaApiVersion = '0.6.4';
 
 export interface OllamaModelAdmin {
-  /** `/api/pull` with `{model, url, sha256?}`: streams progress objects until `{"status":"success"}`. */
-  pull(request: FastifyRequest, model: { name: string; selector?: string }, source: { url: string; sha256?: string }, signal: AbortSignal): AsyncIterable<Record<string, unknown>>;
+  /** `/api/pull` with `{model, url, sha256?}`: streams progress objects until `{"status":"success"}`. Absent: no /api/pull. */
+  pull?(request: FastifyRequest, model: { name: string; selector?: string }, source: { url: string; sha256?: string }, signal: AbortSignal): AsyncIterable<Record<string, unknown>>;
   /** `/api/delete`: removes a version (`NAME:VERSION`), or the whole model for `NAME` / `NAME:latest`. */
   remove(request: FastifyRequest, model: { name: string; selector?: string }): Promise<void>;
 }
@@ -242,13 +242,14 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
   app.get('/api/version', async () => ({ version: ollamaApiVersion }));
 
   const admin = deps.admin;
-  if (admin !== undefined) {
+  const pull = admin?.pull?.bind(admin);
+  if (pull !== undefined) {
     app.post('/api/pull', async (request, reply) => {
       const body = request.body as { model?: unknown; url?: unknown; sha256?: unknown; stream?: unknown } | undefined;
       const model = splitOllamaModel(body?.model);
       if (typeof body?.url !== 'string') throw new AiaasError('INVALID_REQUEST', 'url is required: this server pulls GGUF files from a URL, not from a model library');
       if (body.sha256 !== undefined && (typeof body.sha256 !== 'string' || !/^[0-9a-f]{64}$/i.test(body.sha256))) throw new AiaasError('INVALID_REQUEST', 'sha256 must be 64 hex digits');
-      const progress = admin.pull(request, model, { url: body.url, ...(typeof body.sha256 === 'string' ? { sha256: body.sha256 } : {}) }, clientGone(reply))[Symbol.asyncIterator]();
+      const progress = pull(request, model, { url: body.url, ...(typeof body.sha256 === 'string' ? { sha256: body.sha256 } : {}) }, clientGone(reply))[Symbol.asyncIterator]();
       if (body.stream === false) {
         let last: Record<string, unknown> = { status: 'success' };
         for (let step = await progress.next(); step.done !== true; step = await progress.next()) last = step.value;
@@ -270,7 +271,8 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
       }
       return reply;
     });
-
+  }
+  if (admin !== undefined) {
     app.delete('/api/delete', async (request, reply) => {
       const body = request.body as { model?: unknown; name?: unknown } | undefined;
       await admin.remove(request, splitOllamaModel(body?.model ?? body?.name));

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AiaasError } from '../../../errors.ts';
 import { modelAllowed } from '../../../security/roles.ts';
 import type { Principal } from '../../../platform/access.ts';
-import type { AddVersionOptions } from '../../../platform/model-registry.ts';
+import { isGguf, type AddVersionOptions } from '../../../platform/model-registry.ts';
 import type { AliasRecord } from '../../../storage/index.ts';
 import { authorize, authorizeModel } from '../../auth.ts';
 import type { Permission } from '../../../security/roles.ts';
@@ -108,11 +108,14 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
         contentType = file.contentType;
         fileName = file.fileName;
       }
-      if (bytes.byteLength === 0) throw new AiaasError('INVALID_MODEL_FILE', 'The upload is empty; send an .onnx file or a saved-model .tar');
+      if (bytes.byteLength === 0) throw new AiaasError('INVALID_MODEL_FILE', 'The upload is empty; send an .onnx file, a saved-model .tar or a .gguf file');
       const options: AddVersionOptions = { source: 'upload' };
-      const version = isTar(bytes, contentType, fileName)
-        ? await registry.addVersionFromTar(principal.tenantId, request.params.name, bytes, options)
-        : await registry.addVersionFromOnnx(principal.tenantId, request.params.name, bytes, options);
+      // The format is the file's magic, not its name or content type: GGUF, else tar, else ONNX.
+      const version = isGguf(bytes)
+        ? await registry.addVersionFromGguf(principal.tenantId, request.params.name, bytes, options)
+        : isTar(bytes, contentType, fileName)
+          ? await registry.addVersionFromTar(principal.tenantId, request.params.name, bytes, options)
+          : await registry.addVersionFromOnnx(principal.tenantId, request.params.name, bytes, options);
       const model = await registry.getModel(principal.tenantId, request.params.name);
       request.audit = { resource: `model:${model.name}/versions/${version.version}`, detail: { bytes: bytes.byteLength } };
       return reply.status(201).send({ version: await registry.versionView(principal.tenantId, model, version) });
