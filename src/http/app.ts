@@ -147,7 +147,7 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
     config,
     now: context.now,
   });
-  await app.register(openAiRoutes, llmDeps);
+  await app.register(openAiRoutes, { ...llmDeps, prefix: '/v1' });
   await app.register(ollamaRoutes, { ...llmDeps, admin: ollamaModelAdmin(context.registry) });
 
   app.addHook('onClose', async () => {

@@ -23,7 +23,7 @@ import { verifyMasterKeyRing } from '../security/key-check.ts';
 import { serverSecretFileName } from '../security/server-secrets.ts';
 import { TenantKeyService } from '../security/tenant-keys.ts';
 import { TenantTextCipher } from '../security/tenant-text.ts';
-import { ModelManager, type ModelManagerOptions } from '../inference/model-manager.ts';
+import { ModelManager, type LanguageModelRuntime, type ModelManagerOptions } from '../inference/model-manager.ts';
 import { loadOnnxRuntime } from '../runtimes/onnx-runtime.ts';
 import { AccessService } from '../platform/access.ts';
 import { DatasetService } from '../platform/datasets.ts';
@@ -79,6 +79,8 @@ export interface ServerContextOptions {
   validationScriptPath?: string;
   /** Wraps or replaces how model bytes become a Runtime (tests hold inference to fill a queue). */
   loadRuntime?: ModelManagerOptions['loadRuntime'];
+  /** Wraps each loaded language model (tests hold a generation to fill its sequences). */
+  wrapLanguageModel?: (runtime: LanguageModelRuntime) => LanguageModelRuntime;
   /** Flush interval of the usage counters; 0 flushes only on read and close. */
   usageFlushIntervalMs?: number;
 }
@@ -212,7 +214,10 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     closers.unshift(() => languageModels.close());
     const manager: ModelManager = new ModelManager({
       loadBytes: (key) => registry.loadOnnxBytes(key.versionId),
-      loadLanguageModel: async (key) => languageModels.open(key, await registry.writePlainModelFile(key.versionId)),
+      loadLanguageModel: async (key) => {
+        const runtime = await languageModels.open(key, await registry.writePlainModelFile(key.versionId));
+        return options.wrapLanguageModel?.(runtime) ?? runtime;
+      },
       memoryBudgetBytes: config.modelMemoryBudgetBytes,
       idleUnloadMs: config.modelIdleUnloadMs,
       warmup: config.warmup,

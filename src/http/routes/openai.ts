@@ -1,6 +1,7 @@
 /**
  * OpenAI-compatible routes under `/v1`: models, chat completions, legacy completions, embeddings.
- * Register with `app.register(openAiRoutes, deps)`; errors under these routes render in OpenAI's
+ * Register with `app.register(openAiRoutes, { ...deps, prefix: '/v1' })` (the prefix scopes the
+ * OpenAI-shaped not-found handler); errors under these routes render in OpenAI's
  * shape `{"error": {"message", "type", "param", "code"}}` with the catalogue's status.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -77,7 +78,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
     return { entry, runtime: await deps.open(entry) };
   };
 
-  app.get('/v1/models', async (request) => {
+  app.get('/models', async (request) => {
     const entries = await deps.list(request);
     const ids = new Map<string, LanguageModelEntry>();
     for (const entry of entries) {
@@ -87,7 +88,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
     return { object: 'list', data: [...ids].map(([id, entry]) => renderModel(id, Math.floor(entry.createdAt.getTime() / 1000), 'aiaas')) };
   });
 
-  app.get<{ Params: { '*': string } }>('/v1/models/*', async (request) => {
+  app.get<{ Params: { '*': string } }>('/models/*', async (request) => {
     const reference = request.params['*'];
     const { name, selector } = splitModelReference(reference);
     const entry = await deps.resolve(request, name, selector);
@@ -118,7 +119,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
     }
   };
 
-  app.post('/v1/chat/completions', async (request, reply) => {
+  app.post('/chat/completions', async (request, reply) => {
     const parsed = parseChatCompletionRequest(request.body);
     const { entry, runtime } = await open(request, parsed.model);
     parsed.generate.maxTokens = applyTokenLimits(parsed.maxTokens, deps.limits(entry));
@@ -130,7 +131,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
     return reply;
   });
 
-  app.post('/v1/completions', async (request, reply) => {
+  app.post('/completions', async (request, reply) => {
     const parsed = parseCompletionRequest(request.body);
     const { entry, runtime } = await open(request, parsed.model);
     parsed.generate.maxTokens = applyTokenLimits(parsed.maxTokens, deps.limits(entry));
@@ -157,7 +158,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
     return reply;
   });
 
-  app.post('/v1/embeddings', async (request, reply) => {
+  app.post('/embeddings', async (request, reply) => {
     const parsed = parseEmbeddingRequest(request.body);
     const { entry, runtime } = await open(request, parsed.model);
     const result = await runtime.embed(parsed.inputs, clientGone(reply));
