@@ -120,7 +120,7 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('bodyLimitBytes', 'integer', bytesText(64 * mebibyte), 'Largest request body on /api/v1 (uploads); larger bodies get 413.', { minimum: 1024 }),
   setting('inferenceBodyLimitBytes', 'integer', bytesText(8 * mebibyte), 'Largest request body on the V2 and TF-Serving routes.', { minimum: 1024 }),
   setting('maxDatasetBytes', 'integer', bytesText(512 * mebibyte), 'Largest dataset after gunzip; larger uploads get 413.', { minimum: 1024 }),
-  setting('maxModelBytes', 'integer', bytesText(64 * mebibyte), 'Largest uploaded .onnx file (bounded by bodyLimitBytes too).', { minimum: 1024 }),
+  setting('maxModelBytes', 'integer', bytesText(64 * mebibyte), 'Largest uploaded .onnx file, with its external-data files counted in (bounded by bodyLimitBytes too).', { minimum: 1024 }),
   setting('maxTensorElements', 'integer', String(4 * mebibyte), 'Most elements in one inference input tensor; more gets 413 TOO_MANY_ELEMENTS.', { minimum: 1 }),
   setting('rateLimitPerSecond', 'number', '50', 'Requests per second per API key (token bucket refill).', { minimum: 0.001 }),
   setting('rateLimitBurst', 'integer', '100', 'Burst size per API key (token bucket capacity).', { minimum: 1 }),

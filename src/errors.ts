@@ -39,6 +39,8 @@ export const errorCatalogue = {
   QUEUE_FULL: { status: 503, title: 'Inference queue full' },
   // training-time failures (reported on jobs and by the CLI)
   TRAINING_DIVERGED: { status: 422, title: 'Training produced a non-finite loss' },
+  // inference: the input passed the signature checks but the model failed on it (src/runtimes)
+  INFERENCE_FAILED: { status: 422, title: 'The model failed to run on this input' },
   CONFIG_INVALID: { status: 500, title: 'Invalid server configuration' },
   // security: envelope encryption (src/security)
   KEY_DESTROYED: { status: 410, title: 'Tenant data key was destroyed; its data is unrecoverable' },

@@ -13,6 +13,8 @@ import { installErrorHandling } from './errors.ts';
 import { serializeRequestForLog } from './request-log.ts';
 import { buildOpenApiDocument, type RegisteredRoute } from './openapi.ts';
 import type { InferenceDeps } from './protocols/route-support.ts';
+import type { RouteSchema } from './schemas/common.ts';
+import { installSchemaCompilers } from './schemas/validation.ts';
 import { platformRoutes } from './routes/platform/index.ts';
 import { serviceRoutes } from './routes/service.ts';
 import { tfServingRoutes } from './routes/tfserving.ts';
@@ -100,10 +102,12 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
     // Inference bodies are tensors; uploads are files. Different sizes, different limits.
     if (isInferenceUrl(route.url) && route.bodyLimit === undefined) route.bodyLimit = config.inferenceBodyLimitBytes;
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const method of methods) registeredRoutes.push({ method, url: route.url });
+    const schema = route.schema as RouteSchema | undefined;
+    for (const method of methods) registeredRoutes.push({ method, url: route.url, ...(schema === undefined ? {} : { schema }) });
   });
 
   installErrorHandling(app);
+  installSchemaCompilers(app);
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);

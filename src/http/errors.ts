@@ -19,6 +19,8 @@ interface FrameworkError {
 export function toPlatformError(error: unknown, request: FastifyRequest): AiaasError {
   if (AiaasError.isInstance(error)) {
     if (error.status >= 500) request.log.error({ err: error }, 'request failed');
+    // Such as an ONNX Runtime error behind INVALID_MODEL_FILE: the client got a cleaned message, the log keeps the detail.
+    else if (error.cause !== undefined) request.log.warn({ err: error.cause, code: error.code }, `request failed: ${error.message}`);
     return error;
   }
   const framework = (typeof error === 'object' && error !== null ? error : {}) as FrameworkError;

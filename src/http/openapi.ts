@@ -1,14 +1,19 @@
 /**
- * The OpenAPI 3.0 document, generated from the routes the app actually registered (collected by an
- * onRoute hook) plus a hand-written description per route. A registered route without a
- * description still appears, marked undocumented, and a test fails on it: the inventory cannot drift.
+ * The OpenAPI 3.1 document, generated from the routes the app actually registered (collected by an
+ * onRoute hook) with the schemas they declared (src/http/schemas/), plus a hand-written summary per
+ * route. A registered route without a description or schema still appears, marked undocumented, and
+ * a test fails on it: the inventory cannot drift.
  */
+import type { TSchema } from '@sinclair/typebox';
 import type { Permission } from '../security/roles.ts';
+import { ErrorBody, ProtocolErrorBody, type ResponseSchema, type RouteSchema } from './schemas/common.ts';
 
 export interface RegisteredRoute {
   method: string;
   /** Fastify syntax, `/api/v1/models/:name`. */
   url: string;
+  /** What the route declared; absent on routes without a schema (extensions, tests). */
+  schema?: RouteSchema;
 }
 
 export interface RouteDescription {
@@ -16,58 +21,51 @@ export interface RouteDescription {
   /** Permission required; 'none' for public routes, 'any' for any valid key. */
   permission: Permission | 'none' | 'any';
   tag: 'service' | 'identity' | 'datasets' | 'models' | 'jobs' | 'audit' | 'v2' | 'tfserving';
-  /** Request body content types, when the route takes a body. */
-  requestBody?: readonly string[];
-  /** Success status and content type. */
-  success?: { status: number; contentType?: string };
 }
-
-const json = ['application/json'];
-const upload = ['application/octet-stream', 'application/x-tar', 'multipart/form-data'];
 
 export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /healthz': { summary: 'Process is up: {"status":"ok"}', permission: 'none', tag: 'service' },
   'GET /readyz': { summary: 'Database and artifact store reachable: 200 {"status":"ready"} or 503', permission: 'none', tag: 'service' },
-  'GET /metrics': { summary: "Prometheus metrics (text format): the caller's tenant's series; every series for unrestricted operator keys; no key needed with --metrics-public", permission: 'metrics:read', tag: 'service', success: { status: 200, contentType: 'text/plain' } },
+  'GET /metrics': { summary: "Prometheus metrics (text format): the caller's tenant's series; every series for unrestricted operator keys; no key needed with --metrics-public", permission: 'metrics:read', tag: 'service' },
   'GET /openapi.json': { summary: 'This OpenAPI document', permission: 'none', tag: 'service' },
-  'GET /docs': { summary: 'HTML rendering of this document', permission: 'none', tag: 'service', success: { status: 200, contentType: 'text/html' } },
+  'GET /docs': { summary: 'HTML rendering of this document', permission: 'none', tag: 'service' },
 
   'GET /api/v1/me': { summary: 'The calling key, its tenant and permissions', permission: 'any', tag: 'identity' },
-  'POST /api/v1/tenants': { summary: 'Create a tenant and its first admin key (shown once); operator admins only', permission: 'tenants:manage', tag: 'identity', requestBody: json, success: { status: 201 } },
+  'POST /api/v1/tenants': { summary: 'Create a tenant and its first admin key (shown once); operator admins only', permission: 'tenants:manage', tag: 'identity' },
   'GET /api/v1/tenants': { summary: 'List tenants; operator admins only', permission: 'tenants:manage', tag: 'identity' },
-  'DELETE /api/v1/tenants/:id': { summary: 'Destroy the tenant data key (crypto-shredding) and delete the tenant', permission: 'tenants:manage', tag: 'identity', success: { status: 204 } },
-  'POST /api/v1/keys': { summary: 'Create an API key {name, role, allowedModels?, expiresAt?}; the key is shown once', permission: 'keys:manage', tag: 'identity', requestBody: json, success: { status: 201 } },
+  'DELETE /api/v1/tenants/:id': { summary: 'Destroy the tenant data key (crypto-shredding) and delete the tenant', permission: 'tenants:manage', tag: 'identity' },
+  'POST /api/v1/keys': { summary: 'Create an API key {name, role, allowedModels?, expiresAt?}; the key is shown once', permission: 'keys:manage', tag: 'identity' },
   'GET /api/v1/keys': { summary: "List the tenant's API keys (never their secrets or hashes)", permission: 'keys:manage', tag: 'identity' },
-  'DELETE /api/v1/keys/:id': { summary: 'Revoke a key, effective on its next request', permission: 'keys:manage', tag: 'identity', success: { status: 204 } },
+  'DELETE /api/v1/keys/:id': { summary: 'Revoke a key, effective on its next request', permission: 'keys:manage', tag: 'identity' },
 
-  'POST /api/v1/datasets': { summary: 'Upload a dataset: ?name=N[&format=csv|jsonl|idx][&label=COLUMN], raw bytes or multipart file (+labels for IDX)', permission: 'datasets:write', tag: 'datasets', requestBody: upload, success: { status: 201 } },
+  'POST /api/v1/datasets': { summary: 'Upload a dataset: ?name=N[&format=csv|jsonl|idx][&label=COLUMN], raw bytes or multipart file (+labels for IDX)', permission: 'datasets:write', tag: 'datasets' },
   'GET /api/v1/datasets': { summary: 'List datasets (?limit, ?offset)', permission: 'datasets:read', tag: 'datasets' },
   'GET /api/v1/datasets/:id': { summary: 'A dataset: format, rowCount, bytes, schema', permission: 'datasets:read', tag: 'datasets' },
-  'DELETE /api/v1/datasets/:id': { summary: 'Delete a dataset and its stored file', permission: 'datasets:write', tag: 'datasets', success: { status: 204 } },
+  'DELETE /api/v1/datasets/:id': { summary: 'Delete a dataset and its stored file', permission: 'datasets:write', tag: 'datasets' },
 
-  'POST /api/v1/models': { summary: 'Create a model {name, description?, batching?}', permission: 'models:write', tag: 'models', requestBody: json, success: { status: 201 } },
+  'POST /api/v1/models': { summary: 'Create a model {name, description?, batching?}', permission: 'models:write', tag: 'models' },
   'GET /api/v1/models': { summary: 'List models with version numbers and aliases', permission: 'models:read', tag: 'models' },
   'GET /api/v1/models/:name': { summary: 'A model with its version numbers and aliases', permission: 'models:read', tag: 'models' },
-  'PATCH /api/v1/models/:name': { summary: 'Update {description?, batching?}', permission: 'models:write', tag: 'models', requestBody: json },
-  'DELETE /api/v1/models/:name': { summary: 'Delete a model and its versions; 409 ALIAS_IN_USE while aliases exist', permission: 'models:write', tag: 'models', success: { status: 204 } },
-  'POST /api/v1/models/:name/versions': { summary: 'Add a version: an .onnx file, a saved-model .tar, or multipart file; validated in a child process first', permission: 'models:write', tag: 'models', requestBody: upload, success: { status: 201 } },
+  'PATCH /api/v1/models/:name': { summary: 'Update {description?, batching?}', permission: 'models:write', tag: 'models' },
+  'DELETE /api/v1/models/:name': { summary: 'Delete a model and its versions; 409 ALIAS_IN_USE while aliases exist', permission: 'models:write', tag: 'models' },
+  'POST /api/v1/models/:name/versions': { summary: 'Add a version: an .onnx file, a saved-model .tar, or multipart file; validated in a child process first', permission: 'models:write', tag: 'models' },
   'GET /api/v1/models/:name/versions': { summary: 'Versions with signature, metrics and downloadable files', permission: 'models:read', tag: 'models' },
   'GET /api/v1/models/:name/versions/:version': { summary: 'One version (number, alias or "latest")', permission: 'models:read', tag: 'models' },
-  'DELETE /api/v1/models/:name/versions/:version': { summary: 'Delete a version by number; 409 ALIAS_IN_USE while an alias points at it', permission: 'models:write', tag: 'models', success: { status: 204 } },
-  'GET /api/v1/models/:name/versions/:version/files/:file': { summary: 'Download model.onnx, model.safetensors, spec.json or metrics.json', permission: 'models:download', tag: 'models', success: { status: 200, contentType: 'application/octet-stream' } },
-  'PUT /api/v1/models/:name/aliases/:alias': { summary: 'Point an alias at {version}; moves atomically', permission: 'aliases:write', tag: 'models', requestBody: json },
+  'DELETE /api/v1/models/:name/versions/:version': { summary: 'Delete a version by number; 409 ALIAS_IN_USE while an alias points at it', permission: 'models:write', tag: 'models' },
+  'GET /api/v1/models/:name/versions/:version/files/:file': { summary: 'Download model.onnx, model.safetensors, spec.json or metrics.json', permission: 'models:download', tag: 'models' },
+  'PUT /api/v1/models/:name/aliases/:alias': { summary: 'Point an alias at {version}; moves atomically', permission: 'aliases:write', tag: 'models' },
   'GET /api/v1/models/:name/aliases': { summary: "A model's aliases", permission: 'models:read', tag: 'models' },
-  'DELETE /api/v1/models/:name/aliases/:alias': { summary: 'Delete an alias', permission: 'aliases:write', tag: 'models', success: { status: 204 } },
+  'DELETE /api/v1/models/:name/aliases/:alias': { summary: 'Delete an alias', permission: 'aliases:write', tag: 'models' },
 
-  'POST /api/v1/jobs': { summary: 'Submit a training job {model, spec, datasetId, …}; 400 INVALID_SPEC at once for a bad spec', permission: 'jobs:write', tag: 'jobs', requestBody: json, success: { status: 202 } },
+  'POST /api/v1/jobs': { summary: 'Submit a training job {model, spec, datasetId, …}; 400 INVALID_SPEC at once for a bad spec', permission: 'jobs:write', tag: 'jobs' },
   'GET /api/v1/jobs': { summary: 'List jobs (?status=&limit=&offset=)', permission: 'jobs:read', tag: 'jobs' },
   'GET /api/v1/jobs/:id': { summary: 'A job: status, epoch, step, loss, history, result version', permission: 'jobs:read', tag: 'jobs' },
-  'GET /api/v1/jobs/:id/events': { summary: 'Server-Sent Events of job progress (Last-Event-ID / ?after= resume)', permission: 'jobs:read', tag: 'jobs', success: { status: 200, contentType: 'text/event-stream' } },
-  'POST /api/v1/jobs/:id/cancel': { summary: 'Cancel a job; 409 JOB_NOT_CANCELLABLE when finished', permission: 'jobs:write', tag: 'jobs', success: { status: 202 } },
+  'GET /api/v1/jobs/:id/events': { summary: 'Server-Sent Events of job progress (Last-Event-ID / ?after= resume)', permission: 'jobs:read', tag: 'jobs' },
+  'POST /api/v1/jobs/:id/cancel': { summary: 'Cancel a job; 409 JOB_NOT_CANCELLABLE when finished', permission: 'jobs:write', tag: 'jobs' },
 
   'GET /api/v1/audit': { summary: 'Audit entries in order (?after=SEQ&limit=N); the whole chain for operator admins', permission: 'audit:read', tag: 'audit' },
   'GET /api/v1/audit/verify': { summary: 'Verify the hash chain: {ok, count} or {ok:false, position, seq, reason}; operator admins only', permission: 'audit:read', tag: 'audit' },
-  'GET /api/v1/audit/export': { summary: 'Audit entries as JSON lines', permission: 'audit:read', tag: 'audit', success: { status: 200, contentType: 'application/x-ndjson' } },
+  'GET /api/v1/audit/export': { summary: 'Audit entries as JSON lines', permission: 'audit:read', tag: 'audit' },
   'GET /api/v1/usage': { summary: 'Inference request counts per model and day (?from=YYYY-MM-DD&to=…&model=)', permission: 'usage:read', tag: 'audit' },
 
   'GET /v2': { summary: 'KServe V2 server metadata', permission: 'any', tag: 'v2' },
@@ -77,15 +75,15 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /v2/models/:name/versions/:version': { summary: 'Model metadata of a version or alias', permission: 'inference', tag: 'v2' },
   'GET /v2/models/:name/ready': { summary: 'Model readiness', permission: 'inference', tag: 'v2' },
   'GET /v2/models/:name/versions/:version/ready': { summary: 'Version readiness', permission: 'inference', tag: 'v2' },
-  'POST /v2/models/:name/infer': { summary: 'Inference on the latest version', permission: 'inference', tag: 'v2', requestBody: json },
-  'POST /v2/models/:name/versions/:version/infer': { summary: 'Inference on a version or alias', permission: 'inference', tag: 'v2', requestBody: json },
-  'POST /v2/repository/index': { summary: 'Model repository index (Triton extension)', permission: 'inference', tag: 'v2', requestBody: json },
+  'POST /v2/models/:name/infer': { summary: 'Inference on the latest version', permission: 'inference', tag: 'v2' },
+  'POST /v2/models/:name/versions/:version/infer': { summary: 'Inference on a version or alias', permission: 'inference', tag: 'v2' },
+  'POST /v2/repository/index': { summary: 'Model repository index (Triton extension)', permission: 'inference', tag: 'v2' },
   'POST /v2/repository/models/:name/load': { summary: 'Load a model now (Triton extension)', permission: 'models:write', tag: 'v2' },
   'POST /v2/repository/models/:name/unload': { summary: 'Unload every version of a model (Triton extension)', permission: 'models:write', tag: 'v2' },
 
-  'POST /tfserving/v1/models/:segment': { summary: 'TF-Serving predict: POST /tfserving/v1/models/{name}:predict', permission: 'inference', tag: 'tfserving', requestBody: json },
-  'POST /tfserving/v1/models/:name/versions/:segment': { summary: 'TF-Serving predict on a version: …/versions/{v}:predict', permission: 'inference', tag: 'tfserving', requestBody: json },
-  'POST /tfserving/v1/models/:name/labels/:segment': { summary: 'TF-Serving predict on an alias: …/labels/{alias}:predict', permission: 'inference', tag: 'tfserving', requestBody: json },
+  'POST /tfserving/v1/models/:segment': { summary: 'TF-Serving predict: POST /tfserving/v1/models/{name}:predict', permission: 'inference', tag: 'tfserving' },
+  'POST /tfserving/v1/models/:name/versions/:segment': { summary: 'TF-Serving predict on a version: …/versions/{v}:predict', permission: 'inference', tag: 'tfserving' },
+  'POST /tfserving/v1/models/:name/labels/:segment': { summary: 'TF-Serving predict on an alias: …/labels/{alias}:predict', permission: 'inference', tag: 'tfserving' },
   'GET /tfserving/v1/models/:name': { summary: 'TF-Serving model status (all versions)', permission: 'inference', tag: 'tfserving' },
   'GET /tfserving/v1/models/:name/versions/:selector': { summary: 'TF-Serving status of a version', permission: 'inference', tag: 'tfserving' },
   'GET /tfserving/v1/models/:name/labels/:selector': { summary: 'TF-Serving status of an alias', permission: 'inference', tag: 'tfserving' },
@@ -102,16 +100,55 @@ export function openApiPath(url: string): string {
   return url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 }
 
-const errorSchema = {
-  type: 'object',
-  properties: {
-    error: {
-      type: 'object',
-      properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } },
-      required: ['code', 'message'],
-    },
-  },
-};
+/** A schema as plain JSON: TypeBox's symbol-keyed metadata dropped. */
+function plain(schema: TSchema): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(schema)) as Record<string, unknown>;
+}
+
+function isContentMap(response: ResponseSchema): response is { content: Record<string, { schema: TSchema }> } {
+  return typeof response === 'object' && response !== null && 'content' in response && typeof response.content === 'object' && !('type' in response);
+}
+
+function parametersOf(route: RegisteredRoute): Record<string, unknown>[] {
+  const pathSchemas = (route.schema?.params?.properties ?? {}) as Record<string, TSchema>;
+  const path = [...route.url.matchAll(/:([A-Za-z0-9_]+)/g)].map((match) => {
+    const name = match[1]!;
+    return { name, in: 'path', required: true, schema: pathSchemas[name] === undefined ? { type: 'string' } : plain(pathSchemas[name]) };
+  });
+  const query = route.schema?.querystring;
+  const required = new Set(query?.required ?? []);
+  const queryParameters = Object.entries((query?.properties ?? {}) as Record<string, TSchema>).map(([name, schema]) => ({
+    name,
+    in: 'query',
+    required: required.has(name),
+    schema: plain(schema),
+    ...(typeof schema.description === 'string' ? { description: schema.description } : {}),
+  }));
+  return [...path, ...queryParameters];
+}
+
+function requestBodyOf(schema: RouteSchema | undefined): Record<string, unknown> | undefined {
+  if (schema?.body !== undefined) return { required: true, content: { 'application/json': { schema: plain(schema.body) } } };
+  if (schema?.documentedBody !== undefined) {
+    return {
+      required: false,
+      content: Object.fromEntries(Object.entries(schema.documentedBody).map(([type, body]) => [type, { schema: plain(body) }])),
+    };
+  }
+  return undefined;
+}
+
+function responseOf(status: string, response: ResponseSchema): Record<string, unknown> {
+  const description = Number(status) < 300 ? 'success' : 'see the schema';
+  if (isContentMap(response)) {
+    return { description, content: Object.fromEntries(Object.entries(response.content).map(([type, { schema }]) => [type, { schema: plain(schema) }])) };
+  }
+  // No body: 204s, and the V2 routes whose answer is the status alone.
+  if ((response as TSchema).type === 'null') return { description };
+  return { description, content: { 'application/json': { schema: plain(response as TSchema) } } };
+}
+
+const protocolTags: ReadonlySet<RouteDescription['tag']> = new Set(['v2', 'tfserving']);
 
 export function buildOpenApiDocument(routes: readonly RegisteredRoute[], info: { version: string }): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
@@ -119,34 +156,27 @@ export function buildOpenApiDocument(routes: readonly RegisteredRoute[], info: {
   for (const route of sorted) {
     const description = routeDescriptions[routeKey(route)];
     const path = openApiPath(route.url);
-    const parameters = [...route.url.matchAll(/:([A-Za-z0-9_]+)/g)].map((match) => ({
-      name: match[1],
-      in: 'path',
-      required: true,
-      schema: { type: 'string' },
-    }));
-    const success = description?.success ?? { status: 200 };
+    const parameters = parametersOf(route);
+    const requestBody = requestBodyOf(route.schema);
+    const errorSchema = description !== undefined && protocolTags.has(description.tag) ? 'ProtocolError' : 'Error';
+    const declared = Object.entries(route.schema?.response ?? {}).map(([status, response]) => [status, responseOf(status, response)]);
     const operation: Record<string, unknown> = {
+      operationId: `${route.method.toLowerCase()}${path.replace(/[^A-Za-z0-9]+(.)?/g, (_match, next: string | undefined) => (next ?? '').toUpperCase())}`,
       summary: description?.summary ?? 'UNDOCUMENTED',
       tags: [description?.tag ?? 'undocumented'],
       'x-aiaas-permission': description?.permission ?? 'unknown',
       ...(description?.permission === 'none' ? { security: [] } : {}),
       ...(parameters.length === 0 ? {} : { parameters }),
-      ...(description?.requestBody === undefined
-        ? {}
-        : { requestBody: { content: Object.fromEntries(description.requestBody.map((type) => [type, { schema: {} }])) } }),
+      ...(requestBody === undefined ? {} : { requestBody }),
       responses: {
-        [String(success.status)]: {
-          description: 'success',
-          ...(success.status === 204 ? {} : { content: { [success.contentType ?? 'application/json']: { schema: {} } } }),
-        },
-        default: { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+        ...(declared.length === 0 ? { 200: { description: 'UNDOCUMENTED' } } : Object.fromEntries(declared)),
+        default: { description: 'error', content: { 'application/json': { schema: { $ref: `#/components/schemas/${errorSchema}` } } } },
       },
     };
     (paths[path] ??= {})[route.method.toLowerCase()] = operation;
   }
   return {
-    openapi: '3.0.3',
+    openapi: '3.1.0',
     info: {
       title: 'aiaas',
       version: info.version,
@@ -159,7 +189,7 @@ export function buildOpenApiDocument(routes: readonly RegisteredRoute[], info: {
         bearer: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer aiaas_…' },
         apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' },
       },
-      schemas: { Error: errorSchema },
+      schemas: { Error: plain(ErrorBody), ProtocolError: plain(ProtocolErrorBody) },
     },
     paths,
   };

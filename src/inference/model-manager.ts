@@ -1,7 +1,7 @@
 import { AiaasError } from '../errors.ts';
 import { loadOnnxRuntime } from '../runtimes/onnx-runtime.ts';
 import type { EmbeddingRuntime, GenerativeRuntime } from '../runtimes/generative.ts';
-import type { ModelSignature, Runtime } from '../runtimes/runtime.ts';
+import type { ModelFile, ModelSignature, Runtime } from '../runtimes/runtime.ts';
 import { zeroTensor } from '../runtimes/tensor.ts';
 import { Batcher } from './batcher.ts';
 import type { BatchingOptions, InferRequest, InferResponse, ModelLabels, ServingMetricsSink } from './types.ts';
@@ -17,6 +17,11 @@ export interface ModelKey {
   batching?: Partial<BatchingOptions>;
 }
 
+/** A version's plaintext files while it is loaded: the runtime opens `path`; `release` deletes them. */
+export interface ModelFiles extends ModelFile {
+  release(): Promise<void>;
+}
+
 export interface LoadedModel {
   key: ModelKey;
   runtime: Runtime;
@@ -30,14 +35,19 @@ export interface LoadedModel {
 export type LanguageModelRuntime = GenerativeRuntime & EmbeddingRuntime;
 
 export interface ModelManagerOptions {
-  loadBytes(key: ModelKey): Promise<Uint8Array>;
-  /** Opens bytes as a runtime; ONNX Runtime unless replaced (tests wrap it, later runtimes plug in). */
-  loadRuntime?(bytes: Uint8Array, key: ModelKey): Promise<Runtime>;
   /**
-   * Opens a language-model version (GGUF). Language models run in-process: llama.cpp computes on its
-   * own native threads and batches their sequences itself, so they get no Batcher.
+   * Writes the version's decrypted files into its private directory. The manager releases them once
+   * the runtime is disposed (unload, eviction, a failed load), and never opens a version again
+   * before its previous files are released.
    */
-  loadLanguageModel?(key: ModelKey): Promise<LanguageModelRuntime>;
+  openFiles(key: ModelKey): Promise<ModelFiles>;
+  /** Opens a model file as a runtime; ONNX Runtime unless replaced (tests wrap it, later runtimes plug in). */
+  loadRuntime?(model: ModelFile, key: ModelKey): Promise<Runtime>;
+  /**
+   * Opens a language-model version (GGUF) from its file. Language models run in-process: llama.cpp
+   * computes on its own native threads and batches their sequences itself, so they get no Batcher.
+   */
+  loadLanguageModel?(model: ModelFile, key: ModelKey): Promise<LanguageModelRuntime>;
   /** Sum of `Runtime.memoryBytes()` the manager keeps loaded before evicting least recently used models. */
   memoryBudgetBytes: number;
   /** Unload a model unused for this long; 0 keeps models until evicted. */
@@ -53,6 +63,7 @@ export interface ModelManagerOptions {
 interface TensorEntry extends LoadedModel {
   kind: 'tensor';
   batcher: Batcher;
+  files: ModelFiles;
   /** Calls inside `infer` right now, including the gap before the batcher sees them. */
   active: number;
 }
@@ -61,6 +72,7 @@ interface LanguageEntry {
   kind: 'language';
   key: ModelKey;
   runtime: LanguageModelRuntime;
+  files: ModelFiles;
   memoryBytes: number;
   loadedAt: number;
   lastUsedAt: number;
@@ -79,6 +91,8 @@ export class ModelManager {
   readonly #now: () => number;
   readonly #entries = new Map<string, Entry>();
   readonly #loading = new Map<string, Promise<Entry>>();
+  /** Versions being unloaded: a new load of one waits until its old files are gone. */
+  readonly #releasing = new Map<string, Promise<void>>();
   #sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ModelManagerOptions) {
@@ -164,6 +178,7 @@ export class ModelManager {
     if (this.#sweepTimer !== undefined) clearInterval(this.#sweepTimer);
     await Promise.allSettled([...this.#loading.values()]);
     await Promise.all([...this.#entries.values()].map((entry) => this.#remove(entry)));
+    await Promise.allSettled([...this.#releasing.values()]);
   }
 
   async #acquireEntry(key: ModelKey, kind: Entry['kind']): Promise<Entry> {
@@ -183,17 +198,29 @@ export class ModelManager {
   async #loadLanguageModel(key: ModelKey): Promise<Entry> {
     const open = this.#options.loadLanguageModel;
     if (open === undefined) throw new AiaasError('MODEL_LOAD_FAILED', 'This server cannot load language models');
-    const runtime = await open(key);
+    await this.#releasing.get(key.versionId);
+    const files = await this.#options.openFiles(key);
+    let runtime: LanguageModelRuntime;
+    try {
+      runtime = await open(files, key);
+    } catch (error) {
+      await files.release();
+      throw error;
+    }
     const memoryBytes = runtime.memoryBytes();
     if (memoryBytes > this.#options.memoryBudgetBytes) {
-      await runtime.dispose();
+      try {
+        await runtime.dispose();
+      } finally {
+        await files.release();
+      }
       throw new AiaasError(
         'MODEL_LOAD_FAILED',
         `model needs about ${memoryBytes} bytes (weights and KV cache), more than the whole serving memory budget of ${this.#options.memoryBudgetBytes} bytes`,
       );
     }
     const now = this.#now();
-    const entry: LanguageEntry = { kind: 'language', key, runtime, memoryBytes, loadedAt: now, lastUsedAt: now, active: 0 };
+    const entry: LanguageEntry = { kind: 'language', key, runtime, files, memoryBytes, loadedAt: now, lastUsedAt: now, active: 0 };
     this.#entries.set(key.versionId, entry);
     await this.#evictOverBudget(entry);
     this.#reportLoaded();
@@ -201,14 +228,31 @@ export class ModelManager {
   }
 
   async #load(key: ModelKey): Promise<Entry> {
-    const bytes = await this.#options.loadBytes(key);
-    const runtime = await (this.#options.loadRuntime ?? ((data: Uint8Array) => loadOnnxRuntime(data)))(bytes, key);
+    // The previous copy's directory is the same one: let its removal finish before writing again.
+    await this.#releasing.get(key.versionId);
+    const files = await this.#options.openFiles(key);
+    let runtime: Runtime;
+    try {
+      runtime = await (this.#options.loadRuntime ?? ((model: ModelFile) => loadOnnxRuntime(model)))(files, key);
+    } catch (error) {
+      await files.release();
+      throw error;
+    }
+    const fail = async (error: AiaasError): Promise<never> => {
+      try {
+        await runtime.dispose();
+      } finally {
+        await files.release();
+      }
+      throw error;
+    };
     const memoryBytes = runtime.memoryBytes();
     if (memoryBytes > this.#options.memoryBudgetBytes) {
-      await runtime.dispose();
-      throw new AiaasError(
-        'MODEL_LOAD_FAILED',
-        `model needs about ${memoryBytes} bytes, more than the whole serving memory budget of ${this.#options.memoryBudgetBytes} bytes`,
+      await fail(
+        new AiaasError(
+          'MODEL_LOAD_FAILED',
+          `model needs about ${memoryBytes} bytes, more than the whole serving memory budget of ${this.#options.memoryBudgetBytes} bytes`,
+        ),
       );
     }
     const signature = runtime.signature();
@@ -216,8 +260,9 @@ export class ModelManager {
       try {
         await runtime.infer(signature.inputs.map((spec) => zeroTensor(spec)));
       } catch (error) {
-        await runtime.dispose();
-        throw new AiaasError('MODEL_LOAD_FAILED', `warmup inference failed: ${(error as Error).message}`, { cause: error });
+        // Runtime errors arrive cleaned of host paths (AiaasError); anything else is not shown to clients.
+        const reason = AiaasError.isInstance(error) ? error.message : 'the runtime failed';
+        await fail(new AiaasError('MODEL_LOAD_FAILED', `warmup inference failed: ${reason}`, { cause: error }));
       }
     }
     const labels = labelsOf(key);
@@ -232,6 +277,7 @@ export class ModelManager {
       loadedAt: now,
       lastUsedAt: now,
       active: 0,
+      files,
       batcher: new Batcher(runtime, { ...batching, labels, ...(this.#options.metrics === undefined ? {} : { metrics: this.#options.metrics }) }),
     };
     this.#entries.set(key.versionId, entry);
@@ -255,12 +301,27 @@ export class ModelManager {
   }
 
   async #remove(entry: Entry): Promise<void> {
-    if (this.#entries.get(entry.key.versionId) !== entry) return;
-    // Removed from the map first so new requests load a fresh copy instead of queuing on this one.
-    this.#entries.delete(entry.key.versionId);
+    const versionId = entry.key.versionId;
+    if (this.#entries.get(versionId) !== entry) return;
+    // Removed from the map first so new requests load a fresh copy instead of queuing on this one;
+    // that load waits for `#releasing`, set in this same tick.
+    this.#entries.delete(versionId);
     this.#reportLoaded();
-    if (entry.kind === 'tensor') await entry.batcher.flush();
-    await entry.runtime.dispose();
+    const releasing = (async () => {
+      try {
+        if (entry.kind === 'tensor') await entry.batcher.flush();
+        await entry.runtime.dispose();
+      } finally {
+        await entry.files.release();
+      }
+    })();
+    const settled = releasing.catch(() => undefined);
+    this.#releasing.set(versionId, settled);
+    try {
+      await releasing;
+    } finally {
+      if (this.#releasing.get(versionId) === settled) this.#releasing.delete(versionId);
+    }
   }
 
   #totalBytes(): number {

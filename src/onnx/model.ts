@@ -18,7 +18,8 @@ export type OnnxAttribute =
   | { kind: 'string'; value: string }
   | { kind: 'ints'; value: readonly number[] }
   | { kind: 'floats'; value: readonly number[] }
-  | { kind: 'tensor'; value: OnnxTensor };
+  | { kind: 'tensor'; value: OnnxTensor }
+  | { kind: 'graph'; value: OnnxGraph };
 
 export interface OnnxNode {
   opType: string;
@@ -33,8 +34,20 @@ export interface OnnxTensor {
   name: string;
   dataType: OnnxDataTypeCode;
   dims: readonly number[];
-  /** Little-endian raw bytes, as ONNX raw_data stores them. */
+  /** Little-endian raw bytes, as ONNX raw_data stores them. Ignored when `external` is set. */
   raw: Uint8Array;
+  /**
+   * Keeps the data in another file instead (ONNX external data): `location` relative to the model
+   * file's directory, the data at `offset` (default 0) for `length` bytes (default: to the end).
+   */
+  external?: { location: string; offset?: number; length?: number };
+}
+
+/** ONNX SparseTensorProto: `values` at `indices` of a dense tensor of shape `dims`. */
+export interface OnnxSparseTensor {
+  values: OnnxTensor;
+  indices: OnnxTensor;
+  dims: readonly number[];
 }
 
 /** A dimension is a fixed size or a symbolic name such as "batch". */
@@ -50,6 +63,7 @@ export interface OnnxGraph {
   name: string;
   nodes: readonly OnnxNode[];
   initializers: readonly OnnxTensor[];
+  sparseInitializers?: readonly OnnxSparseTensor[];
   inputs: readonly OnnxValueInfo[];
   outputs: readonly OnnxValueInfo[];
 }
@@ -74,6 +88,7 @@ export const attribute = {
   ints: (value: readonly number[]): OnnxAttribute => ({ kind: 'ints', value }),
   floats: (value: readonly number[]): OnnxAttribute => ({ kind: 'floats', value }),
   tensor: (value: OnnxTensor): OnnxAttribute => ({ kind: 'tensor', value }),
+  graph: (value: OnnxGraph): OnnxAttribute => ({ kind: 'graph', value }),
 };
 
 export function floatTensor(name: string, dims: readonly number[], values: Float32Array | readonly number[]): OnnxTensor {
@@ -90,10 +105,24 @@ function writeTensor(writer: ProtobufWriter, tensor: OnnxTensor): void {
   if (tensor.dims.length > 0) writer.packedInt64(1, tensor.dims);
   writer.int64(2, tensor.dataType);
   writer.string(8, tensor.name);
-  writer.bytes(9, tensor.raw);
+  if (tensor.external === undefined) {
+    writer.bytes(9, tensor.raw);
+    return;
+  }
+  const entries: [string, string][] = [['location', tensor.external.location]];
+  if (tensor.external.offset !== undefined) entries.push(['offset', String(tensor.external.offset)]);
+  if (tensor.external.length !== undefined) entries.push(['length', String(tensor.external.length)]);
+  for (const [key, value] of entries) writer.message(13, (entry) => entry.string(1, key).string(2, value));
+  writer.int64(14, 1); // data_location = EXTERNAL
 }
 
-const attributeTypeCode = { float: 1, int: 2, string: 3, tensor: 4, floats: 6, ints: 7 } as const;
+function writeSparseTensor(writer: ProtobufWriter, tensor: OnnxSparseTensor): void {
+  writer.message(1, (inner) => writeTensor(inner, tensor.values));
+  writer.message(2, (inner) => writeTensor(inner, tensor.indices));
+  if (tensor.dims.length > 0) writer.packedInt64(3, tensor.dims);
+}
+
+const attributeTypeCode = { float: 1, int: 2, string: 3, tensor: 4, graph: 5, floats: 6, ints: 7 } as const;
 
 function writeAttribute(writer: ProtobufWriter, name: string, value: OnnxAttribute): void {
   writer.string(1, name);
@@ -109,6 +138,9 @@ function writeAttribute(writer: ProtobufWriter, name: string, value: OnnxAttribu
       break;
     case 'tensor':
       writer.message(5, (inner) => writeTensor(inner, value.value));
+      break;
+    case 'graph':
+      writer.message(6, (inner) => writeGraph(inner, value.value));
       break;
     case 'floats':
       writer.packedFloat32(7, value.value);
@@ -148,19 +180,22 @@ function writeValueInfo(writer: ProtobufWriter, info: OnnxValueInfo): void {
   );
 }
 
+function writeGraph(writer: ProtobufWriter, graph: OnnxGraph): void {
+  for (const node of graph.nodes) writer.message(1, (inner) => writeNode(inner, node));
+  writer.string(2, graph.name);
+  for (const tensor of graph.initializers) writer.message(5, (inner) => writeTensor(inner, tensor));
+  for (const input of graph.inputs) writer.message(11, (inner) => writeValueInfo(inner, input));
+  for (const output of graph.outputs) writer.message(12, (inner) => writeValueInfo(inner, output));
+  for (const tensor of graph.sparseInitializers ?? []) writer.message(15, (inner) => writeSparseTensor(inner, tensor));
+}
+
 /** Serialise to the ONNX protobuf wire format (a `.onnx` file's bytes). */
 export function encodeOnnxModel(model: OnnxModel): Uint8Array {
   const writer = new ProtobufWriter();
   writer.int64(1, model.irVersion);
   writer.string(2, model.producerName);
   writer.string(3, model.producerVersion);
-  writer.message(7, (graph) => {
-    for (const node of model.graph.nodes) graph.message(1, (inner) => writeNode(inner, node));
-    graph.string(2, model.graph.name);
-    for (const tensor of model.graph.initializers) graph.message(5, (inner) => writeTensor(inner, tensor));
-    for (const input of model.graph.inputs) graph.message(11, (inner) => writeValueInfo(inner, input));
-    for (const output of model.graph.outputs) graph.message(12, (inner) => writeValueInfo(inner, output));
-  });
+  writer.message(7, (graph) => writeGraph(graph, model.graph));
   writer.message(8, (opset) => {
     opset.string(1, '');
     opset.int64(2, model.opsetVersion);

@@ -3,28 +3,39 @@
  * model file validated in a child process before it is stored (encrypted) and the one place that
  * turns `name` + `version|alias` into what the inference routes and the model manager need.
  */
+import { join } from 'node:path';
 import { AiaasError } from '../errors.ts';
 import type { ResolvedModel } from '../http/protocols/route-support.ts';
 import type { ModelSignature } from '../runtimes/runtime.ts';
+import type { ModelUpload } from '../runtimes/validate-in-child.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
-import type { ModelManager } from '../inference/model-manager.ts';
+import type { ModelFiles, ModelManager } from '../inference/model-manager.ts';
 import type { BatchingOptions } from '../inference/types.ts';
 import type { AliasRecord, ModelFormat, ModelRecord, ModelVersionRecord, ModelVersionSource, Repositories } from '../storage/index.ts';
 import { latestSelector, validateAliasName } from '../storage/index.ts';
+import type { PlaintextDirectory } from '../storage/plaintext-directory.ts';
 import { createHash } from 'node:crypto';
 import type { GgufDescription, GgufSignature } from '../runtimes/gguf/gguf-signature.ts';
+import { externalDataFiles } from './external-data.ts';
 import { validateName } from './names.ts';
-import type { PlainModelFiles } from './plain-model-files.ts';
 import { readTar } from './tar.ts';
 
 export const modelFileNames = ['model.onnx', 'spec.json', 'model.safetensors', 'metrics.json'] as const;
 export type ModelFileName = (typeof modelFileNames)[number];
+
+/** Where a version's external-data files sit among its `savedModelRefs`: `external/<location>`. */
+const externalRefPrefix = 'external/';
 
 export interface SavedModelUpload {
   onnx: Uint8Array;
   spec?: Uint8Array | undefined;
   weights?: Uint8Array | undefined;
   metrics?: Uint8Array | undefined;
+  /**
+   * The archive's other files, keyed by their path relative to model.onnx's folder: candidates for
+   * the model's external data. Undefined for a bare .onnx upload, which may not use external data.
+   */
+  archiveFiles?: ReadonlyMap<string, Uint8Array> | undefined;
 }
 
 export interface AddVersionOptions {
@@ -64,26 +75,6 @@ export interface VersionView {
   createdAt: string;
 }
 
-export interface ModelRegistryOptions {
-  repositories: Repositories;
-  artifacts: EncryptedArtifactStore;
-  manager: ModelManager;
-  /** Opens the model bytes in isolation and returns the signature; INVALID_MODEL_FILE otherwise. */
-  validate: (bytes: Uint8Array) => Promise<ModelSignature>;
-  maxModelBytes: number;
-  /** Reads a GGUF file's header in isolation; INVALID_MODEL_FILE otherwise. Without it GGUF uploads are refused. */
-  validateGguf?: (path: string) => Promise<GgufDescription>;
-  /** Where decrypted copies of GGUF files go (validation and loading). Required with `validateGguf`. */
-  plainFiles?: PlainModelFiles;
-  /** Milliseconds; with `resolveCacheMs` lets inference skip the database for a recently resolved name. */
-  now?: () => number;
-  /**
-   * How long a resolved name@selector is reused. Every change made through this registry clears the
-   * tenant's entries at once; the bound only matters for changes made by another process. 0 disables.
-   */
-  resolveCacheMs?: number;
-}
-
 /** A GGUF version's signature as stored: the header's description plus the plaintext file's hash. */
 export interface StoredGgufSignature extends GgufSignature {
   sha256: string;
@@ -105,6 +96,26 @@ export interface LanguageModelVersion {
 /** GGUF files start with the ASCII magic `GGUF`. */
 export function isGguf(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0x47 && bytes[1] === 0x47 && bytes[2] === 0x55 && bytes[3] === 0x46;
+}
+
+export interface ModelRegistryOptions {
+  repositories: Repositories;
+  artifacts: EncryptedArtifactStore;
+  manager: ModelManager;
+  /** Where a loading version's decrypted files are written (and removed when it unloads). */
+  plaintext: PlaintextDirectory;
+  /** Opens the model (and its external data) in isolation and returns the signature; INVALID_MODEL_FILE otherwise. */
+  validate: (model: ModelUpload) => Promise<ModelSignature>;
+  maxModelBytes: number;
+  /** Reads a GGUF file's header in isolation; INVALID_MODEL_FILE otherwise. Without it GGUF uploads are refused. */
+  validateGguf?: (bytes: Uint8Array) => Promise<GgufDescription>;
+  /** Milliseconds; with `resolveCacheMs` lets inference skip the database for a recently resolved name. */
+  now?: () => number;
+  /**
+   * How long a resolved name@selector is reused. Every change made through this registry clears the
+   * tenant's entries at once; the bound only matters for changes made by another process. 0 disables.
+   */
+  resolveCacheMs?: number;
 }
 
 const batchingLimits: Record<keyof BatchingOptions, { minimum: number; maximum: number }> = {
@@ -159,12 +170,12 @@ export class ModelRegistry {
   readonly #repositories: Repositories;
   readonly #artifacts: EncryptedArtifactStore;
   readonly #manager: ModelManager;
-  readonly #validate: (bytes: Uint8Array) => Promise<ModelSignature>;
-  readonly #validateGguf: ((path: string) => Promise<GgufDescription>) | undefined;
-  readonly #plainFiles: PlainModelFiles | undefined;
+  readonly #validate: (model: ModelUpload) => Promise<ModelSignature>;
+  readonly #plaintext: PlaintextDirectory;
+  readonly #validateGguf: ((bytes: Uint8Array) => Promise<GgufDescription>) | undefined;
   readonly #maxModelBytes: number;
-  /** versionId -> where its onnx lives; filled by resolve so the manager can load without a tenant in its key. */
-  readonly #locations = new Map<string, { tenantId: string; onnxRef: string }>();
+  /** versionId -> where its files live; filled by resolve so the manager can load without a tenant in its key. */
+  readonly #locations = new Map<string, VersionLocation>();
   readonly #now: () => number;
   readonly #resolveCacheMs: number;
   readonly #resolved = new Map<string, Map<string, { model: ResolvedModel; at: number }>>();
@@ -178,8 +189,8 @@ export class ModelRegistry {
     this.#artifacts = options.artifacts;
     this.#manager = options.manager;
     this.#validate = options.validate;
+    this.#plaintext = options.plaintext;
     this.#validateGguf = options.validateGguf;
-    this.#plainFiles = options.plainFiles;
     this.#maxModelBytes = options.maxModelBytes;
   }
 
@@ -274,6 +285,14 @@ export class ModelRegistry {
         details: { limit: this.#maxModelBytes },
       });
     }
+    // Before anything opens the model: what it may read besides itself (finding: external data).
+    const externalData = await externalDataFiles(files.onnx, files.archiveFiles, modelFileNames);
+    const totalBytes = [...externalData.values()].reduce((sum, bytes) => sum + bytes.byteLength, files.onnx.byteLength);
+    if (totalBytes > this.#maxModelBytes) {
+      throw new AiaasError('PAYLOAD_TOO_LARGE', `model.onnx and its external data are ${totalBytes} bytes; the limit is ${this.#maxModelBytes}`, {
+        details: { limit: this.#maxModelBytes },
+      });
+    }
     let metrics: unknown = options.metrics;
     if (metrics === undefined && files.metrics !== undefined) metrics = parseJsonFile(files.metrics, 'metrics.json');
     if (files.spec !== undefined) parseJsonFile(files.spec, 'spec.json');
@@ -283,7 +302,7 @@ export class ModelRegistry {
       const engineModel = modelFromBytes(new TextDecoder().decode(files.spec), files.weights);
       await engineModel.dispose();
     }
-    const signature = await this.#validate(files.onnx);
+    const signature = await this.#validate({ onnx: files.onnx, externalData });
 
     const stored: string[] = [];
     try {
@@ -300,6 +319,11 @@ export class ModelRegistry {
         savedModelRefs[file] = await this.#artifacts.put(tenantId, bytes);
         stored.push(savedModelRefs[file]);
       }
+      for (const [location, bytes] of externalData) {
+        const ref = await this.#artifacts.put(tenantId, bytes);
+        savedModelRefs[`${externalRefPrefix}${location}`] = ref;
+        stored.push(ref);
+      }
       const version = await this.#repositories.models.addVersion(tenantId, model.id, {
         source: options.source,
         onnxRef,
@@ -308,7 +332,7 @@ export class ModelRegistry {
         metrics: metrics ?? null,
         jobId: options.jobId ?? null,
       });
-      this.#locations.set(version.id, { tenantId, onnxRef });
+      this.#locations.set(version.id, locationOf(tenantId, version));
       this.#changed(tenantId);
       return version;
     } catch (error) {
@@ -318,9 +342,9 @@ export class ModelRegistry {
   }
 
   /**
-   * Stores a GGUF file as a new version. Its header is read in an isolated child process from a
-   * private plaintext copy, removed again whatever happens; only a file that passes is encrypted
-   * and stored. The signature is the header's description (plus the file's SHA-256).
+   * Stores a GGUF file as a new version. Its header is read in an isolated child process (from a
+   * scratch copy the validator removes); only a file that passes is encrypted and stored. The
+   * signature is the header's description plus the file's SHA-256; the chat template is kept apart.
    */
   async addVersionFromGguf(tenantId: string, modelName: string, bytes: Uint8Array, options: AddVersionOptions): Promise<ModelVersionRecord> {
     const model = await this.#modelForNewVersion(tenantId, modelName, options.createModel === true);
@@ -329,16 +353,8 @@ export class ModelRegistry {
         details: { limit: this.#maxModelBytes },
       });
     }
-    const validate = this.#validateGguf;
-    const plainFiles = this.#plainFiles;
-    if (validate === undefined || plainFiles === undefined) throw new AiaasError('INVALID_MODEL_FILE', 'This server does not accept GGUF models');
-    const path = await plainFiles.write(tenantId, 'upload', bytes);
-    let description: GgufDescription;
-    try {
-      description = await validate(path);
-    } finally {
-      await plainFiles.remove(path);
-    }
+    if (this.#validateGguf === undefined) throw new AiaasError('INVALID_MODEL_FILE', 'This server does not accept GGUF models');
+    const description = await this.#validateGguf(bytes);
     const signature: StoredGgufSignature = { ...description.signature, sha256: createHash('sha256').update(bytes).digest('hex') };
     const fileRef = await this.#artifacts.put(tenantId, bytes);
     try {
@@ -351,7 +367,7 @@ export class ModelRegistry {
         metrics: options.metrics ?? null,
         jobId: options.jobId ?? null,
       });
-      this.#locations.set(version.id, { tenantId, onnxRef: fileRef });
+      this.#locations.set(version.id, locationOf(tenantId, version));
       this.#changed(tenantId);
       return version;
     } catch (error) {
@@ -360,17 +376,23 @@ export class ModelRegistry {
     }
   }
 
-  /** A saved-model folder packed as tar: model.onnx required; spec.json, model.safetensors, metrics.json optional. */
+  /**
+   * A saved-model folder packed as tar: model.onnx required; spec.json, model.safetensors, metrics.json
+   * optional; any files model.onnx keeps external data in, beside it in the archive.
+   */
   async addVersionFromTar(tenantId: string, modelName: string, archive: Uint8Array, options: AddVersionOptions): Promise<ModelVersionRecord> {
     const entries = readTar(archive);
     const files = new Map<string, Uint8Array>();
+    let onnxFolder: string[] = [];
     for (const entry of entries) {
-      const base = entry.name.split('/').filter((part) => part !== '' && part !== '.').at(-1) ?? '';
+      const parts = pathParts(entry.name);
+      const base = parts.at(-1) ?? '';
       // macOS tar adds AppleDouble `._name` companions; they are metadata, not model files.
       if (base.startsWith('._')) continue;
       if ((modelFileNames as readonly string[]).includes(base)) {
         if (files.has(base)) throw new AiaasError('INVALID_MODEL_FILE', `the archive holds ${base} twice`);
         files.set(base, entry.bytes);
+        if (base === 'model.onnx') onnxFolder = parts.slice(0, -1);
       }
     }
     const onnx = files.get('model.onnx');
@@ -382,7 +404,13 @@ export class ModelRegistry {
     return this.addVersionFromSavedModel(
       tenantId,
       modelName,
-      { onnx, spec: files.get('spec.json'), weights: files.get('model.safetensors'), metrics: files.get('metrics.json') },
+      {
+        onnx,
+        spec: files.get('spec.json'),
+        weights: files.get('model.safetensors'),
+        metrics: files.get('metrics.json'),
+        archiveFiles: filesBeside(entries, onnxFolder),
+      },
       options,
     );
   }
@@ -427,58 +455,6 @@ export class ModelRegistry {
     }
     const bytes = await this.#artifacts.get(tenantId, ref);
     return { bytes, contentType: file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream' };
-  }
-
-  /**
-   * A tenant's language-model version: MODEL_NOT_FOUND / VERSION_NOT_FOUND as `resolve`, and
-   * MODEL_NOT_FOUND for a version that is not a language model (the LLM routes cannot serve it).
-   */
-  async resolveLanguageModel(tenantId: string, name: string, versionOrAlias?: string): Promise<LanguageModelVersion> {
-    const model = await this.#repositories.models.getByName(tenantId, name);
-    if (model === undefined) throw modelNotFound(name);
-    const selector = versionOrAlias ?? latestSelector;
-    const version = await this.#selectVersion(tenantId, model, selector);
-    if (version === undefined) throw versionNotFound(name, selector);
-    if (version.format !== 'gguf') {
-      throw new AiaasError('MODEL_NOT_FOUND', `Model '${name}' is not a language model`, { details: { model: name, format: version.format } });
-    }
-    this.#locations.set(version.id, { tenantId, onnxRef: version.onnxRef });
-    const aliases = await this.#repositories.models.listAliases(tenantId, model.id);
-    return languageModelVersion(tenantId, model, version, aliases);
-  }
-
-  /**
-   * The tenant's language models: for each model whose latest version is GGUF, that version
-   * first, then every other GGUF version an alias points at; each with the aliases naming it.
-   */
-  async listLanguageModels(tenantId: string): Promise<LanguageModelVersion[]> {
-    const result: LanguageModelVersion[] = [];
-    for (const model of await this.listModels(tenantId)) {
-      const latest = await this.#repositories.models.latestVersion(tenantId, model.id);
-      if (latest === undefined || latest.format !== 'gguf') continue;
-      const aliases = await this.#repositories.models.listAliases(tenantId, model.id);
-      result.push(languageModelVersion(tenantId, model, latest, aliases));
-      const targets = [...new Set(aliases.map((alias) => alias.versionId))].filter((versionId) => versionId !== latest.id);
-      for (const versionId of targets) {
-        const version = await this.#repositories.models.getVersionById(tenantId, versionId);
-        if (version?.format === 'gguf') result.push(languageModelVersion(tenantId, model, version, aliases));
-      }
-    }
-    return result;
-  }
-
-  /**
-   * The model manager's loader for GGUF versions: decrypts the file (ARTIFACT_CORRUPT if altered)
-   * into a private plaintext file for llama.cpp to memory-map. The caller removes it on unload.
-   */
-  async writePlainModelFile(versionId: string): Promise<{ path: string; remove: () => Promise<void> }> {
-    const location = this.#locations.get(versionId);
-    const plainFiles = this.#plainFiles;
-    if (location === undefined) throw new AiaasError('VERSION_NOT_FOUND', 'This model version is no longer available');
-    if (plainFiles === undefined) throw new AiaasError('MODEL_LOAD_FAILED', 'This server cannot load language models');
-    const bytes = await this.#artifacts.get(location.tenantId, location.onnxRef);
-    const path = await plainFiles.write(location.tenantId, versionId, bytes);
-    return { path, remove: () => plainFiles.remove(path) };
   }
 
   // ---- aliases
@@ -536,7 +512,7 @@ export class ModelRegistry {
         details: { model: name, format: version.format },
       });
     }
-    this.#locations.set(version.id, { tenantId, onnxRef: version.onnxRef });
+    this.#locations.set(version.id, locationOf(tenantId, version));
     const batching = model.batching as Partial<BatchingOptions> | undefined;
     const resolved: ResolvedModel = {
       tenantId,
@@ -571,18 +547,81 @@ export class ModelRegistry {
     );
   }
 
-  /** The model manager's loader: decrypts the version's model.onnx (ARTIFACT_CORRUPT if altered). */
-  async loadOnnxBytes(versionId: string): Promise<Uint8Array> {
-    const location = this.#locations.get(versionId);
-    if (location === undefined) throw new AiaasError('VERSION_NOT_FOUND', 'This model version is no longer available');
-    return this.#artifacts.get(location.tenantId, location.onnxRef);
+  /**
+   * A tenant's language-model version: MODEL_NOT_FOUND / VERSION_NOT_FOUND as `resolve`, and
+   * MODEL_NOT_FOUND for a version that is not a language model (the LLM routes cannot serve it).
+   */
+  async resolveLanguageModel(tenantId: string, name: string, versionOrAlias?: string): Promise<LanguageModelVersion> {
+    const model = await this.#repositories.models.getByName(tenantId, name);
+    if (model === undefined) throw modelNotFound(name);
+    const selector = versionOrAlias ?? latestSelector;
+    const version = await this.#selectVersion(tenantId, model, selector);
+    if (version === undefined) throw versionNotFound(name, selector);
+    if (version.format !== 'gguf') {
+      throw new AiaasError('MODEL_NOT_FOUND', `Model '${name}' is not a language model`, { details: { model: name, format: version.format } });
+    }
+    this.#locations.set(version.id, locationOf(tenantId, version));
+    const aliases = await this.#repositories.models.listAliases(tenantId, model.id);
+    return languageModelVersion(tenantId, model, version, aliases);
   }
 
-  /** Unloads every loaded version of a deleted tenant; its data key is gone, so nothing would reload. */
+  /**
+   * The tenant's language models: for each model whose latest version is GGUF, that version
+   * first, then every other GGUF version an alias points at; each with the aliases naming it.
+   */
+  async listLanguageModels(tenantId: string): Promise<LanguageModelVersion[]> {
+    const result: LanguageModelVersion[] = [];
+    for (const model of await this.listModels(tenantId)) {
+      const latest = await this.#repositories.models.latestVersion(tenantId, model.id);
+      if (latest === undefined || latest.format !== 'gguf') continue;
+      const aliases = await this.#repositories.models.listAliases(tenantId, model.id);
+      result.push(languageModelVersion(tenantId, model, latest, aliases));
+      const targets = [...new Set(aliases.map((alias) => alias.versionId))].filter((versionId) => versionId !== latest.id);
+      for (const versionId of targets) {
+        const version = await this.#repositories.models.getVersionById(tenantId, versionId);
+        if (version?.format === 'gguf') result.push(languageModelVersion(tenantId, model, version, aliases));
+      }
+    }
+    return result;
+  }
+
+  /**
+   * The model manager's loader: decrypts the version's model.onnx (ARTIFACT_CORRUPT if altered) and its
+   * external-data files into the version's private plaintext directory, for the runtime to open from
+   * there. The manager calls `release` when the version unloads, which removes the directory.
+   */
+  async openModelFiles(versionId: string): Promise<ModelFiles> {
+    const location = this.#locations.get(versionId);
+    if (location === undefined) throw new AiaasError('VERSION_NOT_FOUND', 'This model version is no longer available');
+    if (location.format === 'gguf') {
+      // llama.cpp memory-maps the file from the version's private directory.
+      const gguf = await this.#artifacts.get(location.tenantId, location.onnxRef);
+      const written = await this.#plaintext.write(location.tenantId, versionId, [{ path: 'model.gguf', bytes: gguf }]);
+      return { path: join(written.directory, 'model.gguf'), sizeBytes: written.sizeBytes, release: written.remove };
+    }
+    const onnx = await this.#artifacts.get(location.tenantId, location.onnxRef);
+    const external = new Map<string, Uint8Array>();
+    for (const [path, ref] of location.externalRefs) external.set(path, await this.#artifacts.get(location.tenantId, ref));
+    // Checked again at load: a version stored before this check existed must not read outside its directory either.
+    try {
+      await externalDataFiles(onnx, external, modelFileNames);
+    } catch (error) {
+      throw new AiaasError('MODEL_LOAD_FAILED', `the stored model did not pass the external-data check: ${(error as Error).message}`, { cause: error });
+    }
+    const files = [{ path: 'model.onnx', bytes: onnx }, ...[...external].map(([path, bytes]) => ({ path, bytes }))];
+    const written = await this.#plaintext.write(location.tenantId, versionId, files);
+    return { path: join(written.directory, 'model.onnx'), sizeBytes: written.sizeBytes, release: written.remove };
+  }
+
+  /**
+   * Unloads every loaded version of a deleted tenant (its data key is gone, so nothing would reload)
+   * and removes its plaintext subtree, including anything a load in flight wrote.
+   */
   async forgetTenant(tenantId: string): Promise<void> {
     this.#changed(tenantId);
     const versionIds = [...this.#locations].filter(([, location]) => location.tenantId === tenantId).map(([versionId]) => versionId);
     await this.#unload(versionIds);
+    await this.#plaintext.removeTenant(tenantId);
   }
 
   async #unload(versionIds: readonly string[]): Promise<void> {
@@ -621,6 +660,45 @@ export class ModelRegistry {
       throw error;
     }
   }
+}
+
+interface VersionLocation {
+  tenantId: string;
+  onnxRef: string;
+  /** External-data file path (relative to model.onnx) → artifact ref. */
+  externalRefs: ReadonlyMap<string, string>;
+  format: ModelFormat;
+}
+
+function locationOf(tenantId: string, version: ModelVersionRecord): VersionLocation {
+  const externalRefs = new Map<string, string>();
+  for (const [key, ref] of Object.entries(version.savedModelRefs ?? {})) {
+    if (key.startsWith(externalRefPrefix)) externalRefs.set(key.slice(externalRefPrefix.length), ref);
+  }
+  return { tenantId, onnxRef: version.onnxRef, externalRefs, format: version.format };
+}
+
+/** A tar entry name as path segments, without empty and `.` segments. */
+function pathParts(name: string): string[] {
+  return name.split('/').filter((part) => part !== '' && part !== '.');
+}
+
+/**
+ * The archive's files under model.onnx's folder, keyed by their path relative to it. A path held
+ * twice is left out: a location naming it is then refused as missing rather than resolved by guess.
+ */
+function filesBeside(entries: readonly { name: string; bytes: Uint8Array }[], folder: readonly string[]): Map<string, Uint8Array> {
+  const files = new Map<string, Uint8Array>();
+  const twice = new Set<string>();
+  for (const entry of entries) {
+    const parts = pathParts(entry.name);
+    if (parts.length <= folder.length || folder.some((part, index) => parts[index] !== part)) continue;
+    const relative = parts.slice(folder.length).join('/');
+    if (files.has(relative)) twice.add(relative);
+    files.set(relative, entry.bytes);
+  }
+  for (const path of twice) files.delete(path);
+  return files;
 }
 
 /** The downloadable name of a version's model file. */

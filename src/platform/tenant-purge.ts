@@ -2,9 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AiaasError } from '../errors.ts';
 import type { Repositories } from '../storage/index.ts';
-
-/** `<data-dir>/plain/<tenant>/`: decrypted model files while a model is loaded. */
-export const plainDirectoryName = 'plain';
+import { plaintextDirectoryName } from '../storage/plaintext-directory.ts';
 
 export interface TenantPurgeOptions {
   repositories: Pick<Repositories, 'tenantContent'>;
@@ -45,7 +43,7 @@ export async function purgeTenantContent(tenantId: string, options: TenantPurgeO
     await options.artifacts.delete(ref);
     report.artifactsDeleted += 1;
   }
-  await rm(join(options.dataDir, plainDirectoryName, tenantId), { recursive: true, force: true });
+  await rm(join(options.dataDir, plaintextDirectoryName, tenantId), { recursive: true, force: true });
   await options.scrubDatabase();
   return report;
 }

@@ -1,6 +1,7 @@
 import ort from 'onnxruntime-node';
 import { AiaasError } from '../errors.ts';
-import type { ModelSignature, Runtime, Tensor, TensorData, TensorDataType, TensorSpec } from './runtime.ts';
+import { cleanRuntimeError } from './runtime-errors.ts';
+import type { ModelFile, ModelSignature, Runtime, Tensor, TensorData, TensorDataType, TensorSpec } from './runtime.ts';
 
 export interface OnnxRuntimeOptions {
   /** Threads ONNX Runtime may use inside one operator; 0 lets ORT decide. */
@@ -85,7 +86,13 @@ class OnnxRuntime implements Runtime {
       feeds[input.name] = new ort.Tensor(toOrtType[input.datatype], input.data as ort.Tensor.DataType, input.shape);
     }
     const names = outputNames ?? this.#outputNames;
-    const results = await this.#session.run(feeds, names);
+    let results: ort.InferenceSession.ReturnType;
+    try {
+      results = await this.#session.run(feeds, names);
+    } catch (error) {
+      // The input passed the signature checks, so what failed is this model on this input.
+      throw new AiaasError('INFERENCE_FAILED', `the model failed to run on this input: ${cleanRuntimeError(error)}`, { cause: error });
+    }
     return names.map((name) => {
       const value = results[name];
       if (value === undefined) throw new AiaasError('INTERNAL', `ONNX Runtime returned no output '${name}'`);
@@ -96,8 +103,8 @@ class OnnxRuntime implements Runtime {
   }
 
   /**
-   * An estimate: the serialized model size. Weights dominate small and medium models and ORT keeps
-   * roughly one copy of them; arena growth during inference is not counted.
+   * An estimate: the size of the model's files (external data included). Weights dominate small and
+   * medium models and ORT keeps roughly one copy of them; arena growth during inference is not counted.
    */
   memoryBytes(): number {
     return this.#bytes;
@@ -110,19 +117,23 @@ class OnnxRuntime implements Runtime {
   }
 }
 
-/** Opens an ONNX model held in memory. Parse failures become MODEL_LOAD_FAILED. */
-export async function loadOnnxRuntime(bytes: Uint8Array, options: OnnxRuntimeOptions = {}): Promise<Runtime> {
+/**
+ * Opens an ONNX model from its file, never from bytes: ORT resolves external data against the
+ * model file's directory (for bytes it would use the process's working directory). Parse failures
+ * become MODEL_LOAD_FAILED with a message cleaned of host paths; the full text stays on `cause`.
+ */
+export async function loadOnnxRuntime(model: ModelFile, options: OnnxRuntimeOptions = {}): Promise<Runtime> {
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(bytes, {
+    session = await ort.InferenceSession.create(model.path, {
       ...(options.intraOpThreads === undefined ? {} : { intraOpNumThreads: options.intraOpThreads }),
       graphOptimizationLevel: 'all',
     });
   } catch (error) {
-    throw new AiaasError('MODEL_LOAD_FAILED', `ONNX Runtime could not open the model: ${(error as Error).message}`, { cause: error });
+    throw new AiaasError('MODEL_LOAD_FAILED', `ONNX Runtime could not open the model: ${cleanRuntimeError(error)}`, { cause: error });
   }
   try {
-    return new OnnxRuntime(session, signatureFromMetadata(session.inputMetadata, session.outputMetadata), bytes.byteLength);
+    return new OnnxRuntime(session, signatureFromMetadata(session.inputMetadata, session.outputMetadata), model.sizeBytes);
   } catch (error) {
     await session.release();
     throw error;

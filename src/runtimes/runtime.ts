@@ -62,6 +62,17 @@ export interface Tensor {
   data: TensorData;
 }
 
+/**
+ * A model as a runtime opens it: a file in a private directory (beside any files it refers to, such
+ * as ONNX external data), never bytes in memory.
+ */
+export interface ModelFile {
+  /** Absolute path of the model file. */
+  path: string;
+  /** Size of the model's files together (external data included); the memory estimate starts here. */
+  sizeBytes: number;
+}
+
 export interface Runtime {
   readonly specificationVersion: 'v1';
   signature(): ModelSignature;

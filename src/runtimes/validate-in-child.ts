@@ -1,10 +1,20 @@
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type ort from 'onnxruntime-node';
 import { AiaasError } from '../errors.ts';
 import { signatureFromMetadata } from './onnx-runtime.ts';
+import { cleanRuntimeMessage } from './runtime-errors.ts';
 import type { ModelSignature } from './runtime.ts';
+
+/** A model to validate: its ONNX bytes and the files its external data names, by relative location. */
+export interface ModelUpload {
+  onnx: Uint8Array;
+  /** Locations must already be checked safe (`isSafeRelativePath`): they become paths in the scratch directory. */
+  externalData?: ReadonlyMap<string, Uint8Array>;
+}
 
 export interface ValidateOptions {
   /** Wall-clock limit for the child; on expiry it is killed. */
@@ -15,6 +25,11 @@ export interface ValidateOptions {
   memoryPollMs?: number;
   /** Replaces the child script; for tests that need a child which hangs or crashes. */
   scriptPath?: string;
+  /**
+   * Where the private (0700) directory holding the model's plaintext for the child is created and,
+   * afterwards, removed; the server passes one under its data dir's `plain/`. Default: the OS temp dir.
+   */
+  scratchRoot?: string;
 }
 
 const defaultScript = fileURLToPath(new URL('./validate-child.mjs', import.meta.url));
@@ -30,8 +45,31 @@ async function residentBytes(pid: number): Promise<number | undefined> {
   }
 }
 
-function reject(reason: string): AiaasError {
-  return new AiaasError('INVALID_MODEL_FILE', `the uploaded file is not a loadable ONNX model: ${reason}`);
+function reject(reason: string, cause?: unknown): AiaasError {
+  return new AiaasError('INVALID_MODEL_FILE', `the uploaded file is not a loadable ONNX model: ${reason}`, cause === undefined ? {} : { cause });
+}
+
+/**
+ * Writes the model and its external data into a fresh private directory: the child opens the model
+ * from a path there, so relative references resolve inside it and never against a working directory.
+ */
+async function writeScratchModel(model: ModelUpload, scratchRoot: string): Promise<{ directory: string; modelPath: string }> {
+  await mkdir(scratchRoot, { recursive: true, mode: 0o700 });
+  // mkdtemp creates the directory with mode 0700.
+  const directory = await mkdtemp(join(scratchRoot, 'validate-'));
+  try {
+    const modelPath = join(directory, 'model.onnx');
+    await writeFile(modelPath, model.onnx, { mode: 0o600, flag: 'wx' });
+    for (const [location, bytes] of model.externalData ?? new Map<string, Uint8Array>()) {
+      const path = join(directory, location);
+      if (dirname(path) !== directory) await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+      await writeFile(path, bytes, { mode: 0o600, flag: 'wx' });
+    }
+    return { directory, modelPath };
+  } catch (error) {
+    await rm(directory, { recursive: true, force: true });
+    throw error;
+  }
 }
 
 /**
@@ -43,15 +81,25 @@ function reject(reason: string): AiaasError {
  * kills it above `memoryLimitBytes`. A spike shorter than one poll interval can slip through, and on
  * systems without /proc only the heap cap and the time limit apply.
  */
-export async function validateOnnxInChild(bytes: Uint8Array, options: ValidateOptions = {}): Promise<ModelSignature> {
+export async function validateOnnxInChild(model: ModelUpload, options: ValidateOptions = {}): Promise<ModelSignature> {
+  if (model.onnx.byteLength === 0) throw reject('the file is empty');
+  const { directory, modelPath } = await writeScratchModel(model, options.scratchRoot ?? tmpdir());
+  try {
+    return await runChild(modelPath, directory, options);
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+async function runChild(modelPath: string, directory: string, options: ValidateOptions): Promise<ModelSignature> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const memoryLimitBytes = options.memoryLimitBytes ?? 2 * 1024 ** 3;
   const memoryPollMs = options.memoryPollMs ?? 50;
-  if (bytes.byteLength === 0) throw reject('the file is empty');
-
   const heapMegabytes = Math.max(64, Math.floor(memoryLimitBytes / 1024 ** 2 / 2));
-  const child = spawn(process.execPath, [`--max-old-space-size=${heapMegabytes}`, options.scriptPath ?? defaultScript], {
+  const child = spawn(process.execPath, [`--max-old-space-size=${heapMegabytes}`, options.scriptPath ?? defaultScript, modelPath], {
     stdio: ['pipe', 'pipe', 'pipe'],
+    // The private directory as working directory too: nothing the child resolves lands in the server's.
+    cwd: directory,
     // The parent's NODE_OPTIONS may carry test-runner or tsx loader flags the child has no use for.
     env: { ...process.env, NODE_OPTIONS: '' },
   });
@@ -98,9 +146,12 @@ export async function validateOnnxInChild(bytes: Uint8Array, options: ValidateOp
         } catch {
           const how = signal !== null ? `signal ${signal}` : `exit code ${code}`;
           const tail = stderr.trim().split('\n').slice(-1)[0] ?? '';
-          return rejectPromise(reject(`the validator crashed (${how})${tail === '' ? '' : `: ${tail}`}`));
+          return rejectPromise(reject(`the validator crashed (${how})${tail === '' ? '' : `: ${cleanRuntimeMessage(tail)}`}`, new Error(stderr)));
         }
-        if (!message.ok) return rejectPromise(reject(message.error ?? 'unknown ONNX Runtime error'));
+        if (!message.ok) {
+          const raw = message.error ?? 'unknown ONNX Runtime error';
+          return rejectPromise(reject(cleanRuntimeMessage(raw), new Error(raw)));
+        }
         try {
           resolve(signatureFromMetadata(message.inputs ?? [], message.outputs ?? []));
         } catch (error) {
@@ -108,8 +159,8 @@ export async function validateOnnxInChild(bytes: Uint8Array, options: ValidateOp
         }
       }),
     );
-    // The child may die before reading everything; that surfaces through 'close', not as an EPIPE throw.
+    // The model is read from its path; stdin only signals the start (test children wait for its end).
     child.stdin.on('error', () => undefined);
-    child.stdin.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    child.stdin.end();
   });
 }

@@ -363,8 +363,7 @@ export class AliasesApi {
   /** Creates the alias or moves it atomically. */
   async set(model: string, alias: string, version: number, options: SignalOption = {}): Promise<Alias> {
     const body = await this.transport.json('PUT', `/api/v1/models/${segment(model)}/aliases/${segment(alias)}`, { json: { version }, signal: options.signal });
-    const answered = unwrap<Partial<Alias> | undefined>(body, 'alias');
-    return { ...answered, name: answered?.name ?? alias, version: answered?.version ?? version };
+    return unwrap<Alias>(body, 'alias');
   }
 
   async list(model: string, options: SignalOption = {}): Promise<Alias[]> {

@@ -12,9 +12,8 @@ import { validateConfig, type AiaasConfig } from '../config.ts';
 import { AiaasError } from '../errors.ts';
 import { AuditLogger } from '../http/audit.ts';
 import { Metrics } from '../http/metrics.ts';
-import { validateOnnxInChild } from '../runtimes/validate-in-child.ts';
+import { validateOnnxInChild, type ModelUpload } from '../runtimes/validate-in-child.ts';
 import { validateGgufInChild } from '../runtimes/gguf/validate-gguf-in-child.ts';
-import { openPlainModelFiles } from '../platform/plain-model-files.ts';
 import { createLanguageModelLoader } from './language-models.ts';
 import type { ModelSignature } from '../runtimes/runtime.ts';
 import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
@@ -40,6 +39,7 @@ import {
   type Database,
   type Repositories,
 } from '../storage/index.ts';
+import { PlaintextDirectory } from '../storage/plaintext-directory.ts';
 import { lockDataDir } from './data-dir-lock.ts';
 import { KeyStoreDataKeyStore } from './data-key-store.ts';
 import { moveDataKeysToKeyStore } from './key-store-migration.ts';
@@ -54,6 +54,8 @@ export interface ServerContext {
   /** The wrapped data keys and key-check values, in their own file (`keyStorePath`). */
   readonly keyStore: KeyStoreDatabase;
   readonly artifacts: EncryptedArtifactStore;
+  /** `<dataDir>/plain`: decrypted files of loaded model versions (emptied at start). */
+  readonly plaintext: PlaintextDirectory;
   readonly access: AccessService;
   readonly datasets: DatasetService;
   readonly registry: ModelRegistry;
@@ -74,7 +76,7 @@ export interface ServerContextOptions {
   now?: () => Date;
   logger?: Logger;
   /** Replaces the child-process ONNX validation (tests of unrelated behaviour). */
-  validateModel?: (bytes: Uint8Array) => Promise<ModelSignature>;
+  validateModel?: (model: ModelUpload) => Promise<ModelSignature>;
   /** Replaces the validation child's script (tests: a child that crashes or hangs). */
   validationScriptPath?: string;
   /** Wraps or replaces how model bytes become a Runtime (tests hold inference to fill a queue). */
@@ -198,6 +200,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     await sealTextOfOlderServers(database, textCipher, logger);
     const artifactStore = await FileSystemArtifactStore.open(join(config.dataDir, 'artifacts'), { now });
     const artifacts = new EncryptedArtifactStore({ store: artifactStore, keys });
+    // Emptied now: plaintext an earlier run left (a crash, a kill) must not outlive it.
+    const plaintext = await PlaintextDirectory.open(config.dataDir);
     const metrics = new Metrics();
     const audit = new AuditLogger(repositories.audit, { now });
     const usage = new UsageCounter(repositories.usage, {
@@ -207,15 +211,12 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     });
     closers.unshift(() => usage.close());
 
-    // Decrypted copies of GGUF files (validation, llama.cpp's memory map), private to this server.
-    const plainFiles = await openPlainModelFiles();
-    closers.unshift(() => plainFiles.close());
     const languageModels = createLanguageModelLoader(config, logger);
     closers.unshift(() => languageModels.close());
     const manager: ModelManager = new ModelManager({
-      loadBytes: (key) => registry.loadOnnxBytes(key.versionId),
-      loadLanguageModel: async (key) => {
-        const runtime = await languageModels.open(key, await registry.writePlainModelFile(key.versionId));
+      openFiles: (key) => registry.openModelFiles(key.versionId),
+      loadLanguageModel: async (model, key) => {
+        const runtime = await languageModels.open(key, model.path);
         return options.wrapLanguageModel?.(runtime) ?? runtime;
       },
       memoryBudgetBytes: config.modelMemoryBudgetBytes,
@@ -227,23 +228,25 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         maxQueueSize: config.batchMaxQueueSize,
       },
       metrics,
-      loadRuntime: options.loadRuntime ?? ((bytes) => loadOnnxRuntime(bytes, { intraOpThreads: config.inferenceThreads })),
+      loadRuntime: options.loadRuntime ?? ((model) => loadOnnxRuntime(model, { intraOpThreads: config.inferenceThreads })),
     });
     closers.unshift(() => manager.close());
     const registry: ModelRegistry = new ModelRegistry({
       repositories,
       artifacts,
       manager,
+      plaintext,
       maxModelBytes: config.maxModelBytes,
-      plainFiles,
-      validateGguf: (path) => validateGgufInChild(path, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes }),
+      validateGguf: (bytes) =>
+        validateGgufInChild(bytes, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes, scratchRoot: plaintext.scratchRoot }),
       now: () => now().getTime(),
       validate:
         options.validateModel ??
-        ((bytes) =>
-          validateOnnxInChild(bytes, {
+        ((model) =>
+          validateOnnxInChild(model, {
             timeoutMs: config.validationTimeoutMs,
             memoryLimitBytes: config.validationMemoryBytes,
+            scratchRoot: plaintext.scratchRoot,
             ...(options.validationScriptPath === undefined ? {} : { scriptPath: options.validationScriptPath }),
           })),
     });
@@ -257,7 +260,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       keys,
       now,
       onTenantDeleted: async (tenantId) => {
-        registry.forgetTenant(tenantId);
+        // Unloads its versions and removes its plaintext subtree.
+        await registry.forgetTenant(tenantId);
         // Its model names must not outlive it on /metrics.
         metrics.dropTenant(tenantId);
         // Its data key is gone, so its jobs could never store a checkpoint or a result: stop them now.
@@ -288,6 +292,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       keys,
       keyStore,
       artifacts,
+      plaintext,
       access,
       datasets,
       registry,

@@ -11,8 +11,8 @@ import type { LanguageModelRuntime, ModelKey } from '../inference/model-manager.
 import type { Llama } from 'node-llama-cpp';
 
 export interface LanguageModelLoader {
-  /** Opens a GGUF version from its private plaintext file; the file is removed when the runtime is disposed. */
-  open(key: ModelKey, file: { path: string; remove: () => Promise<void> }): Promise<LanguageModelRuntime>;
+  /** Opens a GGUF version from its private plaintext file (the model manager removes the file after unloading). */
+  open(key: ModelKey, path: string): Promise<LanguageModelRuntime>;
   close(): Promise<void>;
 }
 
@@ -33,10 +33,10 @@ export function createLanguageModelLoader(
     }));
 
   return {
-    async open(key, file) {
+    async open(key, path) {
       try {
         const { LlamaCppRuntime } = await import('../runtimes/gguf/llama-cpp-runtime.ts');
-        const runtime = await LlamaCppRuntime.open(await getLlamaOnce(), file.path, {
+        const runtime = await LlamaCppRuntime.open(await getLlamaOnce(), path, {
           parallel: config.llmParallel,
           maxWaiting: config.llmMaxWaiting,
           threads: config.llmThreads,
@@ -44,9 +44,8 @@ export function createLanguageModelLoader(
           maxContextLength: config.llmMaxContextLength,
         });
         logger.info({ model: key.name, version: key.version, memoryBytes: runtime.memoryBytes(), ...runtime.info(), chatTemplate: undefined }, 'language model loaded');
-        return withCleanup(runtime, file.remove);
+        return runtime;
       } catch (error) {
-        await file.remove();
         if (AiaasError.isInstance(error)) throw error;
         throw new AiaasError('MODEL_LOAD_FAILED', `the GGUF model could not be loaded: ${(error as Error).message}`, { cause: error });
       }
@@ -55,27 +54,6 @@ export function createLanguageModelLoader(
       const loaded = llama;
       llama = undefined;
       if (loaded !== undefined) await (await loaded.catch(() => undefined))?.dispose();
-    },
-  };
-}
-
-/** The runtime, with its plaintext file removed after it is disposed. */
-function withCleanup(runtime: LanguageModelRuntime, cleanup: () => Promise<void>): LanguageModelRuntime {
-  return {
-    specificationVersion: 'v1',
-    info: () => runtime.info(),
-    countTokens: (text) => runtime.countTokens(text),
-    stream: (request, signal) => runtime.stream(request, signal),
-    generate: (request, signal) => runtime.generate(request, signal),
-    load: () => runtime.load(),
-    memoryBytes: () => runtime.memoryBytes(),
-    embed: (inputs, signal) => runtime.embed(inputs, signal),
-    async dispose() {
-      try {
-        await runtime.dispose();
-      } finally {
-        await cleanup();
-      }
     },
   };
 }

@@ -7,6 +7,7 @@ import { loadConfig, type AiaasConfig, type ConfigValue } from '../../src/config
 import { Model } from '../../src/engine/index.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { generateMasterKey } from '../../src/security/key-ring.ts';
+import { expectMatchesSchema } from './response-schemas.ts';
 import { createServerContext, type ServerContext, type ServerContextOptions } from '../../src/startup/context.ts';
 
 export interface TestServer {
@@ -56,12 +57,15 @@ export async function call(
   body?: unknown,
   headers: Record<string, string> = {},
 ): Promise<LightMyRequestResponse> {
-  return app.inject({
+  const response = await app.inject({
     method,
     url,
     headers: { ...(key === undefined ? {} : bearer(key)), ...headers },
     ...(body === undefined ? {} : Buffer.isBuffer(body) || typeof body === 'string' ? { payload: body } : { payload: body as object }),
   });
+  // Every response a test records must match the schema its route declares (drift fails here).
+  expectMatchesSchema(app.registeredRoutes, method, url, { status: response.statusCode, contentType: response.headers['content-type']?.toString(), body: response.body });
+  return response;
 }
 
 /** Creates a tenant (as the operator admin) and returns its admin key. */

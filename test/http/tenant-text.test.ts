@@ -137,10 +137,14 @@ describe('tenant text at rest', () => {
     const model = await repositories.models.getByName(tenant.id, 'kept');
     expect(model?.description).toBe('SECRET-DESC-leaving');
 
+    const sealed = (await sql<{ id: string; description: string }>`select id, description from models where tenant_id = ${tenant.id}`.execute(server.context.database.db)).rows[0]!;
+    expect(sealed.description.startsWith(sealedTextPrefix)).toBe(true);
+
     expect((await call(server.app, server.adminKey, 'DELETE', `/api/v1/tenants/${tenant.id}`)).statusCode).toBe(204);
-    await expect(repositories.models.getByName(tenant.id, 'kept')).rejects.toMatchObject({ code: 'KEY_DESTROYED' });
-    const { rows } = await sql<{ description: string }>`select description from models where tenant_id = ${tenant.id}`.execute(server.context.database.db);
-    for (const row of rows) expect(row.description.startsWith(sealedTextPrefix)).toBe(true);
+    // Deletion purges the row; a copy of it (a backup, say) no longer opens, because the key is gone.
+    await expect(repositories.models.getByName(tenant.id, 'kept')).resolves.toBeUndefined();
+    const cipher = new TenantTextCipher({ keys: server.context.keys });
+    await expect(cipher.open(tenant.id, { table: 'models', column: 'description', rowId: sealed.id }, sealed.description)).rejects.toMatchObject({ code: 'KEY_DESTROYED' });
   });
 });
 
@@ -188,8 +192,16 @@ describe('0002_tenant_text on a data dir written in clear', () => {
     expect(before.model.description).toBe(secrets.description);
 
     await rewriteAsOlderServer(server.context);
-    // Its key is destroyed while its rows are still in clear.
+    // Its key is destroyed while its rows are still in clear. Today's deletion also purges the rows; an
+    // older server kept them, so the row goes back in as that server left it.
+    const db = server.context.database.db;
+    const goneRows = (await sql<Record<string, unknown>>`select * from models where tenant_id = ${leaving.id}`.execute(db)).rows;
+    expect(goneRows).toHaveLength(1);
     expect((await call(server.app, server.adminKey, 'DELETE', `/api/v1/tenants/${leaving.id}`)).statusCode).toBe(204);
+    for (const row of goneRows) {
+      const columns = Object.keys(row);
+      await sql`insert into models (${sql.join(columns.map((column) => sql.ref(column)))}) values (${sql.join(columns.map((column) => row[column]))})`.execute(db);
+    }
     await server.app.close();
     await server.context.close();
     const needles = [...Object.values(secrets), ...metricTexts, 'SECRET-DESC-gone'];

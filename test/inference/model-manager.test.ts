@@ -6,6 +6,7 @@ import { Batcher } from '../../src/inference/batcher.ts';
 import { ModelManager, type ModelManagerOptions } from '../../src/inference/model-manager.ts';
 import { Metrics } from '../../src/http/metrics.ts';
 import { Gate, defaultBatching } from './fixtures/app.ts';
+import { openFilesFrom, openTestRuntime, writeModelFiles } from './fixtures/model-files.ts';
 import { fixedBatchModel, linearModel, linearReference } from './fixtures/tiny-onnx.ts';
 
 const bytes = linearModel();
@@ -16,10 +17,10 @@ function manager(overrides: Partial<ModelManagerOptions> = {}): { manager: Model
   return {
     loads,
     manager: new ModelManager({
-      loadBytes: async (key) => {
+      openFiles: openFilesFrom((key) => {
         loads.push(key.versionId);
         return bytes;
-      },
+      }),
       memoryBudgetBytes: 1024 ** 3,
       idleUnloadMs: 0,
       warmup: false,
@@ -124,7 +125,7 @@ describe('ModelManager', () => {
   it('turns unreadable bytes into MODEL_LOAD_FAILED and does not cache the failure', async () => {
     let good = false;
     const models = new ModelManager({
-      loadBytes: async () => (good ? bytes : new Uint8Array([1, 2, 3])),
+      openFiles: openFilesFrom(() => (good ? bytes : new Uint8Array([1, 2, 3]))),
       memoryBudgetBytes: 1024 ** 3,
       idleUnloadMs: 0,
       warmup: false,
@@ -138,9 +139,61 @@ describe('ModelManager', () => {
   });
 });
 
+describe('ModelManager and model files', () => {
+  it('releases a version\'s files on unload, eviction and failed loads; a reload waits until the old files are gone', async () => {
+    const events: string[] = [];
+    let releaseGate: (() => void) | undefined;
+    let good = true;
+    const models = new ModelManager({
+      openFiles: async (key) => {
+        events.push(`open ${key.versionId}`);
+        const files = await writeModelFiles(good ? bytes : new Uint8Array([1, 2, 3]));
+        return {
+          ...files,
+          release: async () => {
+            events.push(`release ${key.versionId} started`);
+            if (key.versionId === 'slow') await new Promise<void>((resolve) => (releaseGate = resolve));
+            await files.release();
+            events.push(`release ${key.versionId} done`);
+          },
+        };
+      },
+      memoryBudgetBytes: Math.floor(bytes.byteLength * 1.5),
+      idleUnloadMs: 0,
+      warmup: false,
+      batchingDefaults: defaultBatching,
+    });
+    const until = async (event: string) => {
+      while (!events.includes(event)) await new Promise((resolve) => setImmediate(resolve));
+    };
+    await models.acquire({ versionId: 'slow' });
+    const unloading = models.unload({ versionId: 'slow' });
+    const reloading = models.acquire({ versionId: 'slow' });
+    await until('release slow started');
+    expect(events).toEqual(['open slow', 'release slow started']); // the reload has not opened yet
+    releaseGate!();
+    await Promise.all([unloading, reloading]);
+    expect(events).toEqual(['open slow', 'release slow started', 'release slow done', 'open slow']);
+
+    events.length = 0;
+    const other = models.acquire({ versionId: 'other' }); // over budget: evicts 'slow'
+    await until('release slow started');
+    releaseGate!();
+    await other;
+    expect(events).toEqual(['open other', 'release slow started', 'release slow done']);
+    expect(models.loaded().map((entry) => entry.key.versionId)).toEqual(['other']);
+
+    events.length = 0;
+    good = false;
+    await expect(models.acquire({ versionId: 'broken' })).rejects.toMatchObject({ code: 'MODEL_LOAD_FAILED' });
+    expect(events).toEqual(['open broken', 'release broken started', 'release broken done']);
+    await models.close();
+  });
+});
+
 describe('Batcher', () => {
   it('merges only compatible requests and keeps each result with its request', async () => {
-    const runtime = await loadOnnxRuntime(bytes);
+    const runtime = await openTestRuntime(bytes);
     const metrics = new Metrics();
     const batcher = new Batcher(runtime, { maxBatchSize: 5, maxQueueDelayMicroseconds: 60_000_000, maxQueueSize: 10, metrics, labels: { model: 'm', version: '1' } });
     const twoRows = batcher.submit({ inputs: [x([[1, 2, 3], [4, 5, 6]])] });
@@ -159,7 +212,7 @@ describe('Batcher', () => {
   });
 
   it('refuses work beyond maxQueueSize with QUEUE_FULL and Retry-After', async () => {
-    const runtime = await loadOnnxRuntime(fixedBatchModel());
+    const runtime = await openTestRuntime(fixedBatchModel());
     const input: Tensor = { name: 'x', datatype: 'FP32', shape: [1, 3], data: new Float32Array(3) };
     const gate = new Gate();
     const gated = new Batcher(gate.wrap(runtime), { maxBatchSize: 1, maxQueueDelayMicroseconds: 0, maxQueueSize: 1 });

@@ -105,7 +105,7 @@ describe('V2 inference', () => {
     ['non-number element', { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3], data: [1, 'a', 3] }] }, /input 'x': element 1 is "a", expected a number/],
     ['ragged nested data', { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 3], data: [[1, 2, 3], [4, 5]] }] }, /input 'x'.*data\[1\]/],
     ['unknown input', { inputs: [{ name: 'z', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }] }, /unknown input 'z'/],
-    ['unknown datatype', { inputs: [{ name: 'x', datatype: 'FLOAT', shape: [1, 3], data: [1, 2, 3] }] }, /input 'x': unknown datatype "FLOAT"/],
+    ['unknown datatype', { inputs: [{ name: 'x', datatype: 'FLOAT', shape: [1, 3], data: [1, 2, 3] }] }, /'inputs\.0\.datatype' must be one of .*FP32.*; got "FLOAT"/],
     ['unknown output', { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }], outputs: [{ name: 'q' }] }, /unknown output 'q'/],
     ['missing inputs', { id: 'a' }, /'inputs' must be a non-empty array/],
     ['non-string id', { id: 7, inputs: [] }, /'id' must be a string/],

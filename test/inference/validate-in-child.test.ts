@@ -1,9 +1,10 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { validateOnnxInChild } from '../../src/runtimes/validate-in-child.ts';
 import { identityModel, linearModel } from './fixtures/tiny-onnx.ts';
+import { initializerModel, leakedBytes } from '../onnx/hostile-models.ts';
 
 let scripts: string;
 beforeAll(async () => {
@@ -18,7 +19,7 @@ beforeAll(async () => {
 
 describe('validateOnnxInChild', () => {
   it('returns the signature of a valid model', async () => {
-    await expect(validateOnnxInChild(linearModel())).resolves.toEqual({
+    await expect(validateOnnxInChild({ onnx: linearModel() })).resolves.toEqual({
       inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 3] }],
       outputs: [
         { name: 'y', datatype: 'FP32', shape: [-1, 2] },
@@ -38,18 +39,18 @@ describe('validateOnnxInChild', () => {
     ['a text file', () => new TextEncoder().encode('name,value\nnot,onnx\n')],
   ];
   it.each(bad)('rejects %s with INVALID_MODEL_FILE', async (_label, make) => {
-    await expect(validateOnnxInChild(make())).rejects.toMatchObject({ code: 'INVALID_MODEL_FILE', status: 400 });
+    await expect(validateOnnxInChild({ onnx: make() })).rejects.toMatchObject({ code: 'INVALID_MODEL_FILE', status: 400 });
   });
 
   it('kills a child that hangs', async () => {
-    await expect(validateOnnxInChild(linearModel(), { scriptPath: join(scripts, 'hang.mjs'), timeoutMs: 500 })).rejects.toMatchObject({
+    await expect(validateOnnxInChild({ onnx: linearModel() }, { scriptPath: join(scripts, 'hang.mjs'), timeoutMs: 500 })).rejects.toMatchObject({
       code: 'INVALID_MODEL_FILE',
       message: expect.stringMatching(/did not finish within 500 ms/),
     });
   });
 
   it('rejects cleanly when the child crashes', async () => {
-    await expect(validateOnnxInChild(linearModel(), { scriptPath: join(scripts, 'crash.mjs') })).rejects.toMatchObject({
+    await expect(validateOnnxInChild({ onnx: linearModel() }, { scriptPath: join(scripts, 'crash.mjs') })).rejects.toMatchObject({
       code: 'INVALID_MODEL_FILE',
       message: expect.stringMatching(/validator crashed \(signal SIGABRT\)/),
     });
@@ -57,13 +58,28 @@ describe('validateOnnxInChild', () => {
 
   it.skipIf(process.platform !== 'linux')('kills a child above the memory limit', async () => {
     await expect(
-      validateOnnxInChild(linearModel(), { scriptPath: join(scripts, 'balloon.mjs'), memoryLimitBytes: 256 * 1024 ** 2, memoryPollMs: 10, timeoutMs: 60_000 }),
+      validateOnnxInChild({ onnx: linearModel() }, { scriptPath: join(scripts, 'balloon.mjs'), memoryLimitBytes: 256 * 1024 ** 2, memoryPollMs: 10, timeoutMs: 60_000 }),
     ).rejects.toMatchObject({ code: 'INVALID_MODEL_FILE', message: expect.stringMatching(/memory limit of 256 MiB/) });
   });
 
   it('keeps the parent working after failures', async () => {
-    await Promise.allSettled([validateOnnxInChild(new Uint8Array([8, 1, 2])), validateOnnxInChild(linearModel(), { scriptPath: join(scripts, 'crash.mjs') })]);
-    const signature = await validateOnnxInChild(identityModel());
+    await Promise.allSettled([validateOnnxInChild({ onnx: new Uint8Array([8, 1, 2]) }), validateOnnxInChild({ onnx: linearModel() }, { scriptPath: join(scripts, 'crash.mjs') })]);
+    const signature = await validateOnnxInChild({ onnx: identityModel() });
     expect(signature.inputs.map((input) => input.datatype)).toEqual(['INT64', 'BOOL', 'UINT8', 'FP64', 'INT32']);
+  });
+
+  it('opens the model from a private scratch directory, never against the working directory', async () => {
+    const scratchRoot = await mkdtemp(join(tmpdir(), 'aiaas-scratch-'));
+    // package.json exists in the test's working directory; the child must not find it there.
+    await stat('package.json');
+    await expect(validateOnnxInChild({ onnx: initializerModel('package.json') }, { scratchRoot })).rejects.toMatchObject({
+      code: 'INVALID_MODEL_FILE',
+      message: expect.not.stringContaining(process.cwd()),
+    });
+    // The same reference resolves when the file travels with the model, into the scratch directory.
+    const signature = await validateOnnxInChild({ onnx: initializerModel('weights.bin'), externalData: new Map([['weights.bin', new Uint8Array(leakedBytes)]]) }, { scratchRoot });
+    expect(signature.outputs).toEqual([{ name: 'y', datatype: 'UINT8', shape: [leakedBytes] }]);
+    // Nothing of either upload is left behind.
+    expect(await readdir(scratchRoot)).toEqual([]);
   });
 });

@@ -2,13 +2,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import type { Dataset } from '../../src/data/dataset.ts';
 import { encodeIdx } from '../../src/data/idx.ts';
 import { loadMnistPackage } from '../../src/data/mnist-package.ts';
 import { modelFromBytes } from '../../src/engine/saved-model.ts';
-import { AiaasClient, type JsonObject } from '../../src/sdk/index.ts';
+import { AiaasClient, type FetchFunction, type JsonObject } from '../../src/sdk/index.ts';
+import { responseSchemaProblem } from '../http/response-schemas.ts';
 import { generateMasterKey } from '../../src/security/key-ring.ts';
 import { startServer, type RunningServer } from '../../src/startup/start.ts';
 
@@ -43,7 +44,28 @@ beforeAll(async () => {
     printSecret: () => undefined,
     logger: pino({ level: 'silent' }),
   });
-  client = new AiaasClient({ baseUrl: server.url, apiKey: server.context.bootstrap.generatedKey! });
+  client = new AiaasClient({ baseUrl: server.url, apiKey: server.context.bootstrap.generatedKey!, fetch: checkedFetch });
+});
+
+/** Every response the SDK receives is checked against its route's schema (event streams excepted: they never end). */
+const schemaProblems: string[] = [];
+const checkedFetch: FetchFunction = async (input, init) => {
+  const response = await fetch(input, init);
+  const contentType = response.headers.get('content-type') ?? undefined;
+  if (!contentType?.startsWith('text/event-stream')) {
+    const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+    const problem = responseSchemaProblem(server.app.registeredRoutes, init?.method ?? 'GET', `${url.pathname}${url.search}`, {
+      status: response.status,
+      contentType,
+      body: await response.clone().text(),
+    });
+    if (problem !== undefined) schemaProblems.push(problem);
+  }
+  return response;
+};
+
+afterEach(() => {
+  expect(schemaProblems.splice(0)).toEqual([]);
 });
 
 afterAll(async () => {
@@ -72,7 +94,7 @@ describe('dataset → job → version → alias → V2 and TF-Serving', () => {
     expect(job.epoch).toBe(3);
     expect(job.history).toHaveLength(3);
     const version = job.resultVersion!.version;
-    const testAccuracy = (job.resultVersion!.metrics as { testMetrics: { accuracy: number } }).testMetrics.accuracy;
+    const testAccuracy = job.resultVersion!.metrics!.testMetrics.accuracy;
     expect(testAccuracy).toBeGreaterThan(0.75);
 
     await client.aliases.set('digits', 'production', version);

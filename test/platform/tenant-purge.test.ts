@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { purgeTenantContent } from '../../src/platform/tenant-purge.ts';
 import { createRepositories, FileSystemArtifactStore, openDatabase } from '../../src/storage/index.ts';
+import { textCipherFor } from '../storage/helpers.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -16,7 +17,7 @@ describe('purgeTenantContent', () => {
     cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
     const database = await openDatabase({ path: join(dataDir, 'aiaas.db') });
     cleanups.push(() => database.close());
-    const repositories = createRepositories(database.db);
+    const repositories = createRepositories(database.db, { textCipher: textCipherFor(database.db) });
     const artifacts = await FileSystemArtifactStore.open(join(dataDir, 'artifacts'));
     const doomed = await repositories.tenants.create({ name: 'doomed' });
     const other = await repositories.tenants.create({ name: 'other' });

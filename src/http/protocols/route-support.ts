@@ -9,6 +9,7 @@ import type { ModelSignature, TensorSpec } from '../../runtimes/runtime.ts';
 import type { ModelKey, ModelManager } from '../../inference/model-manager.ts';
 import type { BatchingOptions, InferRequest, InferResponse } from '../../inference/types.ts';
 import type { InferenceProtocol, Metrics } from '../metrics.ts';
+import { installSchemaCompilers } from '../schemas/validation.ts';
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
 
 export interface ResolvedModel {
@@ -68,7 +69,11 @@ export async function signatureOf(deps: InferenceDeps, model: ResolvedModel): Pr
 
 /** Maps anything thrown to the catalogue; framework errors keep their 4xx status, the rest hide as 500. */
 function toAiaasError(error: unknown, request: FastifyRequest): { error: AiaasError; status: number } {
-  if (AiaasError.isInstance(error)) return { error, status: error.status };
+  if (AiaasError.isInstance(error)) {
+    // A runtime's full error text (host paths included) stays in the log; the client got a cleaned message.
+    if (error.cause !== undefined) request.log.warn({ err: error.cause, code: error.code }, `inference failed: ${error.message}`);
+    return { error, status: error.status };
+  }
   const fastifyError = error as { statusCode?: number; code?: string; message?: string };
   const status = fastifyError.statusCode;
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
@@ -87,6 +92,7 @@ function toAiaasError(error: unknown, request: FastifyRequest): { error: AiaasEr
  * content type as JSON (TF-Serving's own examples post with `curl -d`, i.e. form-encoded).
  */
 export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean }): void {
+  installSchemaCompilers(app);
   app.setErrorHandler((error, request, reply) => {
     const { error: aiaasError, status } = toAiaasError(error, request);
     void sendJson(reply.status(status).headers({ ...aiaasError.headers, [errorCodeHeader]: aiaasError.code }), { error: aiaasError.message });

@@ -3,6 +3,7 @@ import { AiaasError } from '../../errors.ts';
 import { jobStatuses } from '../../storage/repositories/jobs.ts';
 import type { JobStatus } from '../../storage/schema.ts';
 import { isFinal, type JobService } from '../../jobs/job-service.ts';
+import { jobSchemas } from '../schemas/jobs.ts';
 
 export interface JobRouteDependencies {
   service: JobService;
@@ -21,14 +22,14 @@ export function jobRoutes(deps: JobRouteDependencies): FastifyPluginAsync {
       for (const end of openStreams) end();
     });
 
-    app.post('/jobs', { config: { audit: { action: 'job.submit' } } }, async (request, reply) => {
+    app.post('/jobs', { schema: jobSchemas.submit, config: { audit: { action: 'job.submit' } } }, async (request, reply) => {
       const { tenantId, allowedModels } = deps.authorize(request, 'jobs:write');
       const job = await deps.service.submit(tenantId, request.body, allowedModels);
       request.audit = { resource: `job:${job.id}`, model: job.model };
       return reply.code(202).header('location', `/api/v1/jobs/${job.id}`).send({ job });
     });
 
-    app.get<{ Querystring: { status?: string; limit?: string; offset?: string } }>('/jobs', async (request) => {
+    app.get<{ Querystring: { status?: string; limit?: string; offset?: string } }>('/jobs', { schema: jobSchemas.list }, async (request) => {
       const { tenantId, allowedModels } = deps.authorize(request, 'jobs:read');
       const { status, limit, offset } = request.query;
       if (status !== undefined && !jobStatuses.includes(status as JobStatus)) {
@@ -51,19 +52,19 @@ export function jobRoutes(deps: JobRouteDependencies): FastifyPluginAsync {
       };
     });
 
-    app.get<{ Params: { id: string } }>('/jobs/:id', async (request) => {
+    app.get<{ Params: { id: string } }>('/jobs/:id', { schema: jobSchemas.get }, async (request) => {
       const { tenantId, allowedModels } = deps.authorize(request, 'jobs:read');
       return { job: await deps.service.get(tenantId, request.params.id, allowedModels) };
     });
 
-    app.post<{ Params: { id: string } }>('/jobs/:id/cancel', { config: { audit: { action: 'job.cancel' } } }, async (request, reply) => {
+    app.post<{ Params: { id: string } }>('/jobs/:id/cancel', { schema: jobSchemas.cancel, config: { audit: { action: 'job.cancel' } } }, async (request, reply) => {
       const { tenantId, allowedModels } = deps.authorize(request, 'jobs:write');
       const job = await deps.service.cancel(tenantId, request.params.id, allowedModels);
       request.audit = { resource: `job:${job.id}`, model: job.model };
       return reply.code(202).send({ job });
     });
 
-    app.get<{ Params: { id: string }; Querystring: { after?: string } }>('/jobs/:id/events', async (request, reply) => {
+    app.get<{ Params: { id: string }; Querystring: { after?: string } }>('/jobs/:id/events', { schema: jobSchemas.events }, async (request, reply) => {
       const { tenantId, allowedModels } = deps.authorize(request, 'jobs:read');
       const jobId = request.params.id;
       await deps.service.record(tenantId, jobId, allowedModels);

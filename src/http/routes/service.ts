@@ -7,6 +7,7 @@ import { modelAllowed } from '../../security/roles.ts';
 import { authorize, type Principal } from '../auth.ts';
 import { prometheusContentType, type Labels } from '../metrics.ts';
 import { renderDocsPage } from '../openapi.ts';
+import { serviceSchemas } from '../schemas/service.ts';
 
 export interface ServiceRouteOptions {
   context: ServerContext;
@@ -16,9 +17,9 @@ export interface ServiceRouteOptions {
 
 export async function serviceRoutes(app: FastifyInstance, { context, openApiDocument }: ServiceRouteOptions): Promise<void> {
   const config = { public: true } as const;
-  app.get('/healthz', { config }, async () => ({ status: 'ok' }));
+  app.get('/healthz', { schema: serviceSchemas.health, config }, async () => ({ status: 'ok' }));
 
-  app.get('/readyz', { config }, async (request, reply) => {
+  app.get('/readyz', { schema: serviceSchemas.ready, config }, async (request, reply) => {
     try {
       await sql`select 1`.execute(context.database.db);
       if (!(await stat(context.artifactStore.rootDir)).isDirectory()) throw new Error('artifact root is not a directory');
@@ -30,7 +31,7 @@ export async function serviceRoutes(app: FastifyInstance, { context, openApiDocu
   });
 
   // Public only when the operator says so (--metrics-public); otherwise a key with metrics:read.
-  app.get('/metrics', { config: { public: context.config.metricsPublic } }, async (request, reply) => {
+  app.get('/metrics', { schema: serviceSchemas.metrics, config: { public: context.config.metricsPublic } }, async (request, reply) => {
     const include = context.config.metricsPublic ? undefined : seriesVisibleTo(authorize(request, 'metrics:read'));
     context.metrics.jobCounts(await context.repositories.jobs.countByTenantAndStatus());
     context.metrics.languageModelLoad(
@@ -45,11 +46,11 @@ export async function serviceRoutes(app: FastifyInstance, { context, openApiDocu
     return reply.type(prometheusContentType).send(context.metrics.render(include));
   });
 
-  app.get('/openapi.json', { config }, async () => openApiDocument());
+  app.get('/openapi.json', { schema: serviceSchemas.openApi, config }, async () => openApiDocument());
 
   // Public and unchanging once the app is ready: rendered on first request only.
   let docsPage: string | undefined;
-  app.get('/docs', { config }, async (_request, reply) =>
+  app.get('/docs', { schema: serviceSchemas.docs, config }, async (_request, reply) =>
     reply
       .type('text/html; charset=utf-8')
       // The page has no scripts; inline styles only.

@@ -11,6 +11,7 @@ import {
   renderTfServingStatus,
 } from '../protocols/tfserving.ts';
 import { type InferenceDeps, installProtocolHandling, runInference, sendJson, signatureOf, versionsOf } from '../protocols/route-support.ts';
+import { tfServingSchemas } from '../schemas/tfserving.ts';
 
 const base = '/tfserving/v1/models';
 
@@ -45,13 +46,13 @@ export async function tfServingRoutes(app: FastifyInstance, deps: InferenceDeps)
       (_model, parsed, response) => renderTfServingPredictResponse(parsed.format, response.outputs),
     );
 
-  app.post<{ Params: { segment: string } }>(`${base}/:segment`, async (request, reply) => {
+  app.post<{ Params: { segment: string } }>(`${base}/:segment`, { schema: tfServingSchemas.predict }, async (request, reply) => {
     const { target, verb } = splitVerb(request.params.segment);
     requirePredict(verb);
     return sendJson(reply, await predict(request, target), 'tokens');
   });
   for (const kind of ['versions', 'labels']) {
-    app.post<{ Params: { name: string; segment: string } }>(`${base}/:name/${kind}/:segment`, async (request, reply) => {
+    app.post<{ Params: { name: string; segment: string } }>(`${base}/:name/${kind}/:segment`, { schema: tfServingSchemas.predictVersion }, async (request, reply) => {
       const { target, verb } = splitVerb(request.params.segment);
       requirePredict(verb);
       return sendJson(reply, await predict(request, request.params.name, target), 'tokens');
@@ -59,22 +60,22 @@ export async function tfServingRoutes(app: FastifyInstance, deps: InferenceDeps)
   }
 
   // Status: all versions without a version or label, as api_rest.md describes.
-  app.get<{ Params: { name: string } }>(`${base}/:name`, async (request, reply) => {
+  app.get<{ Params: { name: string } }>(`${base}/:name`, { schema: tfServingSchemas.status }, async (request, reply) => {
     const model = await deps.resolveModel(request, request.params.name);
     const versions = await versionsOf(deps, request, model.name, model.version);
     return sendJson(reply, renderTfServingStatus(versions.map((version) => ({ version, available: true }))));
   });
   for (const kind of ['versions', 'labels']) {
-    app.get<{ Params: { name: string; selector: string } }>(`${base}/:name/${kind}/:selector`, async (request, reply) => {
+    app.get<{ Params: { name: string; selector: string } }>(`${base}/:name/${kind}/:selector`, { schema: tfServingSchemas.selectorStatus }, async (request, reply) => {
       const model = await deps.resolveModel(request, request.params.name, request.params.selector);
       return sendJson(reply, renderTfServingStatus([{ version: model.version, available: true }]));
     });
-    app.get<{ Params: { name: string; selector: string } }>(`${base}/:name/${kind}/:selector/metadata`, async (request, reply) => {
+    app.get<{ Params: { name: string; selector: string } }>(`${base}/:name/${kind}/:selector/metadata`, { schema: tfServingSchemas.selectorMetadata }, async (request, reply) => {
       const model = await deps.resolveModel(request, request.params.name, request.params.selector);
       return sendJson(reply, renderTfServingMetadata(model.name, model.version, await signatureOf(deps, model)));
     });
   }
-  app.get<{ Params: { name: string } }>(`${base}/:name/metadata`, async (request, reply) => {
+  app.get<{ Params: { name: string } }>(`${base}/:name/metadata`, { schema: tfServingSchemas.metadata }, async (request, reply) => {
     const model = await deps.resolveModel(request, request.params.name);
     return sendJson(reply, renderTfServingMetadata(model.name, model.version, await signatureOf(deps, model)));
   });

@@ -14,6 +14,7 @@ import {
   signatureOf,
   versionsOf,
 } from '../protocols/route-support.ts';
+import { v2Schemas } from '../schemas/v2.ts';
 
 export type { InferenceDeps, ResolvedModel } from '../protocols/route-support.ts';
 
@@ -26,27 +27,27 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
   installProtocolHandling(app, { allowNonFiniteTokens: false });
   const server = deps.server ?? { name: 'aiaas', version: '0.1.0' };
 
-  app.get('/v2', async (_request, reply) => sendJson(reply, { name: server.name, version: server.version, extensions: ['model_repository'] }));
-  app.get('/v2/health/live', async (_request, reply) => reply.status(200).send());
-  app.get('/v2/health/ready', async (_request, reply) => reply.status(200).send());
+  app.get('/v2', { schema: v2Schemas.server }, async (_request, reply) => sendJson(reply, { name: server.name, version: server.version, extensions: ['model_repository'] }));
+  app.get('/v2/health/live', { schema: v2Schemas.live }, async (_request, reply) => reply.status(200).send());
+  app.get('/v2/health/ready', { schema: v2Schemas.ready }, async (_request, reply) => reply.status(200).send());
 
   const metadata = async (request: FastifyRequest<{ Params: ModelParams }>): Promise<Record<string, unknown>> => {
     const { name, version } = request.params;
     const model = await deps.resolveModel(request, name, version);
     return renderV2ModelMetadata(model.name, await versionsOf(deps, request, model.name, model.version), await signatureOf(deps, model));
   };
-  app.get<{ Params: ModelParams }>('/v2/models/:name', async (request, reply) => sendJson(reply, await metadata(request)));
-  app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version', async (request, reply) => sendJson(reply, await metadata(request)));
+  app.get<{ Params: ModelParams }>('/v2/models/:name', { schema: v2Schemas.modelMetadata }, async (request, reply) => sendJson(reply, await metadata(request)));
+  app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version', { schema: v2Schemas.versionMetadata }, async (request, reply) => sendJson(reply, await metadata(request)));
 
   // Models load on demand, so a version that resolves is ready: its first request loads it.
   const ready = async (request: FastifyRequest<{ Params: ModelParams }>): Promise<void> => {
     await deps.resolveModel(request, request.params.name, request.params.version);
   };
-  app.get<{ Params: ModelParams }>('/v2/models/:name/ready', async (request, reply) => {
+  app.get<{ Params: ModelParams }>('/v2/models/:name/ready', { schema: v2Schemas.modelReady }, async (request, reply) => {
     await ready(request);
     return reply.status(200).send();
   });
-  app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version/ready', async (request, reply) => {
+  app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version/ready', { schema: v2Schemas.versionReady }, async (request, reply) => {
     await ready(request);
     return reply.status(200).send();
   });
@@ -60,11 +61,11 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
       (signature) => ({ request: parseV2InferRequest(request.body, signature, deps.limits) }),
       (model, parsed, response) => renderV2InferResponse(model, parsed.request, response.outputs),
     );
-  app.post<{ Params: ModelParams }>('/v2/models/:name/infer', async (request, reply) => sendJson(reply, await infer(request)));
-  app.post<{ Params: ModelParams }>('/v2/models/:name/versions/:version/infer', async (request, reply) => sendJson(reply, await infer(request)));
+  app.post<{ Params: ModelParams }>('/v2/models/:name/infer', { schema: v2Schemas.modelInfer }, async (request, reply) => sendJson(reply, await infer(request)));
+  app.post<{ Params: ModelParams }>('/v2/models/:name/versions/:version/infer', { schema: v2Schemas.versionInfer }, async (request, reply) => sendJson(reply, await infer(request)));
 
   // Triton model-repository extension (docs/protocol/extension_model_repository.md).
-  app.post('/v2/repository/index', async (request, reply) => {
+  app.post('/v2/repository/index', { schema: v2Schemas.repositoryIndex }, async (request, reply) => {
     const body = request.body as { ready?: unknown } | undefined;
     const onlyReady = typeof body === 'object' && body !== null && body.ready === true;
     const entries: { name: string; version: string; state: string; reason: string }[] = [];
@@ -79,7 +80,7 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
     return sendJson(reply, entries);
   });
 
-  app.post<{ Params: ModelParams }>('/v2/repository/models/:name/load', async (request, reply) => {
+  app.post<{ Params: ModelParams }>('/v2/repository/models/:name/load', { schema: v2Schemas.load }, async (request, reply) => {
     deps.authorizeModelControl(request);
     const model = await deps.resolveModel(request, request.params.name);
     await deps.manager.acquire(modelKey(model));
@@ -87,7 +88,7 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
   });
 
   // Triton unloads a model as a whole, so every version of the name is unloaded.
-  app.post<{ Params: ModelParams }>('/v2/repository/models/:name/unload', async (request, reply) => {
+  app.post<{ Params: ModelParams }>('/v2/repository/models/:name/unload', { schema: v2Schemas.unload }, async (request, reply) => {
     deps.authorizeModelControl(request);
     const latest: ResolvedModel = await deps.resolveModel(request, request.params.name);
     const versions = await versionsOf(deps, request, latest.name, latest.version);

@@ -10,8 +10,10 @@
  * the TypeScript reader.
  */
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AiaasError } from '../../errors.ts';
 import type { GgufDescription } from './gguf-signature.ts';
@@ -22,6 +24,8 @@ export interface ValidateGgufOptions {
   /** Resident-set limit in bytes, sampled from /proc every `memoryPollMs`; the JS heap is capped at half. */
   memoryLimitBytes?: number;
   memoryPollMs?: number;
+  /** Where the file is written for the child to read (the plaintext directory's scratch folder); the OS temp dir otherwise. */
+  scratchRoot?: string;
 }
 
 const childScript = fileURLToPath(new URL('./validate-gguf-child.mjs', import.meta.url));
@@ -46,8 +50,26 @@ function loaderArguments(): string[] {
   return ['--import', pathToFileURL(tsx).href];
 }
 
-/** Resolves with the file's signature and chat template; INVALID_MODEL_FILE for anything malformed. */
-export async function validateGgufInChild(path: string, options: ValidateGgufOptions = {}): Promise<GgufDescription> {
+/**
+ * Writes the upload to a fresh private scratch directory (0700, file 0600) for the child to read by
+ * offset, validates it there and removes it. Resolves with the file's signature and chat template;
+ * INVALID_MODEL_FILE for anything malformed.
+ */
+export async function validateGgufInChild(bytes: Uint8Array, options: ValidateGgufOptions = {}): Promise<GgufDescription> {
+  const scratchRoot = options.scratchRoot ?? tmpdir();
+  await mkdir(scratchRoot, { recursive: true, mode: 0o700 });
+  const directory = await mkdtemp(join(scratchRoot, 'validate-gguf-'));
+  try {
+    const path = join(directory, 'model.gguf');
+    await writeFile(path, bytes, { mode: 0o600, flag: 'wx' });
+    return await validateGgufFileInChild(path, options);
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+/** Validates a GGUF file already on disk in the child process. */
+export async function validateGgufFileInChild(path: string, options: ValidateGgufOptions = {}): Promise<GgufDescription> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const memoryLimitBytes = options.memoryLimitBytes ?? 2 * 1024 ** 3;
   const memoryPollMs = options.memoryPollMs ?? 50;

@@ -4,6 +4,7 @@ import { AiaasError } from '../../../errors.ts';
 import { modelAllowed } from '../../../security/roles.ts';
 import { authorize, authorizeOperator, type Principal } from '../../auth.ts';
 import { parsePositiveInteger, readQuery, type PlatformRouteOptions } from './support.ts';
+import { auditSchemas } from '../../schemas/audit.ts';
 
 const dayPattern = /^\d{4}-\d{2}-\d{2}$/;
 
@@ -27,7 +28,7 @@ function auditScope(principal: Principal): { tenantId: string | undefined; model
 
 export async function auditRoutes(app: FastifyInstance, { context }: PlatformRouteOptions): Promise<void> {
   // Operator admins read the whole chain; other tenants' admins read their own entries.
-  app.get('/audit', { config: { audit: { action: 'audit.read' } } }, async (request) => {
+  app.get('/audit', { schema: auditSchemas.list, config: { audit: { action: 'audit.read' } } }, async (request) => {
     const principal = authorize(request, 'audit:read');
     const query = readQuery(request, ['after', 'limit']);
     const afterSeq = parsePositiveInteger(query.after, 'after');
@@ -42,13 +43,13 @@ export async function auditRoutes(app: FastifyInstance, { context }: PlatformRou
   });
 
   // The chain spans every tenant, so verifying it is an operator task.
-  app.get('/audit/verify', { config: { audit: { action: 'audit.verify' } } }, async (request) => {
+  app.get('/audit/verify', { schema: auditSchemas.verify, config: { audit: { action: 'audit.verify' } } }, async (request) => {
     authorizeOperator(request, 'audit:read');
     const result = await context.audit.verify();
     return result.ok ? { ok: true, count: result.count } : { ok: false, position: result.position, seq: result.seq, reason: result.reason, message: result.message };
   });
 
-  app.get('/audit/export', { config: { audit: { action: 'audit.export' } } }, async (request, reply) => {
+  app.get('/audit/export', { schema: auditSchemas.export, config: { audit: { action: 'audit.export' } } }, async (request, reply) => {
     const principal = authorize(request, 'audit:read');
     readQuery(request, []);
     const { tenantId, models } = auditScope(principal);
@@ -66,7 +67,7 @@ export async function auditRoutes(app: FastifyInstance, { context }: PlatformRou
       .send(lines.length === 0 ? '' : `${lines.join('\n')}\n`);
   });
 
-  app.get('/usage', async (request) => {
+  app.get('/usage', { schema: auditSchemas.usage }, async (request) => {
     const principal = authorize(request, 'usage:read');
     const query = readQuery(request, ['from', 'to', 'model']);
     const from = day(query.from, 'from');

@@ -4,6 +4,7 @@ import { AiaasError } from '../../../errors.ts';
 import { datasetView, parseDatasetFormat, type DatasetUpload } from '../../../platform/datasets.ts';
 import { authorize } from '../../auth.ts';
 import { acceptRawBodies, isMultipart, multipartParts, parsePositiveInteger, rawBody, readQuery, type PlatformRouteOptions } from './support.ts';
+import { datasetSchemas } from '../../schemas/datasets.ts';
 
 function text(bytes: Buffer | undefined): string | undefined {
   return bytes === undefined ? undefined : bytes.toString('utf8');
@@ -12,7 +13,7 @@ function text(bytes: Buffer | undefined): string | undefined {
 export async function datasetRoutes(app: FastifyInstance, { context }: PlatformRouteOptions): Promise<void> {
   await app.register(async (uploads) => {
     acceptRawBodies(uploads);
-    uploads.post('/datasets', { config: { audit: { action: 'dataset.create' } } }, async (request, reply) => {
+    uploads.post('/datasets', { schema: datasetSchemas.upload, config: { audit: { action: 'dataset.create' } } }, async (request, reply) => {
       const principal = authorize(request, 'datasets:write');
       const query = readQuery(request, ['name', 'format', 'label']);
       let upload: DatasetUpload;
@@ -41,19 +42,19 @@ export async function datasetRoutes(app: FastifyInstance, { context }: PlatformR
     });
   });
 
-  app.get('/datasets', async (request) => {
+  app.get('/datasets', { schema: datasetSchemas.list }, async (request) => {
     const principal = authorize(request, 'datasets:read');
     const query = readQuery(request, ['limit', 'offset']);
     const page = { limit: parsePositiveInteger(query.limit, 'limit') ?? 100, offset: parsePositiveInteger(query.offset, 'offset') ?? 0 };
     return { datasets: (await context.datasets.list(principal.tenantId, page)).map(datasetView) };
   });
 
-  app.get<{ Params: { id: string } }>('/datasets/:id', async (request) => {
+  app.get<{ Params: { id: string } }>('/datasets/:id', { schema: datasetSchemas.get }, async (request) => {
     const principal = authorize(request, 'datasets:read');
     return datasetView(await context.datasets.get(principal.tenantId, request.params.id));
   });
 
-  app.delete<{ Params: { id: string } }>('/datasets/:id', { config: { audit: { action: 'dataset.delete' } } }, async (request, reply) => {
+  app.delete<{ Params: { id: string } }>('/datasets/:id', { schema: datasetSchemas.delete, config: { audit: { action: 'dataset.delete' } } }, async (request, reply) => {
     const principal = authorize(request, 'datasets:write');
     request.audit = { resource: `dataset:${request.params.id}` };
     await context.datasets.delete(principal.tenantId, request.params.id);

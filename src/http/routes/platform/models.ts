@@ -16,6 +16,7 @@ import {
   readQuery,
   type PlatformRouteOptions,
 } from './support.ts';
+import { modelSchemas } from '../../schemas/models.ts';
 
 interface NameParams {
   name: string;
@@ -51,7 +52,7 @@ function versionNumber(text: string): number {
 export async function modelRoutes(app: FastifyInstance, { context }: PlatformRouteOptions): Promise<void> {
   const registry = context.registry;
 
-  app.post('/models', { config: { audit: { action: 'model.create' } } }, async (request, reply) => {
+  app.post('/models', { schema: modelSchemas.create, config: { audit: { action: 'model.create' } } }, async (request, reply) => {
     const principal = authorize(request, 'models:write');
     const body = readJsonObject(request, ['name', 'description', 'batching']);
     if (typeof body.name === 'string') authorizeModel(request, body.name);
@@ -64,18 +65,18 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
     return reply.status(201).send({ model: await registry.modelView(principal.tenantId, model) });
   });
 
-  app.get('/models', async (request) => {
+  app.get('/models', { schema: modelSchemas.list }, async (request) => {
     const principal = authorize(request, 'models:read');
     const models = (await registry.listModels(principal.tenantId)).filter((model) => modelAllowed(principal.allowedModels, model.name));
     return { models: await Promise.all(models.map((model) => registry.modelView(principal.tenantId, model))) };
   });
 
-  app.get<{ Params: NameParams }>('/models/:name', async (request) => {
+  app.get<{ Params: NameParams }>('/models/:name', { schema: modelSchemas.get }, async (request) => {
     const principal = authorizeOnModel(request, 'models:read', request.params.name);
     return registry.modelView(principal.tenantId, await registry.getModel(principal.tenantId, request.params.name));
   });
 
-  app.patch<{ Params: NameParams }>('/models/:name', { config: { audit: { action: 'model.update' } } }, async (request) => {
+  app.patch<{ Params: NameParams }>('/models/:name', { schema: modelSchemas.update, config: { audit: { action: 'model.update' } } }, async (request) => {
     const principal = authorizeOnModel(request, 'models:write', request.params.name);
     request.audit = { resource: `model:${request.params.name}` };
     const body = readJsonObject(request, ['description', 'batching']);
@@ -83,7 +84,7 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
     return { model: await registry.modelView(principal.tenantId, model) };
   });
 
-  app.delete<{ Params: NameParams }>('/models/:name', { config: { audit: { action: 'model.delete' } } }, async (request, reply) => {
+  app.delete<{ Params: NameParams }>('/models/:name', { schema: modelSchemas.delete, config: { audit: { action: 'model.delete' } } }, async (request, reply) => {
     const principal = authorizeOnModel(request, 'models:write', request.params.name);
     request.audit = { resource: `model:${request.params.name}` };
     await registry.deleteModel(principal.tenantId, request.params.name);
@@ -94,7 +95,7 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
 
   await app.register(async (uploads) => {
     acceptRawBodies(uploads);
-    uploads.post<{ Params: NameParams }>('/models/:name/versions', { config: { audit: { action: 'version.create' } } }, async (request, reply) => {
+    uploads.post<{ Params: NameParams }>('/models/:name/versions', { schema: modelSchemas.addVersion, config: { audit: { action: 'version.create' } } }, async (request, reply) => {
       const principal = authorizeOnModel(request, 'models:write', request.params.name);
       readQuery(request, []);
       request.audit = { resource: `model:${request.params.name}` };
@@ -122,18 +123,18 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
     });
   });
 
-  app.get<{ Params: NameParams }>('/models/:name/versions', async (request) => {
+  app.get<{ Params: NameParams }>('/models/:name/versions', { schema: modelSchemas.listVersions }, async (request) => {
     const principal = authorizeOnModel(request, 'models:read', request.params.name);
     return { versions: await registry.listVersions(principal.tenantId, request.params.name) };
   });
 
-  app.get<{ Params: VersionParams }>('/models/:name/versions/:version', async (request) => {
+  app.get<{ Params: VersionParams }>('/models/:name/versions/:version', { schema: modelSchemas.getVersion }, async (request) => {
     const principal = authorizeOnModel(request, 'models:read', request.params.name);
     const { model, version } = await registry.getVersion(principal.tenantId, request.params.name, request.params.version);
     return registry.versionView(principal.tenantId, model, version);
   });
 
-  app.delete<{ Params: VersionParams }>('/models/:name/versions/:version', { config: { audit: { action: 'version.delete' } } }, async (request, reply) => {
+  app.delete<{ Params: VersionParams }>('/models/:name/versions/:version', { schema: modelSchemas.deleteVersion, config: { audit: { action: 'version.delete' } } }, async (request, reply) => {
     const principal = authorizeOnModel(request, 'models:write', request.params.name);
     request.audit = { resource: `model:${request.params.name}/versions/${request.params.version}` };
     await registry.deleteVersion(principal.tenantId, request.params.name, versionNumber(request.params.version));
@@ -142,7 +143,7 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
 
   app.get<{ Params: VersionParams & { file: string } }>(
     '/models/:name/versions/:version/files/:file',
-    { config: { audit: { action: 'version.download' } } },
+    { schema: modelSchemas.downloadFile, config: { audit: { action: 'version.download' } } },
     async (request, reply) => {
       const principal = authorizeOnModel(request, 'models:download', request.params.name);
       const { name, version, file } = request.params;
@@ -157,7 +158,7 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
 
   // ---- aliases
 
-  app.put<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias', { config: { audit: { action: 'alias.set' } } }, async (request) => {
+  app.put<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias', { schema: modelSchemas.setAlias, config: { audit: { action: 'alias.set' } } }, async (request) => {
     const principal = authorizeOnModel(request, 'aliases:write', request.params.name);
     request.audit = { resource: `model:${request.params.name}/aliases/${request.params.alias}` };
     const body = readJsonObject(request, ['version']);
@@ -166,13 +167,13 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
     return { alias: aliasView(alias) };
   });
 
-  app.get<{ Params: NameParams }>('/models/:name/aliases', async (request) => {
+  app.get<{ Params: NameParams }>('/models/:name/aliases', { schema: modelSchemas.listAliases }, async (request) => {
     const principal = authorizeOnModel(request, 'models:read', request.params.name);
     const aliases = await registry.listAliases(principal.tenantId, request.params.name);
     return { aliases: aliases.map(aliasView) };
   });
 
-  app.delete<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias', { config: { audit: { action: 'alias.delete' } } }, async (request, reply) => {
+  app.delete<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias', { schema: modelSchemas.deleteAlias, config: { audit: { action: 'alias.delete' } } }, async (request, reply) => {
     const principal = authorizeOnModel(request, 'aliases:write', request.params.name);
     request.audit = { resource: `model:${request.params.name}/aliases/${request.params.alias}` };
     await registry.deleteAlias(principal.tenantId, request.params.name, request.params.alias);

@@ -1,0 +1,136 @@
+/** Training jobs: submit, read, list, cancel, and the progress event stream. */
+import { Type } from '@sinclair/typebox';
+import { jobStatuses } from '../../storage/repositories/jobs.ts';
+import { AnyJson, Nullable, Timestamp, content, type RouteSchema } from './common.ts';
+
+export const JobStatusSchema = Type.Union(jobStatuses.map((status) => Type.Literal(status)));
+
+const NumberMap = Type.Record(Type.String(), Type.Number());
+
+export const EarlyStoppingSettings = Type.Object(
+  {
+    monitor: Type.Optional(Type.String({ description: "'loss', 'val_loss', a metric name, or 'val_' + a metric name" })),
+    patience: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+    minDelta: Type.Optional(Type.Number({ minimum: 0 })),
+    restoreBestWeights: Type.Optional(Type.Boolean()),
+    mode: Type.Optional(Type.Union([Type.Literal('min'), Type.Literal('max')])),
+  },
+  { additionalProperties: false },
+);
+
+/** Bounds as `parseJobRequest` (src/jobs/job-request.ts) enforces them; it checks the spec itself. */
+export const SubmitJobRequest = Type.Object(
+  {
+    model: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' }),
+    spec: AnyJson('A model spec object in the engine format (docs/model-spec.md); a bad spec is 400 INVALID_SPEC'),
+    datasetId: Type.String({ minLength: 1 }),
+    testDatasetId: Type.Optional(Type.String()),
+    epochs: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+    batchSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_536 })),
+    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 })),
+    shuffle: Type.Optional(Type.Boolean()),
+    validationSplit: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 1 })),
+    maxSteps: Type.Optional(Type.Integer({ minimum: 1, maximum: 2 ** 31 - 1 })),
+    targetLoss: Type.Optional(Type.Number()),
+    earlyStopping: Type.Optional(EarlyStoppingSettings),
+    label: Type.Optional(Type.String({ description: 'Label column for CSV / JSON-lines datasets' })),
+  },
+  { additionalProperties: false },
+);
+
+/** Fit settings as stored with the job (defaults filled in). */
+export const JobSettings = Type.Object({
+  epochs: Type.Integer(),
+  batchSize: Type.Integer(),
+  seed: Type.Integer(),
+  shuffle: Type.Boolean(),
+  validationSplit: Type.Optional(Type.Number()),
+  maxSteps: Type.Optional(Type.Integer()),
+  targetLoss: Type.Optional(Type.Number()),
+  earlyStopping: Type.Optional(EarlyStoppingSettings),
+  label: Type.Optional(Type.String()),
+});
+
+/** One finished epoch: the `epoch-end` event's payload, kept in the job's history. */
+export const JobHistoryEntry = Type.Object({
+  epoch: Type.Integer({ description: '1-based' }),
+  epochs: Type.Integer(),
+  step: Type.Integer(),
+  loss: Type.Number(),
+  metrics: NumberMap,
+  validationLoss: Type.Optional(Type.Number()),
+  validationMetrics: Type.Optional(NumberMap),
+  samplesPerSecond: Type.Number(),
+  seconds: Type.Number(),
+  learningRate: Type.Number(),
+});
+
+export const JobFailure = Type.Object({
+  code: Type.String(),
+  message: Type.String(),
+  details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
+
+/** What a finished job registers as its version's metrics (src/engine/model.ts `trainingSummary`). */
+export const TrainingSummary = Type.Object({
+  epochs: Type.Integer(),
+  steps: Type.Integer(),
+  samplesPerSecond: Type.Number(),
+  loss: Type.Number(),
+  metrics: NumberMap,
+  validationLoss: Type.Optional(Type.Number()),
+  validationMetrics: Type.Optional(NumberMap),
+  testLoss: Type.Optional(Type.Number()),
+  testMetrics: NumberMap,
+  stopReason: Type.Union((['completed', 'maxSteps', 'targetLoss', 'earlyStopping', 'aborted'] as const).map((reason) => Type.Literal(reason))),
+});
+
+export const Job = Type.Object({
+  id: Type.String(),
+  model: Type.String(),
+  status: JobStatusSchema,
+  epoch: Type.Integer(),
+  totalEpochs: Type.Integer(),
+  step: Type.Integer(),
+  loss: Nullable(Type.Number()),
+  history: Type.Array(JobHistoryEntry),
+  error: Nullable(JobFailure),
+  resultVersion: Nullable(
+    Type.Object({ id: Type.String(), version: Type.Integer(), metrics: Nullable(TrainingSummary) }),
+  ),
+  settings: JobSettings,
+  datasetId: Type.String(),
+  testDatasetId: Nullable(Type.String()),
+  cancelRequested: Type.Boolean(),
+  createdAt: Timestamp,
+  startedAt: Nullable(Timestamp),
+  finishedAt: Nullable(Timestamp),
+});
+
+const IdParams = Type.Object({ id: Type.String() });
+const JobBody = Type.Object({ job: Job });
+const Count = Type.String({ pattern: '^[0-9]{1,16}$' });
+
+export const jobSchemas = {
+  submit: { body: SubmitJobRequest, response: { 202: JobBody } },
+  list: {
+    querystring: Type.Object({
+      status: Type.Optional(JobStatusSchema),
+      limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: '0 to 1000' })),
+      offset: Type.Optional(Count),
+    }),
+    response: { 200: Type.Object({ jobs: Type.Array(Job) }) },
+  },
+  get: { params: IdParams, response: { 200: JobBody } },
+  cancel: { params: IdParams, response: { 202: JobBody } },
+  events: {
+    params: IdParams,
+    querystring: Type.Object({ after: Type.Optional(Count) }),
+    response: {
+      200: content(
+        'text/event-stream',
+        Type.String({ description: 'Server-Sent Events: job-queued, job-started, job-resumed, job-progress, epoch-end, checkpoint-saved, job-finished' }),
+      ),
+    },
+  },
+} satisfies Record<string, RouteSchema>;

@@ -1,0 +1,103 @@
+/** Models, versions and aliases. */
+import { Type } from '@sinclair/typebox';
+import { modelFileNames } from '../../platform/model-registry.ts';
+import { tensorDataTypes } from '../protocols/tensor-json.ts';
+import { AnyJson, BinaryBody, NoBody, Nullable, Timestamp, type RouteSchema } from './common.ts';
+
+export const TensorDataTypeSchema = Type.Union(tensorDataTypes.map((datatype) => Type.Literal(datatype)));
+
+export const TensorSignature = Type.Object({
+  name: Type.String(),
+  datatype: TensorDataTypeSchema,
+  shape: Type.Array(Type.Integer({ minimum: -1 }), { description: '-1 marks a dynamic dimension' }),
+});
+
+export const ModelSignature = Type.Object({ inputs: Type.Array(TensorSignature), outputs: Type.Array(TensorSignature) });
+
+/** Per-model batching overrides; the handler checks the ranges (docs/api.md). */
+export const BatchingSettings = Type.Object(
+  {
+    maxBatchSize: Type.Optional(Type.Integer()),
+    maxQueueDelayMicroseconds: Type.Optional(Type.Integer()),
+    maxQueueSize: Type.Optional(Type.Integer()),
+  },
+  { additionalProperties: false },
+);
+
+export const ModelFileNameSchema = Type.Union(modelFileNames.map((file) => Type.Literal(file)));
+
+export const Alias = Type.Object({ name: Type.String(), version: Type.Integer(), updatedAt: Timestamp });
+
+export const Model = Type.Object({
+  name: Type.String(),
+  description: Type.String(),
+  batching: Nullable(BatchingSettings),
+  versions: Type.Array(Type.Integer(), { description: 'Version numbers, oldest first' }),
+  aliases: Type.Array(Type.Object({ name: Type.String(), version: Type.Integer() })),
+  createdAt: Timestamp,
+});
+
+export const ModelVersion = Type.Object({
+  id: Type.String(),
+  model: Type.String(),
+  version: Type.Integer(),
+  source: Type.Union([Type.Literal('upload'), Type.Literal('job')]),
+  signature: ModelSignature,
+  metrics: AnyJson('For a trained version, the training summary (test metrics included); else null or the uploaded metrics.json'),
+  jobId: Nullable(Type.String()),
+  files: Type.Array(ModelFileNameSchema, { description: 'What GET …/files/{file} can fetch' }),
+  aliases: Type.Array(Type.String(), { description: 'Aliases pointing at this version' }),
+  createdAt: Timestamp,
+});
+
+export const CreateModelRequest = Type.Object(
+  { name: Type.String(), description: Type.Optional(Type.String()), batching: Type.Optional(BatchingSettings) },
+  { additionalProperties: false },
+);
+
+export const UpdateModelRequest = Type.Object(
+  { description: Type.Optional(Type.String()), batching: Type.Optional(Nullable(BatchingSettings)) },
+  { additionalProperties: false },
+);
+
+export const SetAliasRequest = Type.Object({ version: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
+
+const NameParams = Type.Object({ name: Type.String() });
+const VersionParams = Type.Object({ name: Type.String(), version: Type.String({ description: 'A number, an alias or "latest"' }) });
+const AliasParams = Type.Object({ name: Type.String(), alias: Type.String() });
+const ModelBody = Type.Object({ model: Model });
+
+export const modelSchemas = {
+  create: { body: CreateModelRequest, response: { 201: ModelBody } },
+  list: { response: { 200: Type.Object({ models: Type.Array(Model) }) } },
+  get: { params: NameParams, response: { 200: Model } },
+  update: { params: NameParams, body: UpdateModelRequest, response: { 200: ModelBody } },
+  delete: { params: NameParams, response: { 204: NoBody } },
+  addVersion: {
+    params: NameParams,
+    querystring: Type.Object({}, { additionalProperties: false }),
+    documentedBody: {
+      'application/octet-stream': BinaryBody,
+      'application/x-tar': BinaryBody,
+      'multipart/form-data': Type.Object({ file: BinaryBody }),
+    },
+    response: { 201: Type.Object({ version: ModelVersion }) },
+  },
+  listVersions: { params: NameParams, response: { 200: Type.Object({ versions: Type.Array(ModelVersion) }) } },
+  getVersion: { params: VersionParams, response: { 200: ModelVersion } },
+  deleteVersion: { params: Type.Object({ name: Type.String(), version: Type.String({ description: 'A version number' }) }), response: { 204: NoBody } },
+  downloadFile: {
+    params: Type.Object({ name: Type.String(), version: Type.String(), file: Type.String({ description: `One of ${modelFileNames.join(', ')}` }) }),
+    response: {
+      200: {
+        content: {
+          'application/octet-stream': { schema: BinaryBody },
+          'application/json': { schema: AnyJson('spec.json or metrics.json') },
+        },
+      },
+    },
+  },
+  setAlias: { params: AliasParams, body: SetAliasRequest, response: { 200: Type.Object({ alias: Alias }) } },
+  listAliases: { params: NameParams, response: { 200: Type.Object({ aliases: Type.Array(Alias) }) } },
+  deleteAlias: { params: AliasParams, response: { 204: NoBody } },
+} satisfies Record<string, RouteSchema>;
