@@ -22,6 +22,8 @@ import {
 } from '../protocols/ollama.ts';
 import { applyTokenLimits } from '../protocols/openai.ts';
 import { errorCodeHeader } from '../protocols/route-support.ts';
+import { ollamaSchemas } from '../schemas/llm.ts';
+import { installSchemaCompilers } from '../schemas/validation.ts';
 
 /** The Ollama version this adapter follows (its `docs/api.md`), reported by `/api/version`. */
 export const ollamaApiVersion = '0.6.4';
@@ -53,6 +55,7 @@ function ollamaMessage(error: AiaasError, model?: string): string {
 }
 
 export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps): Promise<void> {
+  installSchemaCompilers(app);
   app.setErrorHandler((error, request, reply) => {
     const aiaasError = toAiaasError(error, request);
     const body = request.body as { model?: unknown } | undefined;
@@ -151,7 +154,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     return reply;
   };
 
-  app.post('/api/generate', async (request, reply) => {
+  app.post('/api/generate', { schema: ollamaSchemas.generate }, async (request, reply) => {
     const parsed = parseOllamaGenerate(request.body);
     const prompt = (request.body as { prompt?: unknown }).prompt;
     if (prompt === undefined || prompt === '') {
@@ -169,7 +172,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     );
   });
 
-  app.post('/api/chat', async (request, reply) => {
+  app.post('/api/chat', { schema: ollamaSchemas.chat }, async (request, reply) => {
     const parsed = parseOllamaChat(request.body);
     return await generation(
       request,
@@ -180,7 +183,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     );
   });
 
-  app.post('/api/embed', async (request, reply) => {
+  app.post('/api/embed', { schema: ollamaSchemas.embed }, async (request, reply) => {
     const parsed = parseOllamaEmbed(request.body);
     const started = performance.now();
     const entry = await deps.resolve(request, parsed.model.name, parsed.model.selector);
@@ -192,7 +195,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     return { model: parsed.reference, embeddings: result.embeddings, total_duration: Math.round((performance.now() - started) * 1e6), load_duration: Math.round(loadNs), prompt_eval_count: result.promptTokens };
   });
 
-  app.get('/api/tags', async (request) => {
+  app.get('/api/tags', { schema: ollamaSchemas.tags }, async (request) => {
     const models: Array<Record<string, unknown>> = [];
     for (const entry of await deps.list(request)) {
       models.push(renderOllamaModel(entry, 'latest'));
@@ -201,7 +204,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     return { models };
   });
 
-  app.post('/api/show', async (request) => {
+  app.post('/api/show', { schema: ollamaSchemas.show }, async (request) => {
     const body = request.body as { model?: unknown; name?: unknown } | undefined;
     const reference = splitOllamaModel(body?.model ?? body?.name);
     const entry = await deps.resolve(request, reference.name, reference.selector);
@@ -227,7 +230,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     };
   });
 
-  app.get('/api/ps', async (request) => {
+  app.get('/api/ps', { schema: ollamaSchemas.ps }, async (request) => {
     const loaded = await deps.loaded(request);
     return {
       models: loaded.map(({ entry, memoryBytes, expiresAt }) => ({
@@ -239,12 +242,12 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     };
   });
 
-  app.get('/api/version', async () => ({ version: ollamaApiVersion }));
+  app.get('/api/version', { schema: ollamaSchemas.version }, async () => ({ version: ollamaApiVersion }));
 
   const admin = deps.admin;
   const pull = admin?.pull?.bind(admin);
   if (pull !== undefined) {
-    app.post('/api/pull', async (request, reply) => {
+    app.post('/api/pull', { schema: ollamaSchemas.pull }, async (request, reply) => {
       const body = request.body as { model?: unknown; url?: unknown; sha256?: unknown; stream?: unknown } | undefined;
       const model = splitOllamaModel(body?.model);
       if (typeof body?.url !== 'string') throw new AiaasError('INVALID_REQUEST', 'url is required: this server pulls GGUF files from a URL, not from a model library');
@@ -273,7 +276,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     });
   }
   if (admin !== undefined) {
-    app.delete('/api/delete', async (request, reply) => {
+    app.delete('/api/delete', { schema: ollamaSchemas.delete }, async (request, reply) => {
       const body = request.body as { model?: unknown; name?: unknown } | undefined;
       await admin.remove(request, splitOllamaModel(body?.model ?? body?.name));
       return reply.status(200).send();

@@ -24,6 +24,8 @@ import {
   splitModelReference,
 } from '../protocols/openai.ts';
 import { errorCodeHeader } from '../protocols/route-support.ts';
+import { openAiSchemas } from '../schemas/llm.ts';
+import { installSchemaCompilers } from '../schemas/validation.ts';
 
 function toAiaasError(error: unknown, request: FastifyRequest): AiaasError {
   if (AiaasError.isInstance(error)) return error;
@@ -60,6 +62,7 @@ async function collect(events: AsyncIterable<GenerateEvent>): Promise<GenerateRe
 }
 
 export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps): Promise<void> {
+  installSchemaCompilers(app);
   app.setErrorHandler((error, request, reply) => {
     const aiaasError = toAiaasError(error, request);
     void reply
@@ -78,7 +81,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
     return { entry, runtime: await deps.open(entry) };
   };
 
-  app.get('/models', async (request) => {
+  app.get('/models', { schema: openAiSchemas.listModels }, async (request) => {
     const entries = await deps.list(request);
     const ids = new Map<string, LanguageModelEntry>();
     for (const entry of entries) {
@@ -88,7 +91,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
     return { object: 'list', data: [...ids].map(([id, entry]) => renderModel(id, Math.floor(entry.createdAt.getTime() / 1000), 'aiaas')) };
   });
 
-  app.get<{ Params: { '*': string } }>('/models/*', async (request) => {
+  app.get<{ Params: { '*': string } }>('/models/*', { schema: openAiSchemas.getModel }, async (request) => {
     const reference = request.params['*'];
     const { name, selector } = splitModelReference(reference);
     const entry = await deps.resolve(request, name, selector);
@@ -119,7 +122,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
     }
   };
 
-  app.post('/chat/completions', async (request, reply) => {
+  app.post('/chat/completions', { schema: openAiSchemas.chatCompletions }, async (request, reply) => {
     const parsed = parseChatCompletionRequest(request.body);
     const { entry, runtime } = await open(request, parsed.model);
     parsed.generate.maxTokens = applyTokenLimits(parsed.maxTokens, deps.limits(entry));
@@ -131,7 +134,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
     return reply;
   });
 
-  app.post('/completions', async (request, reply) => {
+  app.post('/completions', { schema: openAiSchemas.completions }, async (request, reply) => {
     const parsed = parseCompletionRequest(request.body);
     const { entry, runtime } = await open(request, parsed.model);
     parsed.generate.maxTokens = applyTokenLimits(parsed.maxTokens, deps.limits(entry));
@@ -158,7 +161,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
     return reply;
   });
 
-  app.post('/embeddings', async (request, reply) => {
+  app.post('/embeddings', { schema: openAiSchemas.embeddings }, async (request, reply) => {
     const parsed = parseEmbeddingRequest(request.body);
     const { entry, runtime } = await open(request, parsed.model);
     const result = await runtime.embed(parsed.inputs, clientGone(reply));
