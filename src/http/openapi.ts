@@ -93,7 +93,7 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /tfserving/v1/models/:name/metadata': { summary: 'TF-Serving signature metadata (latest version)', permission: 'inference', tag: 'tfserving' },
 
   'GET /v1/models': { summary: "OpenAI: the caller's language models (NAME and NAME@ALIAS ids)", permission: 'inference', tag: 'openai' },
-  'GET /v1/models/*': { summary: 'OpenAI: one language model (NAME, NAME@VERSION or NAME@ALIAS)', permission: 'inference', tag: 'openai' },
+  'GET /v1/models/:model': { summary: 'OpenAI: one language model (NAME, NAME@VERSION or NAME@ALIAS)', permission: 'inference', tag: 'openai' },
   'POST /v1/chat/completions': { summary: 'OpenAI chat completions, streamed as server-sent events with stream: true (docs/llm.md)', permission: 'inference', tag: 'openai' },
   'POST /v1/completions': { summary: 'OpenAI legacy text completions', permission: 'inference', tag: 'openai' },
   'POST /v1/embeddings': { summary: 'OpenAI embeddings (float or base64)', permission: 'inference', tag: 'openai' },

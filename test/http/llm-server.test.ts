@@ -86,7 +86,7 @@ describe('OpenAI-compatible routes on the server', () => {
     const error = await openai().chat.completions.create({ model: 'classifier', messages: [{ role: 'user', content: 'x' }] }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(OpenAI.NotFoundError);
     expect((error as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
-    const v2 = await call(server.app, server.adminKey, 'POST', '/v2/models/tiny/infer', { inputs: [] });
+    const v2 = await call(server.app, server.adminKey, 'POST', '/v2/models/tiny/infer', { inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [0] }] });
     expect(v2.statusCode).toBe(404);
   });
 
@@ -297,6 +297,26 @@ describe('a full model', () => {
     expect(Object.keys((await ollamaBusy.json()) as object)).toEqual(['error']);
     release();
     expect((await first).usage!.completion_tokens).toBe(2);
+  });
+});
+
+describe('rate limits on the LLM routes', () => {
+  it('renders the per-key limit as OpenAI\'s and Ollama\'s 429', async () => {
+    const limited = await startTestServer({ rateLimitBurst: 2, rateLimitPerSecond: 0.001 });
+    try {
+      const url = await limited.app.listen({ host: '127.0.0.1', port: 0 });
+      const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: limited.adminKey, maxRetries: 0 });
+      expect((await client.models.list()).data).toEqual([]);
+      expect((await new Ollama({ host: url, headers: { authorization: `Bearer ${limited.adminKey}` } }).list()).models).toEqual([]);
+      const openAiLimited = await client.models.list().catch((caught: unknown) => caught);
+      expect(openAiLimited).toBeInstanceOf(OpenAI.RateLimitError);
+      expect((openAiLimited as InstanceType<typeof OpenAI.RateLimitError>).code).toBe('rate_limit_exceeded');
+      const ollamaLimited = await fetch(`${url}/api/tags`, { headers: { authorization: `Bearer ${limited.adminKey}` } });
+      expect(ollamaLimited.status).toBe(429);
+      expect(Object.keys((await ollamaLimited.json()) as object)).toEqual(['error']);
+    } finally {
+      await limited.close();
+    }
   });
 });
 

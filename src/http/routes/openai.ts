@@ -91,8 +91,8 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
     return { object: 'list', data: [...ids].map(([id, entry]) => renderModel(id, Math.floor(entry.createdAt.getTime() / 1000), 'aiaas')) };
   });
 
-  app.get<{ Params: { '*': string } }>('/models/*', { schema: openAiSchemas.getModel }, async (request) => {
-    const reference = request.params['*'];
+  app.get<{ Params: { model: string } }>('/models/:model', { schema: openAiSchemas.getModel }, async (request) => {
+    const reference = request.params.model;
     const { name, selector } = splitModelReference(reference);
     const entry = await deps.resolve(request, name, selector);
     return renderModel(reference, Math.floor(entry.createdAt.getTime() / 1000), 'aiaas');

@@ -99,7 +99,7 @@ function jsonOrStream(json: TSchema, streamType: string, streamDescription: stri
 
 export const openAiSchemas = {
   listModels: { response: { 200: Type.Object({ object: Type.Literal('list'), data: Type.Array(OpenAiModel) }) } },
-  getModel: { params: Type.Object({ '*': Type.String({ description: 'NAME, NAME@VERSION or NAME@ALIAS' }) }), response: { 200: OpenAiModel } },
+  getModel: { params: Type.Object({ model: Type.String({ description: 'NAME, NAME@VERSION or NAME@ALIAS' }) }), response: { 200: OpenAiModel } },
   chatCompletions: {
     body: ChatCompletionRequest,
     response: { 200: jsonOrStream(ChatCompletion, 'text/event-stream', 'stream: true: `data: {chat.completion.chunk}` events, then `data: [DONE]`') },
