@@ -104,7 +104,6 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'POST /api/show': { summary: 'Ollama: a model\'s details, template and metadata', permission: 'inference', tag: 'ollama' },
   'GET /api/ps': { summary: 'Ollama: loaded language models with their memory', permission: 'inference', tag: 'ollama' },
   'GET /api/version': { summary: 'Ollama API version this adapter follows', permission: 'inference', tag: 'ollama' },
-  'POST /api/pull': { summary: 'Ollama pull {model, url, sha256?}: progress lines', permission: 'models:write', tag: 'ollama' },
   'DELETE /api/delete': { summary: 'Ollama delete: NAME deletes the model, NAME:VERSION one version', permission: 'models:write', tag: 'ollama' },
 };
 
