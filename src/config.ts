@@ -6,10 +6,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { AiaasError } from './errors.ts';
 
 const mebibyte = 1024 * 1024;
+
+/** `maxModelParameters` when nothing sets it; docs/configuration.md explains the number. */
+export const defaultMaxModelParameters = 50_000_000;
+/** `jobMemoryLimitBytes` when nothing sets it: room for a model at `defaultMaxModelParameters` (docs/configuration.md). */
+export const defaultJobMemoryLimitBytes = 8 * 1024 ** 3;
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const logLevels: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -27,15 +32,18 @@ export interface AiaasConfig {
   inferenceBodyLimitBytes: number;
   maxDatasetBytes: number;
   maxModelBytes: number;
+  maxModelParameters: number;
   maxTensorElements: number;
   rateLimitPerSecond: number;
   rateLimitBurst: number;
   jobConcurrency: number;
   maxConcurrentJobsPerTenant: number;
   jobLeaseMs: number;
+  jobMemoryLimitBytes: number;
   modelMemoryBudgetBytes: number;
   modelIdleUnloadMs: number;
   inferenceThreads: number;
+  inferenceInstances: number;
   batchMaxSize: number;
   batchMaxQueueDelayMicroseconds: number;
   batchMaxQueueSize: number;
@@ -58,6 +66,9 @@ export interface AiaasConfig {
   llmMaxContextLength: number;
   llmDefaultMaxTokens: number;
   llmMaxTokens: number;
+  backupDir: string | undefined;
+  backupIntervalSeconds: number;
+  backupKeep: number;
 }
 
 export type SettingName = keyof AiaasConfig;
@@ -121,21 +132,24 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('inferenceBodyLimitBytes', 'integer', bytesText(8 * mebibyte), 'Largest request body on the V2 and TF-Serving routes.', { minimum: 1024 }),
   setting('maxDatasetBytes', 'integer', bytesText(512 * mebibyte), 'Largest dataset after gunzip; larger uploads get 413.', { minimum: 1024 }),
   setting('maxModelBytes', 'integer', bytesText(64 * mebibyte), 'Largest uploaded .onnx file, with its external-data files counted in (bounded by bodyLimitBytes too).', { minimum: 1024 }),
+  setting('maxModelParameters', 'integer', String(defaultMaxModelParameters), 'Most parameters a model spec may have, checked from shapes before anything is allocated: for training jobs (400 TOO_MANY_PARAMETERS) and uploaded saved models (spec.json).', { minimum: 1 }),
   setting('maxTensorElements', 'integer', String(4 * mebibyte), 'Most elements in one inference input tensor; more gets 413 TOO_MANY_ELEMENTS.', { minimum: 1 }),
   setting('rateLimitPerSecond', 'number', '50', 'Requests per second per API key (token bucket refill).', { minimum: 0.001 }),
   setting('rateLimitBurst', 'integer', '100', 'Burst size per API key (token bucket capacity).', { minimum: 1 }),
-  setting('jobConcurrency', 'integer', '1', 'Training jobs run at once by this server (worker threads).', { minimum: 1, maximum: 64 }),
+  setting('jobConcurrency', 'integer', '1', 'Training jobs run at once by this server (one child process each).', { minimum: 1, maximum: 64 }),
   setting('maxConcurrentJobsPerTenant', 'integer', '4', 'Unfinished (queued or running) training jobs one tenant may have; one more gets 429 QUOTA_EXCEEDED.', { minimum: 1 }),
   setting('jobLeaseMs', 'integer', '30000', 'Lease of a running job; a crashed worker\'s job is resumed after it expires.', { minimum: 1000 }),
+  setting('jobMemoryLimitBytes', 'integer', bytesText(defaultJobMemoryLimitBytes), 'Memory limit (RSS, native memory included) of one training job\'s process; above it the process is killed and the job fails with JOB_MEMORY_EXCEEDED.', { minimum: 64 * mebibyte }),
   setting('modelMemoryBudgetBytes', 'integer', bytesText(2048 * mebibyte), 'Memory for loaded models; least recently used models are unloaded beyond it.', { minimum: mebibyte }),
   setting('modelIdleUnloadMs', 'integer', '900000', 'Unload a model unused for this long (0 = never).', { minimum: 0 }),
-  setting('inferenceThreads', 'integer', '1', 'ONNX Runtime threads inside one served model\'s run. 1 suits small models under concurrent load (requests and batches give the parallelism); raise it for large models.', { minimum: 1, maximum: 64 }),
+  setting('inferenceThreads', 'integer', '1', 'ONNX Runtime threads inside one run of one instance of a served model. 1 suits small models under concurrent load (instances, requests and batches give the parallelism); raise it for large models.', { minimum: 1, maximum: 64 }),
+  setting('inferenceInstances', 'integer', '1', 'Instances of each loaded ONNX model, each a worker thread with its own session: runs of one version that may execute at once (like Triton\'s instance groups). Up to the core count pays off for CPU-heavy models; each instance holds its own copy of the weights.', { minimum: 1, maximum: 64 }),
   setting('batchMaxSize', 'integer', '64', 'Default dynamic batching: most rows merged into one run (1 disables merging).', { minimum: 1 }),
   setting('batchMaxQueueDelayMicroseconds', 'integer', '0', 'Default dynamic batching: how long a request may wait for others to join its batch.', { minimum: 0 }),
   setting('batchMaxQueueSize', 'integer', '1024', 'Default dynamic batching: waiting requests per model version before 503 QUEUE_FULL.', { minimum: 1 }),
   setting('warmup', 'boolean', 'true', 'Run one inference on zeros when a model loads.'),
-  setting('validationTimeoutMs', 'integer', '30000', 'Time limit for opening an uploaded .onnx in the validation child process.', { minimum: 100 }),
-  setting('validationMemoryBytes', 'integer', bytesText(2048 * mebibyte), 'Memory limit (RSS) of the validation child process.', { minimum: 64 * mebibyte }),
+  setting('validationTimeoutMs', 'integer', '30000', 'Time limit for opening an uploaded .onnx, or building an uploaded saved model\'s network, in a validation child process.', { minimum: 100 }),
+  setting('validationMemoryBytes', 'integer', bytesText(2048 * mebibyte), 'Memory limit (RSS) of a validation child process (opening an .onnx, building a saved model\'s network).', { minimum: 64 * mebibyte }),
   setting('masterKey', 'secret', '(none)', 'Master key ring: base64 of 32 bytes, or "1:<base64>,2:<base64>" while rotating. Required unless insecureDev.'),
   setting('masterKeyFile', 'path', '(none)', 'File holding the master key ring instead of masterKey.'),
   setting('insecureDev', 'boolean', 'false', 'Development only: generate and keep a master key in <dataDir>/insecure-dev-master-key.'),
@@ -152,6 +166,9 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('llmDefaultMaxTokens', 'integer', '256', 'Tokens generated when a request sets no max_tokens / num_predict.', { minimum: 1 }),
   setting('llmMaxTokens', 'integer', '4096', 'Most tokens one request may ask to generate; more is a 400.', { minimum: 1 }),
   setting('metricsPublic', 'boolean', 'false', 'Serve /metrics without an API key, every tenant\'s series included; otherwise it needs a key with metrics:read and shows a tenant only its own series.'),
+  setting('backupDir', 'path', '(none)', 'Where the server writes backups (POST /api/v1/admin/backups and the schedule); outside dataDir, ideally on other storage.'),
+  setting('backupIntervalSeconds', 'integer', '0', 'Take a backup into backupDir every this many seconds (0: no schedule).', { minimum: 0 }),
+  setting('backupKeep', 'integer', '7', 'Server-made backups kept in backupDir; older ones are removed after each new one.', { minimum: 1 }),
 ];
 
 const definitionsByName = new Map(settingDefinitions.map((definition) => [definition.name, definition]));
@@ -292,15 +309,18 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     inferenceBodyLimitBytes: value('inferenceBodyLimitBytes'),
     maxDatasetBytes: value('maxDatasetBytes'),
     maxModelBytes: value('maxModelBytes'),
+    maxModelParameters: value('maxModelParameters'),
     maxTensorElements: value('maxTensorElements'),
     rateLimitPerSecond: value('rateLimitPerSecond'),
     rateLimitBurst: value('rateLimitBurst'),
     jobConcurrency: value('jobConcurrency'),
     maxConcurrentJobsPerTenant: value('maxConcurrentJobsPerTenant'),
     jobLeaseMs: value('jobLeaseMs'),
+    jobMemoryLimitBytes: value('jobMemoryLimitBytes'),
     modelMemoryBudgetBytes: value('modelMemoryBudgetBytes'),
     modelIdleUnloadMs: value('modelIdleUnloadMs'),
     inferenceThreads: value('inferenceThreads'),
+    inferenceInstances: value('inferenceInstances'),
     batchMaxSize: value('batchMaxSize'),
     batchMaxQueueDelayMicroseconds: value('batchMaxQueueDelayMicroseconds'),
     batchMaxQueueSize: value('batchMaxQueueSize'),
@@ -324,6 +344,9 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     llmMaxContextLength: value('llmMaxContextLength'),
     llmDefaultMaxTokens: value('llmDefaultMaxTokens'),
     llmMaxTokens: value('llmMaxTokens'),
+    backupDir: optionalPath('backupDir'),
+    backupIntervalSeconds: value('backupIntervalSeconds'),
+    backupKeep: value('backupKeep'),
   };
   validateConfig(config);
   return config;
@@ -349,6 +372,15 @@ export function validateConfig(config: AiaasConfig): void {
   }
   if (config.llmDefaultMaxTokens > config.llmMaxTokens) {
     throw invalid(definition('llmDefaultMaxTokens'), `must not exceed llmMaxTokens (${config.llmMaxTokens})`);
+  }
+  if (config.backupIntervalSeconds > 0 && config.backupDir === undefined) {
+    throw invalid(definition('backupIntervalSeconds'), 'a backup schedule needs backupDir (--backup-dir / AIAAS_BACKUP_DIR)');
+  }
+  if (config.backupDir !== undefined) {
+    const inside = relative(config.dataDir, config.backupDir);
+    // A backup inside the data directory is lost with it: it protects against nothing.
+    const outside = inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside);
+    if (!outside) throw invalid(definition('backupDir'), `must be outside dataDir (${config.dataDir})`);
   }
   if (config.inferenceBodyLimitBytes > config.bodyLimitBytes) {
     throw invalid(definition('inferenceBodyLimitBytes'), `must not exceed bodyLimitBytes (${config.bodyLimitBytes})`);

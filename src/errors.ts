@@ -12,6 +12,7 @@ export const errorCatalogue = {
   INVALID_DATA: { status: 400, title: 'Invalid data file' },
   INVALID_MODEL_FILE: { status: 400, title: 'Invalid model file' },
   INVALID_WEIGHTS: { status: 400, title: 'Invalid weights file' },
+  TOO_MANY_PARAMETERS: { status: 400, title: 'Model has more parameters than the server allows' },
   CONTEXT_LENGTH_EXCEEDED: { status: 400, title: "Prompt longer than the model's context" },
   // 401/403 — who you are and what you may do
   UNAUTHENTICATED: { status: 401, title: 'Missing or invalid API key' },
@@ -37,10 +38,13 @@ export const errorCatalogue = {
   MODEL_LOAD_FAILED: { status: 503, title: 'Model could not be loaded' },
   MODEL_NOT_READY: { status: 503, title: 'Model not ready' },
   QUEUE_FULL: { status: 503, title: 'Inference queue full' },
+  // The client went away while its request waited; nobody reads this answer (nginx's 499).
+  CLIENT_DISCONNECTED: { status: 499, title: 'Client closed the request' },
   // training-time failures (reported on jobs and by the CLI)
   TRAINING_DIVERGED: { status: 422, title: 'Training produced a non-finite loss' },
   // inference: the input passed the signature checks but the model failed on it (src/runtimes)
   INFERENCE_FAILED: { status: 422, title: 'The model failed to run on this input' },
+  JOB_MEMORY_EXCEEDED: { status: 422, title: 'Training job exceeded its memory limit' },
   CONFIG_INVALID: { status: 500, title: 'Invalid server configuration' },
   // security: envelope encryption (src/security)
   KEY_DESTROYED: { status: 410, title: 'Tenant data key was destroyed; its data is unrecoverable' },
@@ -49,6 +53,12 @@ export const errorCatalogue = {
   MASTER_KEY_MISMATCH: { status: 500, title: 'The configured master key does not match this data directory' },
   // startup: one server per data directory (src/startup/data-dir-lock.ts)
   DATA_DIR_LOCKED: { status: 500, title: 'The data directory is in use by another aiaas process' },
+  // backups and data-directory checks (src/storage/backup, src/startup/backups.ts)
+  TARGET_NOT_EMPTY: { status: 409, title: 'Target directory exists and is not empty' },
+  BACKUP_INVALID: { status: 422, title: 'Not a complete, intact backup' },
+  BACKUP_NOT_CONFIGURED: { status: 409, title: 'No backup directory is configured' },
+  BACKUP_IN_PROGRESS: { status: 409, title: 'A backup is already running' },
+  DATABASE_CORRUPT: { status: 500, title: 'The database failed its integrity check' },
   // http: request framing (src/http)
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
 } as const satisfies Record<string, { status: number; title: string }>;

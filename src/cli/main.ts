@@ -6,6 +6,7 @@ import { TarError } from '../sdk/tar.ts';
 import { CliFailure, CliUsageError, exitCodes, type CommandContext, type CommandDefinition, type OptionDefinition } from './command.ts';
 import { adminCommands } from './commands/admin.ts';
 import { auditCommands } from './commands/audit.ts';
+import { backupCommands, checkCommand } from './commands/backup.ts';
 import { datasetCommands } from './commands/datasets.ts';
 import { demoCommand } from './commands/demo.ts';
 import { jobCommands } from './commands/jobs.ts';
@@ -30,6 +31,8 @@ export const commands: readonly CommandDefinition[] = [
   ...tenantCommands,
   ...auditCommands,
   ...adminCommands,
+  checkCommand,
+  ...backupCommands,
   trainCommand,
 ];
 
@@ -40,7 +43,8 @@ const groupSummaries: Readonly<Record<string, string>> = {
   keys: 'create, list and revoke API keys',
   tenants: 'create and list tenants',
   audit: 'verify and export the audit log',
-  admin: 'master key tools',
+  admin: 'master key tools, data directory check',
+  backup: 'create, verify, restore and list backups',
 };
 
 const globalServerOptions: Readonly<Record<string, OptionDefinition>> = {

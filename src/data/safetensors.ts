@@ -161,14 +161,31 @@ function typedView(dtype: SafetensorsDtype, bytes: Uint8Array): SafetensorsData 
   }
 }
 
+/** One tensor as the header describes it; offsets are relative to the data buffer. */
+export interface SafetensorsHeaderEntry {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  /** In data-buffer order. */
+  entries: SafetensorsHeaderEntry[];
+  metadata: Record<string, string>;
+  /** Offset of the data buffer in the file: 8 + header length. */
+  bufferStart: number;
+}
+
 /**
- * Parses and validates a safetensors file. Aligned tensors are views into `bytes` (no copy), so
- * mutating `bytes` afterwards changes them; unaligned ones are copies. Validation follows the
- * reference reader: header size within bounds, JSON object, known dtypes, integer shapes, offsets
- * that tile the byte buffer exactly (contiguous from 0, no overlap, no trailing bytes) and byte
- * lengths equal to elements × dtype size.
+ * Parses and validates a safetensors file's header without touching its tensor data, so a caller
+ * can check names and shapes before anything is built. Validation follows the reference reader:
+ * header size within bounds, JSON object, known dtypes, integer shapes, offsets that tile the byte
+ * buffer exactly (contiguous from 0, no overlap, no trailing bytes) and byte lengths equal to
+ * elements × dtype size.
  */
-export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
+export function readSafetensorsHeader(bytes: Uint8Array): SafetensorsHeader {
   if (!littleEndianHost) throw invalidWeights('safetensors decoding requires a little-endian host');
   if (bytes.length < 8) {
     throw invalidWeights(`safetensors file too small: ${bytes.length} bytes, the 8-byte header length is missing`);
@@ -205,7 +222,7 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
   // Keys from the file are defined as own properties (Object.fromEntries), never assigned: a
   // `__proto__` key would otherwise replace the result's prototype and vanish from its keys.
   const metadataEntries: [string, string][] = [];
-  const entries: { name: string; dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }[] = [];
+  const entries: SafetensorsHeaderEntry[] = [];
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
       if (typeof info !== 'object' || info === null || Array.isArray(info)) {
@@ -268,6 +285,16 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
     throw invalidWeights(`safetensors data buffer is ${bufferLength} bytes but the tensors cover ${expectedBegin} (trailing bytes)`);
   }
 
+  return { entries, metadata: Object.fromEntries(metadataEntries), bufferStart };
+}
+
+/**
+ * Parses and validates a safetensors file (`readSafetensorsHeader`, then the data). Aligned tensors
+ * are views into `bytes` (no copy), so mutating `bytes` afterwards changes them; unaligned ones are
+ * copies.
+ */
+export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
+  const { entries, metadata, bufferStart } = readSafetensorsHeader(bytes);
   const tensorEntries: [string, SafetensorsTensor][] = [];
   for (const entry of entries) {
     const raw = bytes.subarray(bufferStart + entry.begin, bufferStart + entry.end);
@@ -277,5 +304,5 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
     }
     tensorEntries.push([entry.name, { dtype: entry.dtype, shape: entry.shape, data: typedView(entry.dtype, raw) }]);
   }
-  return { tensors: Object.fromEntries(tensorEntries), metadata: Object.fromEntries(metadataEntries) };
+  return { tensors: Object.fromEntries(tensorEntries), metadata };
 }

@@ -367,8 +367,10 @@ export class Model {
       let seen = 0;
       /**
        * The inputs of the chunk of steps starting at `firstBatch`: rows gathered in shuffled order,
-       * per-step step sizes, dropout masks. Built into one of two buffer sets while the previous
-       * chunk runs in ONNX Runtime, so host work overlaps the graph instead of adding to it.
+       * per-step step sizes, dropout masks. Built into one of two buffer sets, so the next chunk can be
+       * prepared while the current one's buffers are still owned by its pending run. It does not
+       * overlap the run itself: onnxruntime-node's `run` executes synchronously on this thread (its
+       * promise only defers the call), so the preparation happens before the run starts.
        */
       const prepare = (firstBatch: number, stepBase: number, set: InputBuffers): PreparedChunk => {
         // Full batches go through the multi-step graph in chunks; the epoch's tail (and anything that
@@ -442,8 +444,8 @@ export class Model {
         for (const metric of this.spec.metrics) fetches[graphNames.metric(metric)] = floatTensor(metricBuffers.get(metric)!.subarray(0, chunk), outputDims);
         for (const slot of this.slots) fetches[graphNames.next(graphNames.state(slot.suffix))] = floatTensor(spare.state.get(slot.suffix)!, [this.layout.total]);
         const running = (chunk === 1 ? session : manySession!).run(feeds, fetches);
-        // Prepare the next chunk while this one runs (never past the epoch or maxSteps, so the dropout
-        // generator's state at a checkpoint is the same as without the overlap).
+        // Prepare the next chunk into the other buffer set before awaiting this run (never past the
+        // epoch or maxSteps, so the dropout generator's state at a checkpoint is the same as without it).
         const nextBatch: number = firstBatch + chunk;
         const reachesMaxSteps: boolean = options.maxSteps !== undefined && this.step + chunk >= options.maxSteps;
         inputSet = 1 - inputSet;

@@ -21,7 +21,7 @@ export interface RouteDescription {
   summary: string;
   /** Permission required; 'none' for public routes, 'any' for any valid key. */
   permission: Permission | 'none' | 'any';
-  tag: 'service' | 'identity' | 'datasets' | 'models' | 'jobs' | 'audit' | 'v2' | 'tfserving' | 'openai' | 'ollama';
+  tag: 'service' | 'identity' | 'datasets' | 'models' | 'jobs' | 'audit' | 'backups' | 'v2' | 'tfserving' | 'openai' | 'ollama';
 }
 
 export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
@@ -67,6 +67,8 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /api/v1/audit': { summary: 'Audit entries in order (?after=SEQ&limit=N); the whole chain for operator admins', permission: 'audit:read', tag: 'audit' },
   'GET /api/v1/audit/verify': { summary: 'Verify the hash chain: {ok, count} or {ok:false, position, seq, reason}; operator admins only', permission: 'audit:read', tag: 'audit' },
   'GET /api/v1/audit/export': { summary: 'Audit entries as JSON lines', permission: 'audit:read', tag: 'audit' },
+  'POST /api/v1/admin/backups': { summary: 'Take an online backup into the server\'s backupDir (no body; it picks the name); operator admins only', permission: 'tenants:manage', tag: 'backups' },
+  'GET /api/v1/admin/backups': { summary: 'Backups in the server\'s backupDir, newest first; operator admins only', permission: 'tenants:manage', tag: 'backups' },
   'GET /api/v1/usage': { summary: 'Inference request counts per model and day (?from=YYYY-MM-DD&to=…&model=)', permission: 'usage:read', tag: 'audit' },
 
   'GET /v2': { summary: 'KServe V2 server metadata', permission: 'any', tag: 'v2' },

@@ -5,12 +5,21 @@ import type { BatchingOptions, InferRequest, InferResponse, ModelLabels, Serving
 
 interface QueuedRequest {
   request: InferRequest;
+  /** Whose request this is (an API key): batches take callers round-robin so one caller's flood cannot starve others. */
+  fairnessKey: string;
   /** Requests with equal keys can share one run; undefined means this one must run alone. */
   mergeKey: string | undefined;
   rows: number;
   enqueuedAt: number;
   resolve(response: InferResponse): void;
   reject(error: unknown): void;
+}
+
+export interface SubmitOptions {
+  /** The caller (an API key id); requests without one share a single turn. */
+  fairnessKey?: string;
+  /** Aborted when the client goes away: a request still queued is dropped. */
+  signal?: AbortSignal;
 }
 
 export interface BatcherOptions extends BatchingOptions {
@@ -22,8 +31,10 @@ export interface BatcherOptions extends BatchingOptions {
 
 /**
  * Queues requests for one model version, merges compatible ones along axis 0, runs the runtime once
- * per batch and splits the outputs back. One batch runs at a time: while it runs, newcomers queue and
- * form the next batch, which is where merging pays off under load.
+ * per batch and splits the outputs back. As many batches run at once as the runtime has instances
+ * (`Runtime.concurrency`); while they run, newcomers queue and form the next batches, which is where
+ * merging pays off under load. Batches start from the callers in turn (round-robin over fairness
+ * keys) and fill round-robin too, so a flood from one caller waits behind its own requests only.
  */
 export class Batcher {
   readonly #runtime: Runtime;
@@ -33,7 +44,9 @@ export class Batcher {
   readonly #now: () => number;
   readonly #batchable: boolean;
   readonly #queue: QueuedRequest[] = [];
-  #running = false;
+  readonly #concurrency: number;
+  #running = 0;
+  #lastServed: string | undefined;
   #timer: NodeJS.Timeout | undefined;
   #idleWaiters: (() => void)[] = [];
 
@@ -47,18 +60,20 @@ export class Batcher {
     this.#metrics = options.metrics;
     this.#now = options.now ?? (() => performance.now());
     this.#batchable = options.maxBatchSize > 1 && hasDynamicBatchDimension(runtime.signature());
+    this.#concurrency = Math.max(1, runtime.concurrency ?? 1);
   }
 
   /** Requests queued or running; a model with pending work must not be evicted. */
   get pending(): number {
-    return this.#queue.length + (this.#running ? 1 : 0);
+    return this.#queue.length + this.#running;
   }
 
   get queueDepth(): number {
     return this.#queue.length;
   }
 
-  submit(request: InferRequest): Promise<InferResponse> {
+  submit(request: InferRequest, options: SubmitOptions = {}): Promise<InferResponse> {
+    if (options.signal?.aborted === true) return Promise.reject(disconnected());
     if (this.#queue.length >= this.#options.maxQueueSize) {
       return Promise.reject(
         new AiaasError('QUEUE_FULL', `the queue of model '${this.#labels.model}' version ${this.#labels.version} is full (${this.#options.maxQueueSize} waiting); retry shortly`, {
@@ -69,7 +84,19 @@ export class Batcher {
     return new Promise<InferResponse>((resolve, reject) => {
       const mergeKey = this.#batchable ? mergeKeyOf(request) : undefined;
       const rows = mergeKey === undefined ? 0 : request.inputs[0]!.shape[0]!;
-      this.#queue.push({ request, mergeKey, rows, enqueuedAt: this.#now(), resolve, reject });
+      const item: QueuedRequest = { request, fairnessKey: options.fairnessKey ?? '', mergeKey, rows, enqueuedAt: this.#now(), resolve, reject };
+      this.#queue.push(item);
+      options.signal?.addEventListener(
+        'abort',
+        () => {
+          const index = this.#queue.indexOf(item);
+          if (index < 0) return; // already running: its answer is simply not read
+          this.#queue.splice(index, 1);
+          this.#metrics?.queueDepth(this.#labels, this.#queue.length);
+          item.reject(disconnected());
+        },
+        { once: true },
+      );
       this.#metrics?.queueDepth(this.#labels, this.#queue.length);
       this.#schedule();
     });
@@ -78,38 +105,81 @@ export class Batcher {
   /** Runs everything queued now, ignoring the delay, and resolves once the batcher is idle. */
   async flush(): Promise<void> {
     while (this.pending > 0) {
-      if (!this.#running) this.#dispatch();
+      while (this.#running < this.#concurrency && this.#queue.length > 0) this.#dispatch();
       await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
     }
   }
 
   #schedule(): void {
-    if (this.#running || this.#queue.length === 0) return;
-    const head = this.#queue[0]!;
-    if (head.mergeKey === undefined) return this.#dispatch();
+    while (this.#running < this.#concurrency && this.#queue.length > 0) {
+      if (!this.#scheduleOne()) return;
+    }
+  }
+
+  /** Dispatches the next batch if it is due; false when it must wait for more requests (or its timer). */
+  #scheduleOne(): boolean {
+    const head = this.#nextHead();
+    if (head.mergeKey === undefined) {
+      this.#dispatch();
+      return true;
+    }
     const rows = this.#compatible(head).reduce((sum, item) => sum + item.rows, 0);
     const waitedMs = this.#now() - head.enqueuedAt;
     const delayMs = this.#options.maxQueueDelayMicroseconds / 1000;
-    if (rows >= this.#options.maxBatchSize || waitedMs >= delayMs) return this.#dispatch();
+    if (rows >= this.#options.maxBatchSize || waitedMs >= delayMs) {
+      this.#dispatch();
+      return true;
+    }
     if (this.#timer === undefined) {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
         this.#schedule();
       }, Math.max(0, delayMs - waitedMs));
     }
+    return false;
   }
 
-  /** Queued requests that can join the head's batch, in arrival order, within maxBatchSize rows. */
+  /** Fairness keys with queued requests, in the order of their oldest request. */
+  #queuedKeys(): string[] {
+    const keys: string[] = [];
+    for (const item of this.#queue) if (!keys.includes(item.fairnessKey)) keys.push(item.fairnessKey);
+    return keys;
+  }
+
+  /** The oldest request of the caller whose turn is next after the last one served. */
+  #nextHead(): QueuedRequest {
+    const keys = this.#queuedKeys();
+    const last = this.#lastServed === undefined ? -1 : keys.indexOf(this.#lastServed);
+    const key = keys[(last + 1) % keys.length] ?? keys[0];
+    return this.#queue.find((item) => item.fairnessKey === key) ?? this.#queue[0]!;
+  }
+
+  /** Queued requests that can join the head's batch, taken round-robin across callers, within maxBatchSize rows. */
   #compatible(head: QueuedRequest): QueuedRequest[] {
-    const chosen: QueuedRequest[] = [head];
-    let rows = head.rows;
+    const byKey = new Map<string, QueuedRequest[]>();
     for (const item of this.#queue) {
       if (item === head || item.mergeKey !== head.mergeKey) continue;
-      if (rows + item.rows > this.#options.maxBatchSize) break;
-      chosen.push(item);
-      rows += item.rows;
+      const list = byKey.get(item.fairnessKey) ?? [];
+      list.push(item);
+      byKey.set(item.fairnessKey, list);
     }
-    return chosen;
+    const keys = [...byKey.keys()];
+    const start = keys.indexOf(head.fairnessKey);
+    const order = start < 0 ? keys : [...keys.slice(start + 1), ...keys.slice(0, start + 1)];
+    const chosen: QueuedRequest[] = [head];
+    let rows = head.rows;
+    for (let round = 0; ; round++) {
+      let took = false;
+      for (const key of order) {
+        const item = byKey.get(key)![round];
+        if (item === undefined) continue;
+        if (rows + item.rows > this.#options.maxBatchSize) return chosen;
+        chosen.push(item);
+        rows += item.rows;
+        took = true;
+      }
+      if (!took) return chosen;
+    }
   }
 
   #dispatch(): void {
@@ -117,18 +187,21 @@ export class Batcher {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    const head = this.#queue[0];
-    if (head === undefined) return;
+    if (this.#queue.length === 0) return;
+    const head = this.#nextHead();
     const batch = head.mergeKey === undefined ? [head] : this.#compatible(head);
     for (const item of batch) this.#queue.splice(this.#queue.indexOf(item), 1);
+    this.#lastServed = head.fairnessKey;
     this.#metrics?.queueDepth(this.#labels, this.#queue.length);
-    this.#running = true;
+    this.#running++;
     void this.#run(batch).finally(() => {
-      this.#running = false;
+      this.#running--;
       if (this.#queue.length === 0) {
-        const waiters = this.#idleWaiters;
-        this.#idleWaiters = [];
-        for (const waiter of waiters) waiter();
+        if (this.#running === 0) {
+          const waiters = this.#idleWaiters;
+          this.#idleWaiters = [];
+          for (const waiter of waiters) waiter();
+        }
       } else if (this.#idleWaiters.length > 0) {
         this.#dispatch();
       } else {
@@ -178,6 +251,10 @@ export class Batcher {
       item.reject(error);
     }
   }
+}
+
+function disconnected(): AiaasError {
+  return new AiaasError('CLIENT_DISCONNECTED', 'the client closed the request before it ran');
 }
 
 /** Merging is only sound when every input and output is batch-major with a dynamic first dimension. */

@@ -1,9 +1,9 @@
 import { AiaasError } from '../errors.ts';
-import { loadOnnxRuntime } from '../runtimes/onnx-runtime.ts';
+import { openOnnxInWorkers } from '../runtimes/onnx-worker-runtime.ts';
 import type { EmbeddingRuntime, GenerativeRuntime } from '../runtimes/generative.ts';
 import type { ModelFile, ModelSignature, Runtime } from '../runtimes/runtime.ts';
 import { zeroTensor } from '../runtimes/tensor.ts';
-import { Batcher } from './batcher.ts';
+import { Batcher, type SubmitOptions } from './batcher.ts';
 import type { BatchingOptions, InferRequest, InferResponse, ModelLabels, ServingMetricsSink } from './types.ts';
 
 /** Identifies one stored model version. `versionId` is the cache key; the rest labels metrics and lists. */
@@ -127,14 +127,15 @@ export class ModelManager {
     return [...this.#entries.values()].flatMap((entry) => (entry.kind === 'language' ? [{ key: entry.key, ...entry.runtime.load() }] : []));
   }
 
-  async infer(key: ModelKey, request: InferRequest): Promise<InferResponse> {
+  /** Queues the request on the version's batcher; `options` names the caller (fair turns) and its disconnect signal. */
+  async infer(key: ModelKey, request: InferRequest, options: SubmitOptions = {}): Promise<InferResponse> {
     let entry = tensorEntry(await this.#acquireEntry(key, 'tensor'));
     // An unload or eviction may have removed the entry while we waited; its runtime is about to be
     // disposed, so submitting there would fail. Load a fresh copy instead.
     while (this.#entries.get(key.versionId) !== entry) entry = tensorEntry(await this.#acquireEntry(key, 'tensor'));
     entry.active++;
     try {
-      return await entry.batcher.submit(request);
+      return await entry.batcher.submit(request, options);
     } finally {
       entry.active--;
       entry.lastUsedAt = this.#now();
@@ -233,7 +234,7 @@ export class ModelManager {
     const files = await this.#options.openFiles(key);
     let runtime: Runtime;
     try {
-      runtime = await (this.#options.loadRuntime ?? ((model: ModelFile) => loadOnnxRuntime(model)))(files, key);
+      runtime = await (this.#options.loadRuntime ?? ((model: ModelFile) => openOnnxInWorkers(model, { instances: 1, intraOpThreads: 1 })))(files, key);
     } catch (error) {
       await files.release();
       throw error;

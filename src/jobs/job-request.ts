@@ -1,6 +1,7 @@
+import { defaultMaxModelParameters } from '../config.ts';
 import { AiaasError } from '../errors.ts';
-import { planModel, type ModelPlan } from '../engine/plan.ts';
-import { resolveSpec } from '../engine/spec.ts';
+import { planWithinParameterLimit } from '../engine/parameters.ts';
+import type { ModelPlan } from '../engine/plan.ts';
 import type { EarlyStoppingOptions } from '../engine/model.ts';
 
 /** Fit settings of a training job, as stored with the job and handed to the worker. */
@@ -39,11 +40,18 @@ function integer(body: Record<string, unknown>, field: string, fallback: number,
   return value;
 }
 
+export interface JobRequestLimits {
+  maxEpochs?: number;
+  /** The server's `maxModelParameters`: counted from the spec's shapes, before any weight exists. */
+  maxParameters?: number;
+}
+
 /**
  * Validates a job submission completely before anything is queued: a bad spec or setting is a
- * 400 now, not a failed job later.
+ * 400 now, not a failed job later, and so is a spec too large to train (TOO_MANY_PARAMETERS).
  */
-export function parseJobRequest(body: unknown, limits: { maxEpochs: number } = { maxEpochs: 10_000 }): JobRequest {
+export function parseJobRequest(body: unknown, limits: JobRequestLimits = {}): JobRequest {
+  const maxEpochs = limits.maxEpochs ?? 10_000;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('body', 'a JSON object', body);
   const record = body as Record<string, unknown>;
   for (const key of Object.keys(record)) if (!fields.includes(key)) throw invalid(key, `only the fields ${fields.join(', ')}`, key);
@@ -51,9 +59,9 @@ export function parseJobRequest(body: unknown, limits: { maxEpochs: number } = {
   if (typeof model !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(model)) throw invalid('model', 'a model name of letters, digits, ., _ or - (at most 128)', model);
   if (typeof record.datasetId !== 'string' || record.datasetId.length === 0) throw invalid('datasetId', 'a dataset id', record.datasetId);
   if (record.testDatasetId !== undefined && typeof record.testDatasetId !== 'string') throw invalid('testDatasetId', 'a dataset id', record.testDatasetId);
-  const plan = planModel(resolveSpec(record.spec));
+  const plan = planWithinParameterLimit(record.spec, limits.maxParameters ?? defaultMaxModelParameters);
   const settings: JobSettings = {
-    epochs: integer(record, 'epochs', 10, 1, limits.maxEpochs),
+    epochs: integer(record, 'epochs', 10, 1, maxEpochs),
     batchSize: integer(record, 'batchSize', 32, 1, 65_536),
     seed: integer(record, 'seed', 42, 0, 2 ** 31 - 1),
     shuffle: true,

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import { defaultJobMemoryLimitBytes } from '../config.ts';
 import { AiaasError } from '../errors.ts';
+import { forkIsolated, siblingModule, type IsolatedExit, type IsolatedProcess } from '../runtimes/isolated-process.ts';
 import type { JobRecord, JobRepository } from '../storage/repositories/jobs.ts';
 import type { JobSettings } from './job-request.ts';
-import type { DatasetSource, FromWorker, SavedModelPayload, TrainingSummary, WorkerStart } from './worker-protocol.ts';
+import type { DatasetSource, FromWorker, SavedModelPayload, ToWorker, TrainingSummary, WorkerStart } from './worker-protocol.ts';
 
 /** What the runner needs from the rest of the server; the server context provides it. */
 export interface JobRunnerDependencies {
@@ -13,6 +14,8 @@ export interface JobRunnerDependencies {
   loadDatasetSource(tenantId: string, datasetId: string): Promise<DatasetSource | undefined>;
   putArtifact(tenantId: string, bytes: Uint8Array): Promise<string>;
   getArtifact(tenantId: string, ref: string): Promise<Uint8Array>;
+  /** Removes a superseded checkpoint; without it every epoch would leave an orphan file behind. */
+  deleteArtifact(ref: string): Promise<void>;
   registerVersion(
     tenantId: string,
     modelName: string,
@@ -27,6 +30,10 @@ export interface JobRunnerOptions {
   leaseMs: number;
   /** How often an idle runner looks for queued work (a submit wakes it at once). */
   pollMs?: number;
+  /** RSS limit of one job's training process (`jobMemoryLimitBytes`); above it the job fails with JOB_MEMORY_EXCEEDED. */
+  memoryLimitBytes?: number;
+  /** How often that process's RSS is sampled. */
+  memoryPollMs?: number;
 }
 
 /** Event types on a job's stream, named noun-verb as DESIGN.md asks. */
@@ -34,18 +41,36 @@ export type JobEventType = 'job-queued' | 'job-started' | 'job-resumed' | 'job-p
 
 type Listener = (jobId: string) => void;
 
-/** From compiled JavaScript (dist/) the worker is plain JS; from the TypeScript sources it needs tsx registered first. */
-const workerEntry = import.meta.url.endsWith('.ts') ? new URL('./training-worker-entry.mjs', import.meta.url) : new URL('./training-worker.js', import.meta.url);
+const trainingChild = siblingModule(import.meta.url, 'training-child');
+const mebibyte = 1024 * 1024;
+
+type TrainingProcess = IsolatedProcess<ToWorker, FromWorker>;
+
+/** Why a training process ended without its final message, as the job's error. */
+function exitFailure(exit: IsolatedExit, memoryLimitBytes: number): { code: string; message: string; details?: Record<string, unknown> } {
+  // A JavaScript heap overflow (`--max-old-space-size`) is the same limit reached from the other side.
+  if (exit.limit === 'memory' || /heap out of memory/i.test(exit.outputTail)) {
+    const limit = Math.round(memoryLimitBytes / mebibyte);
+    return {
+      code: 'JOB_MEMORY_EXCEEDED',
+      message: `the training process needed more than the job memory limit of ${limit} MiB (jobMemoryLimitBytes) and was stopped; use a smaller model or batch size, or ask the operator to raise the limit`,
+      details: { limitBytes: memoryLimitBytes, peakResidentBytes: exit.peakResidentBytes },
+    };
+  }
+  const how = exit.signal === null ? `exit code ${exit.code}` : `signal ${exit.signal}`;
+  return { code: 'INTERNAL', message: `the training process ended unexpectedly (${how}); the server log has the details` };
+}
 
 /**
  * Takes queued jobs (or running ones whose lease expired: a crashed server's) and trains each in a
- * worker thread. Checkpoints and results are stored by this thread, encrypted, through the deps.
+ * child process with a memory limit. Checkpoints and results are stored by the server, encrypted,
+ * through the deps.
  */
 export class JobRunner {
   readonly owner = `runner-${randomUUID()}`;
   private readonly deps: JobRunnerDependencies;
   private readonly options: Required<JobRunnerOptions>;
-  private readonly active = new Map<string, { worker: Worker; tenantId: string }>();
+  private readonly active = new Map<string, { process: TrainingProcess; tenantId: string }>();
   /** Jobs this runner holds, from the claim on: counts against `concurrency` before their worker exists. */
   private readonly claimed = new Set<string>();
   private readonly listeners = new Set<Listener>();
@@ -55,7 +80,7 @@ export class JobRunner {
 
   constructor(deps: JobRunnerDependencies, options: JobRunnerOptions) {
     this.deps = deps;
-    this.options = { pollMs: 1000, ...options };
+    this.options = { pollMs: 1000, memoryLimitBytes: defaultJobMemoryLimitBytes, memoryPollMs: 100, ...options };
   }
 
   start(): void {
@@ -66,15 +91,16 @@ export class JobRunner {
     this.wake();
   }
 
-  /** Stop taking work and end running workers; their leases are released so a restart resumes them at once. */
+  /** Stop taking work and end running training processes; their leases are released so a restart resumes them at once. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     const running = [...this.active.entries()];
     this.active.clear();
     await Promise.all(
-      running.map(async ([jobId, { worker, tenantId }]) => {
-        await worker.terminate();
+      running.map(async ([jobId, { process, tenantId }]) => {
+        process.kill();
+        await process.exited;
         await this.deps.jobs.renewLease(tenantId, jobId, this.owner, 0).catch(() => undefined);
       }),
     );
@@ -96,7 +122,7 @@ export class JobRunner {
   }
 
   cancel(jobId: string): void {
-    this.active.get(jobId)?.worker.postMessage({ type: 'cancel' });
+    this.active.get(jobId)?.process.send({ type: 'cancel' });
   }
 
   wake(): void {
@@ -143,6 +169,7 @@ export class JobRunner {
       return;
     }
     const checkpoint = job.checkpointRef ? await this.deps.getArtifact(tenantId, job.checkpointRef) : undefined;
+    let latestCheckpoint: string | null = job.checkpointRef;
     const start: WorkerStart = {
       type: 'start',
       spec: job.spec,
@@ -155,24 +182,31 @@ export class JobRunner {
     log.info({ resumeFromEpoch: job.epoch }, 'training job started');
 
     if (this.stopped) {
-      // Stopped while preparing: hand the job back at once instead of starting a worker.
+      // Stopped while preparing: hand the job back at once instead of starting a process.
       await this.deps.jobs.renewLease(tenantId, job.id, this.owner, 0);
       return;
     }
-    const worker = new Worker(workerEntry, { execArgv: [] });
-    this.active.set(job.id, { worker, tenantId });
+    const child: TrainingProcess = forkIsolated<ToWorker, FromWorker>(trainingChild, {
+      memoryLimitBytes: this.options.memoryLimitBytes,
+      memoryPollMs: this.options.memoryPollMs,
+      onOutput: (text) => log.warn({ output: text.slice(0, 2000) }, 'training process output'),
+    });
+    this.active.set(job.id, { process: child, tenantId });
     // Epochs after the last checkpoint are trained again on resume, so their history entries go too.
     const history: unknown[] = job.metricsHistory.slice(0, job.epoch);
     let settled = false;
+    // Another runner owns the job now: this one stops without touching its row.
+    let leaseLost = false;
     let chain = Promise.resolve();
     const renew = setInterval(() => {
       this.deps.jobs
         .renewLease(tenantId, job.id, this.owner, this.options.leaseMs)
         .then((renewed) => {
           if (!renewed) {
-            log.warn('lease lost; stopping the worker');
-            void worker.terminate();
-          } else if (renewed.cancelRequested) worker.postMessage({ type: 'cancel' });
+            log.warn('lease lost; stopping the training process');
+            leaseLost = true;
+            child.kill();
+          } else if (renewed.cancelRequested) child.send({ type: 'cancel' });
         })
         .catch((error: unknown) => log.error({ err: error }, 'renewing the job lease failed'));
     }, Math.max(50, Math.floor(this.options.leaseMs / 3)));
@@ -194,7 +228,14 @@ export class JobRunner {
         case 'checkpoint': {
           // The artifact is durable before the row points at it, so a crash never leaves a dangling ref.
           const ref = await this.deps.putArtifact(tenantId, message.bytes);
-          await this.deps.jobs.updateProgress(tenantId, job.id, this.owner, { epoch: message.epoch, step: message.step, checkpointRef: ref });
+          const held = await this.deps.jobs.updateProgress(tenantId, job.id, this.owner, { epoch: message.epoch, step: message.step, checkpointRef: ref });
+          // A checkpoint file goes once no row names it: the one this replaces, or, when another
+          // runner took the job over, this one.
+          const unreferenced = held ? latestCheckpoint : ref;
+          if (held) latestCheckpoint = ref;
+          if (unreferenced !== null) {
+            await this.deps.deleteArtifact(unreferenced).catch((error: unknown) => log.warn({ err: error }, 'could not remove a superseded checkpoint'));
+          }
           await this.appendEvent(tenantId, job.id, 'checkpoint-saved', { epoch: message.epoch, step: message.step });
           return;
         }
@@ -219,36 +260,32 @@ export class JobRunner {
       }
     };
 
-    await new Promise<void>((resolve) => {
-      worker.on('message', (message: FromWorker) => {
-        chain = chain
-          .then(async () => {
-            await handle(message);
-            // A final message means the worker has nothing left to do.
-            if (message.type === 'done' || message.type === 'cancelled' || message.type === 'failed') await worker.terminate();
-          })
-          .catch(async (error: unknown) => {
+    child.onMessage((message) => {
+      chain = chain
+        .then(async () => {
+          await handle(message);
+          // A final message means the process has nothing left to do.
+          if (message.type === 'done' || message.type === 'cancelled' || message.type === 'failed') child.kill();
+        })
+        .catch(async (error: unknown) => {
           settled = true;
           log.error({ err: error }, 'storing a training result failed');
           const failure = AiaasError.isInstance(error) ? { code: error.code, message: error.message } : { code: 'INTERNAL', message: 'storing the training result failed' };
           await this.fail(job, failure).catch(() => undefined);
-          void worker.terminate();
+          child.kill();
         });
-      });
-      worker.on('error', (error) => {
-        log.error({ err: error }, 'training worker crashed');
-        chain = chain.then(async () => {
-          if (!settled && !this.stopped) {
-            settled = true;
-            await this.fail(job, { code: 'INTERNAL', message: 'the training worker crashed; the server log has the details' });
-          }
-        });
-      });
-      worker.on('exit', () => resolve());
-      worker.postMessage(start);
     });
+    child.send(start);
+    const exit = await child.exited;
     await chain;
     clearInterval(renew);
+    log.info({ peakResidentBytes: exit.peakResidentBytes, limitBytes: this.options.memoryLimitBytes }, 'training process ended');
+    if (!settled && !this.stopped && !leaseLost) {
+      settled = true;
+      const failure = exitFailure(exit, this.options.memoryLimitBytes);
+      log.error({ code: exit.code, signal: exit.signal, limit: exit.limit, output: exit.outputTail }, 'training process ended without a result');
+      await this.fail(job, failure);
+    }
     this.active.delete(job.id);
   }
 }

@@ -12,6 +12,8 @@ export interface JobServiceDependencies {
   runner: JobRunner;
   /** Queued plus running jobs one tenant may have at once. */
   maxUnfinishedJobsPerTenant: number;
+  /** Most parameters a job's spec may have (`maxModelParameters`); the config default when unset. */
+  maxModelParameters?: number;
 }
 
 export interface JobView {
@@ -50,7 +52,7 @@ export class JobService {
   constructor(private readonly deps: JobServiceDependencies) {}
 
   async submit(tenantId: string, body: unknown, allowedModels: AllowedModels = null): Promise<JobView> {
-    const request = parseJobRequest(body);
+    const request = parseJobRequest(body, this.deps.maxModelParameters === undefined ? {} : { maxParameters: this.deps.maxModelParameters });
     if (!modelAllowed(allowedModels, request.model)) {
       // As on every model route: 404, so a restricted key cannot probe which names exist.
       throw new AiaasError('MODEL_NOT_FOUND', `Model '${request.model}' not found`, { details: { model: request.model } });

@@ -38,6 +38,7 @@ export function createJobSystem(context: JobSystemContext, options: { eventPollM
       },
       putArtifact: (tenantId, bytes) => artifacts.put(tenantId, bytes),
       getArtifact: (tenantId, ref) => artifacts.get(tenantId, ref),
+      deleteArtifact: (ref) => artifacts.delete(ref),
       async registerVersion(tenantId, modelName, files, { jobId, metrics }) {
         const version = await registry.addVersionFromSavedModel(
           tenantId,
@@ -49,7 +50,12 @@ export function createJobSystem(context: JobSystemContext, options: { eventPollM
       },
       logger: context.logger.child({ component: 'jobs' }),
     },
-    { concurrency: config.jobConcurrency, leaseMs: config.jobLeaseMs, ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }) },
+    {
+      concurrency: config.jobConcurrency,
+      leaseMs: config.jobLeaseMs,
+      memoryLimitBytes: config.jobMemoryLimitBytes,
+      ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
+    },
   );
   const service = new JobService({
     jobs: repositories.jobs,
@@ -65,6 +71,7 @@ export function createJobSystem(context: JobSystemContext, options: { eventPollM
     },
     runner,
     maxUnfinishedJobsPerTenant: config.maxConcurrentJobsPerTenant,
+    maxModelParameters: config.maxModelParameters,
   });
   const routes = jobRoutes({
     service,

@@ -4,6 +4,8 @@
  * turns `name` + `version|alias` into what the inference routes and the model manager need.
  */
 import { join } from 'node:path';
+import { defaultMaxModelParameters } from '../config.ts';
+import { checkSavedModelHeaders } from '../engine/parameters.ts';
 import { AiaasError } from '../errors.ts';
 import type { ResolvedModel } from '../http/protocols/route-support.ts';
 import type { ModelSignature } from '../runtimes/runtime.ts';
@@ -106,9 +108,16 @@ export interface ModelRegistryOptions {
   plaintext: PlaintextDirectory;
   /** Opens the model (and its external data) in isolation and returns the signature; INVALID_MODEL_FILE otherwise. */
   validate: (model: ModelUpload) => Promise<ModelSignature>;
+  /**
+   * Builds the network of an uploaded saved model from spec.json + model.safetensors in isolation
+   * (a child process); called only after the headers passed `checkSavedModelHeaders`.
+   */
+  validateSavedModel: (spec: Uint8Array, weights: Uint8Array) => Promise<unknown>;
   maxModelBytes: number;
   /** Reads a GGUF file's header in isolation; INVALID_MODEL_FILE otherwise. Without it GGUF uploads are refused. */
   validateGguf?: (bytes: Uint8Array) => Promise<GgufDescription>;
+  /** Most parameters an uploaded spec.json may describe (`maxModelParameters`). */
+  maxModelParameters?: number;
   /** Milliseconds; with `resolveCacheMs` lets inference skip the database for a recently resolved name. */
   now?: () => number;
   /**
@@ -158,6 +167,9 @@ function versionNotFound(name: string, selector: string): AiaasError {
   });
 }
 
+/** 256 layers of a few hundred bytes each fit many times over; anything larger is not a spec. */
+const maxSpecBytes = 1024 * 1024;
+
 function parseJsonFile(bytes: Uint8Array, file: string): unknown {
   try {
     return JSON.parse(new TextDecoder().decode(bytes));
@@ -171,9 +183,11 @@ export class ModelRegistry {
   readonly #artifacts: EncryptedArtifactStore;
   readonly #manager: ModelManager;
   readonly #validate: (model: ModelUpload) => Promise<ModelSignature>;
+  readonly #validateSavedModel: (spec: Uint8Array, weights: Uint8Array) => Promise<unknown>;
   readonly #plaintext: PlaintextDirectory;
   readonly #validateGguf: ((bytes: Uint8Array) => Promise<GgufDescription>) | undefined;
   readonly #maxModelBytes: number;
+  readonly #maxModelParameters: number;
   /** versionId -> where its files live; filled by resolve so the manager can load without a tenant in its key. */
   readonly #locations = new Map<string, VersionLocation>();
   readonly #now: () => number;
@@ -191,7 +205,9 @@ export class ModelRegistry {
     this.#validate = options.validate;
     this.#plaintext = options.plaintext;
     this.#validateGguf = options.validateGguf;
+    this.#validateSavedModel = options.validateSavedModel;
     this.#maxModelBytes = options.maxModelBytes;
+    this.#maxModelParameters = options.maxModelParameters ?? defaultMaxModelParameters;
   }
 
   /** Drops the tenant's cached resolutions; called by every change to its models. */
@@ -295,12 +311,16 @@ export class ModelRegistry {
     }
     let metrics: unknown = options.metrics;
     if (metrics === undefined && files.metrics !== undefined) metrics = parseJsonFile(files.metrics, 'metrics.json');
-    if (files.spec !== undefined) parseJsonFile(files.spec, 'spec.json');
-    if (options.source === 'upload' && files.spec !== undefined && files.weights !== undefined) {
-      // Loaded lazily: the engine is only needed for this check, not for starting the server.
-      const { modelFromBytes } = await import('../engine/saved-model.ts');
-      const engineModel = modelFromBytes(new TextDecoder().decode(files.spec), files.weights);
-      await engineModel.dispose();
+    if (files.spec !== undefined && files.spec.byteLength > maxSpecBytes) {
+      throw new AiaasError('INVALID_MODEL_FILE', `spec.json is ${files.spec.byteLength} bytes; a model spec is at most ${maxSpecBytes}`, { details: { file: 'spec.json', limit: maxSpecBytes } });
+    }
+    const specDocument = files.spec === undefined ? undefined : parseJsonFile(files.spec, 'spec.json');
+    if (options.source === 'upload' && files.spec !== undefined) {
+      // From shapes alone, before anything is allocated: a spec of billions of parameters or weights
+      // that do not fit it are refused here, while they are still a few bytes of header.
+      checkSavedModelHeaders(specDocument, files.weights, this.#maxModelParameters);
+      // Building the network allocates every weight: that happens in a child process with limits.
+      if (files.weights !== undefined) await this.#validateSavedModel(files.spec, files.weights);
     }
     const signature = await this.#validate({ onnx: files.onnx, externalData });
 

@@ -1,14 +1,13 @@
 import ort from 'onnxruntime-node';
 import { AiaasError } from '../errors.ts';
-import { cleanRuntimeError } from './runtime-errors.ts';
-import type { ModelFile, ModelSignature, Runtime, Tensor, TensorData, TensorDataType, TensorSpec } from './runtime.ts';
+import type { ModelSignature, TensorDataType, TensorSpec } from './runtime.ts';
 
-export interface OnnxRuntimeOptions {
-  /** Threads ONNX Runtime may use inside one operator; 0 lets ORT decide. */
-  intraOpThreads?: number;
-}
+/*
+ * ONNX Runtime's names for element types and value metadata, mapped to ours. The sessions themselves
+ * live in worker threads (onnx-worker-runtime.ts); ORT's `run` blocks whatever thread calls it.
+ */
 
-const fromOrtType: Partial<Record<string, TensorDataType>> = {
+export const fromOrtType: Partial<Record<string, TensorDataType>> = {
   float32: 'FP32',
   float64: 'FP64',
   float16: 'FP16',
@@ -24,7 +23,7 @@ const fromOrtType: Partial<Record<string, TensorDataType>> = {
   string: 'BYTES',
 };
 
-const toOrtType: Record<TensorDataType, ort.Tensor.Type> = {
+export const toOrtType: Record<TensorDataType, ort.Tensor.Type> = {
   FP32: 'float32',
   FP64: 'float64',
   FP16: 'float16',
@@ -57,85 +56,4 @@ export function signatureFromMetadata(
     return { name: metadata.name, datatype, shape };
   };
   return { inputs: inputs.map((item) => convert(item, 'input')), outputs: outputs.map((item) => convert(item, 'output')) };
-}
-
-class OnnxRuntime implements Runtime {
-  readonly specificationVersion = 'v1' as const;
-  readonly #session: ort.InferenceSession;
-  readonly #signature: ModelSignature;
-  /** All output names in signature order: the fetch list when a request names none. */
-  readonly #outputNames: readonly string[];
-  readonly #bytes: number;
-  #disposed = false;
-
-  constructor(session: ort.InferenceSession, signature: ModelSignature, bytes: number) {
-    this.#session = session;
-    this.#signature = signature;
-    this.#outputNames = signature.outputs.map((output) => output.name);
-    this.#bytes = bytes;
-  }
-
-  signature(): ModelSignature {
-    return this.#signature;
-  }
-
-  async infer(inputs: Tensor[], outputNames?: string[]): Promise<Tensor[]> {
-    if (this.#disposed) throw new AiaasError('MODEL_NOT_READY', 'model was unloaded');
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const input of inputs) {
-      feeds[input.name] = new ort.Tensor(toOrtType[input.datatype], input.data as ort.Tensor.DataType, input.shape);
-    }
-    const names = outputNames ?? this.#outputNames;
-    let results: ort.InferenceSession.ReturnType;
-    try {
-      results = await this.#session.run(feeds, names);
-    } catch (error) {
-      // The input passed the signature checks, so what failed is this model on this input.
-      throw new AiaasError('INFERENCE_FAILED', `the model failed to run on this input: ${cleanRuntimeError(error)}`, { cause: error });
-    }
-    return names.map((name) => {
-      const value = results[name];
-      if (value === undefined) throw new AiaasError('INTERNAL', `ONNX Runtime returned no output '${name}'`);
-      const datatype = fromOrtType[value.type];
-      if (datatype === undefined) throw new AiaasError('INTERNAL', `output '${name}' has unsupported type ${value.type}`);
-      return { name, datatype, shape: [...value.dims], data: value.data as TensorData };
-    });
-  }
-
-  /**
-   * An estimate: the size of the model's files (external data included). Weights dominate small and
-   * medium models and ORT keeps roughly one copy of them; arena growth during inference is not counted.
-   */
-  memoryBytes(): number {
-    return this.#bytes;
-  }
-
-  async dispose(): Promise<void> {
-    if (this.#disposed) return;
-    this.#disposed = true;
-    await this.#session.release();
-  }
-}
-
-/**
- * Opens an ONNX model from its file, never from bytes: ORT resolves external data against the
- * model file's directory (for bytes it would use the process's working directory). Parse failures
- * become MODEL_LOAD_FAILED with a message cleaned of host paths; the full text stays on `cause`.
- */
-export async function loadOnnxRuntime(model: ModelFile, options: OnnxRuntimeOptions = {}): Promise<Runtime> {
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(model.path, {
-      ...(options.intraOpThreads === undefined ? {} : { intraOpNumThreads: options.intraOpThreads }),
-      graphOptimizationLevel: 'all',
-    });
-  } catch (error) {
-    throw new AiaasError('MODEL_LOAD_FAILED', `ONNX Runtime could not open the model: ${cleanRuntimeError(error)}`, { cause: error });
-  }
-  try {
-    return new OnnxRuntime(session, signatureFromMetadata(session.inputMetadata, session.outputMetadata), model.sizeBytes);
-  } catch (error) {
-    await session.release();
-    throw error;
-  }
 }

@@ -76,8 +76,14 @@ export interface ModelFile {
 export interface Runtime {
   readonly specificationVersion: 'v1';
   signature(): ModelSignature;
-  /** Runs the model once. `outputNames` restricts (and orders) the outputs; all outputs when omitted. */
+  /**
+   * Runs the model once. `outputNames` restricts (and orders) the outputs; all outputs when omitted.
+   * The runtime may take over the inputs' buffers (worker runtimes transfer them): pass tensors you
+   * do not reuse.
+   */
   infer(inputs: Tensor[], outputNames?: string[]): Promise<Tensor[]>;
+  /** Inferences that may run at once (instances); 1 when absent. */
+  readonly concurrency?: number;
   /** Estimated resident memory, used by the model manager's budget. */
   memoryBytes(): number;
   dispose(): Promise<void>;

@@ -9,6 +9,7 @@ import type {
   ApiKey,
   AuditEntry,
   AuditVerification,
+  BackupListing,
   CreatedKey,
   CreatedTenant,
   CreateKeyRequest,
@@ -24,6 +25,7 @@ import type {
   Model,
   ModelFileName,
   ModelVersion,
+  ServerBackup,
   SubmitJobRequest,
   Tenant,
   TfServingPredictRequest,
@@ -514,6 +516,19 @@ export class AuditApi {
   }
 }
 
+export class BackupsApi {
+  constructor(private readonly transport: Transport) {}
+
+  /** Operator admins: the server backs itself up into its configured backupDir (it picks the name). */
+  async create(options: SignalOption = {}): Promise<ServerBackup> {
+    return (await this.transport.json('POST', '/api/v1/admin/backups', { signal: options.signal })) as ServerBackup;
+  }
+
+  async list(options: SignalOption = {}): Promise<BackupListing[]> {
+    return listOf<BackupListing>(await this.transport.json('GET', '/api/v1/admin/backups', { signal: options.signal }), 'backups');
+  }
+}
+
 export interface ModelTarget {
   /** A version number, or for V2 any alias (the server resolves aliases in the version segment). */
   version?: number | string;
@@ -535,6 +550,7 @@ export class AiaasClient {
   readonly aliases: AliasesApi;
   readonly jobs: JobsApi;
   readonly audit: AuditApi;
+  readonly backups: BackupsApi;
   private readonly transport: Transport;
 
   constructor(options: AiaasClientOptions) {
@@ -548,6 +564,7 @@ export class AiaasClient {
     this.aliases = new AliasesApi(this.transport);
     this.jobs = new JobsApi(this.transport);
     this.audit = new AuditApi(this.transport);
+    this.backups = new BackupsApi(this.transport);
   }
 
   /** The tenant and key this client authenticates as. */

@@ -1,5 +1,5 @@
 /** The typed client of the aiaas HTTP API (docs/api.md). */
-export { AiaasClient, AliasesApi, AuditApi, DatasetsApi, JobsApi, KeysApi, ModelsApi, TenantsApi, VersionsApi, parseJsonAllowingNonFinite, terminalJobEvents } from './client.ts';
+export { AiaasClient, AliasesApi, AuditApi, BackupsApi, DatasetsApi, JobsApi, KeysApi, ModelsApi, TenantsApi, VersionsApi, parseJsonAllowingNonFinite, terminalJobEvents } from './client.ts';
 export type {
   AiaasClientOptions,
   FetchFunction,

@@ -8,6 +8,7 @@ import type { Static } from '@sinclair/typebox';
 import type { EarlyStoppingOptions, TrainingSummary } from '../engine/model.ts';
 import type { JobSettings } from '../jobs/job-request.ts';
 import type * as audit from '../http/schemas/audit.ts';
+import type * as backups from '../http/schemas/backups.ts';
 import type * as datasets from '../http/schemas/datasets.ts';
 import type * as identity from '../http/schemas/identity.ts';
 import type * as jobs from '../http/schemas/jobs.ts';
@@ -122,6 +123,11 @@ export interface JobFinishedData {
 export type AuditEntry = Static<typeof audit.AuditEntry>;
 export type AuditVerification = Static<typeof audit.AuditVerification>;
 export type UsageRow = Static<typeof audit.UsageRow>;
+
+// Backups (operator admins)
+
+export type ServerBackup = Static<typeof backups.ServerBackup>;
+export type BackupListing = Static<typeof backups.BackupListing>;
 
 // Inference: KServe V2
 

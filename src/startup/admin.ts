@@ -3,14 +3,19 @@
  * and audit verification. The CLI's `aiaas admin …` commands call these.
  */
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
 import { pino, type Logger } from 'pino';
 import type { AiaasConfig } from '../config.ts';
+import { AiaasError } from '../errors.ts';
 import { AuditLogger } from '../http/audit.ts';
 import type { ChainVerification } from '../security/audit-chain.ts';
 import { verifyMasterKeyRing } from '../security/key-check.ts';
 import type { MasterKeyRing } from '../security/key-ring.ts';
 import { TenantKeyService, type MasterKeyRotationReport } from '../security/tenant-keys.ts';
-import { createRepositories, KeyStoreDatabase, openDatabase, type Repositories } from '../storage/index.ts';
+import { checkStorage, type StorageCheck } from '../storage/data-dir-check.ts';
+import { createRepositories, KeyStoreDatabase, openDatabase, type Repositories, type Schema } from '../storage/index.ts';
 import { lockDataDir } from './data-dir-lock.ts';
 import { KeyStoreDataKeyStore } from './data-key-store.ts';
 import { moveDataKeysToKeyStore } from './key-store-migration.ts';
@@ -91,6 +96,37 @@ export async function verifyAuditLog(config: AiaasConfig): Promise<ChainVerifica
     return await new AuditLogger(createRepositories(database.db).audit).verify();
   } finally {
     await database.close();
+  }
+}
+
+export interface DataDirectoryCheck extends StorageCheck {
+  ok: boolean;
+  dataDir: string;
+  audit: ChainVerification;
+}
+
+/**
+ * `aiaas admin check`: every artifact hash, `PRAGMA integrity_check`, the audit chain, orphan and
+ * missing artifact files. Read-only, so it may run beside a live server; needs no master key.
+ */
+export async function checkDataDirectory(config: AiaasConfig, options: { now?: () => Date } = {}): Promise<DataDirectoryCheck> {
+  let connection: BetterSqlite3.Database;
+  try {
+    connection = new BetterSqlite3(config.databasePath, { readonly: true, fileMustExist: true });
+  } catch (error) {
+    throw new AiaasError('CONFIG_INVALID', `Cannot open the database ${config.databasePath}: is ${config.dataDir} an aiaas data directory?`, { cause: error });
+  }
+  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: connection }) });
+  try {
+    connection.pragma('busy_timeout = 5000');
+    const storage = await checkStorage({ connection, artifactDir: join(config.dataDir, 'artifacts'), ...(options.now === undefined ? {} : { now: options.now }) });
+    const audit = await new AuditLogger(createRepositories(db).audit).verify();
+    const problems = [...storage.problems];
+    if (!audit.ok) problems.push(`audit chain broken at position ${audit.position} (seq ${audit.seq}), ${audit.reason}: ${audit.message}`);
+    return { ...storage, problems, ok: problems.length === 0, dataDir: config.dataDir, audit };
+  } finally {
+    // Closes the connection too.
+    await db.destroy();
   }
 }
 

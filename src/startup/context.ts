@@ -15,6 +15,7 @@ import { Metrics } from '../http/metrics.ts';
 import { validateOnnxInChild, type ModelUpload } from '../runtimes/validate-in-child.ts';
 import { validateGgufInChild } from '../runtimes/gguf/validate-gguf-in-child.ts';
 import { createLanguageModelLoader } from './language-models.ts';
+import { validateSavedModelInChild } from '../runtimes/validate-saved-model.ts';
 import type { ModelSignature } from '../runtimes/runtime.ts';
 import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import { generateMasterKey, loadMasterKeyRing, MasterKeyRing } from '../security/key-ring.ts';
@@ -23,7 +24,7 @@ import { serverSecretFileName } from '../security/server-secrets.ts';
 import { TenantKeyService } from '../security/tenant-keys.ts';
 import { TenantTextCipher } from '../security/tenant-text.ts';
 import { ModelManager, type LanguageModelRuntime, type ModelManagerOptions } from '../inference/model-manager.ts';
-import { loadOnnxRuntime } from '../runtimes/onnx-runtime.ts';
+import { openOnnxInWorkers } from '../runtimes/onnx-worker-runtime.ts';
 import { AccessService } from '../platform/access.ts';
 import { DatasetService } from '../platform/datasets.ts';
 import { ModelRegistry } from '../platform/model-registry.ts';
@@ -44,6 +45,7 @@ import { lockDataDir } from './data-dir-lock.ts';
 import { KeyStoreDataKeyStore } from './data-key-store.ts';
 import { moveDataKeysToKeyStore } from './key-store-migration.ts';
 import { createJobSystem, type JobSystem } from '../jobs/job-system.ts';
+import { BackupService } from './backups.ts';
 
 export interface ServerContext {
   readonly config: AiaasConfig;
@@ -63,8 +65,10 @@ export interface ServerContext {
   readonly metrics: Metrics;
   readonly audit: AuditLogger;
   readonly usage: UsageCounter;
-  /** Training jobs: queue, worker threads and routes; started by `startServer` once listening. */
+  /** Training jobs: queue, training child processes and routes; started by `startServer` once listening. */
   readonly jobs: JobSystem;
+  /** Server-made backups into `backupDir`, and their schedule (started by `startServer`). */
+  readonly backups: BackupService;
   readonly logger: Logger;
   readonly now: () => Date;
   /** The operator tenant, and the admin key generated for it on this start (print once, never log). */
@@ -228,7 +232,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         maxQueueSize: config.batchMaxQueueSize,
       },
       metrics,
-      loadRuntime: options.loadRuntime ?? ((model) => loadOnnxRuntime(model, { intraOpThreads: config.inferenceThreads })),
+      // Inference never runs on the main thread: each instance is a worker thread with its own session.
+      loadRuntime: options.loadRuntime ?? ((model) => openOnnxInWorkers(model, { instances: config.inferenceInstances, intraOpThreads: config.inferenceThreads })),
     });
     closers.unshift(() => manager.close());
     const registry: ModelRegistry = new ModelRegistry({
@@ -239,6 +244,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       maxModelBytes: config.maxModelBytes,
       validateGguf: (bytes) =>
         validateGgufInChild(bytes, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes, scratchRoot: plaintext.scratchRoot }),
+      maxModelParameters: config.maxModelParameters,
       now: () => now().getTime(),
       validate:
         options.validateModel ??
@@ -249,6 +255,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
             scratchRoot: plaintext.scratchRoot,
             ...(options.validationScriptPath === undefined ? {} : { scriptPath: options.validationScriptPath }),
           })),
+      validateSavedModel: (spec, weights) =>
+        validateSavedModelInChild(spec, weights, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes }),
     });
     const datasets = new DatasetService({ repositories, artifacts, maxDatasetBytes: config.maxDatasetBytes });
     const jobs = createJobSystem({ repositories, artifacts, registry, config, logger });
@@ -279,6 +287,17 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         logger.info({ tenantId, ...purged }, 'tenant deleted: data key destroyed, artifacts removed');
       },
     });
+    const backups = new BackupService({
+      config,
+      ring: () => keys.ring,
+      snapshotDatabase: (destination) => database.backupTo(destination),
+      holdArtifactDeletes: () => artifactStore.holdDeletes(),
+      audit,
+      logger,
+      now,
+    });
+    // Before the database closes: a running backup is still reading it.
+    closers.unshift(() => backups.close());
     const bootstrapped = await access.bootstrap(config.bootstrapKey);
     if (bootstrapped.created) logger.info({ tenantId: bootstrapped.tenant.id }, 'empty store: created the operator tenant and its first admin key');
 
@@ -301,6 +320,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       audit,
       usage,
       jobs,
+      backups,
       logger,
       now,
       bootstrap: {

@@ -62,6 +62,8 @@ export interface FileSystemArtifactStoreOptions {
 export class FileSystemArtifactStore implements ArtifactStore {
   readonly rootDir: string;
   readonly #now: () => Date;
+  #deleteHolds = 0;
+  readonly #deferredDeletes = new Set<ArtifactRef>();
 
   constructor(rootDir: string, options: Pick<FileSystemArtifactStoreOptions, 'now'> = {}) {
     this.rootDir = rootDir;
@@ -148,8 +150,31 @@ export class FileSystemArtifactStore implements ArtifactStore {
     }
   }
 
+  /**
+   * Until the returned release is called, deletes are recorded instead of done: a backup copying
+   * the files a database snapshot names must not see one vanish (a superseded checkpoint) first.
+   * Releasing the last hold performs the deferred deletes.
+   */
+  holdDeletes(): () => Promise<void> {
+    this.#deleteHolds += 1;
+    let released = false;
+    return async () => {
+      if (released) return;
+      released = true;
+      this.#deleteHolds -= 1;
+      if (this.#deleteHolds > 0) return;
+      const deferred = [...this.#deferredDeletes];
+      this.#deferredDeletes.clear();
+      for (const ref of deferred) await this.delete(ref);
+    };
+  }
+
   async delete(ref: ArtifactRef): Promise<void> {
     const hex = hexOf(ref);
+    if (this.#deleteHolds > 0) {
+      this.#deferredDeletes.add(ref);
+      return;
+    }
     try {
       await unlink(this.#pathOf(hex));
     } catch (error) {

@@ -4,6 +4,9 @@ import { AiaasError } from '../errors.ts';
 import { migrateToLatest } from './migrations.ts';
 import type { Schema } from './schema.ts';
 
+/** Pages copied per event-loop turn by `backupTo` (4 KiB each): small enough that requests keep flowing. */
+const backupPagesPerStep = 256;
+
 export interface OpenDatabaseOptions {
   /** File path, or `':memory:'` for a private throwaway database (tests). */
   readonly path: string;
@@ -16,6 +19,11 @@ export interface Database {
   readonly db: Kysely<Schema>;
   /** Names of migrations applied while opening (empty when already current). */
   readonly appliedMigrations: readonly string[];
+  /**
+   * Writes a consistent copy to `destination` with SQLite's online backup API, a few pages per
+   * event-loop turn; writes made through this connection meanwhile reach the copy too.
+   */
+  backupTo(destination: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -53,6 +61,9 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   return {
     db,
     appliedMigrations,
+    backupTo: async (destination) => {
+      await connection.backup(destination, { progress: () => backupPagesPerStep });
+    },
     close: () => db.destroy(),
   };
 }

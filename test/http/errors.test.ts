@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadOnnxRuntime } from '../../src/runtimes/onnx-runtime.ts';
+import { openOnnxInWorkers } from '../../src/runtimes/onnx-worker-runtime.ts';
 import type { Runtime } from '../../src/runtimes/runtime.ts';
 import { call, classifierModel, createKey, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
 
@@ -35,7 +35,7 @@ const model = classifierModel(3);
 beforeAll(async () => {
   server = await startTestServer(
     { bodyLimitBytes: 64 * 1024, inferenceBodyLimitBytes: 16 * 1024, maxTensorElements: 400, batchMaxSize: 1, batchMaxQueueSize: 1, rateLimitBurst: 1000 },
-    { loadRuntime: async (bytes) => gate.wrap(await loadOnnxRuntime(bytes)) },
+    { loadRuntime: async (bytes) => gate.wrap(await openOnnxInWorkers(bytes, { instances: 1, intraOpThreads: 1 })) },
   );
   const uploaded = await uploadOnnxModel(server, server.adminKey, 'clf', model.exportOnnx());
   inputName = uploaded.json().version.signature.inputs[0].name;

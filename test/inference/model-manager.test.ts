@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AiaasError } from '../../src/errors.ts';
-import { loadOnnxRuntime } from '../../src/runtimes/onnx-runtime.ts';
+import { openOnnxInWorkers } from '../../src/runtimes/onnx-worker-runtime.ts';
 import type { Runtime, Tensor } from '../../src/runtimes/runtime.ts';
 import { Batcher } from '../../src/inference/batcher.ts';
 import { ModelManager, type ModelManagerOptions } from '../../src/inference/model-manager.ts';
@@ -56,7 +56,7 @@ describe('ModelManager', () => {
     const gate = new Gate();
     const { manager: models } = manager({
       memoryBudgetBytes: Math.floor(bytes.byteLength * 1.5),
-      loadRuntime: async (data) => gate.wrap(await loadOnnxRuntime(data)),
+      loadRuntime: async (data) => gate.wrap(await openOnnxInWorkers(data, { instances: 1, intraOpThreads: 1 })),
     });
     gate.close();
     const busy = models.infer({ versionId: 'a' }, { inputs: [x([[1, 2, 3]])] });
@@ -109,7 +109,7 @@ describe('ModelManager', () => {
       warmup: true,
       metrics,
       loadRuntime: async (data) => {
-        const runtime = await loadOnnxRuntime(data);
+        const runtime = await openOnnxInWorkers(data, { instances: 1, intraOpThreads: 1 });
         return { specificationVersion: 'v1', signature: () => runtime.signature(), memoryBytes: () => runtime.memoryBytes(), dispose: () => runtime.dispose(), infer: (inputs, names) => (calls.push(inputs), runtime.infer(inputs, names)) } satisfies Runtime;
       },
     });
@@ -213,14 +213,15 @@ describe('Batcher', () => {
 
   it('refuses work beyond maxQueueSize with QUEUE_FULL and Retry-After', async () => {
     const runtime = await openTestRuntime(fixedBatchModel());
-    const input: Tensor = { name: 'x', datatype: 'FP32', shape: [1, 3], data: new Float32Array(3) };
+    // A fresh tensor per request: the runtime takes over its buffer.
+    const input = (): Tensor => ({ name: 'x', datatype: 'FP32', shape: [1, 3], data: new Float32Array(3) });
     const gate = new Gate();
     const gated = new Batcher(gate.wrap(runtime), { maxBatchSize: 1, maxQueueDelayMicroseconds: 0, maxQueueSize: 1 });
     gate.close();
-    const running = gated.submit({ inputs: [input] });
+    const running = gated.submit({ inputs: [input()] });
     await gate.waitEntered(1);
-    const queued = gated.submit({ inputs: [input] });
-    await expect(gated.submit({ inputs: [input] })).rejects.toMatchObject({ code: 'QUEUE_FULL', status: 503, headers: { 'retry-after': '1' } });
+    const queued = gated.submit({ inputs: [input()] });
+    await expect(gated.submit({ inputs: [input()] })).rejects.toMatchObject({ code: 'QUEUE_FULL', status: 503, headers: { 'retry-after': '1' } });
     gate.open();
     await Promise.all([running, queued]);
     expect(gated.pending).toBe(0);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeIdx } from '../../src/data/idx.ts';
-import { modelFromBytes } from '../../src/engine/saved-model.ts';
+import { decodeCheckpoint, modelFromBytes } from '../../src/engine/saved-model.ts';
 import { AiaasError } from '../../src/errors.ts';
 import { JobRunner } from '../../src/jobs/job-runner.ts';
 import { JobService } from '../../src/jobs/job-service.ts';
@@ -55,6 +55,7 @@ async function setup() {
         datasetId === 'ds_train' ? { format: 'idx', bytes: data.images, labelsBytes: data.labels, name: 'train.idx' } : undefined,
       putArtifact: async (_tenantId, bytes) => store.put(bytes),
       getArtifact: async (_tenantId, ref) => store.get(ref as `sha256:${string}`),
+      deleteArtifact: async (ref) => store.delete(ref as `sha256:${string}`),
       registerVersion: async (_tenantId, modelName, files, { metrics }) => {
         registered.push({ files, summary: metrics, modelName });
         return { versionId: 'ver_test', version: registered.length };
@@ -83,7 +84,7 @@ async function waitForFinal(service: JobService, tenantId: string, id: string) {
 }
 
 describe('training jobs', () => {
-  it('runs in a worker thread, checkpoints every epoch, and hands back a loadable saved model', async () => {
+  it('runs in a child process, checkpoints every epoch, and hands back a loadable saved model', async () => {
     const { service, runner, tenantId, registered, repositories, store } = await setup();
     runner.start();
     const submitted = await service.submit(tenantId, { model: 'halves', spec, datasetId: 'ds_train', epochs: 3, batchSize: 8, seed: 1 });
@@ -101,6 +102,10 @@ describe('training jobs', () => {
     expect(model.plan.parameterCount).toBe(16 * 8 + 8 + 8 * 2 + 2);
     const record = await repositories.jobs.get(tenantId, submitted.id);
     expect(await store.has(record!.checkpointRef as `sha256:${string}`)).toBe(true);
+    // Each checkpoint replaces the previous one on disk too: no orphan files per epoch.
+    const stored: string[] = [];
+    for await (const ref of store.list()) stored.push(ref);
+    expect(stored).toEqual([record!.checkpointRef]);
     const events = await service.events(tenantId, submitted.id, 0);
     const types = events.map((event) => event.type);
     expect(types[0]).toBe('job-queued');
@@ -108,6 +113,28 @@ describe('training jobs', () => {
     expect(types.filter((type) => type === 'checkpoint-saved')).toHaveLength(3);
     expect(types.at(-1)).toBe('job-finished');
     expect(events.at(-1)!.payload).toMatchObject({ status: 'succeeded', version: 1 });
+  });
+
+  it('is deterministic across training processes: the same seed gives identical weights, ONNX and checkpoint state', async () => {
+    const { service, runner, tenantId, registered, repositories, store } = await setup();
+    runner.start();
+    const checkpoints: Uint8Array[] = [];
+    for (const model of ['first', 'second']) {
+      const submitted = await service.submit(tenantId, { model, spec, datasetId: 'ds_train', epochs: 2, batchSize: 8, seed: 5 });
+      expect((await waitForFinal(service, tenantId, submitted.id)).status).toBe('succeeded');
+      const record = await repositories.jobs.get(tenantId, submitted.id);
+      checkpoints.push(await store.get(record!.checkpointRef as `sha256:${string}`));
+    }
+    expect(registered).toHaveLength(2);
+    expect(Buffer.compare(Buffer.from(registered[0]!.files.weights), Buffer.from(registered[1]!.files.weights))).toBe(0);
+    expect(Buffer.compare(Buffer.from(registered[0]!.files.onnx), Buffer.from(registered[1]!.files.onnx))).toBe(0);
+    // Checkpoint bytes also hold the history's timings; the state a resume uses must match exactly.
+    const [first, second] = checkpoints.map(decodeCheckpoint);
+    expect(second!.parameters).toEqual(first!.parameters);
+    expect(second!.optimizerState).toEqual(first!.optimizerState);
+    expect(second!.dropoutRandom).toEqual(first!.dropoutRandom);
+    expect(second!.shuffleRandom).toEqual(first!.shuffleRandom);
+    expect(registered[0]!.summary.loss).toBe(registered[1]!.summary.loss);
   });
 
   it('runs no more jobs at once than its concurrency (1): the second waits queued', async () => {

@@ -113,6 +113,21 @@ export function sendJson(reply: FastifyReply, value: unknown, nonFinite: 'null' 
   return reply.type('application/json; charset=utf-8').send(serializeJson(value, nonFinite));
 }
 
+/**
+ * Aborts when the client's connection closes before its answer: its request is dropped from the
+ * queue instead of running for nobody. Watches the socket (a request's own 'close' fires once its
+ * body is read); the listener is removed again, since keep-alive sockets carry many requests.
+ */
+function watchDisconnect(request: FastifyRequest): { signal: AbortSignal; stop(): void } | undefined {
+  const socket = request.raw.socket as { once?: unknown; off?: unknown } | undefined;
+  if (socket === undefined || typeof socket.once !== 'function' || typeof socket.off !== 'function') return undefined;
+  const events = request.raw.socket;
+  const controller = new AbortController();
+  const onClose = (): void => controller.abort();
+  events.once('close', onClose);
+  return { signal: controller.signal, stop: () => events.off('close', onClose) };
+}
+
 /** Runs one inference: resolve, parse against the signature, infer, render; timed and counted once. */
 export async function runInference<Parsed extends { request: InferRequest }, Rendered>(
   deps: InferenceDeps,
@@ -127,7 +142,16 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
   const labels = { ...(model.tenantId === undefined ? {} : { tenant: model.tenantId }), model: model.name, version: model.version };
   try {
     const parsed = parse(await signatureOf(deps, model));
-    const response = await deps.manager.infer(modelKey(model), parsed.request);
+    const disconnect = watchDisconnect(request);
+    let response: InferResponse;
+    try {
+      response = await deps.manager.infer(modelKey(model), parsed.request, {
+        ...(request.principal === undefined ? {} : { fairnessKey: request.principal.keyId }),
+        ...(disconnect === undefined ? {} : { signal: disconnect.signal }),
+      });
+    } finally {
+      disconnect?.stop();
+    }
     const rendered = render(model, parsed, response);
     deps.metrics.recordRequest(labels, protocol, 'ok', (performance.now() - started) / 1000);
     deps.onInference?.(request, model, protocol, 'ok');

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { auditRoutes } from './audit.ts';
+import { backupRoutes } from './backups.ts';
 import { datasetRoutes } from './datasets.ts';
 import { identityRoutes } from './identity.ts';
 import { modelRoutes } from './models.ts';
@@ -13,4 +14,5 @@ export async function platformRoutes(app: FastifyInstance, { context }: Platform
   await app.register(datasetRoutes, options);
   await app.register(modelRoutes, options);
   await app.register(auditRoutes, options);
+  await app.register(backupRoutes, options);
 }

@@ -1,21 +1,39 @@
 /**
- * Worker-thread entry: trains one job with the engine and reports back. It touches no database and
- * no key material: the server thread hands it plaintext bytes and stores what it sends.
+ * Child-process entry (forked by JobRunner through forkIsolated): trains one job with the engine and
+ * reports back. It touches no database and no key material: the server hands it plaintext bytes and
+ * stores what it sends. Running in its own process, under an RSS limit, a job that needs more memory
+ * than allowed (ONNX Runtime's native allocations included) is killed without harming the server.
  */
-import { parentPort } from 'node:worker_threads';
 import { AiaasError } from '../errors.ts';
 import { loadDatasetBytes } from '../data/load.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { Model, trainingSummary } from '../engine/model.ts';
 import { decodeCheckpoint, encodeCheckpoint, savedModelBytes } from '../engine/saved-model.ts';
+import { connectToParent } from '../runtimes/isolated-process.ts';
 import type { DatasetSource, FromWorker, ToWorker, WorkerStart } from './worker-protocol.ts';
 
-if (!parentPort) throw new Error('training-worker must run in a worker thread');
-const port = parentPort;
 const controller = new AbortController();
+let started = false;
 
-function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
-  port.postMessage(message, transfer);
+const parent = connectToParent<FromWorker, ToWorker>((message) => {
+  if (message.type === 'cancel') {
+    controller.abort();
+    return;
+  }
+  if (started) return;
+  started = true;
+  train(message).catch((error: unknown) => {
+    const failure = AiaasError.isInstance(error)
+      ? { code: error.code, message: error.message, ...(error.details ? { details: { ...error.details } } : {}) }
+      : { code: 'INTERNAL', message: 'training failed unexpectedly; the server log has the details' };
+    if (!AiaasError.isInstance(error)) console.error(error);
+    send({ type: 'failed', error: failure });
+  });
+});
+
+function send(message: FromWorker): void {
+  // Only a dead parent makes this fail, and then this process is exiting anyway.
+  parent.send(message).catch(() => undefined);
 }
 
 function parse(source: DatasetSource): Dataset {
@@ -55,7 +73,7 @@ async function train(start: WorkerStart): Promise<void> {
     onEpochEnd: (event) => send({ type: 'epoch', event }),
     onCheckpoint: (checkpoint) => {
       const bytes = encodeCheckpoint(model, checkpoint);
-      send({ type: 'checkpoint', epoch: checkpoint.epoch, step: checkpoint.step, bytes }, [bytes.buffer as ArrayBuffer]);
+      send({ type: 'checkpoint', epoch: checkpoint.epoch, step: checkpoint.step, bytes });
     },
   });
   if (result.stopReason === 'aborted') {
@@ -67,19 +85,5 @@ async function train(start: WorkerStart): Promise<void> {
   const summary = trainingSummary(result, test);
   const files = savedModelBytes(model, { ...summary, history: result.history });
   await model.dispose();
-  send({ type: 'done', files, summary }, [files.spec, files.weights, files.onnx, files.metrics].map((bytes) => bytes.buffer as ArrayBuffer));
+  send({ type: 'done', files, summary });
 }
-
-port.on('message', (message: ToWorker) => {
-  if (message.type === 'cancel') {
-    controller.abort();
-    return;
-  }
-  train(message).catch((error: unknown) => {
-    const failure = AiaasError.isInstance(error)
-      ? { code: error.code, message: error.message, ...(error.details ? { details: { ...error.details } } : {}) }
-      : { code: 'INTERNAL', message: 'training failed unexpectedly; the server log has the details' };
-    if (!AiaasError.isInstance(error)) console.error(error);
-    send({ type: 'failed', error: failure });
-  });
-});
