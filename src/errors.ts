@@ -61,6 +61,9 @@ export const errorCatalogue = {
   DATABASE_CORRUPT: { status: 500, title: 'The database failed its integrity check' },
   // http: request framing (src/http)
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
+  INVALID_URL: { status: 400, title: 'Malformed URL (bad percent-encoding)' },
+  URI_TOO_LONG: { status: 414, title: 'A path segment is longer than the server accepts' },
+  NESTING_TOO_DEEP: { status: 400, title: 'JSON or tensor nested deeper than the server accepts' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
@@ -105,4 +108,28 @@ export function aiaasError(
   options?: { details?: Record<string, unknown>; headers?: Record<string, string>; cause?: unknown },
 ): AiaasError {
   return new AiaasError(code, message, options);
+}
+
+/** How many characters of a client-supplied value an error message quotes (see quoteForError). */
+export const maxQuotedLength = 120;
+
+/**
+ * A client-supplied value as error messages quote it: JSON-quoted and cut to `max` characters, so a
+ * 1 MB string or a deeply nested value never comes back whole (nor crashes JSON.stringify).
+ */
+export function quoteForError(value: unknown, max = maxQuotedLength): string {
+  let text: string;
+  if (typeof value === 'string') {
+    // Cut before quoting: escaping a huge string only to drop most of it wastes the work.
+    text = JSON.stringify(value.length > max ? value.slice(0, max) : value);
+    if (value.length > max) text = `${text.slice(0, -1)}…" (${value.length} characters)`;
+    return text;
+  }
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    // Cyclic or too deeply nested to serialize: name the type instead.
+    text = Array.isArray(value) ? 'an array' : typeof value;
+  }
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }

@@ -1,4 +1,4 @@
-import { AiaasError } from '../errors.ts';
+import { AiaasError, quoteForError } from '../errors.ts';
 import { GrowableFloat32Array, decodeText } from './bytes.ts';
 import type { Dataset } from './dataset.ts';
 
@@ -70,7 +70,7 @@ function* csvRecords(text: string, fileName: string): Generator<CsvRecord> {
         }
         const next = text[index];
         if (next !== undefined && next !== ',' && next !== '\n' && !(next === '\r' && (text[index + 1] === '\n' || index + 1 === length))) {
-          throw invalid(fileName, line, `unexpected character ${JSON.stringify(next)} after the closing quote in column ${fields.length + 1}`, {
+          throw invalid(fileName, line, `unexpected character ${quoteForError(next)} after the closing quote in column ${fields.length + 1}`, {
             column: fields.length + 1,
           });
         }
@@ -143,7 +143,7 @@ export function parseCsv(input: Uint8Array | string, options: CsvOptions = {}): 
   const seen = new Set<string>();
   for (const [column, name] of header.entries()) {
     if (seen.has(name)) {
-      throw invalid(fileName, first.value.line, `duplicate column name ${JSON.stringify(name)} (column ${column + 1})`, { column: column + 1 });
+      throw invalid(fileName, first.value.line, `duplicate column name ${quoteForError(name)} (column ${column + 1})`, { column: column + 1 });
     }
     seen.add(name);
   }
@@ -151,12 +151,12 @@ export function parseCsv(input: Uint8Array | string, options: CsvOptions = {}): 
   if (labelColumn === -1) {
     throw new AiaasError(
       'INVALID_DATA',
-      `${fileName}: label column ${JSON.stringify(labelName)} not found; available columns: ${header.map((name) => JSON.stringify(name)).join(', ')}`,
+      `${fileName}: label column ${quoteForError(labelName)} not found; available columns: ${header.map((name) => quoteForError(name)).join(', ')}`,
       { details: { file: fileName, format: 'csv', label: labelName, columns: header } },
     );
   }
   if (header.length < 2) {
-    throw invalid(fileName, first.value.line, `no feature columns besides the label column ${JSON.stringify(labelName)}`);
+    throw invalid(fileName, first.value.line, `no feature columns besides the label column ${quoteForError(labelName)}`);
   }
   const featureNames = header.filter((_, column) => column !== labelColumn);
   const features = new GrowableFloat32Array(featureNames.length * 1024);
@@ -177,7 +177,7 @@ export function parseCsv(input: Uint8Array | string, options: CsvOptions = {}): 
         throw invalid(
           fileName,
           line,
-          `column ${JSON.stringify(name)} (column ${column + 1}): ${raw.trim() === '' ? 'empty value' : `${JSON.stringify(raw)} is not a finite decimal number`}`,
+          `column ${quoteForError(name)} (column ${column + 1}): ${raw.trim() === '' ? 'empty value' : `${quoteForError(raw)} is not a finite decimal number`}`,
           { column: column + 1, columnName: name, value: raw },
         );
       }

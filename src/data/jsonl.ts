@@ -1,4 +1,4 @@
-import { AiaasError } from '../errors.ts';
+import { AiaasError, quoteForError } from '../errors.ts';
 import { GrowableFloat32Array, decodeText } from './bytes.ts';
 import type { Dataset } from './dataset.ts';
 
@@ -34,7 +34,7 @@ function flattenTensor(value: unknown, values: number[]): { shape: number[] } | 
   const visit = (node: unknown, depth: number, path: string): string | undefined => {
     if (depth === shape.length) {
       if (typeof node !== 'number' || !Number.isFinite(node)) {
-        return `${path === '' ? 'value' : `element ${path}`} is ${JSON.stringify(node) ?? String(node)}, expected a finite number`;
+        return `${path === '' ? 'value' : `element ${path}`} is ${quoteForError(node)}, expected a finite number`;
       }
       values.push(node);
       return undefined;
@@ -91,7 +91,7 @@ export function parseJsonLines(input: Uint8Array | string, options: JsonLinesOpt
       throw invalid(fileName, line, `invalid JSON (${(error as Error).message})`);
     }
     if (typeof record !== 'object' || record === null || Array.isArray(record)) {
-      throw invalid(fileName, line, `expected a JSON object, got ${Array.isArray(record) ? 'an array' : JSON.stringify(record)}`);
+      throw invalid(fileName, line, `expected a JSON object, got ${Array.isArray(record) ? 'an array' : quoteForError(record)}`);
     }
     const fields = record as Record<string, unknown>;
     const recordMode = Object.hasOwn(fields, 'features') && labelKey !== 'features' ? 'tensor' : 'flat';
@@ -108,7 +108,7 @@ export function parseJsonLines(input: Uint8Array | string, options: JsonLinesOpt
       throw invalid(
         fileName,
         line,
-        `label key ${JSON.stringify(labelKey)} not found; keys present: ${Object.keys(fields).map((key) => JSON.stringify(key)).join(', ')}`,
+        `label key ${quoteForError(labelKey)} not found; keys present: ${Object.keys(fields).map((key) => quoteForError(key)).join(', ')}`,
         { label: labelKey },
       );
     }
@@ -119,7 +119,7 @@ export function parseJsonLines(input: Uint8Array | string, options: JsonLinesOpt
       if ('problem' in featureResult) throw invalid(fileName, line, `"features": ${featureResult.problem}`);
       const labelStart = scratch.length;
       const labelResult = flattenTensor(fields[labelKey], scratch);
-      if ('problem' in labelResult) throw invalid(fileName, line, `${JSON.stringify(labelKey)}: ${labelResult.problem}`);
+      if ('problem' in labelResult) throw invalid(fileName, line, `${quoteForError(labelKey)}: ${labelResult.problem}`);
       if (mode === undefined) {
         featureShape = featureResult.shape;
         labelShape = labelResult.shape;
@@ -128,7 +128,7 @@ export function parseJsonLines(input: Uint8Array | string, options: JsonLinesOpt
           throw invalid(fileName, line, `"features" has shape ${shapeText(featureResult.shape)}, earlier lines have ${shapeText(featureShape)}`);
         }
         if (!sameShape(labelResult.shape, labelShape)) {
-          throw invalid(fileName, line, `${JSON.stringify(labelKey)} has shape ${shapeText(labelResult.shape)}, earlier lines have ${shapeText(labelShape)}`);
+          throw invalid(fileName, line, `${quoteForError(labelKey)} has shape ${shapeText(labelResult.shape)}, earlier lines have ${shapeText(labelShape)}`);
         }
       }
       features.pushAll(scratch.slice(0, labelStart));
@@ -136,7 +136,7 @@ export function parseJsonLines(input: Uint8Array | string, options: JsonLinesOpt
     } else {
       if (mode === undefined) {
         featureNames = Object.keys(fields).filter((key) => key !== labelKey);
-        if (featureNames.length === 0) throw invalid(fileName, line, `no feature keys besides the label key ${JSON.stringify(labelKey)}`);
+        if (featureNames.length === 0) throw invalid(fileName, line, `no feature keys besides the label key ${quoteForError(labelKey)}`);
         featureShape = [featureNames.length];
         labelShape = [];
       } else {
@@ -148,8 +148,8 @@ export function parseJsonLines(input: Uint8Array | string, options: JsonLinesOpt
             fileName,
             line,
             [
-              extra.length > 0 ? `unexpected keys ${extra.map((key) => JSON.stringify(key)).join(', ')}` : '',
-              missing.length > 0 ? `missing keys ${missing.map((key) => JSON.stringify(key)).join(', ')}` : '',
+              extra.length > 0 ? `unexpected keys ${extra.map((key) => quoteForError(key)).join(', ')}` : '',
+              missing.length > 0 ? `missing keys ${missing.map((key) => quoteForError(key)).join(', ')}` : '',
             ]
               .filter((part) => part !== '')
               .join('; ') + ' (every line must have the keys of line 1)',
@@ -158,17 +158,17 @@ export function parseJsonLines(input: Uint8Array | string, options: JsonLinesOpt
       }
       for (const key of featureNames) {
         if (!Object.hasOwn(fields, key)) {
-          throw invalid(fileName, line, `missing key ${JSON.stringify(key)} (every line must have the keys of line 1)`, { key });
+          throw invalid(fileName, line, `missing key ${quoteForError(key)} (every line must have the keys of line 1)`, { key });
         }
         const value = fields[key];
         if (typeof value !== 'number' || !Number.isFinite(value)) {
-          throw invalid(fileName, line, `key ${JSON.stringify(key)} is ${JSON.stringify(value)}, expected a finite number`, { key });
+          throw invalid(fileName, line, `key ${quoteForError(key)} is ${quoteForError(value)}, expected a finite number`, { key });
         }
         features.push(value);
       }
       const label = fields[labelKey];
       if (typeof label !== 'number' || !Number.isFinite(label)) {
-        throw invalid(fileName, line, `label ${JSON.stringify(labelKey)} is ${JSON.stringify(label)}, expected a finite number`, { key: labelKey });
+        throw invalid(fileName, line, `label ${quoteForError(labelKey)} is ${quoteForError(label)}, expected a finite number`, { key: labelKey });
       }
       labels.push(label);
     }

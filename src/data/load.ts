@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { AiaasError } from '../errors.ts';
+import { AiaasError, quoteForError } from '../errors.ts';
 import { gunzipIfCompressed } from './bytes.ts';
 import { parseCsv } from './csv.ts';
 import type { CsvOptions } from './csv.ts';
@@ -94,7 +94,7 @@ export function loadDatasetBytes(format: DatasetFormat, bytes: Uint8Array, optio
       return parseJsonLines(bytes, jsonOptions);
     }
     default:
-      throw new AiaasError('INVALID_REQUEST', `Unknown dataset format ${JSON.stringify(format)}; expected one of ${datasetFormats.join(', ')}`);
+      throw new AiaasError('INVALID_REQUEST', `Unknown dataset format ${quoteForError(format)}; expected one of ${datasetFormats.join(', ')}`);
   }
 }
 

@@ -1,4 +1,4 @@
-import { AiaasError } from '../errors.ts';
+import { AiaasError, quoteForError } from '../errors.ts';
 
 /**
  * safetensors (https://github.com/huggingface/safetensors): an 8-byte little-endian u64 header
@@ -230,25 +230,25 @@ export function readSafetensorsHeader(bytes: Uint8Array): SafetensorsHeader {
       }
       for (const [key, value] of Object.entries(info as Record<string, unknown>)) {
         if (typeof value !== 'string') {
-          throw invalidWeights(`safetensors "__metadata__" value for ${JSON.stringify(key)} must be a string, got ${JSON.stringify(value)}`, { key });
+          throw invalidWeights(`safetensors "__metadata__" value for ${quoteForError(key)} must be a string, got ${quoteForError(value)}`, { key });
         }
         metadataEntries.push([key, value]);
       }
       continue;
     }
-    const label = `safetensors tensor ${JSON.stringify(name)}`;
+    const label = `safetensors tensor ${quoteForError(name)}`;
     if (typeof info !== 'object' || info === null || Array.isArray(info)) throw invalidWeights(`${label}: entry must be an object`, { tensor: name });
     const { dtype, shape, data_offsets: offsets } = info as Record<string, unknown>;
     if (!isSupportedDtype(dtype)) {
       const known = typeof dtype === 'string' && knownUnsupportedDtypes.has(dtype);
       throw invalidWeights(
-        `${label}: ${known ? 'unsupported' : 'unknown'} dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(dtypeInfo).join(', ')})`,
+        `${label}: ${known ? 'unsupported' : 'unknown'} dtype ${quoteForError(dtype)} (supported: ${Object.keys(dtypeInfo).join(', ')})`,
         { tensor: name },
       );
     }
-    if (!validShape(shape)) throw invalidWeights(`${label}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`, { tensor: name });
+    if (!validShape(shape)) throw invalidWeights(`${label}: shape must be an array of non-negative integers, got ${quoteForError(shape)}`, { tensor: name });
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((value) => Number.isSafeInteger(value) && (value as number) >= 0)) {
-      throw invalidWeights(`${label}: data_offsets must be [begin, end] non-negative integers, got ${JSON.stringify(offsets)}`, { tensor: name });
+      throw invalidWeights(`${label}: data_offsets must be [begin, end] non-negative integers, got ${quoteForError(offsets)}`, { tensor: name });
     }
     const [begin, end] = offsets as [number, number];
     if (end < begin) throw invalidWeights(`${label}: data_offsets [${begin}, ${end}] end before they begin`, { tensor: name });
@@ -269,13 +269,13 @@ export function readSafetensorsHeader(bytes: Uint8Array): SafetensorsHeader {
   for (const entry of entries) {
     if (entry.end > bufferLength) {
       throw invalidWeights(
-        `safetensors tensor ${JSON.stringify(entry.name)}: data_offsets [${entry.begin}, ${entry.end}] run past the ${bufferLength}-byte data buffer`,
+        `safetensors tensor ${quoteForError(entry.name)}: data_offsets [${entry.begin}, ${entry.end}] run past the ${bufferLength}-byte data buffer`,
         { tensor: entry.name },
       );
     }
     if (entry.begin !== expectedBegin) {
       throw invalidWeights(
-        `safetensors tensor ${JSON.stringify(entry.name)}: data_offsets begin at ${entry.begin}, expected ${expectedBegin} (${entry.begin < expectedBegin ? 'overlaps the previous tensor' : 'leaves a gap'})`,
+        `safetensors tensor ${quoteForError(entry.name)}: data_offsets begin at ${entry.begin}, expected ${expectedBegin} (${entry.begin < expectedBegin ? 'overlaps the previous tensor' : 'leaves a gap'})`,
         { tensor: entry.name },
       );
     }
@@ -300,7 +300,7 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
     const raw = bytes.subarray(bufferStart + entry.begin, bufferStart + entry.end);
     if (entry.dtype === 'BOOL') {
       const invalidIndex = raw.findIndex((value) => value > 1);
-      if (invalidIndex !== -1) throw invalidWeights(`safetensors tensor ${JSON.stringify(entry.name)}: BOOL element ${invalidIndex} is ${raw[invalidIndex]}, not 0 or 1`, { tensor: entry.name });
+      if (invalidIndex !== -1) throw invalidWeights(`safetensors tensor ${quoteForError(entry.name)}: BOOL element ${invalidIndex} is ${raw[invalidIndex]}, not 0 or 1`, { tensor: entry.name });
     }
     tensorEntries.push([entry.name, { dtype: entry.dtype, shape: entry.shape, data: typedView(entry.dtype, raw) }]);
   }

@@ -9,7 +9,8 @@ import { AiaasError } from '../errors.ts';
 import type { ServerContext } from '../startup/context.ts';
 import { auditPlugin } from './audit.ts';
 import { authorize, authorizeModel, authPlugin } from './auth.ts';
-import { installErrorHandling } from './errors.ts';
+import { installJsonBodyParser } from './json-depth.ts';
+import { handleFrameworkError, installErrorHandling, isInferenceUrl, maxPathParameterLength } from './errors.ts';
 import { serializeRequestForLog } from './request-log.ts';
 import { buildOpenApiDocument, type RegisteredRoute } from './openapi.ts';
 import type { InferenceDeps } from './protocols/route-support.ts';
@@ -39,15 +40,14 @@ declare module 'fastify' {
 }
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
-const inferencePrefixes = ['/v2', '/tfserving/', '/v1'];
-
-/** Ollama's paths sit under /api beside the management API (/api/v1), which they never overlap. */
-function isOllamaUrl(url: string): boolean {
+/**
+ * The OpenAI routes (/v1) and Ollama's paths (/api/<verb>, beside but never under the management
+ * API at /api/v1): inference-sized bodies and no caching, like V2 and TF-Serving.
+ */
+function isLanguageModelUrl(rawUrl: string): boolean {
+  const url = rawUrl.split('?', 1)[0]!;
+  if (url === '/v1' || url.startsWith('/v1/')) return true;
   return url.startsWith('/api/') && url !== '/api/v1' && !url.startsWith('/api/v1/');
-}
-
-function isInferenceUrl(url: string): boolean {
-  return isOllamaUrl(url) || inferencePrefixes.some((prefix) => url === prefix || url.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`));
 }
 
 export function inferenceDeps(context: ServerContext): InferenceDeps {
@@ -93,6 +93,8 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
     },
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
+    routerOptions: { maxParamLength: maxPathParameterLength },
+    frameworkErrors: handleFrameworkError,
     ...(tls ? { https: { cert: readFileSync(config.tlsCert!), key: readFileSync(config.tlsKey!) } } : {}),
   }) as unknown as FastifyInstance;
 
@@ -100,13 +102,14 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
   app.decorate('registeredRoutes', registeredRoutes);
   app.addHook('onRoute', (route) => {
     // Inference bodies are tensors; uploads are files. Different sizes, different limits.
-    if (isInferenceUrl(route.url) && route.bodyLimit === undefined) route.bodyLimit = config.inferenceBodyLimitBytes;
+    if ((isInferenceUrl(route.url) || isLanguageModelUrl(route.url)) && route.bodyLimit === undefined) route.bodyLimit = config.inferenceBodyLimitBytes;
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const schema = route.schema as RouteSchema | undefined;
     for (const method of methods) registeredRoutes.push({ method, url: route.url, ...(schema === undefined ? {} : { schema }) });
   });
 
   installErrorHandling(app);
+  installJsonBodyParser(app);
   installSchemaCompilers(app);
 
   app.addHook('onRequest', async (request, reply) => {
@@ -118,7 +121,7 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
     reply.header('referrer-policy', 'no-referrer');
     reply.header('cross-origin-resource-policy', 'same-origin');
     if (!reply.hasHeader('content-security-policy')) reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
-    if (request.url.startsWith('/api/') || isInferenceUrl(request.url)) reply.header('cache-control', 'no-store');
+    if (request.url.startsWith('/api/') || isInferenceUrl(request.url) || isLanguageModelUrl(request.url)) reply.header('cache-control', 'no-store');
     if (tls) reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
     return payload;
   });

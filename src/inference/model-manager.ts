@@ -287,17 +287,33 @@ export class ModelManager {
     return entry;
   }
 
-  /** Evicts least recently used idle models until the budget holds; busy models are never evicted. */
+  /**
+   * Evicts idle models until the budget holds, fairly across tenants: each tenant with a model loaded
+   * is entitled to the budget divided by the number of such tenants. The victim is the least recently
+   * used idle model of the tenant furthest over its share; a tenant at or under its share never loses
+   * a model to another's load. Busy models are never evicted; when nothing may go, the budget is
+   * exceeded until models go idle (as before, rather than failing the load).
+   */
   async #evictOverBudget(keep: Entry): Promise<void> {
-    let total = this.#totalBytes();
-    const candidates = [...this.#entries.values()]
-      .filter((entry) => entry !== keep)
-      .sort((left, right) => left.lastUsedAt - right.lastUsedAt);
-    for (const entry of candidates) {
-      if (total <= this.#options.memoryBudgetBytes) break;
-      if (isBusy(entry)) continue;
-      total -= entry.memoryBytes;
-      await this.#remove(entry);
+    const budget = this.#options.memoryBudgetBytes;
+    while (this.#totalBytes() > budget) {
+      const usage = new Map<string, number>();
+      for (const entry of this.#entries.values()) usage.set(tenantOf(entry), (usage.get(tenantOf(entry)) ?? 0) + entry.memoryBytes);
+      const share = budget / usage.size;
+      let victim: Entry | undefined;
+      let victimExcess = 0;
+      for (const entry of this.#entries.values()) {
+        if (entry === keep || isBusy(entry)) continue;
+        const excess = usage.get(tenantOf(entry))! - share;
+        if (excess <= 0) continue;
+        const better = victim === undefined || excess > victimExcess || (excess === victimExcess && entry.lastUsedAt < victim.lastUsedAt);
+        if (better) {
+          victim = entry;
+          victimExcess = excess;
+        }
+      }
+      if (victim === undefined) return;
+      await this.#remove(victim);
     }
   }
 
@@ -334,6 +350,11 @@ export class ModelManager {
   #reportLoaded(): void {
     this.#options.metrics?.modelsLoaded(this.#entries.size, this.#totalBytes());
   }
+}
+
+/** Models registered without a tenant (tests, tools) share one pool. */
+function tenantOf(entry: Entry): string {
+  return entry.key.tenantId ?? '';
 }
 
 function isBusy(entry: Entry): boolean {

@@ -1,5 +1,5 @@
 import { defaultMaxModelParameters } from '../config.ts';
-import { AiaasError } from '../errors.ts';
+import { AiaasError, quoteForError } from '../errors.ts';
 import { planWithinParameterLimit } from '../engine/parameters.ts';
 import type { ModelPlan } from '../engine/plan.ts';
 import type { EarlyStoppingOptions } from '../engine/model.ts';
@@ -30,7 +30,11 @@ export interface JobRequest {
 const fields = ['model', 'spec', 'datasetId', 'testDatasetId', 'epochs', 'batchSize', 'seed', 'shuffle', 'validationSplit', 'maxSteps', 'targetLoss', 'earlyStopping', 'label'];
 
 function invalid(field: string, expected: string, actual: unknown): AiaasError {
-  return new AiaasError('INVALID_REQUEST', `${field}: expected ${expected}, got ${JSON.stringify(actual) ?? 'nothing'}`, { details: { field, expected } });
+  // An unknown field's name is client-chosen, so it is cut like any other echoed value.
+  const shown = field.length > 120 ? `${field.slice(0, 120)}…` : field;
+  return new AiaasError('INVALID_REQUEST', `${shown}: expected ${expected}, got ${actual === undefined ? 'nothing' : quoteForError(actual)}`, {
+    details: { field: shown, expected },
+  });
 }
 
 function integer(body: Record<string, unknown>, field: string, fallback: number, minimum: number, maximum: number): number {

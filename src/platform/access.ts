@@ -2,7 +2,7 @@
  * Tenants and API keys: creation (keys shown once), authentication of a presented key, and
  * tenant deletion by crypto-shredding. The HTTP layer adds headers, rate limits and roles on top.
  */
-import { AiaasError } from '../errors.ts';
+import { AiaasError, quoteForError } from '../errors.ts';
 import { apiKeyPrefix, generateApiKey, hashApiKey, isWellFormedApiKey } from '../security/api-keys.ts';
 import { isRole, roles, scopeWithin, type KeyScope, type Role } from '../security/roles.ts';
 import type { TenantKeyService } from '../security/tenant-keys.ts';
@@ -123,7 +123,7 @@ export class AccessService {
   async createKey(tenantId: string, request: NewKeyRequest, presetKey?: string): Promise<CreatedApiKey> {
     const name = validateName('key', request.name);
     if (!isRole(request.role)) {
-      throw new AiaasError('INVALID_REQUEST', `Unknown role ${JSON.stringify(request.role)}; expected one of ${roles.join(', ')}`, {
+      throw new AiaasError('INVALID_REQUEST', `Unknown role ${quoteForError(request.role)}; expected one of ${roles.join(', ')}`, {
         details: { field: 'role' },
       });
     }

@@ -3,7 +3,7 @@
  * parsed again on load. The artifact is written before the row, so a crash can leave at worst an
  * unreferenced blob, never a row pointing at nothing.
  */
-import { AiaasError } from '../errors.ts';
+import { AiaasError, quoteForError } from '../errors.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import type { DatasetRecord, Repositories } from '../storage/index.ts';
 import type { Dataset, DatasetDescription } from '../data/dataset.ts';
@@ -64,7 +64,7 @@ export function datasetView(record: DatasetRecord): DatasetView {
 export function parseDatasetFormat(value: unknown): DatasetFormat | undefined {
   if (value === undefined || value === '') return undefined;
   if (typeof value === 'string' && (datasetFormats as readonly string[]).includes(value)) return value as DatasetFormat;
-  throw new AiaasError('INVALID_REQUEST', `Unknown dataset format ${JSON.stringify(value)}; expected one of ${datasetFormats.join(', ')}`, {
+  throw new AiaasError('INVALID_REQUEST', `Unknown dataset format ${quoteForError(value)}; expected one of ${datasetFormats.join(', ')}`, {
     details: { field: 'format' },
   });
 }

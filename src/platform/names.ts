@@ -1,4 +1,4 @@
-import { AiaasError } from '../errors.ts';
+import { AiaasError, quoteForError } from '../errors.ts';
 
 /*
  * Names appear in URL paths (`/v2/models/{name}`, TF-Serving's `{name}:predict`) and in the
@@ -12,7 +12,7 @@ const namePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
  */
 export function validateName(kind: 'model' | 'dataset' | 'tenant' | 'key' | 'alias', name: unknown): string {
   if (typeof name !== 'string' || !namePattern.test(name)) {
-    throw new AiaasError('INVALID_REQUEST', `Invalid ${kind} name ${JSON.stringify(name)}`, {
+    throw new AiaasError('INVALID_REQUEST', `Invalid ${kind} name ${quoteForError(name)}`, {
       details: { field: 'name', rule: '1-128 characters: letters, digits, ".", "_" or "-", starting with a letter or digit' },
     });
   }

@@ -1,4 +1,4 @@
-import { AiaasError } from '../errors.ts';
+import { AiaasError, quoteForError } from '../errors.ts';
 
 export const roles = ['admin', 'developer', 'viewer', 'inference'] as const;
 export type Role = (typeof roles)[number];
@@ -56,7 +56,7 @@ export function isRole(value: unknown): value is Role {
 
 export function parseRole(value: unknown): Role {
   if (isRole(value)) return value;
-  throw new AiaasError('INVALID_REQUEST', `Unknown role ${JSON.stringify(value)}; expected one of: ${roles.join(', ')}.`);
+  throw new AiaasError('INVALID_REQUEST', `Unknown role ${quoteForError(value)}; expected one of: ${roles.join(', ')}.`);
 }
 
 export function permissionsOf(role: Role): readonly Permission[] {

@@ -52,6 +52,25 @@ describe('ModelManager', () => {
     await models.close();
   });
 
+  it('gives each tenant a fair share: a load evicts from the tenant furthest over it, never from one under it', async () => {
+    let clock = 0;
+    // Room for two models: with two tenants loaded, each is entitled to one.
+    const { manager: models } = manager({ memoryBudgetBytes: Math.floor(bytes.byteLength * 2.5), now: () => ++clock });
+    await models.acquire({ versionId: 'a1', tenantId: 'A' });
+    await models.acquire({ versionId: 'a2', tenantId: 'A' });
+    // A alone may use the whole budget.
+    expect(models.loaded().map((entry) => entry.key.versionId).sort()).toEqual(['a1', 'a2']);
+    await models.acquire({ versionId: 'b1', tenantId: 'B' });
+    // B's load evicts A's least recently used model: A was over its half, B under.
+    expect(models.loaded().map((entry) => entry.key.versionId).sort()).toEqual(['a2', 'b1']);
+    // A uses a2 again, so B's model is the least recently used of all; yet A's next load evicts A's own
+    // model (a plain LRU would evict B's).
+    await models.acquire({ versionId: 'a2', tenantId: 'A' });
+    await models.acquire({ versionId: 'a3', tenantId: 'A' });
+    expect(models.loaded().map((entry) => entry.key.versionId).sort()).toEqual(['a3', 'b1']);
+    await models.close();
+  });
+
   it('never evicts a model that is mid-inference', async () => {
     const gate = new Gate();
     const { manager: models } = manager({

@@ -4,13 +4,14 @@
  * run, timed, counted and reported.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AiaasError } from '../../errors.ts';
 import type { ModelSignature, TensorSpec } from '../../runtimes/runtime.ts';
 import type { ModelKey, ModelManager } from '../../inference/model-manager.ts';
 import type { BatchingOptions, InferRequest, InferResponse } from '../../inference/types.ts';
 import type { InferenceProtocol, Metrics } from '../metrics.ts';
 import { installSchemaCompilers } from '../schemas/validation.ts';
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
+import { AiaasError } from '../../errors.ts';
+import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
 
 export interface ResolvedModel {
   /** The owning tenant; labels the model's metric series. */
@@ -45,7 +46,7 @@ export interface InferenceDeps {
   server?: { name: string; version: string };
 }
 
-export const errorCodeHeader = 'x-aiaas-error-code';
+export { errorCodeHeader };
 
 export function modelKey(model: ResolvedModel): ModelKey {
   return {
@@ -67,25 +68,6 @@ export async function signatureOf(deps: InferenceDeps, model: ResolvedModel): Pr
   return model.signature ?? (await deps.manager.acquire(modelKey(model))).signature;
 }
 
-/** Maps anything thrown to the catalogue; framework errors keep their 4xx status, the rest hide as 500. */
-function toAiaasError(error: unknown, request: FastifyRequest): { error: AiaasError; status: number } {
-  if (AiaasError.isInstance(error)) {
-    // A runtime's full error text (host paths included) stays in the log; the client got a cleaned message.
-    if (error.cause !== undefined) request.log.warn({ err: error.cause, code: error.code }, `inference failed: ${error.message}`);
-    return { error, status: error.status };
-  }
-  const fastifyError = error as { statusCode?: number; code?: string; message?: string };
-  const status = fastifyError.statusCode;
-  if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return { error: new AiaasError('PAYLOAD_TOO_LARGE', 'request body too large'), status: 413 };
-  }
-  if (status !== undefined && status >= 400 && status < 500) {
-    return { error: new AiaasError('INVALID_REQUEST', fastifyError.message ?? 'invalid request'), status };
-  }
-  request.log.error({ err: error }, 'inference route failed');
-  return { error: new AiaasError('INTERNAL', 'internal error'), status: 500 };
-}
-
 /**
  * Scopes protocol behaviour to the plugin it is called in: errors as `{"error": "..."}` with the
  * catalogue status and the code in a header, and a body parser that accepts empty bodies and any
@@ -94,8 +76,9 @@ function toAiaasError(error: unknown, request: FastifyRequest): { error: AiaasEr
 export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean }): void {
   installSchemaCompilers(app);
   app.setErrorHandler((error, request, reply) => {
-    const { error: aiaasError, status } = toAiaasError(error, request);
-    void sendJson(reply.status(status).headers({ ...aiaasError.headers, [errorCodeHeader]: aiaasError.code }), { error: aiaasError.message });
+    // A runtime's full error text (host paths included) stays in the log; the client gets a cleaned message.
+    if (AiaasError.isInstance(error) && error.cause !== undefined) request.log.warn({ err: error.cause, code: error.code }, `inference failed: ${error.message}`);
+    void sendProtocolError(reply, toPlatformError(error, request));
   });
   const parser = (_request: FastifyRequest, body: string, done: (error: Error | null, body?: unknown) => void): void => {
     try {

@@ -3,7 +3,7 @@
  * type, nested/flat data, shape inference, validation against a model signature, and a serializer
  * that keeps 64-bit integers exact.
  */
-import { AiaasError } from '../../errors.ts';
+import { AiaasError, quoteForError } from '../../errors.ts';
 import type { ModelSignature, Tensor, TensorData, TensorDataType, TensorSpec } from '../../runtimes/runtime.ts';
 import { allocateTensorData, elementCount } from '../../runtimes/tensor.ts';
 
@@ -24,13 +24,31 @@ const integerRanges: Partial<Record<TensorDataType, [number, number]>> = {
   UINT32: [0, 4294967295],
 };
 
+/** An input name as error messages quote it: cut short, since the client chose its length. */
+export function shortName(name: string): string {
+  return name.length > 120 ? `${name.slice(0, 120)}…` : name;
+}
+
 export function invalidTensor(inputName: string, message: string, details?: Record<string, unknown>): AiaasError {
-  return new AiaasError('INVALID_TENSOR', `input '${inputName}': ${message}`, details === undefined ? {} : { details });
+  return new AiaasError('INVALID_TENSOR', `input '${shortName(inputName)}': ${message}`, details === undefined ? {} : { details });
 }
 
 function describe(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+  return quoteForError(value, 40);
+}
+
+/**
+ * Most dimensions a request tensor may have. ONNX models rarely exceed 6; the limit keeps every
+ * recursive walk of tensor data shallow (a rank-5000 tensor used to overflow the stack).
+ */
+export const maxTensorRank = 64;
+
+export function assertTensorRank(inputName: string, rank: number): void {
+  if (rank > maxTensorRank) {
+    throw new AiaasError('NESTING_TOO_DEEP', `input '${shortName(inputName)}': rank ${rank} is more than the ${maxTensorRank} dimensions a tensor may have`, {
+      details: { limit: maxTensorRank },
+    });
+  }
 }
 
 export function formatShape(shape: readonly number[]): string {
@@ -231,6 +249,7 @@ export function inferShape(value: unknown, inputName: string): number[] {
   let cursor: unknown = value;
   while (Array.isArray(cursor)) {
     shape.push(cursor.length);
+    assertTensorRank(inputName, shape.length);
     if (cursor.length === 0) break;
     cursor = cursor[0];
   }
@@ -249,7 +268,8 @@ export function inferShape(value: unknown, inputName: string): number[] {
 }
 
 export function flattenNested(value: unknown): unknown[] {
-  return Array.isArray(value) ? value.flat(Infinity) : [value];
+  // Bounded depth: anything nested deeper stays an array and fails element conversion, never the stack.
+  return Array.isArray(value) ? value.flat(maxTensorRank) : [value];
 }
 
 export function assertElementCap(count: number, maxTensorElements: number): void {
@@ -284,7 +304,7 @@ export function matchSignature(inputs: readonly Tensor[], signature: ModelSignat
   for (const input of inputs) {
     if (byName.has(input.name)) throw invalidTensor(input.name, 'given more than once');
     if (!known.includes(input.name)) {
-      throw new AiaasError('INVALID_TENSOR', `unknown input '${input.name}'; the model's inputs are: ${known.join(', ')}`);
+      throw new AiaasError('INVALID_TENSOR', `unknown input '${shortName(input.name)}'; the model's inputs are: ${known.join(', ')}`);
     }
     byName.set(input.name, input);
   }
@@ -302,7 +322,7 @@ export function matchSignature(inputs: readonly Tensor[], signature: ModelSignat
 export function checkOutputNames(names: readonly string[], signature: ModelSignature): void {
   const known = signature.outputs.map((spec) => spec.name);
   for (const name of names) {
-    if (!known.includes(name)) throw new AiaasError('INVALID_REQUEST', `unknown output '${name}'; the model's outputs are: ${known.join(', ')}`);
+    if (!known.includes(name)) throw new AiaasError('INVALID_REQUEST', `unknown output '${shortName(name)}'; the model's outputs are: ${known.join(', ')}`);
   }
   if (new Set(names).size !== names.length) throw new AiaasError('INVALID_REQUEST', 'an output is requested more than once');
 }
@@ -366,11 +386,13 @@ function isPlainNumberArray(items: readonly unknown[], allowNonFinite: boolean):
  */
 export function parseJsonBody(text: string, allowNonFiniteTokens: boolean): unknown {
   if (text.trim() === '') return undefined;
+  // No up-front depth scan here (it would cost about half a JSON.parse on large tensors): JSON.parse
+  // copes with any depth, and every walk of the parsed value below is bounded by maxTensorRank.
   const source = allowNonFiniteTokens ? quoteNonFiniteTokens(text) : text;
   try {
     return JSON.parse(source) as unknown;
   } catch (error) {
-    throw new AiaasError('INVALID_JSON', `request body is not valid JSON: ${(error as Error).message}`);
+    throw new AiaasError('INVALID_JSON', `request body is not valid JSON: ${quoteForError((error as Error).message, 200)}`);
   }
 }
 

@@ -2,7 +2,7 @@
  * TensorFlow Serving REST adapter (predict, model status, metadata): pure functions between the
  * protocol's JSON and the internal InferRequest. Spec: tensorflow/serving g3doc/api_rest.md.
  */
-import { AiaasError } from '../../errors.ts';
+import { AiaasError, quoteForError } from '../../errors.ts';
 import type { ModelSignature, Tensor, TensorDataType, TensorSpec } from '../../runtimes/runtime.ts';
 import type { InferRequest } from '../../inference/types.ts';
 import {
@@ -14,6 +14,7 @@ import {
   isBase64Object,
   matchSignature,
   nest,
+  shortName,
   toJsonElements,
 } from './tensor-json.ts';
 
@@ -32,7 +33,7 @@ function isNamedObject(value: unknown): value is Record<string, unknown> {
 function specFor(signature: ModelSignature, name: string): TensorSpec {
   const spec = signature.inputs.find((input) => input.name === name);
   if (spec === undefined) {
-    throw new AiaasError('INVALID_TENSOR', `unknown input '${name}'; the model's inputs are: ${signature.inputs.map((input) => input.name).join(', ')}`);
+    throw new AiaasError('INVALID_TENSOR', `unknown input '${shortName(name)}'; the model's inputs are: ${signature.inputs.map((input) => input.name).join(', ')}`);
   }
   return spec;
 }
@@ -62,7 +63,7 @@ export function parseTfServingPredictRequest(
 ): { request: InferRequest; format: TfServingFormat } {
   if (!isNamedObject(body)) throw new AiaasError('INVALID_REQUEST', 'the request body must be a JSON object with "instances" or "inputs"');
   if (body.signature_name !== undefined && body.signature_name !== defaultSignatureName) {
-    throw new AiaasError('INVALID_REQUEST', `unknown signature_name ${JSON.stringify(body.signature_name)}; only "${defaultSignatureName}" exists`);
+    throw new AiaasError('INVALID_REQUEST', `unknown signature_name ${quoteForError(body.signature_name)}; only "${defaultSignatureName}" exists`);
   }
   const hasInstances = body.instances !== undefined;
   const hasInputs = body.inputs !== undefined;

@@ -2,12 +2,13 @@
  * KServe V2 / Open Inference Protocol (REST) adapter: pure functions from the protocol's JSON to the
  * internal InferRequest and back. Spec: kserve docs/predict-api/v2/required_api.md.
  */
-import { AiaasError } from '../../errors.ts';
+import { AiaasError, quoteForError } from '../../errors.ts';
 import type { ModelSignature, Tensor, TensorSpec } from '../../runtimes/runtime.ts';
 import { elementCount } from '../../runtimes/tensor.ts';
 import type { InferRequest, ParameterValue } from '../../inference/types.ts';
 import {
   assertElementCap,
+  assertTensorRank,
   checkOutputNames,
   flattenData,
   formatShape,
@@ -52,11 +53,12 @@ export function parseV2InferRequest(body: unknown, signature: ModelSignature, op
     if (typeof raw.name !== 'string' || raw.name === '') throw new AiaasError('INVALID_TENSOR', `inputs[${index}] needs a 'name' string`);
     const name = raw.name;
     if (!isTensorDataType(raw.datatype)) {
-      throw invalidTensor(name, `unknown datatype ${JSON.stringify(raw.datatype)}; expected one of ${tensorDataTypes.join(', ')}`);
+      throw invalidTensor(name, `unknown datatype ${quoteForError(raw.datatype)}; expected one of ${tensorDataTypes.join(', ')}`);
     }
     if (!Array.isArray(raw.shape) || !raw.shape.every((dim) => Number.isSafeInteger(dim) && (dim as number) >= 0)) {
       throw invalidTensor(name, "'shape' must be an array of non-negative integers");
     }
+    assertTensorRank(name, raw.shape.length);
     const inputParameters = parseParameters(raw.parameters, `input '${name}'`);
     if (inputParameters?.binary_data_size !== undefined) {
       throw invalidTensor(name, 'binary tensor data (binary_data_size) is not supported; send JSON data');
