@@ -21,6 +21,7 @@ import {
   type ParsedOllamaGeneration,
 } from '../protocols/ollama.ts';
 import { applyTokenLimits } from '../protocols/openai.ts';
+import { boundedForClient } from '../errors.ts';
 import { errorCodeHeader } from '../protocols/route-support.ts';
 import { ollamaSchemas } from '../schemas/llm.ts';
 import { installSchemaCompilers } from '../schemas/validation.ts';
@@ -57,7 +58,8 @@ function ollamaMessage(error: AiaasError, model?: string): string {
 export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps): Promise<void> {
   installSchemaCompilers(app);
   app.setErrorHandler((error, request, reply) => {
-    const aiaasError = toAiaasError(error, request);
+    // Bounded like every other error answer: no megabytes of the request echoed back.
+    const aiaasError = boundedForClient(toAiaasError(error, request));
     const body = request.body as { model?: unknown } | undefined;
     const model = typeof body?.model === 'string' ? body.model : undefined;
     void reply

@@ -23,6 +23,7 @@ import {
   renderOpenAiError,
   splitModelReference,
 } from '../protocols/openai.ts';
+import { boundedForClient } from '../errors.ts';
 import { errorCodeHeader } from '../protocols/route-support.ts';
 import { openAiSchemas } from '../schemas/llm.ts';
 import { installSchemaCompilers } from '../schemas/validation.ts';
@@ -64,14 +65,18 @@ async function collect(events: AsyncIterable<GenerateEvent>): Promise<GenerateRe
 export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps): Promise<void> {
   installSchemaCompilers(app);
   app.setErrorHandler((error, request, reply) => {
-    const aiaasError = toAiaasError(error, request);
+    // Bounded like every other error answer: no megabytes of the request echoed back.
+    const aiaasError = boundedForClient(toAiaasError(error, request));
     void reply
       .status(aiaasError.status)
       .headers({ ...aiaasError.headers, [errorCodeHeader]: aiaasError.code })
       .send(renderOpenAiError(aiaasError));
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.status(404).send(renderOpenAiError(new AiaasError('NOT_FOUND', `Unknown route ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}`)));
+    void reply
+      .status(404)
+      .header(errorCodeHeader, 'NOT_FOUND')
+      .send(renderOpenAiError(new AiaasError('NOT_FOUND', `Unknown route ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}`)));
   });
 
   const now = deps.now ?? (() => new Date());
