@@ -9,6 +9,7 @@
  */
 import { AiaasError } from '../errors.ts';
 import { findExternalDataInSlices, InvalidOnnxError, quoteName, type ExternalDataReference } from '../onnx/external-data.ts';
+import { onnxSkeleton } from '../onnx/skeleton.ts';
 import { isSafeRelativePath } from '../storage/plaintext-directory.ts';
 
 /** Keys of `external_data` ONNX defines; anything else is refused rather than guessed at. */
@@ -30,7 +31,7 @@ async function references(onnx: Uint8Array): Promise<ExternalDataReference[]> {
 }
 
 /** The one location a reference names, checked to be a file of the archive; its offset and length within it. */
-function checkReference(reference: ExternalDataReference, files: ReadonlyMap<string, Uint8Array>, reserved: readonly string[]): string {
+function checkReference(reference: ExternalDataReference, files: ReadonlyMap<string, { byteLength: number }>, reserved: readonly string[]): string {
   const { tensor } = reference;
   const unknown = [...reference.entries.keys()].filter((key) => !knownKeys.has(key));
   if (unknown.length > 0) {
@@ -73,13 +74,13 @@ function checkReference(reference: ExternalDataReference, files: ReadonlyMap<str
  * model.onnx's folder; undefined for a bare .onnx upload, which may not reference any. `reserved`
  * names files that are part of the saved model itself and never data.
  */
-export async function externalDataFiles(
+export async function externalDataFiles<File extends { byteLength: number } = Uint8Array>(
   onnx: Uint8Array,
-  archiveFiles: ReadonlyMap<string, Uint8Array> | undefined,
+  archiveFiles: ReadonlyMap<string, File> | undefined,
   reserved: readonly string[],
-): Promise<Map<string, Uint8Array>> {
+): Promise<Map<string, File>> {
   const found = await references(onnx);
-  const used = new Map<string, Uint8Array>();
+  const used = new Map<string, File>();
   if (found.length === 0) return used;
   if (archiveFiles === undefined) {
     const first = found[0]!;
@@ -103,4 +104,23 @@ export async function externalDataFiles(
     }
   }
   return used;
+}
+
+/**
+ * The bare-.onnx check of `externalDataFiles` for a model that arrives as a stream (a streamed
+ * upload, decrypted from storage): walks the model's skeleton (`onnxSkeleton`: everything but the
+ * main graph's initializer data), so memory stays bounded whatever the file's size.
+ */
+export async function refuseExternalData(onnx: AsyncIterable<Uint8Array>): Promise<void> {
+  await externalDataFiles(await skeletonOf(onnx), undefined, []);
+}
+
+/** The model's structure without its initializers' data (`onnxSkeleton`), or INVALID_MODEL_FILE. */
+export async function skeletonOf(onnx: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  try {
+    return await onnxSkeleton(onnx);
+  } catch (error) {
+    if (error instanceof InvalidOnnxError) throw invalid(`the uploaded file is not a loadable ONNX model: ${error.message}`);
+    throw error;
+  }
 }

@@ -18,9 +18,11 @@ import { latestSelector, validateAliasName } from '../storage/index.ts';
 import type { PlaintextDirectory } from '../storage/plaintext-directory.ts';
 import { createHash } from 'node:crypto';
 import type { GgufDescription, GgufSignature } from '../runtimes/gguf/gguf-signature.ts';
-import { externalDataFiles } from './external-data.ts';
+import { externalDataFiles, refuseExternalData, skeletonOf } from './external-data.ts';
 import { validateName } from './names.ts';
 import { readTar } from './tar.ts';
+import type { Readable } from 'node:stream';
+import { createReadStream } from 'node:fs';
 
 export const modelFileNames = ['model.onnx', 'spec.json', 'model.safetensors', 'metrics.json'] as const;
 export type ModelFileName = (typeof modelFileNames)[number];
@@ -115,7 +117,7 @@ export interface ModelRegistryOptions {
   validateSavedModel: (spec: Uint8Array, weights: Uint8Array) => Promise<unknown>;
   maxModelBytes: number;
   /** Reads a GGUF file's header in isolation; INVALID_MODEL_FILE otherwise. Without it GGUF uploads are refused. */
-  validateGguf?: (bytes: Uint8Array) => Promise<GgufDescription>;
+  validateGguf?: (file: { writeTo(path: string): Promise<void> }) => Promise<GgufDescription>;
   /** Most parameters an uploaded spec.json may describe (`maxModelParameters`). */
   maxModelParameters?: number;
   /** Milliseconds; with `resolveCacheMs` lets inference skip the database for a recently resolved name. */
@@ -185,7 +187,7 @@ export class ModelRegistry {
   readonly #validate: (model: ModelUpload) => Promise<ModelSignature>;
   readonly #validateSavedModel: (spec: Uint8Array, weights: Uint8Array) => Promise<unknown>;
   readonly #plaintext: PlaintextDirectory;
-  readonly #validateGguf: ((bytes: Uint8Array) => Promise<GgufDescription>) | undefined;
+  readonly #validateGguf: ((file: { writeTo(path: string): Promise<void> }) => Promise<GgufDescription>) | undefined;
   readonly #maxModelBytes: number;
   readonly #maxModelParameters: number;
   /** versionId -> where its files live; filled by resolve so the manager can load without a tenant in its key. */
@@ -362,26 +364,30 @@ export class ModelRegistry {
   }
 
   /**
-   * Stores a GGUF file as a new version. Its header is read in an isolated child process (from a
-   * scratch copy the validator removes); only a file that passes is encrypted and stored. The
-   * signature is the header's description plus the file's SHA-256; the chat template is kept apart.
+   * Stores a GGUF file streamed from the request as a new version: encrypted into the store as it
+   * arrives (hashed on the way), then its header is read in an isolated child process from a scratch
+   * copy decrypted from the store. Only a file that passes stays stored. The signature is the
+   * header's description plus the file's SHA-256; the chat template is kept in its own sealed column.
    */
-  async addVersionFromGguf(tenantId: string, modelName: string, bytes: Uint8Array, options: AddVersionOptions): Promise<ModelVersionRecord> {
+  async addVersionFromGgufStream(tenantId: string, modelName: string, body: AsyncIterable<Uint8Array>, options: AddVersionOptions): Promise<{ version: ModelVersionRecord; bytes: number }> {
     const model = await this.#modelForNewVersion(tenantId, modelName, options.createModel === true);
-    if (bytes.byteLength > this.#maxModelBytes) {
-      throw new AiaasError('PAYLOAD_TOO_LARGE', `the GGUF file is ${bytes.byteLength} bytes; the limit is ${this.#maxModelBytes}`, {
-        details: { limit: this.#maxModelBytes },
-      });
-    }
-    if (this.#validateGguf === undefined) throw new AiaasError('INVALID_MODEL_FILE', 'This server does not accept GGUF models');
-    const description = await this.#validateGguf(bytes);
-    const signature: StoredGgufSignature = { ...description.signature, sha256: createHash('sha256').update(bytes).digest('hex') };
-    const fileRef = await this.#artifacts.put(tenantId, bytes);
+    const validate = this.#validateGguf;
+    if (validate === undefined) throw new AiaasError('INVALID_MODEL_FILE', 'This server does not accept GGUF models');
+    const hash = createHash('sha256');
+    const hashed = (async function* () {
+      for await (const chunk of body) {
+        hash.update(chunk);
+        yield chunk;
+      }
+    })();
+    const { ref, bytes } = await this.#artifacts.putStream(tenantId, hashed, { maxBytes: this.#maxModelBytes, what: 'model.gguf' });
     try {
+      const description = await validate({ writeTo: async (path) => void (await this.#artifacts.decryptToFile(tenantId, ref, path)) });
+      const signature: StoredGgufSignature = { ...description.signature, sha256: hash.digest('hex') };
       const version = await this.#repositories.models.addVersion(tenantId, model.id, {
         source: options.source,
         format: 'gguf',
-        onnxRef: fileRef,
+        onnxRef: ref,
         chatTemplate: description.chatTemplate,
         signature,
         metrics: options.metrics ?? null,
@@ -389,9 +395,39 @@ export class ModelRegistry {
       });
       this.#locations.set(version.id, locationOf(tenantId, version));
       this.#changed(tenantId);
-      return version;
+      return { version, bytes };
     } catch (error) {
-      await this.#artifacts.delete(fileRef).catch(() => undefined);
+      await this.#artifacts.delete(ref).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * A bare .onnx streamed from the request: encrypted into the store as it arrives (never held
+   * whole), then validated by streaming the stored artifact, decrypted, into the validation child.
+   * Over `maxModelBytes` the upload stops with PAYLOAD_TOO_LARGE; on any failure nothing stays stored.
+   */
+  async addVersionFromOnnxStream(tenantId: string, modelName: string, body: AsyncIterable<Uint8Array>, options: AddVersionOptions): Promise<{ version: ModelVersionRecord; bytes: number }> {
+    const model = await this.#modelForNewVersion(tenantId, modelName, options.createModel === true);
+    const { ref, bytes } = await this.#artifacts.putStream(tenantId, body, { maxBytes: this.#maxModelBytes, what: 'model.onnx' });
+    try {
+      if (bytes === 0) throw new AiaasError('INVALID_MODEL_FILE', 'The upload is empty; send an .onnx file or a saved-model .tar');
+      // Before anything opens the model: a bare .onnx may not read files besides itself.
+      await refuseExternalData(await this.#artifacts.getStream(tenantId, ref));
+      const signature = await this.#validate({ onnx: { byteLength: bytes, writeTo: async (path) => void (await this.#artifacts.decryptToFile(tenantId, ref, path)) } });
+      const version = await this.#repositories.models.addVersion(tenantId, model.id, {
+        source: options.source,
+        onnxRef: ref,
+        savedModelRefs: undefined,
+        signature,
+        metrics: options.metrics ?? null,
+        jobId: options.jobId ?? null,
+      });
+      this.#locations.set(version.id, locationOf(tenantId, version));
+      this.#changed(tenantId);
+      return { version, bytes };
+    } catch (error) {
+      await this.#artifacts.delete(ref).catch(() => undefined);
       throw error;
     }
   }
@@ -465,7 +501,13 @@ export class ModelRegistry {
     await this.#releaseArtifacts(deleted);
   }
 
-  async readFile(tenantId: string, modelName: string, selector: string, file: string): Promise<{ bytes: Uint8Array; contentType: string }> {
+  /** A stored file as a decrypting stream (bounded memory); see EncryptedArtifactStore.getStream for when it is trustworthy. */
+  async openFile(tenantId: string, modelName: string, selector: string, file: string): Promise<{ stream: Readable; contentType: string }> {
+    const ref = await this.#fileRef(tenantId, modelName, selector, file);
+    return { stream: await this.#artifacts.getStream(tenantId, ref), contentType: contentTypeOf(file) };
+  }
+
+  async #fileRef(tenantId: string, modelName: string, selector: string, file: string): Promise<string> {
     const { version } = await this.getVersion(tenantId, modelName, selector);
     const ref = file === mainFileName(version) ? version.onnxRef : version.savedModelRefs?.[file];
     if (ref === undefined || !(file === mainFileName(version) || (modelFileNames as readonly string[]).includes(file))) {
@@ -473,8 +515,7 @@ export class ModelRegistry {
         details: { model: modelName, version: version.version, file, files: filesOf(version) },
       });
     }
-    const bytes = await this.#artifacts.get(tenantId, ref);
-    return { bytes, contentType: file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream' };
+    return ref;
   }
 
   // ---- aliases
@@ -613,23 +654,37 @@ export class ModelRegistry {
   async openModelFiles(versionId: string): Promise<ModelFiles> {
     const location = this.#locations.get(versionId);
     if (location === undefined) throw new AiaasError('VERSION_NOT_FOUND', 'This model version is no longer available');
+    const { tenantId } = location;
     if (location.format === 'gguf') {
-      // llama.cpp memory-maps the file from the version's private directory.
-      const gguf = await this.#artifacts.get(location.tenantId, location.onnxRef);
-      const written = await this.#plaintext.write(location.tenantId, versionId, [{ path: 'model.gguf', bytes: gguf }]);
+      // llama.cpp memory-maps the file from the version's private directory, decrypted straight into it.
+      const written = await this.#plaintext.write(tenantId, versionId, [
+        { path: 'model.gguf', writeTo: async (target: string) => (await this.#artifacts.decryptToFile(tenantId, location.onnxRef, target)).bytes },
+      ]);
       return { path: join(written.directory, 'model.gguf'), sizeBytes: written.sizeBytes, release: written.remove };
     }
-    const onnx = await this.#artifacts.get(location.tenantId, location.onnxRef);
-    const external = new Map<string, Uint8Array>();
-    for (const [path, ref] of location.externalRefs) external.set(path, await this.#artifacts.get(location.tenantId, ref));
-    // Checked again at load: a version stored before this check existed must not read outside its directory either.
+    // Decrypted straight into the directory, a segment at a time: a multi-gigabyte model is never a buffer here.
+    const sizes = new Map<string, { byteLength: number }>();
+    const fileOf = (path: string, ref: string) => ({
+      path,
+      writeTo: async (target: string) => {
+        const { bytes } = await this.#artifacts.decryptToFile(tenantId, ref, target);
+        sizes.set(path, { byteLength: bytes });
+        return bytes;
+      },
+    });
+    const files = [fileOf('model.onnx', location.onnxRef), ...[...location.externalRefs].map(([path, ref]) => fileOf(path, ref))];
+    const written = await this.#plaintext.write(tenantId, versionId, files);
+    // Checked again at load, before the runtime opens anything: a version stored before this check
+    // existed must not read outside its directory either.
     try {
-      await externalDataFiles(onnx, external, modelFileNames);
+      // From the file just written and authenticated: no second decryption.
+      const skeleton = await skeletonOf(createReadStream(join(written.directory, 'model.onnx')));
+      const external = new Map([...sizes].filter(([path]) => path !== 'model.onnx'));
+      await externalDataFiles(skeleton, external, modelFileNames);
     } catch (error) {
+      await written.remove();
       throw new AiaasError('MODEL_LOAD_FAILED', `the stored model did not pass the external-data check: ${(error as Error).message}`, { cause: error });
     }
-    const files = [{ path: 'model.onnx', bytes: onnx }, ...[...external].map(([path, bytes]) => ({ path, bytes }))];
-    const written = await this.#plaintext.write(location.tenantId, versionId, files);
     return { path: join(written.directory, 'model.onnx'), sizeBytes: written.sizeBytes, release: written.remove };
   }
 
@@ -680,6 +735,10 @@ export class ModelRegistry {
       throw error;
     }
   }
+}
+
+function contentTypeOf(file: string): string {
+  return file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream';
 }
 
 interface VersionLocation {

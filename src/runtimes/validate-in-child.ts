@@ -11,9 +11,16 @@ import type { ModelSignature } from './runtime.ts';
 
 /** A model to validate: its ONNX bytes and the files its external data names, by relative location. */
 export interface ModelUpload {
-  onnx: Uint8Array;
+  /** The bytes, or (a streamed upload) a size and a way to write the plaintext to a path with bounded memory. */
+  onnx: Uint8Array | ModelFileSource;
   /** Locations must already be checked safe (`isSafeRelativePath`): they become paths in the scratch directory. */
   externalData?: ReadonlyMap<string, Uint8Array>;
+}
+
+export interface ModelFileSource {
+  byteLength: number;
+  /** Creates `path` (0600) holding the model. */
+  writeTo(path: string): Promise<void>;
 }
 
 export interface ValidateOptions {
@@ -59,7 +66,8 @@ async function writeScratchModel(model: ModelUpload, scratchRoot: string): Promi
   const directory = await mkdtemp(join(scratchRoot, 'validate-'));
   try {
     const modelPath = join(directory, 'model.onnx');
-    await writeFile(modelPath, model.onnx, { mode: 0o600, flag: 'wx' });
+    if (model.onnx instanceof Uint8Array) await writeFile(modelPath, model.onnx, { mode: 0o600, flag: 'wx' });
+    else await model.onnx.writeTo(modelPath);
     for (const [location, bytes] of model.externalData ?? new Map<string, Uint8Array>()) {
       const path = join(directory, location);
       if (dirname(path) !== directory) await mkdir(dirname(path), { recursive: true, mode: 0o700 });

@@ -1,5 +1,7 @@
+import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AiaasApiError, AiaasConnectionError, apiErrorFrom } from './errors.ts';
 import { ServerSentEventParser } from './sse.ts';
@@ -59,7 +61,8 @@ type QueryValue = string | number | boolean | undefined;
 interface RequestOptions {
   query?: Record<string, QueryValue>;
   json?: unknown;
-  body?: Uint8Array | FormData | string;
+  /** A stream is sent chunked, never held whole (large model files). */
+  body?: Uint8Array | FormData | string | ReadableStream<Uint8Array>;
   contentType?: string;
   headers?: Record<string, string>;
   signal?: AbortSignal | undefined;
@@ -157,7 +160,7 @@ class Transport {
   async send(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
     const headers: Record<string, string> = { ...this.headers, ...options.headers };
     if (this.apiKey !== undefined) headers.authorization = `Bearer ${this.apiKey}`;
-    let body: Uint8Array | FormData | string | undefined = options.body;
+    let body: RequestOptions['body'] = options.body;
     if (options.json !== undefined) {
       body = JSON.stringify(options.json);
       headers['content-type'] = 'application/json';
@@ -172,6 +175,8 @@ class Transport {
         headers,
         // Node's fetch sends any Uint8Array; the DOM typings only admit ones backed by an ArrayBuffer.
         ...(body === undefined ? {} : { body: body as BodyInit }),
+        // fetch requires this for a streamed request body (the response may start before it ends).
+        ...(body instanceof ReadableStream ? ({ duplex: 'half' } as RequestInit) : {}),
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
     } catch (error) {
@@ -321,16 +326,19 @@ export class VersionsApi {
   constructor(private readonly transport: Transport) {}
 
   async upload(model: string, options: UploadVersionOptions): Promise<ModelVersion> {
-    let bytes: Uint8Array;
+    let bytes: Uint8Array | ReadableStream<Uint8Array>;
     let contentType = options.contentType ?? 'application/octet-stream';
     if (options.source instanceof Uint8Array) {
       bytes = options.source;
     } else if ((await stat(options.source.path)).isDirectory()) {
       bytes = await packDirectory(options.source.path);
       contentType = 'application/x-tar';
-    } else {
+    } else if (options.contentType === 'application/x-tar' || (options.contentType === undefined && options.source.path.toLowerCase().endsWith('.tar'))) {
       bytes = new Uint8Array(await readFile(options.source.path));
-      if (options.contentType === undefined && options.source.path.toLowerCase().endsWith('.tar')) contentType = 'application/x-tar';
+      contentType = 'application/x-tar';
+    } else {
+      // An .onnx file streams from disk: the server stores it as it arrives, so neither side holds it whole.
+      bytes = Readable.toWeb(createReadStream(options.source.path)) as ReadableStream<Uint8Array>;
     }
     const body = await this.transport.json('POST', `/api/v1/models/${segment(model)}/versions`, { body: bytes, contentType, signal: options.signal });
     return unwrap<ModelVersion>(body, 'version');

@@ -100,11 +100,21 @@ export function unwrapDataKey(ring: MasterKeyRing, tenantId: string, wrapped: Wr
   }
 }
 
-// Sealed artifact: 'AIAE' | format 1 | nonce 12 | ciphertext | tag 16; AAD = tenant id.
+/*
+ * The single-blob artifact format written before streamed artifacts (stream-aead.ts). It is still
+ * read, and startup migrates such files to the stream format; new artifacts are never written in it.
+ *
+ * Sealed artifact: 'AIAE' | format 1 | nonce 12 | ciphertext | tag 16; AAD = tenant id.
+ */
 const sealedMagic = Buffer.from('AIAE', 'ascii');
 const sealedFormat = 1;
 const sealedHeaderLength = sealedMagic.length + 1;
 export const sealedOverhead = sealedHeaderLength + nonceLength + tagLength;
+
+/** True when the bytes start like a single-blob artifact (a format sniff, not a check). */
+export function isSingleBlobSealed(prefix: Uint8Array): boolean {
+  return prefix.byteLength >= sealedMagic.length && Buffer.from(prefix.buffer, prefix.byteOffset, sealedMagic.length).equals(sealedMagic);
+}
 
 /*
  * Random 96-bit nonces are safe for about 2^32 encryptions under one key (NIST SP 800-38D);

@@ -44,6 +44,7 @@ import { PlaintextDirectory } from '../storage/plaintext-directory.ts';
 import { lockDataDir } from './data-dir-lock.ts';
 import { KeyStoreDataKeyStore } from './data-key-store.ts';
 import { moveDataKeysToKeyStore } from './key-store-migration.ts';
+import { migrateArtifactFormat } from './artifact-format-migration.ts';
 import { createJobSystem, type JobSystem } from '../jobs/job-system.ts';
 import { BackupService } from './backups.ts';
 
@@ -204,6 +205,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     await sealTextOfOlderServers(database, textCipher, logger);
     const artifactStore = await FileSystemArtifactStore.open(join(config.dataDir, 'artifacts'), { now });
     const artifacts = new EncryptedArtifactStore({ store: artifactStore, keys });
+    const migration = await migrateArtifactFormat({ dataDir: config.dataDir, repositories, artifacts, store: artifactStore, logger });
+    if (migration !== undefined && migration.referenced > 0) logger.info({ migration }, 'artifact format migration (single blob to stream segments)');
     // Emptied now: plaintext an earlier run left (a crash, a kill) must not outlive it.
     const plaintext = await PlaintextDirectory.open(config.dataDir);
     const metrics = new Metrics();
@@ -242,8 +245,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       manager,
       plaintext,
       maxModelBytes: config.maxModelBytes,
-      validateGguf: (bytes) =>
-        validateGgufInChild(bytes, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes, scratchRoot: plaintext.scratchRoot }),
+      validateGguf: (file) =>
+        validateGgufInChild(file, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes, scratchRoot: plaintext.scratchRoot }),
       maxModelParameters: config.maxModelParameters,
       now: () => now().getTime(),
       validate:

@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { AiaasError } from '../errors.ts';
 
 /** `sha256:` + 64 lowercase hex digits of the bytes as stored. */
@@ -14,8 +15,18 @@ export type ArtifactRef = `sha256:${string}`;
 export interface ArtifactStore {
   /** Stores the bytes (idempotent for identical content) and returns their ref. */
   put(bytes: Uint8Array): Promise<ArtifactRef>;
+  /**
+   * Stores what `source` yields without holding it whole (it is written to a temporary file while
+   * hashed); the ref is the same as `put` of the same bytes. If `source` throws, nothing is stored.
+   */
+  putStream(source: AsyncIterable<Uint8Array>): Promise<{ ref: ArtifactRef; bytes: number }>;
   /** Throws NOT_FOUND when absent and ARTIFACT_CORRUPT when the stored bytes no longer match the ref. */
   get(ref: ArtifactRef): Promise<Uint8Array>;
+  /**
+   * The stored bytes as a stream: NOT_FOUND at once; the hash is checked at the end, so a consumer
+   * must treat what it read as unverified until the stream ends without ARTIFACT_CORRUPT.
+   */
+  getStream(ref: ArtifactRef): Promise<Readable>;
   has(ref: ArtifactRef): Promise<boolean>;
   /** Removing an absent artifact is not an error. */
   delete(ref: ArtifactRef): Promise<void>;
@@ -141,6 +152,70 @@ export class FileSystemArtifactStore implements ArtifactStore {
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
+  async putStream(source: AsyncIterable<Uint8Array>): Promise<{ ref: ArtifactRef; bytes: number }> {
+    // The name is known only at the end, so the temporary file lives at the root (swept like the others).
+    const temporary = join(this.rootDir, `${temporaryPrefix}stream-${randomBytes(8).toString('hex')}`);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    try {
+      const handle = await open(temporary, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+      try {
+        for await (const chunk of source) {
+          hash.update(chunk);
+          bytes += chunk.byteLength;
+          // One chunk at a time: the source is not read further until this write is done.
+          let written = 0;
+          while (written < chunk.byteLength) written += (await handle.write(chunk, written)).bytesWritten;
+        }
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      const ref: ArtifactRef = `sha256:${hash.digest('hex')}`;
+      await this.#moveIntoPlace(temporary, hexOf(ref), bytes);
+      return { ref, bytes };
+    } catch (error) {
+      await rm(temporary, { force: true });
+      throw error;
+    }
+  }
+
+  /** Renames a complete, synced temporary file to the artifact's name (or drops it if an equal one exists). */
+  async #moveIntoPlace(temporary: string, hex: string, size: number): Promise<void> {
+    const destination = this.#pathOf(hex);
+    const existing = await stat(destination).catch((error: unknown) => {
+      if (isMissing(error)) return undefined;
+      throw error;
+    });
+    if (existing !== undefined && existing.size === size) {
+      await rm(temporary, { force: true });
+      return;
+    }
+    const directory = this.#directoryOf(hex);
+    const firstCreated = await mkdir(directory, { recursive: true });
+    if (firstCreated !== undefined) {
+      if (firstCreated !== directory) await syncDirectory(this.rootDir);
+      await syncDirectory(dirname(directory));
+    }
+    await rename(temporary, destination);
+    await syncDirectory(directory);
+  }
+
+  async getStream(ref: ArtifactRef): Promise<Readable> {
+    const hex = hexOf(ref);
+    let handle;
+    try {
+      handle = await open(this.#pathOf(hex), fsConstants.O_RDONLY);
+    } catch (error) {
+      if (isMissing(error)) throw new AiaasError('NOT_FOUND', `Artifact ${ref} not found`, { details: { ref } });
+      throw error;
+    }
+    const file = handle.createReadStream({ highWaterMark: 256 * 1024 });
+    const verifier = new HashVerifier(ref);
+    pipeline(file, verifier, () => undefined);
+    return verifier;
+  }
+
   async has(ref: ArtifactRef): Promise<boolean> {
     try {
       return (await stat(this.#pathOf(hexOf(ref)))).isFile();
@@ -200,20 +275,45 @@ export class FileSystemArtifactStore implements ArtifactStore {
   async sweepTemporaryFiles(options: { olderThanMs?: number } = {}): Promise<number> {
     const cutoff = this.#now().getTime() - (options.olderThanMs ?? 0);
     let removed = 0;
+    const sweep = async (path: string): Promise<void> => {
+      const info = await stat(path).catch(() => undefined);
+      if (info === undefined || !info.isFile() || info.mtimeMs > cutoff) return;
+      await rm(path, { force: true });
+      removed += 1;
+    };
     for (const first of await listDirectory(this.rootDir)) {
+      // Streamed puts write at the root until their hash, hence their directory, is known.
+      if (first.startsWith(temporaryPrefix)) await sweep(join(this.rootDir, first));
       for (const second of await listDirectory(join(this.rootDir, first))) {
         const directory = join(this.rootDir, first, second);
         for (const name of await listDirectory(directory)) {
-          if (!name.startsWith(temporaryPrefix)) continue;
-          const path = join(directory, name);
-          const info = await stat(path).catch(() => undefined);
-          if (info === undefined || info.mtimeMs > cutoff) continue;
-          await rm(path, { force: true });
-          removed += 1;
+          if (name.startsWith(temporaryPrefix)) await sweep(join(directory, name));
         }
       }
     }
     return removed;
+  }
+}
+
+/** Passes bytes through and, at the end, fails with ARTIFACT_CORRUPT unless their sha256 matches the ref. */
+class HashVerifier extends Transform {
+  readonly #ref: ArtifactRef;
+  readonly #hash: Hash = createHash('sha256');
+
+  constructor(ref: ArtifactRef) {
+    super();
+    this.#ref = ref;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#hash.update(chunk);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    const actual = `sha256:${this.#hash.digest('hex')}`;
+    if (actual === this.#ref) return callback();
+    callback(new AiaasError('ARTIFACT_CORRUPT', `Artifact ${this.#ref} failed its integrity check`, { details: { ref: this.#ref, actual } }));
   }
 }
 

@@ -32,11 +32,14 @@ export function isSafeRelativePath(path: string): boolean {
   return path.split('/').every((part) => fileSegmentPattern.test(part) && part !== '.' && part !== '..');
 }
 
-export interface PlaintextFile {
+export type PlaintextFile = {
   /** Relative to the version directory; must satisfy `isSafeRelativePath`. */
   path: string;
-  bytes: Uint8Array;
-}
+} & (
+  | { bytes: Uint8Array }
+  /** Large files: written by the caller (a decrypting stream), never held whole; returns the size written. */
+  | { writeTo(path: string): Promise<number> }
+);
 
 export interface PlaintextVersion {
   directory: string;
@@ -94,9 +97,13 @@ export class PlaintextDirectory {
         if (!isSafeRelativePath(file.path)) throw new AiaasError('INTERNAL', `refusing the file path '${file.path.slice(0, 80)}'`);
         const path = join(directory, file.path);
         if (file.path.includes('/')) await privateDirectory(dirname(path));
-        // 'wx': never follow or overwrite something already there.
-        await writeFile(path, file.bytes, { mode: 0o600, flag: 'wx' });
-        sizeBytes += file.bytes.byteLength;
+        if ('bytes' in file) {
+          // 'wx': never follow or overwrite something already there.
+          await writeFile(path, file.bytes, { mode: 0o600, flag: 'wx' });
+          sizeBytes += file.bytes.byteLength;
+        } else {
+          sizeBytes += await file.writeTo(path);
+        }
       }
       return { directory, sizeBytes, remove };
     } catch (error) {

@@ -49,7 +49,7 @@ describe('encryption at rest', () => {
     const needles = [Buffer.from(marker), Buffer.from('19.25,57.5'), Buffer.from(knownCsv.split('\n')[3]!), Buffer.from(onnx.subarray(0, 64)), Buffer.from('dense')];
     for (const file of files) {
       const bytes = await readFile(file);
-      expect(bytes.subarray(0, 4).toString('latin1')).toBe('AIAE');
+      expect(bytes.subarray(0, 4).toString('latin1')).toBe('AIAS');
       for (const needle of needles) expect(bytes.includes(needle), `${file} holds plaintext`).toBe(false);
     }
   });

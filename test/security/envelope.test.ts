@@ -5,6 +5,12 @@ import { generateDataKey, unwrapDataKey, wrapDataKey } from '../../src/security/
 import { MasterKeyRing, generateMasterKey } from '../../src/security/key-ring.ts';
 import { InMemoryDataKeyStore, TenantKeyService } from '../../src/security/tenant-keys.ts';
 import { InMemoryArtifactStore } from './in-memory-artifact-store.ts';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { sealBytes } from '../../src/security/envelope.ts';
 
 async function failureCode(action: () => unknown): Promise<string> {
   try {
@@ -127,9 +133,11 @@ describe('EncryptedArtifactStore', () => {
     expect(sameBytes(await artifacts.get('tenant-a', ref), payload)).toBe(true);
 
     const stored = Buffer.from(bytes.bytes.get(ref)!);
-    expect(stored.subarray(0, 4).toString('ascii')).toBe('AIAE');
+    // The stream format (stream-aead.ts): 48-byte header, one segment (ciphertext + 16-byte tag).
+    expect(stored.subarray(0, 4).toString('ascii')).toBe('AIAS');
     expect(stored[4]).toBe(1);
-    expect(stored.length).toBe(4 + 1 + 12 + payload.length + 16);
+    expect(stored.readUInt32BE(5)).toBe(64 * 1024);
+    expect(stored.length).toBe(48 + payload.length + 16);
     const text = stored.toString('latin1');
     for (const fragment of ['quick', 'brown fox', 'model weights', 'lazy dog']) expect(text).not.toContain(fragment);
     // Fresh nonce per put: the same plaintext is stored twice under different refs.
@@ -141,7 +149,7 @@ describe('EncryptedArtifactStore', () => {
     const { bytes, artifacts } = setup();
     const ref = await artifacts.put('tenant-a', payload);
     const original = bytes.bytes.get(ref)!;
-    for (const offset of [0, 4, 5, 16, 17, 100, original.length - 17, original.length - 1]) {
+    for (const offset of [0, 4, 5, 16, 47, 48, 100, original.length - 17, original.length - 1]) {
       const tampered = Uint8Array.from(original);
       tampered[offset]! ^= 0x01;
       bytes.bytes.set(ref, tampered);
@@ -166,5 +174,91 @@ describe('EncryptedArtifactStore', () => {
     const { artifacts } = setup();
     const ref = await artifacts.put('tenant-a', payload);
     expect(await failureCode(() => artifacts.get('tenant-b', ref))).toBe('ARTIFACT_CORRUPT');
+  });
+});
+
+describe('EncryptedArtifactStore streaming', () => {
+  async function readAll(stream: Readable): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
+    return Buffer.concat(chunks);
+  }
+
+  async function* chunksOf(bytes: Uint8Array, size: number) {
+    for (let offset = 0; offset < bytes.byteLength; offset += size) yield bytes.subarray(offset, offset + size);
+  }
+
+  it('puts a stream and reads it back as a stream, as a buffer and into a file', async () => {
+    const { artifacts } = setup();
+    const plaintext = randomBytes(64 * 1024 * 3 + 500);
+    const { ref, bytes } = await artifacts.putStream('tenant-a', chunksOf(plaintext, 10_000));
+    expect(bytes).toBe(plaintext.length);
+    expect((await readAll(await artifacts.getStream('tenant-a', ref))).equals(plaintext)).toBe(true);
+    expect(sameBytes(await artifacts.get('tenant-a', ref), plaintext)).toBe(true);
+    const directory = await mkdtemp(join(tmpdir(), 'aiaas-decrypt-'));
+    try {
+      const path = join(directory, 'model.onnx');
+      expect(await artifacts.decryptToFile('tenant-a', ref, path)).toEqual({ bytes: plaintext.length });
+      expect((await readFile(path)).equals(plaintext)).toBe(true);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('stops a stream over its limit with PAYLOAD_TOO_LARGE and stores nothing', async () => {
+    const { bytes, artifacts } = setup();
+    expect(await failureCode(() => artifacts.putStream('tenant-a', chunksOf(randomBytes(5000), 1000), { maxBytes: 4096 }))).toBe('PAYLOAD_TOO_LARGE');
+    expect(bytes.bytes.size).toBe(0);
+    expect((await artifacts.putStream('tenant-a', chunksOf(randomBytes(4096), 1000), { maxBytes: 4096 })).bytes).toBe(4096);
+  });
+
+  it('refuses tampered segments, truncation, appended bytes and another tenant on every read path; decryptToFile leaves no file', async () => {
+    const { bytes, artifacts } = setup();
+    const plaintext = randomBytes(64 * 1024 * 2 + 10);
+    const { ref } = await artifacts.putStream('tenant-a', chunksOf(plaintext, 64 * 1024));
+    const original = bytes.bytes.get(ref)!;
+    const sealedSegment = 64 * 1024 + 16;
+    const variants: Record<string, Uint8Array> = {
+      flippedMiddleSegment: (() => {
+        const copy = Uint8Array.from(original);
+        copy[48 + sealedSegment + 7]! ^= 1;
+        return copy;
+      })(),
+      truncatedAtBoundary: original.subarray(0, 48 + 2 * sealedSegment),
+      withoutLastSegment: original.subarray(0, 48 + sealedSegment),
+      appended: Buffer.concat([original, original.subarray(48, 48 + sealedSegment)]),
+      swapped: Buffer.concat([original.subarray(0, 48), original.subarray(48 + sealedSegment, 48 + 2 * sealedSegment), original.subarray(48, 48 + sealedSegment), original.subarray(48 + 2 * sealedSegment)]),
+    };
+    const directory = await mkdtemp(join(tmpdir(), 'aiaas-decrypt-'));
+    try {
+      for (const [name, tampered] of Object.entries(variants)) {
+        bytes.bytes.set(ref, tampered);
+        expect(await failureCode(() => artifacts.get('tenant-a', ref)), name).toBe('ARTIFACT_CORRUPT');
+        expect(await failureCode(async () => readAll(await artifacts.getStream('tenant-a', ref))), name).toBe('ARTIFACT_CORRUPT');
+        expect(await failureCode(() => artifacts.decryptToFile('tenant-a', ref, join(directory, name))), name).toBe('ARTIFACT_CORRUPT');
+      }
+      expect(await readdir(directory)).toEqual([]);
+      bytes.bytes.set(ref, original);
+      expect(await failureCode(async () => readAll(await artifacts.getStream('tenant-b', ref)))).toBe('ARTIFACT_CORRUPT');
+      expect(await failureCode(() => artifacts.decryptToFile('tenant-b', ref, join(directory, 'moved')))).toBe('ARTIFACT_CORRUPT');
+      expect(await readdir(directory)).toEqual([]);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('reads single-blob artifacts written before streaming, and re-encrypts them reproducibly', async () => {
+    const { keys, bytes, artifacts } = setup();
+    const legacyRef = await bytes.put(sealBytes(await keys.dataKeyFor('tenant-a'), 'tenant-a', payload));
+    expect(await artifacts.formatOf(legacyRef)).toBe('single-blob');
+    expect(sameBytes(await artifacts.get('tenant-a', legacyRef), payload)).toBe(true);
+    expect((await readAll(await artifacts.getStream('tenant-a', legacyRef))).equals(Buffer.from(payload))).toBe(true);
+    expect(await failureCode(() => artifacts.get('tenant-b', legacyRef))).toBe('ARTIFACT_CORRUPT');
+
+    const newRef = await artifacts.reencryptSingleBlob('tenant-a', legacyRef);
+    expect(await artifacts.formatOf(newRef)).toBe('stream');
+    expect(sameBytes(await artifacts.get('tenant-a', newRef), payload)).toBe(true);
+    // A migration that crashed and runs again writes the very same artifact.
+    expect(await artifacts.reencryptSingleBlob('tenant-a', legacyRef)).toBe(newRef);
   });
 });

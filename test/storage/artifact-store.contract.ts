@@ -78,6 +78,33 @@ export function runArtifactStoreContract(options: { name: string; newStore: () =
       }
     });
 
+    it('streams in and out: putStream gives the same ref as put, getStream the same bytes', async () => {
+      const store = await options.newStore();
+      const bytes = new Uint8Array(300_000).map((_, index) => (index * 31) % 256);
+      async function* chunks() {
+        for (let offset = 0; offset < bytes.byteLength; offset += 70_001) yield bytes.subarray(offset, offset + 70_001);
+      }
+      const streamed = await store.putStream(chunks());
+      expect(streamed).toEqual({ ref: artifactRefOf(bytes), bytes: bytes.byteLength });
+      expect(await store.put(bytes)).toBe(streamed.ref);
+      const read: Buffer[] = [];
+      for await (const chunk of await store.getStream(streamed.ref)) read.push(Buffer.from(chunk as Uint8Array));
+      expect(Buffer.concat(read).equals(Buffer.from(bytes))).toBe(true);
+      await expect(store.getStream(artifactRefOf(bytesOf('absent')))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    });
+
+    it('stores nothing when the streamed source fails', async () => {
+      const store = await options.newStore();
+      async function* failing() {
+        yield bytesOf('partial');
+        throw new Error('client went away');
+      }
+      await expect(store.putStream(failing())).rejects.toThrow('client went away');
+      const listed: ArtifactRef[] = [];
+      for await (const ref of store.list()) listed.push(ref);
+      expect(listed).toEqual([]);
+    });
+
     it('keeps concurrent puts of the same bytes consistent', async () => {
       const store = await options.newStore();
       const bytes = new Uint8Array(64 * 1024).fill(7);

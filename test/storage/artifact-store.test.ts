@@ -41,6 +41,31 @@ describe('FileSystemArtifactStore', () => {
     expect(error).toMatchObject({ code: 'ARTIFACT_CORRUPT', status: 500 });
   });
 
+  it('fails a streamed read of a flipped file with ARTIFACT_CORRUPT at its end', async () => {
+    const root = freshRoot();
+    const store = await FileSystemArtifactStore.open(root);
+    const ref = await store.put(new Uint8Array(600_000).fill(9));
+    const path = pathOf(root, ref);
+    const onDisk = readFileSync(path);
+    onDisk[500_000]! ^= 0x01;
+    writeFileSync(path, onDisk);
+    const error = await (async () => {
+      for await (const _chunk of await store.getStream(ref)) void _chunk;
+    })().catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: 'ARTIFACT_CORRUPT' });
+  });
+
+  it('sweeps a stale streamed-put temp file at the root', async () => {
+    const root = freshRoot();
+    await FileSystemArtifactStore.open(root);
+    const stale = join(root, '.tmp-stream-0011223344556677');
+    writeFileSync(stale, 'half of an upload');
+    const anHourAgo = new Date(Date.now() - 60 * 60 * 1000);
+    utimesSync(stale, anHourAgo, anHourAgo);
+    await FileSystemArtifactStore.open(root);
+    expect(readdirSync(root)).toEqual([]);
+  });
+
   it('heals a truncated file when the same bytes are put again', async () => {
     const root = freshRoot();
     const store = await FileSystemArtifactStore.open(root);

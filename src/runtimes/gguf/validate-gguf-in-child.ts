@@ -51,17 +51,22 @@ function loaderArguments(): string[] {
 }
 
 /**
- * Writes the upload to a fresh private scratch directory (0700, file 0600) for the child to read by
+ * Writes the upload to a fresh private scratch directory (0700) for the child to read by
  * offset, validates it there and removes it. Resolves with the file's signature and chat template;
  * INVALID_MODEL_FILE for anything malformed.
  */
-export async function validateGgufInChild(bytes: Uint8Array, options: ValidateGgufOptions = {}): Promise<GgufDescription> {
+export async function validateGgufInChild(
+  source: Uint8Array | { writeTo(path: string): Promise<void> },
+  options: ValidateGgufOptions = {},
+): Promise<GgufDescription> {
   const scratchRoot = options.scratchRoot ?? tmpdir();
   await mkdir(scratchRoot, { recursive: true, mode: 0o700 });
   const directory = await mkdtemp(join(scratchRoot, 'validate-gguf-'));
   try {
     const path = join(directory, 'model.gguf');
-    await writeFile(path, bytes, { mode: 0o600, flag: 'wx' });
+    // Bytes in memory, or a writer (the upload decrypted from the store a segment at a time).
+    if (source instanceof Uint8Array) await writeFile(path, source, { mode: 0o600, flag: 'wx' });
+    else await source.writeTo(path);
     return await validateGgufFileInChild(path, options);
   } finally {
     await rm(directory, { recursive: true, force: true });

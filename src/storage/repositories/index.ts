@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Schema } from '../schema.ts';
 import { inTransaction } from '../support.ts';
 import { ApiKeyRepository } from './api-keys.ts';
+import { ArtifactReferenceRepository } from './artifact-references.ts';
 import { AuditRepository } from './audit.ts';
 import { DatasetRepository } from './datasets.ts';
 import { JobRepository } from './jobs.ts';
@@ -21,6 +22,7 @@ export interface Repositories {
   readonly jobs: JobRepository;
   readonly audit: AuditRepository;
   readonly usage: UsageRepository;
+  readonly artifactReferences: ArtifactReferenceRepository;
   /**
    * Runs `work` with repositories bound to one transaction, so a caller can
    * combine writes across aggregates (e.g. finish a job and add its version).
@@ -42,11 +44,13 @@ export function createRepositories(db: Kysely<Schema>, options: RepositoryOption
     jobs: new JobRepository(db, options),
     audit: new AuditRepository(db),
     usage: new UsageRepository(db),
+    artifactReferences: new ArtifactReferenceRepository(db),
     transaction: (work) => inTransaction(db, (transaction) => work(createRepositories(transaction, options))),
   };
 }
 
 export * from './api-keys.ts';
+export * from './artifact-references.ts';
 export * from './audit.ts';
 export * from './datasets.ts';
 export * from './jobs.ts';

@@ -8,14 +8,18 @@ import type { AliasRecord } from '../../../storage/index.ts';
 import { authorize, authorizeModel } from '../../auth.ts';
 import type { Permission } from '../../../security/roles.ts';
 import {
-  acceptRawBodies,
+  acceptStreamedBodies,
   isMultipart,
   multipartParts,
-  rawBody,
+  peekBytes,
   readJsonObject,
   readQuery,
+  readWithin,
+  refuseDeclaredOver,
+  requestBodyStream,
   type PlatformRouteOptions,
 } from './support.ts';
+import { Readable } from 'node:stream';
 import { modelSchemas } from '../../schemas/models.ts';
 
 interface NameParams {
@@ -31,11 +35,37 @@ function authorizeOnModel(request: FastifyRequest, permission: Permission, model
   return authorizeModel(request, modelName);
 }
 
+function isTarContentType(contentType: string | undefined): boolean {
+  return (contentType ?? '').toLowerCase().startsWith('application/x-tar');
+}
+
 function isTar(bytes: Uint8Array, contentType: string | undefined, fileName: string | undefined): boolean {
-  if ((contentType ?? '').toLowerCase().startsWith('application/x-tar')) return true;
+  if (isTarContentType(contentType)) return true;
   if (fileName?.toLowerCase().endsWith('.tar')) return true;
   // ustar magic at offset 257.
   return bytes.length >= 512 && Buffer.from(bytes.subarray(257, 262)).toString('latin1') === 'ustar';
+}
+
+/** The same stream, after its first chunk (or its end, or its error) has arrived. */
+async function primed(stream: Readable): Promise<Readable> {
+  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const first = await iterator.next();
+  return Readable.from(
+    (async function* () {
+      if (first.done === true) return;
+      try {
+        yield first.value;
+        for (;;) {
+          const next = await iterator.next();
+          if (next.done === true) return;
+          yield next.value;
+        }
+      } finally {
+        // A client that goes away mid-download must not leave the file open.
+        await iterator.return?.();
+      }
+    })(),
+  );
 }
 
 function aliasView(alias: AliasRecord): { name: string; version: number; updatedAt: string } {
@@ -94,32 +124,60 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
   // ---- versions
 
   await app.register(async (uploads) => {
-    acceptRawBodies(uploads);
+    // A bare .onnx streams into encrypted storage as it arrives (bounded by maxModelBytes, not by
+    // bodyLimitBytes); a saved-model .tar or a multipart form is parsed in memory, within bodyLimitBytes.
+    acceptStreamedBodies(uploads);
     uploads.post<{ Params: NameParams }>('/models/:name/versions', { schema: modelSchemas.addVersion, config: { audit: { action: 'version.create' } } }, async (request, reply) => {
       const principal = authorizeOnModel(request, 'models:write', request.params.name);
       readQuery(request, []);
       request.audit = { resource: `model:${request.params.name}` };
-      let bytes: Uint8Array = rawBody(request);
+      const options: AddVersionOptions = { source: 'upload' };
+      const bodyLimit = context.config.bodyLimitBytes;
+      const body = requestBodyStream(request);
       let contentType = request.headers['content-type'];
       let fileName: string | undefined;
+      let buffered: Uint8Array | undefined;
+      let added;
+      // A refusal mid-upload (413, 400) leaves the body unread: closing the connection after the
+      // answer spares reading gigabytes only to discard them.
+      reply.header('connection', 'close');
       if (isMultipart(request)) {
-        const file = multipartParts(request, ['file']).get('file');
+        refuseDeclaredOver(request, bodyLimit);
+        const file = multipartParts(request, ['file'], await readWithin(body, bodyLimit)).get('file');
         if (file === undefined) throw new AiaasError('INVALID_REQUEST', "multipart upload needs a 'file' part", { details: { field: 'file' } });
-        bytes = file.bytes;
+        buffered = file.bytes;
         contentType = file.contentType;
         fileName = file.fileName;
+      } else {
+        if (!isTarContentType(contentType)) refuseDeclaredOver(request, Math.max(bodyLimit, context.config.maxModelBytes));
+        const { head, whole } = await peekBytes(body, 512);
+        if (isTar(head, contentType, undefined)) {
+          refuseDeclaredOver(request, bodyLimit);
+          buffered = await readWithin(whole, bodyLimit);
+        } else {
+          if (head.byteLength === 0) throw new AiaasError('INVALID_MODEL_FILE', 'The upload is empty; send an .onnx file, a saved-model .tar or a .gguf file');
+          // The format is the file's magic, not its name or content type: GGUF streams like a bare .onnx.
+          added = isGguf(head)
+            ? await registry.addVersionFromGgufStream(principal.tenantId, request.params.name, whole, options)
+            : await registry.addVersionFromOnnxStream(principal.tenantId, request.params.name, whole, options);
+        }
       }
-      if (bytes.byteLength === 0) throw new AiaasError('INVALID_MODEL_FILE', 'The upload is empty; send an .onnx file, a saved-model .tar or a .gguf file');
-      const options: AddVersionOptions = { source: 'upload' };
-      // The format is the file's magic, not its name or content type: GGUF, else tar, else ONNX.
-      const version = isGguf(bytes)
-        ? await registry.addVersionFromGguf(principal.tenantId, request.params.name, bytes, options)
-        : isTar(bytes, contentType, fileName)
+      if (added === undefined) {
+        const bytes = buffered ?? new Uint8Array(0);
+        if (bytes.byteLength === 0) throw new AiaasError('INVALID_MODEL_FILE', 'The upload is empty; send an .onnx file, a saved-model .tar or a .gguf file');
+        if (isGguf(bytes)) added = await registry.addVersionFromGgufStream(principal.tenantId, request.params.name, (async function* () { yield bytes; })(), options);
+      }
+      if (added === undefined) {
+        const bytes = buffered ?? new Uint8Array(0);
+        const version = isTar(bytes, contentType, fileName)
           ? await registry.addVersionFromTar(principal.tenantId, request.params.name, bytes, options)
           : await registry.addVersionFromOnnx(principal.tenantId, request.params.name, bytes, options);
+        added = { version, bytes: bytes.byteLength };
+      }
+      reply.removeHeader('connection');
       const model = await registry.getModel(principal.tenantId, request.params.name);
-      request.audit = { resource: `model:${model.name}/versions/${version.version}`, detail: { bytes: bytes.byteLength } };
-      return reply.status(201).send({ version: await registry.versionView(principal.tenantId, model, version) });
+      request.audit = { resource: `model:${model.name}/versions/${added.version.version}`, detail: { bytes: added.bytes } };
+      return reply.status(201).send({ version: await registry.versionView(principal.tenantId, model, added.version) });
     });
   });
 
@@ -148,11 +206,11 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
       const principal = authorizeOnModel(request, 'models:download', request.params.name);
       const { name, version, file } = request.params;
       request.audit = { resource: `model:${name}/versions/${version}/files/${file}` };
-      const { bytes, contentType } = await registry.readFile(principal.tenantId, name, version, file);
-      return reply
-        .type(contentType)
-        .header('content-disposition', `attachment; filename="${file}"`)
-        .send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      const { stream, contentType } = await registry.openFile(principal.tenantId, name, version, file);
+      // Wait for the first authenticated bytes (or the failure) before the status line goes out, so a
+      // corrupt small file is a clean 500; a later failure can only cut the download short.
+      const body = await primed(stream);
+      return reply.type(contentType).header('content-disposition', `attachment; filename="${file}"`).send(body);
     },
   );
 

@@ -1,4 +1,5 @@
 /** Request helpers shared by the platform routes: strict query and body reading, raw and multipart uploads. */
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AiaasError } from '../../../errors.ts';
 import type { ServerContext } from '../../../startup/context.ts';
@@ -62,6 +63,84 @@ export function parsePositiveInteger(text: string | undefined, name: string): nu
 export function acceptRawBodies(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+}
+
+/**
+ * Routes registered on `app` get the request body unread, as a stream (`requestBodyStream`): large
+ * uploads go to storage as they arrive. Fastify's bodyLimit does not apply (it bounds buffered
+ * parsers only); the route enforces its own limits while reading.
+ */
+export function acceptStreamedBodies(app: FastifyInstance): void {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+}
+
+/** The unread body of a route under `acceptStreamedBodies` (empty when the request has none). */
+export function requestBodyStream(request: FastifyRequest): AsyncIterable<Uint8Array> {
+  const body = request.body;
+  // A reader that stops early (a limit, a validation error) must not destroy the request: the
+  // socket would close before the 413 or 400 goes out. Node discards the unread rest instead.
+  if (body instanceof Readable) return body.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>;
+  return (async function* () {})();
+}
+
+function tooLarge(limit: number): AiaasError {
+  return new AiaasError('PAYLOAD_TOO_LARGE', 'The request body is larger than this route accepts', { details: { limit } });
+}
+
+/** The declared Content-Length, when the client sent one. */
+export function declaredLength(request: FastifyRequest): number | undefined {
+  const header = request.headers['content-length'];
+  return header === undefined || !/^[0-9]{1,16}$/.test(header) ? undefined : Number(header);
+}
+
+/** Reads a stream whole, refusing (413) as soon as it passes `limit` bytes: for bodies parsed in memory. */
+export async function readWithin(source: AsyncIterable<Uint8Array>, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of source) {
+    total += chunk.byteLength;
+    if (total > limit) throw tooLarge(limit);
+    chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The first `count` bytes (fewer if the stream is shorter) and the whole stream again, those bytes included. */
+export async function peekBytes(source: AsyncIterable<Uint8Array>, count: number): Promise<{ head: Buffer; whole: AsyncIterable<Uint8Array> }> {
+  const iterator = source[Symbol.asyncIterator]();
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  let ended = false;
+  while (length < count) {
+    const next = await iterator.next();
+    if (next.done === true) {
+      ended = true;
+      break;
+    }
+    chunks.push(next.value);
+    length += next.value.byteLength;
+  }
+  async function* whole(): AsyncIterable<Uint8Array> {
+    yield* chunks;
+    if (ended) return;
+    try {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done === true) return;
+        yield next.value;
+      }
+    } finally {
+      await iterator.return?.();
+    }
+  }
+  return { head: Buffer.concat(chunks).subarray(0, count), whole: whole() };
+}
+
+/** Throws 413 at once when the client declares a body over `limit`, before reading any of it. */
+export function refuseDeclaredOver(request: FastifyRequest, limit: number): void {
+  const declared = declaredLength(request);
+  if (declared !== undefined && declared > limit) throw tooLarge(limit);
 }
 
 export function rawBody(request: FastifyRequest): Buffer {
@@ -131,8 +210,8 @@ export function parseMultipart(body: Buffer, contentType: string): MultipartPart
 }
 
 /** Multipart parts by name, refusing names outside `allowed` and duplicates. */
-export function multipartParts(request: FastifyRequest, allowed: readonly string[]): Map<string, MultipartPart> {
-  const parts = parseMultipart(rawBody(request), request.headers['content-type'] ?? '');
+export function multipartParts(request: FastifyRequest, allowed: readonly string[], body: Buffer = rawBody(request)): Map<string, MultipartPart> {
+  const parts = parseMultipart(body, request.headers['content-type'] ?? '');
   const byName = new Map<string, MultipartPart>();
   for (const part of parts) {
     if (!allowed.includes(part.name)) {
