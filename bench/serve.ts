@@ -4,6 +4,8 @@
  * `infer` with single-sample requests at 1, 16 and 64 connections with autocannon; then the same
  * load against a bare Fastify route (its own child process) answering a constant body of the same
  * size. Prints JSON: throughput and p50/p99 latency for each, and the ratio to the bare route.
+ * Then a 1×3×640×640 FP32 input (a ReduceMean model, so the input dominates) sent as JSON and as
+ * Triton binary tensor data, at 1 and 4 connections: throughput and latency of each form.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -15,9 +17,12 @@ import { loadMnistPackage } from '../src/data/mnist-package.ts';
 import { Model } from '../src/engine/model.ts';
 import { AiaasClient } from '../src/sdk/index.ts';
 import { generateMasterKey } from '../src/security/key-ring.ts';
+import { ElementType, model as onnxModel, node, valueInfo } from '../test/inference/fixtures/tiny-onnx.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 const connectionCounts = [1, 16, 64];
+const largeConnectionCounts = [1, 4];
+const largeShape = [1, 3, 640, 640];
 const root = new URL('..', import.meta.url).pathname;
 
 async function freePort(): Promise<number> {
@@ -45,15 +50,56 @@ function startChild(command: string[], env: Record<string, string>, ready: RegEx
   });
 }
 
-async function load(url: string, body: string, headers: Record<string, string>, connections: number) {
+async function load(url: string, body: string | Buffer, headers: Record<string, string>, connections: number) {
   const result = await autocannon({ url, method: 'POST', body, headers: { 'content-type': 'application/json', ...headers }, connections, duration: seconds });
   return {
     connections,
-    requestsPerSecond: Math.round(result.requests.average),
-    latencyMs: { p50: result.latency.p50, p99: result.latency.p99 },
+    requestsPerSecond: result.requests.average >= 100 ? Math.round(result.requests.average) : Number(result.requests.average.toFixed(2)),
+    totalRequests: result.requests.total,
+    latencyMs: { mean: Number(result.latency.mean.toFixed(1)), p50: result.latency.p50, p99: result.latency.p99 },
     errors: result.errors,
     non2xx: result.non2xx,
   };
+}
+
+/** ReduceMean over every axis of FP32 [1, 3, 640, 640]: the request's input is nearly all of the work. */
+function reduceMeanModel(): Uint8Array {
+  return onnxModel({
+    nodes: [node('ReduceMean', ['image'], ['mean'])],
+    inputs: [valueInfo('image', ElementType.FLOAT, largeShape)],
+    outputs: [valueInfo('mean', ElementType.FLOAT, [1, 1, 1, 1])],
+  });
+}
+
+/** The same 1×3×640×640 image as a JSON request and as a binary tensor request; both measured. */
+async function largeInputRuns(client: AiaasClient, baseUrl: string, headers: Record<string, string>) {
+  await client.models.create({ name: 'reduce-mean' });
+  const version = await client.versions.upload('reduce-mean', { source: reduceMeanModel() });
+  const count = largeShape.reduce((product, dim) => product * dim, 1);
+  // Pixel values scaled to [0, 1] as float32, the way image clients send them.
+  const pixels = Float32Array.from({ length: count }, (_, index) => Math.fround(((index * 2654435761) % 256) / 255));
+  const input = { name: 'image', datatype: 'FP32', shape: largeShape };
+  const jsonBody = JSON.stringify({ inputs: [{ ...input, data: Array.from(pixels) }] });
+  const header = Buffer.from(JSON.stringify({ inputs: [{ ...input, parameters: { binary_data_size: pixels.byteLength } }] }));
+  const binaryBody = Buffer.concat([header, Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength)]);
+  const binaryHeaders = { ...headers, 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) };
+  const url = `${baseUrl}/v2/models/reduce-mean/versions/${version.version}/infer`;
+  // Warm up both forms and check they agree before timing anything.
+  const answers = [];
+  for (const [body, requestHeaders] of [[jsonBody, { ...headers, 'content-type': 'application/json' }], [binaryBody, binaryHeaders]] as const) {
+    const response = await fetch(url, { method: 'POST', body, headers: requestHeaders });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`large-input warm-up failed: ${response.status} ${text}`);
+    answers.push(text);
+  }
+  if (answers[0] !== answers[1]) throw new Error(`JSON and binary requests disagree: ${answers[0]} vs ${answers[1]}`);
+  const results = [];
+  for (const connections of largeConnectionCounts) {
+    const json = await load(url, jsonBody, headers, connections);
+    const binary = await load(url, binaryBody, binaryHeaders, connections);
+    results.push({ connections, json, binary, binaryToJsonThroughput: Number((binary.requestsPerSecond / Math.max(json.requestsPerSecond, 1e-9)).toFixed(1)) });
+  }
+  return { shape: largeShape, datatype: 'FP32', jsonRequestBytes: Buffer.byteLength(jsonBody), binaryRequestBytes: binaryBody.length, response: JSON.parse(answers[0]!) as unknown, results };
 }
 
 const dataDir = await mkdtemp(join(tmpdir(), 'aiaas-bench-'));
@@ -66,6 +112,8 @@ const { child: aiaas } = await startChild(
     AIAAS_MASTER_KEY: generateMasterKey(),
     AIAAS_BOOTSTRAP_KEY: apiKey,
     AIAAS_LOG_LEVEL: 'warn',
+    // The JSON form of the large input is ≈ 23 MB of text; the default 8 MiB limit would refuse it.
+    AIAAS_INFERENCE_BODY_LIMIT_BYTES: String(64 * 1024 * 1024),
     // The benchmark measures serving, not the per-key rate limit.
     AIAAS_RATE_LIMIT_PER_SECOND: '1000000',
     AIAAS_RATE_LIMIT_BURST: '1000000',
@@ -108,9 +156,10 @@ try {
     const baseline = await load(`${bareUrl}/infer`, body, {}, connections);
     results.push({ connections, v2, bare: baseline, ratioToBare: Number((v2.requestsPerSecond / baseline.requestsPerSecond).toFixed(2)) });
   }
+  const large = await largeInputRuns(client, baseUrl, headers);
   const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
   const batchLines = metrics.split('\n').filter((line) => line.startsWith('aiaas_inference_batch_size_sum') || line.startsWith('aiaas_inference_batch_size_count'));
-  console.log(JSON.stringify({ benchmark: 'serve-v2-mnist-mlp', secondsPerRun: seconds, requestBytes: body.length, responseBytes: responseText.length, results, batchSizeMetrics: batchLines }, null, 2));
+  console.log(JSON.stringify({ benchmark: 'serve-v2-mnist-mlp', secondsPerRun: seconds, requestBytes: body.length, responseBytes: responseText.length, results, largeInput: large, batchSizeMetrics: batchLines }, null, 2));
 } finally {
   for (const child of children) child.kill('SIGTERM');
   await rm(dataDir, { recursive: true, force: true });

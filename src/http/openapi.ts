@@ -24,6 +24,9 @@ export interface RouteDescription {
   tag: 'service' | 'identity' | 'datasets' | 'models' | 'jobs' | 'audit' | 'backups' | 'v2' | 'tfserving' | 'openai' | 'ollama';
 }
 
+const v2InferForms =
+  'JSON, or (Triton binary tensor data extension) a JSON header of Inference-Header-Content-Length bytes then raw tensor bytes: parameters.binary_data_size on inputs, binary_data / binary_data_output for outputs';
+
 export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /healthz': { summary: 'Process is up: {"status":"ok"}', permission: 'none', tag: 'service' },
   'GET /readyz': { summary: 'Database and artifact store reachable: 200 {"status":"ready"} or 503', permission: 'none', tag: 'service' },
@@ -78,8 +81,8 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /v2/models/:name/versions/:version': { summary: 'Model metadata of a version or alias', permission: 'inference', tag: 'v2' },
   'GET /v2/models/:name/ready': { summary: 'Model readiness', permission: 'inference', tag: 'v2' },
   'GET /v2/models/:name/versions/:version/ready': { summary: 'Version readiness', permission: 'inference', tag: 'v2' },
-  'POST /v2/models/:name/infer': { summary: 'Inference on the latest version', permission: 'inference', tag: 'v2' },
-  'POST /v2/models/:name/versions/:version/infer': { summary: 'Inference on a version or alias', permission: 'inference', tag: 'v2' },
+  'POST /v2/models/:name/infer': { summary: `Inference on the latest version; ${v2InferForms}`, permission: 'inference', tag: 'v2' },
+  'POST /v2/models/:name/versions/:version/infer': { summary: `Inference on a version or alias; ${v2InferForms}`, permission: 'inference', tag: 'v2' },
   'POST /v2/repository/index': { summary: 'Model repository index (Triton extension)', permission: 'inference', tag: 'v2' },
   'POST /v2/repository/models/:name/load': { summary: 'Load a model now (Triton extension)', permission: 'models:write', tag: 'v2' },
   'POST /v2/repository/models/:name/unload': { summary: 'Unload every version of a model (Triton extension)', permission: 'models:write', tag: 'v2' },
@@ -145,13 +148,10 @@ function parametersOf(route: RegisteredRoute): Record<string, unknown>[] {
 }
 
 function requestBodyOf(schema: RouteSchema | undefined): Record<string, unknown> | undefined {
-  if (schema?.body !== undefined) return { required: true, content: { 'application/json': { schema: plain(schema.body) } } };
-  if (schema?.documentedBody !== undefined) {
-    return {
-      required: false,
-      content: Object.fromEntries(Object.entries(schema.documentedBody).map(([type, body]) => [type, { schema: plain(body) }])),
-    };
-  }
+  const documented = Object.entries(schema?.documentedBody ?? {}).map(([type, body]) => [type, { schema: plain(body) }] as const);
+  // A validated JSON body, plus any other form the route also takes (V2's binary tensor data).
+  if (schema?.body !== undefined) return { required: true, content: Object.fromEntries([['application/json', { schema: plain(schema.body) }], ...documented]) };
+  if (documented.length > 0) return { required: false, content: Object.fromEntries(documented) };
   return undefined;
 }
 

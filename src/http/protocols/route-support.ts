@@ -9,6 +9,7 @@ import type { ModelKey, ModelManager } from '../../inference/model-manager.ts';
 import type { BatchingOptions, InferRequest, InferResponse } from '../../inference/types.ts';
 import type { InferenceProtocol, Metrics } from '../metrics.ts';
 import { installSchemaCompilers } from '../schemas/validation.ts';
+import { type BinarySection, inferenceHeaderLengthHeader, splitBinaryBody } from './binary-tensors.ts';
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
 import { AiaasError } from '../../errors.ts';
 import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
@@ -72,28 +73,74 @@ export async function signatureOf(deps: InferenceDeps, model: ResolvedModel): Pr
  * Scopes protocol behaviour to the plugin it is called in: errors as `{"error": "..."}` with the
  * catalogue status and the code in a header, and a body parser that accepts empty bodies and any
  * content type as JSON (TF-Serving's own examples post with `curl -d`, i.e. form-encoded).
+ * With `binaryTensors` (V2), a request carrying `Inference-Header-Content-Length` is split, whatever
+ * its content type: the JSON header becomes the body (so route schemas check it as usual) and the
+ * binary tail is kept aside, for the returned `BinarySections` to hand to the route.
  */
-export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean }): void {
+export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean; binaryTensors?: boolean }): BinarySections {
   installSchemaCompilers(app);
   app.setErrorHandler((error, request, reply) => {
     // A runtime's full error text (host paths included) stays in the log; the client gets a cleaned message.
     if (AiaasError.isInstance(error) && error.cause !== undefined) request.log.warn({ err: error.cause, code: error.code }, `inference failed: ${error.message}`);
     void sendProtocolError(reply, toPlatformError(error, request));
   });
+  const parseJson = (text: string): unknown => parseJsonBody(text, options.allowNonFiniteTokens);
   const parser = (_request: FastifyRequest, body: string, done: (error: Error | null, body?: unknown) => void): void => {
     try {
-      done(null, parseJsonBody(body, options.allowNonFiniteTokens));
+      done(null, parseJson(body));
+    } catch (error) {
+      done(error as Error);
+    }
+  };
+  // Binary tails must be read as bytes; without the header the bytes decode to exactly the string
+  // the plain parser would have been given, so JSON requests parse as before.
+  const sections = new WeakMap<FastifyRequest, BinarySection>();
+  const binaryParser = (request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void => {
+    try {
+      const headerLength = request.headers[inferenceHeaderLengthHeader];
+      if (headerLength === undefined) {
+        done(null, parseJson(body.toString('utf8')));
+        return;
+      }
+      const { json, section } = splitBinaryBody(body, Array.isArray(headerLength) ? headerLength.join(',') : headerLength, parseJson);
+      sections.set(request, section);
+      done(null, json);
     } catch (error) {
       done(error as Error);
     }
   };
   app.removeContentTypeParser(['application/json']);
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, parser);
-  if (!app.hasContentTypeParser('*')) app.addContentTypeParser('*', { parseAs: 'string' }, parser);
+  if (options.binaryTensors === true) {
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, binaryParser);
+    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, binaryParser);
+    if (!app.hasContentTypeParser('*')) app.addContentTypeParser('*', { parseAs: 'buffer' }, binaryParser);
+  } else {
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, parser);
+    if (!app.hasContentTypeParser('*')) app.addContentTypeParser('*', { parseAs: 'string' }, parser);
+  }
+  return { of: (request) => sections.get(request) };
+}
+
+/** The binary sections of the requests a protocol plugin parsed (Triton's binary tensor data extension). */
+export interface BinarySections {
+  /** The bytes after the request's JSON header; undefined for a request without `Inference-Header-Content-Length`. */
+  of(request: FastifyRequest): BinarySection | undefined;
 }
 
 export function sendJson(reply: FastifyReply, value: unknown, nonFinite: 'null' | 'tokens' = 'null'): FastifyReply {
   return reply.type('application/json; charset=utf-8').send(serializeJson(value, nonFinite));
+}
+
+/**
+ * The binary tensor data extension's response: the JSON header, then the binary section, with
+ * `Inference-Header-Content-Length` giving the header's byte length.
+ */
+export function sendJsonWithBinary(reply: FastifyReply, value: unknown, binary: readonly Buffer[]): FastifyReply {
+  const header = Buffer.from(serializeJson(value), 'utf8');
+  return reply
+    .type('application/octet-stream')
+    .header(inferenceHeaderLengthHeader, String(header.length))
+    .send(Buffer.concat([header, ...binary]));
 }
 
 /**

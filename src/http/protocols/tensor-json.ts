@@ -164,7 +164,7 @@ export function fromJsonElements(values: readonly unknown[], datatype: TensorDat
       for (let index = 0; index < values.length; index++) {
         const value = values[index];
         if (typeof value === 'string') target[index] = value;
-        else if (isBase64Object(value)) target[index] = Buffer.from(value.b64, 'base64').toString('utf8');
+        else if (isBase64Object(value)) target[index] = decodeBase64Element(value.b64, inputName, index);
         else fail(index, 'a string');
       }
       return data;
@@ -180,6 +180,27 @@ export function fromJsonElements(values: readonly unknown[], datatype: TensorDat
       return data;
     }
   }
+}
+
+// Fatal, so bytes that are not UTF-8 are refused rather than silently replaced: onnxruntime-node
+// carries string tensors as JavaScript strings, so such bytes could not reach the model unchanged.
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A BYTES element's bytes as the text the runtime takes; 400 naming the element when not UTF-8. */
+export function decodeUtf8Element(bytes: Uint8Array, inputName: string, index: number): string {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    throw invalidTensor(inputName, `BYTES element ${index} is not valid UTF-8; this server passes strings to the model as text`);
+  }
+}
+
+/** `{"b64": ...}` (TF-Serving's binary strings): standard base64, padding optional. */
+function decodeBase64Element(text: string, inputName: string, index: number): string {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.replace(/=+$/, '').length % 4 === 1) {
+    throw invalidTensor(inputName, `element ${index} has a "b64" value that is not base64`);
+  }
+  return decodeUtf8Element(Buffer.from(text, 'base64'), inputName, index);
 }
 
 export function isBase64Object(value: unknown): value is { b64: string } {

@@ -116,9 +116,20 @@ export function parseTfServingPredictRequest(
   return { request: { inputs: matchSignature(inputs, signature) }, format: hasInstances ? 'row' : 'columnar' };
 }
 
+/**
+ * JSON elements of an output. api_rest.md: string outputs whose name ends in `_bytes` hold binary
+ * values and are written as `{"b64": ...}`.
+ */
+function outputElements(output: Tensor): unknown[] {
+  if (output.datatype === 'BYTES' && output.name.endsWith('_bytes')) {
+    return (output.data as string[]).map((text) => ({ b64: Buffer.from(text, 'utf8').toString('base64') }));
+  }
+  return toJsonElements(output);
+}
+
 /** `{"predictions": ...}` for row requests, `{"outputs": ...}` for columnar ones. */
 export function renderTfServingPredictResponse(format: TfServingFormat, outputs: readonly Tensor[]): Record<string, unknown> {
-  const nested = outputs.map((output) => nest(toJsonElements(output), output.shape));
+  const nested = outputs.map((output) => nest(outputElements(output), output.shape));
   if (format === 'columnar') {
     if (outputs.length === 1) return { outputs: nested[0] };
     return { outputs: Object.fromEntries(outputs.map((output, index) => [output.name, nested[index]])) };

@@ -3,12 +3,14 @@
  * internal InferRequest and back. Spec: kserve docs/predict-api/v2/required_api.md.
  */
 import { AiaasError, quoteForError } from '../../errors.ts';
-import type { ModelSignature, Tensor, TensorSpec } from '../../runtimes/runtime.ts';
+import type { ModelSignature, Tensor, TensorData, TensorDataType, TensorSpec } from '../../runtimes/runtime.ts';
 import { elementCount } from '../../runtimes/tensor.ts';
 import type { InferRequest, ParameterValue } from '../../inference/types.ts';
+import { type BinarySection, bytesPerElement, decodeBinaryTensor, encodeBinaryTensor } from './binary-tensors.ts';
 import {
   assertElementCap,
   assertTensorRank,
+  decodeUtf8Element,
   checkOutputNames,
   flattenData,
   formatShape,
@@ -39,40 +41,114 @@ function parseParameters(value: unknown, where: string): Record<string, Paramete
   return value as Record<string, ParameterValue>;
 }
 
-/** Parses `$inference_request` and validates it against the model signature. */
-export function parseV2InferRequest(body: unknown, signature: ModelSignature, options: V2ParseOptions): InferRequest {
-  if (!isObject(body)) throw new AiaasError('INVALID_REQUEST', 'the request body must be a JSON object with an "inputs" array');
-  if (body.id !== undefined && typeof body.id !== 'string') throw new AiaasError('INVALID_REQUEST', "'id' must be a string");
-  const parameters = parseParameters(body.parameters, 'request');
-  if (!Array.isArray(body.inputs) || body.inputs.length === 0) throw new AiaasError('INVALID_REQUEST', "'inputs' must be a non-empty array");
+/** Which outputs go in the binary section: Triton's per-output `binary_data` over the request's `binary_data_output`. */
+export interface BinaryOutputChoice {
+  all: boolean;
+  byName: ReadonlyMap<string, boolean>;
+}
+
+/** A parsed V2 inference call: the internal request plus how its outputs travel back. */
+export interface V2InferCall {
+  request: InferRequest;
+  binaryOutputs: BinaryOutputChoice;
+}
+
+export function wantsBinaryOutput(choice: BinaryOutputChoice, name: string): boolean {
+  return choice.byName.get(name) ?? choice.all;
+}
+
+function booleanParameter(parameters: Record<string, ParameterValue> | undefined, key: string, where: string): boolean | undefined {
+  const value = parameters?.[key];
+  if (value === undefined || typeof value === 'boolean') return value;
+  throw new AiaasError('INVALID_REQUEST', `${where}: parameter '${key}' must be true or false`);
+}
+
+interface InputHeader {
+  name: string;
+  datatype: TensorDataType;
+  shape: number[];
+  data: unknown;
+  /** Byte count in the binary section (Triton's `binary_data_size`); undefined for JSON data. */
+  binarySize?: number;
+}
+
+function parseInputHeader(raw: unknown, index: number, hasBinarySection: boolean): InputHeader {
+  if (!isObject(raw)) throw new AiaasError('INVALID_TENSOR', `inputs[${index}] must be an object`);
+  if (typeof raw.name !== 'string' || raw.name === '') throw new AiaasError('INVALID_TENSOR', `inputs[${index}] needs a 'name' string`);
+  const name = raw.name;
+  if (!isTensorDataType(raw.datatype)) {
+    throw invalidTensor(name, `unknown datatype ${quoteForError(raw.datatype)}; expected one of ${tensorDataTypes.join(', ')}`);
+  }
+  if (!Array.isArray(raw.shape) || !raw.shape.every((dim) => Number.isSafeInteger(dim) && (dim as number) >= 0)) {
+    throw invalidTensor(name, "'shape' must be an array of non-negative integers");
+  }
+  assertTensorRank(name, raw.shape.length);
+  const shape = raw.shape as number[];
+  const binarySize = parseParameters(raw.parameters, `input '${name}'`)?.binary_data_size;
+  if (binarySize === undefined) {
+    if (raw.data === undefined) throw invalidTensor(name, "missing 'data'");
+    return { name, datatype: raw.datatype, shape, data: raw.data };
+  }
+  if (typeof binarySize !== 'number' || !Number.isSafeInteger(binarySize) || binarySize < 0) {
+    throw invalidTensor(name, `binary_data_size must be a non-negative integer, got ${JSON.stringify(binarySize)}`);
+  }
+  if (raw.data !== undefined) throw invalidTensor(name, "has both 'data' and binary_data_size; send its data one way");
+  if (!hasBinarySection) {
+    throw invalidTensor(name, 'has binary_data_size, but the request has no binary section (send the Inference-Header-Content-Length header with the JSON length)');
+  }
+  const width = bytesPerElement(raw.datatype);
+  const count = elementCount(shape);
+  if (width !== undefined && binarySize !== width * count) {
+    throw invalidTensor(name, `binary_data_size is ${binarySize} bytes, but ${raw.datatype} ${formatShape(shape)} is ${width * count} bytes`, {
+      expected: width * count,
+      actual: binarySize,
+    });
+  }
+  if (width === undefined && binarySize < 4 * count) {
+    throw invalidTensor(name, `binary_data_size is ${binarySize} bytes, too small for ${count} BYTES elements of at least 4 bytes each`);
+  }
+  return { name, datatype: raw.datatype, shape, data: undefined, binarySize };
+}
+
+/**
+ * Parses `$inference_request` and validates it against the model signature. `section` is the
+ * binary tail of a request that carried `Inference-Header-Content-Length`: inputs with
+ * `binary_data_size` take their bytes from it, in the order they are listed; the others keep JSON `data`.
+ */
+export function parseV2InferRequest(json: unknown, signature: ModelSignature, options: V2ParseOptions, section?: BinarySection): V2InferCall {
+  if (section?.raw === true) return parseRawBinaryRequest(section.bytes, signature, options);
+  const binary = section?.bytes;
+  if (!isObject(json)) throw new AiaasError('INVALID_REQUEST', 'the request body must be a JSON object with an "inputs" array');
+  if (json.id !== undefined && typeof json.id !== 'string') throw new AiaasError('INVALID_REQUEST', "'id' must be a string");
+  const parameters = parseParameters(json.parameters, 'request');
+  if (!Array.isArray(json.inputs) || json.inputs.length === 0) throw new AiaasError('INVALID_REQUEST', "'inputs' must be a non-empty array");
 
   // Declared sizes first, so an oversized request is refused before its data is walked.
   let declaredElements = 0;
-  const headers = body.inputs.map((raw: unknown, index: number) => {
-    if (!isObject(raw)) throw new AiaasError('INVALID_TENSOR', `inputs[${index}] must be an object`);
-    if (typeof raw.name !== 'string' || raw.name === '') throw new AiaasError('INVALID_TENSOR', `inputs[${index}] needs a 'name' string`);
-    const name = raw.name;
-    if (!isTensorDataType(raw.datatype)) {
-      throw invalidTensor(name, `unknown datatype ${quoteForError(raw.datatype)}; expected one of ${tensorDataTypes.join(', ')}`);
-    }
-    if (!Array.isArray(raw.shape) || !raw.shape.every((dim) => Number.isSafeInteger(dim) && (dim as number) >= 0)) {
-      throw invalidTensor(name, "'shape' must be an array of non-negative integers");
-    }
-    assertTensorRank(name, raw.shape.length);
-    const inputParameters = parseParameters(raw.parameters, `input '${name}'`);
-    if (inputParameters?.binary_data_size !== undefined) {
-      throw invalidTensor(name, 'binary tensor data (binary_data_size) is not supported; send JSON data');
-    }
-    if (raw.data === undefined) throw invalidTensor(name, "missing 'data'");
-    const shape = raw.shape as number[];
-    declaredElements += elementCount(shape);
-    return { name, datatype: raw.datatype, shape, data: raw.data };
+  let declaredBinaryBytes = 0;
+  const headers = json.inputs.map((raw: unknown, index: number) => {
+    const header = parseInputHeader(raw, index, binary !== undefined);
+    declaredElements += elementCount(header.shape);
+    declaredBinaryBytes += header.binarySize ?? 0;
+    return header;
   });
   assertElementCap(declaredElements, options.maxTensorElements);
+  if (binary !== undefined && declaredBinaryBytes !== binary.length) {
+    throw new AiaasError(
+      'INVALID_REQUEST',
+      `the binary section after the JSON header has ${binary.length} bytes, but the inputs' binary_data_size values add up to ${declaredBinaryBytes}`,
+    );
+  }
 
+  let offset = 0;
   const inputs: Tensor[] = headers.map((header) => {
-    const flat = flattenData(header.data, header.shape, header.name);
     const expected = elementCount(header.shape);
+    if (header.binarySize !== undefined) {
+      const bytes = binary!.subarray(offset, offset + header.binarySize);
+      offset += header.binarySize;
+      return { name: header.name, datatype: header.datatype, shape: header.shape, data: decodeBinaryTensor(bytes, header.datatype, expected, header.name) };
+    }
+    const flat = flattenData(header.data, header.shape, header.name);
     if (flat.length !== expected) {
       throw invalidTensor(header.name, `shape ${formatShape(header.shape)} needs ${expected} elements, data has ${flat.length}`, {
         expected,
@@ -83,18 +159,60 @@ export function parseV2InferRequest(body: unknown, signature: ModelSignature, op
   });
 
   const request: InferRequest = { inputs: matchSignature(inputs, signature) };
-  if (body.outputs !== undefined) {
-    if (!Array.isArray(body.outputs)) throw new AiaasError('INVALID_REQUEST', "'outputs' must be an array of {\"name\": ...}");
-    const names = body.outputs.map((output: unknown, index: number) => {
+  const byName = new Map<string, boolean>();
+  if (json.outputs !== undefined) {
+    if (!Array.isArray(json.outputs)) throw new AiaasError('INVALID_REQUEST', "'outputs' must be an array of {\"name\": ...}");
+    const names = json.outputs.map((output: unknown, index: number) => {
       if (!isObject(output) || typeof output.name !== 'string') throw new AiaasError('INVALID_REQUEST', `outputs[${index}] needs a 'name' string`);
+      const binaryData = booleanParameter(parseParameters(output.parameters, `output '${output.name}'`), 'binary_data', `output '${output.name}'`);
+      if (binaryData !== undefined) byName.set(output.name, binaryData);
       return output.name;
     });
     checkOutputNames(names, signature);
     if (names.length > 0) request.outputs = names;
   }
-  if (typeof body.id === 'string') request.id = body.id;
+  if (typeof json.id === 'string') request.id = json.id;
   if (parameters !== undefined) request.parameters = parameters;
-  return request;
+  return { request, binaryOutputs: { all: booleanParameter(parameters, 'binary_data_output', 'request') ?? false, byName } };
+}
+
+/**
+ * Triton's raw binary request (`Inference-Header-Content-Length: 0`): the body is the one input's
+ * bytes. The shape comes from the signature: a dynamic leading (batch) dimension of a rank ≥ 2
+ * input is 1, as Triton treats such a request as batch 1; one other dynamic dimension is deduced
+ * from the byte count. A BYTES input takes the body as its single element. Every output returns binary.
+ */
+function parseRawBinaryRequest(bytes: Buffer, signature: ModelSignature, options: V2ParseOptions): V2InferCall {
+  const raw = 'a raw binary request (Inference-Header-Content-Length: 0)';
+  if (signature.inputs.length !== 1) {
+    throw new AiaasError('INVALID_REQUEST', `${raw} needs a model with one input; this one has ${signature.inputs.length} (${signature.inputs.map((input) => input.name).join(', ')})`);
+  }
+  const spec = signature.inputs[0]!;
+  const shape = spec.shape.map((dim, index) => (dim < 0 && index === 0 && spec.shape.length > 1 ? 1 : dim));
+  let data: TensorData;
+  const width = bytesPerElement(spec.datatype);
+  if (width === undefined) {
+    if (shape.some((dim) => dim > 1)) throw invalidTensor(spec.name, `${raw} of BYTES needs shape [1]; the model's is ${formatShape(spec.shape)}`);
+    shape.fill(1);
+    data = [decodeUtf8Element(bytes, spec.name, 0)];
+  } else {
+    const dynamic = shape.flatMap((dim, index) => (dim < 0 ? [index] : []));
+    if (dynamic.length > 1) {
+      throw invalidTensor(spec.name, `${raw} needs at most one variable dimension besides the batch; the model's shape is ${formatShape(spec.shape)}`);
+    }
+    const fixedBytes = width * elementCount(shape.filter((dim) => dim >= 0));
+    if (dynamic.length === 1) {
+      if (fixedBytes === 0 || bytes.length % fixedBytes !== 0) {
+        throw invalidTensor(spec.name, `${raw} has ${bytes.length} bytes, not a multiple of ${fixedBytes} (${spec.datatype} ${formatShape(spec.shape)})`);
+      }
+      shape[dynamic[0]!] = bytes.length / fixedBytes;
+    } else if (bytes.length !== fixedBytes) {
+      throw invalidTensor(spec.name, `${raw} has ${bytes.length} bytes, but ${spec.datatype} ${formatShape(shape)} is ${fixedBytes} bytes`);
+    }
+    assertElementCap(elementCount(shape), options.maxTensorElements);
+    data = decodeBinaryTensor(bytes, spec.datatype, elementCount(shape), spec.name);
+  }
+  return { request: { inputs: [{ name: spec.name, datatype: spec.datatype, shape, data }] }, binaryOutputs: { all: true, byName: new Map() } };
 }
 
 export interface V2ModelIdentity {
@@ -102,14 +220,33 @@ export interface V2ModelIdentity {
   version: string;
 }
 
-/** `$inference_response`; data is flat (row-major) as most V2 clients expect. */
-export function renderV2InferResponse(model: V2ModelIdentity, request: InferRequest, outputs: readonly Tensor[]): Record<string, unknown> {
-  return {
+/** A rendered `$inference_response`: the JSON object, and the binary section when any output is binary. */
+export interface V2InferResponseParts {
+  json: Record<string, unknown>;
+  /** In the order of `json.outputs`; undefined when every output is JSON. */
+  binary?: Buffer[];
+}
+
+/** `$inference_response`; JSON data is flat (row-major) as most V2 clients expect. */
+export function renderV2InferResponse(model: V2ModelIdentity, call: V2InferCall, outputs: readonly Tensor[]): V2InferResponseParts {
+  const binary: Buffer[] = [];
+  let anyBinary = false;
+  const rendered = outputs.map((output) => {
+    if (!wantsBinaryOutput(call.binaryOutputs, output.name)) {
+      return { name: output.name, datatype: output.datatype, shape: output.shape, data: toJsonElements(output) };
+    }
+    anyBinary = true;
+    const bytes = encodeBinaryTensor(output);
+    binary.push(bytes);
+    return { name: output.name, datatype: output.datatype, shape: output.shape, parameters: { binary_data_size: bytes.length } };
+  });
+  const json = {
     model_name: model.name,
     model_version: model.version,
-    ...(request.id === undefined ? {} : { id: request.id }),
-    outputs: outputs.map((output) => ({ name: output.name, datatype: output.datatype, shape: output.shape, data: toJsonElements(output) })),
+    ...(call.request.id === undefined ? {} : { id: call.request.id }),
+    outputs: rendered,
   };
+  return anyBinary ? { json, binary } : { json };
 }
 
 /** Triton's platform name for ONNX Runtime models. */

@@ -2,7 +2,7 @@
  * KServe V2 / Open Inference Protocol REST routes plus Triton's model-repository extension.
  * Register with `app.register(v2Routes, deps)`; errors under these routes render as `{"error": "..."}`.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, FastifySchemaCompiler } from 'fastify';
 import { parseV2InferRequest, renderV2InferResponse, renderV2ModelMetadata } from '../protocols/v2.ts';
 import {
   type InferenceDeps,
@@ -11,9 +11,12 @@ import {
   modelKey,
   runInference,
   sendJson,
+  sendJsonWithBinary,
   signatureOf,
   versionsOf,
 } from '../protocols/route-support.ts';
+import type { TSchema } from '@sinclair/typebox';
+import { compileValidator } from '../schemas/validation.ts';
 import { v2Schemas } from '../schemas/v2.ts';
 
 export type { InferenceDeps, ResolvedModel } from '../protocols/route-support.ts';
@@ -24,10 +27,12 @@ interface ModelParams {
 }
 
 export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promise<void> {
-  installProtocolHandling(app, { allowNonFiniteTokens: false });
+  const binarySections = installProtocolHandling(app, { allowNonFiniteTokens: false, binaryTensors: true });
   const server = deps.server ?? { name: 'aiaas', version: '0.1.0' };
 
-  app.get('/v2', { schema: v2Schemas.server }, async (_request, reply) => sendJson(reply, { name: server.name, version: server.version, extensions: ['model_repository'] }));
+  app.get('/v2', { schema: v2Schemas.server }, async (_request, reply) =>
+    sendJson(reply, { name: server.name, version: server.version, extensions: ['model_repository', 'binary_tensor_data'] }),
+  );
   app.get('/v2/health/live', { schema: v2Schemas.live }, async (_request, reply) => reply.status(200).send());
   app.get('/v2/health/ready', { schema: v2Schemas.ready }, async (_request, reply) => reply.status(200).send());
 
@@ -52,17 +57,26 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
     return reply.status(200).send();
   });
 
-  const infer = async (request: FastifyRequest<{ Params: ModelParams }>): Promise<Record<string, unknown>> =>
-    await runInference(
+  const infer = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply): Promise<FastifyReply> => {
+    const { json, binary } = await runInference(
       deps,
       request,
       'v2',
       { name: request.params.name, ...(request.params.version === undefined ? {} : { versionOrAlias: request.params.version }) },
-      (signature) => ({ request: parseV2InferRequest(request.body, signature, deps.limits) }),
-      (model, parsed, response) => renderV2InferResponse(model, parsed.request, response.outputs),
+      (signature) => parseV2InferRequest(request.body, signature, deps.limits, binarySections.of(request)),
+      (model, call, response) => renderV2InferResponse(model, call, response.outputs),
     );
-  app.post<{ Params: ModelParams }>('/v2/models/:name/infer', { schema: v2Schemas.modelInfer }, async (request, reply) => sendJson(reply, await infer(request)));
-  app.post<{ Params: ModelParams }>('/v2/models/:name/versions/:version/infer', { schema: v2Schemas.versionInfer }, async (request, reply) => sendJson(reply, await infer(request)));
+    return binary === undefined ? sendJson(reply, json) : sendJsonWithBinary(reply, json, binary);
+  };
+  // A raw binary request (Inference-Header-Content-Length: 0) has no JSON header, so its body is
+  // absent, which Fastify validates as null; the tensor parser checks such a request (and answers
+  // an empty JSON body with its own 400) against the model's signature instead.
+  const validatorCompiler: FastifySchemaCompiler<FastifySchema> = ({ schema, httpPart }) => {
+    const validate = compileValidator(schema as TSchema, httpPart);
+    return httpPart === 'body' ? (value: unknown) => (value === null ? true : validate(value)) : validate;
+  };
+  app.post<{ Params: ModelParams }>('/v2/models/:name/infer', { schema: v2Schemas.modelInfer, validatorCompiler }, infer);
+  app.post<{ Params: ModelParams }>('/v2/models/:name/versions/:version/infer', { schema: v2Schemas.versionInfer, validatorCompiler }, infer);
 
   // Triton model-repository extension (docs/protocol/extension_model_repository.md).
   app.post('/v2/repository/index', { schema: v2Schemas.repositoryIndex }, async (request, reply) => {

@@ -143,14 +143,19 @@ function checkerFor(schema: TSchema): TypeCheck<TSchema> {
  * The protocol plugins call this themselves so they behave the same in any Fastify instance.
  */
 export function installSchemaCompilers(app: FastifyInstance): void {
-  app.setValidatorCompiler<TSchema>(({ schema, httpPart }) => {
-    const check = checkerFor(schema);
-    const part = httpPart ?? 'body';
-    return (value: unknown) => {
-      if (check.Check(value)) return true;
-      const first = check.Errors(value).First();
-      return { error: first === undefined ? new AiaasError('INVALID_REQUEST', `Invalid ${part}`, { details: { where: part } }) : validationError(schema, first, part) };
-    };
-  });
+  app.setValidatorCompiler<TSchema>(({ schema, httpPart }) => compileValidator(schema, httpPart));
   app.setSerializerCompiler(() => (data: unknown) => JSON.stringify(data));
+}
+
+export type RequestValidator = (value: unknown) => true | { error: AiaasError };
+
+/** The validator Fastify runs for one request part; exported for routes that wrap it. */
+export function compileValidator(schema: TSchema, httpPart: string | undefined): RequestValidator {
+  const check = checkerFor(schema);
+  const part = httpPart ?? 'body';
+  return (value: unknown) => {
+    if (check.Check(value)) return true;
+    const first = check.Errors(value).First();
+    return { error: first === undefined ? new AiaasError('INVALID_REQUEST', `Invalid ${part}`, { details: { where: part } }) : validationError(schema, first, part) };
+  };
 }
