@@ -26,16 +26,19 @@ if (compiledIsCurrent()) {
   ({ main } = await import('../src/cli/main.ts'));
 }
 
-// The first Ctrl-C lets long commands (serve, jobs watch, demo) stop cleanly; a second one forces exit.
+// The first Ctrl-C or SIGTERM lets long commands (serve, jobs watch, demo) stop cleanly; a second one forces exit.
+// `on`, not `once`: a dependency's signal-exit hook (node-llama-cpp's lockfiles) re-raises a signal that no
+// other listener remains for, which would kill the process before the clean stop.
 // A command that handles Ctrl-C itself (chat: stop the current answer) cancels the interrupt event.
 const controller = new AbortController();
 const interrupts = new EventTarget();
-process.on('SIGINT', () => {
-  if (!interrupts.dispatchEvent(new Event('interrupt', { cancelable: true }))) return;
-  if (controller.signal.aborted) process.exit(130);
+const stop = (exitCode) => () => {
+  if (exitCode === 130 && !interrupts.dispatchEvent(new Event('interrupt', { cancelable: true }))) return;
+  if (controller.signal.aborted) process.exit(exitCode);
   controller.abort();
-});
-process.once('SIGTERM', () => controller.abort());
+};
+process.on('SIGINT', stop(130));
+process.on('SIGTERM', stop(143));
 
 const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, cwd: process.cwd() }, { signal: controller.signal, interrupts });
 // Exit once both streams have flushed, so piped output is complete and idle sockets cannot hold the process open.

@@ -5,6 +5,7 @@
  * `docs/configuration.md` carries the same table; a test keeps the two in step.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { AiaasError } from './errors.ts';
 
@@ -58,6 +59,13 @@ export interface AiaasConfig {
   tlsKey: string | undefined;
   trustProxy: boolean;
   metricsPublic: boolean;
+  llmParallel: number;
+  llmMaxWaiting: number;
+  llmThreads: number;
+  llmContextLength: number;
+  llmMaxContextLength: number;
+  llmDefaultMaxTokens: number;
+  llmMaxTokens: number;
   backupDir: string | undefined;
   backupIntervalSeconds: number;
   backupKeep: number;
@@ -154,6 +162,13 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('tlsCert', 'path', '(none)', 'PEM certificate file; with tlsKey the server speaks HTTPS and sends HSTS.'),
   setting('tlsKey', 'path', '(none)', 'PEM private key file for tlsCert.'),
   setting('trustProxy', 'boolean', 'false', 'Take the client IP (audit log) from X-Forwarded-For; enable only behind your own proxy.'),
+  setting('llmParallel', 'integer', '2', 'Sequences each loaded language model generates at once (continuous batching across them); each gets its own KV cache of llmContextLength tokens.', { minimum: 1, maximum: 64 }),
+  setting('llmMaxWaiting', 'integer', '16', 'Generations per language model that may wait for a free sequence; one more gets 503 QUEUE_FULL.', { minimum: 0 }),
+  setting('llmThreads', 'integer', '(half the cores, at least 1)', 'llama.cpp threads per loaded language model.', { minimum: 1, maximum: 256 }),
+  setting('llmContextLength', 'integer', '4096', 'Context (tokens) each sequence of a language model gets; the model\'s trained context when smaller. Counted in the model\'s memory (KV cache).', { minimum: 64 }),
+  setting('llmMaxContextLength', 'integer', '32768', 'Upper bound of any language model\'s context per sequence (and of Ollama\'s options.num_ctx).', { minimum: 64 }),
+  setting('llmDefaultMaxTokens', 'integer', '256', 'Tokens generated when a request sets no max_tokens / num_predict.', { minimum: 1 }),
+  setting('llmMaxTokens', 'integer', '4096', 'Most tokens one request may ask to generate; more is a 400.', { minimum: 1 }),
   setting('metricsPublic', 'boolean', 'false', 'Serve /metrics without an API key, every tenant\'s series included; otherwise it needs a key with metrics:read and shows a tenant only its own series.'),
   setting('backupDir', 'path', '(none)', 'Where the server writes backups (POST /api/v1/admin/backups and the schedule); outside dataDir, ideally on other storage.'),
   setting('backupIntervalSeconds', 'integer', '0', 'Take a backup into backupDir every this many seconds (0: no schedule).', { minimum: 0 }),
@@ -340,6 +355,14 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     tlsKey: optionalPath('tlsKey'),
     trustProxy: value('trustProxy'),
     metricsPublic: value('metricsPublic'),
+    llmParallel: value('llmParallel'),
+    llmMaxWaiting: value('llmMaxWaiting'),
+    // Half the cores: llama.cpp's threads spin while they wait, so using every core starves the event loop and other models.
+    llmThreads: (resolved.llmThreads as number | undefined) ?? Math.max(1, Math.floor(availableParallelism() / 2)),
+    llmContextLength: value('llmContextLength'),
+    llmMaxContextLength: value('llmMaxContextLength'),
+    llmDefaultMaxTokens: value('llmDefaultMaxTokens'),
+    llmMaxTokens: value('llmMaxTokens'),
     backupDir: optionalPath('backupDir'),
     backupIntervalSeconds: value('backupIntervalSeconds'),
     backupKeep: value('backupKeep'),
@@ -365,6 +388,12 @@ export function validateConfig(config: AiaasConfig): void {
   }
   if (config.masterKey !== undefined && config.masterKeyFile !== undefined) {
     throw invalid(definition('masterKeyFile'), 'set either masterKey (AIAAS_MASTER_KEY) or masterKeyFile (AIAAS_MASTER_KEY_FILE), not both');
+  }
+  if (config.llmContextLength > config.llmMaxContextLength) {
+    throw invalid(definition('llmContextLength'), `must not exceed llmMaxContextLength (${config.llmMaxContextLength})`);
+  }
+  if (config.llmDefaultMaxTokens > config.llmMaxTokens) {
+    throw invalid(definition('llmDefaultMaxTokens'), `must not exceed llmMaxTokens (${config.llmMaxTokens})`);
   }
   if (config.backupIntervalSeconds > 0 && config.backupDir === undefined) {
     throw invalid(definition('backupIntervalSeconds'), 'a backup schedule needs backupDir (--backup-dir / AIAAS_BACKUP_DIR)');

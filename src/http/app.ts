@@ -21,6 +21,10 @@ import { serviceRoutes } from './routes/service.ts';
 import { tfServingRoutes } from './routes/tfserving.ts';
 import { v2Routes } from './routes/v2.ts';
 import { modelAllowed } from '../security/roles.ts';
+import { languageModelDeps } from './llm-deps.ts';
+import { createOllamaModelAdmin } from './protocols/ollama-model-admin.ts';
+import { ollamaRoutes } from './routes/ollama.ts';
+import { openAiRoutes } from './routes/openai.ts';
 
 export const serverVersion = '0.1.0';
 
@@ -37,6 +41,15 @@ declare module 'fastify' {
 }
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+/**
+ * The OpenAI routes (/v1) and Ollama's paths (/api/<verb>, beside but never under the management
+ * API at /api/v1): inference-sized bodies and no caching, like V2 and TF-Serving.
+ */
+function isLanguageModelUrl(rawUrl: string): boolean {
+  const url = rawUrl.split('?', 1)[0]!;
+  if (url === '/v1' || url.startsWith('/v1/')) return true;
+  return url.startsWith('/api/') && url !== '/api/v1' && !url.startsWith('/api/v1/');
+}
 
 export function inferenceDeps(context: ServerContext): InferenceDeps {
   const { registry } = context;
@@ -90,7 +103,7 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
   app.decorate('registeredRoutes', registeredRoutes);
   app.addHook('onRoute', (route) => {
     // Inference bodies are tensors; uploads are files. Different sizes, different limits.
-    if (isInferenceUrl(route.url) && route.bodyLimit === undefined) route.bodyLimit = config.inferenceBodyLimitBytes;
+    if ((isInferenceUrl(route.url) || isLanguageModelUrl(route.url)) && route.bodyLimit === undefined) route.bodyLimit = config.inferenceBodyLimitBytes;
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const schema = route.schema as RouteSchema | undefined;
     for (const method of methods) registeredRoutes.push({ method, url: route.url, ...(schema === undefined ? {} : { schema }) });
@@ -109,7 +122,7 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
     reply.header('referrer-policy', 'no-referrer');
     reply.header('cross-origin-resource-policy', 'same-origin');
     if (!reply.hasHeader('content-security-policy')) reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
-    if (request.url.startsWith('/api/') || isInferenceUrl(request.url)) reply.header('cache-control', 'no-store');
+    if (request.url.startsWith('/api/') || isInferenceUrl(request.url) || isLanguageModelUrl(request.url)) reply.header('cache-control', 'no-store');
     if (tls) reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
     return payload;
   });
@@ -134,6 +147,16 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
   const deps = inferenceDeps(context);
   await app.register(v2Routes, deps);
   await app.register(tfServingRoutes, deps);
+  const llmDeps = languageModelDeps({
+    registry: context.registry,
+    manager: context.manager,
+    usage: context.usage,
+    metrics: context.metrics,
+    config,
+    now: context.now,
+  });
+  await app.register(openAiRoutes, { ...llmDeps, prefix: '/v1' });
+  await app.register(ollamaRoutes, { ...llmDeps, admin: createOllamaModelAdmin({ jobs: context.jobs.service, registry: context.registry }) });
 
   app.addHook('onClose', async () => {
     await context.usage.flush().catch((error: unknown) => context.logger.warn({ err: error }, 'could not flush usage counters'));

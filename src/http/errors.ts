@@ -8,6 +8,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AiaasError, quoteForError } from '../errors.ts';
+import { renderOpenAiError } from './protocols/openai.ts';
 
 interface FrameworkError {
   code?: string;
@@ -122,9 +123,30 @@ export function sendProtocolError(reply: FastifyReply, error: AiaasError): Fasti
     .send(JSON.stringify({ error: bounded.message }));
 }
 
+/** The OpenAI-compatible routes: errors in OpenAI's shape, the code in the header. */
+function isOpenAiUrl(rawUrl: string): boolean {
+  const url = rawUrl.split('?', 1)[0]!;
+  return url === '/v1' || url.startsWith('/v1/');
+}
+
+const ollamaPaths: ReadonlySet<string> = new Set(['/api/generate', '/api/chat', '/api/embed', '/api/tags', '/api/show', '/api/ps', '/api/version', '/api/pull', '/api/delete']);
+
+/** Ollama's own paths, beside the management API: `{"error": "…"}`, like V2. */
+function isOllamaUrl(rawUrl: string): boolean {
+  return ollamaPaths.has(rawUrl.split('?', 1)[0]!);
+}
+
 /** Renders an error in the shape of the surface the URL belongs to. */
 export function sendErrorForUrl(request: FastifyRequest, reply: FastifyReply, error: AiaasError): FastifyReply {
-  return isInferenceUrl(request.url) ? sendProtocolError(reply, error) : sendPlatformError(reply, error);
+  if (isOpenAiUrl(request.url)) {
+    const bounded = boundedForClient(error);
+    return reply
+      .status(bounded.status)
+      .headers({ ...bounded.headers, [errorCodeHeader]: bounded.code })
+      .type('application/json; charset=utf-8')
+      .send(JSON.stringify(renderOpenAiError(bounded)));
+  }
+  return isInferenceUrl(request.url) || isOllamaUrl(request.url) ? sendProtocolError(reply, error) : sendPlatformError(reply, error);
 }
 
 /** Fastify's `frameworkErrors` option: errors raised before a route is found. */

@@ -7,6 +7,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import type { Permission } from '../security/roles.ts';
 import { ErrorBody, ProtocolErrorBody, type ResponseSchema, type RouteSchema } from './schemas/common.ts';
+import { OpenAiErrorBody } from './schemas/llm.ts';
 
 export interface RegisteredRoute {
   method: string;
@@ -20,7 +21,7 @@ export interface RouteDescription {
   summary: string;
   /** Permission required; 'none' for public routes, 'any' for any valid key. */
   permission: Permission | 'none' | 'any';
-  tag: 'service' | 'identity' | 'datasets' | 'models' | 'jobs' | 'audit' | 'backups' | 'v2' | 'tfserving';
+  tag: 'service' | 'identity' | 'datasets' | 'models' | 'jobs' | 'audit' | 'backups' | 'v2' | 'tfserving' | 'openai' | 'ollama';
 }
 
 const v2InferForms =
@@ -95,6 +96,20 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /tfserving/v1/models/:name/versions/:selector/metadata': { summary: 'TF-Serving signature metadata of a version', permission: 'inference', tag: 'tfserving' },
   'GET /tfserving/v1/models/:name/labels/:selector/metadata': { summary: 'TF-Serving signature metadata of an alias', permission: 'inference', tag: 'tfserving' },
   'GET /tfserving/v1/models/:name/metadata': { summary: 'TF-Serving signature metadata (latest version)', permission: 'inference', tag: 'tfserving' },
+
+  'GET /v1/models': { summary: "OpenAI: the caller's language models (NAME and NAME@ALIAS ids)", permission: 'inference', tag: 'openai' },
+  'GET /v1/models/:model': { summary: 'OpenAI: one language model (NAME, NAME@VERSION or NAME@ALIAS)', permission: 'inference', tag: 'openai' },
+  'POST /v1/chat/completions': { summary: 'OpenAI chat completions, streamed as server-sent events with stream: true (docs/llm.md)', permission: 'inference', tag: 'openai' },
+  'POST /v1/completions': { summary: 'OpenAI legacy text completions', permission: 'inference', tag: 'openai' },
+  'POST /v1/embeddings': { summary: 'OpenAI embeddings (float or base64)', permission: 'inference', tag: 'openai' },
+  'POST /api/generate': { summary: 'Ollama generate: NDJSON stream or one object (stream: false)', permission: 'inference', tag: 'ollama' },
+  'POST /api/chat': { summary: 'Ollama chat: NDJSON stream or one object (stream: false)', permission: 'inference', tag: 'ollama' },
+  'POST /api/embed': { summary: 'Ollama embeddings', permission: 'inference', tag: 'ollama' },
+  'GET /api/tags': { summary: "Ollama: the caller's language models as NAME:TAG", permission: 'inference', tag: 'ollama' },
+  'POST /api/show': { summary: 'Ollama: a model\'s details, template and metadata', permission: 'inference', tag: 'ollama' },
+  'GET /api/ps': { summary: 'Ollama: loaded language models with their memory', permission: 'inference', tag: 'ollama' },
+  'GET /api/version': { summary: 'Ollama API version this adapter follows', permission: 'inference', tag: 'ollama' },
+  'DELETE /api/delete': { summary: 'Ollama delete: NAME deletes the model, NAME:VERSION one version', permission: 'models:write', tag: 'ollama' },
 };
 
 export function routeKey(route: RegisteredRoute): string {
@@ -150,7 +165,7 @@ function responseOf(status: string, response: ResponseSchema): Record<string, un
   return { description, content: { 'application/json': { schema: plain(response as TSchema) } } };
 }
 
-const protocolTags: ReadonlySet<RouteDescription['tag']> = new Set(['v2', 'tfserving']);
+const protocolTags: ReadonlySet<RouteDescription['tag']> = new Set(['v2', 'tfserving', 'ollama']);
 
 export function buildOpenApiDocument(routes: readonly RegisteredRoute[], info: { version: string }): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
@@ -160,7 +175,7 @@ export function buildOpenApiDocument(routes: readonly RegisteredRoute[], info: {
     const path = openApiPath(route.url);
     const parameters = parametersOf(route);
     const requestBody = requestBodyOf(route.schema);
-    const errorSchema = description !== undefined && protocolTags.has(description.tag) ? 'ProtocolError' : 'Error';
+    const errorSchema = description?.tag === 'openai' ? 'OpenAiError' : description !== undefined && protocolTags.has(description.tag) ? 'ProtocolError' : 'Error';
     const declared = Object.entries(route.schema?.response ?? {}).map(([status, response]) => [status, responseOf(status, response)]);
     const operation: Record<string, unknown> = {
       operationId: `${route.method.toLowerCase()}${path.replace(/[^A-Za-z0-9]+(.)?/g, (_match, next: string | undefined) => (next ?? '').toUpperCase())}`,
@@ -191,7 +206,7 @@ export function buildOpenApiDocument(routes: readonly RegisteredRoute[], info: {
         bearer: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer aiaas_…' },
         apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' },
       },
-      schemas: { Error: plain(ErrorBody), ProtocolError: plain(ProtocolErrorBody) },
+      schemas: { Error: plain(ErrorBody), ProtocolError: plain(ProtocolErrorBody), OpenAiError: plain(OpenAiErrorBody) },
     },
     paths,
   };

@@ -1,5 +1,6 @@
 import { AiaasError } from '../errors.ts';
 import { openOnnxInWorkers } from '../runtimes/onnx-worker-runtime.ts';
+import type { EmbeddingRuntime, GenerativeRuntime } from '../runtimes/generative.ts';
 import type { ModelFile, ModelSignature, Runtime } from '../runtimes/runtime.ts';
 import { zeroTensor } from '../runtimes/tensor.ts';
 import { Batcher, type SubmitOptions } from './batcher.ts';
@@ -30,6 +31,9 @@ export interface LoadedModel {
   lastUsedAt: number;
 }
 
+/** A loaded language model: generation and embeddings from one runtime (llama.cpp today). */
+export type LanguageModelRuntime = GenerativeRuntime & EmbeddingRuntime;
+
 export interface ModelManagerOptions {
   /**
    * Writes the version's decrypted files into its private directory. The manager releases them once
@@ -39,6 +43,11 @@ export interface ModelManagerOptions {
   openFiles(key: ModelKey): Promise<ModelFiles>;
   /** Opens a model file as a runtime; ONNX Runtime unless replaced (tests wrap it, later runtimes plug in). */
   loadRuntime?(model: ModelFile, key: ModelKey): Promise<Runtime>;
+  /**
+   * Opens a language-model version (GGUF) from its file. Language models run in-process: llama.cpp
+   * computes on its own native threads and batches their sequences itself, so they get no Batcher.
+   */
+  loadLanguageModel?(model: ModelFile, key: ModelKey): Promise<LanguageModelRuntime>;
   /** Sum of `Runtime.memoryBytes()` the manager keeps loaded before evicting least recently used models. */
   memoryBudgetBytes: number;
   /** Unload a model unused for this long; 0 keeps models until evicted. */
@@ -51,12 +60,26 @@ export interface ModelManagerOptions {
   metrics?: ServingMetricsSink;
 }
 
-interface Entry extends LoadedModel {
+interface TensorEntry extends LoadedModel {
+  kind: 'tensor';
   batcher: Batcher;
   files: ModelFiles;
   /** Calls inside `infer` right now, including the gap before the batcher sees them. */
   active: number;
 }
+
+interface LanguageEntry {
+  kind: 'language';
+  key: ModelKey;
+  runtime: LanguageModelRuntime;
+  files: ModelFiles;
+  memoryBytes: number;
+  loadedAt: number;
+  lastUsedAt: number;
+  active: number;
+}
+
+type Entry = TensorEntry | LanguageEntry;
 
 /**
  * Resolves a model version to a loaded runtime: loads on first use (concurrent first uses share one
@@ -85,15 +108,31 @@ export class ModelManager {
 
   /** The loaded entry for a version, loading it if needed. */
   async acquire(key: ModelKey): Promise<LoadedModel> {
-    return await this.#acquireEntry(key);
+    return tensorEntry(await this.#acquireEntry(key, 'tensor'));
+  }
+
+  /**
+   * The loaded language model of a version, loading it if needed. Memory counted is the runtime's
+   * `memoryBytes()` (weights and KV cache); idle unloading and LRU eviction apply, and a model with
+   * generations running or waiting is never evicted.
+   */
+  async acquireLanguageModel(key: ModelKey): Promise<LanguageModelRuntime> {
+    const entry = await this.#acquireEntry(key, 'language');
+    if (entry.kind !== 'language') throw new AiaasError('MODEL_NOT_FOUND', 'This model version is not a language model');
+    return entry.runtime;
+  }
+
+  /** Running and waiting generations of every loaded language model (metrics gauges). */
+  languageModelLoad(): { key: ModelKey; running: number; waiting: number }[] {
+    return [...this.#entries.values()].flatMap((entry) => (entry.kind === 'language' ? [{ key: entry.key, ...entry.runtime.load() }] : []));
   }
 
   /** Queues the request on the version's batcher; `options` names the caller (fair turns) and its disconnect signal. */
   async infer(key: ModelKey, request: InferRequest, options: SubmitOptions = {}): Promise<InferResponse> {
-    let entry = await this.#acquireEntry(key);
+    let entry = tensorEntry(await this.#acquireEntry(key, 'tensor'));
     // An unload or eviction may have removed the entry while we waited; its runtime is about to be
     // disposed, so submitting there would fail. Load a fresh copy instead.
-    while (this.#entries.get(key.versionId) !== entry) entry = await this.#acquireEntry(key);
+    while (this.#entries.get(key.versionId) !== entry) entry = tensorEntry(await this.#acquireEntry(key, 'tensor'));
     entry.active++;
     try {
       return await entry.batcher.submit(request, options);
@@ -107,9 +146,10 @@ export class ModelManager {
     return this.#entries.has(versionId);
   }
 
-  loaded(): { key: ModelKey; memoryBytes: number; loadedAt: number; lastUsedAt: number }[] {
+  loaded(): { key: ModelKey; kind: 'tensor' | 'language'; memoryBytes: number; loadedAt: number; lastUsedAt: number }[] {
     return [...this.#entries.values()].map((entry) => ({
       key: entry.key,
+      kind: entry.kind,
       memoryBytes: entry.memoryBytes,
       loadedAt: entry.loadedAt,
       lastUsedAt: entry.lastUsedAt,
@@ -142,7 +182,7 @@ export class ModelManager {
     await Promise.allSettled([...this.#releasing.values()]);
   }
 
-  async #acquireEntry(key: ModelKey): Promise<Entry> {
+  async #acquireEntry(key: ModelKey, kind: Entry['kind']): Promise<Entry> {
     const existing = this.#entries.get(key.versionId);
     if (existing !== undefined) {
       existing.lastUsedAt = this.#now();
@@ -150,10 +190,42 @@ export class ModelManager {
     }
     let loading = this.#loading.get(key.versionId);
     if (loading === undefined) {
-      loading = this.#load(key).finally(() => this.#loading.delete(key.versionId));
+      loading = (kind === 'language' ? this.#loadLanguageModel(key) : this.#load(key)).finally(() => this.#loading.delete(key.versionId));
       this.#loading.set(key.versionId, loading);
     }
     return await loading;
+  }
+
+  async #loadLanguageModel(key: ModelKey): Promise<Entry> {
+    const open = this.#options.loadLanguageModel;
+    if (open === undefined) throw new AiaasError('MODEL_LOAD_FAILED', 'This server cannot load language models');
+    await this.#releasing.get(key.versionId);
+    const files = await this.#options.openFiles(key);
+    let runtime: LanguageModelRuntime;
+    try {
+      runtime = await open(files, key);
+    } catch (error) {
+      await files.release();
+      throw error;
+    }
+    const memoryBytes = runtime.memoryBytes();
+    if (memoryBytes > this.#options.memoryBudgetBytes) {
+      try {
+        await runtime.dispose();
+      } finally {
+        await files.release();
+      }
+      throw new AiaasError(
+        'MODEL_LOAD_FAILED',
+        `model needs about ${memoryBytes} bytes (weights and KV cache), more than the whole serving memory budget of ${this.#options.memoryBudgetBytes} bytes`,
+      );
+    }
+    const now = this.#now();
+    const entry: LanguageEntry = { kind: 'language', key, runtime, files, memoryBytes, loadedAt: now, lastUsedAt: now, active: 0 };
+    this.#entries.set(key.versionId, entry);
+    await this.#evictOverBudget(entry);
+    this.#reportLoaded();
+    return entry;
   }
 
   async #load(key: ModelKey): Promise<Entry> {
@@ -197,7 +269,8 @@ export class ModelManager {
     const labels = labelsOf(key);
     const batching = { ...this.#options.batchingDefaults, ...key.batching };
     const now = this.#now();
-    const entry: Entry = {
+    const entry: TensorEntry = {
+      kind: 'tensor',
       key,
       runtime,
       signature,
@@ -253,7 +326,7 @@ export class ModelManager {
     this.#reportLoaded();
     const releasing = (async () => {
       try {
-        await entry.batcher.flush();
+        if (entry.kind === 'tensor') await entry.batcher.flush();
         await entry.runtime.dispose();
       } finally {
         await entry.files.release();
@@ -285,7 +358,16 @@ function tenantOf(entry: Entry): string {
 }
 
 function isBusy(entry: Entry): boolean {
+  if (entry.kind === 'language') {
+    const load = entry.runtime.load();
+    return entry.active > 0 || load.running > 0 || load.waiting > 0;
+  }
   return entry.active > 0 || entry.batcher.pending > 0;
+}
+
+function tensorEntry(entry: Entry): TensorEntry {
+  if (entry.kind !== 'tensor') throw new AiaasError('MODEL_NOT_FOUND', 'This model version is a language model; serve it through /v1 or /api');
+  return entry;
 }
 
 function labelsOf(key: ModelKey): ModelLabels {

@@ -5,7 +5,7 @@
  * with a JSON body, `POST /api/v1/jobs` with `kind: "pull"`, or Ollama's `/api/pull`.
  */
 import { createReadStream, mkdirSync, rmSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AiaasError } from '../errors.ts';
 import type { JobKindContext, JobKindHandler, JobKindParser, JobKindResult } from '../jobs/job-types.ts';
@@ -149,6 +149,18 @@ export function createPullHandler(options: ModelPullOptions): { parser: JobKindP
  * never held whole in memory.
  */
 export async function registerPulledFile(registry: ModelRegistry, job: JobRecord, path: string): Promise<{ versionId: string; version: number }> {
-  const { version } = await registry.addVersionFromOnnxStream(job.tenantId, job.modelName, createReadStream(path), { source: 'job', createModel: true, jobId: job.id });
+  const options = { source: 'job', createModel: true, jobId: job.id } as const;
+  // The format by magic, as an upload's: a GGUF language model, else ONNX.
+  const handle = await open(path, 'r');
+  const magic = Buffer.alloc(4);
+  try {
+    await handle.read(magic, 0, 4, 0);
+  } finally {
+    await handle.close();
+  }
+  const { version } =
+    magic.toString('latin1') === 'GGUF'
+      ? await registry.addVersionFromGgufStream(job.tenantId, job.modelName, createReadStream(path), options)
+      : await registry.addVersionFromOnnxStream(job.tenantId, job.modelName, createReadStream(path), options);
   return { versionId: version.id, version: version.version };
 }

@@ -13,9 +13,11 @@ import type { ModelUpload } from '../runtimes/validate-in-child.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import type { ModelFiles, ModelManager } from '../inference/model-manager.ts';
 import type { BatchingOptions } from '../inference/types.ts';
-import type { AliasRecord, ModelRecord, ModelVersionRecord, ModelVersionSource, Repositories } from '../storage/index.ts';
+import type { AliasRecord, ModelFormat, ModelRecord, ModelVersionRecord, ModelVersionSource, Repositories } from '../storage/index.ts';
 import { latestSelector, validateAliasName } from '../storage/index.ts';
 import type { PlaintextDirectory } from '../storage/plaintext-directory.ts';
+import { createHash } from 'node:crypto';
+import type { GgufDescription, GgufSignature } from '../runtimes/gguf/gguf-signature.ts';
 import { externalDataFiles, refuseExternalData, skeletonOf } from './external-data.ts';
 import { validateName } from './names.ts';
 import { readTar } from './tar.ts';
@@ -64,12 +66,40 @@ export interface VersionView {
   model: string;
   version: number;
   source: ModelVersionSource;
-  signature: ModelSignature;
+  format: ModelFormat;
+  /** ONNX: inputs and outputs. GGUF: the file's metadata (architecture, context length, parameters, quantization). */
+  signature: ModelSignature | StoredGgufSignature;
+  /** GGUF only: the file's chat template, null when it has none. */
+  chatTemplate?: string | null;
   metrics: unknown;
   jobId: string | null;
-  files: ModelFileName[];
+  /** Downloadable files: model.onnx and the saved-model files, or model.gguf. */
+  files: string[];
   aliases: string[];
   createdAt: string;
+}
+
+/** A GGUF version's signature as stored: the header's description plus the plaintext file's hash. */
+export interface StoredGgufSignature extends GgufSignature {
+  sha256: string;
+}
+
+/** A language-model version as the OpenAI and Ollama routes need it. */
+export interface LanguageModelVersion {
+  tenantId: string;
+  name: string;
+  version: number;
+  versionId: string;
+  createdAt: string;
+  /** Aliases pointing at this version. */
+  aliases: string[];
+  signature: StoredGgufSignature;
+  chatTemplate: string | null;
+}
+
+/** GGUF files start with the ASCII magic `GGUF`. */
+export function isGguf(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x47 && bytes[1] === 0x47 && bytes[2] === 0x55 && bytes[3] === 0x46;
 }
 
 export interface ModelRegistryOptions {
@@ -86,6 +116,8 @@ export interface ModelRegistryOptions {
    */
   validateSavedModel: (spec: Uint8Array, weights: Uint8Array) => Promise<unknown>;
   maxModelBytes: number;
+  /** Reads a GGUF file's header in isolation; INVALID_MODEL_FILE otherwise. Without it GGUF uploads are refused. */
+  validateGguf?: (file: { writeTo(path: string): Promise<void> }) => Promise<GgufDescription>;
   /** Most parameters an uploaded spec.json may describe (`maxModelParameters`). */
   maxModelParameters?: number;
   /** Milliseconds; with `resolveCacheMs` lets inference skip the database for a recently resolved name. */
@@ -155,6 +187,7 @@ export class ModelRegistry {
   readonly #validate: (model: ModelUpload) => Promise<ModelSignature>;
   readonly #validateSavedModel: (spec: Uint8Array, weights: Uint8Array) => Promise<unknown>;
   readonly #plaintext: PlaintextDirectory;
+  readonly #validateGguf: ((file: { writeTo(path: string): Promise<void> }) => Promise<GgufDescription>) | undefined;
   readonly #maxModelBytes: number;
   readonly #maxModelParameters: number;
   /** versionId -> where its files live; filled by resolve so the manager can load without a tenant in its key. */
@@ -173,6 +206,7 @@ export class ModelRegistry {
     this.#manager = options.manager;
     this.#validate = options.validate;
     this.#plaintext = options.plaintext;
+    this.#validateGguf = options.validateGguf;
     this.#validateSavedModel = options.validateSavedModel;
     this.#maxModelBytes = options.maxModelBytes;
     this.#maxModelParameters = options.maxModelParameters ?? defaultMaxModelParameters;
@@ -330,6 +364,45 @@ export class ModelRegistry {
   }
 
   /**
+   * Stores a GGUF file streamed from the request as a new version: encrypted into the store as it
+   * arrives (hashed on the way), then its header is read in an isolated child process from a scratch
+   * copy decrypted from the store. Only a file that passes stays stored. The signature is the
+   * header's description plus the file's SHA-256; the chat template is kept in its own sealed column.
+   */
+  async addVersionFromGgufStream(tenantId: string, modelName: string, body: AsyncIterable<Uint8Array>, options: AddVersionOptions): Promise<{ version: ModelVersionRecord; bytes: number }> {
+    const model = await this.#modelForNewVersion(tenantId, modelName, options.createModel === true);
+    const validate = this.#validateGguf;
+    if (validate === undefined) throw new AiaasError('INVALID_MODEL_FILE', 'This server does not accept GGUF models');
+    const hash = createHash('sha256');
+    const hashed = (async function* () {
+      for await (const chunk of body) {
+        hash.update(chunk);
+        yield chunk;
+      }
+    })();
+    const { ref, bytes } = await this.#artifacts.putStream(tenantId, hashed, { maxBytes: this.#maxModelBytes, what: 'model.gguf' });
+    try {
+      const description = await validate({ writeTo: async (path) => void (await this.#artifacts.decryptToFile(tenantId, ref, path)) });
+      const signature: StoredGgufSignature = { ...description.signature, sha256: hash.digest('hex') };
+      const version = await this.#repositories.models.addVersion(tenantId, model.id, {
+        source: options.source,
+        format: 'gguf',
+        onnxRef: ref,
+        chatTemplate: description.chatTemplate,
+        signature,
+        metrics: options.metrics ?? null,
+        jobId: options.jobId ?? null,
+      });
+      this.#locations.set(version.id, locationOf(tenantId, version));
+      this.#changed(tenantId);
+      return { version, bytes };
+    } catch (error) {
+      await this.#artifacts.delete(ref).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
    * A bare .onnx streamed from the request: encrypted into the store as it arrives (never held
    * whole), then validated by streaming the stored artifact, decrypted, into the validation child.
    * Over `maxModelBytes` the upload stops with PAYLOAD_TOO_LARGE; on any failure nothing stays stored.
@@ -436,8 +509,8 @@ export class ModelRegistry {
 
   async #fileRef(tenantId: string, modelName: string, selector: string, file: string): Promise<string> {
     const { version } = await this.getVersion(tenantId, modelName, selector);
-    const ref = file === 'model.onnx' ? version.onnxRef : version.savedModelRefs?.[file];
-    if (ref === undefined || !(modelFileNames as readonly string[]).includes(file)) {
+    const ref = file === mainFileName(version) ? version.onnxRef : version.savedModelRefs?.[file];
+    if (ref === undefined || !(file === mainFileName(version) || (modelFileNames as readonly string[]).includes(file))) {
       throw new AiaasError('NOT_FOUND', `Version ${version.version} of '${modelName}' has no file '${file}'`, {
         details: { model: modelName, version: version.version, file, files: filesOf(version) },
       });
@@ -494,6 +567,12 @@ export class ModelRegistry {
     if (model === undefined) throw modelNotFound(name);
     const version = await this.#selectVersion(tenantId, model, selector);
     if (version === undefined) throw versionNotFound(name, selector);
+    if (version.format !== 'onnx') {
+      // The tensor protocols cannot serve a language model; like a missing model, so routes stay uniform.
+      throw new AiaasError('MODEL_NOT_FOUND', `Model '${name}' is a language model; use the OpenAI (/v1) or Ollama (/api) routes`, {
+        details: { model: name, format: version.format },
+      });
+    }
     this.#locations.set(version.id, locationOf(tenantId, version));
     const batching = model.batching as Partial<BatchingOptions> | undefined;
     const resolved: ResolvedModel = {
@@ -530,6 +609,44 @@ export class ModelRegistry {
   }
 
   /**
+   * A tenant's language-model version: MODEL_NOT_FOUND / VERSION_NOT_FOUND as `resolve`, and
+   * MODEL_NOT_FOUND for a version that is not a language model (the LLM routes cannot serve it).
+   */
+  async resolveLanguageModel(tenantId: string, name: string, versionOrAlias?: string): Promise<LanguageModelVersion> {
+    const model = await this.#repositories.models.getByName(tenantId, name);
+    if (model === undefined) throw modelNotFound(name);
+    const selector = versionOrAlias ?? latestSelector;
+    const version = await this.#selectVersion(tenantId, model, selector);
+    if (version === undefined) throw versionNotFound(name, selector);
+    if (version.format !== 'gguf') {
+      throw new AiaasError('MODEL_NOT_FOUND', `Model '${name}' is not a language model`, { details: { model: name, format: version.format } });
+    }
+    this.#locations.set(version.id, locationOf(tenantId, version));
+    const aliases = await this.#repositories.models.listAliases(tenantId, model.id);
+    return languageModelVersion(tenantId, model, version, aliases);
+  }
+
+  /**
+   * The tenant's language models: for each model whose latest version is GGUF, that version
+   * first, then every other GGUF version an alias points at; each with the aliases naming it.
+   */
+  async listLanguageModels(tenantId: string): Promise<LanguageModelVersion[]> {
+    const result: LanguageModelVersion[] = [];
+    for (const model of await this.listModels(tenantId)) {
+      const latest = await this.#repositories.models.latestVersion(tenantId, model.id);
+      if (latest === undefined || latest.format !== 'gguf') continue;
+      const aliases = await this.#repositories.models.listAliases(tenantId, model.id);
+      result.push(languageModelVersion(tenantId, model, latest, aliases));
+      const targets = [...new Set(aliases.map((alias) => alias.versionId))].filter((versionId) => versionId !== latest.id);
+      for (const versionId of targets) {
+        const version = await this.#repositories.models.getVersionById(tenantId, versionId);
+        if (version?.format === 'gguf') result.push(languageModelVersion(tenantId, model, version, aliases));
+      }
+    }
+    return result;
+  }
+
+  /**
    * The model manager's loader: decrypts the version's model.onnx (ARTIFACT_CORRUPT if altered) and its
    * external-data files into the version's private plaintext directory, for the runtime to open from
    * there. The manager calls `release` when the version unloads, which removes the directory.
@@ -538,6 +655,13 @@ export class ModelRegistry {
     const location = this.#locations.get(versionId);
     if (location === undefined) throw new AiaasError('VERSION_NOT_FOUND', 'This model version is no longer available');
     const { tenantId } = location;
+    if (location.format === 'gguf') {
+      // llama.cpp memory-maps the file from the version's private directory, decrypted straight into it.
+      const written = await this.#plaintext.write(tenantId, versionId, [
+        { path: 'model.gguf', writeTo: async (target: string) => (await this.#artifacts.decryptToFile(tenantId, location.onnxRef, target)).bytes },
+      ]);
+      return { path: join(written.directory, 'model.gguf'), sizeBytes: written.sizeBytes, release: written.remove };
+    }
     // Decrypted straight into the directory, a segment at a time: a multi-gigabyte model is never a buffer here.
     const sizes = new Map<string, { byteLength: number }>();
     const fileOf = (path: string, ref: string) => ({
@@ -622,6 +746,7 @@ interface VersionLocation {
   onnxRef: string;
   /** External-data file path (relative to model.onnx) → artifact ref. */
   externalRefs: ReadonlyMap<string, string>;
+  format: ModelFormat;
 }
 
 function locationOf(tenantId: string, version: ModelVersionRecord): VersionLocation {
@@ -629,7 +754,7 @@ function locationOf(tenantId: string, version: ModelVersionRecord): VersionLocat
   for (const [key, ref] of Object.entries(version.savedModelRefs ?? {})) {
     if (key.startsWith(externalRefPrefix)) externalRefs.set(key.slice(externalRefPrefix.length), ref);
   }
-  return { tenantId, onnxRef: version.onnxRef, externalRefs };
+  return { tenantId, onnxRef: version.onnxRef, externalRefs, format: version.format };
 }
 
 /** A tar entry name as path segments, without empty and `.` segments. */
@@ -655,8 +780,27 @@ function filesBeside(entries: readonly { name: string; bytes: Uint8Array }[], fo
   return files;
 }
 
-function filesOf(version: ModelVersionRecord): ModelFileName[] {
+/** The downloadable name of a version's model file. */
+function mainFileName(version: ModelVersionRecord): string {
+  return version.format === 'gguf' ? 'model.gguf' : 'model.onnx';
+}
+
+function filesOf(version: ModelVersionRecord): string[] {
+  if (version.format === 'gguf') return ['model.gguf'];
   return modelFileNames.filter((file) => file === 'model.onnx' || version.savedModelRefs?.[file] !== undefined);
+}
+
+function languageModelVersion(tenantId: string, model: ModelRecord, version: ModelVersionRecord, aliases: readonly AliasRecord[]): LanguageModelVersion {
+  return {
+    tenantId,
+    name: model.name,
+    version: version.version,
+    versionId: version.id,
+    createdAt: version.createdAt,
+    aliases: aliases.filter((alias) => alias.versionId === version.id).map((alias) => alias.name),
+    signature: version.signature as StoredGgufSignature,
+    chatTemplate: version.chatTemplate,
+  };
 }
 
 function versionView(model: ModelRecord, version: ModelVersionRecord, aliases: readonly AliasRecord[]): VersionView {
@@ -665,7 +809,9 @@ function versionView(model: ModelRecord, version: ModelVersionRecord, aliases: r
     model: model.name,
     version: version.version,
     source: version.source,
-    signature: version.signature as ModelSignature,
+    format: version.format,
+    signature: version.signature as ModelSignature | StoredGgufSignature,
+    ...(version.format === 'gguf' ? { chatTemplate: version.chatTemplate } : {}),
     metrics: version.metrics ?? null,
     jobId: version.jobId,
     files: filesOf(version),

@@ -1,4 +1,4 @@
-import type { UsageRecord, UsageRepository } from '../storage/index.ts';
+import type { TokenUsageIncrement, TokenUsageRecord, UsageRecord, UsageRepository } from '../storage/index.ts';
 import { usageDay } from '../storage/index.ts';
 
 /**
@@ -10,6 +10,7 @@ export class UsageCounter {
   readonly #now: () => Date;
   readonly #onFlushError: (error: unknown, unwritten: number) => void;
   #pending = new Map<string, { tenantId: string; modelName: string; day: string; count: number }>();
+  #pendingTokens = new Map<string, { tenantId: string } & TokenUsageIncrement>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
 
@@ -43,12 +44,29 @@ export class UsageCounter {
     this.#count({ tenantId, modelName, day: usageDay(this.#now()), count: 1 });
   }
 
+  /** Counts one language-model generation (or embedding call) with its tokens. */
+  addTokens(tenantId: string, entry: { keyId: string; modelName: string; version: number; promptTokens: number; completionTokens: number }): void {
+    this.#countTokens({ tenantId, ...entry, day: usageDay(this.#now()), requests: 1 });
+  }
+
   /**
    * Writes the pending counts; concurrent calls queue behind each other. A failed write rejects
    * this call only: its unwritten counts go back to pending for the next flush.
    */
   flush(): Promise<void> {
     const run = this.#flushing.then(async () => {
+      const tokenEntries = [...this.#pendingTokens.values()];
+      this.#pendingTokens = new Map();
+      for (let index = 0; index < tokenEntries.length; index += 1) {
+        const { tenantId, ...increment } = tokenEntries[index]!;
+        try {
+          await this.#repository.incrementTokens(tenantId, increment);
+        } catch (error) {
+          for (const unwritten of tokenEntries.slice(index)) this.#countTokens(unwritten);
+          this.#onFlushError(error, this.pendingRequests);
+          throw error;
+        }
+      }
       const batch = this.#pending;
       this.#pending = new Map();
       const entries = [...batch.values()];
@@ -72,6 +90,22 @@ export class UsageCounter {
     const pending = this.#pending.get(key);
     if (pending === undefined) this.#pending.set(key, entry);
     else pending.count += entry.count;
+  }
+
+  #countTokens(entry: { tenantId: string } & TokenUsageIncrement): void {
+    const key = [entry.tenantId, entry.keyId, entry.modelName, entry.version, entry.day].join('\u0000');
+    const pending = this.#pendingTokens.get(key);
+    if (pending === undefined) this.#pendingTokens.set(key, { ...entry });
+    else {
+      pending.requests += entry.requests;
+      pending.promptTokens += entry.promptTokens;
+      pending.completionTokens += entry.completionTokens;
+    }
+  }
+
+  async listTokens(tenantId: string, filter: { from?: string; to?: string; modelName?: string } = {}): Promise<TokenUsageRecord[]> {
+    await this.flush();
+    return this.#repository.listTokens(tenantId, filter);
   }
 
   async list(tenantId: string, filter: { from?: string; to?: string; modelName?: string } = {}): Promise<UsageRecord[]> {

@@ -13,6 +13,8 @@ import { AiaasError } from '../errors.ts';
 import { AuditLogger } from '../http/audit.ts';
 import { Metrics } from '../http/metrics.ts';
 import { validateOnnxInChild, type ModelUpload } from '../runtimes/validate-in-child.ts';
+import { validateGgufInChild } from '../runtimes/gguf/validate-gguf-in-child.ts';
+import { createLanguageModelLoader } from './language-models.ts';
 import { validateSavedModelInChild } from '../runtimes/validate-saved-model.ts';
 import type { ModelSignature } from '../runtimes/runtime.ts';
 import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
@@ -21,7 +23,7 @@ import { verifyMasterKeyRing } from '../security/key-check.ts';
 import { serverSecretFileName } from '../security/server-secrets.ts';
 import { TenantKeyService } from '../security/tenant-keys.ts';
 import { TenantTextCipher } from '../security/tenant-text.ts';
-import { ModelManager, type ModelManagerOptions } from '../inference/model-manager.ts';
+import { ModelManager, type LanguageModelRuntime, type ModelManagerOptions } from '../inference/model-manager.ts';
 import { openOnnxInWorkers } from '../runtimes/onnx-worker-runtime.ts';
 import { AccessService } from '../platform/access.ts';
 import { DatasetService } from '../platform/datasets.ts';
@@ -84,6 +86,8 @@ export interface ServerContextOptions {
   validationScriptPath?: string;
   /** Wraps or replaces how model bytes become a Runtime (tests hold inference to fill a queue). */
   loadRuntime?: ModelManagerOptions['loadRuntime'];
+  /** Wraps each loaded language model (tests hold a generation to fill its sequences). */
+  wrapLanguageModel?: (runtime: LanguageModelRuntime) => LanguageModelRuntime;
   /** Flush interval of the usage counters; 0 flushes only on read and close. */
   usageFlushIntervalMs?: number;
 }
@@ -214,8 +218,14 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     });
     closers.unshift(() => usage.close());
 
+    const languageModels = createLanguageModelLoader(config, logger);
+    closers.unshift(() => languageModels.close());
     const manager: ModelManager = new ModelManager({
       openFiles: (key) => registry.openModelFiles(key.versionId),
+      loadLanguageModel: async (model, key) => {
+        const runtime = await languageModels.open(key, model.path);
+        return options.wrapLanguageModel?.(runtime) ?? runtime;
+      },
       memoryBudgetBytes: config.modelMemoryBudgetBytes,
       idleUnloadMs: config.modelIdleUnloadMs,
       warmup: config.warmup,
@@ -235,6 +245,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       manager,
       plaintext,
       maxModelBytes: config.maxModelBytes,
+      validateGguf: (file) =>
+        validateGgufInChild(file, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes, scratchRoot: plaintext.scratchRoot }),
       maxModelParameters: config.maxModelParameters,
       now: () => now().getTime(),
       validate:

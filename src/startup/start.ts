@@ -89,8 +89,10 @@ export async function startServer(config: AiaasConfig, options: StartServerOptio
     );
   };
   if (options.handleSignals !== false) {
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    // `on`, not `once`: signal-exit (used by node-llama-cpp's lockfiles) re-raises a signal no other
+    // listener remains for, killing the process mid-shutdown; a repeated signal just joins the close.
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   }
   return { url, app, context, startupMs, close };
 }

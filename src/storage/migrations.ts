@@ -208,6 +208,35 @@ export const migrations: readonly Migration[] = [
     },
   },
   {
+    // Model versions of more than one format (ONNX, GGUF): the registry picks the runtime by it.
+    // Existing rows are ONNX. A GGUF version keeps its chat template (tenant text, sealed) apart
+    // from its signature, which stays small enough to list.
+    name: '0002_model_format',
+    async up(db) {
+      await db.schema.alterTable('model_versions').addColumn('format', 'text', (col) => col.notNull().defaultTo('onnx')).execute();
+      await db.schema.alterTable('model_versions').addColumn('chat_template', 'text').execute();
+    },
+  },
+  {
+    // Language-model tokens per tenant, key, model, version and UTC day (the request counters above
+    // know only tenant, model and day).
+    name: '0002_token_usage',
+    async up(db) {
+      await db.schema
+        .createTable('token_usage')
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('key_id', 'text', (col) => col.notNull())
+        .addColumn('model_name', 'text', (col) => col.notNull())
+        .addColumn('version', 'integer', (col) => col.notNull())
+        .addColumn('day', 'text', (col) => col.notNull())
+        .addColumn('requests', 'bigint', (col) => col.notNull())
+        .addColumn('prompt_tokens', 'bigint', (col) => col.notNull())
+        .addColumn('completion_tokens', 'bigint', (col) => col.notNull())
+        .addPrimaryKeyConstraint('token_usage_pk', ['tenant_id', 'key_id', 'model_name', 'version', 'day'])
+        .execute();
+    },
+  },
+  {
     // Jobs of more kinds than training: pull now; quantize, evaluate and sweep later. Every row
     // written before this migration is a training job, which the default records.
     name: '0002_job_kind',

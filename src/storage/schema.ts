@@ -12,6 +12,7 @@ export type BooleanInteger = 0 | 1;
 export type ApiKeyRole = 'admin' | 'developer' | 'viewer' | 'inference';
 export type DatasetFormat = 'csv' | 'jsonl' | 'idx';
 export type ModelVersionSource = 'upload' | 'job';
+export type ModelFormat = 'onnx' | 'gguf';
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 /** What a job does: train a model, pull a model file from a URL; later quantize, evaluate, sweep. */
 export type JobKind = 'train' | 'pull' | 'quantize' | 'evaluate' | 'sweep';
@@ -84,6 +85,10 @@ export interface ModelVersionsTable {
   metrics_json: JsonText | null;
   job_id: string | null;
   created_at: IsoTimestamp;
+  /** How the model file is read; 'onnx' for rows older than 0002_model_format. */
+  format: ModelFormat;
+  /** GGUF only: `tokenizer.chat_template`, sealed tenant text. */
+  chat_template: string | null;
 }
 
 export interface AliasesTable {
@@ -157,6 +162,18 @@ export interface UsageCountersTable {
   requests: number;
 }
 
+export interface TokenUsageTable {
+  tenant_id: string;
+  key_id: string;
+  model_name: string;
+  version: number;
+  /** UTC calendar day, `YYYY-MM-DD`. */
+  day: string;
+  requests: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+}
+
 export interface Schema {
   migrations: MigrationsTable;
   tenants: TenantsTable;
@@ -170,4 +187,5 @@ export interface Schema {
   job_events: JobEventsTable;
   audit_log: AuditLogTable;
   usage_counters: UsageCountersTable;
+  token_usage: TokenUsageTable;
 }

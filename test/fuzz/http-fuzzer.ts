@@ -61,7 +61,14 @@ const errorBodyLimit = 8192;
 /** The documented surfaces: V2 and TF-Serving answer `{"error": "…"}` + header, the rest the platform shape. */
 function isInferenceUrl(url: string): boolean {
   const path = url.split('?', 1)[0]!;
-  return path === '/v2' || path.startsWith('/v2/') || path.startsWith('/tfserving/');
+  const ollama = ['/api/generate', '/api/chat', '/api/embed', '/api/tags', '/api/show', '/api/ps', '/api/version', '/api/pull', '/api/delete'].includes(path);
+  return path === '/v2' || path.startsWith('/v2/') || path.startsWith('/tfserving/') || ollama;
+}
+
+/** OpenAI's routes answer `{"error": {message, type, param, code}}`, the catalogue code in the header. */
+function isOpenAiUrl(url: string): boolean {
+  const path = url.split('?', 1)[0]!;
+  return path === '/v1' || path.startsWith('/v1/');
 }
 const catalogue = errorCatalogue as Record<string, { status: number }>;
 
@@ -383,7 +390,13 @@ export function checkResponse(url: string, response: LightMyRequestResponse): st
   }
   const record = (body ?? {}) as { error?: unknown };
   let code: unknown;
-  if (isInferenceUrl(url)) {
+  if (isOpenAiUrl(url)) {
+    code = response.headers['x-aiaas-error-code'];
+    const error = record.error as { message?: unknown; type?: unknown } | undefined;
+    if (typeof error !== 'object' || error === null || typeof error.message !== 'string' || typeof error.type !== 'string') {
+      return `OpenAI error body without {"error": {message, type, param, code}}: ${response.body.slice(0, 200)}`;
+    }
+  } else if (isInferenceUrl(url)) {
     code = response.headers['x-aiaas-error-code'];
     if (typeof record.error !== 'string') return `protocol error body without {"error": "…"}: ${response.body.slice(0, 200)}`;
   } else {

@@ -49,7 +49,7 @@ beforeAll(async () => {
     metrics: { generationFinished: (_labels, measures) => outcomes.push(measures.outcome) },
   };
   app = Fastify();
-  await app.register(openAiRoutes, deps);
+  await app.register(openAiRoutes, { ...deps, prefix: '/v1' });
   await app.register(ollamaRoutes, deps);
   baseUrl = await app.listen({ host: '127.0.0.1', port: 0 });
 });

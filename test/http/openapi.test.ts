@@ -61,7 +61,9 @@ describe('/openapi.json', () => {
         for (const content of Object.values(response.content ?? {})) expect(Object.keys(content.schema).length, `${where} ${status}`).toBeGreaterThan(0);
       }
       const errorSchema = operation.responses.default?.content?.['application/json']?.schema.$ref;
-      expect(errorSchema, where).toBe(path.startsWith('/v2') || path.startsWith('/tfserving') ? '#/components/schemas/ProtocolError' : '#/components/schemas/Error');
+      const ollama = path.startsWith('/api/') && !path.startsWith('/api/v1/');
+      const expected = path.startsWith('/v1/') ? 'OpenAiError' : path.startsWith('/v2') || path.startsWith('/tfserving') || ollama ? 'ProtocolError' : 'Error';
+      expect(errorSchema, where).toBe(`#/components/schemas/${expected}`);
     }
     expect(ids.size).toBe(operations().length);
   });

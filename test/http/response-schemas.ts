@@ -7,6 +7,7 @@ import { Kind, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import type { RegisteredRoute } from '../../src/http/openapi.ts';
 import { ErrorBody, ProtocolErrorBody, type ResponseSchema } from '../../src/http/schemas/common.ts';
+import { OpenAiErrorBody } from '../../src/http/schemas/llm.ts';
 
 /** A deep copy (TypeBox's symbol-keyed kinds included) with every open object schema closed. */
 export function strict(schema: TSchema): TSchema {
@@ -54,14 +55,15 @@ export interface RecordedResponse {
 }
 
 function isProtocolRoute(url: string): boolean {
-  return url === '/v2' || url.startsWith('/v2/') || url.startsWith('/tfserving/');
+  const ollama = url.startsWith('/api/') && !url.startsWith('/api/v1/');
+  return url === '/v2' || url.startsWith('/v2/') || url.startsWith('/tfserving/') || ollama;
 }
 
 function declaredFor(route: RegisteredRoute, status: number): ResponseSchema | undefined {
   const declared = route.schema?.response[status];
   if (declared !== undefined) return declared;
   // Errors share one schema per protocol (the `default` response of /openapi.json).
-  if (status >= 400) return isProtocolRoute(route.url) ? ProtocolErrorBody : ErrorBody;
+  if (status >= 400) return route.url.startsWith('/v1/') ? OpenAiErrorBody : isProtocolRoute(route.url) ? ProtocolErrorBody : ErrorBody;
   return undefined;
 }
 

@@ -22,7 +22,7 @@ describe('openDatabase', () => {
     const second = await openDatabase({ path });
     expect(second.appliedMigrations).toEqual([]);
     const recorded = await second.db.selectFrom('migrations').select('name').execute();
-    // The table keeps names, not their order (rows come back by primary key, and several migrations share the 0002 prefix).
+    // The table's order is its key's (names), not the order applied; the set is what matters here.
     expect(recorded.map((row) => row.name).sort()).toEqual(migrations.map((migration) => migration.name).sort());
     expect((await createRepositories(second.db).tenants.getByName('persisted'))?.name).toBe('persisted');
     await second.close();

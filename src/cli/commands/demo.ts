@@ -211,7 +211,7 @@ export const demoCommand: CommandDefinition = {
       say(`\n3. Deploy: ${modelName}@${alias} → version ${outcome.version}\n`);
       await client.aliases.set(modelName, alias, outcome.version, { signal });
       const version = await client.versions.get(modelName, alias, { signal });
-      const input = version.signature.inputs[0];
+      const input = 'inputs' in version.signature ? version.signature.inputs[0] : undefined;
       if (input === undefined) throw new CliFailure('DEMO_FAILED', 'the trained model has no inputs');
 
       say(`\n4. Predict ${sampleCount} test digits over KServe V2 and TF-Serving (both via ${alias})\n`);

@@ -104,8 +104,10 @@ export const modelCommands: readonly CommandDefinition[] = [
       if (context.json) context.io.stdout.write(json(version));
       else {
         context.io.stdout.write(`${version.version}\n`);
-        const inputs = (version.signature?.inputs ?? []).map((input) => `${input.name} ${input.datatype}[${input.shape.join(',')}]`).join(', ');
-        context.io.stderr.write(`pushed ${name} version ${version.version}${inputs === '' ? '' : ` (inputs: ${inputs})`}${alias === undefined ? '' : `; ${alias} → ${version.version}`}\n`);
+        const signature = version.signature;
+        const inputs = 'inputs' in signature ? signature.inputs.map((input) => `${input.name} ${input.datatype}[${input.shape.join(',')}]`).join(', ') : '';
+        const described = 'architecture' in signature ? ` (gguf: ${signature.architecture}, ${signature.parameterCount} parameters, ${signature.quantization})` : inputs === '' ? '' : ` (inputs: ${inputs})`;
+        context.io.stderr.write(`pushed ${name} version ${version.version}${described}${alias === undefined ? '' : `; ${alias} → ${version.version}`}\n`);
       }
       return 0;
     },

@@ -9,6 +9,8 @@ import type { EmbeddingRuntime, GenerateEvent, GenerateRequest, GenerationUsage,
 import type { TokenLimits } from './openai.ts';
 
 export interface LanguageModelEntry {
+  /** The owning tenant; labels the model's metric series. */
+  tenantId?: string;
   name: string;
   /** Version number as a string. */
   version: string;
@@ -26,7 +28,7 @@ export type LanguageModelRuntime = GenerativeRuntime & EmbeddingRuntime;
 
 export interface LlmMetricsSink {
   generationFinished(
-    labels: { model: string; version: string; protocol: 'openai' | 'ollama' },
+    labels: { tenant?: string; model: string; version: string; protocol: 'openai' | 'ollama' },
     measures: { timeToFirstTokenSeconds?: number; interTokenSeconds: number[]; completionTokens: number; durationSeconds: number; outcome: 'ok' | 'error' | 'aborted' },
   ): void;
 }
@@ -90,7 +92,7 @@ export async function* meteredStream(
       yield event;
     }
   } finally {
-    const labels = { model: entry.name, version: entry.version, protocol };
+    const labels = { ...(entry.tenantId === undefined ? {} : { tenant: entry.tenantId }), model: entry.name, version: entry.version, protocol };
     deps.metrics?.generationFinished(labels, {
       ...(firstTokenSeconds === undefined ? {} : { timeToFirstTokenSeconds: firstTokenSeconds }),
       interTokenSeconds,

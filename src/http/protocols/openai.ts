@@ -510,7 +510,9 @@ export function renderModel(id: string, createdSeconds: number, ownedBy: string)
 
 /** OpenAI's error object for a catalogue error: `type` and `code` as OpenAI's clients match them. */
 export function renderOpenAiError(error: AiaasError): Json {
-  const param = typeof error.details?.['param'] === 'string' ? error.details['param'] : null;
+  // Schema validation names the field as `field`; the parsers name it `param`, as OpenAI does.
+  const named = error.details?.['param'] ?? error.details?.['field'];
+  const param = typeof named === 'string' ? named : null;
   const mapping: Partial<Record<ErrorCode, { type: string; code: string | null }>> = {
     UNAUTHENTICATED: { type: 'invalid_request_error', code: 'invalid_api_key' },
     FORBIDDEN: { type: 'invalid_request_error', code: 'insufficient_permissions' },

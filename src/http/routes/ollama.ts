@@ -21,14 +21,17 @@ import {
   type ParsedOllamaGeneration,
 } from '../protocols/ollama.ts';
 import { applyTokenLimits } from '../protocols/openai.ts';
+import { boundedForClient } from '../errors.ts';
 import { errorCodeHeader } from '../protocols/route-support.ts';
+import { ollamaSchemas } from '../schemas/llm.ts';
+import { installSchemaCompilers } from '../schemas/validation.ts';
 
 /** The Ollama version this adapter follows (its `docs/api.md`), reported by `/api/version`. */
 export const ollamaApiVersion = '0.6.4';
 
 export interface OllamaModelAdmin {
-  /** `/api/pull` with `{model, url, sha256?}`: streams progress objects until `{"status":"success"}`. */
-  pull(request: FastifyRequest, model: { name: string; selector?: string }, source: { url: string; sha256?: string }, signal: AbortSignal): AsyncIterable<Record<string, unknown>>;
+  /** `/api/pull` with `{model, url, sha256?}`: streams progress objects until `{"status":"success"}`. Absent: no /api/pull. */
+  pull?(request: FastifyRequest, model: { name: string; selector?: string }, source: { url: string; sha256?: string }, signal: AbortSignal): AsyncIterable<Record<string, unknown>>;
   /** `/api/delete`: removes a version (`NAME:VERSION`), or the whole model for `NAME` / `NAME:latest`. */
   remove(request: FastifyRequest, model: { name: string; selector?: string }): Promise<void>;
 }
@@ -53,8 +56,10 @@ function ollamaMessage(error: AiaasError, model?: string): string {
 }
 
 export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps): Promise<void> {
+  installSchemaCompilers(app);
   app.setErrorHandler((error, request, reply) => {
-    const aiaasError = toAiaasError(error, request);
+    // Bounded like every other error answer: no megabytes of the request echoed back.
+    const aiaasError = boundedForClient(toAiaasError(error, request));
     const body = request.body as { model?: unknown } | undefined;
     const model = typeof body?.model === 'string' ? body.model : undefined;
     void reply
@@ -151,7 +156,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     return reply;
   };
 
-  app.post('/api/generate', async (request, reply) => {
+  app.post('/api/generate', { schema: ollamaSchemas.generate }, async (request, reply) => {
     const parsed = parseOllamaGenerate(request.body);
     const prompt = (request.body as { prompt?: unknown }).prompt;
     if (prompt === undefined || prompt === '') {
@@ -169,7 +174,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     );
   });
 
-  app.post('/api/chat', async (request, reply) => {
+  app.post('/api/chat', { schema: ollamaSchemas.chat }, async (request, reply) => {
     const parsed = parseOllamaChat(request.body);
     return await generation(
       request,
@@ -180,7 +185,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     );
   });
 
-  app.post('/api/embed', async (request, reply) => {
+  app.post('/api/embed', { schema: ollamaSchemas.embed }, async (request, reply) => {
     const parsed = parseOllamaEmbed(request.body);
     const started = performance.now();
     const entry = await deps.resolve(request, parsed.model.name, parsed.model.selector);
@@ -192,7 +197,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     return { model: parsed.reference, embeddings: result.embeddings, total_duration: Math.round((performance.now() - started) * 1e6), load_duration: Math.round(loadNs), prompt_eval_count: result.promptTokens };
   });
 
-  app.get('/api/tags', async (request) => {
+  app.get('/api/tags', { schema: ollamaSchemas.tags }, async (request) => {
     const models: Array<Record<string, unknown>> = [];
     for (const entry of await deps.list(request)) {
       models.push(renderOllamaModel(entry, 'latest'));
@@ -201,7 +206,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     return { models };
   });
 
-  app.post('/api/show', async (request) => {
+  app.post('/api/show', { schema: ollamaSchemas.show }, async (request) => {
     const body = request.body as { model?: unknown; name?: unknown } | undefined;
     const reference = splitOllamaModel(body?.model ?? body?.name);
     const entry = await deps.resolve(request, reference.name, reference.selector);
@@ -227,7 +232,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     };
   });
 
-  app.get('/api/ps', async (request) => {
+  app.get('/api/ps', { schema: ollamaSchemas.ps }, async (request) => {
     const loaded = await deps.loaded(request);
     return {
       models: loaded.map(({ entry, memoryBytes, expiresAt }) => ({
@@ -239,16 +244,17 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     };
   });
 
-  app.get('/api/version', async () => ({ version: ollamaApiVersion }));
+  app.get('/api/version', { schema: ollamaSchemas.version }, async () => ({ version: ollamaApiVersion }));
 
   const admin = deps.admin;
-  if (admin !== undefined) {
-    app.post('/api/pull', async (request, reply) => {
+  const pull = admin?.pull?.bind(admin);
+  if (pull !== undefined) {
+    app.post('/api/pull', { schema: ollamaSchemas.pull }, async (request, reply) => {
       const body = request.body as { model?: unknown; url?: unknown; sha256?: unknown; stream?: unknown } | undefined;
       const model = splitOllamaModel(body?.model);
       if (typeof body?.url !== 'string') throw new AiaasError('INVALID_REQUEST', 'url is required: this server pulls GGUF files from a URL, not from a model library');
       if (body.sha256 !== undefined && (typeof body.sha256 !== 'string' || !/^[0-9a-f]{64}$/i.test(body.sha256))) throw new AiaasError('INVALID_REQUEST', 'sha256 must be 64 hex digits');
-      const progress = admin.pull(request, model, { url: body.url, ...(typeof body.sha256 === 'string' ? { sha256: body.sha256 } : {}) }, clientGone(reply))[Symbol.asyncIterator]();
+      const progress = pull(request, model, { url: body.url, ...(typeof body.sha256 === 'string' ? { sha256: body.sha256 } : {}) }, clientGone(reply))[Symbol.asyncIterator]();
       if (body.stream === false) {
         let last: Record<string, unknown> = { status: 'success' };
         for (let step = await progress.next(); step.done !== true; step = await progress.next()) last = step.value;
@@ -270,8 +276,9 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
       }
       return reply;
     });
-
-    app.delete('/api/delete', async (request, reply) => {
+  }
+  if (admin !== undefined) {
+    app.delete('/api/delete', { schema: ollamaSchemas.delete }, async (request, reply) => {
       const body = request.body as { model?: unknown; name?: unknown } | undefined;
       await admin.remove(request, splitOllamaModel(body?.model ?? body?.name));
       return reply.status(200).send();

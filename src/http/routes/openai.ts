@@ -1,6 +1,7 @@
 /**
  * OpenAI-compatible routes under `/v1`: models, chat completions, legacy completions, embeddings.
- * Register with `app.register(openAiRoutes, deps)`; errors under these routes render in OpenAI's
+ * Register with `app.register(openAiRoutes, { ...deps, prefix: '/v1' })` (the prefix scopes the
+ * OpenAI-shaped not-found handler); errors under these routes render in OpenAI's
  * shape `{"error": {"message", "type", "param", "code"}}` with the catalogue's status.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -22,7 +23,10 @@ import {
   renderOpenAiError,
   splitModelReference,
 } from '../protocols/openai.ts';
+import { boundedForClient } from '../errors.ts';
 import { errorCodeHeader } from '../protocols/route-support.ts';
+import { openAiSchemas } from '../schemas/llm.ts';
+import { installSchemaCompilers } from '../schemas/validation.ts';
 
 function toAiaasError(error: unknown, request: FastifyRequest): AiaasError {
   if (AiaasError.isInstance(error)) return error;
@@ -59,15 +63,20 @@ async function collect(events: AsyncIterable<GenerateEvent>): Promise<GenerateRe
 }
 
 export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps): Promise<void> {
+  installSchemaCompilers(app);
   app.setErrorHandler((error, request, reply) => {
-    const aiaasError = toAiaasError(error, request);
+    // Bounded like every other error answer: no megabytes of the request echoed back.
+    const aiaasError = boundedForClient(toAiaasError(error, request));
     void reply
       .status(aiaasError.status)
       .headers({ ...aiaasError.headers, [errorCodeHeader]: aiaasError.code })
       .send(renderOpenAiError(aiaasError));
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.status(404).send(renderOpenAiError(new AiaasError('NOT_FOUND', `Unknown route ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}`)));
+    void reply
+      .status(404)
+      .header(errorCodeHeader, 'NOT_FOUND')
+      .send(renderOpenAiError(new AiaasError('NOT_FOUND', `Unknown route ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}`)));
   });
 
   const now = deps.now ?? (() => new Date());
@@ -77,7 +86,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
     return { entry, runtime: await deps.open(entry) };
   };
 
-  app.get('/v1/models', async (request) => {
+  app.get('/models', { schema: openAiSchemas.listModels }, async (request) => {
     const entries = await deps.list(request);
     const ids = new Map<string, LanguageModelEntry>();
     for (const entry of entries) {
@@ -87,8 +96,8 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
     return { object: 'list', data: [...ids].map(([id, entry]) => renderModel(id, Math.floor(entry.createdAt.getTime() / 1000), 'aiaas')) };
   });
 
-  app.get<{ Params: { '*': string } }>('/v1/models/*', async (request) => {
-    const reference = request.params['*'];
+  app.get<{ Params: { model: string } }>('/models/:model', { schema: openAiSchemas.getModel }, async (request) => {
+    const reference = request.params.model;
     const { name, selector } = splitModelReference(reference);
     const entry = await deps.resolve(request, name, selector);
     return renderModel(reference, Math.floor(entry.createdAt.getTime() / 1000), 'aiaas');
@@ -118,7 +127,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
     }
   };
 
-  app.post('/v1/chat/completions', async (request, reply) => {
+  app.post('/chat/completions', { schema: openAiSchemas.chatCompletions }, async (request, reply) => {
     const parsed = parseChatCompletionRequest(request.body);
     const { entry, runtime } = await open(request, parsed.model);
     parsed.generate.maxTokens = applyTokenLimits(parsed.maxTokens, deps.limits(entry));
@@ -130,7 +139,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
     return reply;
   });
 
-  app.post('/v1/completions', async (request, reply) => {
+  app.post('/completions', { schema: openAiSchemas.completions }, async (request, reply) => {
     const parsed = parseCompletionRequest(request.body);
     const { entry, runtime } = await open(request, parsed.model);
     parsed.generate.maxTokens = applyTokenLimits(parsed.maxTokens, deps.limits(entry));
@@ -157,7 +166,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
     return reply;
   });
 
-  app.post('/v1/embeddings', async (request, reply) => {
+  app.post('/embeddings', { schema: openAiSchemas.embeddings }, async (request, reply) => {
     const parsed = parseEmbeddingRequest(request.body);
     const { entry, runtime } = await open(request, parsed.model);
     const result = await runtime.embed(parsed.inputs, clientGone(reply));

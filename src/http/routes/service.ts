@@ -34,6 +34,15 @@ export async function serviceRoutes(app: FastifyInstance, { context, openApiDocu
   app.get('/metrics', { schema: serviceSchemas.metrics, config: { public: context.config.metricsPublic } }, async (request, reply) => {
     const include = context.config.metricsPublic ? undefined : seriesVisibleTo(authorize(request, 'metrics:read'));
     context.metrics.jobCounts(await context.repositories.jobs.countByTenantAndStatus());
+    context.metrics.languageModelLoad(
+      context.manager.languageModelLoad().map(({ key, running, waiting }) => ({
+        ...(key.tenantId === undefined ? {} : { tenant: key.tenantId }),
+        model: key.name ?? key.versionId,
+        version: key.version ?? '',
+        running,
+        waiting,
+      })),
+    );
     return reply.type(prometheusContentType).send(context.metrics.render(include));
   });
 

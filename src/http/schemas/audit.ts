@@ -24,6 +24,16 @@ export const AuditVerification = Type.Union([
 
 export const UsageRow = Type.Object({ model: Type.String(), day: Type.String({ description: 'YYYY-MM-DD (UTC)' }), requests: Type.Integer() });
 
+export const TokenUsageRow = Type.Object({
+  model: Type.String(),
+  version: Type.Integer(),
+  keyId: Type.String(),
+  day: Type.String({ description: 'YYYY-MM-DD (UTC)' }),
+  requests: Type.Integer(),
+  promptTokens: Type.Integer(),
+  completionTokens: Type.Integer(),
+});
+
 const Digits = Type.String({ pattern: '^[0-9]{1,15}$' });
 const Day = Type.String({ description: 'YYYY-MM-DD' });
 
@@ -39,6 +49,6 @@ export const auditSchemas = {
   },
   usage: {
     querystring: Type.Object({ from: Type.Optional(Day), to: Type.Optional(Day), model: Type.Optional(Type.String()) }, { additionalProperties: false }),
-    response: { 200: Type.Object({ usage: Type.Array(UsageRow) }) },
+    response: { 200: Type.Object({ usage: Type.Array(UsageRow), tokens: Type.Array(TokenUsageRow, { description: 'Language models: requests and tokens per key, version and day' }) }) },
   },
 } satisfies Record<string, RouteSchema>;

@@ -38,15 +38,33 @@ export const Model = Type.Object({
   createdAt: Timestamp,
 });
 
+/** A GGUF version's signature: its header metadata, read in isolation at upload. */
+export const GgufSignature = Type.Object({
+  format: Type.Literal('gguf'),
+  ggufVersion: Type.Integer(),
+  architecture: Type.String({ description: 'general.architecture, e.g. llama' }),
+  name: Nullable(Type.String()),
+  contextLength: Nullable(Type.Integer({ description: 'Trained context (<architecture>.context_length)' })),
+  embeddingLength: Nullable(Type.Integer()),
+  parameterCount: Type.Integer(),
+  quantization: Type.String({ description: 'general.file_type by name (Q8_0, Q4_K_M, F16, …), else the dominant tensor type' }),
+  tensorCount: Type.Integer(),
+  fileBytes: Type.Integer(),
+  hasChatTemplate: Type.Boolean(),
+  sha256: Type.String({ description: 'Of the uploaded file, hex' }),
+});
+
 export const ModelVersion = Type.Object({
   id: Type.String(),
   model: Type.String(),
   version: Type.Integer(),
   source: Type.Union([Type.Literal('upload'), Type.Literal('job')]),
-  signature: ModelSignature,
+  format: Type.Union([Type.Literal('onnx'), Type.Literal('gguf')], { description: 'Detected from the file at upload' }),
+  signature: Type.Union([ModelSignature, GgufSignature]),
+  chatTemplate: Type.Optional(Nullable(Type.String({ description: 'GGUF: tokenizer.chat_template, null when the file has none' }))),
   metrics: AnyJson('For a trained version, the training summary (test metrics included); else null or the uploaded metrics.json'),
   jobId: Nullable(Type.String()),
-  files: Type.Array(ModelFileNameSchema, { description: 'What GET …/files/{file} can fetch' }),
+  files: Type.Array(Type.Union([ModelFileNameSchema, Type.Literal('model.gguf')]), { description: 'What GET …/files/{file} can fetch' }),
   aliases: Type.Array(Type.String(), { description: 'Aliases pointing at this version' }),
   createdAt: Timestamp,
 });
@@ -80,6 +98,7 @@ export const modelSchemas = {
     documentedBody: {
       'application/octet-stream': BinaryBody,
       'application/x-tar': BinaryBody,
+      'application/x-gguf': Type.String({ description: 'A .gguf file (any content type; recognised by its GGUF magic)', contentEncoding: 'binary' }),
       'multipart/form-data': Type.Object({ file: BinaryBody }),
       'application/json': PullSettings,
     },

@@ -43,6 +43,7 @@ import type {
   TokenLogprob,
   ToolDefinition,
 } from '../generative.ts';
+import { fileTypeName } from './gguf-signature.ts';
 
 export interface LlamaCppRuntimeOptions {
   /** Tokens of context each sequence gets; the model's trained length when omitted (capped by `maxContextLength`). */
@@ -617,10 +618,4 @@ function countParameters(model: LlamaModel): number {
   let total = 0;
   for (const tensor of model.fileInfo.fullTensorInfo ?? []) total += tensor.dimensions.reduce<number>((product, dimension) => product * Number(dimension), 1);
   return total;
-}
-
-/** `general.file_type` (llama_ftype) names for the common values. */
-function fileTypeName(fileType: number): string {
-  const names: Record<number, string> = { 0: 'F32', 1: 'F16', 2: 'Q4_0', 3: 'Q4_1', 7: 'Q8_0', 8: 'Q5_0', 9: 'Q5_1', 10: 'Q2_K', 12: 'Q3_K_M', 15: 'Q4_K_M', 17: 'Q5_K_M', 18: 'Q6_K', 32: 'BF16' };
-  return names[fileType] ?? `file_type ${fileType}`;
 }

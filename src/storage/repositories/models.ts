@@ -1,6 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 import { AiaasError } from '../../errors.ts';
-import type { AliasesTable, ModelVersionSource, ModelVersionsTable, ModelsTable, Schema } from '../schema.ts';
+import type { AliasesTable, ModelFormat, ModelVersionSource, ModelVersionsTable, ModelsTable, Schema } from '../schema.ts';
 import {
   fromJsonText,
   inTransaction,
@@ -32,7 +32,11 @@ export interface ModelVersionRecord {
   readonly modelId: string;
   readonly version: number;
   readonly source: ModelVersionSource;
+  readonly format: ModelFormat;
+  /** The model file's artifact: model.onnx, or the .gguf file for GGUF versions (the column predates GGUF). */
   readonly onnxRef: string;
+  /** GGUF only: the chat template from the file's metadata. */
+  readonly chatTemplate: string | null;
   /** e.g. `{ spec, safetensors, metrics }` artifact refs for versions trained here. */
   readonly savedModelRefs: Readonly<Record<string, string>> | undefined;
   readonly signature: unknown;
@@ -52,7 +56,10 @@ export interface AliasRecord {
 
 export interface NewModelVersion {
   readonly source: ModelVersionSource;
+  /** 'onnx' when omitted. */
+  readonly format?: ModelFormat;
   readonly onnxRef: string;
+  readonly chatTemplate?: string | null;
   readonly savedModelRefs?: Readonly<Record<string, string>> | undefined;
   readonly signature: unknown;
   readonly metrics?: unknown;
@@ -85,7 +92,9 @@ function toVersion(row: Selectable<ModelVersionsTable>): ModelVersionRecord {
     modelId: row.model_id,
     version: Number(row.version),
     source: row.source,
+    format: row.format ?? 'onnx',
     onnxRef: row.onnx_ref,
+    chatTemplate: row.chat_template ?? null,
     savedModelRefs: fromJsonText<Record<string, string>>(row.saved_model_refs_json),
     signature: fromJsonText<unknown>(row.signature_json),
     metrics: fromJsonText<unknown>(row.metrics_json),
@@ -279,6 +288,8 @@ export class ModelRepository {
       metrics_json: toNullableJsonText(input.metrics),
       job_id: input.jobId ?? null,
       created_at: this.#now().toISOString(),
+      format: input.format ?? 'onnx',
+      chat_template: input.chatTemplate ?? null,
     };
     const sealed = await sealRow(this.#text, 'model_versions', plain);
     return transactionWithRetry(this.#db, async (transaction) => {

@@ -72,16 +72,30 @@ export async function auditRoutes(app: FastifyInstance, { context }: PlatformRou
     const query = readQuery(request, ['from', 'to', 'model']);
     const from = day(query.from, 'from');
     const to = day(query.to, 'to');
-    const records = await context.usage.list(principal.tenantId, {
+    const filter = {
       ...(from === undefined ? {} : { from }),
       ...(to === undefined ? {} : { to }),
       ...(query.model === undefined ? {} : { modelName: query.model }),
-    });
+    };
+    const records = await context.usage.list(principal.tenantId, filter);
+    const tokens = await context.usage.listTokens(principal.tenantId, filter);
     // A key limited to some models sees only their counts: other names must not leak through usage.
     return {
       usage: records
         .filter((record) => modelAllowed(principal.allowedModels, record.modelName))
         .map((record) => ({ model: record.modelName, day: record.day, requests: record.requests })),
+      // Language models: requests and tokens per key, model version and day.
+      tokens: tokens
+        .filter((record) => modelAllowed(principal.allowedModels, record.modelName))
+        .map((record) => ({
+          model: record.modelName,
+          version: record.version,
+          keyId: record.keyId,
+          day: record.day,
+          requests: record.requests,
+          promptTokens: record.promptTokens,
+          completionTokens: record.completionTokens,
+        })),
     };
   });
 }

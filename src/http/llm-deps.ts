@@ -1,0 +1,122 @@
+/**
+ * The OpenAI and Ollama routes' dependencies over the real registry and model manager: every
+ * resolution checks the `inference` permission, scopes to the caller's tenant and its key's model
+ * allow-list (outside it: MODEL_NOT_FOUND, like a missing model), and serves only language models.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { AiaasConfig } from '../config.ts';
+import { AiaasError } from '../errors.ts';
+import type { ModelKey, ModelManager } from '../inference/model-manager.ts';
+import type { LanguageModelVersion, ModelRegistry } from '../platform/model-registry.ts';
+import type { UsageCounter } from '../platform/usage.ts';
+import { modelAllowed } from '../security/roles.ts';
+import { authorize, authorizeModel } from './auth.ts';
+import type { Metrics } from './metrics.ts';
+import type { LanguageModelDeps, LanguageModelEntry } from './protocols/llm-support.ts';
+import type { OllamaModelAdmin } from './routes/ollama.ts';
+
+export interface LanguageModelDepsOptions {
+  registry: ModelRegistry;
+  manager: ModelManager;
+  usage: UsageCounter;
+  metrics: Metrics;
+  config: Pick<AiaasConfig, 'llmDefaultMaxTokens' | 'llmMaxTokens' | 'llmContextLength' | 'llmMaxContextLength' | 'modelIdleUnloadMs'>;
+  now: () => Date;
+}
+
+function toEntry(version: LanguageModelVersion): LanguageModelEntry {
+  const signature = version.signature;
+  return {
+    tenantId: version.tenantId,
+    name: version.name,
+    version: String(version.version),
+    versionId: version.versionId,
+    createdAt: new Date(version.createdAt),
+    aliases: version.aliases,
+    fileBytes: signature.fileBytes,
+    sha256: `sha256:${signature.sha256}`,
+    info: {
+      architecture: signature.architecture,
+      ...(signature.contextLength === null ? {} : { trainedContextLength: signature.contextLength }),
+      parameterCount: signature.parameterCount,
+      quantization: signature.quantization,
+      ...(version.chatTemplate === null ? {} : { chatTemplate: version.chatTemplate }),
+      ...(signature.embeddingLength === null ? {} : { embeddingLength: signature.embeddingLength }),
+    },
+  };
+}
+
+function modelKeyOf(entry: LanguageModelEntry): ModelKey {
+  return { versionId: entry.versionId, ...(entry.tenantId === undefined ? {} : { tenantId: entry.tenantId }), name: entry.name, version: entry.version };
+}
+
+export function languageModelDeps(options: LanguageModelDepsOptions): LanguageModelDeps {
+  const { registry, manager, usage, metrics, config } = options;
+  return {
+    async resolve(request: FastifyRequest, name: string, selector?: string) {
+      const principal = authorize(request, 'inference');
+      authorizeModel(request, name);
+      return toEntry(await registry.resolveLanguageModel(principal.tenantId, name, selector));
+    },
+    async list(request: FastifyRequest) {
+      const principal = authorize(request, 'inference');
+      const versions = await registry.listLanguageModels(principal.tenantId);
+      return versions.filter((version) => modelAllowed(principal.allowedModels, version.name)).map(toEntry);
+    },
+    open: (entry) => manager.acquireLanguageModel(modelKeyOf(entry)),
+    async loaded(request: FastifyRequest) {
+      const principal = authorize(request, 'inference');
+      const result: Array<{ entry: LanguageModelEntry; memoryBytes: number; expiresAt?: Date }> = [];
+      for (const loaded of manager.loaded()) {
+        if (loaded.kind !== 'language' || loaded.key.tenantId !== principal.tenantId || loaded.key.name === undefined) continue;
+        if (!modelAllowed(principal.allowedModels, loaded.key.name)) continue;
+        const version = await registry.resolveLanguageModel(principal.tenantId, loaded.key.name, loaded.key.version).catch(() => undefined);
+        if (version === undefined || version.versionId !== loaded.key.versionId) continue;
+        result.push({
+          entry: toEntry(version),
+          memoryBytes: loaded.memoryBytes,
+          ...(config.modelIdleUnloadMs > 0 ? { expiresAt: new Date(loaded.lastUsedAt + config.modelIdleUnloadMs) } : {}),
+        });
+      }
+      return result;
+    },
+    limits(entry) {
+      const trained = entry.info?.trainedContextLength ?? Number.POSITIVE_INFINITY;
+      return {
+        defaultMaxTokens: Math.min(config.llmDefaultMaxTokens, config.llmMaxTokens),
+        maxTokens: config.llmMaxTokens,
+        // What each sequence really gets (see LlamaCppRuntime.open): the configured context, the trained one if smaller.
+        maxContextLength: Math.min(config.llmContextLength, config.llmMaxContextLength, trained),
+      };
+    },
+    recordUsage(request, entry, used, outcome) {
+      const principal = request.principal;
+      if (principal === undefined || outcome !== 'ok') return;
+      usage.add(principal.tenantId, entry.name);
+      usage.addTokens(principal.tenantId, {
+        keyId: principal.keyId,
+        modelName: entry.name,
+        version: Number(entry.version),
+        promptTokens: used.promptTokens,
+        completionTokens: used.completionTokens,
+      });
+    },
+    metrics,
+    now: options.now,
+  };
+}
+
+/** `/api/delete` over the registry (`models:write`); `/api/pull` belongs to the model-pull work and is not offered here. */
+export function ollamaModelAdmin(registry: ModelRegistry): Pick<OllamaModelAdmin, 'remove'> {
+  return {
+    async remove(request, model) {
+      const principal = authorize(request, 'models:write');
+      authorizeModel(request, model.name);
+      if (model.selector === undefined || model.selector === 'latest') return registry.deleteModel(principal.tenantId, model.name);
+      if (!/^[0-9]{1,15}$/.test(model.selector)) {
+        throw new AiaasError('INVALID_REQUEST', 'delete a version by number (NAME:3) or the whole model (NAME)');
+      }
+      await registry.deleteVersion(principal.tenantId, model.name, Number(model.selector));
+    },
+  };
+}

@@ -1,0 +1,19 @@
+// Child side of validate-gguf-in-child.ts. Plain JavaScript started with bare `node`: from the
+// compiled tree (dist/) it imports the compiled reader beside it; from the sources the parent
+// starts it with `--import tsx` and it imports the TypeScript. Reads the GGUF file named by argv[2]
+// and writes one JSON line: {"ok":true,"signature":{...},"chatTemplate":...} or {"ok":false,"error":"..."}.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const compiled = new URL('./gguf-signature.js', import.meta.url);
+const source = new URL('./gguf-signature.ts', import.meta.url);
+const path = process.argv[2];
+let message;
+try {
+  const { describeGgufFile } = await import(existsSync(fileURLToPath(compiled)) ? compiled.href : source.href);
+  const description = await describeGgufFile(path);
+  message = { ok: true, signature: description.signature, chatTemplate: description.chatTemplate };
+} catch (error) {
+  message = { ok: false, error: error instanceof Error ? error.message : String(error) };
+}
+process.stdout.write(`${JSON.stringify(message)}\n`, () => process.exit(0));
