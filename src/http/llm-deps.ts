@@ -5,7 +5,6 @@
  */
 import type { FastifyRequest } from 'fastify';
 import type { AiaasConfig } from '../config.ts';
-import { AiaasError } from '../errors.ts';
 import type { ModelKey, ModelManager } from '../inference/model-manager.ts';
 import type { LanguageModelVersion, ModelRegistry } from '../platform/model-registry.ts';
 import type { UsageCounter } from '../platform/usage.ts';
@@ -13,7 +12,6 @@ import { modelAllowed } from '../security/roles.ts';
 import { authorize, authorizeModel } from './auth.ts';
 import type { Metrics } from './metrics.ts';
 import type { LanguageModelDeps, LanguageModelEntry } from './protocols/llm-support.ts';
-import type { OllamaModelAdmin } from './routes/ollama.ts';
 
 export interface LanguageModelDepsOptions {
   registry: ModelRegistry;
@@ -103,20 +101,5 @@ export function languageModelDeps(options: LanguageModelDepsOptions): LanguageMo
     },
     metrics,
     now: options.now,
-  };
-}
-
-/** `/api/delete` over the registry (`models:write`); `/api/pull` belongs to the model-pull work and is not offered here. */
-export function ollamaModelAdmin(registry: ModelRegistry): Pick<OllamaModelAdmin, 'remove'> {
-  return {
-    async remove(request, model) {
-      const principal = authorize(request, 'models:write');
-      authorizeModel(request, model.name);
-      if (model.selector === undefined || model.selector === 'latest') return registry.deleteModel(principal.tenantId, model.name);
-      if (!/^[0-9]{1,15}$/.test(model.selector)) {
-        throw new AiaasError('INVALID_REQUEST', 'delete a version by number (NAME:3) or the whole model (NAME)');
-      }
-      await registry.deleteVersion(principal.tenantId, model.name, Number(model.selector));
-    },
   };
 }

@@ -109,7 +109,8 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'POST /api/show': { summary: 'Ollama: a model\'s details, template and metadata', permission: 'inference', tag: 'ollama' },
   'GET /api/ps': { summary: 'Ollama: loaded language models with their memory', permission: 'inference', tag: 'ollama' },
   'GET /api/version': { summary: 'Ollama API version this adapter follows', permission: 'inference', tag: 'ollama' },
-  'DELETE /api/delete': { summary: 'Ollama delete: NAME deletes the model, NAME:VERSION one version', permission: 'models:write', tag: 'ollama' },
+  'POST /api/pull': { summary: 'Ollama pull from {model, url, sha256?}: a pull job whose progress streams as NDJSON; NAME:TAG makes TAG an alias of the new version', permission: 'models:write', tag: 'ollama' },
+  'DELETE /api/delete': { summary: 'Ollama delete: NAME deletes the model, NAME:VERSION one version, NAME:ALIAS the alias', permission: 'models:write', tag: 'ollama' },
 };
 
 export function routeKey(route: RegisteredRoute): string {

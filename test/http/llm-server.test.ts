@@ -209,7 +209,7 @@ describe('Ollama-compatible routes on the server', () => {
 
   it('has no route overlapping the management API under /api/v1', () => {
     const ollamaPaths = server.app.registeredRoutes.filter((route) => route.url.startsWith('/api/') && !route.url.startsWith('/api/v1/')).map((route) => route.url);
-    expect(ollamaPaths.sort()).toEqual(['/api/chat', '/api/delete', '/api/embed', '/api/generate', '/api/ps', '/api/show', '/api/tags', '/api/version']);
+    expect(ollamaPaths.sort()).toEqual(['/api/chat', '/api/delete', '/api/embed', '/api/generate', '/api/ps', '/api/pull', '/api/show', '/api/tags', '/api/version']);
   });
 });
 
