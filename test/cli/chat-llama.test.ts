@@ -53,7 +53,7 @@ beforeAll(async () => {
     // The first answer is kept short so it completes; later ones run to 400 tokens unless stopped.
     if (bodies.length === 1) body.max_tokens = 4;
   });
-  await app.register(openAiRoutes, deps);
+  await app.register(openAiRoutes, { ...deps, prefix: '/v1' });
   baseUrl = await app.listen({ host: '127.0.0.1', port: 0 });
 }, 60_000);
 
