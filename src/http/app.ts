@@ -16,6 +16,7 @@ import { buildOpenApiDocument, type RegisteredRoute } from './openapi.ts';
 import type { InferenceDeps } from './protocols/route-support.ts';
 import type { RouteSchema } from './schemas/common.ts';
 import { installSchemaCompilers } from './schemas/validation.ts';
+import { jobRoutes } from './routes/jobs.ts';
 import { platformRoutes } from './routes/platform/index.ts';
 import { serviceRoutes } from './routes/service.ts';
 import { tfServingRoutes } from './routes/tfserving.ts';
@@ -142,7 +143,7 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
     openApiDocument: () => (document ??= buildOpenApiDocument(registeredRoutes, { version: serverVersion })),
   });
   await app.register(platformRoutes, { prefix: '/api/v1', context });
-  await app.register(context.jobs.routes, { prefix: '/api/v1' });
+  await app.register(jobRoutes({ service: context.jobs.service, authorize }), { prefix: '/api/v1' });
   if (options.extraRoutes !== undefined) await app.register(options.extraRoutes, { prefix: '/api/v1', context });
   const deps = inferenceDeps(context);
   await app.register(v2Routes, deps);

@@ -1,4 +1,4 @@
-import type { Tensor } from '../runtimes/runtime.ts';
+import type { Tensor, TensorSpec } from '../runtimes/runtime.ts';
 
 export type ParameterValue = string | number | boolean;
 
@@ -36,4 +36,19 @@ export interface ModelLabels {
   tenant?: string;
   model: string;
   version: string;
+}
+
+/** A model version as the registry resolved it for one caller: what serving needs to load and label it. */
+export interface ResolvedModel {
+  /** The owning tenant; labels the model's metric series. */
+  tenantId?: string;
+  name: string;
+  /** Version number as a string. */
+  version: string;
+  versionId: string;
+  platform: 'onnx';
+  /** Known without loading (stored at upload); otherwise the loaded runtime's signature is used. */
+  signature?: { inputs: TensorSpec[]; outputs: TensorSpec[] };
+  /** Per-model batching overrides. */
+  batching?: Partial<BatchingOptions>;
 }

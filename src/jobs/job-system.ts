@@ -1,27 +1,35 @@
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { authorize } from '../http/auth.ts';
-import { jobRoutes } from '../http/routes/jobs.ts';
-import type { ServerContext } from '../startup/context.ts';
-import type { DatasetSchema } from '../platform/datasets.ts';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { AiaasConfig } from '../config.ts';
+import type { DatasetSchema } from '../platform/datasets.ts';
 import { createPullHandler, registerPulledFile } from '../platform/model-pull.ts';
+import type { ModelRegistry } from '../platform/model-registry.ts';
+import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
+import type { Repositories } from '../storage/index.ts';
 import { JobRunner } from './job-runner.ts';
 import { JobService } from './job-service.ts';
 
 export interface JobSystem {
   runner: JobRunner;
+  /** What the job routes (src/http/routes/jobs.ts, registered by the HTTP app) call. */
   service: JobService;
-  routes: FastifyPluginAsync;
   start(): void;
   /** Cancels every queued or running job of a tenant (used when the tenant is deleted). */
   cancelTenantJobs(tenantId: string): Promise<void>;
   close(): Promise<void>;
 }
 
-export type JobSystemContext = Pick<ServerContext, 'repositories' | 'artifacts' | 'registry' | 'config' | 'logger'>;
+/** Exactly what the job system needs from the composition root; it imports nothing from startup/ or http/. */
+export interface JobSystemContext {
+  readonly repositories: Pick<Repositories, 'jobs' | 'datasets' | 'models'>;
+  readonly artifacts: EncryptedArtifactStore;
+  readonly registry: ModelRegistry;
+  readonly config: AiaasConfig;
+  readonly logger: Logger;
+}
 
-/** The job queue (training and pulls), workers and routes over one server context's storage and keys. */
-export function createJobSystem(context: JobSystemContext, options: { eventPollMs?: number; pollMs?: number } = {}): JobSystem {
+/** The job queue (training and pulls) and its workers over one server's storage and keys. */
+export function createJobSystem(context: JobSystemContext, options: { pollMs?: number } = {}): JobSystem {
   const { repositories, artifacts, registry, config } = context;
   const pull = createPullHandler({
     policy: { allowedHosts: config.pullAllowedHosts, allowPrivate: config.pullAllowPrivate, maxRedirects: config.pullMaxRedirects },
@@ -83,14 +91,9 @@ export function createJobSystem(context: JobSystemContext, options: { eventPollM
     kinds: { pull: pull.parser },
     maxModelParameters: config.maxModelParameters,
   });
-  const routes = jobRoutes({
-    service,
-    authorize: (request: FastifyRequest, permission) => authorize(request, permission),
-    ...(options.eventPollMs === undefined ? {} : { eventPollMs: options.eventPollMs }),
-  });
   /** Runs after the tenant's key is destroyed, so it reads no job text (and can seal no event). */
   async function cancelTenantJobs(tenantId: string): Promise<void> {
     for (const jobId of await repositories.jobs.cancelUnfinished(tenantId)) runner.cancel(jobId);
   }
-  return { runner, service, routes, start: () => runner.start(), cancelTenantJobs, close: () => runner.stop() };
+  return { runner, service, start: () => runner.start(), cancelTenantJobs, close: () => runner.stop() };
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { defaultMaxModelParameters } from '../config.ts';
 import { checkSavedModelHeaders } from '../engine/parameters.ts';
 import { AiaasError } from '../errors.ts';
-import type { ResolvedModel } from '../http/protocols/route-support.ts';
+import type { ResolvedModel } from '../inference/types.ts';
 import type { ModelSignature } from '../runtimes/runtime.ts';
 import type { ModelUpload } from '../runtimes/validate-in-child.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';

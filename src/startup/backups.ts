@@ -27,7 +27,7 @@ import {
   type RestoreSummary,
 } from '../storage/backup/index.ts';
 import { writeDurably, isMissing } from '../storage/backup/files.ts';
-import { serverSecretFileName } from './context.ts';
+import { serverSecretFileName } from '../security/server-secrets.ts';
 
 /** The server secret inside a backup, wrapped under the master key (never in clear). */
 export const wrappedServerSecretName = 'server-secret.wrapped';

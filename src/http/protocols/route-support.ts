@@ -4,9 +4,9 @@
  * run, timed, counted and reported.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ModelSignature, TensorSpec } from '../../runtimes/runtime.ts';
+import type { ModelSignature } from '../../runtimes/runtime.ts';
 import type { ModelKey, ModelManager } from '../../inference/model-manager.ts';
-import type { BatchingOptions, InferRequest, InferResponse } from '../../inference/types.ts';
+import type { InferRequest, InferResponse, ResolvedModel } from '../../inference/types.ts';
 import type { InferenceProtocol, Metrics } from '../metrics.ts';
 import { installSchemaCompilers } from '../schemas/validation.ts';
 import { type BinarySection, inferenceHeaderLengthHeader, splitBinaryBody } from './binary-tensors.ts';
@@ -14,19 +14,7 @@ import { parseJsonBody, serializeJson } from './tensor-json.ts';
 import { AiaasError } from '../../errors.ts';
 import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
 
-export interface ResolvedModel {
-  /** The owning tenant; labels the model's metric series. */
-  tenantId?: string;
-  name: string;
-  /** Version number as a string. */
-  version: string;
-  versionId: string;
-  platform: 'onnx';
-  /** Known without loading (stored at upload); otherwise the loaded runtime's signature is used. */
-  signature?: { inputs: TensorSpec[]; outputs: TensorSpec[] };
-  /** Per-model batching overrides. */
-  batching?: Partial<BatchingOptions>;
-}
+export type { ResolvedModel } from '../../inference/types.ts';
 
 export interface InferenceDeps {
   /** Throws AiaasError MODEL_NOT_FOUND / VERSION_NOT_FOUND; auth and tenant scoping happen inside. */
