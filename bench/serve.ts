@@ -7,9 +7,8 @@
  * Then a 1×3×640×640 FP32 input (a ReduceMean model, so the input dominates) sent as JSON and as
  * Triton binary tensor data, at 1 and 4 connections: throughput and latency of each form.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -18,38 +17,12 @@ import { Model } from '../src/engine/model.ts';
 import { AiaasClient } from '../src/sdk/index.ts';
 import { generateMasterKey } from '../src/security/key-ring.ts';
 import { ElementType, model as onnxModel, node, valueInfo } from '../test/inference/fixtures/tiny-onnx.ts';
+import { benchServerEnvironment, freePort, repositoryRoot as root, startChild, waitReady } from './support.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 const connectionCounts = [1, 16, 64];
 const largeConnectionCounts = [1, 4];
 const largeShape = [1, 3, 640, 640];
-const root = new URL('..', import.meta.url).pathname;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-function startChild(command: string[], env: Record<string, string>, ready: RegExp): Promise<{ child: ChildProcess; match: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, command, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = ready.exec(output);
-      if (match) resolve({ child, match: match[0] });
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`child exited with ${code}: ${output}`)));
-  });
-}
-
 async function load(url: string, body: string | Buffer, headers: Record<string, string>, connections: number) {
   const result = await autocannon({ url, method: 'POST', body, headers: { 'content-type': 'application/json', ...headers }, connections, duration: seconds });
   return {
@@ -108,30 +81,16 @@ const apiKey = `aiaas_${'B'.repeat(43)}`;
 const port = await freePort();
 const { child: aiaas } = await startChild(
   ['bin/aiaas.js', 'serve', '--port', String(port), '--data-dir', dataDir],
-  {
-    AIAAS_MASTER_KEY: generateMasterKey(),
-    AIAAS_BOOTSTRAP_KEY: apiKey,
-    AIAAS_LOG_LEVEL: 'warn',
+  benchServerEnvironment(generateMasterKey(), apiKey, {
     // The JSON form of the large input is ≈ 23 MB of text; the default 8 MiB limit would refuse it.
     AIAAS_INFERENCE_BODY_LIMIT_BYTES: String(64 * 1024 * 1024),
-    // The benchmark measures serving, not the per-key rate limit.
-    AIAAS_RATE_LIMIT_PER_SECOND: '1000000',
-    AIAAS_RATE_LIMIT_BURST: '1000000',
-  },
+  }),
   /listening|127\.0\.0\.1:\d+/,
 );
 const children: ChildProcess[] = [aiaas];
 try {
   const baseUrl = `http://127.0.0.1:${port}`;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      if ((await fetch(`${baseUrl}/readyz`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (attempt > 100) throw new Error('server did not become ready');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await waitReady(baseUrl);
   const client = new AiaasClient({ baseUrl, apiKey });
   const spec = JSON.parse(await readFile(join(root, 'examples/mnist-mlp/spec.json'), 'utf8')) as unknown;
   const { train, test } = loadMnistPackage({ train: 8000, test: 10 });

@@ -18,26 +18,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateMasterKey } from '../src/security/key-ring.ts';
+import { freePort } from './support.ts';
 
 const { values } = parseArgs({ options: { gib: { type: 'string', default: '2' } } });
 const totalBytes = Math.round(Number(values.gib) * 1024 ** 3);
 const root = new URL('..', import.meta.url).pathname;
 const apiKey = `aiaas_${'U'.repeat(43)}`;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 async function statusOf(pid: number): Promise<{ rss: number; peak: number }> {
   const text = await readFile(`/proc/${pid}/status`, 'utf8');

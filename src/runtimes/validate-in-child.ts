@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,7 @@ import { AiaasError } from '../errors.ts';
 import { signatureFromMetadata } from './onnx-runtime.ts';
 import { cleanRuntimeMessage } from './runtime-errors.ts';
 import type { ModelSignature } from './runtime.ts';
+import { residentBytes } from './isolated-process.ts';
 
 /** A model to validate: its ONNX bytes and the files its external data names, by relative location. */
 export interface ModelUpload {
@@ -40,17 +41,6 @@ export interface ValidateOptions {
 }
 
 const defaultScript = fileURLToPath(new URL('./validate-child.mjs', import.meta.url));
-
-/** Resident set size of a process from /proc (Linux); undefined where /proc is unavailable. */
-async function residentBytes(pid: number): Promise<number | undefined> {
-  try {
-    const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
-    return match === null ? undefined : Number(match[1]) * 1024;
-  } catch {
-    return undefined;
-  }
-}
 
 function reject(reason: string, cause?: unknown): AiaasError {
   return new AiaasError('INVALID_MODEL_FILE', `the uploaded file is not a loadable ONNX model: ${reason}`, cause === undefined ? {} : { cause });

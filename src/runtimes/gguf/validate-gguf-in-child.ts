@@ -10,13 +10,14 @@
  * the TypeScript reader.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AiaasError } from '../../errors.ts';
 import type { GgufDescription } from './gguf-signature.ts';
+import { residentBytes } from '../isolated-process.ts';
 
 export interface ValidateGgufOptions {
   /** Wall-clock limit for the child; on expiry it is killed. */
@@ -33,15 +34,6 @@ const runningFromSources = import.meta.url.endsWith('.ts');
 
 function reject(reason: string): AiaasError {
   return new AiaasError('INVALID_MODEL_FILE', `the uploaded file is not a valid GGUF model: ${reason}`);
-}
-
-async function residentBytes(pid: number): Promise<number | undefined> {
-  try {
-    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
-    return match === null ? undefined : Number(match[1]) * 1024;
-  } catch {
-    return undefined;
-  }
 }
 
 function loaderArguments(): string[] {
