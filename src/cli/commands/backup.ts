@@ -59,7 +59,7 @@ const createCommand: CommandDefinition = {
     const ring = await loadMasterKeyRingFor(config, await quietLogger(context));
     const summary = await backupDataDirectory(config, ring, resolve(context.io.cwd, out), {
       onProgress: (event) => {
-        if (event.stage === 'artifact' && event.copied === 1) context.io.stderr.write(`copying ${event.total} artifacts\n`);
+        if (event.stage === 'artifact' && event.copied === 0) context.io.stderr.write(`copying ${event.total} artifacts\n`);
         else if (event.stage === 'database') context.io.stderr.write(`database snapshot taken${event.attempt > 1 ? ` (attempt ${event.attempt})` : ''}\n`);
         else if (event.stage === 'manifest') context.io.stderr.write('writing manifest\n');
       },

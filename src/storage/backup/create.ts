@@ -151,6 +151,8 @@ async function copyConsistently(options: CreateBackupOptions, partial: string): 
   const maxAttempts = options.maxAttempts ?? 5;
   const copied: CopiedArtifacts = new Map();
   const initial = (await scanArtifactDirectory(options.artifactDir)).artifacts;
+  // Reported before the first copy too, so a watcher sees the stage start even if that copy blocks.
+  options.onProgress?.({ stage: 'artifact', copied: 0, total: initial.length });
   for (const [index, file] of initial.entries()) {
     await copyArtifact(options.artifactDir, partial, file.ref, copied);
     options.onProgress?.({ stage: 'artifact', copied: index + 1, total: initial.length });
