@@ -59,7 +59,9 @@ describe('a backup killed with SIGKILL', () => {
     // Nothing under the final name; the leftover is rejected however it is named.
     await expect(stat(out)).rejects.toMatchObject({ code: 'ENOENT' });
     const leftover = `${out}${partialSuffix}`;
-    expect(await readdir(leftover)).toEqual(['artifacts']);
+    // Killed while copying artifacts (the fifo blocks wherever it falls in the listing): at most
+    // some artifacts, never a database copy or a manifest.
+    expect((await readdir(leftover)).filter((entry) => entry !== 'artifacts')).toEqual([]);
     const asLeft = await verifyBackup(leftover);
     expect(asLeft.ok).toBe(false);
     expect(asLeft.problems).toEqual([expect.stringMatching(/is an interrupted backup/), 'manifest.json is missing: the backup never completed']);
