@@ -62,6 +62,7 @@ export function languageModelDeps(options: LanguageModelDepsOptions): LanguageMo
       return versions.filter((version) => modelAllowed(principal.allowedModels, version.name)).map(toEntry);
     },
     open: (entry) => manager.acquireLanguageModel(modelKeyOf(entry)),
+    keepAlive: (entry, milliseconds) => manager.keepAlive(entry.versionId, milliseconds),
     async loaded(request: FastifyRequest) {
       const principal = authorize(request, 'inference');
       const result: Array<{ entry: LanguageModelEntry; memoryBytes: number; expiresAt?: Date }> = [];
@@ -73,7 +74,10 @@ export function languageModelDeps(options: LanguageModelDepsOptions): LanguageMo
         result.push({
           entry: toEntry(version),
           memoryBytes: loaded.memoryBytes,
-          ...(config.modelIdleUnloadMs > 0 ? { expiresAt: new Date(loaded.lastUsedAt + config.modelIdleUnloadMs) } : {}),
+          ...((): { expiresAt?: Date } => {
+            const expires = manager.expiresAt(loaded.key.versionId);
+            return expires === undefined ? {} : { expiresAt: new Date(expires) };
+          })(),
         });
       }
       return result;

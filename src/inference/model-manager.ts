@@ -60,7 +60,12 @@ export interface ModelManagerOptions {
   metrics?: ServingMetricsSink;
 }
 
-interface TensorEntry extends LoadedModel {
+/** A per-model idle time set by a client (Ollama's `keep_alive`); Infinity never unloads it when idle. */
+interface KeepAlive {
+  keepAliveMs?: number;
+}
+
+interface TensorEntry extends LoadedModel, KeepAlive {
   kind: 'tensor';
   batcher: Batcher;
   files: ModelFiles;
@@ -68,7 +73,7 @@ interface TensorEntry extends LoadedModel {
   active: number;
 }
 
-interface LanguageEntry {
+interface LanguageEntry extends KeepAlive {
   kind: 'language';
   key: ModelKey;
   runtime: LanguageModelRuntime;
@@ -166,11 +171,48 @@ export class ModelManager {
     return true;
   }
 
-  /** Unloads models idle for at least `idleUnloadMs`; returns their version ids. */
+  /**
+   * Sets how long a loaded version may stay idle before it is unloaded, overriding `idleUnloadMs` for
+   * it (Ollama's `keep_alive`): 0 unloads it as soon as it is idle, a negative value keeps it until
+   * evicted. Not a pin: the memory budget can still evict it.
+   */
+  async keepAlive(versionId: string, milliseconds: number): Promise<void> {
+    const entry = this.#entries.get(versionId);
+    if (entry === undefined) return;
+    entry.keepAliveMs = milliseconds < 0 ? Number.POSITIVE_INFINITY : milliseconds;
+    // Called as a request finishes: the idle time counts from now.
+    entry.lastUsedAt = this.#now();
+    if (milliseconds === 0 && !isBusy(entry)) {
+      await this.#remove(entry);
+      return;
+    }
+    // Per-model idle times need sweeps even when the server-wide idle unload is off.
+    if (this.#sweepTimer === undefined && Number.isFinite(entry.keepAliveMs)) {
+      this.#sweepTimer = setInterval(() => void this.sweepIdle(), Math.max(50, Math.min(entry.keepAliveMs, 1000)));
+      this.#sweepTimer.unref();
+    }
+  }
+
+  /** When an idle version will be unloaded (its `keepAlive` or `idleUnloadMs` after last use); undefined: never. */
+  expiresAt(versionId: string): number | undefined {
+    const entry = this.#entries.get(versionId);
+    if (entry === undefined) return undefined;
+    const idleMs = this.#idleLimit(entry);
+    return idleMs === undefined ? undefined : entry.lastUsedAt + idleMs;
+  }
+
+  #idleLimit(entry: Entry): number | undefined {
+    if (entry.keepAliveMs !== undefined) return Number.isFinite(entry.keepAliveMs) ? entry.keepAliveMs : undefined;
+    return this.#options.idleUnloadMs > 0 ? this.#options.idleUnloadMs : undefined;
+  }
+
+  /** Unloads models idle for at least their idle limit (`keepAlive`, else `idleUnloadMs`); returns their version ids. */
   async sweepIdle(): Promise<string[]> {
-    if (this.#options.idleUnloadMs === 0) return [];
-    const cutoff = this.#now() - this.#options.idleUnloadMs;
-    const idle = [...this.#entries.values()].filter((entry) => entry.lastUsedAt <= cutoff && !isBusy(entry));
+    const now = this.#now();
+    const idle = [...this.#entries.values()].filter((entry) => {
+      const limit = this.#idleLimit(entry);
+      return limit !== undefined && entry.lastUsedAt <= now - limit && !isBusy(entry);
+    });
     await Promise.all(idle.map((entry) => this.#remove(entry)));
     return idle.map((entry) => entry.key.versionId);
   }

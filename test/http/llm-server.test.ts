@@ -189,6 +189,23 @@ describe('Ollama-compatible routes on the server', () => {
     expect(ps.models[0]!.size).toBeGreaterThan(gguf.byteLength);
   });
 
+  it('honours keep_alive: a duration sets when the idle model unloads, 0 unloads it, -1 keeps it', async () => {
+    const started = Date.now();
+    await ollama().chat({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], stream: false, keep_alive: '10m', options: { num_predict: 2 } });
+    const expires = new Date((await ollama().ps()).models[0]!.expires_at).getTime();
+    // Ten minutes after the request ended (the margin covers the request itself, not a timing assumption on the server).
+    expect(expires).toBeGreaterThanOrEqual(started + 10 * 60_000);
+    expect(expires).toBeLessThanOrEqual(Date.now() + 10 * 60_000);
+    // Ollama's documented unload: an empty prompt with keep_alive 0.
+    const unloaded = await ollama().generate({ model: 'tiny', prompt: '', keep_alive: 0 });
+    expect(unloaded.done_reason).toBe('unload');
+    expect((await ollama().ps()).models).toEqual([]);
+    await ollama().generate({ model: 'tiny', prompt: 'hi', stream: false, keep_alive: -1, options: { num_predict: 1 } });
+    expect(new Date((await ollama().ps()).models[0]!.expires_at).getFullYear()).toBeGreaterThan(9999);
+    const bad = await ollama().generate({ model: 'tiny', prompt: 'hi', stream: false, keep_alive: 'soon' }).catch((error: unknown) => error);
+    expect((bad as { status_code?: number }).status_code).toBe(400);
+  });
+
   it('answers a bad key and a missing model in Ollama\'s shape', async () => {
     const response = await fetch(`${baseUrl}/api/chat`, { method: 'POST', headers: { authorization: 'Bearer aiaas_nope', 'content-type': 'application/json' }, body: JSON.stringify({ model: 'tiny', messages: [] }) });
     expect(response.status).toBe(401);

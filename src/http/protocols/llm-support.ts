@@ -43,6 +43,8 @@ export interface LanguageModelDeps {
   /** Loaded language models with their memory, for Ollama's /api/ps. */
   loaded(request: FastifyRequest): Promise<Array<{ entry: LanguageModelEntry; memoryBytes: number; expiresAt?: Date }>>;
   limits(entry: LanguageModelEntry): TokenLimits & { maxContextLength: number };
+  /** Ollama's `keep_alive`: how long the model stays loaded once idle (0 unloads it now, negative keeps it). */
+  keepAlive?(entry: LanguageModelEntry, milliseconds: number): Promise<void>;
   /** Metering: prompt and completion tokens per tenant, key, model and version. */
   recordUsage?(request: FastifyRequest, entry: LanguageModelEntry, usage: GenerationUsage, outcome: 'ok' | 'error'): void;
   metrics?: LlmMetricsSink;

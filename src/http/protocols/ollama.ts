@@ -41,11 +41,35 @@ function number(options: Json, key: string, range: [number, number]): number | u
   return value;
 }
 
+const durationUnits: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Ollama's `keep_alive`: a number of seconds, or a Go duration string ("5m", "1h30m", "300ms"); 0
+ * unloads the model when the request is done, a negative value keeps it loaded. Undefined when absent.
+ */
+export function parseKeepAlive(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'number' && Number.isFinite(value)) return value * 1000;
+  if (typeof value === 'string') {
+    const text = value.trim();
+    if (/^-?\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
+    const match = /^(-?)((?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+)$/.exec(text);
+    if (match !== null) {
+      let total = 0;
+      for (const part of match[2]!.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += Number(part[1]) * durationUnits[part[2]!]!;
+      return match[1] === '-' ? -total : total;
+    }
+  }
+  throw invalid('keep_alive must be a number of seconds or a duration such as "5m", "1h30m" or "-1"');
+}
+
 export interface ParsedOllamaGeneration {
   model: { name: string; selector?: string };
   reference: string;
   stream: boolean;
   maxTokens: RequestedMaxTokens;
+  /** `keep_alive` in milliseconds, applied when the request is done. */
+  keepAliveMs?: number;
   /** `options.num_ctx`, checked against the model's maximum context. */
   contextLength?: number;
   generate: GenerateRequest;
@@ -121,7 +145,8 @@ export function parseOllamaGenerate(body: unknown): ParsedOllamaGeneration {
           ...sampling,
         };
   if (format !== undefined) generate.responseFormat = format;
-  return { model, reference: String(body['model']), stream: parseStream(body), maxTokens, ...(contextLength === undefined ? {} : { contextLength }), generate };
+  const keepAliveMs = parseKeepAlive(body['keep_alive']);
+  return { model, reference: String(body['model']), stream: parseStream(body), maxTokens, ...(keepAliveMs === undefined ? {} : { keepAliveMs }), ...(contextLength === undefined ? {} : { contextLength }), generate };
 }
 
 function parseOllamaMessages(value: unknown): ChatMessage[] {
@@ -186,10 +211,11 @@ export function parseOllamaChat(body: unknown): ParsedOllamaGeneration {
   const generate: GenerateRequest = { prompt: { kind: 'chat', messages, ...(tools === undefined ? {} : { tools, toolChoice: 'auto' as const }) }, maxTokens: 0, ...sampling };
   const format = parseFormat(body['format']);
   if (format !== undefined) generate.responseFormat = format;
-  return { model, reference: String(body['model']), stream: parseStream(body), maxTokens, ...(contextLength === undefined ? {} : { contextLength }), generate };
+  const keepAliveMs = parseKeepAlive(body['keep_alive']);
+  return { model, reference: String(body['model']), stream: parseStream(body), maxTokens, ...(keepAliveMs === undefined ? {} : { keepAliveMs }), ...(contextLength === undefined ? {} : { contextLength }), generate };
 }
 
-export function parseOllamaEmbed(body: unknown): { model: { name: string; selector?: string }; reference: string; inputs: string[]; truncate: boolean } {
+export function parseOllamaEmbed(body: unknown): { model: { name: string; selector?: string }; reference: string; inputs: string[]; truncate: boolean; keepAliveMs?: number } {
   if (!isObject(body)) throw invalid('The request body must be a JSON object');
   const model = splitOllamaModel(body['model']);
   const input = body['input'];
@@ -198,7 +224,8 @@ export function parseOllamaEmbed(body: unknown): { model: { name: string; select
     throw invalid('input must be a string or an array of 1 to 2048 strings');
   }
   if (body['dimensions'] !== undefined) throw invalid('dimensions is not supported');
-  return { model, reference: String(body['model']), inputs: inputs as string[], truncate: body['truncate'] !== false };
+  const keepAliveMs = parseKeepAlive(body['keep_alive']);
+  return { model, reference: String(body['model']), inputs: inputs as string[], truncate: body['truncate'] !== false, ...(keepAliveMs === undefined ? {} : { keepAliveMs }) };
 }
 
 /** Durations in nanoseconds, as Ollama reports them. */

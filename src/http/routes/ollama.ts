@@ -122,10 +122,18 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
       }
     };
 
+    // keep_alive applies once the request is done, whatever its outcome.
+    const applyKeepAlive = async (): Promise<void> => {
+      if (parsed.keepAliveMs !== undefined) await deps.keepAlive?.(entry, parsed.keepAliveMs);
+    };
     if (!parsed.stream) {
-      for await (const event of events) {
-        if (event.type === 'finish') return finish(event);
-        absorb(event);
+      try {
+        for await (const event of events) {
+          if (event.type === 'finish') return finish(event);
+          absorb(event);
+        }
+      } finally {
+        await applyKeepAlive();
       }
       throw new AiaasError('INTERNAL', 'The generation ended without a finish event');
     }
@@ -152,6 +160,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
       write({ error: aiaasError.message });
     } finally {
       if (!reply.raw.writableEnded) reply.raw.end();
+      await applyKeepAlive();
     }
     return reply;
   };
@@ -162,7 +171,13 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     if (prompt === undefined || prompt === '') {
       // An empty prompt loads the model (Ollama's documented way to preload) and answers at once.
       const entry = await deps.resolve(request, parsed.model.name, parsed.model.selector);
+      // With keep_alive 0 this is Ollama's documented way to unload a model.
+      if (parsed.keepAliveMs === 0) {
+        await deps.keepAlive?.(entry, 0);
+        return { model: parsed.reference, created_at: now().toISOString(), response: '', done: true, done_reason: 'unload' };
+      }
       await deps.open(entry);
+      if (parsed.keepAliveMs !== undefined) await deps.keepAlive?.(entry, parsed.keepAliveMs);
       return { model: parsed.reference, created_at: now().toISOString(), response: '', done: true, done_reason: 'load' };
     }
     return await generation(
@@ -194,6 +209,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     const loadNs = (performance.now() - loadStarted) * 1e6;
     const result = await runtime.embed(parsed.inputs, clientGone(reply));
     deps.recordUsage?.(request, entry, { promptTokens: result.promptTokens, completionTokens: 0 }, 'ok');
+    if (parsed.keepAliveMs !== undefined) await deps.keepAlive?.(entry, parsed.keepAliveMs);
     return { model: parsed.reference, embeddings: result.embeddings, total_duration: Math.round((performance.now() - started) * 1e6), load_duration: Math.round(loadNs), prompt_eval_count: result.promptTokens };
   });
 
