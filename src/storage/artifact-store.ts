@@ -329,7 +329,7 @@ async function listDirectory(path: string): Promise<string[]> {
 }
 
 /** Makes a rename or unlink durable. Some platforms cannot fsync a directory; that is only lost durability. */
-async function syncDirectory(path: string): Promise<void> {
+export async function syncDirectory(path: string): Promise<void> {
   let handle;
   try {
     handle = await open(path, fsConstants.O_RDONLY);

@@ -77,19 +77,8 @@ export async function writeDurably(path: string, bytes: Uint8Array | string, mod
   }
 }
 
-/** Makes renames and new entries in a directory durable; platforms that cannot fsync a directory only lose durability. */
-export async function syncDirectory(path: string): Promise<void> {
-  let handle;
-  try {
-    handle = await open(path, fsConstants.O_RDONLY);
-    await handle.sync();
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EBADF') throw error;
-  } finally {
-    await handle?.close();
-  }
-}
+/** Makes renames and new entries in a directory durable (one implementation, the artifact store's). */
+export { syncDirectory } from '../artifact-store.ts';
 
 export function isMissing(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'ENOENT';
