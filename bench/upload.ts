@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateMasterKey } from '../src/security/key-ring.ts';
+import { varintBytes } from '../src/onnx/skeleton.ts';
 import { freePort } from './support.ts';
 
 const { values } = parseArgs({ options: { gib: { type: 'string', default: '2' } } });
@@ -35,16 +36,7 @@ async function statusOf(pid: number): Promise<{ rss: number; peak: number }> {
   return { rss: kib('VmRSS'), peak: kib('VmHWM') };
 }
 
-function varint(value: number): Buffer {
-  const out: number[] = [];
-  let rest = value;
-  while (rest >= 0x80) {
-    out.push((rest % 128) | 0x80);
-    rest = Math.floor(rest / 128);
-  }
-  out.push(rest);
-  return Buffer.from(out);
-}
+const varint = (value: number): Buffer => Buffer.from(varintBytes(value));
 
 /** A length-delimited protobuf field: tag, length, the first bytes of its content. */
 function field(number: number, length: number, ...content: Buffer[]): Buffer {

@@ -98,7 +98,8 @@ class StreamCursor {
   }
 }
 
-function varintBytes(value: number): Uint8Array {
+/** A protobuf varint (non-negative, up to 2^53). */
+export function varintBytes(value: number): Uint8Array {
   const out: number[] = [];
   let rest = value;
   while (rest >= 0x80) {

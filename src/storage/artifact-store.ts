@@ -317,8 +317,8 @@ class HashVerifier extends Transform {
   }
 }
 
-/** Entries of a directory, or none if it is missing or not a directory. */
-async function listDirectory(path: string): Promise<string[]> {
+/** Entries of a directory, sorted, or none if it is missing or not a directory. */
+export async function listDirectory(path: string): Promise<string[]> {
   try {
     return (await readdir(path)).sort();
   } catch (error) {

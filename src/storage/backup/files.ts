@@ -1,9 +1,9 @@
 /** File work shared by backups, restores and the data-directory check: hashing copies, durable writes, scanning. */
 import { createHash } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readdir, stat } from 'node:fs/promises';
+import { mkdir, open, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { ArtifactRef } from '../artifact-store.ts';
+import { listDirectory, type ArtifactRef } from '../artifact-store.ts';
 
 const chunkBytes = 1024 * 1024;
 
@@ -84,15 +84,6 @@ export function isMissing(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'ENOENT';
 }
 
-async function entries(path: string): Promise<string[]> {
-  try {
-    return (await readdir(path)).sort();
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
-    throw error;
-  }
-}
 
 export interface ArtifactFile {
   ref: ArtifactRef;
@@ -113,19 +104,19 @@ export interface ArtifactDirectoryScan {
 /** Lists an artifact root in FileSystemArtifactStore's `ab/cd/<hex>` layout, sorted by path. */
 export async function scanArtifactDirectory(root: string): Promise<ArtifactDirectoryScan> {
   const scan: ArtifactDirectoryScan = { artifacts: [], temporary: [], unexpected: [] };
-  for (const first of await entries(root)) {
+  for (const first of await listDirectory(root)) {
     const firstPath = join(root, first);
     if (!/^[0-9a-f]{2}$/.test(first) || !(await stat(firstPath)).isDirectory()) {
       scan.unexpected.push(first);
       continue;
     }
-    for (const second of await entries(firstPath)) {
+    for (const second of await listDirectory(firstPath)) {
       const secondPath = join(firstPath, second);
       if (!/^[0-9a-f]{2}$/.test(second) || !(await stat(secondPath)).isDirectory()) {
         scan.unexpected.push(`${first}/${second}`);
         continue;
       }
-      for (const name of await entries(secondPath)) {
+      for (const name of await listDirectory(secondPath)) {
         const relativePath = `${first}/${second}/${name}`;
         if (name.startsWith('.tmp-')) scan.temporary.push(relativePath);
         else if (/^[0-9a-f]{64}$/.test(name) && name.startsWith(first + second)) {
