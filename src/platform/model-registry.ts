@@ -381,10 +381,10 @@ export class ModelRegistry {
       }
     })();
     const { ref, bytes } = await this.#artifacts.putStream(tenantId, hashed, { maxBytes: this.#maxModelBytes, what: 'model.gguf' });
-    try {
+    return await this.#registerStreamed(tenantId, ref, bytes, async () => {
       const description = await validate({ writeTo: async (path) => void (await this.#artifacts.decryptToFile(tenantId, ref, path)) });
       const signature: StoredGgufSignature = { ...description.signature, sha256: hash.digest('hex') };
-      const version = await this.#repositories.models.addVersion(tenantId, model.id, {
+      return await this.#repositories.models.addVersion(tenantId, model.id, {
         source: options.source,
         format: 'gguf',
         onnxRef: ref,
@@ -393,6 +393,18 @@ export class ModelRegistry {
         metrics: options.metrics ?? null,
         jobId: options.jobId ?? null,
       });
+    });
+  }
+
+  /** Validates and records a version over an artifact just streamed in; on any failure the artifact is deleted again. */
+  async #registerStreamed(
+    tenantId: string,
+    ref: string,
+    bytes: number,
+    register: () => Promise<ModelVersionRecord>,
+  ): Promise<{ version: ModelVersionRecord; bytes: number }> {
+    try {
+      const version = await register();
       this.#locations.set(version.id, locationOf(tenantId, version));
       this.#changed(tenantId);
       return { version, bytes };
@@ -410,12 +422,12 @@ export class ModelRegistry {
   async addVersionFromOnnxStream(tenantId: string, modelName: string, body: AsyncIterable<Uint8Array>, options: AddVersionOptions): Promise<{ version: ModelVersionRecord; bytes: number }> {
     const model = await this.#modelForNewVersion(tenantId, modelName, options.createModel === true);
     const { ref, bytes } = await this.#artifacts.putStream(tenantId, body, { maxBytes: this.#maxModelBytes, what: 'model.onnx' });
-    try {
+    return await this.#registerStreamed(tenantId, ref, bytes, async () => {
       if (bytes === 0) throw new AiaasError('INVALID_MODEL_FILE', 'The upload is empty; send an .onnx file or a saved-model .tar');
       // Before anything opens the model: a bare .onnx may not read files besides itself.
       await refuseExternalData(await this.#artifacts.getStream(tenantId, ref));
       const signature = await this.#validate({ onnx: { byteLength: bytes, writeTo: async (path) => void (await this.#artifacts.decryptToFile(tenantId, ref, path)) } });
-      const version = await this.#repositories.models.addVersion(tenantId, model.id, {
+      return await this.#repositories.models.addVersion(tenantId, model.id, {
         source: options.source,
         onnxRef: ref,
         savedModelRefs: undefined,
@@ -423,13 +435,7 @@ export class ModelRegistry {
         metrics: options.metrics ?? null,
         jobId: options.jobId ?? null,
       });
-      this.#locations.set(version.id, locationOf(tenantId, version));
-      this.#changed(tenantId);
-      return { version, bytes };
-    } catch (error) {
-      await this.#artifacts.delete(ref).catch(() => undefined);
-      throw error;
-    }
+    });
   }
 
   /**
