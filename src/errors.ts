@@ -68,6 +68,8 @@ export const errorCatalogue = {
   PULL_SOURCE_REFUSED: { status: 403, title: "Download source refused by the server's pull policy" },
   PULL_FAILED: { status: 502, title: 'The model file could not be downloaded' },
   PULL_HASH_MISMATCH: { status: 422, title: 'The downloaded file does not match the expected sha256' },
+  // billing: webhooks (src/platform/webhooks.ts)
+  WEBHOOK_URL_REFUSED: { status: 403, title: "Webhook URL refused by the server's SSRF rules" },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -76,6 +76,8 @@ export function inferenceDeps(context: ServerContext): InferenceDeps {
       if (principal !== undefined && outcome === 'ok') context.usage.add(principal.tenantId, model.name);
     },
     server: { name: 'aiaas', version: serverVersion },
+    // The model's tenant pays: versions are tenant-scoped, so it is the caller's own tenant.
+    admit: (_request, model, items) => context.quotas.admit(model.tenantId ?? context.bootstrap.tenantId, { predictions: items }),
   };
 }
 
@@ -155,6 +157,7 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
     metrics: context.metrics,
     config,
     now: context.now,
+    quotas: context.quotas,
   });
   await app.register(openAiRoutes, { ...llmDeps, prefix: '/v1' });
   await app.register(ollamaRoutes, { ...llmDeps, admin: createOllamaModelAdmin({ jobs: context.jobs.service, registry: context.registry }) });

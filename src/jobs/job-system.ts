@@ -26,6 +26,8 @@ export interface JobSystemContext {
   readonly registry: ModelRegistry;
   readonly config: AiaasConfig;
   readonly logger: Logger;
+  /** The plans' job limits (src/billing/quotas.ts); absent: only maxConcurrentJobsPerTenant. */
+  readonly admitJob?: (tenantId: string, unfinishedJobs: number) => Promise<void>;
 }
 
 /** The job queue (training and pulls) and its workers over one server's storage and keys. */
@@ -90,6 +92,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     maxUnfinishedJobsPerTenant: config.maxConcurrentJobsPerTenant,
     kinds: { pull: pull.parser },
     maxModelParameters: config.maxModelParameters,
+    ...(context.admitJob === undefined ? {} : { admitJob: context.admitJob }),
   });
   /** Runs after the tenant's key is destroyed, so it reads no job text (and can seal no event). */
   async function cancelTenantJobs(tenantId: string): Promise<void> {

@@ -127,6 +127,8 @@ export interface ModelRegistryOptions {
    * tenant's entries at once; the bound only matters for changes made by another process. 0 disables.
    */
   resolveCacheMs?: number;
+  /** The tenant's plan limit on models (src/billing/quotas.ts); throws 429 QUOTA_EXCEEDED. */
+  admitNewModel?: (tenantId: string) => Promise<void>;
 }
 
 const batchingLimits: Record<keyof BatchingOptions, { minimum: number; maximum: number }> = {
@@ -198,6 +200,8 @@ export class ModelRegistry {
   // A resolve that overlapped a change must not cache what it read before the change.
   readonly #generations = new Map<string, number>();
 
+  readonly #admitNewModel: ((tenantId: string) => Promise<void>) | undefined;
+
   constructor(options: ModelRegistryOptions) {
     this.#now = options.now ?? Date.now;
     this.#resolveCacheMs = options.resolveCacheMs ?? 2000;
@@ -210,6 +214,7 @@ export class ModelRegistry {
     this.#validateSavedModel = options.validateSavedModel;
     this.#maxModelBytes = options.maxModelBytes;
     this.#maxModelParameters = options.maxModelParameters ?? defaultMaxModelParameters;
+    this.#admitNewModel = options.admitNewModel;
   }
 
   /** Drops the tenant's cached resolutions; called by every change to its models. */
@@ -226,6 +231,7 @@ export class ModelRegistry {
       throw new AiaasError('INVALID_REQUEST', 'description must be a string', { details: { field: 'description' } });
     }
     const batching = input.batching === undefined ? undefined : parseBatching(input.batching);
+    await this.#admitNewModel?.(tenantId);
     this.#changed(tenantId);
     return this.#repositories.models.create(tenantId, {
       name,

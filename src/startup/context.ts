@@ -47,6 +47,10 @@ import { moveDataKeysToKeyStore } from './key-store-migration.ts';
 import { migrateArtifactFormat } from './artifact-format-migration.ts';
 import { createJobSystem, type JobSystem } from '../jobs/job-system.ts';
 import { BackupService } from './backups.ts';
+import { PlanStore } from '../billing/plan-store.ts';
+import { parsePlansFile, type Plan } from '../billing/plans.ts';
+import { QuotaService } from '../billing/quotas.ts';
+import { WebhookService } from '../platform/webhooks.ts';
 
 export interface ServerContext {
   readonly config: AiaasConfig;
@@ -70,6 +74,12 @@ export interface ServerContext {
   readonly jobs: JobSystem;
   /** Server-made backups into `backupDir`, and their schedule (started by `startServer`). */
   readonly backups: BackupService;
+  /** Billing plans and each tenant's plan history (src/billing). */
+  readonly plans: PlanStore;
+  /** Hard and soft caps of the tenants' plans, enforced where a cost is incurred. */
+  readonly quotas: QuotaService;
+  /** Tenants' webhooks and their signed, retried deliveries. */
+  readonly webhooks: WebhookService;
   readonly logger: Logger;
   readonly now: () => Date;
   /** The operator tenant, and the admin key generated for it on this start (print once, never log). */
@@ -90,6 +100,26 @@ export interface ServerContextOptions {
   wrapLanguageModel?: (runtime: LanguageModelRuntime) => LanguageModelRuntime;
   /** Flush interval of the usage counters; 0 flushes only on read and close. */
   usageFlushIntervalMs?: number;
+  /** First webhook retry delay (doubling after); tests shorten it. */
+  webhookRetryBaseMs?: number;
+}
+
+/** The operator's plans file (`--plans`), validated; a bad file stops the start. */
+async function readPlansFile(path: string | undefined): Promise<Plan[]> {
+  if (path === undefined) return [];
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new AiaasError('CONFIG_INVALID', `cannot read the plans file ${path} (--plans / AIAAS_PLANS): ${(error as Error).message}`);
+  }
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch {
+    throw new AiaasError('CONFIG_INVALID', `the plans file ${path} (--plans / AIAAS_PLANS) is not valid JSON`);
+  }
+  return parsePlansFile(document, `plans file ${path}`);
 }
 
 export { serverSecretFileName };
@@ -218,6 +248,28 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     });
     closers.unshift(() => usage.close());
 
+    const plans = await PlanStore.open(database.db, { now, filePlans: await readPlansFile(config.plans) });
+    const webhooks = new WebhookService({
+      db: database.db,
+      cipher: textCipher,
+      policy: { allowedHosts: config.webhookAllowedHosts, allowPrivate: config.webhookAllowPrivate },
+      now,
+      ...(options.webhookRetryBaseMs === undefined ? {} : { retryBaseMs: options.webhookRetryBaseMs }),
+      onError: (error, what) => logger.error({ err: error }, `webhooks: ${what} failed`),
+    });
+    closers.unshift(() => webhooks.close());
+    const quotas = new QuotaService({
+      db: database.db,
+      plans,
+      now,
+      onError: (error, what) => logger.error({ err: error }, `quotas: ${what} failed`),
+      onSoftCapCrossed: async (event) => {
+        const detail = { period: event.period, plan: event.plan, caps: event.caps, used: { ...event.used }, softCap: { ...event.softCap } };
+        await audit.record({ tenantId: event.tenantId, keyId: null, action: 'quota.soft_cap_crossed', resource: `plan:${event.plan}`, outcome: 'success', ip: '', detail });
+        await webhooks.notify(event.tenantId, 'quota.soft_cap_crossed', detail);
+      },
+    });
+
     const languageModels = createLanguageModelLoader(config, logger);
     closers.unshift(() => languageModels.close());
     const manager: ModelManager = new ModelManager({
@@ -248,6 +300,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       validateGguf: (file) =>
         validateGgufInChild(file, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes, scratchRoot: plaintext.scratchRoot }),
       maxModelParameters: config.maxModelParameters,
+      admitNewModel: (tenantId) => quotas.admitNewModel(tenantId),
       now: () => now().getTime(),
       validate:
         options.validateModel ??
@@ -261,8 +314,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       validateSavedModel: (spec, weights) =>
         validateSavedModelInChild(spec, weights, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes }),
     });
-    const datasets = new DatasetService({ repositories, artifacts, maxDatasetBytes: config.maxDatasetBytes });
-    const jobs = createJobSystem({ repositories, artifacts, registry, config, logger });
+    const datasets = new DatasetService({ repositories, artifacts, maxDatasetBytes: config.maxDatasetBytes, admitDataset: (tenantId, bytes) => quotas.admitDataset(tenantId, bytes) });
+    const jobs = createJobSystem({ repositories, artifacts, registry, config, logger, admitJob: (tenantId, unfinished) => quotas.admitJob(tenantId, unfinished) });
     // Workers stop first: they write checkpoints and versions through everything closed after them.
     closers.unshift(() => jobs.close());
     const access = new AccessService({
@@ -324,6 +377,9 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       usage,
       jobs,
       backups,
+      plans,
+      quotas,
+      webhooks,
       logger,
       now,
       bootstrap: {

@@ -33,6 +33,22 @@ export interface InferenceDeps {
   onInference?(request: FastifyRequest, model: ResolvedModel, protocol: InferenceProtocol, outcome: 'ok' | 'error'): void;
   /** Reported by `GET /v2`. */
   server?: { name: string; version: string };
+  /**
+   * Quota admission (src/billing/quotas.ts): reserves the request's items before it runs (429
+   * QUOTA_EXCEEDED when they do not fit); settled once answered, released when it fails.
+   */
+  admit?(request: FastifyRequest, model: ResolvedModel, items: number): Promise<ItemReservation>;
+}
+
+export interface ItemReservation {
+  settle(actual: { predictions: number }): Promise<void>;
+  release(): Promise<void>;
+}
+
+/** Items (batch elements) of a request: the first input's leading dimension; a scalar input is one. */
+export function itemsOf(request: InferRequest): number {
+  const shape = request.inputs[0]?.shape;
+  return shape === undefined || shape.length === 0 ? 1 : Math.max(0, shape[0] ?? 1);
 }
 
 export { errorCodeHeader };
@@ -158,8 +174,11 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
   const model = await deps.resolveModel(request, target.name, target.versionOrAlias);
   const started = performance.now();
   const labels = { ...(model.tenantId === undefined ? {} : { tenant: model.tenantId }), model: model.name, version: model.version };
+  let reservation: ItemReservation | undefined;
   try {
     const parsed = parse(await signatureOf(deps, model));
+    const items = itemsOf(parsed.request);
+    reservation = await deps.admit?.(request, model, items);
     const disconnect = watchDisconnect(request);
     let response: InferResponse;
     try {
@@ -173,10 +192,14 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
     const rendered = render(model, parsed, response);
     deps.metrics.recordRequest(labels, protocol, 'ok', (performance.now() - started) / 1000);
     deps.onInference?.(request, model, protocol, 'ok');
+    const settled = reservation;
+    reservation = undefined;
+    await settled?.settle({ predictions: items }).catch((error: unknown) => request.log.error({ err: error }, 'could not settle a quota reservation'));
     return rendered;
   } catch (error) {
     deps.metrics.recordRequest(labels, protocol, 'error', (performance.now() - started) / 1000);
     deps.onInference?.(request, model, protocol, 'error');
+    await reservation?.release().catch((releaseError: unknown) => request.log.error({ err: releaseError }, 'could not release a quota reservation'));
     throw error;
   }
 }
