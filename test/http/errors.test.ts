@@ -47,16 +47,18 @@ const infer = (rows: number[][], key = server.adminKey, url = '/v2/models/clf/in
 
 describe('400', () => {
   it('INVALID_JSON for a malformed platform body', async () => {
-    const response = await call(server.app, server.adminKey, 'POST', '/api/v1/models', '{"name": "x",', { 'content-type': 'application/json' });
+    const response = await call(server.app, server.adminKey, 'POST', '/api/v1/models', '{\n  "name": "x",\n}', { 'content-type': 'application/json' });
     expect(response.statusCode).toBe(400);
     expect(response.json().error.code).toBe('INVALID_JSON');
+    // The place as an editor shows it, not a character offset.
+    expect(response.json().error.message).toBe('The request body is not valid JSON: line 3, column 1: trailing comma before }');
   });
 
   it('INVALID_JSON-coded 400 for a malformed inference body', async () => {
     const response = await call(server.app, server.adminKey, 'POST', '/v2/models/clf/infer', '{"inputs": [', { 'content-type': 'application/json' });
     expect(response.statusCode).toBe(400);
     expect(response.headers['x-aiaas-error-code']).toBe('INVALID_JSON');
-    expect(typeof response.json().error).toBe('string');
+    expect(response.json().error).toContain('line 1, column 13');
   });
 
   it('INVALID_TENSOR naming the input', async () => {
