@@ -77,6 +77,22 @@ describe('400', () => {
     const parameter = await call(server.app, server.adminKey, 'GET', '/api/v1/datasets?sort=name');
     expect(parameter.statusCode).toBe(400);
   });
+
+  it('every /api/v1 route refuses a query parameter it does not know, naming it', async () => {
+    // A typo such as ?limt=5 must fail, not silently list everything (docs/api.md).
+    const routes = server.app.registeredRoutes.filter((route) => route.url.startsWith('/api/v1/') && route.method !== 'HEAD' && route.method !== 'OPTIONS');
+    expect(routes.length).toBeGreaterThan(20);
+    for (const route of routes) {
+      expect([route.method, route.url, route.schema?.querystring?.additionalProperties]).toEqual([route.method, route.url, false]);
+      // Bodies are validated before query strings, so only body-less calls show the query error itself.
+      if (route.method !== 'GET' && route.method !== 'DELETE') continue;
+      // Path parameters get placeholder values: the query check runs before the handler looks them up.
+      const url = `${route.url.replace(/:[A-Za-z]+/g, 'x')}?limt=5`;
+      const response = await call(server.app, server.adminKey, route.method, url);
+      expect([route.method, route.url, response.statusCode]).toEqual([route.method, route.url, 400]);
+      expect(response.json().error.message).toContain('limt');
+    }
+  });
 });
 
 describe('401 and 403', () => {
