@@ -28,6 +28,8 @@ export interface JobSystemContext {
   readonly logger: Logger;
   /** The plans' job limits (src/billing/quotas.ts); absent: only maxConcurrentJobsPerTenant. */
   readonly admitJob?: (tenantId: string, unfinishedJobs: number) => Promise<void>;
+  /** Meters a finished training job's worker-seconds against its tenant's plan. */
+  readonly recordTrainingSeconds?: (tenantId: string, seconds: number) => Promise<void>;
 }
 
 /** The job queue (training and pulls) and its workers over one server's storage and keys. */
@@ -67,6 +69,17 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
         return { versionId: version.id, version: version.version };
       },
       logger: context.logger.child({ component: 'jobs' }),
+      ...(context.recordTrainingSeconds === undefined
+        ? {}
+        : {
+            async onJobFinished(tenantId: string, jobId: string) {
+              const job = await repositories.jobs.get(tenantId, jobId);
+              if (job === undefined || job.kind !== 'train' || job.startedAt === null || job.finishedAt === null) return;
+              // One worker, from its (last) start to its end: what the job held a worker for.
+              const seconds = Math.max(0, Math.ceil((Date.parse(job.finishedAt) - Date.parse(job.startedAt)) / 1000));
+              await context.recordTrainingSeconds!(tenantId, seconds);
+            },
+          }),
       handlers: { pull: pull.handler },
     },
     {

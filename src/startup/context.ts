@@ -324,7 +324,9 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         validateSavedModelInChild(spec, weights, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes }),
     });
     const datasets = new DatasetService({ repositories, artifacts, maxDatasetBytes: config.maxDatasetBytes, admitDataset: (tenantId, bytes) => quotas.admitDataset(tenantId, bytes) });
-    const jobs = createJobSystem({ repositories, artifacts, registry, config, logger, admitJob: (tenantId, unfinished) => quotas.admitJob(tenantId, unfinished) });
+    const jobs = createJobSystem({ repositories, artifacts, registry, config, logger, admitJob: (tenantId, unfinished) => quotas.admitJob(tenantId, unfinished),
+      recordTrainingSeconds: (tenantId, seconds) => quotas.record(tenantId, { trainingWorkerSeconds: seconds }),
+    });
     // Workers stop first: they write checkpoints and versions through everything closed after them.
     closers.unshift(() => jobs.close());
     const access = new AccessService({

@@ -5,7 +5,7 @@
  * to the period reset and x-ratelimit-* headers; soft caps audited once; models and datasets limits.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, classifierModel, createTenant, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from '../http/helpers.ts';
+import { call, classifierModel, classifierSpec, createTenant, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from '../http/helpers.ts';
 
 // A fixed clock: 2026-11-29T12:00:00Z is 36 hours before the December period starts.
 const now = new Date('2026-11-29T12:00:00.000Z');
@@ -174,5 +174,29 @@ describe('plan limits on uploads', () => {
     const second = await call(server.app, tenant.adminKey, 'POST', '/api/v1/datasets?name=two&label=label', `${csv}${filler}`, { 'content-type': 'text/csv' });
     expect(second.statusCode).toBe(429);
     expect(second.json().error.details).toMatchObject({ limit: 'maxDatasetBytes', max: 1000 });
+  });
+});
+
+describe('plan limits on training jobs', () => {
+  it('refuses a job beyond maxConcurrentJobs, and any job once the worker-seconds cap is spent', async () => {
+    const trainer = await createTenant(server, 'trainer');
+    const upload = await call(server.app, trainer.adminKey, 'POST', '/api/v1/datasets?name=iris&label=label', irisLikeCsv(), { 'content-type': 'text/csv' });
+    const datasetId = upload.json().dataset.id;
+    await call(server.app, server.adminKey, 'PUT', '/api/v1/plans/trainer', plan('trainer', { hardCap: { trainingWorkerSeconds: 3600 }, limits: { maxConcurrentJobs: 1 } }));
+    await call(server.app, server.adminKey, 'PUT', `/api/v1/tenants/${trainer.id}/plan`, { plan: 'trainer' });
+    const job = { model: 'fit', spec: classifierSpec, datasetId, epochs: 1 };
+    // The test server runs no jobs: the first stays queued.
+    expect((await call(server.app, trainer.adminKey, 'POST', '/api/v1/jobs', job)).statusCode).toBe(202);
+    const second = await call(server.app, trainer.adminKey, 'POST', '/api/v1/jobs', job);
+    expect(second.statusCode).toBe(429);
+    expect(second.json().error).toMatchObject({ code: 'QUOTA_EXCEEDED', details: { limit: 'maxConcurrentJobs', max: 1 } });
+
+    await call(server.app, server.adminKey, 'PUT', '/api/v1/plans/trainer', plan('trainer', { hardCap: { trainingWorkerSeconds: 3600 }, limits: { maxConcurrentJobs: 5 } }));
+    // What a finished job's hour of worker time records.
+    await server.context.quotas.record(trainer.id, { trainingWorkerSeconds: 3600 });
+    const spent = await call(server.app, trainer.adminKey, 'POST', '/api/v1/jobs', job);
+    expect(spent.statusCode).toBe(429);
+    expect(spent.json().error.details).toMatchObject({ cap: 'trainingWorkerSeconds', limit: 3600, used: 3600 });
+    expect(spent.headers['retry-after']).toBe(String(secondsToDecember));
   });
 });
