@@ -48,7 +48,7 @@ export const PlanSchema = Type.Object(
 /** What a client sends: every section optional (missing prices and included amounts are 0), nothing unknown. */
 const PlanRequest = Type.Partial(PlanSchema, { title: 'PlanRequest', additionalProperties: false });
 
-const StoredPlanView = Type.Object({
+export const StoredPlanView = Type.Object({
   plan: PlanSchema,
   source: Type.Union([Type.Literal('file'), Type.Literal('api')], { description: 'file: from --plans (read-only here); api: made through this API' }),
   tenants: Type.Integer({ description: 'Tenants on the plan now' }),
@@ -58,7 +58,7 @@ const StoredPlanView = Type.Object({
 
 const PlanPeriodView = Type.Object({ plan: Type.String(), effectiveFrom: Timestamp, effectiveTo: Nullable(Timestamp) });
 
-const TenantPlanView = Type.Object({
+export const TenantPlanView = Type.Object({
   tenantId: Type.String(),
   plan: Nullable(Type.String({ description: 'null: no plan, unlimited' })),
   history: Type.Array(PlanPeriodView),
@@ -71,7 +71,7 @@ const Usage = Type.Object({
   trainingWorkerSeconds: Type.Integer(),
 });
 
-const QuotaStatus = Type.Object({
+export const QuotaStatus = Type.Object({
   plan: Nullable(PlanSchema),
   period: Type.String({ description: 'UTC month, YYYY-MM' }),
   resetsInSeconds: Type.Integer(),
@@ -81,8 +81,8 @@ const QuotaStatus = Type.Object({
 });
 
 const WebhookEventSchema = Type.Union(webhookEvents.map((event) => Type.Literal(event)));
-const WebhookView = Type.Object({ url: Type.String(), events: Type.Array(WebhookEventSchema), createdAt: Timestamp });
-const WebhookDelivery = Type.Object({
+export const WebhookView = Type.Object({ url: Type.String(), events: Type.Array(WebhookEventSchema), createdAt: Timestamp });
+export const WebhookDelivery = Type.Object({
   id: Type.String(),
   event: Type.String(),
   status: Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed')]),
