@@ -37,6 +37,13 @@ export function invoiceCsv(invoice: Invoice): string {
   return rows.map((row) => row.map(csvField).join(',')).join('\r\n') + '\r\n';
 }
 
+/** A decimal string with thousands separators (display): 1234567.5 → 1,234,567.5. */
+function grouped(text: string): string {
+  const [whole, fraction] = text.split('.');
+  const withSeparators = whole!.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return fraction === undefined ? withSeparators : `${withSeparators}.${fraction}`;
+}
+
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
 }
@@ -45,7 +52,7 @@ const stylesheet = `
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
 body { margin: 0; background: #eef0f3; color: #1c2330; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 960px; margin: 32px auto; background: #fff; padding: 48px 56px; border-radius: 6px; box-shadow: 0 1px 3px rgba(16, 24, 40, 0.12); }
+main { max-width: 1080px; margin: 32px auto; background: #fff; padding: 44px 48px; border-radius: 6px; box-shadow: 0 1px 3px rgba(16, 24, 40, 0.12); }
 header { display: flex; justify-content: space-between; align-items: flex-start; border-bottom: 2px solid #1c2330; padding-bottom: 20px; margin-bottom: 24px; }
 h1 { margin: 0; font-size: 28px; letter-spacing: 0.02em; }
 .issuer { color: #5b6576; margin-top: 4px; }
@@ -57,10 +64,13 @@ dd { margin: 0; font-weight: 600; }
 .status.draft { background: #fff3d6; color: #8a5a00; }
 h2 { font-size: 15px; margin: 28px 0 8px; }
 .segment { color: #5b6576; font-weight: normal; }
-table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
+table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; font-size: 13px; }
 th { text-align: left; font-size: 12px; text-transform: uppercase; letter-spacing: 0.05em; color: #5b6576; border-bottom: 1px solid #cfd4dc; padding: 6px 8px; }
 td { border-bottom: 1px solid #eceef2; padding: 7px 8px; vertical-align: top; }
 td.number, th.number { text-align: right; white-space: nowrap; }
+td.item { white-space: nowrap; font-weight: 500; }
+td.unit { color: #5b6576; white-space: nowrap; }
+td.price { text-align: right; color: #5b6576; }
 tfoot td { border-bottom: none; font-weight: 700; font-size: 16px; padding-top: 14px; }
 .empty { color: #5b6576; font-style: italic; }
 .note { color: #5b6576; font-size: 12px; margin-top: 28px; }
@@ -89,18 +99,18 @@ export function invoiceHtml(invoice: Invoice, options: { tenantName?: string } =
     const rows = lines
       .map(
         (line) =>
-          `<tr><td>${escapeHtml(line.description)}</td><td class="number">${escapeHtml(line.used)} ${escapeHtml(line.unit)}</td><td class="number">${escapeHtml(line.included)}</td><td class="number">${escapeHtml(line.billable)}</td><td class="number">${escapeHtml(formatMoney(line.unitPriceMicros, line.currency))} / ${escapeHtml(line.priceUnit)}</td><td class="number">${escapeHtml(formatMoney(line.amountMicros, line.currency))}</td></tr>`,
+          `<tr><td class="item">${escapeHtml(line.description)}</td><td class="number">${escapeHtml(grouped(line.used))}</td><td class="unit">${escapeHtml(line.unit)}</td><td class="number">${escapeHtml(grouped(line.included))}</td><td class="number">${escapeHtml(grouped(line.billable))}</td><td class="price">${escapeHtml(formatMoney(line.unitPriceMicros, line.currency))} / ${escapeHtml(line.priceUnit)}</td><td class="number">${escapeHtml(formatMoney(line.amountMicros, line.currency))}</td></tr>`,
       )
       .join('\n');
     sections.push(`<h2>Plan ${escapeHtml(first.plan)} <span class="segment">${escapeHtml(day(first.from))} – ${escapeHtml(day(first.to))}</span></h2>
 <table>
-<thead><tr><th>Item</th><th class="number">Used</th><th class="number">Included</th><th class="number">Billable</th><th class="number">Price</th><th class="number">Amount</th></tr></thead>
+<thead><tr><th>Item</th><th class="number">Used</th><th>Unit</th><th class="number">Included</th><th class="number">Billable</th><th class="number">Price</th><th class="number">Amount</th></tr></thead>
 <tbody>
 ${rows}
 </tbody>
 </table>`);
   }
-  const totals = invoice.totals.map((total) => `<tr><td colspan="5">Total ${escapeHtml(total.currency)}</td><td class="number">${escapeHtml(formatMoney(total.amountMicros, total.currency))}</td></tr>`).join('\n');
+  const totals = invoice.totals.map((total) => `<tr><td colspan="6">Total ${escapeHtml(total.currency)}</td><td class="number">${escapeHtml(formatMoney(total.amountMicros, total.currency))}</td></tr>`).join('\n');
   const unbilled = invoice.unbilled.map((range) => `${escapeHtml(day(range.from))} – ${escapeHtml(day(range.to))}`).join('; ');
   return `<!DOCTYPE html>
 <html lang="en">

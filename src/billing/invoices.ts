@@ -94,7 +94,7 @@ const milliseconds = (seconds: number): bigint => BigInt(Math.round(seconds * 10
 const rules: readonly ItemRule[] = [
   {
     item: 'predictions',
-    description: 'Predictions (inference items)',
+    description: 'Predictions',
     unit: 'predictions',
     priceUnit: '1,000 predictions',
     used: (usage) => [BigInt(Math.round(usage.predictions)), 1n],
@@ -104,7 +104,7 @@ const rules: readonly ItemRule[] = [
   },
   {
     item: 'prompt-tokens',
-    description: 'Language-model prompt tokens',
+    description: 'LLM prompt tokens',
     unit: 'tokens',
     priceUnit: '1M tokens',
     used: (usage) => [BigInt(Math.round(usage.promptTokens)), 1n],
@@ -114,7 +114,7 @@ const rules: readonly ItemRule[] = [
   },
   {
     item: 'completion-tokens',
-    description: 'Language-model completion tokens',
+    description: 'LLM completion tokens',
     unit: 'tokens',
     priceUnit: '1M tokens',
     used: (usage) => [BigInt(Math.round(usage.completionTokens)), 1n],
@@ -134,7 +134,7 @@ const rules: readonly ItemRule[] = [
   },
   {
     item: 'storage',
-    description: 'Storage (datasets and models)',
+    description: 'Storage',
     unit: 'GB-months',
     priceUnit: 'GB-month',
     // byte-hours / (10^9 bytes × the month's hours) = byte-hours × 3600 / (10^9 × month seconds).
