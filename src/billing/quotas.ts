@@ -143,6 +143,8 @@ export class QuotaService {
   readonly #onError: (error: unknown, what: string) => void;
   /** One token bucket set per plan rate (a plan change gives the tenant a fresh bucket). */
   readonly #limiters = new Map<string, RateLimiter>();
+  /** (tenant, period) rows known to exist, so admission does not insert-or-ignore on every request. */
+  readonly #rows = new Set<string>();
 
   constructor(options: QuotaServiceOptions) {
     this.#db = options.db;
@@ -319,7 +321,11 @@ export class QuotaService {
   }
 
   async #ensureRow(tenantId: string, period: string): Promise<void> {
+    const key = `${tenantId}\u0000${period}`;
+    if (this.#rows.has(key)) return;
     await this.#db.insertInto('quota_usage').values({ tenant_id: tenantId, period, predictions: 0, prompt_tokens: 0, completion_tokens: 0, training_worker_seconds: 0, soft_cap_crossed_at: null }).onConflict((conflict) => conflict.columns(['tenant_id', 'period']).doNothing()).execute();
+    if (this.#rows.size > 100_000) this.#rows.clear();
+    this.#rows.add(key);
   }
 
   async #add(tenantId: string, period: string, delta: QuotaUsage): Promise<void> {

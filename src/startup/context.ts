@@ -337,6 +337,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       onTenantDeleted: async (tenantId) => {
         // Unloads its versions and removes its plaintext subtree.
         await registry.forgetTenant(tenantId);
+        // Its webhook's secret died with its key: nothing more can be signed or sent for it.
+        await webhooks.delete(tenantId);
         // Its model names must not outlive it on /metrics.
         metrics.dropTenant(tenantId);
         // Its data key is gone, so its jobs could never store a checkpoint or a result: stop them now.
