@@ -8,6 +8,13 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { EmbeddingRuntime, GenerateEvent, GenerateRequest, GenerationUsage, GenerativeModelInfo, GenerativeRuntime } from '../../runtimes/generative.ts';
 import type { TokenLimits } from './openai.ts';
 
+/** How a metered generation or embedding was called. */
+export interface GenerationCall {
+  protocol: 'openai' | 'ollama';
+  /** Milliseconds the model worked on it (generation from start to finish, or the embedding call). */
+  computeMs?: number;
+}
+
 export interface LanguageModelEntry {
   /** The owning tenant; labels the model's metric series. */
   tenantId?: string;
@@ -45,8 +52,8 @@ export interface LanguageModelDeps {
   limits(entry: LanguageModelEntry): TokenLimits & { maxContextLength: number };
   /** Ollama's `keep_alive`: how long the model stays loaded once idle (0 unloads it now, negative keeps it). */
   keepAlive?(entry: LanguageModelEntry, milliseconds: number): Promise<void>;
-  /** Metering: prompt and completion tokens per tenant, key, model and version. */
-  recordUsage?(request: FastifyRequest, entry: LanguageModelEntry, usage: GenerationUsage, outcome: 'ok' | 'error'): void;
+  /** Metering: prompt and completion tokens per tenant, key, model, version and protocol, with the call's running time. */
+  recordUsage?(request: FastifyRequest, entry: LanguageModelEntry, usage: GenerationUsage, outcome: 'ok' | 'error', call: GenerationCall): void;
   metrics?: LlmMetricsSink;
   now?: () => Date;
 }
@@ -103,7 +110,7 @@ export async function* meteredStream(
       outcome,
     });
     // Tokens a client made the server compute are billed even when it left early; failures are not billed.
-    deps.recordUsage?.(request, entry, usage, outcome === 'error' ? 'error' : 'ok');
+    deps.recordUsage?.(request, entry, usage, outcome === 'error' ? 'error' : 'ok', { protocol, computeMs: performance.now() - started });
   }
 }
 

@@ -169,8 +169,9 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
   app.post('/embeddings', { schema: openAiSchemas.embeddings }, async (request, reply) => {
     const parsed = parseEmbeddingRequest(request.body);
     const { entry, runtime } = await open(request, parsed.model);
+    const embedStarted = performance.now();
     const result = await runtime.embed(parsed.inputs, clientGone(reply));
-    deps.recordUsage?.(request, entry, { promptTokens: result.promptTokens, completionTokens: 0 }, 'ok');
+    deps.recordUsage?.(request, entry, { promptTokens: result.promptTokens, completionTokens: 0 }, 'ok', { protocol: 'openai', computeMs: performance.now() - embedStarted });
     return renderEmbeddings(parsed.model, result.embeddings, result.promptTokens, parsed.encoding);
   });
 }
