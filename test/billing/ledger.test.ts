@@ -26,7 +26,7 @@ function memoryStore() {
         (row) => row.tenantId === tenantId && (query.fromMinute === undefined || row.minute >= query.fromMinute) && (query.toMinute === undefined || row.minute < query.toMinute),
       );
       if (selected.length === 0) return [];
-      const total = Object.fromEntries(ledgerUnitColumns.map((column) => [column, selected.reduce((sum, row) => sum + row[column], 0)])) as LedgerRow;
+      const total = Object.fromEntries(ledgerUnitColumns.map((column) => [column, selected.reduce((sum, row) => sum + row[column], 0)])) as unknown as LedgerRow;
       return [total];
     },
   };

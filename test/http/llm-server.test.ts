@@ -238,18 +238,26 @@ describe('metering and metrics', () => {
     const first = await openai(key.key).chat.completions.create({ model: 'counted', messages: [{ role: 'user', content: 'one' }], max_tokens: 3 });
     const second = await openai(key.key).completions.create({ model: 'counted', prompt: 'two words', max_tokens: 4 });
     const third = await ollama(key.key).chat({ model: 'counted', messages: [{ role: 'user', content: 'three' }], stream: false, options: { num_predict: 2 } });
-    const usage = (await call(server.app, tenant.adminKey, 'GET', '/api/v1/usage')).json();
-    expect(usage.tokens).toEqual([
+    const usage = (await call(server.app, tenant.adminKey, 'GET', '/api/v1/usage?groupBy=model,version,key')).json();
+    expect(usage.usage).toEqual([
       expect.objectContaining({
         model: 'counted',
         version: 1,
         keyId: key.id,
         requests: 3,
+        failedRequests: 0,
+        items: 3,
         promptTokens: first.usage!.prompt_tokens + second.usage!.prompt_tokens + third.prompt_eval_count,
         completionTokens: first.usage!.completion_tokens + second.usage!.completion_tokens + third.eval_count,
       }),
     ]);
-    expect(usage.usage).toEqual([expect.objectContaining({ model: 'counted', requests: 3 })]);
+    expect(usage.usage[0].computeMs).toBeGreaterThan(0);
+    const byProtocol = (await call(server.app, tenant.adminKey, 'GET', '/api/v1/usage?groupBy=protocol')).json().usage;
+    expect(byProtocol.map((row: { protocol: string; requests: number; completionTokens: number }) => [row.protocol, row.requests, row.completionTokens])).toEqual([
+      ['ollama', 1, third.eval_count],
+      ['openai', 2, first.usage!.completion_tokens + second.usage!.completion_tokens],
+    ]);
+    expect((await call(server.app, tenant.adminKey, 'GET', '/api/v1/usage')).json().usage).toEqual([expect.objectContaining({ model: 'counted', requests: 3 })]);
 
     const metrics = (await call(server.app, tenant.adminKey, 'GET', '/metrics')).body;
     // A random-weight model may end a generation before its first token; only the others have a time to first token.
