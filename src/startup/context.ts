@@ -221,7 +221,12 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       onFlushError: (error, pendingBuckets) =>
         logger.error({ err: error, pendingBuckets }, 'could not write the usage ledger; keeping its buckets for the next flush'),
     });
-    closers.unshift(() => ledger.close());
+    closers.unshift(async () => {
+      // Retried inside close(); past that, the loss is logged and the rest still closes (database, lock).
+      await ledger.close().catch((error: unknown) =>
+        logger.error({ err: error, pendingRequests: ledger.pendingRequests }, 'usage lost at shutdown: the ledger could not be written'),
+      );
+    });
     const storageSampler = new StorageSampler({
       store: repositories.usageLedger,
       sizeOf: (ref) => artifactStore.sizeOf(ref),

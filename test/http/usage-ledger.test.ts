@@ -1,4 +1,4 @@
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { sql } from 'kysely';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -119,6 +119,21 @@ describe('usage ledger in the server', () => {
     expect((await call(server.app, limited.key, 'GET', '/api/v1/usage?groupBy=key')).json().usage).toEqual([expect.objectContaining({ requests: 1 })]);
     expect((await call(server.app, limited.key, 'GET', '/api/v1/usage?groupBy=day&model=hidden')).json().usage).toEqual([]);
     expect((await call(server.app, tenant.adminKey, 'GET', '/api/v1/usage?groupBy=key')).json().usage).toEqual([expect.objectContaining({ requests: 3 })]);
+  });
+
+  it('counts the bytes of a request body sent without Content-Length as they are read', async () => {
+    const tenant = await createTenant(server, 'chunked');
+    expect((await uploadOnnxModel(server, tenant.adminKey, 'gamma', classifierModel(8).exportOnnx())).statusCode).toBe(201);
+    const body = Buffer.from(JSON.stringify(v2Body(2)));
+    const response = await server.app.inject({
+      method: 'POST',
+      url: '/v2/models/gamma/infer',
+      headers: { authorization: `Bearer ${tenant.adminKey}`, 'content-type': 'application/json' },
+      payload: Readable.from([body.subarray(0, 10), body.subarray(10)]),
+    });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-length']).toBeDefined();
+    expect(await server.context.ledger.totals(tenant.id)).toMatchObject({ requests: 1, items: 2, bytesIn: body.length, bytesOut: Buffer.byteLength(response.body) });
   });
 
   it('refuses malformed groupBy, ranges and versions with 400', async () => {
