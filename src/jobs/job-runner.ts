@@ -35,6 +35,8 @@ export interface JobRunnerDependencies {
 
 export interface TrainingUsage {
   tenantId: string;
+  /** The key that submitted the job; null for jobs older than the usage ledger. */
+  keyId: string | null;
   modelName: string;
   sampleEpochs: number;
   workerSeconds: number;
@@ -214,7 +216,7 @@ export class JobRunner {
     let meteredAt = performance.now();
     const meter = (sampleEpochs: number): void => {
       const now = performance.now();
-      this.deps.recordTrainingUsage?.({ tenantId, modelName: job.modelName, sampleEpochs, workerSeconds: (now - meteredAt) / 1000 });
+      this.deps.recordTrainingUsage?.({ tenantId, keyId: job.keyId, modelName: job.modelName, sampleEpochs, workerSeconds: (now - meteredAt) / 1000 });
       meteredAt = now;
     };
     this.active.set(job.id, {

@@ -298,7 +298,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       recordTrainingUsage: (usage) =>
         ledger.record({
           tenantId: usage.tenantId,
-          keyId: '',
+          keyId: usage.keyId ?? '',
           modelName: usage.modelName,
           version: 0,
           protocol: 'training',

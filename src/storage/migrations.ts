@@ -251,7 +251,8 @@ export const migrations: readonly Migration[] = [
     // The usage ledger (src/billing/ledger.ts) replaces the per-day request counters and token rows:
     // every billable unit per tenant, key, model, version, protocol and UTC minute. Their history
     // moves in at midnight of its day under the protocol 'legacy' (token rows keep their key and
-    // version; requests the counters hold beyond the token rows' become rows with neither).
+    // version; requests the counters hold beyond the token rows' become rows with neither). Jobs
+    // gain the key that submitted them.
     name: '0003_usage_ledger',
     async up(db) {
       const units = ['requests', 'failed_requests', 'items', 'prompt_tokens', 'completion_tokens', 'compute_us', 'queue_us', 'bytes_in', 'bytes_out', 'training_sample_epochs', 'training_worker_ms', 'stored_byte_hours'];
@@ -274,6 +275,8 @@ export const migrations: readonly Migration[] = [
         where c.requests > coalesce((select sum(t.requests) from token_usage t where t.tenant_id = c.tenant_id and t.model_name = c.model_name and t.day = c.day), 0)`.execute(db);
       await db.schema.dropTable('token_usage').execute();
       await db.schema.dropTable('usage_counters').execute();
+      // Jobs remember the key that submitted them, so their training is billed to it (null: older jobs).
+      await db.schema.alterTable('jobs').addColumn('key_id', 'text').execute();
     },
   },
 ];

@@ -128,6 +128,8 @@ export interface JobsTable {
   created_at: IsoTimestamp;
   started_at: IsoTimestamp | null;
   finished_at: IsoTimestamp | null;
+  /** The API key that submitted the job (its training is billed to it); null for jobs older than 0003_usage_ledger. */
+  key_id: string | null;
 }
 
 export interface JobEventsTable {

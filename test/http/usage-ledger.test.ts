@@ -2,7 +2,7 @@ import { Readable, Writable } from 'node:stream';
 import { sql } from 'kysely';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, classifierModel, createKey, createTenant, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
+import { call, classifierModel, classifierSpec, createKey, createTenant, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
 
 const v2Body = (rows: number) => ({ inputs: [{ name: 'input', datatype: 'FP32', shape: [rows, 4], data: Array.from({ length: rows * 4 }, (_, index) => index / 10) }] });
 
@@ -201,6 +201,31 @@ describe('a failing ledger write in the server', () => {
       expect(server.context.ledger.pendingRequests).toBe(2);
       await sql`alter table usage_ledger_away rename to usage_ledger`.execute(db);
       expect((await call(server.app, server.adminKey, 'GET', '/api/v1/usage')).json().usage).toMatchObject([{ model: 'counted', requests: 2 }]);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('training in the ledger', () => {
+  it('bills a training job’s sample-epochs and worker time to the key that submitted it', async () => {
+    const server = await startTestServer();
+    try {
+      server.context.jobs.start();
+      const developer = await createKey(server, server.adminKey, 'developer');
+      const dataset = await call(server.app, developer.key, 'POST', '/api/v1/datasets?name=rows&label=label', irisLikeCsv(), { 'content-type': 'application/octet-stream' });
+      expect(dataset.statusCode).toBe(201);
+      const submitted = await call(server.app, developer.key, 'POST', '/api/v1/jobs', { model: 'trained', spec: classifierSpec, datasetId: dataset.json().dataset.id, epochs: 3, batchSize: 4, seed: 1 });
+      expect(submitted.statusCode, submitted.body).toBe(202);
+      const jobId = submitted.json().job.id as string;
+      await expect
+        .poll(async () => (await call(server.app, developer.key, 'GET', `/api/v1/jobs/${jobId}`)).json().job.status, { timeout: 60_000, interval: 100 })
+        .toBe('succeeded');
+      // Sample-epochs are recorded as each epoch ends, before the job can be marked done.
+      await expect.poll(async () => (await server.context.ledger.totals(server.context.bootstrap.tenantId)).trainingSampleEpochs, { timeout: 10_000 }).toBe(12 * 3);
+      const rows = (await call(server.app, server.adminKey, 'GET', '/api/v1/usage?groupBy=model,version,key,protocol&protocol=training')).json().usage;
+      expect(rows).toEqual([expect.objectContaining({ model: 'trained', version: 0, keyId: developer.id, protocol: 'training', requests: 0, trainingSampleEpochs: 36 })]);
+      expect(rows[0].trainingWorkerSeconds).toBeGreaterThan(0);
     } finally {
       await server.close();
     }

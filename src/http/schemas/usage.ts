@@ -6,7 +6,7 @@ export const usageDimensions = ['model', 'key', 'version', 'protocol', 'day', 'h
 
 export const UsageGroupRow = Type.Object({
   model: Type.Optional(Type.String({ description: "With groupBy model; '' for dataset storage" })),
-  keyId: Type.Optional(Type.String({ description: "With groupBy key; '' where no key acted (training, storage)" })),
+  keyId: Type.Optional(Type.String({ description: "With groupBy key; '' where no key acted (storage samples)" })),
   version: Type.Optional(Type.Integer({ description: 'With groupBy version; 0 where none applies' })),
   protocol: Type.Optional(Type.String({ description: 'With groupBy protocol: v2, tfserving, openai, ollama, training, storage, legacy' })),
   day: Type.Optional(Type.String({ description: 'With groupBy day: YYYY-MM-DD (UTC)' })),
