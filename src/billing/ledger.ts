@@ -106,6 +106,7 @@ const unitScale: Record<keyof UsageUnits, { column: LedgerUnitColumn; factor: nu
 };
 
 const unitNames = Object.keys(unitScale) as (keyof UsageUnits)[];
+const unitEntries = unitNames.map((name) => ({ name, ...unitScale[name] }));
 
 function emptyColumns(): LedgerUnits {
   return Object.fromEntries(ledgerUnitColumns.map((column) => [column, 0])) as LedgerUnits;
@@ -113,12 +114,15 @@ function emptyColumns(): LedgerUnits {
 
 /** The stored integers of an event's units; fractions round to the nearest stored unit. */
 export function toLedgerUnits(units: Partial<UsageUnits>): LedgerUnits {
-  const columns = emptyColumns();
-  for (const name of unitNames) {
+  return addUnits(emptyColumns(), units);
+}
+
+/** Adds an event's units to stored columns in place; negative, infinite and absent values add nothing. */
+function addUnits(columns: LedgerUnits, units: Partial<UsageUnits>): LedgerUnits {
+  for (const { name, column, factor } of unitEntries) {
     const value = units[name];
-    if (value === undefined || !Number.isFinite(value)) continue;
-    const { column, factor } = unitScale[name];
-    columns[column] = Math.max(0, Math.round(value * factor));
+    if (value === undefined || !(value > 0) || value === Number.POSITIVE_INFINITY) continue;
+    columns[column] += Math.round(value * factor);
   }
   return columns;
 }
@@ -162,6 +166,9 @@ export class UsageLedger {
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
   #closed = false;
+  /** The current minute's bucket name, recomputed only when the minute changes (record() is on the request path). */
+  #minuteStartMs = Number.NaN;
+  #minute = '';
 
   constructor(store: UsageLedgerStore, options: UsageLedgerOptions) {
     if (!(options.flushIntervalMs >= 0)) throw new RangeError('flushIntervalMs must be >= 0');
@@ -191,12 +198,25 @@ export class UsageLedger {
 
   /** Adds an event to its minute bucket in memory; it reaches the database with the next flush. */
   record(event: UsageEvent): void {
-    const { tenantId, keyId, modelName, version, protocol, ...units } = event;
-    this.#add({ tenantId, keyId, modelName, version, protocol, minute: minuteOf(this.#now()), ...toLedgerUnits(units) });
+    const now = this.#now().getTime();
+    const minuteStartMs = now - (((now % 60_000) + 60_000) % 60_000);
+    if (minuteStartMs !== this.#minuteStartMs) {
+      this.#minuteStartMs = minuteStartMs;
+      this.#minute = minuteOf(new Date(minuteStartMs));
+    }
+    const minute = this.#minute;
+    const key = `${event.tenantId}\u0000${event.keyId}\u0000${event.modelName}\u0000${event.version}\u0000${event.protocol}\u0000${minute}`;
+    let pending = this.#pending.get(key);
+    if (pending === undefined) {
+      pending = { tenantId: event.tenantId, keyId: event.keyId, modelName: event.modelName, version: event.version, protocol: event.protocol, minute, ...emptyColumns() };
+      this.#pending.set(key, pending);
+    }
+    addUnits(pending, event);
   }
 
+  /** Puts a bucket back (a failed flush's), adding to one recorded meanwhile. */
   #add(bucket: LedgerBucket): void {
-    const key = [bucket.tenantId, bucket.keyId, bucket.modelName, bucket.version, bucket.protocol, bucket.minute].join('\u0000');
+    const key = `${bucket.tenantId}\u0000${bucket.keyId}\u0000${bucket.modelName}\u0000${bucket.version}\u0000${bucket.protocol}\u0000${bucket.minute}`;
     const pending = this.#pending.get(key);
     if (pending === undefined) {
       this.#pending.set(key, { ...bucket });

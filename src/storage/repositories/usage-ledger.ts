@@ -67,6 +67,9 @@ export interface StoredModelVersion {
   readonly refs: readonly string[];
 }
 
+/** 18 parameters a row: 500 rows stay well under SQLite's limit of 32,766 per statement. */
+const rowsPerStatement = 500;
+
 const dimensionColumns = { model: 'model_name', key: 'key_id', version: 'version', protocol: 'protocol' } as const;
 const periodLength = { day: 10, hour: 13, minute: 16 } as const;
 
@@ -96,22 +99,31 @@ export class UsageLedgerRepository {
   /** Adds every bucket in one transaction: all of them are written, or none. */
   async add(buckets: readonly LedgerBucket[]): Promise<void> {
     if (buckets.length === 0) return;
-    await inTransaction(this.#db, async (transaction) => {
-      for (const bucket of buckets) await this.#addOne(transaction, bucket);
-    });
+    await inTransaction(this.#db, (transaction) => this.#addAll(transaction, buckets));
   }
 
-  async #addOne(db: Kysely<Schema>, bucket: LedgerBucket): Promise<void> {
-    const units = Object.fromEntries(ledgerUnitColumns.map((column) => [column, bucket[column]])) as LedgerUnits;
-    await db
-      .insertInto('usage_ledger')
-      .values({ tenant_id: bucket.tenantId, key_id: bucket.keyId, model_name: bucket.modelName, version: bucket.version, protocol: bucket.protocol, minute: bucket.minute, ...units })
-      .onConflict((conflict) =>
-        conflict
-          .columns(['tenant_id', 'minute', 'model_name', 'version', 'key_id', 'protocol'])
-          .doUpdateSet((update) => Object.fromEntries(ledgerUnitColumns.map((column) => [column, update.eb(`usage_ledger.${column}`, '+', units[column])])) as Partial<LedgerUnits>),
-      )
-      .execute();
+  /** Multi-row upserts, each conflicting row adding the incoming (`excluded`) units to its own. */
+  async #addAll(db: Kysely<Schema>, buckets: readonly LedgerBucket[]): Promise<void> {
+    for (let start = 0; start < buckets.length; start += rowsPerStatement) {
+      const rows = buckets.slice(start, start + rowsPerStatement).map((bucket) => ({
+        tenant_id: bucket.tenantId,
+        key_id: bucket.keyId,
+        model_name: bucket.modelName,
+        version: bucket.version,
+        protocol: bucket.protocol,
+        minute: bucket.minute,
+        ...(Object.fromEntries(ledgerUnitColumns.map((column) => [column, bucket[column]])) as LedgerUnits),
+      }));
+      await db
+        .insertInto('usage_ledger')
+        .values(rows)
+        .onConflict((conflict) =>
+          conflict
+            .columns(['tenant_id', 'minute', 'model_name', 'version', 'key_id', 'protocol'])
+            .doUpdateSet((update) => Object.fromEntries(ledgerUnitColumns.map((column) => [column, sql`${sql.ref(`usage_ledger.${column}`)} + ${update.ref(`excluded.${column}`)}`])) as Partial<LedgerUnits>),
+        )
+        .execute();
+    }
   }
 
   /**
@@ -131,7 +143,7 @@ export class UsageLedgerRepository {
         .limit(1)
         .executeTakeFirst();
       if (taken !== undefined) return false;
-      for (const bucket of buckets) await this.#addOne(transaction, bucket);
+      await this.#addAll(transaction, buckets);
       return true;
     });
   }
