@@ -5,7 +5,7 @@
  * frees its sequence.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { EmbeddingRuntime, GenerateEvent, GenerateRequest, GenerationUsage, GenerativeModelInfo, GenerativeRuntime } from '../../runtimes/generative.ts';
+import type { EmbeddingResult, EmbeddingRuntime, GenerateEvent, GenerateRequest, GenerationUsage, GenerativeModelInfo, GenerativeRuntime } from '../../runtimes/generative.ts';
 import type { TokenLimits } from './openai.ts';
 
 /** How a metered generation or embedding was called. */
@@ -112,6 +112,28 @@ export async function* meteredStream(
     // Tokens a client made the server compute are billed even when it left early; failures are not billed.
     deps.recordUsage?.(request, entry, usage, outcome === 'error' ? 'error' : 'ok', { protocol, computeMs: performance.now() - started });
   }
+}
+
+/** Runs an embedding call and reports its usage: its prompt tokens when it succeeds, a failure when it throws. */
+export async function meteredEmbed(
+  deps: LanguageModelDeps,
+  request: FastifyRequest,
+  entry: LanguageModelEntry,
+  runtime: LanguageModelRuntime,
+  inputs: string[],
+  protocol: 'openai' | 'ollama',
+  signal: AbortSignal,
+): Promise<EmbeddingResult> {
+  const started = performance.now();
+  let result: EmbeddingResult;
+  try {
+    result = await runtime.embed(inputs, signal);
+  } catch (error) {
+    deps.recordUsage?.(request, entry, { promptTokens: 0, completionTokens: 0 }, 'error', { protocol });
+    throw error;
+  }
+  deps.recordUsage?.(request, entry, { promptTokens: result.promptTokens, completionTokens: 0 }, 'ok', { protocol, computeMs: performance.now() - started });
+  return result;
 }
 
 /** Starts a streamed HTTP response with the headers Fastify would have sent, then hands over the socket. */

@@ -8,7 +8,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AiaasError } from '../../errors.ts';
 import type { GenerateEvent } from '../../runtimes/generative.ts';
-import { beginStream, clientGone, meteredStream, type LanguageModelDeps, type LanguageModelEntry } from '../protocols/llm-support.ts';
+import { beginStream, clientGone, meteredEmbed, meteredStream, type LanguageModelDeps, type LanguageModelEntry } from '../protocols/llm-support.ts';
 import {
   ollamaModelName,
   parseOllamaChat,
@@ -207,9 +207,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     const loadStarted = performance.now();
     const runtime = await deps.open(entry);
     const loadNs = (performance.now() - loadStarted) * 1e6;
-    const embedStarted = performance.now();
-    const result = await runtime.embed(parsed.inputs, clientGone(reply));
-    deps.recordUsage?.(request, entry, { promptTokens: result.promptTokens, completionTokens: 0 }, 'ok', { protocol: 'ollama', computeMs: performance.now() - embedStarted });
+    const result = await meteredEmbed(deps, request, entry, runtime, parsed.inputs, 'ollama', clientGone(reply));
     if (parsed.keepAliveMs !== undefined) await deps.keepAlive?.(entry, parsed.keepAliveMs);
     return { model: parsed.reference, embeddings: result.embeddings, total_duration: Math.round((performance.now() - started) * 1e6), load_duration: Math.round(loadNs), prompt_eval_count: result.promptTokens };
   });

@@ -7,7 +7,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AiaasError } from '../../errors.ts';
 import type { GenerateEvent, GenerateResult } from '../../runtimes/generative.ts';
-import { beginStream, clientGone, meteredStream, type LanguageModelDeps, type LanguageModelEntry, type LanguageModelRuntime } from '../protocols/llm-support.ts';
+import { beginStream, clientGone, meteredEmbed, meteredStream, type LanguageModelDeps, type LanguageModelEntry, type LanguageModelRuntime } from '../protocols/llm-support.ts';
 import {
   applyTokenLimits,
   ChatChunkRenderer,
@@ -169,9 +169,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
   app.post('/embeddings', { schema: openAiSchemas.embeddings }, async (request, reply) => {
     const parsed = parseEmbeddingRequest(request.body);
     const { entry, runtime } = await open(request, parsed.model);
-    const embedStarted = performance.now();
-    const result = await runtime.embed(parsed.inputs, clientGone(reply));
-    deps.recordUsage?.(request, entry, { promptTokens: result.promptTokens, completionTokens: 0 }, 'ok', { protocol: 'openai', computeMs: performance.now() - embedStarted });
+    const result = await meteredEmbed(deps, request, entry, runtime, parsed.inputs, 'openai', clientGone(reply));
     return renderEmbeddings(parsed.model, result.embeddings, result.promptTokens, parsed.encoding);
   });
 }
