@@ -94,6 +94,7 @@ export function languageModelDeps(options: LanguageModelDepsOptions): LanguageMo
     recordUsage(request, entry, used, outcome, call) {
       usage.generation(request, entry, call.protocol, { ...used, ...(call.computeMs === undefined ? {} : { computeMs: call.computeMs }) }, outcome);
     },
+    recordStreamedBytes: (request, bytes) => usage.streamed(request, bytes),
     metrics,
     now: options.now,
   };

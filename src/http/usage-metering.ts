@@ -19,6 +19,8 @@ export interface UsageMeter {
   inference(request: FastifyRequest, model: { name: string; version: string }, protocol: UsageProtocol, outcome: 'ok' | 'error', measures: InferenceMeasures): void;
   /** One generation or embedding call: its tokens, and the generation time as compute. */
   generation(request: FastifyRequest, model: { name: string; version: string }, protocol: UsageProtocol, usage: GenerationUsage & { computeMs?: number }, outcome: 'ok' | 'error'): void;
+  /** A streamed answer's body bytes (past Fastify's onSend), for a request already recorded as answered. */
+  streamed(request: FastifyRequest, bytes: number): void;
   /** Counts request bodies sent without Content-Length, and response bytes of metered requests. */
   install(app: FastifyInstance, isMeteredUrl: (url: string) => boolean): void;
 }
@@ -96,6 +98,11 @@ export function createUsageMeter(ledger: UsageRecorder): UsageMeter {
         completionTokens: usage.completionTokens,
         ...(usage.computeMs === undefined ? {} : { computeMs: usage.computeMs }),
       });
+    },
+
+    streamed(request, bytes) {
+      const where = dimensionsOf.get(request);
+      if (where !== undefined && bytes > 0) ledger.record({ ...where, bytesOut: bytes });
     },
 
     install(app, isMeteredUrl) {

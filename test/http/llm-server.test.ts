@@ -231,6 +231,24 @@ describe('Ollama-compatible routes on the server', () => {
 });
 
 describe('metering and metrics', () => {
+  it('counts the bytes of streamed answers (SSE and NDJSON) as bytes out, exactly as sent', async () => {
+    const tenant = await createTenant(server, 'streamed');
+    expect((await uploadGguf(server, tenant.adminKey, 'streaming')).statusCode).toBe(201);
+    const post = (path: string, body: object) =>
+      fetch(`${baseUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${tenant.adminKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const sse = await post('/v1/chat/completions', { model: 'streaming', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, stream: true });
+    expect(sse.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const sseBytes = Buffer.byteLength(await sse.text());
+    const ndjson = await post('/api/generate', { model: 'streaming', prompt: 'hi', options: { num_predict: 2 } });
+    expect(ndjson.headers.get('content-type')).toBe('application/x-ndjson');
+    const ndjsonBytes = Buffer.byteLength(await ndjson.text());
+    const rows = (await call(server.app, tenant.adminKey, 'GET', '/api/v1/usage?groupBy=protocol')).json().usage;
+    expect(rows.map((row: { protocol: string; requests: number; bytesOut: number }) => [row.protocol, row.requests, row.bytesOut])).toEqual([
+      ['ollama', 1, ndjsonBytes],
+      ['openai', 1, sseBytes],
+    ]);
+  });
+
   it('counts prompt and completion tokens per key, model and version exactly as the responses reported them', async () => {
     const tenant = await createTenant(server, 'metered');
     expect((await uploadGguf(server, tenant.adminKey, 'counted')).statusCode).toBe(201);

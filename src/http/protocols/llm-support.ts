@@ -54,6 +54,8 @@ export interface LanguageModelDeps {
   keepAlive?(entry: LanguageModelEntry, milliseconds: number): Promise<void>;
   /** Metering: prompt and completion tokens per tenant, key, model, version and protocol, with the call's running time. */
   recordUsage?(request: FastifyRequest, entry: LanguageModelEntry, usage: GenerationUsage, outcome: 'ok' | 'error', call: GenerationCall): void;
+  /** Metering: the body bytes of a streamed answer (SSE, NDJSON), once it ends. */
+  recordStreamedBytes?(request: FastifyRequest, bytes: number): void;
   metrics?: LlmMetricsSink;
   now?: () => Date;
 }
@@ -136,10 +138,35 @@ export async function meteredEmbed(
   return result;
 }
 
-/** Starts a streamed HTTP response with the headers Fastify would have sent, then hands over the socket. */
-export function beginStream(reply: FastifyReply, contentType: string): void {
+/** A streamed response's body: written past Fastify (no onSend), so it counts its own bytes. */
+export interface ResponseStream {
+  write(text: string): void;
+  /** Ends the response with a last piece, if any; `onEnd` hears the body's byte count first. */
+  end(text?: string): void;
+}
+
+/**
+ * Starts a streamed HTTP response with the headers Fastify would have sent, then hands over the
+ * socket. `onEnd` gets the bytes of the body before its last piece is written (the usage ledger's
+ * bytes out of a stream, recorded before the answer is complete).
+ */
+export function beginStream(reply: FastifyReply, contentType: string, onEnd?: (bytes: number) => void): ResponseStream {
   reply.hijack();
   const headers: Record<string, string | number | string[]> = {};
   for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) headers[name] = value;
   reply.raw.writeHead(200, { ...headers, 'content-type': contentType, 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+  let bytes = 0;
+  return {
+    write(text) {
+      if (reply.raw.writableEnded) return;
+      bytes += Buffer.byteLength(text, 'utf8');
+      reply.raw.write(text);
+    },
+    end(text) {
+      if (reply.raw.writableEnded) return;
+      if (text !== undefined) bytes += Buffer.byteLength(text, 'utf8');
+      onEnd?.(bytes);
+      reply.raw.end(text);
+    },
+  };
 }
