@@ -154,6 +154,20 @@ function periodFields(period: string | undefined, groupBy: readonly LedgerDimens
   return { day: period };
 }
 
+/** The stored form of a query: bounds as minute buckets, names as stored. */
+function storeQuery(query: UsageQuery): LedgerQuery {
+  return {
+    groupBy: query.groupBy,
+    ...(query.from === undefined ? {} : { fromMinute: minuteAtOrAfter(query.from) }),
+    ...(query.to === undefined ? {} : { toMinute: minuteAtOrAfter(query.to) }),
+    ...(query.model === undefined ? {} : { modelName: query.model }),
+    ...(query.keyId === undefined ? {} : { keyId: query.keyId }),
+    ...(query.version === undefined ? {} : { version: query.version }),
+    ...(query.protocol === undefined ? {} : { protocol: query.protocol }),
+    ...(query.models === undefined ? {} : { models: query.models }),
+  };
+}
+
 const sleep = (milliseconds: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, milliseconds));
 
 export class UsageLedger {
@@ -165,7 +179,6 @@ export class UsageLedger {
   #pending = new Map<string, LedgerBucket & LedgerUnits>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
-  #closed = false;
   /** The current minute's bucket name, recomputed only when the minute changes (record() is on the request path). */
   #minuteStartMs = Number.NaN;
   #minute = '';
@@ -250,16 +263,7 @@ export class UsageLedger {
   /** Grouped sums of a tenant's usage; flushes first, so everything recorded so far is counted. */
   async query(tenantId: string, query: UsageQuery): Promise<UsageGroup[]> {
     await this.flush();
-    const rows = await this.#store.query(tenantId, {
-      groupBy: query.groupBy,
-      ...(query.from === undefined ? {} : { fromMinute: minuteAtOrAfter(query.from) }),
-      ...(query.to === undefined ? {} : { toMinute: minuteAtOrAfter(query.to) }),
-      ...(query.model === undefined ? {} : { modelName: query.model }),
-      ...(query.keyId === undefined ? {} : { keyId: query.keyId }),
-      ...(query.version === undefined ? {} : { version: query.version }),
-      ...(query.protocol === undefined ? {} : { protocol: query.protocol }),
-      ...(query.models === undefined ? {} : { models: query.models }),
-    });
+    const rows = await this.#store.query(tenantId, storeQuery(query));
     return rows.map((row) => ({
       ...(row.modelName === undefined ? {} : { model: row.modelName }),
       ...(row.keyId === undefined ? {} : { keyId: row.keyId }),
@@ -275,10 +279,9 @@ export class UsageLedger {
    * for invoices and quotas. Flushes first.
    */
   async totals(tenantId: string, range: { from?: Date; to?: Date } = {}): Promise<UsageUnits> {
-    const [row] = await this.query(tenantId, { groupBy: [], ...range });
-    if (row === undefined) return fromLedgerUnits(emptyColumns());
-    const { model: _model, keyId: _keyId, version: _version, protocol: _protocol, day: _day, hour: _hour, minute: _minute, ...units } = row;
-    return units;
+    await this.flush();
+    const [row] = await this.#store.query(tenantId, storeQuery({ groupBy: [], ...range }));
+    return fromLedgerUnits(row ?? emptyColumns());
   }
 
   /**
@@ -288,8 +291,6 @@ export class UsageLedger {
   async close(): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
-    if (this.#closed && this.#pending.size === 0) return;
-    this.#closed = true;
     for (let attempt = 1; ; attempt += 1) {
       try {
         await this.flush();
