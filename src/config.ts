@@ -74,6 +74,8 @@ export interface AiaasConfig {
   pullAllowedHosts: readonly string[];
   pullAllowPrivate: boolean;
   pullMaxRedirects: number;
+  /** How often the usage ledger writes what it buffered (0: only on reads and shutdown). */
+  usageFlushIntervalMs: number;
   /** JSON file of plans (docs/billing.md, "Plans"); loaded at start. */
   plans: string | undefined;
   webhookAllowedHosts: readonly string[];
@@ -181,6 +183,7 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('pullAllowedHosts', 'string', '(any public host)', 'Comma-separated hosts model pulls may download from: names, IP literals or *.domain suffixes. Unset, any host whose addresses are all public. A listed host may resolve to private addresses.'),
   setting('pullAllowPrivate', 'boolean', 'false', 'Let model pulls reach private, loopback, link-local and other special addresses of hosts not in pullAllowedHosts. Checked on every resolved address and every redirect.'),
   setting('pullMaxRedirects', 'integer', '5', 'Redirects a model pull follows (each target checked again).', { minimum: 0, maximum: 20 }),
+  setting('usageFlushIntervalMs', 'integer', '1000', 'How often the usage ledger writes the usage it buffers in memory (0: only on reads and at shutdown). A kill -9 loses at most the usage of one interval; a graceful stop loses none.', { minimum: 0, maximum: 3600000 }),
   setting('plans', 'path', '(none)', 'JSON file of billing plans ({"plans": [...]}, docs/billing.md) written to the database at start; these plans are read-only through /api/v1/plans. Operator-made plans live in the database.'),
   setting('webhookAllowedHosts', 'string', '(any public host)', 'Comma-separated hosts tenant webhooks may be sent to (names, IP literals or *.domain suffixes), with the model pulls\' rules. Unset, any host whose addresses are all public.'),
   setting('webhookAllowPrivate', 'boolean', 'false', 'Let webhooks reach private, loopback, link-local and other special addresses of hosts not in webhookAllowedHosts. Checked when set and at every delivery.'),
@@ -377,6 +380,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     pullAllowedHosts: parseHostList(optionalText('pullAllowedHosts')),
     pullAllowPrivate: value('pullAllowPrivate'),
     pullMaxRedirects: value('pullMaxRedirects'),
+    usageFlushIntervalMs: value('usageFlushIntervalMs'),
     plans: optionalPath('plans'),
     webhookAllowedHosts: parseHostList(optionalText('webhookAllowedHosts'), 'webhookAllowedHosts'),
     webhookAllowPrivate: value('webhookAllowPrivate'),

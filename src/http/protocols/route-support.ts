@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ModelSignature } from '../../runtimes/runtime.ts';
 import type { ModelKey, ModelManager } from '../../inference/model-manager.ts';
-import type { InferRequest, InferResponse, ResolvedModel } from '../../inference/types.ts';
+import type { InferenceTiming, InferRequest, InferResponse, ResolvedModel } from '../../inference/types.ts';
 import type { InferenceProtocol, Metrics } from '../metrics.ts';
 import { installSchemaCompilers } from '../schemas/validation.ts';
 import { type BinarySection, inferenceHeaderLengthHeader, splitBinaryBody } from './binary-tensors.ts';
@@ -29,8 +29,11 @@ export interface InferenceDeps {
   manager: ModelManager;
   metrics: Metrics;
   limits: { maxTensorElements: number };
-  /** Called once per inference that reached a resolved model, with its outcome (usage counts only 'ok'). */
-  onInference?(request: FastifyRequest, model: ResolvedModel, protocol: InferenceProtocol, outcome: 'ok' | 'error'): void;
+  /**
+   * Called once per inference that reached a resolved model, with its outcome (usage bills only
+   * 'ok'), before the answer is sent: the usage ledger records it here.
+   */
+  onInference?(request: FastifyRequest, model: ResolvedModel, protocol: InferenceProtocol, outcome: 'ok' | 'error', measures: InferenceMeasures): void;
   /** Reported by `GET /v2`. */
   server?: { name: string; version: string };
   /**
@@ -45,13 +48,27 @@ export interface ItemReservation {
   release(): Promise<void>;
 }
 
-/** Items (batch elements) of a request: the first input's leading dimension; a scalar input is one. */
-export function itemsOf(request: InferRequest): number {
-  const shape = request.inputs[0]?.shape;
-  return shape === undefined || shape.length === 0 ? 1 : Math.max(0, shape[0] ?? 1);
+
+/** What one inference used: its batch elements and, once it ran, its serving times. */
+export interface InferenceMeasures {
+  /** Batch elements: the first input's leading dimension (1 for a scalar input); 0 when unparsed. */
+  items: number;
+  timing?: InferenceTiming;
 }
 
 export { errorCodeHeader };
+
+/** `Server-Timing: queue;dur=…, compute;dur=…` (milliseconds): the times the ledger records too. */
+export function serverTiming(timing: InferenceTiming): string {
+  const duration = (milliseconds: number): string => String(Math.round(milliseconds * 1000) / 1000);
+  return `queue;dur=${duration(timing.queueMs)}, compute;dur=${duration(timing.computeMs)}`;
+}
+
+function itemsOf(request: InferRequest): number {
+  const shape = request.inputs[0]?.shape;
+  if (shape === undefined) return 0;
+  return shape.length === 0 ? 1 : shape[0]!;
+}
 
 export function modelKey(model: ResolvedModel): ModelKey {
   return {
@@ -162,10 +179,14 @@ function watchDisconnect(request: FastifyRequest): { signal: AbortSignal; stop()
   return { signal: controller.signal, stop: () => events.off('close', onClose) };
 }
 
-/** Runs one inference: resolve, parse against the signature, infer, render; timed and counted once. */
+/**
+ * Runs one inference: resolve, parse against the signature, infer, render; timed and counted once.
+ * The reply gets the serving times as `Server-Timing`.
+ */
 export async function runInference<Parsed extends { request: InferRequest }, Rendered>(
   deps: InferenceDeps,
   request: FastifyRequest,
+  reply: FastifyReply,
   protocol: InferenceProtocol,
   target: { name: string; versionOrAlias?: string },
   parse: (signature: ModelSignature) => Parsed,
@@ -174,11 +195,12 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
   const model = await deps.resolveModel(request, target.name, target.versionOrAlias);
   const started = performance.now();
   const labels = { ...(model.tenantId === undefined ? {} : { tenant: model.tenantId }), model: model.name, version: model.version };
+  const measures: InferenceMeasures = { items: 0 };
   let reservation: ItemReservation | undefined;
   try {
     const parsed = parse(await signatureOf(deps, model));
-    const items = itemsOf(parsed.request);
-    reservation = await deps.admit?.(request, model, items);
+    measures.items = itemsOf(parsed.request);
+    reservation = await deps.admit?.(request, model, measures.items);
     const disconnect = watchDisconnect(request);
     let response: InferResponse;
     try {
@@ -189,16 +211,20 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
     } finally {
       disconnect?.stop();
     }
+    if (response.timing !== undefined) {
+      measures.timing = response.timing;
+      reply.header('server-timing', serverTiming(response.timing));
+    }
     const rendered = render(model, parsed, response);
     deps.metrics.recordRequest(labels, protocol, 'ok', (performance.now() - started) / 1000);
-    deps.onInference?.(request, model, protocol, 'ok');
+    deps.onInference?.(request, model, protocol, 'ok', measures);
     const settled = reservation;
     reservation = undefined;
-    await settled?.settle({ predictions: items }).catch((error: unknown) => request.log.error({ err: error }, 'could not settle a quota reservation'));
+    await settled?.settle({ predictions: measures.items }).catch((error: unknown) => request.log.error({ err: error }, 'could not settle a quota reservation'));
     return rendered;
   } catch (error) {
     deps.metrics.recordRequest(labels, protocol, 'error', (performance.now() - started) / 1000);
-    deps.onInference?.(request, model, protocol, 'error');
+    deps.onInference?.(request, model, protocol, 'error', measures);
     await reservation?.release().catch((releaseError: unknown) => request.log.error({ err: releaseError }, 'could not release a quota reservation'));
     throw error;
   }
