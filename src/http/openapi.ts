@@ -86,6 +86,8 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'DELETE /api/v1/webhooks': { summary: "Remove the tenant's webhook and its undelivered events", permission: 'keys:manage', tag: 'billing' },
   'GET /api/v1/webhooks/deliveries': { summary: "The tenant's latest webhook deliveries: status, attempts, last error", permission: 'keys:manage', tag: 'billing' },
   'POST /api/v1/webhooks/test': { summary: 'Queue a webhook.test event (no body); queued is false when the webhook does not subscribe to it', permission: 'keys:manage', tag: 'billing' },
+  'GET /api/v1/invoices': { summary: "The tenant's monthly invoices, newest first (this month's a draft): period, status, totals per currency; ?tenant= for operator admins", permission: 'usage:read', tag: 'billing' },
+  'GET /api/v1/invoices/:period': { summary: 'The invoice of a UTC month (YYYY-MM) as JSON, CSV or printable HTML (Accept or ?format=); a closed month recomputes to the same bytes', permission: 'usage:read', tag: 'billing' },
   'GET /api/v1/usage': { summary: 'Inference request counts per model and day (?from=YYYY-MM-DD&to=…&model=)', permission: 'usage:read', tag: 'audit' },
 
   'GET /v2': { summary: 'KServe V2 server metadata', permission: 'any', tag: 'v2' },

@@ -36,6 +36,8 @@ import type {
   QuotaStatus,
   StoredPlan,
   TenantPlan,
+  Invoice,
+  InvoiceSummary,
   SubmitJobRequest,
   Tenant,
   TfServingPredictRequest,
@@ -602,6 +604,21 @@ export class BillingApi {
 
   async tenantPlan(tenantId: string, options: SignalOption = {}): Promise<TenantPlan> {
     return (await this.transport.json('GET', `/api/v1/tenants/${segment(tenantId)}/plan`, { signal: options.signal })) as TenantPlan;
+  }
+
+  /** Monthly invoices, newest first; `tenant` (operator admins) for another tenant's. */
+  async invoices(options: SignalOption & { tenant?: string } = {}): Promise<InvoiceSummary[]> {
+    return listOf<InvoiceSummary>(await this.transport.json('GET', '/api/v1/invoices', { query: { tenant: options.tenant }, signal: options.signal }), 'invoices');
+  }
+
+  async invoice(period: string, options: SignalOption & { tenant?: string } = {}): Promise<Invoice> {
+    return (await this.transport.json('GET', `/api/v1/invoices/${segment(period)}`, { query: { tenant: options.tenant, format: 'json' }, signal: options.signal })) as Invoice;
+  }
+
+  /** The invoice as the server renders it: CSV, or a printable HTML page. */
+  async invoiceText(period: string, format: 'csv' | 'html', options: SignalOption & { tenant?: string } = {}): Promise<string> {
+    const response = await this.transport.send('GET', `/api/v1/invoices/${segment(period)}`, { query: { tenant: options.tenant, format }, signal: options.signal });
+    return response.text();
   }
 
   /** The caller's tenant's plan, this month's counters and what is left of each cap. */

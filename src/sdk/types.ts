@@ -205,3 +205,5 @@ export type Plan = Static<typeof billing.PlanSchema>;
 export type StoredPlan = Static<typeof billing.StoredPlanView>;
 export type TenantPlan = Static<typeof billing.TenantPlanView>;
 export type QuotaStatus = Static<typeof billing.QuotaStatus>;
+export type Invoice = Static<typeof billing.InvoiceSchema>;
+export type InvoiceSummary = Static<typeof billing.InvoiceSummary>;

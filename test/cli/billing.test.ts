@@ -1,5 +1,5 @@
 /** `aiaas plans`, `aiaas tenants plan` and `aiaas quota` against a real server. */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -56,5 +56,25 @@ describe('aiaas plans / tenants plan / quota', () => {
     expect((await run(server.adminKey, 'plans', 'rm', 'spare')).code).toBe(0);
     expect((await run(server.adminKey, 'tenants', 'plan', tenant.id, '--none')).out).toContain('no plan (unlimited)');
     expect((await run(server.adminKey, 'tenants', 'plan', tenant.id, 'gold', '--none')).code).toBe(2);
+  });
+
+  it('lists invoices and prints one as a table, CSV or an HTML file', async () => {
+    const tenant = await createTenant(server, 'cli-invoiced');
+    const period = new Date().toISOString().slice(0, 7);
+    const listed = await run(tenant.adminKey, 'invoices');
+    expect(listed.code).toBe(0);
+    expect(listed.out).toMatch(new RegExp(`^PERIOD\\s+STATUS\\s+LINES\\s+TOTAL\\n${period}\\s+draft\\s+0\\s+`));
+    const table = await run(tenant.adminKey, 'invoices', period);
+    expect(table.out).toBe(`invoice ${period} (draft) for ${tenant.id}\nno billable usage\n`);
+    const csv = await run(tenant.adminKey, 'invoices', period, '--format', 'csv');
+    expect(csv.out.split('\r\n')[0]).toBe('period,tenant_id,plan,from,to,item,unit,used,included,billable,unit_price_micros,price_unit,currency,amount_micros');
+    const html = await run(tenant.adminKey, 'invoices', period, '--format', 'html', '--out', 'invoice.html');
+    expect(html.code).toBe(0);
+    expect(html.err).toContain('invoice.html');
+    const page = await readFile(join(directory, 'invoice.html'), 'utf8');
+    expect(page.startsWith('<!DOCTYPE html>')).toBe(true);
+    expect(page).toContain('No billable usage in this period.');
+    expect((await run(tenant.adminKey, 'invoices', 'last-month')).code).toBe(2);
+    expect((await run(tenant.adminKey, 'invoices', '--format', 'csv')).code).toBe(2);
   });
 });

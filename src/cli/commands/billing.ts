@@ -1,5 +1,7 @@
 import type { Plan } from '../../sdk/types.ts';
-import { CliFailure, CliUsageError, type CommandDefinition } from '../command.ts';
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { CliFailure, CliUsageError, choiceOption, stringOption, type CommandDefinition } from '../command.ts';
 import { json, timestamp, writeListing } from '../format.ts';
 import { readJsonFile } from './jobs.ts';
 
@@ -116,6 +118,60 @@ export const billingCommands: readonly CommandDefinition[] = [
       if (quota.plan !== null) lines.push(`charges so far: ${money(quota.spendMicros, quota.plan.currency)}`);
       for (const [cap, left] of Object.entries(quota.remaining)) lines.push(`remaining ${cap}: ${left}`);
       context.io.stdout.write(`${lines.join('\n')}\n`);
+      return 0;
+    },
+  },
+  {
+    path: ['invoices'],
+    summary: "monthly invoices: list them, or print one as a table, JSON, CSV or HTML",
+    usage: '[PERIOD] [--format table|json|csv|html] [--out FILE] [--tenant ID]',
+    description: 'Without PERIOD (YYYY-MM), lists the invoices, newest first. With it, prints that month\'s invoice; --out writes it to FILE instead (an HTML invoice prints from a browser).',
+    positionals: ['PERIOD?'],
+    options: {
+      format: { type: 'string', valueName: 'FORMAT', description: 'table (default), json, csv or html' },
+      out: { type: 'string', valueName: 'FILE', description: 'write the invoice to FILE' },
+      tenant: { type: 'string', valueName: 'ID', description: "operator admins: another tenant's invoices" },
+    },
+    server: true,
+    json: true,
+    examples: ['aiaas invoices', 'aiaas invoices 2026-11 --format html --out invoice.html'],
+    async run(context) {
+      const command = 'invoices';
+      const period = context.positionals[0];
+      const tenant = stringOption(context.values, 'tenant');
+      const format = choiceOption(context.values, 'format', ['table', 'json', 'csv', 'html'] as const, command) ?? (context.json ? 'json' : 'table');
+      const out = stringOption(context.values, 'out');
+      const billing = context.client().billing;
+      const options = { signal: context.signal, ...(tenant === undefined ? {} : { tenant }) };
+      if (period === undefined) {
+        if (out !== undefined || (format !== 'table' && format !== 'json')) throw new CliUsageError('--out and --format csv|html need a PERIOD', command);
+        const list = await billing.invoices(options);
+        writeListing({ io: context.io, json: format === 'json' }, 'invoices', list, ['PERIOD', 'STATUS', 'LINES', 'TOTAL'], (invoice) => [
+          invoice.period,
+          invoice.status,
+          String(invoice.lines),
+          invoice.totals.map((total) => money(total.amountMicros, total.currency)).join(', ') || money(0, ''),
+        ]);
+        return 0;
+      }
+      if (!/^\d{4}-\d{2}$/.test(period)) throw new CliUsageError(`PERIOD must be YYYY-MM, got "${period}"`, command);
+      let text: string;
+      if (format === 'csv' || format === 'html') text = await billing.invoiceText(period, format, options);
+      else {
+        const invoice = await billing.invoice(period, options);
+        if (format === 'json') text = json(invoice);
+        else {
+          const rows = invoice.lines.map((line) => `${line.plan.padEnd(12)} ${line.description.padEnd(34)} ${line.billable.padStart(14)} ${line.unit.padEnd(14)} ${money(line.amountMicros, line.currency).padStart(18)}`);
+          const totals = invoice.totals.map((total) => `${'total'.padEnd(96)} ${money(total.amountMicros, total.currency).padStart(18)}`);
+          text = [`invoice ${invoice.period} (${invoice.status}) for ${invoice.tenantId}`, ...(rows.length === 0 ? ['no billable usage'] : rows), ...totals].join('\n') + '\n';
+        }
+      }
+      if (out === undefined) context.io.stdout.write(text);
+      else {
+        const path = resolve(context.io.cwd, out);
+        await writeFile(path, text);
+        context.io.stderr.write(`wrote ${path}\n`);
+      }
       return 0;
     },
   },

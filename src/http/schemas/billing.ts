@@ -1,7 +1,7 @@
 /** Plans, tenants' plans, quota status and webhooks (docs/billing.md). */
 import { Type } from '@sinclair/typebox';
 import { webhookEvents } from '../../platform/webhooks.ts';
-import { NoBody, Nullable, Timestamp, type RouteSchema } from './common.ts';
+import { content, NoBody, Nullable, Timestamp, type RouteSchema } from './common.ts';
 
 const Micros = (description: string) => Type.Integer({ minimum: 0, description: `${description}, in integer micro-units of the plan's currency` });
 const Count = (description: string) => Type.Integer({ minimum: 0, description });
@@ -93,6 +93,48 @@ export const WebhookDelivery = Type.Object({
   nextAttemptAt: Timestamp,
 });
 
+const InvoiceLine = Type.Object({
+  plan: Type.String(),
+  from: Timestamp,
+  to: Timestamp,
+  item: Type.Union([Type.Literal('predictions'), Type.Literal('prompt-tokens'), Type.Literal('completion-tokens'), Type.Literal('training'), Type.Literal('storage')]),
+  description: Type.String(),
+  unit: Type.String(),
+  used: Type.String({ description: 'Exact decimal of the unit (display: at most 3 places)' }),
+  included: Type.String({ description: "The plan's included amount prorated to this segment" }),
+  billable: Type.String(),
+  unitPriceMicros: Type.Integer(),
+  priceUnit: Type.String(),
+  currency: Type.String(),
+  amountMicros: Type.Integer({ description: 'Rounded half-up to a micro-unit' }),
+});
+
+const Totals = Type.Array(Type.Object({ currency: Type.String(), amountMicros: Type.Integer({ description: 'Integer sum of the lines in this currency' }) }));
+
+export const InvoiceSchema = Type.Object(
+  {
+    tenantId: Type.String(),
+    period: Type.String({ description: 'YYYY-MM (UTC)' }),
+    status: Type.Union([Type.Literal('final'), Type.Literal('draft')]),
+    from: Timestamp,
+    to: Timestamp,
+    lines: Type.Array(InvoiceLine),
+    totals: Totals,
+    unbilled: Type.Array(Type.Object({ from: Timestamp, to: Timestamp }), { description: 'Parts of the month without a plan (not billed)' }),
+  },
+  { title: 'Invoice' },
+);
+
+export const InvoiceSummary = Type.Object({ period: Type.String(), status: Type.Union([Type.Literal('final'), Type.Literal('draft')]), totals: Totals, lines: Type.Integer() });
+
+const InvoiceQuery = Type.Object(
+  {
+    tenant: Type.Optional(Type.String({ maxLength: 128, description: "Operator admins: another tenant's invoices" })),
+    format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv'), Type.Literal('html')], { description: 'Overrides the Accept header' })),
+  },
+  { additionalProperties: false },
+);
+
 const NameParams = Type.Object({ name: Type.String({ maxLength: 64 }) });
 const IdParams = Type.Object({ id: Type.String({ maxLength: 128 }) });
 
@@ -119,4 +161,21 @@ export const billingSchemas = {
   deleteWebhook: { response: { 204: NoBody } },
   webhookDeliveries: { response: { 200: Type.Object({ deliveries: Type.Array(WebhookDelivery) }) } },
   testWebhook: { response: { 202: Type.Object({ queued: Type.Boolean() }) } },
+  listInvoices: {
+    querystring: Type.Object({ tenant: Type.Optional(Type.String({ maxLength: 128 })) }, { additionalProperties: false }),
+    response: { 200: Type.Object({ invoices: Type.Array(InvoiceSummary) }) },
+  },
+  getInvoice: {
+    params: Type.Object({ period: Type.String({ pattern: '^[0-9]{4}-[0-9]{2}$', description: 'YYYY-MM' }) }),
+    querystring: InvoiceQuery,
+    response: {
+      200: {
+        content: {
+          ...content('application/json', InvoiceSchema).content,
+          ...content('text/csv', Type.String({ description: 'One row per line, then one total row per currency' })).content,
+          ...content('text/html', Type.String({ description: 'A printable invoice (no scripts, no external assets)' })).content,
+        },
+      },
+    },
+  },
 } satisfies Record<string, RouteSchema>;

@@ -5,13 +5,15 @@
 import type { FastifyInstance } from 'fastify';
 import type { StoredPlan } from '../../../billing/plan-store.ts';
 import { parsePlan, type Plan } from '../../../billing/plans.ts';
+import { invoiceContentSecurityPolicy, invoiceCsv, invoiceHtml, invoiceJson } from '../../../billing/invoice-render.ts';
+import type { FastifyRequest } from 'fastify';
 import { AiaasError } from '../../../errors.ts';
 import { authorize, authorizeOperator } from '../../auth.ts';
 import { billingSchemas } from '../../schemas/billing.ts';
 import { readJsonObject, readQuery, type PlatformRouteOptions } from './support.ts';
 
 export async function billingRoutes(app: FastifyInstance, { context }: PlatformRouteOptions): Promise<void> {
-  const { plans, quotas, webhooks } = context;
+  const { plans, quotas, webhooks, invoices } = context;
 
   const planView = (stored: StoredPlan): Record<string, unknown> => ({
     plan: stored.plan,
@@ -134,4 +136,49 @@ export async function billingRoutes(app: FastifyInstance, { context }: PlatformR
     await webhooks.notify(principal.tenantId, 'webhook.test', { message: 'a test event sent by POST /api/v1/webhooks/test' });
     return reply.status(202).send({ queued: hook.events.includes('webhook.test') });
   });
+
+  // ---- invoices: the caller's tenant, or (operator admins, ?tenant=) any tenant
+
+  /** Whose invoices: the caller's tenant; another one for unrestricted operator admins. Money covers every model, so no model-restricted keys. */
+  const invoiceTenant = async (request: FastifyRequest, tenant: string | undefined): Promise<{ id: string; name: string; createdAt: string }> => {
+    const principal = tenant === undefined ? authorize(request, 'usage:read') : authorizeOperator(request, 'tenants:manage');
+    if (principal.allowedModels !== null && !principal.allowedModels.includes('*')) {
+      throw new AiaasError('FORBIDDEN', 'Invoices cover every model of the tenant: use a key not restricted to some models', { details: { scope: 'tenant' } });
+    }
+    const id = tenant ?? principal.tenantId;
+    const record = await context.repositories.tenants.get(id);
+    if (record === undefined || record === null) throw new AiaasError('NOT_FOUND', `Tenant '${id}' not found`, { details: { tenantId: id } });
+    return { id, name: record.name, createdAt: record.createdAt };
+  };
+
+  app.get<{ Querystring: { tenant?: string } }>('/invoices', { schema: billingSchemas.listInvoices }, async (request) => {
+    const tenant = await invoiceTenant(request, request.query.tenant);
+    const list = await invoices.list(tenant.id, new Date(tenant.createdAt));
+    return { invoices: list.map((invoice) => ({ period: invoice.period, status: invoice.status, totals: invoice.totals, lines: invoice.lines.length })) };
+  });
+
+  app.get<{ Params: { period: string }; Querystring: { tenant?: string; format?: 'json' | 'csv' | 'html' } }>('/invoices/:period', { schema: billingSchemas.getInvoice }, async (request, reply) => {
+    const tenant = await invoiceTenant(request, request.query.tenant);
+    const invoice = await invoices.invoice(tenant.id, request.params.period);
+    const format = request.query.format ?? negotiate(request.headers.accept);
+    if (format === 'csv') {
+      return reply
+        .type('text/csv; charset=utf-8')
+        .header('content-disposition', `attachment; filename="invoice-${invoice.period}-${tenant.id}.csv"`)
+        .send(invoiceCsv(invoice));
+    }
+    if (format === 'html') return reply.type('text/html; charset=utf-8').header('content-security-policy', invoiceContentSecurityPolicy).send(invoiceHtml(invoice, { tenantName: tenant.name }));
+    return reply.type('application/json; charset=utf-8').send(invoiceJson(invoice));
+  });
+}
+
+/** The first of CSV or HTML the Accept header names before JSON; JSON otherwise. */
+function negotiate(accept: string | undefined): 'json' | 'csv' | 'html' {
+  for (const part of (accept ?? '').split(',')) {
+    const type = part.split(';', 1)[0]!.trim().toLowerCase();
+    if (type === 'text/csv') return 'csv';
+    if (type === 'text/html') return 'html';
+    if (type === 'application/json') return 'json';
+  }
+  return 'json';
 }
