@@ -53,7 +53,7 @@ function modelKeyOf(entry: LanguageModelEntry): ModelKey {
 }
 
 export function languageModelDeps(options: LanguageModelDepsOptions): LanguageModelDeps {
-  const { registry, manager, usage, metrics, config } = options;
+  const { registry, manager, usage, metrics, config, quotas } = options;
   return {
     async resolve(request: FastifyRequest, name: string, selector?: string) {
       const principal = authorize(request, 'inference');
@@ -88,7 +88,7 @@ export function languageModelDeps(options: LanguageModelDepsOptions): LanguageMo
     },
     limits(entry) {
       const trained = entry.info?.trainedContextLength ?? Number.POSITIVE_INFINITY;
-      const planLimits = entry.tenantId === undefined ? undefined : options.quotas?.planOf(entry.tenantId)?.limits;
+      const planLimits = entry.tenantId === undefined ? undefined : quotas?.planOf(entry.tenantId)?.limits;
       const maxTokens = Math.min(config.llmMaxTokens, planLimits?.maxLlmTokens ?? Number.POSITIVE_INFINITY);
       return {
         defaultMaxTokens: Math.min(config.llmDefaultMaxTokens, maxTokens),
@@ -97,18 +97,18 @@ export function languageModelDeps(options: LanguageModelDepsOptions): LanguageMo
         maxContextLength: Math.min(config.llmContextLength, config.llmMaxContextLength, trained, planLimits?.maxLlmContext ?? Number.POSITIVE_INFINITY),
       };
     },
-    ...(options.quotas === undefined
+    ...(quotas === undefined
       ? {}
       : {
           admit: async (request: FastifyRequest, entry: LanguageModelEntry, reserve: { promptTokens: number; completionTokens: number }) => {
             const tenantId = entry.tenantId ?? authorize(request, 'inference').tenantId;
-            const maxContext = options.quotas!.planOf(tenantId)?.limits.maxLlmContext;
+            const maxContext = quotas.planOf(tenantId)?.limits.maxLlmContext;
             if (maxContext !== undefined && reserve.promptTokens > maxContext) {
               throw new AiaasError('CONTEXT_LENGTH_EXCEEDED', `The prompt is about ${reserve.promptTokens} tokens; this tenant's plan allows a context of ${maxContext}`, {
                 details: { promptTokens: reserve.promptTokens, maxContext },
               });
             }
-            return options.quotas!.admit(tenantId, reserve);
+            return quotas.admit(tenantId, reserve);
           },
         }),
     recordUsage(request, entry, used, outcome, call) {

@@ -135,38 +135,43 @@ const InvoiceQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/** No query parameters: an unknown one is a 400 naming it. */
+const NoQuery = Type.Object({}, { additionalProperties: false });
+
 const NameParams = Type.Object({ name: Type.String({ maxLength: 64 }) });
 const IdParams = Type.Object({ id: Type.String({ maxLength: 128 }) });
 
 export const billingSchemas = {
-  listPlans: { response: { 200: Type.Object({ plans: Type.Array(StoredPlanView) }) } },
-  getPlan: { params: NameParams, response: { 200: StoredPlanView } },
-  createPlan: { documentedBody: { 'application/json': PlanRequest }, response: { 201: StoredPlanView } },
-  putPlan: { params: NameParams, documentedBody: { 'application/json': PlanRequest }, response: { 200: StoredPlanView, 201: StoredPlanView } },
-  deletePlan: { params: NameParams, response: { 204: NoBody } },
-  getTenantPlan: { params: IdParams, response: { 200: TenantPlanView } },
+  listPlans: { querystring: NoQuery, response: { 200: Type.Object({ plans: Type.Array(StoredPlanView) }) } },
+  getPlan: { querystring: NoQuery, params: NameParams, response: { 200: StoredPlanView } },
+  createPlan: { querystring: NoQuery, documentedBody: { 'application/json': PlanRequest }, response: { 201: StoredPlanView } },
+  putPlan: { querystring: NoQuery, params: NameParams, documentedBody: { 'application/json': PlanRequest }, response: { 200: StoredPlanView, 201: StoredPlanView } },
+  deletePlan: { querystring: NoQuery, params: NameParams, response: { 204: NoBody } },
+  getTenantPlan: { querystring: NoQuery, params: IdParams, response: { 200: TenantPlanView } },
   putTenantPlan: {
+    querystring: NoQuery,
     params: IdParams,
     body: Type.Object({ plan: Nullable(Type.String({ maxLength: 64, description: 'A plan name; null removes the plan (unlimited)' })) }, { additionalProperties: false }),
     response: { 200: TenantPlanView },
   },
-  quota: { response: { 200: QuotaStatus } },
+  quota: { querystring: NoQuery, response: { 200: QuotaStatus } },
   putWebhook: {
+    querystring: NoQuery,
     body: Type.Object({ url: Type.String({ maxLength: 2048 }), events: Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems: 16 }) }, { additionalProperties: false }),
     response: {
       200: Type.Object({ url: Type.String(), events: Type.Array(WebhookEventSchema), createdAt: Timestamp, secret: Type.String({ description: 'The signing secret; shown only in this answer' }) }),
     },
   },
-  getWebhook: { response: { 200: WebhookView } },
-  deleteWebhook: { response: { 204: NoBody } },
-  webhookDeliveries: { response: { 200: Type.Object({ deliveries: Type.Array(WebhookDelivery) }) } },
-  testWebhook: { response: { 202: Type.Object({ queued: Type.Boolean() }) } },
+  getWebhook: { querystring: NoQuery, response: { 200: WebhookView } },
+  deleteWebhook: { querystring: NoQuery, response: { 204: NoBody } },
+  webhookDeliveries: { querystring: NoQuery, response: { 200: Type.Object({ deliveries: Type.Array(WebhookDelivery) }) } },
+  testWebhook: { querystring: NoQuery, response: { 202: Type.Object({ queued: Type.Boolean() }) } },
   listInvoices: {
     querystring: Type.Object({ tenant: Type.Optional(Type.String({ maxLength: 128 })) }, { additionalProperties: false }),
     response: { 200: Type.Object({ invoices: Type.Array(InvoiceSummary) }) },
   },
   getInvoice: {
-    params: Type.Object({ period: Type.String({ pattern: '^[0-9]{4}-[0-9]{2}$', description: 'YYYY-MM' }) }),
+    params: Type.Object({ period: Type.String({ maxLength: 16, description: 'YYYY-MM (UTC)' }) }),
     querystring: InvoiceQuery,
     response: {
       200: {
