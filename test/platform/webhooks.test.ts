@@ -91,6 +91,31 @@ describe('webhook deliveries', () => {
     }
   });
 
+  it('keeps undelivered events in the database: a new service (a restarted server) delivers them', async () => {
+    const receiver = await startReceiver([503]);
+    const tenant = await createTenant(server, 'restarted');
+    const cipher = { seal: async (_tenant: string, _place: unknown, text: string) => text, open: async (_tenant: string, _place: unknown, text: string) => text };
+    const options = { db: server.context.database.db, cipher, policy: { allowedHosts: [], allowPrivate: true }, now: () => new Date(), pollMs: 0, retryBaseMs: 0 };
+    const before = new WebhookService(options);
+    try {
+      await before.set(tenant.id, { url: receiver.url, events: ['webhook.test'] });
+      await before.notify(tenant.id, 'webhook.test', { n: 1 });
+      await before.idle();
+      await before.close();
+      expect(receiver.received).toHaveLength(1);
+      expect((await before.deliveries(tenant.id))[0]).toMatchObject({ status: 'pending', attempts: 1, lastError: 'the receiver answered 503' });
+      const after = new WebhookService(options);
+      after.kick();
+      await receiver.next(2);
+      await after.idle();
+      await after.close();
+      expect((await after.deliveries(tenant.id))[0]).toMatchObject({ status: 'delivered', attempts: 2 });
+      expect(receiver.received[1]!.body).toBe(receiver.received[0]!.body);
+    } finally {
+      await receiver.close();
+    }
+  });
+
   it('sends quota.soft_cap_crossed once when a tenant crosses its soft cap', async () => {
     const receiver = await startReceiver([]);
     try {
