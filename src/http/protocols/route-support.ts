@@ -12,6 +12,7 @@ import { installSchemaCompilers } from '../schemas/validation.ts';
 import { type BinarySection, inferenceHeaderLengthHeader, splitBinaryBody } from './binary-tensors.ts';
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
 import { AiaasError } from '../../errors.ts';
+import { applyOutputPolicy } from '../../inference/output-policy.ts';
 import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
 
 export type { ResolvedModel } from '../../inference/types.ts';
@@ -170,7 +171,8 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
     } finally {
       disconnect?.stop();
     }
-    const rendered = render(model, parsed, response);
+    // The one place an output policy applies: every protocol renders what it leaves.
+    const rendered = render(model, parsed, model.outputPolicy === undefined ? response : { outputs: applyOutputPolicy(model.outputPolicy, response.outputs) });
     deps.metrics.recordRequest(labels, protocol, 'ok', (performance.now() - started) / 1000);
     deps.onInference?.(request, model, protocol, 'ok');
     return rendered;
