@@ -21,13 +21,14 @@ import { platformRoutes } from './routes/platform/index.ts';
 import { serviceRoutes } from './routes/service.ts';
 import { tfServingRoutes } from './routes/tfserving.ts';
 import { v2Routes } from './routes/v2.ts';
+import { aiaasVersion } from '../version.ts';
 import { modelAllowed } from '../security/roles.ts';
 import { languageModelDeps } from './llm-deps.ts';
 import { createOllamaModelAdmin } from './protocols/ollama-model-admin.ts';
 import { ollamaRoutes } from './routes/ollama.ts';
 import { openAiRoutes } from './routes/openai.ts';
 
-export const serverVersion = '0.1.0';
+export const serverVersion = aiaasVersion;
 
 export interface BuildAppOptions {
   /** More routes under /api/v1, registered with `{ context }` as options (tests and extensions). */
@@ -76,6 +77,7 @@ export function inferenceDeps(context: ServerContext): InferenceDeps {
       if (principal !== undefined && outcome === 'ok') context.usage.add(principal.tenantId, model.name);
     },
     server: { name: 'aiaas', version: serverVersion },
+    explainer: context.explainer,
   };
 }
 

@@ -21,6 +21,9 @@ import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts'
 import { generateMasterKey, loadMasterKeyRing, MasterKeyRing } from '../security/key-ring.ts';
 import { verifyMasterKeyRing } from '../security/key-check.ts';
 import { serverSecretFileName } from '../security/server-secrets.ts';
+import { loadSigningKey, type SigningKey } from '../security/signing-key.ts';
+import { Explainer } from '../explain/explainer.ts';
+import { aiaasVersion } from '../version.ts';
 import { TenantKeyService } from '../security/tenant-keys.ts';
 import { TenantTextCipher } from '../security/tenant-text.ts';
 import { ModelManager, type LanguageModelRuntime, type ModelManagerOptions } from '../inference/model-manager.ts';
@@ -62,6 +65,10 @@ export interface ServerContext {
   readonly access: AccessService;
   readonly datasets: DatasetService;
   readonly registry: ModelRegistry;
+  /** The provenance signing key (its public half is published at GET /api/v1/signing-key). */
+  readonly signingKey: SigningKey;
+  /** Explanations (POST /v2/models/:name/explain), run through the model manager. */
+  readonly explainer: Explainer;
   readonly manager: ModelManager;
   readonly metrics: Metrics;
   readonly audit: AuditLogger;
@@ -187,6 +194,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
   try {
     const ring = await loadMasterKeyRingFor(config, logger);
     const serverSecret = await loadServerSecret(config, logger);
+    // Signs every new version's provenance record; stored wrapped under the master key.
+    const signingKey = await loadSigningKey(ring, config.dataDir);
     const database = await openDatabase({ path: config.databasePath, now });
     closers.unshift(() => database.close());
     const keyStore = KeyStoreDatabase.open({ path: config.keyStorePath, now });
@@ -248,6 +257,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       validateGguf: (file) =>
         validateGgufInChild(file, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes, scratchRoot: plaintext.scratchRoot }),
       maxModelParameters: config.maxModelParameters,
+      signer: signingKey,
+      serverVersion: aiaasVersion,
       now: () => now().getTime(),
       validate:
         options.validateModel ??
@@ -318,6 +329,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       access,
       datasets,
       registry,
+      signingKey,
+      explainer: new Explainer({ manager, maxTensorElements: config.maxTensorElements }),
       manager,
       metrics,
       audit,

@@ -13,6 +13,7 @@ import { type BinarySection, inferenceHeaderLengthHeader, splitBinaryBody } from
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
 import { AiaasError } from '../../errors.ts';
 import { applyOutputPolicy } from '../../inference/output-policy.ts';
+import type { Explainer } from '../../explain/explainer.ts';
 import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
 
 export type { ResolvedModel } from '../../inference/types.ts';
@@ -34,6 +35,8 @@ export interface InferenceDeps {
   onInference?(request: FastifyRequest, model: ResolvedModel, protocol: InferenceProtocol, outcome: 'ok' | 'error'): void;
   /** Reported by `GET /v2`. */
   server?: { name: string; version: string };
+  /** Runs explanations (`POST /v2/models/:name/explain`); without it that route answers 404. */
+  explainer?: Explainer;
 }
 
 export { errorCodeHeader };
