@@ -125,9 +125,9 @@ describe('export control', () => {
   it('is inherited by derived versions, in the same model or another one', async () => {
     const registry = server.context.registry;
     const parent = await registry.getVersion(tenant.id, 'secret', '1');
-    const sameModel = await registry.addVersionFromOnnx(tenant.id, 'secret', linearModel(), { source: 'upload', parentVersionId: parent.version.id });
+    const sameModel = await registry.addVersionFromSavedModel(tenant.id, 'secret', { onnx: linearModel() }, { source: 'upload', parentVersionId: parent.version.id });
     await registry.createModel(tenant.id, { name: 'secret-copy' });
-    const otherModel = await registry.addVersionFromOnnx(tenant.id, 'secret-copy', linearModel(), { source: 'upload', parentVersionId: parent.version.id });
+    const otherModel = await registry.addVersionFromSavedModel(tenant.id, 'secret-copy', { onnx: linearModel() }, { source: 'upload', parentVersionId: parent.version.id });
     expect(sameModel.exportable).toBe(false);
     expect(otherModel.exportable).toBe(false);
     expect((await registry.derivedVersionProtection(tenant.id, parent.version.id)).exportable).toBe(false);
