@@ -24,8 +24,8 @@ export const explanationLimits = {
   maxSteps: 1024,
   maxWindows: 65_536,
   maxRepeats: 100,
-  /** Perturbed rows one permutation request may evaluate. */
-  maxPermutationRows: 2_000_000,
+  /** Perturbed or interpolated rows one request may evaluate, whatever the method. */
+  maxEvaluatedRows: 2_000_000,
   /** Rows per forward or gradient run. */
   rowsPerRun: 64,
 } as const;
@@ -84,6 +84,12 @@ function perAxis(value: number | number[] | undefined, dims: readonly number[], 
   if (value === undefined || typeof value === 'number') return value;
   if (value.length !== dims.length) throw new AiaasError('INVALID_REQUEST', `${what} has ${value.length} entries; the input has ${dims.length} dimensions besides the batch (${dims.join('×')})`);
   return value;
+}
+
+function tooMany(rows: number, what: string, advice: string): void {
+  if (rows > explanationLimits.maxEvaluatedRows) {
+    throw new AiaasError('INVALID_REQUEST', `${what} is more than the ${explanationLimits.maxEvaluatedRows} evaluated rows an explanation may take; ${advice}`, { details: { limit: explanationLimits.maxEvaluatedRows } });
+  }
 }
 
 function keyOf(model: ResolvedModel, suffix = ''): ModelKey {
@@ -163,6 +169,7 @@ export class Explainer {
         throw unsupported('integrated gradients need the engine to rebuild the model: this version has no spec.json and weights (an imported ONNX model); use "occlusion" or "permutation"', { methods: ['occlusion', 'permutation'] });
       }
       if (request.inputs.length > 1 || request.output !== signature.outputs[0]?.name) throw unsupported('integrated gradients explain the single input and output of an engine model');
+      tooMany(rows * (request.steps + 2), `${rows} rows × ${request.steps + 1} path points`, 'use fewer steps or rows');
       const attributions = new Float32Array(rows * features);
       const baselineScores: number[] = [];
       const deltas: number[] = [];
@@ -211,6 +218,7 @@ export class Explainer {
     };
 
     if (request.method === 'occlusion') {
+      tooMany(rows * (windows.length + 1), `${rows} rows × ${windows.length} windows`, 'use a larger window or stride, or fewer rows');
       const attributions = new Float32Array(rows * features);
       for (let row = 0; row < rows; row++) {
         const result = await occlusion({ input: input.subarray(row * features, (row + 1) * features), baseline, windows, rowsPerRun, run: scoreRunner(() => targets[row]!) });
@@ -220,9 +228,7 @@ export class Explainer {
     }
 
     if (rows < 2) throw new AiaasError('INVALID_REQUEST', 'permutation importance shuffles features across samples: send at least 2 rows');
-    if (windows.length * request.repeats * rows > explanationLimits.maxPermutationRows) {
-      throw new AiaasError('INVALID_REQUEST', `${windows.length} feature groups × ${request.repeats} repeats × ${rows} rows is more than ${explanationLimits.maxPermutationRows} runs; use a larger window or fewer rows`);
-    }
+    tooMany(windows.length * request.repeats * rows, `${windows.length} feature groups × ${request.repeats} repeats × ${rows} rows`, 'use a larger window or fewer rows');
     // Importance is measured on each row's own target, which stays fixed while its features move.
     const result = await permutationImportance({
       inputs: input,
