@@ -62,3 +62,11 @@ describe('canonical JSON', () => {
     expect(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: undefined, x: 'é' }], c: null } })).toBe('{"a":{"c":null,"d":[1,{"x":"é","z":1}]},"b":1}');
   });
 });
+
+describe('the server version', () => {
+  it('is package.json\'s (it goes into provenance records)', async () => {
+    const { aiaasVersion } = await import('../../src/version.ts');
+    const { readFile } = await import('node:fs/promises');
+    expect(aiaasVersion).toBe(JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')).version);
+  });
+});
