@@ -63,6 +63,30 @@ async function writeNew(path: string, text: string): Promise<void> {
 }
 
 /**
+ * Re-wraps an existing signing key under `ring.current` (offline master-key rotation, so the old
+ * version can be retired); does nothing when the data directory has none yet.
+ */
+export async function rewrapSigningKey(ring: MasterKeyRing, dataDir: string): Promise<boolean> {
+  const path = join(dataDir, signingKeyFileName);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'ENOENT') return false;
+    throw error;
+  }
+  const wrapped = parseWrappedSecret(text, path);
+  if (wrapped.masterKeyVersion === ring.current.version) return false;
+  const der = unwrapSecret(ring, purpose, wrapped);
+  try {
+    await writeNew(path, `${JSON.stringify(wrapSecret(ring, purpose, der))}\n`);
+  } finally {
+    der.fill(0);
+  }
+  return true;
+}
+
+/**
  * Reads the wrapped key (re-wrapping it under the current master key version after a rotation), or
  * generates and stores one on first start.
  */

@@ -188,8 +188,6 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
   try {
     const ring = await loadMasterKeyRingFor(config, logger);
     const serverSecret = await loadServerSecret(config, logger);
-    // Signs every new version's provenance record; stored wrapped under the master key.
-    const signingKey = await loadSigningKey(ring, config.dataDir);
     const database = await openDatabase({ path: config.databasePath, now });
     closers.unshift(() => database.close());
     const keyStore = KeyStoreDatabase.open({ path: config.keyStorePath, now });
@@ -205,6 +203,9 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     await requireKeysForStoredData(repositories, keyStore, config.keyStorePath);
     // A wrong master key stops here, before a single data key is unwrapped for use or a new one wrapped.
     await verifyMasterKeyRing(ring, { checks: keyStore, wrappedKeys: dataKeyStore.listAll(), keyStorePath: config.keyStorePath });
+    // Signs every new version's provenance record; stored wrapped under the master key, so only
+    // after the ring was proven to be this data directory's (a wrong key must wrap nothing).
+    const signingKey = await loadSigningKey(ring, config.dataDir);
     await sealTextOfOlderServers(database, textCipher, logger);
     const artifactStore = await FileSystemArtifactStore.open(join(config.dataDir, 'artifacts'), { now });
     const artifacts = new EncryptedArtifactStore({ store: artifactStore, keys });
