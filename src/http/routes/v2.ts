@@ -64,6 +64,7 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
     const { json, binary } = await runInference(
       deps,
       request,
+      reply,
       'v2',
       { name: request.params.name, ...(request.params.version === undefined ? {} : { versionOrAlias: request.params.version }) },
       (signature) => parseV2InferRequest(request.body, signature, deps.limits, binarySections.of(request)),
@@ -95,6 +96,8 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
     const call = parseV2InferRequest(inferencePart(request.body), signature, deps.limits, binarySections.of(request));
     const started = performance.now();
     const labels = { ...(model.tenantId === undefined ? {} : { tenant: model.tenantId }), model: model.name, version: model.version };
+    // Billed as one inference per explained row (the many forward passes behind it are the method's).
+    const measures = { items: call.request.inputs[0]?.shape[0] ?? 0 };
     let result;
     try {
       result = await deps.explainer.explain(model, signature, { ...options.request, inputs: call.request.inputs }, {
@@ -102,11 +105,11 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
       });
     } catch (error) {
       deps.metrics.recordRequest(labels, 'v2', 'error', (performance.now() - started) / 1000);
-      deps.onInference?.(request, model, 'v2', 'error');
+      deps.onInference?.(request, model, 'v2', 'error', measures);
       throw error;
     }
     deps.metrics.recordRequest(labels, 'v2', 'ok', (performance.now() - started) / 1000);
-    deps.onInference?.(request, model, 'v2', 'ok');
+    deps.onInference?.(request, model, 'v2', 'ok', measures);
     if (options.format === 'png') {
       if (result.image === undefined) {
         throw new AiaasError('EXPLANATION_UNSUPPORTED', `input '${result.input}' does not read as an image ([H, W], [H, W, C], [C, H, W] with C of 1, 3 or 4, or a square vector); ask for format "json"`);
