@@ -116,6 +116,7 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'POST /v2/models/:name/versions/:version/explain': { summary: 'Explain a prediction of a version or alias (docs/quality.md)', permission: 'inference', tag: 'v2' },
   'GET /api/v1/models/:name/versions/:version/provenance': { summary: "The version's provenance record and its Ed25519 signature; 404 PROVENANCE_NOT_FOUND for versions older than records", permission: 'models:read', tag: 'models' },
   'GET /api/v1/signing-key': { summary: 'The public key provenance records are signed with (PEM and raw base64); no key needed', permission: 'none', tag: 'models' },
+  'PATCH /api/v1/tenants/:tenantId/models/:name': { summary: "Set or lift any tenant's export-control mark {exportable}; audited (model.export-control); operator admins only", permission: 'tenants:manage', tag: 'models' },
   'GET /api/v1/tenants/:tenantId/models/:name/versions/:version/files/:file': { summary: "Download any tenant's model file, exportable or not; audited (version.download.operator); operator admins only", permission: 'tenants:manage', tag: 'models' },
 };
 

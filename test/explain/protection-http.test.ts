@@ -119,6 +119,21 @@ describe('export control', () => {
     // A tenant admin cannot use the operator route.
     const denied = await call(server.app, tenant.adminKey, 'GET', `/api/v1/tenants/${tenant.id}/models/secret/versions/1/files/model.onnx`);
     expect(denied.statusCode).toBe(403);
+  });
+
+  it('lets only the operator lift the mark, audited', async () => {
+    const denied = await call(server.app, tenant.adminKey, 'PATCH', `/api/v1/tenants/${tenant.id}/models/secret`, { exportable: true });
+    expect(denied.statusCode).toBe(403);
+    const lifted = await call(server.app, server.adminKey, 'PATCH', `/api/v1/tenants/${tenant.id}/models/secret`, { exportable: true });
+    expect(lifted.statusCode, lifted.body).toBe(200);
+    expect(lifted.json().model.exportable).toBe(true);
+    expect((await call(server.app, tenant.adminKey, 'GET', '/api/v1/models/secret/versions/1/files/model.onnx')).statusCode).toBe(200);
+    const entries = (await call(server.app, server.adminKey, 'GET', '/api/v1/audit?limit=1000')).json().entries as { action: string; outcome: string; detail: Record<string, unknown> }[];
+    const changes = entries.filter((entry) => entry.action === 'model.export-control');
+    expect(changes.map((entry) => entry.outcome)).toEqual(['denied', 'success']);
+    expect(changes[1]!.detail).toMatchObject({ tenantId: tenant.id, exportable: true });
+    // Marked again for the inheritance test below.
+    expect((await call(server.app, tenant.adminKey, 'PATCH', '/api/v1/models/secret', { exportable: false })).statusCode).toBe(200);
     // The operator can lift the mark.
   });
 

@@ -152,6 +152,11 @@ export const modelSchemas = {
       }),
     },
   },
+  operatorUpdate: {
+    params: Type.Object({ tenantId: Type.String(), name: Type.String() }),
+    body: Type.Object({ exportable: Type.Boolean() }, { additionalProperties: false }),
+    response: { 200: ModelBody },
+  },
   operatorDownloadFile: {
     params: Type.Object({ tenantId: Type.String(), name: Type.String(), version: Type.String(), file: Type.String({ description: `One of ${modelFileNames.join(', ')}` }) }),
     response: {

@@ -273,6 +273,23 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
     },
   );
 
+  // Only the operator lifts (or sets) another tenant's export-control mark; audited.
+  app.patch<{ Params: { tenantId: string; name: string } }>(
+    '/tenants/:tenantId/models/:name',
+    { schema: modelSchemas.operatorUpdate, config: { audit: { action: 'model.export-control' } } },
+    async (request) => {
+      authorizeOperator(request, 'tenants:manage');
+      const { tenantId, name } = request.params;
+      const body = readJsonObject(request, ['exportable']);
+      request.audit = { resource: `tenant:${tenantId}/model:${name}`, detail: { tenantId, ...(typeof body.exportable === 'boolean' ? { exportable: body.exportable } : {}) } };
+      if ((await context.repositories.tenants.get(tenantId)) === undefined) {
+        throw new AiaasError('NOT_FOUND', `Tenant '${tenantId}' not found`, { details: { tenantId } });
+      }
+      const model = await registry.updateModel(tenantId, name, { exportable: body.exportable }, { mayLiftExportControl: true });
+      return { model: await registry.modelView(tenantId, model) };
+    },
+  );
+
   // ---- aliases
 
   app.put<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias', { schema: modelSchemas.setAlias, config: { audit: { action: 'alias.set' } } }, async (request) => {
