@@ -2,7 +2,8 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AiaasError } from '../errors.ts';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../data/safetensors.ts';
-import { Model, type TrainingCheckpoint } from './model.ts';
+import { classNamesMetadataKey, Model, type TrainingCheckpoint } from './model.ts';
+import { parseClassNamesMetadata } from './class-names-metadata.ts';
 
 export const savedModelFiles = {
   spec: 'spec.json',
@@ -20,12 +21,13 @@ function tensorsOf(values: ReadonlyMap<string, Float32Array>, shapeOf: (name: st
 /** safetensors bytes of the model's weights, named `<layer>.kernel` / `<layer>.bias`. */
 export function encodeWeights(model: Model): Uint8Array {
   const shapes = new Map(model.plan.parameters.map((parameter) => [parameter.name, parameter.shape]));
-  return encodeSafetensors(tensorsOf(model.parameters, (name) => shapes.get(name)!), { format: 'aiaas', model: model.spec.name });
+  const classes: Record<string, string> = model.classNames === undefined ? {} : { [classNamesMetadataKey]: JSON.stringify(model.classNames) };
+  return encodeSafetensors(tensorsOf(model.parameters, (name) => shapes.get(name)!), { format: 'aiaas', model: model.spec.name, ...classes });
 }
 
 /** Read weights from safetensors bytes (F32 tensors) into the model, checking names and shapes. */
 export function loadWeights(model: Model, bytes: Uint8Array): void {
-  const { tensors } = decodeSafetensors(bytes);
+  const { tensors, metadata } = decodeSafetensors(bytes);
   const weights = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [name, tensor] of Object.entries(tensors)) {
     if (tensor.dtype === 'F32') weights.set(name, { shape: tensor.shape, data: tensor.data as Float32Array });
@@ -35,6 +37,8 @@ export function loadWeights(model: Model, bytes: Uint8Array): void {
     }
   }
   model.setWeights(weights);
+  const classNames = parseClassNamesMetadata(metadata[classNamesMetadataKey], 'model.safetensors', 'INVALID_WEIGHTS');
+  if (classNames !== undefined) model.classNames = classNames;
 }
 
 export interface SavedModelFiles {
