@@ -145,6 +145,8 @@ interface PreparedChunk {
  * of class names by output index. Servers read it from any uploaded model.onnx.
  */
 export const classNamesMetadataKey = 'aiaas.class_names';
+/** The metadata key holding a JSON array of the training data's feature names (CSV columns), by flat input index. */
+export const featureNamesMetadataKey = 'aiaas.feature_names';
 
 const product = (shape: readonly number[]) => shape.reduce((total, dimension) => total * dimension, 1);
 
@@ -173,6 +175,8 @@ export class Model {
    * saved with the weights and in model.onnx's metadata (`aiaas.class_names`).
    */
   classNames: string[] | undefined;
+  /** The training data's feature names (tabular data), by flat input index; saved like `classNames`. */
+  featureNames: string[] | undefined;
   step = 0;
   private graphs: CompiledGraphs | undefined;
   private sessions: { train?: OrtSession; evaluate?: OrtSession; predict?: OrtSession } = {};
@@ -379,6 +383,7 @@ export class Model {
       ({ train, validation } = splitDataset(dataset, options.validationSplit));
     }
     if (train.classNames !== undefined) this.classNames = [...train.classNames];
+    if (train.featureNames !== undefined && train.featureNames.length === product(this.spec.inputShape)) this.featureNames = [...train.featureNames];
     if (validation) validation = this.aligned(validation, 'validation');
     this.checkDataset(train, 'training');
     if (validation) this.checkDataset(validation, 'validation');
@@ -680,8 +685,15 @@ export class Model {
 
   /** The `.onnx` inference graph with the current weights as initializers. */
   exportOnnx(metadata: Record<string, string> = {}): Uint8Array {
-    const classes: Record<string, string> = this.classNames === undefined ? {} : { [classNamesMetadataKey]: JSON.stringify(this.classNames) };
-    return encodeOnnxModel(exportInferenceModel(this.plan, this.parameters, { ...metadata, ...classes }));
+    return encodeOnnxModel(exportInferenceModel(this.plan, this.parameters, { ...metadata, ...this.namesMetadata() }));
+  }
+
+  /** `aiaas.class_names` / `aiaas.feature_names` entries for the names this model knows. */
+  namesMetadata(): Record<string, string> {
+    return {
+      ...(this.classNames === undefined ? {} : { [classNamesMetadataKey]: JSON.stringify(this.classNames) }),
+      ...(this.featureNames === undefined ? {} : { [featureNamesMetadataKey]: JSON.stringify(this.featureNames) }),
+    };
   }
 
   async dispose(): Promise<void> {

@@ -2,8 +2,8 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AiaasError } from '../errors.ts';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../data/safetensors.ts';
-import { classNamesMetadataKey, Model, type TrainingCheckpoint } from './model.ts';
-import { parseClassNamesMetadata } from './class-names-metadata.ts';
+import { classNamesMetadataKey, featureNamesMetadataKey, Model, type TrainingCheckpoint } from './model.ts';
+import { parseNamesMetadata } from './names-metadata.ts';
 
 export const savedModelFiles = {
   spec: 'spec.json',
@@ -21,8 +21,7 @@ function tensorsOf(values: ReadonlyMap<string, Float32Array>, shapeOf: (name: st
 /** safetensors bytes of the model's weights, named `<layer>.kernel` / `<layer>.bias`. */
 export function encodeWeights(model: Model): Uint8Array {
   const shapes = new Map(model.plan.parameters.map((parameter) => [parameter.name, parameter.shape]));
-  const classes: Record<string, string> = model.classNames === undefined ? {} : { [classNamesMetadataKey]: JSON.stringify(model.classNames) };
-  return encodeSafetensors(tensorsOf(model.parameters, (name) => shapes.get(name)!), { format: 'aiaas', model: model.spec.name, ...classes });
+  return encodeSafetensors(tensorsOf(model.parameters, (name) => shapes.get(name)!), { format: 'aiaas', model: model.spec.name, ...model.namesMetadata() });
 }
 
 /** Read weights from safetensors bytes (F32 tensors) into the model, checking names and shapes. */
@@ -37,8 +36,10 @@ export function loadWeights(model: Model, bytes: Uint8Array): void {
     }
   }
   model.setWeights(weights);
-  const classNames = parseClassNamesMetadata(metadata[classNamesMetadataKey], 'model.safetensors', 'INVALID_WEIGHTS');
+  const classNames = parseNamesMetadata(metadata[classNamesMetadataKey], classNamesMetadataKey, 'model.safetensors', 'INVALID_WEIGHTS');
   if (classNames !== undefined) model.classNames = classNames;
+  const featureNames = parseNamesMetadata(metadata[featureNamesMetadataKey], featureNamesMetadataKey, 'model.safetensors', 'INVALID_WEIGHTS');
+  if (featureNames !== undefined) model.featureNames = featureNames;
 }
 
 export interface SavedModelFiles {

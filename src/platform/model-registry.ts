@@ -19,7 +19,7 @@ import type { PlaintextDirectory } from '../storage/plaintext-directory.ts';
 import { createHash } from 'node:crypto';
 import type { GgufDescription, GgufSignature } from '../runtimes/gguf/gguf-signature.ts';
 import { externalDataFiles, refuseExternalData, skeletonOf } from './external-data.ts';
-import { withClassNames } from './model-class-names.ts';
+import { withModelNames } from './model-names.ts';
 import { validateName } from './names.ts';
 import { readTar } from './tar.ts';
 import type { Readable } from 'node:stream';
@@ -325,7 +325,7 @@ export class ModelRegistry {
       // Building the network allocates every weight: that happens in a child process with limits.
       if (files.weights !== undefined) await this.#validateSavedModel(files.spec, files.weights);
     }
-    const signature = withClassNames(await this.#validate({ onnx: files.onnx, externalData }), files.onnx);
+    const signature = withModelNames(await this.#validate({ onnx: files.onnx, externalData }), files.onnx);
 
     const stored: string[] = [];
     try {
@@ -428,7 +428,7 @@ export class ModelRegistry {
       // Before anything opens the model: a bare .onnx may not read files besides itself.
       const skeleton = await refuseExternalData(await this.#artifacts.getStream(tenantId, ref));
       const validated = await this.#validate({ onnx: { byteLength: bytes, writeTo: async (path) => void (await this.#artifacts.decryptToFile(tenantId, ref, path)) } });
-      const signature = withClassNames(validated, skeleton);
+      const signature = withModelNames(validated, skeleton);
       return await this.#repositories.models.addVersion(tenantId, model.id, {
         source: options.source,
         onnxRef: ref,

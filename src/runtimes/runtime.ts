@@ -35,6 +35,8 @@ export interface ModelSignature {
    * (model.onnx metadata `aiaas.class_names`); used by TF-Serving `:classify` and V2 classification.
    */
   classNames?: string[];
+  /** Names of the (single) input's per-sample elements in flat order (`aiaas.feature_names`): TF-Serving `:classify` examples use them. */
+  featureNames?: string[];
 }
 
 /**

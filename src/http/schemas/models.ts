@@ -19,6 +19,9 @@ export const ModelSignature = Type.Object({
   classNames: Type.Optional(
     Type.Array(Type.String(), { description: "Class names by output index, from model.onnx's aiaas.class_names metadata (a model trained on string labels)" }),
   ),
+  featureNames: Type.Optional(
+    Type.Array(Type.String(), { description: "Input feature names in flat order, from model.onnx's aiaas.feature_names metadata (a model trained on a CSV or flat JSON lines)" }),
+  ),
 });
 
 /** Per-model batching overrides; the handler checks the ranges (docs/api.md). */
