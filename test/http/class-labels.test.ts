@@ -82,6 +82,16 @@ describe('string class labels, end to end', () => {
     probabilities = Float32Array.from((predicted.json().predictions as number[][]).flat());
   });
 
+  it('refuses a job whose output has fewer units than the dataset has classes, before queueing it', async () => {
+    const datasets = await call(server.app, server.adminKey, 'GET', '/api/v1/datasets');
+    const dataset = datasets.json().datasets.find((item: { name: string }) => item.name === 'flowers');
+    const spec = { ...flowersSpec, layers: [{ type: 'dense', units: 2, activation: 'softmax' }] };
+    const refused = await call(server.app, server.adminKey, 'POST', '/api/v1/jobs', { model: 'too-few', spec, datasetId: dataset.id, epochs: 1 });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().error.code).toBe('INVALID_DATA');
+    expect(refused.json().error.message).toBe(`training dataset ${dataset.id} has 3 classes (string labels), but the spec's output has 2 units`);
+  });
+
   it(':classify takes feature dicts by feature name and answers [class name, score] for every class', async () => {
     const response = await call(server.app, server.adminKey, 'POST', '/tfserving/v1/models/flowers:classify', {
       signature_name: 'serving_default',
