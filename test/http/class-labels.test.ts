@@ -225,4 +225,23 @@ describe('string class labels, end to end', () => {
     expect(probability).toBeGreaterThan(0.5);
     await model.dispose();
   });
+
+  it('refuses an uploaded model.onnx whose class or feature names do not fit it (400 INVALID_MODEL_FILE)', async () => {
+    const model = classifierModel();
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ 'aiaas.class_names': 'setosa,versicolor' }, /aiaas\.class_names is not JSON/],
+      [{ 'aiaas.class_names': '[1, 2, 3]' }, /must be a non-empty JSON array of strings/],
+      [{ 'aiaas.class_names': '["a","b","c","d"]' }, /declares 4 class names \(aiaas\.class_names\), but its output 'output' has 3 classes/],
+      [{ 'aiaas.feature_names': '["a","b"]' }, /declares 2 feature names/],
+    ];
+    for (const [metadata, message] of cases) {
+      const response = await uploadOnnxModel(server, server.adminKey, 'badly-named', model.exportOnnx(metadata));
+      expect(response.statusCode, JSON.stringify(metadata)).toBe(400);
+      expect(response.json().error.code).toBe('INVALID_MODEL_FILE');
+      expect(response.json().error.message).toMatch(message);
+    }
+    const versions = await call(server.app, server.adminKey, 'GET', '/api/v1/models/badly-named/versions');
+    expect(versions.json().versions).toEqual([]);
+    await model.dispose();
+  });
 });
