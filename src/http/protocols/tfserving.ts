@@ -195,7 +195,8 @@ export function parseTfServingClassifyRequest(body: unknown, signature: ModelSig
     shape = rowShape;
     elements.count += values.length;
     assertElementCap(elements.count, options.maxTensorElements);
-    flat.push(...values);
+    // One by one: spreading a large example into push() would exceed the engine's argument limit.
+    for (const value of values) flat.push(value);
   });
   const tensor = tensorOf(input, [examples.length, ...(shape ?? [])], flat, { count: 0 }, options.maxTensorElements);
   return { request: { inputs: matchSignature([tensor], signature), outputs: [output.name] }, ...(signature.classNames === undefined ? {} : { classNames: signature.classNames }) };
