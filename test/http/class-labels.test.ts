@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDatasetBytes } from '../../src/data/load.ts';
 import { Model } from '../../src/engine/index.ts';
+import { AiaasClient } from '../../src/sdk/client.ts';
 import { call, classifierModel, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
 
 let server: TestServer;
@@ -120,6 +121,15 @@ describe('string class labels, end to end', () => {
     closeTo(results.flatMap((row) => row.map(([, score]) => score)), probabilities);
     // The samples are of kinds 0, 1, 2, whose labels are species[kind].
     expect(results.map((row) => row.reduce((top, entry) => (entry[1] > top[1] ? entry : top))[0])).toEqual(species);
+  });
+
+  it('the SDK classifies over a real socket', async () => {
+    const address = await server.app.listen({ port: 0, host: '127.0.0.1' });
+    const client = new AiaasClient({ baseUrl: address, apiKey: server.adminKey });
+    const response = await client.classifyTfServing('flowers', { examples: [{ input: samples[2]! }] }, { label: 'production' });
+    expect(response.results[0]!.map(([label]) => label)).toEqual(['setosa', 'versicolor', 'virginica']);
+    closeTo(response.results[0]!.map(([, score]) => score), probabilities.subarray(6, 9));
+    await expect(client.classifyTfServing('flowers', { examples: [{ input: [1] }] })).rejects.toMatchObject({ status: 400, code: 'INVALID_TENSOR' });
   });
 
   it('refuses malformed :classify requests with 400 and the stable code', async () => {
