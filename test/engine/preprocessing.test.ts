@@ -7,7 +7,7 @@ import type { Dataset } from '../../src/data/dataset.ts';
 import { encodeIdx, loadIdxPair } from '../../src/data/idx.ts';
 import { decodeSafetensors } from '../../src/data/safetensors.ts';
 import { Model } from '../../src/engine/model.ts';
-import { loadModel, saveModel } from '../../src/engine/saved-model.ts';
+import { decodeCheckpoint, encodeCheckpoint, loadModel, saveModel } from '../../src/engine/saved-model.ts';
 import { resolveSpec, scalesIdxPixelsAtLoad } from '../../src/engine/spec.ts';
 import { AiaasError } from '../../src/errors.ts';
 import { Random } from '../../src/engine/random.ts';
@@ -159,6 +159,31 @@ describe('normalization layer', () => {
     await loaded.fit(badlyScaled(50, 9), { epochs: 1 });
     expect(Array.from(loaded.parameters.get('normalization_1.mean')!)).toEqual(Array.from(storedMean));
     await Promise.all([model.dispose(), loaded.dispose()]);
+  });
+
+  it('resumes from a checkpoint with the statistics it was saved with, to the weights of an uninterrupted run', async () => {
+    const data = badlyScaled(120, 6);
+    const spec = { input: { shape: [3] }, layers: layers(true), compile };
+    const straight = Model.fromSpec(spec, { seed: 5 });
+    await straight.fit(data, { epochs: 3, batchSize: 16 });
+    const interrupted = Model.fromSpec(spec, { seed: 5 });
+    let saved: Uint8Array | undefined;
+    const controller = new AbortController();
+    await interrupted.fit(data, {
+      epochs: 3,
+      batchSize: 16,
+      signal: controller.signal,
+      onCheckpoint: (checkpoint) => {
+        if (checkpoint.epoch !== 1) return;
+        saved = encodeCheckpoint(interrupted, checkpoint);
+        controller.abort();
+      },
+    });
+    const resumed = Model.fromSpec(spec, { seed: 5 });
+    await resumed.fit(data, { epochs: 3, batchSize: 16, resumeFrom: decodeCheckpoint(saved!) });
+    expect(resumed.parameters.get('normalization_1.mean')).toEqual(straight.parameters.get('normalization_1.mean'));
+    expect(resumed.parameters.get('dense_2.kernel')).toEqual(straight.parameters.get('dense_2.kernel'));
+    await Promise.all([straight.dispose(), interrupted.dispose(), resumed.dispose()]);
   });
 
   it('trains well on badly scaled features where the same network without it does not (fixed seed)', async () => {
