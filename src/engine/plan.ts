@@ -136,6 +136,10 @@ export function planModel(spec: ResolvedSpec): ModelPlan {
       break;
   }
   const parameters = layers.flatMap((plan) => plan.parameters);
+  if (!parameters.some((parameter) => parameter.trainable)) {
+    // Nothing for the optimizer to fit (and no graph to build around an empty parameter vector).
+    throw specError({ path: 'spec' }, 'layers', 'at least one dense or conv2d layer (a model without trainable parameters has nothing to fit)', spec.layers.map((layer) => layer.type), `only ${spec.layers.map((layer) => layer.type).join(', ')} layers`);
+  }
   return {
     spec,
     layers,

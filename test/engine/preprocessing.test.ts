@@ -114,6 +114,9 @@ describe('normalization layer', () => {
     expect(error.code).toBe('INVALID_SPEC');
     expect(error.message).toMatch(/^layer 1 \(normalization_1\) field "type": expected a normalization layer before every layer other than flatten/);
     expect(() => Model.fromSpec({ input: { shape: [2, 2] }, layers: [{ type: 'flatten' }, { type: 'normalization', epsilon: 0.001 }, { type: 'dense', units: 2 }], compile })).not.toThrow();
+    // Statistics alone give the optimizer nothing to fit: refused as a spec, not a failed run.
+    const alone = specError({ input: { shape: [2] }, layers: [{ type: 'normalization' }], compile: { optimizer: 'adam', loss: 'meanSquaredError' } });
+    expect(alone.message).toBe('spec.layers: expected at least one dense or conv2d layer (a model without trainable parameters has nothing to fit), got only normalization layers');
   });
 
   it('takes the training data\'s per-feature mean and variance (after input.scale) when fitting starts, and no optimizer moves them', async () => {
