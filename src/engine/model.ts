@@ -1,6 +1,7 @@
 import { AiaasError } from '../errors.ts';
 import { splitDataset, type Dataset } from '../data/dataset.ts';
 import { alignClassNames } from '../data/class-names.ts';
+import { classNamesMetadataKey, featureNamesMetadataKey } from './names-metadata.ts';
 import { compileGraphs, compileTrainSteps, exportInferenceModel, graphNames, parameterLayout, type CompiledGraphs, type ParameterLayout } from './compile.ts';
 import { initialValues } from './initializers.ts';
 import { createOptimizer, learningRateAt, type OptimizerSlot } from './optimizers.ts';
@@ -139,14 +140,6 @@ interface PreparedChunk {
   rows: number;
   feeds: Record<string, ReturnType<typeof floatTensor>>;
 }
-
-/**
- * The metadata key (model.onnx metadata_props, model.safetensors __metadata__) holding a JSON array
- * of class names by output index. Servers read it from any uploaded model.onnx.
- */
-export const classNamesMetadataKey = 'aiaas.class_names';
-/** The metadata key holding a JSON array of the training data's feature names (CSV columns), by flat input index. */
-export const featureNamesMetadataKey = 'aiaas.feature_names';
 
 const product = (shape: readonly number[]) => shape.reduce((total, dimension) => total * dimension, 1);
 

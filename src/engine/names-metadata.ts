@@ -1,5 +1,13 @@
 import { AiaasError, type ErrorCode } from '../errors.ts';
 
+/**
+ * The metadata key (model.onnx metadata_props, model.safetensors __metadata__) holding a JSON array
+ * of class names by output index. Servers read it from any uploaded model.onnx.
+ */
+export const classNamesMetadataKey = 'aiaas.class_names';
+/** The metadata key holding a JSON array of the training data's feature names (CSV columns), by flat input index. */
+export const featureNamesMetadataKey = 'aiaas.feature_names';
+
 /** Most names a model file may declare, and the longest name (bounds what a file can make a server store). */
 export const maxModelNames = 100_000;
 export const maxNameLength = 256;

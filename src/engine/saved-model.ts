@@ -2,8 +2,8 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AiaasError } from '../errors.ts';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../data/safetensors.ts';
-import { classNamesMetadataKey, featureNamesMetadataKey, Model, type TrainingCheckpoint } from './model.ts';
-import { parseNamesMetadata } from './names-metadata.ts';
+import { Model, type TrainingCheckpoint } from './model.ts';
+import { classNamesMetadataKey, featureNamesMetadataKey, parseNamesMetadata } from './names-metadata.ts';
 import { describeJsonSyntaxError } from '../data/json-syntax.ts';
 
 export const savedModelFiles = {

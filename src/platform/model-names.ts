@@ -4,8 +4,7 @@
  * server reads them from every ONNX model it registers and keeps them in the version's signature,
  * where the classification APIs (TF-Serving `:classify`, V2 `classification`) find them.
  */
-import { classNamesMetadataKey, featureNamesMetadataKey } from '../engine/model.ts';
-import { parseNamesMetadata } from '../engine/names-metadata.ts';
+import { classNamesMetadataKey, featureNamesMetadataKey, parseNamesMetadata } from '../engine/names-metadata.ts';
 import { AiaasError } from '../errors.ts';
 import { InvalidOnnxError } from '../onnx/external-data.ts';
 import { readOnnxMetadata } from '../onnx/metadata.ts';
