@@ -6,7 +6,7 @@ import { createPullHandler, registerPulledFile } from '../platform/model-pull.ts
 import type { ModelRegistry } from '../platform/model-registry.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import type { Repositories } from '../storage/index.ts';
-import { JobRunner } from './job-runner.ts';
+import { JobRunner, type TrainingUsage } from './job-runner.ts';
 import { JobService } from './job-service.ts';
 
 export interface JobSystem {
@@ -26,6 +26,8 @@ export interface JobSystemContext {
   readonly registry: ModelRegistry;
   readonly config: AiaasConfig;
   readonly logger: Logger;
+  /** Where training's sample-epochs and worker-seconds go (the usage ledger). */
+  readonly recordTrainingUsage?: (usage: TrainingUsage) => void;
 }
 
 /** The job queue (training and pulls) and its workers over one server's storage and keys. */
@@ -65,6 +67,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
         return { versionId: version.id, version: version.version };
       },
       logger: context.logger.child({ component: 'jobs' }),
+      ...(context.recordTrainingUsage === undefined ? {} : { recordTrainingUsage: context.recordTrainingUsage }),
       handlers: { pull: pull.handler },
     },
     {

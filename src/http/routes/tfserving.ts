@@ -2,7 +2,7 @@
  * TensorFlow Serving REST routes under `/tfserving/v1/models/...` (api_rest.md): model status,
  * metadata, `:predict` and `:classify`. Register with `app.register(tfServingRoutes, deps)`.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AiaasError } from '../../errors.ts';
 import {
   parseTfServingClassifyRequest,
@@ -38,12 +38,13 @@ function knownVerb(verb: string): Verb {
 export async function tfServingRoutes(app: FastifyInstance, deps: InferenceDeps): Promise<void> {
   installProtocolHandling(app, { allowNonFiniteTokens: true });
 
-  const call = async (verb: Verb, request: FastifyRequest, name: string, versionOrAlias?: string): Promise<Record<string, unknown>> => {
+  const call = async (verb: Verb, request: FastifyRequest, reply: FastifyReply, name: string, versionOrAlias?: string): Promise<Record<string, unknown>> => {
     const target = { name, ...(versionOrAlias === undefined ? {} : { versionOrAlias }) };
     if (verb === 'classify') {
       return await runInference(
         deps,
         request,
+        reply,
         'tfserving',
         target,
         (signature) => parseTfServingClassifyRequest(request.body, signature, deps.limits),
@@ -53,6 +54,7 @@ export async function tfServingRoutes(app: FastifyInstance, deps: InferenceDeps)
     return await runInference(
       deps,
       request,
+      reply,
       'tfserving',
       target,
       (signature) => parseTfServingPredictRequest(request.body, signature, deps.limits),
@@ -62,12 +64,12 @@ export async function tfServingRoutes(app: FastifyInstance, deps: InferenceDeps)
 
   app.post<{ Params: { segment: string } }>(`${base}/:segment`, { schema: tfServingSchemas.predict }, async (request, reply) => {
     const { target, verb } = splitVerb(request.params.segment);
-    return sendJson(reply, await call(knownVerb(verb), request, target), 'tokens');
+    return sendJson(reply, await call(knownVerb(verb), request, reply, target), 'tokens');
   });
   for (const kind of ['versions', 'labels']) {
     app.post<{ Params: { name: string; segment: string } }>(`${base}/:name/${kind}/:segment`, { schema: tfServingSchemas.predictVersion }, async (request, reply) => {
       const { target, verb } = splitVerb(request.params.segment);
-      return sendJson(reply, await call(knownVerb(verb), request, request.params.name, target), 'tokens');
+      return sendJson(reply, await call(knownVerb(verb), request, reply, request.params.name, target), 'tokens');
     });
   }
 
