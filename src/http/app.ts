@@ -76,6 +76,7 @@ export function inferenceDeps(context: ServerContext): InferenceDeps {
       if (principal !== undefined && outcome === 'ok') context.usage.add(principal.tenantId, model.name);
     },
     server: { name: 'aiaas', version: serverVersion },
+    ...(context.drift.enabled ? { drift: context.drift } : {}),
   };
 }
 

@@ -9,6 +9,9 @@ import type { Repositories } from '../storage/index.ts';
 import { JobRunner } from './job-runner.ts';
 import { JobService } from './job-service.ts';
 
+/** The files a `keepResult` job keeps (its `resultRefs` keys). */
+export const keptFileNames = { onnx: 'model.onnx', spec: 'spec.json', weights: 'model.safetensors', metrics: 'metrics.json', baseline: 'baseline.json' } as const;
+
 export interface JobSystem {
   runner: JobRunner;
   /** What the job routes (src/http/routes/jobs.ts, registered by the HTTP app) call. */
@@ -21,7 +24,7 @@ export interface JobSystem {
 
 /** Exactly what the job system needs from the composition root; it imports nothing from startup/ or http/. */
 export interface JobSystemContext {
-  readonly repositories: Pick<Repositories, 'jobs' | 'datasets' | 'models'>;
+  readonly repositories: Pick<Repositories, 'jobs' | 'datasets' | 'models' | 'versionReports'>;
   readonly artifacts: EncryptedArtifactStore;
   readonly registry: ModelRegistry;
   readonly config: AiaasConfig;
@@ -55,14 +58,28 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
       putArtifact: (tenantId, bytes) => artifacts.put(tenantId, bytes),
       getArtifact: (tenantId, ref) => artifacts.get(tenantId, ref),
       deleteArtifact: (ref) => artifacts.delete(ref),
-      async registerVersion(tenantId, modelName, files, { jobId, metrics }) {
+      async registerVersion(tenantId, modelName, files, { jobId, metrics, baseline }) {
         const version = await registry.addVersionFromSavedModel(
           tenantId,
           modelName,
           { onnx: files.onnx, spec: files.spec, weights: files.weights, metrics: files.metrics },
           { source: 'job', createModel: true, jobId, metrics: { ...metrics } },
         );
+        await repositories.versionReports.add(tenantId, version.id, 'drift-baseline', { source: 'training', jobId, baseline });
         return { versionId: version.id, version: version.version };
+      },
+      async keepResult(tenantId, files, baseline) {
+        const refs: Record<string, string> = {};
+        for (const [name, bytes] of [
+          [keptFileNames.onnx, files.onnx],
+          [keptFileNames.spec, files.spec],
+          [keptFileNames.weights, files.weights],
+          [keptFileNames.metrics, files.metrics],
+          [keptFileNames.baseline, new TextEncoder().encode(JSON.stringify(baseline))],
+        ] as const) {
+          refs[name] = await artifacts.put(tenantId, bytes);
+        }
+        return refs;
       },
       logger: context.logger.child({ component: 'jobs' }),
       handlers: { pull: pull.handler },

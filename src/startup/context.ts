@@ -47,6 +47,7 @@ import { moveDataKeysToKeyStore } from './key-store-migration.ts';
 import { migrateArtifactFormat } from './artifact-format-migration.ts';
 import { createJobSystem, type JobSystem } from '../jobs/job-system.ts';
 import { BackupService } from './backups.ts';
+import { DriftService } from '../platform/drift.ts';
 
 export interface ServerContext {
   readonly config: AiaasConfig;
@@ -72,6 +73,8 @@ export interface ServerContext {
   readonly backups: BackupService;
   readonly logger: Logger;
   readonly now: () => Date;
+  /** Drift baselines, sampling windows and scores of served versions. */
+  readonly drift: DriftService;
   /** The operator tenant, and the admin key generated for it on this start (print once, never log). */
   readonly bootstrap: { readonly tenantId: string; readonly generatedKey?: string };
   close(): Promise<void>;
@@ -275,6 +278,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         await registry.forgetTenant(tenantId);
         // Its model names must not outlive it on /metrics.
         metrics.dropTenant(tenantId);
+        drift.forgetTenant(tenantId);
         // Its data key is gone, so its jobs could never store a checkpoint or a result: stop them now.
         await jobs.cancelTenantJobs(tenantId);
         // Then nothing of it stays on disk: artifact files, the rows naming them, its plaintext directory.
@@ -301,6 +305,18 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     });
     // Before the database closes: a running backup is still reading it.
     closers.unshift(() => backups.close());
+    const drift = new DriftService({
+      reports: repositories.versionReports,
+      sampleRate: config.driftSampleRate,
+      windowSize: config.driftWindowSize,
+      psiThreshold: config.driftPsiThreshold,
+      async audit({ tenantId, model, version, detail }) {
+        await audit.record({ tenantId, keyId: null, action: 'drift.detected', resource: `model:${model}/versions/${version}`, outcome: 'success', ip: '', detail, model });
+      },
+      // No webhooks module yet: when src/platform/webhooks.ts lands, pass it here as `notifier`.
+      metrics,
+      logger: logger.child({ component: 'drift' }),
+    });
     const bootstrapped = await access.bootstrap(config.bootstrapKey);
     if (bootstrapped.created) logger.info({ tenantId: bootstrapped.tenant.id }, 'empty store: created the operator tenant and its first admin key');
 
@@ -324,6 +340,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       usage,
       jobs,
       backups,
+      drift,
       logger,
       now,
       bootstrap: {

@@ -33,6 +33,8 @@ export interface InferenceDeps {
   onInference?(request: FastifyRequest, model: ResolvedModel, protocol: InferenceProtocol, outcome: 'ok' | 'error'): void;
   /** Reported by `GET /v2`. */
   server?: { name: string; version: string };
+  /** Drift sampling (src/platform/drift.ts); absent when `driftSampleRate` is 0, so serving pays one branch. */
+  drift?: { sample(model: ResolvedModel, request: InferRequest): ((response: InferResponse) => void) | undefined };
 }
 
 export { errorCodeHeader };
@@ -160,6 +162,8 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
   const labels = { ...(model.tenantId === undefined ? {} : { tenant: model.tenantId }), model: model.name, version: model.version };
   try {
     const parsed = parse(await signatureOf(deps, model));
+    // Copied before the inference: its input buffers are transferred to a worker.
+    const sampled = deps.drift === undefined ? undefined : deps.drift.sample(model, parsed.request);
     const disconnect = watchDisconnect(request);
     let response: InferResponse;
     try {
@@ -171,6 +175,7 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
       disconnect?.stop();
     }
     const rendered = render(model, parsed, response);
+    if (sampled !== undefined) sampled(response);
     deps.metrics.recordRequest(labels, protocol, 'ok', (performance.now() - started) / 1000);
     deps.onInference?.(request, model, protocol, 'ok');
     return rendered;
