@@ -7,6 +7,10 @@ import { AiaasApiError, AiaasConnectionError, apiErrorFrom } from './errors.ts';
 import { ServerSentEventParser } from './sse.ts';
 import { packDirectory } from './tar.ts';
 import type {
+  BenchReport,
+  BenchReportBody,
+  DatasetRows,
+  DriftReport,
   Alias,
   ChatCompletionChunk,
   ChatCompletionRequest,
@@ -561,6 +565,32 @@ export interface TfServingTarget {
   label?: string;
 }
 
+/** Drift scores and load-test reports of model versions (docs/quality.md). */
+export class QualityApi {
+  constructor(private readonly transport: Transport) {}
+
+  /** Drift of a version (number or alias; the latest when omitted) against its baseline. */
+  async drift(model: string, options: SignalOption & { version?: string | number } = {}): Promise<DriftReport> {
+    const query = options.version === undefined ? {} : { version: String(options.version) };
+    return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/drift`, { query, signal: options.signal })) as DriftReport;
+  }
+
+  async addBenchReport(model: string, version: number | string, report: BenchReportBody, options: SignalOption = {}): Promise<BenchReport> {
+    const body = await this.transport.json('POST', `/api/v1/models/${segment(model)}/versions/${segment(version)}/bench-reports`, { json: report, signal: options.signal });
+    return unwrap<BenchReport>(body, 'benchReport');
+  }
+
+  /** Newest first. */
+  async benchReports(model: string, version: number | string, options: SignalOption = {}): Promise<BenchReport[]> {
+    return listOf<BenchReport>(await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/bench-reports`, { signal: options.signal }), 'benchReports');
+  }
+
+  /** Rows of a stored dataset (at most 1000 per call). */
+  async datasetRows(datasetId: string, options: SignalOption & { offset?: number; limit?: number } = {}): Promise<DatasetRows> {
+    return (await this.transport.json('GET', `/api/v1/datasets/${segment(datasetId)}/rows`, { query: { offset: options.offset, limit: options.limit }, signal: options.signal })) as DatasetRows;
+  }
+}
+
 export class AiaasClient {
   readonly baseUrl: string;
   readonly tenants: TenantsApi;
@@ -572,6 +602,7 @@ export class AiaasClient {
   readonly jobs: JobsApi;
   readonly audit: AuditApi;
   readonly backups: BackupsApi;
+  readonly quality: QualityApi;
   private readonly transport: Transport;
 
   constructor(options: AiaasClientOptions) {
@@ -586,6 +617,7 @@ export class AiaasClient {
     this.jobs = new JobsApi(this.transport);
     this.audit = new AuditApi(this.transport);
     this.backups = new BackupsApi(this.transport);
+    this.quality = new QualityApi(this.transport);
   }
 
   /** The tenant and key this client authenticates as. */

@@ -15,6 +15,7 @@ import type * as jobs from '../http/schemas/jobs.ts';
 import type * as models from '../http/schemas/models.ts';
 import type * as service from '../http/schemas/service.ts';
 import type * as v2 from '../http/schemas/v2.ts';
+import type * as quality from '../http/schemas/quality.ts';
 
 export type { JobSettings, TrainingSummary };
 /** Early-stopping options of a job submission (the engine's `EarlyStoppingOptions`). */
@@ -195,3 +196,9 @@ export interface ChatCompletionChunk {
   choices: { index: number; delta: { role?: string; content?: string | null }; finish_reason?: string | null }[];
   usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number } | null;
 }
+
+export type DriftReport = Static<typeof quality.DriftReport>;
+export type BenchLevel = Static<typeof quality.BenchLevel>;
+export type BenchReportBody = Static<typeof quality.BenchReportBody>;
+export type BenchReport = Static<typeof quality.BenchReport>;
+export type DatasetRows = Static<typeof quality.DatasetRows>;

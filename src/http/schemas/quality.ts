@@ -84,6 +84,19 @@ export const BenchReport = Type.Object(
   { title: 'BenchReport' },
 );
 
+export const DatasetRows = Type.Object(
+  {
+    datasetId: Type.String(),
+    featureShape: Type.Array(Type.Integer()),
+    labelShape: Type.Array(Type.Integer()),
+    count: Type.Integer({ description: 'Rows in the whole dataset' }),
+    offset: Type.Integer(),
+    rows: Type.Array(Type.Array(Type.Number()), { description: 'Each row\'s features, flattened (row-major)' }),
+    labels: Type.Array(Type.Array(Type.Number()), { description: 'Each row\'s label values, flattened' }),
+  },
+  { title: 'DatasetRows' },
+);
+
 export const qualitySchemas = {
   drift: {
     params: NameParams,
@@ -91,6 +104,14 @@ export const qualitySchemas = {
     response: { 200: DriftReport },
   },
   addBenchReport: { params: VersionParams, body: BenchReportBody, response: { 201: Type.Object({ benchReport: BenchReport }) } },
+  datasetRows: {
+    params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }),
+    querystring: Type.Object(
+      { offset: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$' })), limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: 'At most 1000; default 100' })) },
+      { additionalProperties: false },
+    ),
+    response: { 200: DatasetRows },
+  },
   listBenchReports: { params: VersionParams, response: { 200: Type.Object({ benchReports: Type.Array(BenchReport) }) } },
 } satisfies Record<string, RouteSchema>;
 
