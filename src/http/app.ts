@@ -17,6 +17,7 @@ import type { InferenceDeps } from './protocols/route-support.ts';
 import type { RouteSchema } from './schemas/common.ts';
 import { installSchemaCompilers } from './schemas/validation.ts';
 import { jobRoutes } from './routes/jobs.ts';
+import { sweepRoutes } from './routes/sweeps.ts';
 import { platformRoutes } from './routes/platform/index.ts';
 import { serviceRoutes } from './routes/service.ts';
 import { tfServingRoutes } from './routes/tfserving.ts';
@@ -145,6 +146,7 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
   });
   await app.register(platformRoutes, { prefix: '/api/v1', context });
   await app.register(jobRoutes({ service: context.jobs.service, authorize }), { prefix: '/api/v1' });
+  await app.register(sweepRoutes({ sweeps: context.jobs.sweeps, authorize }), { prefix: '/api/v1' });
   if (options.extraRoutes !== undefined) await app.register(options.extraRoutes, { prefix: '/api/v1', context });
   const deps = inferenceDeps(context);
   await app.register(v2Routes, deps);

@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, startTestServer, type TestServer } from '../http/helpers.ts';
+
+/**
+ * A learning-rate sweep where the answer is known: plain SGD fitting y = 2x + 1. At 1e-5 the
+ * weights barely move, at 10 the loss diverges (the trial fails TRAINING_DIVERGED), at 0.1 it
+ * converges: the sweep must rank 0.1 first and register its model.
+ */
+let server: TestServer;
+let datasetId: string;
+
+function lineCsv(): string {
+  const rows = ['x,label'];
+  for (let index = 0; index < 64; index++) {
+    const x = index / 63;
+    rows.push(`${x},${2 * x + 1}`);
+  }
+  return `${rows.join('\n')}\n`;
+}
+
+const baseJob = {
+  model: 'line',
+  spec: { input: { shape: [1] }, layers: [{ type: 'dense', units: 1 }], compile: { optimizer: { type: 'sgd', learningRate: 0.01 }, loss: 'meanSquaredError' } },
+  epochs: 30,
+  batchSize: 8,
+  seed: 3,
+};
+
+beforeAll(async () => {
+  // A short lease: a cancel that reaches a job before its training process exists is passed on at the next renewal.
+  server = await startTestServer({ jobConcurrency: 2, jobLeaseMs: 3000 });
+  server.context.jobs.start();
+  const dataset = await call(server.app, server.adminKey, 'POST', '/api/v1/datasets?name=line', lineCsv(), { 'content-type': 'text/csv' });
+  expect(dataset.statusCode).toBe(201);
+  datasetId = dataset.json().dataset.id;
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+interface Trial {
+  trial: number;
+  params: Record<string, number>;
+  status: string;
+  metric: number | null;
+  error: { code: string } | null;
+}
+
+describe('hyperparameter sweeps', () => {
+  it('finds the learning rate that converges, streams the leaderboard and registers the best trial', async () => {
+    const submitted = await call(server.app, server.adminKey, 'POST', '/api/v1/sweeps', {
+      baseJob: { ...baseJob, datasetId },
+      space: { 'compile.optimizer.learningRate': [1e-5, 10, 0.1] },
+      strategy: 'grid',
+      parallelism: 2,
+      metric: { name: 'loss', direction: 'minimize' },
+      register: true,
+    });
+    expect(submitted.statusCode, submitted.body).toBe(202);
+    const sweepId = submitted.json().sweep.id as string;
+    expect(submitted.json().sweep.leaderboard).toHaveLength(2);
+
+    // The stream ends when the sweep does: inject returns the whole of it.
+    const stream = await server.app.inject({ method: 'GET', url: `/api/v1/sweeps/${sweepId}/events`, headers: { authorization: `Bearer ${server.adminKey}` } });
+    expect(stream.statusCode).toBe(200);
+    expect(stream.headers['content-type']).toMatch(/^text\/event-stream/);
+    const events = stream.body.split('\n\n').filter((block) => block.includes('event: ')).map((block) => /event: (\S+)/.exec(block)![1]);
+    expect(events[0]).toBe('sweep-leaderboard');
+    expect(events.at(-1)).toBe('sweep-finished');
+
+    const sweep = (await call(server.app, server.adminKey, 'GET', `/api/v1/sweeps/${sweepId}`)).json().sweep as { status: string; leaderboard: Trial[]; best: Trial; resultVersion: { version: number } | null };
+    expect(sweep.status).toBe('succeeded');
+    expect(sweep.leaderboard).toHaveLength(3);
+    const byRate = new Map(sweep.leaderboard.map((trial) => [trial.params['compile.optimizer.learningRate'], trial]));
+    expect(sweep.best.params['compile.optimizer.learningRate']).toBe(0.1);
+    expect(byRate.get(0.1)!.metric).toBeLessThan(0.01);
+    expect(byRate.get(1e-5)!.metric).toBeGreaterThan(1);
+    expect(byRate.get(10)!.status).toBe('failed');
+    expect(byRate.get(10)!.error!.code).toBe('TRAINING_DIVERGED');
+    expect(sweep.leaderboard.map((trial) => trial.params['compile.optimizer.learningRate'])).toEqual([0.1, 1e-5, 10]);
+
+    // Trials registered nothing; the sweep registered the best one, with its drift baseline.
+    expect(sweep.resultVersion).toEqual({ id: expect.any(String), version: 1 });
+    const versions = (await call(server.app, server.adminKey, 'GET', '/api/v1/models/line/versions')).json().versions as { version: number; jobId: string; metrics: { loss: number } }[];
+    expect(versions).toHaveLength(1);
+    expect(versions[0]!.jobId).toBe(sweep.best.jobId);
+    expect(versions[0]!.metrics.loss).toBe(sweep.best.metric);
+    const drift = (await call(server.app, server.adminKey, 'GET', '/api/v1/models/line/drift')).json();
+    expect(drift.baseline).toMatchObject({ source: 'training', rows: 64, features: 1, projection: 'identity', classes: null });
+
+    // Registering again returns the same version.
+    const again = await call(server.app, server.adminKey, 'POST', `/api/v1/sweeps/${sweepId}/register`);
+    expect(again.statusCode).toBe(201);
+    expect(again.json().sweep.resultVersion.version).toBe(1);
+  }, 120_000);
+
+  it('cancels a sweep and its running trials', async () => {
+    const submitted = await call(server.app, server.adminKey, 'POST', '/api/v1/sweeps', {
+      baseJob: { ...baseJob, datasetId, epochs: 10_000 },
+      space: { 'compile.optimizer.learningRate': { type: 'logRange', min: 1e-4, max: 1e-2, count: 3 } },
+      parallelism: 2,
+    });
+    expect(submitted.statusCode, submitted.body).toBe(202);
+    const sweepId = submitted.json().sweep.id as string;
+    const cancelled = await call(server.app, server.adminKey, 'POST', `/api/v1/sweeps/${sweepId}/cancel`);
+    expect(cancelled.statusCode).toBe(202);
+    expect(cancelled.json().sweep.status).toBe('cancelled');
+    const jobIds = (cancelled.json().sweep.leaderboard as { jobId: string }[]).map((trial) => trial.jobId);
+    expect(jobIds).toHaveLength(2);
+    for (const jobId of jobIds) {
+      let status = '';
+      for (let attempt = 0; attempt < 200 && status !== 'cancelled'; attempt++) {
+        status = (await call(server.app, server.adminKey, 'GET', `/api/v1/jobs/${jobId}`)).json().job.status;
+        if (status !== 'cancelled') await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(status).toBe('cancelled');
+    }
+    // No third trial starts after the cancel.
+    expect((await call(server.app, server.adminKey, 'GET', `/api/v1/sweeps/${sweepId}`)).json().sweep.leaderboard).toHaveLength(2);
+    expect((await call(server.app, server.adminKey, 'POST', `/api/v1/sweeps/${sweepId}/cancel`)).statusCode).toBe(409);
+  }, 60_000);
+
+  it('refuses a trial that would break the spec before running anything, and unknown sweeps', async () => {
+    const bad = await call(server.app, server.adminKey, 'POST', '/api/v1/sweeps', { baseJob: { ...baseJob, datasetId }, space: { 'layers.0.units': [-1] } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.message).toMatch(/^trial 0/);
+    expect((await call(server.app, server.adminKey, 'GET', '/api/v1/sweeps/sweep_nothing')).statusCode).toBe(404);
+  });
+});
