@@ -40,6 +40,7 @@ afterAll(async () => {
 });
 
 interface Trial {
+  jobId: string;
   trial: number;
   params: Record<string, number>;
   status: string;
