@@ -7,6 +7,8 @@ import { AiaasApiError, AiaasConnectionError, apiErrorFrom } from './errors.ts';
 import { ServerSentEventParser } from './sse.ts';
 import { packDirectory } from './tar.ts';
 import type {
+  Sweep,
+  SubmitSweepRequest,
   BenchReport,
   BenchReportBody,
   DatasetRows,
@@ -591,6 +593,63 @@ export class QualityApi {
   }
 }
 
+/** Hyperparameter sweeps (docs/quality.md "Hyperparameter search"). */
+export class SweepsApi {
+  constructor(private readonly transport: Transport) {}
+
+  async submit(request: SubmitSweepRequest, options: SignalOption = {}): Promise<Sweep> {
+    return unwrap<Sweep>(await this.transport.json('POST', '/api/v1/sweeps', { json: request, signal: options.signal }), 'sweep');
+  }
+
+  async get(id: string, options: SignalOption = {}): Promise<Sweep> {
+    return unwrap<Sweep>(await this.transport.json('GET', `/api/v1/sweeps/${segment(id)}`, { signal: options.signal }), 'sweep');
+  }
+
+  async list(options: SignalOption = {}): Promise<Sweep[]> {
+    return listOf<Sweep>(await this.transport.json('GET', '/api/v1/sweeps', { signal: options.signal }), 'sweeps');
+  }
+
+  async cancel(id: string, options: SignalOption = {}): Promise<Sweep> {
+    return unwrap<Sweep>(await this.transport.json('POST', `/api/v1/sweeps/${segment(id)}/cancel`, { signal: options.signal }), 'sweep');
+  }
+
+  /** Registers the best trial's model as a version of the sweep's model (once). */
+  async register(id: string, options: SignalOption = {}): Promise<Sweep> {
+    return unwrap<Sweep>(await this.transport.json('POST', `/api/v1/sweeps/${segment(id)}/register`, { signal: options.signal }), 'sweep');
+  }
+
+  /**
+   * The live leaderboard: the whole sweep after every change, ending when the sweep does. Each
+   * event is complete, so a dropped connection is simply opened again.
+   */
+  async *watch(id: string, options: SignalOption = {}): AsyncGenerator<Sweep, void, undefined> {
+    for (;;) {
+      const response = await this.transport.send('GET', `/api/v1/sweeps/${segment(id)}/events`, { headers: { accept: 'text/event-stream' }, signal: options.signal });
+      if (response.body === null) return;
+      const parser = new ServerSentEventParser();
+      const reader = response.body.getReader();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          for (const event of parser.push(value)) {
+            if (event.type === 'sweep-leaderboard') yield JSON.parse(event.data) as Sweep;
+            if (event.type === 'sweep-finished') return;
+          }
+        }
+      } finally {
+        await reader.cancel().catch(() => undefined);
+      }
+      const sweep = await this.get(id, options);
+      if (sweep.status !== 'running') {
+        yield sweep;
+        return;
+      }
+      await sleep(1000, undefined, options.signal === undefined ? undefined : { signal: options.signal });
+    }
+  }
+}
+
 export class AiaasClient {
   readonly baseUrl: string;
   readonly tenants: TenantsApi;
@@ -603,6 +662,7 @@ export class AiaasClient {
   readonly audit: AuditApi;
   readonly backups: BackupsApi;
   readonly quality: QualityApi;
+  readonly sweeps: SweepsApi;
   private readonly transport: Transport;
 
   constructor(options: AiaasClientOptions) {
@@ -618,6 +678,7 @@ export class AiaasClient {
     this.audit = new AuditApi(this.transport);
     this.backups = new BackupsApi(this.transport);
     this.quality = new QualityApi(this.transport);
+    this.sweeps = new SweepsApi(this.transport);
   }
 
   /** The tenant and key this client authenticates as. */

@@ -16,6 +16,7 @@ import type * as models from '../http/schemas/models.ts';
 import type * as service from '../http/schemas/service.ts';
 import type * as v2 from '../http/schemas/v2.ts';
 import type * as quality from '../http/schemas/quality.ts';
+import type * as sweeps from '../http/schemas/sweeps.ts';
 
 export type { JobSettings, TrainingSummary };
 /** Early-stopping options of a job submission (the engine's `EarlyStoppingOptions`). */
@@ -202,3 +203,6 @@ export type BenchLevel = Static<typeof quality.BenchLevel>;
 export type BenchReportBody = Static<typeof quality.BenchReportBody>;
 export type BenchReport = Static<typeof quality.BenchReport>;
 export type DatasetRows = Static<typeof quality.DatasetRows>;
+export type SubmitSweepRequest = Static<typeof sweeps.SubmitSweepRequest>;
+export type Sweep = Static<typeof sweeps.Sweep>;
+export type SweepTrial = Static<typeof sweeps.SweepTrial>;

@@ -1,4 +1,10 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.ts';
+import { captureIo } from '../cli/helpers.ts';
 import { call, startTestServer, type TestServer } from '../http/helpers.ts';
 
 /**
@@ -120,6 +126,33 @@ describe('hyperparameter sweeps', () => {
     // No third trial starts after the cancel.
     expect((await call(server.app, server.adminKey, 'GET', `/api/v1/sweeps/${sweepId}`)).json().sweep.leaderboard).toHaveLength(2);
     expect((await call(server.app, server.adminKey, 'POST', `/api/v1/sweeps/${sweepId}/cancel`)).statusCode).toBe(409);
+  }, 60_000);
+
+  it('aiaas sweeps submit --watch follows the leaderboard; sweeps show prints it', async () => {
+    await server.app.listen({ port: 0, host: '127.0.0.1' });
+    const url = `http://127.0.0.1:${(server.app.server.address() as AddressInfo).port}`;
+    const directory = await mkdtemp(join(tmpdir(), 'aiaas-sweep-cli-'));
+    try {
+      const file = join(directory, 'sweep.json');
+      await writeFile(file, JSON.stringify({ baseJob: { ...baseJob, model: 'line-cli', datasetId, epochs: 10 }, space: { 'compile.optimizer.learningRate': [1e-5, 0.1] }, parallelism: 2 }));
+      const io = captureIo({ cwd: directory });
+      const code = await main(['sweeps', 'submit', file, '--watch', '--server', url, '--api-key', server.adminKey], io);
+      expect(code, io.err()).toBe(0);
+      const out = io.out();
+      expect(out).toMatch(/^sweep sweep_\S+  model line-cli  succeeded  minimize loss/);
+      expect(out).toMatch(/best: trial 1 \{"compile\.optimizer\.learningRate":0\.1\} loss /);
+      const rows = out.trim().split('\n').slice(-2);
+      expect(rows[0]).toMatch(/^1\s+1\s+0\.1\s+succeeded\s+\S+$/);
+      expect(rows[1]).toMatch(/^2\s+0\s+0\.00001\s+succeeded\s+\S+$/);
+      expect(io.err()).toContain('following its leaderboard');
+
+      const sweepId = /^sweep (sweep_\S+)/.exec(out)![1]!;
+      const shown = captureIo();
+      expect(await main(['sweeps', 'show', sweepId, '--server', url, '--api-key', server.adminKey], shown)).toBe(0);
+      expect(shown.out()).toBe(out);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
   }, 60_000);
 
   it('refuses a trial that would break the spec before running anything, and unknown sweeps', async () => {
