@@ -2,7 +2,9 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.ts';
 import { parseConcurrency, parseDuration } from '../../src/cli/commands/bench.ts';
-import { captureIo } from '../cli/helpers.ts';
+import { captureIo, fakeServer } from '../cli/helpers.ts';
+import { runBench } from '../../src/cli/bench-runner.ts';
+import { randomLlamaGguf } from '../../src/runtimes/gguf/random-llama.ts';
 import { call, classifierModel, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from '../http/helpers.ts';
 
 let server: TestServer;
@@ -10,7 +12,7 @@ let url: string;
 
 beforeAll(async () => {
   // The token bucket would answer most of a load test with 429s.
-  server = await startTestServer({ rateLimitPerSecond: 1_000_000, rateLimitBurst: 1_000_000 });
+  server = await startTestServer({ rateLimitPerSecond: 1_000_000, rateLimitBurst: 1_000_000, llmThreads: 1, llmParallel: 2, llmContextLength: 512 });
   await server.app.listen({ port: 0, host: '127.0.0.1' });
   url = `http://127.0.0.1:${(server.app.server.address() as AddressInfo).port}`;
   expect((await uploadOnnxModel(server, server.adminKey, 'classifier', classifierModel().exportOnnx())).statusCode).toBe(201);
@@ -97,6 +99,47 @@ describe('aiaas bench', () => {
 
     const reports = (await call(server.app, server.adminKey, 'GET', '/api/v1/models/classifier/versions/1/bench-reports')).json().benchReports as { report: { input: string } }[];
     expect(reports[0]!.report.input).toBe('dataset');
+  });
+
+  it('streams chat completions from a language model: time to first token and tokens per second', async () => {
+    expect((await call(server.app, server.adminKey, 'POST', '/api/v1/models', { name: 'tiny' })).statusCode).toBe(201);
+    const upload = await call(server.app, server.adminKey, 'POST', '/api/v1/models/tiny/versions', Buffer.from(randomLlamaGguf({ seed: 5 })), { 'content-type': 'application/octet-stream' });
+    expect(upload.statusCode, upload.body).toBe(201);
+    const result = await bench(['tiny', '--concurrency', '1,2', '--duration', '300ms', '--max-tokens', '8', '--json']);
+    expect(result.code, result.err).toBe(0);
+    const saved = JSON.parse(result.out) as { report: { protocol: string; levels: { requests: number; errors: number; latencyMs: Percentiles; timeToFirstTokenMs: Percentiles; tokensPerSecond: { mean: number; p50: number; total: number } }[] } };
+    expect(saved.report.protocol).toBe('openai');
+    for (const level of saved.report.levels) {
+      expect(level.requests).toBeGreaterThan(0);
+      expect(level.errors).toBe(0);
+      expectOrdered(level.latencyMs);
+      expectOrdered(level.timeToFirstTokenMs);
+      // The first token comes before the end of its stream.
+      expect(level.timeToFirstTokenMs.p50).toBeLessThanOrEqual(level.latencyMs.max);
+      expect(level.tokensPerSecond.p50).toBeGreaterThan(0);
+      expect(level.tokensPerSecond.total).toBeGreaterThan(0);
+    }
+  }, 60_000);
+
+  it('reads queue and compute time from Server-Timing and counts errors by status', async () => {
+    let served = 0;
+    const fake = await fakeServer({
+      'POST /infer': (_request, response) => {
+        served++;
+        if (served % 2 === 0) response.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"busy"}');
+        else response.writeHead(200, { 'content-type': 'application/json', 'server-timing': 'queue;dur=2.5, compute;dur=7' }).end('{}');
+      },
+    });
+    try {
+      const [level] = await runBench({ concurrency: [2], durationMs: 200, request: () => ({ url: `${fake.url}/infer`, headers: {}, body: '{}' }) });
+      expect(level!.requests).toBe(served);
+      expect(level!.errors).toBe(Math.floor(served / 2));
+      expect(level!.errorCodes).toEqual({ 503: Math.floor(served / 2) });
+      expect(level!.serverQueueMs).toMatchObject({ p50: 2.5, p99: 2.5, max: 2.5 });
+      expect(level!.serverComputeMs).toMatchObject({ p50: 7, p999: 7 });
+    } finally {
+      await fake.close();
+    }
   });
 
   it('refuses a report that is not one (400) and a missing version (404)', async () => {

@@ -102,6 +102,33 @@ describe('hyperparameter sweeps', () => {
     expect(again.json().sweep.resultVersion.version).toBe(1);
   }, 120_000);
 
+  it('halves successively: the best of the first round trains again with eta× the epochs', async () => {
+    const submitted = await call(server.app, server.adminKey, 'POST', '/api/v1/sweeps', {
+      baseJob: { ...baseJob, model: 'line-halving', datasetId },
+      space: { 'compile.optimizer.learningRate': { type: 'logRange', min: 1e-4, max: 0.3 } },
+      strategy: { type: 'successiveHalving', seed: 11, eta: 3, minEpochs: 2, maxEpochs: 6 },
+      maxTrials: 3,
+      parallelism: 3,
+    });
+    expect(submitted.statusCode, submitted.body).toBe(202);
+    const sweepId = submitted.json().sweep.id as string;
+    await server.app.inject({ method: 'GET', url: `/api/v1/sweeps/${sweepId}/events`, headers: { authorization: `Bearer ${server.adminKey}` } });
+    const sweep = (await call(server.app, server.adminKey, 'GET', `/api/v1/sweeps/${sweepId}`)).json().sweep as { status: string; leaderboard: (Trial & { rung: number; totalEpochs: number })[]; best: Trial & { rung: number } };
+    expect(sweep.status).toBe('succeeded');
+    const first = sweep.leaderboard.filter((trial) => trial.rung === 0);
+    const second = sweep.leaderboard.filter((trial) => trial.rung === 1);
+    expect(first).toHaveLength(3);
+    expect(first.every((trial) => trial.totalEpochs === 2)).toBe(true);
+    expect(second).toHaveLength(1);
+    expect(second[0]!.totalEpochs).toBe(6);
+    // The promoted configuration is the first round's best, and the longer run ranks first.
+    const bestFirst = [...first].sort((a, b) => a.metric! - b.metric!)[0]!;
+    expect(second[0]!.params).toEqual(bestFirst.params);
+    expect(second[0]!.trial).toBe(bestFirst.trial);
+    expect(sweep.best.rung).toBe(1);
+    expect(sweep.best.metric).toBeLessThanOrEqual(bestFirst.metric!);
+  }, 120_000);
+
   it('cancels a sweep and its running trials', async () => {
     const submitted = await call(server.app, server.adminKey, 'POST', '/api/v1/sweeps', {
       baseJob: { ...baseJob, datasetId, epochs: 10_000 },
