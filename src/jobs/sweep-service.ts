@@ -70,6 +70,9 @@ export interface SweepView {
   finishedAt: string | null;
 }
 
+/** How soon a sweep whose trial met a full job quota tries again. */
+const quotaRetryMs = 5000;
+
 const statusOrder: Record<JobRecord['status'], number> = { succeeded: 0, running: 1, queued: 2, failed: 3, cancelled: 4 };
 
 export class SweepService {
@@ -81,6 +84,8 @@ export class SweepService {
   /** One advance at a time per sweep; another request while one runs makes it run once more. */
   readonly #advancing = new Map<string, { again: boolean; done: Promise<void> }>();
   readonly #listeners = new Set<(sweepId: string) => void>();
+  /** Retries of sweeps whose next trial met a full job quota (the jobs holding it may not be theirs). */
+  readonly #retries = new Set<NodeJS.Timeout>();
   #unsubscribe: (() => void) | undefined;
 
   constructor(deps: SweepServiceDependencies) {
@@ -99,6 +104,8 @@ export class SweepService {
   stop(): void {
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
+    for (const timer of this.#retries) clearTimeout(timer);
+    this.#retries.clear();
   }
 
   /** Called when a sweep's leaderboard may have changed (SSE streams wait on it). */
@@ -181,6 +188,15 @@ export class SweepService {
     await this.#deps.sweeps.setResultVersion(sweep.tenantId, sweep.id, versionId);
   }
 
+  #retryLater(tenantId: string, sweepId: string): void {
+    const timer = setTimeout(() => {
+      this.#retries.delete(timer);
+      this.#schedule(tenantId, sweepId);
+    }, quotaRetryMs);
+    timer.unref();
+    this.#retries.add(timer);
+  }
+
   #notify(sweepId: string): void {
     for (const listener of this.#listeners) listener(sweepId);
   }
@@ -243,13 +259,21 @@ export class SweepService {
       try {
         jobId = (await this.#deps.jobs.submit(tenantId, body, null, { keepResult: true })).id;
       } catch (error) {
-        // The tenant's job quota is full (its other jobs count too): the next finished job retries.
-        if (AiaasError.isInstance(error) && error.code === 'QUOTA_EXCEEDED') break;
+        // The tenant's job quota is full, possibly with jobs that are not this sweep's: look again shortly.
+        if (AiaasError.isInstance(error) && error.code === 'QUOTA_EXCEEDED') {
+          this.#retryLater(tenantId, sweepId);
+          break;
+        }
         throw error;
       }
       this.#trialSweeps.set(jobId, { tenantId, sweepId });
       await this.#deps.sweeps.addTrial(tenantId, { sweepId, jobId, trial: next.trial, rung: next.rung, params: next.params });
       slots--;
+      // Cancelled while this trial was being submitted: the cancel may have missed it.
+      if ((await this.#deps.sweeps.get(tenantId, sweepId))?.status !== 'running') {
+        await this.#deps.jobs.cancel(tenantId, jobId).catch(() => undefined);
+        return;
+      }
     }
     if (pending.length > 0 || unfinished > 0) {
       this.#notify(sweepId);
