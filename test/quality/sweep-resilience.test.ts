@@ -7,6 +7,7 @@ import { loadConfig } from '../../src/config.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { generateMasterKey } from '../../src/security/key-ring.ts';
 import { createServerContext } from '../../src/startup/context.ts';
+import { call, startTestServer } from '../http/helpers.ts';
 
 const directory = await mkdtemp(join(tmpdir(), 'aiaas-sweep-restart-'));
 const masterKey = generateMasterKey();
@@ -56,6 +57,32 @@ describe('a sweep across a restart', () => {
       expect(sweep.best.params['compile.optimizer.learningRate']).toBe(0.1);
     } finally {
       await second.close();
+    }
+  }, 60_000);
+});
+
+describe('a sweep behind a full job quota', () => {
+  it('waits for the quota instead of failing, then runs its trials', async () => {
+    const server = await startTestServer({ maxConcurrentJobsPerTenant: 1, jobLeaseMs: 3000 });
+    try {
+      server.context.jobs.start();
+      const rows = ['x,label', ...Array.from({ length: 32 }, (_, index) => `${index / 31},${(2 * index) / 31 + 1}`)].join('\n');
+      const datasetId = (await call(server.app, server.adminKey, 'POST', '/api/v1/datasets?name=line', rows, { 'content-type': 'text/csv' })).json().dataset.id as string;
+      const spec = { input: { shape: [1] }, layers: [{ type: 'dense', units: 1 }], compile: { optimizer: 'sgd', loss: 'meanSquaredError' } };
+      // An ordinary job holds the tenant's only slot.
+      const blocker = await call(server.app, server.adminKey, 'POST', '/api/v1/jobs', { model: 'other', spec, datasetId, epochs: 10_000 });
+      expect(blocker.statusCode).toBe(202);
+      const submitted = await call(server.app, server.adminKey, 'POST', '/api/v1/sweeps', { baseJob: { model: 'line', datasetId, epochs: 2, batchSize: 8, spec }, space: { 'compile.optimizer.learningRate': [0.01, 0.1] }, parallelism: 2 });
+      expect(submitted.statusCode, submitted.body).toBe(202);
+      expect(submitted.json().sweep.leaderboard).toEqual([]);
+      expect((await call(server.app, server.adminKey, 'POST', `/api/v1/jobs/${blocker.json().job.id}/cancel`)).statusCode).toBe(202);
+      const stream = await server.app.inject({ method: 'GET', url: `/api/v1/sweeps/${submitted.json().sweep.id}/events`, headers: { authorization: `Bearer ${server.adminKey}` } });
+      expect(stream.body).toContain('event: sweep-finished');
+      const sweep = (await call(server.app, server.adminKey, 'GET', `/api/v1/sweeps/${submitted.json().sweep.id}`)).json().sweep;
+      expect(sweep.status).toBe('succeeded');
+      expect(sweep.leaderboard.map((trial: { status: string }) => trial.status)).toEqual(['succeeded', 'succeeded']);
+    } finally {
+      await server.close();
     }
   }, 60_000);
 });
