@@ -16,6 +16,7 @@ import { predictCommand } from './commands/predict.ts';
 import { serveCommand } from './commands/serve.ts';
 import { trainCommand } from './commands/train.ts';
 import { chatCommand } from './commands/chat.ts';
+import { usageCommand } from './commands/usage.ts';
 import { benchCommand } from './commands/bench.ts';
 import { sweepCommands } from './commands/sweeps.ts';
 import type { CliIo } from './io.ts';
@@ -38,6 +39,7 @@ export const commands: readonly CommandDefinition[] = [
   checkCommand,
   ...backupCommands,
   trainCommand,
+  usageCommand,
   benchCommand,
   ...sweepCommands,
 ];

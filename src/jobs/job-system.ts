@@ -6,7 +6,7 @@ import { createPullHandler, registerPulledFile } from '../platform/model-pull.ts
 import type { ModelRegistry } from '../platform/model-registry.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import type { Repositories } from '../storage/index.ts';
-import { JobRunner } from './job-runner.ts';
+import { JobRunner, type TrainingUsage } from './job-runner.ts';
 import { JobService } from './job-service.ts';
 import { SweepService } from './sweep-service.ts';
 import type { TrainingSummary } from './worker-protocol.ts';
@@ -35,6 +35,8 @@ export interface JobSystemContext {
   readonly registry: ModelRegistry;
   readonly config: AiaasConfig;
   readonly logger: Logger;
+  /** Where training's sample-epochs and worker-seconds go (the usage ledger). */
+  readonly recordTrainingUsage?: (usage: TrainingUsage) => void;
 }
 
 /** The job queue (training and pulls) and its workers over one server's storage and keys. */
@@ -95,6 +97,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
         return refs;
       },
       logger: context.logger.child({ component: 'jobs' }),
+      ...(context.recordTrainingUsage === undefined ? {} : { recordTrainingUsage: context.recordTrainingUsage }),
       handlers: { pull: pull.handler },
     },
     {

@@ -70,6 +70,9 @@ export interface SweepView {
   finishedAt: string | null;
 }
 
+/** A sweep's definition as stored: the request, and the key that submitted it. */
+type StoredDefinition = SweepDefinition & { keyId?: string | null };
+
 /** How soon a sweep whose trial met a full job quota tries again. */
 const quotaRetryMs = 5000;
 
@@ -114,7 +117,8 @@ export class SweepService {
     return () => this.#listeners.delete(listener);
   }
 
-  async submit(tenantId: string, body: unknown, allowedModels: AllowedModels): Promise<SweepView> {
+  /** `keyId`: the submitting key; its trials' training is billed to it. */
+  async submit(tenantId: string, body: unknown, allowedModels: AllowedModels, keyId: string | null = null): Promise<SweepView> {
     const definition = parseSweepRequest(body);
     const configs = configurations(definition);
     if (configs.length === 0) throw new AiaasError('INVALID_REQUEST', 'the search space has no configuration', { details: { field: 'space' } });
@@ -132,7 +136,8 @@ export class SweepService {
         throw error;
       }
     }
-    const sweep = await this.#deps.sweeps.create(tenantId, { modelName: model, definition });
+    const stored: StoredDefinition = { ...definition, keyId };
+    const sweep = await this.#deps.sweeps.create(tenantId, { modelName: model, definition: stored });
     await this.#advance(tenantId, sweep.id);
     return this.get(tenantId, sweep.id, allowedModels);
   }
@@ -236,7 +241,7 @@ export class SweepService {
   async #step(tenantId: string, sweepId: string): Promise<void> {
     const sweep = await this.#deps.sweeps.get(tenantId, sweepId);
     if (sweep === undefined) return;
-    const definition = sweep.definition as SweepDefinition;
+    const definition = sweep.definition as StoredDefinition;
     const trials = await this.#deps.sweeps.trials(tenantId, sweepId);
     for (const trial of trials) this.#trialSweeps.set(trial.jobId, { tenantId, sweepId });
     this.#notify(sweepId);
@@ -257,7 +262,7 @@ export class SweepService {
       const body = trialJobBody(definition, next.params, next.epochs);
       let jobId: string;
       try {
-        jobId = (await this.#deps.jobs.submit(tenantId, body, null, { keepResult: true })).id;
+        jobId = (await this.#deps.jobs.submit(tenantId, body, null, definition.keyId ?? null, { keepResult: true })).id;
       } catch (error) {
         // The tenant's job quota is full, possibly with jobs that are not this sweep's: look again shortly.
         if (AiaasError.isInstance(error) && error.code === 'QUOTA_EXCEEDED') {

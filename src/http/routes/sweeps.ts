@@ -4,7 +4,7 @@ import { sweepSchemas } from '../schemas/sweeps.ts';
 
 export interface SweepRouteDependencies {
   sweeps: SweepService;
-  authorize(request: FastifyRequest, permission: 'jobs:read' | 'jobs:write' | 'models:write'): { tenantId: string; allowedModels: readonly string[] | null };
+  authorize(request: FastifyRequest, permission: 'jobs:read' | 'jobs:write' | 'models:write'): { tenantId: string; keyId: string; allowedModels: readonly string[] | null };
   /** How long an idle leaderboard stream waits before re-reading (a change wakes it sooner). */
   eventPollMs?: number;
 }
@@ -18,8 +18,8 @@ export function sweepRoutes(deps: SweepRouteDependencies): FastifyPluginAsync {
     });
 
     app.post('/sweeps', { schema: sweepSchemas.submit, config: { audit: { action: 'sweep.submit' } } }, async (request, reply) => {
-      const { tenantId, allowedModels } = deps.authorize(request, 'jobs:write');
-      const sweep = await deps.sweeps.submit(tenantId, request.body, allowedModels);
+      const { tenantId, keyId, allowedModels } = deps.authorize(request, 'jobs:write');
+      const sweep = await deps.sweeps.submit(tenantId, request.body, allowedModels, keyId);
       request.audit = { resource: `sweep:${sweep.id}`, model: sweep.model };
       return reply.code(202).header('location', `/api/v1/sweeps/${sweep.id}`).send({ sweep });
     });

@@ -5,6 +5,7 @@ import { datasetRoutes } from './datasets.ts';
 import { identityRoutes } from './identity.ts';
 import { modelRoutes } from './models.ts';
 import type { PlatformRouteOptions } from './support.ts';
+import { usageRoutes } from './usage.ts';
 import { qualityRoutes } from './quality.ts';
 
 /** Everything under /api/v1 except training jobs; register with `{ prefix: '/api/v1', context }`. */
@@ -16,5 +17,6 @@ export async function platformRoutes(app: FastifyInstance, { context }: Platform
   await app.register(modelRoutes, options);
   await app.register(auditRoutes, options);
   await app.register(backupRoutes, options);
+  await app.register(usageRoutes, options);
   await app.register(qualityRoutes, options);
 }
