@@ -58,7 +58,7 @@ describe('aiaas bench', () => {
   it('measures synthetic V2 load per concurrency level and stores the report with the version', async () => {
     const result = await bench(['classifier@1', '--concurrency', '1,4', '--duration', '300ms', '--json']);
     expect(result.code, result.err).toBe(0);
-    const saved = JSON.parse(result.out) as { id: string; model: string; version: number; report: { protocol: string; input: string; levels: { concurrency: number; requests: number; errors: number; throughput: number; latencyMs: Percentiles; serverQueueMs: unknown }[] } };
+    const saved = JSON.parse(result.out) as { id: string; model: string; version: number; report: { protocol: string; input: string; levels: { concurrency: number; requests: number; errors: number; throughput: number; latencyMs: Percentiles; serverQueueMs: Percentiles; serverComputeMs: Percentiles }[] } };
     expect(saved).toMatchObject({ model: 'classifier', version: 1, report: { protocol: 'v2', input: 'synthetic' } });
     expect(saved.report.levels.map((level) => level.concurrency)).toEqual([1, 4]);
     for (const level of saved.report.levels) {
@@ -66,6 +66,12 @@ describe('aiaas bench', () => {
       expect(level.errors).toBe(0);
       expect(level.throughput).toBeGreaterThan(0);
       expectOrdered(level.latencyMs);
+      // The server reports its queue and compute time per request (Server-Timing).
+      expect(level.serverQueueMs.p50).toBeGreaterThanOrEqual(0);
+      expect(level.serverQueueMs.p50).toBeLessThanOrEqual(level.serverQueueMs.p99);
+      expect(level.serverComputeMs.p50).toBeGreaterThanOrEqual(0);
+      expect(level.serverComputeMs.p50).toBeLessThanOrEqual(level.serverComputeMs.p90);
+      expect(level.serverComputeMs.p99).toBeLessThanOrEqual(level.serverComputeMs.p999);
     }
 
     const listed = await call(server.app, server.adminKey, 'GET', '/api/v1/models/classifier/versions/1/bench-reports');
@@ -75,7 +81,7 @@ describe('aiaas bench', () => {
     expect(reports.find((report) => report.id === saved.id)!.report).toEqual(saved.report);
   });
 
-  it('replays dataset rows and prints a table (server timing n/a when the server sends none)', async () => {
+  it('replays dataset rows and prints a table', async () => {
     const dataset = await call(server.app, server.adminKey, 'POST', '/api/v1/datasets?name=iris', irisLikeCsv(), { 'content-type': 'text/csv' });
     expect(dataset.statusCode).toBe(201);
     const rows = await call(server.app, server.adminKey, 'GET', `/api/v1/datasets/${dataset.json().dataset.id}/rows?limit=2`);
@@ -94,7 +100,8 @@ describe('aiaas bench', () => {
     expect(p90).toBeLessThanOrEqual(p99!);
     expect(p99).toBeLessThanOrEqual(p999!);
     expect(cells[6]).toBe('0');
-    if (cells[7] === 'n/a') expect(cells[8]).toBe('n/a');
+    expect(Number(cells[7])).toBeGreaterThanOrEqual(0);
+    expect(Number(cells[8])).toBeGreaterThanOrEqual(0);
     expect(lines.at(-1)).toMatch(/^stored as bench_\S+ with classifier version 1$/);
 
     const reports = (await call(server.app, server.adminKey, 'GET', '/api/v1/models/classifier/versions/1/bench-reports')).json().benchReports as { report: { input: string } }[];
