@@ -14,6 +14,8 @@ import type {
   DatasetRows,
   DriftReport,
   Alias,
+  SigningKeyInfo,
+  VersionProvenance,
   ChatCompletionChunk,
   ChatCompletionRequest,
   JobKind,
@@ -402,6 +404,11 @@ export class VersionsApi {
     await this.transport.send('DELETE', `/api/v1/models/${segment(model)}/versions/${segment(version)}`, { signal: options.signal });
   }
 
+  /** The version's signed provenance record (verify it with `verifyRecord` and the server's signing key). */
+  async provenance(model: string, version: number | string, options: SignalOption = {}): Promise<VersionProvenance> {
+    return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/provenance`, { signal: options.signal })) as VersionProvenance;
+  }
+
   async downloadFile(model: string, version: number | string, file: ModelFileName, options: SignalOption = {}): Promise<Uint8Array> {
     const response = await this.transport.send('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/files/${segment(file)}`, {
       signal: options.signal,
@@ -703,6 +710,11 @@ export class AiaasClient {
     this.backups = new BackupsApi(this.transport);
     this.quality = new QualityApi(this.transport);
     this.sweeps = new SweepsApi(this.transport);
+  }
+
+  /** `GET /api/v1/signing-key`: the server's provenance signing key (public; no API key needed). */
+  async signingKey(options: SignalOption = {}): Promise<SigningKeyInfo> {
+    return (await this.transport.json('GET', '/api/v1/signing-key', { signal: options.signal })) as SigningKeyInfo;
   }
 
   /** The tenant and key this client authenticates as. */
