@@ -80,6 +80,9 @@ export interface AiaasConfig {
   plans: string | undefined;
   webhookAllowedHosts: readonly string[];
   webhookAllowPrivate: boolean;
+  driftSampleRate: number;
+  driftWindowSize: number;
+  driftPsiThreshold: number;
 }
 
 export type SettingName = keyof AiaasConfig;
@@ -187,6 +190,9 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('plans', 'path', '(none)', 'JSON file of billing plans ({"plans": [...]}, docs/billing.md) written to the database at start; these plans are read-only through /api/v1/plans. Operator-made plans live in the database.'),
   setting('webhookAllowedHosts', 'string', '(any public host)', 'Comma-separated hosts tenant webhooks may be sent to (names, IP literals or *.domain suffixes), with the model pulls\' rules. Unset, any host whose addresses are all public.'),
   setting('webhookAllowPrivate', 'boolean', 'false', 'Let webhooks reach private, loopback, link-local and other special addresses of hosts not in webhookAllowedHosts. Checked when set and at every delivery.'),
+  setting('driftSampleRate', 'number', '0', 'Share of V2 and TF-Serving inference requests whose inputs and predicted classes are sampled for drift tracking (0 = off, costing nothing; 1 = every request).', { minimum: 0, maximum: 1 }),
+  setting('driftWindowSize', 'integer', '1000', 'Sampled rows kept per model version (a rolling window) for drift scores.', { minimum: 10, maximum: 100000 }),
+  setting('driftPsiThreshold', 'number', '0.25', 'A version whose worst input-feature PSI, or output-class PSI, exceeds this is drifting: an audit entry drift.detected is written (once per crossing).', { minimum: 0 }),
 ];
 
 const definitionsByName = new Map(settingDefinitions.map((definition) => [definition.name, definition]));
@@ -384,6 +390,9 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     plans: optionalPath('plans'),
     webhookAllowedHosts: parseHostList(optionalText('webhookAllowedHosts'), 'webhookAllowedHosts'),
     webhookAllowPrivate: value('webhookAllowPrivate'),
+    driftSampleRate: value('driftSampleRate'),
+    driftWindowSize: value('driftWindowSize'),
+    driftPsiThreshold: value('driftPsiThreshold'),
   };
   validateConfig(config);
   return config;

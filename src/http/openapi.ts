@@ -21,7 +21,7 @@ export interface RouteDescription {
   summary: string;
   /** Permission required; 'none' for public routes, 'any' for any valid key. */
   permission: Permission | 'none' | 'any';
-  tag: 'service' | 'identity' | 'datasets' | 'models' | 'jobs' | 'audit' | 'backups' | 'v2' | 'tfserving' | 'openai' | 'ollama' | 'billing';
+  tag: 'service' | 'identity' | 'datasets' | 'models' | 'jobs' | 'audit' | 'backups' | 'v2' | 'tfserving' | 'openai' | 'ollama' | 'billing' | 'quality';
 }
 
 const v2InferForms =
@@ -134,6 +134,16 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /api/v1/signing-key': { summary: 'The public key provenance records are signed with (PEM and raw base64); no key needed', permission: 'none', tag: 'models' },
   'PATCH /api/v1/tenants/:tenantId/models/:name': { summary: "Set or lift any tenant's export-control mark {exportable}; audited (model.export-control); operator admins only", permission: 'tenants:manage', tag: 'models' },
   'GET /api/v1/tenants/:tenantId/models/:name/versions/:version/files/:file': { summary: "Download any tenant's model file, exportable or not; audited (version.download.operator); operator admins only", permission: 'tenants:manage', tag: 'models' },
+  'GET /api/v1/models/:name/drift': { summary: 'Drift of a version (?version=N|ALIAS) against its baseline: PSI and KS per feature, output-class PSI', permission: 'models:read', tag: 'quality' },
+  'POST /api/v1/models/:name/versions/:version/bench-reports': { summary: 'Store a load-test report (aiaas bench) with the version', permission: 'models:write', tag: 'quality' },
+  'GET /api/v1/models/:name/versions/:version/bench-reports': { summary: "The version's load-test reports, newest first", permission: 'models:read', tag: 'quality' },
+  'GET /api/v1/datasets/:id/rows': { summary: 'Rows of a dataset (?offset=&limit=, at most 1000) for load tests', permission: 'datasets:read', tag: 'quality' },
+  'POST /api/v1/sweeps': { summary: 'Start a hyperparameter sweep {baseJob, space, strategy, maxTrials, parallelism, metric, register}', permission: 'jobs:write', tag: 'quality' },
+  'GET /api/v1/sweeps': { summary: 'List sweeps', permission: 'jobs:read', tag: 'quality' },
+  'GET /api/v1/sweeps/:id': { summary: 'A sweep and its leaderboard', permission: 'jobs:read', tag: 'quality' },
+  'GET /api/v1/sweeps/:id/events': { summary: 'Server-Sent Events: the leaderboard on every change (sweep-leaderboard), sweep-finished last', permission: 'jobs:read', tag: 'quality' },
+  'POST /api/v1/sweeps/:id/cancel': { summary: 'Cancel a sweep and its unfinished trial jobs', permission: 'jobs:write', tag: 'quality' },
+  'POST /api/v1/sweeps/:id/register': { summary: "Register the best trial's model as a version (once)", permission: 'models:write', tag: 'quality' },
 };
 
 export function routeKey(route: RegisteredRoute): string {

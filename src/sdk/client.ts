@@ -7,6 +7,12 @@ import { AiaasApiError, AiaasConnectionError, apiErrorFrom } from './errors.ts';
 import { ServerSentEventParser } from './sse.ts';
 import { packDirectory } from './tar.ts';
 import type {
+  Sweep,
+  SubmitSweepRequest,
+  BenchReport,
+  BenchReportBody,
+  DatasetRows,
+  DriftReport,
   Alias,
   SigningKeyInfo,
   VersionProvenance,
@@ -647,6 +653,89 @@ export interface TfServingTarget {
   label?: string;
 }
 
+/** Drift scores and load-test reports of model versions (docs/quality.md). */
+export class QualityApi {
+  constructor(private readonly transport: Transport) {}
+
+  /** Drift of a version (number or alias; the latest when omitted) against its baseline. */
+  async drift(model: string, options: SignalOption & { version?: string | number } = {}): Promise<DriftReport> {
+    const query = options.version === undefined ? {} : { version: String(options.version) };
+    return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/drift`, { query, signal: options.signal })) as DriftReport;
+  }
+
+  async addBenchReport(model: string, version: number | string, report: BenchReportBody, options: SignalOption = {}): Promise<BenchReport> {
+    const body = await this.transport.json('POST', `/api/v1/models/${segment(model)}/versions/${segment(version)}/bench-reports`, { json: report, signal: options.signal });
+    return unwrap<BenchReport>(body, 'benchReport');
+  }
+
+  /** Newest first. */
+  async benchReports(model: string, version: number | string, options: SignalOption = {}): Promise<BenchReport[]> {
+    return listOf<BenchReport>(await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/bench-reports`, { signal: options.signal }), 'benchReports');
+  }
+
+  /** Rows of a stored dataset (at most 1000 per call). */
+  async datasetRows(datasetId: string, options: SignalOption & { offset?: number; limit?: number } = {}): Promise<DatasetRows> {
+    return (await this.transport.json('GET', `/api/v1/datasets/${segment(datasetId)}/rows`, { query: { offset: options.offset, limit: options.limit }, signal: options.signal })) as DatasetRows;
+  }
+}
+
+/** Hyperparameter sweeps (docs/quality.md "Hyperparameter search"). */
+export class SweepsApi {
+  constructor(private readonly transport: Transport) {}
+
+  async submit(request: SubmitSweepRequest, options: SignalOption = {}): Promise<Sweep> {
+    return unwrap<Sweep>(await this.transport.json('POST', '/api/v1/sweeps', { json: request, signal: options.signal }), 'sweep');
+  }
+
+  async get(id: string, options: SignalOption = {}): Promise<Sweep> {
+    return unwrap<Sweep>(await this.transport.json('GET', `/api/v1/sweeps/${segment(id)}`, { signal: options.signal }), 'sweep');
+  }
+
+  async list(options: SignalOption = {}): Promise<Sweep[]> {
+    return listOf<Sweep>(await this.transport.json('GET', '/api/v1/sweeps', { signal: options.signal }), 'sweeps');
+  }
+
+  async cancel(id: string, options: SignalOption = {}): Promise<Sweep> {
+    return unwrap<Sweep>(await this.transport.json('POST', `/api/v1/sweeps/${segment(id)}/cancel`, { signal: options.signal }), 'sweep');
+  }
+
+  /** Registers the best trial's model as a version of the sweep's model (once). */
+  async register(id: string, options: SignalOption = {}): Promise<Sweep> {
+    return unwrap<Sweep>(await this.transport.json('POST', `/api/v1/sweeps/${segment(id)}/register`, { signal: options.signal }), 'sweep');
+  }
+
+  /**
+   * The live leaderboard: the whole sweep after every change, ending when the sweep does. Each
+   * event is complete, so a dropped connection is simply opened again.
+   */
+  async *watch(id: string, options: SignalOption = {}): AsyncGenerator<Sweep, void, undefined> {
+    for (;;) {
+      const response = await this.transport.send('GET', `/api/v1/sweeps/${segment(id)}/events`, { headers: { accept: 'text/event-stream' }, signal: options.signal });
+      if (response.body === null) return;
+      const parser = new ServerSentEventParser();
+      const reader = response.body.getReader();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          for (const event of parser.push(value)) {
+            if (event.type === 'sweep-leaderboard') yield JSON.parse(event.data) as Sweep;
+            if (event.type === 'sweep-finished') return;
+          }
+        }
+      } finally {
+        await reader.cancel().catch(() => undefined);
+      }
+      const sweep = await this.get(id, options);
+      if (sweep.status !== 'running') {
+        yield sweep;
+        return;
+      }
+      await sleep(1000, undefined, options.signal === undefined ? undefined : { signal: options.signal });
+    }
+  }
+}
+
 export class AiaasClient {
   readonly baseUrl: string;
   readonly tenants: TenantsApi;
@@ -659,6 +748,8 @@ export class AiaasClient {
   readonly audit: AuditApi;
   readonly backups: BackupsApi;
   readonly billing: BillingApi;
+  readonly quality: QualityApi;
+  readonly sweeps: SweepsApi;
   private readonly transport: Transport;
 
   constructor(options: AiaasClientOptions) {
@@ -674,6 +765,8 @@ export class AiaasClient {
     this.audit = new AuditApi(this.transport);
     this.backups = new BackupsApi(this.transport);
     this.billing = new BillingApi(this.transport);
+    this.quality = new QualityApi(this.transport);
+    this.sweeps = new SweepsApi(this.transport);
   }
 
   /** `GET /api/v1/signing-key`: the server's provenance signing key (public; no API key needed). */

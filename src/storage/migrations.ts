@@ -363,6 +363,54 @@ export const migrations: readonly Migration[] = [
       await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['status', 'next_attempt_at']).execute();
     },
   },
+  {
+    // Documents kept with a model version: drift baselines (training or evaluation inputs) and
+    // load-test reports. The body is sealed tenant text; deleting the version deletes them.
+    name: '0003_version_reports',
+    async up(db) {
+      await db.schema
+        .createTable('version_reports')
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('version_id', 'text', (col) => col.notNull().references('model_versions.id').onDelete('cascade'))
+        .addColumn('kind', 'text', (col) => col.notNull().check(sql`kind in ('drift-baseline', 'bench')`))
+        .addColumn('body_json', 'text', (col) => col.notNull())
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .execute();
+      await db.schema.createIndex('version_reports_by_version').on('version_reports').columns(['tenant_id', 'version_id', 'kind', 'created_at']).execute();
+    },
+  },
+  {
+    // Hyperparameter sweeps and their trials (each trial is a training job that keeps its result
+    // in jobs.result_refs_json instead of registering a version).
+    name: '0003_sweeps',
+    async up(db) {
+      await db.schema
+        .createTable('sweeps')
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('model_name', 'text', (col) => col.notNull())
+        .addColumn('status', 'text', (col) => col.notNull().check(sql`status in ('running', 'succeeded', 'failed', 'cancelled')`))
+        .addColumn('definition_json', 'text', (col) => col.notNull())
+        .addColumn('result_version_id', 'text')
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .addColumn('finished_at', 'text')
+        .execute();
+      await db.schema
+        .createTable('sweep_trials')
+        // The trial's job id: one job per trial and rung.
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('sweep_id', 'text', (col) => col.notNull().references('sweeps.id').onDelete('cascade'))
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('trial', 'integer', (col) => col.notNull())
+        .addColumn('rung', 'integer', (col) => col.notNull())
+        .addColumn('params_json', 'text', (col) => col.notNull())
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .addUniqueConstraint('sweep_trials_unique', ['sweep_id', 'trial', 'rung'])
+        .execute();
+      await db.schema.alterTable('jobs').addColumn('result_refs_json', 'text').execute();
+    },
+  },
 ];
 
 /**

@@ -142,6 +142,8 @@ export interface JobsTable {
   finished_at: IsoTimestamp | null;
   /** The API key that submitted the job (its training is billed to it); null for jobs older than 0003_usage_ledger. */
   key_id: string | null;
+  /** Since 0003_sweeps: a sweep trial's saved model (file name → artifact ref), kept instead of registering a version. */
+  result_refs_json: JsonText | null;
 }
 
 export interface JobEventsTable {
@@ -214,6 +216,9 @@ export interface Schema {
   quota_usage: QuotaUsageTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  version_reports: VersionReportsTable;
+  sweeps: SweepsTable;
+  sweep_trials: SweepTrialsTable;
 }
 
 export interface PlansTable {
@@ -269,4 +274,43 @@ export interface WebhookDeliveriesTable {
   last_error: string | null;
   created_at: IsoTimestamp;
   delivered_at: IsoTimestamp | null;
+}
+
+export type VersionReportKind = 'drift-baseline' | 'bench';
+
+export interface VersionReportsTable {
+  id: string;
+  tenant_id: string;
+  version_id: string;
+  kind: VersionReportKind;
+  /** Sealed tenant text. */
+  body_json: JsonText;
+  created_at: IsoTimestamp;
+}
+
+export type SweepStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface SweepsTable {
+  id: string;
+  tenant_id: string;
+  model_name: string;
+  status: SweepStatus;
+  /** The parsed request (base job, space, strategy, budget, metric), sealed. */
+  definition_json: JsonText;
+  result_version_id: string | null;
+  created_at: IsoTimestamp;
+  finished_at: IsoTimestamp | null;
+}
+
+export interface SweepTrialsTable {
+  /** The trial's job id. */
+  id: string;
+  sweep_id: string;
+  tenant_id: string;
+  trial: number;
+  /** Successive halving's round (0 for grid and random). */
+  rung: number;
+  /** The trial's chosen values, sealed. */
+  params_json: JsonText;
+  created_at: IsoTimestamp;
 }

@@ -45,6 +45,8 @@ export interface InferenceDeps {
    * QUOTA_EXCEEDED when they do not fit); settled once answered, released when it fails.
    */
   admit?(request: FastifyRequest, model: ResolvedModel, items: number): Promise<ItemReservation>;
+  /** Drift sampling (src/platform/drift.ts); absent when `driftSampleRate` is 0, so serving pays one branch. */
+  drift?: { sample(model: ResolvedModel, request: InferRequest): ((response: InferResponse) => void) | undefined };
 }
 
 export interface ItemReservation {
@@ -205,6 +207,8 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
     const parsed = parse(await signatureOf(deps, model));
     measures.items = itemsOf(parsed.request);
     reservation = await deps.admit?.(request, model, measures.items);
+    // Copied before the inference: its input buffers are transferred to a worker.
+    const sampled = deps.drift === undefined ? undefined : deps.drift.sample(model, parsed.request);
     const disconnect = watchDisconnect(request);
     let response: InferResponse;
     try {
@@ -221,6 +225,7 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
     }
     // The one place an output policy applies: every protocol renders what it leaves.
     const rendered = render(model, parsed, model.outputPolicy === undefined ? response : { ...response, outputs: applyOutputPolicy(model.outputPolicy, response.outputs) });
+    if (sampled !== undefined) sampled(response);
     deps.metrics.recordRequest(labels, protocol, 'ok', (performance.now() - started) / 1000);
     deps.onInference?.(request, model, protocol, 'ok', measures);
     const settled = reservation;

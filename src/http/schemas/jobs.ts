@@ -68,6 +68,7 @@ export const JobSettings = Type.Object({
   targetLoss: Type.Optional(Type.Number()),
   earlyStopping: Type.Optional(EarlyStoppingSettings),
   label: Type.Optional(Type.String()),
+  keepResult: Type.Optional(Type.Literal(true, { description: 'A sweep trial: the trained model stays with the job; the sweep registers the best one' })),
 });
 
 /** One finished epoch: the `epoch-end` event's payload, kept in the job's history. */
