@@ -90,6 +90,8 @@ export interface ModelVersionsTable {
   format: ModelFormat;
   /** GGUF only: `tokenizer.chat_template`, sealed tenant text. */
   chat_template: string | null;
+  /** Bytes one instance takes, measured at validation (0003_model_memory); null when not measured. */
+  measured_memory_bytes: number | null;
 }
 
 export interface AliasesTable {

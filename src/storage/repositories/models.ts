@@ -37,6 +37,11 @@ export interface ModelVersionRecord {
   readonly onnxRef: string;
   /** GGUF only: the chat template from the file's metadata. */
   readonly chatTemplate: string | null;
+  /**
+   * Resident bytes one instance of the model takes, measured in the validation child; null for
+   * versions stored before measuring (until their first load measures them) and formats that do not measure.
+   */
+  readonly measuredMemoryBytes: number | null;
   /** e.g. `{ spec, safetensors, metrics }` artifact refs for versions trained here. */
   readonly savedModelRefs: Readonly<Record<string, string>> | undefined;
   readonly signature: unknown;
@@ -60,6 +65,7 @@ export interface NewModelVersion {
   readonly format?: ModelFormat;
   readonly onnxRef: string;
   readonly chatTemplate?: string | null;
+  readonly measuredMemoryBytes?: number | null;
   readonly savedModelRefs?: Readonly<Record<string, string>> | undefined;
   readonly signature: unknown;
   readonly metrics?: unknown;
@@ -95,6 +101,7 @@ function toVersion(row: Selectable<ModelVersionsTable>): ModelVersionRecord {
     format: row.format ?? 'onnx',
     onnxRef: row.onnx_ref,
     chatTemplate: row.chat_template ?? null,
+    measuredMemoryBytes: row.measured_memory_bytes === null || row.measured_memory_bytes === undefined ? null : Number(row.measured_memory_bytes),
     savedModelRefs: fromJsonText<Record<string, string>>(row.saved_model_refs_json),
     signature: fromJsonText<unknown>(row.signature_json),
     metrics: fromJsonText<unknown>(row.metrics_json),
@@ -290,6 +297,7 @@ export class ModelRepository {
       created_at: this.#now().toISOString(),
       format: input.format ?? 'onnx',
       chat_template: input.chatTemplate ?? null,
+      measured_memory_bytes: input.measuredMemoryBytes ?? null,
     };
     const sealed = await sealRow(this.#text, 'model_versions', plain);
     return transactionWithRetry(this.#db, async (transaction) => {
@@ -308,6 +316,16 @@ export class ModelRepository {
   }
 
   /** Newest first would suit a UI, but ascending matches how version numbers read. */
+  /** Records a version's measured memory (a version stored before measuring, measured at its first load). */
+  async setMeasuredMemory(tenantId: string, versionId: string, bytes: number): Promise<void> {
+    await this.#db
+      .updateTable('model_versions')
+      .set({ measured_memory_bytes: bytes })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', versionId)
+      .execute();
+  }
+
   async listVersions(tenantId: string, modelId: string): Promise<ModelVersionRecord[]> {
     const rows = await this.#db
       .selectFrom('model_versions')
