@@ -18,7 +18,8 @@ import type { RouteSchema } from './schemas/common.ts';
 import { installSchemaCompilers } from './schemas/validation.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { platformRoutes } from './routes/platform/index.ts';
-import { serviceRoutes } from './routes/service.ts';
+import { serviceRoutes, type ServiceRouteContext } from './routes/service.ts';
+import type { PlatformRouteContext } from './routes/platform/support.ts';
 import { tfServingRoutes } from './routes/tfserving.ts';
 import { v2Routes } from './routes/v2.ts';
 import { modelAllowed } from '../security/roles.ts';
@@ -29,9 +30,15 @@ import { openAiRoutes } from './routes/openai.ts';
 
 export const serverVersion = '0.1.0';
 
+/** What the inference routes' dependencies use of the composition root. */
+export type InferenceContext = Pick<ServerContext, 'registry' | 'manager' | 'metrics' | 'config' | 'usage'>;
+
+/** What the app uses of the composition root: its routes' needs and its own (logging, auth, audit). */
+export type AppContext = ServiceRouteContext & PlatformRouteContext & InferenceContext & Pick<ServerContext, 'logger' | 'now'>;
+
 export interface BuildAppOptions {
   /** More routes under /api/v1, registered with `{ context }` as options (tests and extensions). */
-  extraRoutes?: FastifyPluginAsync<{ context: ServerContext }>;
+  extraRoutes?: FastifyPluginAsync<{ context: AppContext }>;
 }
 
 declare module 'fastify' {
@@ -52,7 +59,7 @@ function isLanguageModelUrl(rawUrl: string): boolean {
   return url.startsWith('/api/') && url !== '/api/v1' && !url.startsWith('/api/v1/');
 }
 
-export function inferenceDeps(context: ServerContext): InferenceDeps {
+export function inferenceDeps(context: InferenceContext): InferenceDeps {
   const { registry } = context;
   return {
     async resolveModel(request: FastifyRequest, name: string, versionOrAlias?: string) {
@@ -79,7 +86,7 @@ export function inferenceDeps(context: ServerContext): InferenceDeps {
   };
 }
 
-export async function buildApp(context: ServerContext, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+export async function buildApp(context: AppContext, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const { config } = context;
   const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
   const app = Fastify({
