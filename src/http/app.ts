@@ -33,7 +33,7 @@ import { createUsageMeter, type UsageMeter } from './usage-metering.ts';
 export const serverVersion = aiaasVersion;
 
 /** What the inference routes' dependencies use of the composition root. */
-export type InferenceContext = Pick<ServerContext, 'registry' | 'manager' | 'metrics' | 'config' | 'explainer'>;
+export type InferenceContext = Pick<ServerContext, 'registry' | 'manager' | 'metrics' | 'config' | 'explainer' | 'quotas' | 'bootstrap'>;
 
 /** What the app uses of the composition root: its routes' needs and its own (logging, auth, audit). */
 export type AppContext = ServiceRouteContext & PlatformRouteContext & InferenceContext & Pick<ServerContext, 'logger' | 'now'>;
@@ -85,6 +85,8 @@ export function inferenceDeps(context: InferenceContext, meter: UsageMeter): Inf
     },
     server: { name: 'aiaas', version: serverVersion },
     explainer: context.explainer,
+    // The model's tenant pays: versions are tenant-scoped, so it is the caller's own tenant.
+    admit: (_request, model, items) => context.quotas.admit(model.tenantId ?? context.bootstrap.tenantId, { predictions: items }),
   };
 }
 
@@ -167,6 +169,7 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
     metrics: context.metrics,
     config,
     now: context.now,
+    quotas: context.quotas,
   });
   await app.register(openAiRoutes, { ...llmDeps, prefix: '/v1' });
   await app.register(ollamaRoutes, { ...llmDeps, admin: createOllamaModelAdmin({ jobs: context.jobs.service, registry: context.registry }) });

@@ -5,7 +5,10 @@ import { AiaasError } from '../../../errors.ts';
 import type { ServerContext } from '../../../startup/context.ts';
 
 /** What the /api/v1 routes use of the composition root. */
-export type PlatformRouteContext = Pick<ServerContext, 'access' | 'audit' | 'backups' | 'config' | 'datasets' | 'jobs' | 'ledger' | 'registry' | 'repositories' | 'signingKey'>;
+export type PlatformRouteContext = Pick<
+  ServerContext,
+  'access' | 'audit' | 'backups' | 'config' | 'datasets' | 'invoices' | 'jobs' | 'ledger' | 'plans' | 'quotas' | 'registry' | 'repositories' | 'signingKey' | 'webhooks'
+>;
 
 export interface PlatformRouteOptions {
   context: PlatformRouteContext;
