@@ -19,7 +19,8 @@ import { installSchemaCompilers, refuseUnknownQueryParameters } from './schemas/
 import { jobRoutes } from './routes/jobs.ts';
 import { sweepRoutes } from './routes/sweeps.ts';
 import { platformRoutes } from './routes/platform/index.ts';
-import { serviceRoutes } from './routes/service.ts';
+import { serviceRoutes, type ServiceRouteContext } from './routes/service.ts';
+import type { PlatformRouteContext } from './routes/platform/support.ts';
 import { tfServingRoutes } from './routes/tfserving.ts';
 import { v2Routes } from './routes/v2.ts';
 import { aiaasVersion } from '../version.ts';
@@ -32,9 +33,15 @@ import { createUsageMeter, type UsageMeter } from './usage-metering.ts';
 
 export const serverVersion = aiaasVersion;
 
+/** What the inference routes' dependencies use of the composition root. */
+export type InferenceContext = Pick<ServerContext, 'registry' | 'manager' | 'metrics' | 'config' | 'explainer' | 'quotas' | 'bootstrap' | 'drift'>;
+
+/** What the app uses of the composition root: its routes' needs and its own (logging, auth, audit). */
+export type AppContext = ServiceRouteContext & PlatformRouteContext & InferenceContext & Pick<ServerContext, 'logger' | 'now'>;
+
 export interface BuildAppOptions {
   /** More routes under /api/v1, registered with `{ context }` as options (tests and extensions). */
-  extraRoutes?: FastifyPluginAsync<{ context: ServerContext }>;
+  extraRoutes?: FastifyPluginAsync<{ context: AppContext }>;
 }
 
 declare module 'fastify' {
@@ -55,7 +62,7 @@ function isLanguageModelUrl(rawUrl: string): boolean {
   return url.startsWith('/api/') && url !== '/api/v1' && !url.startsWith('/api/v1/');
 }
 
-export function inferenceDeps(context: ServerContext, meter: UsageMeter): InferenceDeps {
+export function inferenceDeps(context: InferenceContext, meter: UsageMeter): InferenceDeps {
   const { registry } = context;
   return {
     async resolveModel(request: FastifyRequest, name: string, versionOrAlias?: string) {
@@ -85,7 +92,7 @@ export function inferenceDeps(context: ServerContext, meter: UsageMeter): Infere
   };
 }
 
-export async function buildApp(context: ServerContext, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+export async function buildApp(context: AppContext, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const { config } = context;
   const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
   const app = Fastify({

@@ -52,7 +52,9 @@ abstract class Metric<Child> {
 
   protected child(labels: Labels): Child {
     const values = this.labelNames.map((name) => labels[name] ?? '');
-    const key = JSON.stringify(values);
+    // Length-prefixed: as collision-free as JSON.stringify, and cheaper on every inference.
+    let key = '';
+    for (const value of values) key += `${value.length}:${value}`;
     let entry = this.children.get(key);
     if (entry === undefined) {
       entry = { values, child: this.create() };

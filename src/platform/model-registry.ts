@@ -90,6 +90,12 @@ export interface VersionView {
   signature: ModelSignature | StoredGgufSignature;
   /** GGUF only: the file's chat template, null when it has none. */
   chatTemplate?: string | null;
+  /**
+   * Resident bytes one instance takes, measured when the version was validated (the child's RSS
+   * after opening it and one run on zero inputs, minus before); null until measured, and for
+   * formats that do not measure (GGUF: the runtime counts weights and KV cache when loaded).
+   */
+  measuredMemoryBytes: number | null;
   metrics: unknown;
   jobId: string | null;
   /** Downloadable files: model.onnx and the saved-model files, or model.gguf. */
@@ -407,6 +413,7 @@ export class ModelRegistry {
         onnxRef,
         savedModelRefs: Object.keys(savedModelRefs).length === 0 ? undefined : savedModelRefs,
         signature,
+        measuredMemoryBytes: validated.measuredMemoryBytes ?? null,
         metrics: metrics ?? null,
         jobId: options.jobId ?? null,
         ...derivation.fields,
@@ -482,6 +489,7 @@ export class ModelRegistry {
         onnxRef: ref,
         savedModelRefs: undefined,
         signature,
+        measuredMemoryBytes: validated.measuredMemoryBytes ?? null,
         ...(validated.chatTemplate === undefined ? {} : { chatTemplate: validated.chatTemplate }),
         metrics: options.metrics ?? null,
         jobId: options.jobId ?? null,
@@ -839,12 +847,43 @@ export class ModelRegistry {
         throw new AiaasError('MODEL_LOAD_FAILED', `the stored model did not pass the external-data check: ${(error as Error).message}`, { cause: error });
       }
     }
+    const path = join(written.directory, format.fileName);
+    let measuredMemoryBytes: number | undefined;
+    try {
+      measuredMemoryBytes = location.measuredMemoryBytes ?? (format.measuresMemory ? await this.#measureAtLoad(versionId, location, path) : undefined);
+    } catch (error) {
+      await written.remove();
+      throw error;
+    }
     return {
-      path: join(written.directory, format.fileName),
+      path,
       sizeBytes: written.sizeBytes,
       format: format.name,
+      ...(measuredMemoryBytes === undefined ? {} : { measuredMemoryBytes }),
       release: written.remove,
     };
+  }
+
+  /**
+   * A version stored before measuring: opened and run once in the validation child, in place, under
+   * the same memory limit as an upload; the measurement is stored, so this happens once. A model that
+   * crosses the limit is not loaded (MODEL_LOAD_FAILED, 503) rather than let it grow in the server.
+   * Undefined where nothing could be measured (no /proc): the runtime's estimate then applies.
+   */
+  async #measureAtLoad(versionId: string, location: VersionLocation, path: string): Promise<number | undefined> {
+    let validated: ValidatedModel;
+    try {
+      validated = await formatNamed(location.format).validate({ path }, this.#validationLimits);
+    } catch (error) {
+      const reason = AiaasError.isInstance(error) ? error.message : 'the check failed';
+      throw new AiaasError('MODEL_LOAD_FAILED', `the model could not be opened within the server's limits: ${reason}`, { cause: error });
+    }
+    const measured = validated.measuredMemoryBytes;
+    if (measured !== undefined) {
+      await this.#repositories.models.setMeasuredMemory(location.tenantId, versionId, measured);
+      location.measuredMemoryBytes = measured;
+    }
+    return measured;
   }
 
   /**
@@ -929,6 +968,8 @@ interface VersionLocation {
   /** External-data file path (relative to model.onnx) → artifact ref. */
   externalRefs: ReadonlyMap<string, string>;
   format: ModelFormat;
+  /** Null until measured (versions stored before measuring are measured at their first load). */
+  measuredMemoryBytes: number | null;
 }
 
 function locationOf(tenantId: string, version: ModelVersionRecord): VersionLocation {
@@ -937,7 +978,7 @@ function locationOf(tenantId: string, version: ModelVersionRecord): VersionLocat
     if (key.startsWith(externalRefPrefix)) externalRefs.set(key.slice(externalRefPrefix.length), ref);
   }
   const savedModelRefs = new Map(Object.entries(version.savedModelRefs ?? {}).filter(([key]) => key === 'spec.json' || key === 'model.safetensors'));
-  return { tenantId, onnxRef: version.onnxRef, externalRefs, savedModelRefs, format: version.format };
+  return { tenantId, onnxRef: version.onnxRef, externalRefs, savedModelRefs, format: version.format, measuredMemoryBytes: version.measuredMemoryBytes };
 }
 
 /** A tar entry name as path segments, without empty and `.` segments. */
@@ -1000,6 +1041,7 @@ function versionView(model: ModelRecord, version: ModelVersionRecord, aliases: r
     format: version.format,
     signature: version.signature as ModelSignature | StoredGgufSignature,
     ...(isLanguageModel(version) ? { chatTemplate: version.chatTemplate } : {}),
+    measuredMemoryBytes: version.measuredMemoryBytes,
     metrics: version.metrics ?? null,
     jobId: version.jobId,
     files: filesOf(version),

@@ -411,6 +411,15 @@ export const migrations: readonly Migration[] = [
       await db.schema.alterTable('jobs').addColumn('result_refs_json', 'text').execute();
     },
   },
+  {
+    // The memory one instance of a version takes, measured in the validation child (RSS after
+    // opening the model and one run on zeros, minus RSS before). Null for versions stored before
+    // this migration (measured at their first load) and where the format does not measure.
+    name: '0003_model_memory',
+    async up(db) {
+      await db.schema.alterTable('model_versions').addColumn('measured_memory_bytes', 'bigint').execute();
+    },
+  },
 ];
 
 /**

@@ -102,6 +102,8 @@ export interface ModelVersionsTable {
   provenance_json: string | null;
   /** base64 Ed25519 signature over provenance_json's plaintext bytes. */
   provenance_signature: string | null;
+  /** Bytes one instance takes, measured at validation (0003_model_memory); null when not measured. */
+  measured_memory_bytes: number | null;
 }
 
 export interface AliasesTable {

@@ -82,6 +82,12 @@ export const ModelVersion = Type.Object({
   format: Type.Union([Type.Literal('onnx'), Type.Literal('gguf')], { description: 'Detected from the file at upload' }),
   signature: Type.Union([ModelSignature, GgufSignature]),
   chatTemplate: Type.Optional(Nullable(Type.String({ description: 'GGUF: tokenizer.chat_template, null when the file has none' }))),
+  measuredMemoryBytes: Nullable(
+    Type.Integer({
+      description:
+        'Resident bytes one instance of the model takes, measured when it was validated (RSS after opening it and one run on zero inputs, minus before); null until measured (versions stored before measuring are measured at their first load) and for GGUF',
+    }),
+  ),
   metrics: AnyJson('For a trained version, the training summary (test metrics included); else null or the uploaded metrics.json'),
   jobId: Nullable(Type.String()),
   files: Type.Array(Type.Union([ModelFileNameSchema, Type.Literal('model.gguf')]), { description: 'What GET …/files/{file} can fetch' }),

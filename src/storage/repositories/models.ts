@@ -41,6 +41,11 @@ export interface ModelVersionRecord {
   readonly onnxRef: string;
   /** GGUF only: the chat template from the file's metadata. */
   readonly chatTemplate: string | null;
+  /**
+   * Resident bytes one instance of the model takes, measured in the validation child; null for
+   * versions stored before measuring (until their first load measures them) and formats that do not measure.
+   */
+  readonly measuredMemoryBytes: number | null;
   /** e.g. `{ spec, safetensors, metrics }` artifact refs for versions trained here. */
   readonly savedModelRefs: Readonly<Record<string, string>> | undefined;
   readonly signature: unknown;
@@ -69,6 +74,7 @@ export interface NewModelVersion {
   readonly format?: ModelFormat;
   readonly onnxRef: string;
   readonly chatTemplate?: string | null;
+  readonly measuredMemoryBytes?: number | null;
   readonly savedModelRefs?: Readonly<Record<string, string>> | undefined;
   readonly signature: unknown;
   readonly metrics?: unknown;
@@ -109,6 +115,7 @@ function toVersion(row: Selectable<ModelVersionsTable>): ModelVersionRecord {
     format: row.format ?? 'onnx',
     onnxRef: row.onnx_ref,
     chatTemplate: row.chat_template ?? null,
+    measuredMemoryBytes: row.measured_memory_bytes === null || row.measured_memory_bytes === undefined ? null : Number(row.measured_memory_bytes),
     savedModelRefs: fromJsonText<Record<string, string>>(row.saved_model_refs_json),
     signature: fromJsonText<unknown>(row.signature_json),
     metrics: fromJsonText<unknown>(row.metrics_json),
@@ -315,6 +322,7 @@ export class ModelRepository {
       parent_version_id: input.parentVersionId ?? null,
       provenance_json: null,
       provenance_signature: null,
+      measured_memory_bytes: input.measuredMemoryBytes ?? null,
     };
     const sealed = await sealRow(this.#text, 'model_versions', plain);
     return transactionWithRetry(this.#db, async (transaction) => {
@@ -338,6 +346,16 @@ export class ModelRepository {
     await this.#db
       .updateTable('model_versions')
       .set({ provenance_json: text, provenance_signature: record.signature })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', versionId)
+      .execute();
+  }
+
+  /** Records a version's measured memory (a version stored before measuring, measured at its first load). */
+  async setMeasuredMemory(tenantId: string, versionId: string, bytes: number): Promise<void> {
+    await this.#db
+      .updateTable('model_versions')
+      .set({ measured_memory_bytes: bytes })
       .where('tenant_id', '=', tenantId)
       .where('id', '=', versionId)
       .execute();
