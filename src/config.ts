@@ -73,6 +73,8 @@ export interface AiaasConfig {
   pullAllowedHosts: readonly string[];
   pullAllowPrivate: boolean;
   pullMaxRedirects: number;
+  gateWaitSeconds: number;
+  shadowMaxInFlight: number;
 }
 
 export type SettingName = keyof AiaasConfig;
@@ -176,6 +178,8 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('pullAllowedHosts', 'string', '(any public host)', 'Comma-separated hosts model pulls may download from: names, IP literals or *.domain suffixes. Unset, any host whose addresses are all public. A listed host may resolve to private addresses.'),
   setting('pullAllowPrivate', 'boolean', 'false', 'Let model pulls reach private, loopback, link-local and other special addresses of hosts not in pullAllowedHosts. Checked on every resolved address and every redirect.'),
   setting('pullMaxRedirects', 'integer', '5', 'Redirects a model pull follows (each target checked again).', { minimum: 0, maximum: 20 }),
+  setting('gateWaitSeconds', 'integer', '60', "How long moving a gated alias waits for the gate's evaluation before answering 202 with its job (a request's waitSeconds may ask for less or more, up to 600).", { minimum: 0, maximum: 600 }),
+  setting('shadowMaxInFlight', 'integer', '64', "Shadow inferences running at once per server; a live request arriving above it gets no shadow copy (counted as skipped).", { minimum: 1, maximum: 100000 }),
 ];
 
 const definitionsByName = new Map(settingDefinitions.map((definition) => [definition.name, definition]));
@@ -369,6 +373,8 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     pullAllowedHosts: parseHostList(optionalText('pullAllowedHosts')),
     pullAllowPrivate: value('pullAllowPrivate'),
     pullMaxRedirects: value('pullMaxRedirects'),
+    gateWaitSeconds: value('gateWaitSeconds'),
+    shadowMaxInFlight: value('shadowMaxInFlight'),
   };
   validateConfig(config);
   return config;

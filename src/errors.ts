@@ -68,6 +68,9 @@ export const errorCatalogue = {
   PULL_SOURCE_REFUSED: { status: 403, title: "Download source refused by the server's pull policy" },
   PULL_FAILED: { status: 502, title: 'The model file could not be downloaded' },
   PULL_HASH_MISMATCH: { status: 422, title: 'The downloaded file does not match the expected sha256' },
+  // evaluations, promotion gates (src/quality/)
+  EVALUATION_NOT_FOUND: { status: 404, title: 'Evaluation not found' },
+  GATE_FAILED: { status: 409, title: "The version does not pass the alias's promotion gate" },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

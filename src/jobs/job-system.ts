@@ -6,6 +6,7 @@ import { createPullHandler, registerPulledFile } from '../platform/model-pull.ts
 import type { ModelRegistry } from '../platform/model-registry.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import type { Repositories } from '../storage/index.ts';
+import { createEvaluationHandler, EvaluationService } from '../quality/evaluations.ts';
 import { JobRunner } from './job-runner.ts';
 import { JobService } from './job-service.ts';
 
@@ -13,6 +14,8 @@ export interface JobSystem {
   runner: JobRunner;
   /** What the job routes (src/http/routes/jobs.ts, registered by the HTTP app) call. */
   service: JobService;
+  /** Evaluation reports: `evaluate` jobs and their stored reports (routes and promotion gates). */
+  evaluations: EvaluationService;
   start(): void;
   /** Cancels every queued or running job of a tenant (used when the tenant is deleted). */
   cancelTenantJobs(tenantId: string): Promise<void>;
@@ -21,7 +24,7 @@ export interface JobSystem {
 
 /** Exactly what the job system needs from the composition root; it imports nothing from startup/ or http/. */
 export interface JobSystemContext {
-  readonly repositories: Pick<Repositories, 'jobs' | 'datasets' | 'models'>;
+  readonly repositories: Pick<Repositories, 'jobs' | 'datasets' | 'models' | 'evaluations'>;
   readonly artifacts: EncryptedArtifactStore;
   readonly registry: ModelRegistry;
   readonly config: AiaasConfig;
@@ -37,21 +40,32 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     temporaryDirectory: join(config.dataDir, 'pulls'),
     register: (job, path) => registerPulledFile(registry, job, path),
   });
+  async function loadDatasetSource(tenantId: string, datasetId: string) {
+    const record = await repositories.datasets.get(tenantId, datasetId);
+    if (!record) return undefined;
+    const schema = record.schema as DatasetSchema & { classNames?: unknown };
+    const classNames = Array.isArray(schema.classNames) && schema.classNames.every((name) => typeof name === 'string') ? (schema.classNames as string[]) : undefined;
+    return {
+      format: record.format,
+      name: record.name,
+      bytes: await artifacts.get(tenantId, record.artifactRef),
+      ...(record.labelsArtifactRef === null ? {} : { labelsBytes: await artifacts.get(tenantId, record.labelsArtifactRef) }),
+      ...(schema.label === undefined ? {} : { label: schema.label }),
+      ...(classNames === undefined ? {} : { classNames }),
+    };
+  }
+  const evaluate = createEvaluationHandler({
+    registry,
+    evaluations: repositories.evaluations,
+    loadDataset: loadDatasetSource,
+    temporaryDirectory: join(config.dataDir, 'evaluations'),
+    memoryLimitBytes: config.jobMemoryLimitBytes,
+    logger: context.logger.child({ component: 'evaluations' }),
+  });
   const runner = new JobRunner(
     {
       jobs: repositories.jobs,
-      async loadDatasetSource(tenantId, datasetId) {
-        const record = await repositories.datasets.get(tenantId, datasetId);
-        if (!record) return undefined;
-        const schema = record.schema as DatasetSchema;
-        return {
-          format: record.format,
-          name: record.name,
-          bytes: await artifacts.get(tenantId, record.artifactRef),
-          ...(record.labelsArtifactRef === null ? {} : { labelsBytes: await artifacts.get(tenantId, record.labelsArtifactRef) }),
-          ...(schema.label === undefined ? {} : { label: schema.label }),
-        };
-      },
+      loadDatasetSource,
       putArtifact: (tenantId, bytes) => artifacts.put(tenantId, bytes),
       getArtifact: (tenantId, ref) => artifacts.get(tenantId, ref),
       deleteArtifact: (ref) => artifacts.delete(ref),
@@ -65,7 +79,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
         return { versionId: version.id, version: version.version };
       },
       logger: context.logger.child({ component: 'jobs' }),
-      handlers: { pull: pull.handler },
+      handlers: { pull: pull.handler, evaluate: evaluate.handler },
     },
     {
       concurrency: config.jobConcurrency,
@@ -88,12 +102,18 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     },
     runner,
     maxUnfinishedJobsPerTenant: config.maxConcurrentJobsPerTenant,
-    kinds: { pull: pull.parser },
+    kinds: { pull: pull.parser, evaluate: evaluate.parser },
     maxModelParameters: config.maxModelParameters,
   });
   /** Runs after the tenant's key is destroyed, so it reads no job text (and can seal no event). */
   async function cancelTenantJobs(tenantId: string): Promise<void> {
     for (const jobId of await repositories.jobs.cancelUnfinished(tenantId)) runner.cancel(jobId);
   }
-  return { runner, service, start: () => runner.start(), cancelTenantJobs, close: () => runner.stop() };
+  const evaluations = new EvaluationService({
+    registry,
+    evaluations: repositories.evaluations,
+    jobs: service,
+    datasetExists: async (tenantId, datasetId) => (await repositories.datasets.get(tenantId, datasetId)) !== undefined,
+  });
+  return { runner, service, evaluations, start: () => runner.start(), cancelTenantJobs, close: () => runner.stop() };
 }

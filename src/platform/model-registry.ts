@@ -3,7 +3,8 @@
  * model file validated in a child process before it is stored (encrypted) and the one place that
  * turns `name` + `version|alias` into what the inference routes and the model manager need.
  */
-import { join } from 'node:path';
+import { dirname, join, resolve as resolvePath, sep } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import { defaultMaxModelParameters } from '../config.ts';
 import { checkSavedModelHeaders } from '../engine/parameters.ts';
 import { AiaasError } from '../errors.ts';
@@ -13,7 +14,7 @@ import type { ModelUpload } from '../runtimes/validate-in-child.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import type { ModelFiles, ModelManager } from '../inference/model-manager.ts';
 import type { BatchingOptions } from '../inference/types.ts';
-import type { AliasRecord, ModelFormat, ModelRecord, ModelVersionRecord, ModelVersionSource, Repositories } from '../storage/index.ts';
+import type { AliasRecord, AliasRouting, ModelFormat, ModelRecord, ModelVersionRecord, ModelVersionSource, Repositories } from '../storage/index.ts';
 import { latestSelector, validateAliasName } from '../storage/index.ts';
 import type { PlaintextDirectory } from '../storage/plaintext-directory.ts';
 import { createHash } from 'node:crypto';
@@ -270,6 +271,7 @@ export class ModelRegistry {
     }
     const versions = (await this.#repositories.models.delete(tenantId, model.id)) ?? [];
     this.#changed(tenantId);
+    await this.#repositories.evaluations.deleteForVersions(tenantId, versions.map((version) => version.id));
     await this.#unload(versions.map((version) => version.id));
     for (const version of versions) await this.#releaseArtifacts(version);
   }
@@ -503,6 +505,7 @@ export class ModelRegistry {
     const deleted = await this.#repositories.models.deleteVersion(tenantId, model.id, version);
     if (deleted === undefined) throw versionNotFound(modelName, String(version));
     this.#changed(tenantId);
+    await this.#repositories.evaluations.deleteForVersions(tenantId, [deleted.id]);
     await this.#unload([deleted.id]);
     await this.#releaseArtifacts(deleted);
   }
@@ -541,6 +544,35 @@ export class ModelRegistry {
       if (AiaasError.isInstance(error) && error.code === 'VERSION_NOT_FOUND') throw versionNotFound(modelName, String(version));
       throw error;
     }
+  }
+
+  /** The alias, or undefined when the model has none of that name. */
+  async getAlias(tenantId: string, modelName: string, alias: string): Promise<AliasRecord | undefined> {
+    const model = await this.getModel(tenantId, modelName);
+    return this.#repositories.models.getAlias(tenantId, model.id, alias);
+  }
+
+  /**
+   * Creates or replaces an alias's routing: one version or a weighted split, a shadow version and a
+   * gate (whose checks the caller has made: see src/quality/alias-changes.ts).
+   */
+  async setAliasRouting(tenantId: string, modelName: string, alias: string, routing: AliasRouting): Promise<AliasRecord> {
+    const model = await this.getModel(tenantId, modelName);
+    validateName('alias', alias);
+    validateAliasName(alias);
+    try {
+      const record = await this.#repositories.models.setAliasRouting(tenantId, model.id, alias, routing);
+      this.#changed(tenantId);
+      return record;
+    } catch (error) {
+      if (AiaasError.isInstance(error) && error.code === 'VERSION_NOT_FOUND') throw versionNotFound(modelName, String(error.details?.version ?? ''));
+      throw error;
+    }
+  }
+
+  /** A version's number by id (for showing a shadow), undefined when it is gone. */
+  async versionNumberOf(tenantId: string, versionId: string): Promise<number | undefined> {
+    return (await this.#repositories.models.getVersionById(tenantId, versionId))?.version;
   }
 
   async listAliases(tenantId: string, modelName: string): Promise<AliasRecord[]> {
@@ -692,6 +724,27 @@ export class ModelRegistry {
       throw new AiaasError('MODEL_LOAD_FAILED', `the stored model did not pass the external-data check: ${(error as Error).message}`, { cause: error });
     }
     return { path: join(written.directory, 'model.onnx'), sizeBytes: written.sizeBytes, release: written.remove };
+  }
+
+  /**
+   * Decrypts an ONNX version's model.onnx and external-data files into `directory` (created 0700),
+   * for a process of its own (an evaluation) to open; returns model.onnx's path. The caller removes
+   * the directory. External-data paths were checked at upload to stay beside model.onnx.
+   */
+  async writeVersionFiles(tenantId: string, version: ModelVersionRecord, directory: string): Promise<string> {
+    if (version.format !== 'onnx') {
+      throw new AiaasError('INVALID_REQUEST', `version ${version.version} is a language model (${version.format}); only ONNX versions can be evaluated`);
+    }
+    const location = locationOf(tenantId, version);
+    const root = resolvePath(directory);
+    await mkdir(root, { recursive: true, mode: 0o700 });
+    for (const [path, ref] of [['model.onnx', location.onnxRef] as const, ...location.externalRefs]) {
+      const target = resolvePath(root, path);
+      if (!target.startsWith(`${root}${sep}`)) throw new AiaasError('MODEL_LOAD_FAILED', 'the stored model names a file outside its directory');
+      await mkdir(dirname(target), { recursive: true, mode: 0o700 });
+      await this.#artifacts.decryptToFile(tenantId, ref, target);
+    }
+    return join(root, 'model.onnx');
   }
 
   /**

@@ -97,6 +97,12 @@ export interface AliasesTable {
   name: string;
   version_id: string;
   updated_at: IsoTimestamp;
+  /** Since 0003_alias_routing: `[{versionId, weight}]` when the alias splits traffic, else null. */
+  split_json: JsonText | null;
+  /** Since 0003_alias_routing: the version that gets a copy of the alias's traffic, if any. */
+  shadow_version_id: string | null;
+  /** Since 0003_alias_routing: the promotion gate a move must pass, if any. */
+  gate_json: JsonText | null;
 }
 
 export interface JobsTable {
@@ -174,6 +180,22 @@ export interface TokenUsageTable {
   completion_tokens: number;
 }
 
+/** Since 0003_evaluations: one finished evaluation report (its id is the evaluate job's id). */
+export interface EvaluationsTable {
+  id: string;
+  tenant_id: string;
+  model_id: string;
+  model_name: string;
+  version_id: string;
+  version: number;
+  dataset_id: string;
+  /** Sealed: the request (output, label, class names, top-k). */
+  settings_json: JsonText;
+  /** Sealed: the report. */
+  report_json: JsonText;
+  created_at: IsoTimestamp;
+}
+
 export interface Schema {
   migrations: MigrationsTable;
   tenants: TenantsTable;
@@ -188,4 +210,5 @@ export interface Schema {
   audit_log: AuditLogTable;
   usage_counters: UsageCountersTable;
   token_usage: TokenUsageTable;
+  evaluations: EvaluationsTable;
 }

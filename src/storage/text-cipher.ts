@@ -36,6 +36,7 @@ export const sealedColumns = {
   jobs: { rowId: 'id', columns: ['spec_json', 'settings_json', 'metrics_history_json', 'error_json', 'loss_text'] },
   // The event id is assigned by the database on insert, so an event binds the job it belongs to.
   job_events: { rowId: 'job_id', columns: ['payload_json'] },
+  evaluations: { rowId: 'id', columns: ['settings_json', 'report_json'] },
 } as const;
 
 export type SealedTable = keyof typeof sealedColumns;

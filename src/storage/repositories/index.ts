@@ -11,6 +11,7 @@ import { TenantContentRepository } from './tenant-content.ts';
 import { TenantKeyRepository } from './tenant-keys.ts';
 import { TenantRepository, type RepositoryOptions } from './tenants.ts';
 import { UsageRepository } from './usage.ts';
+import { EvaluationRepository } from './evaluations.ts';
 
 export interface Repositories {
   readonly tenants: TenantRepository;
@@ -23,6 +24,7 @@ export interface Repositories {
   readonly audit: AuditRepository;
   readonly usage: UsageRepository;
   readonly artifactReferences: ArtifactReferenceRepository;
+  readonly evaluations: EvaluationRepository;
   /**
    * Runs `work` with repositories bound to one transaction, so a caller can
    * combine writes across aggregates (e.g. finish a job and add its version).
@@ -45,6 +47,7 @@ export function createRepositories(db: Kysely<Schema>, options: RepositoryOption
     audit: new AuditRepository(db),
     usage: new UsageRepository(db),
     artifactReferences: new ArtifactReferenceRepository(db),
+    evaluations: new EvaluationRepository(db, options),
     transaction: (work) => inTransaction(db, (transaction) => work(createRepositories(transaction, options))),
   };
 }
@@ -59,3 +62,4 @@ export * from './tenant-content.ts';
 export * from './tenant-keys.ts';
 export * from './tenants.ts';
 export * from './usage.ts';
+export * from './evaluations.ts';
