@@ -58,7 +58,8 @@ export function inferenceDeps(context: ServerContext): InferenceDeps {
     async resolveModel(request: FastifyRequest, name: string, versionOrAlias?: string) {
       const principal = authorize(request, 'inference');
       authorizeModel(request, name);
-      return registry.resolve(principal.tenantId, name, versionOrAlias);
+      const routeKey = routeKeyOf(request);
+      return registry.resolve(principal.tenantId, name, versionOrAlias, routeKey === undefined ? {} : { routeKey });
     },
     authorizeModelControl(request: FastifyRequest) {
       authorize(request, 'models:write');
@@ -76,7 +77,18 @@ export function inferenceDeps(context: ServerContext): InferenceDeps {
       if (principal !== undefined && outcome === 'ok') context.usage.add(principal.tenantId, model.name);
     },
     server: { name: 'aiaas', version: serverVersion },
+    shadows: context.shadows,
   };
+}
+
+/** The header that makes a canary split sticky: requests with the same key get the same version. */
+export const routeKeyHeader = 'x-aiaas-route-key';
+
+function routeKeyOf(request: FastifyRequest): string | undefined {
+  const value = request.headers[routeKeyHeader];
+  const key = Array.isArray(value) ? value[0] : value;
+  // Hashed, never stored or echoed; the cut only bounds the work.
+  return key === undefined || key === '' ? undefined : key.slice(0, 1024);
 }
 
 export async function buildApp(context: ServerContext, options: BuildAppOptions = {}): Promise<FastifyInstance> {

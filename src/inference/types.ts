@@ -51,4 +51,8 @@ export interface ResolvedModel {
   signature?: { inputs: TensorSpec[]; outputs: TensorSpec[] };
   /** Per-model batching overrides. */
   batching?: Partial<BatchingOptions>;
+  /** The alias the caller named, when it resolved through one. */
+  alias?: string;
+  /** The alias's shadow version: gets a copy of the request, its answer is only compared. */
+  shadow?: ResolvedModel;
 }

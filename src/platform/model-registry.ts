@@ -22,6 +22,7 @@ import type { GgufDescription, GgufSignature } from '../runtimes/gguf/gguf-signa
 import { externalDataFiles, refuseExternalData, skeletonOf } from './external-data.ts';
 import { validateName } from './names.ts';
 import { readTar } from './tar.ts';
+import { chooseTarget, routeKeyPoint } from '../quality/traffic-split.ts';
 import type { Readable } from 'node:stream';
 import { createReadStream } from 'node:fs';
 
@@ -195,7 +196,7 @@ export class ModelRegistry {
   readonly #locations = new Map<string, VersionLocation>();
   readonly #now: () => number;
   readonly #resolveCacheMs: number;
-  readonly #resolved = new Map<string, Map<string, { model: ResolvedModel; at: number }>>();
+  readonly #resolved = new Map<string, Map<string, { routing: ResolvedRouting; at: number }>>();
   // A resolve that overlapped a change must not cache what it read before the change.
   readonly #generations = new Map<string, number>();
 
@@ -591,37 +592,70 @@ export class ModelRegistry {
 
   // ---- serving
 
-  /** What the inference routes serve: MODEL_NOT_FOUND / VERSION_NOT_FOUND, scoped to the tenant. */
-  async resolve(tenantId: string, name: string, versionOrAlias?: string): Promise<ResolvedModel> {
+  /**
+   * What the inference routes serve: MODEL_NOT_FOUND / VERSION_NOT_FOUND, scoped to the tenant. An
+   * alias with a split picks one of its versions: by `routeKey` (sticky) when given, else at random.
+   */
+  async resolve(tenantId: string, name: string, versionOrAlias?: string, options: { routeKey?: string; random?: () => number } = {}): Promise<ResolvedModel> {
     const selector = versionOrAlias ?? latestSelector;
+    const routing = await this.#routing(tenantId, name, selector);
+    if (routing.targets.length === 1 && routing.shadow === undefined) return routing.targets[0]!.model;
+    const point = options.routeKey === undefined ? (options.random ?? Math.random)() : routeKeyPoint(`${name}\u0000${selector}`, options.routeKey);
+    const chosen = chooseTarget(routing.targets, point).model;
+    return { ...chosen, alias: selector, ...(routing.shadow === undefined ? {} : { shadow: routing.shadow }) };
+  }
+
+  async #routing(tenantId: string, name: string, selector: string): Promise<ResolvedRouting> {
     const cacheKey = `${name}\u0000${selector}`;
     const now = this.#now();
     const cached = this.#resolved.get(tenantId)?.get(cacheKey);
-    if (cached !== undefined && now - cached.at >= 0 && now - cached.at < this.#resolveCacheMs && this.#locations.has(cached.model.versionId)) {
-      return cached.model;
+    if (
+      cached !== undefined &&
+      now - cached.at >= 0 &&
+      now - cached.at < this.#resolveCacheMs &&
+      cached.routing.targets.every((target) => this.#locations.has(target.model.versionId)) &&
+      (cached.routing.shadow === undefined || this.#locations.has(cached.routing.shadow.versionId))
+    ) {
+      return cached.routing;
     }
     const generation = this.#generations.get(tenantId) ?? 0;
     const model = await this.#repositories.models.getByName(tenantId, name);
     if (model === undefined) throw modelNotFound(name);
-    const version = await this.#selectVersion(tenantId, model, selector);
-    if (version === undefined) throw versionNotFound(name, selector);
-    if (version.format !== 'onnx') {
-      // The tensor protocols cannot serve a language model; like a missing model, so routes stay uniform.
-      throw new AiaasError('MODEL_NOT_FOUND', `Model '${name}' is a language model; use the OpenAI (/v1) or Ollama (/api) routes`, {
-        details: { model: name, format: version.format },
-      });
-    }
-    this.#locations.set(version.id, locationOf(tenantId, version));
     const batching = model.batching as Partial<BatchingOptions> | undefined;
-    const resolved: ResolvedModel = {
-      tenantId,
-      name: model.name,
-      version: String(version.version),
-      versionId: version.id,
-      platform: 'onnx',
-      signature: version.signature as ModelSignature,
-      ...(batching === undefined || batching === null ? {} : { batching }),
+    const servable = (version: ModelVersionRecord): ResolvedModel => {
+      if (version.format !== 'onnx') {
+        // The tensor protocols cannot serve a language model; like a missing model, so routes stay uniform.
+        throw new AiaasError('MODEL_NOT_FOUND', `Model '${name}' is a language model; use the OpenAI (/v1) or Ollama (/api) routes`, {
+          details: { model: name, format: version.format },
+        });
+      }
+      this.#locations.set(version.id, locationOf(tenantId, version));
+      return {
+        tenantId,
+        name: model.name,
+        version: String(version.version),
+        versionId: version.id,
+        platform: 'onnx',
+        signature: version.signature as ModelSignature,
+        ...(batching === undefined || batching === null ? {} : { batching }),
+      };
     };
+    let routing: ResolvedRouting;
+    const alias = selector === latestSelector || /^[0-9]+$/.test(selector) ? undefined : await this.#repositories.models.getAlias(tenantId, model.id, selector);
+    if (alias !== undefined && (alias.split !== null || alias.shadowVersionId !== null)) {
+      const versionOf = async (versionId: string) => {
+        const version = await this.#repositories.models.getVersionById(tenantId, versionId);
+        if (version === undefined) throw versionNotFound(name, selector);
+        return servable(version);
+      };
+      const split = alias.split ?? [{ versionId: alias.versionId, version: alias.version, weight: 1 }];
+      const targets = await Promise.all(split.map(async (entry) => ({ model: await versionOf(entry.versionId), weight: entry.weight })));
+      routing = { targets, ...(alias.shadowVersionId === null ? {} : { shadow: await versionOf(alias.shadowVersionId) }) };
+    } else {
+      const version = await this.#selectVersion(tenantId, model, selector);
+      if (version === undefined) throw versionNotFound(name, selector);
+      routing = { targets: [{ model: servable(version), weight: 1 }] };
+    }
     if (this.#resolveCacheMs > 0 && generation === (this.#generations.get(tenantId) ?? 0)) {
       let tenantEntries = this.#resolved.get(tenantId);
       if (tenantEntries === undefined) {
@@ -630,9 +664,9 @@ export class ModelRegistry {
         this.#resolved.set(tenantId, tenantEntries);
       }
       if (tenantEntries.size >= 10_000) tenantEntries.clear();
-      tenantEntries.set(cacheKey, { model: resolved, at: now });
+      tenantEntries.set(cacheKey, { routing, at: now });
     }
-    return resolved;
+    return routing;
   }
 
   /** Every model of the tenant with its version numbers (for the V2 repository index and TF-Serving status). */
@@ -798,6 +832,12 @@ export class ModelRegistry {
 
 function contentTypeOf(file: string): string {
   return file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream';
+}
+
+/** What a name@selector resolves to before a request picks: one version, or a split's, and a shadow. */
+interface ResolvedRouting {
+  targets: { model: ResolvedModel; weight: number }[];
+  shadow?: ResolvedModel;
 }
 
 interface VersionLocation {

@@ -13,6 +13,7 @@ import { type BinarySection, inferenceHeaderLengthHeader, splitBinaryBody } from
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
 import { AiaasError } from '../../errors.ts';
 import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
+import type { ShadowMonitor } from '../../quality/shadow-monitor.ts';
 
 export type { ResolvedModel } from '../../inference/types.ts';
 
@@ -33,7 +34,15 @@ export interface InferenceDeps {
   onInference?(request: FastifyRequest, model: ResolvedModel, protocol: InferenceProtocol, outcome: 'ok' | 'error'): void;
   /** Reported by `GET /v2`. */
   server?: { name: string; version: string };
+  /** Runs and compares the shadow copies of requests to aliases that have a shadow version. */
+  shadows?: ShadowMonitor;
 }
+
+/** The response header naming the version that answered, on every inference protocol. */
+export const modelVersionHeader = 'x-aiaas-model-version';
+
+/** The version that answered each request, for the header (set once the model is resolved). */
+const servedVersions = new WeakMap<FastifyRequest, string>();
 
 export { errorCodeHeader };
 
@@ -67,6 +76,11 @@ export async function signatureOf(deps: InferenceDeps, model: ResolvedModel): Pr
  */
 export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean; binaryTensors?: boolean }): BinarySections {
   installSchemaCompilers(app);
+  app.addHook('onSend', async (request, reply, payload) => {
+    const version = servedVersions.get(request);
+    if (version !== undefined) reply.header(modelVersionHeader, version);
+    return payload;
+  });
   app.setErrorHandler((error, request, reply) => {
     // A runtime's full error text (host paths included) stays in the log; the client gets a cleaned message.
     if (AiaasError.isInstance(error) && error.cause !== undefined) request.log.warn({ err: error.cause, code: error.code }, `inference failed: ${error.message}`);
@@ -146,6 +160,10 @@ function watchDisconnect(request: FastifyRequest): { signal: AbortSignal; stop()
   return { signal: controller.signal, stop: () => events.off('close', onClose) };
 }
 
+function shadowSeries(live: ResolvedModel, shadow: ResolvedModel) {
+  return { tenant: live.tenantId ?? '', model: live.name, alias: live.alias ?? '', liveVersion: live.version, shadowVersion: shadow.version };
+}
+
 /** Runs one inference: resolve, parse against the signature, infer, render; timed and counted once. */
 export async function runInference<Parsed extends { request: InferRequest }, Rendered>(
   deps: InferenceDeps,
@@ -156,19 +174,32 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
   render: (model: ResolvedModel, parsed: Parsed, response: InferResponse) => Rendered,
 ): Promise<Rendered> {
   const model = await deps.resolveModel(request, target.name, target.versionOrAlias);
+  servedVersions.set(request, model.version);
   const started = performance.now();
   const labels = { ...(model.tenantId === undefined ? {} : { tenant: model.tenantId }), model: model.name, version: model.version };
   try {
     const parsed = parse(await signatureOf(deps, model));
     const disconnect = watchDisconnect(request);
+    // Copied before the live call: a runtime may take over the request's buffers.
+    const shadow = model.shadow === undefined || deps.shadows === undefined ? undefined : { model: model.shadow, series: shadowSeries(model, model.shadow) };
+    const admitted = shadow === undefined ? undefined : deps.shadows?.admit(shadow.series, parsed.request);
     let response: InferResponse;
+    const inferStarted = performance.now();
     try {
       response = await deps.manager.infer(modelKey(model), parsed.request, {
         ...(request.principal === undefined ? {} : { fairnessKey: request.principal.keyId }),
         ...(disconnect === undefined ? {} : { signal: disconnect.signal }),
       });
+    } catch (error) {
+      admitted?.release();
+      throw error;
     } finally {
       disconnect?.stop();
+    }
+    if (shadow !== undefined && admitted !== undefined) {
+      // Not awaited: the live answer never waits for the shadow.
+      const liveSeconds = (performance.now() - inferStarted) / 1000;
+      void deps.shadows?.mirror(shadow.series, admitted, response, liveSeconds, (copy) => deps.manager.infer(modelKey(shadow.model), copy, { fairnessKey: 'shadow' }));
     }
     const rendered = render(model, parsed, response);
     deps.metrics.recordRequest(labels, protocol, 'ok', (performance.now() - started) / 1000);

@@ -283,6 +283,16 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
     return reply.status(204).send();
   });
 
+  app.get<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias/shadow', { schema: modelSchemas.shadowStatus }, async (request) => {
+    const principal = authorizeOnModel(request, 'models:read', request.params.name);
+    const alias = await registry.getAlias(principal.tenantId, request.params.name, request.params.alias);
+    if (alias === undefined) {
+      throw new AiaasError('NOT_FOUND', `Model '${request.params.name}' has no alias '${request.params.alias}'`, { details: { model: request.params.name, alias: request.params.alias } });
+    }
+    const view = await aliasView(registry, principal.tenantId, alias);
+    return { model: request.params.name, alias: alias.name, shadow: view.shadow, comparisons: context.shadows.comparisons(principal.tenantId, request.params.name, alias.name) };
+  });
+
   // ---- evaluations
 
   app.post<{ Params: VersionParams }>('/models/:name/versions/:version/evaluations', { schema: modelSchemas.evaluate, config: { audit: { action: 'evaluation.create' } } }, async (request, reply) => {
