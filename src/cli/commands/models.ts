@@ -3,7 +3,9 @@ import { resolve } from 'node:path';
 import { AiaasApiError } from '../../sdk/errors.ts';
 import type { AiaasClient } from '../../sdk/client.ts';
 import type { JsonValue } from '../../sdk/types.ts';
-import { CliFailure, CliUsageError, stringOption, type CommandDefinition } from '../command.ts';
+import { CliFailure, CliUsageError, integerOption, requiredOption, stringOption, type CommandDefinition } from '../command.ts';
+import { renderEvaluationReport } from '../evaluation-tables.ts';
+import type { EvaluationReport } from '../../quality/metrics.ts';
 import { bytes, json, writeListing } from '../format.ts';
 import type { CliIo } from '../io.ts';
 
@@ -176,6 +178,63 @@ export const modelCommands: readonly CommandDefinition[] = [
       const name = context.positionals[0] as string;
       await context.client().models.delete(name, { signal: context.signal });
       context.io.stderr.write(`deleted model ${name}\n`);
+      return 0;
+    },
+  },
+  {
+    path: ['models', 'evaluate'],
+    summary: 'evaluate a version on a labelled dataset: accuracy, per-class table, confusion matrix, calibration (or regression errors)',
+    usage: 'NAME@VERSION --dataset ID [--output NAME] [--label COLUMN] [--class-names A,B,…] [--top-k K] [--wait]',
+    description:
+      'Runs as a background job on the server (the model runs in a child process, never on the serving path).\n' +
+      'VERSION is a number or an alias. Prints the evaluation id; with --wait, waits for the job and prints the\n' +
+      'report as tables (--json: the report as JSON). --output names the output holding the scores (default: the\n' +
+      "first); --class-names labels the classes in index order (default: the dataset's class names, else 0, 1, …).",
+    positionals: ['NAME@VERSION'],
+    options: {
+      dataset: { type: 'string', valueName: 'ID', description: 'the labelled dataset to evaluate on' },
+      output: { type: 'string', valueName: 'NAME', description: 'the model output holding the scores' },
+      label: { type: 'string', valueName: 'COLUMN', description: 'label column of a CSV / JSON-lines dataset' },
+      'class-names': { type: 'string', valueName: 'A,B,…', description: 'class names in class-index order, comma-separated' },
+      'top-k': { type: 'string', valueName: 'K', description: 'k of the top-k accuracy (default min(5, classes))' },
+      wait: { type: 'boolean', description: 'wait for the report and print it' },
+    },
+    server: true,
+    json: true,
+    examples: ['aiaas models evaluate fashion@1 --dataset ds_3k9… --wait', 'aiaas models evaluate clf@production --dataset ds_3k9… --output probabilities --class-names cat,dog --wait'],
+    async run(context) {
+      const target = context.positionals[0] as string;
+      const match = /^([^@]+)@([^@]+)$/.exec(target);
+      if (match === null) throw new CliUsageError(`expected NAME@VERSION (a number or an alias), got "${target}"`, 'models evaluate');
+      const [, name, version] = match as unknown as [string, string, string];
+      const datasetId = requiredOption(context.values, 'dataset', 'models evaluate');
+      const output = stringOption(context.values, 'output');
+      const label = stringOption(context.values, 'label');
+      const classNames = stringOption(context.values, 'class-names')?.split(',');
+      const topK = integerOption(context.values, 'top-k', 'models evaluate', 1);
+      const client = context.client();
+      const evaluation = await client.evaluations.create(name, version, {
+        datasetId,
+        ...(output === undefined ? {} : { outputs: output }),
+        ...(label === undefined ? {} : { label }),
+        ...(classNames === undefined ? {} : { classNames }),
+        ...(topK === undefined ? {} : { topK }),
+        signal: context.signal,
+      });
+      if (context.values.wait !== true) {
+        context.io.stdout.write(context.json ? json(evaluation) : `${evaluation.id}\n`);
+        return 0;
+      }
+      if (!context.json) context.io.stderr.write(`evaluation ${evaluation.id} of ${name} version ${evaluation.version} on ${datasetId}\n`);
+      for await (const event of client.jobs.watch(evaluation.jobId, { signal: context.signal })) {
+        if (event.type === 'job-finished') break;
+      }
+      const done = await client.evaluations.get(name, evaluation.version, evaluation.id, { signal: context.signal });
+      if (done.status !== 'succeeded' || done.report === null) {
+        const error = done.error as { code?: string; message?: string } | null;
+        throw new CliFailure(error?.code ?? 'JOB_FAILED', `evaluation ${done.id} ${done.status}: ${error?.message ?? 'no reason given'}`);
+      }
+      context.io.stdout.write(context.json ? json(done.report) : renderEvaluationReport(done.report as EvaluationReport));
       return 0;
     },
   },
