@@ -2,6 +2,9 @@
 import type { EvaluationReport } from '../quality/metrics.ts';
 import { table } from './format.ts';
 
+/** A table as a block of lines (the sections are joined with blank lines). */
+const block = (headers: readonly string[], rows: readonly (readonly string[])[]): string => table(headers, rows).trimEnd();
+
 const figure = (value: number | null | undefined, digits = 4): string => (value === null || value === undefined ? '-' : value.toFixed(digits));
 
 /** Class names cut to a column's width; the full names are in the JSON. */
@@ -13,10 +16,10 @@ export function renderEvaluationReport(report: EvaluationReport): string {
   if (report.task === 'regression') {
     const lines = [
       `regression on ${report.count} samples (${report.outputs} value${report.outputs === 1 ? '' : 's'} each)`,
-      table(['MAE', 'MSE', 'RMSE', 'R²'], [[figure(report.meanAbsoluteError), figure(report.meanSquaredError), figure(report.rootMeanSquaredError), figure(report.r2)]]),
+      block(['MAE', 'MSE', 'RMSE', 'R²'], [[figure(report.meanAbsoluteError), figure(report.meanSquaredError), figure(report.rootMeanSquaredError), figure(report.r2)]]),
       '',
       'residuals (prediction − target)',
-      table(['FROM', 'TO', 'COUNT'], report.residualHistogram.map((bin) => [figure(bin.lower), figure(bin.upper), String(bin.count)])),
+      block(['FROM', 'TO', 'COUNT'], report.residualHistogram.map((bin) => [figure(bin.lower), figure(bin.upper), String(bin.count)])),
     ];
     return `${lines.join('\n')}\n`;
   }
@@ -32,13 +35,13 @@ export function renderEvaluationReport(report: EvaluationReport): string {
   const lines = [
     ...headline,
     '',
-    table(['CLASS', 'PRECISION', 'RECALL', 'F1', 'SUPPORT'], perClass),
+    block(['CLASS', 'PRECISION', 'RECALL', 'F1', 'SUPPORT'], perClass),
     '',
     'confusion matrix (rows: true class, columns: predicted)',
-    table(['TRUE \\ PRED', ...names], matrix),
+    block(['TRUE \\ PRED', ...names], matrix),
     '',
     'reliability (top-class confidence)',
-    table(['BIN', 'COUNT', 'CONFIDENCE', 'ACCURACY'], report.calibration.bins.filter((bin) => bin.count > 0).map((bin) => [`${bin.lower.toFixed(1)}–${bin.upper.toFixed(1)}`, String(bin.count), figure(bin.confidence), figure(bin.accuracy)])),
+    block(['BIN', 'COUNT', 'CONFIDENCE', 'ACCURACY'], report.calibration.bins.filter((bin) => bin.count > 0).map((bin) => [`${bin.lower.toFixed(1)}–${bin.upper.toFixed(1)}`, String(bin.count), figure(bin.confidence), figure(bin.accuracy)])),
   ];
   return `${lines.join('\n')}\n`;
 }

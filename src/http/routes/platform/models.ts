@@ -264,8 +264,9 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
       version: alias.version,
       ...(alias.split === null ? {} : { split: alias.split.map((entry) => ({ ...entry })) }),
       shadow: alias.shadow,
-      // A forced move is what the audit trail is for: who moved the alias past its gate.
-      ...(gate === null ? {} : { gate: { forced: gate.forced, decisions: gate.decisions.map((decision) => ({ version: decision.candidate.version, value: decision.candidate.value, passed: decision.passed })) } }),
+      // A forced move is what the audit trail is for: who moved the alias past its gate. The figures
+      // themselves are tenant content (sealed in the evaluation), so the clear audit log names only ids.
+      ...(gate === null ? {} : { gate: { forced: gate.forced, decisions: gate.decisions.map((decision) => ({ version: decision.candidate.version, evaluationId: decision.candidate.evaluationId, passed: decision.passed })) } }),
     };
     return { alias, gate };
   });
