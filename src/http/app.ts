@@ -23,6 +23,7 @@ import { tfServingRoutes } from './routes/tfserving.ts';
 import { v2Routes } from './routes/v2.ts';
 import { modelAllowed } from '../security/roles.ts';
 import { languageModelDeps } from './llm-deps.ts';
+import { trackResponse } from './served-version.ts';
 import { createOllamaModelAdmin } from './protocols/ollama-model-admin.ts';
 import { ollamaRoutes } from './routes/ollama.ts';
 import { openAiRoutes } from './routes/openai.ts';
@@ -128,6 +129,7 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    trackResponse(request, reply);
   });
   app.addHook('onSend', async (request, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff');

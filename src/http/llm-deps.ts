@@ -10,6 +10,7 @@ import type { LanguageModelVersion, ModelRegistry } from '../platform/model-regi
 import type { UsageCounter } from '../platform/usage.ts';
 import { modelAllowed } from '../security/roles.ts';
 import { authorize, authorizeModel } from './auth.ts';
+import { nameServedVersion } from './served-version.ts';
 import type { Metrics } from './metrics.ts';
 import type { LanguageModelDeps, LanguageModelEntry } from './protocols/llm-support.ts';
 
@@ -54,7 +55,9 @@ export function languageModelDeps(options: LanguageModelDepsOptions): LanguageMo
     async resolve(request: FastifyRequest, name: string, selector?: string) {
       const principal = authorize(request, 'inference');
       authorizeModel(request, name);
-      return toEntry(await registry.resolveLanguageModel(principal.tenantId, name, selector));
+      const version = await registry.resolveLanguageModel(principal.tenantId, name, selector);
+      nameServedVersion(request, String(version.version));
+      return toEntry(version);
     },
     async list(request: FastifyRequest) {
       const principal = authorize(request, 'inference');

@@ -14,6 +14,7 @@ import { parseJsonBody, serializeJson } from './tensor-json.ts';
 import { AiaasError } from '../../errors.ts';
 import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
 import type { ShadowMonitor } from '../../quality/shadow-monitor.ts';
+import { nameServedVersion, trackResponse } from '../served-version.ts';
 
 export type { ResolvedModel } from '../../inference/types.ts';
 
@@ -38,11 +39,6 @@ export interface InferenceDeps {
   shadows?: ShadowMonitor;
 }
 
-/** The response header naming the version that answered, on every inference protocol. */
-export const modelVersionHeader = 'x-aiaas-model-version';
-
-/** The version that answered each request, for the header (set once the model is resolved). */
-const servedVersions = new WeakMap<FastifyRequest, string>();
 
 export { errorCodeHeader };
 
@@ -76,11 +72,7 @@ export async function signatureOf(deps: InferenceDeps, model: ResolvedModel): Pr
  */
 export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean; binaryTensors?: boolean }): BinarySections {
   installSchemaCompilers(app);
-  app.addHook('onSend', async (request, reply, payload) => {
-    const version = servedVersions.get(request);
-    if (version !== undefined) reply.header(modelVersionHeader, version);
-    return payload;
-  });
+  app.addHook('onRequest', async (request, reply) => trackResponse(request, reply));
   app.setErrorHandler((error, request, reply) => {
     // A runtime's full error text (host paths included) stays in the log; the client gets a cleaned message.
     if (AiaasError.isInstance(error) && error.cause !== undefined) request.log.warn({ err: error.cause, code: error.code }, `inference failed: ${error.message}`);
@@ -174,7 +166,7 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
   render: (model: ResolvedModel, parsed: Parsed, response: InferResponse) => Rendered,
 ): Promise<Rendered> {
   const model = await deps.resolveModel(request, target.name, target.versionOrAlias);
-  servedVersions.set(request, model.version);
+  nameServedVersion(request, model.version);
   const started = performance.now();
   const labels = { ...(model.tenantId === undefined ? {} : { tenant: model.tenantId }), model: model.name, version: model.version };
   try {
