@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Model } from '../../src/engine/index.ts';
 import { call, startTestServer, uploadOnnxModel, type TestServer } from '../http/helpers.ts';
+import { linearModel, linearReference } from '../inference/fixtures/tiny-onnx.ts';
 
 let server: TestServer;
 
@@ -127,6 +128,35 @@ describe('evaluation reports', () => {
     } finally {
       await regressor.dispose();
     }
+  }, 120_000);
+
+  it('evaluates an imported ONNX model on the output the request names, reading its logits through a softmax', async () => {
+    // y = x·W + b (two logits) and r = Relu(y): a hand-written graph, not one of the engine's.
+    const rows = [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, -1], [-1, 0.5, 0], [0.2, -0.4, 0.1]];
+    const { y } = linearReference(rows);
+    const labels = [0, 1, 1, 1, 0, 0];
+    const datasetId = await uploadDataset('linear', `a,b,c,label\n${rows.map((row, index) => `${row.join(',')},${labels[index]}`).join('\n')}\n`, 'label');
+    expect((await uploadOnnxModel(server, server.adminKey, 'imported', linearModel())).statusCode).toBe(201);
+    const { report, settings } = await evaluate('/api/v1/models/imported/versions/1', { datasetId, outputs: ['y'] });
+    expect(settings.output).toBe('y');
+    const predicted = y.map((scores) => (scores[1]! > scores[0]! ? 1 : 0));
+    const correct = predicted.filter((label, index) => label === labels[index]).length;
+    expect(report).toMatchObject({ task: 'classification', count: 6, scoreTransform: 'softmax', accuracy: correct / 6 });
+    const expectedLogLoss = -y.reduce((sum, scores, index) => sum + scores[labels[index]!]! - Math.log(Math.exp(scores[0]!) + Math.exp(scores[1]!)), 0) / 6;
+    expect(report.logLoss).toBeCloseTo(expectedLogLoss, 4);
+    expect(report.binary.rocPoints[0]).toMatchObject({ falsePositiveRate: 0, truePositiveRate: 0 });
+    // ROC-AUC as the share of (positive, negative) pairs ranked right, ties counting half.
+    const margin = y.map((scores) => scores[1]! - scores[0]!);
+    let pairs = 0;
+    let right = 0;
+    for (const positive of labels.keys()) {
+      for (const negative of labels.keys()) {
+        if (labels[positive] !== 1 || labels[negative] !== 0) continue;
+        pairs++;
+        right += margin[positive]! > margin[negative]! ? 1 : margin[positive] === margin[negative] ? 0.5 : 0;
+      }
+    }
+    expect(report.binary.rocAuc).toBeCloseTo(right / pairs, 12);
   }, 120_000);
 
   it('refuses bad requests before a job exists', async () => {
