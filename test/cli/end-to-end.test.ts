@@ -136,5 +136,16 @@ describe('aiaas CLI against the real server', () => {
     expect(evaluated.out).toMatch(/TRUE \\ PRED\s+red\s+green\s+blue/);
     const asJson = await run('models', 'evaluate', 'tiny@2', '--dataset', datasetId, '--wait', '--json');
     expect(JSON.parse(asJson.out)).toMatchObject({ task: 'classification', count: 3, accuracy: hits / 3 });
+
+    // A gate no version can pass, a split, and a shadow.
+    const gated = await run('models', 'alias', 'tiny', 'production', '1', '--gate-metric', 'accuracy', '--gate-dataset', datasetId, '--gate-min', '1.01');
+    expect(gated.code).toBe(1);
+    expect(gated.err).toMatch(/^error GATE_FAILED: version 1 has accuracy /);
+    const forced = await run('models', 'alias', 'tiny', 'production', '1', '--gate-metric', 'accuracy', '--gate-dataset', datasetId, '--gate-min', '1.01', '--force');
+    expect(forced).toMatchObject({ code: 0, err: 'tiny@production → version 1, gate forced\n' });
+    expect(await run('models', 'alias', 'tiny', 'canary', '--split', '1=90,2=10')).toMatchObject({ code: 0, err: 'tiny@canary → version 1 (90), version 2 (10)\n' });
+    expect(await run('models', 'alias', 'tiny', 'shadowed', '2', '--shadow', '1')).toMatchObject({ code: 0, err: 'tiny@shadowed → version 2, shadow 1\n' });
+    const shadow = await run('models', 'shadow', 'tiny', 'shadowed', '--json');
+    expect(JSON.parse(shadow.out)).toMatchObject({ model: 'tiny', alias: 'shadowed', shadow: 1 });
   });
 });

@@ -54,6 +54,9 @@ export async function watchPull(client: AiaasClient, io: CliIo, jobId: string, o
   throw new CliFailure(job.error?.code ?? 'JOB_FAILED', `pull ${jobId} ended ${job.status}: ${job.error?.message ?? 'no reason given'}`);
 }
 
+/** sysexits' EX_TEMPFAIL: nothing changed yet, try again later (a gate's evaluations are still running). */
+const evaluatingExitCode = 75;
+
 export const modelCommands: readonly CommandDefinition[] = [
   {
     path: ['models', 'ls'],
@@ -161,19 +164,126 @@ export const modelCommands: readonly CommandDefinition[] = [
   },
   {
     path: ['models', 'alias'],
-    summary: 'point an alias (production, staging, …) at a version; moves atomically',
-    usage: 'NAME ALIAS VERSION',
-    positionals: ['NAME', 'ALIAS', 'VERSION'],
+    summary: 'point an alias (production, staging, …) at a version or a weighted split, with a shadow and a promotion gate; moves atomically',
+    usage: 'NAME ALIAS [VERSION] [--split V=W,…] [--shadow V|none] [--gate-metric M --gate-dataset ID (--gate-min X | --gate-max X | --gate-max-drop D) | --no-gate] [--force] [--wait-seconds S]',
+    description:
+      'VERSION moves the alias to one version; --split 3=90,4=10 splits its traffic (sticky per x-aiaas-route-key).\n' +
+      '--shadow V copies the traffic to V and compares its answers (see `aiaas models shadow`). A gate is checked for\n' +
+      'every version the change adds, from stored evaluation reports or new evaluate jobs: a failing gate exits 1 with\n' +
+      'GATE_FAILED and both figures; still evaluating after --wait-seconds, nothing changes and the jobs are printed\n' +
+      '(run the same command again once they finish). --force (admin keys) moves past the gate; it is audited.',
+    positionals: ['NAME', 'ALIAS', 'VERSION?'],
+    options: {
+      split: { type: 'string', valueName: 'V=W,…', description: 'versions and relative weights, e.g. 3=90,4=10' },
+      shadow: { type: 'string', valueName: 'V', description: 'a version that gets a copy of the traffic; none removes it' },
+      'gate-metric': { type: 'string', valueName: 'METRIC', description: 'accuracy, macroF1, rocAuc, rootMeanSquaredError, … (docs/quality.md)' },
+      'gate-dataset': { type: 'string', valueName: 'ID', description: "the gate's evaluation dataset" },
+      'gate-min': { type: 'string', valueName: 'X', description: 'the metric must be at least X' },
+      'gate-max': { type: 'string', valueName: 'X', description: 'the metric must be at most X' },
+      'gate-max-drop': { type: 'string', valueName: 'D', description: 'at most D worse than the version the alias serves now' },
+      'no-gate': { type: 'boolean', description: 'remove the gate' },
+      force: { type: 'boolean', description: 'admin: move past the gate (audited)' },
+      'wait-seconds': { type: 'string', valueName: 'S', description: "how long to wait for the gate's evaluations (server default 60)" },
+    },
     server: true,
     json: true,
-    examples: ['aiaas models alias mnist production 3'],
+    examples: [
+      'aiaas models alias mnist production 3',
+      'aiaas models alias mnist production --split 3=90,4=10',
+      'aiaas models alias mnist production 4 --gate-metric accuracy --gate-dataset ds_3k9… --gate-max-drop 0.005',
+      'aiaas models alias mnist production --shadow 5',
+    ],
     async run(context) {
-      const [name, alias, versionText] = context.positionals as [string, string, string];
-      const version = Number(versionText);
-      if (!Number.isSafeInteger(version) || version < 1) throw new CliUsageError(`VERSION must be a version number ≥ 1, got "${versionText}"`, 'models alias');
-      const result = await context.client().aliases.set(name, alias, version, { signal: context.signal });
-      if (context.json) context.io.stdout.write(json(result));
-      else context.io.stderr.write(`${name}@${result.name} → version ${result.version}\n`);
+      const command = 'models alias';
+      const [name, alias, versionText] = context.positionals as [string, string, string | undefined];
+      const values = context.values;
+      const body: Record<string, unknown> = {};
+      const versionOf = (text: string, what: string) => {
+        const version = Number(text);
+        if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(version) || version < 1) throw new CliUsageError(`${what} must be a version number ≥ 1, got "${text}"`, command);
+        return version;
+      };
+      if (versionText !== undefined) body.version = versionOf(versionText, 'VERSION');
+      const split = stringOption(values, 'split');
+      if (split !== undefined) {
+        if (versionText !== undefined) throw new CliUsageError('give either VERSION or --split', command);
+        body.split = Object.fromEntries(
+          split.split(',').map((part) => {
+            const [version, weight] = part.split('=');
+            if (version === undefined || weight === undefined || !(Number(weight) > 0)) throw new CliUsageError(`--split takes VERSION=WEIGHT pairs, got "${part}"`, command);
+            return [String(versionOf(version, '--split version')), Number(weight)];
+          }),
+        );
+      }
+      const shadow = stringOption(values, 'shadow');
+      if (shadow !== undefined) body.shadow = shadow === 'none' ? null : versionOf(shadow, '--shadow');
+      const metric = stringOption(values, 'gate-metric');
+      if (values['no-gate'] === true) body.gate = null;
+      else if (metric !== undefined) {
+        const number = (option: string) => {
+          const text = stringOption(values, option);
+          if (text === undefined) return undefined;
+          const value = Number(text);
+          if (text.trim() === '' || !Number.isFinite(value)) throw new CliUsageError(`--${option} must be a number, got "${text}"`, command);
+          return value;
+        };
+        const [minimum, maximum, maxDropFromCurrent] = [number('gate-min'), number('gate-max'), number('gate-max-drop')];
+        body.gate = {
+          metric,
+          datasetId: requiredOption(values, 'gate-dataset', command),
+          ...(minimum === undefined ? {} : { minimum }),
+          ...(maximum === undefined ? {} : { maximum }),
+          ...(maxDropFromCurrent === undefined ? {} : { maxDropFromCurrent }),
+        };
+      }
+      if (values.force === true) body.force = true;
+      const wait = integerOption(values, 'wait-seconds', command, 0);
+      if (wait !== undefined) body.waitSeconds = wait;
+      const result = await context.client().aliases.route(name, alias, { ...body, signal: context.signal });
+      if (context.json) {
+        context.io.stdout.write(json(result));
+        return result.status === 'applied' ? 0 : evaluatingExitCode;
+      }
+      if (result.status === 'evaluating') {
+        context.io.stderr.write(`${name}@${alias} unchanged: the gate's evaluations are still running (${result.jobs.map((job) => job.id).join(', ')}); run the same command again once they finish\n`);
+        return evaluatingExitCode;
+      }
+      const target = result.alias.split === null ? `version ${result.alias.version}` : result.alias.split.map((entry) => `version ${entry.version} (${entry.weight})`).join(', ');
+      const extras = [result.alias.shadow === null ? '' : `, shadow ${result.alias.shadow}`, result.gate?.forced === true ? ', gate forced' : ''];
+      for (const decision of result.gate?.decisions ?? []) {
+        context.io.stderr.write(`gate: version ${decision.candidate.version} ${decision.metric} ${decision.candidate.value}${decision.current === null ? '' : ` (version ${decision.current.version}: ${decision.current.value})`} passed\n`);
+      }
+      context.io.stderr.write(`${name}@${result.alias.name} → ${target}${extras.join('')}\n`);
+      return 0;
+    },
+  },
+  {
+    path: ['models', 'shadow'],
+    summary: "compare an alias's shadow version with its live answers: agreement rate and latency",
+    usage: 'NAME ALIAS',
+    positionals: ['NAME', 'ALIAS'],
+    server: true,
+    json: true,
+    examples: ['aiaas models shadow mnist production'],
+    async run(context) {
+      const [name, alias] = context.positionals as [string, string];
+      const status = await context.client().aliases.shadow(name, alias, { signal: context.signal });
+      if (context.json) {
+        context.io.stdout.write(json(status));
+        return 0;
+      }
+      const milliseconds = (value: number | null) => (value === null ? '-' : value.toFixed(2));
+      writeListing(context, 'comparisons', status.comparisons, ['LIVE', 'SHADOW', 'REQUESTS', 'ROWS', 'AGREEMENT', 'ERRORS', 'SKIPPED', 'LIVE P50 MS', 'SHADOW P50 MS'], (entry) => [
+        entry.liveVersion,
+        entry.shadowVersion,
+        String(entry.requests),
+        String(entry.rows),
+        entry.agreementRate === null ? '-' : entry.agreementRate.toFixed(4),
+        String(entry.shadowErrors),
+        String(entry.skipped),
+        milliseconds(entry.liveLatencyMs.p50),
+        milliseconds(entry.shadowLatencyMs.p50),
+      ]);
       return 0;
     },
   },
