@@ -203,6 +203,8 @@ export const modelCommands: readonly CommandDefinition[] = [
         if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(version) || version < 1) throw new CliUsageError(`${what} must be a version number ≥ 1, got "${text}"`, command);
         return version;
       };
+      const changes = ['split', 'shadow', 'gate-metric', 'no-gate', 'force'].some((option) => values[option] !== undefined);
+      if (versionText === undefined && !changes) throw new CliUsageError('missing VERSION', command);
       if (versionText !== undefined) body.version = versionOf(versionText, 'VERSION');
       const split = stringOption(values, 'split');
       if (split !== undefined) {
