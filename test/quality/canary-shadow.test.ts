@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chooseTarget, routeKeyPoint } from '../../src/quality/traffic-split.ts';
 import { compareOutputs } from '../../src/quality/shadow-monitor.ts';
-import { ElementType, floatInitializer, model, node, valueInfo } from '../inference/fixtures/tiny-onnx.ts';
+import { ElementType, floatInitializer, int64Initializer, model, node, valueInfo } from '../inference/fixtures/tiny-onnx.ts';
 import { call, startTestServer, uploadOnnxModel, type TestServer } from '../http/helpers.ts';
 
 /** scores = x + bias over FP32 [N, 2]: the class is whichever of the two is larger (after the bias). */
@@ -9,6 +9,27 @@ function scoresModel(bias: [number, number]): Uint8Array {
   return model({
     nodes: [node('Add', ['x', 'bias'], ['scores'])],
     initializers: [floatInitializer('bias', [2], bias)],
+    inputs: [valueInfo('x', ElementType.FLOAT, ['N', 2])],
+    outputs: [valueInfo('scores', ElementType.FLOAT, ['N', 2])],
+  });
+}
+
+/**
+ * The same answers as scoresModel([0, 0]) after well over a second of work: 32 rounds of 512 × 512
+ * matrix products seeded from the input (so nothing can be folded away at load), whose result is
+ * multiplied by zero and added to x.
+ */
+function slowScoresModel(): Uint8Array {
+  const nodes = [node('ReduceSum', ['x'], ['total']), node('Mul', ['total', 'zero'], ['nothing']), node('Add', ['nothing', 'one'], ['seed']), node('Tile', ['seed', 'repeats'], ['h0'])];
+  let previous = 'h0';
+  for (let round = 1; round <= 32; round++) {
+    nodes.push(node('MatMul', [previous, 'h0'], [`m${round}`]), node('Tanh', [`m${round}`], [`h${round}`]));
+    previous = `h${round}`;
+  }
+  nodes.push(node('ReduceSum', [previous], ['work']), node('Mul', ['work', 'zero'], ['zeroed']), node('Add', ['x', 'zeroed'], ['scores']));
+  return model({
+    nodes,
+    initializers: [floatInitializer('zero', [1], [0]), floatInitializer('one', [1], [1]), int64Initializer('repeats', [2], [512, 512])],
     inputs: [valueInfo('x', ElementType.FLOAT, ['N', 2])],
     outputs: [valueInfo('scores', ElementType.FLOAT, ['N', 2])],
   });
@@ -145,6 +166,21 @@ describe('canary and shadow aliases', () => {
     expect(metrics.body).toContain(`aiaas_shadow_agreement_ratio{tenant="${tenant}",model="scores",alias="shadowed",live_version="1",shadow_version="3"} 0.75`);
     expect(metrics.body).toContain(`aiaas_shadow_rows_total{tenant="${tenant}",model="scores",alias="shadowed",live_version="1",shadow_version="3",agreement="disagree"} 20`);
     expect(metrics.body).toContain(`aiaas_shadow_inference_duration_seconds_count{tenant="${tenant}",model="scores",alias="shadowed",live_version="1",shadow_version="3",role="shadow"} 10`);
+  }, 120_000);
+
+  it('answers before a slow shadow has finished, and compares once it has', async () => {
+    expect((await uploadOnnxModel(server, server.adminKey, 'scores', slowScoresModel())).json().version.version).toBe(4);
+    expect((await call(server.app, server.adminKey, 'PUT', '/api/v1/models/scores/aliases/slow', { version: 1, shadow: 4 })).statusCode).toBe(200);
+    const response = await infer('slow', [[1, 0], [0, 1]]);
+    expect(response.statusCode).toBe(200);
+    expect(response.json().outputs[0].data).toEqual([1, 0, 0, 1]);
+    // The live answer is out while the shadow (loading, then over a second of work) has not finished.
+    const during = (await call(server.app, server.adminKey, 'GET', '/api/v1/models/scores/aliases/slow/shadow')).json();
+    expect(during.comparisons.filter((entry: { requests: number; shadowErrors: number }) => entry.requests + entry.shadowErrors > 0)).toEqual([]);
+    const after = await comparisonsAfter('slow', '4', 1);
+    expect(after.comparison).toMatchObject({ requests: 1, rows: 2, agreementRate: 1, shadowErrors: 0 });
+    expect(after.comparison.shadowLatencyMs.mean).toBeGreaterThan(after.comparison.liveLatencyMs.mean);
+    expect((await call(server.app, server.adminKey, 'DELETE', '/api/v1/models/scores/aliases/slow')).statusCode).toBe(204);
   }, 120_000);
 
   it('keeps a version that a split or a shadow serves from being deleted', async () => {
