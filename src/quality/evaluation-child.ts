@@ -12,14 +12,10 @@ import { connectToParent } from '../runtimes/isolated-process.ts';
 import { buildEvaluationReport } from './evaluation-report.ts';
 import type { EvaluationStart, FromEvaluationChild, ToEvaluationChild } from './evaluation-protocol.ts';
 
-let cancelled = false;
 let started = false;
 
+// A cancelled job's process is killed by the server; nothing here needs to stop gracefully.
 const parent = connectToParent<FromEvaluationChild, ToEvaluationChild>((message) => {
-  if (message.type === 'cancel') {
-    cancelled = true;
-    return;
-  }
   if (started) return;
   started = true;
   evaluate(message).catch((error: unknown) => {
@@ -90,7 +86,6 @@ async function evaluate(start: EvaluationStart): Promise<void> {
     let values: Float32Array | undefined;
     let width = 0;
     for (let row = 0; row < dataset.count; row += batchSize) {
-      if (cancelled) throw new AiaasError('INTERNAL', 'the evaluation was cancelled');
       const rows = Math.min(batchSize, dataset.count - row);
       let features = dataset.features.subarray(row * sampleSize, (row + rows) * sampleSize);
       if (fixedBatch !== undefined && rows < fixedBatch) {

@@ -16,7 +16,7 @@ export interface EvaluationStart {
   batchSize: number;
 }
 
-export type ToEvaluationChild = EvaluationStart | { type: 'cancel' };
+export type ToEvaluationChild = EvaluationStart;
 
 export type FromEvaluationChild =
   | { type: 'progress'; rowsDone: number; rowsTotal: number }

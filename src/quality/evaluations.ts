@@ -7,7 +7,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { AiaasError, quoteForError } from '../errors.ts';
+import { AiaasError, quoteForError, type ErrorCode } from '../errors.ts';
 import type { JobKindContext, JobKindHandler, JobKindParser, JobKindResult } from '../jobs/job-types.ts';
 import type { DatasetSource } from '../jobs/worker-protocol.ts';
 import type { AllowedModels, JobService, JobView } from '../jobs/job-service.ts';
@@ -174,7 +174,7 @@ export function createEvaluationHandler(options: EvaluationHandlerOptions): { pa
           log.error({ code: exit.code, signal: exit.signal, output: exit.outputTail }, 'evaluation process ended without a result');
           throw new AiaasError('INTERNAL', 'the evaluation process ended unexpectedly; the server log has the details');
         }
-        if (outcome.type === 'failed') throw new AiaasError(outcome.error.code as 'INTERNAL', outcome.error.message, outcome.error.details ? { details: outcome.error.details } : {});
+        if (outcome.type === 'failed') throw new AiaasError(outcome.error.code as ErrorCode, outcome.error.message, outcome.error.details ? { details: outcome.error.details } : {});
         if (outcome.type !== 'done') throw new AiaasError('INTERNAL', 'the evaluation process sent no report');
         const stored = { ...settings, ...(settings.output === undefined ? { output: outcome.output } : {}), ...(classNames === undefined ? {} : { classNames }) };
         await options.evaluations.create(job.tenantId, {
