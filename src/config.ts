@@ -74,6 +74,8 @@ export interface AiaasConfig {
   pullAllowedHosts: readonly string[];
   pullAllowPrivate: boolean;
   pullMaxRedirects: number;
+  /** How often the usage ledger writes what it buffered (0: only on reads and shutdown). */
+  usageFlushIntervalMs: number;
   gateWaitSeconds: number;
   shadowMaxInFlight: number;
 }
@@ -179,6 +181,7 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('pullAllowedHosts', 'string', '(any public host)', 'Comma-separated hosts model pulls may download from: names, IP literals or *.domain suffixes. Unset, any host whose addresses are all public. A listed host may resolve to private addresses.'),
   setting('pullAllowPrivate', 'boolean', 'false', 'Let model pulls reach private, loopback, link-local and other special addresses of hosts not in pullAllowedHosts. Checked on every resolved address and every redirect.'),
   setting('pullMaxRedirects', 'integer', '5', 'Redirects a model pull follows (each target checked again).', { minimum: 0, maximum: 20 }),
+  setting('usageFlushIntervalMs', 'integer', '1000', 'How often the usage ledger writes the usage it buffers in memory (0: only on reads and at shutdown). A kill -9 loses at most the usage of one interval; a graceful stop loses none.', { minimum: 0, maximum: 3600000 }),
   setting('gateWaitSeconds', 'integer', '60', "How long moving a gated alias waits for the gate's evaluation before answering 202 with its job (a request's waitSeconds may ask for less or more, up to 600).", { minimum: 0, maximum: 600 }),
   setting('shadowMaxInFlight', 'integer', '64', "Shadow inferences running at once per server; a live request arriving above it gets no shadow copy (counted as skipped).", { minimum: 1, maximum: 100000 }),
 ];
@@ -374,6 +377,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     pullAllowedHosts: parseHostList(optionalText('pullAllowedHosts')),
     pullAllowPrivate: value('pullAllowPrivate'),
     pullMaxRedirects: value('pullMaxRedirects'),
+    usageFlushIntervalMs: value('usageFlushIntervalMs'),
     gateWaitSeconds: value('gateWaitSeconds'),
     shadowMaxInFlight: value('shadowMaxInFlight'),
   };

@@ -13,6 +13,18 @@ export interface InferRequest {
 
 export interface InferResponse {
   outputs: Tensor[];
+  /** How the request spent its time in serving; set by the batcher. */
+  timing?: InferenceTiming;
+}
+
+/** One request's serving times (fractional milliseconds), for Server-Timing and the usage ledger. */
+export interface InferenceTiming {
+  /** From being queued to the start of the batch that carried it. */
+  queueMs: number;
+  /** How long the run that carried it took in the worker (a merged batch's whole run). */
+  computeMs: number;
+  /** Its share of that run, by batch rows: what is billed, so a batch's shares add up to its run. */
+  billedComputeMs: number;
 }
 
 export interface BatchingOptions {

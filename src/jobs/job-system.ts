@@ -7,7 +7,7 @@ import type { ModelRegistry } from '../platform/model-registry.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import type { Repositories } from '../storage/index.ts';
 import { createEvaluationHandler, EvaluationService } from '../quality/evaluations.ts';
-import { JobRunner } from './job-runner.ts';
+import { JobRunner, type TrainingUsage } from './job-runner.ts';
 import { JobService } from './job-service.ts';
 
 export interface JobSystem {
@@ -29,6 +29,8 @@ export interface JobSystemContext {
   readonly registry: ModelRegistry;
   readonly config: AiaasConfig;
   readonly logger: Logger;
+  /** Where training's sample-epochs and worker-seconds go (the usage ledger). */
+  readonly recordTrainingUsage?: (usage: TrainingUsage) => void;
 }
 
 /** The job queue (training and pulls) and its workers over one server's storage and keys. */
@@ -79,6 +81,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
         return { versionId: version.id, version: version.version };
       },
       logger: context.logger.child({ component: 'jobs' }),
+      ...(context.recordTrainingUsage === undefined ? {} : { recordTrainingUsage: context.recordTrainingUsage }),
       handlers: { pull: pull.handler, evaluate: evaluate.handler },
     },
     {

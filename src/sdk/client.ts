@@ -42,6 +42,7 @@ import type {
   TfServingPredictRequest,
   TfServingPredictResponse,
   UpdateModelRequest,
+  UsageDimension,
   UsageRow,
   V2InferRequest,
   V2InferResponse,
@@ -213,6 +214,29 @@ function blobOf(bytes: Uint8Array): Blob {
   const copy = new Uint8Array(bytes.byteLength);
   copy.set(bytes);
   return new Blob([copy.buffer], { type: 'application/octet-stream' });
+}
+
+export interface UsageOptions {
+  groupBy?: readonly UsageDimension[];
+  from?: string;
+  to?: string;
+  model?: string;
+  /** An API key id. */
+  key?: string;
+  version?: number;
+  protocol?: string;
+}
+
+function usageQuery(options: UsageOptions): Record<string, string | undefined> {
+  return {
+    groupBy: options.groupBy?.join(','),
+    from: options.from,
+    to: options.to,
+    model: options.model,
+    key: options.key,
+    version: options.version === undefined ? undefined : String(options.version),
+    protocol: options.protocol,
+  };
 }
 
 export class TenantsApi {
@@ -640,10 +664,19 @@ export class AiaasClient {
     return (await this.transport.json('GET', '/api/v1/me', { signal: options.signal })) as Me;
   }
 
-  /** Inference request counts per model and day; dates are `YYYY-MM-DD`. */
-  async usage(options: SignalOption & { from?: string; to?: string; model?: string } = {}): Promise<UsageRow[]> {
-    const body = await this.transport.json('GET', '/api/v1/usage', { query: { from: options.from, to: options.to, model: options.model }, signal: options.signal });
+  /**
+   * The usage ledger, summed per group (default model and day). `from` and `to` are `YYYY-MM-DD`
+   * (a `to` day is included) or ISO 8601 instants (`to` exclusive).
+   */
+  async usage(options: SignalOption & UsageOptions = {}): Promise<UsageRow[]> {
+    const body = await this.transport.json('GET', '/api/v1/usage', { query: usageQuery(options), signal: options.signal });
     return listOf<UsageRow>(body, 'usage');
+  }
+
+  /** The same report as CSV: a header row, then one row per group. */
+  async usageCsv(options: SignalOption & UsageOptions = {}): Promise<string> {
+    const response = await this.transport.send('GET', '/api/v1/usage', { query: usageQuery(options), signal: options.signal, headers: { accept: 'text/csv' } });
+    return await response.text();
   }
 
   /** `GET /healthz`: the process is up. */

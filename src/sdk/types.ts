@@ -14,6 +14,7 @@ import type * as identity from '../http/schemas/identity.ts';
 import type * as jobs from '../http/schemas/jobs.ts';
 import type * as models from '../http/schemas/models.ts';
 import type * as service from '../http/schemas/service.ts';
+import type * as usage from '../http/schemas/usage.ts';
 import type * as v2 from '../http/schemas/v2.ts';
 
 export type { JobSettings, TrainingSummary };
@@ -146,7 +147,9 @@ export interface JobFinishedData {
 
 export type AuditEntry = Static<typeof audit.AuditEntry>;
 export type AuditVerification = Static<typeof audit.AuditVerification>;
-export type UsageRow = Static<typeof audit.UsageRow>;
+/** One group of `GET /api/v1/usage`: the dimensions grouped by, and every unit summed. */
+export type UsageRow = Static<typeof usage.UsageGroupRow>;
+export type UsageDimension = (typeof usage.usageDimensions)[number];
 
 // Backups (operator admins)
 

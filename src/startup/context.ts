@@ -25,7 +25,8 @@ import { AccessService } from '../platform/access.ts';
 import { DatasetService } from '../platform/datasets.ts';
 import { ModelRegistry } from '../platform/model-registry.ts';
 import { purgeTenantContent } from '../platform/tenant-purge.ts';
-import { UsageCounter } from '../platform/usage.ts';
+import { UsageLedger } from '../billing/ledger.ts';
+import { StorageSampler } from '../billing/storage-sampler.ts';
 import {
   createRepositories,
   FileSystemArtifactStore,
@@ -62,7 +63,10 @@ export interface ServerContext {
   readonly manager: ModelManager;
   readonly metrics: Metrics;
   readonly audit: AuditLogger;
-  readonly usage: UsageCounter;
+  /** Every billable unit, buffered and flushed every `usageFlushIntervalMs`; `totals()` is its read API. */
+  readonly ledger: UsageLedger;
+  /** Samples stored bytes into byte-hours once an hour (started by `startServer`). */
+  readonly storageSampler: StorageSampler;
   /** Training jobs: queue, training child processes and routes; started by `startServer` once listening. */
   readonly jobs: JobSystem;
   /** Server-made backups into `backupDir`, and their schedule (started by `startServer`). */
@@ -85,7 +89,7 @@ export interface ServerContextOptions {
   loadRuntime?: ModelManagerOptions['loadRuntime'];
   /** Wraps each loaded language model (tests hold a generation to fill its sequences). */
   wrapLanguageModel?: (runtime: LanguageModelRuntime) => LanguageModelRuntime;
-  /** Flush interval of the usage counters; 0 flushes only on read and close. */
+  /** Overrides the config's `usageFlushIntervalMs` (tests: 0 writes only on read and close). */
   usageFlushIntervalMs?: number;
 }
 
@@ -209,12 +213,26 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     const metrics = new Metrics();
     const shadows = new ShadowMonitor({ maxInFlight: config.shadowMaxInFlight, metrics });
     const audit = new AuditLogger(repositories.audit, { now });
-    const usage = new UsageCounter(repositories.usage, {
+    const ledger = new UsageLedger(repositories.usageLedger, {
       now,
-      flushIntervalMs: options.usageFlushIntervalMs ?? 1000,
-      onFlushError: (error, unwritten) => logger.error({ err: error, unwritten }, 'could not write usage counters; keeping them for the next flush'),
+      flushIntervalMs: options.usageFlushIntervalMs ?? config.usageFlushIntervalMs,
+      onFlushError: (error, pendingBuckets) =>
+        logger.error({ err: error, pendingBuckets }, 'could not write the usage ledger; keeping its buckets for the next flush'),
     });
-    closers.unshift(() => usage.close());
+    closers.unshift(async () => {
+      // Retried inside close(); past that, the loss is logged and the rest still closes (database, lock).
+      await ledger.close().catch((error: unknown) =>
+        logger.error({ err: error, pendingRequests: ledger.pendingRequests }, 'usage lost at shutdown: the ledger could not be written'),
+      );
+    });
+    const storageSampler = new StorageSampler({
+      store: repositories.usageLedger,
+      sizeOf: (ref) => artifactStore.sizeOf(ref),
+      now,
+      onError: (error) => logger.error({ err: error }, 'could not sample stored bytes for the usage ledger'),
+    });
+    // Before the database closes: a sample may be reading it.
+    closers.unshift(() => storageSampler.close());
 
     // Each format's runtime, placed where the format says: ONNX in worker threads (inference never
     // runs on the main thread; one thread per instance), GGUF in-process on llama.cpp's native threads.
@@ -275,7 +293,23 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         validateSavedModelInChild(spec, weights, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes }),
     });
     const datasets = new DatasetService({ repositories, artifacts, maxDatasetBytes: config.maxDatasetBytes });
-    const jobs = createJobSystem({ repositories, artifacts, registry, config, logger });
+    const jobs = createJobSystem({
+      repositories,
+      artifacts,
+      registry,
+      config,
+      logger,
+      recordTrainingUsage: (usage) =>
+        ledger.record({
+          tenantId: usage.tenantId,
+          keyId: usage.keyId ?? '',
+          modelName: usage.modelName,
+          version: 0,
+          protocol: 'training',
+          trainingSampleEpochs: usage.sampleEpochs,
+          trainingWorkerSeconds: usage.workerSeconds,
+        }),
+    });
     // Workers stop first: they write checkpoints and versions through everything closed after them.
     closers.unshift(() => jobs.close());
     const access = new AccessService({
@@ -335,7 +369,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       manager,
       metrics,
       audit,
-      usage,
+      ledger,
+      storageSampler,
       jobs,
       backups,
       logger,

@@ -134,6 +134,8 @@ export interface JobsTable {
   created_at: IsoTimestamp;
   started_at: IsoTimestamp | null;
   finished_at: IsoTimestamp | null;
+  /** The API key that submitted the job (its training is billed to it); null for jobs older than 0003_usage_ledger. */
+  key_id: string | null;
 }
 
 export interface JobEventsTable {
@@ -161,24 +163,31 @@ export interface AuditLogTable {
   model_name: string | null;
 }
 
-export interface UsageCountersTable {
-  tenant_id: string;
-  model_name: string;
-  /** UTC calendar day, `YYYY-MM-DD`. */
-  day: string;
-  requests: number;
-}
-
-export interface TokenUsageTable {
+/**
+ * The usage ledger: billable units summed per tenant, key, model, version, protocol and UTC minute.
+ * `key_id` is '' where no key acted (storage samples), `model_name` '' where no model is concerned
+ * (dataset storage), `version` 0 where none is known (training before its version exists).
+ */
+export interface UsageLedgerTable {
   tenant_id: string;
   key_id: string;
   model_name: string;
   version: number;
-  /** UTC calendar day, `YYYY-MM-DD`. */
-  day: string;
+  protocol: string;
+  /** UTC minute, `YYYY-MM-DDTHH:MM`. */
+  minute: string;
   requests: number;
+  failed_requests: number;
+  items: number;
   prompt_tokens: number;
   completion_tokens: number;
+  compute_us: number;
+  queue_us: number;
+  bytes_in: number;
+  bytes_out: number;
+  training_sample_epochs: number;
+  training_worker_ms: number;
+  stored_byte_hours: number;
 }
 
 /** Since 0003_evaluations: one finished evaluation report (its id is the evaluate job's id). */
@@ -209,7 +218,6 @@ export interface Schema {
   jobs: JobsTable;
   job_events: JobEventsTable;
   audit_log: AuditLogTable;
-  usage_counters: UsageCountersTable;
-  token_usage: TokenUsageTable;
+  usage_ledger: UsageLedgerTable;
   evaluations: EvaluationsTable;
 }

@@ -61,6 +61,7 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
     const { json, binary } = await runInference(
       deps,
       request,
+      reply,
       'v2',
       { name: request.params.name, ...(request.params.version === undefined ? {} : { versionOrAlias: request.params.version }) },
       (signature) => parseV2InferRequest(request.body, signature, deps.limits, binarySections.of(request)),

@@ -10,7 +10,7 @@ import { ModelRepository } from './models.ts';
 import { TenantContentRepository } from './tenant-content.ts';
 import { TenantKeyRepository } from './tenant-keys.ts';
 import { TenantRepository, type RepositoryOptions } from './tenants.ts';
-import { UsageRepository } from './usage.ts';
+import { UsageLedgerRepository } from './usage-ledger.ts';
 import { EvaluationRepository } from './evaluations.ts';
 
 export interface Repositories {
@@ -22,7 +22,7 @@ export interface Repositories {
   readonly models: ModelRepository;
   readonly jobs: JobRepository;
   readonly audit: AuditRepository;
-  readonly usage: UsageRepository;
+  readonly usageLedger: UsageLedgerRepository;
   readonly artifactReferences: ArtifactReferenceRepository;
   readonly evaluations: EvaluationRepository;
   /**
@@ -45,7 +45,7 @@ export function createRepositories(db: Kysely<Schema>, options: RepositoryOption
     models: new ModelRepository(db, options),
     jobs: new JobRepository(db, options),
     audit: new AuditRepository(db),
-    usage: new UsageRepository(db),
+    usageLedger: new UsageLedgerRepository(db),
     artifactReferences: new ArtifactReferenceRepository(db),
     evaluations: new EvaluationRepository(db, options),
     transaction: (work) => inTransaction(db, (transaction) => work(createRepositories(transaction, options))),
@@ -61,5 +61,5 @@ export * from './models.ts';
 export * from './tenant-content.ts';
 export * from './tenant-keys.ts';
 export * from './tenants.ts';
-export * from './usage.ts';
+export * from './usage-ledger.ts';
 export * from './evaluations.ts';
