@@ -47,16 +47,16 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /api/v1/datasets/:id': { summary: 'A dataset: format, rowCount, bytes, schema', permission: 'datasets:read', tag: 'datasets' },
   'DELETE /api/v1/datasets/:id': { summary: 'Delete a dataset and its stored file', permission: 'datasets:write', tag: 'datasets' },
 
-  'POST /api/v1/models': { summary: 'Create a model {name, description?, batching?}', permission: 'models:write', tag: 'models' },
+  'POST /api/v1/models': { summary: 'Create a model {name, description?, batching?, exportable?, outputPolicy?}', permission: 'models:write', tag: 'models' },
   'GET /api/v1/models': { summary: 'List models with version numbers and aliases', permission: 'models:read', tag: 'models' },
   'GET /api/v1/models/:name': { summary: 'A model with its version numbers and aliases', permission: 'models:read', tag: 'models' },
-  'PATCH /api/v1/models/:name': { summary: 'Update {description?, batching?}', permission: 'models:write', tag: 'models' },
+  'PATCH /api/v1/models/:name': { summary: 'Update {description?, batching?, exportable?, outputPolicy?}; only the operator can set exportable back to true', permission: 'models:write', tag: 'models' },
   'DELETE /api/v1/models/:name': { summary: 'Delete a model and its versions; 409 ALIAS_IN_USE while aliases exist', permission: 'models:write', tag: 'models' },
   'POST /api/v1/models/:name/versions': { summary: 'Add a version: an .onnx file, a saved-model .tar, or multipart file; validated in a child process first', permission: 'models:write', tag: 'models' },
   'GET /api/v1/models/:name/versions': { summary: 'Versions with signature, metrics and downloadable files', permission: 'models:read', tag: 'models' },
   'GET /api/v1/models/:name/versions/:version': { summary: 'One version (number, alias or "latest")', permission: 'models:read', tag: 'models' },
   'DELETE /api/v1/models/:name/versions/:version': { summary: 'Delete a version by number; 409 ALIAS_IN_USE while an alias points at it', permission: 'models:write', tag: 'models' },
-  'GET /api/v1/models/:name/versions/:version/files/:file': { summary: 'Download model.onnx, model.safetensors, spec.json or metrics.json', permission: 'models:download', tag: 'models' },
+  'GET /api/v1/models/:name/versions/:version/files/:file': { summary: 'Download model.onnx, model.safetensors, spec.json or metrics.json; 403 EXPORT_FORBIDDEN for a non-exportable model (only metrics.json then)', permission: 'models:download', tag: 'models' },
   'PUT /api/v1/models/:name/aliases/:alias': {
     summary: 'Point an alias at {version} or a weighted {split}, with a {shadow} and a promotion {gate}; moves atomically; 409 GATE_FAILED, 202 while the gate evaluates; {force} for admins',
     permission: 'aliases:write',
@@ -119,6 +119,13 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /api/version': { summary: 'Ollama API version this adapter follows', permission: 'inference', tag: 'ollama' },
   'POST /api/pull': { summary: 'Ollama pull from {model, url, sha256?}: a pull job whose progress streams as NDJSON; NAME:TAG makes TAG an alias of the new version', permission: 'models:write', tag: 'ollama' },
   'DELETE /api/delete': { summary: 'Ollama delete: NAME deletes the model, NAME:VERSION one version, NAME:ALIAS the alias', permission: 'models:write', tag: 'ollama' },
+
+  'POST /v2/models/:name/explain': { summary: 'Explain a prediction of the latest version: attributions with the input\'s shape (integrated gradients, occlusion, permutation), or a heatmap PNG; 403 OUTPUT_POLICY_RESTRICTED under an output policy (docs/quality.md)', permission: 'inference', tag: 'v2' },
+  'POST /v2/models/:name/versions/:version/explain': { summary: 'Explain a prediction of a version or alias (docs/quality.md)', permission: 'inference', tag: 'v2' },
+  'GET /api/v1/models/:name/versions/:version/provenance': { summary: "The version's provenance record and its Ed25519 signature; 404 PROVENANCE_NOT_FOUND for versions older than records", permission: 'models:read', tag: 'models' },
+  'GET /api/v1/signing-key': { summary: 'The public key provenance records are signed with (PEM and raw base64); no key needed', permission: 'none', tag: 'models' },
+  'PATCH /api/v1/tenants/:tenantId/models/:name': { summary: "Set or lift any tenant's export-control mark {exportable}; audited (model.export-control); operator admins only", permission: 'tenants:manage', tag: 'models' },
+  'GET /api/v1/tenants/:tenantId/models/:name/versions/:version/files/:file': { summary: "Download any tenant's model file, exportable or not; audited (version.download.operator); operator admins only", permission: 'tenants:manage', tag: 'models' },
 };
 
 export function routeKey(route: RegisteredRoute): string {

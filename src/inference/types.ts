@@ -1,4 +1,5 @@
 import type { Tensor, TensorSpec } from '../runtimes/runtime.ts';
+import type { OutputPolicy } from './output-policy.ts';
 
 export type ParameterValue = string | number | boolean;
 
@@ -63,6 +64,10 @@ export interface ResolvedModel {
   signature?: { inputs: TensorSpec[]; outputs: TensorSpec[] };
   /** Per-model batching overrides. */
   batching?: Partial<BatchingOptions>;
+  /** What callers may see of the outputs (set by the model's owner); applied after every inference. */
+  outputPolicy?: OutputPolicy;
+  /** The version has spec.json and weights, so the engine can build its input-gradient graph (integrated gradients). */
+  inputGradients?: boolean;
   /** The alias the caller named, when it resolved through one. */
   alias?: string;
   /** The alias's shadow version: gets a copy of the request, its answer is only compared. */

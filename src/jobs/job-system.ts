@@ -8,6 +8,8 @@ import type { EncryptedArtifactStore } from '../security/encrypted-artifact-stor
 import type { Repositories } from '../storage/index.ts';
 import { createEvaluationHandler, EvaluationService } from '../quality/evaluations.ts';
 import { JobRunner, type TrainingUsage } from './job-runner.ts';
+import { createHash } from 'node:crypto';
+import type { ProvenanceDataset, ProvenanceInputs } from '../platform/provenance.ts';
 import { JobService } from './job-service.ts';
 
 export interface JobSystem {
@@ -76,7 +78,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
           tenantId,
           modelName,
           { onnx: files.onnx, spec: files.spec, weights: files.weights, metrics: files.metrics },
-          { source: 'job', createModel: true, jobId, metrics: { ...metrics } },
+          { source: 'job', createModel: true, jobId, metrics: { ...metrics }, provenance: await trainingProvenance(tenantId, jobId) },
         );
         return { versionId: version.id, version: version.version };
       },
@@ -91,6 +93,21 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
       ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
     },
   );
+  /** The job's datasets (with the SHA-256 of their plaintext) and settings, for the version's provenance record. */
+  async function trainingProvenance(tenantId: string, jobId: string): Promise<ProvenanceInputs> {
+    const job = await repositories.jobs.get(tenantId, jobId);
+    if (job === undefined) return {};
+    const datasets: ProvenanceDataset[] = [];
+    for (const [role, datasetId] of [['train', job.datasetId], ['test', job.testDatasetId]] as const) {
+      if (datasetId === null) continue;
+      const record = await repositories.datasets.get(tenantId, datasetId);
+      if (record === undefined) continue;
+      const sha256 = createHash('sha256').update(await artifacts.get(tenantId, record.artifactRef)).digest('hex');
+      const labelsSha256 = record.labelsArtifactRef === null ? undefined : createHash('sha256').update(await artifacts.get(tenantId, record.labelsArtifactRef)).digest('hex');
+      datasets.push({ role, id: record.id, name: record.name, sha256, ...(labelsSha256 === undefined ? {} : { labelsSha256 }), rows: record.rowCount });
+    }
+    return { datasets, spec: job.spec, hyperparameters: job.settings };
+  }
   const service = new JobService({
     jobs: repositories.jobs,
     async datasetSchema(tenantId, datasetId) {

@@ -8,6 +8,8 @@ import { ServerSentEventParser } from './sse.ts';
 import { packDirectory } from './tar.ts';
 import type {
   Alias,
+  SigningKeyInfo,
+  VersionProvenance,
   EvaluateRequest,
   Evaluation,
   GateDecision,
@@ -401,6 +403,11 @@ export class VersionsApi {
     await this.transport.send('DELETE', `/api/v1/models/${segment(model)}/versions/${segment(version)}`, { signal: options.signal });
   }
 
+  /** The version's signed provenance record (verify it with `verifyRecord` and the server's signing key). */
+  async provenance(model: string, version: number | string, options: SignalOption = {}): Promise<VersionProvenance> {
+    return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/provenance`, { signal: options.signal })) as VersionProvenance;
+  }
+
   async downloadFile(model: string, version: number | string, file: ModelFileName, options: SignalOption = {}): Promise<Uint8Array> {
     const response = await this.transport.send('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/files/${segment(file)}`, {
       signal: options.signal,
@@ -657,6 +664,11 @@ export class AiaasClient {
     this.jobs = new JobsApi(this.transport);
     this.audit = new AuditApi(this.transport);
     this.backups = new BackupsApi(this.transport);
+  }
+
+  /** `GET /api/v1/signing-key`: the server's provenance signing key (public; no API key needed). */
+  async signingKey(options: SignalOption = {}): Promise<SigningKeyInfo> {
+    return (await this.transport.json('GET', '/api/v1/signing-key', { signal: options.signal })) as SigningKeyInfo;
   }
 
   /** The tenant and key this client authenticates as. */

@@ -60,6 +60,10 @@ export type TensorSignature = Static<typeof models.TensorSignature>;
 export type ModelSignature = Static<typeof models.ModelSignature>;
 /** `metrics`: for a trained version, the training summary (test metrics included). */
 export type ModelVersion = Static<typeof models.ModelVersion>;
+/** `GET …/versions/:v/provenance`: the signed record. */
+export type VersionProvenance = Static<(typeof models.modelSchemas.provenance.response)[200]>;
+/** `GET /api/v1/signing-key`: the public key provenance records are signed with. */
+export type SigningKeyInfo = Static<(typeof models.modelSchemas.signingKey.response)[200]>;
 export type Alias = Static<typeof models.Alias>;
 export type Model = Static<typeof models.Model>;
 /** `report` is an EvaluationReport (src/quality/metrics.ts, docs/quality.md) once the job succeeded. */
