@@ -47,8 +47,8 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
   async function loadDatasetSource(tenantId: string, datasetId: string) {
     const record = await repositories.datasets.get(tenantId, datasetId);
     if (!record) return undefined;
-    const schema = record.schema as DatasetSchema & { classNames?: unknown };
-    const classNames = Array.isArray(schema.classNames) && schema.classNames.every((name) => typeof name === 'string') ? (schema.classNames as string[]) : undefined;
+    const schema = record.schema as DatasetSchema;
+    const classNames = schema.classNames;
     return {
       format: record.format,
       name: record.name,

@@ -112,7 +112,8 @@ async function evaluate(start: EvaluationStart): Promise<void> {
       { values: values ?? new Float32Array(0), width, labels: dataset.labels, labelWidth: elementCount(dataset.labelShape), count: dataset.count },
       {
         ...(start.task === undefined ? {} : { task: start.task }),
-        ...(start.classNames === undefined ? {} : { classNames: start.classNames }),
+        // The request's names, else the dataset's own (string labels, sorted) as its parse found them.
+        ...((start.classNames ?? dataset.classNames) === undefined ? {} : { classNames: start.classNames ?? dataset.classNames }),
         ...(start.topK === undefined ? {} : { topK: start.topK }),
       },
     );

@@ -159,6 +159,21 @@ describe('evaluation reports', () => {
     expect(report.binary.rocAuc).toBeCloseTo(right / pairs, 12);
   }, 120_000);
 
+  it("names the classes after a dataset's string labels", async () => {
+    const names = ['red', 'green', 'blue'];
+    const csv = blobsCsv(60, 8).replace(/,([0-2])$/gm, (_, label: string) => `,${names[Number(label)]}`);
+    const datasetId = await uploadDataset('colours', csv, 'label');
+    const data = await server.context.datasets.load(server.context.bootstrap.tenantId, datasetId);
+    expect(data.classNames).toEqual(['blue', 'green', 'red']);
+    const { report } = await evaluate('/api/v1/models/blobs/versions/1', { datasetId });
+    expect(report.classes).toEqual(['blue', 'green', 'red']);
+    expect(report.perClass.map((entry: { name: string; support: number }) => [entry.name, entry.support])).toEqual([
+      ['blue', 20],
+      ['green', 20],
+      ['red', 20],
+    ]);
+  }, 120_000);
+
   it('refuses bad requests before a job exists', async () => {
     const path = '/api/v1/models/blobs/versions/1/evaluations';
     const noOutput = await call(server.app, server.adminKey, 'POST', path, { datasetId: classifierDataset, outputs: 'nope' });
