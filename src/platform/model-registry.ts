@@ -907,6 +907,13 @@ export class ModelRegistry {
     };
   }
 
+  /** The version's spec.json (an engine model's), or undefined for a model uploaded as bare ONNX. */
+  async versionSpec(tenantId: string, version: ModelVersionRecord): Promise<unknown> {
+    const ref = version.savedModelRefs?.['spec.json'];
+    if (ref === undefined) return undefined;
+    return parseJsonFile(await this.#artifacts.get(tenantId, ref), 'spec.json');
+  }
+
   /**
    * Decrypts an ONNX version's model.onnx and external-data files into `directory` (created 0700),
    * for a process of its own (an evaluation) to open; returns model.onnx's path. The caller removes

@@ -34,6 +34,7 @@ function parse(start: EvaluationStart): Dataset {
   const source = start.dataset;
   return loadDatasetBytes(source.format, source.bytes, {
     fileName: source.name,
+    scale: start.scalePixels,
     ...(source.labelsBytes ? { labelsBytes: source.labelsBytes } : {}),
     ...(source.label === undefined ? {} : { label: source.label }),
   });

@@ -14,6 +14,8 @@ export interface EvaluationStart {
   topK?: number;
   /** Rows per inference run. */
   batchSize: number;
+  /** Divide uint8 IDX pixels by 255 at load, as training did for this version (see scalesIdxPixelsAtLoad). */
+  scalePixels: boolean;
 }
 
 export type ToEvaluationChild = EvaluationStart;

@@ -7,6 +7,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { resolveSpec, scalesIdxPixelsAtLoad } from '../engine/spec.ts';
 import { AiaasError, quoteForError, type ErrorCode } from '../errors.ts';
 import type { JobKindContext, JobKindHandler, JobKindParser, JobKindResult } from '../jobs/job-types.ts';
 import type { DatasetSource } from '../jobs/worker-protocol.ts';
@@ -130,6 +131,9 @@ export function createEvaluationHandler(options: EvaluationHandlerOptions): { pa
         const modelPath = await options.registry.writeVersionFiles(job.tenantId, version, directory);
         context.signal.throwIfAborted();
         const classNames = settings.classNames ?? dataset.classNames;
+        // IDX pixels as the version was trained on them: raw when its spec scales them in the graph.
+        const spec = await options.registry.versionSpec(job.tenantId, version);
+        const scalePixels = spec === undefined || scalesIdxPixelsAtLoad(resolveSpec(spec));
         const child = forkIsolated<ToEvaluationChild, FromEvaluationChild>(evaluationChild, {
           memoryLimitBytes: options.memoryLimitBytes,
           onOutput: (text) => log.warn({ output: text.slice(0, 2000) }, 'evaluation process output'),
@@ -156,6 +160,7 @@ export function createEvaluationHandler(options: EvaluationHandlerOptions): { pa
           modelPath,
           dataset: { ...dataset, ...(settings.label === undefined ? {} : { label: settings.label }) },
           batchSize: options.batchSize ?? 256,
+          scalePixels,
           ...(settings.output === undefined ? {} : { output: settings.output }),
           ...(settings.task === undefined ? {} : { task: settings.task }),
           ...(classNames === undefined ? {} : { classNames }),

@@ -2,6 +2,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Model } from '../../src/engine/index.ts';
 import { call, startTestServer, uploadOnnxModel, type TestServer } from '../http/helpers.ts';
 import { linearModel, linearReference } from '../inference/fixtures/tiny-onnx.ts';
+import { encodeIdx } from '../../src/data/idx.ts';
+
+function multipart(parts: { name: string; fileName: string; body: Uint8Array }[]): { body: Buffer; contentType: string } {
+  const boundary = 'evaluation-boundary';
+  const chunks: Buffer[] = [];
+  for (const part of parts) {
+    chunks.push(Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="${part.name}"; filename="${part.fileName}"\r\ncontent-type: application/octet-stream\r\n\r\n`), Buffer.from(part.body), Buffer.from('\r\n'));
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` };
+}
 
 let server: TestServer;
 
@@ -172,6 +183,43 @@ describe('evaluation reports', () => {
       ['green', 20],
       ['red', 20],
     ]);
+  }, 120_000);
+
+  it("feeds IDX pixels as the version was trained on them, and matches the training job's own test figures", async () => {
+    // 4×4 images whose brightest quadrant is the class; the spec scales the raw pixels in its graph.
+    const count = 120;
+    const pixels = new Uint8Array(count * 16);
+    const labels = new Uint8Array(count);
+    for (let sample = 0; sample < count; sample++) {
+      const label = sample % 4;
+      labels[sample] = label;
+      for (let pixel = 0; pixel < 16; pixel++) {
+        const quadrant = (pixel >= 8 ? 2 : 0) + (pixel % 4 >= 2 ? 1 : 0);
+        pixels[sample * 16 + pixel] = (quadrant === label ? 120 : 0) + ((sample * 37 + pixel * 11) % 130);
+      }
+    }
+    const form = multipart([
+      { name: 'file', fileName: 'images-idx3-ubyte', body: encodeIdx({ dataType: 'uint8', dims: [count, 4, 4], data: pixels }) },
+      { name: 'labels', fileName: 'labels-idx1-ubyte', body: encodeIdx({ dataType: 'uint8', dims: [count], data: labels }) },
+    ]);
+    const upload = await call(server.app, server.adminKey, 'POST', '/api/v1/datasets?name=quadrants', form.body, { 'content-type': form.contentType });
+    expect(upload.statusCode, upload.body).toBe(201);
+    const datasetId = upload.json().dataset.id as string;
+    const spec = {
+      name: 'quadrants',
+      input: { shape: [4, 4], scale: 1 / 255 },
+      layers: [{ type: 'flatten' }, { type: 'dense', units: 4, activation: 'softmax' }],
+      compile: { optimizer: { type: 'adam', learningRate: 0.05 }, loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] },
+    };
+    const submitted = await call(server.app, server.adminKey, 'POST', '/api/v1/jobs', { model: 'quadrants', spec, datasetId, testDatasetId: datasetId, epochs: 2, batchSize: 16, seed: 3 });
+    expect(submitted.statusCode, submitted.body).toBe(202);
+    const job = await server.context.jobs.evaluations.waitForJob(server.context.bootstrap.tenantId, submitted.json().job.id, 120_000);
+    expect(job.status, JSON.stringify(job.error)).toBe('succeeded');
+    const trained = job.resultVersion!.metrics as { testLoss: number; testMetrics: { accuracy: number } };
+    const { report } = await evaluate('/api/v1/models/quadrants/versions/1', { datasetId });
+    expect(report.count).toBe(count);
+    expect(Math.round(report.accuracy * count)).toBe(Math.round(trained.testMetrics.accuracy * count));
+    expect(report.logLoss).toBeCloseTo(trained.testLoss, 4);
   }, 120_000);
 
   it('refuses bad requests before a job exists', async () => {
