@@ -17,6 +17,7 @@ import { serveCommand } from './commands/serve.ts';
 import { trainCommand } from './commands/train.ts';
 import { chatCommand } from './commands/chat.ts';
 import { usageCommand } from './commands/usage.ts';
+import { billingCommands } from './commands/billing.ts';
 import type { CliIo } from './io.ts';
 
 export const defaultServer = 'http://127.0.0.1:8080';
@@ -38,6 +39,7 @@ export const commands: readonly CommandDefinition[] = [
   ...backupCommands,
   trainCommand,
   usageCommand,
+  ...billingCommands,
 ];
 
 const groupSummaries: Readonly<Record<string, string>> = {
@@ -49,6 +51,7 @@ const groupSummaries: Readonly<Record<string, string>> = {
   audit: 'verify and export the audit log',
   admin: 'master key tools, data directory check',
   backup: 'create, verify, restore and list backups',
+  plans: 'list, set and delete billing plans',
 };
 
 const globalServerOptions: Readonly<Record<string, OptionDefinition>> = {

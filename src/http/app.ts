@@ -80,6 +80,8 @@ export function inferenceDeps(context: ServerContext, meter: UsageMeter): Infere
     },
     server: { name: 'aiaas', version: serverVersion },
     explainer: context.explainer,
+    // The model's tenant pays: versions are tenant-scoped, so it is the caller's own tenant.
+    admit: (_request, model, items) => context.quotas.admit(model.tenantId ?? context.bootstrap.tenantId, { predictions: items }),
     shadows: context.shadows,
   };
 }
@@ -174,6 +176,7 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
     metrics: context.metrics,
     config,
     now: context.now,
+    quotas: context.quotas,
   });
   await app.register(openAiRoutes, { ...llmDeps, prefix: '/v1' });
   await app.register(ollamaRoutes, { ...llmDeps, admin: createOllamaModelAdmin({ jobs: context.jobs.service, registry: context.registry }) });

@@ -31,6 +31,8 @@ export interface JobRunnerDependencies {
   recordTrainingUsage?(usage: TrainingUsage): void;
   /** Runs the jobs of kinds other than `train` (training is the runner's own worker-thread path). */
   handlers?: Partial<Record<Exclude<JobKind, 'train'>, JobKindHandler>>;
+  /** Hears of every job that reached a final status (metering its worker time). */
+  onJobFinished?: (tenantId: string, jobId: string) => Promise<void>;
 }
 
 export interface TrainingUsage {
@@ -136,6 +138,9 @@ export class JobRunner {
   async appendEvent(tenantId: string, jobId: string, type: JobEventType, payload: unknown): Promise<void> {
     await this.deps.jobs.appendEvent(tenantId, jobId, type, payload);
     this.notify(jobId);
+    if (type === 'job-finished' && this.deps.onJobFinished !== undefined) {
+      await this.deps.onJobFinished(tenantId, jobId).catch((error: unknown) => this.deps.logger.error({ err: error, jobId }, 'could not meter a finished job'));
+    }
   }
 
   cancel(jobId: string): void {

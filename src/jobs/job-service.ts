@@ -17,6 +17,8 @@ export interface JobServiceDependencies {
   kinds?: Partial<Record<Exclude<JobKind, 'train'>, JobKindParser>>;
   /** Most parameters a job's spec may have (`maxModelParameters`); the config default when unset. */
   maxModelParameters?: number;
+  /** The tenant's plan (src/billing/quotas.ts): its concurrent-job limit and spent caps; throws 429 QUOTA_EXCEEDED. */
+  admitJob?(tenantId: string, unfinishedJobs: number): Promise<void>;
 }
 
 export interface JobView {
@@ -120,6 +122,7 @@ export class JobService {
         headers: { 'retry-after': '30' },
       });
     }
+    await this.deps.admitJob?.(tenantId, counts.queued + counts.running);
   }
 
   async record(tenantId: string, id: string, allowedModels: AllowedModels = null): Promise<JobRecord> {

@@ -33,6 +33,10 @@ export interface JobSystemContext {
   readonly logger: Logger;
   /** Where training's sample-epochs and worker-seconds go (the usage ledger). */
   readonly recordTrainingUsage?: (usage: TrainingUsage) => void;
+  /** The plans' job limits (src/billing/quotas.ts); absent: only maxConcurrentJobsPerTenant. */
+  readonly admitJob?: (tenantId: string, unfinishedJobs: number) => Promise<void>;
+  /** Meters a finished training job's worker-seconds against its tenant's plan. */
+  readonly recordTrainingSeconds?: (tenantId: string, seconds: number) => Promise<void>;
 }
 
 /** The job queue (training and pulls) and its workers over one server's storage and keys. */
@@ -84,6 +88,17 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
       },
       logger: context.logger.child({ component: 'jobs' }),
       ...(context.recordTrainingUsage === undefined ? {} : { recordTrainingUsage: context.recordTrainingUsage }),
+      ...(context.recordTrainingSeconds === undefined
+        ? {}
+        : {
+            async onJobFinished(tenantId: string, jobId: string) {
+              const job = await repositories.jobs.get(tenantId, jobId);
+              if (job === undefined || job.kind !== 'train' || job.startedAt === null || job.finishedAt === null) return;
+              // One worker, from its (last) start to its end: what the job held a worker for.
+              const seconds = Math.max(0, Math.ceil((Date.parse(job.finishedAt) - Date.parse(job.startedAt)) / 1000));
+              await context.recordTrainingSeconds!(tenantId, seconds);
+            },
+          }),
       handlers: { pull: pull.handler, evaluate: evaluate.handler },
     },
     {
@@ -124,6 +139,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     maxUnfinishedJobsPerTenant: config.maxConcurrentJobsPerTenant,
     kinds: { pull: pull.parser, evaluate: evaluate.parser },
     maxModelParameters: config.maxModelParameters,
+    ...(context.admitJob === undefined ? {} : { admitJob: context.admitJob }),
   });
   /** Runs after the tenant's key is destroyed, so it reads no job text (and can seal no event). */
   async function cancelTenantJobs(tenantId: string): Promise<void> {

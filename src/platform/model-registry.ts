@@ -150,6 +150,8 @@ export interface ModelRegistryOptions {
    * tenant's entries at once; the bound only matters for changes made by another process. 0 disables.
    */
   resolveCacheMs?: number;
+  /** The tenant's plan limit on models (src/billing/quotas.ts); throws 429 QUOTA_EXCEEDED. */
+  admitNewModel?: (tenantId: string) => Promise<void>;
 }
 
 const batchingLimits: Record<keyof BatchingOptions, { minimum: number; maximum: number }> = {
@@ -222,6 +224,8 @@ export class ModelRegistry {
   // A resolve that overlapped a change must not cache what it read before the change.
   readonly #generations = new Map<string, number>();
 
+  readonly #admitNewModel: ((tenantId: string) => Promise<void>) | undefined;
+
   constructor(options: ModelRegistryOptions) {
     this.#now = options.now ?? Date.now;
     this.#resolveCacheMs = options.resolveCacheMs ?? 2000;
@@ -235,6 +239,7 @@ export class ModelRegistry {
     this.#maxModelParameters = options.maxModelParameters ?? defaultMaxModelParameters;
     this.#signer = options.signer;
     this.#serverVersion = options.serverVersion ?? '0.1.0';
+    this.#admitNewModel = options.admitNewModel;
   }
 
   /** Drops the tenant's cached resolutions; called by every change to its models. */
@@ -253,6 +258,7 @@ export class ModelRegistry {
     const batching = input.batching === undefined ? undefined : parseBatching(input.batching);
     const exportable = input.exportable === undefined ? undefined : parseExportable(input.exportable);
     const outputPolicy = input.outputPolicy === undefined ? undefined : parseOutputPolicy(input.outputPolicy);
+    await this.#admitNewModel?.(tenantId);
     this.#changed(tenantId);
     return this.#repositories.models.create(tenantId, {
       name,

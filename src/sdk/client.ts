@@ -39,6 +39,12 @@ import type {
   ModelFileName,
   ModelVersion,
   ServerBackup,
+  Plan,
+  QuotaStatus,
+  StoredPlan,
+  TenantPlan,
+  Invoice,
+  InvoiceSummary,
   SubmitJobRequest,
   Tenant,
   TfServingClassifyRequest,
@@ -628,6 +634,53 @@ export class BackupsApi {
   }
 }
 
+export class BillingApi {
+  constructor(private readonly transport: Transport) {}
+
+  /** Operator admins: every plan with its source and how many tenants are on it. */
+  async listPlans(options: SignalOption = {}): Promise<StoredPlan[]> {
+    return listOf<StoredPlan>(await this.transport.json('GET', '/api/v1/plans', { signal: options.signal }), 'plans');
+  }
+
+  /** Operator admins: creates or replaces the plan named in the document. */
+  async putPlan(plan: Partial<Plan> & { name: string }, options: SignalOption = {}): Promise<StoredPlan> {
+    return (await this.transport.json('PUT', `/api/v1/plans/${segment(plan.name)}`, { json: plan, signal: options.signal })) as StoredPlan;
+  }
+
+  async deletePlan(name: string, options: SignalOption = {}): Promise<void> {
+    await this.transport.send('DELETE', `/api/v1/plans/${segment(name)}`, { signal: options.signal });
+  }
+
+  /** Operator admins: moves a tenant to a plan from now (null: no plan, unlimited). */
+  async setTenantPlan(tenantId: string, plan: string | null, options: SignalOption = {}): Promise<TenantPlan> {
+    return (await this.transport.json('PUT', `/api/v1/tenants/${segment(tenantId)}/plan`, { json: { plan }, signal: options.signal })) as TenantPlan;
+  }
+
+  async tenantPlan(tenantId: string, options: SignalOption = {}): Promise<TenantPlan> {
+    return (await this.transport.json('GET', `/api/v1/tenants/${segment(tenantId)}/plan`, { signal: options.signal })) as TenantPlan;
+  }
+
+  /** Monthly invoices, newest first; `tenant` (operator admins) for another tenant's. */
+  async invoices(options: SignalOption & { tenant?: string } = {}): Promise<InvoiceSummary[]> {
+    return listOf<InvoiceSummary>(await this.transport.json('GET', '/api/v1/invoices', { query: { tenant: options.tenant }, signal: options.signal }), 'invoices');
+  }
+
+  async invoice(period: string, options: SignalOption & { tenant?: string } = {}): Promise<Invoice> {
+    return (await this.transport.json('GET', `/api/v1/invoices/${segment(period)}`, { query: { tenant: options.tenant, format: 'json' }, signal: options.signal })) as Invoice;
+  }
+
+  /** The invoice as the server renders it: CSV, or a printable HTML page. */
+  async invoiceText(period: string, format: 'csv' | 'html', options: SignalOption & { tenant?: string } = {}): Promise<string> {
+    const response = await this.transport.send('GET', `/api/v1/invoices/${segment(period)}`, { query: { tenant: options.tenant, format }, signal: options.signal });
+    return response.text();
+  }
+
+  /** The caller's tenant's plan, this month's counters and what is left of each cap. */
+  async quota(options: SignalOption = {}): Promise<QuotaStatus> {
+    return (await this.transport.json('GET', '/api/v1/quota', { signal: options.signal })) as QuotaStatus;
+  }
+}
+
 export interface ModelTarget {
   /** A version number, or for V2 any alias (the server resolves aliases in the version segment). */
   version?: number | string;
@@ -651,6 +704,7 @@ export class AiaasClient {
   readonly jobs: JobsApi;
   readonly audit: AuditApi;
   readonly backups: BackupsApi;
+  readonly billing: BillingApi;
   private readonly transport: Transport;
 
   constructor(options: AiaasClientOptions) {
@@ -666,6 +720,7 @@ export class AiaasClient {
     this.jobs = new JobsApi(this.transport);
     this.audit = new AuditApi(this.transport);
     this.backups = new BackupsApi(this.transport);
+    this.billing = new BillingApi(this.transport);
   }
 
   /** `GET /api/v1/signing-key`: the server's provenance signing key (public; no API key needed). */

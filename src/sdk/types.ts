@@ -9,6 +9,7 @@ import type { EarlyStoppingOptions, TrainingSummary } from '../engine/model.ts';
 import type { JobSettings } from '../jobs/job-request.ts';
 import type * as audit from '../http/schemas/audit.ts';
 import type * as backups from '../http/schemas/backups.ts';
+import type * as billing from '../http/schemas/billing.ts';
 import type * as datasets from '../http/schemas/datasets.ts';
 import type * as identity from '../http/schemas/identity.ts';
 import type * as jobs from '../http/schemas/jobs.ts';
@@ -224,3 +225,11 @@ export interface ChatCompletionChunk {
   choices: { index: number; delta: { role?: string; content?: string | null }; finish_reason?: string | null }[];
   usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number } | null;
 }
+
+// Billing: plans (operator admins), the caller's quota, webhooks
+export type Plan = Static<typeof billing.PlanSchema>;
+export type StoredPlan = Static<typeof billing.StoredPlanView>;
+export type TenantPlan = Static<typeof billing.TenantPlanView>;
+export type QuotaStatus = Static<typeof billing.QuotaStatus>;
+export type Invoice = Static<typeof billing.InvoiceSchema>;
+export type InvoiceSummary = Static<typeof billing.InvoiceSummary>;

@@ -300,6 +300,70 @@ export const migrations: readonly Migration[] = [
     },
   },
   {
+    // Plans (src/billing/plans.ts), each tenant's plan history (effective from/to, with the plan as it
+    // was, so an invoice of a closed month recomputes from what was in force), and the per-period
+    // quota counters admission reserves against with one conditional UPDATE.
+    name: '0003_plans_quotas',
+    async up(db, context) {
+      await db.schema
+        .createTable('plans')
+        .addColumn('name', 'text', (col) => col.primaryKey())
+        .addColumn('document_json', 'text', (col) => col.notNull())
+        .addColumn('source', 'text', (col) => col.notNull().check(sql`source in ('file', 'api')`))
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .addColumn('updated_at', 'text', (col) => col.notNull())
+        .execute();
+      await addAutoIncrementKey(db.schema.createTable('tenant_plans'), 'id', context)
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('plan_name', 'text', (col) => col.notNull())
+        .addColumn('plan_json', 'text', (col) => col.notNull())
+        .addColumn('effective_from', 'text', (col) => col.notNull())
+        .addColumn('effective_to', 'text')
+        .execute();
+      await db.schema.createIndex('tenant_plans_tenant').on('tenant_plans').columns(['tenant_id', 'effective_from']).execute();
+      await db.schema
+        .createTable('quota_usage')
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('period', 'text', (col) => col.notNull())
+        .addColumn('predictions', 'bigint', (col) => col.notNull().defaultTo(0))
+        .addColumn('prompt_tokens', 'bigint', (col) => col.notNull().defaultTo(0))
+        .addColumn('completion_tokens', 'bigint', (col) => col.notNull().defaultTo(0))
+        .addColumn('training_worker_seconds', 'bigint', (col) => col.notNull().defaultTo(0))
+        .addColumn('soft_cap_crossed_at', 'text')
+        .addPrimaryKeyConstraint('quota_usage_pk', ['tenant_id', 'period'])
+        .execute();
+    },
+  },
+  {
+    // One webhook per tenant (its signing secret sealed under the tenant's key) and the deliveries,
+    // kept until delivered or out of attempts so a restart resumes them.
+    name: '0003_webhooks',
+    async up(db) {
+      await db.schema
+        .createTable('webhooks')
+        .addColumn('tenant_id', 'text', (col) => col.primaryKey().references('tenants.id'))
+        .addColumn('url', 'text', (col) => col.notNull())
+        .addColumn('events_json', 'text', (col) => col.notNull())
+        .addColumn('secret_text', 'text', (col) => col.notNull())
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .execute();
+      await db.schema
+        .createTable('webhook_deliveries')
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('event', 'text', (col) => col.notNull())
+        .addColumn('body', 'text', (col) => col.notNull())
+        .addColumn('status', 'text', (col) => col.notNull().check(sql`status in ('pending', 'delivered', 'failed')`))
+        .addColumn('attempts', 'integer', (col) => col.notNull())
+        .addColumn('next_attempt_at', 'text', (col) => col.notNull())
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .addColumn('delivered_at', 'text')
+        .execute();
+      await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['status', 'next_attempt_at']).execute();
+    },
+  },
+  {
     // Evaluation reports: one row per finished `evaluate` job (the row id is the job's id). The
     // report and the request's settings are tenant content, sealed like a version's metrics.
     name: '0003_evaluations',

@@ -232,4 +232,64 @@ export interface Schema {
   audit_log: AuditLogTable;
   usage_ledger: UsageLedgerTable;
   evaluations: EvaluationsTable;
+  plans: PlansTable;
+  tenant_plans: TenantPlansTable;
+  quota_usage: QuotaUsageTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+}
+
+export interface PlansTable {
+  name: string;
+  /** The validated plan (src/billing/plans.ts). */
+  document_json: JsonText;
+  source: 'file' | 'api';
+  created_at: IsoTimestamp;
+  updated_at: IsoTimestamp;
+}
+
+export interface TenantPlansTable {
+  id: Generated<number>;
+  tenant_id: string;
+  plan_name: string;
+  /** The plan as it was while this row was in force. */
+  plan_json: JsonText;
+  effective_from: IsoTimestamp;
+  /** Null while in force. */
+  effective_to: IsoTimestamp | null;
+}
+
+export interface QuotaUsageTable {
+  tenant_id: string;
+  /** UTC calendar month, `YYYY-MM`. */
+  period: string;
+  predictions: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  training_worker_seconds: number;
+  soft_cap_crossed_at: IsoTimestamp | null;
+}
+
+export interface WebhooksTable {
+  tenant_id: string;
+  url: string;
+  events_json: JsonText;
+  /** The signing secret, sealed under the tenant's data key. */
+  secret_text: string;
+  created_at: IsoTimestamp;
+}
+
+export type WebhookDeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  tenant_id: string;
+  event: string;
+  body: string;
+  status: WebhookDeliveryStatus;
+  attempts: number;
+  next_attempt_at: IsoTimestamp;
+  last_error: string | null;
+  created_at: IsoTimestamp;
+  delivered_at: IsoTimestamp | null;
 }

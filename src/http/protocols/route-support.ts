@@ -42,9 +42,20 @@ export interface InferenceDeps {
   server?: { name: string; version: string };
   /** Runs explanations (`POST /v2/models/:name/explain`); without it that route answers 404. */
   explainer?: Explainer;
+  /**
+   * Quota admission (src/billing/quotas.ts): reserves the request's items before it runs (429
+   * QUOTA_EXCEEDED when they do not fit); settled once answered, released when it fails.
+   */
+  admit?(request: FastifyRequest, model: ResolvedModel, items: number): Promise<ItemReservation>;
   /** Runs and compares the shadow copies of requests to aliases that have a shadow version. */
   shadows?: ShadowMonitor;
 }
+
+export interface ItemReservation {
+  settle(actual: { predictions: number }): Promise<void>;
+  release(): Promise<void>;
+}
+
 
 /** What one inference used: its batch elements and, once it ran, its serving times. */
 export interface InferenceMeasures {
@@ -199,9 +210,11 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
   const started = performance.now();
   const labels = { ...(model.tenantId === undefined ? {} : { tenant: model.tenantId }), model: model.name, version: model.version };
   const measures: InferenceMeasures = { items: 0 };
+  let reservation: ItemReservation | undefined;
   try {
     const parsed = parse(await signatureOf(deps, model));
     measures.items = itemsOf(parsed.request);
+    reservation = await deps.admit?.(request, model, measures.items);
     const disconnect = watchDisconnect(request);
     // Copied before the live call: a runtime may take over the request's buffers.
     const shadow = model.shadow === undefined || deps.shadows === undefined ? undefined : { model: model.shadow, series: shadowSeries(model, model.shadow) };
@@ -232,10 +245,14 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
     const rendered = render(model, parsed, model.outputPolicy === undefined ? response : { ...response, outputs: applyOutputPolicy(model.outputPolicy, response.outputs) });
     deps.metrics.recordRequest(labels, protocol, 'ok', (performance.now() - started) / 1000);
     deps.onInference?.(request, model, protocol, 'ok', measures);
+    const settled = reservation;
+    reservation = undefined;
+    await settled?.settle({ predictions: measures.items }).catch((error: unknown) => request.log.error({ err: error }, 'could not settle a quota reservation'));
     return rendered;
   } catch (error) {
     deps.metrics.recordRequest(labels, protocol, 'error', (performance.now() - started) / 1000);
     deps.onInference?.(request, model, protocol, 'error', measures);
+    await reservation?.release().catch((releaseError: unknown) => request.log.error({ err: releaseError }, 'could not release a quota reservation'));
     throw error;
   }
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { auditRoutes } from './audit.ts';
 import { backupRoutes } from './backups.ts';
+import { billingRoutes } from './billing.ts';
 import { datasetRoutes } from './datasets.ts';
 import { identityRoutes } from './identity.ts';
 import { modelRoutes } from './models.ts';
@@ -17,4 +18,5 @@ export async function platformRoutes(app: FastifyInstance, { context }: Platform
   await app.register(auditRoutes, options);
   await app.register(backupRoutes, options);
   await app.register(usageRoutes, options);
+  await app.register(billingRoutes, options);
 }
