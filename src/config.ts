@@ -83,6 +83,8 @@ export interface AiaasConfig {
   driftSampleRate: number;
   driftWindowSize: number;
   driftPsiThreshold: number;
+  gateWaitSeconds: number;
+  shadowMaxInFlight: number;
 }
 
 export type SettingName = keyof AiaasConfig;
@@ -193,6 +195,8 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('driftSampleRate', 'number', '0', 'Share of V2 and TF-Serving inference requests whose inputs and predicted classes are sampled for drift tracking (0 = off, costing nothing; 1 = every request).', { minimum: 0, maximum: 1 }),
   setting('driftWindowSize', 'integer', '1000', 'Sampled rows kept per model version (a rolling window) for drift scores.', { minimum: 10, maximum: 100000 }),
   setting('driftPsiThreshold', 'number', '0.25', 'A version whose worst input-feature PSI, or output-class PSI, exceeds this is drifting: an audit entry drift.detected is written (once per crossing).', { minimum: 0 }),
+  setting('gateWaitSeconds', 'integer', '60', "How long moving a gated alias waits for the gate's evaluation before answering 202 with its job (a request's waitSeconds may ask for less or more, up to 600).", { minimum: 0, maximum: 600 }),
+  setting('shadowMaxInFlight', 'integer', '64', "Shadow inferences running at once per server; a live request arriving above it gets no shadow copy (counted as skipped).", { minimum: 1, maximum: 100000 }),
 ];
 
 const definitionsByName = new Map(settingDefinitions.map((definition) => [definition.name, definition]));
@@ -393,6 +397,8 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     driftSampleRate: value('driftSampleRate'),
     driftWindowSize: value('driftWindowSize'),
     driftPsiThreshold: value('driftPsiThreshold'),
+    gateWaitSeconds: value('gateWaitSeconds'),
+    shadowMaxInFlight: value('shadowMaxInFlight'),
   };
   validateConfig(config);
   return config;

@@ -3,7 +3,8 @@
  * model file validated in a child process before it is stored (encrypted) and the one place that
  * turns `name` + `version|alias` into what the inference routes and the model manager need.
  */
-import { join } from 'node:path';
+import { dirname, join, resolve as resolvePath, sep } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import { defaultMaxModelParameters } from '../config.ts';
 import { checkSavedModelHeaders } from '../engine/parameters.ts';
 import { AiaasError } from '../errors.ts';
@@ -14,7 +15,7 @@ import { formatNamed, formatOfFile } from '../runtimes/formats.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import type { ModelFiles, ModelManager } from '../inference/model-manager.ts';
 import type { BatchingOptions } from '../inference/types.ts';
-import type { AliasRecord, ModelFormat, ModelRecord, ModelVersionRecord, ModelVersionSource, Repositories } from '../storage/index.ts';
+import type { AliasRecord, AliasRouting, ModelFormat, ModelRecord, ModelVersionRecord, ModelVersionSource, Repositories } from '../storage/index.ts';
 import { latestSelector, validateAliasName } from '../storage/index.ts';
 import type { PlaintextDirectory } from '../storage/plaintext-directory.ts';
 import type { GgufSignature } from '../runtimes/gguf/gguf-signature.ts';
@@ -22,6 +23,7 @@ import { externalDataFiles, refuseExternalData, skeletonOf } from './external-da
 import { withModelNames } from './model-names.ts';
 import { validateName } from './names.ts';
 import { readTar } from './tar.ts';
+import { chooseTarget, routeKeyPoint } from '../quality/traffic-split.ts';
 import type { Readable } from 'node:stream';
 import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -224,7 +226,7 @@ export class ModelRegistry {
   readonly #locations = new Map<string, VersionLocation>();
   readonly #now: () => number;
   readonly #resolveCacheMs: number;
-  readonly #resolved = new Map<string, Map<string, { model: ResolvedModel; at: number }>>();
+  readonly #resolved = new Map<string, Map<string, { routing: ResolvedRouting; at: number }>>();
   // A resolve that overlapped a change must not cache what it read before the change.
   readonly #generations = new Map<string, number>();
 
@@ -325,6 +327,7 @@ export class ModelRegistry {
     }
     const versions = (await this.#repositories.models.delete(tenantId, model.id)) ?? [];
     this.#changed(tenantId);
+    await this.#repositories.evaluations.deleteForVersions(tenantId, versions.map((version) => version.id));
     await this.#unload(versions.map((version) => version.id));
     for (const version of versions) await this.#releaseArtifacts(version);
   }
@@ -570,6 +573,7 @@ export class ModelRegistry {
     const deleted = await this.#repositories.models.deleteVersion(tenantId, model.id, version);
     if (deleted === undefined) throw versionNotFound(modelName, String(version));
     this.#changed(tenantId);
+    await this.#repositories.evaluations.deleteForVersions(tenantId, [deleted.id]);
     await this.#unload([deleted.id]);
     await this.#releaseArtifacts(deleted);
   }
@@ -699,6 +703,35 @@ export class ModelRegistry {
     }
   }
 
+  /** The alias, or undefined when the model has none of that name. */
+  async getAlias(tenantId: string, modelName: string, alias: string): Promise<AliasRecord | undefined> {
+    const model = await this.getModel(tenantId, modelName);
+    return this.#repositories.models.getAlias(tenantId, model.id, alias);
+  }
+
+  /**
+   * Creates or replaces an alias's routing: one version or a weighted split, a shadow version and a
+   * gate (whose checks the caller has made: see src/quality/alias-changes.ts).
+   */
+  async setAliasRouting(tenantId: string, modelName: string, alias: string, routing: AliasRouting): Promise<AliasRecord> {
+    const model = await this.getModel(tenantId, modelName);
+    validateName('alias', alias);
+    validateAliasName(alias);
+    try {
+      const record = await this.#repositories.models.setAliasRouting(tenantId, model.id, alias, routing);
+      this.#changed(tenantId);
+      return record;
+    } catch (error) {
+      if (AiaasError.isInstance(error) && error.code === 'VERSION_NOT_FOUND') throw versionNotFound(modelName, String(error.details?.version ?? ''));
+      throw error;
+    }
+  }
+
+  /** A version's number by id (for showing a shadow), undefined when it is gone. */
+  async versionNumberOf(tenantId: string, versionId: string): Promise<number | undefined> {
+    return (await this.#repositories.models.getVersionById(tenantId, versionId))?.version;
+  }
+
   async listAliases(tenantId: string, modelName: string): Promise<AliasRecord[]> {
     const model = await this.getModel(tenantId, modelName);
     return this.#repositories.models.listAliases(tenantId, model.id);
@@ -715,39 +748,72 @@ export class ModelRegistry {
 
   // ---- serving
 
-  /** What the inference routes serve: MODEL_NOT_FOUND / VERSION_NOT_FOUND, scoped to the tenant. */
-  async resolve(tenantId: string, name: string, versionOrAlias?: string): Promise<ResolvedModel> {
+  /**
+   * What the inference routes serve: MODEL_NOT_FOUND / VERSION_NOT_FOUND, scoped to the tenant. An
+   * alias with a split picks one of its versions: by `routeKey` (sticky) when given, else at random.
+   */
+  async resolve(tenantId: string, name: string, versionOrAlias?: string, options: { routeKey?: string; random?: () => number } = {}): Promise<ResolvedModel> {
     const selector = versionOrAlias ?? latestSelector;
+    const routing = await this.#routing(tenantId, name, selector);
+    if (routing.targets.length === 1 && routing.shadow === undefined) return routing.targets[0]!.model;
+    const point = options.routeKey === undefined ? (options.random ?? Math.random)() : routeKeyPoint(`${name}\u0000${selector}`, options.routeKey);
+    const chosen = chooseTarget(routing.targets, point).model;
+    return { ...chosen, alias: selector, ...(routing.shadow === undefined ? {} : { shadow: routing.shadow }) };
+  }
+
+  async #routing(tenantId: string, name: string, selector: string): Promise<ResolvedRouting> {
     const cacheKey = `${name}\u0000${selector}`;
     const now = this.#now();
     const cached = this.#resolved.get(tenantId)?.get(cacheKey);
-    if (cached !== undefined && now - cached.at >= 0 && now - cached.at < this.#resolveCacheMs && this.#locations.has(cached.model.versionId)) {
-      return cached.model;
+    if (
+      cached !== undefined &&
+      now - cached.at >= 0 &&
+      now - cached.at < this.#resolveCacheMs &&
+      cached.routing.targets.every((target) => this.#locations.has(target.model.versionId)) &&
+      (cached.routing.shadow === undefined || this.#locations.has(cached.routing.shadow.versionId))
+    ) {
+      return cached.routing;
     }
     const generation = this.#generations.get(tenantId) ?? 0;
     const model = await this.#repositories.models.getByName(tenantId, name);
     if (model === undefined) throw modelNotFound(name);
-    const version = await this.#selectVersion(tenantId, model, selector);
-    if (version === undefined) throw versionNotFound(name, selector);
-    if (formatNamed(version.format).capability !== 'tensor') {
-      // The tensor protocols cannot serve a language model; like a missing model, so routes stay uniform.
-      throw new AiaasError('MODEL_NOT_FOUND', `Model '${name}' is a language model; use the OpenAI (/v1) or Ollama (/api) routes`, {
-        details: { model: name, format: version.format },
-      });
-    }
-    this.#locations.set(version.id, locationOf(tenantId, version));
     const batching = model.batching as Partial<BatchingOptions> | undefined;
-    const resolved: ResolvedModel = {
-      tenantId,
-      name: model.name,
-      version: String(version.version),
-      versionId: version.id,
-      platform: 'onnx',
-      signature: version.signature as ModelSignature,
-      ...(batching === undefined || batching === null ? {} : { batching }),
-      ...(model.outputPolicy === null || model.outputPolicy === undefined ? {} : { outputPolicy: model.outputPolicy as OutputPolicy }),
-      ...(version.savedModelRefs?.['spec.json'] !== undefined && version.savedModelRefs['model.safetensors'] !== undefined ? { inputGradients: true } : {}),
+    const servable = (version: ModelVersionRecord): ResolvedModel => {
+      if (formatNamed(version.format).capability !== 'tensor') {
+        // The tensor protocols cannot serve a language model; like a missing model, so routes stay uniform.
+        throw new AiaasError('MODEL_NOT_FOUND', `Model '${name}' is a language model; use the OpenAI (/v1) or Ollama (/api) routes`, {
+          details: { model: name, format: version.format },
+        });
+      }
+      this.#locations.set(version.id, locationOf(tenantId, version));
+      return {
+        tenantId,
+        name: model.name,
+        version: String(version.version),
+        versionId: version.id,
+        platform: 'onnx',
+        signature: version.signature as ModelSignature,
+        ...(batching === undefined || batching === null ? {} : { batching }),
+        ...(model.outputPolicy === null || model.outputPolicy === undefined ? {} : { outputPolicy: model.outputPolicy as OutputPolicy }),
+        ...(version.savedModelRefs?.['spec.json'] !== undefined && version.savedModelRefs['model.safetensors'] !== undefined ? { inputGradients: true } : {}),
+      };
     };
+    let routing: ResolvedRouting;
+    const alias = selector === latestSelector || /^[0-9]+$/.test(selector) ? undefined : await this.#repositories.models.getAlias(tenantId, model.id, selector);
+    if (alias !== undefined && (alias.split !== null || alias.shadowVersionId !== null)) {
+      const versionOf = async (versionId: string) => {
+        const version = await this.#repositories.models.getVersionById(tenantId, versionId);
+        if (version === undefined) throw versionNotFound(name, selector);
+        return servable(version);
+      };
+      const split = alias.split ?? [{ versionId: alias.versionId, version: alias.version, weight: 1 }];
+      const targets = await Promise.all(split.map(async (entry) => ({ model: await versionOf(entry.versionId), weight: entry.weight })));
+      routing = { targets, ...(alias.shadowVersionId === null ? {} : { shadow: await versionOf(alias.shadowVersionId) }) };
+    } else {
+      const version = await this.#selectVersion(tenantId, model, selector);
+      if (version === undefined) throw versionNotFound(name, selector);
+      routing = { targets: [{ model: servable(version), weight: 1 }] };
+    }
     if (this.#resolveCacheMs > 0 && generation === (this.#generations.get(tenantId) ?? 0)) {
       let tenantEntries = this.#resolved.get(tenantId);
       if (tenantEntries === undefined) {
@@ -756,9 +822,9 @@ export class ModelRegistry {
         this.#resolved.set(tenantId, tenantEntries);
       }
       if (tenantEntries.size >= 10_000) tenantEntries.clear();
-      tenantEntries.set(cacheKey, { model: resolved, at: now });
+      tenantEntries.set(cacheKey, { routing, at: now });
     }
-    return resolved;
+    return routing;
   }
 
   /** Every model of the tenant with its version numbers (for the V2 repository index and TF-Serving status). */
@@ -864,6 +930,34 @@ export class ModelRegistry {
     };
   }
 
+  /** The version's spec.json (an engine model's), or undefined for a model uploaded as bare ONNX. */
+  async versionSpec(tenantId: string, version: ModelVersionRecord): Promise<unknown> {
+    const ref = version.savedModelRefs?.['spec.json'];
+    if (ref === undefined) return undefined;
+    return parseJsonFile(await this.#artifacts.get(tenantId, ref), 'spec.json');
+  }
+
+  /**
+   * Decrypts an ONNX version's model.onnx and external-data files into `directory` (created 0700),
+   * for a process of its own (an evaluation) to open; returns model.onnx's path. The caller removes
+   * the directory. External-data paths were checked at upload to stay beside model.onnx.
+   */
+  async writeVersionFiles(tenantId: string, version: ModelVersionRecord, directory: string): Promise<string> {
+    if (version.format !== 'onnx') {
+      throw new AiaasError('INVALID_REQUEST', `version ${version.version} is a language model (${version.format}); only ONNX versions can be evaluated`);
+    }
+    const location = locationOf(tenantId, version);
+    const root = resolvePath(directory);
+    await mkdir(root, { recursive: true, mode: 0o700 });
+    for (const [path, ref] of [['model.onnx', location.onnxRef] as const, ...location.externalRefs]) {
+      const target = resolvePath(root, path);
+      if (!target.startsWith(`${root}${sep}`)) throw new AiaasError('MODEL_LOAD_FAILED', 'the stored model names a file outside its directory');
+      await mkdir(dirname(target), { recursive: true, mode: 0o700 });
+      await this.#artifacts.decryptToFile(tenantId, ref, target);
+    }
+    return join(root, 'model.onnx');
+  }
+
   /**
    * A version stored before measuring: opened and run once in the validation child, in place, under
    * the same memory limit as an upload; the measurement is stored, so this happens once. A model that
@@ -958,6 +1052,12 @@ export class ModelRegistry {
 
 function contentTypeOf(file: string): string {
   return file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream';
+}
+
+/** What a name@selector resolves to before a request picks: one version, or a split's, and a shadow. */
+interface ResolvedRouting {
+  targets: { model: ResolvedModel; weight: number }[];
+  shadow?: ResolvedModel;
 }
 
 interface VersionLocation {

@@ -16,6 +16,8 @@ import { AiaasError } from '../../errors.ts';
 import { applyOutputPolicy } from '../../inference/output-policy.ts';
 import type { Explainer } from '../../explain/explainer.ts';
 import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
+import type { ShadowMonitor } from '../../quality/shadow-monitor.ts';
+import { nameServedVersion, trackResponse } from '../served-version.ts';
 
 export type { ResolvedModel } from '../../inference/types.ts';
 
@@ -48,6 +50,8 @@ export interface InferenceDeps {
   admit?(request: FastifyRequest, model: ResolvedModel, items: number): Promise<ItemReservation>;
   /** Drift sampling (src/platform/drift.ts); absent when `driftSampleRate` is 0, so serving pays one branch. */
   drift?: { sample(model: ResolvedModel, request: InferRequest): ((response: InferResponse) => void) | undefined };
+  /** Runs and compares the shadow copies of requests to aliases that have a shadow version. */
+  shadows?: ShadowMonitor;
 }
 
 export interface ItemReservation {
@@ -107,6 +111,7 @@ export async function signatureOf(deps: InferenceDeps, model: ResolvedModel): Pr
  */
 export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean; binaryTensors?: boolean }): BinarySections {
   installSchemaCompilers(app);
+  app.addHook('onRequest', async (request, reply) => trackResponse(request, reply));
   app.setErrorHandler((error, request, reply) => {
     // A runtime's full error text (host paths included) stays in the log; the client gets a cleaned message.
     if (AiaasError.isInstance(error) && error.cause !== undefined) request.log.warn({ err: error.cause, code: error.code }, `inference failed: ${error.message}`);
@@ -208,6 +213,10 @@ function watchDisconnect(request: FastifyRequest): { signal: CancelSignal; stop(
   return { signal, stop: () => events.off('close', onClose) };
 }
 
+function shadowSeries(live: ResolvedModel, shadow: ResolvedModel) {
+  return { tenant: live.tenantId ?? '', model: live.name, alias: live.alias ?? '', liveVersion: live.version, shadowVersion: shadow.version };
+}
+
 /**
  * Runs one inference: resolve, parse against the signature, infer, render; timed and counted once.
  * The reply gets the serving times as `Server-Timing`.
@@ -222,6 +231,7 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
   render: (model: ResolvedModel, parsed: Parsed, response: InferResponse) => Rendered,
 ): Promise<Rendered> {
   const model = await deps.resolveModel(request, target.name, target.versionOrAlias);
+  nameServedVersion(request, model.version);
   const started = performance.now();
   const labels = { ...(model.tenantId === undefined ? {} : { tenant: model.tenantId }), model: model.name, version: model.version };
   const measures: InferenceMeasures = { items: 0 };
@@ -233,14 +243,26 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
     // Copied before the inference: its input buffers are transferred to a worker.
     const sampled = deps.drift === undefined ? undefined : deps.drift.sample(model, parsed.request);
     const disconnect = watchDisconnect(request);
+    // Copied before the live call: a runtime may take over the request's buffers.
+    const shadow = model.shadow === undefined || deps.shadows === undefined ? undefined : { model: model.shadow, series: shadowSeries(model, model.shadow) };
+    const admitted = shadow === undefined ? undefined : deps.shadows?.admit(shadow.series, parsed.request);
     let response: InferResponse;
+    const inferStarted = performance.now();
     try {
       response = await deps.manager.infer(modelKey(model), parsed.request, {
         ...(request.principal === undefined ? {} : { fairnessKey: request.principal.keyId }),
         ...(disconnect === undefined ? {} : { signal: disconnect.signal }),
       });
+    } catch (error) {
+      admitted?.release();
+      throw error;
     } finally {
       disconnect?.stop();
+    }
+    if (shadow !== undefined && admitted !== undefined) {
+      // Not awaited: the live answer never waits for the shadow.
+      const liveSeconds = (performance.now() - inferStarted) / 1000;
+      void deps.shadows?.mirror(shadow.series, admitted, response, liveSeconds, (copy) => deps.manager.infer(modelKey(shadow.model), copy, { fairnessKey: 'shadow' }));
     }
     if (response.timing !== undefined) {
       measures.timing = response.timing;
