@@ -85,6 +85,8 @@ export interface AiaasConfig {
   driftPsiThreshold: number;
   gateWaitSeconds: number;
   shadowMaxInFlight: number;
+  /** Model downloads run at once, apart from jobConcurrency. */
+  pullConcurrency: number;
 }
 
 export type SettingName = keyof AiaasConfig;
@@ -152,7 +154,7 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('maxTensorElements', 'integer', String(4 * mebibyte), 'Most elements in one inference input tensor; more gets 413 TOO_MANY_ELEMENTS.', { minimum: 1 }),
   setting('rateLimitPerSecond', 'number', '50', 'Requests per second per API key (token bucket refill).', { minimum: 0.001 }),
   setting('rateLimitBurst', 'integer', '100', 'Burst size per API key (token bucket capacity).', { minimum: 1 }),
-  setting('jobConcurrency', 'integer', '1', 'Training jobs run at once by this server (one child process each).', { minimum: 1, maximum: 64 }),
+  setting('jobConcurrency', 'integer', '1', 'Training, evaluation and quantization jobs run at once by this server (training: one child process each); model downloads have their own pullConcurrency.', { minimum: 1, maximum: 64 }),
   setting('maxConcurrentJobsPerTenant', 'integer', '4', 'Unfinished (queued or running) training jobs one tenant may have; one more gets 429 QUOTA_EXCEEDED.', { minimum: 1 }),
   setting('jobLeaseMs', 'integer', '30000', 'Lease of a running job; a crashed worker\'s job is resumed after it expires.', { minimum: 1000 }),
   setting('jobMemoryLimitBytes', 'integer', bytesText(defaultJobMemoryLimitBytes), 'Memory limit (RSS, native memory included) of one training job\'s process; above it the process is killed and the job fails with JOB_MEMORY_EXCEEDED.', { minimum: 64 * mebibyte }),
@@ -197,6 +199,7 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('driftPsiThreshold', 'number', '0.25', 'A version whose worst input-feature PSI, or output-class PSI, exceeds this is drifting: an audit entry drift.detected is written (once per crossing).', { minimum: 0 }),
   setting('gateWaitSeconds', 'integer', '60', "How long moving a gated alias waits for the gate's evaluation before answering 202 with its job (a request's waitSeconds may ask for less or more, up to 600).", { minimum: 0, maximum: 600 }),
   setting('shadowMaxInFlight', 'integer', '64', "Shadow inferences running at once per server; a live request arriving above it gets no shadow copy (counted as skipped).", { minimum: 1, maximum: 100000 }),
+  setting('pullConcurrency', 'integer', '2', 'Model downloads (pull jobs) run at once by this server; a pool of its own, so downloads never take jobConcurrency slots from training and evaluation, nor wait for them.', { minimum: 1, maximum: 64 }),
 ];
 
 const definitionsByName = new Map(settingDefinitions.map((definition) => [definition.name, definition]));
@@ -399,6 +402,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     driftPsiThreshold: value('driftPsiThreshold'),
     gateWaitSeconds: value('gateWaitSeconds'),
     shadowMaxInFlight: value('shadowMaxInFlight'),
+    pullConcurrency: value('pullConcurrency'),
   };
   validateConfig(config);
   return config;

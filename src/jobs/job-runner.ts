@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { defaultJobMemoryLimitBytes } from '../config.ts';
 import { AiaasError } from '../errors.ts';
 import { forkIsolated, siblingModule, type IsolatedExit, type IsolatedProcess } from '../runtimes/isolated-process.ts';
-import type { JobRecord, JobRepository } from '../storage/repositories/jobs.ts';
+import { jobKinds, type JobRecord, type JobRepository } from '../storage/repositories/jobs.ts';
 import type { JobKind } from '../storage/schema.ts';
 import type { JobEventType, JobKindHandler } from './job-types.ts';
 
@@ -48,7 +48,10 @@ export interface TrainingUsage {
 }
 
 export interface JobRunnerOptions {
+  /** Training, evaluation and the other non-download jobs run at once (`jobConcurrency`). */
   concurrency: number;
+  /** Model downloads run at once (`pullConcurrency`): a pool of their own, so downloads and training never wait on each other's slots. */
+  pullConcurrency?: number;
   leaseMs: number;
   /** How often an idle runner looks for queued work (a submit wakes it at once). */
   pollMs?: number;
@@ -63,6 +66,17 @@ export interface JobRunnerOptions {
 type StopReason = 'cancelled' | 'lease-lost' | 'server-stopping';
 
 type Listener = (jobId: string) => void;
+
+/** Jobs that share a concurrency limit; each pool claims only its own kinds. */
+interface JobPool {
+  readonly kinds: readonly JobKind[];
+  readonly limit: number;
+  /** Jobs this pool holds, from the claim on: counts against `limit` before their worker exists. */
+  readonly claimed: Set<string>;
+  claiming: boolean;
+}
+
+const downloadKinds: readonly JobKind[] = ['pull'];
 
 const trainingChild = siblingModule(import.meta.url, 'training-child');
 const mebibyte = 1024 * 1024;
@@ -94,16 +108,18 @@ export class JobRunner {
   private readonly deps: JobRunnerDependencies;
   private readonly options: Required<JobRunnerOptions>;
   private readonly active = new Map<string, { tenantId: string; cancel(): void; terminate(): Promise<void> }>();
-  /** Jobs this runner holds, from the claim on: counts against `concurrency` before their worker exists. */
-  private readonly claimed = new Set<string>();
+  private readonly pools: readonly JobPool[];
   private readonly listeners = new Set<Listener>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
-  private claiming = false;
 
   constructor(deps: JobRunnerDependencies, options: JobRunnerOptions) {
     this.deps = deps;
-    this.options = { pollMs: 1000, memoryLimitBytes: defaultJobMemoryLimitBytes, memoryPollMs: 100, ...options };
+    this.options = { pollMs: 1000, memoryLimitBytes: defaultJobMemoryLimitBytes, memoryPollMs: 100, pullConcurrency: 2, ...options };
+    this.pools = [
+      { kinds: jobKinds.filter((kind) => !downloadKinds.includes(kind)), limit: this.options.concurrency, claimed: new Set(), claiming: false },
+      { kinds: downloadKinds, limit: this.options.pullConcurrency, claimed: new Set(), claiming: false },
+    ];
   }
 
   start(): void {
@@ -151,14 +167,18 @@ export class JobRunner {
   }
 
   wake(): void {
-    if (this.stopped || this.claiming || this.claimed.size >= this.options.concurrency) return;
-    this.claiming = true;
+    for (const pool of this.pools) this.wakePool(pool);
+  }
+
+  private wakePool(pool: JobPool): void {
+    if (this.stopped || pool.claiming || pool.claimed.size >= pool.limit) return;
+    pool.claiming = true;
     this.deps.jobs
-      .claimNext(this.owner, this.options.leaseMs)
+      .claimNext(this.owner, this.options.leaseMs, undefined, pool.kinds)
       .then((job) => {
-        this.claiming = false;
+        pool.claiming = false;
         if (!job) return;
-        this.claimed.add(job.id);
+        pool.claimed.add(job.id);
         this.run(job)
           .catch(async (error: unknown) => {
             // Without this the job would stay `running` and be re-claimed (and fail again) after every lease.
@@ -167,13 +187,13 @@ export class JobRunner {
             await this.fail(job, failure).catch(() => undefined);
           })
           .finally(() => {
-            this.claimed.delete(job.id);
-            this.wake();
+            pool.claimed.delete(job.id);
+            this.wakePool(pool);
           });
-        this.wake();
+        this.wakePool(pool);
       })
       .catch((error: unknown) => {
-        this.claiming = false;
+        pool.claiming = false;
         this.deps.logger.error({ err: error }, 'claiming a job failed');
       });
   }

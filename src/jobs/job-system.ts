@@ -133,6 +133,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     },
     {
       concurrency: config.jobConcurrency,
+      pullConcurrency: config.pullConcurrency,
       leaseMs: config.jobLeaseMs,
       memoryLimitBytes: config.jobMemoryLimitBytes,
       ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),

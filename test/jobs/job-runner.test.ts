@@ -39,7 +39,7 @@ afterEach(async () => {
   await Promise.all(opened.splice(0).map((database) => database.close()));
 });
 
-async function setup() {
+async function setup(handlers?: ConstructorParameters<typeof JobRunner>[0]['handlers']) {
   const directory = mkdtempSync(join(tmpdir(), 'aiaas-jobs-'));
   const database = await openDatabase({ path: join(directory, 'db.sqlite') });
   opened.push(database);
@@ -63,6 +63,7 @@ async function setup() {
       },
       logger: pino({ level: 'silent' }),
       recordTrainingUsage: (usage) => trainingUsage.push(usage),
+      ...(handlers === undefined ? {} : { handlers }),
     },
     { concurrency: 1, leaseMs: 5_000, pollMs: 50 },
   );
@@ -160,6 +161,31 @@ describe('training jobs', () => {
     expect((await waitForFinal(service, tenantId, first.id)).status).toBe('succeeded');
     expect((await waitForFinal(service, tenantId, second.id)).status).toBe('succeeded');
   });
+
+  it('gives downloads their own pool: a running pull does not hold back queued training (concurrency 1)', async () => {
+    let releasePull!: () => void;
+    const pullHeld = new Promise<void>((resolve) => (releasePull = resolve));
+    let pullStarted!: () => void;
+    const pullRunning = new Promise<void>((resolve) => (pullStarted = resolve));
+    const { service, runner, tenantId, repositories } = await setup({
+      pull: {
+        async run(_job, { signal }) {
+          pullStarted();
+          await Promise.race([pullHeld, new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))]);
+          return {};
+        },
+      },
+    });
+    // The pull is older, so a shared pool of one would hand it the slot and keep training queued.
+    const pull = await repositories.jobs.create(tenantId, { kind: 'pull', modelName: 'llm', spec: null, settings: {}, datasetId: '', totalEpochs: 0 });
+    const training = await service.submit(tenantId, { model: 'a', spec, datasetId: 'ds_train', epochs: 1, batchSize: 8 });
+    runner.start();
+    await pullRunning;
+    expect((await waitForFinal(service, tenantId, training.id)).status).toBe('succeeded');
+    expect((await service.get(tenantId, pull.id)).status).toBe('running');
+    releasePull();
+    expect((await waitForFinal(service, tenantId, pull.id)).status).toBe('succeeded');
+  }, 30_000);
 
   it('rejects a bad spec, an unknown dataset and a misfit dataset before queueing', async () => {
     const { service, tenantId, repositories } = await setup();

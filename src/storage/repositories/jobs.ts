@@ -120,12 +120,14 @@ function toEvent(row: Selectable<JobEventsTable>): JobEventRecord {
 }
 
 /** Queued, or running under a lease that expired before `nowIso` (its worker died). */
-function claimable(nowIso: string) {
-  return (where: ExpressionBuilder<Schema, 'jobs'>) =>
-    where.or([
+function claimable(nowIso: string, kinds: readonly JobKind[] | undefined) {
+  return (where: ExpressionBuilder<Schema, 'jobs'>) => {
+    const ready = where.or([
       where('status', '=', 'queued'),
       where.and([where('status', '=', 'running'), where('lease_expires_at', '<', nowIso)]),
     ]);
+    return kinds === undefined ? ready : where.and([ready, where('kind', 'in', [...kinds])]);
+  };
 }
 
 /**
@@ -248,7 +250,8 @@ export class JobRepository {
    * racing for one job exactly one wins (the loser gets zero rows and tries again);
    * holding no transaction across an await also keeps SQLite's write lock short.
    */
-  async claimNext(owner: string, leaseMs: number, now: Date = this.#now()): Promise<JobRecord | undefined> {
+  /** `kinds`: only jobs of these kinds (a runner's pools each claim their own kinds); default any. */
+  async claimNext(owner: string, leaseMs: number, now: Date = this.#now(), kinds?: readonly JobKind[]): Promise<JobRecord | undefined> {
     const nowIso = now.toISOString();
     const expiresAt = new Date(now.getTime() + leaseMs).toISOString();
     const attempts = 5;
@@ -267,15 +270,15 @@ export class JobRepository {
               'id',
               '=',
               // Inside the subquery, unqualified columns name the subquery's own `jobs` row.
-              where.selectFrom('jobs').select('id').where(claimable(nowIso)).orderBy('created_at').orderBy('id').limit(1),
+              where.selectFrom('jobs').select('id').where(claimable(nowIso, kinds)).orderBy('created_at').orderBy('id').limit(1),
             ),
-            claimable(nowIso)(where),
+            claimable(nowIso, kinds)(where),
           ]),
         )
         .returningAll()
         .executeTakeFirst();
       if (row !== undefined) return this.#open(row);
-      const anyClaimable = await this.#db.selectFrom('jobs').select('id').where(claimable(nowIso)).limit(1).executeTakeFirst();
+      const anyClaimable = await this.#db.selectFrom('jobs').select('id').where(claimable(nowIso, kinds)).limit(1).executeTakeFirst();
       if (anyClaimable === undefined) return undefined;
     }
     return undefined;
