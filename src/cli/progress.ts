@@ -1,9 +1,10 @@
 import type { EpochEndData, JobEvent, JobFinishedData, JobProgressData, JsonValue } from '../sdk/types.ts';
-import { duration, metrics } from './format.ts';
+import { bytes, duration, metrics } from './format.ts';
 import type { CliIo } from './io.ts';
 
 export interface JobOutcome {
   status: 'succeeded' | 'failed' | 'cancelled';
+  /** Pulls: the version registered; training: the version trained. */
   version: number | undefined;
   testLoss: number | undefined;
   testMetrics: Record<string, number> | undefined;
@@ -71,10 +72,17 @@ export function finishedOf(data: JsonValue): JobFinishedData {
 
 const barWidth = 24;
 
+/** `downloaded 12.0 MiB / 48.0 MiB (25%)`, or without a total when the server sent none. */
+export function downloadProgress(done: number, total: number | undefined): string {
+  if (total === undefined || total <= 0) return `downloaded ${bytes(done)}`;
+  return `downloaded ${bytes(done)} / ${bytes(total)} (${Math.floor((Math.min(done, total) / total) * 100)}%)`;
+}
+
 /**
  * Renders a job's event stream: on a terminal, one progress line redrawn in place (epoch, bar,
  * step, loss, last metrics, samples/s, ETA) with a permanent line per epoch; otherwise plain lines
- * for status changes and epochs only, so logs stay readable.
+ * for status changes and epochs only, so logs stay readable. Jobs of other kinds are shown in their
+ * own terms: a pull by bytes downloaded, an evaluation by rows and its report, others by status.
  */
 export class JobProgressView {
   private readonly stream: CliIo['stderr'];
@@ -84,16 +92,21 @@ export class JobProgressView {
   private lastMetrics: Record<string, number> | undefined;
   private lastDraw = Number.NEGATIVE_INFINITY;
   private barShown = false;
+  private readonly kind: string;
+  /** The last tenth of a download written as a plain line (logs get ten lines, not a hundred). */
+  private downloadTenth = -1;
 
-  constructor(stream: CliIo['stderr'], options: { totalEpochs?: number; now?: () => number } = {}) {
+  constructor(stream: CliIo['stderr'], options: { totalEpochs?: number; now?: () => number; kind?: string } = {}) {
     this.stream = stream;
     this.interactive = stream.isTTY === true;
     this.now = options.now ?? Date.now;
     this.totalEpochs = options.totalEpochs;
+    this.kind = options.kind ?? 'train';
   }
 
   /** Returns the outcome once the terminal event arrives. */
   handle(event: JobEvent): JobOutcome | undefined {
+    if (this.kind !== 'train') return this.handleOther(event);
     const fields = record(event.data);
     switch (event.type) {
       case 'job-queued':
@@ -120,6 +133,80 @@ export class JobProgressView {
       default:
         return undefined;
     }
+  }
+
+  /** Pulls, evaluations and kinds this client does not know yet: no epochs, no loss. */
+  private handleOther(event: JobEvent): JobOutcome | undefined {
+    const fields = record(event.data);
+    switch (event.type) {
+      case 'job-queued':
+        this.line(`queued: ${this.kind} of ${typeof fields.model === 'string' ? fields.model : 'the model'}`);
+        return undefined;
+      case 'job-started':
+        this.line(this.kind === 'pull' ? 'download started' : this.kind === 'evaluate' ? 'evaluation started' : `${this.kind} started`);
+        return undefined;
+      case 'download-resumed':
+        this.line(`connection dropped; resumed from byte ${number(fields.fromByte) ?? '?'}`);
+        return undefined;
+      case 'job-progress':
+        this.otherProgress(fields);
+        return undefined;
+      case 'job-finished':
+        return this.finishOther(finishedOf(event.data), record(fields.summary ?? null));
+      default:
+        return undefined;
+    }
+  }
+
+  private otherProgress(fields: Record<string, JsonValue>): void {
+    const phase = fields.phase;
+    if (phase === 'downloading') {
+      const done = number(fields.bytesDone) ?? 0;
+      const total = number(fields.bytesTotal);
+      if (this.interactive) {
+        this.write(`\r${downloadProgress(done, total)}\u001b[K`);
+        this.barShown = true;
+        return;
+      }
+      const tenth = total === undefined || total <= 0 ? this.downloadTenth + 1 : Math.floor((done / total) * 10);
+      if (tenth === this.downloadTenth) return;
+      this.downloadTenth = tenth;
+      this.line(downloadProgress(done, total));
+    } else if (phase === 'evaluating') {
+      const text = `evaluated ${number(fields.rowsDone) ?? '?'} / ${number(fields.rowsTotal) ?? '?'} rows`;
+      if (!this.interactive) return;
+      this.write(`\r${text}\u001b[K`);
+      this.barShown = true;
+    } else if (phase === 'connecting') {
+      this.line(`connecting to ${typeof fields.host === 'string' ? fields.host : 'the server'}`);
+    } else if (phase === 'verifying') {
+      const done = number(fields.bytesDone);
+      this.line(`verifying${done === undefined ? '' : ` ${bytes(done)}`}${typeof fields.sha256 === 'string' ? `: sha256 ${fields.sha256}` : ''}`);
+    } else if (typeof phase === 'string') {
+      this.line(phase);
+    }
+  }
+
+  private finishOther(data: JobFinishedData, summary: Record<string, JsonValue>): JobOutcome {
+    const status = data.status === 'succeeded' || data.status === 'cancelled' ? data.status : 'failed';
+    const version = data.version ?? number(summary.version);
+    if (status === 'succeeded') {
+      if (this.kind === 'pull') {
+        const size = number(summary.bytes);
+        this.line(`succeeded: version ${version ?? '?'}${size === undefined ? '' : ` (${bytes(size)} downloaded)`}`);
+      } else if (this.kind === 'evaluate') {
+        const report = typeof summary.evaluationId === 'string' ? summary.evaluationId : '?';
+        const count = number(summary.count);
+        this.line(`succeeded: report ${report}${count === undefined ? '' : ` (${count} rows)`}`);
+      } else {
+        this.line(`succeeded${version === undefined ? '' : `: version ${version}`}`);
+      }
+    } else if (status === 'cancelled') {
+      this.line('cancelled');
+    } else {
+      this.line(`failed: ${data.error?.code ?? 'INTERNAL'}: ${data.error?.message ?? 'no reason given'}`);
+    }
+    return { status, version, testLoss: undefined, testMetrics: undefined, error: data.error };
   }
 
   private write(text: string): void {

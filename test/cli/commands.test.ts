@@ -207,6 +207,61 @@ describe('jobs', () => {
     expect(err).toContain('\r\u001b[2Kepoch 2/2 loss 0.9000');
     expect(err).toMatch(/cancelled after epoch 2\nerror JOB_CANCELLED: job job_1 was cancelled\n$/);
   });
+
+  it('watch shows a pull in bytes downloaded, not epochs and loss', async () => {
+    const pull = { ...job, kind: 'pull', totalEpochs: 0 };
+    const mebibyte = 1024 * 1024;
+    const events =
+      'id: 1\nevent: job-started\ndata: {"kind":"pull"}\n\n' +
+      'id: 2\nevent: job-progress\ndata: {"phase":"connecting","host":"models.example"}\n\n' +
+      `id: 3\nevent: job-progress\ndata: {"phase":"downloading","bytesDone":${mebibyte},"bytesTotal":${4 * mebibyte}}\n\n` +
+      `id: 4\nevent: job-progress\ndata: {"phase":"downloading","bytesDone":${mebibyte + 10},"bytesTotal":${4 * mebibyte}}\n\n` +
+      `id: 5\nevent: job-progress\ndata: {"phase":"downloading","bytesDone":${4 * mebibyte},"bytesTotal":${4 * mebibyte}}\n\n` +
+      `id: 6\nevent: job-progress\ndata: {"phase":"verifying","bytesDone":${4 * mebibyte},"sha256":"ab12"}\n\n` +
+      `id: 7\nevent: job-finished\ndata: {"status":"succeeded","version":2,"summary":{"version":2,"bytes":${4 * mebibyte}}}\n\n`;
+    const result = await run({ 'GET /api/v1/jobs/job_1': sendJson(200, { job: pull }), 'GET /api/v1/jobs/job_1/events': stream(events) }, ['jobs', 'watch', 'job_1']);
+    expect(result.code).toBe(0);
+    // Off a terminal, one line per tenth of the download: the second 25% event adds none.
+    expect(result.err).toBe(
+      'download started\n' +
+        'connecting to models.example\n' +
+        'downloaded 1.0 MiB / 4.0 MiB (25%)\n' +
+        'downloaded 4.0 MiB / 4.0 MiB (100%)\n' +
+        'verifying 4.0 MiB: sha256 ab12\n' +
+        'succeeded: version 2 (4.0 MiB downloaded)\n',
+    );
+    expect(result.err).not.toMatch(/epoch|loss/);
+  });
+
+  it('watch shows an evaluation by its rows and report id, on a terminal too', async () => {
+    server = await fakeServer({
+      'GET /api/v1/jobs/job_9': sendJson(200, { job: { ...job, id: 'job_9', kind: 'evaluate', totalEpochs: 0 } }),
+      'GET /api/v1/jobs/job_9/events': stream(
+        'id: 1\nevent: job-started\ndata: {"kind":"evaluate"}\n\n' +
+          'id: 2\nevent: job-progress\ndata: {"phase":"evaluating","rowsDone":50,"rowsTotal":200}\n\n' +
+          'id: 3\nevent: job-finished\ndata: {"status":"succeeded","summary":{"evaluationId":"job_9","task":"classification","count":200}}\n\n',
+      ),
+    });
+    const io = captureIo({ env: { AIAAS_SERVER: server.url }, tty: true });
+    expect(await main(['jobs', 'watch', 'job_9'], io)).toBe(0);
+    expect(io.err()).toBe('evaluation started\n\revaluated 50 / 200 rows\u001b[K\r\u001b[2Ksucceeded: report job_9 (200 rows)\n');
+  });
+
+  it('ls shows each kind in its own terms: epochs and loss for training only', async () => {
+    const base = { history: [], error: null, resultVersion: null, settings: {}, datasetId: '', testDatasetId: null, cancelRequested: false, createdAt: '2026-01-01T00:00:00.000Z', startedAt: null, finishedAt: null, step: 0 };
+    const jobs = [
+      { ...base, id: 'job_t', kind: 'train', model: 'mnist', status: 'running', epoch: 3, totalEpochs: 10, loss: 0.25 },
+      { ...base, id: 'job_p', kind: 'pull', model: 'llm', status: 'succeeded', epoch: 0, totalEpochs: 0, loss: null, resultVersion: { id: 'mv_2', version: 2, metrics: null } },
+      { ...base, id: 'job_e', kind: 'evaluate', model: 'mnist', status: 'succeeded', epoch: 0, totalEpochs: 0, loss: null },
+    ];
+    const result = await run({ 'GET /api/v1/jobs': sendJson(200, { jobs }) }, ['jobs', 'ls']);
+    expect(result.code).toBe(0);
+    const rows = result.out.trimEnd().split('\n').map((line) => line.split(/\s{2,}/));
+    expect(rows[0]).toEqual(['ID', 'KIND', 'MODEL', 'STATUS', 'PROGRESS', 'RESULT', 'CREATED']);
+    expect(rows[1]!.slice(0, 6)).toEqual(['job_t', 'train', 'mnist', 'running', 'epoch 3/10 loss 0.2500', '-']);
+    expect(rows[2]!.slice(0, 6)).toEqual(['job_p', 'pull', 'llm', 'succeeded', '-', 'v2']);
+    expect(rows[3]!.slice(0, 6)).toEqual(['job_e', 'evaluate', 'mnist', 'succeeded', '-', 'report job_e']);
+  });
 });
 
 describe('predict', () => {

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { describeJsonSyntaxError } from '../../data/json-syntax.ts';
 import type { AiaasClient } from '../../sdk/client.ts';
-import type { JobStatus, JsonObject } from '../../sdk/types.ts';
+import type { Job, JobStatus, JsonObject } from '../../sdk/types.ts';
 import { CliFailure, CliUsageError, choiceOption, fractionOption, integerOption, requiredOption, stringOption, type CommandContext, type CommandDefinition } from '../command.ts';
 import { json, metrics, timestamp, writeListing } from '../format.ts';
 import type { CliIo } from '../io.ts';
@@ -40,7 +40,7 @@ export async function watchJob(
   options: { json: boolean; signal: AbortSignal | undefined; now?: () => number },
 ): Promise<JobOutcome> {
   const job = await client.jobs.get(jobId, { signal: options.signal });
-  const view = new JobProgressView(io.stderr, { totalEpochs: job.totalEpochs, ...(options.now === undefined ? {} : { now: options.now }) });
+  const view = new JobProgressView(io.stderr, { totalEpochs: job.totalEpochs, kind: job.kind, ...(options.now === undefined ? {} : { now: options.now }) });
   let outcome: JobOutcome | undefined;
   for await (const event of client.jobs.watch(jobId, { signal: options.signal })) {
     if (options.json) io.stdout.write(`${JSON.stringify(event)}\n`);
@@ -67,6 +67,20 @@ export async function watchJob(
 async function watchCommand(context: CommandContext, jobId: string): Promise<number> {
   await watchJob(context.client(), context.io, jobId, { json: context.json, signal: context.signal });
   return 0;
+}
+
+/** Training shows epochs and loss; other kinds have neither (a pull's bytes are in its events: `jobs watch`). */
+function jobProgress(job: Job): string {
+  if (job.kind !== 'train') return '-';
+  return `epoch ${job.epoch}/${job.totalEpochs}${job.loss === null || job.loss === undefined ? '' : ` loss ${job.loss.toFixed(4)}`}`;
+}
+
+function jobResult(job: Job): string {
+  if (job.error) return job.error.code;
+  if (job.kind === 'evaluate') return job.status === 'succeeded' ? `report ${job.id}` : '-';
+  if (!job.resultVersion) return '-';
+  const trained = job.kind === 'train' ? metrics(job.resultVersion.metrics?.testMetrics, 'test_') : '';
+  return `v${job.resultVersion.version} ${trained}`.trim();
 }
 
 export const jobCommands: readonly CommandDefinition[] = [
@@ -122,7 +136,7 @@ export const jobCommands: readonly CommandDefinition[] = [
   },
   {
     path: ['jobs', 'ls'],
-    summary: 'list training jobs',
+    summary: 'list jobs of every kind (training, pulls, evaluations)',
     usage: '[--status STATUS]',
     options: { status: { type: 'string', valueName: 'STATUS', description: `only jobs in this status (${statuses.join(', ')})` } },
     server: true,
@@ -130,13 +144,13 @@ export const jobCommands: readonly CommandDefinition[] = [
     async run(context) {
       const status = choiceOption(context.values, 'status', statuses, 'jobs ls');
       const jobs = await context.client().jobs.list({ signal: context.signal, ...(status === undefined ? {} : { status }) });
-      writeListing(context, 'jobs', jobs, ['ID', 'MODEL', 'STATUS', 'EPOCH', 'LOSS', 'RESULT', 'CREATED'], (job) => [
+      writeListing(context, 'jobs', jobs, ['ID', 'KIND', 'MODEL', 'STATUS', 'PROGRESS', 'RESULT', 'CREATED'], (job) => [
         job.id,
+        job.kind,
         job.model,
         job.status,
-        `${job.epoch}/${job.totalEpochs}`,
-        job.loss === null || job.loss === undefined ? '-' : job.loss.toFixed(4),
-        job.resultVersion ? `v${job.resultVersion.version} ${metrics(job.resultVersion.metrics?.testMetrics, 'test_')}`.trim() : (job.error?.code ?? '-'),
+        jobProgress(job),
+        jobResult(job),
         timestamp(job.createdAt),
       ]);
       return 0;
