@@ -22,6 +22,14 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Served without an API key. */
     public?: boolean;
+    /**
+     * The permission(s) the route needs, checked before its body, query and params are validated:
+     * a caller without them gets 403, never a 400 describing what the route accepts. The handler
+     * still does its own (model-scoped) checks.
+     */
+    permission?: Permission | readonly Permission[];
+    /** With `permission`: reserved to unrestricted admins of the operator tenant (authorizeOperator). */
+    operator?: boolean;
   }
 }
 
@@ -101,6 +109,17 @@ const plugin: FastifyPluginAsync<AuthOptions> = async (app: FastifyInstance, opt
       options.repositories.apiKeys
         .touchLastUsed(principal.tenantId, principal.keyId, new Date(now))
         .catch((error: unknown) => request.log.warn({ err: error }, 'could not record key last use'));
+    }
+  });
+
+  // Fastify validates the body, query and params right after preValidation: the route's permission
+  // is decided first, so only callers allowed to use a route learn what it accepts.
+  app.addHook('preValidation', async (request) => {
+    const { permission, operator } = request.routeOptions.config;
+    if (permission === undefined || isPublic(request)) return;
+    for (const each of typeof permission === 'string' ? [permission] : permission) {
+      if (operator === true) authorizeOperator(request, each);
+      else authorize(request, each);
     }
   });
 };

@@ -22,14 +22,14 @@ export function jobRoutes(deps: JobRouteDependencies): FastifyPluginAsync {
       for (const end of openStreams) end();
     });
 
-    app.post('/jobs', { schema: jobSchemas.submit, config: { audit: { action: 'job.submit' } } }, async (request, reply) => {
+    app.post('/jobs', { schema: jobSchemas.submit, config: { permission: 'jobs:write', audit: { action: 'job.submit' } } }, async (request, reply) => {
       const { tenantId, keyId, allowedModels } = deps.authorize(request, 'jobs:write');
       const job = await deps.service.submit(tenantId, request.body, allowedModels, keyId);
       request.audit = { resource: `job:${job.id}`, model: job.model };
       return reply.code(202).header('location', `/api/v1/jobs/${job.id}`).send({ job });
     });
 
-    app.get<{ Querystring: { status?: string; kind?: string; limit?: string; offset?: string } }>('/jobs', { schema: jobSchemas.list }, async (request) => {
+    app.get<{ Querystring: { status?: string; kind?: string; limit?: string; offset?: string } }>('/jobs', { schema: jobSchemas.list, config: { permission: 'jobs:read' } }, async (request) => {
       const { tenantId, allowedModels } = deps.authorize(request, 'jobs:read');
       const { status, kind, limit, offset } = request.query;
       if (kind !== undefined && !jobKinds.includes(kind as JobKind)) {
@@ -56,19 +56,19 @@ export function jobRoutes(deps: JobRouteDependencies): FastifyPluginAsync {
       };
     });
 
-    app.get<{ Params: { id: string } }>('/jobs/:id', { schema: jobSchemas.get }, async (request) => {
+    app.get<{ Params: { id: string } }>('/jobs/:id', { schema: jobSchemas.get, config: { permission: 'jobs:read' } }, async (request) => {
       const { tenantId, allowedModels } = deps.authorize(request, 'jobs:read');
       return { job: await deps.service.get(tenantId, request.params.id, allowedModels) };
     });
 
-    app.post<{ Params: { id: string } }>('/jobs/:id/cancel', { schema: jobSchemas.cancel, config: { audit: { action: 'job.cancel' } } }, async (request, reply) => {
+    app.post<{ Params: { id: string } }>('/jobs/:id/cancel', { schema: jobSchemas.cancel, config: { permission: 'jobs:write', audit: { action: 'job.cancel' } } }, async (request, reply) => {
       const { tenantId, allowedModels } = deps.authorize(request, 'jobs:write');
       const job = await deps.service.cancel(tenantId, request.params.id, allowedModels);
       request.audit = { resource: `job:${job.id}`, model: job.model };
       return reply.code(202).send({ job });
     });
 
-    app.get<{ Params: { id: string }; Querystring: { after?: string } }>('/jobs/:id/events', { schema: jobSchemas.events }, async (request, reply) => {
+    app.get<{ Params: { id: string }; Querystring: { after?: string } }>('/jobs/:id/events', { schema: jobSchemas.events, config: { permission: 'jobs:read' } }, async (request, reply) => {
       const { tenantId, allowedModels } = deps.authorize(request, 'jobs:read');
       const jobId = request.params.id;
       await deps.service.record(tenantId, jobId, allowedModels);

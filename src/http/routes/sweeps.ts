@@ -17,31 +17,31 @@ export function sweepRoutes(deps: SweepRouteDependencies): FastifyPluginAsync {
       for (const end of openStreams) end();
     });
 
-    app.post('/sweeps', { schema: sweepSchemas.submit, config: { audit: { action: 'sweep.submit' } } }, async (request, reply) => {
+    app.post('/sweeps', { schema: sweepSchemas.submit, config: { permission: 'jobs:write', audit: { action: 'sweep.submit' } } }, async (request, reply) => {
       const { tenantId, keyId, allowedModels } = deps.authorize(request, 'jobs:write');
       const sweep = await deps.sweeps.submit(tenantId, request.body, allowedModels, keyId);
       request.audit = { resource: `sweep:${sweep.id}`, model: sweep.model };
       return reply.code(202).header('location', `/api/v1/sweeps/${sweep.id}`).send({ sweep });
     });
 
-    app.get('/sweeps', { schema: sweepSchemas.list }, async (request) => {
+    app.get('/sweeps', { schema: sweepSchemas.list, config: { permission: 'jobs:read' } }, async (request) => {
       const { tenantId, allowedModels } = deps.authorize(request, 'jobs:read');
       return { sweeps: await deps.sweeps.list(tenantId, allowedModels) };
     });
 
-    app.get<{ Params: { id: string } }>('/sweeps/:id', { schema: sweepSchemas.get }, async (request) => {
+    app.get<{ Params: { id: string } }>('/sweeps/:id', { schema: sweepSchemas.get, config: { permission: 'jobs:read' } }, async (request) => {
       const { tenantId, allowedModels } = deps.authorize(request, 'jobs:read');
       return { sweep: await deps.sweeps.get(tenantId, request.params.id, allowedModels) };
     });
 
-    app.post<{ Params: { id: string } }>('/sweeps/:id/cancel', { schema: sweepSchemas.cancel, config: { audit: { action: 'sweep.cancel' } } }, async (request, reply) => {
+    app.post<{ Params: { id: string } }>('/sweeps/:id/cancel', { schema: sweepSchemas.cancel, config: { permission: 'jobs:write', audit: { action: 'sweep.cancel' } } }, async (request, reply) => {
       const { tenantId, allowedModels } = deps.authorize(request, 'jobs:write');
       const sweep = await deps.sweeps.cancel(tenantId, request.params.id, allowedModels);
       request.audit = { resource: `sweep:${sweep.id}`, model: sweep.model };
       return reply.code(202).send({ sweep });
     });
 
-    app.post<{ Params: { id: string } }>('/sweeps/:id/register', { schema: sweepSchemas.register, config: { audit: { action: 'sweep.register' } } }, async (request, reply) => {
+    app.post<{ Params: { id: string } }>('/sweeps/:id/register', { schema: sweepSchemas.register, config: { permission: ['models:write', 'jobs:write'], audit: { action: 'sweep.register' } } }, async (request, reply) => {
       deps.authorize(request, 'models:write');
       const { tenantId, allowedModels } = deps.authorize(request, 'jobs:write');
       const sweep = await deps.sweeps.register(tenantId, request.params.id, allowedModels);
@@ -49,7 +49,7 @@ export function sweepRoutes(deps: SweepRouteDependencies): FastifyPluginAsync {
       return reply.code(201).send({ sweep });
     });
 
-    app.get<{ Params: { id: string } }>('/sweeps/:id/events', { schema: sweepSchemas.events }, async (request, reply) => {
+    app.get<{ Params: { id: string } }>('/sweeps/:id/events', { schema: sweepSchemas.events, config: { permission: 'jobs:read' } }, async (request, reply) => {
       const { tenantId, allowedModels } = deps.authorize(request, 'jobs:read');
       const sweepId = request.params.id;
       await deps.sweeps.record(tenantId, sweepId, allowedModels);

@@ -16,7 +16,7 @@ function auditScope(principal: Principal): { tenantId: string | undefined; model
 
 export async function auditRoutes(app: FastifyInstance, { context }: PlatformRouteOptions): Promise<void> {
   // Operator admins read the whole chain; other tenants' admins read their own entries.
-  app.get('/audit', { schema: auditSchemas.list, config: { audit: { action: 'audit.read' } } }, async (request) => {
+  app.get('/audit', { schema: auditSchemas.list, config: { permission: 'audit:read', audit: { action: 'audit.read' } } }, async (request) => {
     const principal = authorize(request, 'audit:read');
     const query = readQuery(request, ['after', 'limit']);
     const afterSeq = parsePositiveInteger(query.after, 'after');
@@ -31,13 +31,13 @@ export async function auditRoutes(app: FastifyInstance, { context }: PlatformRou
   });
 
   // The chain spans every tenant, so verifying it is an operator task.
-  app.get('/audit/verify', { schema: auditSchemas.verify, config: { audit: { action: 'audit.verify' } } }, async (request) => {
+  app.get('/audit/verify', { schema: auditSchemas.verify, config: { permission: 'audit:read', operator: true, audit: { action: 'audit.verify' } } }, async (request) => {
     authorizeOperator(request, 'audit:read');
     const result = await context.audit.verify();
     return result.ok ? { ok: true, count: result.count } : { ok: false, position: result.position, seq: result.seq, reason: result.reason, message: result.message };
   });
 
-  app.get('/audit/export', { schema: auditSchemas.export, config: { audit: { action: 'audit.export' } } }, async (request, reply) => {
+  app.get('/audit/export', { schema: auditSchemas.export, config: { permission: 'audit:read', audit: { action: 'audit.export' } } }, async (request, reply) => {
     const principal = authorize(request, 'audit:read');
     readQuery(request, []);
     const { tenantId, models } = auditScope(principal);

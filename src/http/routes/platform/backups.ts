@@ -33,7 +33,7 @@ function listingView(listing: BackupListing): Record<string, unknown> {
 }
 
 export async function backupRoutes(app: FastifyInstance, { context }: PlatformRouteOptions): Promise<void> {
-  app.post('/admin/backups', { schema: backupSchemas.create, config: { audit: { action: 'backup.create' } } }, async (request, reply) => {
+  app.post('/admin/backups', { schema: backupSchemas.create, config: { permission: 'tenants:manage', operator: true, audit: { action: 'backup.create' } } }, async (request, reply) => {
     authorizeBackups(request);
     readQuery(request, []);
     // The destination is the server's own setting. A body naming a path is refused, not ignored.
@@ -49,7 +49,7 @@ export async function backupRoutes(app: FastifyInstance, { context }: PlatformRo
     return reply.status(201).send(result);
   });
 
-  app.get('/admin/backups', { schema: backupSchemas.list, config: { audit: { action: 'backup.list' } } }, async (request) => {
+  app.get('/admin/backups', { schema: backupSchemas.list, config: { permission: 'tenants:manage', operator: true, audit: { action: 'backup.list' } } }, async (request) => {
     authorizeBackups(request);
     readQuery(request, []);
     return { backups: (await context.backups.list()).map(listingView) };

@@ -39,18 +39,18 @@ export async function billingRoutes(app: FastifyInstance, { context }: PlatformR
 
   // ---- plans: operator admins only (they set every tenant's prices)
 
-  app.get('/plans', { schema: billingSchemas.listPlans }, async (request) => {
+  app.get('/plans', { schema: billingSchemas.listPlans, config: { permission: 'tenants:manage', operator: true } }, async (request) => {
     authorizeOperator(request, 'tenants:manage');
     readQuery(request, []);
     return { plans: plans.list().map(planView) };
   });
 
-  app.get<{ Params: { name: string } }>('/plans/:name', { schema: billingSchemas.getPlan }, async (request) => {
+  app.get<{ Params: { name: string } }>('/plans/:name', { schema: billingSchemas.getPlan, config: { permission: 'tenants:manage', operator: true } }, async (request) => {
     authorizeOperator(request, 'tenants:manage');
     return planView(requirePlan(request.params.name));
   });
 
-  app.post('/plans', { schema: billingSchemas.createPlan, config: { audit: { action: 'plan.create' } } }, async (request, reply) => {
+  app.post('/plans', { schema: billingSchemas.createPlan, config: { permission: 'tenants:manage', operator: true, audit: { action: 'plan.create' } } }, async (request, reply) => {
     authorizeOperator(request, 'tenants:manage');
     const plan = parsePlan(request.body);
     if (plans.get(plan.name) !== undefined) throw new AiaasError('CONFLICT', `plan "${plan.name}" already exists; PUT /api/v1/plans/${plan.name} replaces it`, { details: { plan: plan.name } });
@@ -59,7 +59,7 @@ export async function billingRoutes(app: FastifyInstance, { context }: PlatformR
     return reply.status(201).send(planView(requirePlan(plan.name)));
   });
 
-  app.put<{ Params: { name: string } }>('/plans/:name', { schema: billingSchemas.putPlan, config: { audit: { action: 'plan.put' } } }, async (request, reply) => {
+  app.put<{ Params: { name: string } }>('/plans/:name', { schema: billingSchemas.putPlan, config: { permission: 'tenants:manage', operator: true, audit: { action: 'plan.put' } } }, async (request, reply) => {
     authorizeOperator(request, 'tenants:manage');
     const body = readJsonObject(request, ['name', 'currency', 'prices', 'included', 'hardCap', 'softCap', 'rateLimit', 'limits']);
     if (body['name'] !== undefined && body['name'] !== request.params.name) {
@@ -71,7 +71,7 @@ export async function billingRoutes(app: FastifyInstance, { context }: PlatformR
     return reply.status(created ? 201 : 200).send(planView(requirePlan(plan.name)));
   });
 
-  app.delete<{ Params: { name: string } }>('/plans/:name', { schema: billingSchemas.deletePlan, config: { audit: { action: 'plan.delete' } } }, async (request, reply) => {
+  app.delete<{ Params: { name: string } }>('/plans/:name', { schema: billingSchemas.deletePlan, config: { permission: 'tenants:manage', operator: true, audit: { action: 'plan.delete' } } }, async (request, reply) => {
     authorizeOperator(request, 'tenants:manage');
     request.audit = { resource: `plan:${request.params.name.slice(0, 64)}` };
     await plans.delete(request.params.name);
@@ -80,13 +80,13 @@ export async function billingRoutes(app: FastifyInstance, { context }: PlatformR
 
   // ---- a tenant's plan (operator admins)
 
-  app.get<{ Params: { id: string } }>('/tenants/:id/plan', { schema: billingSchemas.getTenantPlan }, async (request) => {
+  app.get<{ Params: { id: string } }>('/tenants/:id/plan', { schema: billingSchemas.getTenantPlan, config: { permission: 'tenants:manage', operator: true } }, async (request) => {
     authorizeOperator(request, 'tenants:manage');
     await requireTenant(request.params.id);
     return tenantPlanView(request.params.id);
   });
 
-  app.put<{ Params: { id: string }; Body: { plan: string | null } }>('/tenants/:id/plan', { schema: billingSchemas.putTenantPlan, config: { audit: { action: 'tenant.plan' } } }, async (request) => {
+  app.put<{ Params: { id: string }; Body: { plan: string | null } }>('/tenants/:id/plan', { schema: billingSchemas.putTenantPlan, config: { permission: 'tenants:manage', operator: true, audit: { action: 'tenant.plan' } } }, async (request) => {
     authorizeOperator(request, 'tenants:manage');
     await requireTenant(request.params.id);
     await plans.assign(request.params.id, request.body.plan);
@@ -96,13 +96,13 @@ export async function billingRoutes(app: FastifyInstance, { context }: PlatformR
 
   // ---- the caller's own tenant
 
-  app.get('/quota', { schema: billingSchemas.quota }, async (request) => {
+  app.get('/quota', { schema: billingSchemas.quota, config: { permission: 'usage:read' } }, async (request) => {
     const principal = authorize(request, 'usage:read');
     readQuery(request, []);
     return quotas.status(principal.tenantId);
   });
 
-  app.put('/webhooks', { schema: billingSchemas.putWebhook, config: { audit: { action: 'webhook.put' } } }, async (request) => {
+  app.put('/webhooks', { schema: billingSchemas.putWebhook, config: { permission: 'keys:manage', audit: { action: 'webhook.put' } } }, async (request) => {
     const principal = authorize(request, 'keys:manage');
     const body = request.body as { url: unknown; events: unknown };
     const hook = await webhooks.set(principal.tenantId, body);
@@ -110,26 +110,26 @@ export async function billingRoutes(app: FastifyInstance, { context }: PlatformR
     return hook;
   });
 
-  app.get('/webhooks', { schema: billingSchemas.getWebhook }, async (request) => {
+  app.get('/webhooks', { schema: billingSchemas.getWebhook, config: { permission: 'keys:manage' } }, async (request) => {
     const principal = authorize(request, 'keys:manage');
     const hook = await webhooks.get(principal.tenantId);
     if (hook === undefined) throw new AiaasError('NOT_FOUND', 'This tenant has no webhook; PUT /api/v1/webhooks sets one');
     return hook;
   });
 
-  app.delete('/webhooks', { schema: billingSchemas.deleteWebhook, config: { audit: { action: 'webhook.delete' } } }, async (request, reply) => {
+  app.delete('/webhooks', { schema: billingSchemas.deleteWebhook, config: { permission: 'keys:manage', audit: { action: 'webhook.delete' } } }, async (request, reply) => {
     const principal = authorize(request, 'keys:manage');
     if (!(await webhooks.delete(principal.tenantId))) throw new AiaasError('NOT_FOUND', 'This tenant has no webhook');
     return reply.status(204).send();
   });
 
-  app.get('/webhooks/deliveries', { schema: billingSchemas.webhookDeliveries }, async (request) => {
+  app.get('/webhooks/deliveries', { schema: billingSchemas.webhookDeliveries, config: { permission: 'keys:manage' } }, async (request) => {
     const principal = authorize(request, 'keys:manage');
     readQuery(request, []);
     return { deliveries: await webhooks.deliveries(principal.tenantId) };
   });
 
-  app.post('/webhooks/test', { schema: billingSchemas.testWebhook, config: { audit: { action: 'webhook.test' } } }, async (request, reply) => {
+  app.post('/webhooks/test', { schema: billingSchemas.testWebhook, config: { permission: 'keys:manage', audit: { action: 'webhook.test' } } }, async (request, reply) => {
     const principal = authorize(request, 'keys:manage');
     const hook = await webhooks.get(principal.tenantId);
     if (hook === undefined) throw new AiaasError('NOT_FOUND', 'This tenant has no webhook; PUT /api/v1/webhooks sets one');
@@ -151,13 +151,13 @@ export async function billingRoutes(app: FastifyInstance, { context }: PlatformR
     return { id, name: record.name, createdAt: record.createdAt };
   };
 
-  app.get<{ Querystring: { tenant?: string } }>('/invoices', { schema: billingSchemas.listInvoices }, async (request) => {
+  app.get<{ Querystring: { tenant?: string } }>('/invoices', { schema: billingSchemas.listInvoices, config: { permission: 'usage:read' } }, async (request) => {
     const tenant = await invoiceTenant(request, request.query.tenant);
     const list = await invoices.list(tenant.id, new Date(tenant.createdAt));
     return { invoices: list.map((invoice) => ({ period: invoice.period, status: invoice.status, totals: invoice.totals, lines: invoice.lines.length })) };
   });
 
-  app.get<{ Params: { period: string }; Querystring: { tenant?: string; format?: 'json' | 'csv' | 'html' } }>('/invoices/:period', { schema: billingSchemas.getInvoice }, async (request, reply) => {
+  app.get<{ Params: { period: string }; Querystring: { tenant?: string; format?: 'json' | 'csv' | 'html' } }>('/invoices/:period', { schema: billingSchemas.getInvoice, config: { permission: 'usage:read' } }, async (request, reply) => {
     const tenant = await invoiceTenant(request, request.query.tenant);
     const invoice = await invoices.invoice(tenant.id, request.params.period);
     const format = request.query.format ?? negotiate(request.headers.accept);

@@ -13,7 +13,7 @@ function text(bytes: Buffer | undefined): string | undefined {
 export async function datasetRoutes(app: FastifyInstance, { context }: PlatformRouteOptions): Promise<void> {
   await app.register(async (uploads) => {
     acceptRawBodies(uploads);
-    uploads.post('/datasets', { schema: datasetSchemas.upload, config: { audit: { action: 'dataset.create' } } }, async (request, reply) => {
+    uploads.post('/datasets', { schema: datasetSchemas.upload, config: { permission: 'datasets:write', audit: { action: 'dataset.create' } } }, async (request, reply) => {
       const principal = authorize(request, 'datasets:write');
       const query = readQuery(request, ['name', 'format', 'label']);
       let upload: DatasetUpload;
@@ -42,19 +42,19 @@ export async function datasetRoutes(app: FastifyInstance, { context }: PlatformR
     });
   });
 
-  app.get('/datasets', { schema: datasetSchemas.list }, async (request) => {
+  app.get('/datasets', { schema: datasetSchemas.list, config: { permission: 'datasets:read' } }, async (request) => {
     const principal = authorize(request, 'datasets:read');
     const query = readQuery(request, ['limit', 'offset']);
     const page = { limit: parsePositiveInteger(query.limit, 'limit') ?? 100, offset: parsePositiveInteger(query.offset, 'offset') ?? 0 };
     return { datasets: (await context.datasets.list(principal.tenantId, page)).map(datasetView) };
   });
 
-  app.get<{ Params: { id: string } }>('/datasets/:id', { schema: datasetSchemas.get }, async (request) => {
+  app.get<{ Params: { id: string } }>('/datasets/:id', { schema: datasetSchemas.get, config: { permission: 'datasets:read' } }, async (request) => {
     const principal = authorize(request, 'datasets:read');
     return datasetView(await context.datasets.get(principal.tenantId, request.params.id));
   });
 
-  app.delete<{ Params: { id: string } }>('/datasets/:id', { schema: datasetSchemas.delete, config: { audit: { action: 'dataset.delete' } } }, async (request, reply) => {
+  app.delete<{ Params: { id: string } }>('/datasets/:id', { schema: datasetSchemas.delete, config: { permission: 'datasets:write', audit: { action: 'dataset.delete' } } }, async (request, reply) => {
     const principal = authorize(request, 'datasets:write');
     request.audit = { resource: `dataset:${request.params.id}` };
     await context.datasets.delete(principal.tenantId, request.params.id);

@@ -52,7 +52,7 @@ export async function identityRoutes(app: FastifyInstance, { context }: Platform
 
   // ---- tenants: across tenants, so reserved to the operator tenant's admins
 
-  app.post('/tenants', { schema: identitySchemas.createTenant, config: { audit: { action: 'tenant.create' } } }, async (request, reply) => {
+  app.post('/tenants', { schema: identitySchemas.createTenant, config: { permission: 'tenants:manage', operator: true, audit: { action: 'tenant.create' } } }, async (request, reply) => {
     authorizeOperator(request, 'tenants:manage');
     const body = readJsonObject(request, ['name']);
     const { tenant, adminKey } = await context.access.createTenant(requireString(body, 'name'));
@@ -63,12 +63,12 @@ export async function identityRoutes(app: FastifyInstance, { context }: Platform
     });
   });
 
-  app.get('/tenants', { schema: identitySchemas.listTenants, config: { audit: { action: 'tenant.list' } } }, async (request) => {
+  app.get('/tenants', { schema: identitySchemas.listTenants, config: { permission: 'tenants:manage', operator: true, audit: { action: 'tenant.list' } } }, async (request) => {
     authorizeOperator(request, 'tenants:manage');
     return { tenants: (await context.repositories.tenants.list()).map(tenantView) };
   });
 
-  app.delete<{ Params: { id: string } }>('/tenants/:id', { schema: identitySchemas.deleteTenant, config: { audit: { action: 'tenant.delete' } } }, async (request, reply) => {
+  app.delete<{ Params: { id: string } }>('/tenants/:id', { schema: identitySchemas.deleteTenant, config: { permission: 'tenants:manage', operator: true, audit: { action: 'tenant.delete' } } }, async (request, reply) => {
     authorizeOperator(request, 'tenants:manage');
     request.audit = { resource: `tenant:${request.params.id}` };
     if (!(await context.access.deleteTenant(request.params.id))) {
@@ -79,7 +79,7 @@ export async function identityRoutes(app: FastifyInstance, { context }: Platform
 
   // ---- keys of the caller's tenant
 
-  app.post('/keys', { schema: identitySchemas.createKey, config: { audit: { action: 'key.create' } } }, async (request, reply) => {
+  app.post('/keys', { schema: identitySchemas.createKey, config: { permission: 'keys:manage', audit: { action: 'key.create' } } }, async (request, reply) => {
     const principal = authorize(request, 'keys:manage');
     const body = readJsonObject(request, ['name', 'role', 'allowedModels', 'expiresAt']);
     if (!withinAllowList(principal.allowedModels, body.allowedModels)) {
@@ -104,12 +104,12 @@ export async function identityRoutes(app: FastifyInstance, { context }: Platform
     return reply.status(201).send({ ...keyView(created.record), key: created.key });
   });
 
-  app.get('/keys', { schema: identitySchemas.listKeys, config: { audit: { action: 'key.list' } } }, async (request) => {
+  app.get('/keys', { schema: identitySchemas.listKeys, config: { permission: 'keys:manage', audit: { action: 'key.list' } } }, async (request) => {
     const principal = authorize(request, 'keys:manage');
     return { keys: (await context.access.listKeys(principal.tenantId, principal)).map(keyView) };
   });
 
-  app.delete<{ Params: { id: string } }>('/keys/:id', { schema: identitySchemas.revokeKey, config: { audit: { action: 'key.revoke' } } }, async (request, reply) => {
+  app.delete<{ Params: { id: string } }>('/keys/:id', { schema: identitySchemas.revokeKey, config: { permission: 'keys:manage', audit: { action: 'key.revoke' } } }, async (request, reply) => {
     const principal = authorize(request, 'keys:manage');
     request.audit = { resource: `key:${request.params.id}` };
     // Revoking twice is a no-op; an unknown key, another tenant's, or one wider than the caller's is a 404.

@@ -103,7 +103,7 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
   const evaluations = context.jobs.evaluations;
   const aliasChanges = new AliasChanges({ registry, evaluations, defaultWaitSeconds: context.config.gateWaitSeconds });
 
-  app.post('/models', { schema: modelSchemas.create, config: { audit: { action: 'model.create' } } }, async (request, reply) => {
+  app.post('/models', { schema: modelSchemas.create, config: { permission: 'models:write', audit: { action: 'model.create' } } }, async (request, reply) => {
     const principal = authorize(request, 'models:write');
     const body = readJsonObject(request, ['name', 'description', 'batching', 'exportable', 'outputPolicy']);
     if (typeof body.name === 'string') authorizeModel(request, body.name);
@@ -118,18 +118,18 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
     return reply.status(201).send({ model: await registry.modelView(principal.tenantId, model) });
   });
 
-  app.get('/models', { schema: modelSchemas.list }, async (request) => {
+  app.get('/models', { schema: modelSchemas.list, config: { permission: 'models:read' } }, async (request) => {
     const principal = authorize(request, 'models:read');
     const models = (await registry.listModels(principal.tenantId)).filter((model) => modelAllowed(principal.allowedModels, model.name));
     return { models: await Promise.all(models.map((model) => registry.modelView(principal.tenantId, model))) };
   });
 
-  app.get<{ Params: NameParams }>('/models/:name', { schema: modelSchemas.get }, async (request) => {
+  app.get<{ Params: NameParams }>('/models/:name', { schema: modelSchemas.get, config: { permission: 'models:read' } }, async (request) => {
     const principal = authorizeOnModel(request, 'models:read', request.params.name);
     return registry.modelView(principal.tenantId, await registry.getModel(principal.tenantId, request.params.name));
   });
 
-  app.patch<{ Params: NameParams }>('/models/:name', { schema: modelSchemas.update, config: { audit: { action: 'model.update' } } }, async (request) => {
+  app.patch<{ Params: NameParams }>('/models/:name', { schema: modelSchemas.update, config: { permission: 'models:write', audit: { action: 'model.update' } } }, async (request) => {
     const principal = authorizeOnModel(request, 'models:write', request.params.name);
     request.audit = { resource: `model:${request.params.name}` };
     const body = readJsonObject(request, ['description', 'batching', 'exportable', 'outputPolicy']);
@@ -142,7 +142,7 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
     return { model: await registry.modelView(principal.tenantId, model) };
   });
 
-  app.delete<{ Params: NameParams }>('/models/:name', { schema: modelSchemas.delete, config: { audit: { action: 'model.delete' } } }, async (request, reply) => {
+  app.delete<{ Params: NameParams }>('/models/:name', { schema: modelSchemas.delete, config: { permission: 'models:write', audit: { action: 'model.delete' } } }, async (request, reply) => {
     const principal = authorizeOnModel(request, 'models:write', request.params.name);
     request.audit = { resource: `model:${request.params.name}` };
     await registry.deleteModel(principal.tenantId, request.params.name);
@@ -155,7 +155,7 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
     // A bare .onnx streams into encrypted storage as it arrives (bounded by maxModelBytes, not by
     // bodyLimitBytes); a saved-model .tar or a multipart form is parsed in memory, within bodyLimitBytes.
     acceptStreamedBodies(uploads);
-    uploads.post<{ Params: NameParams }>('/models/:name/versions', { schema: modelSchemas.addVersion, config: { audit: { action: 'version.create' } } }, async (request, reply) => {
+    uploads.post<{ Params: NameParams }>('/models/:name/versions', { schema: modelSchemas.addVersion, config: { permission: 'models:write', audit: { action: 'version.create' } } }, async (request, reply) => {
       const principal = authorizeOnModel(request, 'models:write', request.params.name);
       readQuery(request, []);
       request.audit = { resource: `model:${request.params.name}` };
@@ -208,18 +208,18 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
     });
   });
 
-  app.get<{ Params: NameParams }>('/models/:name/versions', { schema: modelSchemas.listVersions }, async (request) => {
+  app.get<{ Params: NameParams }>('/models/:name/versions', { schema: modelSchemas.listVersions, config: { permission: 'models:read' } }, async (request) => {
     const principal = authorizeOnModel(request, 'models:read', request.params.name);
     return { versions: await registry.listVersions(principal.tenantId, request.params.name) };
   });
 
-  app.get<{ Params: VersionParams }>('/models/:name/versions/:version', { schema: modelSchemas.getVersion }, async (request) => {
+  app.get<{ Params: VersionParams }>('/models/:name/versions/:version', { schema: modelSchemas.getVersion, config: { permission: 'models:read' } }, async (request) => {
     const principal = authorizeOnModel(request, 'models:read', request.params.name);
     const { model, version } = await registry.getVersion(principal.tenantId, request.params.name, request.params.version);
     return registry.versionView(principal.tenantId, model, version);
   });
 
-  app.delete<{ Params: VersionParams }>('/models/:name/versions/:version', { schema: modelSchemas.deleteVersion, config: { audit: { action: 'version.delete' } } }, async (request, reply) => {
+  app.delete<{ Params: VersionParams }>('/models/:name/versions/:version', { schema: modelSchemas.deleteVersion, config: { permission: 'models:write', audit: { action: 'version.delete' } } }, async (request, reply) => {
     const principal = authorizeOnModel(request, 'models:write', request.params.name);
     request.audit = { resource: `model:${request.params.name}/versions/${request.params.version}` };
     await registry.deleteVersion(principal.tenantId, request.params.name, versionNumber(request.params.version));
@@ -228,7 +228,7 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
 
   app.get<{ Params: VersionParams & { file: string } }>(
     '/models/:name/versions/:version/files/:file',
-    { schema: modelSchemas.downloadFile, config: { audit: { action: 'version.download' } } },
+    { schema: modelSchemas.downloadFile, config: { permission: 'models:download', audit: { action: 'version.download' } } },
     async (request, reply) => {
       const principal = authorizeOnModel(request, 'models:download', request.params.name);
       const { name, version, file } = request.params;
@@ -244,7 +244,7 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
     },
   );
 
-  app.get<{ Params: VersionParams }>('/models/:name/versions/:version/provenance', { schema: modelSchemas.provenance }, async (request) => {
+  app.get<{ Params: VersionParams }>('/models/:name/versions/:version/provenance', { schema: modelSchemas.provenance, config: { permission: 'models:read' } }, async (request) => {
     const principal = authorizeOnModel(request, 'models:read', request.params.name);
     const { record, signature, keyId } = await registry.provenance(principal.tenantId, request.params.name, request.params.version);
     return { record, signature, keyId };
@@ -256,7 +256,7 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
   // The operator downloads any tenant's weights, exportable or not; always audited.
   app.get<{ Params: VersionParams & { file: string; tenantId: string } }>(
     '/tenants/:tenantId/models/:name/versions/:version/files/:file',
-    { schema: modelSchemas.operatorDownloadFile, config: { audit: { action: 'version.download.operator' } } },
+    { schema: modelSchemas.operatorDownloadFile, config: { permission: 'tenants:manage', operator: true, audit: { action: 'version.download.operator' } } },
     async (request, reply) => {
       authorizeOperator(request, 'tenants:manage');
       const { tenantId, name, version, file } = request.params;
@@ -274,7 +274,7 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
   // Only the operator lifts (or sets) another tenant's export-control mark; audited.
   app.patch<{ Params: { tenantId: string; name: string } }>(
     '/tenants/:tenantId/models/:name',
-    { schema: modelSchemas.operatorUpdate, config: { audit: { action: 'model.export-control' } } },
+    { schema: modelSchemas.operatorUpdate, config: { permission: 'tenants:manage', operator: true, audit: { action: 'model.export-control' } } },
     async (request) => {
       authorizeOperator(request, 'tenants:manage');
       const { tenantId, name } = request.params;
@@ -290,7 +290,7 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
 
   // ---- aliases
 
-  app.put<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias', { schema: modelSchemas.setAlias, config: { audit: { action: 'alias.set' } } }, async (request, reply) => {
+  app.put<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias', { schema: modelSchemas.setAlias, config: { permission: 'aliases:write', audit: { action: 'alias.set' } } }, async (request, reply) => {
     const principal = authorizeOnModel(request, 'aliases:write', request.params.name);
     request.audit = { resource: `model:${request.params.name}/aliases/${request.params.alias}` };
     const body = readJsonObject(request, ['version', 'split', 'shadow', 'gate', 'force', 'waitSeconds']);
@@ -320,20 +320,20 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
     return { alias, gate };
   });
 
-  app.get<{ Params: NameParams }>('/models/:name/aliases', { schema: modelSchemas.listAliases }, async (request) => {
+  app.get<{ Params: NameParams }>('/models/:name/aliases', { schema: modelSchemas.listAliases, config: { permission: 'models:read' } }, async (request) => {
     const principal = authorizeOnModel(request, 'models:read', request.params.name);
     const aliases = await registry.listAliases(principal.tenantId, request.params.name);
     return { aliases: await Promise.all(aliases.map((alias) => aliasView(registry, principal.tenantId, alias))) };
   });
 
-  app.delete<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias', { schema: modelSchemas.deleteAlias, config: { audit: { action: 'alias.delete' } } }, async (request, reply) => {
+  app.delete<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias', { schema: modelSchemas.deleteAlias, config: { permission: 'aliases:write', audit: { action: 'alias.delete' } } }, async (request, reply) => {
     const principal = authorizeOnModel(request, 'aliases:write', request.params.name);
     request.audit = { resource: `model:${request.params.name}/aliases/${request.params.alias}` };
     await registry.deleteAlias(principal.tenantId, request.params.name, request.params.alias);
     return reply.status(204).send();
   });
 
-  app.get<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias/shadow', { schema: modelSchemas.shadowStatus }, async (request) => {
+  app.get<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias/shadow', { schema: modelSchemas.shadowStatus, config: { permission: 'models:read' } }, async (request) => {
     const principal = authorizeOnModel(request, 'models:read', request.params.name);
     const alias = await registry.getAlias(principal.tenantId, request.params.name, request.params.alias);
     if (alias === undefined) {
@@ -345,7 +345,7 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
 
   // ---- evaluations
 
-  app.post<{ Params: VersionParams }>('/models/:name/versions/:version/evaluations', { schema: modelSchemas.evaluate, config: { audit: { action: 'evaluation.create' } } }, async (request, reply) => {
+  app.post<{ Params: VersionParams }>('/models/:name/versions/:version/evaluations', { schema: modelSchemas.evaluate, config: { permission: 'jobs:write', audit: { action: 'evaluation.create' } } }, async (request, reply) => {
     const principal = authorizeOnModel(request, 'jobs:write', request.params.name);
     const body = readJsonObject(request, ['datasetId', 'outputs', 'label', 'classNames', 'topK', 'task']);
     const evaluation = await evaluations.submit(principal.tenantId, request.params.name, request.params.version, body, principal.allowedModels);
@@ -356,12 +356,12 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
       .send({ evaluation });
   });
 
-  app.get<{ Params: VersionParams }>('/models/:name/versions/:version/evaluations', { schema: modelSchemas.listEvaluations }, async (request) => {
+  app.get<{ Params: VersionParams }>('/models/:name/versions/:version/evaluations', { schema: modelSchemas.listEvaluations, config: { permission: 'models:read' } }, async (request) => {
     const principal = authorizeOnModel(request, 'models:read', request.params.name);
     return { evaluations: await evaluations.list(principal.tenantId, request.params.name, request.params.version, principal.allowedModels) };
   });
 
-  app.get<{ Params: VersionParams & { id: string } }>('/models/:name/versions/:version/evaluations/:id', { schema: modelSchemas.getEvaluation }, async (request) => {
+  app.get<{ Params: VersionParams & { id: string } }>('/models/:name/versions/:version/evaluations/:id', { schema: modelSchemas.getEvaluation, config: { permission: 'models:read' } }, async (request) => {
     const principal = authorizeOnModel(request, 'models:read', request.params.name);
     const { version } = await registry.getVersion(principal.tenantId, request.params.name, request.params.version);
     const evaluation = await evaluations.get(principal.tenantId, request.params.name, request.params.id, principal.allowedModels);

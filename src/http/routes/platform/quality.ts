@@ -19,7 +19,7 @@ export async function qualityRoutes(app: FastifyInstance, { context }: PlatformR
 
   // Rows of a stored dataset, for load tests that replay real inputs (`aiaas bench --dataset`).
   // The dataset is parsed whole on this thread: meant for the occasional bench run, not for serving.
-  app.get<{ Params: { id: string }; Querystring: { offset?: string; limit?: string } }>('/datasets/:id/rows', { schema: qualitySchemas.datasetRows }, async (request) => {
+  app.get<{ Params: { id: string }; Querystring: { offset?: string; limit?: string } }>('/datasets/:id/rows', { schema: qualitySchemas.datasetRows, config: { permission: 'datasets:read' } }, async (request) => {
     const principal = authorize(request, 'datasets:read');
     const offset = Number(request.query.offset ?? '0');
     const limit = Number(request.query.limit ?? '100');
@@ -37,7 +37,7 @@ export async function qualityRoutes(app: FastifyInstance, { context }: PlatformR
     return { datasetId: request.params.id, featureShape: dataset.featureShape, labelShape: dataset.labelShape, count: dataset.count, offset, rows, labels: labelRows };
   });
 
-  app.get<{ Params: { name: string }; Querystring: { version?: string } }>('/models/:name/drift', { schema: qualitySchemas.drift }, async (request) => {
+  app.get<{ Params: { name: string }; Querystring: { version?: string } }>('/models/:name/drift', { schema: qualitySchemas.drift, config: { permission: 'models:read' } }, async (request) => {
     const principal = authorizeOnModel(request, 'models:read', request.params.name);
     const model = await registry.resolve(principal.tenantId, request.params.name, request.query.version);
     return drift.report(model);
@@ -53,7 +53,7 @@ export async function qualityRoutes(app: FastifyInstance, { context }: PlatformR
 
   app.post<{ Params: { name: string; version: string }; Body: Static<typeof BenchReportBody> }>(
     '/models/:name/versions/:version/bench-reports',
-    { schema: qualitySchemas.addBenchReport, config: { audit: { action: 'bench-report.create' } } },
+    { schema: qualitySchemas.addBenchReport, config: { permission: 'models:write', audit: { action: 'bench-report.create' } } },
     async (request, reply) => {
       const principal = authorizeOnModel(request, 'models:write', request.params.name);
       const { model, version } = await registry.getVersion(principal.tenantId, request.params.name, request.params.version);
@@ -63,7 +63,7 @@ export async function qualityRoutes(app: FastifyInstance, { context }: PlatformR
     },
   );
 
-  app.get<{ Params: { name: string; version: string } }>('/models/:name/versions/:version/bench-reports', { schema: qualitySchemas.listBenchReports }, async (request) => {
+  app.get<{ Params: { name: string; version: string } }>('/models/:name/versions/:version/bench-reports', { schema: qualitySchemas.listBenchReports, config: { permission: 'models:read' } }, async (request) => {
     const principal = authorizeOnModel(request, 'models:read', request.params.name);
     const { model, version } = await registry.getVersion(principal.tenantId, request.params.name, request.params.version);
     const records = await repositories.versionReports.list(principal.tenantId, version.id, 'bench');

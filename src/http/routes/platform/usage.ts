@@ -84,7 +84,7 @@ function wantsCsv(request: FastifyRequest): boolean {
 }
 
 export async function usageRoutes(app: FastifyInstance, { context }: PlatformRouteOptions): Promise<void> {
-  app.get('/usage', { schema: usageSchemas.report }, async (request, reply) => {
+  app.get('/usage', { schema: usageSchemas.report, config: { permission: 'usage:read' } }, async (request, reply) => {
     const principal = authorize(request, 'usage:read');
     const query = readQuery(request, ['groupBy', 'from', 'to', 'model', 'key', 'version', 'protocol']);
     const groupBy = parseGroupBy(query.groupBy);
