@@ -87,6 +87,8 @@ export interface AiaasConfig {
   shadowMaxInFlight: number;
   /** Model downloads run at once, apart from jobConcurrency. */
   pullConcurrency: number;
+  /** At shutdown, how long running generations may finish before they are aborted. */
+  shutdownGraceMs: number;
 }
 
 export type SettingName = keyof AiaasConfig;
@@ -200,6 +202,7 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('gateWaitSeconds', 'integer', '60', "How long moving a gated alias waits for the gate's evaluation before answering 202 with its job (a request's waitSeconds may ask for less or more, up to 600).", { minimum: 0, maximum: 600 }),
   setting('shadowMaxInFlight', 'integer', '64', "Shadow inferences running at once per server; a live request arriving above it gets no shadow copy (counted as skipped).", { minimum: 1, maximum: 100000 }),
   setting('pullConcurrency', 'integer', '2', 'Model downloads (pull jobs) run at once by this server; a pool of its own, so downloads never take jobConcurrency slots from training and evaluation, nor wait for them.', { minimum: 1, maximum: 64 }),
+  setting('shutdownGraceMs', 'integer', '10000', 'At shutdown (SIGTERM, SIGINT), how long language-model generations still running may finish; then they are aborted, each open stream gets its last event (finish reason abort) and ends, so a client holding a streamed chat cannot hold the shutdown.', { minimum: 0, maximum: 600000 }),
 ];
 
 const definitionsByName = new Map(settingDefinitions.map((definition) => [definition.name, definition]));
@@ -403,6 +406,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     gateWaitSeconds: value('gateWaitSeconds'),
     shadowMaxInFlight: value('shadowMaxInFlight'),
     pullConcurrency: value('pullConcurrency'),
+    shutdownGraceMs: value('shutdownGraceMs'),
   };
   validateConfig(config);
   return config;

@@ -26,6 +26,7 @@ import { v2Routes } from './routes/v2.ts';
 import { aiaasVersion } from '../version.ts';
 import { modelAllowed } from '../security/roles.ts';
 import { languageModelDeps } from './llm-deps.ts';
+import { GenerationShutdown } from './protocols/generation-shutdown.ts';
 import { trackResponse } from './served-version.ts';
 import { createOllamaModelAdmin } from './protocols/ollama-model-admin.ts';
 import { ollamaRoutes } from './routes/ollama.ts';
@@ -179,7 +180,11 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
   const deps = inferenceDeps(context, meter);
   await app.register(v2Routes, deps);
   await app.register(tfServingRoutes, deps);
+  const generations = new GenerationShutdown();
+  // Before the server waits for open responses: streamed generations end within the grace period.
+  app.addHook('preClose', async () => generations.close(config.shutdownGraceMs));
   const llmDeps = languageModelDeps({
+    shutdown: generations,
     registry: context.registry,
     manager: context.manager,
     usage: meter,

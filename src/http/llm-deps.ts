@@ -14,6 +14,7 @@ import { authorize, authorizeModel } from './auth.ts';
 import { nameServedVersion } from './served-version.ts';
 import type { Metrics } from './metrics.ts';
 import type { UsageMeter } from './usage-metering.ts';
+import type { GenerationShutdown } from './protocols/generation-shutdown.ts';
 import type { LanguageModelDeps, LanguageModelEntry } from './protocols/llm-support.ts';
 
 export interface LanguageModelDepsOptions {
@@ -25,6 +26,7 @@ export interface LanguageModelDepsOptions {
   now: () => Date;
   /** Plans: token reservations and the plan's max_tokens and context limits. */
   quotas?: Pick<QuotaService, 'admit' | 'planOf'>;
+  shutdown?: GenerationShutdown;
 }
 
 function toEntry(version: LanguageModelVersion): LanguageModelEntry {
@@ -56,6 +58,7 @@ function modelKeyOf(entry: LanguageModelEntry): ModelKey {
 export function languageModelDeps(options: LanguageModelDepsOptions): LanguageModelDeps {
   const { registry, manager, usage, metrics, config, quotas } = options;
   return {
+    ...(options.shutdown === undefined ? {} : { shutdown: options.shutdown }),
     async resolve(request: FastifyRequest, name: string, selector?: string) {
       const principal = authorize(request, 'inference');
       authorizeModel(request, name);

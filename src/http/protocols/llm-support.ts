@@ -4,6 +4,7 @@
  * connection tied to an AbortSignal, so a client that goes away stops its generation at once and
  * frees its sequence.
  */
+import type { GenerationShutdown } from './generation-shutdown.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { EmbeddingResult, EmbeddingRuntime, GenerateEvent, GenerateRequest, GenerationUsage, GenerativeModelInfo, GenerativeRuntime } from '../../runtimes/generative.ts';
 import type { TokenLimits } from './openai.ts';
@@ -64,6 +65,8 @@ export interface LanguageModelDeps {
    * released when the request fails.
    */
   admit?(request: FastifyRequest, entry: LanguageModelEntry, reserve: GenerationUsage): Promise<TokenReservation>;
+  /** Ends running generations when the server closes (after its grace period), so open streams cannot hold the shutdown. */
+  shutdown?: GenerationShutdown;
 }
 
 export interface TokenReservation {
@@ -122,8 +125,10 @@ export async function* meteredStream(
   let outcome: 'ok' | 'error' | 'aborted' = 'error';
   // Before the model runs: a refused request costs nothing and is a plain HTTP error (nothing streamed yet).
   const reservation = await deps.admit?.(request, entry, { promptTokens: estimatePromptTokens(runtime, generate.prompt), completionTokens: generate.maxTokens });
+  const ended = deps.shutdown?.begin();
+  const stopped = deps.shutdown === undefined ? signal : AbortSignal.any([signal, deps.shutdown.signal]);
   try {
-    for await (const event of runtime.stream(generate, signal)) {
+    for await (const event of runtime.stream(generate, stopped)) {
       if (event.type !== 'finish') {
         const now = performance.now();
         if (lastTokenAt === undefined) firstTokenSeconds = (now - started) / 1000;
@@ -147,6 +152,7 @@ export async function* meteredStream(
     // Tokens a client made the server compute are billed even when it left early; failures are not billed.
     deps.recordUsage?.(request, entry, usage, outcome === 'error' ? 'error' : 'ok', { protocol, computeMs: performance.now() - started });
     await finishReservation(request, reservation, outcome === 'error' ? undefined : usage);
+    ended?.();
   }
 }
 
@@ -188,7 +194,7 @@ export interface ResponseStream {
  * socket. `onEnd` gets the bytes of the body before its last piece is written (the usage ledger's
  * bytes out of a stream, recorded before the answer is complete).
  */
-export function beginStream(reply: FastifyReply, contentType: string, onEnd?: (bytes: number) => void): ResponseStream {
+export function beginStream(reply: FastifyReply, contentType: string, onEnd?: (bytes: number) => void, shutdown?: Pick<GenerationShutdown, 'closing'>): ResponseStream {
   reply.hijack();
   const headers: Record<string, string | number | string[]> = {};
   for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) headers[name] = value;
@@ -204,7 +210,12 @@ export function beginStream(reply: FastifyReply, contentType: string, onEnd?: (b
       if (reply.raw.writableEnded) return;
       if (text !== undefined) bytes += Buffer.byteLength(text, 'utf8');
       onEnd?.(bytes);
-      reply.raw.end(text);
+      // Taken now: the response lets go of its socket once finished.
+      const socket = reply.raw.socket;
+      reply.raw.end(text, () => {
+        // A hijacked response's keep-alive connection would stay open, and a closing server wait for it (keepAliveTimeout).
+        if (shutdown?.closing === true) socket?.end();
+      });
     },
   };
 }

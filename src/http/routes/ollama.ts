@@ -138,7 +138,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
       throw new AiaasError('INTERNAL', 'The generation ended without a finish event');
     }
     const first = await events.next();
-    const stream = beginStream(reply, 'application/x-ndjson', (bytes) => deps.recordStreamedBytes?.(request, bytes));
+    const stream = beginStream(reply, 'application/x-ndjson', (bytes) => deps.recordStreamedBytes?.(request, bytes), deps.shutdown);
     const write = (value: unknown): void => stream.write(`${JSON.stringify(value)}\n`);
     try {
       const handle = (event: GenerateEvent): void => {

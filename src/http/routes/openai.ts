@@ -111,7 +111,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
   ): Promise<void> => {
     // Waiting for the first event keeps errors before any token (queue full, context length) plain HTTP errors.
     const first = await events.next();
-    const stream = beginStream(reply, 'text/event-stream; charset=utf-8', (bytes) => deps.recordStreamedBytes?.(reply.request, bytes));
+    const stream = beginStream(reply, 'text/event-stream; charset=utf-8', (bytes) => deps.recordStreamedBytes?.(reply.request, bytes), deps.shutdown);
     const write = (value: unknown): void => stream.write(`data: ${JSON.stringify(value)}\n\n`);
     try {
       if (first.done !== true) for (const chunk of render(first.value)) write(chunk);
