@@ -23,7 +23,7 @@ import {
   type BackupManifest,
   type BackupMetadata,
 } from './manifest.ts';
-import { finishSnapshot, type DatabaseSnapshotter, type SnapshotFacts } from './snapshot.ts';
+import { finishSnapshotOffThread, type DatabaseSnapshotter, type SnapshotFacts } from './snapshot.ts';
 
 export interface ExtraBackupFile {
   /** A top-level file name in the backup, e.g. `server-secret.wrapped`. */
@@ -163,7 +163,7 @@ async function copyConsistently(options: CreateBackupOptions, partial: string): 
     const snapshotStartedMs = Date.now();
     await rm(databaseCopy, { force: true });
     await options.snapshotDatabase(databaseCopy);
-    const facts = finishSnapshot(databaseCopy);
+    const facts = await finishSnapshotOffThread(databaseCopy);
     if (facts.integrity.length !== 1 || facts.integrity[0] !== 'ok') {
       throw new AiaasError('DATABASE_CORRUPT', `The live database fails PRAGMA integrity_check: ${facts.integrity.slice(0, 5).join('; ')}`);
     }

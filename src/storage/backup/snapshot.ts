@@ -1,4 +1,6 @@
 /** Consistent copies of the live SQLite database, and what a backup reads from such a copy. */
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
 import { AiaasError } from '../../errors.ts';
 import { listArtifactReferences, type ArtifactReference } from '../artifact-references.ts';
@@ -56,9 +58,14 @@ export function inspectConnection(connection: BetterSqlite3.Database): SnapshotF
   const integrity = (connection.pragma('integrity_check') as { integrity_check: string }[]).map((row) => row.integrity_check);
   if (integrity.length !== 1 || integrity[0] !== 'ok') return { integrity, foreignKeyViolations: 0, migrations: [], tenants: 0, references: [] };
   const foreignKeyViolations = (connection.pragma('foreign_key_check') as unknown[]).length;
+  return { integrity, foreignKeyViolations, ...readContents(connection) };
+}
+
+/** What the copy holds: its migrations, live tenants and artifact references. */
+function readContents(connection: BetterSqlite3.Database): Pick<SnapshotFacts, 'migrations' | 'tenants' | 'references'> {
   const migrations = (connection.prepare('SELECT name FROM migrations ORDER BY name').all() as { name: string }[]).map((row) => row.name);
   const tenants = (connection.prepare('SELECT count(*) AS count FROM tenants WHERE deleted_at IS NULL').get() as { count: number }).count;
-  return { integrity, foreignKeyViolations, migrations, tenants, references: listArtifactReferences(connection) };
+  return { migrations, tenants, references: listArtifactReferences(connection) };
 }
 
 /**
@@ -71,6 +78,39 @@ export function finishSnapshot(path: string): SnapshotFacts {
     connection.pragma('journal_mode = DELETE');
     connection.exec('VACUUM');
     return inspectConnection(connection);
+  } finally {
+    connection.close();
+  }
+}
+
+const finishWorkerScript = fileURLToPath(new URL('./finish-snapshot-worker.mjs', import.meta.url));
+
+type FinishWorkerReply = { ok: true; integrity: string[]; foreignKeyViolations: number } | { ok: false; message: string; code?: string };
+
+/**
+ * finishSnapshot for the server: the VACUUM and integrity_check of a large database stall a thread
+ * for seconds, so they run on a worker thread (its own SQLite connection to the copy) while the
+ * event loop keeps answering requests; only the reading of the copy's contents stays here.
+ */
+export async function finishSnapshotOffThread(path: string): Promise<SnapshotFacts> {
+  const reply = await new Promise<FinishWorkerReply>((resolve, reject) => {
+    const worker = new Worker(finishWorkerScript, { workerData: { path } });
+    let answered = false;
+    worker.once('message', (message: FinishWorkerReply) => {
+      answered = true;
+      resolve(message);
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) => {
+      if (!answered) reject(new Error(`the snapshot worker exited with code ${code} before answering`));
+    });
+  });
+  if (!reply.ok) throw new AiaasError('INTERNAL', `Could not finish the database snapshot: ${reply.message}`, { details: reply.code === undefined ? {} : { sqliteCode: reply.code } });
+  const { integrity, foreignKeyViolations } = reply;
+  if (integrity.length !== 1 || integrity[0] !== 'ok') return { integrity, foreignKeyViolations: 0, migrations: [], tenants: 0, references: [] };
+  const connection = new BetterSqlite3(path, { readonly: true, fileMustExist: true });
+  try {
+    return { integrity, foreignKeyViolations, ...readContents(connection) };
   } finally {
     connection.close();
   }
