@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DocMarkerError, parseDocExamples } from './doc-examples.ts';
+import { DocMarkerError, parseDocExamples, withExpectedStatuses } from './doc-examples.ts';
 
 describe('parseDocExamples', () => {
   it('takes sh, bash and console blocks in order, console commands only, and the skip reason', () => {
@@ -44,5 +44,12 @@ describe('parseDocExamples', () => {
     expect(() => parseDocExamples('doc.md', '<!-- docs-test: skip -->\n```sh\nls\n```\n')).toThrow(DocMarkerError);
     expect(() => parseDocExamples('doc.md', '<!-- docs-test: maybe -->\n```sh\nls\n```\n')).toThrow(/doc.md:1: unknown docs-test marker/);
     expect(() => parseDocExamples('doc.md', '<!-- docs-test: skip — x -->\n```json\n{}\n```\n')).toThrow(/never run/);
+  });
+});
+
+describe('withExpectedStatuses', () => {
+  it('puts the expected status in front of the command whose last line names it', () => {
+    const script = ['curl -X PATCH $URL -d x', 'curl $URL/files/model.onnx \\', '  -H "a: b"   # → 403', '# {"error": …}'].join('\n');
+    expect(withExpectedStatuses(script).split('\n')).toEqual(['curl -X PATCH $URL -d x', 'DOCS_TEST_EXPECT_STATUS=403 curl $URL/files/model.onnx \\', '  -H "a: b"   # → 403', '# {"error": …}']);
   });
 });

@@ -86,3 +86,23 @@ function consoleCommands(body: readonly string[]): string {
 export function readDocExamples(root: string, file: string): DocExample[] {
   return parseDocExamples(file, readFileSync(`${root}/${file}`, 'utf8'));
 }
+
+/**
+ * A command whose line ends in a comment `# → 403` (three digits after the arrow) shows an error answer:
+ * it runs with `DOCS_TEST_EXPECT_STATUS=403` in front, so the test's curl checks that status instead of
+ * failing on it. A `\`-continued command carries the comment on its last line.
+ */
+export function withExpectedStatuses(script: string): string {
+  const lines = script.split('\n');
+  let commandStart = 0;
+  for (let index = 0; index < lines.length; index++) {
+    const line = lines[index]!;
+    const continues = line.endsWith('\\');
+    if (!continues) {
+      const expected = /\s#\s*→\s*(\d{3})\b/.exec(line);
+      if (expected) lines[commandStart] = `DOCS_TEST_EXPECT_STATUS=${expected[1]} ${lines[commandStart]!}`;
+      commandStart = index + 1;
+    }
+  }
+  return lines.join('\n');
+}

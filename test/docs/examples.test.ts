@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateMasterKey } from '../../src/security/key-ring.ts';
-import { readDocExamples, type DocExample } from './doc-examples.ts';
+import { readDocExamples, withExpectedStatuses, type DocExample } from './doc-examples.ts';
 
 const root = new URL('../..', import.meta.url).pathname;
 const allDocFiles = ['README.md', ...readdirSync(join(root, 'docs')).filter((name) => name.endsWith('.md')).sort().map((name) => `docs/${name}`)];
@@ -21,7 +21,16 @@ const blockTimeoutMs = 300_000;
 
 /** Sourced before each block: strict mode, curl that fails on HTTP errors, the variables earlier blocks set. */
 const prelude = `set -euo pipefail
-curl() { command curl --fail-with-body "$@"; }
+# curl fails on an HTTP status >= 400, unless the example names the status it shows ("# → 403").
+curl() {
+  if [ -z "\${DOCS_TEST_EXPECT_STATUS:-}" ]; then command curl --fail-with-body "$@"; return; fi
+  local expected=$DOCS_TEST_EXPECT_STATUS headers status
+  headers=$(mktemp)
+  DOCS_TEST_EXPECT_STATUS= command curl "$@" -D "$headers" || { rm -f "$headers"; return 1; }
+  status=$(awk '/^HTTP\\//{ status = $2 } END { print status }' "$headers")
+  rm -f "$headers"
+  if [ "$status" != "$expected" ]; then echo "docs-test: expected HTTP $expected, got HTTP $status" >&2; return 1; fi
+}
 npx() {
   if [ "\${1:-}" = aiaas ]; then echo "docs-test: write 'aiaas' (bin/ on PATH), not 'npx aiaas': npm exec re-runs the package's prepare script first" >&2; return 2; fi
   command npx "$@"
@@ -169,7 +178,7 @@ for (const file of docFiles) {
         // A failed block usually leaves what later ones need undone: report the first failure, not its echoes.
         expect(failedBefore, `an earlier block of ${file} failed`).toBeUndefined();
         const scriptFile = join(directory, `.docs-test-block-${index}.sh`);
-        writeFileSync(scriptFile, `${prelude}\n${example.script}\n${epilogue}`);
+        writeFileSync(scriptFile, `${prelude}\n${withExpectedStatuses(example.script)}\n${epilogue}`);
         const result = await runScript(scriptFile, environment, blockTimeoutMs);
         if (result.code !== 0) failedBefore = describeBlock(example);
         expect(result.code, `${example.file}:${example.line} exited ${result.code}:\n--- script ---\n${example.script}\n--- output ---\n${result.output}`).toBe(0);
