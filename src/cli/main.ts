@@ -18,6 +18,8 @@ import { trainCommand } from './commands/train.ts';
 import { chatCommand } from './commands/chat.ts';
 import { usageCommand } from './commands/usage.ts';
 import { billingCommands } from './commands/billing.ts';
+import { benchCommand } from './commands/bench.ts';
+import { sweepCommands } from './commands/sweeps.ts';
 import type { CliIo } from './io.ts';
 
 export const defaultServer = 'http://127.0.0.1:8080';
@@ -40,6 +42,8 @@ export const commands: readonly CommandDefinition[] = [
   trainCommand,
   usageCommand,
   ...billingCommands,
+  benchCommand,
+  ...sweepCommands,
 ];
 
 const groupSummaries: Readonly<Record<string, string>> = {
@@ -52,6 +56,7 @@ const groupSummaries: Readonly<Record<string, string>> = {
   admin: 'master key tools, data directory check',
   backup: 'create, verify, restore and list backups',
   plans: 'list, set and delete billing plans',
+  sweeps: 'submit and show hyperparameter sweeps',
 };
 
 const globalServerOptions: Readonly<Record<string, OptionDefinition>> = {

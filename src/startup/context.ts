@@ -46,6 +46,7 @@ import { KeyStoreDataKeyStore } from './data-key-store.ts';
 import { moveDataKeysToKeyStore } from './key-store-migration.ts';
 import { migrateArtifactFormat } from './artifact-format-migration.ts';
 import { createJobSystem, type JobSystem } from '../jobs/job-system.ts';
+import { ShadowMonitor } from '../quality/shadow-monitor.ts';
 import { BackupService } from './backups.ts';
 import { PlanStore } from '../billing/plan-store.ts';
 import { parsePlansFile, type Plan } from '../billing/plans.ts';
@@ -53,6 +54,7 @@ import { QuotaService } from '../billing/quotas.ts';
 import { WebhookService } from '../platform/webhooks.ts';
 import { InvoiceService } from '../billing/invoices.ts';
 import { ledgerUsageTotals } from '../billing/ledger-usage.ts';
+import { DriftService } from '../platform/drift.ts';
 
 export interface ServerContext {
   readonly config: AiaasConfig;
@@ -93,8 +95,12 @@ export interface ServerContext {
   readonly invoices: InvoiceService;
   readonly logger: Logger;
   readonly now: () => Date;
+  /** Drift baselines, sampling windows and scores of served versions. */
+  readonly drift: DriftService;
   /** The operator tenant, and the admin key generated for it on this start (print once, never log). */
   readonly bootstrap: { readonly tenantId: string; readonly generatedKey?: string };
+  /** Shadow traffic: runs the copies and keeps the live/shadow comparisons (process-local). */
+  readonly shadows: ShadowMonitor;
   close(): Promise<void>;
 }
 
@@ -252,6 +258,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     // Emptied now: plaintext an earlier run left (a crash, a kill) must not outlive it.
     const plaintext = await PlaintextDirectory.open(config.dataDir);
     const metrics = new Metrics();
+    const shadows = new ShadowMonitor({ maxInFlight: config.shadowMaxInFlight, metrics });
     const audit = new AuditLogger(repositories.audit, { now });
     const ledger = new UsageLedger(repositories.usageLedger, {
       now,
@@ -393,6 +400,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         await webhooks.delete(tenantId);
         // Its model names must not outlive it on /metrics.
         metrics.dropTenant(tenantId);
+        drift.forgetTenant(tenantId);
+        shadows.dropTenant(tenantId);
         // Its data key is gone, so its jobs could never store a checkpoint or a result: stop them now.
         await jobs.cancelTenantJobs(tenantId);
         // Then nothing of it stays on disk: artifact files, the rows naming them, its plaintext directory.
@@ -419,6 +428,19 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     });
     // Before the database closes: a running backup is still reading it.
     closers.unshift(() => backups.close());
+    const drift = new DriftService({
+      reports: repositories.versionReports,
+      sampleRate: config.driftSampleRate,
+      windowSize: config.driftWindowSize,
+      psiThreshold: config.driftPsiThreshold,
+      async audit({ tenantId, model, version, detail }) {
+        await audit.record({ tenantId, keyId: null, action: 'drift.detected', resource: `model:${model}/versions/${version}`, outcome: 'success', ip: '', detail, model });
+      },
+      // A tenant's webhook (if it subscribes to drift.detected) hears of each crossing.
+      notifier: webhooks,
+      metrics,
+      logger: logger.child({ component: 'drift' }),
+    });
     const bootstrapped = await access.bootstrap(config.bootstrapKey);
     if (bootstrapped.created) logger.info({ tenantId: bootstrapped.tenant.id }, 'empty store: created the operator tenant and its first admin key');
 
@@ -449,12 +471,14 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       quotas,
       webhooks,
       invoices,
+      drift,
       logger,
       now,
       bootstrap: {
         tenantId: bootstrapped.tenant.id,
         ...(bootstrapped.generatedKey === undefined ? {} : { generatedKey: bootstrapped.generatedKey }),
       },
+      shadows,
       close: () => {
         closed ??= (async () => {
           for (const close of closers) await close();
