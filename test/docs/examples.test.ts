@@ -1,11 +1,11 @@
 /**
- * Docs that test themselves: every shell example of README.md and docs/*.md runs, in document order per file,
+ * Docs that test themselves: every shell example of README.md, docs/*.md and the examples' README.md files runs, in document order per file,
  * against a live `aiaas serve` on a fresh data directory, and must succeed (exit 0; curl runs as `--fail-with-body`,
  * so an HTTP status of 400 or more fails it). Blocks marked `<!-- docs-test: skip — REASON -->` are listed as skipped
  * with their reason. The rule is in docs/architecture.md ("Docs that test themselves").
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,11 @@ import { generateMasterKey } from '../../src/security/key-ring.ts';
 import { readDocExamples, withExpectedStatuses, type DocExample } from './doc-examples.ts';
 
 const root = new URL('../..', import.meta.url).pathname;
-const allDocFiles = ['README.md', ...readdirSync(join(root, 'docs')).filter((name) => name.endsWith('.md')).sort().map((name) => `docs/${name}`)];
+const exampleReadmes = readdirSync(join(root, 'examples'), { withFileTypes: true })
+  .filter((entry) => entry.isDirectory() && existsSync(join(root, 'examples', entry.name, 'README.md')))
+  .map((entry) => `examples/${entry.name}/README.md`)
+  .sort();
+const allDocFiles = ['README.md', ...readdirSync(join(root, 'docs')).filter((name) => name.endsWith('.md')).sort().map((name) => `docs/${name}`), ...exampleReadmes];
 /** `DOCS_TEST_FILES=README.md,docs/cli.md npx vitest run test/docs` runs only those files' examples (while editing them). */
 const docFiles = process.env.DOCS_TEST_FILES ? allDocFiles.filter((file) => process.env.DOCS_TEST_FILES!.split(',').includes(file)) : allDocFiles;
 /** Generous: a block that trains runs a few epochs, on a loaded 2-core machine. */
