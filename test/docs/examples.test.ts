@@ -100,6 +100,8 @@ function prepareWorkingDirectory(directory: string): void {
 interface LiveServer {
   readonly child: ChildProcess;
   readonly url: string;
+  /** The admin key the server printed at its first start, as the README's quick start has the reader copy it. */
+  readonly adminKey: string;
 }
 
 function startServer(cwd: string, environment: NodeJS.ProcessEnv): Promise<LiveServer> {
@@ -113,7 +115,10 @@ function startServer(cwd: string, environment: NodeJS.ProcessEnv): Promise<LiveS
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       const match = /aiaas listening on (http:\/\/\S+)/.exec(output);
-      if (match) resolve({ child, url: match[1]! });
+      if (!match) return;
+      const adminKey = /^\s*(aiaas_\S+)\s*$/m.exec(output);
+      if (adminKey) resolve({ child, url: match[1]!, adminKey: adminKey[1]! });
+      else reject(new Error(`aiaas serve did not print the first admin key:\n${output}`));
     };
     child.stdout!.on('data', () => {});
     child.stderr!.on('data', onData);
@@ -153,18 +158,14 @@ for (const file of docFiles) {
       if (runnable.length === 0) return;
       directory = mkdtempSync(join(tmpdir(), 'aiaas-docs-test-'));
       prepareWorkingDirectory(directory);
-      const apiKey = `aiaas_${'d'.repeat(44)}`;
       const base: NodeJS.ProcessEnv = {
         ...process.env,
         PATH: `${join(root, 'bin')}:${join(root, 'node_modules/.bin')}:${process.env.PATH ?? ''}`,
         AIAAS_MASTER_KEY: generateMasterKey(),
-        AIAAS_BOOTSTRAP_KEY: apiKey,
       };
-      delete base.AIAAS_SERVER;
-      delete base.AIAAS_DEBUG;
+      for (const inherited of ['AIAAS_SERVER', 'AIAAS_API_KEY', 'AIAAS_BOOTSTRAP_KEY', 'AIAAS_DEBUG', 'AIAAS_DATA_DIR', 'AIAAS_CONFIG']) delete base[inherited];
       server = await startServer(directory, base);
-      environment = { ...base, AIAAS_SERVER: server.url, AIAAS_API_KEY: apiKey, DOCS_TEST_STATE: join(directory, '.docs-test-state'), DOCS_TEST_CWD: directory };
-      delete environment.AIAAS_BOOTSTRAP_KEY;
+      environment = { ...base, AIAAS_SERVER: server.url, AIAAS_API_KEY: server.adminKey, DOCS_TEST_STATE: join(directory, '.docs-test-state'), DOCS_TEST_CWD: directory };
       writeFileSync(environment.DOCS_TEST_STATE!, '');
     });
 
