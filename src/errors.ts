@@ -68,6 +68,8 @@ export const errorCatalogue = {
   PULL_SOURCE_REFUSED: { status: 403, title: "Download source refused by the server's pull policy" },
   PULL_FAILED: { status: 502, title: 'The model file could not be downloaded' },
   PULL_HASH_MISMATCH: { status: 422, title: 'The downloaded file does not match the expected sha256' },
+  // int8 quantization (src/onnx/quantize.ts, src/platform/model-quantize.ts)
+  QUANTIZATION_UNSUPPORTED: { status: 422, title: 'The model cannot be quantized' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
