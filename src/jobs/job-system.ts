@@ -3,10 +3,12 @@ import type { Logger } from 'pino';
 import type { AiaasConfig } from '../config.ts';
 import type { DatasetSchema } from '../platform/datasets.ts';
 import { createPullHandler, registerPulledFile } from '../platform/model-pull.ts';
+import { createQuantizeHandler } from '../platform/model-quantize.ts';
 import type { ModelRegistry } from '../platform/model-registry.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import type { Repositories } from '../storage/index.ts';
 import { JobRunner } from './job-runner.ts';
+import type { DatasetSource } from './worker-protocol.ts';
 import { JobService } from './job-service.ts';
 
 export interface JobSystem {
@@ -37,21 +39,33 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     temporaryDirectory: join(config.dataDir, 'pulls'),
     register: (job, path) => registerPulledFile(registry, job, path),
   });
+  async function loadDatasetSource(tenantId: string, datasetId: string): Promise<DatasetSource | undefined> {
+    const record = await repositories.datasets.get(tenantId, datasetId);
+    if (!record) return undefined;
+    const schema = record.schema as DatasetSchema;
+    return {
+      format: record.format,
+      name: record.name,
+      bytes: await artifacts.get(tenantId, record.artifactRef),
+      ...(record.labelsArtifactRef === null ? {} : { labelsBytes: await artifacts.get(tenantId, record.labelsArtifactRef) }),
+      ...(schema.label === undefined ? {} : { label: schema.label }),
+    };
+  }
+  const quantize = createQuantizeHandler({
+    async version(tenantId, modelName, version) {
+      return (await registry.getVersion(tenantId, modelName, String(version))).version;
+    },
+    modelBytes: (tenantId, version) => artifacts.get(tenantId, version.onnxRef),
+    loadDatasetSource,
+    register: (job, bytes, metrics) => registry.addVersionFromOnnx(job.tenantId, job.modelName, bytes, { source: 'job', jobId: job.id, metrics }),
+    saveReport: (tenantId, versionId, report) => repositories.models.setQuantizationReport(tenantId, versionId, report),
+    memoryLimitBytes: config.jobMemoryLimitBytes,
+    onOutput: (text) => context.logger.warn({ component: 'jobs', output: text.slice(0, 2000) }, 'quantize process output'),
+  });
   const runner = new JobRunner(
     {
       jobs: repositories.jobs,
-      async loadDatasetSource(tenantId, datasetId) {
-        const record = await repositories.datasets.get(tenantId, datasetId);
-        if (!record) return undefined;
-        const schema = record.schema as DatasetSchema;
-        return {
-          format: record.format,
-          name: record.name,
-          bytes: await artifacts.get(tenantId, record.artifactRef),
-          ...(record.labelsArtifactRef === null ? {} : { labelsBytes: await artifacts.get(tenantId, record.labelsArtifactRef) }),
-          ...(schema.label === undefined ? {} : { label: schema.label }),
-        };
-      },
+      loadDatasetSource,
       putArtifact: (tenantId, bytes) => artifacts.put(tenantId, bytes),
       getArtifact: (tenantId, ref) => artifacts.get(tenantId, ref),
       deleteArtifact: (ref) => artifacts.delete(ref),
@@ -65,7 +79,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
         return { versionId: version.id, version: version.version };
       },
       logger: context.logger.child({ component: 'jobs' }),
-      handlers: { pull: pull.handler },
+      handlers: { pull: pull.handler, quantize: quantize.handler },
     },
     {
       concurrency: config.jobConcurrency,
@@ -88,7 +102,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     },
     runner,
     maxUnfinishedJobsPerTenant: config.maxConcurrentJobsPerTenant,
-    kinds: { pull: pull.parser },
+    kinds: { pull: pull.parser, quantize: quantize.parser },
     maxModelParameters: config.maxModelParameters,
   });
   /** Runs after the tenant's key is destroyed, so it reads no job text (and can seal no event). */

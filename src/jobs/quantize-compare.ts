@@ -40,7 +40,10 @@ export interface ComparisonFigures {
 
 export interface CompareOptions {
   signature: ModelSignature;
+  /** Accuracy is measured on it (with labels). */
   evaluation?: Dataset;
+  /** The sample for the output difference and the latency inputs; the evaluation set, else generated values, when absent. */
+  sample?: Dataset;
   sampleItems: number;
   latencyBatches: readonly number[];
   latencyRounds: number;
@@ -81,7 +84,7 @@ function feedsFor(signature: ModelSignature, items: number, first: number, evalu
       if (evaluation !== undefined && index === 0) {
         const featureSize = product(evaluation.featureShape);
         if (featureSize !== size) {
-          throw new AiaasError('INVALID_REQUEST', `the evaluation dataset's items have ${featureSize} features ([${evaluation.featureShape.join(', ')}]); input '${spec.name}' takes ${size}`);
+          throw new AiaasError('INVALID_REQUEST', `the dataset's items have ${featureSize} features ([${evaluation.featureShape.join(', ')}]); input '${spec.name}' takes ${size}`);
         }
         feeds[spec.name] = new ort.Tensor('float32', evaluation.features.slice(first * size, (first + items) * size), shape);
       } else {
@@ -122,15 +125,17 @@ export async function compareModels(floatBytes: Uint8Array, quantizedBytes: Uint
   const [floatSession, quantizedSession] = await Promise.all([openSession(floatBytes), openSession(quantizedBytes)]);
   try {
     const { signature, evaluation } = options;
-    const sampleItems = Math.max(1, Math.min(options.sampleItems, evaluation?.count ?? options.sampleItems));
+    const sample = options.sample ?? evaluation;
+    const sampleItems = Math.max(1, Math.min(options.sampleItems, sample?.count ?? options.sampleItems));
     const fp32Outputs = signature.outputs.filter((spec) => spec.datatype === 'FP32').map((spec) => spec.name);
     let maxDifference = 0;
     let maxFloat = 0;
     const chunk = 256;
     for (let first = 0; first < sampleItems; first += chunk) {
       const items = Math.min(chunk, sampleItems - first);
-      const feeds = feedsFor(signature, items, first, evaluation);
-      const [floatResult, quantizedResult] = [await floatSession.run(feeds), await quantizedSession.run(feedsFor(signature, items, first, evaluation))];
+      // Fresh tensors per session: a runtime may take over input buffers.
+      const floatResult = await floatSession.run(feedsFor(signature, items, first, sample));
+      const quantizedResult = await quantizedSession.run(feedsFor(signature, items, first, sample));
       for (const name of fp32Outputs) {
         const expected = floatResult[name]!.data as Float32Array;
         const actual = quantizedResult[name]!.data as Float32Array;
@@ -180,7 +185,7 @@ export async function compareModels(floatBytes: Uint8Array, quantizedBytes: Uint
 
     const latency: LatencyFigures[] = [];
     for (const batch of options.latencyBatches) {
-      const feeds = feedsFor(signature, batch, 0, evaluation !== undefined && evaluation.count >= batch ? evaluation : undefined);
+      const feeds = feedsFor(signature, batch, 0, sample !== undefined && sample.count >= batch ? sample : undefined);
       for (let warmup = 0; warmup < 3; warmup++) {
         await floatSession.run(feeds);
         await quantizedSession.run(feeds);

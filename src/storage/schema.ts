@@ -89,6 +89,10 @@ export interface ModelVersionsTable {
   format: ModelFormat;
   /** GGUF only: `tokenizer.chat_template`, sealed tenant text. */
   chat_template: string | null;
+  /** Since 0003_model_cost: the report of the quantize job that made this version (sealed). */
+  quantization_json: JsonText | null;
+  /** Since 0003_model_cost: the last cost calibration run's figures. */
+  cost_calibration_json: JsonText | null;
 }
 
 export interface AliasesTable {

@@ -43,6 +43,10 @@ export interface ModelVersionRecord {
   readonly metrics: unknown;
   readonly jobId: string | null;
   readonly createdAt: string;
+  /** The quantize job's report, for a version made by one. */
+  readonly quantization: unknown;
+  /** The last cost calibration run's figures, when one has run. */
+  readonly costCalibration: unknown;
 }
 
 export interface AliasRecord {
@@ -100,6 +104,8 @@ function toVersion(row: Selectable<ModelVersionsTable>): ModelVersionRecord {
     metrics: fromJsonText<unknown>(row.metrics_json),
     jobId: row.job_id,
     createdAt: row.created_at,
+    quantization: fromJsonText<unknown>(row.quantization_json) ?? null,
+    costCalibration: fromJsonText<unknown>(row.cost_calibration_json) ?? null,
   };
 }
 
@@ -290,6 +296,8 @@ export class ModelRepository {
       created_at: this.#now().toISOString(),
       format: input.format ?? 'onnx',
       chat_template: input.chatTemplate ?? null,
+      quantization_json: null,
+      cost_calibration_json: null,
     };
     const sealed = await sealRow(this.#text, 'model_versions', plain);
     return transactionWithRetry(this.#db, async (transaction) => {
@@ -328,6 +336,22 @@ export class ModelRepository {
       .where('version', '=', version)
       .executeTakeFirst();
     return row === undefined ? undefined : this.#openVersion(row);
+  }
+
+  /** Stores the report of the quantize job that made this version. */
+  async setQuantizationReport(tenantId: string, versionId: string, report: unknown): Promise<void> {
+    const sealed = await sealValue(this.#text, tenantId, 'model_versions', 'quantization_json', versionId, toJsonText(report));
+    await this.#db.updateTable('model_versions').set({ quantization_json: sealed }).where('tenant_id', '=', tenantId).where('id', '=', versionId).execute();
+  }
+
+  /** Stores the figures of a version's latest cost calibration run (replacing earlier ones). */
+  async setCostCalibration(tenantId: string, versionId: string, calibration: unknown): Promise<void> {
+    await this.#db
+      .updateTable('model_versions')
+      .set({ cost_calibration_json: toJsonText(calibration) })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', versionId)
+      .execute();
   }
 
   async getVersionById(tenantId: string, versionId: string): Promise<ModelVersionRecord | undefined> {
