@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { AiaasError } from './errors.ts';
+import { describeJsonSyntaxError } from './data/json-syntax.ts';
 
 const mebibyte = 1024 * 1024;
 
@@ -247,7 +248,7 @@ function readConfigFile(path: string): Record<string, unknown> {
   try {
     document = JSON.parse(text);
   } catch (error) {
-    throw new AiaasError('CONFIG_INVALID', `The config file ${path} is not valid JSON: ${(error as Error).message}`);
+    throw new AiaasError('CONFIG_INVALID', `The config file ${path} is not valid JSON: ${describeJsonSyntaxError(text, error)}`);
   }
   if (typeof document !== 'object' || document === null || Array.isArray(document)) {
     throw new AiaasError('CONFIG_INVALID', `The config file ${path} must hold a JSON object of settings`);

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { AiaasError } from '../errors.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { loadDatasetFile } from '../data/load.ts';
+import { describeJsonSyntaxError } from '../data/json-syntax.ts';
 import { Model, trainingSummary, type BatchEvent, type EpochEvent } from '../engine/model.ts';
 import { loadWeights, saveModel } from '../engine/saved-model.ts';
 import type { CliIo } from './io.ts';
@@ -121,7 +122,7 @@ export async function runTrainCommand(argv: string[], io: CliIo): Promise<number
   try {
     document = JSON.parse(specText);
   } catch (error) {
-    throw new AiaasError('INVALID_SPEC', `${specPath} is not valid JSON: ${(error as Error).message}`);
+    throw new AiaasError('INVALID_SPEC', `${specPath} is not valid JSON: ${describeJsonSyntaxError(specText, error)}`);
   }
   // Validate the spec before reading any data: a bad spec fails in milliseconds.
   const model = Model.fromSpec(document, { seed });

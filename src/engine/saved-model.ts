@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { AiaasError } from '../errors.ts';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../data/safetensors.ts';
 import { Model, type TrainingCheckpoint } from './model.ts';
+import { describeJsonSyntaxError } from '../data/json-syntax.ts';
 
 export const savedModelFiles = {
   spec: 'spec.json',
@@ -84,7 +85,7 @@ export function modelFromBytes(specText: string, weights: Uint8Array): Model {
   try {
     document = JSON.parse(specText);
   } catch (error) {
-    throw new AiaasError('INVALID_SPEC', `spec.json is not valid JSON: ${(error as Error).message}`);
+    throw new AiaasError('INVALID_SPEC', `spec.json is not valid JSON: ${describeJsonSyntaxError(specText, error)}`);
   }
   const model = Model.fromSpec(document);
   loadWeights(model, weights);

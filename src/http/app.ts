@@ -15,7 +15,7 @@ import { serializeRequestForLog } from './request-log.ts';
 import { buildOpenApiDocument, type RegisteredRoute } from './openapi.ts';
 import type { InferenceDeps } from './protocols/route-support.ts';
 import type { RouteSchema } from './schemas/common.ts';
-import { installSchemaCompilers } from './schemas/validation.ts';
+import { installSchemaCompilers, refuseUnknownQueryParameters } from './schemas/validation.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { platformRoutes } from './routes/platform/index.ts';
 import { serviceRoutes } from './routes/service.ts';
@@ -105,6 +105,7 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
   app.addHook('onRoute', (route) => {
     // Inference bodies are tensors; uploads are files. Different sizes, different limits.
     if ((isInferenceUrl(route.url) || isLanguageModelUrl(route.url)) && route.bodyLimit === undefined) route.bodyLimit = config.inferenceBodyLimitBytes;
+    if (route.url.startsWith('/api/v1/')) refuseUnknownQueryParameters(route);
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const schema = route.schema as RouteSchema | undefined;
     for (const method of methods) registeredRoutes.push({ method, url: route.url, ...(schema === undefined ? {} : { schema }) });

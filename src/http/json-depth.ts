@@ -7,6 +7,7 @@
  * overflow the stack there. Refusing the body up front keeps every later walk shallow.
  */
 import type { FastifyInstance } from 'fastify';
+import { describeJsonSyntaxError } from '../data/json-syntax.ts';
 import { AiaasError } from '../errors.ts';
 
 /** Deepest object/array nesting a request body may have (tensors need rank + a few levels). */
@@ -48,6 +49,13 @@ export function installJsonBodyParser(app: FastifyInstance): void {
       done(error as Error);
       return;
     }
-    parseJson(request, body as string, done);
+    parseJson(request, body as string, (error, value) => {
+      // Fastify's parser says only "not valid JSON"; a client fixing a hand-written body needs the place.
+      if (error !== null && (error as { code?: string }).code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+        done(new AiaasError('INVALID_JSON', `The request body is not valid JSON: ${describeJsonSyntaxError(body as string, error)}`));
+        return;
+      }
+      done(error, value);
+    });
   });
 }

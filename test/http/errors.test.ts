@@ -47,16 +47,18 @@ const infer = (rows: number[][], key = server.adminKey, url = '/v2/models/clf/in
 
 describe('400', () => {
   it('INVALID_JSON for a malformed platform body', async () => {
-    const response = await call(server.app, server.adminKey, 'POST', '/api/v1/models', '{"name": "x",', { 'content-type': 'application/json' });
+    const response = await call(server.app, server.adminKey, 'POST', '/api/v1/models', '{\n  "name": "x",\n}', { 'content-type': 'application/json' });
     expect(response.statusCode).toBe(400);
     expect(response.json().error.code).toBe('INVALID_JSON');
+    // The place as an editor shows it, not a character offset.
+    expect(response.json().error.message).toBe('The request body is not valid JSON: line 3, column 1: trailing comma before }');
   });
 
   it('INVALID_JSON-coded 400 for a malformed inference body', async () => {
     const response = await call(server.app, server.adminKey, 'POST', '/v2/models/clf/infer', '{"inputs": [', { 'content-type': 'application/json' });
     expect(response.statusCode).toBe(400);
     expect(response.headers['x-aiaas-error-code']).toBe('INVALID_JSON');
-    expect(typeof response.json().error).toBe('string');
+    expect(response.json().error).toContain('line 1, column 13');
   });
 
   it('INVALID_TENSOR naming the input', async () => {
@@ -74,6 +76,22 @@ describe('400', () => {
     expect(field.json().error.details.field).toBe('colour');
     const parameter = await call(server.app, server.adminKey, 'GET', '/api/v1/datasets?sort=name');
     expect(parameter.statusCode).toBe(400);
+  });
+
+  it('every /api/v1 route refuses a query parameter it does not know, naming it', async () => {
+    // A typo such as ?limt=5 must fail, not silently list everything (docs/api.md).
+    const routes = server.app.registeredRoutes.filter((route) => route.url.startsWith('/api/v1/') && route.method !== 'HEAD' && route.method !== 'OPTIONS');
+    expect(routes.length).toBeGreaterThan(20);
+    for (const route of routes) {
+      expect([route.method, route.url, route.schema?.querystring?.additionalProperties]).toEqual([route.method, route.url, false]);
+      // Bodies are validated before query strings, so only body-less calls show the query error itself.
+      if (route.method !== 'GET' && route.method !== 'DELETE') continue;
+      // Path parameters get placeholder values: the query check runs before the handler looks them up.
+      const url = `${route.url.replace(/:[A-Za-z]+/g, 'x')}?limt=5`;
+      const response = await call(server.app, server.adminKey, route.method, url);
+      expect([route.method, route.url, response.statusCode]).toEqual([route.method, route.url, 400]);
+      expect(response.json().error.message).toContain('limt');
+    }
   });
 });
 

@@ -60,7 +60,7 @@ function isProtocolRoute(url: string): boolean {
 }
 
 function declaredFor(route: RegisteredRoute, status: number): ResponseSchema | undefined {
-  const declared = route.schema?.response[status];
+  const declared = route.schema?.response?.[status];
   if (declared !== undefined) return declared;
   // Errors share one schema per protocol (the `default` response of /openapi.json).
   if (status >= 400) return route.url.startsWith('/v1/') ? OpenAiErrorBody : isProtocolRoute(route.url) ? ProtocolErrorBody : ErrorBody;

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { describeJsonSyntaxError } from '../../data/json-syntax.ts';
 import type { AiaasClient } from '../../sdk/client.ts';
 import type { JobStatus, JsonObject } from '../../sdk/types.ts';
 import { CliFailure, CliUsageError, choiceOption, fractionOption, integerOption, requiredOption, stringOption, type CommandContext, type CommandDefinition } from '../command.ts';
@@ -20,7 +21,7 @@ export async function readJsonFile(io: CliIo, path: string, what: string): Promi
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new CliFailure('INVALID_JSON', `${what} ${full} is not valid JSON: ${(error as Error).message}`);
+    throw new CliFailure('INVALID_JSON', `${what} ${full} is not valid JSON: ${describeJsonSyntaxError(text, error)}`);
   }
 }
 

@@ -6,6 +6,7 @@
 import { AiaasError, quoteForError } from '../../errors.ts';
 import type { ModelSignature, Tensor, TensorData, TensorDataType, TensorSpec } from '../../runtimes/runtime.ts';
 import { allocateTensorData, elementCount } from '../../runtimes/tensor.ts';
+import { describeJsonSyntaxError } from '../../data/json-syntax.ts';
 
 export const tensorDataTypes: readonly TensorDataType[] = [
   'FP32', 'FP64', 'FP16', 'INT8', 'INT16', 'INT32', 'INT64', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'BOOL', 'BYTES',
@@ -413,7 +414,7 @@ export function parseJsonBody(text: string, allowNonFiniteTokens: boolean): unkn
   try {
     return JSON.parse(source) as unknown;
   } catch (error) {
-    throw new AiaasError('INVALID_JSON', `request body is not valid JSON: ${quoteForError((error as Error).message, 200)}`);
+    throw new AiaasError('INVALID_JSON', `request body is not valid JSON: ${describeJsonSyntaxError(source, error)}`);
   }
 }
 

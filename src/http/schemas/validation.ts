@@ -6,7 +6,7 @@
  */
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
-import type { TSchema } from '@sinclair/typebox';
+import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { AiaasError, type ErrorCode } from '../../errors.ts';
 
@@ -146,6 +146,20 @@ export function installSchemaCompilers(app: FastifyInstance): void {
   app.setValidatorCompiler<TSchema>(({ schema, httpPart }) => compileValidator(schema, httpPart));
   app.setSerializerCompiler(() => (data: unknown) => JSON.stringify(data));
 }
+
+/**
+ * docs/api.md promises that /api/v1 refuses query parameters it does not know (a typo such as
+ * `?limt=5` must fail loudly, not list everything): a route that declares no query string gets the
+ * empty one, so any parameter at all is a 400 naming it.
+ */
+export function refuseUnknownQueryParameters(route: { schema?: unknown }): void {
+  const schema = (route.schema ?? {}) as { querystring?: TSchema };
+  if (schema.querystring === undefined) route.schema = { ...schema, querystring: noQueryParameters };
+  // TypeBox objects allow unknown properties unless told otherwise; a declared query string is closed too.
+  else if (schema.querystring.additionalProperties !== false) route.schema = { ...schema, querystring: { ...schema.querystring, additionalProperties: false } };
+}
+
+const noQueryParameters = Type.Object({}, { additionalProperties: false });
 
 export type RequestValidator = (value: unknown) => true | { error: AiaasError };
 

@@ -21,6 +21,7 @@ import {
 } from './support.ts';
 import { Readable } from 'node:stream';
 import { modelSchemas } from '../../schemas/models.ts';
+import { describeJsonSyntaxError } from '../../../data/json-syntax.ts';
 
 interface NameParams {
   name: string;
@@ -56,10 +57,11 @@ function isJson(request: FastifyRequest): boolean {
 /** `{"url", "sha256"?}`; the model comes from the path. */
 function parseJsonBody(bytes: Uint8Array): Record<string, unknown> {
   let body: unknown;
+  const text = new TextDecoder().decode(bytes);
   try {
-    body = JSON.parse(new TextDecoder().decode(bytes));
-  } catch {
-    throw new AiaasError('INVALID_JSON', 'The request body is not valid JSON');
+    body = JSON.parse(text);
+  } catch (error) {
+    throw new AiaasError('INVALID_JSON', `The request body is not valid JSON: ${describeJsonSyntaxError(text, error)}`);
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new AiaasError('INVALID_REQUEST', 'A pull takes a JSON object {"url", "sha256"?}');
   if ('model' in body) throw new AiaasError('INVALID_REQUEST', "Unknown field 'model': the model is named by the path", { details: { field: 'model' } });
