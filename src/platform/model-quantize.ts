@@ -99,8 +99,8 @@ export interface ModelQuantizeOptions {
   /** The version's model.onnx, decrypted. */
   modelBytes(tenantId: string, version: ModelVersionRecord): Promise<Uint8Array>;
   loadDatasetSource(tenantId: string, datasetId: string): Promise<DatasetSource | undefined>;
-  /** Registers the quantized file as a new version of the model; returns it. */
-  register(job: JobRecord, bytes: Uint8Array, metrics: Record<string, unknown>): Promise<ModelVersionRecord>;
+  /** Registers the quantized file as a new version of the model (validated like an upload); returns it. */
+  register(job: JobRecord, bytes: Uint8Array): Promise<ModelVersionRecord>;
   saveReport(tenantId: string, versionId: string, report: QuantizationReport): Promise<void>;
   /** The child's resident-set limit (the job memory limit). */
   memoryLimitBytes: number;
@@ -215,9 +215,7 @@ export function createQuantizeHandler(options: ModelQuantizeOptions): { parser: 
       };
       await context.appendEvent('job-progress', { phase: 'registering', sizeRatio: report.sizeRatio, latencyRatio: report.latencyRatio, accuracy: report.accuracy });
       context.signal.throwIfAborted();
-      const metrics: Record<string, unknown> = { quantization: settings.mode, sourceVersion: source.version };
-      if (report.accuracy !== null) metrics.accuracy = report.accuracy.quantized;
-      const version = await options.register(job, reply.model, metrics);
+      const version = await options.register(job, reply.model);
       await options.saveReport(job.tenantId, version.id, report);
       return {
         versionId: version.id,

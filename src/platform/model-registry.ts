@@ -19,6 +19,7 @@ import type { PlaintextDirectory } from '../storage/plaintext-directory.ts';
 import { createHash } from 'node:crypto';
 import type { GgufDescription, GgufSignature } from '../runtimes/gguf/gguf-signature.ts';
 import { externalDataFiles, refuseExternalData, skeletonOf } from './external-data.ts';
+import type { QuantizationReport } from './model-quantize.ts';
 import { validateName } from './names.ts';
 import { readTar } from './tar.ts';
 import type { Readable } from 'node:stream';
@@ -77,6 +78,8 @@ export interface VersionView {
   files: string[];
   aliases: string[];
   createdAt: string;
+  /** For a version made by a quantize job, its report (also `GET …/versions/:v/quantization`); else null. */
+  quantization: QuantizationReport | null;
 }
 
 /** A GGUF version's signature as stored: the header's description plus the plaintext file's hash. */
@@ -823,5 +826,6 @@ function versionView(model: ModelRecord, version: ModelVersionRecord, aliases: r
     files: filesOf(version),
     aliases: aliases.filter((alias) => alias.versionId === version.id).map((alias) => alias.name),
     createdAt: version.createdAt,
+    quantization: (version.quantization as QuantizationReport | null) ?? null,
   };
 }

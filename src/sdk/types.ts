@@ -80,6 +80,13 @@ export type PullModelRequest = Static<typeof jobs.PullSettings>;
 /** `POST /api/v1/jobs` with `kind: "pull"`. */
 export type SubmitPullJobRequest = Static<typeof jobs.PullJobRequest>;
 
+/** `POST /api/v1/models/{name}/versions/{version}/quantize`: the version comes from the path. */
+export type QuantizeRequest = Static<typeof models.QuantizeRequest>;
+/** The report stored with a version made by a quantize job. */
+export type QuantizationReport = Static<typeof models.QuantizationReport>;
+/** `GET /api/v1/models/{name}/versions/{version}/cost`. */
+export type CostCard = Static<typeof models.CostCard>;
+
 /** Payload of a pull job's `job-progress` events. */
 export interface PullProgressData {
   phase?: 'connecting' | 'downloading' | 'verifying' | 'registering';

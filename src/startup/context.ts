@@ -23,6 +23,7 @@ import { verifyMasterKeyRing } from '../security/key-check.ts';
 import { serverSecretFileName } from '../security/server-secrets.ts';
 import { TenantKeyService } from '../security/tenant-keys.ts';
 import { TenantTextCipher } from '../security/tenant-text.ts';
+import { ModelCostService } from '../platform/model-cost.ts';
 import { ModelManager, type LanguageModelRuntime, type ModelManagerOptions } from '../inference/model-manager.ts';
 import { openOnnxInWorkers } from '../runtimes/onnx-worker-runtime.ts';
 import { AccessService } from '../platform/access.ts';
@@ -70,6 +71,8 @@ export interface ServerContext {
   readonly jobs: JobSystem;
   /** Server-made backups into `backupDir`, and their schedule (started by `startServer`). */
   readonly backups: BackupService;
+  /** Model cost cards and their calibration runs. */
+  readonly costs: ModelCostService;
   readonly logger: Logger;
   readonly now: () => Date;
   /** The operator tenant, and the admin key generated for it on this start (print once, never log). */
@@ -299,6 +302,14 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       logger,
       now,
     });
+    const costs = new ModelCostService({
+      getVersion: (tenantId, modelName, selector) => registry.getVersion(tenantId, modelName, selector),
+      openModelFile: async (tenantId, modelName, version) => (await registry.openFile(tenantId, modelName, String(version.version), 'model.onnx')).stream,
+      infer: (key, request) => manager.infer(key, request),
+      loadedMemoryBytes: (versionId) => manager.loaded().find((entry) => entry.key.versionId === versionId)?.memoryBytes,
+      saveCalibration: (tenantId, versionId, calibration) => repositories.models.setCostCalibration(tenantId, versionId, calibration),
+      now,
+    });
     // Before the database closes: a running backup is still reading it.
     closers.unshift(() => backups.close());
     const bootstrapped = await access.bootstrap(config.bootstrapKey);
@@ -324,6 +335,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       usage,
       jobs,
       backups,
+      costs,
       logger,
       now,
       bootstrap: {

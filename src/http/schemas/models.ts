@@ -54,6 +54,74 @@ export const GgufSignature = Type.Object({
   sha256: Type.String({ description: 'Of the uploaded file, hex' }),
 });
 
+const LatencyFigures = Type.Object({
+  batch: Type.Integer(),
+  rounds: Type.Integer(),
+  floatMilliseconds: Type.Number({ description: 'p50 of the float model' }),
+  quantizedMilliseconds: Type.Number({ description: 'p50 of the quantized model' }),
+  ratio: Type.Number({ description: 'quantized / float; below 1 is faster' }),
+});
+
+export const QuantizationReport = Type.Object({
+  mode: Type.Literal('dynamic-int8'),
+  sourceVersion: Type.Integer({ description: 'The float version this one was made from' }),
+  jobId: Type.String(),
+  floatBytes: Type.Integer(),
+  quantizedBytes: Type.Integer(),
+  sizeRatio: Type.Number({ description: 'quantizedBytes / floatBytes' }),
+  latencyRatio: Type.Number({ description: 'quantized / float p50 latency at batch 1, measured in the quantize job' }),
+  latency: Type.Array(LatencyFigures),
+  accuracy: Nullable(
+    Type.Object({
+      items: Type.Integer(),
+      float: Type.Number(),
+      quantized: Type.Number(),
+      deltaPercentagePoints: Type.Number({ description: '(quantized − float) × 100' }),
+    }),
+  ),
+  accuracyNote: Type.Optional(Type.String()),
+  maxAbsoluteOutputDifference: Type.Number({ description: 'Largest |quantized − float| over every FP32 output element of the sample' }),
+  maxAbsoluteFloatOutput: Type.Number(),
+  sampleItems: Type.Integer(),
+  sampleSource: Type.Union([Type.Literal('calibration'), Type.Literal('evaluation'), Type.Literal('synthetic')]),
+  quantizedNodes: Type.Array(Type.Object({ node: Type.String(), opType: Type.String(), weight: Type.String(), channels: Type.Integer() })),
+  floatNodes: Type.Array(Type.Object({ node: Type.String(), opType: Type.String(), reason: Type.String() }), { description: 'Nodes left in float32, and why' }),
+  weightBytesBefore: Type.Integer(),
+  weightBytesAfter: Type.Integer(),
+});
+
+export const CostCard = Type.Object({
+  model: Type.String(),
+  version: Type.Integer(),
+  format: Type.Union([Type.Literal('onnx'), Type.Literal('gguf')]),
+  parameters: Type.Integer(),
+  fileBytes: Type.Integer(),
+  flopsPerItem: Nullable(Type.Integer({ description: 'Operations per item at batch 1; a multiply-accumulate counts 2 (docs/models.md)' })),
+  flopsComplete: Type.Boolean(),
+  uncountedNodes: Type.Array(Type.Object({ node: Type.String(), opType: Type.String() })),
+  calibration: Nullable(
+    Type.Object({
+      p50Milliseconds: Type.Number(),
+      itemsPerSecond: Type.Number(),
+      throughputBatch: Type.Integer(),
+      runs: Type.Integer(),
+      measuredAt: Timestamp,
+    }),
+  ),
+  memoryBytes: Nullable(Type.Integer({ description: 'As the model manager accounts the loaded version; null when not loaded' })),
+  pricePer1000Predictions: Type.Null(),
+  priceNote: Type.String(),
+});
+
+export const QuantizeRequest = Type.Object(
+  {
+    mode: Type.Literal('dynamic-int8'),
+    calibrationDatasetId: Type.Optional(Type.String()),
+    evaluationDatasetId: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
 export const ModelVersion = Type.Object({
   id: Type.String(),
   model: Type.String(),
@@ -67,6 +135,7 @@ export const ModelVersion = Type.Object({
   files: Type.Array(Type.Union([ModelFileNameSchema, Type.Literal('model.gguf')]), { description: 'What GET …/files/{file} can fetch' }),
   aliases: Type.Array(Type.String(), { description: 'Aliases pointing at this version' }),
   createdAt: Timestamp,
+  quantization: Nullable(QuantizationReport),
 });
 
 export const CreateModelRequest = Type.Object(
@@ -121,4 +190,8 @@ export const modelSchemas = {
   setAlias: { params: AliasParams, body: SetAliasRequest, response: { 200: Type.Object({ alias: Alias }) } },
   listAliases: { params: NameParams, response: { 200: Type.Object({ aliases: Type.Array(Alias) }) } },
   deleteAlias: { params: AliasParams, response: { 204: NoBody } },
+  quantize: { params: VersionParams, body: QuantizeRequest, response: { 202: JobBody } },
+  quantization: { params: VersionParams, response: { 200: QuantizationReport } },
+  cost: { params: VersionParams, response: { 200: CostCard } },
+  calibrateCost: { params: VersionParams, response: { 200: CostCard } },
 } satisfies Record<string, RouteSchema>;

@@ -1,0 +1,203 @@
+/**
+ * Model cost cards: what one version costs to keep and to run on this server. Static figures come
+ * from the graph (parameters, FLOPs per item, src/onnx/cost.ts), read from the version's skeleton
+ * (the model without its weight data, streamed and decrypted a segment at a time, so a large model
+ * is never whole in memory here); measured figures come from a short calibration run through the
+ * model manager, whose workers run the model (never this thread), and are stored with the version.
+ */
+import { AiaasError } from '../errors.ts';
+import type { ModelKey } from '../inference/model-manager.ts';
+import type { InferRequest, InferResponse } from '../inference/types.ts';
+import { graphCost, type GraphCost } from '../onnx/cost.ts';
+import type { ModelSignature, Tensor, TensorSpec } from '../runtimes/runtime.ts';
+import type { ModelVersionRecord } from '../storage/repositories/models.ts';
+import type { ModelRecord } from '../storage/index.ts';
+import { skeletonOf } from './external-data.ts';
+import type { StoredGgufSignature } from './model-registry.ts';
+
+/** Batch sizes of a calibration run: latency at 1, throughput at the larger one. */
+export const calibrationBatches = { latency: 1, throughput: 32 } as const;
+
+export interface CostCalibration {
+  /** p50 of `runs` single-item requests, milliseconds, queueing in the model's batcher included. */
+  p50Milliseconds: number;
+  /** Items per second at batch `throughputBatch` (p50 of `runs` requests). */
+  itemsPerSecond: number;
+  throughputBatch: number;
+  runs: number;
+  measuredAt: string;
+}
+
+export interface CostCard {
+  model: string;
+  version: number;
+  format: 'onnx' | 'gguf';
+  parameters: number;
+  /** Bytes of the model file (plaintext, external data excluded). */
+  fileBytes: number;
+  /** Operations per item (2 per multiply-accumulate; see docs/models.md); null for GGUF. */
+  flopsPerItem: number | null;
+  /** False when some nodes' shapes could not be worked out (they are in `uncountedNodes`). */
+  flopsComplete: boolean;
+  uncountedNodes: { node: string; opType: string }[];
+  /** The last calibration run's figures; null until one has run (`POST …/cost/calibrate`). */
+  calibration: CostCalibration | null;
+  /** Resident bytes of the loaded version as the model manager accounts them; null when not loaded. */
+  memoryBytes: number | null;
+  /** Estimated price per 1,000 predictions under the caller's plan; null while this server has no plans. */
+  pricePer1000Predictions: null;
+  priceNote: string;
+}
+
+export interface ModelCostDependencies {
+  getVersion(tenantId: string, modelName: string, selector: string): Promise<{ model: ModelRecord; version: ModelVersionRecord }>;
+  /** The version's model file as a decrypting stream. */
+  openModelFile(tenantId: string, modelName: string, version: ModelVersionRecord): Promise<AsyncIterable<Uint8Array>>;
+  infer(key: ModelKey, request: InferRequest): Promise<InferResponse>;
+  /** Bytes the manager accounts for a loaded version; undefined when it is not loaded. */
+  loadedMemoryBytes(versionId: string): number | undefined;
+  saveCalibration(tenantId: string, versionId: string, calibration: CostCalibration): Promise<void>;
+  now?: () => Date;
+  /** Timed requests per batch size (default 20). */
+  calibrationRuns?: number;
+}
+
+interface StaticCost extends GraphCost {
+  fileBytes: number;
+}
+
+/** Deterministic inputs in [0, 1) for FP32, zeros for integer and boolean inputs. */
+function syntheticTensor(spec: TensorSpec, batch: number, seed: number): Tensor {
+  const shape = spec.shape.map((dimension, axis) => (dimension >= 0 ? dimension : axis === 0 ? batch : 1));
+  const count = shape.reduce((product, dimension) => product * dimension, 1);
+  switch (spec.datatype) {
+    case 'FP32': {
+      const data = new Float32Array(count);
+      let state = seed >>> 0;
+      for (let index = 0; index < count; index++) {
+        state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+        data[index] = state / 2 ** 32;
+      }
+      return { name: spec.name, datatype: 'FP32', shape, data };
+    }
+    case 'INT64':
+      return { name: spec.name, datatype: 'INT64', shape, data: new BigInt64Array(count) };
+    case 'INT32':
+      return { name: spec.name, datatype: 'INT32', shape, data: new Int32Array(count) };
+    case 'BOOL':
+      return { name: spec.name, datatype: 'BOOL', shape, data: new Uint8Array(count) };
+    default:
+      throw new AiaasError('INVALID_REQUEST', `calibration feeds FP32, INT64, INT32 and BOOL inputs; input '${spec.name}' is ${spec.datatype}`);
+  }
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((left, right) => left - right);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+const rounded = (value: number, digits = 4) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+export class ModelCostService {
+  readonly #deps: ModelCostDependencies;
+  /** Static figures per version id (a version's file never changes); bounded. */
+  readonly #static = new Map<string, StaticCost>();
+
+  constructor(deps: ModelCostDependencies) {
+    this.#deps = deps;
+  }
+
+  async card(tenantId: string, modelName: string, selector: string): Promise<CostCard> {
+    const { model, version } = await this.#deps.getVersion(tenantId, modelName, selector);
+    return this.#card(tenantId, model, version);
+  }
+
+  /** Runs a short calibration through the model manager, stores it with the version and returns the card. */
+  async calibrate(tenantId: string, modelName: string, selector: string): Promise<CostCard> {
+    const { model, version } = await this.#deps.getVersion(tenantId, modelName, selector);
+    if (version.format !== 'onnx') {
+      throw new AiaasError('INVALID_REQUEST', `version ${version.version} of '${model.name}' is a ${version.format} language model; calibration measures ONNX models`);
+    }
+    const signature = version.signature as ModelSignature;
+    const key: ModelKey = { versionId: version.id, tenantId, name: model.name, version: String(version.version) };
+    const runs = this.#deps.calibrationRuns ?? 20;
+    const time = async (batch: number): Promise<number[]> => {
+      const times: number[] = [];
+      // The first request loads the model and warms it up: not timed.
+      for (let run = -2; run < runs; run++) {
+        const inputs = signature.inputs.map((spec, index) => syntheticTensor(spec, batch, 7919 * (index + 1) + run));
+        const start = process.hrtime.bigint();
+        await this.#deps.infer(key, { inputs });
+        if (run >= 0) times.push(Number(process.hrtime.bigint() - start) / 1e6);
+      }
+      return times;
+    };
+    const latency = median(await time(calibrationBatches.latency));
+    const batched = median(await time(calibrationBatches.throughput));
+    const calibration: CostCalibration = {
+      p50Milliseconds: rounded(latency),
+      itemsPerSecond: rounded((calibrationBatches.throughput * 1000) / batched, 1),
+      throughputBatch: calibrationBatches.throughput,
+      runs,
+      measuredAt: (this.#deps.now?.() ?? new Date()).toISOString(),
+    };
+    await this.#deps.saveCalibration(tenantId, version.id, calibration);
+    return this.#card(tenantId, model, { ...version, costCalibration: calibration });
+  }
+
+  async #staticCost(tenantId: string, model: ModelRecord, version: ModelVersionRecord): Promise<StaticCost> {
+    const known = this.#static.get(version.id);
+    if (known !== undefined) return known;
+    let fileBytes = 0;
+    const stream = await this.#deps.openModelFile(tenantId, model.name, version);
+    const counted = (async function* () {
+      for await (const chunk of stream) {
+        fileBytes += chunk.byteLength;
+        yield chunk;
+      }
+    })();
+    const skeleton = await skeletonOf(counted);
+    const signature = version.signature as ModelSignature;
+    // Batch size 1: the first dynamic dimension of each input is the batch.
+    const shapes = new Map(signature.inputs.map((spec) => [spec.name, spec.shape.map((dimension, axis) => (dimension < 0 && axis === 0 ? 1 : dimension))]));
+    const cost: StaticCost = { ...graphCost(skeleton, shapes), fileBytes };
+    if (this.#static.size >= 1024) this.#static.clear();
+    this.#static.set(version.id, cost);
+    return cost;
+  }
+
+  async #card(tenantId: string, model: ModelRecord, version: ModelVersionRecord): Promise<CostCard> {
+    const common = {
+      model: model.name,
+      version: version.version,
+      memoryBytes: this.#deps.loadedMemoryBytes(version.id) ?? null,
+      pricePer1000Predictions: null,
+      priceNote: 'this server has no plans yet, so there is no price to estimate',
+    };
+    if (version.format === 'gguf') {
+      const signature = version.signature as StoredGgufSignature;
+      return {
+        ...common,
+        format: 'gguf',
+        parameters: signature.parameterCount,
+        fileBytes: signature.fileBytes,
+        flopsPerItem: null,
+        flopsComplete: false,
+        uncountedNodes: [],
+        calibration: null,
+      };
+    }
+    const cost = await this.#staticCost(tenantId, model, version);
+    return {
+      ...common,
+      format: 'onnx',
+      parameters: cost.parameters,
+      fileBytes: cost.fileBytes,
+      flopsPerItem: cost.flopsPerItem,
+      flopsComplete: cost.complete,
+      uncountedNodes: cost.uncountedNodes,
+      calibration: (version.costCalibration as CostCalibration | null) ?? null,
+    };
+  }
+}
