@@ -155,8 +155,8 @@ function readModelGraphNodes(graphBytes: Uint8Array): NodeView[] {
 interface Rewrite {
   /** New nodes emitted where the original node stood. */
   nodes: Uint8Array[];
-  /** The float weight this rewrite no longer reads. */
-  replacedWeight: string;
+  /** Initializers the original node read that the new nodes no longer do (its weight, a reshaped bias). */
+  replaced: string[];
 }
 
 /**
@@ -276,6 +276,7 @@ export function quantizeDynamicInt8(modelBytes: Uint8Array): GraphQuantization {
       continue;
     }
     const emitted: Uint8Array[] = [];
+    let replacedBias: string | undefined;
     if (opType === 'MatMul') {
       const weight = weightOf(original.inputs[1], (dims) => dims.length === 2);
       if (typeof weight === 'string') {
@@ -305,6 +306,7 @@ export function quantizeDynamicInt8(modelBytes: Uint8Array): GraphQuantization {
       }
       const biasName = original.inputs[2];
       let bias: string | undefined;
+      if (biasName !== undefined && biasName !== '' && beta === 0) replacedBias = biasName;
       if (biasName !== undefined && biasName !== '' && beta !== 0) {
         const biasTensor = initializers.get(biasName);
         const biasValues = biasTensor === undefined || graphInputs.has(biasName) ? undefined : floatValues(biasTensor);
@@ -314,6 +316,7 @@ export function quantizeDynamicInt8(modelBytes: Uint8Array): GraphQuantization {
         }
         if (beta === 1) bias = biasName;
         else {
+          replacedBias = biasName;
           bias = names.fresh(`${biasName}_times_beta`);
           newInitializers.push(float32Tensor(bias, biasTensor.dims, biasValues.map((value) => value * beta)));
         }
@@ -349,6 +352,7 @@ export function quantizeDynamicInt8(modelBytes: Uint8Array): GraphQuantization {
           continue;
         }
         bias = names.fresh(`${biasName}_per_channel`);
+        replacedBias = biasName;
         newInitializers.push(float32Tensor(bias, broadcastDims, biasValues));
       }
       const stored = storeWeight(original.inputs[1]!, quantizeFilters(weight.values, weight.dims), weight.dims, broadcastDims);
@@ -365,8 +369,9 @@ export function quantizeDynamicInt8(modelBytes: Uint8Array): GraphQuantization {
       rescale(emitted, integer, input.scale, stored.scales, output, bias);
       quantizedNodes.push({ node: describe(original), opType, weight: original.inputs[1]!, channels });
     }
-    rewrites.set(fieldIndex, { nodes: emitted, replacedWeight: original.inputs[1]! });
-    replacedUses.set(original.inputs[1]!, (replacedUses.get(original.inputs[1]!) ?? 0) + 1);
+    const replaced = [original.inputs[1]!, ...(replacedBias === undefined ? [] : [replacedBias])];
+    rewrites.set(fieldIndex, { nodes: emitted, replaced });
+    for (const name of replaced) replacedUses.set(name, (replacedUses.get(name) ?? 0) + 1);
   }
 
   if (quantizedNodes.length === 0) {
@@ -375,12 +380,13 @@ export function quantizeDynamicInt8(modelBytes: Uint8Array): GraphQuantization {
     });
   }
 
-  // A float weight goes only when every reader of it was rewritten and no subgraph reads it.
+  // A float initializer goes only when every reader of it was rewritten and no subgraph reads it.
   const droppedWeights = new Set(
     [...replacedUses].filter(([name, uses]) => uses === consumers.get(name) && !outerReferences.has(name) && !graph.outputNames.includes(name)).map(([name]) => name),
   );
   let weightBytesBefore = 0;
-  for (const name of droppedWeights) weightBytesBefore += (initializers.get(name)?.dims ?? []).reduce((product, dimension) => product * dimension, 1) * 4;
+  const weightNames = new Set(quantizedNodes.map((entry) => entry.weight));
+  for (const name of droppedWeights) if (weightNames.has(name)) weightBytesBefore += (initializers.get(name)?.dims ?? []).reduce((product, dimension) => product * dimension, 1) * 4;
 
   const parts: Uint8Array[] = [];
   graph.fields.forEach((span, index) => {
