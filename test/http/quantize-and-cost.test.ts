@@ -1,0 +1,165 @@
+/**
+ * Quantize jobs and cost cards through the server: `POST …/versions/:v/quantize` makes a new int8
+ * version whose stored report matches what an independent ONNX Runtime run of both files shows;
+ * `GET …/cost` counts the graph; `POST …/cost/calibrate` measures through the model manager and
+ * stores the figures with the version.
+ */
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadDatasetBytes } from '../../src/data/load.ts';
+import { call, classifierModel, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
+
+let server: TestServer;
+let datasetId: string;
+const floatOnnx = classifierModel(5).exportOnnx();
+
+beforeAll(async () => {
+  server = await startTestServer();
+  server.context.jobs.start();
+  const uploaded = await uploadOnnxModel(server, server.adminKey, 'blobs', floatOnnx);
+  expect(uploaded.statusCode, uploaded.body).toBe(201);
+  const dataset = await call(server.app, server.adminKey, 'POST', '/api/v1/datasets?name=iris&label=label', irisLikeCsv(), { 'content-type': 'application/octet-stream' });
+  expect(dataset.statusCode, dataset.body).toBe(201);
+  datasetId = dataset.json().dataset.id;
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+interface JobBody {
+  id: string;
+  kind: string;
+  status: string;
+  error: { code: string; message: string } | null;
+  resultVersion: { version: number } | null;
+}
+
+async function finalJob(id: string): Promise<JobBody> {
+  for (;;) {
+    const job = (await call(server.app, server.adminKey, 'GET', `/api/v1/jobs/${id}`)).json().job as JobBody;
+    if (['succeeded', 'failed', 'cancelled'].includes(job.status)) return job;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function outputs(bytes: Uint8Array, features: Float32Array, count: number): Promise<Float32Array> {
+  const session = await ort.InferenceSession.create(bytes);
+  try {
+    const result = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', features.slice(), [count, 4]) });
+    return result[session.outputNames[0]!]!.data as Float32Array;
+  } finally {
+    await session.release();
+  }
+}
+
+function argmax(values: Float32Array, offset: number, length: number): number {
+  let best = 0;
+  for (let index = 1; index < length; index++) if (values[offset + index]! > values[offset + best]!) best = index;
+  return best;
+}
+
+describe('quantize jobs', () => {
+  let report: Record<string, unknown> & {
+    sizeRatio: number;
+    maxAbsoluteOutputDifference: number;
+    accuracy: { items: number; float: number; quantized: number; deltaPercentagePoints: number };
+    quantizedBytes: number;
+    floatBytes: number;
+  };
+
+  it('makes a new int8 version from version 1 and stores the report with it', async () => {
+    const submitted = await call(server.app, server.adminKey, 'POST', '/api/v1/models/blobs/versions/1/quantize', { mode: 'dynamic-int8', evaluationDatasetId: datasetId });
+    expect(submitted.statusCode, submitted.body).toBe(202);
+    expect(submitted.json().job).toMatchObject({ kind: 'quantize', model: 'blobs', settings: { version: 1, mode: 'dynamic-int8', evaluationDatasetId: datasetId } });
+    const job = await finalJob(submitted.json().job.id);
+    expect(job.error).toBeNull();
+    expect(job).toMatchObject({ status: 'succeeded', resultVersion: { version: 2 } });
+
+    const version = (await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/versions/2')).json();
+    expect(version.source).toBe('job');
+    report = version.quantization;
+    expect(report).toMatchObject({ mode: 'dynamic-int8', sourceVersion: 1, jobId: job.id, floatBytes: floatOnnx.byteLength, sampleSource: 'evaluation', sampleItems: 12, floatNodes: [] });
+    expect(report.quantizedNodes).toHaveLength(2);
+    expect(report.sizeRatio).toBe(Math.round((report.quantizedBytes / report.floatBytes) * 1e4) / 1e4);
+    expect(report.latency).toHaveLength(2);
+    expect(report.accuracy.items).toBe(12);
+    const quantization = await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/versions/2/quantization');
+    expect(quantization.json()).toEqual(report);
+    // The float version was not made by quantization.
+    expect((await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/versions/1/quantization')).statusCode).toBe(404);
+    expect((await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/versions/1')).json().quantization).toBeNull();
+  });
+
+  it('reports what an independent run of both files shows: output difference and accuracies', async () => {
+    const quantizedOnnx = (await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/versions/2/files/model.onnx')).rawPayload;
+    expect(quantizedOnnx.byteLength).toBe(report.quantizedBytes);
+    const dataset = loadDatasetBytes('csv', new TextEncoder().encode(irisLikeCsv()), { label: 'label' });
+    const expected = await outputs(floatOnnx, dataset.features, dataset.count);
+    const actual = await outputs(new Uint8Array(quantizedOnnx), dataset.features, dataset.count);
+    let largest = 0;
+    let floatCorrect = 0;
+    let quantizedCorrect = 0;
+    for (let index = 0; index < expected.length; index++) largest = Math.max(largest, Math.abs(expected[index]! - actual[index]!));
+    for (let item = 0; item < dataset.count; item++) {
+      if (argmax(expected, item * 3, 3) === dataset.labels[item]) floatCorrect += 1;
+      if (argmax(actual, item * 3, 3) === dataset.labels[item]) quantizedCorrect += 1;
+    }
+    // The quantized outputs are within the reported bound, and the bound is what the sample shows.
+    expect(largest).toBeGreaterThan(0);
+    expect(largest).toBeLessThanOrEqual(report.maxAbsoluteOutputDifference + 1e-7);
+    expect(report.maxAbsoluteOutputDifference).toBeCloseTo(largest, 6);
+    expect(report.accuracy.float).toBe(floatCorrect / dataset.count);
+    expect(report.accuracy.quantized).toBe(quantizedCorrect / dataset.count);
+  });
+
+  it('answers bad requests before anything is queued', async () => {
+    const post = (body: unknown, path = '/api/v1/models/blobs/versions/1/quantize') => call(server.app, server.adminKey, 'POST', path, body);
+    const mode = await post({ mode: 'int4' });
+    expect(mode.statusCode).toBe(400);
+    expect((await post({ mode: 'dynamic-int8', extra: 1 })).statusCode).toBe(400);
+    const dataset = await post({ mode: 'dynamic-int8', evaluationDatasetId: 'ds_missing' });
+    expect([dataset.statusCode, dataset.json().error.code]).toEqual([404, 'DATASET_NOT_FOUND']);
+    const version = await post({ mode: 'dynamic-int8' }, '/api/v1/models/blobs/versions/9/quantize');
+    expect([version.statusCode, version.json().error.code]).toEqual([404, 'VERSION_NOT_FOUND']);
+    const viaJobs = await call(server.app, server.adminKey, 'POST', '/api/v1/jobs', { kind: 'quantize', model: 'blobs', version: 'one', mode: 'dynamic-int8' });
+    expect(viaJobs.statusCode).toBe(400);
+  });
+});
+
+describe('cost cards', () => {
+  it('counts parameters and FLOPs per item from the graph (2 per multiply-accumulate)', async () => {
+    const response = await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/versions/1/cost');
+    expect(response.statusCode, response.body).toBe(200);
+    // Dense 4→8 (MatMul 2·4·8, bias 8, tanh 8), Dense 8→3 (MatMul 2·8·3, bias 3), softmax 3·3.
+    expect(response.json()).toMatchObject({
+      model: 'blobs',
+      version: 1,
+      format: 'onnx',
+      parameters: 4 * 8 + 8 + 8 * 3 + 3,
+      fileBytes: floatOnnx.byteLength,
+      flopsPerItem: 64 + 8 + 8 + 48 + 3 + 9,
+      flopsComplete: true,
+      uncountedNodes: [],
+      calibration: null,
+      pricePer1000Predictions: null,
+    });
+  });
+
+  it('calibrates through the model manager and keeps the figures with the version', async () => {
+    const calibrated = await call(server.app, server.adminKey, 'POST', '/api/v1/models/blobs/versions/1/cost/calibrate');
+    expect(calibrated.statusCode, calibrated.body).toBe(200);
+    const card = calibrated.json();
+    expect(card.calibration).toMatchObject({ throughputBatch: 32, runs: 20 });
+    expect(card.calibration.p50Milliseconds).toBeGreaterThan(0);
+    expect(card.calibration.itemsPerSecond).toBeGreaterThan(0);
+    // Calibration loaded the version, so the manager's figure is there.
+    expect(card.memoryBytes).toBeGreaterThan(0);
+    const again = (await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/versions/1/cost')).json();
+    expect(again.calibration).toEqual(card.calibration);
+    // The quantized version's integer ops are counted too.
+    const quantized = (await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/versions/2/cost')).json();
+    expect(quantized.flopsComplete).toBe(true);
+    expect(quantized.flopsPerItem).toBeGreaterThan(again.flopsPerItem);
+  });
+});
