@@ -108,7 +108,7 @@ export function planWithinParameterLimit(document: unknown, maxParameters: numbe
  * Everything about a saved model (spec.json + model.safetensors) that can be known from the spec
  * and the weights file's header: a valid spec, within the parameter limit, and a tensor of the
  * right shape and dtype for every parameter. Cheap and allocation-free, so it runs before the
- * network is built (which happens in a child process, see runtimes/validate-saved-model.ts).
+ * network is built (which happens in a child process, see runtimes/onnx/validate-saved-model.ts).
  */
 export function checkSavedModelHeaders(document: unknown, weights: Uint8Array | undefined, maxParameters: number): ModelPlan {
   const plan = planWithinParameterLimit(document, maxParameters);

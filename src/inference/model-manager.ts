@@ -1,7 +1,7 @@
 import { AiaasError } from '../errors.ts';
-import { openOnnxInWorkers } from '../runtimes/onnx-worker-runtime.ts';
-import type { EmbeddingRuntime, GenerativeRuntime } from '../runtimes/generative.ts';
-import type { ModelFile, ModelSignature, Runtime } from '../runtimes/runtime.ts';
+import type { LanguageModelRuntime, OpenRequest } from '../runtimes/format.ts';
+import { createFormatLoaders, formatNamed, type FormatLoaders, type OpenedRuntime } from '../runtimes/formats.ts';
+import type { ModelSignature, Runtime } from '../runtimes/runtime.ts';
 import { zeroTensor } from '../runtimes/tensor.ts';
 import { Batcher, type SubmitOptions } from './batcher.ts';
 import type { BatchingOptions, InferRequest, InferResponse, ModelLabels, ServingMetricsSink } from './types.ts';
@@ -18,7 +18,9 @@ export interface ModelKey {
 }
 
 /** A version's plaintext files while it is loaded: the runtime opens `path`; `release` deletes them. */
-export interface ModelFiles extends ModelFile {
+export interface ModelFiles extends OpenRequest {
+  /** The version's stored format (`runtimes/formats.ts`): which runtime opens the files. */
+  format: string;
   release(): Promise<void>;
 }
 
@@ -31,8 +33,7 @@ export interface LoadedModel {
   lastUsedAt: number;
 }
 
-/** A loaded language model: generation and embeddings from one runtime (llama.cpp today). */
-export type LanguageModelRuntime = GenerativeRuntime & EmbeddingRuntime;
+export type { LanguageModelRuntime };
 
 export interface ModelManagerOptions {
   /**
@@ -41,13 +42,17 @@ export interface ModelManagerOptions {
    * before its previous files are released.
    */
   openFiles(key: ModelKey): Promise<ModelFiles>;
-  /** Opens a model file as a runtime; ONNX Runtime unless replaced (tests wrap it, later runtimes plug in). */
-  loadRuntime?(model: ModelFile, key: ModelKey): Promise<Runtime>;
   /**
-   * Opens a language-model version (GGUF) from its file. Language models run in-process: llama.cpp
-   * computes on its own native threads and batches their sequences itself, so they get no Batcher.
+   * Opens a version's files with the runtime of its format, placed where the format says (ONNX in
+   * worker threads, GGUF in-process on llama.cpp's native threads). Tensor formats get a Batcher;
+   * language models batch their sequences themselves and get none. Default: every format with one
+   * instance and one thread (tests); the server passes its configured loaders and closes them.
    */
-  loadLanguageModel?(model: ModelFile, key: ModelKey): Promise<LanguageModelRuntime>;
+  loaders?: FormatLoaders;
+  /** Replaces how a tensor version's files become a Runtime (tests hold inference to fill a queue). */
+  loadRuntime?(model: ModelFiles, key: ModelKey): Promise<Runtime>;
+  /** Replaces how a language-model version's files are opened (tests wrap the runtime). */
+  loadLanguageModel?(model: ModelFiles, key: ModelKey): Promise<LanguageModelRuntime>;
   /** Sum of `Runtime.memoryBytes()` the manager keeps loaded before evicting least recently used models. */
   memoryBudgetBytes: number;
   /** Unload a model unused for this long; 0 keeps models until evicted. */
@@ -59,6 +64,12 @@ export interface ModelManagerOptions {
   batchingDefaults: BatchingOptions;
   metrics?: ServingMetricsSink;
 }
+
+/** Without configured loaders (tests, tools): one instance, one thread, one sequence. */
+const minimalRuntimeSettings = {
+  tensor: { instances: 1, intraOpThreads: 1 },
+  language: { parallel: 1, maxWaiting: 0, threads: 1, contextLength: 512, maxContextLength: 4096 },
+};
 
 /** A per-model idle time set by a client (Ollama's `keep_alive`); Infinity never unloads it when idle. */
 interface KeepAlive {
@@ -99,12 +110,17 @@ export class ModelManager {
   /** Versions being unloaded: a new load of one waits until its old files are gone. */
   readonly #releasing = new Map<string, Promise<void>>();
   #sweepTimer: NodeJS.Timeout | undefined;
+  readonly #loaders: FormatLoaders;
+  /** Loaders the manager made itself (none were given), closed with it. */
+  readonly #ownsLoaders: boolean;
 
   constructor(options: ModelManagerOptions) {
     if (!(options.memoryBudgetBytes > 0)) throw new RangeError('memoryBudgetBytes must be > 0');
     if (!(options.idleUnloadMs >= 0)) throw new RangeError('idleUnloadMs must be >= 0');
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#ownsLoaders = options.loaders === undefined;
+    this.#loaders = options.loaders ?? createFormatLoaders(minimalRuntimeSettings, { info: () => undefined });
     if (options.idleUnloadMs > 0) {
       this.#sweepTimer = setInterval(() => void this.sweepIdle(), Math.min(options.idleUnloadMs, 30_000));
       this.#sweepTimer.unref();
@@ -113,7 +129,7 @@ export class ModelManager {
 
   /** The loaded entry for a version, loading it if needed. */
   async acquire(key: ModelKey): Promise<LoadedModel> {
-    return tensorEntry(await this.#acquireEntry(key, 'tensor'));
+    return tensorEntry(await this.#acquireEntry(key));
   }
 
   /**
@@ -122,7 +138,7 @@ export class ModelManager {
    * generations running or waiting is never evicted.
    */
   async acquireLanguageModel(key: ModelKey): Promise<LanguageModelRuntime> {
-    const entry = await this.#acquireEntry(key, 'language');
+    const entry = await this.#acquireEntry(key);
     if (entry.kind !== 'language') throw new AiaasError('MODEL_NOT_FOUND', 'This model version is not a language model');
     return entry.runtime;
   }
@@ -134,10 +150,10 @@ export class ModelManager {
 
   /** Queues the request on the version's batcher; `options` names the caller (fair turns) and its disconnect signal. */
   async infer(key: ModelKey, request: InferRequest, options: SubmitOptions = {}): Promise<InferResponse> {
-    let entry = tensorEntry(await this.#acquireEntry(key, 'tensor'));
+    let entry = tensorEntry(await this.#acquireEntry(key));
     // An unload or eviction may have removed the entry while we waited; its runtime is about to be
     // disposed, so submitting there would fail. Load a fresh copy instead.
-    while (this.#entries.get(key.versionId) !== entry) entry = tensorEntry(await this.#acquireEntry(key, 'tensor'));
+    while (this.#entries.get(key.versionId) !== entry) entry = tensorEntry(await this.#acquireEntry(key));
     entry.active++;
     try {
       return await entry.batcher.submit(request, options);
@@ -222,9 +238,11 @@ export class ModelManager {
     await Promise.allSettled([...this.#loading.values()]);
     await Promise.all([...this.#entries.values()].map((entry) => this.#remove(entry)));
     await Promise.allSettled([...this.#releasing.values()]);
+    if (this.#ownsLoaders) await this.#loaders.close();
   }
 
-  async #acquireEntry(key: ModelKey, kind: Entry['kind']): Promise<Entry> {
+  /** The entry of a loaded version, loading it if needed; what it is (tensor or language) is its format's. */
+  async #acquireEntry(key: ModelKey): Promise<Entry> {
     const existing = this.#entries.get(key.versionId);
     if (existing !== undefined) {
       existing.lastUsedAt = this.#now();
@@ -232,55 +250,33 @@ export class ModelManager {
     }
     let loading = this.#loading.get(key.versionId);
     if (loading === undefined) {
-      loading = (kind === 'language' ? this.#loadLanguageModel(key) : this.#load(key)).finally(() => this.#loading.delete(key.versionId));
+      loading = this.#load(key).finally(() => this.#loading.delete(key.versionId));
       this.#loading.set(key.versionId, loading);
     }
     return await loading;
   }
 
-  async #loadLanguageModel(key: ModelKey): Promise<Entry> {
-    const open = this.#options.loadLanguageModel;
-    if (open === undefined) throw new AiaasError('MODEL_LOAD_FAILED', 'This server cannot load language models');
-    await this.#releasing.get(key.versionId);
-    const files = await this.#options.openFiles(key);
-    let runtime: LanguageModelRuntime;
-    try {
-      runtime = await open(files, key);
-    } catch (error) {
-      await files.release();
-      throw error;
-    }
-    const memoryBytes = runtime.memoryBytes();
-    if (memoryBytes > this.#options.memoryBudgetBytes) {
-      try {
-        await runtime.dispose();
-      } finally {
-        await files.release();
-      }
-      throw new AiaasError(
-        'MODEL_LOAD_FAILED',
-        `model needs about ${memoryBytes} bytes (weights and KV cache), more than the whole serving memory budget of ${this.#options.memoryBudgetBytes} bytes`,
-      );
-    }
-    const now = this.#now();
-    const entry: LanguageEntry = { kind: 'language', key, runtime, files, memoryBytes, loadedAt: now, lastUsedAt: now, active: 0 };
-    this.#entries.set(key.versionId, entry);
-    await this.#evictOverBudget(entry);
-    this.#reportLoaded();
-    return entry;
+  /** Opens the files with the runtime their stored format names. */
+  async #open(files: ModelFiles, key: ModelKey): Promise<OpenedRuntime> {
+    const labels = { ...(key.name === undefined ? {} : { name: key.name }), ...(key.version === undefined ? {} : { version: key.version }) };
+    const format = formatNamed(files.format);
+    if (format.capability === 'tensor' && this.#options.loadRuntime !== undefined) return { capability: 'tensor', runtime: await this.#options.loadRuntime(files, key) };
+    if (format.capability === 'language' && this.#options.loadLanguageModel !== undefined) return { capability: 'language', runtime: await this.#options.loadLanguageModel(files, key) };
+    return await this.#loaders.open(format.name, files, labels);
   }
 
   async #load(key: ModelKey): Promise<Entry> {
     // The previous copy's directory is the same one: let its removal finish before writing again.
     await this.#releasing.get(key.versionId);
     const files = await this.#options.openFiles(key);
-    let runtime: Runtime;
+    let opened: OpenedRuntime;
     try {
-      runtime = await (this.#options.loadRuntime ?? ((model: ModelFile) => openOnnxInWorkers(model, { instances: 1, intraOpThreads: 1 })))(files, key);
+      opened = await this.#open(files, key);
     } catch (error) {
       await files.release();
       throw error;
     }
+    const runtime = opened.runtime;
     const fail = async (error: AiaasError): Promise<never> => {
       try {
         await runtime.dispose();
@@ -289,15 +285,29 @@ export class ModelManager {
       }
       throw error;
     };
+    // Tensor runtimes: the measured bytes of one instance × instances, where the version was measured
+    // at upload; language models: weights and KV cache (see each runtime's memoryBytes).
     const memoryBytes = runtime.memoryBytes();
     if (memoryBytes > this.#options.memoryBudgetBytes) {
       await fail(
         new AiaasError(
           'MODEL_LOAD_FAILED',
-          `model needs about ${memoryBytes} bytes, more than the whole serving memory budget of ${this.#options.memoryBudgetBytes} bytes`,
+          `model needs about ${memoryBytes} bytes${opened.capability === 'language' ? ' (weights and KV cache)' : ''}, more than the whole serving memory budget of ${this.#options.memoryBudgetBytes} bytes`,
         ),
       );
     }
+    const now = this.#now();
+    if (opened.capability === 'language') {
+      const entry: LanguageEntry = { kind: 'language', key, runtime: opened.runtime, files, memoryBytes, loadedAt: now, lastUsedAt: now, active: 0 };
+      this.#entries.set(key.versionId, entry);
+      await this.#evictOverBudget(entry);
+      this.#reportLoaded();
+      return entry;
+    }
+    return await this.#addTensorEntry(key, opened.runtime, files, memoryBytes, fail);
+  }
+
+  async #addTensorEntry(key: ModelKey, runtime: Runtime, files: ModelFiles, memoryBytes: number, fail: (error: AiaasError) => Promise<never>): Promise<Entry> {
     const signature = runtime.signature();
     if (this.#options.warmup) {
       try {

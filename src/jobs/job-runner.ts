@@ -266,6 +266,9 @@ export class JobRunner {
         }
         case 'cancelled': {
           settled = true;
+          // The epoch column follows checkpoints (it is where a resume starts); a cancelled job never
+          // resumes, so it reports the epochs it finished, matching the loss and history it shows.
+          await this.deps.jobs.updateProgress(tenantId, job.id, this.owner, { epoch: message.epoch, step: message.step });
           const finished = await this.deps.jobs.finish(tenantId, job.id, { status: 'cancelled', owner: this.owner });
           if (finished) await this.appendEvent(tenantId, job.id, 'job-finished', { status: 'cancelled', epoch: message.epoch, step: message.step });
           return;

@@ -57,7 +57,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     },
     modelBytes: (tenantId, version) => artifacts.get(tenantId, version.onnxRef),
     loadDatasetSource,
-    register: (job, bytes) => registry.addVersionFromOnnx(job.tenantId, job.modelName, bytes, { source: 'job', jobId: job.id }),
+    register: (job, bytes) => registry.addVersionFromSavedModel(job.tenantId, job.modelName, { onnx: bytes }, { source: 'job', jobId: job.id }),
     saveReport: (tenantId, versionId, report) => repositories.models.setQuantizationReport(tenantId, versionId, report),
     memoryLimitBytes: config.jobMemoryLimitBytes,
     onOutput: (text) => context.logger.warn({ component: 'jobs', output: text.slice(0, 2000) }, 'quantize process output'),

@@ -150,17 +150,15 @@ export function createPullHandler(options: ModelPullOptions): { parser: JobKindP
  */
 export async function registerPulledFile(registry: ModelRegistry, job: JobRecord, path: string): Promise<{ versionId: string; version: number }> {
   const options = { source: 'job', createModel: true, jobId: job.id } as const;
-  // The format by magic, as an upload's: a GGUF language model, else ONNX.
+  // The format by its first bytes, as an upload's (runtimes/formats.ts).
   const handle = await open(path, 'r');
-  const magic = Buffer.alloc(4);
+  const head = Buffer.alloc(512);
+  let read: number;
   try {
-    await handle.read(magic, 0, 4, 0);
+    ({ bytesRead: read } = await handle.read(head, 0, head.length, 0));
   } finally {
     await handle.close();
   }
-  const { version } =
-    magic.toString('latin1') === 'GGUF'
-      ? await registry.addVersionFromGgufStream(job.tenantId, job.modelName, createReadStream(path), options)
-      : await registry.addVersionFromOnnxStream(job.tenantId, job.modelName, createReadStream(path), options);
+  const { version } = await registry.addVersionFromStream(job.tenantId, job.modelName, head.subarray(0, read), createReadStream(path), options);
   return { versionId: version.id, version: version.version };
 }

@@ -9,15 +9,15 @@ import { checkSavedModelHeaders } from '../engine/parameters.ts';
 import { AiaasError } from '../errors.ts';
 import type { ResolvedModel } from '../inference/types.ts';
 import type { ModelSignature } from '../runtimes/runtime.ts';
-import type { ModelUpload } from '../runtimes/validate-in-child.ts';
+import { sourceFromBytes, type ModelSource, type ValidatedModel, type ValidationLimits } from '../runtimes/format.ts';
+import { formatNamed, formatOfFile } from '../runtimes/formats.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import type { ModelFiles, ModelManager } from '../inference/model-manager.ts';
 import type { BatchingOptions } from '../inference/types.ts';
 import type { AliasRecord, ModelFormat, ModelRecord, ModelVersionRecord, ModelVersionSource, Repositories } from '../storage/index.ts';
 import { latestSelector, validateAliasName } from '../storage/index.ts';
 import type { PlaintextDirectory } from '../storage/plaintext-directory.ts';
-import { createHash } from 'node:crypto';
-import type { GgufDescription, GgufSignature } from '../runtimes/gguf/gguf-signature.ts';
+import type { GgufSignature } from '../runtimes/gguf/gguf-signature.ts';
 import { externalDataFiles, refuseExternalData, skeletonOf } from './external-data.ts';
 import type { QuantizationReport } from './model-quantize.ts';
 import { validateName } from './names.ts';
@@ -100,27 +100,20 @@ export interface LanguageModelVersion {
   chatTemplate: string | null;
 }
 
-/** GGUF files start with the ASCII magic `GGUF`. */
-export function isGguf(bytes: Uint8Array): boolean {
-  return bytes.length >= 4 && bytes[0] === 0x47 && bytes[1] === 0x47 && bytes[2] === 0x55 && bytes[3] === 0x46;
-}
-
 export interface ModelRegistryOptions {
   repositories: Repositories;
   artifacts: EncryptedArtifactStore;
   manager: ModelManager;
   /** Where a loading version's decrypted files are written (and removed when it unloads). */
   plaintext: PlaintextDirectory;
-  /** Opens the model (and its external data) in isolation and returns the signature; INVALID_MODEL_FILE otherwise. */
-  validate: (model: ModelUpload) => Promise<ModelSignature>;
+  /** Limits of the child process each format validates its files in (`runtimes/format.ts`). */
+  validationLimits: ValidationLimits;
   /**
    * Builds the network of an uploaded saved model from spec.json + model.safetensors in isolation
    * (a child process); called only after the headers passed `checkSavedModelHeaders`.
    */
   validateSavedModel: (spec: Uint8Array, weights: Uint8Array) => Promise<unknown>;
   maxModelBytes: number;
-  /** Reads a GGUF file's header in isolation; INVALID_MODEL_FILE otherwise. Without it GGUF uploads are refused. */
-  validateGguf?: (file: { writeTo(path: string): Promise<void> }) => Promise<GgufDescription>;
   /** Most parameters an uploaded spec.json may describe (`maxModelParameters`). */
   maxModelParameters?: number;
   /** Milliseconds; with `resolveCacheMs` lets inference skip the database for a recently resolved name. */
@@ -187,10 +180,9 @@ export class ModelRegistry {
   readonly #repositories: Repositories;
   readonly #artifacts: EncryptedArtifactStore;
   readonly #manager: ModelManager;
-  readonly #validate: (model: ModelUpload) => Promise<ModelSignature>;
+  readonly #validationLimits: ValidationLimits;
   readonly #validateSavedModel: (spec: Uint8Array, weights: Uint8Array) => Promise<unknown>;
   readonly #plaintext: PlaintextDirectory;
-  readonly #validateGguf: ((file: { writeTo(path: string): Promise<void> }) => Promise<GgufDescription>) | undefined;
   readonly #maxModelBytes: number;
   readonly #maxModelParameters: number;
   /** versionId -> where its files live; filled by resolve so the manager can load without a tenant in its key. */
@@ -207,9 +199,8 @@ export class ModelRegistry {
     this.#repositories = options.repositories;
     this.#artifacts = options.artifacts;
     this.#manager = options.manager;
-    this.#validate = options.validate;
+    this.#validationLimits = options.validationLimits;
     this.#plaintext = options.plaintext;
-    this.#validateGguf = options.validateGguf;
     this.#validateSavedModel = options.validateSavedModel;
     this.#maxModelBytes = options.maxModelBytes;
     this.#maxModelParameters = options.maxModelParameters ?? defaultMaxModelParameters;
@@ -294,10 +285,6 @@ export class ModelRegistry {
 
   // ---- versions
 
-  async addVersionFromOnnx(tenantId: string, modelName: string, onnxBytes: Uint8Array, options: AddVersionOptions): Promise<ModelVersionRecord> {
-    return this.addVersionFromSavedModel(tenantId, modelName, { onnx: onnxBytes }, options);
-  }
-
   /** Stores a saved model (at least model.onnx) as a new version; spec and weights are checked to load together. */
   async addVersionFromSavedModel(tenantId: string, modelName: string, files: SavedModelUpload, options: AddVersionOptions): Promise<ModelVersionRecord> {
     const model = await this.#modelForNewVersion(tenantId, modelName, options.createModel === true);
@@ -327,7 +314,7 @@ export class ModelRegistry {
       // Building the network allocates every weight: that happens in a child process with limits.
       if (files.weights !== undefined) await this.#validateSavedModel(files.spec, files.weights);
     }
-    const signature = await this.#validate({ onnx: files.onnx, externalData });
+    const validated = await this.#validate('onnx', sourceFromBytes(files.onnx, externalData));
 
     const stored: string[] = [];
     try {
@@ -353,7 +340,7 @@ export class ModelRegistry {
         source: options.source,
         onnxRef,
         savedModelRefs: Object.keys(savedModelRefs).length === 0 ? undefined : savedModelRefs,
-        signature,
+        signature: validated.signature,
         metrics: metrics ?? null,
         jobId: options.jobId ?? null,
       });
@@ -364,39 +351,6 @@ export class ModelRegistry {
       for (const ref of stored) await this.#artifacts.delete(ref).catch(() => undefined);
       throw error;
     }
-  }
-
-  /**
-   * Stores a GGUF file streamed from the request as a new version: encrypted into the store as it
-   * arrives (hashed on the way), then its header is read in an isolated child process from a scratch
-   * copy decrypted from the store. Only a file that passes stays stored. The signature is the
-   * header's description plus the file's SHA-256; the chat template is kept in its own sealed column.
-   */
-  async addVersionFromGgufStream(tenantId: string, modelName: string, body: AsyncIterable<Uint8Array>, options: AddVersionOptions): Promise<{ version: ModelVersionRecord; bytes: number }> {
-    const model = await this.#modelForNewVersion(tenantId, modelName, options.createModel === true);
-    const validate = this.#validateGguf;
-    if (validate === undefined) throw new AiaasError('INVALID_MODEL_FILE', 'This server does not accept GGUF models');
-    const hash = createHash('sha256');
-    const hashed = (async function* () {
-      for await (const chunk of body) {
-        hash.update(chunk);
-        yield chunk;
-      }
-    })();
-    const { ref, bytes } = await this.#artifacts.putStream(tenantId, hashed, { maxBytes: this.#maxModelBytes, what: 'model.gguf' });
-    return await this.#registerStreamed(tenantId, ref, bytes, async () => {
-      const description = await validate({ writeTo: async (path) => void (await this.#artifacts.decryptToFile(tenantId, ref, path)) });
-      const signature: StoredGgufSignature = { ...description.signature, sha256: hash.digest('hex') };
-      return await this.#repositories.models.addVersion(tenantId, model.id, {
-        source: options.source,
-        format: 'gguf',
-        onnxRef: ref,
-        chatTemplate: description.chatTemplate,
-        signature,
-        metrics: options.metrics ?? null,
-        jobId: options.jobId ?? null,
-      });
-    });
   }
 
   /** Validates and records a version over an artifact just streamed in; on any failure the artifact is deleted again. */
@@ -418,27 +372,43 @@ export class ModelRegistry {
   }
 
   /**
-   * A bare .onnx streamed from the request: encrypted into the store as it arrives (never held
-   * whole), then validated by streaming the stored artifact, decrypted, into the validation child.
-   * Over `maxModelBytes` the upload stops with PAYLOAD_TOO_LARGE; on any failure nothing stays stored.
+   * A bare model file streamed from the request (or a pulled file), of the format its first bytes
+   * name (`formatOfFile`: GGUF by its magic, else ONNX): encrypted into the store as it arrives
+   * (hashed on the way, never held whole), then validated by its format in a child process from a
+   * private copy decrypted from the store. Over `maxModelBytes` the upload stops with
+   * PAYLOAD_TOO_LARGE; on any failure nothing stays stored.
    */
-  async addVersionFromOnnxStream(tenantId: string, modelName: string, body: AsyncIterable<Uint8Array>, options: AddVersionOptions): Promise<{ version: ModelVersionRecord; bytes: number }> {
+  async addVersionFromStream(
+    tenantId: string,
+    modelName: string,
+    head: Uint8Array,
+    body: AsyncIterable<Uint8Array>,
+    options: AddVersionOptions,
+  ): Promise<{ version: ModelVersionRecord; bytes: number }> {
+    const format = formatOfFile(head);
     const model = await this.#modelForNewVersion(tenantId, modelName, options.createModel === true);
-    const { ref, bytes } = await this.#artifacts.putStream(tenantId, body, { maxBytes: this.#maxModelBytes, what: 'model.onnx' });
+    const { ref, bytes } = await this.#artifacts.putStream(tenantId, body, { maxBytes: this.#maxModelBytes, what: format.fileName });
     return await this.#registerStreamed(tenantId, ref, bytes, async () => {
-      if (bytes === 0) throw new AiaasError('INVALID_MODEL_FILE', 'The upload is empty; send an .onnx file or a saved-model .tar');
-      // Before anything opens the model: a bare .onnx may not read files besides itself.
-      await refuseExternalData(await this.#artifacts.getStream(tenantId, ref));
-      const signature = await this.#validate({ onnx: { byteLength: bytes, writeTo: async (path) => void (await this.#artifacts.decryptToFile(tenantId, ref, path)) } });
+      if (bytes === 0) throw new AiaasError('INVALID_MODEL_FILE', 'The upload is empty; send an .onnx file, a saved-model .tar or a .gguf file');
+      // Before anything opens the model: a bare file may not read files besides itself.
+      if (format.externalData) await refuseExternalData(await this.#artifacts.getStream(tenantId, ref));
+      const validated = await this.#validate(format.name, { byteLength: bytes, writeTo: async (path) => void (await this.#artifacts.decryptToFile(tenantId, ref, path)) });
       return await this.#repositories.models.addVersion(tenantId, model.id, {
         source: options.source,
+        format: format.name,
         onnxRef: ref,
         savedModelRefs: undefined,
-        signature,
+        signature: validated.signature,
+        ...(validated.chatTemplate === undefined ? {} : { chatTemplate: validated.chatTemplate }),
         metrics: options.metrics ?? null,
         jobId: options.jobId ?? null,
       });
     });
+  }
+
+  /** Validates (and describes) a file with its format's isolated check. */
+  async #validate(formatName: string, source: ModelSource): Promise<ValidatedModel> {
+    return await formatNamed(formatName).validate(source, this.#validationLimits);
   }
 
   /**
@@ -576,7 +546,7 @@ export class ModelRegistry {
     if (model === undefined) throw modelNotFound(name);
     const version = await this.#selectVersion(tenantId, model, selector);
     if (version === undefined) throw versionNotFound(name, selector);
-    if (version.format !== 'onnx') {
+    if (formatNamed(version.format).capability !== 'tensor') {
       // The tensor protocols cannot serve a language model; like a missing model, so routes stay uniform.
       throw new AiaasError('MODEL_NOT_FOUND', `Model '${name}' is a language model; use the OpenAI (/v1) or Ollama (/api) routes`, {
         details: { model: name, format: version.format },
@@ -627,7 +597,7 @@ export class ModelRegistry {
     const selector = versionOrAlias ?? latestSelector;
     const version = await this.#selectVersion(tenantId, model, selector);
     if (version === undefined) throw versionNotFound(name, selector);
-    if (version.format !== 'gguf') {
+    if (formatNamed(version.format).capability !== 'language') {
       throw new AiaasError('MODEL_NOT_FOUND', `Model '${name}' is not a language model`, { details: { model: name, format: version.format } });
     }
     this.#locations.set(version.id, locationOf(tenantId, version));
@@ -643,13 +613,13 @@ export class ModelRegistry {
     const result: LanguageModelVersion[] = [];
     for (const model of await this.listModels(tenantId)) {
       const latest = await this.#repositories.models.latestVersion(tenantId, model.id);
-      if (latest === undefined || latest.format !== 'gguf') continue;
+      if (latest === undefined || !isLanguageModel(latest)) continue;
       const aliases = await this.#repositories.models.listAliases(tenantId, model.id);
       result.push(languageModelVersion(tenantId, model, latest, aliases));
       const targets = [...new Set(aliases.map((alias) => alias.versionId))].filter((versionId) => versionId !== latest.id);
       for (const versionId of targets) {
         const version = await this.#repositories.models.getVersionById(tenantId, versionId);
-        if (version?.format === 'gguf') result.push(languageModelVersion(tenantId, model, version, aliases));
+        if (version !== undefined && isLanguageModel(version)) result.push(languageModelVersion(tenantId, model, version, aliases));
       }
     }
     return result;
@@ -664,14 +634,9 @@ export class ModelRegistry {
     const location = this.#locations.get(versionId);
     if (location === undefined) throw new AiaasError('VERSION_NOT_FOUND', 'This model version is no longer available');
     const { tenantId } = location;
-    if (location.format === 'gguf') {
-      // llama.cpp memory-maps the file from the version's private directory, decrypted straight into it.
-      const written = await this.#plaintext.write(tenantId, versionId, [
-        { path: 'model.gguf', writeTo: async (target: string) => (await this.#artifacts.decryptToFile(tenantId, location.onnxRef, target)).bytes },
-      ]);
-      return { path: join(written.directory, 'model.gguf'), sizeBytes: written.sizeBytes, release: written.remove };
-    }
-    // Decrypted straight into the directory, a segment at a time: a multi-gigabyte model is never a buffer here.
+    const format = formatNamed(location.format);
+    // Decrypted straight into the directory, a segment at a time: a multi-gigabyte model is never a
+    // buffer here. llama.cpp memory-maps its file from there; ONNX Runtime reads external data beside it.
     const sizes = new Map<string, { byteLength: number }>();
     const fileOf = (path: string, ref: string) => ({
       path,
@@ -681,20 +646,27 @@ export class ModelRegistry {
         return bytes;
       },
     });
-    const files = [fileOf('model.onnx', location.onnxRef), ...[...location.externalRefs].map(([path, ref]) => fileOf(path, ref))];
+    const files = [fileOf(format.fileName, location.onnxRef), ...[...location.externalRefs].map(([path, ref]) => fileOf(path, ref))];
     const written = await this.#plaintext.write(tenantId, versionId, files);
-    // Checked again at load, before the runtime opens anything: a version stored before this check
-    // existed must not read outside its directory either.
-    try {
-      // From the file just written and authenticated: no second decryption.
-      const skeleton = await skeletonOf(createReadStream(join(written.directory, 'model.onnx')));
-      const external = new Map([...sizes].filter(([path]) => path !== 'model.onnx'));
-      await externalDataFiles(skeleton, external, modelFileNames);
-    } catch (error) {
-      await written.remove();
-      throw new AiaasError('MODEL_LOAD_FAILED', `the stored model did not pass the external-data check: ${(error as Error).message}`, { cause: error });
+    if (format.externalData) {
+      // Checked again at load, before the runtime opens anything: a version stored before this check
+      // existed must not read outside its directory either.
+      try {
+        // From the file just written and authenticated: no second decryption.
+        const skeleton = await skeletonOf(createReadStream(join(written.directory, format.fileName)));
+        const external = new Map([...sizes].filter(([path]) => path !== format.fileName));
+        await externalDataFiles(skeleton, external, modelFileNames);
+      } catch (error) {
+        await written.remove();
+        throw new AiaasError('MODEL_LOAD_FAILED', `the stored model did not pass the external-data check: ${(error as Error).message}`, { cause: error });
+      }
     }
-    return { path: join(written.directory, 'model.onnx'), sizeBytes: written.sizeBytes, release: written.remove };
+    return {
+      path: join(written.directory, format.fileName),
+      sizeBytes: written.sizeBytes,
+      format: format.name,
+      release: written.remove,
+    };
   }
 
   /**
@@ -791,12 +763,17 @@ function filesBeside(entries: readonly { name: string; bytes: Uint8Array }[], fo
 
 /** The downloadable name of a version's model file. */
 function mainFileName(version: ModelVersionRecord): string {
-  return version.format === 'gguf' ? 'model.gguf' : 'model.onnx';
+  return formatNamed(version.format).fileName;
 }
 
+/** The main file, then the saved-model files stored beside it (ONNX versions of a saved model). */
 function filesOf(version: ModelVersionRecord): string[] {
-  if (version.format === 'gguf') return ['model.gguf'];
-  return modelFileNames.filter((file) => file === 'model.onnx' || version.savedModelRefs?.[file] !== undefined);
+  const main = mainFileName(version);
+  return [main, ...modelFileNames.filter((file) => file !== main && version.savedModelRefs?.[file] !== undefined)];
+}
+
+function isLanguageModel(version: ModelVersionRecord): boolean {
+  return formatNamed(version.format).capability === 'language';
 }
 
 function languageModelVersion(tenantId: string, model: ModelRecord, version: ModelVersionRecord, aliases: readonly AliasRecord[]): LanguageModelVersion {
@@ -820,7 +797,7 @@ function versionView(model: ModelRecord, version: ModelVersionRecord, aliases: r
     source: version.source,
     format: version.format,
     signature: version.signature as ModelSignature | StoredGgufSignature,
-    ...(version.format === 'gguf' ? { chatTemplate: version.chatTemplate } : {}),
+    ...(isLanguageModel(version) ? { chatTemplate: version.chatTemplate } : {}),
     metrics: version.metrics ?? null,
     jobId: version.jobId,
     files: filesOf(version),

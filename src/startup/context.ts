@@ -12,11 +12,8 @@ import { validateConfig, type AiaasConfig } from '../config.ts';
 import { AiaasError } from '../errors.ts';
 import { AuditLogger } from '../http/audit.ts';
 import { Metrics } from '../http/metrics.ts';
-import { validateOnnxInChild, type ModelUpload } from '../runtimes/validate-in-child.ts';
-import { validateGgufInChild } from '../runtimes/gguf/validate-gguf-in-child.ts';
-import { createLanguageModelLoader } from './language-models.ts';
-import { validateSavedModelInChild } from '../runtimes/validate-saved-model.ts';
-import type { ModelSignature } from '../runtimes/runtime.ts';
+import { createFormatLoaders } from '../runtimes/formats.ts';
+import { validateSavedModelInChild } from '../runtimes/onnx/validate-saved-model.ts';
 import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import { generateMasterKey, loadMasterKeyRing, MasterKeyRing } from '../security/key-ring.ts';
 import { verifyMasterKeyRing } from '../security/key-check.ts';
@@ -24,8 +21,7 @@ import { serverSecretFileName } from '../security/server-secrets.ts';
 import { TenantKeyService } from '../security/tenant-keys.ts';
 import { TenantTextCipher } from '../security/tenant-text.ts';
 import { ModelCostService } from '../platform/model-cost.ts';
-import { ModelManager, type LanguageModelRuntime, type ModelManagerOptions } from '../inference/model-manager.ts';
-import { openOnnxInWorkers } from '../runtimes/onnx-worker-runtime.ts';
+import { ModelManager, type LanguageModelRuntime, type ModelFiles, type ModelKey, type ModelManagerOptions } from '../inference/model-manager.ts';
 import { AccessService } from '../platform/access.ts';
 import { DatasetService } from '../platform/datasets.ts';
 import { ModelRegistry } from '../platform/model-registry.ts';
@@ -83,9 +79,7 @@ export interface ServerContext {
 export interface ServerContextOptions {
   now?: () => Date;
   logger?: Logger;
-  /** Replaces the child-process ONNX validation (tests of unrelated behaviour). */
-  validateModel?: (model: ModelUpload) => Promise<ModelSignature>;
-  /** Replaces the validation child's script (tests: a child that crashes or hangs). */
+  /** Replaces the ONNX validation child's script (tests: a child that crashes or hangs). */
   validationScriptPath?: string;
   /** Wraps or replaces how model bytes become a Runtime (tests hold inference to fill a queue). */
   loadRuntime?: ModelManagerOptions['loadRuntime'];
@@ -221,14 +215,36 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     });
     closers.unshift(() => usage.close());
 
-    const languageModels = createLanguageModelLoader(config, logger);
-    closers.unshift(() => languageModels.close());
+    // Each format's runtime, placed where the format says: ONNX in worker threads (inference never
+    // runs on the main thread; one thread per instance), GGUF in-process on llama.cpp's native threads.
+    const loaders = createFormatLoaders(
+      {
+        tensor: { instances: config.inferenceInstances, intraOpThreads: config.inferenceThreads },
+        language: {
+          parallel: config.llmParallel,
+          maxWaiting: config.llmMaxWaiting,
+          threads: config.llmThreads,
+          contextLength: config.llmContextLength,
+          maxContextLength: config.llmMaxContextLength,
+        },
+      },
+      logger,
+    );
+    closers.unshift(() => loaders.close());
+    const wrapLanguageModel = options.wrapLanguageModel;
     const manager: ModelManager = new ModelManager({
       openFiles: (key) => registry.openModelFiles(key.versionId),
-      loadLanguageModel: async (model, key) => {
-        const runtime = await languageModels.open(key, model.path);
-        return options.wrapLanguageModel?.(runtime) ?? runtime;
-      },
+      loaders,
+      ...(options.loadRuntime === undefined ? {} : { loadRuntime: options.loadRuntime }),
+      ...(wrapLanguageModel === undefined
+        ? {}
+        : {
+            loadLanguageModel: async (model: ModelFiles, key: ModelKey) => {
+              const opened = await loaders.open(model.format, model, key);
+              if (opened.capability !== 'language') throw new AiaasError('INTERNAL', 'not a language model');
+              return wrapLanguageModel(opened.runtime);
+            },
+          }),
       memoryBudgetBytes: config.modelMemoryBudgetBytes,
       idleUnloadMs: config.modelIdleUnloadMs,
       warmup: config.warmup,
@@ -238,8 +254,6 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         maxQueueSize: config.batchMaxQueueSize,
       },
       metrics,
-      // Inference never runs on the main thread: each instance is a worker thread with its own session.
-      loadRuntime: options.loadRuntime ?? ((model) => openOnnxInWorkers(model, { instances: config.inferenceInstances, intraOpThreads: config.inferenceThreads })),
     });
     closers.unshift(() => manager.close());
     const registry: ModelRegistry = new ModelRegistry({
@@ -248,19 +262,14 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       manager,
       plaintext,
       maxModelBytes: config.maxModelBytes,
-      validateGguf: (file) =>
-        validateGgufInChild(file, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes, scratchRoot: plaintext.scratchRoot }),
       maxModelParameters: config.maxModelParameters,
       now: () => now().getTime(),
-      validate:
-        options.validateModel ??
-        ((model) =>
-          validateOnnxInChild(model, {
-            timeoutMs: config.validationTimeoutMs,
-            memoryLimitBytes: config.validationMemoryBytes,
-            scratchRoot: plaintext.scratchRoot,
-            ...(options.validationScriptPath === undefined ? {} : { scriptPath: options.validationScriptPath }),
-          })),
+      validationLimits: {
+        timeoutMs: config.validationTimeoutMs,
+        memoryLimitBytes: config.validationMemoryBytes,
+        scratchRoot: plaintext.scratchRoot,
+        ...(options.validationScriptPath === undefined ? {} : { childScriptPath: options.validationScriptPath }),
+      },
       validateSavedModel: (spec, weights) =>
         validateSavedModelInChild(spec, weights, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes }),
     });

@@ -12,7 +12,8 @@ export type BooleanInteger = 0 | 1;
 export type ApiKeyRole = 'admin' | 'developer' | 'viewer' | 'inference';
 export type DatasetFormat = 'csv' | 'jsonl' | 'idx';
 export type ModelVersionSource = 'upload' | 'job';
-export type ModelFormat = 'onnx' | 'gguf';
+/** A format's name as `runtimes/formats.ts` knows it (onnx, gguf): which runtime validates and opens the version. */
+export type ModelFormat = string;
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 /** What a job does: train a model, pull a model file from a URL; later quantize, evaluate, sweep. */
 export type JobKind = 'train' | 'pull' | 'quantize' | 'evaluate' | 'sweep';

@@ -106,6 +106,31 @@ describe('models', () => {
     expect(result.requests[1]!.headers['content-type']).toBe('application/octet-stream');
   });
 
+  it('push removes the model it created when the server refuses the file', async () => {
+    await writeFile(join(directory, 'garbage.onnx'), 'junk');
+    const result = await run(
+      {
+        'GET /api/v1/models/junk': sendJson(404, { error: { code: 'MODEL_NOT_FOUND', message: 'no model junk' } }),
+        'POST /api/v1/models': sendJson(201, { model: { name: 'junk' } }),
+        'POST /api/v1/models/junk/versions': sendJson(400, { error: { code: 'INVALID_MODEL_FILE', message: 'not an ONNX model' } }),
+        'DELETE /api/v1/models/junk': (_request, response) => {
+          response.statusCode = 204;
+          response.end();
+        },
+      },
+      ['models', 'push', 'junk', 'garbage.onnx'],
+    );
+    expect(result.code).toBe(1);
+    expect(result.err).toContain('INVALID_MODEL_FILE');
+    expect(result.err).not.toContain('created model');
+    expect(result.requests.map((request) => `${request.method} ${request.url}`)).toEqual([
+      'GET /api/v1/models/junk',
+      'POST /api/v1/models',
+      'POST /api/v1/models/junk/versions',
+      'DELETE /api/v1/models/junk',
+    ]);
+  });
+
   it('ls shows versions and aliases', async () => {
     const result = await run(
       { 'GET /api/v1/models': sendJson(200, { models: [{ name: 'mnist', description: 'digits', batching: null, versions: [1, 2], aliases: [{ name: 'production', version: 2 }], createdAt: '' }] }) },

@@ -26,7 +26,7 @@ import { GgmlType } from '../../src/runtimes/gguf/gguf-format.ts';
 import { GgufFormatError, readGgufHeader } from '../../src/runtimes/gguf/gguf-reader.ts';
 import { encodeGguf } from '../../src/runtimes/gguf/gguf-writer.ts';
 import { randomLlamaGguf } from '../../src/runtimes/gguf/random-llama.ts';
-import { validateOnnxInChild } from '../../src/runtimes/validate-in-child.ts';
+import { validateOnnxInChild } from '../../src/runtimes/onnx/validate-in-child.ts';
 import { externalDataFiles } from '../../src/platform/external-data.ts';
 import { packTar, parseTar, TarError } from '../../src/sdk/tar.ts';
 import { mutateBytes, mutateJson, Random } from './random.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openOnnxInWorkers } from '../../src/runtimes/onnx-worker-runtime.ts';
+import { openOnnxInWorkers } from '../../src/runtimes/onnx/onnx-worker-runtime.ts';
 import type { Runtime } from '../../src/runtimes/runtime.ts';
 import { call, classifierModel, createKey, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
 

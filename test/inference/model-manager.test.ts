@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AiaasError } from '../../src/errors.ts';
-import { openOnnxInWorkers } from '../../src/runtimes/onnx-worker-runtime.ts';
+import { openOnnxInWorkers } from '../../src/runtimes/onnx/onnx-worker-runtime.ts';
 import type { Runtime, Tensor } from '../../src/runtimes/runtime.ts';
 import { Batcher } from '../../src/inference/batcher.ts';
 import { ModelManager, type ModelManagerOptions } from '../../src/inference/model-manager.ts';

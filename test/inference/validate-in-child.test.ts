@@ -2,7 +2,7 @@ import { mkdtemp, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { validateOnnxInChild } from '../../src/runtimes/validate-in-child.ts';
+import { validateOnnxInChild } from '../../src/runtimes/onnx/validate-in-child.ts';
 import { identityModel, linearModel } from './fixtures/tiny-onnx.ts';
 import { initializerModel, leakedBytes } from '../onnx/hostile-models.ts';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AiaasError } from '../../src/errors.ts';
 import { Batcher } from '../../src/inference/batcher.ts';
-import { openOnnxInWorkers } from '../../src/runtimes/onnx-worker-runtime.ts';
+import { openOnnxInWorkers } from '../../src/runtimes/onnx/onnx-worker-runtime.ts';
 import type { Runtime, Tensor } from '../../src/runtimes/runtime.ts';
 import { Gate, defaultBatching } from './fixtures/app.ts';
 import { linearModel, slowModel } from './fixtures/tiny-onnx.ts';

@@ -184,6 +184,8 @@ describe('training jobs', () => {
     const job = await waitForFinal(service, tenantId, first.id);
     expect(job.status).toBe('cancelled');
     expect(job.epoch).toBeLessThan(500);
+    // The epochs it reports are the epochs whose results it shows.
+    expect(job.epoch).toBe(job.history.length);
     await expect(service.cancel(tenantId, first.id)).rejects.toMatchObject({ code: 'JOB_NOT_CANCELLABLE' });
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { encodeSafetensors } from '../../src/data/safetensors.ts';
 import { Model } from '../../src/engine/model.ts';
 import { encodeWeights } from '../../src/engine/saved-model.ts';
-import { validateSavedModelInChild } from '../../src/runtimes/validate-saved-model.ts';
+import { validateSavedModelInChild } from '../../src/runtimes/onnx/validate-saved-model.ts';
 
 const text = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 const spec = {

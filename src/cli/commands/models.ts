@@ -92,14 +92,23 @@ export const modelCommands: readonly CommandDefinition[] = [
       const path = resolve(context.io.cwd, source);
       await stat(path);
       const description = stringOption(context.values, 'description');
+      let created = false;
       try {
         await client.models.get(name, { signal: context.signal });
       } catch (error) {
         if (!(AiaasApiError.isInstance(error) && error.status === 404)) throw error;
         await client.models.create({ name, ...(description === undefined ? {} : { description }) }, { signal: context.signal });
-        if (!context.json) context.io.stderr.write(`created model ${name}\n`);
+        created = true;
       }
-      const version = await client.versions.upload(name, { source: { path }, signal: context.signal });
+      let version: Awaited<ReturnType<typeof client.versions.upload>>;
+      try {
+        version = await client.versions.upload(name, { source: { path }, signal: context.signal });
+      } catch (error) {
+        // A refused file (INVALID_MODEL_FILE, …) must not leave behind the empty model this push made.
+        if (created) await client.models.delete(name).catch(() => undefined);
+        throw error;
+      }
+      if (created && !context.json) context.io.stderr.write(`created model ${name}\n`);
       const alias = stringOption(context.values, 'alias');
       if (alias !== undefined) await client.aliases.set(name, alias, version.version, { signal: context.signal });
       if (context.json) context.io.stdout.write(json(version));

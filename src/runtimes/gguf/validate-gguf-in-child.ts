@@ -29,6 +29,11 @@ export interface ValidateGgufOptions {
   scratchRoot?: string;
 }
 
+/** The header's description and the file's SHA-256 (hex), computed in the child. */
+export interface ValidatedGguf extends GgufDescription {
+  sha256: string;
+}
+
 const childScript = fileURLToPath(new URL('./validate-gguf-child.mjs', import.meta.url));
 const runningFromSources = import.meta.url.endsWith('.ts');
 
@@ -50,7 +55,7 @@ function loaderArguments(): string[] {
 export async function validateGgufInChild(
   source: Uint8Array | { writeTo(path: string): Promise<void> },
   options: ValidateGgufOptions = {},
-): Promise<GgufDescription> {
+): Promise<ValidatedGguf> {
   const scratchRoot = options.scratchRoot ?? tmpdir();
   await mkdir(scratchRoot, { recursive: true, mode: 0o700 });
   const directory = await mkdtemp(join(scratchRoot, 'validate-gguf-'));
@@ -66,7 +71,7 @@ export async function validateGgufInChild(
 }
 
 /** Validates a GGUF file already on disk in the child process. */
-export async function validateGgufFileInChild(path: string, options: ValidateGgufOptions = {}): Promise<GgufDescription> {
+export async function validateGgufFileInChild(path: string, options: ValidateGgufOptions = {}): Promise<ValidatedGguf> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const memoryLimitBytes = options.memoryLimitBytes ?? 2 * 1024 ** 3;
   const memoryPollMs = options.memoryPollMs ?? 50;
@@ -77,7 +82,7 @@ export async function validateGgufFileInChild(path: string, options: ValidateGgu
     env: { ...process.env, NODE_OPTIONS: '' },
   });
 
-  return await new Promise<GgufDescription>((resolve, rejectPromise) => {
+  return await new Promise<ValidatedGguf>((resolve, rejectPromise) => {
     let stdout = '';
     let stderr = '';
     let failure: AiaasError | undefined;
@@ -109,7 +114,7 @@ export async function validateGgufFileInChild(path: string, options: ValidateGgu
     child.on('close', (code, signal) =>
       finish(() => {
         if (failure !== undefined) return rejectPromise(failure);
-        let message: { ok: boolean; error?: string } & Partial<GgufDescription>;
+        let message: { ok: boolean; error?: string; sha256?: string } & Partial<GgufDescription>;
         try {
           message = JSON.parse(stdout.trim().split('\n').pop() ?? '') as typeof message;
         } catch {
@@ -117,8 +122,8 @@ export async function validateGgufFileInChild(path: string, options: ValidateGgu
           const tail = stderr.trim().split('\n').slice(-1)[0] ?? '';
           return rejectPromise(reject(`the validator crashed (${how})${tail === '' ? '' : `: ${tail}`}`));
         }
-        if (!message.ok || message.signature === undefined) return rejectPromise(reject(message.error ?? 'unknown error'));
-        resolve({ signature: message.signature, chatTemplate: message.chatTemplate ?? null });
+        if (!message.ok || message.signature === undefined || message.sha256 === undefined) return rejectPromise(reject(message.error ?? 'unknown error'));
+        resolve({ signature: message.signature, chatTemplate: message.chatTemplate ?? null, sha256: message.sha256 });
       }),
     );
   });

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AiaasError } from '../../../errors.ts';
 import { modelAllowed } from '../../../security/roles.ts';
 import type { Principal } from '../../../platform/access.ts';
-import { isGguf, type AddVersionOptions } from '../../../platform/model-registry.ts';
+import type { AddVersionOptions } from '../../../platform/model-registry.ts';
 import type { AliasRecord } from '../../../storage/index.ts';
 import { authorize, authorizeModel } from '../../auth.ts';
 import type { Permission } from '../../../security/roles.ts';
@@ -185,23 +185,15 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
           buffered = await readWithin(whole, bodyLimit);
         } else {
           if (head.byteLength === 0) throw new AiaasError('INVALID_MODEL_FILE', 'The upload is empty; send an .onnx file, a saved-model .tar or a .gguf file');
-          // The format is the file's magic, not its name or content type: GGUF streams like a bare .onnx.
-          added = isGguf(head)
-            ? await registry.addVersionFromGgufStream(principal.tenantId, request.params.name, whole, options)
-            : await registry.addVersionFromOnnxStream(principal.tenantId, request.params.name, whole, options);
+          // The format is the file's magic, not its name or content type (runtimes/formats.ts).
+          added = await registry.addVersionFromStream(principal.tenantId, request.params.name, head, whole, options);
         }
       }
       if (added === undefined) {
         const bytes = buffered ?? new Uint8Array(0);
         if (bytes.byteLength === 0) throw new AiaasError('INVALID_MODEL_FILE', 'The upload is empty; send an .onnx file, a saved-model .tar or a .gguf file');
-        if (isGguf(bytes)) added = await registry.addVersionFromGgufStream(principal.tenantId, request.params.name, (async function* () { yield bytes; })(), options);
-      }
-      if (added === undefined) {
-        const bytes = buffered ?? new Uint8Array(0);
-        const version = isTar(bytes, contentType, fileName)
-          ? await registry.addVersionFromTar(principal.tenantId, request.params.name, bytes, options)
-          : await registry.addVersionFromOnnx(principal.tenantId, request.params.name, bytes, options);
-        added = { version, bytes: bytes.byteLength };
+        if (isTar(bytes, contentType, fileName)) added = { version: await registry.addVersionFromTar(principal.tenantId, request.params.name, bytes, options), bytes: bytes.byteLength };
+        else added = await registry.addVersionFromStream(principal.tenantId, request.params.name, bytes.subarray(0, 512), (async function* () { yield bytes; })(), options);
       }
       reply.removeHeader('connection');
       const model = await registry.getModel(principal.tenantId, request.params.name);

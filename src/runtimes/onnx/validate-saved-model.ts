@@ -4,8 +4,8 @@
  * reads headers (engine/parameters.ts `checkSavedModelHeaders`), and whatever the build costs is
  * paid, and bounded, elsewhere.
  */
-import { AiaasError, errorCatalogue, type ErrorCode } from '../errors.ts';
-import { forkIsolated, siblingModule } from './isolated-process.ts';
+import { AiaasError, errorCatalogue, type ErrorCode } from '../../errors.ts';
+import { forkIsolated, siblingModule } from '../isolated-process.ts';
 
 export interface SavedModelCheckRequest {
   spec: Uint8Array;

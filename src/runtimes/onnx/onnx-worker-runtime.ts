@@ -10,10 +10,10 @@ import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type ort from 'onnxruntime-node';
-import { AiaasError } from '../errors.ts';
+import { AiaasError } from '../../errors.ts';
 import { fromOrtType, signatureFromMetadata, toOrtType } from './onnx-runtime.ts';
-import { cleanRuntimeError, cleanRuntimeMessage } from './runtime-errors.ts';
-import type { ModelFile, ModelSignature, Runtime, Tensor, TensorData } from './runtime.ts';
+import { cleanRuntimeError, cleanRuntimeMessage } from '../runtime-errors.ts';
+import type { ModelFile, ModelSignature, Runtime, Tensor, TensorData } from '../runtime.ts';
 
 export interface OnnxWorkerOptions {
   /** Worker threads, each with its own session: inferences of this version that may run at once. */

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type ort from 'onnxruntime-node';
-import { AiaasError } from '../errors.ts';
+import { AiaasError } from '../../errors.ts';
 import { signatureFromMetadata } from './onnx-runtime.ts';
-import { cleanRuntimeMessage } from './runtime-errors.ts';
-import type { ModelSignature } from './runtime.ts';
-import { residentBytes } from './isolated-process.ts';
+import { cleanRuntimeMessage } from '../runtime-errors.ts';
+import type { ModelSignature } from '../runtime.ts';
+import { residentBytes } from '../isolated-process.ts';
 
 /** A model to validate: its ONNX bytes and the files its external data names, by relative location. */
 export interface ModelUpload {

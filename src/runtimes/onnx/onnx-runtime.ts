@@ -1,6 +1,6 @@
 import ort from 'onnxruntime-node';
-import { AiaasError } from '../errors.ts';
-import type { ModelSignature, TensorDataType, TensorSpec } from './runtime.ts';
+import { AiaasError } from '../../errors.ts';
+import type { ModelSignature, TensorDataType, TensorSpec } from '../runtime.ts';
 
 /*
  * ONNX Runtime's names for element types and value metadata, mapped to ours. The sessions themselves

@@ -2,9 +2,9 @@
  * Child side of validate-saved-model.ts: builds the engine's network from spec.json and
  * model.safetensors (weights allocated, loaded and checked), releases it and reports.
  */
-import { AiaasError } from '../errors.ts';
-import { modelFromBytes } from '../engine/saved-model.ts';
-import { connectToParent } from './isolated-process.ts';
+import { AiaasError } from '../../errors.ts';
+import { modelFromBytes } from '../../engine/saved-model.ts';
+import { connectToParent } from '../isolated-process.ts';
 import type { SavedModelCheckReply, SavedModelCheckRequest } from './validate-saved-model.ts';
 
 async function check(request: SavedModelCheckRequest): Promise<SavedModelCheckReply> {
