@@ -28,6 +28,15 @@ export interface CostCalibration {
   measuredAt: string;
 }
 
+/** A GGUF version's calibration: one greedy generation on the server's llama.cpp. */
+export interface GenerationCalibration {
+  /** Completion tokens per second of generation (prompt processing included in the time). */
+  tokensPerSecond: number;
+  completionTokens: number;
+  milliseconds: number;
+  measuredAt: string;
+}
+
 export interface CostCard {
   model: string;
   version: number;
@@ -40,8 +49,12 @@ export interface CostCard {
   /** False when some nodes' shapes could not be worked out (they are in `uncountedNodes`). */
   flopsComplete: boolean;
   uncountedNodes: { node: string; opType: string }[];
-  /** The last calibration run's figures; null until one has run (`POST …/cost/calibrate`). */
+  /** The last calibration run's figures (ONNX); null until one has run (`POST …/cost/calibrate`) and for GGUF. */
   calibration: CostCalibration | null;
+  /** GGUF: measured by the last calibration run (one greedy generation); null until one has run and for ONNX. */
+  tokensPerSecond: number | null;
+  /** GGUF: KV-cache bytes per token of context, from the file's metadata (f16 cache); null for ONNX. */
+  kvCacheBytesPerToken: number | null;
   /** Resident bytes of the loaded version as the model manager accounts them; null when not loaded. */
   memoryBytes: number | null;
   /** Estimated price per 1,000 predictions under the caller's plan; null while this server has no plans. */
@@ -54,9 +67,11 @@ export interface ModelCostDependencies {
   /** The version's model file as a decrypting stream. */
   openModelFile(tenantId: string, modelName: string, version: ModelVersionRecord): Promise<AsyncIterable<Uint8Array>>;
   infer(key: ModelKey, request: InferRequest): Promise<InferResponse>;
+  /** One greedy generation of at most `maxTokens` on the language model (loaded on demand). */
+  generate(key: ModelKey, prompt: string, maxTokens: number): Promise<{ completionTokens: number }>;
   /** Bytes the manager accounts for a loaded version; undefined when it is not loaded. */
   loadedMemoryBytes(versionId: string): number | undefined;
-  saveCalibration(tenantId: string, versionId: string, calibration: CostCalibration): Promise<void>;
+  saveCalibration(tenantId: string, versionId: string, calibration: CostCalibration | GenerationCalibration): Promise<void>;
   now?: () => Date;
   /** Timed requests per batch size (default 20). */
   calibrationRuns?: number;
@@ -99,6 +114,9 @@ function median(values: readonly number[]): number {
 
 const rounded = (value: number, digits = 4) => Math.round(value * 10 ** digits) / 10 ** digits;
 
+/** Tokens a GGUF calibration generates (greedy, so a given model and server give the same text). */
+const generationCalibrationTokens = 32;
+
 export class ModelCostService {
   readonly #deps: ModelCostDependencies;
   /** Static figures per version id (a version's file never changes); bounded. */
@@ -116,11 +134,23 @@ export class ModelCostService {
   /** Runs a short calibration through the model manager, stores it with the version and returns the card. */
   async calibrate(tenantId: string, modelName: string, selector: string): Promise<CostCard> {
     const { model, version } = await this.#deps.getVersion(tenantId, modelName, selector);
-    if (version.format !== 'onnx') {
-      throw new AiaasError('INVALID_REQUEST', `version ${version.version} of '${model.name}' is a ${version.format} language model; calibration measures ONNX models`);
+    const key: ModelKey = { versionId: version.id, tenantId, name: model.name, version: String(version.version) };
+    if (version.format === 'gguf') {
+      // Loads on first use; a short warm-up generation first, so the figure is steady-state speed.
+      await this.#deps.generate(key, 'Hello', 4);
+      const start = process.hrtime.bigint();
+      const { completionTokens } = await this.#deps.generate(key, 'Once upon a time', generationCalibrationTokens);
+      const milliseconds = Number(process.hrtime.bigint() - start) / 1e6;
+      const calibration: GenerationCalibration = {
+        tokensPerSecond: rounded((completionTokens * 1000) / milliseconds, 2),
+        completionTokens,
+        milliseconds: rounded(milliseconds, 2),
+        measuredAt: (this.#deps.now?.() ?? new Date()).toISOString(),
+      };
+      await this.#deps.saveCalibration(tenantId, version.id, calibration);
+      return this.#card(tenantId, model, { ...version, costCalibration: calibration });
     }
     const signature = version.signature as ModelSignature;
-    const key: ModelKey = { versionId: version.id, tenantId, name: model.name, version: String(version.version) };
     const runs = this.#deps.calibrationRuns ?? 20;
     const time = async (batch: number): Promise<number[]> => {
       const times: number[] = [];
@@ -177,6 +207,7 @@ export class ModelCostService {
     };
     if (version.format === 'gguf') {
       const signature = version.signature as StoredGgufSignature;
+      const generation = version.costCalibration as GenerationCalibration | null;
       return {
         ...common,
         format: 'gguf',
@@ -186,6 +217,8 @@ export class ModelCostService {
         flopsComplete: false,
         uncountedNodes: [],
         calibration: null,
+        tokensPerSecond: generation?.tokensPerSecond ?? null,
+        kvCacheBytesPerToken: signature.kvCacheBytesPerToken ?? null,
       };
     }
     const cost = await this.#staticCost(tenantId, model, version);
@@ -198,6 +231,8 @@ export class ModelCostService {
       flopsComplete: cost.complete,
       uncountedNodes: cost.uncountedNodes,
       calibration: (version.costCalibration as CostCalibration | null) ?? null,
+      tokensPerSecond: null,
+      kvCacheBytesPerToken: null,
     };
   }
 }

@@ -315,6 +315,11 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       getVersion: (tenantId, modelName, selector) => registry.getVersion(tenantId, modelName, selector),
       openModelFile: async (tenantId, modelName, version) => (await registry.openFile(tenantId, modelName, String(version.version), 'model.onnx')).stream,
       infer: (key, request) => manager.infer(key, request),
+      generate: async (key, prompt, maxTokens) => {
+        const runtime = await manager.acquireLanguageModel(key);
+        const result = await runtime.generate({ prompt: { kind: 'text', text: prompt }, maxTokens, temperature: 0 });
+        return { completionTokens: result.usage.completionTokens };
+      },
       loadedMemoryBytes: (versionId) => manager.loaded().find((entry) => entry.key.versionId === versionId)?.memoryBytes,
       saveCalibration: (tenantId, versionId, calibration) => repositories.models.setCostCalibration(tenantId, versionId, calibration),
       now,

@@ -7,6 +7,7 @@
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDatasetBytes } from '../../src/data/load.ts';
+import { randomLlamaGguf } from '../../src/runtimes/gguf/random-llama.ts';
 import { call, classifierModel, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
 
 let server: TestServer;
@@ -161,5 +162,44 @@ describe('cost cards', () => {
     const quantized = (await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/versions/2/cost')).json();
     expect(quantized.flopsComplete).toBe(true);
     expect(quantized.flopsPerItem).toBeGreaterThan(again.flopsPerItem);
+  });
+});
+
+describe('cost cards of GGUF language models', () => {
+  let llmServer: TestServer;
+
+  beforeAll(async () => {
+    llmServer = await startTestServer({ llmThreads: 1, llmParallel: 1, llmContextLength: 512, llmDefaultMaxTokens: 16, llmMaxTokens: 64 });
+    const gguf = randomLlamaGguf({ seed: 3, embeddingLength: 64, blockCount: 2, headCount: 4, headCountKv: 2 });
+    const uploaded = await uploadOnnxModel(llmServer, llmServer.adminKey, 'tiny', gguf);
+    expect(uploaded.statusCode, uploaded.body).toBe(201);
+  });
+
+  afterAll(async () => {
+    await llmServer?.close();
+  });
+
+  it('gives KV-cache bytes per token from the metadata and measures tokens/s on calibration', async () => {
+    const card = (await call(llmServer.app, llmServer.adminKey, 'GET', '/api/v1/models/tiny/versions/1/cost')).json();
+    // 2 (K and V) × 2 layers × 2 KV heads × head_dim 64/4 × 2 bytes (f16).
+    expect(card).toMatchObject({ format: 'gguf', kvCacheBytesPerToken: 2 * 2 * 2 * 16 * 2, tokensPerSecond: null, flopsPerItem: null, calibration: null });
+    const calibrated = await call(llmServer.app, llmServer.adminKey, 'POST', '/api/v1/models/tiny/versions/1/cost/calibrate');
+    expect(calibrated.statusCode, calibrated.body).toBe(200);
+    expect(calibrated.json().tokensPerSecond).toBeGreaterThan(0);
+    expect(calibrated.json().memoryBytes).toBeGreaterThan(0);
+    expect((await call(llmServer.app, llmServer.adminKey, 'GET', '/api/v1/models/tiny/versions/1/cost')).json().tokensPerSecond).toBe(calibrated.json().tokensPerSecond);
+  });
+
+  it('fails a quantize job on a GGUF version with QUANTIZATION_UNSUPPORTED, registering nothing', async () => {
+    llmServer.context.jobs.start();
+    const submitted = await call(llmServer.app, llmServer.adminKey, 'POST', '/api/v1/models/tiny/versions/1/quantize', { mode: 'dynamic-int8' });
+    expect(submitted.statusCode, submitted.body).toBe(202);
+    let job: JobBody;
+    do {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      job = (await call(llmServer.app, llmServer.adminKey, 'GET', `/api/v1/jobs/${submitted.json().job.id}`)).json().job as JobBody;
+    } while (!['succeeded', 'failed', 'cancelled'].includes(job.status));
+    expect([job.status, job.error?.code]).toEqual(['failed', 'QUANTIZATION_UNSUPPORTED']);
+    expect((await call(llmServer.app, llmServer.adminKey, 'GET', '/api/v1/models/tiny')).json().versions).toEqual([1]);
   });
 });

@@ -254,7 +254,7 @@ export const modelCommands: readonly CommandDefinition[] = [
   },
   {
     path: ['models', 'cost'],
-    summary: "show a version's cost card: parameters, size, FLOPs per item, measured latency and throughput, memory",
+    summary: "show a version's cost card: parameters, size, FLOPs per item, measured latency and throughput (GGUF: tokens/s, KV cache), memory",
     usage: 'NAME@VERSION [--calibrate]',
     description: 'FLOPs count a multiply-accumulate as 2 (docs/models.md). --calibrate first runs a short calibration on the server\n(through the model\'s workers) and stores its latency and throughput with the version.',
     positionals: ['NAME@VERSION'],
@@ -279,6 +279,12 @@ export const modelCommands: readonly CommandDefinition[] = [
           `FLOPs/item     ${card.flopsPerItem === null ? '-' : `${card.flopsPerItem}${card.flopsComplete ? '' : ` (partial: ${card.uncountedNodes.length} nodes not counted)`}`}`,
           `latency p50    ${calibration === null ? 'not calibrated (--calibrate)' : `${calibration.p50Milliseconds} ms (batch 1)`}`,
           `items/s        ${calibration === null ? '-' : `${calibration.itemsPerSecond} (batch ${calibration.throughputBatch})`}`,
+          ...(card.format === 'gguf'
+            ? [
+                `tokens/s       ${card.tokensPerSecond === null ? 'not calibrated (--calibrate)' : String(card.tokensPerSecond)}`,
+                `KV cache/token ${card.kvCacheBytesPerToken === null ? '-' : bytes(card.kvCacheBytesPerToken)}`,
+              ]
+            : []),
           `memory         ${card.memoryBytes === null ? 'not loaded' : bytes(card.memoryBytes)}`,
           `price/1000     ${card.pricePer1000Predictions === null ? `- (${card.priceNote})` : String(card.pricePer1000Predictions)}`,
         ].join('\n') + '\n',

@@ -52,6 +52,7 @@ export const GgufSignature = Type.Object({
   fileBytes: Type.Integer(),
   hasChatTemplate: Type.Boolean(),
   sha256: Type.String({ description: 'Of the uploaded file, hex' }),
+  kvCacheBytesPerToken: Type.Optional(Nullable(Type.Integer({ description: 'KV-cache bytes per token of context (f16 cache); absent for versions stored before it was recorded' }))),
 });
 
 const LatencyFigures = Type.Object({
@@ -108,6 +109,8 @@ export const CostCard = Type.Object({
       measuredAt: Timestamp,
     }),
   ),
+  tokensPerSecond: Nullable(Type.Number({ description: 'GGUF: completion tokens per second of the last calibration run' })),
+  kvCacheBytesPerToken: Nullable(Type.Integer({ description: 'GGUF: 2 × n_layer × n_kv_heads × head_dim × 2 bytes (f16 cache)' })),
   memoryBytes: Nullable(Type.Integer({ description: 'As the model manager accounts the loaded version; null when not loaded' })),
   pricePer1000Predictions: Type.Null(),
   priceNote: Type.String(),
