@@ -9,10 +9,11 @@ import { AiaasError } from '../errors.ts';
 import type { ModelKey } from '../inference/model-manager.ts';
 import type { InferRequest, InferResponse } from '../inference/types.ts';
 import { graphCost, type GraphCost } from '../onnx/cost.ts';
+import { InvalidOnnxError } from '../onnx/external-data.ts';
 import type { ModelSignature, Tensor, TensorSpec } from '../runtimes/runtime.ts';
 import type { ModelVersionRecord } from '../storage/repositories/models.ts';
 import type { ModelRecord } from '../storage/index.ts';
-import { skeletonOf } from './external-data.ts';
+import { onnxSkeleton } from '../onnx/skeleton.ts';
 import type { StoredGgufSignature } from './model-registry.ts';
 
 /** Batch sizes of a calibration run: latency at 1, throughput at the larger one. */
@@ -187,7 +188,14 @@ export class ModelCostService {
         yield chunk;
       }
     })();
-    const skeleton = await skeletonOf(counted);
+    // Initializers of up to 4 KiB keep their data (Reshape targets, axes); weights do not.
+    let skeleton: Uint8Array;
+    try {
+      skeleton = await onnxSkeleton(counted, { keepTensorsUpToBytes: 4096 });
+    } catch (error) {
+      if (error instanceof InvalidOnnxError) throw new AiaasError('INVALID_MODEL_FILE', `the stored model could not be read: ${error.message}`);
+      throw error;
+    }
     const signature = version.signature as ModelSignature;
     // Batch size 1: the first dynamic dimension of each input is the batch.
     const shapes = new Map(signature.inputs.map((spec) => [spec.name, spec.shape.map((dimension, axis) => (dimension < 0 && axis === 0 ? 1 : dimension))]));
