@@ -55,9 +55,10 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     async version(tenantId, modelName, version) {
       return (await registry.getVersion(tenantId, modelName, String(version))).version;
     },
-    modelBytes: (tenantId, version) => artifacts.get(tenantId, version.onnxRef),
+    writeModelFile: async (tenantId, version, path) => void (await artifacts.decryptToFile(tenantId, version.onnxRef, path)),
+    scratchDirectory: join(config.dataDir, 'quantize'),
     loadDatasetSource,
-    register: (job, bytes) => registry.addVersionFromSavedModel(job.tenantId, job.modelName, { onnx: bytes }, { source: 'job', jobId: job.id }),
+    register: (job, path) => registerPulledFile(registry, job, path),
     saveReport: (tenantId, versionId, report) => repositories.models.setQuantizationReport(tenantId, versionId, report),
     memoryLimitBytes: config.jobMemoryLimitBytes,
     onOutput: (text) => context.logger.warn({ component: 'jobs', output: text.slice(0, 2000) }, 'quantize process output'),

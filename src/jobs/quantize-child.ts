@@ -5,6 +5,7 @@
  * sends back. Quantizing and measuring a large model costs seconds of CPU and native memory that
  * must not land on the server's main thread, and a memory limit bounds it here.
  */
+import { readFile, writeFile } from 'node:fs/promises';
 import type { Dataset } from '../data/dataset.ts';
 import { loadDatasetBytes } from '../data/load.ts';
 import { AiaasError } from '../errors.ts';
@@ -24,10 +25,12 @@ function parse(source: DatasetSource): Dataset {
 
 async function quantize(start: QuantizeStart): Promise<QuantizeReply> {
   try {
-    const quantized = quantizeDynamicInt8(start.model);
+    const model = await readFile(start.floatPath);
+    const quantized = quantizeDynamicInt8(model);
+    await writeFile(start.quantizedPath, quantized.bytes, { mode: 0o600 });
     const evaluation = start.evaluation === undefined ? undefined : parse(start.evaluation);
     const sample = start.sample === undefined ? undefined : parse(start.sample);
-    const comparison = await compareModels(start.model, quantized.bytes, {
+    const comparison = await compareModels(model, quantized.bytes, {
       signature: start.signature,
       ...(evaluation === undefined ? {} : { evaluation }),
       ...(sample === undefined ? {} : { sample }),
@@ -37,7 +40,8 @@ async function quantize(start: QuantizeStart): Promise<QuantizeReply> {
     });
     return {
       ok: true,
-      model: quantized.bytes,
+      floatBytes: model.byteLength,
+      quantizedBytes: quantized.bytes.byteLength,
       quantizedNodes: quantized.quantizedNodes,
       floatNodes: quantized.floatNodes,
       weightBytesBefore: quantized.weightBytesBefore,

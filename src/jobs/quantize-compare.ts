@@ -71,8 +71,8 @@ function product(shape: readonly number[]): number {
   return shape.reduce((total, dimension) => total * dimension, 1);
 }
 
-/** Inputs for `items` items starting at `first`: the evaluation features when given, else synthetic. */
-function feedsFor(signature: ModelSignature, items: number, first: number, evaluation: Dataset | undefined): Feeds {
+/** Inputs for `items` items starting at `first`: the dataset's features when given, else synthetic. */
+function feedsFor(signature: ModelSignature, items: number, first: number, dataset: Dataset | undefined): Feeds {
   const feeds: Feeds = {};
   signature.inputs.forEach((spec, index) => {
     if (spec.shape.length === 0 || (spec.shape[0] !== -1 && spec.shape[0] !== items)) {
@@ -81,12 +81,12 @@ function feedsFor(signature: ModelSignature, items: number, first: number, evalu
     const shape = [items, ...itemShape(spec)];
     const size = product(shape.slice(1));
     if (spec.datatype === 'FP32') {
-      if (evaluation !== undefined && index === 0) {
-        const featureSize = product(evaluation.featureShape);
+      if (dataset !== undefined && index === 0) {
+        const featureSize = product(dataset.featureShape);
         if (featureSize !== size) {
-          throw new AiaasError('INVALID_REQUEST', `the dataset's items have ${featureSize} features ([${evaluation.featureShape.join(', ')}]); input '${spec.name}' takes ${size}`);
+          throw new AiaasError('INVALID_REQUEST', `the dataset's items have ${featureSize} features ([${dataset.featureShape.join(', ')}]); input '${spec.name}' takes ${size}`);
         }
-        feeds[spec.name] = new ort.Tensor('float32', evaluation.features.slice(first * size, (first + items) * size), shape);
+        feeds[spec.name] = new ort.Tensor('float32', dataset.features.slice(first * size, (first + items) * size), shape);
       } else {
         feeds[spec.name] = new ort.Tensor('float32', syntheticValues(items * size, 7919 * (index + 1) + first), shape);
       }

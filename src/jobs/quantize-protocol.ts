@@ -8,8 +8,10 @@ import type { DatasetSource } from './worker-protocol.ts';
 export const quantizeChildModule = siblingModule(import.meta.url, 'quantize-child');
 
 export interface QuantizeStart {
-  /** The float model.onnx, plaintext. */
-  model: Uint8Array;
+  /** The float model.onnx, plaintext, in the job's private scratch directory. */
+  floatPath: string;
+  /** Where the child writes the quantized model. */
+  quantizedPath: string;
   signature: ModelSignature;
   evaluation?: DatasetSource;
   /** The calibration dataset: the sample for the output difference and the latency inputs. */
@@ -22,7 +24,8 @@ export interface QuantizeStart {
 export type QuantizeReply =
   | {
       ok: true;
-      model: Uint8Array;
+      floatBytes: number;
+      quantizedBytes: number;
       quantizedNodes: QuantizedNode[];
       floatNodes: FloatNode[];
       weightBytesBefore: number;

@@ -5,6 +5,9 @@
  * upload) with its report stored beside it. Submitted by
  * `POST /api/v1/models/:name/versions/:v/quantize` or `POST /api/v1/jobs` with `kind: "quantize"`.
  */
+import { mkdirSync, rmSync } from 'node:fs';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { AiaasError, errorCatalogue, type ErrorCode } from '../errors.ts';
 import type { JobKindContext, JobKindHandler, JobKindParser, JobKindResult } from '../jobs/job-types.ts';
 import { quantizeChildModule, type QuantizeReply, type QuantizeStart } from '../jobs/quantize-protocol.ts';
@@ -96,11 +99,13 @@ export function parseQuantizeRequest(body: Record<string, unknown>): { model: st
 export interface ModelQuantizeOptions {
   /** The float version to quantize (tenant-scoped; VERSION_NOT_FOUND when it is gone). */
   version(tenantId: string, modelName: string, version: number): Promise<ModelVersionRecord>;
-  /** The version's model.onnx, decrypted. */
-  modelBytes(tenantId: string, version: ModelVersionRecord): Promise<Uint8Array>;
+  /** Decrypts the version's model.onnx to `path`. */
+  writeModelFile(tenantId: string, version: ModelVersionRecord, path: string): Promise<void>;
+  /** Private directory for the plaintext files of running quantize jobs; swept at start. */
+  scratchDirectory: string;
   loadDatasetSource(tenantId: string, datasetId: string): Promise<DatasetSource | undefined>;
-  /** Registers the quantized file as a new version of the model (validated like an upload); returns it. */
-  register(job: JobRecord, bytes: Uint8Array): Promise<ModelVersionRecord>;
+  /** Registers the quantized file as a new version of the model (validated like an upload); returns its id. */
+  register(job: JobRecord, path: string): Promise<{ versionId: string; version: number }>;
   saveReport(tenantId: string, versionId: string, report: QuantizationReport): Promise<void>;
   /** The child's resident-set limit (the job memory limit). */
   memoryLimitBytes: number;
@@ -147,7 +152,11 @@ async function runChild(start: QuantizeStart, options: ModelQuantizeOptions, sig
   }
 }
 
+/** Sets up the quantize kind; at server start, so files of a previous run are swept synchronously. */
 export function createQuantizeHandler(options: ModelQuantizeOptions): { parser: JobKindParser; handler: JobKindHandler } {
+  // Leftovers of a server that died mid-job: the job itself runs again when its lease expires.
+  rmSync(options.scratchDirectory, { recursive: true, force: true });
+  mkdirSync(options.scratchDirectory, { recursive: true, mode: 0o700 });
   const parser: JobKindParser = {
     parse: (body) => {
       const { model, settings } = parseQuantizeRequest(body);
@@ -175,61 +184,82 @@ export function createQuantizeHandler(options: ModelQuantizeOptions): { parser: 
       }
       const evaluation = await dataset(job.tenantId, settings.evaluationDatasetId, 'evaluation');
       const calibration = await dataset(job.tenantId, settings.calibrationDatasetId, 'calibration');
-      const model = await options.modelBytes(job.tenantId, source);
-      await context.appendEvent('job-progress', { phase: 'quantizing', sourceVersion: source.version, bytes: model.byteLength });
-      context.signal.throwIfAborted();
-      const reply = await runChild(
-        {
-          model,
-          signature: source.signature as ModelSignature,
-          // The calibration set, when given, is the sample; accuracy always needs the evaluation set.
-          ...(evaluation === undefined ? {} : { evaluation }),
-          ...(calibration === undefined ? {} : { sample: calibration }),
-          sampleItems: options.sampleItems ?? 1000,
-          latencyBatches,
-          latencyRounds: options.latencyRounds ?? 100,
-        },
-        options,
-        context.signal,
-      );
-      const { comparison } = reply;
-      const report: QuantizationReport = {
-        mode: settings.mode,
-        sourceVersion: source.version,
-        jobId: job.id,
-        floatBytes: model.byteLength,
-        quantizedBytes: reply.model.byteLength,
-        sizeRatio: Math.round((reply.model.byteLength / model.byteLength) * 1e4) / 1e4,
-        latencyRatio: comparison.latency[0]?.ratio ?? 1,
-        latency: comparison.latency,
-        accuracy: comparison.accuracy,
-        ...(comparison.accuracyNote === undefined ? {} : { accuracyNote: comparison.accuracyNote }),
-        maxAbsoluteOutputDifference: comparison.maxAbsoluteOutputDifference,
-        maxAbsoluteFloatOutput: comparison.maxAbsoluteFloatOutput,
-        sampleItems: comparison.sampleItems,
-        sampleSource: calibration !== undefined ? 'calibration' : evaluation !== undefined ? 'evaluation' : 'synthetic',
-        quantizedNodes: reply.quantizedNodes,
-        floatNodes: reply.floatNodes,
-        weightBytesBefore: reply.weightBytesBefore,
-        weightBytesAfter: reply.weightBytesAfter,
-      };
-      await context.appendEvent('job-progress', { phase: 'registering', sizeRatio: report.sizeRatio, latencyRatio: report.latencyRatio, accuracy: report.accuracy });
-      context.signal.throwIfAborted();
-      const version = await options.register(job, reply.model);
-      await options.saveReport(job.tenantId, version.id, report);
-      return {
-        versionId: version.id,
-        summary: {
-          version: version.version,
-          versionId: version.id,
-          sizeRatio: report.sizeRatio,
-          latencyRatio: report.latencyRatio,
-          accuracyDeltaPercentagePoints: report.accuracy?.deltaPercentagePoints ?? null,
-          maxAbsoluteOutputDifference: report.maxAbsoluteOutputDifference,
-          floatNodes: report.floatNodes.length,
-        },
-      };
+      const directory = join(options.scratchDirectory, job.id);
+      await mkdir(directory, { recursive: true, mode: 0o700 });
+      try {
+        return await quantizeIn(directory, job, context, settings, source, evaluation, calibration);
+      } finally {
+        await rm(directory, { recursive: true, force: true });
+      }
     },
   };
+
+  async function quantizeIn(
+    directory: string,
+    job: JobRecord,
+    context: JobKindContext,
+    settings: QuantizeSettings,
+    source: ModelVersionRecord,
+    evaluation: DatasetSource | undefined,
+    calibration: DatasetSource | undefined,
+  ): Promise<JobKindResult> {
+    const floatPath = join(directory, 'float.onnx');
+    const quantizedPath = join(directory, 'quantized.onnx');
+    await options.writeModelFile(job.tenantId, source, floatPath);
+    await context.appendEvent('job-progress', { phase: 'quantizing', sourceVersion: source.version, bytes: (await stat(floatPath)).size });
+    context.signal.throwIfAborted();
+    const reply = await runChild(
+      {
+        floatPath,
+        quantizedPath,
+        signature: source.signature as ModelSignature,
+        // The calibration set, when given, is the sample; accuracy always needs the evaluation set.
+        ...(evaluation === undefined ? {} : { evaluation }),
+        ...(calibration === undefined ? {} : { sample: calibration }),
+        sampleItems: options.sampleItems ?? 1000,
+        latencyBatches,
+        latencyRounds: options.latencyRounds ?? 100,
+      },
+      options,
+      context.signal,
+    );
+    const { comparison } = reply;
+    const report: QuantizationReport = {
+      mode: settings.mode,
+      sourceVersion: source.version,
+      jobId: job.id,
+      floatBytes: reply.floatBytes,
+      quantizedBytes: reply.quantizedBytes,
+      sizeRatio: Math.round((reply.quantizedBytes / reply.floatBytes) * 1e4) / 1e4,
+      latencyRatio: comparison.latency[0]?.ratio ?? 1,
+      latency: comparison.latency,
+      accuracy: comparison.accuracy,
+      ...(comparison.accuracyNote === undefined ? {} : { accuracyNote: comparison.accuracyNote }),
+      maxAbsoluteOutputDifference: comparison.maxAbsoluteOutputDifference,
+      maxAbsoluteFloatOutput: comparison.maxAbsoluteFloatOutput,
+      sampleItems: comparison.sampleItems,
+      sampleSource: calibration !== undefined ? 'calibration' : evaluation !== undefined ? 'evaluation' : 'synthetic',
+      quantizedNodes: reply.quantizedNodes,
+      floatNodes: reply.floatNodes,
+      weightBytesBefore: reply.weightBytesBefore,
+      weightBytesAfter: reply.weightBytesAfter,
+    };
+    await context.appendEvent('job-progress', { phase: 'registering', sizeRatio: report.sizeRatio, latencyRatio: report.latencyRatio, accuracy: report.accuracy });
+    context.signal.throwIfAborted();
+    const version = await options.register(job, quantizedPath);
+    await options.saveReport(job.tenantId, version.versionId, report);
+    return {
+      versionId: version.versionId,
+      summary: {
+        version: version.version,
+        versionId: version.versionId,
+        sizeRatio: report.sizeRatio,
+        latencyRatio: report.latencyRatio,
+        accuracyDeltaPercentagePoints: report.accuracy?.deltaPercentagePoints ?? null,
+        maxAbsoluteOutputDifference: report.maxAbsoluteOutputDifference,
+        floatNodes: report.floatNodes.length,
+      },
+    };
+  }
   return { parser, handler };
 }
