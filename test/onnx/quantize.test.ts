@@ -148,6 +148,12 @@ describe('Conv', () => {
     expect(scale?.dims).toEqual([1, 3, 1, 1]);
     const expected = [0, 1, 2].map((channel) => Math.max(...Array.from(weights.subarray(channel * 18, (channel + 1) * 18), Math.abs)) / 127);
     expect(Array.from(floatsOf(scale?.rawData))).toEqual(Array.from(Float32Array.from(expected)));
+    // Stored as uint8 = round(w / scale) + 128, with one scalar zero point of 128.
+    const filters = initializer(result.bytes, 'w_uint8');
+    expect([filters?.dataType, filters?.dims]).toEqual([OnnxDataType.UINT8, [3, 2, 3, 3]]);
+    expect(Array.from(filters!.rawData!)).toEqual(Array.from(weights, (value, index) => Math.round(value / expected[Math.floor(index / 18)]!) + 128));
+    const zeroPoint = initializer(result.bytes, 'w_zero_point');
+    expect([zeroPoint?.dataType, zeroPoint?.dims, Array.from(zeroPoint!.rawData!)]).toEqual([OnnxDataType.UINT8, [], [128]]);
     expect(initializer(result.bytes, 'b_per_channel')?.dims).toEqual([1, 3, 1, 1]);
     // The original bias and filters are gone: nothing reads them any more.
     expect(initializer(result.bytes, 'b')).toBeUndefined();
@@ -155,7 +161,7 @@ describe('Conv', () => {
     expect(result.quantizedNodes).toEqual([{ node: 'conv', opType: 'Conv', weight: 'w', channels: 3 }]);
   });
 
-  it('runs in ONNX Runtime (ConvInteger with int8 filters) close to the float convolution', async () => {
+  it('runs in ONNX Runtime (ConvInteger) close to the float convolution', async () => {
     const input = values(2 * 2 * 5 * 5, 17);
     const expected = await run(bytes, { x: new ort.Tensor('float32', input, [2, 2, 5, 5]) });
     const actual = await run(result.bytes, { x: new ort.Tensor('float32', input, [2, 2, 5, 5]) });
