@@ -114,6 +114,18 @@ describe('quantize jobs', () => {
     expect(report.accuracy.quantized).toBe(quantizedCorrect / dataset.count);
   });
 
+  it('takes its sample from a calibration dataset, reports no accuracy without an evaluation set, and refuses to quantize twice', async () => {
+    const submitted = await call(server.app, server.adminKey, 'POST', '/api/v1/models/blobs/versions/1/quantize', { mode: 'dynamic-int8', calibrationDatasetId: datasetId });
+    const job = await finalJob(submitted.json().job.id);
+    expect(job).toMatchObject({ status: 'succeeded', resultVersion: { version: 3 } });
+    const report = (await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/versions/3/quantization')).json();
+    expect(report).toMatchObject({ sampleSource: 'calibration', sampleItems: 12, accuracy: null });
+    const again = await call(server.app, server.adminKey, 'POST', '/api/v1/models/blobs/versions/3/quantize', { mode: 'dynamic-int8' });
+    const failed = await finalJob(again.json().job.id);
+    expect([failed.status, failed.error?.code]).toEqual(['failed', 'QUANTIZATION_UNSUPPORTED']);
+    expect(failed.error?.message).toContain('already quantized');
+  });
+
   it('answers bad requests before anything is queued', async () => {
     const post = (body: unknown, path = '/api/v1/models/blobs/versions/1/quantize') => call(server.app, server.adminKey, 'POST', path, body);
     const mode = await post({ mode: 'int4' });
