@@ -72,7 +72,7 @@ export type JobFailure = Static<typeof jobs.JobFailure>;
 /** `resultVersion.metrics` is the training summary (`TrainingSummary`). */
 export type Job = Static<typeof jobs.Job>;
 
-/** What a job does: `train`, `pull` (`quantize`, `evaluate`, `sweep` reserved). */
+/** What a job does: `train`, `pull`, `quantize` (`evaluate`, `sweep` reserved). */
 export type JobKind = Static<typeof jobs.JobKindSchema>;
 
 /** `POST /api/v1/models/{name}/versions` with JSON: the server downloads the file in a pull job. */
