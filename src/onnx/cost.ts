@@ -11,6 +11,7 @@
  * is false, rather than a figure being guessed.
  */
 import { InvalidOnnxError } from './external-data.ts';
+import { ProtobufDecodeError } from './protobuf-reader.ts';
 import { readModelView, type NodeView, type TensorView } from './model-fields.ts';
 
 export interface GraphCost {
@@ -99,7 +100,8 @@ export function graphCost(modelBytes: Uint8Array, inputShapes: ReadonlyMap<strin
   try {
     model = readModelView(modelBytes);
   } catch (error) {
-    if (error instanceof InvalidOnnxError) return { parameters: 0, flopsPerItem: 0, complete: false, uncountedNodes: [] };
+    // A stored model was validated at upload; a file this reader cannot walk is counted as nothing.
+    if (error instanceof InvalidOnnxError || error instanceof ProtobufDecodeError) return { parameters: 0, flopsPerItem: 0, complete: false, uncountedNodes: [] };
     throw error;
   }
   const { graph } = model;

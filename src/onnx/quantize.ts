@@ -19,6 +19,7 @@
  */
 import { AiaasError } from '../errors.ts';
 import { InvalidOnnxError } from './external-data.ts';
+import { ProtobufDecodeError } from './protobuf-reader.ts';
 import { attribute, encodeNode, encodeTensor, OnnxDataType, type OnnxNode, type OnnxTensor } from './model.ts';
 import {
   fieldSpans,
@@ -165,13 +166,19 @@ interface Rewrite {
  * Throws QUANTIZATION_UNSUPPORTED when the model's opset is too old or nothing can be quantized.
  */
 export function quantizeDynamicInt8(modelBytes: Uint8Array): GraphQuantization {
-  let model;
   try {
-    model = readModelView(modelBytes);
+    return quantizeModel(modelBytes);
   } catch (error) {
-    if (error instanceof InvalidOnnxError) throw new AiaasError('INVALID_MODEL_FILE', error.message, { cause: error });
+    // Subgraphs and attributes are decoded on the way: any malformed part is a bad file, not a crash.
+    if (error instanceof InvalidOnnxError || error instanceof ProtobufDecodeError) {
+      throw new AiaasError('INVALID_MODEL_FILE', `the model is not a valid ONNX protobuf: ${error.message}`, { cause: error });
+    }
     throw error;
   }
+}
+
+function quantizeModel(modelBytes: Uint8Array): GraphQuantization {
+  const model = readModelView(modelBytes);
   if (model.defaultOpset < minimumQuantizationOpset) {
     throw new AiaasError(
       'QUANTIZATION_UNSUPPORTED',
