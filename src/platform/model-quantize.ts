@@ -52,8 +52,11 @@ export interface QuantizationReport {
   sampleItems: number;
   /** Where the sample came from: the calibration dataset, else the evaluation dataset, else generated values in [0, 1). */
   sampleSource: 'calibration' | 'evaluation' | 'synthetic';
+  /** At most `reportedNodesLimit` of each list (the version JSON carries the report); the counts are whole. */
   quantizedNodes: QuantizedNode[];
   floatNodes: FloatNode[];
+  quantizedNodeCount: number;
+  floatNodeCount: number;
   weightBytesBefore: number;
   weightBytesAfter: number;
 }
@@ -117,6 +120,8 @@ export interface ModelQuantizeOptions {
 }
 
 const latencyBatches = [1, 32];
+/** Nodes listed per list in a stored report: a large model's hundreds would bloat every version listing. */
+export const reportedNodesLimit = 200;
 
 /** Runs the quantize child to its reply; kills it when the job's signal aborts. */
 async function runChild(start: QuantizeStart, options: ModelQuantizeOptions, signal: AbortSignal): Promise<Extract<QuantizeReply, { ok: true }>> {
@@ -239,8 +244,10 @@ export function createQuantizeHandler(options: ModelQuantizeOptions): { parser: 
       maxAbsoluteFloatOutput: comparison.maxAbsoluteFloatOutput,
       sampleItems: comparison.sampleItems,
       sampleSource: calibration !== undefined ? 'calibration' : evaluation !== undefined ? 'evaluation' : 'synthetic',
-      quantizedNodes: reply.quantizedNodes,
-      floatNodes: reply.floatNodes,
+      quantizedNodes: reply.quantizedNodes.slice(0, reportedNodesLimit),
+      floatNodes: reply.floatNodes.slice(0, reportedNodesLimit),
+      quantizedNodeCount: reply.quantizedNodes.length,
+      floatNodeCount: reply.floatNodes.length,
       weightBytesBefore: reply.weightBytesBefore,
       weightBytesAfter: reply.weightBytesAfter,
     };
@@ -257,7 +264,7 @@ export function createQuantizeHandler(options: ModelQuantizeOptions): { parser: 
         latencyRatio: report.latencyRatio,
         accuracyDeltaPercentagePoints: report.accuracy?.deltaPercentagePoints ?? null,
         maxAbsoluteOutputDifference: report.maxAbsoluteOutputDifference,
-        floatNodes: report.floatNodes.length,
+        floatNodes: report.floatNodeCount,
       },
     };
   }

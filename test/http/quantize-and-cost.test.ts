@@ -80,7 +80,7 @@ describe('quantize jobs', () => {
     const version = (await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/versions/2')).json();
     expect(version.source).toBe('job');
     report = version.quantization;
-    expect(report).toMatchObject({ mode: 'dynamic-int8', sourceVersion: 1, jobId: job.id, floatBytes: floatOnnx.byteLength, sampleSource: 'evaluation', sampleItems: 12, floatNodes: [] });
+    expect(report).toMatchObject({ mode: 'dynamic-int8', sourceVersion: 1, jobId: job.id, floatBytes: floatOnnx.byteLength, sampleSource: 'evaluation', sampleItems: 12, floatNodes: [], floatNodeCount: 0, quantizedNodeCount: 2 });
     expect(report.quantizedNodes).toHaveLength(2);
     expect(report.sizeRatio).toBe(Math.round((report.quantizedBytes / report.floatBytes) * 1e4) / 1e4);
     expect(report.latency).toHaveLength(2);

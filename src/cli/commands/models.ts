@@ -246,7 +246,7 @@ export const modelCommands: readonly CommandDefinition[] = [
           ...report.latency.map((entry) => `latency b=${String(entry.batch).padEnd(4)} ${entry.floatMilliseconds} ms → ${entry.quantizedMilliseconds} ms (${entry.ratio}×)`),
           `accuracy       ${accuracy}`,
           `max |Δoutput|  ${report.maxAbsoluteOutputDifference} over ${report.sampleItems} ${report.sampleSource} items`,
-          `quantized      ${report.quantizedNodes.length} nodes; left float32: ${report.floatNodes.length === 0 ? 'none' : report.floatNodes.map((node) => `${node.node} (${node.opType}: ${node.reason})`).join('; ')}`,
+          `quantized      ${report.quantizedNodeCount} nodes; left float32: ${report.floatNodeCount === 0 ? 'none' : `${report.floatNodeCount}: ${report.floatNodes.map((node) => `${node.node} (${node.opType}: ${node.reason})`).join('; ')}`}`,
         ].join('\n') + '\n',
       );
       return 0;

@@ -86,7 +86,9 @@ export const QuantizationReport = Type.Object({
   sampleItems: Type.Integer(),
   sampleSource: Type.Union([Type.Literal('calibration'), Type.Literal('evaluation'), Type.Literal('synthetic')]),
   quantizedNodes: Type.Array(Type.Object({ node: Type.String(), opType: Type.String(), weight: Type.String(), channels: Type.Integer() })),
-  floatNodes: Type.Array(Type.Object({ node: Type.String(), opType: Type.String(), reason: Type.String() }), { description: 'Nodes left in float32, and why' }),
+  floatNodes: Type.Array(Type.Object({ node: Type.String(), opType: Type.String(), reason: Type.String() }), { description: 'Nodes left in float32, and why (the first 200)' }),
+  quantizedNodeCount: Type.Integer(),
+  floatNodeCount: Type.Integer(),
   weightBytesBefore: Type.Integer(),
   weightBytesAfter: Type.Integer(),
 });
