@@ -163,7 +163,8 @@ interface Rewrite {
 
 /**
  * Quantizes every MatMul, Gemm and Conv whose weight is a float32 initializer in the file.
- * Throws QUANTIZATION_UNSUPPORTED when the model's opset is too old or nothing can be quantized.
+ * Throws QUANTIZATION_UNSUPPORTED when the model's opset is too old or nothing can be quantized,
+ * INVALID_MODEL_FILE when the bytes are not a well-formed ONNX model.
  */
 export function quantizeDynamicInt8(modelBytes: Uint8Array): GraphQuantization {
   try {
@@ -234,10 +235,10 @@ function quantizeModel(modelBytes: Uint8Array): GraphQuantization {
     const known = quantizedActivations.get(input);
     if (known !== undefined) return known;
     const base = input.replace(/[^A-Za-z0-9_.:/-]/g, '_');
-    const names_ = { values: names.fresh(`${base}_quantized`), scale: names.fresh(`${base}_scale`), zeroPoint: names.fresh(`${base}_zero_point`) };
-    emitted.push(node({ opType: 'DynamicQuantizeLinear', inputs: [input], outputs: [names_.values, names_.scale, names_.zeroPoint], name: names.fresh(`${base}_DynamicQuantizeLinear`) }));
-    quantizedActivations.set(input, names_);
-    return names_;
+    const quantizedNames = { values: names.fresh(`${base}_quantized`), scale: names.fresh(`${base}_scale`), zeroPoint: names.fresh(`${base}_zero_point`) };
+    emitted.push(node({ opType: 'DynamicQuantizeLinear', inputs: [input], outputs: [quantizedNames.values, quantizedNames.scale, quantizedNames.zeroPoint], name: names.fresh(`${base}_DynamicQuantizeLinear`) }));
+    quantizedActivations.set(input, quantizedNames);
+    return quantizedNames;
   };
 
   /**
