@@ -111,6 +111,10 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /api/version': { summary: 'Ollama API version this adapter follows', permission: 'inference', tag: 'ollama' },
   'POST /api/pull': { summary: 'Ollama pull from {model, url, sha256?}: a pull job whose progress streams as NDJSON; NAME:TAG makes TAG an alias of the new version', permission: 'models:write', tag: 'ollama' },
   'DELETE /api/delete': { summary: 'Ollama delete: NAME deletes the model, NAME:VERSION one version, NAME:ALIAS the alias', permission: 'models:write', tag: 'ollama' },
+  'POST /api/v1/models/:name/versions/:version/quantize': { summary: 'Start a quantize job making an int8 version of this one (dynamic-int8): 202 with the job', permission: 'models:write', tag: 'models' },
+  'GET /api/v1/models/:name/versions/:version/quantization': { summary: 'The report stored with a version made by a quantize job: size and latency ratios, accuracy delta, largest output difference, nodes left float32', permission: 'models:read', tag: 'models' },
+  'GET /api/v1/models/:name/versions/:version/cost': { summary: "The version's cost card: parameters, file size, FLOPs per item, calibration figures, memory, price", permission: 'models:read', tag: 'models' },
+  'POST /api/v1/models/:name/versions/:version/cost/calibrate': { summary: 'Measure latency and items/s (GGUF: tokens/s) through the model manager, store them with the version, answer the cost card', permission: 'models:write', tag: 'models' },
 };
 
 export function routeKey(route: RegisteredRoute): string {
