@@ -74,6 +74,8 @@ export interface AiaasConfig {
   pullAllowedHosts: readonly string[];
   pullAllowPrivate: boolean;
   pullMaxRedirects: number;
+  /** How often the usage ledger writes what it buffered (0: only on reads and shutdown). */
+  usageFlushIntervalMs: number;
 }
 
 export type SettingName = keyof AiaasConfig;
@@ -177,6 +179,7 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('pullAllowedHosts', 'string', '(any public host)', 'Comma-separated hosts model pulls may download from: names, IP literals or *.domain suffixes. Unset, any host whose addresses are all public. A listed host may resolve to private addresses.'),
   setting('pullAllowPrivate', 'boolean', 'false', 'Let model pulls reach private, loopback, link-local and other special addresses of hosts not in pullAllowedHosts. Checked on every resolved address and every redirect.'),
   setting('pullMaxRedirects', 'integer', '5', 'Redirects a model pull follows (each target checked again).', { minimum: 0, maximum: 20 }),
+  setting('usageFlushIntervalMs', 'integer', '1000', 'How often the usage ledger writes the usage it buffers in memory (0: only on reads and at shutdown). A kill -9 loses at most the usage of one interval; a graceful stop loses none.', { minimum: 0, maximum: 3600000 }),
 ];
 
 const definitionsByName = new Map(settingDefinitions.map((definition) => [definition.name, definition]));
@@ -370,6 +373,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     pullAllowedHosts: parseHostList(optionalText('pullAllowedHosts')),
     pullAllowPrivate: value('pullAllowPrivate'),
     pullMaxRedirects: value('pullMaxRedirects'),
+    usageFlushIntervalMs: value('usageFlushIntervalMs'),
   };
   validateConfig(config);
   return config;

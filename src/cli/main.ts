@@ -16,6 +16,7 @@ import { predictCommand } from './commands/predict.ts';
 import { serveCommand } from './commands/serve.ts';
 import { trainCommand } from './commands/train.ts';
 import { chatCommand } from './commands/chat.ts';
+import { usageCommand } from './commands/usage.ts';
 import type { CliIo } from './io.ts';
 
 export const defaultServer = 'http://127.0.0.1:8080';
@@ -36,6 +37,7 @@ export const commands: readonly CommandDefinition[] = [
   checkCommand,
   ...backupCommands,
   trainCommand,
+  usageCommand,
 ];
 
 const groupSummaries: Readonly<Record<string, string>> = {

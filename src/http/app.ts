@@ -21,13 +21,15 @@ import { platformRoutes } from './routes/platform/index.ts';
 import { serviceRoutes } from './routes/service.ts';
 import { tfServingRoutes } from './routes/tfserving.ts';
 import { v2Routes } from './routes/v2.ts';
+import { aiaasVersion } from '../version.ts';
 import { modelAllowed } from '../security/roles.ts';
 import { languageModelDeps } from './llm-deps.ts';
 import { createOllamaModelAdmin } from './protocols/ollama-model-admin.ts';
 import { ollamaRoutes } from './routes/ollama.ts';
 import { openAiRoutes } from './routes/openai.ts';
+import { createUsageMeter, type UsageMeter } from './usage-metering.ts';
 
-export const serverVersion = '0.1.0';
+export const serverVersion = aiaasVersion;
 
 export interface BuildAppOptions {
   /** More routes under /api/v1, registered with `{ context }` as options (tests and extensions). */
@@ -52,7 +54,7 @@ function isLanguageModelUrl(rawUrl: string): boolean {
   return url.startsWith('/api/') && url !== '/api/v1' && !url.startsWith('/api/v1/');
 }
 
-export function inferenceDeps(context: ServerContext): InferenceDeps {
+export function inferenceDeps(context: ServerContext, meter: UsageMeter): InferenceDeps {
   const { registry } = context;
   return {
     async resolveModel(request: FastifyRequest, name: string, versionOrAlias?: string) {
@@ -70,12 +72,12 @@ export function inferenceDeps(context: ServerContext): InferenceDeps {
     manager: context.manager,
     metrics: context.metrics,
     limits: { maxTensorElements: context.config.maxTensorElements },
-    onInference(request, model, _protocol, outcome) {
-      // Usage is what a tenant got: a refused or failed inference returned nothing to count.
-      const principal = request.principal;
-      if (principal !== undefined && outcome === 'ok') context.usage.add(principal.tenantId, model.name);
+    onInference(request, model, protocol, outcome, measures) {
+      // Billed is what a tenant got: a failed inference is recorded as a failure only.
+      meter.inference(request, model, protocol, outcome, measures);
     },
     server: { name: 'aiaas', version: serverVersion },
+    explainer: context.explainer,
   };
 }
 
@@ -146,13 +148,15 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
   await app.register(platformRoutes, { prefix: '/api/v1', context });
   await app.register(jobRoutes({ service: context.jobs.service, authorize }), { prefix: '/api/v1' });
   if (options.extraRoutes !== undefined) await app.register(options.extraRoutes, { prefix: '/api/v1', context });
-  const deps = inferenceDeps(context);
+  const meter = createUsageMeter(context.ledger);
+  meter.install(app, (url) => isInferenceUrl(url) || isLanguageModelUrl(url));
+  const deps = inferenceDeps(context, meter);
   await app.register(v2Routes, deps);
   await app.register(tfServingRoutes, deps);
   const llmDeps = languageModelDeps({
     registry: context.registry,
     manager: context.manager,
-    usage: context.usage,
+    usage: meter,
     metrics: context.metrics,
     config,
     now: context.now,
@@ -161,7 +165,8 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
   await app.register(ollamaRoutes, { ...llmDeps, admin: createOllamaModelAdmin({ jobs: context.jobs.service, registry: context.registry }) });
 
   app.addHook('onClose', async () => {
-    await context.usage.flush().catch((error: unknown) => context.logger.warn({ err: error }, 'could not flush usage counters'));
+    // Everything answered is recorded by now; a failing write is logged by the ledger and retried at context close.
+    await context.ledger.flush().catch(() => undefined);
   });
   await app.ready();
   if (registeredRoutes.length === 0) throw new AiaasError('INTERNAL', 'no routes registered');

@@ -2,7 +2,7 @@
  * The audit trail: who did what to which resource, from where, with what outcome, appended to
  * the hash chain in `audit_log`. Routes opt in with `config: { audit: { action } }`; the entry is
  * written in `onSend`, before the response leaves, so a client that saw a response can rely on
- * its entry existing. Inference is counted in usage_counters instead (see usage.ts).
+ * its entry existing. Inference is recorded in the usage ledger instead (src/billing/ledger.ts).
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { canonicalJson, chainEntry, verifyChain, type AuditEntry, type ChainVerification, type JsonValue } from '../security/audit-chain.ts';

@@ -7,16 +7,16 @@ import type { FastifyRequest } from 'fastify';
 import type { AiaasConfig } from '../config.ts';
 import type { ModelKey, ModelManager } from '../inference/model-manager.ts';
 import type { LanguageModelVersion, ModelRegistry } from '../platform/model-registry.ts';
-import type { UsageCounter } from '../platform/usage.ts';
 import { modelAllowed } from '../security/roles.ts';
 import { authorize, authorizeModel } from './auth.ts';
 import type { Metrics } from './metrics.ts';
+import type { UsageMeter } from './usage-metering.ts';
 import type { LanguageModelDeps, LanguageModelEntry } from './protocols/llm-support.ts';
 
 export interface LanguageModelDepsOptions {
   registry: ModelRegistry;
   manager: ModelManager;
-  usage: UsageCounter;
+  usage: UsageMeter;
   metrics: Metrics;
   config: Pick<AiaasConfig, 'llmDefaultMaxTokens' | 'llmMaxTokens' | 'llmContextLength' | 'llmMaxContextLength' | 'modelIdleUnloadMs'>;
   now: () => Date;
@@ -91,18 +91,10 @@ export function languageModelDeps(options: LanguageModelDepsOptions): LanguageMo
         maxContextLength: Math.min(config.llmContextLength, config.llmMaxContextLength, trained),
       };
     },
-    recordUsage(request, entry, used, outcome) {
-      const principal = request.principal;
-      if (principal === undefined || outcome !== 'ok') return;
-      usage.add(principal.tenantId, entry.name);
-      usage.addTokens(principal.tenantId, {
-        keyId: principal.keyId,
-        modelName: entry.name,
-        version: Number(entry.version),
-        promptTokens: used.promptTokens,
-        completionTokens: used.completionTokens,
-      });
+    recordUsage(request, entry, used, outcome, call) {
+      usage.generation(request, entry, call.protocol, { ...used, ...(call.computeMs === undefined ? {} : { computeMs: call.computeMs }) }, outcome);
     },
+    recordStreamedBytes: (request, bytes) => usage.streamed(request, bytes),
     metrics,
     now: options.now,
   };

@@ -1,5 +1,5 @@
 import { AiaasError } from '../errors.ts';
-import type { ModelSignature, Runtime, Tensor } from '../runtimes/runtime.ts';
+import type { ModelSignature, Runtime, Tensor, TimedOutputs } from '../runtimes/runtime.ts';
 import { concatenateBatch, sliceBatch } from '../runtimes/tensor.ts';
 import type { BatchingOptions, InferRequest, InferResponse, ModelLabels, ServingMetricsSink } from './types.ts';
 
@@ -223,10 +223,11 @@ export class Batcher {
   }
 
   async #runMerged(batch: QueuedRequest[]): Promise<void> {
+    const startedAt = this.#now();
     try {
       const first = batch[0]!.request;
       const inputs = first.inputs.map((_input, index) => concatenateBatch(batch.map((item) => item.request.inputs[index]!)));
-      const outputs = await this.#runtime.infer(inputs, first.outputs);
+      const { outputs, computeMs } = await this.#infer(inputs, first.outputs);
       const total = batch.reduce((sum, item) => sum + item.rows, 0);
       if (outputs.some((output) => output.shape[0] !== total)) {
         // The model's outputs are not batch-major after all; fall back to one run per request.
@@ -235,7 +236,10 @@ export class Batcher {
       }
       let offset = 0;
       for (const item of batch) {
-        item.resolve({ outputs: outputs.map((output) => sliceBatch(output, offset, offset + item.rows)) });
+        item.resolve({
+          outputs: outputs.map((output) => sliceBatch(output, offset, offset + item.rows)),
+          timing: { queueMs: startedAt - item.enqueuedAt, computeMs, billedComputeMs: (computeMs * item.rows) / total },
+        });
         offset += item.rows;
       }
     } catch (error) {
@@ -245,11 +249,21 @@ export class Batcher {
   }
 
   async #runAlone(item: QueuedRequest): Promise<void> {
+    const startedAt = this.#now();
     try {
-      item.resolve({ outputs: await this.#runtime.infer(item.request.inputs, item.request.outputs) });
+      const { outputs, computeMs } = await this.#infer(item.request.inputs, item.request.outputs);
+      item.resolve({ outputs, timing: { queueMs: startedAt - item.enqueuedAt, computeMs, billedComputeMs: computeMs } });
     } catch (error) {
       item.reject(error);
     }
+  }
+
+  /** The runtime's own measure of its run when it has one (worker runtimes), else the call timed here. */
+  async #infer(inputs: Tensor[], outputNames: string[] | undefined): Promise<TimedOutputs> {
+    if (this.#runtime.inferTimed !== undefined) return this.#runtime.inferTimed(inputs, outputNames);
+    const startedAt = this.#now();
+    const outputs = await this.#runtime.infer(inputs, outputNames);
+    return { outputs, computeMs: this.#now() - startedAt };
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Tensor, TensorSpec } from '../runtimes/runtime.ts';
+import type { OutputPolicy } from './output-policy.ts';
 
 export type ParameterValue = string | number | boolean;
 
@@ -13,6 +14,18 @@ export interface InferRequest {
 
 export interface InferResponse {
   outputs: Tensor[];
+  /** How the request spent its time in serving; set by the batcher. */
+  timing?: InferenceTiming;
+}
+
+/** One request's serving times (fractional milliseconds), for Server-Timing and the usage ledger. */
+export interface InferenceTiming {
+  /** From being queued to the start of the batch that carried it. */
+  queueMs: number;
+  /** How long the run that carried it took in the worker (a merged batch's whole run). */
+  computeMs: number;
+  /** Its share of that run, by batch rows: what is billed, so a batch's shares add up to its run. */
+  billedComputeMs: number;
 }
 
 export interface BatchingOptions {
@@ -51,4 +64,8 @@ export interface ResolvedModel {
   signature?: { inputs: TensorSpec[]; outputs: TensorSpec[] };
   /** Per-model batching overrides. */
   batching?: Partial<BatchingOptions>;
+  /** What callers may see of the outputs (set by the model's owner); applied after every inference. */
+  outputPolicy?: OutputPolicy;
+  /** The version has spec.json and weights, so the engine can build its input-gradient graph (integrated gradients). */
+  inputGradients?: boolean;
 }

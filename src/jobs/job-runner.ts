@@ -27,8 +27,19 @@ export interface JobRunnerDependencies {
     options: { jobId: string; metrics: TrainingSummary },
   ): Promise<{ versionId: string; version: number }>;
   logger: Logger;
+  /** Hears what training used: sample-epochs as epochs end, and the training process's running time. */
+  recordTrainingUsage?(usage: TrainingUsage): void;
   /** Runs the jobs of kinds other than `train` (training is the runner's own worker-thread path). */
   handlers?: Partial<Record<Exclude<JobKind, 'train'>, JobKindHandler>>;
+}
+
+export interface TrainingUsage {
+  tenantId: string;
+  /** The key that submitted the job; null for jobs older than the usage ledger. */
+  keyId: string | null;
+  modelName: string;
+  sampleEpochs: number;
+  workerSeconds: number;
 }
 
 export interface JobRunnerOptions {
@@ -201,6 +212,13 @@ export class JobRunner {
       memoryPollMs: this.options.memoryPollMs,
       onOutput: (text) => log.warn({ output: text.slice(0, 2000) }, 'training process output'),
     });
+    // Worker time is billed as it accrues (each epoch) and at the end, so a crash loses at most an epoch's.
+    let meteredAt = performance.now();
+    const meter = (sampleEpochs: number): void => {
+      const now = performance.now();
+      this.deps.recordTrainingUsage?.({ tenantId, keyId: job.keyId, modelName: job.modelName, sampleEpochs, workerSeconds: (now - meteredAt) / 1000 });
+      meteredAt = now;
+    };
     this.active.set(job.id, {
       tenantId,
       cancel: () => child.send({ type: 'cancel' }),
@@ -238,6 +256,7 @@ export class JobRunner {
           await this.appendEvent(tenantId, job.id, 'job-progress', message.event);
           return;
         case 'epoch':
+          meter(message.samples);
           history.push(message.event);
           await this.deps.jobs.updateProgress(tenantId, job.id, this.owner, { step: message.event.step, loss: message.event.loss, metricsHistory: history });
           await this.appendEvent(tenantId, job.id, 'epoch-end', message.event);
@@ -297,6 +316,7 @@ export class JobRunner {
     });
     child.send(start);
     const exit = await child.exited;
+    meter(0);
     await chain;
     clearInterval(renew);
     log.info({ peakResidentBytes: exit.peakResidentBytes, limitBytes: this.options.memoryLimitBytes }, 'training process ended');

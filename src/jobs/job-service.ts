@@ -57,8 +57,8 @@ export type AllowedModels = readonly string[] | null;
 export class JobService {
   constructor(private readonly deps: JobServiceDependencies) {}
 
-  /** `POST /jobs`: a training job, or with `kind` another kind this server runs. */
-  async submit(tenantId: string, body: unknown, allowedModels: AllowedModels = null): Promise<JobView> {
+  /** `POST /jobs`: a training job, or with `kind` another kind this server runs. `keyId`: the submitting key, billed for its training. */
+  async submit(tenantId: string, body: unknown, allowedModels: AllowedModels = null, keyId: string | null = null): Promise<JobView> {
     if (typeof body === 'object' && body !== null && !Array.isArray(body) && 'kind' in body) {
       const { kind, ...rest } = body as Record<string, unknown>;
       if (kind !== 'train') return this.submitKind(tenantId, kind, rest, allowedModels);
@@ -74,6 +74,7 @@ export class JobService {
     }
     const job = await this.deps.jobs.create(tenantId, {
       modelName: request.model,
+      keyId,
       spec: request.spec,
       settings: request.settings,
       datasetId: request.datasetId,

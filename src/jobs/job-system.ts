@@ -7,8 +7,10 @@ import { createQuantizeHandler } from '../platform/model-quantize.ts';
 import type { ModelRegistry } from '../platform/model-registry.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import type { Repositories } from '../storage/index.ts';
-import { JobRunner } from './job-runner.ts';
+import { JobRunner, type TrainingUsage } from './job-runner.ts';
 import type { DatasetSource } from './worker-protocol.ts';
+import { createHash } from 'node:crypto';
+import type { ProvenanceDataset, ProvenanceInputs } from '../platform/provenance.ts';
 import { JobService } from './job-service.ts';
 
 export interface JobSystem {
@@ -28,6 +30,8 @@ export interface JobSystemContext {
   readonly registry: ModelRegistry;
   readonly config: AiaasConfig;
   readonly logger: Logger;
+  /** Where training's sample-epochs and worker-seconds go (the usage ledger). */
+  readonly recordTrainingUsage?: (usage: TrainingUsage) => void;
 }
 
 /** The job queue (training and pulls) and its workers over one server's storage and keys. */
@@ -58,7 +62,8 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     writeModelFile: async (tenantId, version, path) => void (await artifacts.decryptToFile(tenantId, version.onnxRef, path)),
     scratchDirectory: join(config.dataDir, 'quantize'),
     loadDatasetSource,
-    register: (job, path) => registerPulledFile(registry, job, path),
+    // Derived from its source version: the provenance names it, and an export restriction carries over.
+    register: (job, path, source) => registerPulledFile(registry, job, path, { parentVersionId: source.id, provenance: { hyperparameters: job.settings } }),
     saveReport: (tenantId, versionId, report) => repositories.models.setQuantizationReport(tenantId, versionId, report),
     memoryLimitBytes: config.jobMemoryLimitBytes,
     onOutput: (text) => context.logger.warn({ component: 'jobs', output: text.slice(0, 2000) }, 'quantize process output'),
@@ -75,11 +80,12 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
           tenantId,
           modelName,
           { onnx: files.onnx, spec: files.spec, weights: files.weights, metrics: files.metrics },
-          { source: 'job', createModel: true, jobId, metrics: { ...metrics } },
+          { source: 'job', createModel: true, jobId, metrics: { ...metrics }, provenance: await trainingProvenance(tenantId, jobId) },
         );
         return { versionId: version.id, version: version.version };
       },
       logger: context.logger.child({ component: 'jobs' }),
+      ...(context.recordTrainingUsage === undefined ? {} : { recordTrainingUsage: context.recordTrainingUsage }),
       handlers: { pull: pull.handler, quantize: quantize.handler },
     },
     {
@@ -89,6 +95,21 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
       ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
     },
   );
+  /** The job's datasets (with the SHA-256 of their plaintext) and settings, for the version's provenance record. */
+  async function trainingProvenance(tenantId: string, jobId: string): Promise<ProvenanceInputs> {
+    const job = await repositories.jobs.get(tenantId, jobId);
+    if (job === undefined) return {};
+    const datasets: ProvenanceDataset[] = [];
+    for (const [role, datasetId] of [['train', job.datasetId], ['test', job.testDatasetId]] as const) {
+      if (datasetId === null) continue;
+      const record = await repositories.datasets.get(tenantId, datasetId);
+      if (record === undefined) continue;
+      const sha256 = createHash('sha256').update(await artifacts.get(tenantId, record.artifactRef)).digest('hex');
+      const labelsSha256 = record.labelsArtifactRef === null ? undefined : createHash('sha256').update(await artifacts.get(tenantId, record.labelsArtifactRef)).digest('hex');
+      datasets.push({ role, id: record.id, name: record.name, sha256, ...(labelsSha256 === undefined ? {} : { labelsSha256 }), rows: record.rowCount });
+    }
+    return { datasets, spec: job.spec, hyperparameters: job.settings };
+  }
   const service = new JobService({
     jobs: repositories.jobs,
     async datasetSchema(tenantId, datasetId) {

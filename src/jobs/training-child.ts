@@ -56,6 +56,8 @@ async function train(start: WorkerStart): Promise<void> {
   const testData = start.test ? parse(start.test) : undefined;
   const resumeFrom = start.checkpoint ? decodeCheckpoint(start.checkpoint) : undefined;
   if (resumeFrom) send({ type: 'resumed', epoch: resumeFrom.epoch, step: resumeFrom.step });
+  // Samples the current epoch trained on (after any validation split or step limit): the ledger's sample-epochs.
+  let samplesThisEpoch = 0;
   const result = await model.fit(trainData, {
     epochs: settings.epochs,
     batchSize: settings.batchSize,
@@ -68,9 +70,13 @@ async function train(start: WorkerStart): Promise<void> {
     ...(resumeFrom ? { resumeFrom } : {}),
     signal: controller.signal,
     onBatchEnd: (event) => {
+      samplesThisEpoch = event.samplesSeen;
       if (event.batch % progressInterval(event.batchesPerEpoch) === 0 || event.batch === event.batchesPerEpoch) send({ type: 'progress', event });
     },
-    onEpochEnd: (event) => send({ type: 'epoch', event }),
+    onEpochEnd: (event) => {
+      send({ type: 'epoch', event, samples: samplesThisEpoch });
+      samplesThisEpoch = 0;
+    },
     onCheckpoint: (checkpoint) => {
       const bytes = encodeCheckpoint(model, checkpoint);
       send({ type: 'checkpoint', epoch: checkpoint.epoch, step: checkpoint.step, bytes });

@@ -34,7 +34,8 @@ export interface SavedModelPayload {
 export type FromWorker =
   | { type: 'resumed'; epoch: number; step: number }
   | { type: 'progress'; event: BatchEvent }
-  | { type: 'epoch'; event: EpochEvent }
+  /** `samples`: what the epoch trained on, billed as sample-epochs. */
+  | { type: 'epoch'; event: EpochEvent; samples: number }
   | { type: 'checkpoint'; epoch: number; step: number; bytes: Uint8Array }
   | { type: 'done'; files: SavedModelPayload; summary: TrainingSummary }
   | { type: 'cancelled'; epoch: number; step: number }

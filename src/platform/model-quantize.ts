@@ -107,8 +107,8 @@ export interface ModelQuantizeOptions {
   /** Private directory for the plaintext files of running quantize jobs; swept at start. */
   scratchDirectory: string;
   loadDatasetSource(tenantId: string, datasetId: string): Promise<DatasetSource | undefined>;
-  /** Registers the quantized file as a new version of the model (validated like an upload); returns its id. */
-  register(job: JobRecord, path: string): Promise<{ versionId: string; version: number }>;
+  /** Registers the quantized file as a new version of the model derived from `source` (validated like an upload). */
+  register(job: JobRecord, path: string, source: ModelVersionRecord): Promise<{ versionId: string; version: number }>;
   saveReport(tenantId: string, versionId: string, report: QuantizationReport): Promise<void>;
   /** The child's resident-set limit (the job memory limit). */
   memoryLimitBytes: number;
@@ -253,7 +253,7 @@ export function createQuantizeHandler(options: ModelQuantizeOptions): { parser: 
     };
     await context.appendEvent('job-progress', { phase: 'registering', sizeRatio: report.sizeRatio, latencyRatio: report.latencyRatio, accuracy: report.accuracy });
     context.signal.throwIfAborted();
-    const version = await options.register(job, quantizedPath);
+    const version = await options.register(job, quantizedPath, source);
     await options.saveReport(job.tenantId, version.versionId, report);
     return {
       versionId: version.versionId,

@@ -73,6 +73,12 @@ export interface ModelFile {
   sizeBytes: number;
 }
 
+export interface TimedOutputs {
+  outputs: Tensor[];
+  /** Milliseconds the model ran for (fractional). */
+  computeMs: number;
+}
+
 export interface Runtime {
   readonly specificationVersion: 'v1';
   signature(): ModelSignature;
@@ -82,6 +88,11 @@ export interface Runtime {
    * do not reuse.
    */
   infer(inputs: Tensor[], outputNames?: string[]): Promise<Tensor[]>;
+  /**
+   * `infer` with the time the model itself ran (worker milliseconds, measured around the session's
+   * run, without the thread hand-over). Runtimes without it are timed around `infer` by the caller.
+   */
+  inferTimed?(inputs: Tensor[], outputNames?: string[]): Promise<TimedOutputs>;
   /** Inferences that may run at once (instances); 1 when absent. */
   readonly concurrency?: number;
   /** Estimated resident memory, used by the model manager's budget. */

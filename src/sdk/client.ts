@@ -8,6 +8,8 @@ import { ServerSentEventParser } from './sse.ts';
 import { packDirectory } from './tar.ts';
 import type {
   Alias,
+  SigningKeyInfo,
+  VersionProvenance,
   ChatCompletionChunk,
   ChatCompletionRequest,
   JobKind,
@@ -37,6 +39,7 @@ import type {
   TfServingPredictRequest,
   TfServingPredictResponse,
   UpdateModelRequest,
+  UsageDimension,
   UsageRow,
   V2InferRequest,
   V2InferResponse,
@@ -213,6 +216,29 @@ function blobOf(bytes: Uint8Array): Blob {
   return new Blob([copy.buffer], { type: 'application/octet-stream' });
 }
 
+export interface UsageOptions {
+  groupBy?: readonly UsageDimension[];
+  from?: string;
+  to?: string;
+  model?: string;
+  /** An API key id. */
+  key?: string;
+  version?: number;
+  protocol?: string;
+}
+
+function usageQuery(options: UsageOptions): Record<string, string | undefined> {
+  return {
+    groupBy: options.groupBy?.join(','),
+    from: options.from,
+    to: options.to,
+    model: options.model,
+    key: options.key,
+    version: options.version === undefined ? undefined : String(options.version),
+    protocol: options.protocol,
+  };
+}
+
 export class TenantsApi {
   constructor(private readonly transport: Transport) {}
 
@@ -373,6 +399,11 @@ export class VersionsApi {
   /** Answers 409 ALIAS_IN_USE while an alias points at the version. */
   async delete(model: string, version: number, options: SignalOption = {}): Promise<void> {
     await this.transport.send('DELETE', `/api/v1/models/${segment(model)}/versions/${segment(version)}`, { signal: options.signal });
+  }
+
+  /** The version's signed provenance record (verify it with `verifyRecord` and the server's signing key). */
+  async provenance(model: string, version: number | string, options: SignalOption = {}): Promise<VersionProvenance> {
+    return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/provenance`, { signal: options.signal })) as VersionProvenance;
   }
 
   /** Starts a quantize job making an int8 version of this one (`version` may be an alias). */
@@ -610,15 +641,29 @@ export class AiaasClient {
     this.backups = new BackupsApi(this.transport);
   }
 
+  /** `GET /api/v1/signing-key`: the server's provenance signing key (public; no API key needed). */
+  async signingKey(options: SignalOption = {}): Promise<SigningKeyInfo> {
+    return (await this.transport.json('GET', '/api/v1/signing-key', { signal: options.signal })) as SigningKeyInfo;
+  }
+
   /** The tenant and key this client authenticates as. */
   async me(options: SignalOption = {}): Promise<Me> {
     return (await this.transport.json('GET', '/api/v1/me', { signal: options.signal })) as Me;
   }
 
-  /** Inference request counts per model and day; dates are `YYYY-MM-DD`. */
-  async usage(options: SignalOption & { from?: string; to?: string; model?: string } = {}): Promise<UsageRow[]> {
-    const body = await this.transport.json('GET', '/api/v1/usage', { query: { from: options.from, to: options.to, model: options.model }, signal: options.signal });
+  /**
+   * The usage ledger, summed per group (default model and day). `from` and `to` are `YYYY-MM-DD`
+   * (a `to` day is included) or ISO 8601 instants (`to` exclusive).
+   */
+  async usage(options: SignalOption & UsageOptions = {}): Promise<UsageRow[]> {
+    const body = await this.transport.json('GET', '/api/v1/usage', { query: usageQuery(options), signal: options.signal });
     return listOf<UsageRow>(body, 'usage');
+  }
+
+  /** The same report as CSV: a header row, then one row per group. */
+  async usageCsv(options: SignalOption & UsageOptions = {}): Promise<string> {
+    const response = await this.transport.send('GET', '/api/v1/usage', { query: usageQuery(options), signal: options.signal, headers: { accept: 'text/csv' } });
+    return await response.text();
   }
 
   /** `GET /healthz`: the process is up. */

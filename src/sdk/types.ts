@@ -14,6 +14,7 @@ import type * as identity from '../http/schemas/identity.ts';
 import type * as jobs from '../http/schemas/jobs.ts';
 import type * as models from '../http/schemas/models.ts';
 import type * as service from '../http/schemas/service.ts';
+import type * as usage from '../http/schemas/usage.ts';
 import type * as v2 from '../http/schemas/v2.ts';
 
 export type { JobSettings, TrainingSummary };
@@ -59,6 +60,10 @@ export type TensorSignature = Static<typeof models.TensorSignature>;
 export type ModelSignature = Static<typeof models.ModelSignature>;
 /** `metrics`: for a trained version, the training summary (test metrics included). */
 export type ModelVersion = Static<typeof models.ModelVersion>;
+/** `GET …/versions/:v/provenance`: the signed record. */
+export type VersionProvenance = Static<(typeof models.modelSchemas.provenance.response)[200]>;
+/** `GET /api/v1/signing-key`: the public key provenance records are signed with. */
+export type SigningKeyInfo = Static<(typeof models.modelSchemas.signingKey.response)[200]>;
 export type Alias = Static<typeof models.Alias>;
 export type Model = Static<typeof models.Model>;
 export type ModelFileName = Static<typeof models.ModelFileNameSchema>;
@@ -146,7 +151,9 @@ export interface JobFinishedData {
 
 export type AuditEntry = Static<typeof audit.AuditEntry>;
 export type AuditVerification = Static<typeof audit.AuditVerification>;
-export type UsageRow = Static<typeof audit.UsageRow>;
+/** One group of `GET /api/v1/usage`: the dimensions grouped by, and every unit summed. */
+export type UsageRow = Static<typeof usage.UsageGroupRow>;
+export type UsageDimension = (typeof usage.usageDimensions)[number];
 
 // Backups (operator admins)
 

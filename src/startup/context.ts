@@ -18,6 +18,9 @@ import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts'
 import { generateMasterKey, loadMasterKeyRing, MasterKeyRing } from '../security/key-ring.ts';
 import { verifyMasterKeyRing } from '../security/key-check.ts';
 import { serverSecretFileName } from '../security/server-secrets.ts';
+import { loadSigningKey, type SigningKey } from '../security/signing-key.ts';
+import { Explainer } from '../explain/explainer.ts';
+import { aiaasVersion } from '../version.ts';
 import { TenantKeyService } from '../security/tenant-keys.ts';
 import { TenantTextCipher } from '../security/tenant-text.ts';
 import { ModelCostService } from '../platform/model-cost.ts';
@@ -26,7 +29,8 @@ import { AccessService } from '../platform/access.ts';
 import { DatasetService } from '../platform/datasets.ts';
 import { ModelRegistry } from '../platform/model-registry.ts';
 import { purgeTenantContent } from '../platform/tenant-purge.ts';
-import { UsageCounter } from '../platform/usage.ts';
+import { UsageLedger } from '../billing/ledger.ts';
+import { StorageSampler } from '../billing/storage-sampler.ts';
 import {
   createRepositories,
   FileSystemArtifactStore,
@@ -59,10 +63,17 @@ export interface ServerContext {
   readonly access: AccessService;
   readonly datasets: DatasetService;
   readonly registry: ModelRegistry;
+  /** The provenance signing key (its public half is published at GET /api/v1/signing-key). */
+  readonly signingKey: SigningKey;
+  /** Explanations (POST /v2/models/:name/explain), run through the model manager. */
+  readonly explainer: Explainer;
   readonly manager: ModelManager;
   readonly metrics: Metrics;
   readonly audit: AuditLogger;
-  readonly usage: UsageCounter;
+  /** Every billable unit, buffered and flushed every `usageFlushIntervalMs`; `totals()` is its read API. */
+  readonly ledger: UsageLedger;
+  /** Samples stored bytes into byte-hours once an hour (started by `startServer`). */
+  readonly storageSampler: StorageSampler;
   /** Training jobs: queue, training child processes and routes; started by `startServer` once listening. */
   readonly jobs: JobSystem;
   /** Server-made backups into `backupDir`, and their schedule (started by `startServer`). */
@@ -85,7 +96,7 @@ export interface ServerContextOptions {
   loadRuntime?: ModelManagerOptions['loadRuntime'];
   /** Wraps each loaded language model (tests hold a generation to fill its sequences). */
   wrapLanguageModel?: (runtime: LanguageModelRuntime) => LanguageModelRuntime;
-  /** Flush interval of the usage counters; 0 flushes only on read and close. */
+  /** Overrides the config's `usageFlushIntervalMs` (tests: 0 writes only on read and close). */
   usageFlushIntervalMs?: number;
 }
 
@@ -199,6 +210,9 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     await requireKeysForStoredData(repositories, keyStore, config.keyStorePath);
     // A wrong master key stops here, before a single data key is unwrapped for use or a new one wrapped.
     await verifyMasterKeyRing(ring, { checks: keyStore, wrappedKeys: dataKeyStore.listAll(), keyStorePath: config.keyStorePath });
+    // Signs every new version's provenance record; stored wrapped under the master key, so only
+    // after the ring was proven to be this data directory's (a wrong key must wrap nothing).
+    const signingKey = await loadSigningKey(ring, config.dataDir);
     await sealTextOfOlderServers(database, textCipher, logger);
     const artifactStore = await FileSystemArtifactStore.open(join(config.dataDir, 'artifacts'), { now });
     const artifacts = new EncryptedArtifactStore({ store: artifactStore, keys });
@@ -208,12 +222,26 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     const plaintext = await PlaintextDirectory.open(config.dataDir);
     const metrics = new Metrics();
     const audit = new AuditLogger(repositories.audit, { now });
-    const usage = new UsageCounter(repositories.usage, {
+    const ledger = new UsageLedger(repositories.usageLedger, {
       now,
-      flushIntervalMs: options.usageFlushIntervalMs ?? 1000,
-      onFlushError: (error, unwritten) => logger.error({ err: error, unwritten }, 'could not write usage counters; keeping them for the next flush'),
+      flushIntervalMs: options.usageFlushIntervalMs ?? config.usageFlushIntervalMs,
+      onFlushError: (error, pendingBuckets) =>
+        logger.error({ err: error, pendingBuckets }, 'could not write the usage ledger; keeping its buckets for the next flush'),
     });
-    closers.unshift(() => usage.close());
+    closers.unshift(async () => {
+      // Retried inside close(); past that, the loss is logged and the rest still closes (database, lock).
+      await ledger.close().catch((error: unknown) =>
+        logger.error({ err: error, pendingRequests: ledger.pendingRequests }, 'usage lost at shutdown: the ledger could not be written'),
+      );
+    });
+    const storageSampler = new StorageSampler({
+      store: repositories.usageLedger,
+      sizeOf: (ref) => artifactStore.sizeOf(ref),
+      now,
+      onError: (error) => logger.error({ err: error }, 'could not sample stored bytes for the usage ledger'),
+    });
+    // Before the database closes: a sample may be reading it.
+    closers.unshift(() => storageSampler.close());
 
     // Each format's runtime, placed where the format says: ONNX in worker threads (inference never
     // runs on the main thread; one thread per instance), GGUF in-process on llama.cpp's native threads.
@@ -263,6 +291,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       plaintext,
       maxModelBytes: config.maxModelBytes,
       maxModelParameters: config.maxModelParameters,
+      signer: signingKey,
+      serverVersion: aiaasVersion,
       now: () => now().getTime(),
       validationLimits: {
         timeoutMs: config.validationTimeoutMs,
@@ -274,7 +304,23 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         validateSavedModelInChild(spec, weights, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes }),
     });
     const datasets = new DatasetService({ repositories, artifacts, maxDatasetBytes: config.maxDatasetBytes });
-    const jobs = createJobSystem({ repositories, artifacts, registry, config, logger });
+    const jobs = createJobSystem({
+      repositories,
+      artifacts,
+      registry,
+      config,
+      logger,
+      recordTrainingUsage: (usage) =>
+        ledger.record({
+          tenantId: usage.tenantId,
+          keyId: usage.keyId ?? '',
+          modelName: usage.modelName,
+          version: 0,
+          protocol: 'training',
+          trainingSampleEpochs: usage.sampleEpochs,
+          trainingWorkerSeconds: usage.workerSeconds,
+        }),
+    });
     // Workers stop first: they write checkpoints and versions through everything closed after them.
     closers.unshift(() => jobs.close());
     const access = new AccessService({
@@ -343,10 +389,13 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       access,
       datasets,
       registry,
+      signingKey,
+      explainer: new Explainer({ manager, maxTensorElements: config.maxTensorElements }),
       manager,
       metrics,
       audit,
-      usage,
+      ledger,
+      storageSampler,
       jobs,
       backups,
       costs,

@@ -50,6 +50,7 @@ export async function startServer(config: AiaasConfig, options: StartServerOptio
   // Queued jobs, and running ones a crashed server left behind (once their lease expires), resume now.
   context.jobs.start();
   context.backups.start();
+  context.storageSampler.start();
   const startupMs = performance.now() - started;
   context.logger.info({ url, startupMs: Math.round(startupMs * 10) / 10 }, 'aiaas listening');
 

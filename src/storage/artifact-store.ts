@@ -244,6 +244,16 @@ export class FileSystemArtifactStore implements ArtifactStore {
     };
   }
 
+  /** Bytes the artifact takes on disk (what storage is billed by); undefined when it is missing. */
+  async sizeOf(ref: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.#pathOf(hexOf(ref)))).size;
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+
   async delete(ref: ArtifactRef): Promise<void> {
     const hex = hexOf(ref);
     if (this.#deleteHolds > 0) {

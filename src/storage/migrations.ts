@@ -248,6 +248,58 @@ export const migrations: readonly Migration[] = [
     },
   },
   {
+    // The usage ledger (src/billing/ledger.ts) replaces the per-day request counters and token rows:
+    // every billable unit per tenant, key, model, version, protocol and UTC minute. Their history
+    // moves in at midnight of its day under the protocol 'legacy' (token rows keep their key and
+    // version; requests the counters hold beyond the token rows' become rows with neither). Jobs
+    // gain the key that submitted them.
+    name: '0003_usage_ledger',
+    async up(db) {
+      const units = ['requests', 'failed_requests', 'items', 'prompt_tokens', 'completion_tokens', 'compute_us', 'queue_us', 'bytes_in', 'bytes_out', 'training_sample_epochs', 'training_worker_ms', 'stored_byte_hours'];
+      let table = db.schema
+        .createTable('usage_ledger')
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('key_id', 'text', (col) => col.notNull())
+        .addColumn('model_name', 'text', (col) => col.notNull())
+        .addColumn('version', 'integer', (col) => col.notNull())
+        .addColumn('protocol', 'text', (col) => col.notNull())
+        .addColumn('minute', 'text', (col) => col.notNull());
+      for (const unit of units) table = table.addColumn(unit, 'bigint', (col) => col.notNull().defaultTo(0));
+      await table.addPrimaryKeyConstraint('usage_ledger_pk', ['tenant_id', 'minute', 'model_name', 'version', 'key_id', 'protocol']).execute();
+      await sql`insert into usage_ledger (tenant_id, key_id, model_name, version, protocol, minute, requests, prompt_tokens, completion_tokens)
+        select tenant_id, key_id, model_name, version, 'legacy', day || 'T00:00', requests, prompt_tokens, completion_tokens from token_usage`.execute(db);
+      await sql`insert into usage_ledger (tenant_id, key_id, model_name, version, protocol, minute, requests)
+        select c.tenant_id, '', c.model_name, 0, 'legacy', c.day || 'T00:00',
+          c.requests - coalesce((select sum(t.requests) from token_usage t where t.tenant_id = c.tenant_id and t.model_name = c.model_name and t.day = c.day), 0)
+        from usage_counters c
+        where c.requests > coalesce((select sum(t.requests) from token_usage t where t.tenant_id = c.tenant_id and t.model_name = c.model_name and t.day = c.day), 0)`.execute(db);
+      await db.schema.dropTable('token_usage').execute();
+      await db.schema.dropTable('usage_counters').execute();
+      // Jobs remember the key that submitted them, so their training is billed to it (null: older jobs).
+      await db.schema.alterTable('jobs').addColumn('key_id', 'text').execute();
+    },
+  },
+  {
+    // Export control and output policies. `exportable` is 1 (downloadable) for every older model and
+    // version; a version's own mark is inherited from its parent (a quantized or fine-tuned copy).
+    name: '0003_model_protection',
+    async up(db) {
+      await db.schema.alterTable('models').addColumn('exportable', 'integer', (col) => col.notNull().defaultTo(1)).execute();
+      await db.schema.alterTable('models').addColumn('output_policy_json', 'text').execute();
+      await db.schema.alterTable('model_versions').addColumn('exportable', 'integer', (col) => col.notNull().defaultTo(1)).execute();
+      await db.schema.alterTable('model_versions').addColumn('parent_version_id', 'text').execute();
+    },
+  },
+  {
+    // A signed provenance record per version (sealed tenant text) and its Ed25519 signature (base64).
+    // Versions stored before this migration have none.
+    name: '0003_provenance',
+    async up(db) {
+      await db.schema.alterTable('model_versions').addColumn('provenance_json', 'text').execute();
+      await db.schema.alterTable('model_versions').addColumn('provenance_signature', 'text').execute();
+    },
+  },
+  {
     // Cost cards and int8 quantization: a quantized version keeps its report (node names: tenant
     // text, sealed); every version may keep the figures of its last calibration run (numbers only).
     name: '0003_model_cost',

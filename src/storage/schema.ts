@@ -72,6 +72,10 @@ export interface ModelsTable {
   description: string;
   batching_json: JsonText | null;
   created_at: IsoTimestamp;
+  /** 0: no key of the tenant may download the weights (since 0003_model_protection). */
+  exportable: BooleanInteger;
+  /** The owner's output policy (`src/inference/output-policy.ts`), in clear; null: none. */
+  output_policy_json: JsonText | null;
 }
 
 export interface ModelVersionsTable {
@@ -90,6 +94,14 @@ export interface ModelVersionsTable {
   format: ModelFormat;
   /** GGUF only: `tokenizer.chat_template`, sealed tenant text. */
   chat_template: string | null;
+  /** 0 when the version derives from a non-exportable one (inherited export restriction). */
+  exportable: BooleanInteger;
+  /** The version this one was derived from (quantized, fine-tuned), any model of the tenant. */
+  parent_version_id: string | null;
+  /** Canonical JSON of the signed provenance record, sealed; null for versions older than 0003_provenance. */
+  provenance_json: string | null;
+  /** base64 Ed25519 signature over provenance_json's plaintext bytes. */
+  provenance_signature: string | null;
   /** Since 0003_model_cost: the report of the quantize job that made this version (sealed). */
   quantization_json: JsonText | null;
   /** Since 0003_model_cost: the last cost calibration run's figures. */
@@ -132,6 +144,8 @@ export interface JobsTable {
   created_at: IsoTimestamp;
   started_at: IsoTimestamp | null;
   finished_at: IsoTimestamp | null;
+  /** The API key that submitted the job (its training is billed to it); null for jobs older than 0003_usage_ledger. */
+  key_id: string | null;
 }
 
 export interface JobEventsTable {
@@ -159,24 +173,31 @@ export interface AuditLogTable {
   model_name: string | null;
 }
 
-export interface UsageCountersTable {
-  tenant_id: string;
-  model_name: string;
-  /** UTC calendar day, `YYYY-MM-DD`. */
-  day: string;
-  requests: number;
-}
-
-export interface TokenUsageTable {
+/**
+ * The usage ledger: billable units summed per tenant, key, model, version, protocol and UTC minute.
+ * `key_id` is '' where no key acted (storage samples), `model_name` '' where no model is concerned
+ * (dataset storage), `version` 0 where none is known (training before its version exists).
+ */
+export interface UsageLedgerTable {
   tenant_id: string;
   key_id: string;
   model_name: string;
   version: number;
-  /** UTC calendar day, `YYYY-MM-DD`. */
-  day: string;
+  protocol: string;
+  /** UTC minute, `YYYY-MM-DDTHH:MM`. */
+  minute: string;
   requests: number;
+  failed_requests: number;
+  items: number;
   prompt_tokens: number;
   completion_tokens: number;
+  compute_us: number;
+  queue_us: number;
+  bytes_in: number;
+  bytes_out: number;
+  training_sample_epochs: number;
+  training_worker_ms: number;
+  stored_byte_hours: number;
 }
 
 export interface Schema {
@@ -191,6 +212,5 @@ export interface Schema {
   jobs: JobsTable;
   job_events: JobEventsTable;
   audit_log: AuditLogTable;
-  usage_counters: UsageCountersTable;
-  token_usage: TokenUsageTable;
+  usage_ledger: UsageLedgerTable;
 }

@@ -294,3 +294,40 @@ describe('keys, tenants, audit', () => {
     expect(server.requests[0]!.headers.authorization).toBe('Bearer from-flag');
   });
 });
+
+describe('usage', () => {
+  const units = { requests: 0, failedRequests: 0, items: 0, promptTokens: 0, completionTokens: 0, computeMs: 0, queueMs: 0, bytesIn: 0, bytesOut: 0, trainingSampleEpochs: 0, trainingWorkerSeconds: 0, storedByteHours: 0 };
+
+  it('prints a table of the groups asked for, with the units some row has, and passes filters and range', async () => {
+    const usage = [
+      { model: 'iris', keyId: 'key_a', ...units, requests: 12, failedRequests: 1, items: 30, computeMs: 4.25, bytesIn: 2048 },
+      { model: '', keyId: '', ...units, storedByteHours: 3 * 1024 * 1024 },
+    ];
+    const result = await run(
+      { 'GET /api/v1/usage': sendJson(200, { groupBy: ['model', 'key'], from: '2026-01-01T00:00:00.000Z', to: null, usage }) },
+      ['usage', '--group-by', 'model,key', '--from', '2026-01-01', '--model', 'iris', '--version', '2'],
+    );
+    expect(result.code).toBe(0);
+    expect(result.requests[0]!.url).toBe('/api/v1/usage?groupBy=model%2Ckey&from=2026-01-01&model=iris&version=2');
+    expect(result.requests[0]!.headers.accept).toBe('application/json');
+    expect(result.out).toBe(
+      [
+        'MODEL       KEY    REQUESTS  FAILED  ITEMS  COMPUTE  IN       STORED',
+        'iris        key_a  12        1       30     4.3ms    2.0 KiB  0 B·h',
+        '(datasets)  -      0         0       0      0.0ms    0 B      3.0 MiB·h',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('--csv prints what the server sends for Accept: text/csv; a bad --group-by is a usage error', async () => {
+    const csv = 'model,day,requests\r\niris,2026-01-02,3\r\n';
+    const result = await run({ 'GET /api/v1/usage': (_request, response) => void response.writeHead(200, { 'content-type': 'text/csv' }).end(csv) }, ['usage', '--csv', '--to', '2026-01-31']);
+    expect(result).toMatchObject({ code: 0, out: csv });
+    expect(result.requests[0]!.headers.accept).toBe('text/csv');
+    expect(result.requests[0]!.url).toBe('/api/v1/usage?to=2026-01-31');
+    const bad = await run({}, ['usage', '--group-by', 'colour']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('--group-by takes model, key, version, protocol, day, hour, minute; got "colour"');
+  });
+});

@@ -231,6 +231,24 @@ describe('Ollama-compatible routes on the server', () => {
 });
 
 describe('metering and metrics', () => {
+  it('counts the bytes of streamed answers (SSE and NDJSON) as bytes out, exactly as sent', async () => {
+    const tenant = await createTenant(server, 'streamed');
+    expect((await uploadGguf(server, tenant.adminKey, 'streaming')).statusCode).toBe(201);
+    const post = (path: string, body: object) =>
+      fetch(`${baseUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${tenant.adminKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const sse = await post('/v1/chat/completions', { model: 'streaming', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3, stream: true });
+    expect(sse.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const sseBytes = Buffer.byteLength(await sse.text());
+    const ndjson = await post('/api/generate', { model: 'streaming', prompt: 'hi', options: { num_predict: 2 } });
+    expect(ndjson.headers.get('content-type')).toBe('application/x-ndjson');
+    const ndjsonBytes = Buffer.byteLength(await ndjson.text());
+    const rows = (await call(server.app, tenant.adminKey, 'GET', '/api/v1/usage?groupBy=protocol')).json().usage;
+    expect(rows.map((row: { protocol: string; requests: number; bytesOut: number }) => [row.protocol, row.requests, row.bytesOut])).toEqual([
+      ['ollama', 1, ndjsonBytes],
+      ['openai', 1, sseBytes],
+    ]);
+  });
+
   it('counts prompt and completion tokens per key, model and version exactly as the responses reported them', async () => {
     const tenant = await createTenant(server, 'metered');
     expect((await uploadGguf(server, tenant.adminKey, 'counted')).statusCode).toBe(201);
@@ -238,18 +256,26 @@ describe('metering and metrics', () => {
     const first = await openai(key.key).chat.completions.create({ model: 'counted', messages: [{ role: 'user', content: 'one' }], max_tokens: 3 });
     const second = await openai(key.key).completions.create({ model: 'counted', prompt: 'two words', max_tokens: 4 });
     const third = await ollama(key.key).chat({ model: 'counted', messages: [{ role: 'user', content: 'three' }], stream: false, options: { num_predict: 2 } });
-    const usage = (await call(server.app, tenant.adminKey, 'GET', '/api/v1/usage')).json();
-    expect(usage.tokens).toEqual([
+    const usage = (await call(server.app, tenant.adminKey, 'GET', '/api/v1/usage?groupBy=model,version,key')).json();
+    expect(usage.usage).toEqual([
       expect.objectContaining({
         model: 'counted',
         version: 1,
         keyId: key.id,
         requests: 3,
+        failedRequests: 0,
+        items: 3,
         promptTokens: first.usage!.prompt_tokens + second.usage!.prompt_tokens + third.prompt_eval_count,
         completionTokens: first.usage!.completion_tokens + second.usage!.completion_tokens + third.eval_count,
       }),
     ]);
-    expect(usage.usage).toEqual([expect.objectContaining({ model: 'counted', requests: 3 })]);
+    expect(usage.usage[0].computeMs).toBeGreaterThan(0);
+    const byProtocol = (await call(server.app, tenant.adminKey, 'GET', '/api/v1/usage?groupBy=protocol')).json().usage;
+    expect(byProtocol.map((row: { protocol: string; requests: number; completionTokens: number }) => [row.protocol, row.requests, row.completionTokens])).toEqual([
+      ['ollama', 1, third.eval_count],
+      ['openai', 2, first.usage!.completion_tokens + second.usage!.completion_tokens],
+    ]);
+    expect((await call(server.app, tenant.adminKey, 'GET', '/api/v1/usage')).json().usage).toEqual([expect.objectContaining({ model: 'counted', requests: 3 })]);
 
     const metrics = (await call(server.app, tenant.adminKey, 'GET', '/metrics')).body;
     // A random-weight model may end a generation before its first token; only the others have a time to first token.

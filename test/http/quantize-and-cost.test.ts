@@ -79,6 +79,9 @@ describe('quantize jobs', () => {
 
     const version = (await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/versions/2')).json();
     expect(version.source).toBe('job');
+    // Derived from version 1: the provenance names it, and an export restriction would carry over.
+    const source = (await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/versions/1')).json();
+    expect(version.parentVersionId).toBe(source.id);
     report = version.quantization;
     expect(report).toMatchObject({ mode: 'dynamic-int8', sourceVersion: 1, jobId: job.id, floatBytes: floatOnnx.byteLength, sampleSource: 'evaluation', sampleItems: 12, floatNodes: [], floatNodeCount: 0, quantizedNodeCount: 2 });
     expect(report.quantizedNodes).toHaveLength(2);

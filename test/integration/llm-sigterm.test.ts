@@ -66,11 +66,11 @@ it('stops cleanly on SIGTERM with a language model loaded: exit 0, plaintext rem
   expect(output).toContain('stopping');
   expect(await filesUnder(join(dataDir, 'plain'))).toEqual([]);
 
-  // The usage counters were flushed on the way out.
+  // The usage ledger was flushed on the way out.
   const database = new Database(join(dataDir, 'aiaas.db'), { readonly: true });
   try {
-    expect(database.prepare('select requests, prompt_tokens, completion_tokens from token_usage').all()).toEqual([
-      { requests: 1, prompt_tokens: completion.usage.prompt_tokens, completion_tokens: completion.usage.completion_tokens },
+    expect(database.prepare("select protocol, sum(requests) as requests, sum(prompt_tokens) as prompt_tokens, sum(completion_tokens) as completion_tokens from usage_ledger where model_name = 'tiny' group by protocol").all()).toEqual([
+      { protocol: 'openai', requests: 1, prompt_tokens: completion.usage.prompt_tokens, completion_tokens: completion.usage.completion_tokens },
     ]);
   } finally {
     database.close();

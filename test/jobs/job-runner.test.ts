@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { encodeIdx } from '../../src/data/idx.ts';
 import { decodeCheckpoint, modelFromBytes } from '../../src/engine/saved-model.ts';
 import { AiaasError } from '../../src/errors.ts';
-import { JobRunner } from '../../src/jobs/job-runner.ts';
+import { JobRunner, type TrainingUsage } from '../../src/jobs/job-runner.ts';
 import { JobService } from '../../src/jobs/job-service.ts';
 import type { SavedModelPayload, TrainingSummary } from '../../src/jobs/worker-protocol.ts';
 import { createRepositories, FileSystemArtifactStore, openDatabase, type Database } from '../../src/storage/index.ts';
@@ -48,6 +48,7 @@ async function setup() {
   const tenant = await repositories.tenants.create({ name: 'acme' });
   const data = idxPair(64);
   const registered: { files: SavedModelPayload; summary: TrainingSummary; modelName: string }[] = [];
+  const trainingUsage: TrainingUsage[] = [];
   const runner = new JobRunner(
     {
       jobs: repositories.jobs,
@@ -61,6 +62,7 @@ async function setup() {
         return { versionId: 'ver_test', version: registered.length };
       },
       logger: pino({ level: 'silent' }),
+      recordTrainingUsage: (usage) => trainingUsage.push(usage),
     },
     { concurrency: 1, leaseMs: 5_000, pollMs: 50 },
   );
@@ -72,7 +74,7 @@ async function setup() {
     runner,
     maxUnfinishedJobsPerTenant: 2,
   });
-  return { repositories, store, tenantId: tenant.id, runner, service, registered };
+  return { repositories, store, tenantId: tenant.id, runner, service, registered, trainingUsage };
 }
 
 async function waitForFinal(service: JobService, tenantId: string, id: string) {
@@ -85,7 +87,7 @@ async function waitForFinal(service: JobService, tenantId: string, id: string) {
 
 describe('training jobs', () => {
   it('runs in a child process, checkpoints every epoch, and hands back a loadable saved model', async () => {
-    const { service, runner, tenantId, registered, repositories, store } = await setup();
+    const { service, runner, tenantId, registered, repositories, store, trainingUsage } = await setup();
     runner.start();
     const submitted = await service.submit(tenantId, { model: 'halves', spec, datasetId: 'ds_train', epochs: 3, batchSize: 8, seed: 1 });
     expect(submitted.status).toBe('queued');
@@ -113,6 +115,10 @@ describe('training jobs', () => {
     expect(types.filter((type) => type === 'checkpoint-saved')).toHaveLength(3);
     expect(types.at(-1)).toBe('job-finished');
     expect(events.at(-1)!.payload).toMatchObject({ status: 'succeeded', version: 1 });
+    // The usage ledger hears each epoch's samples (64 × 3) and the process's running time, epoch by epoch and at its end.
+    expect(trainingUsage.map((usage) => usage.sampleEpochs)).toEqual([64, 64, 64, 0]);
+    expect(trainingUsage.every((usage) => usage.tenantId === tenantId && usage.modelName === 'halves' && usage.workerSeconds >= 0)).toBe(true);
+    expect(trainingUsage.reduce((sum, usage) => sum + usage.workerSeconds, 0)).toBeGreaterThan(0);
   });
 
   it('is deterministic across training processes: the same seed gives identical weights, ONNX and checkpoint state', async () => {

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AuditEntry } from '../../src/storage/repositories/audit.ts';
-import { usageDay } from '../../src/storage/repositories/usage.ts';
+import { ledgerUnitColumns, type LedgerBucket } from '../../src/storage/repositories/usage-ledger.ts';
 import { openTestStorage, type TestStorage } from './helpers.ts';
 
 let storage: TestStorage;
@@ -130,20 +130,35 @@ describe('AuditRepository', () => {
   });
 });
 
-describe('UsageRepository', () => {
-  it('counts requests per tenant, model and day', async () => {
-    const { usage } = storage.repositories;
-    const day = usageDay(new Date('2025-03-04T23:59:59.000Z'));
-    expect(day).toBe('2025-03-04');
-    await usage.increment(storage.tenantA, 'iris', day);
-    await usage.increment(storage.tenantA, 'iris', day, 4);
-    await usage.increment(storage.tenantA, 'iris', '2025-03-05');
-    await usage.increment(storage.tenantB, 'iris', day, 7);
-    expect(await usage.list(storage.tenantA)).toEqual([
-      { tenantId: storage.tenantA, modelName: 'iris', day: '2025-03-04', requests: 5 },
-      { tenantId: storage.tenantA, modelName: 'iris', day: '2025-03-05', requests: 1 },
+describe('UsageLedgerRepository', () => {
+  const bucket = (tenantId: string, minute: string, units: Partial<LedgerBucket>): LedgerBucket => ({
+    ...(Object.fromEntries(ledgerUnitColumns.map((column) => [column, 0])) as Record<(typeof ledgerUnitColumns)[number], number>),
+    tenantId,
+    keyId: 'key-1',
+    modelName: 'iris',
+    version: 1,
+    protocol: 'v2',
+    minute,
+    ...units,
+  });
+
+  it('adds increments to minute rows and sums them per tenant, group and range', async () => {
+    const { usageLedger } = storage.repositories;
+    await usageLedger.add([bucket(storage.tenantA, '2025-03-04T23:59', { requests: 1, items: 2 }), bucket(storage.tenantB, '2025-03-04T23:59', { requests: 7 })]);
+    await usageLedger.add([bucket(storage.tenantA, '2025-03-04T23:59', { requests: 4, items: 4 }), bucket(storage.tenantA, '2025-03-05T00:00', { requests: 1, protocol: 'tfserving' })]);
+    expect(await usageLedger.query(storage.tenantA, { groupBy: ['model', 'day'] })).toEqual([
+      expect.objectContaining({ modelName: 'iris', period: '2025-03-04', requests: 5, items: 6 }),
+      expect.objectContaining({ modelName: 'iris', period: '2025-03-05', requests: 1, items: 0 }),
     ]);
-    expect(await usage.list(storage.tenantA, { from: '2025-03-05' })).toHaveLength(1);
+    expect(await usageLedger.query(storage.tenantA, { groupBy: ['protocol'], fromMinute: '2025-03-05T00:00' })).toEqual([expect.objectContaining({ protocol: 'tfserving', requests: 1 })]);
+    expect(await usageLedger.query(storage.tenantA, { groupBy: [], toMinute: '2025-03-05T00:00' })).toEqual([expect.objectContaining({ requests: 5 })]);
+    expect(await usageLedger.query(storage.tenantA, { groupBy: [], models: [] })).toEqual([]);
+  });
+
+  it('writes a batch in one transaction: a failing bucket leaves none of them', async () => {
+    const { usageLedger } = storage.repositories;
+    await expect(usageLedger.add([bucket(storage.tenantA, '2025-03-04T10:00', { requests: 1 }), bucket('no-such-tenant', '2025-03-04T10:00', { requests: 1 })])).rejects.toThrow();
+    expect(await usageLedger.query(storage.tenantA, { groupBy: [] })).toEqual([]);
   });
 });
 

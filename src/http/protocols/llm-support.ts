@@ -5,8 +5,15 @@
  * frees its sequence.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { EmbeddingRuntime, GenerateEvent, GenerateRequest, GenerationUsage, GenerativeModelInfo, GenerativeRuntime } from '../../runtimes/generative.ts';
+import type { EmbeddingResult, EmbeddingRuntime, GenerateEvent, GenerateRequest, GenerationUsage, GenerativeModelInfo, GenerativeRuntime } from '../../runtimes/generative.ts';
 import type { TokenLimits } from './openai.ts';
+
+/** How a metered generation or embedding was called. */
+export interface GenerationCall {
+  protocol: 'openai' | 'ollama';
+  /** Milliseconds the model worked on it (generation from start to finish, or the embedding call). */
+  computeMs?: number;
+}
 
 export interface LanguageModelEntry {
   /** The owning tenant; labels the model's metric series. */
@@ -45,8 +52,10 @@ export interface LanguageModelDeps {
   limits(entry: LanguageModelEntry): TokenLimits & { maxContextLength: number };
   /** Ollama's `keep_alive`: how long the model stays loaded once idle (0 unloads it now, negative keeps it). */
   keepAlive?(entry: LanguageModelEntry, milliseconds: number): Promise<void>;
-  /** Metering: prompt and completion tokens per tenant, key, model and version. */
-  recordUsage?(request: FastifyRequest, entry: LanguageModelEntry, usage: GenerationUsage, outcome: 'ok' | 'error'): void;
+  /** Metering: prompt and completion tokens per tenant, key, model, version and protocol, with the call's running time. */
+  recordUsage?(request: FastifyRequest, entry: LanguageModelEntry, usage: GenerationUsage, outcome: 'ok' | 'error', call: GenerationCall): void;
+  /** Metering: the body bytes of a streamed answer (SSE, NDJSON), once it ends. */
+  recordStreamedBytes?(request: FastifyRequest, bytes: number): void;
   metrics?: LlmMetricsSink;
   now?: () => Date;
 }
@@ -103,14 +112,61 @@ export async function* meteredStream(
       outcome,
     });
     // Tokens a client made the server compute are billed even when it left early; failures are not billed.
-    deps.recordUsage?.(request, entry, usage, outcome === 'error' ? 'error' : 'ok');
+    deps.recordUsage?.(request, entry, usage, outcome === 'error' ? 'error' : 'ok', { protocol, computeMs: performance.now() - started });
   }
 }
 
-/** Starts a streamed HTTP response with the headers Fastify would have sent, then hands over the socket. */
-export function beginStream(reply: FastifyReply, contentType: string): void {
+/** Runs an embedding call and reports its usage: its prompt tokens when it succeeds, a failure when it throws. */
+export async function meteredEmbed(
+  deps: LanguageModelDeps,
+  request: FastifyRequest,
+  entry: LanguageModelEntry,
+  runtime: LanguageModelRuntime,
+  inputs: string[],
+  protocol: 'openai' | 'ollama',
+  signal: AbortSignal,
+): Promise<EmbeddingResult> {
+  const started = performance.now();
+  let result: EmbeddingResult;
+  try {
+    result = await runtime.embed(inputs, signal);
+  } catch (error) {
+    deps.recordUsage?.(request, entry, { promptTokens: 0, completionTokens: 0 }, 'error', { protocol });
+    throw error;
+  }
+  deps.recordUsage?.(request, entry, { promptTokens: result.promptTokens, completionTokens: 0 }, 'ok', { protocol, computeMs: performance.now() - started });
+  return result;
+}
+
+/** A streamed response's body: written past Fastify (no onSend), so it counts its own bytes. */
+export interface ResponseStream {
+  write(text: string): void;
+  /** Ends the response with a last piece, if any; `onEnd` hears the body's byte count first. */
+  end(text?: string): void;
+}
+
+/**
+ * Starts a streamed HTTP response with the headers Fastify would have sent, then hands over the
+ * socket. `onEnd` gets the bytes of the body before its last piece is written (the usage ledger's
+ * bytes out of a stream, recorded before the answer is complete).
+ */
+export function beginStream(reply: FastifyReply, contentType: string, onEnd?: (bytes: number) => void): ResponseStream {
   reply.hijack();
   const headers: Record<string, string | number | string[]> = {};
   for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) headers[name] = value;
   reply.raw.writeHead(200, { ...headers, 'content-type': contentType, 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+  let bytes = 0;
+  return {
+    write(text) {
+      if (reply.raw.writableEnded) return;
+      bytes += Buffer.byteLength(text, 'utf8');
+      reply.raw.write(text);
+    },
+    end(text) {
+      if (reply.raw.writableEnded) return;
+      if (text !== undefined) bytes += Buffer.byteLength(text, 'utf8');
+      onEnd?.(bytes);
+      reply.raw.end(text);
+    },
+  };
 }

@@ -6,12 +6,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ModelSignature } from '../../runtimes/runtime.ts';
 import type { ModelKey, ModelManager } from '../../inference/model-manager.ts';
-import type { InferRequest, InferResponse, ResolvedModel } from '../../inference/types.ts';
+import type { InferenceTiming, InferRequest, InferResponse, ResolvedModel } from '../../inference/types.ts';
 import type { InferenceProtocol, Metrics } from '../metrics.ts';
 import { installSchemaCompilers } from '../schemas/validation.ts';
 import { type BinarySection, inferenceHeaderLengthHeader, splitBinaryBody } from './binary-tensors.ts';
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
 import { AiaasError } from '../../errors.ts';
+import { applyOutputPolicy } from '../../inference/output-policy.ts';
+import type { Explainer } from '../../explain/explainer.ts';
 import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
 
 export type { ResolvedModel } from '../../inference/types.ts';
@@ -29,13 +31,37 @@ export interface InferenceDeps {
   manager: ModelManager;
   metrics: Metrics;
   limits: { maxTensorElements: number };
-  /** Called once per inference that reached a resolved model, with its outcome (usage counts only 'ok'). */
-  onInference?(request: FastifyRequest, model: ResolvedModel, protocol: InferenceProtocol, outcome: 'ok' | 'error'): void;
+  /**
+   * Called once per inference that reached a resolved model, with its outcome (usage bills only
+   * 'ok'), before the answer is sent: the usage ledger records it here.
+   */
+  onInference?(request: FastifyRequest, model: ResolvedModel, protocol: InferenceProtocol, outcome: 'ok' | 'error', measures: InferenceMeasures): void;
   /** Reported by `GET /v2`. */
   server?: { name: string; version: string };
+  /** Runs explanations (`POST /v2/models/:name/explain`); without it that route answers 404. */
+  explainer?: Explainer;
+}
+
+/** What one inference used: its batch elements and, once it ran, its serving times. */
+export interface InferenceMeasures {
+  /** Batch elements: the first input's leading dimension (1 for a scalar input); 0 when unparsed. */
+  items: number;
+  timing?: InferenceTiming;
 }
 
 export { errorCodeHeader };
+
+/** `Server-Timing: queue;dur=…, compute;dur=…` (milliseconds): the times the ledger records too. */
+export function serverTiming(timing: InferenceTiming): string {
+  const duration = (milliseconds: number): string => String(Math.round(milliseconds * 1000) / 1000);
+  return `queue;dur=${duration(timing.queueMs)}, compute;dur=${duration(timing.computeMs)}`;
+}
+
+function itemsOf(request: InferRequest): number {
+  const shape = request.inputs[0]?.shape;
+  if (shape === undefined) return 0;
+  return shape.length === 0 ? 1 : shape[0]!;
+}
 
 export function modelKey(model: ResolvedModel): ModelKey {
   return {
@@ -146,10 +172,14 @@ function watchDisconnect(request: FastifyRequest): { signal: AbortSignal; stop()
   return { signal: controller.signal, stop: () => events.off('close', onClose) };
 }
 
-/** Runs one inference: resolve, parse against the signature, infer, render; timed and counted once. */
+/**
+ * Runs one inference: resolve, parse against the signature, infer, render; timed and counted once.
+ * The reply gets the serving times as `Server-Timing`.
+ */
 export async function runInference<Parsed extends { request: InferRequest }, Rendered>(
   deps: InferenceDeps,
   request: FastifyRequest,
+  reply: FastifyReply,
   protocol: InferenceProtocol,
   target: { name: string; versionOrAlias?: string },
   parse: (signature: ModelSignature) => Parsed,
@@ -158,8 +188,10 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
   const model = await deps.resolveModel(request, target.name, target.versionOrAlias);
   const started = performance.now();
   const labels = { ...(model.tenantId === undefined ? {} : { tenant: model.tenantId }), model: model.name, version: model.version };
+  const measures: InferenceMeasures = { items: 0 };
   try {
     const parsed = parse(await signatureOf(deps, model));
+    measures.items = itemsOf(parsed.request);
     const disconnect = watchDisconnect(request);
     let response: InferResponse;
     try {
@@ -170,13 +202,18 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
     } finally {
       disconnect?.stop();
     }
-    const rendered = render(model, parsed, response);
+    if (response.timing !== undefined) {
+      measures.timing = response.timing;
+      reply.header('server-timing', serverTiming(response.timing));
+    }
+    // The one place an output policy applies: every protocol renders what it leaves.
+    const rendered = render(model, parsed, model.outputPolicy === undefined ? response : { ...response, outputs: applyOutputPolicy(model.outputPolicy, response.outputs) });
     deps.metrics.recordRequest(labels, protocol, 'ok', (performance.now() - started) / 1000);
-    deps.onInference?.(request, model, protocol, 'ok');
+    deps.onInference?.(request, model, protocol, 'ok', measures);
     return rendered;
   } catch (error) {
     deps.metrics.recordRequest(labels, protocol, 'error', (performance.now() - started) / 1000);
-    deps.onInference?.(request, model, protocol, 'error');
+    deps.onInference?.(request, model, protocol, 'error', measures);
     throw error;
   }
 }

@@ -8,7 +8,7 @@ import { jobSchemas } from '../schemas/jobs.ts';
 export interface JobRouteDependencies {
   service: JobService;
   /** The auth layer's check: returns the caller's tenant and model allow-list (null: all), or throws 401/403. */
-  authorize(request: FastifyRequest, permission: 'jobs:read' | 'jobs:write'): { tenantId: string; allowedModels: readonly string[] | null };
+  authorize(request: FastifyRequest, permission: 'jobs:read' | 'jobs:write'): { tenantId: string; keyId: string; allowedModels: readonly string[] | null };
   /** How long an idle event stream waits before re-reading (a job event wakes it sooner). */
   eventPollMs?: number;
 }
@@ -23,8 +23,8 @@ export function jobRoutes(deps: JobRouteDependencies): FastifyPluginAsync {
     });
 
     app.post('/jobs', { schema: jobSchemas.submit, config: { audit: { action: 'job.submit' } } }, async (request, reply) => {
-      const { tenantId, allowedModels } = deps.authorize(request, 'jobs:write');
-      const job = await deps.service.submit(tenantId, request.body, allowedModels);
+      const { tenantId, keyId, allowedModels } = deps.authorize(request, 'jobs:write');
+      const job = await deps.service.submit(tenantId, request.body, allowedModels, keyId);
       request.audit = { resource: `job:${job.id}`, model: job.model };
       return reply.code(202).header('location', `/api/v1/jobs/${job.id}`).send({ job });
     });

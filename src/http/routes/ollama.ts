@@ -8,7 +8,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AiaasError } from '../../errors.ts';
 import type { GenerateEvent } from '../../runtimes/generative.ts';
-import { beginStream, clientGone, meteredStream, type LanguageModelDeps, type LanguageModelEntry } from '../protocols/llm-support.ts';
+import { beginStream, clientGone, meteredEmbed, meteredStream, type LanguageModelDeps, type LanguageModelEntry } from '../protocols/llm-support.ts';
 import {
   ollamaModelName,
   parseOllamaChat,
@@ -138,10 +138,8 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
       throw new AiaasError('INTERNAL', 'The generation ended without a finish event');
     }
     const first = await events.next();
-    beginStream(reply, 'application/x-ndjson');
-    const write = (value: unknown): void => {
-      if (!reply.raw.writableEnded) reply.raw.write(`${JSON.stringify(value)}\n`);
-    };
+    const stream = beginStream(reply, 'application/x-ndjson', (bytes) => deps.recordStreamedBytes?.(request, bytes));
+    const write = (value: unknown): void => stream.write(`${JSON.stringify(value)}\n`);
     try {
       const handle = (event: GenerateEvent): void => {
         if (event.type === 'finish') {
@@ -159,7 +157,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
       if (!AiaasError.isInstance(error)) request.log.error({ err: error }, 'streamed generation failed');
       write({ error: aiaasError.message });
     } finally {
-      if (!reply.raw.writableEnded) reply.raw.end();
+      stream.end();
       await applyKeepAlive();
     }
     return reply;
@@ -207,8 +205,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
     const loadStarted = performance.now();
     const runtime = await deps.open(entry);
     const loadNs = (performance.now() - loadStarted) * 1e6;
-    const result = await runtime.embed(parsed.inputs, clientGone(reply));
-    deps.recordUsage?.(request, entry, { promptTokens: result.promptTokens, completionTokens: 0 }, 'ok');
+    const result = await meteredEmbed(deps, request, entry, runtime, parsed.inputs, 'ollama', clientGone(reply));
     if (parsed.keepAliveMs !== undefined) await deps.keepAlive?.(entry, parsed.keepAliveMs);
     return { model: parsed.reference, embeddings: result.embeddings, total_duration: Math.round((performance.now() - started) * 1e6), load_duration: Math.round(loadNs), prompt_eval_count: result.promptTokens };
   });
@@ -277,10 +274,8 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
         return last;
       }
       const first = await progress.next();
-      beginStream(reply, 'application/x-ndjson');
-      const write = (value: unknown): void => {
-        if (!reply.raw.writableEnded) reply.raw.write(`${JSON.stringify(value)}\n`);
-      };
+      const stream = beginStream(reply, 'application/x-ndjson');
+      const write = (value: unknown): void => stream.write(`${JSON.stringify(value)}\n`);
       try {
         if (first.done !== true) write(first.value);
         for (let step = await progress.next(); step.done !== true; step = await progress.next()) write(step.value);
@@ -288,7 +283,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
         write({ error: AiaasError.isInstance(error) ? error.message : 'pull failed' });
         if (!AiaasError.isInstance(error)) request.log.error({ err: error }, 'pull failed');
       } finally {
-        if (!reply.raw.writableEnded) reply.raw.end();
+        stream.end();
       }
       return reply;
     });

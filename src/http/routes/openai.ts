@@ -7,7 +7,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AiaasError } from '../../errors.ts';
 import type { GenerateEvent, GenerateResult } from '../../runtimes/generative.ts';
-import { beginStream, clientGone, meteredStream, type LanguageModelDeps, type LanguageModelEntry, type LanguageModelRuntime } from '../protocols/llm-support.ts';
+import { beginStream, clientGone, meteredEmbed, meteredStream, type LanguageModelDeps, type LanguageModelEntry, type LanguageModelRuntime } from '../protocols/llm-support.ts';
 import {
   applyTokenLimits,
   ChatChunkRenderer,
@@ -111,10 +111,8 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
   ): Promise<void> => {
     // Waiting for the first event keeps errors before any token (queue full, context length) plain HTTP errors.
     const first = await events.next();
-    beginStream(reply, 'text/event-stream; charset=utf-8');
-    const write = (value: unknown): void => {
-      if (!reply.raw.writableEnded) reply.raw.write(`data: ${JSON.stringify(value)}\n\n`);
-    };
+    const stream = beginStream(reply, 'text/event-stream; charset=utf-8', (bytes) => deps.recordStreamedBytes?.(reply.request, bytes));
+    const write = (value: unknown): void => stream.write(`data: ${JSON.stringify(value)}\n\n`);
     try {
       if (first.done !== true) for (const chunk of render(first.value)) write(chunk);
       for await (const event of events) for (const chunk of render(event)) write(chunk);
@@ -123,7 +121,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
       if (!AiaasError.isInstance(error)) reply.log.error({ err: error }, 'streamed generation failed');
       write(renderOpenAiError(aiaasError));
     } finally {
-      if (!reply.raw.writableEnded) reply.raw.end('data: [DONE]\n\n');
+      stream.end('data: [DONE]\n\n');
     }
   };
 
@@ -169,8 +167,7 @@ export async function openAiRoutes(app: FastifyInstance, deps: LanguageModelDeps
   app.post('/embeddings', { schema: openAiSchemas.embeddings }, async (request, reply) => {
     const parsed = parseEmbeddingRequest(request.body);
     const { entry, runtime } = await open(request, parsed.model);
-    const result = await runtime.embed(parsed.inputs, clientGone(reply));
-    deps.recordUsage?.(request, entry, { promptTokens: result.promptTokens, completionTokens: 0 }, 'ok');
+    const result = await meteredEmbed(deps, request, entry, runtime, parsed.inputs, 'openai', clientGone(reply));
     return renderEmbeddings(parsed.model, result.embeddings, result.promptTokens, parsed.encoding);
   });
 }

@@ -2,7 +2,7 @@
  * TensorFlow Serving REST routes under `/tfserving/v1/models/...` (api_rest.md): model status,
  * metadata and `:predict`. Register with `app.register(tfServingRoutes, deps)`.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AiaasError } from '../../errors.ts';
 import {
   parseTfServingPredictRequest,
@@ -36,10 +36,11 @@ function requirePredict(verb: string): void {
 export async function tfServingRoutes(app: FastifyInstance, deps: InferenceDeps): Promise<void> {
   installProtocolHandling(app, { allowNonFiniteTokens: true });
 
-  const predict = async (request: FastifyRequest, name: string, versionOrAlias?: string): Promise<Record<string, unknown>> =>
+  const predict = async (request: FastifyRequest, reply: FastifyReply, name: string, versionOrAlias?: string): Promise<Record<string, unknown>> =>
     await runInference(
       deps,
       request,
+      reply,
       'tfserving',
       { name, ...(versionOrAlias === undefined ? {} : { versionOrAlias }) },
       (signature) => parseTfServingPredictRequest(request.body, signature, deps.limits),
@@ -49,13 +50,13 @@ export async function tfServingRoutes(app: FastifyInstance, deps: InferenceDeps)
   app.post<{ Params: { segment: string } }>(`${base}/:segment`, { schema: tfServingSchemas.predict }, async (request, reply) => {
     const { target, verb } = splitVerb(request.params.segment);
     requirePredict(verb);
-    return sendJson(reply, await predict(request, target), 'tokens');
+    return sendJson(reply, await predict(request, reply, target), 'tokens');
   });
   for (const kind of ['versions', 'labels']) {
     app.post<{ Params: { name: string; segment: string } }>(`${base}/:name/${kind}/:segment`, { schema: tfServingSchemas.predictVersion }, async (request, reply) => {
       const { target, verb } = splitVerb(request.params.segment);
       requirePredict(verb);
-      return sendJson(reply, await predict(request, request.params.name, target), 'tokens');
+      return sendJson(reply, await predict(request, reply, request.params.name, target), 'tokens');
     });
   }
 

@@ -1,4 +1,4 @@
-/** The audit log (read, verify, export) and usage counters. */
+/** The audit log: read, verify, export. */
 import { Type } from '@sinclair/typebox';
 import { AnyJson, Timestamp, content, type RouteSchema } from './common.ts';
 
@@ -22,20 +22,7 @@ export const AuditVerification = Type.Union([
   Type.Object({ ok: Type.Literal(false), position: Type.Integer(), seq: Type.Integer(), reason: Type.String(), message: Type.Optional(Type.String()) }),
 ]);
 
-export const UsageRow = Type.Object({ model: Type.String(), day: Type.String({ description: 'YYYY-MM-DD (UTC)' }), requests: Type.Integer() });
-
-export const TokenUsageRow = Type.Object({
-  model: Type.String(),
-  version: Type.Integer(),
-  keyId: Type.String(),
-  day: Type.String({ description: 'YYYY-MM-DD (UTC)' }),
-  requests: Type.Integer(),
-  promptTokens: Type.Integer(),
-  completionTokens: Type.Integer(),
-});
-
 const Digits = Type.String({ pattern: '^[0-9]{1,15}$' });
-const Day = Type.String({ description: 'YYYY-MM-DD' });
 
 export const auditSchemas = {
   list: {
@@ -46,9 +33,5 @@ export const auditSchemas = {
   export: {
     querystring: Type.Object({}, { additionalProperties: false }),
     response: { 200: content('application/x-ndjson', Type.String({ description: 'One AuditEntry JSON object per line' })) },
-  },
-  usage: {
-    querystring: Type.Object({ from: Type.Optional(Day), to: Type.Optional(Day), model: Type.Optional(Type.String()) }, { additionalProperties: false }),
-    response: { 200: Type.Object({ usage: Type.Array(UsageRow), tokens: Type.Array(TokenUsageRow, { description: 'Language models: requests and tokens per key, version and day' }) }) },
   },
 } satisfies Record<string, RouteSchema>;

@@ -13,7 +13,7 @@ import type ort from 'onnxruntime-node';
 import { AiaasError } from '../../errors.ts';
 import { fromOrtType, signatureFromMetadata, toOrtType } from './onnx-runtime.ts';
 import { cleanRuntimeError, cleanRuntimeMessage } from '../runtime-errors.ts';
-import type { ModelFile, ModelSignature, Runtime, Tensor, TensorData } from '../runtime.ts';
+import type { ModelFile, ModelSignature, Runtime, Tensor, TensorData, TimedOutputs } from '../runtime.ts';
 
 export interface OnnxWorkerOptions {
   /** Worker threads, each with its own session: inferences of this version that may run at once. */
@@ -38,11 +38,11 @@ interface WireTensor {
 type WorkerMessage =
   | { type: 'ready'; inputs: ort.InferenceSession.ValueMetadata[]; outputs: ort.InferenceSession.ValueMetadata[] }
   | { type: 'failed'; message: string }
-  | { type: 'result'; id: number; outputs: WireTensor[] }
+  | { type: 'result'; id: number; outputs: WireTensor[]; computeMs: number }
   | { type: 'error'; id: number; message: string };
 
 interface Pending {
-  resolve(outputs: Tensor[]): void;
+  resolve(result: TimedOutputs): void;
   reject(error: unknown): void;
 }
 
@@ -130,6 +130,10 @@ class OnnxWorkerRuntime implements Runtime {
   }
 
   async infer(inputs: Tensor[], outputNames?: string[]): Promise<Tensor[]> {
+    return (await this.inferTimed(inputs, outputNames)).outputs;
+  }
+
+  async inferTimed(inputs: Tensor[], outputNames?: string[]): Promise<TimedOutputs> {
     if (this.#disposed) throw new AiaasError('MODEL_NOT_READY', 'model was unloaded');
     if (this.#broken !== undefined) throw this.#broken;
     const instance = this.#idle.pop() ?? (await new Promise<Instance>((resolve) => this.#waiting.push({ run: resolve })));
@@ -142,9 +146,9 @@ class OnnxWorkerRuntime implements Runtime {
     }
   }
 
-  #runOn(instance: Instance, inputs: Tensor[], outputNames: string[]): Promise<Tensor[]> {
+  #runOn(instance: Instance, inputs: Tensor[], outputNames: string[]): Promise<TimedOutputs> {
     const id = this.#nextId++;
-    return new Promise<Tensor[]>((resolve, reject) => {
+    return new Promise<TimedOutputs>((resolve, reject) => {
       instance.pending.set(id, { resolve, reject });
       const transfer: ArrayBuffer[] = [];
       try {
@@ -164,7 +168,7 @@ class OnnxWorkerRuntime implements Runtime {
     if (message.type === 'error') pending.reject(runFailed(message.message));
     else {
       try {
-        pending.resolve(message.outputs.map(fromWire));
+        pending.resolve({ outputs: message.outputs.map(fromWire), computeMs: message.computeMs });
       } catch (error) {
         pending.reject(error);
       }

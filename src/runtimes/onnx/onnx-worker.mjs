@@ -34,7 +34,10 @@ parentPort.on('message', async (message) => {
   try {
     const feeds = {};
     for (const input of inputs) feeds[input.name] = new ort.Tensor(input.type, input.data, input.dims);
+    // The usage ledger bills this figure and Server-Timing reports it: the run alone, no hand-over.
+    const started = performance.now();
     const results = await session.run(feeds, outputNames);
+    const computeMs = performance.now() - started;
     const outputs = [];
     const transfer = [];
     for (const name of outputNames) {
@@ -48,10 +51,10 @@ parentPort.on('message', async (message) => {
       outputs.push({ name, type: value.type, dims: [...value.dims], data });
     }
     try {
-      parentPort.postMessage({ type: 'result', id, outputs }, transfer);
+      parentPort.postMessage({ type: 'result', id, outputs, computeMs }, transfer);
     } catch {
       // A buffer owned by native code cannot be transferred: send copies instead.
-      parentPort.postMessage({ type: 'result', id, outputs: outputs.map((output) => ({ ...output, data: ArrayBuffer.isView(output.data) ? output.data.slice() : output.data })) });
+      parentPort.postMessage({ type: 'result', id, computeMs, outputs: outputs.map((output) => ({ ...output, data: ArrayBuffer.isView(output.data) ? output.data.slice() : output.data })) });
     }
   } catch (error) {
     parentPort.postMessage({ type: 'error', id, message: messageOf(error) });

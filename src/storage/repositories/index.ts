@@ -10,7 +10,7 @@ import { ModelRepository } from './models.ts';
 import { TenantContentRepository } from './tenant-content.ts';
 import { TenantKeyRepository } from './tenant-keys.ts';
 import { TenantRepository, type RepositoryOptions } from './tenants.ts';
-import { UsageRepository } from './usage.ts';
+import { UsageLedgerRepository } from './usage-ledger.ts';
 
 export interface Repositories {
   readonly tenants: TenantRepository;
@@ -21,7 +21,7 @@ export interface Repositories {
   readonly models: ModelRepository;
   readonly jobs: JobRepository;
   readonly audit: AuditRepository;
-  readonly usage: UsageRepository;
+  readonly usageLedger: UsageLedgerRepository;
   readonly artifactReferences: ArtifactReferenceRepository;
   /**
    * Runs `work` with repositories bound to one transaction, so a caller can
@@ -43,7 +43,7 @@ export function createRepositories(db: Kysely<Schema>, options: RepositoryOption
     models: new ModelRepository(db, options),
     jobs: new JobRepository(db, options),
     audit: new AuditRepository(db),
-    usage: new UsageRepository(db),
+    usageLedger: new UsageLedgerRepository(db),
     artifactReferences: new ArtifactReferenceRepository(db),
     transaction: (work) => inTransaction(db, (transaction) => work(createRepositories(transaction, options))),
   };
@@ -58,4 +58,4 @@ export * from './models.ts';
 export * from './tenant-content.ts';
 export * from './tenant-keys.ts';
 export * from './tenants.ts';
-export * from './usage.ts';
+export * from './usage-ledger.ts';

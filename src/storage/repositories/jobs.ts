@@ -22,6 +22,8 @@ export interface JobRecord {
   readonly tenantId: string;
   readonly kind: JobKind;
   readonly modelName: string;
+  /** The API key that submitted it; null for jobs older than the usage ledger. */
+  readonly keyId: string | null;
   readonly status: JobStatus;
   readonly spec: unknown;
   readonly settings: unknown;
@@ -48,6 +50,8 @@ export interface NewJob {
   /** Default `train`. */
   readonly kind?: JobKind;
   readonly modelName: string;
+  /** The API key submitting it. */
+  readonly keyId?: string | null;
   readonly spec: unknown;
   readonly settings: unknown;
   readonly datasetId: string;
@@ -78,6 +82,7 @@ function toJob(row: Selectable<JobsTable>): JobRecord {
     tenantId: row.tenant_id,
     kind: row.kind,
     modelName: row.model_name,
+    keyId: row.key_id,
     status: row.status,
     spec: fromJsonText<unknown>(row.spec_json),
     settings: fromJsonText<unknown>(row.settings_json),
@@ -152,6 +157,7 @@ export class JobRepository {
       tenant_id: tenantId,
       kind: input.kind ?? 'train',
       model_name: input.modelName,
+      key_id: input.keyId ?? null,
       status: 'queued',
       spec_json: toJsonText(input.spec ?? null),
       settings_json: toJsonText(input.settings ?? null),

@@ -1,20 +1,8 @@
-/** The audit log (read, verify, export) and usage counters. */
+/** The audit log: read, verify, export. */
 import type { FastifyInstance } from 'fastify';
-import { AiaasError } from '../../../errors.ts';
-import { modelAllowed } from '../../../security/roles.ts';
 import { authorize, authorizeOperator, type Principal } from '../../auth.ts';
 import { parsePositiveInteger, readQuery, type PlatformRouteOptions } from './support.ts';
 import { auditSchemas } from '../../schemas/audit.ts';
-
-const dayPattern = /^\d{4}-\d{2}-\d{2}$/;
-
-function day(value: string | undefined, name: string): string | undefined {
-  if (value === undefined) return undefined;
-  if (!dayPattern.test(value) || Number.isNaN(Date.parse(`${value}T00:00:00Z`))) {
-    throw new AiaasError('INVALID_REQUEST', `'${name}' must be a date YYYY-MM-DD`, { details: { parameter: name } });
-  }
-  return value;
-}
 
 /**
  * Which entries a key reads: an unrestricted operator admin the whole chain, an unrestricted admin
@@ -65,37 +53,5 @@ export async function auditRoutes(app: FastifyInstance, { context }: PlatformRou
       .type('application/x-ndjson; charset=utf-8')
       .header('content-disposition', 'attachment; filename="aiaas-audit.jsonl"')
       .send(lines.length === 0 ? '' : `${lines.join('\n')}\n`);
-  });
-
-  app.get('/usage', { schema: auditSchemas.usage }, async (request) => {
-    const principal = authorize(request, 'usage:read');
-    const query = readQuery(request, ['from', 'to', 'model']);
-    const from = day(query.from, 'from');
-    const to = day(query.to, 'to');
-    const filter = {
-      ...(from === undefined ? {} : { from }),
-      ...(to === undefined ? {} : { to }),
-      ...(query.model === undefined ? {} : { modelName: query.model }),
-    };
-    const records = await context.usage.list(principal.tenantId, filter);
-    const tokens = await context.usage.listTokens(principal.tenantId, filter);
-    // A key limited to some models sees only their counts: other names must not leak through usage.
-    return {
-      usage: records
-        .filter((record) => modelAllowed(principal.allowedModels, record.modelName))
-        .map((record) => ({ model: record.modelName, day: record.day, requests: record.requests })),
-      // Language models: requests and tokens per key, model version and day.
-      tokens: tokens
-        .filter((record) => modelAllowed(principal.allowedModels, record.modelName))
-        .map((record) => ({
-          model: record.modelName,
-          version: record.version,
-          keyId: record.keyId,
-          day: record.day,
-          requests: record.requests,
-          promptTokens: record.promptTokens,
-          completionTokens: record.completionTokens,
-        })),
-    };
   });
 }

@@ -5,6 +5,7 @@ import { datasetRoutes } from './datasets.ts';
 import { identityRoutes } from './identity.ts';
 import { modelRoutes } from './models.ts';
 import type { PlatformRouteOptions } from './support.ts';
+import { usageRoutes } from './usage.ts';
 
 /** Everything under /api/v1 except training jobs; register with `{ prefix: '/api/v1', context }`. */
 export async function platformRoutes(app: FastifyInstance, { context }: PlatformRouteOptions): Promise<void> {
@@ -15,4 +16,5 @@ export async function platformRoutes(app: FastifyInstance, { context }: Platform
   await app.register(modelRoutes, options);
   await app.register(auditRoutes, options);
   await app.register(backupRoutes, options);
+  await app.register(usageRoutes, options);
 }

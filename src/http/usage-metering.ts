@@ -1,0 +1,125 @@
+/**
+ * Feeds the usage ledger from HTTP: inferences (V2, TF-Serving) and generations (OpenAI, Ollama)
+ * with their key, model, version and protocol, request bytes on the way in, and response bytes
+ * as each answer is sent. Everything is recorded before the answer leaves, so whatever a client
+ * was answered for is in the ledger's buffer when a graceful shutdown flushes it.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { UsageDimensions, UsageEvent, UsageProtocol } from '../billing/ledger.ts';
+import type { GenerationUsage } from '../runtimes/generative.ts';
+import type { InferenceMeasures } from './protocols/route-support.ts';
+
+export interface UsageRecorder {
+  record(event: UsageEvent): void;
+}
+
+export interface UsageMeter {
+  /** One inference that reached a model: billed when 'ok', recorded as a failure otherwise. */
+  inference(request: FastifyRequest, model: { name: string; version: string }, protocol: UsageProtocol, outcome: 'ok' | 'error', measures: InferenceMeasures): void;
+  /** One generation or embedding call: its tokens, and the generation time as compute. */
+  generation(request: FastifyRequest, model: { name: string; version: string }, protocol: UsageProtocol, usage: GenerationUsage & { computeMs?: number }, outcome: 'ok' | 'error'): void;
+  /** A streamed answer's body bytes (past Fastify's onSend), for a request already recorded as answered. */
+  streamed(request: FastifyRequest, bytes: number): void;
+  /** Counts request bodies sent without Content-Length, and response bytes of metered requests. */
+  install(app: FastifyInstance, isMeteredUrl: (url: string) => boolean): void;
+}
+
+/** Counts the bytes that pass through. */
+class ByteCounter extends Transform {
+  bytes = 0;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    done(null, chunk);
+  }
+}
+
+function payloadBytes(payload: unknown): number | undefined {
+  if (typeof payload === 'string') return Buffer.byteLength(payload, 'utf8');
+  if (payload instanceof Uint8Array) return payload.byteLength;
+  return undefined;
+}
+
+export function createUsageMeter(ledger: UsageRecorder): UsageMeter {
+  /** Requests recorded so far, for their response bytes; weak, so a finished request leaves nothing. */
+  const dimensionsOf = new WeakMap<FastifyRequest, UsageDimensions>();
+  const countedBodies = new WeakMap<FastifyRequest, ByteCounter>();
+
+  const bytesIn = (request: FastifyRequest): number => {
+    const counted = countedBodies.get(request);
+    if (counted !== undefined) return counted.bytes;
+    const length = Number(request.headers['content-length']);
+    return Number.isSafeInteger(length) && length > 0 ? length : 0;
+  };
+
+  const dimensions = (request: FastifyRequest, model: { name: string; version: string }, protocol: UsageProtocol): UsageDimensions | undefined => {
+    const principal = request.principal;
+    if (principal === undefined) return undefined;
+    const version = Number(model.version);
+    return { tenantId: principal.tenantId, keyId: principal.keyId, modelName: model.name, version: Number.isSafeInteger(version) ? version : 0, protocol };
+  };
+
+  /** An answered request: its units, its body once, and (at onSend) its response bytes. */
+  const recordAnswered = (request: FastifyRequest, where: UsageDimensions, units: Omit<UsageEvent, keyof UsageDimensions>): void => {
+    const first = !dimensionsOf.has(request);
+    dimensionsOf.set(request, where);
+    ledger.record({ ...where, ...units, ...(first ? { bytesIn: bytesIn(request) } : {}) });
+  };
+  /** A failed request is recorded as a failure and nothing else: none of its units are billable. */
+  const recordFailed = (where: UsageDimensions): void => ledger.record({ ...where, failedRequests: 1 });
+
+  return {
+    inference(request, model, protocol, outcome, measures) {
+      const where = dimensions(request, model, protocol);
+      if (where === undefined) return;
+      if (outcome !== 'ok') {
+        recordFailed(where);
+        return;
+      }
+      recordAnswered(request, where, {
+        requests: 1,
+        items: measures.items,
+        ...(measures.timing === undefined ? {} : { computeMs: measures.timing.billedComputeMs, queueMs: measures.timing.queueMs }),
+      });
+    },
+
+    generation(request, model, protocol, usage, outcome) {
+      const where = dimensions(request, model, protocol);
+      if (where === undefined) return;
+      if (outcome !== 'ok') {
+        recordFailed(where);
+        return;
+      }
+      recordAnswered(request, where, {
+        requests: 1,
+        items: 1,
+        promptTokens: usage.promptTokens,
+        completionTokens: usage.completionTokens,
+        ...(usage.computeMs === undefined ? {} : { computeMs: usage.computeMs }),
+      });
+    },
+
+    streamed(request, bytes) {
+      const where = dimensionsOf.get(request);
+      if (where !== undefined && bytes > 0) ledger.record({ ...where, bytesOut: bytes });
+    },
+
+    install(app, isMeteredUrl) {
+      app.addHook('preParsing', async (request, _reply, payload) => {
+        if (request.headers['content-length'] !== undefined || !isMeteredUrl(request.url)) return payload;
+        const counter = new ByteCounter();
+        countedBodies.set(request, counter);
+        payload.on('error', (error) => counter.destroy(error));
+        return payload.pipe(counter);
+      });
+      app.addHook('onSend', async (request, _reply, payload) => {
+        const where = dimensionsOf.get(request);
+        if (where === undefined) return payload;
+        const bytes = payloadBytes(payload);
+        if (bytes !== undefined && bytes > 0) ledger.record({ ...where, bytesOut: bytes });
+        return payload;
+      });
+    },
+  };
+}
