@@ -116,7 +116,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
       const record = await repositories.datasets.get(tenantId, datasetId);
       if (!record) return undefined;
       const schema = record.schema as DatasetSchema;
-      return { featureShape: schema.featureShape, labelShape: schema.labelShape };
+      return { featureShape: schema.featureShape, labelShape: schema.labelShape, ...(schema.classNames === undefined ? {} : { classNames: schema.classNames }) };
     },
     async versionOf(tenantId, versionId) {
       const version = await repositories.models.getVersionById(tenantId, versionId);

@@ -20,6 +20,7 @@ import type { PlaintextDirectory } from '../storage/plaintext-directory.ts';
 import type { GgufSignature } from '../runtimes/gguf/gguf-signature.ts';
 import { externalDataFiles, refuseExternalData, skeletonOf } from './external-data.ts';
 import type { QuantizationReport } from './model-quantize.ts';
+import { withModelNames } from './model-names.ts';
 import { validateName } from './names.ts';
 import { readTar } from './tar.ts';
 import type { Readable } from 'node:stream';
@@ -368,6 +369,7 @@ export class ModelRegistry {
       if (files.weights !== undefined) await this.#validateSavedModel(files.spec, files.weights);
     }
     const validated = await this.#validate('onnx', sourceFromBytes(files.onnx, externalData));
+    const signature = withModelNames(validated.signature as ModelSignature, files.onnx);
     const derivation = await this.#derivation(tenantId, options.parentVersionId);
     const provenanceFiles: ProvenanceFile[] = [
       fileHash('model.onnx', files.onnx),
@@ -401,7 +403,7 @@ export class ModelRegistry {
         source: options.source,
         onnxRef,
         savedModelRefs: Object.keys(savedModelRefs).length === 0 ? undefined : savedModelRefs,
-        signature: validated.signature,
+        signature,
         metrics: metrics ?? null,
         jobId: options.jobId ?? null,
         ...derivation.fields,
@@ -466,15 +468,17 @@ export class ModelRegistry {
     return await this.#registerStreamed(tenantId, ref, bytes, async () => {
       if (bytes === 0) throw new AiaasError('INVALID_MODEL_FILE', 'The upload is empty; send an .onnx file, a saved-model .tar or a .gguf file');
       // Before anything opens the model: a bare file may not read files besides itself.
-      if (format.externalData) await refuseExternalData(await this.#artifacts.getStream(tenantId, ref));
+      const skeleton = format.externalData ? await refuseExternalData(await this.#artifacts.getStream(tenantId, ref)) : undefined;
       const validated = await this.#validate(format.name, { byteLength: bytes, writeTo: async (path) => void (await this.#artifacts.decryptToFile(tenantId, ref, path)) });
+      // An ONNX model's class and feature names live in its metadata, which the skeleton keeps.
+      const signature = skeleton === undefined ? validated.signature : withModelNames(validated.signature as ModelSignature, skeleton);
       const derivation = await this.#derivation(tenantId, options.parentVersionId);
       const version = await this.#repositories.models.addVersion(tenantId, model.id, {
         source: options.source,
         format: format.name,
         onnxRef: ref,
         savedModelRefs: undefined,
-        signature: validated.signature,
+        signature,
         ...(validated.chatTemplate === undefined ? {} : { chatTemplate: validated.chatTemplate }),
         metrics: options.metrics ?? null,
         jobId: options.jobId ?? null,

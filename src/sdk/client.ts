@@ -36,6 +36,8 @@ import type {
   ServerBackup,
   SubmitJobRequest,
   Tenant,
+  TfServingClassifyRequest,
+  TfServingClassifyResponse,
   TfServingPredictRequest,
   TfServingPredictResponse,
   UpdateModelRequest,
@@ -728,10 +730,20 @@ export class AiaasClient {
 
   /** TF-Serving REST `:predict`, by version, by label (alias), or the latest version. */
   async predictTfServing(model: string, body: TfServingPredictRequest, options: TfServingTarget & SignalOption = {}): Promise<TfServingPredictResponse> {
-    if (options.version !== undefined && options.label !== undefined) throw new TypeError('predictTfServing takes a version or a label, not both');
-    let path = `/tfserving/v1/models/${segment(model)}`;
-    if (options.version !== undefined) path += `/versions/${segment(options.version)}`;
-    else if (options.label !== undefined) path += `/labels/${segment(options.label)}`;
-    return (await this.transport.json('POST', `${path}:predict`, { json: body, signal: options.signal })) as TfServingPredictResponse;
+    return (await this.transport.json('POST', `${tfServingPath(model, options, 'predictTfServing')}:predict`, { json: body, signal: options.signal })) as TfServingPredictResponse;
   }
+
+  /** TF-Serving REST `:classify`: feature dicts in, `[class name, score]` per class out (docs/inference.md). */
+  async classifyTfServing(model: string, body: TfServingClassifyRequest, options: TfServingTarget & SignalOption = {}): Promise<TfServingClassifyResponse> {
+    return (await this.transport.json('POST', `${tfServingPath(model, options, 'classifyTfServing')}:classify`, { json: body, signal: options.signal })) as TfServingClassifyResponse;
+  }
+}
+
+/** `/tfserving/v1/models/NAME[/versions/V | /labels/L]`, before the `:verb`. */
+function tfServingPath(model: string, options: TfServingTarget, method: string): string {
+  if (options.version !== undefined && options.label !== undefined) throw new TypeError(`${method} takes a version or a label, not both`);
+  let path = `/tfserving/v1/models/${segment(model)}`;
+  if (options.version !== undefined) path += `/versions/${segment(options.version)}`;
+  else if (options.label !== undefined) path += `/labels/${segment(options.label)}`;
+  return path;
 }

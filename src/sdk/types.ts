@@ -185,6 +185,21 @@ export type TfServingPredictRequest =
 
 export type TfServingPredictResponse = { predictions: TfServingValue[] } | { outputs: TfServingValue };
 
+/** A `:classify` example: feature name → a number or a list (or one feature named like the input holding its values). */
+export type TfServingExample = Record<string, TfServingValue>;
+
+export interface TfServingClassifyRequest {
+  signature_name?: string;
+  /** Features shared by every example; never repeated in one. */
+  context?: TfServingExample;
+  examples: TfServingExample[];
+}
+
+/** Per example, `[class label, score]` for every class in index order. */
+export interface TfServingClassifyResponse {
+  results: [string, number][][];
+}
+
 /** One message of an OpenAI-style chat (`/v1/chat/completions`). */
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool';
