@@ -4,12 +4,14 @@
  * trains it, quantizes it with dynamic-int8, and prints JSON with the size ratio, the accuracy of
  * both on the 10,000 test images, the largest output difference on 1,000 of them, and p50 latency of
  * both at batch 1, 32 and 256 (alternating rounds, one thread each, measured in this same run).
- * BENCH_MODEL=path/to/model.onnx skips the training. Needs Debian's dataset-fashion-mnist.
+ * BENCH_MODEL=DIR (a saved model, as `aiaas train --out` writes it) skips the training. Needs Debian's
+ * dataset-fashion-mnist.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadIdxPair } from '../src/data/idx.ts';
 import { Model } from '../src/engine/model.ts';
+import { resolveSpec, scalesIdxPixelsAtLoad } from '../src/engine/spec.ts';
 import { compareModels } from '../src/jobs/quantize-compare.ts';
 import { quantizeDynamicInt8 } from '../src/onnx/quantize.ts';
 
@@ -19,13 +21,16 @@ if (!existsSync(file('t10k-images-idx3-ubyte.gz'))) {
   console.error(`${directory} is missing: apt-get install dataset-fashion-mnist`);
   process.exit(1);
 }
-const test = loadIdxPair(readFileSync(file('t10k-images-idx3-ubyte.gz')), readFileSync(file('t10k-labels-idx1-ubyte.gz')));
+const savedModel = process.env.BENCH_MODEL;
+const spec = JSON.parse(readFileSync(savedModel === undefined ? new URL('../examples/fashion-mnist/mlp.json', import.meta.url) : join(savedModel, 'spec.json'), 'utf8')) as unknown;
+// Pixels as the model's training saw them: raw when its graph scales them (input preprocessing).
+const scale = scalesIdxPixelsAtLoad(resolveSpec(spec));
+const test = loadIdxPair(readFileSync(file('t10k-images-idx3-ubyte.gz')), readFileSync(file('t10k-labels-idx1-ubyte.gz')), { scale });
 
 let floatOnnx: Uint8Array;
-if (process.env.BENCH_MODEL !== undefined) floatOnnx = readFileSync(process.env.BENCH_MODEL);
+if (savedModel !== undefined) floatOnnx = readFileSync(join(savedModel, 'model.onnx'));
 else {
-  const spec = JSON.parse(readFileSync(new URL('../examples/fashion-mnist/mlp.json', import.meta.url), 'utf8')) as unknown;
-  const train = loadIdxPair(readFileSync(file('train-images-idx3-ubyte.gz')), readFileSync(file('train-labels-idx1-ubyte.gz')));
+  const train = loadIdxPair(readFileSync(file('train-images-idx3-ubyte.gz')), readFileSync(file('train-labels-idx1-ubyte.gz')), { scale });
   const model = Model.fromSpec(spec, { seed: 42 });
   await model.fit(train, { epochs: 10, batchSize: 128, shuffle: true, seed: 42 });
   floatOnnx = model.exportOnnx();

@@ -62,6 +62,10 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     writeModelFile: async (tenantId, version, path) => void (await artifacts.decryptToFile(tenantId, version.onnxRef, path)),
     scratchDirectory: join(config.dataDir, 'quantize'),
     loadDatasetSource,
+    async specOf(tenantId, version) {
+      const ref = version.savedModelRefs?.['spec.json'];
+      return ref === undefined ? undefined : (JSON.parse(new TextDecoder().decode(await artifacts.get(tenantId, ref))) as unknown);
+    },
     // Derived from its source version: the provenance names it, and an export restriction carries over.
     register: (job, path, source) => registerPulledFile(registry, job, path, { parentVersionId: source.id, provenance: { hyperparameters: job.settings } }),
     saveReport: (tenantId, versionId, report) => repositories.models.setQuantizationReport(tenantId, versionId, report),

@@ -15,9 +15,10 @@ import { compareModels } from './quantize-compare.ts';
 import type { QuantizeReply, QuantizeStart } from './quantize-protocol.ts';
 import type { DatasetSource } from './worker-protocol.ts';
 
-function parse(source: DatasetSource): Dataset {
+function parse(source: DatasetSource, scaleIdxPixels: boolean): Dataset {
   return loadDatasetBytes(source.format, source.bytes, {
     fileName: source.name,
+    scale: scaleIdxPixels,
     ...(source.labelsBytes ? { labelsBytes: source.labelsBytes } : {}),
     ...(source.label === undefined ? {} : { label: source.label }),
   });
@@ -28,8 +29,8 @@ async function quantize(start: QuantizeStart): Promise<QuantizeReply> {
     const model = await readFile(start.floatPath);
     const quantized = quantizeDynamicInt8(model);
     await writeFile(start.quantizedPath, quantized.bytes, { mode: 0o600 });
-    const evaluation = start.evaluation === undefined ? undefined : parse(start.evaluation);
-    const sample = start.sample === undefined ? undefined : parse(start.sample);
+    const evaluation = start.evaluation === undefined ? undefined : parse(start.evaluation, start.scaleIdxPixels);
+    const sample = start.sample === undefined ? undefined : parse(start.sample, start.scaleIdxPixels);
     const comparison = await compareModels(model, quantized.bytes, {
       signature: start.signature,
       ...(evaluation === undefined ? {} : { evaluation }),

@@ -16,6 +16,11 @@ export interface QuantizeStart {
   evaluation?: DatasetSource;
   /** The calibration dataset: the sample for the output difference and the latency inputs. */
   sample?: DatasetSource;
+  /**
+   * Divide uint8 IDX pixels by 255 at load: true unless the model scales its input in its own graph
+   * (a spec with input preprocessing, see engine/spec.ts `scalesIdxPixelsAtLoad`).
+   */
+  scaleIdxPixels: boolean;
   sampleItems: number;
   latencyBatches: number[];
   latencyRounds: number;

@@ -8,6 +8,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { resolveSpec, scalesIdxPixelsAtLoad } from '../engine/spec.ts';
 import { AiaasError, errorCatalogue, type ErrorCode } from '../errors.ts';
 import type { JobKindContext, JobKindHandler, JobKindParser, JobKindResult } from '../jobs/job-types.ts';
 import { quantizeChildModule, type QuantizeReply, type QuantizeStart } from '../jobs/quantize-protocol.ts';
@@ -107,6 +108,8 @@ export interface ModelQuantizeOptions {
   /** Private directory for the plaintext files of running quantize jobs; swept at start. */
   scratchDirectory: string;
   loadDatasetSource(tenantId: string, datasetId: string): Promise<DatasetSource | undefined>;
+  /** The version's spec.json, parsed, when it has one (versions trained here). */
+  specOf(tenantId: string, version: ModelVersionRecord): Promise<unknown>;
   /** Registers the quantized file as a new version of the model derived from `source` (validated like an upload). */
   register(job: JobRecord, path: string, source: ModelVersionRecord): Promise<{ versionId: string; version: number }>;
   saveReport(tenantId: string, versionId: string, report: QuantizationReport): Promise<void>;
@@ -157,6 +160,20 @@ async function runChild(start: QuantizeStart, options: ModelQuantizeOptions, sig
   }
 }
 
+/**
+ * Whether IDX pixels are divided by 255 for this version, as its training loaded them: a spec with
+ * input preprocessing scales in its graph and takes raw pixels; an older spec, or an imported model
+ * without one, takes pixels in [0, 1] (the loader's default).
+ */
+function idxScalingOf(spec: unknown): boolean {
+  if (spec === undefined) return true;
+  try {
+    return scalesIdxPixelsAtLoad(resolveSpec(spec));
+  } catch {
+    return true;
+  }
+}
+
 /** Sets up the quantize kind; at server start, so files of a previous run are swept synchronously. */
 export function createQuantizeHandler(options: ModelQuantizeOptions): { parser: JobKindParser; handler: JobKindHandler } {
   // Leftovers of a server that died mid-job: the job itself runs again when its lease expires.
@@ -168,6 +185,7 @@ export function createQuantizeHandler(options: ModelQuantizeOptions): { parser: 
       return { model, settings: { ...settings } };
     },
   };
+  const scaleIdxPixelsFor = async (tenantId: string, version: ModelVersionRecord) => idxScalingOf(await options.specOf(tenantId, version));
   const dataset = async (tenantId: string, id: string | undefined, role: string): Promise<DatasetSource | undefined> => {
     if (id === undefined) return undefined;
     const source = await options.loadDatasetSource(tenantId, id);
@@ -221,6 +239,7 @@ export function createQuantizeHandler(options: ModelQuantizeOptions): { parser: 
         // The calibration set, when given, is the sample; accuracy always needs the evaluation set.
         ...(evaluation === undefined ? {} : { evaluation }),
         ...(calibration === undefined ? {} : { sample: calibration }),
+        scaleIdxPixels: await scaleIdxPixelsFor(job.tenantId, source),
         sampleItems: options.sampleItems ?? 1000,
         latencyBatches,
         latencyRounds: options.latencyRounds ?? 100,
