@@ -84,3 +84,28 @@ export function topClassifications(output: Tensor, count: number, classNames: re
   }
   return { name: output.name, datatype: 'BYTES', shape: [...output.shape.slice(0, -1), kept], data };
 }
+
+/**
+ * Under a `topK` output policy (src/inference/output-policy.ts) the output reaching a renderer
+ * already holds the k best class indices as INT64, best first, and no scores: the owner withheld
+ * them. The classification views then show labels only.
+ */
+export function isLabelsOnly(output: Tensor, policy: { topK?: number } | undefined): boolean {
+  return policy?.topK !== undefined && output.datatype === 'INT64';
+}
+
+/** The class indices of a labels-only output, one list per row (best first). */
+export function policyLabelsPerRow(output: Tensor): number[][] {
+  const indices = Array.from(output.data as BigInt64Array, Number);
+  const width = output.shape.length === 0 ? 1 : output.shape.at(-1)!;
+  const rows = width === 0 ? 0 : indices.length / width;
+  return Array.from({ length: rows }, (_, row) => indices.slice(row * width, (row + 1) * width));
+}
+
+/** Triton's classification strings without the withheld score: `"index:label"` (or `"index"`). */
+export function labelsOnlyClassifications(output: Tensor, count: number, classNames: readonly string[] | undefined): Tensor {
+  const rows = policyLabelsPerRow(output);
+  const kept = Math.min(count, output.shape.at(-1) ?? 1);
+  const data = rows.flatMap((indices) => indices.slice(0, kept).map((index) => `${index}${classNames?.[index] === undefined ? '' : `:${classNames[index]}`}`));
+  return { name: output.name, datatype: 'BYTES', shape: [...output.shape.slice(0, -1), kept], data };
+}

@@ -5,7 +5,7 @@
 import { AiaasError, quoteForError } from '../../errors.ts';
 import type { ModelSignature, Tensor, TensorDataType, TensorSpec } from '../../runtimes/runtime.ts';
 import type { InferRequest } from '../../inference/types.ts';
-import { classScoresPerRow } from './classification.ts';
+import { classScoresPerRow, isLabelsOnly, policyLabelsPerRow } from './classification.ts';
 import {
   assertElementCap,
   flattenNested,
@@ -213,7 +213,15 @@ function shortList(names: readonly string[]): string {
  * index as a string for a model trained on numeric labels. (api_rest.md's format shows "result"; the
  * server itself, and its tests, write "results".)
  */
-export function renderTfServingClassifyResponse(output: Tensor, classNames: readonly string[] | undefined): { results: [string, number][][] } {
+export function renderTfServingClassifyResponse(
+  output: Tensor,
+  classNames: readonly string[] | undefined,
+  policy?: { topK?: number },
+): { results: [string, number | null][][] } {
+  if (isLabelsOnly(output, policy)) {
+    // The model's output policy withholds scores: the best k labels, best first, each with a null score.
+    return { results: policyLabelsPerRow(output).map((row) => row.map((index) => [classNames?.[index] ?? String(index), null] as [string, null])) };
+  }
   return {
     results: classScoresPerRow(output).map((row) => row.map(({ index, score }) => [classNames?.[index] ?? String(index), score] as [string, number])),
   };

@@ -6,7 +6,7 @@ import { AiaasError, quoteForError } from '../../errors.ts';
 import type { ModelSignature, Tensor, TensorData, TensorDataType, TensorSpec } from '../../runtimes/runtime.ts';
 import { elementCount } from '../../runtimes/tensor.ts';
 import type { InferRequest, ParameterValue } from '../../inference/types.ts';
-import { topClassifications } from './classification.ts';
+import { isLabelsOnly, labelsOnlyClassifications, topClassifications } from './classification.ts';
 import { type BinarySection, bytesPerElement, decodeBinaryTensor, encodeBinaryTensor } from './binary-tensors.ts';
 import {
   assertElementCap,
@@ -242,6 +242,8 @@ function parseRawBinaryRequest(bytes: Buffer, signature: ModelSignature, options
 export interface V2ModelIdentity {
   name: string;
   version: string;
+  /** Set when the model withholds scores (`topK`): classification strings then carry no score. */
+  outputPolicy?: { topK?: number } | undefined;
 }
 
 /** A rendered `$inference_response`: the JSON object, and the binary section when any output is binary. */
@@ -257,7 +259,12 @@ export function renderV2InferResponse(model: V2ModelIdentity, call: V2InferCall,
   let anyBinary = false;
   const rendered = outputs.map((raw) => {
     const count = call.classifications?.get(raw.name);
-    const output = count === undefined ? raw : topClassifications(raw, count, call.classNames);
+    const output =
+      count === undefined
+        ? raw
+        : isLabelsOnly(raw, model.outputPolicy)
+          ? labelsOnlyClassifications(raw, count, call.classNames)
+          : topClassifications(raw, count, call.classNames);
     if (!wantsBinaryOutput(call.binaryOutputs, output.name)) {
       return { name: output.name, datatype: output.datatype, shape: output.shape, data: toJsonElements(output) };
     }

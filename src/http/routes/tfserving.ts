@@ -48,7 +48,7 @@ export async function tfServingRoutes(app: FastifyInstance, deps: InferenceDeps)
         'tfserving',
         target,
         (signature) => parseTfServingClassifyRequest(request.body, signature, deps.limits),
-        (_model, parsed, response) => renderTfServingClassifyResponse(response.outputs[0]!, parsed.classNames),
+        (model, parsed, response) => renderTfServingClassifyResponse(response.outputs[0]!, parsed.classNames, model.outputPolicy),
       );
     }
     return await runInference(

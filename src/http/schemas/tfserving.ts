@@ -23,8 +23,8 @@ export const TfServingPredictResponse = Type.Union([
   Type.Object({ predictions: Type.Array(Type.Unknown()) }),
   Type.Object({ outputs: Type.Unknown() }),
   Type.Object({
-    results: Type.Array(Type.Array(Type.Array(Type.Union([Type.String(), Type.Number()]), { minItems: 2, maxItems: 2, description: '[class label, score]' })), {
-      description: ':classify: per example, [class label, score] for every class in index order',
+    results: Type.Array(Type.Array(Type.Array(Type.Union([Type.String(), Type.Number(), Type.Null()]), { minItems: 2, maxItems: 2, description: '[class label, score]' })), {
+      description: ':classify: per example, [class label, score] for every class in index order; under a topK output policy only the best k labels, best first, with a null score',
     }),
   }),
 ]);
