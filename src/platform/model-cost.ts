@@ -15,6 +15,7 @@ import type { ModelVersionRecord } from '../storage/repositories/models.ts';
 import type { ModelRecord } from '../storage/index.ts';
 import { onnxSkeleton } from '../onnx/skeleton.ts';
 import type { StoredGgufSignature } from './model-registry.ts';
+import type { Plan } from '../billing/plans.ts';
 
 /** Batch sizes of a calibration run: latency at 1, throughput at the larger one. */
 export const calibrationBatches = { latency: 1, throughput: 32 } as const;
@@ -56,10 +57,16 @@ export interface CostCard {
   tokensPerSecond: number | null;
   /** GGUF: KV-cache bytes per token of context, from the file's metadata (f16 cache); null for ONNX. */
   kvCacheBytesPerToken: number | null;
-  /** Resident bytes of the loaded version as the model manager accounts them; null when not loaded. */
+  /** Bytes of the loaded version as the model manager accounts them (all instances); null when not loaded. */
   memoryBytes: number | null;
-  /** Estimated price per 1,000 predictions under the caller's plan; null while this server has no plans. */
-  pricePer1000Predictions: null;
+  /** Bytes one instance took when measured at validation; null when not measured (older versions, GGUF). */
+  measuredMemoryBytes: number | null;
+  /**
+   * The caller's plan's price per 1,000 predictions (items), in micro-units of its currency: the
+   * marginal price beyond the plan's included predictions. Null without a plan, and for GGUF models
+   * (billed per token; `priceNote` says which).
+   */
+  pricePer1000Predictions: { plan: string; currency: string; micros: number; includedPredictions: number } | null;
   priceNote: string;
 }
 
@@ -73,6 +80,8 @@ export interface ModelCostDependencies {
   /** Bytes the manager accounts for a loaded version; undefined when it is not loaded. */
   loadedMemoryBytes(versionId: string): number | undefined;
   saveCalibration(tenantId: string, versionId: string, calibration: CostCalibration | GenerationCalibration): Promise<void>;
+  /** The tenant's plan now (src/billing/plans.ts), undefined when it has none. */
+  planOf(tenantId: string): Plan | undefined;
   now?: () => Date;
   /** Timed requests per batch size (default 20). */
   calibrationRuns?: number;
@@ -206,12 +215,25 @@ export class ModelCostService {
   }
 
   async #card(tenantId: string, model: ModelRecord, version: ModelVersionRecord): Promise<CostCard> {
+    const plan = this.#deps.planOf(tenantId);
+    const price =
+      plan === undefined
+        ? { pricePer1000Predictions: null, priceNote: 'the tenant has no plan, so there is no price to estimate' }
+        : version.format === 'gguf'
+          ? {
+              pricePer1000Predictions: null,
+              priceNote: `language models are billed per token: ${plan.prices.perMillionPromptTokens} and ${plan.prices.perMillionCompletionTokens} micro-${plan.currency} per million prompt and completion tokens on plan ${plan.name}`,
+            }
+          : {
+              pricePer1000Predictions: { plan: plan.name, currency: plan.currency, micros: plan.prices.perThousandPredictions, includedPredictions: plan.included.predictions },
+              priceNote: `plan ${plan.name}: ${plan.prices.perThousandPredictions} micro-${plan.currency} per 1,000 predictions beyond the ${plan.included.predictions} included each month`,
+            };
     const common = {
       model: model.name,
       version: version.version,
       memoryBytes: this.#deps.loadedMemoryBytes(version.id) ?? null,
-      pricePer1000Predictions: null,
-      priceNote: 'this server has no plans yet, so there is no price to estimate',
+      measuredMemoryBytes: version.measuredMemoryBytes,
+      ...price,
     };
     if (version.format === 'gguf') {
       const signature = version.signature as StoredGgufSignature;

@@ -440,6 +440,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       },
       loadedMemoryBytes: (versionId) => manager.loaded().find((entry) => entry.key.versionId === versionId)?.memoryBytes,
       saveCalibration: (tenantId, versionId, calibration) => repositories.models.setCostCalibration(tenantId, versionId, calibration),
+      planOf: (tenantId) => plans.currentPlan(tenantId),
       now,
     });
     // Before the database closes: a running backup is still reading it.

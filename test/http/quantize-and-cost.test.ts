@@ -162,6 +162,19 @@ describe('cost cards', () => {
     });
   });
 
+  it("prices 1,000 predictions under the caller's plan", async () => {
+    // The operator tenant's own plan: 0.25 USD per 1,000 predictions beyond 10,000 a month.
+    const plan = await call(server.app, server.adminKey, 'PUT', '/api/v1/plans/metered', { name: 'metered', currency: 'USD', prices: { perThousandPredictions: 250_000 }, included: { predictions: 10_000 } });
+    expect(plan.statusCode, plan.body).toBeLessThan(300);
+    const tenant = (await call(server.app, server.adminKey, 'GET', '/api/v1/me')).json().tenant.id as string;
+    const assigned = await call(server.app, server.adminKey, 'PUT', `/api/v1/tenants/${tenant}/plan`, { plan: 'metered' });
+    expect(assigned.statusCode, assigned.body).toBeLessThan(300);
+    const card = (await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/versions/1/cost')).json();
+    expect(card.pricePer1000Predictions).toEqual({ plan: 'metered', currency: 'USD', micros: 250_000, includedPredictions: 10_000 });
+    await call(server.app, server.adminKey, 'PUT', `/api/v1/tenants/${tenant}/plan`, { plan: null });
+    expect((await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/versions/1/cost')).json().pricePer1000Predictions).toBeNull();
+  });
+
   it('calibrates through the model manager and keeps the figures with the version', async () => {
     const calibrated = await call(server.app, server.adminKey, 'POST', '/api/v1/models/blobs/versions/1/cost/calibrate');
     expect(calibrated.statusCode, calibrated.body).toBe(200);

@@ -61,6 +61,13 @@ export async function watchPull(client: AiaasClient, io: CliIo, jobId: string, o
 /** sysexits' EX_TEMPFAIL: nothing changed yet, try again later (a gate's evaluations are still running). */
 const evaluatingExitCode = 75;
 
+/** Integer micro-units as a decimal amount (250000 → "0.25"), without going through a float. */
+function microsAsDecimal(micros: number): string {
+  const whole = Math.floor(micros / 1_000_000);
+  const fraction = String(micros % 1_000_000).padStart(6, '0').replace(/0+$/, '');
+  return fraction === '' ? String(whole) : `${whole}.${fraction}`;
+}
+
 export const modelCommands: readonly CommandDefinition[] = [
   {
     path: ['models', 'ls'],
@@ -520,7 +527,7 @@ export const modelCommands: readonly CommandDefinition[] = [
               ]
             : []),
           `memory         ${card.memoryBytes === null ? 'not loaded' : bytes(card.memoryBytes)}`,
-          `price/1000     ${card.pricePer1000Predictions === null ? `- (${card.priceNote})` : String(card.pricePer1000Predictions)}`,
+          `price/1000     ${card.pricePer1000Predictions === null ? `- (${card.priceNote})` : `${microsAsDecimal(card.pricePer1000Predictions.micros)} ${card.pricePer1000Predictions.currency} (plan ${card.pricePer1000Predictions.plan}, beyond ${card.pricePer1000Predictions.includedPredictions} included a month)`}`,
         ].join('\n') + '\n',
       );
       return 0;

@@ -199,7 +199,15 @@ export const CostCard = Type.Object({
   tokensPerSecond: Nullable(Type.Number({ description: 'GGUF: completion tokens per second of the last calibration run' })),
   kvCacheBytesPerToken: Nullable(Type.Integer({ description: 'GGUF: 2 × n_layer × n_kv_heads × head_dim × 2 bytes (f16 cache)' })),
   memoryBytes: Nullable(Type.Integer({ description: 'As the model manager accounts the loaded version; null when not loaded' })),
-  pricePer1000Predictions: Type.Null(),
+  measuredMemoryBytes: Nullable(Type.Integer({ description: 'One instance, measured at validation; null when not measured' })),
+  pricePer1000Predictions: Nullable(
+    Type.Object({
+      plan: Type.String(),
+      currency: Type.String(),
+      micros: Type.Integer({ description: 'Micro-units of the currency per 1,000 predictions beyond the included ones' }),
+      includedPredictions: Type.Integer(),
+    }),
+  ),
   priceNote: Type.String(),
 });
 
