@@ -311,8 +311,6 @@ function nonEmpty(value: string | undefined): string | undefined {
 /** Runs `aiaas ARGV`; resolves to the process exit code. Output goes only to `io`. */
 export async function main(argv: readonly string[], io: CliIo, options: MainOptions = {}): Promise<number> {
   try {
-    // `train` parses its own arguments: everything after the word goes to it untouched.
-    if (argv[0] === 'train') return await trainCommand.run({ ...emptyContext(io, options), positionals: argv.slice(1) });
     const { words, rest } = splitCommand(argv);
     if (words.length === 0) {
       if (rest.includes('--version')) {
@@ -349,19 +347,4 @@ export async function main(argv: readonly string[], io: CliIo, options: MainOpti
   } catch (error) {
     return reportError(io, error);
   }
-}
-
-function emptyContext(io: CliIo, options: MainOptions): CommandContext {
-  return {
-    io,
-    values: {},
-    positionals: [],
-    json: false,
-    server: defaultServer,
-    apiKey: undefined,
-    client: () => {
-      throw new CliFailure('INTERNAL', 'train runs locally and has no server');
-    },
-    signal: options.signal,
-  };
 }

@@ -66,7 +66,7 @@ export class JobService {
     }
     const request = parseJobRequest(body, this.deps.maxModelParameters === undefined ? {} : { maxParameters: this.deps.maxModelParameters });
     await this.admit(tenantId, request.model, allowedModels);
-    for (const [role, id] of [['training', request.datasetId], ['test', request.testDatasetId]] as const) {
+    for (const [role, id] of [['training', request.datasetId], ['test', request.testDatasetId], ['validation', request.settings.validationDatasetId]] as const) {
       if (id === undefined) continue;
       const schema = await this.deps.datasetSchema(tenantId, id);
       if (!schema) throw new AiaasError('DATASET_NOT_FOUND', `${role} dataset ${id} not found`);

@@ -54,6 +54,7 @@ async function train(start: WorkerStart): Promise<void> {
   const model = Model.fromSpec(start.spec, { seed: settings.seed });
   const trainData = parse(start.train);
   const testData = start.test ? parse(start.test) : undefined;
+  const validationData = start.validation ? parse(start.validation) : undefined;
   const resumeFrom = start.checkpoint ? decodeCheckpoint(start.checkpoint) : undefined;
   if (resumeFrom) send({ type: 'resumed', epoch: resumeFrom.epoch, step: resumeFrom.step });
   // Samples the current epoch trained on (after any validation split or step limit): the ledger's sample-epochs.
@@ -64,6 +65,7 @@ async function train(start: WorkerStart): Promise<void> {
     seed: settings.seed,
     shuffle: settings.shuffle,
     ...(settings.validationSplit === undefined ? {} : { validationSplit: settings.validationSplit }),
+    ...(validationData === undefined ? {} : { validationData }),
     ...(settings.maxSteps === undefined ? {} : { maxSteps: settings.maxSteps }),
     ...(settings.targetLoss === undefined ? {} : { targetLoss: settings.targetLoss }),
     ...(settings.earlyStopping === undefined ? {} : { earlyStopping: settings.earlyStopping }),

@@ -18,6 +18,7 @@ export interface WorkerStart {
   settings: JobSettings;
   train: DatasetSource;
   test?: DatasetSource;
+  validation?: DatasetSource;
   checkpoint?: Uint8Array;
 }
 

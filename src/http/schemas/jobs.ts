@@ -53,6 +53,7 @@ export const SubmitJobRequest = Type.Object(
     targetLoss: Type.Optional(Type.Number()),
     earlyStopping: Type.Optional(EarlyStoppingSettings),
     label: Type.Optional(Type.String({ description: 'Label column for CSV / JSON-lines datasets' })),
+    validationDatasetId: Type.Optional(Type.String({ minLength: 1, description: 'Dataset evaluated after every epoch (instead of validationSplit)' })),
   },
   { additionalProperties: false },
 );
@@ -68,6 +69,7 @@ export const JobSettings = Type.Object({
   targetLoss: Type.Optional(Type.Number()),
   earlyStopping: Type.Optional(EarlyStoppingSettings),
   label: Type.Optional(Type.String()),
+  validationDatasetId: Type.Optional(Type.String()),
 });
 
 /** One finished epoch: the `epoch-end` event's payload, kept in the job's history. */
