@@ -17,6 +17,7 @@ import { serveCommand } from './commands/serve.ts';
 import { trainCommand } from './commands/train.ts';
 import { chatCommand } from './commands/chat.ts';
 import { usageCommand } from './commands/usage.ts';
+import { inspectCommands, jobShowCommand, statusCommand, whoamiCommand } from './commands/inspect.ts';
 import type { CliIo } from './io.ts';
 
 export const defaultServer = 'http://127.0.0.1:8080';
@@ -38,6 +39,10 @@ export const commands: readonly CommandDefinition[] = [
   ...backupCommands,
   trainCommand,
   usageCommand,
+  ...inspectCommands,
+  jobShowCommand,
+  whoamiCommand,
+  statusCommand,
 ];
 
 const groupSummaries: Readonly<Record<string, string>> = {
@@ -152,7 +157,8 @@ export function mainHelp(): string {
     if (definition.path.length === 1) rows.push([group, definition.summary]);
     else if (!seenGroups.has(group)) {
       seenGroups.add(group);
-      rows.push([`${group} ${commands.filter((item) => item.path[0] === group).map((item) => item.path[1]).join('|')}`, groupSummaries[group] ?? '']);
+      const subcommands = [...new Set(commands.filter((item) => item.path[0] === group).map((item) => item.path[1]))];
+      rows.push([`${group} ${subcommands.join('|')}`, groupSummaries[group] ?? '']);
     }
   }
   const width = Math.max(...rows.map(([name]) => name.length)) + 2;
@@ -185,7 +191,8 @@ function splitCommand(argv: readonly string[]): { words: string[]; rest: string[
       skipValue = false;
       continue;
     }
-    if (!done && !argument.startsWith('-') && words.length < 2) {
+    // Up to three words (`models alias rm`); a word joins only when some command starts with the words so far.
+    if (!done && !argument.startsWith('-') && words.length < 3) {
       const candidate = [...words, argument];
       const matches = commands.some((definition) => candidate.every((word, index) => definition.path[index] === word));
       if (matches || words.length === 0) {
