@@ -19,6 +19,8 @@ export const defaultJobMemoryLimitBytes = 8 * 1024 ** 3;
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const logLevels: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+export type LogFormat = 'auto' | 'json' | 'pretty';
+const logFormats: readonly LogFormat[] = ['auto', 'json', 'pretty'];
 
 export interface AiaasConfig {
   host: string;
@@ -76,6 +78,8 @@ export interface AiaasConfig {
   pullMaxRedirects: number;
   /** How often the usage ledger writes what it buffered (0: only on reads and shutdown). */
   usageFlushIntervalMs: number;
+  /** How `aiaas serve` writes logs: `auto` is `pretty` on a terminal, else `json`. */
+  logFormat: LogFormat;
 }
 
 export type SettingName = keyof AiaasConfig;
@@ -180,6 +184,7 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('pullAllowPrivate', 'boolean', 'false', 'Let model pulls reach private, loopback, link-local and other special addresses of hosts not in pullAllowedHosts. Checked on every resolved address and every redirect.'),
   setting('pullMaxRedirects', 'integer', '5', 'Redirects a model pull follows (each target checked again).', { minimum: 0, maximum: 20 }),
   setting('usageFlushIntervalMs', 'integer', '1000', 'How often the usage ledger writes the usage it buffers in memory (0: only on reads and at shutdown). A kill -9 loses at most the usage of one interval; a graceful stop loses none.', { minimum: 0, maximum: 3600000 }),
+  setting('logFormat', 'enum', 'auto', 'Log lines on stdout: json (pino, one object a line), pretty (time, level, message and fields, for people), or auto: pretty when stdout is a terminal, json otherwise.', { values: logFormats }),
 ];
 
 const definitionsByName = new Map(settingDefinitions.map((definition) => [definition.name, definition]));
@@ -374,6 +379,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     pullAllowPrivate: value('pullAllowPrivate'),
     pullMaxRedirects: value('pullMaxRedirects'),
     usageFlushIntervalMs: value('usageFlushIntervalMs'),
+    logFormat: value<LogFormat>('logFormat'),
   };
   validateConfig(config);
   return config;

@@ -66,7 +66,19 @@ export async function watchJob(
 }
 
 async function watchCommand(context: CommandContext, jobId: string): Promise<number> {
-  await watchJob(context.client(), context.io, jobId, { json: context.json, signal: context.signal });
+  try {
+    await watchJob(context.client(), context.io, jobId, { json: context.json, signal: context.signal });
+  } catch (error) {
+    // Ctrl-C stops watching, not the job: say so, and how to get back to it or stop it.
+    if (context.signal?.aborted === true) {
+      throw new CliFailure(
+        'INTERRUPTED',
+        `stopped watching; job ${jobId} keeps running on the server.\n  follow it again: aiaas jobs watch ${jobId}\n  cancel it:       aiaas jobs cancel ${jobId}`,
+        130,
+      );
+    }
+    throw error;
+  }
   return 0;
 }
 
