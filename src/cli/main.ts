@@ -47,10 +47,10 @@ export const commands: readonly CommandDefinition[] = [
 
 const groupSummaries: Readonly<Record<string, string>> = {
   datasets: 'upload, list and delete datasets',
-  models: 'list models, push versions, set aliases',
-  jobs: 'submit, list, watch and cancel training jobs',
+  models: 'list, show, push, download and delete models, versions and aliases',
+  jobs: 'submit, list, show, watch and cancel training jobs',
   keys: 'create, list and revoke API keys',
-  tenants: 'create and list tenants',
+  tenants: 'create, list and delete tenants',
   audit: 'verify and export the audit log',
   admin: 'master key tools, data directory check',
   backup: 'create, verify, restore and list backups',
