@@ -78,6 +78,13 @@ export interface AiaasConfig {
   pullMaxRedirects: number;
   /** How often the usage ledger writes what it buffered (0: only on reads and shutdown). */
   usageFlushIntervalMs: number;
+  /** JSON file of plans (docs/billing.md, "Plans"); loaded at start. */
+  plans: string | undefined;
+  webhookAllowedHosts: readonly string[];
+  webhookAllowPrivate: boolean;
+  driftSampleRate: number;
+  driftWindowSize: number;
+  driftPsiThreshold: number;
   /** How `aiaas serve` writes logs: `auto` is `pretty` on a terminal, else `json`. */
   logFormat: LogFormat;
 }
@@ -184,6 +191,12 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('pullAllowPrivate', 'boolean', 'false', 'Let model pulls reach private, loopback, link-local and other special addresses of hosts not in pullAllowedHosts. Checked on every resolved address and every redirect.'),
   setting('pullMaxRedirects', 'integer', '5', 'Redirects a model pull follows (each target checked again).', { minimum: 0, maximum: 20 }),
   setting('usageFlushIntervalMs', 'integer', '1000', 'How often the usage ledger writes the usage it buffers in memory (0: only on reads and at shutdown). A kill -9 loses at most the usage of one interval; a graceful stop loses none.', { minimum: 0, maximum: 3600000 }),
+  setting('plans', 'path', '(none)', 'JSON file of billing plans ({"plans": [...]}, docs/billing.md) written to the database at start; these plans are read-only through /api/v1/plans. Operator-made plans live in the database.'),
+  setting('webhookAllowedHosts', 'string', '(any public host)', 'Comma-separated hosts tenant webhooks may be sent to (names, IP literals or *.domain suffixes), with the model pulls\' rules. Unset, any host whose addresses are all public.'),
+  setting('webhookAllowPrivate', 'boolean', 'false', 'Let webhooks reach private, loopback, link-local and other special addresses of hosts not in webhookAllowedHosts. Checked when set and at every delivery.'),
+  setting('driftSampleRate', 'number', '0', 'Share of V2 and TF-Serving inference requests whose inputs and predicted classes are sampled for drift tracking (0 = off, costing nothing; 1 = every request).', { minimum: 0, maximum: 1 }),
+  setting('driftWindowSize', 'integer', '1000', 'Sampled rows kept per model version (a rolling window) for drift scores.', { minimum: 10, maximum: 100000 }),
+  setting('driftPsiThreshold', 'number', '0.25', 'A version whose worst input-feature PSI, or output-class PSI, exceeds this is drifting: an audit entry drift.detected is written (once per crossing).', { minimum: 0 }),
   setting('logFormat', 'enum', 'auto', 'Log lines on stdout: json (pino, one object a line), pretty (time, level, message and fields, for people), or auto: pretty when stdout is a terminal, json otherwise.', { values: logFormats }),
 ];
 
@@ -265,12 +278,12 @@ function readConfigFile(path: string): Record<string, unknown> {
 }
 
 /** `a.example, *.b.example ,10.0.0.5` → lowercase entries; an entry with a scheme, path or port is a config error. */
-function parseHostList(text: string | undefined): string[] {
+function parseHostList(text: string | undefined, setting: SettingName = 'pullAllowedHosts'): string[] {
   if (text === undefined) return [];
   const hosts = text.split(',').map((entry) => entry.trim().toLowerCase()).filter((entry) => entry !== '');
   for (const host of hosts) {
     if (!/^(\*\.)?[a-z0-9.-]+$|^\[?[0-9a-f:.]+\]?$/.test(host)) {
-      throw invalid(definitionsByName.get('pullAllowedHosts')!, `"${host}" is not a host name, IP address or *.domain suffix (no scheme, port or path)`);
+      throw invalid(definitionsByName.get(setting)!, `"${host}" is not a host name, IP address or *.domain suffix (no scheme, port or path)`);
     }
   }
   return hosts.map((host) => host.replace(/^\[(.*)\]$/, '$1'));
@@ -379,6 +392,12 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     pullAllowPrivate: value('pullAllowPrivate'),
     pullMaxRedirects: value('pullMaxRedirects'),
     usageFlushIntervalMs: value('usageFlushIntervalMs'),
+    plans: optionalPath('plans'),
+    webhookAllowedHosts: parseHostList(optionalText('webhookAllowedHosts'), 'webhookAllowedHosts'),
+    webhookAllowPrivate: value('webhookAllowPrivate'),
+    driftSampleRate: value('driftSampleRate'),
+    driftWindowSize: value('driftWindowSize'),
+    driftPsiThreshold: value('driftPsiThreshold'),
     logFormat: value<LogFormat>('logFormat'),
   };
   validateConfig(config);

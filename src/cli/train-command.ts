@@ -7,6 +7,7 @@ import { Model, trainingSummary, type BatchEvent, type EpochEvent } from '../eng
 import { loadWeights, saveModel } from '../engine/saved-model.ts';
 import { CliFailure, CliUsageError, requiredOption, stringOption, type CommandContext } from './command.ts';
 import { duration } from './format.ts';
+import { scalesIdxPixelsAtLoad } from '../engine/spec.ts';
 import type { CliIo } from './io.ts';
 import { secondsLeftInRun } from './progress.ts';
 import { parseTrainingFlags } from './training-flags.ts';
@@ -56,8 +57,9 @@ export class EpochProgress {
   }
 }
 
-async function loadData(io: CliIo, data: string, labels: string | undefined, label: string | undefined): Promise<Dataset> {
+async function loadData(io: CliIo, data: string, labels: string | undefined, label: string | undefined, scale: boolean): Promise<Dataset> {
   return loadDatasetFile(resolve(io.cwd, data), {
+    scale,
     ...(labels === undefined ? {} : { labelsPath: resolve(io.cwd, labels) }),
     ...(label === undefined ? {} : { label }),
   });
@@ -104,11 +106,13 @@ export async function runTrainCommand(context: CommandContext): Promise<number> 
   const init = stringOption(values, 'init');
   if (init !== undefined) loadWeights(model, await readFile(resolve(io.cwd, init)));
   const label = stringOption(values, 'label');
-  const train = await loadData(io, dataFile, stringOption(values, 'labels'), label);
+  // IDX pixels are divided by 255 here only for specs without input preprocessing (docs/model-spec.md).
+  const scale = scalesIdxPixelsAtLoad(model.spec);
+  const train = await loadData(io, dataFile, stringOption(values, 'labels'), label, scale);
   let test: Dataset | undefined;
-  if (testFile !== undefined) test = await loadData(io, testFile, undefined, label);
-  if (testData !== undefined) test = await loadData(io, testData, stringOption(values, 'test-labels'), label);
-  const validationData = validationFile === undefined ? undefined : await loadData(io, validationFile, stringOption(values, 'validation-labels'), label);
+  if (testFile !== undefined) test = await loadData(io, testFile, undefined, label, scale);
+  if (testData !== undefined) test = await loadData(io, testData, stringOption(values, 'test-labels'), label, scale);
+  const validationData = validationFile === undefined ? undefined : await loadData(io, validationFile, stringOption(values, 'validation-labels'), label, scale);
 
   const epochs = settings.epochs ?? 1;
   const progress = new EpochProgress(io.stderr);

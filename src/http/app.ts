@@ -17,6 +17,7 @@ import type { InferenceDeps } from './protocols/route-support.ts';
 import type { RouteSchema } from './schemas/common.ts';
 import { installSchemaCompilers, refuseUnknownQueryParameters } from './schemas/validation.ts';
 import { jobRoutes } from './routes/jobs.ts';
+import { sweepRoutes } from './routes/sweeps.ts';
 import { platformRoutes } from './routes/platform/index.ts';
 import { serviceRoutes } from './routes/service.ts';
 import { tfServingRoutes } from './routes/tfserving.ts';
@@ -78,6 +79,9 @@ export function inferenceDeps(context: ServerContext, meter: UsageMeter): Infere
     },
     server: { name: 'aiaas', version: serverVersion },
     explainer: context.explainer,
+    // The model's tenant pays: versions are tenant-scoped, so it is the caller's own tenant.
+    admit: (_request, model, items) => context.quotas.admit(model.tenantId ?? context.bootstrap.tenantId, { predictions: items }),
+    ...(context.drift.enabled ? { drift: context.drift } : {}),
   };
 }
 
@@ -147,6 +151,7 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
   });
   await app.register(platformRoutes, { prefix: '/api/v1', context });
   await app.register(jobRoutes({ service: context.jobs.service, authorize }), { prefix: '/api/v1' });
+  await app.register(sweepRoutes({ sweeps: context.jobs.sweeps, authorize }), { prefix: '/api/v1' });
   if (options.extraRoutes !== undefined) await app.register(options.extraRoutes, { prefix: '/api/v1', context });
   const meter = createUsageMeter(context.ledger);
   meter.install(app, (url) => isInferenceUrl(url) || isLanguageModelUrl(url));
@@ -160,6 +165,7 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
     metrics: context.metrics,
     config,
     now: context.now,
+    quotas: context.quotas,
   });
   await app.register(openAiRoutes, { ...llmDeps, prefix: '/v1' });
   await app.register(ollamaRoutes, { ...llmDeps, admin: createOllamaModelAdmin({ jobs: context.jobs.service, registry: context.registry }) });

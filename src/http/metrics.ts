@@ -214,6 +214,11 @@ export class Metrics implements ServingMetricsSink {
   readonly tokensPerSecond: Histogram;
   readonly llmRunning: Gauge;
   readonly llmWaiting: Gauge;
+  readonly driftMaxPsi: Gauge;
+  readonly driftMeanPsi: Gauge;
+  readonly driftMaxKs: Gauge;
+  readonly driftOutputPsi: Gauge;
+  readonly driftSamples: Gauge;
   /** Deleted tenants: their series are dropped and never re-created by a late report. */
   readonly #deletedTenants = new Set<string>();
 
@@ -255,6 +260,23 @@ export class Metrics implements ServingMetricsSink {
     );
     this.llmRunning = registry.gauge('aiaas_llm_running_requests', 'Generations holding a sequence of a loaded language model (sampled at scrape).', ['tenant', 'model', 'version']);
     this.llmWaiting = registry.gauge('aiaas_llm_waiting_requests', 'Generations waiting for a sequence of a loaded language model (sampled at scrape).', ['tenant', 'model', 'version']);
+    const driftLabels = ['tenant', 'model', 'version'];
+    this.driftMaxPsi = registry.gauge('aiaas_drift_psi_max', 'Largest population stability index over a version\'s input features, sampled window against its baseline.', driftLabels);
+    this.driftMeanPsi = registry.gauge('aiaas_drift_psi_mean', 'Mean population stability index over a version\'s input features.', driftLabels);
+    this.driftMaxKs = registry.gauge('aiaas_drift_ks_max', 'Largest two-sample Kolmogorov-Smirnov statistic over a version\'s input features.', driftLabels);
+    this.driftOutputPsi = registry.gauge('aiaas_drift_output_psi', 'Population stability index of the predicted classes against the training labels.', driftLabels);
+    this.driftSamples = registry.gauge('aiaas_drift_window_samples', 'Rows in a version\'s drift sampling window.', driftLabels);
+  }
+
+  /** A version's latest drift scores (see src/platform/drift.ts). */
+  driftScores(model: ModelLabels, scores: { maxPsi: number; meanPsi: number; maxKs: number; outputPsi: number | null; samples: number }): void {
+    if (!this.#live(model)) return;
+    const series = { tenant: model.tenant ?? '', model: model.model, version: model.version };
+    this.driftMaxPsi.set(series, scores.maxPsi);
+    this.driftMeanPsi.set(series, scores.meanPsi);
+    this.driftMaxKs.set(series, scores.maxKs);
+    if (scores.outputPsi !== null) this.driftOutputPsi.set(series, scores.outputPsi);
+    this.driftSamples.set(series, scores.samples);
   }
 
   /** One finished generation (see LlmMetricsSink in src/http/protocols/llm-support.ts). */

@@ -10,11 +10,20 @@ import { JobRunner, type TrainingUsage } from './job-runner.ts';
 import { createHash } from 'node:crypto';
 import type { ProvenanceDataset, ProvenanceInputs } from '../platform/provenance.ts';
 import { JobService } from './job-service.ts';
+import { SweepService } from './sweep-service.ts';
+import type { TrainingSummary } from './worker-protocol.ts';
+import type { DriftBaseline } from '../quality/drift-baseline.ts';
+import type { SavedModelPayload } from './worker-protocol.ts';
+
+/** The files a `keepResult` job keeps (its `resultRefs` keys). */
+export const keptFileNames = { onnx: 'model.onnx', spec: 'spec.json', weights: 'model.safetensors', metrics: 'metrics.json', baseline: 'baseline.json' } as const;
 
 export interface JobSystem {
   runner: JobRunner;
   /** What the job routes (src/http/routes/jobs.ts, registered by the HTTP app) call. */
   service: JobService;
+  /** Hyperparameter sweeps over training jobs (src/http/routes/sweeps.ts). */
+  sweeps: SweepService;
   start(): void;
   /** Cancels every queued or running job of a tenant (used when the tenant is deleted). */
   cancelTenantJobs(tenantId: string): Promise<void>;
@@ -23,13 +32,17 @@ export interface JobSystem {
 
 /** Exactly what the job system needs from the composition root; it imports nothing from startup/ or http/. */
 export interface JobSystemContext {
-  readonly repositories: Pick<Repositories, 'jobs' | 'datasets' | 'models'>;
+  readonly repositories: Pick<Repositories, 'jobs' | 'datasets' | 'models' | 'versionReports' | 'sweeps'>;
   readonly artifacts: EncryptedArtifactStore;
   readonly registry: ModelRegistry;
   readonly config: AiaasConfig;
   readonly logger: Logger;
   /** Where training's sample-epochs and worker-seconds go (the usage ledger). */
   readonly recordTrainingUsage?: (usage: TrainingUsage) => void;
+  /** The plans' job limits (src/billing/quotas.ts); absent: only maxConcurrentJobsPerTenant. */
+  readonly admitJob?: (tenantId: string, unfinishedJobs: number) => Promise<void>;
+  /** Meters a finished training job's worker-seconds against its tenant's plan. */
+  readonly recordTrainingSeconds?: (tenantId: string, seconds: number) => Promise<void>;
 }
 
 /** The job queue (training and pulls) and its workers over one server's storage and keys. */
@@ -41,6 +54,22 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     temporaryDirectory: join(config.dataDir, 'pulls'),
     register: (job, path) => registerPulledFile(registry, job, path),
   });
+  /** A trained model becomes a version, with the drift baseline of its training inputs. */
+  async function registerTrained(
+    tenantId: string,
+    modelName: string,
+    files: SavedModelPayload,
+    { jobId, metrics, baseline }: { jobId: string; metrics: TrainingSummary; baseline: DriftBaseline | undefined },
+  ): Promise<{ versionId: string; version: number }> {
+    const version = await registry.addVersionFromSavedModel(
+      tenantId,
+      modelName,
+      { onnx: files.onnx, spec: files.spec, weights: files.weights, metrics: files.metrics },
+      { source: 'job', createModel: true, jobId, metrics: { ...metrics }, provenance: await trainingProvenance(tenantId, jobId) },
+    );
+    if (baseline !== undefined) await repositories.versionReports.add(tenantId, version.id, 'drift-baseline', { source: 'training', jobId, baseline });
+    return { versionId: version.id, version: version.version };
+  }
   const runner = new JobRunner(
     {
       jobs: repositories.jobs,
@@ -59,17 +88,33 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
       putArtifact: (tenantId, bytes) => artifacts.put(tenantId, bytes),
       getArtifact: (tenantId, ref) => artifacts.get(tenantId, ref),
       deleteArtifact: (ref) => artifacts.delete(ref),
-      async registerVersion(tenantId, modelName, files, { jobId, metrics }) {
-        const version = await registry.addVersionFromSavedModel(
-          tenantId,
-          modelName,
-          { onnx: files.onnx, spec: files.spec, weights: files.weights, metrics: files.metrics },
-          { source: 'job', createModel: true, jobId, metrics: { ...metrics }, provenance: await trainingProvenance(tenantId, jobId) },
-        );
-        return { versionId: version.id, version: version.version };
+      registerVersion: (tenantId, modelName, files, options) => registerTrained(tenantId, modelName, files, options),
+      async keepResult(tenantId, files, baseline) {
+        const refs: Record<string, string> = {};
+        for (const [name, bytes] of [
+          [keptFileNames.onnx, files.onnx],
+          [keptFileNames.spec, files.spec],
+          [keptFileNames.weights, files.weights],
+          [keptFileNames.metrics, files.metrics],
+          [keptFileNames.baseline, new TextEncoder().encode(JSON.stringify(baseline))],
+        ] as const) {
+          refs[name] = await artifacts.put(tenantId, bytes);
+        }
+        return refs;
       },
       logger: context.logger.child({ component: 'jobs' }),
       ...(context.recordTrainingUsage === undefined ? {} : { recordTrainingUsage: context.recordTrainingUsage }),
+      ...(context.recordTrainingSeconds === undefined
+        ? {}
+        : {
+            async onJobFinished(tenantId: string, jobId: string) {
+              const job = await repositories.jobs.get(tenantId, jobId);
+              if (job === undefined || job.kind !== 'train' || job.startedAt === null || job.finishedAt === null) return;
+              // One worker, from its (last) start to its end: what the job held a worker for.
+              const seconds = Math.max(0, Math.ceil((Date.parse(job.finishedAt) - Date.parse(job.startedAt)) / 1000));
+              await context.recordTrainingSeconds!(tenantId, seconds);
+            },
+          }),
       handlers: { pull: pull.handler },
     },
     {
@@ -101,7 +146,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
       const record = await repositories.datasets.get(tenantId, datasetId);
       if (!record) return undefined;
       const schema = record.schema as DatasetSchema;
-      return { featureShape: schema.featureShape, labelShape: schema.labelShape };
+      return { featureShape: schema.featureShape, labelShape: schema.labelShape, ...(schema.classNames === undefined ? {} : { classNames: schema.classNames }) };
     },
     async versionOf(tenantId, versionId) {
       const version = await repositories.models.getVersionById(tenantId, versionId);
@@ -111,10 +156,34 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     maxUnfinishedJobsPerTenant: config.maxConcurrentJobsPerTenant,
     kinds: { pull: pull.parser },
     maxModelParameters: config.maxModelParameters,
+    ...(context.admitJob === undefined ? {} : { admitJob: context.admitJob }),
   });
   /** Runs after the tenant's key is destroyed, so it reads no job text (and can seal no event). */
   async function cancelTenantJobs(tenantId: string): Promise<void> {
     for (const jobId of await repositories.jobs.cancelUnfinished(tenantId)) runner.cancel(jobId);
   }
-  return { runner, service, start: () => runner.start(), cancelTenantJobs, close: () => runner.stop() };
+  const sweeps = new SweepService({
+    sweeps: repositories.sweeps,
+    jobs: service,
+    readArtifact: (tenantId, ref) => artifacts.get(tenantId, ref),
+    registerVersion: registerTrained,
+    async versionNumber(tenantId, versionId) {
+      return (await repositories.models.getVersionById(tenantId, versionId))?.version;
+    },
+    logger: context.logger.child({ component: 'sweeps' }),
+  });
+  return {
+    runner,
+    service,
+    sweeps,
+    start: () => {
+      runner.start();
+      sweeps.start().catch((error: unknown) => context.logger.error({ err: error }, 'resuming sweeps failed'));
+    },
+    cancelTenantJobs,
+    close: async () => {
+      sweeps.stop();
+      await runner.stop();
+    },
+  };
 }

@@ -17,6 +17,8 @@ export interface DatasetSchema {
   featureNames?: string[];
   labelName?: string;
   classes?: number;
+  /** String labels' class names in index order (sorted): label `setosa` is class classNames.indexOf('setosa'). */
+  classNames?: string[];
   /** The label column/key the upload was parsed with, reused on load. */
   label?: string;
 }
@@ -47,6 +49,8 @@ export interface DatasetServiceOptions {
   repositories: Repositories;
   artifacts: EncryptedArtifactStore;
   maxDatasetBytes: number;
+  /** The tenant's plan limit on stored dataset bytes (src/billing/quotas.ts); throws 429 QUOTA_EXCEEDED. */
+  admitDataset?: (tenantId: string, bytes: number) => Promise<void>;
 }
 
 export function datasetView(record: DatasetRecord): DatasetView {
@@ -73,11 +77,13 @@ export class DatasetService {
   readonly #repositories: Repositories;
   readonly #artifacts: EncryptedArtifactStore;
   readonly #maxDatasetBytes: number;
+  readonly #admitDataset: ((tenantId: string, bytes: number) => Promise<void>) | undefined;
 
   constructor(options: DatasetServiceOptions) {
     this.#repositories = options.repositories;
     this.#artifacts = options.artifacts;
     this.#maxDatasetBytes = options.maxDatasetBytes;
+    this.#admitDataset = options.admitDataset;
   }
 
   async upload(tenantId: string, upload: DatasetUpload): Promise<DatasetRecord> {
@@ -89,6 +95,7 @@ export class DatasetService {
       });
     }
     if (upload.bytes.byteLength === 0) throw new AiaasError('INVALID_DATA', 'The dataset file is empty');
+    await this.#admitDataset?.(tenantId, total);
     if (await this.#repositories.datasets.getByName(tenantId, name)) {
       throw new AiaasError('CONFLICT', `A dataset named '${name}' already exists`, { details: { name } });
     }
@@ -176,6 +183,7 @@ function schemaOf(description: DatasetDescription, label: string | undefined): D
   if (description.featureNames !== undefined) schema.featureNames = description.featureNames;
   if (description.labelName !== undefined) schema.labelName = description.labelName;
   if (description.classes !== undefined) schema.classes = description.classes;
+  if (description.classNames !== undefined) schema.classNames = description.classNames;
   if (label !== undefined) schema.label = label;
   return schema;
 }

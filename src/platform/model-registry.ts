@@ -19,6 +19,7 @@ import { latestSelector, validateAliasName } from '../storage/index.ts';
 import type { PlaintextDirectory } from '../storage/plaintext-directory.ts';
 import type { GgufSignature } from '../runtimes/gguf/gguf-signature.ts';
 import { externalDataFiles, refuseExternalData, skeletonOf } from './external-data.ts';
+import { withModelNames } from './model-names.ts';
 import { validateName } from './names.ts';
 import { readTar } from './tar.ts';
 import type { Readable } from 'node:stream';
@@ -147,6 +148,8 @@ export interface ModelRegistryOptions {
    * tenant's entries at once; the bound only matters for changes made by another process. 0 disables.
    */
   resolveCacheMs?: number;
+  /** The tenant's plan limit on models (src/billing/quotas.ts); throws 429 QUOTA_EXCEEDED. */
+  admitNewModel?: (tenantId: string) => Promise<void>;
 }
 
 const batchingLimits: Record<keyof BatchingOptions, { minimum: number; maximum: number }> = {
@@ -219,6 +222,8 @@ export class ModelRegistry {
   // A resolve that overlapped a change must not cache what it read before the change.
   readonly #generations = new Map<string, number>();
 
+  readonly #admitNewModel: ((tenantId: string) => Promise<void>) | undefined;
+
   constructor(options: ModelRegistryOptions) {
     this.#now = options.now ?? Date.now;
     this.#resolveCacheMs = options.resolveCacheMs ?? 2000;
@@ -232,6 +237,7 @@ export class ModelRegistry {
     this.#maxModelParameters = options.maxModelParameters ?? defaultMaxModelParameters;
     this.#signer = options.signer;
     this.#serverVersion = options.serverVersion ?? '0.1.0';
+    this.#admitNewModel = options.admitNewModel;
   }
 
   /** Drops the tenant's cached resolutions; called by every change to its models. */
@@ -250,6 +256,7 @@ export class ModelRegistry {
     const batching = input.batching === undefined ? undefined : parseBatching(input.batching);
     const exportable = input.exportable === undefined ? undefined : parseExportable(input.exportable);
     const outputPolicy = input.outputPolicy === undefined ? undefined : parseOutputPolicy(input.outputPolicy);
+    await this.#admitNewModel?.(tenantId);
     this.#changed(tenantId);
     return this.#repositories.models.create(tenantId, {
       name,
@@ -365,6 +372,7 @@ export class ModelRegistry {
       if (files.weights !== undefined) await this.#validateSavedModel(files.spec, files.weights);
     }
     const validated = await this.#validate('onnx', sourceFromBytes(files.onnx, externalData));
+    const signature = withModelNames(validated.signature as ModelSignature, files.onnx);
     const derivation = await this.#derivation(tenantId, options.parentVersionId);
     const provenanceFiles: ProvenanceFile[] = [
       fileHash('model.onnx', files.onnx),
@@ -398,7 +406,7 @@ export class ModelRegistry {
         source: options.source,
         onnxRef,
         savedModelRefs: Object.keys(savedModelRefs).length === 0 ? undefined : savedModelRefs,
-        signature: validated.signature,
+        signature,
         metrics: metrics ?? null,
         jobId: options.jobId ?? null,
         ...derivation.fields,
@@ -463,15 +471,17 @@ export class ModelRegistry {
     return await this.#registerStreamed(tenantId, ref, bytes, async () => {
       if (bytes === 0) throw new AiaasError('INVALID_MODEL_FILE', 'The upload is empty; send an .onnx file, a saved-model .tar or a .gguf file');
       // Before anything opens the model: a bare file may not read files besides itself.
-      if (format.externalData) await refuseExternalData(await this.#artifacts.getStream(tenantId, ref));
+      const skeleton = format.externalData ? await refuseExternalData(await this.#artifacts.getStream(tenantId, ref)) : undefined;
       const validated = await this.#validate(format.name, { byteLength: bytes, writeTo: async (path) => void (await this.#artifacts.decryptToFile(tenantId, ref, path)) });
+      // An ONNX model's class and feature names live in its metadata, which the skeleton keeps.
+      const signature = skeleton === undefined ? validated.signature : withModelNames(validated.signature as ModelSignature, skeleton);
       const derivation = await this.#derivation(tenantId, options.parentVersionId);
       const version = await this.#repositories.models.addVersion(tenantId, model.id, {
         source: options.source,
         format: format.name,
         onnxRef: ref,
         savedModelRefs: undefined,
-        signature: validated.signature,
+        signature,
         ...(validated.chatTemplate === undefined ? {} : { chatTemplate: validated.chatTemplate }),
         metrics: options.metrics ?? null,
         jobId: options.jobId ?? null,

@@ -35,6 +35,7 @@ const referenceQueries: readonly { where: string; sql: string; json?: boolean }[
     json: true,
   },
   { where: 'jobs.checkpoint_ref', sql: 'SELECT j.id, j.tenant_id, t.deleted_at, j.checkpoint_ref AS value FROM jobs j JOIN tenants t ON t.id = j.tenant_id' },
+  { where: 'jobs.result_refs_json', sql: 'SELECT j.id, j.tenant_id, t.deleted_at, j.result_refs_json AS value FROM jobs j JOIN tenants t ON t.id = j.tenant_id', json: true },
 ];
 
 function refsIn(value: string, json: boolean): string[] {

@@ -142,6 +142,8 @@ export interface JobsTable {
   finished_at: IsoTimestamp | null;
   /** The API key that submitted the job (its training is billed to it); null for jobs older than 0003_usage_ledger. */
   key_id: string | null;
+  /** Since 0003_sweeps: a sweep trial's saved model (file name → artifact ref), kept instead of registering a version. */
+  result_refs_json: JsonText | null;
 }
 
 export interface JobEventsTable {
@@ -209,4 +211,106 @@ export interface Schema {
   job_events: JobEventsTable;
   audit_log: AuditLogTable;
   usage_ledger: UsageLedgerTable;
+  plans: PlansTable;
+  tenant_plans: TenantPlansTable;
+  quota_usage: QuotaUsageTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  version_reports: VersionReportsTable;
+  sweeps: SweepsTable;
+  sweep_trials: SweepTrialsTable;
+}
+
+export interface PlansTable {
+  name: string;
+  /** The validated plan (src/billing/plans.ts). */
+  document_json: JsonText;
+  source: 'file' | 'api';
+  created_at: IsoTimestamp;
+  updated_at: IsoTimestamp;
+}
+
+export interface TenantPlansTable {
+  id: Generated<number>;
+  tenant_id: string;
+  plan_name: string;
+  /** The plan as it was while this row was in force. */
+  plan_json: JsonText;
+  effective_from: IsoTimestamp;
+  /** Null while in force. */
+  effective_to: IsoTimestamp | null;
+}
+
+export interface QuotaUsageTable {
+  tenant_id: string;
+  /** UTC calendar month, `YYYY-MM`. */
+  period: string;
+  predictions: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  training_worker_seconds: number;
+  soft_cap_crossed_at: IsoTimestamp | null;
+}
+
+export interface WebhooksTable {
+  tenant_id: string;
+  url: string;
+  events_json: JsonText;
+  /** The signing secret, sealed under the tenant's data key. */
+  secret_text: string;
+  created_at: IsoTimestamp;
+}
+
+export type WebhookDeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  tenant_id: string;
+  event: string;
+  body: string;
+  status: WebhookDeliveryStatus;
+  attempts: number;
+  next_attempt_at: IsoTimestamp;
+  last_error: string | null;
+  created_at: IsoTimestamp;
+  delivered_at: IsoTimestamp | null;
+}
+
+export type VersionReportKind = 'drift-baseline' | 'bench';
+
+export interface VersionReportsTable {
+  id: string;
+  tenant_id: string;
+  version_id: string;
+  kind: VersionReportKind;
+  /** Sealed tenant text. */
+  body_json: JsonText;
+  created_at: IsoTimestamp;
+}
+
+export type SweepStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface SweepsTable {
+  id: string;
+  tenant_id: string;
+  model_name: string;
+  status: SweepStatus;
+  /** The parsed request (base job, space, strategy, budget, metric), sealed. */
+  definition_json: JsonText;
+  result_version_id: string | null;
+  created_at: IsoTimestamp;
+  finished_at: IsoTimestamp | null;
+}
+
+export interface SweepTrialsTable {
+  /** The trial's job id. */
+  id: string;
+  sweep_id: string;
+  tenant_id: string;
+  trial: number;
+  /** Successive halving's round (0 for grid and random). */
+  rung: number;
+  /** The trial's chosen values, sealed. */
+  params_json: JsonText;
+  created_at: IsoTimestamp;
 }

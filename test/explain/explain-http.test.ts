@@ -173,6 +173,14 @@ describe('output policies', () => {
     expect(tf.statusCode, tf.body).toBe(200);
     expect(tf.json()).toEqual({ predictions: labels.map((label) => [label]) });
 
+    // :classify and V2's classification extension show the label and withhold the score.
+    const classified = await call(server.app, server.adminKey, 'POST', '/tfserving/v1/models/guarded:classify', { examples: [{ input: [1.5, -2, 0.7, 2.5] }, { input: [-1, 0.5, 2, -0.3] }] });
+    expect(classified.statusCode, classified.body).toBe(200);
+    expect(classified.json()).toEqual({ results: labels.map((label) => [[String(label), null]]) });
+    const v2Classes = await call(server.app, server.adminKey, 'POST', '/v2/models/guarded/infer', { ...input, outputs: [{ name: 'output', parameters: { classification: 3 } }] });
+    expect(v2Classes.statusCode, v2Classes.body).toBe(200);
+    expect(v2Classes.json().outputs).toEqual([{ name: 'output', datatype: 'BYTES', shape: [2, 1], data: labels.map(String) }]);
+
     const explained = await call(server.app, server.adminKey, 'POST', '/v2/models/guarded/explain', { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] });
     expect(explained.statusCode).toBe(403);
     expect(explained.headers['x-aiaas-error-code']).toBe('OUTPUT_POLICY_RESTRICTED');

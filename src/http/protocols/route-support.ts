@@ -40,7 +40,20 @@ export interface InferenceDeps {
   server?: { name: string; version: string };
   /** Runs explanations (`POST /v2/models/:name/explain`); without it that route answers 404. */
   explainer?: Explainer;
+  /**
+   * Quota admission (src/billing/quotas.ts): reserves the request's items before it runs (429
+   * QUOTA_EXCEEDED when they do not fit); settled once answered, released when it fails.
+   */
+  admit?(request: FastifyRequest, model: ResolvedModel, items: number): Promise<ItemReservation>;
+  /** Drift sampling (src/platform/drift.ts); absent when `driftSampleRate` is 0, so serving pays one branch. */
+  drift?: { sample(model: ResolvedModel, request: InferRequest): ((response: InferResponse) => void) | undefined };
 }
+
+export interface ItemReservation {
+  settle(actual: { predictions: number }): Promise<void>;
+  release(): Promise<void>;
+}
+
 
 /** What one inference used: its batch elements and, once it ran, its serving times. */
 export interface InferenceMeasures {
@@ -189,9 +202,13 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
   const started = performance.now();
   const labels = { ...(model.tenantId === undefined ? {} : { tenant: model.tenantId }), model: model.name, version: model.version };
   const measures: InferenceMeasures = { items: 0 };
+  let reservation: ItemReservation | undefined;
   try {
     const parsed = parse(await signatureOf(deps, model));
     measures.items = itemsOf(parsed.request);
+    reservation = await deps.admit?.(request, model, measures.items);
+    // Copied before the inference: its input buffers are transferred to a worker.
+    const sampled = deps.drift === undefined ? undefined : deps.drift.sample(model, parsed.request);
     const disconnect = watchDisconnect(request);
     let response: InferResponse;
     try {
@@ -208,12 +225,17 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
     }
     // The one place an output policy applies: every protocol renders what it leaves.
     const rendered = render(model, parsed, model.outputPolicy === undefined ? response : { ...response, outputs: applyOutputPolicy(model.outputPolicy, response.outputs) });
+    if (sampled !== undefined) sampled(response);
     deps.metrics.recordRequest(labels, protocol, 'ok', (performance.now() - started) / 1000);
     deps.onInference?.(request, model, protocol, 'ok', measures);
+    const settled = reservation;
+    reservation = undefined;
+    await settled?.settle({ predictions: measures.items }).catch((error: unknown) => request.log.error({ err: error }, 'could not settle a quota reservation'));
     return rendered;
   } catch (error) {
     deps.metrics.recordRequest(labels, protocol, 'error', (performance.now() - started) / 1000);
     deps.onInference?.(request, model, protocol, 'error', measures);
+    await reservation?.release().catch((releaseError: unknown) => request.log.error({ err: releaseError }, 'could not release a quota reservation'));
     throw error;
   }
 }

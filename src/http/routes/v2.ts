@@ -34,7 +34,7 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
   const server = deps.server ?? { name: 'aiaas', version: '0.1.0' };
 
   app.get('/v2', { schema: v2Schemas.server }, async (_request, reply) =>
-    sendJson(reply, { name: server.name, version: server.version, extensions: ['model_repository', 'binary_tensor_data'] }),
+    sendJson(reply, { name: server.name, version: server.version, extensions: ['model_repository', 'binary_tensor_data', 'classification'] }),
   );
   app.get('/v2/health/live', { schema: v2Schemas.live }, async (_request, reply) => reply.status(200).send());
   app.get('/v2/health/ready', { schema: v2Schemas.ready }, async (_request, reply) => reply.status(200).send());

@@ -69,6 +69,7 @@ export const JobSettings = Type.Object({
   targetLoss: Type.Optional(Type.Number()),
   earlyStopping: Type.Optional(EarlyStoppingSettings),
   label: Type.Optional(Type.String()),
+  keepResult: Type.Optional(Type.Literal(true, { description: 'A sweep trial: the trained model stays with the job; the sweep registers the best one' })),
   validationDatasetId: Type.Optional(Type.String()),
 });
 

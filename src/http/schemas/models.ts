@@ -13,7 +13,16 @@ export const TensorSignature = Type.Object({
   shape: Type.Array(Type.Integer({ minimum: -1 }), { description: '-1 marks a dynamic dimension' }),
 });
 
-export const ModelSignature = Type.Object({ inputs: Type.Array(TensorSignature), outputs: Type.Array(TensorSignature) });
+export const ModelSignature = Type.Object({
+  inputs: Type.Array(TensorSignature),
+  outputs: Type.Array(TensorSignature),
+  classNames: Type.Optional(
+    Type.Array(Type.String(), { description: "Class names by output index, from model.onnx's aiaas.class_names metadata (a model trained on string labels)" }),
+  ),
+  featureNames: Type.Optional(
+    Type.Array(Type.String(), { description: "Input feature names in flat order, from model.onnx's aiaas.feature_names metadata (a model trained on a CSV or flat JSON lines)" }),
+  ),
+});
 
 /** Per-model batching overrides; the handler checks the ranges (docs/api.md). */
 export const BatchingSettings = Type.Object(
