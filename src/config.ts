@@ -85,6 +85,8 @@ export interface AiaasConfig {
   driftSampleRate: number;
   driftWindowSize: number;
   driftPsiThreshold: number;
+  gateWaitSeconds: number;
+  shadowMaxInFlight: number;
   /** How `aiaas serve` writes logs: `auto` is `pretty` on a terminal, else `json`. */
   logFormat: LogFormat;
 }
@@ -166,8 +168,8 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('batchMaxQueueDelayMicroseconds', 'integer', '0', 'Default dynamic batching: how long a request may wait for others to join its batch.', { minimum: 0 }),
   setting('batchMaxQueueSize', 'integer', '1024', 'Default dynamic batching: waiting requests per model version before 503 QUEUE_FULL.', { minimum: 1 }),
   setting('warmup', 'boolean', 'true', 'Run one inference on zeros when a model loads.'),
-  setting('validationTimeoutMs', 'integer', '30000', 'Time limit for opening an uploaded .onnx, or building an uploaded saved model\'s network, in a validation child process.', { minimum: 100 }),
-  setting('validationMemoryBytes', 'integer', bytesText(2048 * mebibyte), 'Memory limit (RSS) of a validation child process (opening an .onnx, building a saved model\'s network).', { minimum: 64 * mebibyte }),
+  setting('validationTimeoutMs', 'integer', '30000', 'Time limit for opening an uploaded .onnx and running it once on zero inputs, or building an uploaded saved model\'s network, in a validation child process.', { minimum: 100 }),
+  setting('validationMemoryBytes', 'integer', bytesText(2048 * mebibyte), 'Memory limit (RSS) of a validation child process (opening an .onnx and running it once, where its memory is measured; building a saved model\'s network). A version stored before measuring is opened under it at its first load: over it, the load answers 503.', { minimum: 64 * mebibyte }),
   setting('masterKey', 'secret', '(none)', 'Master key ring: base64 of 32 bytes, or "1:<base64>,2:<base64>" while rotating. Required unless insecureDev.'),
   setting('masterKeyFile', 'path', '(none)', 'File holding the master key ring instead of masterKey.'),
   setting('insecureDev', 'boolean', 'false', 'Development only: generate and keep a master key in <dataDir>/insecure-dev-master-key.'),
@@ -197,6 +199,8 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('driftSampleRate', 'number', '0', 'Share of V2 and TF-Serving inference requests whose inputs and predicted classes are sampled for drift tracking (0 = off, costing nothing; 1 = every request).', { minimum: 0, maximum: 1 }),
   setting('driftWindowSize', 'integer', '1000', 'Sampled rows kept per model version (a rolling window) for drift scores.', { minimum: 10, maximum: 100000 }),
   setting('driftPsiThreshold', 'number', '0.25', 'A version whose worst input-feature PSI, or output-class PSI, exceeds this is drifting: an audit entry drift.detected is written (once per crossing).', { minimum: 0 }),
+  setting('gateWaitSeconds', 'integer', '60', "How long moving a gated alias waits for the gate's evaluation before answering 202 with its job (a request's waitSeconds may ask for less or more, up to 600).", { minimum: 0, maximum: 600 }),
+  setting('shadowMaxInFlight', 'integer', '64', "Shadow inferences running at once per server; a live request arriving above it gets no shadow copy (counted as skipped).", { minimum: 1, maximum: 100000 }),
   setting('logFormat', 'enum', 'auto', 'Log lines on stdout: json (pino, one object a line), pretty (time, level, message and fields, for people), or auto: pretty when stdout is a terminal, json otherwise.', { values: logFormats }),
 ];
 
@@ -398,6 +402,8 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     driftSampleRate: value('driftSampleRate'),
     driftWindowSize: value('driftWindowSize'),
     driftPsiThreshold: value('driftPsiThreshold'),
+    gateWaitSeconds: value('gateWaitSeconds'),
+    shadowMaxInFlight: value('shadowMaxInFlight'),
     logFormat: value<LogFormat>('logFormat'),
   };
   validateConfig(config);

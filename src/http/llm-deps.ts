@@ -11,6 +11,7 @@ import type { QuotaService } from '../billing/quotas.ts';
 import { modelAllowed } from '../security/roles.ts';
 import { AiaasError } from '../errors.ts';
 import { authorize, authorizeModel } from './auth.ts';
+import { nameServedVersion } from './served-version.ts';
 import type { Metrics } from './metrics.ts';
 import type { UsageMeter } from './usage-metering.ts';
 import type { LanguageModelDeps, LanguageModelEntry } from './protocols/llm-support.ts';
@@ -58,7 +59,9 @@ export function languageModelDeps(options: LanguageModelDepsOptions): LanguageMo
     async resolve(request: FastifyRequest, name: string, selector?: string) {
       const principal = authorize(request, 'inference');
       authorizeModel(request, name);
-      return toEntry(await registry.resolveLanguageModel(principal.tenantId, name, selector));
+      const version = await registry.resolveLanguageModel(principal.tenantId, name, selector);
+      nameServedVersion(request, String(version.version));
+      return toEntry(version);
     },
     async list(request: FastifyRequest) {
       const principal = authorize(request, 'inference');

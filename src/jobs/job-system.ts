@@ -6,6 +6,7 @@ import { createPullHandler, registerPulledFile } from '../platform/model-pull.ts
 import type { ModelRegistry } from '../platform/model-registry.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import type { Repositories } from '../storage/index.ts';
+import { createEvaluationHandler, EvaluationService } from '../quality/evaluations.ts';
 import { JobRunner, type TrainingUsage } from './job-runner.ts';
 import { createHash } from 'node:crypto';
 import type { ProvenanceDataset, ProvenanceInputs } from '../platform/provenance.ts';
@@ -24,6 +25,8 @@ export interface JobSystem {
   service: JobService;
   /** Hyperparameter sweeps over training jobs (src/http/routes/sweeps.ts). */
   sweeps: SweepService;
+  /** Evaluation reports: `evaluate` jobs and their stored reports (routes and promotion gates). */
+  evaluations: EvaluationService;
   start(): void;
   /** Cancels every queued or running job of a tenant (used when the tenant is deleted). */
   cancelTenantJobs(tenantId: string): Promise<void>;
@@ -32,7 +35,7 @@ export interface JobSystem {
 
 /** Exactly what the job system needs from the composition root; it imports nothing from startup/ or http/. */
 export interface JobSystemContext {
-  readonly repositories: Pick<Repositories, 'jobs' | 'datasets' | 'models' | 'versionReports' | 'sweeps'>;
+  readonly repositories: Pick<Repositories, 'jobs' | 'datasets' | 'models' | 'versionReports' | 'sweeps' | 'evaluations'>;
   readonly artifacts: EncryptedArtifactStore;
   readonly registry: ModelRegistry;
   readonly config: AiaasConfig;
@@ -70,21 +73,32 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     if (baseline !== undefined) await repositories.versionReports.add(tenantId, version.id, 'drift-baseline', { source: 'training', jobId, baseline });
     return { versionId: version.id, version: version.version };
   }
+  async function loadDatasetSource(tenantId: string, datasetId: string) {
+    const record = await repositories.datasets.get(tenantId, datasetId);
+    if (!record) return undefined;
+    const schema = record.schema as DatasetSchema;
+    const classNames = schema.classNames;
+    return {
+      format: record.format,
+      name: record.name,
+      bytes: await artifacts.get(tenantId, record.artifactRef),
+      ...(record.labelsArtifactRef === null ? {} : { labelsBytes: await artifacts.get(tenantId, record.labelsArtifactRef) }),
+      ...(schema.label === undefined ? {} : { label: schema.label }),
+      ...(classNames === undefined ? {} : { classNames }),
+    };
+  }
+  const evaluate = createEvaluationHandler({
+    registry,
+    evaluations: repositories.evaluations,
+    loadDataset: loadDatasetSource,
+    temporaryDirectory: join(config.dataDir, 'evaluations'),
+    memoryLimitBytes: config.jobMemoryLimitBytes,
+    logger: context.logger.child({ component: 'evaluations' }),
+  });
   const runner = new JobRunner(
     {
       jobs: repositories.jobs,
-      async loadDatasetSource(tenantId, datasetId) {
-        const record = await repositories.datasets.get(tenantId, datasetId);
-        if (!record) return undefined;
-        const schema = record.schema as DatasetSchema;
-        return {
-          format: record.format,
-          name: record.name,
-          bytes: await artifacts.get(tenantId, record.artifactRef),
-          ...(record.labelsArtifactRef === null ? {} : { labelsBytes: await artifacts.get(tenantId, record.labelsArtifactRef) }),
-          ...(schema.label === undefined ? {} : { label: schema.label }),
-        };
-      },
+      loadDatasetSource,
       putArtifact: (tenantId, bytes) => artifacts.put(tenantId, bytes),
       getArtifact: (tenantId, ref) => artifacts.get(tenantId, ref),
       deleteArtifact: (ref) => artifacts.delete(ref),
@@ -115,7 +129,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
               await context.recordTrainingSeconds!(tenantId, seconds);
             },
           }),
-      handlers: { pull: pull.handler },
+      handlers: { pull: pull.handler, evaluate: evaluate.handler },
     },
     {
       concurrency: config.jobConcurrency,
@@ -154,7 +168,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     },
     runner,
     maxUnfinishedJobsPerTenant: config.maxConcurrentJobsPerTenant,
-    kinds: { pull: pull.parser },
+    kinds: { pull: pull.parser, evaluate: evaluate.parser },
     maxModelParameters: config.maxModelParameters,
     ...(context.admitJob === undefined ? {} : { admitJob: context.admitJob }),
   });
@@ -162,6 +176,12 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
   async function cancelTenantJobs(tenantId: string): Promise<void> {
     for (const jobId of await repositories.jobs.cancelUnfinished(tenantId)) runner.cancel(jobId);
   }
+  const evaluations = new EvaluationService({
+    registry,
+    evaluations: repositories.evaluations,
+    jobs: service,
+    datasetExists: async (tenantId, datasetId) => (await repositories.datasets.get(tenantId, datasetId)) !== undefined,
+  });
   const sweeps = new SweepService({
     sweeps: repositories.sweeps,
     jobs: service,
@@ -175,6 +195,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
   return {
     runner,
     service,
+    evaluations,
     sweeps,
     start: () => {
       runner.start();

@@ -16,6 +16,11 @@ import type {
   Alias,
   SigningKeyInfo,
   VersionProvenance,
+  EvaluateRequest,
+  Evaluation,
+  GateDecision,
+  SetAliasRequest,
+  ShadowStatus,
   ChatCompletionChunk,
   ChatCompletionRequest,
   JobKind,
@@ -449,8 +454,48 @@ export class AliasesApi {
     return listOf<Alias>(await this.transport.json('GET', `/api/v1/models/${segment(model)}/aliases`, { signal: options.signal }), 'aliases');
   }
 
+  /**
+   * Sets an alias's whole routing: `version` or a weighted `split`, a `shadow`, a promotion `gate`
+   * (`force` for admins). While a gate's evaluations run the alias is unchanged and the answer is
+   * `{status: 'evaluating', jobs}` (HTTP 202); a failing gate throws GATE_FAILED (409).
+   */
+  async route(
+    model: string,
+    alias: string,
+    request: SetAliasRequest & SignalOption,
+  ): Promise<{ status: 'applied'; alias: Alias; gate: { forced: boolean; decisions: GateDecision[] } | null } | { status: 'evaluating'; message: string; jobs: Job[] }> {
+    const { signal, ...body } = request;
+    const answer = (await this.transport.json('PUT', `/api/v1/models/${segment(model)}/aliases/${segment(alias)}`, { json: body, signal })) as Record<string, unknown>;
+    if (answer.status === 'evaluating') return answer as { status: 'evaluating'; message: string; jobs: Job[] };
+    return { status: 'applied', alias: answer.alias as Alias, gate: (answer.gate ?? null) as { forced: boolean; decisions: GateDecision[] } | null };
+  }
+
+  /** The live/shadow comparisons of an alias with a shadow version. */
+  async shadow(model: string, alias: string, options: SignalOption = {}): Promise<ShadowStatus> {
+    return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/aliases/${segment(alias)}/shadow`, { signal: options.signal })) as ShadowStatus;
+  }
+
   async delete(model: string, alias: string, options: SignalOption = {}): Promise<void> {
     await this.transport.send('DELETE', `/api/v1/models/${segment(model)}/aliases/${segment(alias)}`, { signal: options.signal });
+  }
+}
+
+export class EvaluationsApi {
+  constructor(private readonly transport: Transport) {}
+
+  /** Queues an evaluation job; the report appears on the evaluation once the job succeeds. */
+  async create(model: string, version: number | string, request: EvaluateRequest & SignalOption): Promise<Evaluation> {
+    const { signal, ...body } = request;
+    const answer = await this.transport.json('POST', `/api/v1/models/${segment(model)}/versions/${segment(version)}/evaluations`, { json: body, signal });
+    return unwrap<Evaluation>(answer, 'evaluation');
+  }
+
+  async list(model: string, version: number | string, options: SignalOption = {}): Promise<Evaluation[]> {
+    return listOf<Evaluation>(await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/evaluations`, { signal: options.signal }), 'evaluations');
+  }
+
+  async get(model: string, version: number | string, id: string, options: SignalOption = {}): Promise<Evaluation> {
+    return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/evaluations/${segment(id)}`, { signal: options.signal })) as Evaluation;
   }
 }
 
@@ -755,6 +800,7 @@ export class AiaasClient {
   readonly models: ModelsApi;
   readonly versions: VersionsApi;
   readonly aliases: AliasesApi;
+  readonly evaluations: EvaluationsApi;
   readonly jobs: JobsApi;
   readonly audit: AuditApi;
   readonly backups: BackupsApi;
@@ -772,6 +818,7 @@ export class AiaasClient {
     this.models = new ModelsApi(this.transport);
     this.versions = new VersionsApi(this.transport);
     this.aliases = new AliasesApi(this.transport);
+    this.evaluations = new EvaluationsApi(this.transport);
     this.jobs = new JobsApi(this.transport);
     this.audit = new AuditApi(this.transport);
     this.backups = new BackupsApi(this.transport);

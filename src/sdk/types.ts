@@ -84,6 +84,13 @@ export type VersionProvenance = Static<(typeof models.modelSchemas.provenance.re
 export type SigningKeyInfo = Static<(typeof models.modelSchemas.signingKey.response)[200]>;
 export type Alias = Static<typeof models.Alias>;
 export type Model = Static<typeof models.Model>;
+/** `report` is an EvaluationReport (src/quality/metrics.ts, docs/quality.md) once the job succeeded. */
+export type Evaluation = Static<typeof models.Evaluation>;
+export type EvaluateRequest = Static<typeof models.EvaluateRequest>;
+export type SetAliasRequest = Static<typeof models.SetAliasRequest>;
+export type PromotionGate = Static<typeof models.PromotionGate>;
+export type GateDecision = Static<typeof models.GateDecision>;
+export type ShadowStatus = Static<typeof models.ShadowStatus>;
 export type ModelFileName = Static<typeof models.ModelFileNameSchema>;
 
 // Jobs

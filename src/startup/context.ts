@@ -47,6 +47,7 @@ import { KeyStoreDataKeyStore } from './data-key-store.ts';
 import { moveDataKeysToKeyStore } from './key-store-migration.ts';
 import { migrateArtifactFormat } from './artifact-format-migration.ts';
 import { createJobSystem, type JobSystem } from '../jobs/job-system.ts';
+import { ShadowMonitor } from '../quality/shadow-monitor.ts';
 import { BackupService } from './backups.ts';
 import { PlanStore } from '../billing/plan-store.ts';
 import { parsePlansFile, type Plan } from '../billing/plans.ts';
@@ -99,6 +100,8 @@ export interface ServerContext {
   readonly drift: DriftService;
   /** The operator tenant, and the admin key generated for it on this start (print once, never log). */
   readonly bootstrap: { readonly tenantId: string; readonly generatedKey?: string };
+  /** Shadow traffic: runs the copies and keeps the live/shadow comparisons (process-local). */
+  readonly shadows: ShadowMonitor;
   close(): Promise<void>;
 }
 
@@ -256,6 +259,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     // Emptied now: plaintext an earlier run left (a crash, a kill) must not outlive it.
     const plaintext = await PlaintextDirectory.open(config.dataDir);
     const metrics = new Metrics();
+    const shadows = new ShadowMonitor({ maxInFlight: config.shadowMaxInFlight, metrics });
     const audit = new AuditLogger(repositories.audit, { now });
     const ledger = new UsageLedger(repositories.usageLedger, {
       now,
@@ -398,6 +402,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         // Its model names must not outlive it on /metrics.
         metrics.dropTenant(tenantId);
         drift.forgetTenant(tenantId);
+        shadows.dropTenant(tenantId);
         // Its data key is gone, so its jobs could never store a checkpoint or a result: stop them now.
         await jobs.cancelTenantJobs(tenantId);
         // Then nothing of it stays on disk: artifact files, the rows naming them, its plaintext directory.
@@ -474,6 +479,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         tenantId: bootstrapped.tenant.id,
         ...(bootstrapped.generatedKey === undefined ? {} : { generatedKey: bootstrapped.generatedKey }),
       },
+      shadows,
       close: () => {
         closed ??= (async () => {
           for (const close of closers) await close();

@@ -411,6 +411,47 @@ export const migrations: readonly Migration[] = [
       await db.schema.alterTable('jobs').addColumn('result_refs_json', 'text').execute();
     },
   },
+  {
+    // The memory one instance of a version takes, measured in the validation child (RSS after
+    // opening the model and one run on zeros, minus RSS before). Null for versions stored before
+    // this migration (measured at their first load) and where the format does not measure.
+    name: '0003_model_memory',
+    async up(db) {
+      await db.schema.alterTable('model_versions').addColumn('measured_memory_bytes', 'bigint').execute();
+    },
+  },
+  {
+    // Evaluation reports: one row per finished `evaluate` job (the row id is the job's id). The
+    // report and the request's settings are tenant content, sealed like a version's metrics.
+    name: '0003_evaluations',
+    async up(db) {
+      await db.schema
+        .createTable('evaluations')
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('model_id', 'text', (col) => col.notNull())
+        .addColumn('model_name', 'text', (col) => col.notNull())
+        .addColumn('version_id', 'text', (col) => col.notNull())
+        .addColumn('version', 'integer', (col) => col.notNull())
+        .addColumn('dataset_id', 'text', (col) => col.notNull())
+        .addColumn('settings_json', 'text', (col) => col.notNull())
+        .addColumn('report_json', 'text', (col) => col.notNull())
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .execute();
+      await db.schema.createIndex('evaluations_by_version').on('evaluations').columns(['tenant_id', 'version_id', 'dataset_id', 'created_at']).execute();
+    },
+  },
+  {
+    // Aliases that do more than point at one version: a weighted split (canary), a shadow version
+    // that gets a copy of the traffic, and a promotion gate. `version_id` stays the version a plain
+    // reader sees (a split's heaviest version), so older code reads such an alias sensibly.
+    name: '0003_alias_routing',
+    async up(db) {
+      await db.schema.alterTable('aliases').addColumn('split_json', 'text').execute();
+      await db.schema.alterTable('aliases').addColumn('shadow_version_id', 'text').execute();
+      await db.schema.alterTable('aliases').addColumn('gate_json', 'text').execute();
+    },
+  },
 ];
 
 /**

@@ -102,6 +102,8 @@ export interface ModelVersionsTable {
   provenance_json: string | null;
   /** base64 Ed25519 signature over provenance_json's plaintext bytes. */
   provenance_signature: string | null;
+  /** Bytes one instance takes, measured at validation (0003_model_memory); null when not measured. */
+  measured_memory_bytes: number | null;
 }
 
 export interface AliasesTable {
@@ -110,6 +112,12 @@ export interface AliasesTable {
   name: string;
   version_id: string;
   updated_at: IsoTimestamp;
+  /** Since 0003_alias_routing: `[{versionId, weight}]` when the alias splits traffic, else null. */
+  split_json: JsonText | null;
+  /** Since 0003_alias_routing: the version that gets a copy of the alias's traffic, if any. */
+  shadow_version_id: string | null;
+  /** Since 0003_alias_routing: the promotion gate a move must pass, if any. */
+  gate_json: JsonText | null;
 }
 
 export interface JobsTable {
@@ -198,6 +206,22 @@ export interface UsageLedgerTable {
   stored_byte_hours: number;
 }
 
+/** Since 0003_evaluations: one finished evaluation report (its id is the evaluate job's id). */
+export interface EvaluationsTable {
+  id: string;
+  tenant_id: string;
+  model_id: string;
+  model_name: string;
+  version_id: string;
+  version: number;
+  dataset_id: string;
+  /** Sealed: the request (output, label, class names, top-k). */
+  settings_json: JsonText;
+  /** Sealed: the report. */
+  report_json: JsonText;
+  created_at: IsoTimestamp;
+}
+
 export interface Schema {
   migrations: MigrationsTable;
   tenants: TenantsTable;
@@ -211,6 +235,7 @@ export interface Schema {
   job_events: JobEventsTable;
   audit_log: AuditLogTable;
   usage_ledger: UsageLedgerTable;
+  evaluations: EvaluationsTable;
   plans: PlansTable;
   tenant_plans: TenantPlansTable;
   quota_usage: QuotaUsageTable;

@@ -39,6 +39,7 @@ export const sealedColumns = {
   version_reports: { rowId: 'id', columns: ['body_json'] },
   sweeps: { rowId: 'id', columns: ['definition_json'] },
   sweep_trials: { rowId: 'id', columns: ['params_json'] },
+  evaluations: { rowId: 'id', columns: ['settings_json', 'report_json'] },
 } as const;
 
 export type SealedTable = keyof typeof sealedColumns;

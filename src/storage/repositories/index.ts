@@ -13,6 +13,7 @@ import { TenantRepository, type RepositoryOptions } from './tenants.ts';
 import { UsageLedgerRepository } from './usage-ledger.ts';
 import { VersionReportRepository } from './version-reports.ts';
 import { SweepRepository } from './sweeps.ts';
+import { EvaluationRepository } from './evaluations.ts';
 
 export interface Repositories {
   readonly tenants: TenantRepository;
@@ -27,6 +28,7 @@ export interface Repositories {
   readonly artifactReferences: ArtifactReferenceRepository;
   readonly versionReports: VersionReportRepository;
   readonly sweeps: SweepRepository;
+  readonly evaluations: EvaluationRepository;
   /**
    * Runs `work` with repositories bound to one transaction, so a caller can
    * combine writes across aggregates (e.g. finish a job and add its version).
@@ -51,6 +53,7 @@ export function createRepositories(db: Kysely<Schema>, options: RepositoryOption
     artifactReferences: new ArtifactReferenceRepository(db),
     versionReports: new VersionReportRepository(db, options),
     sweeps: new SweepRepository(db, options),
+    evaluations: new EvaluationRepository(db, options),
     transaction: (work) => inTransaction(db, (transaction) => work(createRepositories(transaction, options))),
   };
 }
@@ -67,3 +70,4 @@ export * from './tenants.ts';
 export * from './usage-ledger.ts';
 export * from './version-reports.ts';
 export * from './sweeps.ts';
+export * from './evaluations.ts';

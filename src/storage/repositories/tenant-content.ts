@@ -65,6 +65,7 @@ export class TenantContentRepository {
   async deleteContent(tenantId: string): Promise<void> {
     await inTransaction(this.#db, async (transaction) => {
       await transaction.deleteFrom('aliases').where('tenant_id', '=', tenantId).execute();
+      await transaction.deleteFrom('evaluations').where('tenant_id', '=', tenantId).execute();
       await transaction.deleteFrom('model_versions').where('tenant_id', '=', tenantId).execute();
       await transaction.deleteFrom('models').where('tenant_id', '=', tenantId).execute();
       await transaction.deleteFrom('datasets').where('tenant_id', '=', tenantId).execute();
