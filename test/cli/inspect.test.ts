@@ -91,7 +91,7 @@ describe('models versions rm, models alias rm', () => {
     const malformed = await run({}, ['models', 'versions', 'rm', 'mnist']);
     expect(malformed.err).toMatch(/^error USAGE: expected NAME@VERSION, got "mnist"/);
     await server!.close();
-    const moved = await run({ 'PUT /api/v1/models/mnist/aliases/production': sendJson(200, { alias: { name: 'production', version: 3 } }) }, ['models', 'alias', 'mnist', 'production', '3']);
+    const moved = await run({ 'PUT /api/v1/models/mnist/aliases/production': sendJson(200, { alias: { name: 'production', version: 3, split: null, shadow: null }, gate: null }) }, ['models', 'alias', 'mnist', 'production', '3']);
     expect(moved).toMatchObject({ code: 0, err: 'mnist@production → version 3\n' });
   });
 });
