@@ -108,7 +108,8 @@ function startServer(cwd: string, environment: NodeJS.ProcessEnv): Promise<LiveS
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(root, 'bin/aiaas.js'), 'serve', '--port', '0', '--data-dir', './aiaas-data'], {
       cwd,
-      env: { ...environment, AIAAS_LOG_LEVEL: 'warn' },
+      // Quieter logs, and llama.cpp on one thread as every test runs it (a shared CI machine).
+      env: { ...environment, AIAAS_LOG_LEVEL: 'warn', AIAAS_LLM_THREADS: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
