@@ -4,6 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, describeError, forgetKey, setUnauthorizedHandler, storedKey, storeKey } from './api.ts';
 import { href, interceptLinks, navigate, usePath } from './router.ts';
 import type { Me } from './types.ts';
+import { PageErrorBoundary } from './ui.tsx';
 import { ModelsPage, ModelPage } from './pages/models.tsx';
 import { JobsPage, JobPage, NewJobPage } from './pages/jobs.tsx';
 import { DatasetsPage } from './pages/datasets.tsx';
@@ -173,7 +174,9 @@ function App() {
         </div>
       </header>
       <main id="main" tabIndex={-1}>
-        <Page path={path} me={me} />
+        <PageErrorBoundary path={path}>
+          <Page path={path} me={me} />
+        </PageErrorBoundary>
       </main>
     </>
   );

@@ -78,7 +78,11 @@ export interface Dataset {
   format: string;
   rowCount: number;
   bytes: number;
-  schema: { featureShape: number[]; labelShape: number[]; featureNames?: string[]; labelName?: string; classes?: string[]; label?: string };
+  schema: { featureShape: number[]; labelShape: number[]; featureNames?: string[]; labelName?: string; /** The number of classes, or their names when the labels were strings. */
+    classes?: number | string[];
+    classNames?: string[];
+    label?: string;
+  };
   createdAt: string;
 }
 

@@ -1,5 +1,5 @@
 /** Shared pieces: a data-loading hook, error and status notices, a copy button, page headings. */
-import type { ComponentChildren } from 'preact';
+import { Component, type ComponentChildren } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { api, describeError } from './api.ts';
 
@@ -84,4 +84,26 @@ export function StatusBadge({ status }: { status: string }) {
 
 export function EmptyState({ children }: { children: ComponentChildren }) {
   return <p class="empty">{children}</p>;
+}
+
+/** Keeps one page's rendering error from freezing the whole console: it says what broke instead. */
+export class PageErrorBoundary extends Component<{ children: ComponentChildren; path: string }, { error: string | undefined; path: string }> {
+  override state = { error: undefined as string | undefined, path: this.props.path };
+
+  static override getDerivedStateFromError(error: unknown) {
+    return { error: error instanceof Error ? error.message : String(error) };
+  }
+
+  override componentDidUpdate() {
+    if (this.state.error !== undefined && this.state.path !== this.props.path) this.setState({ error: undefined, path: this.props.path });
+  }
+
+  override render() {
+    if (this.state.error === undefined) return this.props.children;
+    return (
+      <p class="notice error" role="alert">
+        This page failed to render: {this.state.error}. Reload, or report it with what you did.
+      </p>
+    );
+  }
 }

@@ -100,6 +100,12 @@ function UploadForm({ onUploaded }: { onUploaded: (dataset: Dataset) => void }) 
   );
 }
 
+function ClassSummary({ classes }: { classes: number | string[] | undefined }) {
+  if (classes === undefined) return null;
+  if (typeof classes === 'number') return <div class="muted small">{classes} classes</div>;
+  return <div class="muted small">classes: {classes.slice(0, 20).join(', ')}{classes.length > 20 ? ', …' : ''}</div>;
+}
+
 function shape(values: number[]): string {
   return values.length === 0 ? 'scalar' : `[${values.join(' × ')}]`;
 }
@@ -166,7 +172,7 @@ export function DatasetsPage() {
                   </td>
                   <td>
                     {dataset.schema.labelName ?? dataset.schema.label ?? shape(dataset.schema.labelShape)}
-                    {dataset.schema.classes !== undefined && <div class="muted small">classes: {dataset.schema.classes.join(', ')}</div>}
+                    <ClassSummary classes={dataset.schema.classNames ?? dataset.schema.classes} />
                   </td>
                   <td>{formatTime(dataset.createdAt)}</td>
                   <td>
