@@ -122,8 +122,8 @@ export function ProbabilityBars({ labels, values }: { labels: string[]; values: 
 
 /** Columns per day, stacked per model; `values[day][model]`. */
 export function StackedColumns({ title, days, models, values, unit }: { title: string; days: string[]; models: string[]; values: number[][]; unit: string }) {
-  const width = 640;
-  const height = 240;
+  const width = 1000;
+  const height = 300;
   const margin = { left: 56, right: 12, top: 12, bottom: 44 };
   const totals = values.map((row) => row.reduce((sum, value) => sum + value, 0));
   const max = Math.max(1, ...totals);

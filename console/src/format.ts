@@ -29,3 +29,9 @@ export function formatDuration(seconds: number): string {
   const minutes = Math.floor(seconds / 60);
   return `${minutes} min ${Math.round(seconds % 60)} s`;
 }
+
+/** A short form of an id such as `job_48m9emi72ccerhckemwv`: its prefix and the first 8 characters after it. */
+export function shortId(id: string): string {
+  const separator = id.indexOf('_');
+  return separator === -1 ? id.slice(0, 8) : id.slice(0, separator + 9);
+}

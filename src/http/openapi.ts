@@ -112,8 +112,7 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'POST /api/pull': { summary: 'Ollama pull from {model, url, sha256?}: a pull job whose progress streams as NDJSON; NAME:TAG makes TAG an alias of the new version', permission: 'models:write', tag: 'ollama' },
   'DELETE /api/delete': { summary: 'Ollama delete: NAME deletes the model, NAME:VERSION one version, NAME:ALIAS the alias', permission: 'models:write', tag: 'ollama' },
   'GET /': { summary: 'Redirects to the web console at /console/', permission: 'none', tag: 'service' },
-  'GET /console': { summary: 'The web console (docs/console.md); 503 with a page saying to run npm run build when it is not built', permission: 'none', tag: 'service' },
-  'GET /console/*': { summary: "The web console's files; its client routes answer its index.html", permission: 'none', tag: 'service' },
+  'GET /console*': { summary: 'The web console (docs/console.md): its files, and its index.html for /console/ and its client routes; 503 with a page saying to run npm run build when it is not built', permission: 'none', tag: 'service' },
 };
 
 export function routeKey(route: RegisteredRoute): string {

@@ -1,7 +1,7 @@
 /** Audit: the hash-chained log, a page at a time, and a button that verifies the chain. */
 import { useState } from 'preact/hooks';
 import { api, describeError } from '../api.ts';
-import { formatTime } from '../format.ts';
+import { formatTime, shortId } from '../format.ts';
 import type { AuditEntry, Me } from '../types.ts';
 import { ErrorNotice, Loading, PageHeader, useApi } from '../ui.tsx';
 
@@ -85,7 +85,7 @@ export function AuditPage({ me }: { me: Me }) {
                   <span class={`badge outcome-${entry.outcome}`}>{entry.outcome}</span>
                 </td>
                 <td>
-                  <code>{entry.keyId?.slice(0, 8) ?? '—'}</code>
+                  <code>{entry.keyId === null ? '—' : shortId(entry.keyId)}</code>
                 </td>
                 <td>{entry.ip ?? '—'}</td>
               </tr>

@@ -1,7 +1,7 @@
 /** Datasets: upload with a progress bar, and each dataset's schema and row count. */
 import { useRef, useState } from 'preact/hooks';
 import { api, describeError, uploadWithProgress } from '../api.ts';
-import { formatBytes, formatTime } from '../format.ts';
+import { formatBytes, formatTime, shortId } from '../format.ts';
 import type { Dataset } from '../types.ts';
 import { EmptyState, ErrorNotice, Loading, PageHeader, useApi } from '../ui.tsx';
 
@@ -153,7 +153,7 @@ export function DatasetsPage() {
                   <th scope="row">
                     {dataset.name}
                     <div class="muted small">
-                      <code>{dataset.id.slice(0, 8)}</code>
+                      <code>{shortId(dataset.id)}</code>
                     </div>
                   </th>
                   <td>{dataset.format}</td>

@@ -2,7 +2,7 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, describeError, readEventStream, request } from '../api.ts';
 import { LineChart, type Series } from '../charts.tsx';
-import { formatDuration, formatNumber, formatTime } from '../format.ts';
+import { formatDuration, formatNumber, formatTime, shortId } from '../format.ts';
 import { href, navigate } from '../router.ts';
 import { checkSpecText, type SpecProblem } from '../spec-check.ts';
 import type { Dataset, EpochRecord, Job } from '../types.ts';
@@ -65,7 +65,7 @@ export function JobsPage() {
                 <tr key={job.id}>
                   <th scope="row">
                     <a href={href(`/jobs/${job.id}`)}>
-                      <code>{job.id.slice(0, 8)}</code>
+                      <code>{shortId(job.id)}</code>
                     </a>
                   </th>
                   <td>{job.kind}</td>
@@ -165,9 +165,9 @@ export function JobPage({ id }: { id: string }) {
   return (
     <section>
       <nav class="breadcrumbs" aria-label="Breadcrumb">
-        <a href={href('/jobs')}>Training jobs</a> / <span aria-current="page">{id.slice(0, 8)}</span>
+        <a href={href('/jobs')}>Training jobs</a> / <span aria-current="page">{shortId(id)}</span>
       </nav>
-      <PageHeader title={`Job ${id.slice(0, 8)} · ${current.model}`}>
+      <PageHeader title={`Job ${shortId(id)} · ${current.model}`}>
         {!finished.has(current.status) && (
           <button type="button" class="danger" onClick={cancel} disabled={current.cancelRequested}>
             {current.cancelRequested ? 'Cancelling…' : 'Cancel job'}

@@ -100,8 +100,10 @@ export async function consoleRoutes(app: FastifyInstance, options: ConsoleRouteO
 
   const config = { public: true } as const;
   app.get('/', { schema: consoleSchemas.root, config }, async (_request, reply) => reply.redirect('/console/', 302));
-  app.get('/console', { schema: consoleSchemas.page, config }, async (_request, reply) => send(reply, 'index.html'));
-  app.get<{ Params: { '*': string } }>('/console/*', { schema: consoleSchemas.file, config }, async (request, reply) =>
-    send(reply, request.params['*'] === '' ? 'index.html' : request.params['*']),
-  );
+  // One wildcard route for /console, /console/ and everything below (a second route would share its OpenAPI operation id).
+  app.get<{ Params: { '*': string } }>('/console*', { schema: consoleSchemas.page, config }, async (request, reply) => {
+    const rest = request.params['*'];
+    if (rest !== '' && !rest.startsWith('/')) throw new AiaasError('NOT_FOUND', `No route GET /console${rest.slice(0, 200)}`);
+    return send(reply, rest.length <= 1 ? 'index.html' : rest.slice(1));
+  });
 }

@@ -8,8 +8,7 @@ const file = (description: string) => ({ schema: Type.String({ description }) })
 
 export const consoleSchemas = {
   root: { response: { 302: NoBody } },
-  page: { response: { 200: { content: { 'text/html': { schema: page } } }, 503: notBuilt } },
-  file: {
+  page: {
     response: {
       200: {
         content: {
