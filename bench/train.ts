@@ -12,6 +12,7 @@ import type { Dataset } from '../src/data/dataset.ts';
 import { loadIdxPair } from '../src/data/idx.ts';
 import { Model } from '../src/engine/model.ts';
 import { Random } from '../src/engine/random.ts';
+import { resolveSpec, scalesIdxPixelsAtLoad } from '../src/engine/spec.ts';
 
 const epochs = Number(process.env.BENCH_EPOCHS ?? 3);
 const fashionDirectory = '/usr/share/datasets/fashion-mnist';
@@ -29,7 +30,10 @@ function syntheticData(): Dataset {
 }
 
 const fashion = existsSync(fashionImages) && existsSync(fashionLabels);
-const data = fashion ? loadIdxPair(readFileSync(fashionImages), readFileSync(fashionLabels)) : syntheticData();
+// The spec scales pixels in its graph (input.scale), so the IDX pixels are loaded raw, as a job loads them.
+const data = fashion
+  ? loadIdxPair(readFileSync(fashionImages), readFileSync(fashionLabels), { scale: scalesIdxPixelsAtLoad(resolveSpec(spec)) })
+  : syntheticData();
 
 // Matrix-multiply FLOPs per sample of one train step: forward (784·128 + 128·10 MACs), the two
 // weight gradients, and the hidden-layer input gradient (none for the network input).

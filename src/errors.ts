@@ -68,6 +68,11 @@ export const errorCatalogue = {
   PULL_SOURCE_REFUSED: { status: 403, title: "Download source refused by the server's pull policy" },
   PULL_FAILED: { status: 502, title: 'The model file could not be downloaded' },
   PULL_HASH_MISMATCH: { status: 422, title: 'The downloaded file does not match the expected sha256' },
+  // explanations, provenance and model protection (src/explain, src/platform/provenance.ts, output policies)
+  EXPLANATION_UNSUPPORTED: { status: 400, title: 'This explanation is not available for this model or input' },
+  OUTPUT_POLICY_RESTRICTED: { status: 403, title: "The model's output policy forbids this" },
+  EXPORT_FORBIDDEN: { status: 403, title: 'The model is marked not exportable' },
+  PROVENANCE_NOT_FOUND: { status: 404, title: 'The version has no provenance record' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -7,6 +7,7 @@ import { loadDatasetFile } from '../data/load.ts';
 import { describeJsonSyntaxError } from '../data/json-syntax.ts';
 import { Model, trainingSummary, type BatchEvent, type EpochEvent } from '../engine/model.ts';
 import { loadWeights, saveModel } from '../engine/saved-model.ts';
+import { scalesIdxPixelsAtLoad } from '../engine/spec.ts';
 import type { CliIo } from './io.ts';
 
 export const trainUsage = `Usage: aiaas train --spec SPEC.json (--data FILE [--label COLUMN] | --data IMAGES.idx[.gz] --labels LABELS.idx[.gz])
@@ -64,8 +65,9 @@ export class EpochProgress {
   }
 }
 
-async function loadData(io: CliIo, data: string, labels: string | undefined, label: string | undefined): Promise<Dataset> {
+async function loadData(io: CliIo, data: string, labels: string | undefined, label: string | undefined, scale: boolean): Promise<Dataset> {
   return loadDatasetFile(resolve(io.cwd, data), {
+    scale,
     ...(labels === undefined ? {} : { labelsPath: resolve(io.cwd, labels) }),
     ...(label === undefined ? {} : { label }),
   });
@@ -127,10 +129,12 @@ export async function runTrainCommand(argv: string[], io: CliIo): Promise<number
   // Validate the spec before reading any data: a bad spec fails in milliseconds.
   const model = Model.fromSpec(document, { seed });
   if (values.init !== undefined) loadWeights(model, await readFile(resolve(io.cwd, values.init)));
-  const train = await loadData(io, values.data!, values.labels, values.label);
+  // IDX pixels are divided by 255 here only for specs without input preprocessing (docs/model-spec.md).
+  const scale = scalesIdxPixelsAtLoad(model.spec);
+  const train = await loadData(io, values.data!, values.labels, values.label, scale);
   let test: Dataset | undefined;
-  if (values.test !== undefined) test = await loadData(io, values.test, undefined, values.label);
-  if (values['test-data'] !== undefined) test = await loadData(io, values['test-data'], values['test-labels'], values.label);
+  if (values.test !== undefined) test = await loadData(io, values.test, undefined, values.label, scale);
+  if (values['test-data'] !== undefined) test = await loadData(io, values['test-data'], values['test-labels'], values.label, scale);
 
   const progress = new EpochProgress(io.stderr);
   const result = await model.fit(train, {

@@ -1,9 +1,13 @@
 import { AiaasError, quoteForError } from '../errors.ts';
 import { GrowableFloat32Array, decodeText } from './bytes.ts';
+import { classIndices, sortedClassNames } from './class-names.ts';
 import type { Dataset } from './dataset.ts';
 
 export interface CsvOptions {
-  /** Name of the label column. Default "label". Every other column is a numeric feature. */
+  /**
+   * Name of the label column. Default "label". Every other column is a numeric feature. Labels are
+   * numbers, or strings (class names) when any label is not a decimal number.
+   */
   label?: string;
   /** Used in error messages. */
   fileName?: string;
@@ -161,6 +165,9 @@ export function parseCsv(input: Uint8Array | string, options: CsvOptions = {}): 
   const featureNames = header.filter((_, column) => column !== labelColumn);
   const features = new GrowableFloat32Array(featureNames.length * 1024);
   const labels = new GrowableFloat32Array(1024);
+  // Every label's text, kept until the end decides whether the labels are numbers or class names.
+  const labelTexts: string[] = [];
+  let numericLabels = true;
   let count = 0;
   for (const { fields, line } of records) {
     if (fields.length !== header.length) {
@@ -171,6 +178,17 @@ export function parseCsv(input: Uint8Array | string, options: CsvOptions = {}): 
     }
     for (let column = 0; column < fields.length; column++) {
       const raw = fields[column] as string;
+      if (column === labelColumn) {
+        const text = raw.trim();
+        if (text === '') throw invalid(fileName, line, `column ${quoteForError(labelName)} (column ${column + 1}): empty value`, { column: column + 1, columnName: labelName, value: raw });
+        labelTexts.push(text);
+        if (numericLabels) {
+          const value = parseDecimal(raw);
+          if (value === undefined) numericLabels = false;
+          else labels.push(value);
+        }
+        continue;
+      }
       const value = parseDecimal(raw);
       if (value === undefined) {
         const name = header[column] as string;
@@ -181,12 +199,11 @@ export function parseCsv(input: Uint8Array | string, options: CsvOptions = {}): 
           { column: column + 1, columnName: name, value: raw },
         );
       }
-      if (column === labelColumn) labels.push(value);
-      else features.push(value);
+      features.push(value);
     }
     count++;
   }
-  return {
+  const dataset: Dataset = {
     features: features.toArray(),
     featureShape: [featureNames.length],
     labels: labels.toArray(),
@@ -195,4 +212,10 @@ export function parseCsv(input: Uint8Array | string, options: CsvOptions = {}): 
     featureNames,
     labelName,
   };
+  if (!numericLabels) {
+    const classNames = sortedClassNames(labelTexts, fileName);
+    dataset.labels = classIndices(labelTexts, classNames);
+    dataset.classNames = classNames;
+  }
+  return dataset;
 }

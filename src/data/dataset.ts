@@ -4,7 +4,8 @@ import { AiaasError } from '../errors.ts';
  * The in-memory dataset shared by loaders, the engine and the server (see docs/architecture.md).
  * Sample i's features are `features.subarray(i * F, (i + 1) * F)` with F = product of featureShape,
  * and its label `labels.subarray(i * L, (i + 1) * L)` with L = product of labelShape (1 for a scalar
- * label, labelShape []). Class labels are stored as floats (class index 3 -> 3.0).
+ * label, labelShape []). Class labels are stored as floats (class index 3 -> 3.0). String labels
+ * (`setosa`) become indices into `classNames`, which is sorted (see class-names.ts).
  */
 export interface Dataset {
   features: Float32Array;
@@ -14,6 +15,8 @@ export interface Dataset {
   count: number;
   featureNames?: string[];
   labelName?: string;
+  /** Present when the labels were strings: label i is the class `classNames[i]`. */
+  classNames?: string[];
 }
 
 export interface DatasetDescription {
@@ -24,6 +27,8 @@ export interface DatasetDescription {
   labelName?: string;
   /** Present when the labels look like classes: scalar integers 0..k-1, or one-hot rows of length k. */
   classes?: number;
+  /** The class names of string labels, in index order. */
+  classNames?: string[];
 }
 
 export interface DatasetSplit {
@@ -95,6 +100,7 @@ export function takeRows(dataset: Dataset, start: number, end: number): Dataset 
   };
   if (dataset.featureNames !== undefined) rows.featureNames = [...dataset.featureNames];
   if (dataset.labelName !== undefined) rows.labelName = dataset.labelName;
+  if (dataset.classNames !== undefined) rows.classNames = [...dataset.classNames];
   return rows;
 }
 
@@ -128,6 +134,11 @@ export function describeDataset(dataset: Dataset): DatasetDescription {
   };
   if (dataset.featureNames !== undefined) description.featureNames = [...dataset.featureNames];
   if (dataset.labelName !== undefined) description.labelName = dataset.labelName;
+  if (dataset.classNames !== undefined) {
+    description.classes = dataset.classNames.length;
+    description.classNames = [...dataset.classNames];
+    return description;
+  }
   const classes = countClasses(dataset);
   if (classes !== undefined) description.classes = classes;
   return description;

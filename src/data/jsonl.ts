@@ -1,5 +1,6 @@
 import { AiaasError, quoteForError } from '../errors.ts';
 import { GrowableFloat32Array, decodeText } from './bytes.ts';
+import { classIndices, sortedClassNames } from './class-names.ts';
 import type { Dataset } from './dataset.ts';
 
 export interface JsonLinesOptions {
@@ -75,6 +76,8 @@ export function parseJsonLines(input: Uint8Array | string, options: JsonLinesOpt
   let featureNames: string[] = [];
   let count = 0;
   const scratch: number[] = [];
+  // String labels (class names), one per record, when the first record's label is a string.
+  let labelTexts: string[] | undefined;
 
   let position = 0;
   for (let line = 1; position <= text.length; line++) {
@@ -118,8 +121,11 @@ export function parseJsonLines(input: Uint8Array | string, options: JsonLinesOpt
       const featureResult = flattenTensor(fields['features'], scratch);
       if ('problem' in featureResult) throw invalid(fileName, line, `"features": ${featureResult.problem}`);
       const labelStart = scratch.length;
-      const labelResult = flattenTensor(fields[labelKey], scratch);
+      const stringLabel = readStringLabel(fields[labelKey], count === 0, labelTexts, fileName, line, labelKey);
+      if (stringLabel !== undefined) labelTexts ??= [];
+      const labelResult = stringLabel === undefined ? flattenTensor(fields[labelKey], scratch) : { shape: [] };
       if ('problem' in labelResult) throw invalid(fileName, line, `${quoteForError(labelKey)}: ${labelResult.problem}`);
+      if (stringLabel !== undefined) labelTexts?.push(stringLabel);
       if (mode === undefined) {
         featureShape = featureResult.shape;
         labelShape = labelResult.shape;
@@ -132,7 +138,7 @@ export function parseJsonLines(input: Uint8Array | string, options: JsonLinesOpt
         }
       }
       features.pushAll(scratch.slice(0, labelStart));
-      labels.pushAll(scratch.slice(labelStart));
+      if (stringLabel === undefined) labels.pushAll(scratch.slice(labelStart));
     } else {
       if (mode === undefined) {
         featureNames = Object.keys(fields).filter((key) => key !== labelKey);
@@ -167,10 +173,16 @@ export function parseJsonLines(input: Uint8Array | string, options: JsonLinesOpt
         features.push(value);
       }
       const label = fields[labelKey];
-      if (typeof label !== 'number' || !Number.isFinite(label)) {
-        throw invalid(fileName, line, `label ${quoteForError(labelKey)} is ${quoteForError(label)}, expected a finite number`, { key: labelKey });
+      const stringLabel = readStringLabel(label, count === 0, labelTexts, fileName, line, labelKey);
+      if (stringLabel !== undefined) {
+        labelTexts ??= [];
+        labelTexts.push(stringLabel);
+      } else {
+        if (typeof label !== 'number' || !Number.isFinite(label)) {
+          throw invalid(fileName, line, `label ${quoteForError(labelKey)} is ${quoteForError(label)}, expected a finite number or a class name string`, { key: labelKey });
+        }
+        labels.push(label);
       }
-      labels.push(label);
     }
     mode = recordMode;
     count++;
@@ -188,5 +200,39 @@ export function parseJsonLines(input: Uint8Array | string, options: JsonLinesOpt
     labelName: labelKey,
   };
   if (mode === 'flat') dataset.featureNames = featureNames;
+  if (labelTexts !== undefined) {
+    const classNames = sortedClassNames(labelTexts, fileName);
+    dataset.labels = classIndices(labelTexts, classNames);
+    dataset.classNames = classNames;
+  }
   return dataset;
+}
+
+/**
+ * A record's label when labels are class names: the first record decides (a string label makes
+ * every label a class name), and every later record must agree with it.
+ */
+function readStringLabel(
+  label: unknown,
+  first: boolean,
+  labelTexts: string[] | undefined,
+  fileName: string,
+  line: number,
+  labelKey: string,
+): string | undefined {
+  const isString = typeof label === 'string';
+  if (!first && isString !== (labelTexts !== undefined)) {
+    throw invalid(
+      fileName,
+      line,
+      labelTexts === undefined
+        ? `label ${quoteForError(labelKey)} is the string ${quoteForError(label)}, but earlier lines have numeric labels`
+        : `label ${quoteForError(labelKey)} is ${quoteForError(label)}, but earlier lines have class-name strings`,
+      { key: labelKey },
+    );
+  }
+  if (!isString) return undefined;
+  const text = label.trim();
+  if (text === '') throw invalid(fileName, line, `label ${quoteForError(labelKey)} is an empty string`, { key: labelKey });
+  return text;
 }

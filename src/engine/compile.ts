@@ -136,10 +136,10 @@ export interface ParameterLayout {
   total: number;
 }
 
-/** All parameters packed into one vector: one graph input, one output, one optimizer pass per step. */
+/** All trainable parameters packed into one vector: one graph input, one output, one optimizer pass per step. */
 export function parameterLayout(plan: ModelPlan): ParameterLayout {
   let offset = 0;
-  const entries = plan.parameters.map((parameter) => {
+  const entries = plan.trainableParameters.map((parameter) => {
     const length = parameter.shape.reduce((total, dimension) => total * dimension, 1);
     const entry = { name: parameter.name, shape: parameter.shape, offset, length };
     offset += length;
@@ -169,9 +169,17 @@ function unpackParameters(graph: GraphBuilder, plan: ModelPlan, packed: Value, d
   );
 }
 
+/**
+ * One graph input per non-trainable parameter (a normalization layer's statistics), named as the
+ * parameter: fed like the weights, never differentiated or updated.
+ */
+function bufferInputs(graph: GraphBuilder, plan: ModelPlan): Map<string, Value> {
+  return new Map(plan.parameters.filter((parameter) => !parameter.trainable).map((parameter) => [parameter.name, graph.input(parameter.name, parameter.shape)]));
+}
+
 function parameterInputs(graph: GraphBuilder, plan: ModelPlan, differentiable: boolean): Map<string, Value> {
   const packed = graph.input(graphNames.parameters, [parameterLayout(plan).total]);
-  return unpackParameters(graph, plan, packed, differentiable);
+  return new Map([...unpackParameters(graph, plan, packed, differentiable), ...bufferInputs(graph, plan)]);
 }
 
 export interface CompiledGraphs {
@@ -187,6 +195,7 @@ interface TrainStepInputs {
   labels: Value;
   masks: Map<string, Value>;
   packed: Value;
+  buffers: Map<string, Value>;
   state: Value[];
   learningRate: Value;
   step: Value;
@@ -196,7 +205,12 @@ interface TrainStepInputs {
 function emitTrainStep(graph: GraphBuilder, plan: ModelPlan, optimizer: Optimizer, inputs: TrainStepInputs) {
   const layout = parameterLayout(plan);
   const parameters = unpackParameters(graph, plan, inputs.packed, true);
-  const forward = buildForward(graph, plan, { input: inputs.input, parameters, dropoutMasks: inputs.masks, skipFinalActivation: lossReadsLogits(plan) });
+  const forward = buildForward(graph, plan, {
+    input: inputs.input,
+    parameters: new Map([...parameters, ...inputs.buffers]),
+    dropoutMasks: inputs.masks,
+    skipFinalActivation: lossReadsLogits(plan),
+  });
   const { loss, metrics } = lossAndMetrics(graph, plan, forward, inputs.labels);
   const meanLoss = graph.apply1(mean, [loss], null);
   const gradients = graph.gradients(meanLoss, [...parameters.values()]);
@@ -238,6 +252,7 @@ export function compileGraphs(plan: ModelPlan): CompiledGraphs {
       labels: train.input(graphNames.labels, labelShape),
       masks: new Map([...maskShapes].map(([layer, { shape }]) => [layer, train.input(graphNames.dropoutMask(layer), batchShape(shape))])),
       packed: train.input(graphNames.parameters, [layout.total]),
+      buffers: bufferInputs(train, plan),
       state: optimizer.slots.map((slot) => train.input(graphNames.state(slot.suffix), [layout.total])),
       learningRate: train.input(graphNames.learningRate, []),
       step: train.input(graphNames.step, []),
@@ -308,6 +323,7 @@ export function compileTrainSteps(plan: ModelPlan, steps: number, batchSize: num
   const learningRates = scalars(graphNames.learningRate);
   const stepNumbers = scalars(graphNames.step);
   let packed = graph.input(graphNames.parameters, [layout.total]);
+  const buffers = bufferInputs(graph, plan);
   let state = optimizer.slots.map((slot) => graph.input(graphNames.state(slot.suffix), [layout.total]));
   const losses: Value[] = [];
   const metrics = new Map<string, Value[]>(plan.spec.metrics.map((metric) => [metric, []]));
@@ -317,6 +333,7 @@ export function compileTrainSteps(plan: ModelPlan, steps: number, batchSize: num
       labels: labels[index]!,
       masks: new Map(masks.map(([layer, parts]) => [layer, parts[index]!])),
       packed,
+      buffers,
       state,
       learningRate: learningRates[index]!,
       step: stepNumbers[index]!,

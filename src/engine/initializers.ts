@@ -1,13 +1,15 @@
 import type { ParameterSpec } from './plan.ts';
 import type { Random } from './random.ts';
 
-/** Keras' initialisers: glorot uniform (kernels), he normal (truncated at 2σ, as Keras), zeros (biases). */
+/** Keras' initialisers: glorot uniform (kernels), he normal (truncated at 2σ, as Keras), zeros (biases); ones (a normalization layer's variance before it is adapted). */
 export function initialValues(parameter: ParameterSpec, random: Random): Float32Array {
   const count = parameter.shape.reduce((total, dimension) => total * dimension, 1);
   const values = new Float32Array(count);
   switch (parameter.initializer) {
     case 'zeros':
       return values;
+    case 'ones':
+      return values.fill(1);
     case 'glorotUniform': {
       const limit = Math.sqrt(6 / (parameter.fanIn + parameter.fanOut));
       for (let index = 0; index < count; index++) values[index] = (random.next() * 2 - 1) * limit;

@@ -1,5 +1,7 @@
 import { AiaasError } from '../errors.ts';
 import { splitDataset, type Dataset } from '../data/dataset.ts';
+import { alignClassNames } from '../data/class-names.ts';
+import { classNamesMetadataKey, featureNamesMetadataKey } from './names-metadata.ts';
 import { compileGraphs, compileTrainSteps, exportInferenceModel, graphNames, parameterLayout, type CompiledGraphs, type ParameterLayout } from './compile.ts';
 import { initialValues } from './initializers.ts';
 import { createOptimizer, learningRateAt, type OptimizerSlot } from './optimizers.ts';
@@ -155,8 +157,19 @@ export class Model {
   private packedParameters: Float32Array;
   /** One packed vector per optimizer slot (e.g. Adam's m and v). */
   private packedState: Map<string, Float32Array>;
+  /** Non-trainable parameters (normalization statistics) by name: fed to the graphs, never updated by the optimizer. */
+  private buffers: Map<string, Float32Array>;
+  /** Whether the buffers hold statistics (computed by `fit`, or loaded with the weights) rather than their initial values. */
+  private adapted = false;
   private readonly layout: ParameterLayout;
   private readonly slots: readonly OptimizerSlot[];
+  /**
+   * The class names of the string labels the model was trained on (by class index), when it was;
+   * saved with the weights and in model.onnx's metadata (`aiaas.class_names`).
+   */
+  classNames: string[] | undefined;
+  /** The training data's feature names (tabular data), by flat input index; saved like `classNames`. */
+  featureNames: string[] | undefined;
   step = 0;
   private graphs: CompiledGraphs | undefined;
   private sessions: { train?: OrtSession; evaluate?: OrtSession; predict?: OrtSession } = {};
@@ -171,21 +184,32 @@ export class Model {
     this.slots = createOptimizer(spec.optimizer).slots;
     const random = new Random(seed);
     this.packedParameters = new Float32Array(this.layout.total);
-    for (const [index, parameter] of this.plan.parameters.entries()) {
-      this.packedParameters.set(initialValues(parameter, random), this.layout.entries[index]!.offset);
+    this.buffers = new Map();
+    const offsets = new Map(this.layout.entries.map((entry) => [entry.name, entry.offset]));
+    for (const parameter of this.plan.parameters) {
+      const values = initialValues(parameter, random);
+      if (parameter.trainable) this.packedParameters.set(values, offsets.get(parameter.name)!);
+      else this.buffers.set(parameter.name, values);
     }
     this.packedState = this.initialOptimizerState();
   }
 
-  /** Each parameter as a view into the packed vector, by safetensors name. */
+  /** Each parameter by safetensors name: trainable ones as views into the packed vector, then the non-trainable statistics. */
   get parameters(): Map<string, Float32Array> {
-    return new Map(this.layout.entries.map((entry) => [entry.name, this.packedParameters.subarray(entry.offset, entry.offset + entry.length)]));
+    return new Map([
+      ...this.layout.entries.map((entry) => [entry.name, this.packedParameters.subarray(entry.offset, entry.offset + entry.length)] as const),
+      ...this.buffers,
+    ]);
   }
 
   set parameters(values: ReadonlyMap<string, Float32Array>) {
     const packed = new Float32Array(this.layout.total);
     for (const entry of this.layout.entries) packed.set(values.get(entry.name)!, entry.offset);
     this.packedParameters = packed;
+    for (const name of this.buffers.keys()) {
+      const given = values.get(name);
+      if (given !== undefined) this.buffers.set(name, Float32Array.from(given));
+    }
   }
 
   /** Optimizer state per parameter, named `<parameter>.<slot>` (e.g. `dense_1.kernel.m`). */
@@ -244,6 +268,44 @@ export class Model {
       }
     }
     this.parameters = new Map(this.plan.parameters.map((parameter) => [parameter.name, weights.get(parameter.name)!.data]));
+    this.adapted = true;
+  }
+
+  /**
+   * Sets each normalization layer's mean and variance to the training data's, per feature of the
+   * layer's last axis (population variance, as Keras' `adapt`), after the input preprocessing.
+   * Only flatten may precede such a layer (plan.ts), so its input is the dataset's values in order.
+   */
+  private adapt(dataset: Dataset): void {
+    const { scale, offset } = this.spec.preprocessing ?? { scale: 1, offset: 0 };
+    for (const { layer, inputShape } of this.plan.layers) {
+      if (layer.type !== 'normalization') continue;
+      const features = inputShape[inputShape.length - 1] as number;
+      const sums = new Float64Array(features);
+      const counts = new Float64Array(features);
+      const values = dataset.features;
+      for (let index = 0; index < values.length; index++) {
+        const feature = index % features;
+        sums[feature]! += values[index]! * scale + offset;
+        counts[feature]! += 1;
+      }
+      const means = sums.map((sum, feature) => sum / Math.max(1, counts[feature]!));
+      // Second pass around the mean: one pass of Σx² − n·mean² loses everything to cancellation on large values.
+      const squares = new Float64Array(features);
+      for (let index = 0; index < values.length; index++) {
+        const feature = index % features;
+        const difference = values[index]! * scale + offset - means[feature]!;
+        squares[feature]! += difference * difference;
+      }
+      this.buffers.set(`${layer.name}.mean`, Float32Array.from(means));
+      this.buffers.set(`${layer.name}.variance`, Float32Array.from(squares, (sum, feature) => sum / Math.max(1, counts[feature]!)));
+    }
+    this.adapted = true;
+  }
+
+  /** Labels of string classes renumbered to this model's classes (a test file may lack some). */
+  private aligned(dataset: Dataset, role: string): Dataset {
+    return this.classNames === undefined ? dataset : alignClassNames(dataset, this.classNames, role);
   }
 
   private checkDataset(dataset: Dataset, role: string): void {
@@ -262,6 +324,15 @@ export class Model {
         'INVALID_DATA',
         `${role} data has labels of shape [${dataset.labelShape.join(', ')}], ${this.spec.loss} needs [${this.plan.labelShape.join(', ')}]${hint}`,
       );
+    }
+    if (dataset.classNames !== undefined && this.spec.loss === 'sparseCategoricalCrossentropy' && dataset.classNames.length > (this.plan.outputShape[0] as number)) {
+      throw new AiaasError(
+        'INVALID_DATA',
+        `${role} data has ${dataset.classNames.length} classes (${dataset.classNames.slice(0, 5).join(', ')}${dataset.classNames.length > 5 ? ', …' : ''}), but the model's output has ${this.plan.outputShape[0]} units`,
+      );
+    }
+    if (dataset.classNames !== undefined && this.spec.loss === 'binaryCrossentropy' && dataset.classNames.length !== 2) {
+      throw new AiaasError('INVALID_DATA', `${role} data has ${dataset.classNames.length} classes; binaryCrossentropy on string labels needs exactly 2 (the second sorted name is 1)`);
     }
     if (this.spec.loss === 'sparseCategoricalCrossentropy') {
       const classes = this.plan.outputShape[0] as number;
@@ -292,7 +363,9 @@ export class Model {
   }
 
   private parameterFeeds(): Record<string, ReturnType<typeof floatTensor>> {
-    return { [graphNames.parameters]: floatTensor(this.packedParameters, [this.layout.total]) };
+    const feeds: Record<string, ReturnType<typeof floatTensor>> = { [graphNames.parameters]: floatTensor(this.packedParameters, [this.layout.total]) };
+    for (const [name, values] of this.buffers) feeds[name] = floatTensor(values, [values.length]);
+    return feeds;
   }
 
   async fit(dataset: Dataset, options: FitOptions = {}): Promise<FitResult> {
@@ -302,6 +375,9 @@ export class Model {
     if (options.validationSplit !== undefined && options.validationSplit > 0) {
       ({ train, validation } = splitDataset(dataset, options.validationSplit));
     }
+    if (train.classNames !== undefined) this.classNames = [...train.classNames];
+    if (train.featureNames !== undefined && train.featureNames.length === product(this.spec.inputShape)) this.featureNames = [...train.featureNames];
+    if (validation) validation = this.aligned(validation, 'validation');
     this.checkDataset(train, 'training');
     if (validation) this.checkDataset(validation, 'validation');
     if (train.count === 0) throw new AiaasError('INVALID_DATA', 'training data has no samples');
@@ -328,6 +404,7 @@ export class Model {
       if (resume.earlyStopping) stopping = { ...resume.earlyStopping, bestWeights: resume.earlyStopping.bestWeights };
     }
 
+    if (!this.adapted && !resume && this.buffers.size > 0) this.adapt(train);
     const graphs = this.compiled();
     const optimizer = graphs.optimizer;
     const session = await this.session('train');
@@ -551,7 +628,8 @@ export class Model {
     };
   }
 
-  async evaluate(dataset: Dataset, options: { batchSize?: number } = {}): Promise<EvaluateResult> {
+  async evaluate(given: Dataset, options: { batchSize?: number } = {}): Promise<EvaluateResult> {
+    const dataset = this.aligned(given, 'evaluation');
     this.checkDataset(dataset, 'evaluation');
     const session = await this.session('evaluate');
     const batchSize = options.batchSize ?? 1024;
@@ -600,7 +678,15 @@ export class Model {
 
   /** The `.onnx` inference graph with the current weights as initializers. */
   exportOnnx(metadata: Record<string, string> = {}): Uint8Array {
-    return encodeOnnxModel(exportInferenceModel(this.plan, this.parameters, metadata));
+    return encodeOnnxModel(exportInferenceModel(this.plan, this.parameters, { ...metadata, ...this.namesMetadata() }));
+  }
+
+  /** `aiaas.class_names` / `aiaas.feature_names` entries for the names this model knows. */
+  namesMetadata(): Record<string, string> {
+    return {
+      ...(this.classNames === undefined ? {} : { [classNamesMetadataKey]: JSON.stringify(this.classNames) }),
+      ...(this.featureNames === undefined ? {} : { [featureNamesMetadataKey]: JSON.stringify(this.featureNames) }),
+    };
   }
 
   async dispose(): Promise<void> {

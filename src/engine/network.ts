@@ -66,7 +66,7 @@ export function dropoutMaskShapes(plan: ModelPlan): Map<string, { shape: number[
  */
 export function buildForward(graph: GraphBuilder, plan: ModelPlan, inputs: ForwardInputs): ForwardResult {
   const lastLayer = plan.layers[plan.layers.length - 1]?.layer;
-  let value = inputs.input;
+  let value = preprocess(graph, plan, inputs.input);
   let channelsFirst = false;
   let preActivation = value;
   const parameter = (name: string): Value => {
@@ -132,10 +132,27 @@ export function buildForward(graph: GraphBuilder, plan: ModelPlan, inputs: Forwa
       case 'activation':
         value = activate(graph, value, layer.activation, inputs.skipFinalActivation === true && layer === lastLayer);
         break;
+      case 'normalization': {
+        // (x − mean) / √(variance + ε) over the last axis; the statistics are inputs, never differentiated.
+        const centered = graph.node1('Sub', [value, parameter(`${layer.name}.mean`)], value.shape);
+        const deviation = graph.node1('Sqrt', [graph.node1('Add', [parameter(`${layer.name}.variance`), graph.constantFloat([layer.epsilon])], [inputShape.at(-1)!])], [inputShape.at(-1)!]);
+        value = graph.node1('Div', [centered, deviation], value.shape);
+        break;
+      }
     }
   }
   toChannelsLast();
   return { output: value, preActivation };
+}
+
+/** The spec's input preprocessing `x · scale + offset` as the graph's first nodes (none without it). */
+function preprocess(graph: GraphBuilder, plan: ModelPlan, input: Value): Value {
+  const preprocessing = plan.spec.preprocessing;
+  if (preprocessing === undefined) return input;
+  let value = input;
+  if (preprocessing.scale !== 1) value = graph.node1('Mul', [value, graph.constantFloat([preprocessing.scale])], value.shape);
+  if (preprocessing.offset !== 0) value = graph.node1('Add', [value, graph.constantFloat([preprocessing.offset])], value.shape);
+  return value;
 }
 
 export function batchShape(shape: readonly number[]): Dimension[] {

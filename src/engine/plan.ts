@@ -2,12 +2,17 @@ import { windowAxis } from './ops/convolution.ts';
 import { specError, type ActivationName, type InitializerName, type ResolvedLayer, type ResolvedSpec } from './spec.ts';
 
 export interface ParameterSpec {
-  /** `<layerName>.kernel` or `<layerName>.bias`, the safetensors tensor name. */
+  /** `<layerName>.kernel` or `<layerName>.bias` (`.mean` / `.variance` for normalization), the safetensors tensor name. */
   name: string;
   shape: number[];
-  initializer: InitializerName;
+  initializer: InitializerName | 'ones';
   fanIn: number;
   fanOut: number;
+  /**
+   * False for statistics computed from the data (a normalization layer's mean and variance): they
+   * are graph inputs of their own, outside the packed vector the optimizer updates.
+   */
+  trainable: boolean;
 }
 
 export interface LayerPlan {
@@ -22,6 +27,8 @@ export interface ModelPlan {
   spec: ResolvedSpec;
   layers: LayerPlan[];
   parameters: ParameterSpec[];
+  /** The trainable subset of `parameters`, in order: what the packed vector and the optimizer hold. */
+  trainableParameters: ParameterSpec[];
   outputShape: number[];
   /** Labels per sample: [] for class indices, otherwise the output's shape. */
   labelShape: number[];
@@ -32,18 +39,36 @@ export interface ModelPlan {
 const product = (shape: readonly number[]) => shape.reduce((total, dimension) => total * dimension, 1);
 const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 
-function planLayer(layer: ResolvedLayer, index: number, inputShape: number[]): LayerPlan {
+function planLayer(layer: ResolvedLayer, index: number, inputShape: number[], previous: readonly LayerPlan[]): LayerPlan {
   const location = { path: `layers[${index}]`, layerIndex: index, layerName: layer.name };
   switch (layer.type) {
+    case 'normalization': {
+      // Its statistics are computed from the training data as loaded (after input preprocessing),
+      // which is this layer's input only when nothing but flatten (a reordering) comes before it.
+      const blocking = previous.find((plan) => plan.layer.type !== 'flatten');
+      if (blocking !== undefined) {
+        throw specError(location, 'type', 'a normalization layer before every layer other than flatten (its statistics come from the training data)', blocking.layer.type, `it after layer ${previous.indexOf(blocking)} (${blocking.layer.name}, ${blocking.layer.type})`);
+      }
+      const features = inputShape[inputShape.length - 1] as number;
+      const statistic = (suffix: 'mean' | 'variance'): ParameterSpec => ({
+        name: `${layer.name}.${suffix}`,
+        shape: [features],
+        initializer: suffix === 'mean' ? 'zeros' : 'ones',
+        fanIn: features,
+        fanOut: features,
+        trainable: false,
+      });
+      return { layer, inputShape, outputShape: inputShape, parameters: [statistic('mean'), statistic('variance')] };
+    }
     case 'dense': {
       if (inputShape.length !== 1) {
         throw specError(location, 'units', 'a flat input (add a flatten layer before this dense layer)', inputShape, `input shape ${shapeText(inputShape)}`);
       }
       const inputs = inputShape[0] as number;
       const parameters: ParameterSpec[] = [
-        { name: `${layer.name}.kernel`, shape: [inputs, layer.units], initializer: layer.kernelInitializer, fanIn: inputs, fanOut: layer.units },
+        { name: `${layer.name}.kernel`, shape: [inputs, layer.units], initializer: layer.kernelInitializer, fanIn: inputs, fanOut: layer.units, trainable: true },
       ];
-      if (layer.useBias) parameters.push({ name: `${layer.name}.bias`, shape: [layer.units], initializer: layer.biasInitializer, fanIn: inputs, fanOut: layer.units });
+      if (layer.useBias) parameters.push({ name: `${layer.name}.bias`, shape: [layer.units], initializer: layer.biasInitializer, fanIn: inputs, fanOut: layer.units, trainable: true });
       return { layer, inputShape, outputShape: [layer.units], parameters };
     }
     case 'conv2d':
@@ -62,9 +87,9 @@ function planLayer(layer: ResolvedLayer, index: number, inputShape: number[]): L
       const receptive = kernel[0] * kernel[1];
       const parameters: ParameterSpec[] = [
         // ONNX/PyTorch layout [out, in, kh, kw]: what ORT's Conv consumes without a transpose.
-        { name: `${layer.name}.kernel`, shape: [layer.filters, channels, kernel[0], kernel[1]], initializer: layer.kernelInitializer, fanIn: channels * receptive, fanOut: layer.filters * receptive },
+        { name: `${layer.name}.kernel`, shape: [layer.filters, channels, kernel[0], kernel[1]], initializer: layer.kernelInitializer, fanIn: channels * receptive, fanOut: layer.filters * receptive, trainable: true },
       ];
-      if (layer.useBias) parameters.push({ name: `${layer.name}.bias`, shape: [layer.filters], initializer: layer.biasInitializer, fanIn: channels * receptive, fanOut: layer.filters * receptive });
+      if (layer.useBias) parameters.push({ name: `${layer.name}.bias`, shape: [layer.filters], initializer: layer.biasInitializer, fanIn: channels * receptive, fanOut: layer.filters * receptive, trainable: true });
       return { layer, inputShape, outputShape: [rows, columns, layer.filters], parameters };
     }
     case 'flatten':
@@ -80,7 +105,7 @@ export function planModel(spec: ResolvedSpec): ModelPlan {
   const layers: LayerPlan[] = [];
   let shape = spec.inputShape;
   spec.layers.forEach((layer, index) => {
-    const plan = planLayer(layer, index, shape);
+    const plan = planLayer(layer, index, shape, layers);
     layers.push(plan);
     shape = plan.outputShape;
   });
@@ -111,10 +136,15 @@ export function planModel(spec: ResolvedSpec): ModelPlan {
       break;
   }
   const parameters = layers.flatMap((plan) => plan.parameters);
+  if (!parameters.some((parameter) => parameter.trainable)) {
+    // Nothing for the optimizer to fit (and no graph to build around an empty parameter vector).
+    throw specError({ path: 'spec' }, 'layers', 'at least one dense or conv2d layer (a model without trainable parameters has nothing to fit)', spec.layers.map((layer) => layer.type), `only ${spec.layers.map((layer) => layer.type).join(', ')} layers`);
+  }
   return {
     spec,
     layers,
     parameters,
+    trainableParameters: parameters.filter((parameter) => parameter.trainable),
     outputShape: shape,
     labelShape,
     finalActivation,

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { AiaasError } from '../errors.ts';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from '../data/safetensors.ts';
 import { Model, type TrainingCheckpoint } from './model.ts';
+import { classNamesMetadataKey, featureNamesMetadataKey, parseNamesMetadata } from './names-metadata.ts';
 import { describeJsonSyntaxError } from '../data/json-syntax.ts';
 
 export const savedModelFiles = {
@@ -21,12 +22,12 @@ function tensorsOf(values: ReadonlyMap<string, Float32Array>, shapeOf: (name: st
 /** safetensors bytes of the model's weights, named `<layer>.kernel` / `<layer>.bias`. */
 export function encodeWeights(model: Model): Uint8Array {
   const shapes = new Map(model.plan.parameters.map((parameter) => [parameter.name, parameter.shape]));
-  return encodeSafetensors(tensorsOf(model.parameters, (name) => shapes.get(name)!), { format: 'aiaas', model: model.spec.name });
+  return encodeSafetensors(tensorsOf(model.parameters, (name) => shapes.get(name)!), { format: 'aiaas', model: model.spec.name, ...model.namesMetadata() });
 }
 
 /** Read weights from safetensors bytes (F32 tensors) into the model, checking names and shapes. */
 export function loadWeights(model: Model, bytes: Uint8Array): void {
-  const { tensors } = decodeSafetensors(bytes);
+  const { tensors, metadata } = decodeSafetensors(bytes);
   const weights = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [name, tensor] of Object.entries(tensors)) {
     if (tensor.dtype === 'F32') weights.set(name, { shape: tensor.shape, data: tensor.data as Float32Array });
@@ -36,6 +37,10 @@ export function loadWeights(model: Model, bytes: Uint8Array): void {
     }
   }
   model.setWeights(weights);
+  const classNames = parseNamesMetadata(metadata[classNamesMetadataKey], classNamesMetadataKey, 'model.safetensors', 'INVALID_WEIGHTS');
+  if (classNames !== undefined) model.classNames = classNames;
+  const featureNames = parseNamesMetadata(metadata[featureNamesMetadataKey], featureNamesMetadataKey, 'model.safetensors', 'INVALID_WEIGHTS');
+  if (featureNames !== undefined) model.featureNames = featureNames;
 }
 
 export interface SavedModelFiles {

@@ -12,7 +12,8 @@ export type LayerSpec =
   | { type: 'flatten'; name?: string }
   | { type: 'conv2d'; name?: string; filters: number; kernelSize: number | [number, number]; strides?: number | [number, number]; padding?: 'same' | 'valid'; activation?: ActivationName; useBias?: boolean; kernelInitializer?: InitializerName; biasInitializer?: InitializerName }
   | { type: 'maxPooling2d'; name?: string; poolSize?: number | [number, number]; strides?: number | [number, number]; padding?: 'same' | 'valid' }
-  | { type: 'activation'; name?: string; activation: ActivationName };
+  | { type: 'activation'; name?: string; activation: ActivationName }
+  | { type: 'normalization'; name?: string; epsilon?: number };
 
 export type LearningRateSpec =
   | number
@@ -28,7 +29,8 @@ export type OptimizerSpec =
 
 export interface ModelSpec {
   name?: string;
-  input: { shape: number[] };
+  /** `scale` and `offset`: input preprocessing `x · scale + offset`, part of every graph (docs/model-spec.md). */
+  input: { shape: number[]; scale?: number; offset?: number };
   layers: LayerSpec[];
   compile: { optimizer: OptimizerSpec | OptimizerSpec['type']; loss: LossName; metrics?: MetricName[] };
 }
@@ -37,7 +39,7 @@ const activations: readonly ActivationName[] = ['linear', 'sigmoid', 'tanh', 're
 const initializers: readonly InitializerName[] = ['glorotUniform', 'heNormal', 'zeros'];
 const losses: readonly LossName[] = ['meanSquaredError', 'binaryCrossentropy', 'categoricalCrossentropy', 'sparseCategoricalCrossentropy'];
 const metrics: readonly MetricName[] = ['accuracy', 'meanAbsoluteError'];
-const layerTypes = ['dense', 'dropout', 'flatten', 'conv2d', 'maxPooling2d', 'activation'] as const;
+const layerTypes = ['dense', 'dropout', 'flatten', 'conv2d', 'maxPooling2d', 'activation', 'normalization'] as const;
 const optimizerTypes = ['gd', 'sgd', 'adagrad', 'rmsprop', 'adam'] as const;
 
 /** Where in the spec a problem is, so the message can point at it. */
@@ -118,7 +120,8 @@ export type ResolvedLayer =
   | { type: 'flatten'; name: string }
   | { type: 'conv2d'; name: string; filters: number; kernelSize: [number, number]; strides: [number, number]; padding: 'same' | 'valid'; activation: ActivationName; useBias: boolean; kernelInitializer: InitializerName; biasInitializer: InitializerName }
   | { type: 'maxPooling2d'; name: string; poolSize: [number, number]; strides: [number, number]; padding: 'same' | 'valid' }
-  | { type: 'activation'; name: string; activation: ActivationName };
+  | { type: 'activation'; name: string; activation: ActivationName }
+  | { type: 'normalization'; name: string; epsilon: number };
 
 export type ResolvedOptimizer =
   | { type: 'gd'; learningRate: LearningRateSpec }
@@ -127,9 +130,17 @@ export type ResolvedOptimizer =
   | { type: 'rmsprop'; learningRate: LearningRateSpec; rho: number; epsilon: number; momentum: number }
   | { type: 'adam'; learningRate: LearningRateSpec; beta1: number; beta2: number; epsilon: number };
 
+/** Input preprocessing `x · scale + offset` (Keras' Rescaling), applied first in every graph. */
+export interface InputPreprocessing {
+  scale: number;
+  offset: number;
+}
+
 export interface ResolvedSpec {
   name: string;
   inputShape: number[];
+  /** Absent when the spec's input has neither `scale` nor `offset`. */
+  preprocessing?: InputPreprocessing;
   layers: ResolvedLayer[];
   optimizer: ResolvedOptimizer;
   loss: LossName;
@@ -220,6 +231,7 @@ const layerFields: Record<(typeof layerTypes)[number], readonly string[]> = {
   conv2d: ['type', 'name', 'filters', 'kernelSize', 'strides', 'padding', 'activation', 'useBias', 'kernelInitializer', 'biasInitializer'],
   maxPooling2d: ['type', 'name', 'poolSize', 'strides', 'padding'],
   activation: ['type', 'name', 'activation'],
+  normalization: ['type', 'name', 'epsilon'],
 };
 
 const namePrefix: Record<(typeof layerTypes)[number], string> = {
@@ -229,6 +241,7 @@ const namePrefix: Record<(typeof layerTypes)[number], string> = {
   conv2d: 'conv2d',
   maxPooling2d: 'max_pooling2d',
   activation: 'activation',
+  normalization: 'normalization',
 };
 
 function resolveLayer(value: unknown, index: number, counters: Map<string, number>, usedNames: Set<string>): ResolvedLayer {
@@ -300,7 +313,32 @@ function resolveLayer(value: unknown, index: number, counters: Map<string, numbe
     case 'activation':
       if (value.activation === undefined) throw specError(location, 'activation', `one of ${activations.join(', ')}`, undefined);
       return { type, name, activation: activation('linear') };
+    case 'normalization':
+      return { type, name, epsilon: numberIn(value.epsilon, location, 'epsilon', 1e-7, 0, 1, false) };
   }
+}
+
+/** What a spec's `input.scale` / `input.offset` say; undefined when neither is given. */
+function resolvePreprocessing(input: Record<string, unknown>): InputPreprocessing | undefined {
+  if (input.scale === undefined && input.offset === undefined) return undefined;
+  const finite = (field: 'scale' | 'offset', fallback: number): number => {
+    const value = input[field];
+    if (value === undefined) return fallback;
+    if (typeof value !== 'number' || !Number.isFinite(value)) throw specError({ path: 'input' }, field, 'a finite number', value);
+    return value;
+  };
+  const scale = finite('scale', 1);
+  if (scale === 0) throw specError({ path: 'input' }, 'scale', 'a non-zero number (every input would be the same)', scale);
+  return { scale, offset: finite('offset', 0) };
+}
+
+/**
+ * Whether uint8 IDX pixels are divided by 255 when they are loaded for this spec. A spec with input
+ * preprocessing trains on the raw values (the graph scales them, so clients send what the file
+ * held); older specs without it keep the load-time scaling their stored models expect.
+ */
+export function scalesIdxPixelsAtLoad(spec: ResolvedSpec): boolean {
+  return spec.preprocessing === undefined;
 }
 
 /** Validate a spec document (any JSON) and fill in every default. Shapes are checked by `planModel`. */
@@ -315,8 +353,9 @@ export function resolveSpec(document: unknown): ResolvedSpec {
   if (!isRecord(input) || !Array.isArray(input.shape) || input.shape.length === 0 || input.shape.length > 3) {
     throw specError({ path: 'input' }, 'shape', 'an array of 1 to 3 positive integers (per sample, without the batch)', isRecord(input) ? input.shape : input);
   }
-  checkKnownFields(input, ['shape'], { path: 'input' });
+  checkKnownFields(input, ['shape', 'scale', 'offset'], { path: 'input' });
   const inputShape = input.shape.map((dimension) => positiveInteger(dimension, { path: 'input' }, 'shape'));
+  const preprocessing = resolvePreprocessing(input);
   if (!Array.isArray(document.layers) || document.layers.length === 0) {
     throw specError({ path: 'spec' }, 'layers', 'a non-empty array of layers', document.layers);
   }
@@ -332,5 +371,5 @@ export function resolveSpec(document: unknown): ResolvedSpec {
   const metricList = compile.metrics === undefined ? [] : compile.metrics;
   if (!Array.isArray(metricList)) throw specError({ path: 'compile' }, 'metrics', `an array of ${metrics.join(', ')}`, metricList);
   const resolvedMetrics = metricList.map((metric, index) => oneOf(metric, metrics, { path: `compile.metrics[${index}]` }, ''));
-  return { name, inputShape, layers, optimizer, loss, metrics: [...new Set(resolvedMetrics)] };
+  return { name, inputShape, ...(preprocessing === undefined ? {} : { preprocessing }), layers, optimizer, loss, metrics: [...new Set(resolvedMetrics)] };
 }

@@ -21,6 +21,7 @@ import { platformRoutes } from './routes/platform/index.ts';
 import { serviceRoutes } from './routes/service.ts';
 import { tfServingRoutes } from './routes/tfserving.ts';
 import { v2Routes } from './routes/v2.ts';
+import { aiaasVersion } from '../version.ts';
 import { modelAllowed } from '../security/roles.ts';
 import { languageModelDeps } from './llm-deps.ts';
 import { createOllamaModelAdmin } from './protocols/ollama-model-admin.ts';
@@ -29,7 +30,7 @@ import { openAiRoutes } from './routes/openai.ts';
 import { createUsageMeter, type UsageMeter } from './usage-metering.ts';
 import { consoleRoutes } from './routes/console.ts';
 
-export const serverVersion = '0.1.0';
+export const serverVersion = aiaasVersion;
 
 export interface BuildAppOptions {
   /** More routes under /api/v1, registered with `{ context }` as options (tests and extensions). */
@@ -77,6 +78,7 @@ export function inferenceDeps(context: ServerContext, meter: UsageMeter): Infere
       meter.inference(request, model, protocol, outcome, measures);
     },
     server: { name: 'aiaas', version: serverVersion },
+    explainer: context.explainer,
   };
 }
 

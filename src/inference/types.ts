@@ -1,4 +1,5 @@
 import type { Tensor, TensorSpec } from '../runtimes/runtime.ts';
+import type { OutputPolicy } from './output-policy.ts';
 
 export type ParameterValue = string | number | boolean;
 
@@ -63,4 +64,8 @@ export interface ResolvedModel {
   signature?: { inputs: TensorSpec[]; outputs: TensorSpec[] };
   /** Per-model batching overrides. */
   batching?: Partial<BatchingOptions>;
+  /** What callers may see of the outputs (set by the model's owner); applied after every inference. */
+  outputPolicy?: OutputPolicy;
+  /** The version has spec.json and weights, so the engine can build its input-gradient graph (integrated gradients). */
+  inputGradients?: boolean;
 }

@@ -122,7 +122,7 @@ export function parseJobRequest(body: unknown, limits: JobRequestLimits = {}): J
 }
 
 /** A dataset's stored schema must fit the model before the job is queued. */
-export function checkDatasetFits(plan: ModelPlan, schema: { featureShape: number[]; labelShape: number[] }, role: string, datasetId: string): void {
+export function checkDatasetFits(plan: ModelPlan, schema: { featureShape: number[]; labelShape: number[]; classNames?: string[] }, role: string, datasetId: string): void {
   const product = (shape: readonly number[]) => shape.reduce((total, dimension) => total * dimension, 1);
   if (product(schema.featureShape) !== product(plan.spec.inputShape)) {
     throw new AiaasError(
@@ -135,5 +135,15 @@ export function checkDatasetFits(plan: ModelPlan, schema: { featureShape: number
       'INVALID_DATA',
       `${role} dataset ${datasetId} has labels of shape [${schema.labelShape.join(', ')}], ${plan.spec.loss} needs [${plan.labelShape.join(', ')}]`,
     );
+  }
+  const classes = schema.classNames?.length;
+  const units = plan.outputShape[0] as number;
+  if (classes !== undefined && plan.spec.loss === 'sparseCategoricalCrossentropy' && classes > units) {
+    throw new AiaasError('INVALID_DATA', `${role} dataset ${datasetId} has ${classes} classes (string labels), but the spec's output has ${units} units`, {
+      details: { classes, units },
+    });
+  }
+  if (classes !== undefined && plan.spec.loss === 'binaryCrossentropy' && classes !== 2) {
+    throw new AiaasError('INVALID_DATA', `${role} dataset ${datasetId} has ${classes} classes (string labels); binaryCrossentropy needs exactly 2`, { details: { classes } });
   }
 }

@@ -8,7 +8,7 @@ import type { JobKindParser } from './job-types.ts';
 
 export interface JobServiceDependencies {
   jobs: JobRepository;
-  datasetSchema(tenantId: string, datasetId: string): Promise<{ featureShape: number[]; labelShape: number[] } | undefined>;
+  datasetSchema(tenantId: string, datasetId: string): Promise<{ featureShape: number[]; labelShape: number[]; classNames?: string[] } | undefined>;
   versionOf(tenantId: string, versionId: string): Promise<{ version: number; metrics: unknown } | undefined>;
   runner: JobRunner;
   /** Queued plus running jobs one tenant may have at once, of every kind together. */

@@ -7,6 +7,8 @@ import type { ModelRegistry } from '../platform/model-registry.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import type { Repositories } from '../storage/index.ts';
 import { JobRunner, type TrainingUsage } from './job-runner.ts';
+import { createHash } from 'node:crypto';
+import type { ProvenanceDataset, ProvenanceInputs } from '../platform/provenance.ts';
 import { JobService } from './job-service.ts';
 
 export interface JobSystem {
@@ -62,7 +64,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
           tenantId,
           modelName,
           { onnx: files.onnx, spec: files.spec, weights: files.weights, metrics: files.metrics },
-          { source: 'job', createModel: true, jobId, metrics: { ...metrics } },
+          { source: 'job', createModel: true, jobId, metrics: { ...metrics }, provenance: await trainingProvenance(tenantId, jobId) },
         );
         return { versionId: version.id, version: version.version };
       },
@@ -77,13 +79,28 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
       ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
     },
   );
+  /** The job's datasets (with the SHA-256 of their plaintext) and settings, for the version's provenance record. */
+  async function trainingProvenance(tenantId: string, jobId: string): Promise<ProvenanceInputs> {
+    const job = await repositories.jobs.get(tenantId, jobId);
+    if (job === undefined) return {};
+    const datasets: ProvenanceDataset[] = [];
+    for (const [role, datasetId] of [['train', job.datasetId], ['test', job.testDatasetId]] as const) {
+      if (datasetId === null) continue;
+      const record = await repositories.datasets.get(tenantId, datasetId);
+      if (record === undefined) continue;
+      const sha256 = createHash('sha256').update(await artifacts.get(tenantId, record.artifactRef)).digest('hex');
+      const labelsSha256 = record.labelsArtifactRef === null ? undefined : createHash('sha256').update(await artifacts.get(tenantId, record.labelsArtifactRef)).digest('hex');
+      datasets.push({ role, id: record.id, name: record.name, sha256, ...(labelsSha256 === undefined ? {} : { labelsSha256 }), rows: record.rowCount });
+    }
+    return { datasets, spec: job.spec, hyperparameters: job.settings };
+  }
   const service = new JobService({
     jobs: repositories.jobs,
     async datasetSchema(tenantId, datasetId) {
       const record = await repositories.datasets.get(tenantId, datasetId);
       if (!record) return undefined;
       const schema = record.schema as DatasetSchema;
-      return { featureShape: schema.featureShape, labelShape: schema.labelShape };
+      return { featureShape: schema.featureShape, labelShape: schema.labelShape, ...(schema.classNames === undefined ? {} : { classNames: schema.classNames }) };
     },
     async versionOf(tenantId, versionId) {
       const version = await repositories.models.getVersionById(tenantId, versionId);

@@ -8,6 +8,7 @@ import { AiaasError } from '../errors.ts';
 import { loadDatasetBytes } from '../data/load.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { Model, trainingSummary } from '../engine/model.ts';
+import { scalesIdxPixelsAtLoad } from '../engine/spec.ts';
 import { decodeCheckpoint, encodeCheckpoint, savedModelBytes } from '../engine/saved-model.ts';
 import { connectToParent } from '../runtimes/isolated-process.ts';
 import type { DatasetSource, FromWorker, ToWorker, WorkerStart } from './worker-protocol.ts';
@@ -36,9 +37,11 @@ function send(message: FromWorker): void {
   parent.send(message).catch(() => undefined);
 }
 
-function parse(source: DatasetSource): Dataset {
+/** `scale`: divide IDX pixels by 255 at load (specs without input preprocessing, see scalesIdxPixelsAtLoad). */
+function parse(source: DatasetSource, scale: boolean): Dataset {
   return loadDatasetBytes(source.format, source.bytes, {
     fileName: source.name,
+    scale,
     ...(source.labelsBytes ? { labelsBytes: source.labelsBytes } : {}),
     ...(source.label === undefined ? {} : { label: source.label }),
   });
@@ -52,8 +55,9 @@ function progressInterval(batchesPerEpoch: number): number {
 async function train(start: WorkerStart): Promise<void> {
   const { settings } = start;
   const model = Model.fromSpec(start.spec, { seed: settings.seed });
-  const trainData = parse(start.train);
-  const testData = start.test ? parse(start.test) : undefined;
+  const scale = scalesIdxPixelsAtLoad(model.spec);
+  const trainData = parse(start.train, scale);
+  const testData = start.test ? parse(start.test, scale) : undefined;
   const resumeFrom = start.checkpoint ? decodeCheckpoint(start.checkpoint) : undefined;
   if (resumeFrom) send({ type: 'resumed', epoch: resumeFrom.epoch, step: resumeFrom.step });
   // Samples the current epoch trained on (after any validation split or step limit): the ledger's sample-epochs.

@@ -17,6 +17,8 @@ export interface DatasetSchema {
   featureNames?: string[];
   labelName?: string;
   classes?: number;
+  /** String labels' class names in index order (sorted): label `setosa` is class classNames.indexOf('setosa'). */
+  classNames?: string[];
   /** The label column/key the upload was parsed with, reused on load. */
   label?: string;
 }
@@ -176,6 +178,7 @@ function schemaOf(description: DatasetDescription, label: string | undefined): D
   if (description.featureNames !== undefined) schema.featureNames = description.featureNames;
   if (description.labelName !== undefined) schema.labelName = description.labelName;
   if (description.classes !== undefined) schema.classes = description.classes;
+  if (description.classNames !== undefined) schema.classNames = description.classNames;
   if (label !== undefined) schema.label = label;
   return schema;
 }

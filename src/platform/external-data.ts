@@ -109,10 +109,13 @@ export async function externalDataFiles<File extends { byteLength: number } = Ui
 /**
  * The bare-.onnx check of `externalDataFiles` for a model that arrives as a stream (a streamed
  * upload, decrypted from storage): walks the model's skeleton (`onnxSkeleton`: everything but the
- * main graph's initializer data), so memory stays bounded whatever the file's size.
+ * main graph's initializer data), so memory stays bounded whatever the file's size. Returns the skeleton
+ * (its metadata is read from it).
  */
-export async function refuseExternalData(onnx: AsyncIterable<Uint8Array>): Promise<void> {
-  await externalDataFiles(await skeletonOf(onnx), undefined, []);
+export async function refuseExternalData(onnx: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const skeleton = await skeletonOf(onnx);
+  await externalDataFiles(skeleton, undefined, []);
+  return skeleton;
 }
 
 /** The model's structure without its initializers' data (`onnxSkeleton`), or INVALID_MODEL_FILE. */

@@ -19,10 +19,18 @@ import { latestSelector, validateAliasName } from '../storage/index.ts';
 import type { PlaintextDirectory } from '../storage/plaintext-directory.ts';
 import type { GgufSignature } from '../runtimes/gguf/gguf-signature.ts';
 import { externalDataFiles, refuseExternalData, skeletonOf } from './external-data.ts';
+import { withModelNames } from './model-names.ts';
 import { validateName } from './names.ts';
 import { readTar } from './tar.ts';
 import type { Readable } from 'node:stream';
 import { createReadStream } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { inputGradientSuffix } from '../explain/explainer.ts';
+import { exportInputGradientModel } from '../engine/input-gradients.ts';
+import { modelFromBytes } from '../engine/saved-model.ts';
+import { encodeOnnxModel } from '../onnx/model.ts';
+import { parseOutputPolicy, type OutputPolicy } from '../inference/output-policy.ts';
+import { buildProvenanceRecord, type ProvenanceFile, type ProvenanceInputs, type ProvenanceSigner } from './provenance.ts';
 
 export const modelFileNames = ['model.onnx', 'spec.json', 'model.safetensors', 'metrics.json'] as const;
 export type ModelFileName = (typeof modelFileNames)[number];
@@ -49,12 +57,23 @@ export interface AddVersionOptions {
   jobId?: string;
   /** Overrides metrics.json (a job passes its final metrics). */
   metrics?: Record<string, unknown>;
+  /**
+   * The version this one derives from (a quantized copy, a fine-tune), in any model of the tenant:
+   * recorded in the provenance, and a non-exportable parent makes the new version non-exportable.
+   */
+  parentVersionId?: string;
+  /** What the provenance record says about how the version was made (datasets, spec, hyperparameters). */
+  provenance?: ProvenanceInputs;
 }
 
 export interface ModelView {
   name: string;
   description: string;
   batching: Partial<BatchingOptions> | null;
+  /** False: no key of the tenant may download the weights; only the operator can (audited). */
+  exportable: boolean;
+  /** What callers see of the outputs on every protocol; null: everything. */
+  outputPolicy: OutputPolicy | null;
   versions: number[];
   aliases: { name: string; version: number }[];
   createdAt: string;
@@ -77,6 +96,11 @@ export interface VersionView {
   files: string[];
   aliases: string[];
   createdAt: string;
+  /** False when its model is not exportable or it derives from a version that is not. */
+  exportable: boolean;
+  parentVersionId: string | null;
+  /** Whether a signed provenance record exists (`GET …/versions/:v/provenance`). */
+  provenance: boolean;
 }
 
 /** A GGUF version's signature as stored: the header's description plus the plaintext file's hash. */
@@ -115,6 +139,10 @@ export interface ModelRegistryOptions {
   maxModelParameters?: number;
   /** Milliseconds; with `resolveCacheMs` lets inference skip the database for a recently resolved name. */
   now?: () => number;
+  /** Signs provenance records; without it versions get none. */
+  signer?: ProvenanceSigner;
+  /** The server's version, recorded in provenance records. */
+  serverVersion?: string;
   /**
    * How long a resolved name@selector is reused. Every change made through this registry clears the
    * tenant's entries at once; the bound only matters for changes made by another process. 0 disables.
@@ -182,6 +210,8 @@ export class ModelRegistry {
   readonly #plaintext: PlaintextDirectory;
   readonly #maxModelBytes: number;
   readonly #maxModelParameters: number;
+  readonly #signer: ProvenanceSigner | undefined;
+  readonly #serverVersion: string;
   /** versionId -> where its files live; filled by resolve so the manager can load without a tenant in its key. */
   readonly #locations = new Map<string, VersionLocation>();
   readonly #now: () => number;
@@ -201,6 +231,8 @@ export class ModelRegistry {
     this.#validateSavedModel = options.validateSavedModel;
     this.#maxModelBytes = options.maxModelBytes;
     this.#maxModelParameters = options.maxModelParameters ?? defaultMaxModelParameters;
+    this.#signer = options.signer;
+    this.#serverVersion = options.serverVersion ?? '0.1.0';
   }
 
   /** Drops the tenant's cached resolutions; called by every change to its models. */
@@ -211,17 +243,21 @@ export class ModelRegistry {
 
   // ---- models
 
-  async createModel(tenantId: string, input: { name: string; description?: string; batching?: unknown }): Promise<ModelRecord> {
+  async createModel(tenantId: string, input: { name: string; description?: string; batching?: unknown; exportable?: unknown; outputPolicy?: unknown }): Promise<ModelRecord> {
     const name = validateName('model', input.name);
     if (input.description !== undefined && typeof input.description !== 'string') {
       throw new AiaasError('INVALID_REQUEST', 'description must be a string', { details: { field: 'description' } });
     }
     const batching = input.batching === undefined ? undefined : parseBatching(input.batching);
+    const exportable = input.exportable === undefined ? undefined : parseExportable(input.exportable);
+    const outputPolicy = input.outputPolicy === undefined ? undefined : parseOutputPolicy(input.outputPolicy);
     this.#changed(tenantId);
     return this.#repositories.models.create(tenantId, {
       name,
       ...(input.description === undefined ? {} : { description: input.description }),
       ...(batching === undefined || batching === null ? {} : { batching }),
+      ...(exportable === undefined ? {} : { exportable }),
+      ...(outputPolicy === undefined || outputPolicy === null ? {} : { outputPolicy }),
     });
   }
 
@@ -235,15 +271,31 @@ export class ModelRegistry {
     return this.#repositories.models.list(tenantId, { limit: 1000 });
   }
 
-  async updateModel(tenantId: string, name: string, patch: { description?: unknown; batching?: unknown }): Promise<ModelRecord> {
+  /**
+   * `exportable: false` can be set by the model's owner; setting it back to true only by the operator
+   * (`mayLiftExportControl`), or the mark would stop no admin of the tenant.
+   */
+  async updateModel(
+    tenantId: string,
+    name: string,
+    patch: { description?: unknown; batching?: unknown; exportable?: unknown; outputPolicy?: unknown },
+    options: { mayLiftExportControl?: boolean } = {},
+  ): Promise<ModelRecord> {
     const model = await this.getModel(tenantId, name);
     if (patch.description !== undefined && typeof patch.description !== 'string') {
       throw new AiaasError('INVALID_REQUEST', 'description must be a string', { details: { field: 'description' } });
     }
     const batching = patch.batching === undefined ? undefined : parseBatching(patch.batching);
+    const exportable = patch.exportable === undefined ? undefined : parseExportable(patch.exportable);
+    if (exportable === true && !model.exportable && options.mayLiftExportControl !== true) {
+      throw new AiaasError('EXPORT_FORBIDDEN', `Model '${name}' is marked not exportable; only the operator can lift the mark`, { details: { model: name } });
+    }
+    const outputPolicy = patch.outputPolicy === undefined ? undefined : parseOutputPolicy(patch.outputPolicy);
     const updated = await this.#repositories.models.update(tenantId, model.id, {
       ...(patch.description === undefined ? {} : { description: patch.description as string }),
       ...(batching === undefined ? {} : { batching }),
+      ...(exportable === undefined ? {} : { exportable }),
+      ...(outputPolicy === undefined ? {} : { outputPolicy }),
     });
     this.#changed(tenantId);
     // A loaded version keeps the batcher it was built with; reload so new settings apply.
@@ -274,6 +326,8 @@ export class ModelRegistry {
       name: model.name,
       description: model.description,
       batching: (model.batching as Partial<BatchingOptions> | undefined) ?? null,
+      exportable: model.exportable,
+      outputPolicy: (model.outputPolicy as OutputPolicy | null) ?? null,
       versions: versions.map((version) => version.version),
       aliases: aliases.map((alias) => ({ name: alias.name, version: alias.version })),
       createdAt: model.createdAt,
@@ -312,6 +366,15 @@ export class ModelRegistry {
       if (files.weights !== undefined) await this.#validateSavedModel(files.spec, files.weights);
     }
     const validated = await this.#validate('onnx', sourceFromBytes(files.onnx, externalData));
+    const signature = withModelNames(validated.signature as ModelSignature, files.onnx);
+    const derivation = await this.#derivation(tenantId, options.parentVersionId);
+    const provenanceFiles: ProvenanceFile[] = [
+      fileHash('model.onnx', files.onnx),
+      ...(files.spec === undefined ? [] : [fileHash('spec.json', files.spec)]),
+      ...(files.weights === undefined ? [] : [fileHash('model.safetensors', files.weights)]),
+      ...(files.metrics === undefined ? [] : [fileHash('metrics.json', files.metrics)]),
+      ...[...externalData].map(([location, bytes]) => fileHash(`${externalRefPrefix}${location}`, bytes)),
+    ];
 
     const stored: string[] = [];
     try {
@@ -337,10 +400,17 @@ export class ModelRegistry {
         source: options.source,
         onnxRef,
         savedModelRefs: Object.keys(savedModelRefs).length === 0 ? undefined : savedModelRefs,
-        signature: validated.signature,
+        signature,
         metrics: metrics ?? null,
         jobId: options.jobId ?? null,
+        ...derivation.fields,
       });
+      try {
+        await this.#recordProvenance(tenantId, model, version, provenanceFiles, { ...options, spec: specDocument }, derivation.parent);
+      } catch (error) {
+        await this.#repositories.models.deleteVersion(tenantId, model.id, version.version).catch(() => undefined);
+        throw error;
+      }
       this.#locations.set(version.id, locationOf(tenantId, version));
       this.#changed(tenantId);
       return version;
@@ -384,22 +454,35 @@ export class ModelRegistry {
   ): Promise<{ version: ModelVersionRecord; bytes: number }> {
     const format = formatOfFile(head);
     const model = await this.#modelForNewVersion(tenantId, modelName, options.createModel === true);
-    const { ref, bytes } = await this.#artifacts.putStream(tenantId, body, { maxBytes: this.#maxModelBytes, what: format.fileName });
+    const hash = createHash('sha256');
+    const hashed = (async function* () {
+      for await (const chunk of body) {
+        hash.update(chunk);
+        yield chunk;
+      }
+    })();
+    const { ref, bytes } = await this.#artifacts.putStream(tenantId, hashed, { maxBytes: this.#maxModelBytes, what: format.fileName });
     return await this.#registerStreamed(tenantId, ref, bytes, async () => {
       if (bytes === 0) throw new AiaasError('INVALID_MODEL_FILE', 'The upload is empty; send an .onnx file, a saved-model .tar or a .gguf file');
       // Before anything opens the model: a bare file may not read files besides itself.
-      if (format.externalData) await refuseExternalData(await this.#artifacts.getStream(tenantId, ref));
+      const skeleton = format.externalData ? await refuseExternalData(await this.#artifacts.getStream(tenantId, ref)) : undefined;
       const validated = await this.#validate(format.name, { byteLength: bytes, writeTo: async (path) => void (await this.#artifacts.decryptToFile(tenantId, ref, path)) });
-      return await this.#repositories.models.addVersion(tenantId, model.id, {
+      // An ONNX model's class and feature names live in its metadata, which the skeleton keeps.
+      const signature = skeleton === undefined ? validated.signature : withModelNames(validated.signature as ModelSignature, skeleton);
+      const derivation = await this.#derivation(tenantId, options.parentVersionId);
+      const version = await this.#repositories.models.addVersion(tenantId, model.id, {
         source: options.source,
         format: format.name,
         onnxRef: ref,
         savedModelRefs: undefined,
-        signature: validated.signature,
+        signature,
         ...(validated.chatTemplate === undefined ? {} : { chatTemplate: validated.chatTemplate }),
         metrics: options.metrics ?? null,
         jobId: options.jobId ?? null,
+        ...derivation.fields,
       });
+      await this.#provenanceOrRemove(tenantId, model, version, [{ name: format.fileName, sha256: hash.digest('hex'), bytes }], options, derivation.parent);
+      return version;
     });
   }
 
@@ -494,6 +577,95 @@ export class ModelRegistry {
     return ref;
   }
 
+  // ---- derived versions, provenance, export control
+
+  /**
+   * What a version derived from `parentVersionId` inherits: it is exportable only if the parent
+   * version and the parent's model both are. Every derived-version path (quantization, fine-tunes)
+   * goes through here, by passing `parentVersionId` in AddVersionOptions or by calling this.
+   */
+  async derivedVersionProtection(tenantId: string, parentVersionId: string): Promise<{ exportable: boolean; parent: { model: ModelRecord; version: ModelVersionRecord } }> {
+    const version = await this.#repositories.models.getVersionById(tenantId, parentVersionId);
+    const model = version === undefined ? undefined : await this.#repositories.models.get(tenantId, version.modelId);
+    if (version === undefined || model === undefined) {
+      throw new AiaasError('VERSION_NOT_FOUND', 'The parent version does not exist', { details: { parentVersionId } });
+    }
+    return { exportable: version.exportable && model.exportable, parent: { model, version } };
+  }
+
+  async #derivation(tenantId: string, parentVersionId: string | undefined): Promise<{ fields: { exportable?: boolean; parentVersionId?: string }; parent?: { model: ModelRecord; version: ModelVersionRecord } }> {
+    if (parentVersionId === undefined) return { fields: {} };
+    const { exportable, parent } = await this.derivedVersionProtection(tenantId, parentVersionId);
+    return { fields: { exportable, parentVersionId }, parent };
+  }
+
+  async #recordProvenance(
+    tenantId: string,
+    model: ModelRecord,
+    version: ModelVersionRecord,
+    files: readonly ProvenanceFile[],
+    options: AddVersionOptions & { spec?: unknown },
+    parent: { model: ModelRecord; version: ModelVersionRecord } | undefined,
+  ): Promise<void> {
+    if (this.#signer === undefined) return;
+    const record = buildProvenanceRecord({
+      model: model.name,
+      version,
+      files,
+      serverVersion: this.#serverVersion,
+      keyId: this.#signer.published.keyId,
+      ...(options.provenance === undefined ? {} : { inputs: options.provenance }),
+      ...(options.spec === undefined ? {} : { spec: options.spec }),
+      ...(parent === undefined ? {} : { parent: { versionId: parent.version.id, model: parent.model.name, version: parent.version.version } }),
+    });
+    await this.#repositories.models.setProvenance(tenantId, version.id, this.#signer.signRecord(record));
+  }
+
+  /** For the streamed paths: a version whose record cannot be stored is removed again (its artifact by the caller). */
+  async #provenanceOrRemove(
+    tenantId: string,
+    model: ModelRecord,
+    version: ModelVersionRecord,
+    files: readonly ProvenanceFile[],
+    options: AddVersionOptions,
+    parent: { model: ModelRecord; version: ModelVersionRecord } | undefined,
+  ): Promise<void> {
+    try {
+      await this.#recordProvenance(tenantId, model, version, files, options, parent);
+    } catch (error) {
+      await this.#repositories.models.deleteVersion(tenantId, model.id, version.version).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** The version's signed record, as stored: its canonical text (what was signed) and signature. */
+  async provenance(tenantId: string, modelName: string, selector: string): Promise<{ record: unknown; text: string; signature: string; keyId: string | null }> {
+    const { version } = await this.getVersion(tenantId, modelName, selector);
+    if (version.provenance === null) {
+      throw new AiaasError('PROVENANCE_NOT_FOUND', `Version ${version.version} of '${modelName}' has no provenance record (it was stored before records existed)`, {
+        details: { model: modelName, version: version.version },
+      });
+    }
+    const record = JSON.parse(version.provenance.text) as { signingKey?: { keyId?: string } };
+    return { record, text: version.provenance.text, signature: version.provenance.signature, keyId: record.signingKey?.keyId ?? null };
+  }
+
+  /**
+   * Refuses a weight download of a model or version marked not exportable, unless the caller is the
+   * operator. Returns whether the operator's override was used (the route audits it).
+   */
+  async checkExport(tenantId: string, modelName: string, selector: string, file: string, caller: { operator: boolean }): Promise<{ restricted: boolean }> {
+    const { model, version } = await this.getVersion(tenantId, modelName, selector);
+    const restricted = !(model.exportable && version.exportable);
+    if (!restricted || !weightFiles(file)) return { restricted: false };
+    if (!caller.operator) {
+      throw new AiaasError('EXPORT_FORBIDDEN', `Model '${modelName}' is marked not exportable: its weights cannot be downloaded with this tenant's keys`, {
+        details: { model: modelName, version: version.version, file },
+      });
+    }
+    return { restricted: true };
+  }
+
   // ---- aliases
 
   async setAlias(tenantId: string, modelName: string, alias: string, version: unknown): Promise<AliasRecord> {
@@ -559,6 +731,8 @@ export class ModelRegistry {
       platform: 'onnx',
       signature: version.signature as ModelSignature,
       ...(batching === undefined || batching === null ? {} : { batching }),
+      ...(model.outputPolicy === null || model.outputPolicy === undefined ? {} : { outputPolicy: model.outputPolicy as OutputPolicy }),
+      ...(version.savedModelRefs?.['spec.json'] !== undefined && version.savedModelRefs['model.safetensors'] !== undefined ? { inputGradients: true } : {}),
     };
     if (this.#resolveCacheMs > 0 && generation === (this.#generations.get(tenantId) ?? 0)) {
       let tenantEntries = this.#resolved.get(tenantId);
@@ -628,6 +802,7 @@ export class ModelRegistry {
    * there. The manager calls `release` when the version unloads, which removes the directory.
    */
   async openModelFiles(versionId: string): Promise<ModelFiles> {
+    if (versionId.endsWith(inputGradientSuffix)) return this.#openInputGradientFiles(versionId);
     const location = this.#locations.get(versionId);
     if (location === undefined) throw new AiaasError('VERSION_NOT_FOUND', 'This model version is no longer available');
     const { tenantId } = location;
@@ -667,6 +842,26 @@ export class ModelRegistry {
   }
 
   /**
+   * The input-gradient graph of an engine model (spec.json + weights), built by the engine and
+   * written into its own plaintext directory: the model manager loads it like any version, in
+   * worker threads, and unloads it with its version.
+   */
+  async #openInputGradientFiles(key: string): Promise<ModelFiles> {
+    const versionId = key.slice(0, -inputGradientSuffix.length);
+    const location = this.#locations.get(versionId);
+    const specRef = location?.savedModelRefs.get('spec.json');
+    const weightsRef = location?.savedModelRefs.get('model.safetensors');
+    if (location === undefined || specRef === undefined || weightsRef === undefined) {
+      throw new AiaasError('EXPLANATION_UNSUPPORTED', 'This version has no spec.json and weights to build an input-gradient graph from');
+    }
+    const [spec, weights] = await Promise.all([this.#artifacts.get(location.tenantId, specRef), this.#artifacts.get(location.tenantId, weightsRef)]);
+    const model = modelFromBytes(new TextDecoder().decode(spec), weights);
+    const bytes = encodeOnnxModel(exportInputGradientModel(model.plan, model.parameters));
+    const written = await this.#plaintext.write(location.tenantId, key, [{ path: 'model.onnx', bytes }]);
+    return { path: join(written.directory, 'model.onnx'), sizeBytes: written.sizeBytes, format: 'onnx', release: written.remove };
+  }
+
+  /**
    * Unloads every loaded version of a deleted tenant (its data key is gone, so nothing would reload)
    * and removes its plaintext subtree, including anything a load in flight wrote.
    */
@@ -681,6 +876,7 @@ export class ModelRegistry {
     for (const versionId of versionIds) {
       this.#locations.delete(versionId);
       await this.#manager.unload({ versionId });
+      await this.#manager.unload({ versionId: `${versionId}${inputGradientSuffix}` });
     }
   }
 
@@ -722,6 +918,8 @@ function contentTypeOf(file: string): string {
 interface VersionLocation {
   tenantId: string;
   onnxRef: string;
+  /** spec.json and model.safetensors, when the version has them (input-gradient graphs). */
+  savedModelRefs: ReadonlyMap<string, string>;
   /** External-data file path (relative to model.onnx) → artifact ref. */
   externalRefs: ReadonlyMap<string, string>;
   format: ModelFormat;
@@ -732,7 +930,8 @@ function locationOf(tenantId: string, version: ModelVersionRecord): VersionLocat
   for (const [key, ref] of Object.entries(version.savedModelRefs ?? {})) {
     if (key.startsWith(externalRefPrefix)) externalRefs.set(key.slice(externalRefPrefix.length), ref);
   }
-  return { tenantId, onnxRef: version.onnxRef, externalRefs, format: version.format };
+  const savedModelRefs = new Map(Object.entries(version.savedModelRefs ?? {}).filter(([key]) => key === 'spec.json' || key === 'model.safetensors'));
+  return { tenantId, onnxRef: version.onnxRef, externalRefs, savedModelRefs, format: version.format };
 }
 
 /** A tar entry name as path segments, without empty and `.` segments. */
@@ -800,5 +999,22 @@ function versionView(model: ModelRecord, version: ModelVersionRecord, aliases: r
     files: filesOf(version),
     aliases: aliases.filter((alias) => alias.versionId === version.id).map((alias) => alias.name),
     createdAt: version.createdAt,
+    exportable: model.exportable && version.exportable,
+    parentVersionId: version.parentVersionId,
+    provenance: version.provenance !== null,
   };
+}
+
+/** What export control withholds: every file but metrics.json (the weights, and spec.json: the architecture is part of the model too). */
+function weightFiles(file: string): boolean {
+  return file !== 'metrics.json';
+}
+
+function parseExportable(value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new AiaasError('INVALID_REQUEST', 'exportable must be true or false', { details: { field: 'exportable' } });
+  return value;
+}
+
+function fileHash(name: string, bytes: Uint8Array): ProvenanceFile {
+  return { name, sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.byteLength };
 }

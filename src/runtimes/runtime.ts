@@ -30,6 +30,13 @@ export interface TensorSpec {
 export interface ModelSignature {
   inputs: TensorSpec[];
   outputs: TensorSpec[];
+  /**
+   * Class names by index of the (single) output's last axis, when the model file names them
+   * (model.onnx metadata `aiaas.class_names`); used by TF-Serving `:classify` and V2 classification.
+   */
+  classNames?: string[];
+  /** Names of the (single) input's per-sample elements in flat order (`aiaas.feature_names`): TF-Serving `:classify` examples use them. */
+  featureNames?: string[];
 }
 
 /**

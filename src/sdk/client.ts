@@ -8,6 +8,8 @@ import { ServerSentEventParser } from './sse.ts';
 import { packDirectory } from './tar.ts';
 import type {
   Alias,
+  SigningKeyInfo,
+  VersionProvenance,
   ChatCompletionChunk,
   ChatCompletionRequest,
   JobKind,
@@ -34,6 +36,8 @@ import type {
   ServerBackup,
   SubmitJobRequest,
   Tenant,
+  TfServingClassifyRequest,
+  TfServingClassifyResponse,
   TfServingPredictRequest,
   TfServingPredictResponse,
   UpdateModelRequest,
@@ -396,6 +400,11 @@ export class VersionsApi {
     await this.transport.send('DELETE', `/api/v1/models/${segment(model)}/versions/${segment(version)}`, { signal: options.signal });
   }
 
+  /** The version's signed provenance record (verify it with `verifyRecord` and the server's signing key). */
+  async provenance(model: string, version: number | string, options: SignalOption = {}): Promise<VersionProvenance> {
+    return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/provenance`, { signal: options.signal })) as VersionProvenance;
+  }
+
   async downloadFile(model: string, version: number | string, file: ModelFileName, options: SignalOption = {}): Promise<Uint8Array> {
     const response = await this.transport.send('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/files/${segment(file)}`, {
       signal: options.signal,
@@ -612,6 +621,11 @@ export class AiaasClient {
     this.backups = new BackupsApi(this.transport);
   }
 
+  /** `GET /api/v1/signing-key`: the server's provenance signing key (public; no API key needed). */
+  async signingKey(options: SignalOption = {}): Promise<SigningKeyInfo> {
+    return (await this.transport.json('GET', '/api/v1/signing-key', { signal: options.signal })) as SigningKeyInfo;
+  }
+
   /** The tenant and key this client authenticates as. */
   async me(options: SignalOption = {}): Promise<Me> {
     return (await this.transport.json('GET', '/api/v1/me', { signal: options.signal })) as Me;
@@ -694,10 +708,20 @@ export class AiaasClient {
 
   /** TF-Serving REST `:predict`, by version, by label (alias), or the latest version. */
   async predictTfServing(model: string, body: TfServingPredictRequest, options: TfServingTarget & SignalOption = {}): Promise<TfServingPredictResponse> {
-    if (options.version !== undefined && options.label !== undefined) throw new TypeError('predictTfServing takes a version or a label, not both');
-    let path = `/tfserving/v1/models/${segment(model)}`;
-    if (options.version !== undefined) path += `/versions/${segment(options.version)}`;
-    else if (options.label !== undefined) path += `/labels/${segment(options.label)}`;
-    return (await this.transport.json('POST', `${path}:predict`, { json: body, signal: options.signal })) as TfServingPredictResponse;
+    return (await this.transport.json('POST', `${tfServingPath(model, options, 'predictTfServing')}:predict`, { json: body, signal: options.signal })) as TfServingPredictResponse;
   }
+
+  /** TF-Serving REST `:classify`: feature dicts in, `[class name, score]` per class out (docs/inference.md). */
+  async classifyTfServing(model: string, body: TfServingClassifyRequest, options: TfServingTarget & SignalOption = {}): Promise<TfServingClassifyResponse> {
+    return (await this.transport.json('POST', `${tfServingPath(model, options, 'classifyTfServing')}:classify`, { json: body, signal: options.signal })) as TfServingClassifyResponse;
+  }
+}
+
+/** `/tfserving/v1/models/NAME[/versions/V | /labels/L]`, before the `:verb`. */
+function tfServingPath(model: string, options: TfServingTarget, method: string): string {
+  if (options.version !== undefined && options.label !== undefined) throw new TypeError(`${method} takes a version or a label, not both`);
+  let path = `/tfserving/v1/models/${segment(model)}`;
+  if (options.version !== undefined) path += `/versions/${segment(options.version)}`;
+  else if (options.label !== undefined) path += `/labels/${segment(options.label)}`;
+  return path;
 }

@@ -60,6 +60,10 @@ export type TensorSignature = Static<typeof models.TensorSignature>;
 export type ModelSignature = Static<typeof models.ModelSignature>;
 /** `metrics`: for a trained version, the training summary (test metrics included). */
 export type ModelVersion = Static<typeof models.ModelVersion>;
+/** `GET …/versions/:v/provenance`: the signed record. */
+export type VersionProvenance = Static<(typeof models.modelSchemas.provenance.response)[200]>;
+/** `GET /api/v1/signing-key`: the public key provenance records are signed with. */
+export type SigningKeyInfo = Static<(typeof models.modelSchemas.signingKey.response)[200]>;
 export type Alias = Static<typeof models.Alias>;
 export type Model = Static<typeof models.Model>;
 export type ModelFileName = Static<typeof models.ModelFileNameSchema>;
@@ -173,6 +177,21 @@ export type TfServingPredictRequest =
   | { signature_name?: string; inputs: TfServingValue };
 
 export type TfServingPredictResponse = { predictions: TfServingValue[] } | { outputs: TfServingValue };
+
+/** A `:classify` example: feature name → a number or a list (or one feature named like the input holding its values). */
+export type TfServingExample = Record<string, TfServingValue>;
+
+export interface TfServingClassifyRequest {
+  signature_name?: string;
+  /** Features shared by every example; never repeated in one. */
+  context?: TfServingExample;
+  examples: TfServingExample[];
+}
+
+/** Per example, `[class label, score]` for every class in index order. */
+export interface TfServingClassifyResponse {
+  results: [string, number][][];
+}
 
 /** One message of an OpenAI-style chat (`/v1/chat/completions`). */
 export interface ChatMessage {

@@ -7,13 +7,15 @@ import type { MasterKeyRing } from './key-ring.ts';
 
 /*
  * The secrets a data directory needs besides its database and artifacts, for backups to carry
- * wrapped under the master key: today `server-secret` (the API-key hashing secret; without it no
- * API key authenticates after a restore). Signing keys, when some exist, join the list. The
+ * wrapped under the master key: `server-secret` (the API-key hashing secret; without it no
+ * API key authenticates after a restore) and `signing-key` (the provenance signing key). The
  * master key itself (or `insecure-dev-master-key`) is never among them, and neither are data
  * keys: those stay in the key store, which backups do not copy.
  */
 export const serverSecretFileName = 'server-secret';
-export const serverSecretFileNames: readonly string[] = [serverSecretFileName];
+/** The provenance signing key's file (already wrapped under the master key itself; see signing-key.ts). */
+export const signingKeyFileName = 'signing-key';
+export const serverSecretFileNames: readonly string[] = [serverSecretFileName, signingKeyFileName];
 
 export const wrappedServerSecretsFormat = 'aiaas-server-secrets-1';
 

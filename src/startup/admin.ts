@@ -14,6 +14,7 @@ import type { ChainVerification } from '../security/audit-chain.ts';
 import { verifyMasterKeyRing } from '../security/key-check.ts';
 import type { MasterKeyRing } from '../security/key-ring.ts';
 import { TenantKeyService, type MasterKeyRotationReport } from '../security/tenant-keys.ts';
+import { rewrapSigningKey } from '../security/signing-key.ts';
 import { checkStorage, type StorageCheck } from '../storage/data-dir-check.ts';
 import { createRepositories, KeyStoreDatabase, openDatabase, type Repositories, type Schema } from '../storage/index.ts';
 import { lockDataDir } from './data-dir-lock.ts';
@@ -36,6 +37,8 @@ export async function rotateMasterKey(config: AiaasConfig, newRing: MasterKeyRin
     await verifyMasterKeyRing(newRing, { checks: keyStore, wrappedKeys: dataKeyStore.listAll(), keyStorePath: config.keyStorePath });
     const keys = new TenantKeyService({ store: dataKeyStore, ring: newRing });
     const report = await keys.rotateMasterKey(newRing);
+    // The provenance signing key is wrapped under the master key too: re-wrapped with the data keys.
+    await rewrapSigningKey(newRing, config.dataDir);
     const retirableVersions = await keys.retirableVersions();
     await new AuditLogger(repositories.audit).record({
       tenantId: null,

@@ -27,7 +27,7 @@ import {
   type RestoreSummary,
 } from '../storage/backup/index.ts';
 import { writeDurably, isMissing } from '../storage/backup/files.ts';
-import { serverSecretFileName } from '../security/server-secrets.ts';
+import { serverSecretFileName, signingKeyFileName } from '../security/server-secrets.ts';
 
 /** The server secret inside a backup, wrapped under the master key (never in clear). */
 export const wrappedServerSecretName = 'server-secret.wrapped';
@@ -62,12 +62,18 @@ export async function backupDataDirectory(config: AiaasConfig, ring: MasterKeyRi
     secret === undefined
       ? []
       : [{ name: wrappedServerSecretName, bytes: `${JSON.stringify(wrapSecret(ring, serverSecretPurpose, Buffer.from(secret, 'utf8')), null, 2)}\n` }];
+  // The provenance signing key is stored wrapped under the master key already: copied as it is.
+  const signingKey = await readFile(join(config.dataDir, signingKeyFileName), 'utf8').catch((error: unknown) => {
+    if (isMissing(error)) return undefined;
+    throw error;
+  });
+  if (signingKey !== undefined) extraFiles.push({ name: signingKeyFileName, bytes: signingKey });
   return createBackup({
     out,
     snapshotDatabase: options.snapshotDatabase ?? snapshotDatabaseFile(config.databasePath),
     artifactDir: join(config.dataDir, 'artifacts'),
     extraFiles,
-    metadata: { serverSecret: carriage, masterKeyVersion: ring.current.version },
+    metadata: { serverSecret: carriage, masterKeyVersion: ring.current.version, signingKey: signingKey !== undefined },
     ...(options.now === undefined ? {} : { now: options.now }),
     ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
   });
@@ -88,6 +94,9 @@ export async function restoreDataDirectory(backupDir: string, dataDir: string, r
     backupDir,
     dataDir,
     restoreExtras: async ({ stagingDir, manifest, readExtra }) => {
+      if (manifest.metadata.signingKey === true) {
+        await writeDurably(join(stagingDir, signingKeyFileName), await readExtra(signingKeyFileName), 0o600);
+      }
       const recorded = manifest.metadata.serverSecret;
       carriage = recorded === 'wrapped' || recorded === 'configured' ? recorded : 'absent';
       if (carriage !== 'wrapped') return;

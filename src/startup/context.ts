@@ -18,6 +18,9 @@ import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts'
 import { generateMasterKey, loadMasterKeyRing, MasterKeyRing } from '../security/key-ring.ts';
 import { verifyMasterKeyRing } from '../security/key-check.ts';
 import { serverSecretFileName } from '../security/server-secrets.ts';
+import { loadSigningKey, type SigningKey } from '../security/signing-key.ts';
+import { Explainer } from '../explain/explainer.ts';
+import { aiaasVersion } from '../version.ts';
 import { TenantKeyService } from '../security/tenant-keys.ts';
 import { TenantTextCipher } from '../security/tenant-text.ts';
 import { ModelManager, type LanguageModelRuntime, type ModelFiles, type ModelKey, type ModelManagerOptions } from '../inference/model-manager.ts';
@@ -59,6 +62,10 @@ export interface ServerContext {
   readonly access: AccessService;
   readonly datasets: DatasetService;
   readonly registry: ModelRegistry;
+  /** The provenance signing key (its public half is published at GET /api/v1/signing-key). */
+  readonly signingKey: SigningKey;
+  /** Explanations (POST /v2/models/:name/explain), run through the model manager. */
+  readonly explainer: Explainer;
   readonly manager: ModelManager;
   readonly metrics: Metrics;
   readonly audit: AuditLogger;
@@ -200,6 +207,9 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     await requireKeysForStoredData(repositories, keyStore, config.keyStorePath);
     // A wrong master key stops here, before a single data key is unwrapped for use or a new one wrapped.
     await verifyMasterKeyRing(ring, { checks: keyStore, wrappedKeys: dataKeyStore.listAll(), keyStorePath: config.keyStorePath });
+    // Signs every new version's provenance record; stored wrapped under the master key, so only
+    // after the ring was proven to be this data directory's (a wrong key must wrap nothing).
+    const signingKey = await loadSigningKey(ring, config.dataDir);
     await sealTextOfOlderServers(database, textCipher, logger);
     const artifactStore = await FileSystemArtifactStore.open(join(config.dataDir, 'artifacts'), { now });
     const artifacts = new EncryptedArtifactStore({ store: artifactStore, keys });
@@ -278,6 +288,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       plaintext,
       maxModelBytes: config.maxModelBytes,
       maxModelParameters: config.maxModelParameters,
+      signer: signingKey,
+      serverVersion: aiaasVersion,
       now: () => now().getTime(),
       validationLimits: {
         timeoutMs: config.validationTimeoutMs,
@@ -361,6 +373,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       access,
       datasets,
       registry,
+      signingKey,
+      explainer: new Explainer({ manager, maxTensorElements: config.maxTensorElements }),
       manager,
       metrics,
       audit,

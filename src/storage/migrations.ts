@@ -279,6 +279,26 @@ export const migrations: readonly Migration[] = [
       await db.schema.alterTable('jobs').addColumn('key_id', 'text').execute();
     },
   },
+  {
+    // Export control and output policies. `exportable` is 1 (downloadable) for every older model and
+    // version; a version's own mark is inherited from its parent (a quantized or fine-tuned copy).
+    name: '0003_model_protection',
+    async up(db) {
+      await db.schema.alterTable('models').addColumn('exportable', 'integer', (col) => col.notNull().defaultTo(1)).execute();
+      await db.schema.alterTable('models').addColumn('output_policy_json', 'text').execute();
+      await db.schema.alterTable('model_versions').addColumn('exportable', 'integer', (col) => col.notNull().defaultTo(1)).execute();
+      await db.schema.alterTable('model_versions').addColumn('parent_version_id', 'text').execute();
+    },
+  },
+  {
+    // A signed provenance record per version (sealed tenant text) and its Ed25519 signature (base64).
+    // Versions stored before this migration have none.
+    name: '0003_provenance',
+    async up(db) {
+      await db.schema.alterTable('model_versions').addColumn('provenance_json', 'text').execute();
+      await db.schema.alterTable('model_versions').addColumn('provenance_signature', 'text').execute();
+    },
+  },
 ];
 
 /**

@@ -72,6 +72,10 @@ export interface ModelsTable {
   description: string;
   batching_json: JsonText | null;
   created_at: IsoTimestamp;
+  /** 0: no key of the tenant may download the weights (since 0003_model_protection). */
+  exportable: BooleanInteger;
+  /** The owner's output policy (`src/inference/output-policy.ts`), in clear; null: none. */
+  output_policy_json: JsonText | null;
 }
 
 export interface ModelVersionsTable {
@@ -90,6 +94,14 @@ export interface ModelVersionsTable {
   format: ModelFormat;
   /** GGUF only: `tokenizer.chat_template`, sealed tenant text. */
   chat_template: string | null;
+  /** 0 when the version derives from a non-exportable one (inherited export restriction). */
+  exportable: BooleanInteger;
+  /** The version this one was derived from (quantized, fine-tuned), any model of the tenant. */
+  parent_version_id: string | null;
+  /** Canonical JSON of the signed provenance record, sealed; null for versions older than 0003_provenance. */
+  provenance_json: string | null;
+  /** base64 Ed25519 signature over provenance_json's plaintext bytes. */
+  provenance_signature: string | null;
 }
 
 export interface AliasesTable {

@@ -50,7 +50,8 @@ describe('aiaas backup', () => {
 
     const verified = await run(['backup', 'verify', 'nightly']);
     expect(verified.code, verified.err).toBe(0);
-    expect(verified.out).toMatch(/^backup intact: 4 files verified \(1 tenants, 2 artifacts/);
+    // database, two artifacts, the wrapped server secret and the wrapped provenance signing key
+    expect(verified.out).toMatch(/^backup intact: 5 files verified \(1 tenants, 2 artifacts/);
 
     const listed = await run(['backup', 'list', '--dir', '.', '--json']);
     expect(listed.code).toBe(0);

@@ -245,7 +245,7 @@ describe('V2 inference', () => {
 describe('V2 metadata, health and repository extension', () => {
   it('serves server metadata, health and model metadata', async () => {
     const { app } = await server(standardModels());
-    expect((await app.inject({ method: 'GET', url: '/v2' })).json()).toEqual({ name: 'aiaas', version: '0.1.0', extensions: ['model_repository', 'binary_tensor_data'] });
+    expect((await app.inject({ method: 'GET', url: '/v2' })).json()).toEqual({ name: 'aiaas', version: '0.1.0', extensions: ['model_repository', 'binary_tensor_data', 'classification'] });
     expect((await app.inject({ method: 'GET', url: '/v2/health/live' })).statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/v2/health/ready' })).statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/v2/models/linear/ready' })).statusCode).toBe(200);

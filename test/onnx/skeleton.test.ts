@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Model } from '../../src/engine/index.ts';
 import { findExternalData } from '../../src/onnx/external-data.ts';
+import { readOnnxMetadata } from '../../src/onnx/metadata.ts';
 import { onnxSkeleton } from '../../src/onnx/skeleton.ts';
 import { refuseExternalData } from '../../src/platform/external-data.ts';
 import { hostileModels } from './hostile-models.ts';
@@ -31,12 +32,16 @@ describe('onnxSkeleton (the streamed external-data check)', () => {
   });
 
   it('drops initializer data, so what it keeps of a large model is small', async () => {
-    const onnx = Model.fromSpec(wideSpec, { seed: 1 }).exportOnnx();
+    const onnx = Model.fromSpec(wideSpec, { seed: 1 }).exportOnnx({ 'aiaas.class_names': '["a","b"]' });
     expect(onnx.byteLength).toBeGreaterThan(500_000);
     const skeleton = await onnxSkeleton(chunks(onnx, 65_536));
     expect(skeleton.byteLength).toBeLessThan(5_000);
     expect(findExternalData(skeleton)).toEqual([]);
-    await expect(refuseExternalData(chunks(onnx, 65_536))).resolves.toBeUndefined();
+    // What refuseExternalData walked is handed back, with the model's metadata_props intact.
+    const walked = await refuseExternalData(chunks(onnx, 65_536));
+    expect(Buffer.from(walked).equals(Buffer.from(skeleton))).toBe(true);
+    expect(readOnnxMetadata(walked)).toEqual(readOnnxMetadata(onnx));
+    expect(readOnnxMetadata(walked).get('aiaas.class_names')).toBe('["a","b"]');
   });
 
   it('refuses what is not a protobuf, a truncated file, and a structure over its cap', async () => {

@@ -61,18 +61,20 @@ afterAll(async () => {
 });
 
 describe('backupDataDirectory', () => {
-  it('writes the database, the artifacts, the wrapped server secret and a manifest, and nothing else', async () => {
+  it('writes the database, the artifacts, the wrapped server secret and signing key and a manifest, and nothing else', async () => {
     const out = await backup('complete');
     const files = await filesBelow(out);
     const artifacts = files.filter((file) => file.startsWith('artifacts/'));
     expect(artifacts).toHaveLength(2);
-    expect(files).toEqual(['aiaas.db', ...artifacts, manifestFileName, wrappedServerSecretName].sort());
+    expect(files).toEqual(['aiaas.db', ...artifacts, manifestFileName, wrappedServerSecretName, 'signing-key'].sort());
+    // Copied as stored: wrapped under the master key, never in clear.
+    expect(JSON.parse(await readFile(join(out, 'signing-key'), 'utf8'))).toMatchObject({ format: 'aiaas-wrapped-secret', purpose: 'provenance signing key' });
     expect((await stat(out)).mode & 0o777).toBe(0o700);
 
     const manifest = await readManifest(out);
     expect(manifest.files.map((file) => file.path)).toEqual(files.filter((file) => file !== manifestFileName));
     expect(manifest.counts).toMatchObject({ tenants: 1, artifacts: 2 });
-    expect(manifest.metadata).toEqual({ serverSecret: 'wrapped', masterKeyVersion: 1 });
+    expect(manifest.metadata).toEqual({ serverSecret: 'wrapped', masterKeyVersion: 1, signingKey: true });
     // Artifacts are copied byte for byte: their names are the SHA-256 of the bytes.
     for (const path of artifacts) {
       const copy = await readFile(join(out, path));
@@ -226,7 +228,8 @@ describe('restoreDataDirectory', () => {
     const restored = await restoreDataDirectory(out, empty, ring);
     expect(restored).toMatchObject({ dataDir: empty, artifacts: 2, serverSecret: 'wrapped' });
     const files = await filesBelow(empty);
-    expect(files.filter((file) => !file.startsWith('artifacts/'))).toEqual(['aiaas.db', 'server-secret']);
+    expect(files.filter((file) => !file.startsWith('artifacts/'))).toEqual(['aiaas.db', 'server-secret', 'signing-key']);
+    expect(await readFile(join(empty, 'signing-key'), 'utf8')).toBe(await readFile(join(server.dataDir, 'signing-key'), 'utf8'));
     expect(await readFile(join(empty, 'server-secret'), 'utf8')).toBe(await readFile(join(server.dataDir, 'server-secret'), 'utf8'));
     expect((await stat(join(empty, 'server-secret'))).mode & 0o777).toBe(0o600);
     expect((await stat(empty)).mode & 0o777).toBe(0o700);

@@ -26,9 +26,12 @@ interface Digits {
   count: number;
 }
 
-/** The pixel values the server trains on: IDX uint8 scaled by 1/255 (src/data/idx.ts). */
+/**
+ * A digit's raw 0–255 pixels, as the IDX file holds them: the spec's `input.scale` (1/255) is part of
+ * the trained model, so clients send what the dataset had.
+ */
 function image(digits: Digits, index: number): number[] {
-  return Array.from(digits.pixels.subarray(index * imageSize, (index + 1) * imageSize), (value) => value / 255);
+  return Array.from(digits.pixels.subarray(index * imageSize, (index + 1) * imageSize));
 }
 
 function nested(flat: readonly number[]): number[][] {
@@ -41,14 +44,14 @@ function argmax(values: readonly number[]): number {
   return best;
 }
 
-/** A 28×28 digit in 14 text rows (two pixel rows per line), for the sample prediction. */
+/** A 28×28 digit of 0–255 pixels in 14 text rows (two pixel rows per line), for the sample prediction. */
 function drawDigit(flat: readonly number[]): string {
   const shades = ' .:-=+*#%@';
   const lines: string[] = [];
   for (let row = 0; row < 28; row += 2) {
     let line = '';
     for (let column = 0; column < 28; column++) {
-      const value = Math.max(flat[row * 28 + column] ?? 0, flat[(row + 1) * 28 + column] ?? 0);
+      const value = Math.max(flat[row * 28 + column] ?? 0, flat[(row + 1) * 28 + column] ?? 0) / 256;
       line += shades[Math.min(shades.length - 1, Math.floor(value * shades.length))];
     }
     lines.push(line.trimEnd());

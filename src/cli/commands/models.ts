@@ -1,5 +1,8 @@
-import { stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import { keyIdOf, publicKeyFrom, rawPublicKey, verifyRecord } from '../../security/provenance-signature.ts';
 import { AiaasApiError } from '../../sdk/errors.ts';
 import type { AiaasClient } from '../../sdk/client.ts';
 import type { JsonValue } from '../../sdk/types.ts';
@@ -185,6 +188,66 @@ export const modelCommands: readonly CommandDefinition[] = [
       const name = context.positionals[0] as string;
       await context.client().models.delete(name, { signal: context.signal });
       context.io.stderr.write(`deleted model ${name}\n`);
+      return 0;
+    },
+  },
+  {
+    path: ['models', 'verify'],
+    summary: "check a version's signed provenance record and, offline, the hashes of model files you hold",
+    usage: 'NAME@VERSION [--file PATH] [--public-key PEM_FILE]',
+    description:
+      'Fetches the record and the server\'s public signing key, then verifies locally: the Ed25519 signature over the\n' +
+      "record's canonical JSON, and with --file the file's SHA-256 against the record's entry of the same name\n" +
+      '(model.onnx, model.safetensors, …). --public-key verifies against a key you saved earlier instead of the one\n' +
+      'the server publishes now. Exit 0 only when everything checks; VERSION may be an alias or "latest".',
+    positionals: ['NAME@VERSION'],
+    options: {
+      file: { type: 'string', valueName: 'PATH', description: 'a model file whose SHA-256 must match the record' },
+      'public-key': { type: 'string', valueName: 'PEM_FILE', description: 'verify with this public key (PEM or raw base64)' },
+    },
+    server: true,
+    json: true,
+    examples: ['aiaas models verify mnist@3 --file ./model.onnx', 'aiaas models verify mnist@production --public-key aiaas-signing.pem'],
+    async run(context) {
+      const reference = context.positionals[0] as string;
+      const at = reference.lastIndexOf('@');
+      if (at <= 0 || at === reference.length - 1) throw new CliUsageError(`expected NAME@VERSION, got "${reference}"`, 'models verify');
+      const [name, version] = [reference.slice(0, at), reference.slice(at + 1)];
+      const client = context.client();
+      const provenance = await client.versions.provenance(name, version, { signal: context.signal });
+      const keyFile = stringOption(context.values, 'public-key');
+      const keyText = keyFile === undefined ? (await client.signingKey({ signal: context.signal })).publicKeyPem : await readFile(resolve(context.io.cwd, keyFile), 'utf8');
+      const publicKey = publicKeyFrom(keyText);
+      const keyId = keyIdOf(rawPublicKey(publicKey));
+      const record = provenance.record as { signingKey?: { keyId?: string }; files?: { name: string; sha256: string }[]; model?: string; version?: number };
+      const signatureValid = record.signingKey?.keyId === keyId && verifyRecord(record, provenance.signature, publicKey);
+      const report: { model: string; version: number | undefined; keyId: string; signature: 'valid' | 'invalid'; files: { path: string; name: string; sha256: string; expected: string | null; matches: boolean }[] } = {
+        model: name,
+        version: record.version,
+        keyId,
+        signature: signatureValid ? 'valid' : 'invalid',
+        files: [],
+      };
+      const filePath = stringOption(context.values, 'file');
+      if (filePath !== undefined) {
+        const path = resolve(context.io.cwd, filePath);
+        const sha256 = createHash('sha256');
+        for await (const chunk of createReadStream(path)) sha256.update(chunk as Buffer);
+        const digest = sha256.digest('hex');
+        const fileName = basename(path);
+        const entry = record.files?.find((file) => file.name === fileName) ?? (record.files?.length === 1 ? record.files[0] : undefined);
+        report.files.push({ path: filePath, name: entry?.name ?? fileName, sha256: digest, expected: entry?.sha256 ?? null, matches: entry?.sha256 === digest });
+      }
+      if (context.json) context.io.stdout.write(json(report));
+      else {
+        context.io.stdout.write(`signature: ${report.signature} (Ed25519 key ${keyId}${record.signingKey?.keyId === keyId ? '' : `; the record names key ${String(record.signingKey?.keyId)}`})\n`);
+        for (const file of report.files) {
+          context.io.stdout.write(`${file.path}: sha256 ${file.sha256} ${file.expected === null ? 'is not in the record' : file.matches ? `matches ${file.name}` : `does NOT match ${file.name} (${file.expected})`}\n`);
+        }
+      }
+      if (!signatureValid) throw new CliFailure('SIGNATURE_INVALID', `the provenance record of ${name}@${version} does not verify against key ${keyId}`);
+      const mismatch = report.files.find((file) => !file.matches);
+      if (mismatch !== undefined) throw new CliFailure('HASH_MISMATCH', `${mismatch.path} is not the file the record of ${name}@${version} names`);
       return 0;
     },
   },

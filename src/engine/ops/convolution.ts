@@ -69,6 +69,8 @@ export const conv2d: OpDefinition<Window2d> = {
         output_padding: attribute.ints(outputPadding),
       });
     }
+    // An input-gradient graph (explanations) holds the kernel fixed: no kernel gradient to build.
+    if (!kernel.differentiable) return [inputGradient, undefined];
     // dW[o,c,i,j] = Σ_{n,y,x} g[n,o,y,x]·x[n,c,y·s+i,x·s+j]: a convolution of x (batch as channels)
     // with g as the kernel, dilated by the forward stride.
     const inputAsChannels = transposeChannelsAndBatch(graph, input);

@@ -9,15 +9,19 @@ function binary(name: string, onnxOp: string, gradient: OpDefinition<null>['grad
   };
 }
 
+// A fixed operand (a baked-in bias in an input-gradient graph) gets no gradient nodes.
 export const add = binary('add', 'Add', (graph, { inputs: [left, right] }, [gradient]) => [
-  reduceToShape(graph, gradient as Value, left as Value),
-  reduceToShape(graph, gradient as Value, right as Value),
+  (left as Value).differentiable ? reduceToShape(graph, gradient as Value, left as Value) : undefined,
+  (right as Value).differentiable ? reduceToShape(graph, gradient as Value, right as Value) : undefined,
 ]);
 
 export const sub = binary('sub', 'Sub', (graph, { inputs: [left, right] }, [gradient]) => {
   const upstream = gradient as Value;
-  const negated = graph.node1('Neg', [upstream], upstream.shape);
-  return [reduceToShape(graph, upstream, left as Value), reduceToShape(graph, negated, right as Value)];
+  const negated = (right as Value).differentiable ? graph.node1('Neg', [upstream], upstream.shape) : upstream;
+  return [
+    (left as Value).differentiable ? reduceToShape(graph, upstream, left as Value) : undefined,
+    (right as Value).differentiable ? reduceToShape(graph, negated, right as Value) : undefined,
+  ];
 });
 
 export const mul: OpDefinition<null> = {

@@ -63,3 +63,13 @@ export const reshape: OpDefinition<{ shape: readonly Dimension[] }> = {
     return [graph.node1('Reshape', [gradient as Value, shape], input.shape)];
   },
 };
+
+/**
+ * Sum of every element, as a scalar. Its gradient is the upstream scalar itself for every element,
+ * returned unexpanded like `mean`'s.
+ */
+export const sumAll: OpDefinition<null> = {
+  name: 'sumAll',
+  emit: (graph, [x]) => [graph.node1('ReduceSum', [x as Value], [], 'float32', { keepdims: attribute.int(0) })],
+  gradient: (_graph, _context, [gradient]) => [gradient as Value],
+};

@@ -12,6 +12,8 @@ import { installSchemaCompilers } from '../schemas/validation.ts';
 import { type BinarySection, inferenceHeaderLengthHeader, splitBinaryBody } from './binary-tensors.ts';
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
 import { AiaasError } from '../../errors.ts';
+import { applyOutputPolicy } from '../../inference/output-policy.ts';
+import type { Explainer } from '../../explain/explainer.ts';
 import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
 
 export type { ResolvedModel } from '../../inference/types.ts';
@@ -36,6 +38,8 @@ export interface InferenceDeps {
   onInference?(request: FastifyRequest, model: ResolvedModel, protocol: InferenceProtocol, outcome: 'ok' | 'error', measures: InferenceMeasures): void;
   /** Reported by `GET /v2`. */
   server?: { name: string; version: string };
+  /** Runs explanations (`POST /v2/models/:name/explain`); without it that route answers 404. */
+  explainer?: Explainer;
 }
 
 /** What one inference used: its batch elements and, once it ran, its serving times. */
@@ -202,7 +206,8 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
       measures.timing = response.timing;
       reply.header('server-timing', serverTiming(response.timing));
     }
-    const rendered = render(model, parsed, response);
+    // The one place an output policy applies: every protocol renders what it leaves.
+    const rendered = render(model, parsed, model.outputPolicy === undefined ? response : { ...response, outputs: applyOutputPolicy(model.outputPolicy, response.outputs) });
     deps.metrics.recordRequest(labels, protocol, 'ok', (performance.now() - started) / 1000);
     deps.onInference?.(request, model, protocol, 'ok', measures);
     return rendered;

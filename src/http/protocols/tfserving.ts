@@ -5,6 +5,7 @@
 import { AiaasError, quoteForError } from '../../errors.ts';
 import type { ModelSignature, Tensor, TensorDataType, TensorSpec } from '../../runtimes/runtime.ts';
 import type { InferRequest } from '../../inference/types.ts';
+import { classScoresPerRow, isLabelsOnly, policyLabelsPerRow } from './classification.ts';
 import {
   assertElementCap,
   flattenNested,
@@ -114,6 +115,116 @@ export function parseTfServingPredictRequest(
     inputs.push(tensorOf(spec, inferShape(body.inputs, spec.name), flattenNested(body.inputs), elements, cap));
   }
   return { request: { inputs: matchSignature(inputs, signature) }, format: hasInstances ? 'row' : 'columnar' };
+}
+
+export interface TfServingClassifyCall {
+  request: InferRequest;
+  /** The model's class names (labels of the results), when it was trained on string labels. */
+  classNames?: string[];
+}
+
+/** The names a `:classify` example may use for the model's per-sample elements: its feature names, or f0, f1, … */
+function featureNamesOf(signature: ModelSignature, elements: number): string[] {
+  return signature.featureNames ?? Array.from({ length: elements }, (_, index) => `f${index}`);
+}
+
+/**
+ * Parses a `:classify` body: `examples` (feature dicts), an optional `context` of features shared by
+ * every example, `signature_name`. An example maps to the model's one input either as a single
+ * feature named like the input holding the sample's values (a number or nested list), or as one
+ * feature per input element, named by the model's feature names (a model trained on a CSV) or
+ * `f0`…`fN-1`, each a number or a one-number list (tf.Example features are lists).
+ */
+export function parseTfServingClassifyRequest(body: unknown, signature: ModelSignature, options: TfServingParseOptions): TfServingClassifyCall {
+  if (!isNamedObject(body)) throw new AiaasError('INVALID_REQUEST', 'the request body must be a JSON object with "examples"');
+  if (body.signature_name !== undefined && body.signature_name !== defaultSignatureName) {
+    throw new AiaasError('INVALID_REQUEST', `unknown signature_name ${quoteForError(body.signature_name)}; only "${defaultSignatureName}" exists`);
+  }
+  for (const key of Object.keys(body)) {
+    if (!['signature_name', 'context', 'examples'].includes(key)) throw new AiaasError('INVALID_REQUEST', `unknown field ${quoteForError(key)} in a :classify request; expected "examples", "context", "signature_name"`);
+  }
+  const examples = body.examples;
+  if (!Array.isArray(examples) || examples.length === 0 || !examples.every(isNamedObject)) {
+    throw new AiaasError('INVALID_REQUEST', '"examples" must be a non-empty list of objects (feature name → value or list)');
+  }
+  const context = body.context ?? {};
+  if (!isNamedObject(context)) throw new AiaasError('INVALID_REQUEST', '"context" must be an object of features shared by every example');
+  const input = onlyInput(signature);
+  const output = signature.outputs[0];
+  if (output === undefined) throw new AiaasError('INVALID_REQUEST', 'the model has no outputs to classify with');
+  const sampleShape = input.shape.slice(1);
+  const staticSample = sampleShape.every((dimension) => dimension >= 0);
+  const sampleElements = sampleShape.reduce((total, dimension) => total * Math.max(dimension, 0), 1);
+  const elements = { count: 0 };
+  const flat: unknown[] = [];
+  let shape: number[] | undefined;
+  examples.forEach((example, row) => {
+    const features: Record<string, unknown> = { ...(context as Record<string, unknown>) };
+    for (const [name, value] of Object.entries(example as Record<string, unknown>)) {
+      if (Object.hasOwn(context, name)) throw new AiaasError('INVALID_REQUEST', `feature ${quoteForError(name)} is in "context" and in example ${row}; a context feature must not appear in an example`);
+      features[name] = value;
+    }
+    const names = Object.keys(features);
+    let values: unknown[];
+    let rowShape: number[];
+    if (names.length === 1 && names[0] === input.name) {
+      const value = features[input.name];
+      rowShape = staticSample ? sampleShape : inferShape(value, input.name);
+      values = flattenNested(value);
+      if (values.length !== rowShape.reduce((total, dimension) => total * dimension, 1)) {
+        throw invalidTensor(input.name, `example ${row} has ${values.length} values; the model takes [${sampleShape.join(', ')}] per example`);
+      }
+    } else {
+      if (!staticSample) throw new AiaasError('INVALID_REQUEST', `the model's input '${input.name}' has a variable shape [${sampleShape.join(', ')}]; send each example as {"${input.name}": values}`);
+      const expected = featureNamesOf(signature, sampleElements);
+      const unknown = names.find((name) => !expected.includes(name));
+      if (unknown !== undefined) {
+        throw invalidTensor(input.name, `example ${row} has the unknown feature ${quoteForError(unknown)}; the model's features are ${shortList(expected)}, or one feature "${input.name}" holding all values`);
+      }
+      const missing = expected.find((name) => !Object.hasOwn(features, name));
+      if (missing !== undefined) throw invalidTensor(input.name, `example ${row} lacks the feature ${quoteForError(missing)} (the model takes ${expected.length} features: ${shortList(expected)})`);
+      rowShape = sampleShape;
+      values = expected.map((name) => {
+        const value = features[name];
+        const single = Array.isArray(value) && value.length === 1 ? value[0] : value;
+        if (typeof single !== 'number') throw invalidTensor(input.name, `feature ${quoteForError(name)} of example ${row} is ${quoteForError(value)}, expected a number (or a list of one number)`);
+        return single;
+      });
+    }
+    if (shape !== undefined && shape.join(',') !== rowShape.join(',')) throw invalidTensor(input.name, `example ${row} has shape [${rowShape.join(', ')}], example 0 has [${shape.join(', ')}]`);
+    shape = rowShape;
+    elements.count += values.length;
+    assertElementCap(elements.count, options.maxTensorElements);
+    // One by one: spreading a large example into push() would exceed the engine's argument limit.
+    for (const value of values) flat.push(value);
+  });
+  const tensor = tensorOf(input, [examples.length, ...(shape ?? [])], flat, { count: 0 }, options.maxTensorElements);
+  return { request: { inputs: matchSignature([tensor], signature), outputs: [output.name] }, ...(signature.classNames === undefined ? {} : { classNames: signature.classNames }) };
+}
+
+function shortList(names: readonly string[]): string {
+  const shown = names.slice(0, 8).map((name) => quoteForError(name)).join(', ');
+  return names.length > 8 ? `${shown}, … (${names.length} in all)` : shown;
+}
+
+/**
+ * `{"results": [[[label, score], …], …]}`: per example, every class in index order with the model's
+ * score (its probability for a softmax or sigmoid output). The label is the class name, or the class
+ * index as a string for a model trained on numeric labels. (api_rest.md's format shows "result"; the
+ * server itself, and its tests, write "results".)
+ */
+export function renderTfServingClassifyResponse(
+  output: Tensor,
+  classNames: readonly string[] | undefined,
+  policy?: { topK?: number },
+): { results: [string, number | null][][] } {
+  if (isLabelsOnly(output, policy)) {
+    // The model's output policy withholds scores: the best k labels, best first, each with a null score.
+    return { results: policyLabelsPerRow(output).map((row) => row.map((index) => [classNames?.[index] ?? String(index), null] as [string, null])) };
+  }
+  return {
+    results: classScoresPerRow(output).map((row) => row.map(({ index, score }) => [classNames?.[index] ?? String(index), score] as [string, number])),
+  };
 }
 
 /**

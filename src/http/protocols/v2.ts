@@ -6,6 +6,7 @@ import { AiaasError, quoteForError } from '../../errors.ts';
 import type { ModelSignature, Tensor, TensorData, TensorDataType, TensorSpec } from '../../runtimes/runtime.ts';
 import { elementCount } from '../../runtimes/tensor.ts';
 import type { InferRequest, ParameterValue } from '../../inference/types.ts';
+import { isLabelsOnly, labelsOnlyClassifications, topClassifications } from './classification.ts';
 import { type BinarySection, bytesPerElement, decodeBinaryTensor, encodeBinaryTensor } from './binary-tensors.ts';
 import {
   assertElementCap,
@@ -51,6 +52,20 @@ export interface BinaryOutputChoice {
 export interface V2InferCall {
   request: InferRequest;
   binaryOutputs: BinaryOutputChoice;
+  /** Triton's classification extension: outputs to return as their top-k classes, with k. */
+  classifications?: ReadonlyMap<string, number>;
+  /** The model's class names (labels in the classification strings). */
+  classNames?: string[];
+}
+
+/** `"classification": k` on a requested output: a positive integer (Triton's extension). */
+function classificationParameter(parameters: Record<string, ParameterValue> | undefined, where: string): number | undefined {
+  const value = parameters?.classification;
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new AiaasError('INVALID_REQUEST', `${where}: parameter 'classification' must be a positive integer (the number of top classes to return), got ${JSON.stringify(value)}`);
+  }
+  return value;
 }
 
 export function wantsBinaryOutput(choice: BinaryOutputChoice, name: string): boolean {
@@ -160,12 +175,16 @@ export function parseV2InferRequest(json: unknown, signature: ModelSignature, op
 
   const request: InferRequest = { inputs: matchSignature(inputs, signature) };
   const byName = new Map<string, boolean>();
+  const classifications = new Map<string, number>();
   if (json.outputs !== undefined) {
     if (!Array.isArray(json.outputs)) throw new AiaasError('INVALID_REQUEST', "'outputs' must be an array of {\"name\": ...}");
     const names = json.outputs.map((output: unknown, index: number) => {
       if (!isObject(output) || typeof output.name !== 'string') throw new AiaasError('INVALID_REQUEST', `outputs[${index}] needs a 'name' string`);
-      const binaryData = booleanParameter(parseParameters(output.parameters, `output '${output.name}'`), 'binary_data', `output '${output.name}'`);
+      const outputParameters = parseParameters(output.parameters, `output '${output.name}'`);
+      const binaryData = booleanParameter(outputParameters, 'binary_data', `output '${output.name}'`);
       if (binaryData !== undefined) byName.set(output.name, binaryData);
+      const classification = classificationParameter(outputParameters, `output '${output.name}'`);
+      if (classification !== undefined) classifications.set(output.name, classification);
       return output.name;
     });
     checkOutputNames(names, signature);
@@ -173,7 +192,12 @@ export function parseV2InferRequest(json: unknown, signature: ModelSignature, op
   }
   if (typeof json.id === 'string') request.id = json.id;
   if (parameters !== undefined) request.parameters = parameters;
-  return { request, binaryOutputs: { all: booleanParameter(parameters, 'binary_data_output', 'request') ?? false, byName } };
+  return {
+    request,
+    binaryOutputs: { all: booleanParameter(parameters, 'binary_data_output', 'request') ?? false, byName },
+    ...(classifications.size === 0 ? {} : { classifications }),
+    ...(classifications.size === 0 || signature.classNames === undefined ? {} : { classNames: signature.classNames }),
+  };
 }
 
 /**
@@ -218,6 +242,8 @@ function parseRawBinaryRequest(bytes: Buffer, signature: ModelSignature, options
 export interface V2ModelIdentity {
   name: string;
   version: string;
+  /** Set when the model withholds scores (`topK`): classification strings then carry no score. */
+  outputPolicy?: { topK?: number } | undefined;
 }
 
 /** A rendered `$inference_response`: the JSON object, and the binary section when any output is binary. */
@@ -231,7 +257,14 @@ export interface V2InferResponseParts {
 export function renderV2InferResponse(model: V2ModelIdentity, call: V2InferCall, outputs: readonly Tensor[]): V2InferResponseParts {
   const binary: Buffer[] = [];
   let anyBinary = false;
-  const rendered = outputs.map((output) => {
+  const rendered = outputs.map((raw) => {
+    const count = call.classifications?.get(raw.name);
+    const output =
+      count === undefined
+        ? raw
+        : isLabelsOnly(raw, model.outputPolicy)
+          ? labelsOnlyClassifications(raw, count, call.classNames)
+          : topClassifications(raw, count, call.classNames);
     if (!wantsBinaryOutput(call.binaryOutputs, output.name)) {
       return { name: output.name, datatype: output.datatype, shape: output.shape, data: toJsonElements(output) };
     }

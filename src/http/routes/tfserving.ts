@@ -1,11 +1,13 @@
 /**
  * TensorFlow Serving REST routes under `/tfserving/v1/models/...` (api_rest.md): model status,
- * metadata and `:predict`. Register with `app.register(tfServingRoutes, deps)`.
+ * metadata, `:predict` and `:classify`. Register with `app.register(tfServingRoutes, deps)`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AiaasError } from '../../errors.ts';
 import {
+  parseTfServingClassifyRequest,
   parseTfServingPredictRequest,
+  renderTfServingClassifyResponse,
   renderTfServingMetadata,
   renderTfServingPredictResponse,
   renderTfServingStatus,
@@ -25,38 +27,49 @@ function splitVerb(segment: string): { target: string; verb: string } {
   return { target: segment.slice(0, colon), verb: segment.slice(colon + 1) };
 }
 
-function requirePredict(verb: string): void {
-  if (verb === 'predict') return;
-  if (verb === 'classify' || verb === 'regress') {
-    throw new AiaasError('INVALID_REQUEST', `:${verb} is not supported (it needs tf.Example signatures); use :predict`);
-  }
-  throw new AiaasError('NOT_FOUND', `unknown method ':${verb}'; use :predict`);
+type Verb = 'predict' | 'classify';
+
+function knownVerb(verb: string): Verb {
+  if (verb === 'predict' || verb === 'classify') return verb;
+  if (verb === 'regress') throw new AiaasError('INVALID_REQUEST', ':regress is not supported; use :predict (or :classify for a classifier)');
+  throw new AiaasError('NOT_FOUND', `unknown method ':${verb}'; use :predict or :classify`);
 }
 
 export async function tfServingRoutes(app: FastifyInstance, deps: InferenceDeps): Promise<void> {
   installProtocolHandling(app, { allowNonFiniteTokens: true });
 
-  const predict = async (request: FastifyRequest, reply: FastifyReply, name: string, versionOrAlias?: string): Promise<Record<string, unknown>> =>
-    await runInference(
+  const call = async (verb: Verb, request: FastifyRequest, reply: FastifyReply, name: string, versionOrAlias?: string): Promise<Record<string, unknown>> => {
+    const target = { name, ...(versionOrAlias === undefined ? {} : { versionOrAlias }) };
+    if (verb === 'classify') {
+      return await runInference(
+        deps,
+        request,
+        reply,
+        'tfserving',
+        target,
+        (signature) => parseTfServingClassifyRequest(request.body, signature, deps.limits),
+        (model, parsed, response) => renderTfServingClassifyResponse(response.outputs[0]!, parsed.classNames, model.outputPolicy),
+      );
+    }
+    return await runInference(
       deps,
       request,
       reply,
       'tfserving',
-      { name, ...(versionOrAlias === undefined ? {} : { versionOrAlias }) },
+      target,
       (signature) => parseTfServingPredictRequest(request.body, signature, deps.limits),
       (_model, parsed, response) => renderTfServingPredictResponse(parsed.format, response.outputs),
     );
+  };
 
   app.post<{ Params: { segment: string } }>(`${base}/:segment`, { schema: tfServingSchemas.predict }, async (request, reply) => {
     const { target, verb } = splitVerb(request.params.segment);
-    requirePredict(verb);
-    return sendJson(reply, await predict(request, reply, target), 'tokens');
+    return sendJson(reply, await call(knownVerb(verb), request, reply, target), 'tokens');
   });
   for (const kind of ['versions', 'labels']) {
     app.post<{ Params: { name: string; segment: string } }>(`${base}/:name/${kind}/:segment`, { schema: tfServingSchemas.predictVersion }, async (request, reply) => {
       const { target, verb } = splitVerb(request.params.segment);
-      requirePredict(verb);
-      return sendJson(reply, await predict(request, reply, request.params.name, target), 'tokens');
+      return sendJson(reply, await call(knownVerb(verb), request, reply, request.params.name, target), 'tokens');
     });
   }
 

@@ -18,6 +18,9 @@ import {
 import type { TSchema } from '@sinclair/typebox';
 import { compileValidator } from '../schemas/validation.ts';
 import { v2Schemas } from '../schemas/v2.ts';
+import { AiaasError } from '../../errors.ts';
+import { renderHeatmapPng } from '../../explain/heatmap.ts';
+import { inferencePart, parseExplainOptions, renderExplanation } from '../protocols/explain.ts';
 
 export type { InferenceDeps, ResolvedModel } from '../protocols/route-support.ts';
 
@@ -31,7 +34,7 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
   const server = deps.server ?? { name: 'aiaas', version: '0.1.0' };
 
   app.get('/v2', { schema: v2Schemas.server }, async (_request, reply) =>
-    sendJson(reply, { name: server.name, version: server.version, extensions: ['model_repository', 'binary_tensor_data'] }),
+    sendJson(reply, { name: server.name, version: server.version, extensions: ['model_repository', 'binary_tensor_data', 'classification'] }),
   );
   app.get('/v2/health/live', { schema: v2Schemas.live }, async (_request, reply) => reply.status(200).send());
   app.get('/v2/health/ready', { schema: v2Schemas.ready }, async (_request, reply) => reply.status(200).send());
@@ -78,6 +81,52 @@ export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promi
   };
   app.post<{ Params: ModelParams }>('/v2/models/:name/infer', { schema: v2Schemas.modelInfer, validatorCompiler }, infer);
   app.post<{ Params: ModelParams }>('/v2/models/:name/versions/:version/infer', { schema: v2Schemas.versionInfer, validatorCompiler }, infer);
+
+  // Explanations (docs/quality.md): attributions with the input's shape, or a heatmap PNG.
+  const explain = async (request: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply): Promise<FastifyReply> => {
+    const { name, version } = request.params;
+    const model = await deps.resolveModel(request, name, version);
+    // Attributions reveal far more about the model than top-k labels do.
+    if (model.outputPolicy !== undefined) {
+      throw new AiaasError('OUTPUT_POLICY_RESTRICTED', `Model '${model.name}' has an output policy; explanations would reveal more than it allows`, { details: { model: model.name, outputPolicy: { ...model.outputPolicy } } });
+    }
+    if (deps.explainer === undefined) throw new AiaasError('NOT_FOUND', 'This server does not run explanations');
+    const signature = await signatureOf(deps, model);
+    const options = parseExplainOptions(request.body, signature, { inputGradients: model.inputGradients === true });
+    const call = parseV2InferRequest(inferencePart(request.body), signature, deps.limits, binarySections.of(request));
+    const started = performance.now();
+    const labels = { ...(model.tenantId === undefined ? {} : { tenant: model.tenantId }), model: model.name, version: model.version };
+    // Billed as one inference per explained row (the many forward passes behind it are the method's).
+    const measures = { items: call.request.inputs[0]?.shape[0] ?? 0 };
+    let result;
+    try {
+      result = await deps.explainer.explain(model, signature, { ...options.request, inputs: call.request.inputs }, {
+        ...(request.principal === undefined ? {} : { fairnessKey: request.principal.keyId }),
+      });
+    } catch (error) {
+      deps.metrics.recordRequest(labels, 'v2', 'error', (performance.now() - started) / 1000);
+      deps.onInference?.(request, model, 'v2', 'error', measures);
+      throw error;
+    }
+    deps.metrics.recordRequest(labels, 'v2', 'ok', (performance.now() - started) / 1000);
+    deps.onInference?.(request, model, 'v2', 'ok', measures);
+    if (options.format === 'png') {
+      if (result.image === undefined) {
+        throw new AiaasError('EXPLANATION_UNSUPPORTED', `input '${result.input}' does not read as an image ([H, W], [H, W, C], [C, H, W] with C of 1, 3 or 4, or a square vector); ask for format "json"`);
+      }
+      if (result.shape[0] !== 1) throw new AiaasError('INVALID_REQUEST', 'a heatmap shows one sample: send one row (or ask for format "json")');
+      const sample = call.request.inputs.find((tensor) => tensor.name === result.input)!.data as Float32Array;
+      const { png } = renderHeatmapPng({ input: sample, attributions: result.attributions, layout: result.image, ...(options.scale === undefined ? {} : { scale: options.scale }) });
+      return reply
+        .type('image/png')
+        .header('x-aiaas-explain-method', result.method)
+        .header('x-aiaas-explain-target', String(result.targets[0]))
+        .send(png);
+    }
+    return sendJson(reply, renderExplanation(model, call.request.id, result));
+  };
+  app.post<{ Params: ModelParams }>('/v2/models/:name/explain', { schema: v2Schemas.modelExplain }, explain);
+  app.post<{ Params: ModelParams }>('/v2/models/:name/versions/:version/explain', { schema: v2Schemas.versionExplain }, explain);
 
   // Triton model-repository extension (docs/protocol/extension_model_repository.md).
   app.post('/v2/repository/index', { schema: v2Schemas.repositoryIndex }, async (request, reply) => {

@@ -11,6 +11,7 @@ export const DatasetSchemaInfo = Type.Object({
   featureNames: Type.Optional(Type.Array(Type.String())),
   labelName: Type.Optional(Type.String()),
   classes: Type.Optional(Type.Integer()),
+  classNames: Type.Optional(Type.Array(Type.String(), { description: 'String labels as class names, sorted; a label\'s class index is its position here' })),
   label: Type.Optional(Type.String({ description: 'The label column or key the upload was parsed with' })),
 });
 

@@ -13,7 +13,16 @@ export const TensorSignature = Type.Object({
   shape: Type.Array(Type.Integer({ minimum: -1 }), { description: '-1 marks a dynamic dimension' }),
 });
 
-export const ModelSignature = Type.Object({ inputs: Type.Array(TensorSignature), outputs: Type.Array(TensorSignature) });
+export const ModelSignature = Type.Object({
+  inputs: Type.Array(TensorSignature),
+  outputs: Type.Array(TensorSignature),
+  classNames: Type.Optional(
+    Type.Array(Type.String(), { description: "Class names by output index, from model.onnx's aiaas.class_names metadata (a model trained on string labels)" }),
+  ),
+  featureNames: Type.Optional(
+    Type.Array(Type.String(), { description: "Input feature names in flat order, from model.onnx's aiaas.feature_names metadata (a model trained on a CSV or flat JSON lines)" }),
+  ),
+});
 
 /** Per-model batching overrides; the handler checks the ranges (docs/api.md). */
 export const BatchingSettings = Type.Object(
@@ -27,12 +36,23 @@ export const BatchingSettings = Type.Object(
 
 export const ModelFileNameSchema = Type.Union(modelFileNames.map((file) => Type.Literal(file)));
 
+/** A model's output policy (docs/quality.md): top-k labels only, or probabilities rounded. */
+export const OutputPolicySchema = Type.Object(
+  {
+    topK: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Score outputs become their k best class indices (INT64), nothing else' })),
+    roundDigits: Type.Optional(Type.Integer({ minimum: 0, maximum: 8, description: 'Float outputs rounded to this many decimals (returned as FP64)' })),
+  },
+  { additionalProperties: false },
+);
+
 export const Alias = Type.Object({ name: Type.String(), version: Type.Integer(), updatedAt: Timestamp });
 
 export const Model = Type.Object({
   name: Type.String(),
   description: Type.String(),
   batching: Nullable(BatchingSettings),
+  exportable: Type.Boolean({ description: 'False: no key of the tenant can download the weights; only the operator can (audited)' }),
+  outputPolicy: Nullable(OutputPolicySchema),
   versions: Type.Array(Type.Integer(), { description: 'Version numbers, oldest first' }),
   aliases: Type.Array(Type.Object({ name: Type.String(), version: Type.Integer() })),
   createdAt: Timestamp,
@@ -67,15 +87,29 @@ export const ModelVersion = Type.Object({
   files: Type.Array(Type.Union([ModelFileNameSchema, Type.Literal('model.gguf')]), { description: 'What GET …/files/{file} can fetch' }),
   aliases: Type.Array(Type.String(), { description: 'Aliases pointing at this version' }),
   createdAt: Timestamp,
+  exportable: Type.Boolean({ description: 'False when the model is not exportable or the version derives from one that is not' }),
+  parentVersionId: Nullable(Type.String({ description: 'The version this one derives from (quantized, fine-tuned)' })),
+  provenance: Type.Boolean({ description: 'Whether a signed provenance record exists (GET …/provenance)' }),
 });
 
 export const CreateModelRequest = Type.Object(
-  { name: Type.String(), description: Type.Optional(Type.String()), batching: Type.Optional(BatchingSettings) },
+  {
+    name: Type.String(),
+    description: Type.Optional(Type.String()),
+    batching: Type.Optional(BatchingSettings),
+    exportable: Type.Optional(Type.Boolean({ description: 'Default true; false keeps the weights in (export control)' })),
+    outputPolicy: Type.Optional(Nullable(OutputPolicySchema)),
+  },
   { additionalProperties: false },
 );
 
 export const UpdateModelRequest = Type.Object(
-  { description: Type.Optional(Type.String()), batching: Type.Optional(Nullable(BatchingSettings)) },
+  {
+    description: Type.Optional(Type.String()),
+    batching: Type.Optional(Nullable(BatchingSettings)),
+    exportable: Type.Optional(Type.Boolean({ description: 'false marks the model not exportable; only the operator can set it back to true' })),
+    outputPolicy: Type.Optional(Nullable(OutputPolicySchema)),
+  },
   { additionalProperties: false },
 );
 
@@ -107,6 +141,42 @@ export const modelSchemas = {
   listVersions: { params: NameParams, response: { 200: Type.Object({ versions: Type.Array(ModelVersion) }) } },
   getVersion: { params: VersionParams, response: { 200: ModelVersion } },
   deleteVersion: { params: Type.Object({ name: Type.String(), version: Type.String({ description: 'A version number' }) }), response: { 204: NoBody } },
+  provenance: {
+    params: VersionParams,
+    response: {
+      200: Type.Object({
+        record: AnyJson('The provenance record (format aiaas-provenance-1): datasets and their SHA-256, spec, hyperparameters, job, parent version, aiaas version, SHA-256 of every file'),
+        signature: Type.String({ description: "base64 Ed25519 signature over the record's canonical JSON (sorted keys, no whitespace, UTF-8)" }),
+        keyId: Nullable(Type.String({ description: 'The signing key (GET /api/v1/signing-key)' })),
+      }),
+    },
+  },
+  signingKey: {
+    response: {
+      200: Type.Object({
+        algorithm: Type.Literal('Ed25519'),
+        keyId: Type.String({ description: 'First 16 hex digits of SHA-256 over the raw public key' }),
+        publicKeyPem: Type.String({ description: 'SPKI PEM' }),
+        publicKey: Type.String({ description: 'The raw 32-byte public key, base64' }),
+      }),
+    },
+  },
+  operatorUpdate: {
+    params: Type.Object({ tenantId: Type.String(), name: Type.String() }),
+    body: Type.Object({ exportable: Type.Boolean() }, { additionalProperties: false }),
+    response: { 200: ModelBody },
+  },
+  operatorDownloadFile: {
+    params: Type.Object({ tenantId: Type.String(), name: Type.String(), version: Type.String(), file: Type.String({ description: `One of ${modelFileNames.join(', ')}` }) }),
+    response: {
+      200: {
+        content: {
+          'application/octet-stream': { schema: BinaryBody },
+          'application/json': { schema: AnyJson('spec.json or metrics.json') },
+        },
+      },
+    },
+  },
   downloadFile: {
     params: Type.Object({ name: Type.String(), version: Type.String(), file: Type.String({ description: `One of ${modelFileNames.join(', ')}` }) }),
     response: {

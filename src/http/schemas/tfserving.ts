@@ -5,15 +5,28 @@
 import { Type } from '@sinclair/typebox';
 import type { RouteSchema } from './common.ts';
 
+/** One body schema for `:predict` and `:classify` (the verb is part of the path segment); the parsers check which fields the verb takes. */
 export const TfServingPredictRequest = Type.Object({
   signature_name: Type.Optional(Type.String({ description: 'Only "serving_default" exists' })),
-  instances: Type.Optional(Type.Array(Type.Unknown(), { minItems: 1, description: 'Row format: one value (or object of named inputs) per row' })),
-  inputs: Type.Optional(Type.Unknown({ description: 'Columnar format: one tensor, or an object of named tensors' })),
+  instances: Type.Optional(Type.Array(Type.Unknown(), { minItems: 1, description: ':predict row format: one value (or object of named inputs) per row' })),
+  inputs: Type.Optional(Type.Unknown({ description: ':predict columnar format: one tensor, or an object of named tensors' })),
+  examples: Type.Optional(
+    Type.Array(Type.Record(Type.String(), Type.Unknown()), {
+      minItems: 1,
+      description: ':classify: feature dicts, either {"<input name>": values} or one number per feature (the model\'s feature names, or f0…fN-1)',
+    }),
+  ),
+  context: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: ':classify: features shared by every example (never repeated in one)' })),
 });
 
 export const TfServingPredictResponse = Type.Union([
   Type.Object({ predictions: Type.Array(Type.Unknown()) }),
   Type.Object({ outputs: Type.Unknown() }),
+  Type.Object({
+    results: Type.Array(Type.Array(Type.Array(Type.Union([Type.String(), Type.Number(), Type.Null()]), { minItems: 2, maxItems: 2, description: '[class label, score]' })), {
+      description: ':classify: per example, [class label, score] for every class in index order; under a topK output policy only the best k labels, best first, with a null score',
+    }),
+  }),
 ]);
 
 export const TfServingStatus = Type.Object({
@@ -52,7 +65,7 @@ export const TfServingMetadata = Type.Object({
   }),
 });
 
-const Segment = Type.String({ description: '{target}:predict' });
+const Segment = Type.String({ description: '{target}:predict or {target}:classify' });
 const NameParams = Type.Object({ name: Type.String() });
 const SelectorParams = Type.Object({ name: Type.String(), selector: Type.String() });
 

@@ -82,10 +82,60 @@ export const V2RepositoryIndex = Type.Array(
   }),
 );
 
+
+/**
+ * A V2 $inference_request plus the explanation's options, each given at the top level or inside
+ * `parameters` (not both); `baseline` as an array only at the top level. docs/quality.md.
+ */
+export const V2ExplainRequest = Type.Object({
+  id: Type.Optional(Type.String()),
+  parameters: Type.Optional(V2Parameters),
+  inputs: Type.Array(V2InputTensor, { minItems: 1 }),
+  method: Type.Optional(Type.Union([Type.Literal('integrated_gradients'), Type.Literal('occlusion'), Type.Literal('permutation')], { description: 'Default: integrated_gradients for engine models (spec.json + weights), else occlusion' })),
+  target: Type.Optional(Type.Integer({ minimum: 0, description: "Flat index of the explained output element within one sample (the class); default each row's largest" })),
+  output: Type.Optional(Type.String({ description: "Default the model's first output" })),
+  input: Type.Optional(Type.String({ description: 'The explained input (FP32); default the first FP32 input' })),
+  steps: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, description: 'Integrated gradients: Riemann steps (default 128)' })),
+  rule: Type.Optional(Type.Union([Type.Literal('trapezoid'), Type.Literal('midpoint')], { description: 'Integrated gradients: default trapezoid' })),
+  baseline: Type.Optional(Type.Union([Type.Number(), Type.Array(Type.Number())], { description: 'A constant or one sample of values (flat); default 0' })),
+  window: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Array(Type.Integer({ minimum: 1 })), Type.String()], { description: 'Occlusion and permutation: window size (one number, or one per dimension; "1,4,4" in parameters)' })),
+  stride: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Array(Type.Integer({ minimum: 1 })), Type.String()])),
+  repeats: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Permutation: shuffles per feature group (default 5)' })),
+  seed: Type.Optional(Type.Integer({ description: 'Permutation: seeds the shuffles (default 0)' })),
+  format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('png')], { description: 'png: a heatmap over the input image (one sample)' })),
+  scale: Type.Optional(Type.Integer({ minimum: 1, maximum: 16, description: 'png: output pixels per input pixel' })),
+});
+
+export const V2ExplainResponse = Type.Object({
+  model_name: Type.String(),
+  model_version: Type.String(),
+  id: Type.Optional(Type.String()),
+  outputs: Type.Array(V2OutputTensor, { description: 'One tensor, "attributions", FP32, with the explained input\'s shape (permutation: one row)' }),
+  explanation: Type.Object({
+    method: Type.String(),
+    input: Type.String(),
+    output: Type.String(),
+    targets: Type.Array(Type.Integer()),
+    scores: Type.Array(Type.Union([Type.Number(), Type.Null()]), { description: 'F(x) of each row' }),
+    baseline_scores: Type.Optional(Type.Array(Type.Union([Type.Number(), Type.Null()]))),
+    deltas: Type.Optional(Type.Array(Type.Union([Type.Number(), Type.Null()]), { description: 'Σ attributions − (F(x) − F(baseline)): the integration error' })),
+    steps: Type.Optional(Type.Integer()),
+    rule: Type.Optional(Type.String()),
+    window: Type.Optional(Type.Array(Type.Integer())),
+  }),
+});
+
 const NameParams = Type.Object({ name: Type.String() });
 const VersionParams = Type.Object({ name: Type.String(), version: Type.String({ description: 'A version number or an alias' }) });
 
 const inferResponses = { content: { 'application/json': { schema: V2InferResponse }, 'application/octet-stream': { schema: V2BinaryInferResponse } } };
+
+const explainResponses = {
+  content: {
+    'application/json': { schema: V2ExplainResponse },
+    'image/png': { schema: Type.String({ contentEncoding: 'binary', description: 'With format png: the heatmap over the input image' }) },
+  },
+};
 
 export const v2Schemas = {
   server: { response: { 200: V2ServerMetadata } },
@@ -100,5 +150,7 @@ export const v2Schemas = {
   // The body is optional (Triton's clients post none), so it is documented, not validated.
   repositoryIndex: { documentedBody: { 'application/json': V2RepositoryIndexRequest }, response: { 200: V2RepositoryIndex } },
   load: { params: NameParams, response: { 200: NoBody } },
+  modelExplain: { params: NameParams, body: V2ExplainRequest, response: { 200: explainResponses } },
+  versionExplain: { params: VersionParams, body: V2ExplainRequest, response: { 200: explainResponses } },
   unload: { params: NameParams, response: { 200: NoBody } },
 } satisfies Record<string, RouteSchema>;

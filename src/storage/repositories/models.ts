@@ -24,6 +24,10 @@ export interface ModelRecord {
   /** Per-model batching overrides, shape owned by `src/inference/`; undefined = server defaults. */
   readonly batching: unknown;
   readonly createdAt: string;
+  /** False: no key of the tenant may download its weights (export control). */
+  readonly exportable: boolean;
+  /** The owner's output policy document, null when none (validated by src/inference/output-policy.ts). */
+  readonly outputPolicy: unknown;
 }
 
 export interface ModelVersionRecord {
@@ -43,6 +47,11 @@ export interface ModelVersionRecord {
   readonly metrics: unknown;
   readonly jobId: string | null;
   readonly createdAt: string;
+  /** False when derived from a non-exportable version: its weights stay in, whatever its model says. */
+  readonly exportable: boolean;
+  readonly parentVersionId: string | null;
+  /** The signed provenance record's canonical JSON text and its base64 signature; null before 0003_provenance. */
+  readonly provenance: { readonly text: string; readonly signature: string } | null;
 }
 
 export interface AliasRecord {
@@ -64,6 +73,9 @@ export interface NewModelVersion {
   readonly signature: unknown;
   readonly metrics?: unknown;
   readonly jobId?: string | null;
+  /** False when derived from a non-exportable version (default true). */
+  readonly exportable?: boolean;
+  readonly parentVersionId?: string | null;
 }
 
 export interface ResolvedModelVersion {
@@ -82,6 +94,8 @@ function toModel(row: Selectable<ModelsTable>): ModelRecord {
     description: row.description,
     batching: fromJsonText<unknown>(row.batching_json),
     createdAt: row.created_at,
+    exportable: Number(row.exportable ?? 1) !== 0,
+    outputPolicy: fromJsonText<unknown>(row.output_policy_json ?? null) ?? null,
   };
 }
 
@@ -100,6 +114,9 @@ function toVersion(row: Selectable<ModelVersionsTable>): ModelVersionRecord {
     metrics: fromJsonText<unknown>(row.metrics_json),
     jobId: row.job_id,
     createdAt: row.created_at,
+    exportable: Number(row.exportable ?? 1) !== 0,
+    parentVersionId: row.parent_version_id ?? null,
+    provenance: row.provenance_json != null && row.provenance_signature != null ? { text: row.provenance_json, signature: row.provenance_signature } : null,
   };
 }
 
@@ -171,7 +188,7 @@ export class ModelRepository {
 
   async create(
     tenantId: string,
-    input: { name: string; description?: string; batching?: unknown; id?: string },
+    input: { name: string; description?: string; batching?: unknown; id?: string; exportable?: boolean; outputPolicy?: unknown },
   ): Promise<ModelRecord> {
     const row: Selectable<ModelsTable> = {
       id: input.id ?? newId('mdl'),
@@ -180,6 +197,8 @@ export class ModelRepository {
       description: input.description ?? '',
       batching_json: toNullableJsonText(input.batching),
       created_at: this.#now().toISOString(),
+      exportable: input.exportable === false ? 0 : 1,
+      output_policy_json: toNullableJsonText(input.outputPolicy ?? undefined),
     };
     try {
       await this.#db.insertInto('models').values(await sealRow(this.#text, 'models', row)).execute();
@@ -228,9 +247,11 @@ export class ModelRepository {
   async update(
     tenantId: string,
     id: string,
-    patch: { description?: string; batching?: unknown },
+    patch: { description?: string; batching?: unknown; exportable?: boolean; outputPolicy?: unknown },
   ): Promise<ModelRecord | undefined> {
-    const set: { description?: string; batching_json?: string | null } = {};
+    const set: { description?: string; batching_json?: string | null; exportable?: 0 | 1; output_policy_json?: string | null } = {};
+    if (patch.exportable !== undefined) set.exportable = patch.exportable ? 1 : 0;
+    if (patch.outputPolicy !== undefined) set.output_policy_json = toNullableJsonText(patch.outputPolicy);
     if (patch.description !== undefined) {
       set.description = await sealValue(this.#text, tenantId, 'models', 'description', id, patch.description);
     }
@@ -290,6 +311,10 @@ export class ModelRepository {
       created_at: this.#now().toISOString(),
       format: input.format ?? 'onnx',
       chat_template: input.chatTemplate ?? null,
+      exportable: input.exportable === false ? 0 : 1,
+      parent_version_id: input.parentVersionId ?? null,
+      provenance_json: null,
+      provenance_signature: null,
     };
     const sealed = await sealRow(this.#text, 'model_versions', plain);
     return transactionWithRetry(this.#db, async (transaction) => {
@@ -305,6 +330,17 @@ export class ModelRepository {
       await transaction.insertInto('model_versions').values({ ...sealed, version }).execute();
       return toVersion({ ...plain, version });
     });
+  }
+
+  /** Stores a version's signed provenance record (its text sealed like the version's other tenant text). */
+  async setProvenance(tenantId: string, versionId: string, record: { text: string; signature: string }): Promise<void> {
+    const text = await sealValue(this.#text, tenantId, 'model_versions', 'provenance_json', versionId, record.text);
+    await this.#db
+      .updateTable('model_versions')
+      .set({ provenance_json: text, provenance_signature: record.signature })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', versionId)
+      .execute();
   }
 
   /** Newest first would suit a UI, but ascending matches how version numbers read. */

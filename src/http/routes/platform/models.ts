@@ -5,7 +5,8 @@ import { modelAllowed } from '../../../security/roles.ts';
 import type { Principal } from '../../../platform/access.ts';
 import type { AddVersionOptions } from '../../../platform/model-registry.ts';
 import type { AliasRecord } from '../../../storage/index.ts';
-import { authorize, authorizeModel } from '../../auth.ts';
+import { authorize, authorizeModel, authorizeOperator } from '../../auth.ts';
+import type { JsonValue } from '../../../security/audit-chain.ts';
 import type { Permission } from '../../../security/roles.ts';
 import {
   acceptStreamedBodies,
@@ -106,12 +107,14 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
 
   app.post('/models', { schema: modelSchemas.create, config: { audit: { action: 'model.create' } } }, async (request, reply) => {
     const principal = authorize(request, 'models:write');
-    const body = readJsonObject(request, ['name', 'description', 'batching']);
+    const body = readJsonObject(request, ['name', 'description', 'batching', 'exportable', 'outputPolicy']);
     if (typeof body.name === 'string') authorizeModel(request, body.name);
     const model = await registry.createModel(principal.tenantId, {
       name: body.name as string,
       ...(body.description === undefined ? {} : { description: body.description as string }),
       ...(body.batching === undefined ? {} : { batching: body.batching }),
+      ...(body.exportable === undefined ? {} : { exportable: body.exportable }),
+      ...(body.outputPolicy === undefined ? {} : { outputPolicy: body.outputPolicy }),
     });
     request.audit = { resource: `model:${model.name}`, model: model.name };
     return reply.status(201).send({ model: await registry.modelView(principal.tenantId, model) });
@@ -131,8 +134,13 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
   app.patch<{ Params: NameParams }>('/models/:name', { schema: modelSchemas.update, config: { audit: { action: 'model.update' } } }, async (request) => {
     const principal = authorizeOnModel(request, 'models:write', request.params.name);
     request.audit = { resource: `model:${request.params.name}` };
-    const body = readJsonObject(request, ['description', 'batching']);
-    const model = await registry.updateModel(principal.tenantId, request.params.name, body);
+    const body = readJsonObject(request, ['description', 'batching', 'exportable', 'outputPolicy']);
+    // Lifting export control is the operator's alone: the mark exists to stop the tenant's own admins.
+    const model = await registry.updateModel(principal.tenantId, request.params.name, body, { mayLiftExportControl: principal.isOperator && principal.role === 'admin' });
+    if (body.exportable !== undefined || body.outputPolicy !== undefined) {
+      // Validated by updateModel above, so both are plain JSON.
+      request.audit.detail = { ...(body.exportable === undefined ? {} : { exportable: body.exportable as boolean }), ...(body.outputPolicy === undefined ? {} : { outputPolicy: body.outputPolicy as JsonValue }) };
+    }
     return { model: await registry.modelView(principal.tenantId, model) };
   });
 
@@ -227,11 +235,58 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
       const principal = authorizeOnModel(request, 'models:download', request.params.name);
       const { name, version, file } = request.params;
       request.audit = { resource: `model:${name}/versions/${version}/files/${file}` };
+      // Export control: only the operator tenant's admins get past a not-exportable mark, audited as such.
+      const { restricted } = await registry.checkExport(principal.tenantId, name, version, file, { operator: principal.isOperator && principal.role === 'admin' });
+      if (restricted) request.audit.detail = { exportControl: 'operator-override' };
       const { stream, contentType } = await registry.openFile(principal.tenantId, name, version, file);
       // Wait for the first authenticated bytes (or the failure) before the status line goes out, so a
       // corrupt small file is a clean 500; a later failure can only cut the download short.
       const body = await primed(stream);
       return reply.type(contentType).header('content-disposition', `attachment; filename="${file}"`).send(body);
+    },
+  );
+
+  app.get<{ Params: VersionParams }>('/models/:name/versions/:version/provenance', { schema: modelSchemas.provenance }, async (request) => {
+    const principal = authorizeOnModel(request, 'models:read', request.params.name);
+    const { record, signature, keyId } = await registry.provenance(principal.tenantId, request.params.name, request.params.version);
+    return { record, signature, keyId };
+  });
+
+  // The public half of the provenance signing key: anyone may verify a record.
+  app.get('/signing-key', { schema: modelSchemas.signingKey, config: { public: true } }, async () => context.signingKey.published);
+
+  // The operator downloads any tenant's weights, exportable or not; always audited.
+  app.get<{ Params: VersionParams & { file: string; tenantId: string } }>(
+    '/tenants/:tenantId/models/:name/versions/:version/files/:file',
+    { schema: modelSchemas.operatorDownloadFile, config: { audit: { action: 'version.download.operator' } } },
+    async (request, reply) => {
+      authorizeOperator(request, 'tenants:manage');
+      const { tenantId, name, version, file } = request.params;
+      request.audit = { resource: `tenant:${tenantId}/model:${name}/versions/${version}/files/${file}`, detail: { tenantId, exportControl: 'operator' } };
+      if ((await context.repositories.tenants.get(tenantId)) === undefined) {
+        throw new AiaasError('NOT_FOUND', `Tenant '${tenantId}' not found`, { details: { tenantId } });
+      }
+      await registry.checkExport(tenantId, name, version, file, { operator: true });
+      const { stream, contentType } = await registry.openFile(tenantId, name, version, file);
+      const body = await primed(stream);
+      return reply.type(contentType).header('content-disposition', `attachment; filename="${file}"`).send(body);
+    },
+  );
+
+  // Only the operator lifts (or sets) another tenant's export-control mark; audited.
+  app.patch<{ Params: { tenantId: string; name: string } }>(
+    '/tenants/:tenantId/models/:name',
+    { schema: modelSchemas.operatorUpdate, config: { audit: { action: 'model.export-control' } } },
+    async (request) => {
+      authorizeOperator(request, 'tenants:manage');
+      const { tenantId, name } = request.params;
+      const body = readJsonObject(request, ['exportable']);
+      request.audit = { resource: `tenant:${tenantId}/model:${name}`, detail: { tenantId, ...(typeof body.exportable === 'boolean' ? { exportable: body.exportable } : {}) } };
+      if ((await context.repositories.tenants.get(tenantId)) === undefined) {
+        throw new AiaasError('NOT_FOUND', `Tenant '${tenantId}' not found`, { details: { tenantId } });
+      }
+      const model = await registry.updateModel(tenantId, name, { exportable: body.exportable }, { mayLiftExportControl: true });
+      return { model: await registry.modelView(tenantId, model) };
     },
   );
 
