@@ -16,8 +16,7 @@ export const layerTypes: Readonly<Record<string, { required: string[]; allowed: 
   conv2d: { required: ['filters', 'kernelSize'], allowed: ['filters', 'kernelSize', 'strides', 'padding', 'activation', 'useBias', 'kernelInitializer', 'biasInitializer'] },
   maxPooling2d: { required: [], allowed: ['poolSize', 'strides', 'padding'] },
   activation: { required: ['activation'], allowed: ['activation'] },
-  // Its statistics come from the data; its options are checked by the server.
-  normalization: { required: [], allowed: ['*'] },
+  normalization: { required: [], allowed: ['epsilon'] },
 };
 
 const activations = ['linear', 'sigmoid', 'tanh', 'relu', 'softmax'];
@@ -83,7 +82,7 @@ export function specProblems(spec: unknown): SpecProblem[] {
       const known = typeof type === 'string' ? layerTypes[type] : undefined;
       if (known === undefined) return problem(`${where}.type: ${JSON.stringify(type ?? null)} is not a layer type (${Object.keys(layerTypes).join(', ')}).`);
       for (const field of known.required) if (layer[field] === undefined) problem(`${where} (${type}): "${field}" is required.`);
-      if (!known.allowed.includes('*')) for (const field of Object.keys(layer)) if (field !== 'type' && field !== 'name' && !known.allowed.includes(field)) problem(`${where} (${type}): unknown field "${field}".`);
+      for (const field of Object.keys(layer)) if (field !== 'type' && field !== 'name' && !known.allowed.includes(field)) problem(`${where} (${type}): unknown field "${field}".`);
       if (layer.units !== undefined && !isPositiveInteger(layer.units)) problem(`${where}.units: a positive integer.`);
       if (layer.filters !== undefined && !isPositiveInteger(layer.filters)) problem(`${where}.filters: a positive integer.`);
       if (layer.rate !== undefined && !(typeof layer.rate === 'number' && layer.rate >= 0 && layer.rate < 1)) problem(`${where}.rate: a number in [0, 1).`);

@@ -27,7 +27,8 @@ const screenshotDir = process.env.AIAAS_SCREENSHOTS === '1' ? join(root, 'docs/i
 
 const spec = {
   name: 'digits',
-  input: { shape: [28, 28] },
+  // The model takes 0–255 pixels as the IDX file holds them; the console sends its drawing so.
+  input: { shape: [28, 28], scale: 1 / 255 },
   layers: [
     { type: 'flatten' },
     { type: 'dense', units: 64, activation: 'relu' },
@@ -235,6 +236,10 @@ describe('web console in Chromium', () => {
     });
     expect(preview.centre).toBeGreaterThan(0);
     expect(preview.edge).toBe(0);
+    // The explanation's heat map (a PNG from POST …/explain) is shown beside the prediction.
+    await page.waitForFunction(() => ((document.querySelector('#heatmap') as HTMLImageElement | null)?.naturalWidth ?? 0) > 0, undefined, { timeout: 60_000 });
+    expect(await page.locator('#heatmap').evaluate((image: HTMLImageElement) => [image.naturalWidth % 28, image.naturalWidth === image.naturalHeight])).toEqual([0, true]);
+    expect(await page.locator('#heatmap').getAttribute('alt')).toContain('class 1');
     await screenshot('try-it');
   });
 

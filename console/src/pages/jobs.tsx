@@ -278,7 +278,7 @@ export function JobPage({ id }: { id: string }) {
 
 const exampleSpec = `{
   "name": "mnist-mlp",
-  "input": { "shape": [28, 28] },
+  "input": { "shape": [28, 28], "scale": 0.00392156862745098 },
   "layers": [
     { "type": "flatten" },
     { "type": "dense", "units": 128, "activation": "relu" },

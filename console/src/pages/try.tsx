@@ -60,6 +60,19 @@ async function infer(model: string, version: number, input: TensorSpec, data: nu
   return response.outputs[0]?.data ?? [];
 }
 
+/**
+ * An integrated-gradients heat map of `target` over the image (POST …/explain with format png):
+ * red where ink raised the class's score, blue where it lowered it.
+ */
+async function explainAsImage(model: string, version: number, input: TensorSpec, data: number[], target: number): Promise<Blob> {
+  const response = await request(`/v2/models/${encodeURIComponent(model)}/versions/${version}/explain`, {
+    method: 'POST',
+    accept: 'image/png',
+    body: { inputs: [{ name: input.name, shape: [1, ...sampleShape(input)!], datatype: 'FP32', data }], target, format: 'png', steps: 64 },
+  });
+  return response.blob();
+}
+
 /** Whether the model takes raw 0–255 pixels: its spec scales its input itself (input.scale). */
 async function takesRawPixels(model: string, version: number): Promise<boolean> {
   try {
@@ -80,7 +93,12 @@ function DrawingPad({ model, version }: { model: string; version: Version }) {
   const [error, setError] = useState<string | undefined>(undefined);
   const [busy, setBusy] = useState(false);
   const [raw, setRaw] = useState<boolean | undefined>(undefined);
+  const [heatmap, setHeatmap] = useState<{ url: string; target: number } | undefined>(undefined);
+  const [explaining, setExplaining] = useState(false);
+  const [explainNote, setExplainNote] = useState<string | undefined>(undefined);
   const input = version.signature.inputs![0]!;
+  // Object URLs hold their blob until revoked.
+  useEffect(() => () => (heatmap === undefined ? undefined : URL.revokeObjectURL(heatmap.url)), [heatmap]);
   const classNames = namesOf(version, 'classNames');
 
   useEffect(() => {
@@ -95,6 +113,8 @@ function DrawingPad({ model, version }: { model: string; version: Version }) {
     context.fillRect(0, 0, canvas.current!.width, canvas.current!.height);
     preview.current?.getContext('2d')?.clearRect(0, 0, 28, 28);
     setProbabilities(undefined);
+    setHeatmap(undefined);
+    setExplainNote(undefined);
   }
 
   const point = (event: PointerEvent) => {
@@ -144,11 +164,27 @@ function DrawingPad({ model, version }: { model: string; version: Version }) {
     try {
       const rawPixels = raw ?? (await takesRawPixels(model, version.version));
       const data = Array.from(pixels, (value) => (rawPixels ? value : value / 255));
-      setProbabilities(softmaxIfNeeded(await infer(model, version.version, input, data)));
+      const predicted = softmaxIfNeeded(await infer(model, version.version, input, data));
+      setProbabilities(predicted);
+      void explain(data, predicted.indexOf(Math.max(...predicted)));
     } catch (failure) {
       setError(describeError(failure));
     } finally {
       setBusy(false);
+    }
+  }
+
+  async function explain(data: number[], target: number) {
+    setExplaining(true);
+    setExplainNote(undefined);
+    try {
+      const image = await explainAsImage(model, version.version, input, data, target);
+      setHeatmap({ url: URL.createObjectURL(image), target });
+    } catch (failure) {
+      setHeatmap(undefined);
+      setExplainNote(`No explanation: ${describeError(failure)}`);
+    } finally {
+      setExplaining(false);
     }
   }
 
@@ -200,6 +236,20 @@ function DrawingPad({ model, version }: { model: string; version: Version }) {
             <ProbabilityBars labels={labels} values={probabilities} />
           </>
         )}
+        {explaining && (
+          <p class="muted small" role="status">
+            Explaining the prediction…
+          </p>
+        )}
+        {heatmap !== undefined && (
+          <figure class="heatmap">
+            <img src={heatmap.url} id="heatmap" width={224} height={224} alt={`Integrated-gradients heat map for class ${labels[heatmap.target] ?? heatmap.target}: red pixels raised its score, blue ones lowered it`} />
+            <figcaption class="small muted">
+              Why <strong>{labels[heatmap.target] ?? heatmap.target}</strong>: integrated gradients over the 28×28 input. Red raised the score, blue lowered it.
+            </figcaption>
+          </figure>
+        )}
+        {explainNote !== undefined && <p class="muted small">{explainNote}</p>}
       </div>
     </div>
   );
