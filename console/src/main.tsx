@@ -1,6 +1,6 @@
 /** The console's shell: login with an API key, navigation, and the page for the current path. */
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, describeError, forgetKey, setUnauthorizedHandler, storedKey, storeKey } from './api.ts';
 import { href, interceptLinks, navigate, usePath } from './router.ts';
 import type { Me } from './types.ts';
@@ -124,11 +124,14 @@ function App() {
       .finally(() => setChecking(false));
   }, []);
 
+  const shownPath = useRef<string | undefined>(undefined);
   useEffect(() => {
     if (me !== undefined && (path === '/' || path === '')) navigate('/models', true);
     setMenuOpen(false);
-    // Moves focus to the new page's heading so screen readers announce it.
-    requestAnimationFrame(() => document.getElementById('page-title')?.focus({ preventScroll: true }));
+    // After a client-side navigation (not the first page), focus goes to the new page's heading so
+    // screen readers announce it, as a full page load would.
+    if (shownPath.current !== undefined && shownPath.current !== path) requestAnimationFrame(() => document.getElementById('page-title')?.focus({ preventScroll: true }));
+    if (me !== undefined) shownPath.current = path;
   }, [path, me]);
 
   if (checking) return <p class="muted center">Checking the stored key…</p>;

@@ -39,6 +39,8 @@ export function interceptLinks(): void {
     if (anchor === null || anchor === undefined || anchor.target !== '' || anchor.hasAttribute('download')) return;
     const url = new URL(anchor.href, location.href);
     if (url.origin !== location.origin || !url.pathname.startsWith(base)) return;
+    // In-page anchors (the skip link) keep the browser's own behaviour: scroll and focus.
+    if (url.hash !== '' && url.pathname === location.pathname) return;
     event.preventDefault();
     navigate(url.pathname.slice(base.length) || '/');
   });

@@ -5,7 +5,7 @@
  * screenshot of each page under docs/images/.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -281,9 +281,60 @@ describe('web console in Chromium', () => {
     await screenshot('audit');
   });
 
+  it('generates a form from the signature of a tabular model and answers with its class names', async () => {
+    // Trained through the API: the console's part here is the form and the answer.
+    const headers = { authorization: `Bearer ${adminKey}` };
+    const upload = await fetch(`${server.url}/api/v1/datasets?name=iris&label=species`, { method: 'POST', headers, body: await readFile(join(root, 'examples/iris/iris.csv')) });
+    expect(upload.status).toBe(201);
+    const dataset = ((await upload.json()) as { dataset: { id: string } }).dataset;
+    const irisSpec = JSON.parse(await readFile(join(root, 'examples/iris/spec.json'), 'utf8')) as unknown;
+    const submitted = await fetch(`${server.url}/api/v1/jobs`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'iris', spec: irisSpec, datasetId: dataset.id, epochs: 50, batchSize: 16 }),
+    });
+    expect(submitted.status).toBe(202);
+    const jobId = ((await submitted.json()) as { job: { id: string } }).job.id;
+    await page.goto(`${server.url}/console/jobs/${jobId}`);
+    await page.locator('#job-status .status-succeeded').waitFor({ timeout: 110_000 });
+    await page.locator('nav#nav a[href="/console/try"]').click();
+    await page.locator('#try-model').selectOption('iris');
+    await page.locator('#tabular-form').waitFor();
+    const labels = await page.locator('#tabular-form label').allTextContents();
+    expect(labels).toEqual(['sepal_length', 'sepal_width', 'petal_length', 'petal_width']);
+    for (const [index, value] of ['5.1', '3.5', '1.4', '0.2'].entries()) await page.locator(`#feature-${index}`).fill(value);
+    await page.locator('#tabular-form button[type=submit]').click();
+    await page.locator('#prediction, .try-grid .notice.error').first().waitFor();
+    expect(await page.locator('.try-grid .notice.error').count(), await page.locator('.try-grid').innerText()).toBe(0);
+    expect(await page.locator('#prediction').getAttribute('data-class')).toBe('setosa');
+    expect(await page.locator('svg.probabilities g.bar').evaluateAll((bars) => bars.map((bar) => bar.getAttribute('data-class')))).toEqual(['setosa', 'versicolor', 'virginica']);
+    await screenshot('try-it-tabular');
+  });
+
+  it('fits a phone screen behind a Menu button and is reachable by keyboard', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${server.url}/console/models`);
+    await page.locator('#models-table').waitFor();
+    expect(await page.locator('nav#nav').isVisible()).toBe(false);
+    await page.locator('.menu-toggle').click();
+    expect(await page.locator('.menu-toggle').getAttribute('aria-expanded')).toBe('true');
+    expect(await page.locator('nav#nav a[href="/console/jobs"]').isVisible()).toBe(true);
+    // Nothing wider than the screen: tables scroll inside their own box.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await screenshot('phone');
+    await page.setViewportSize({ width: 1280, height: 860 });
+    // The first Tab reaches the skip link, and Enter on it moves focus to the page.
+    await page.goto(`${server.url}/console/models`);
+    await page.locator('#models-table').waitFor();
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+    await page.keyboard.press('Enter');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('main');
+  });
+
   it('sends the user back to the login page when the key stops working, and logged no browser errors', async () => {
     await page.evaluate(() => sessionStorage.setItem('aiaas.apiKey', 'aiaas_revoked_or_wrong_000000000'));
-    await page.locator('nav#nav a[href="/console/models"]').click();
+    await page.locator('nav#nav a[href="/console/jobs"]').click();
     await page.locator('#login-error').waitFor();
     expect(await page.evaluate(() => sessionStorage.getItem('aiaas.apiKey'))).toBeNull();
     // The 401s above are the server's answers (the browser logs failed loads); nothing else, no CSP violation.

@@ -84,6 +84,19 @@ async function takesRawPixels(model: string, version: number): Promise<boolean> 
   }
 }
 
+/** The most likely class in words, then every class's probability as a bar. */
+function ClassifierAnswer({ labels, probabilities }: { labels: string[]; probabilities: number[] }) {
+  const best = probabilities.indexOf(Math.max(...probabilities));
+  return (
+    <>
+      <p class="prediction" id="prediction" data-class={labels[best]}>
+        <span class="muted">Most likely</span> <strong>{labels[best]}</strong> <span class="muted">({((probabilities[best] ?? 0) * 100).toFixed(1)}%)</span>
+      </p>
+      <ProbabilityBars labels={labels} values={probabilities} />
+    </>
+  );
+}
+
 function DrawingPad({ model, version }: { model: string; version: Version }) {
   const canvas = useRef<HTMLCanvasElement>(null);
   const preview = useRef<HTMLCanvasElement>(null);
@@ -188,7 +201,6 @@ function DrawingPad({ model, version }: { model: string; version: Version }) {
     }
   }
 
-  const best = probabilities === undefined ? undefined : probabilities.indexOf(Math.max(...probabilities));
   const labels = (probabilities ?? []).map((_value, index) => classNames?.[index] ?? String(index));
   return (
     <div class="try-grid">
@@ -229,12 +241,7 @@ function DrawingPad({ model, version }: { model: string; version: Version }) {
         {probabilities === undefined ? (
           <p class="muted">Draw, then release: the probabilities of each class appear here.</p>
         ) : (
-          <>
-            <p class="prediction" id="prediction" data-class={labels[best!]}>
-              <span class="muted">Most likely</span> <strong>{labels[best!]}</strong> <span class="muted">({((probabilities[best!] ?? 0) * 100).toFixed(1)}%)</span>
-            </p>
-            <ProbabilityBars labels={labels} values={probabilities} />
-          </>
+          <ClassifierAnswer labels={labels} probabilities={probabilities} />
         )}
         {explaining && (
           <p class="muted small" role="status">
@@ -303,7 +310,7 @@ function TabularForm({ model, version }: { model: string; version: Version }) {
         <h2>Prediction</h2>
         <ErrorNotice>{error}</ErrorNotice>
         {outputs === undefined && <p class="muted">Fill in the features and press Predict.</p>}
-        {isClassifier && <ProbabilityBars labels={shown.map((_value, index) => classNames?.[index] ?? String(index))} values={shown} />}
+        {isClassifier && <ClassifierAnswer labels={shown.map((_value, index) => classNames?.[index] ?? String(index))} probabilities={shown} />}
         {outputs !== undefined && !isClassifier && (
           <p class="prediction" id="prediction">
             <strong>{outputs.map((value) => formatNumber(value)).join(', ')}</strong>
