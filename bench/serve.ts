@@ -3,11 +3,13 @@
  * article's MNIST MLP (trained for one epoch on the mnist package's digits), and drives KServe V2
  * `infer` with single-sample requests at 1, 16 and 64 connections with autocannon; then the same
  * load against a bare Fastify route (its own child process) answering a constant body of the same
- * size. Prints JSON: throughput and p50/p99 latency for each, and the ratio to the bare route.
+ * size. Prints JSON: throughput and p50/p99 latency for each, the ratio to the bare route, and the
+ * CPU time each server's main thread spent per request (Linux).
  * Then a 1×3×640×640 FP32 input (a ReduceMean model, so the input dominates) sent as JSON and as
  * Triton binary tensor data, at 1 and 4 connections: throughput and latency of each form.
  */
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,9 +25,30 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 const connectionCounts = [1, 16, 64];
 const largeConnectionCounts = [1, 4];
 const largeShape = [1, 3, 640, 640];
-async function load(url: string, body: string | Buffer, headers: Record<string, string>, connections: number) {
+/** CPU time (user + system, clock ticks) of a process's main thread from /proc; undefined off Linux. */
+function mainThreadTicks(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const fields = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * One autocannon run. With the server's pid, also the CPU time its main thread spent per request:
+ * unlike throughput, it hardly depends on what else the machine runs (this 2-core VM is shared).
+ */
+async function load(url: string, body: string | Buffer, headers: Record<string, string>, connections: number, serverPid?: number) {
+  const ticksBefore = mainThreadTicks(serverPid);
   const result = await autocannon({ url, method: 'POST', body, headers: { 'content-type': 'application/json', ...headers }, connections, duration: seconds });
+  const ticksAfter = mainThreadTicks(serverPid);
+  // Linux clock ticks are 10 ms (USER_HZ 100).
+  const mainThreadMicrosecondsPerRequest =
+    ticksBefore === undefined || ticksAfter === undefined || result.requests.total === 0 ? undefined : Number((((ticksAfter - ticksBefore) * 10_000) / result.requests.total).toFixed(1));
   return {
+    ...(mainThreadMicrosecondsPerRequest === undefined ? {} : { mainThreadMicrosecondsPerRequest }),
     connections,
     requestsPerSecond: result.requests.average >= 100 ? Math.round(result.requests.average) : Number(result.requests.average.toFixed(2)),
     totalRequests: result.requests.total,
@@ -111,8 +134,8 @@ try {
 
   const results = [];
   for (const connections of connectionCounts) {
-    const v2 = await load(inferUrl, body, headers, connections);
-    const baseline = await load(`${bareUrl}/infer`, body, {}, connections);
+    const v2 = await load(inferUrl, body, headers, connections, aiaas.pid);
+    const baseline = await load(`${bareUrl}/infer`, body, {}, connections, bare.pid);
     results.push({ connections, v2, bare: baseline, ratioToBare: Number((v2.requestsPerSecond / baseline.requestsPerSecond).toFixed(2)) });
   }
   const large = await largeInputRuns(client, baseUrl, headers);

@@ -76,6 +76,15 @@ export interface AiaasConfig {
   pullMaxRedirects: number;
   /** How often the usage ledger writes what it buffered (0: only on reads and shutdown). */
   usageFlushIntervalMs: number;
+  /** JSON file of plans (docs/billing.md, "Plans"); loaded at start. */
+  plans: string | undefined;
+  webhookAllowedHosts: readonly string[];
+  webhookAllowPrivate: boolean;
+  driftSampleRate: number;
+  driftWindowSize: number;
+  driftPsiThreshold: number;
+  gateWaitSeconds: number;
+  shadowMaxInFlight: number;
 }
 
 export type SettingName = keyof AiaasConfig;
@@ -155,8 +164,8 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('batchMaxQueueDelayMicroseconds', 'integer', '0', 'Default dynamic batching: how long a request may wait for others to join its batch.', { minimum: 0 }),
   setting('batchMaxQueueSize', 'integer', '1024', 'Default dynamic batching: waiting requests per model version before 503 QUEUE_FULL.', { minimum: 1 }),
   setting('warmup', 'boolean', 'true', 'Run one inference on zeros when a model loads.'),
-  setting('validationTimeoutMs', 'integer', '30000', 'Time limit for opening an uploaded .onnx, or building an uploaded saved model\'s network, in a validation child process.', { minimum: 100 }),
-  setting('validationMemoryBytes', 'integer', bytesText(2048 * mebibyte), 'Memory limit (RSS) of a validation child process (opening an .onnx, building a saved model\'s network).', { minimum: 64 * mebibyte }),
+  setting('validationTimeoutMs', 'integer', '30000', 'Time limit for opening an uploaded .onnx and running it once on zero inputs, or building an uploaded saved model\'s network, in a validation child process.', { minimum: 100 }),
+  setting('validationMemoryBytes', 'integer', bytesText(2048 * mebibyte), 'Memory limit (RSS) of a validation child process (opening an .onnx and running it once, where its memory is measured; building a saved model\'s network). A version stored before measuring is opened under it at its first load: over it, the load answers 503.', { minimum: 64 * mebibyte }),
   setting('masterKey', 'secret', '(none)', 'Master key ring: base64 of 32 bytes, or "1:<base64>,2:<base64>" while rotating. Required unless insecureDev.'),
   setting('masterKeyFile', 'path', '(none)', 'File holding the master key ring instead of masterKey.'),
   setting('insecureDev', 'boolean', 'false', 'Development only: generate and keep a master key in <dataDir>/insecure-dev-master-key.'),
@@ -180,6 +189,14 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('pullAllowPrivate', 'boolean', 'false', 'Let model pulls reach private, loopback, link-local and other special addresses of hosts not in pullAllowedHosts. Checked on every resolved address and every redirect.'),
   setting('pullMaxRedirects', 'integer', '5', 'Redirects a model pull follows (each target checked again).', { minimum: 0, maximum: 20 }),
   setting('usageFlushIntervalMs', 'integer', '1000', 'How often the usage ledger writes the usage it buffers in memory (0: only on reads and at shutdown). A kill -9 loses at most the usage of one interval; a graceful stop loses none.', { minimum: 0, maximum: 3600000 }),
+  setting('plans', 'path', '(none)', 'JSON file of billing plans ({"plans": [...]}, docs/billing.md) written to the database at start; these plans are read-only through /api/v1/plans. Operator-made plans live in the database.'),
+  setting('webhookAllowedHosts', 'string', '(any public host)', 'Comma-separated hosts tenant webhooks may be sent to (names, IP literals or *.domain suffixes), with the model pulls\' rules. Unset, any host whose addresses are all public.'),
+  setting('webhookAllowPrivate', 'boolean', 'false', 'Let webhooks reach private, loopback, link-local and other special addresses of hosts not in webhookAllowedHosts. Checked when set and at every delivery.'),
+  setting('driftSampleRate', 'number', '0', 'Share of V2 and TF-Serving inference requests whose inputs and predicted classes are sampled for drift tracking (0 = off, costing nothing; 1 = every request).', { minimum: 0, maximum: 1 }),
+  setting('driftWindowSize', 'integer', '1000', 'Sampled rows kept per model version (a rolling window) for drift scores.', { minimum: 10, maximum: 100000 }),
+  setting('driftPsiThreshold', 'number', '0.25', 'A version whose worst input-feature PSI, or output-class PSI, exceeds this is drifting: an audit entry drift.detected is written (once per crossing).', { minimum: 0 }),
+  setting('gateWaitSeconds', 'integer', '60', "How long moving a gated alias waits for the gate's evaluation before answering 202 with its job (a request's waitSeconds may ask for less or more, up to 600).", { minimum: 0, maximum: 600 }),
+  setting('shadowMaxInFlight', 'integer', '64', "Shadow inferences running at once per server; a live request arriving above it gets no shadow copy (counted as skipped).", { minimum: 1, maximum: 100000 }),
 ];
 
 const definitionsByName = new Map(settingDefinitions.map((definition) => [definition.name, definition]));
@@ -260,12 +277,12 @@ function readConfigFile(path: string): Record<string, unknown> {
 }
 
 /** `a.example, *.b.example ,10.0.0.5` → lowercase entries; an entry with a scheme, path or port is a config error. */
-function parseHostList(text: string | undefined): string[] {
+function parseHostList(text: string | undefined, setting: SettingName = 'pullAllowedHosts'): string[] {
   if (text === undefined) return [];
   const hosts = text.split(',').map((entry) => entry.trim().toLowerCase()).filter((entry) => entry !== '');
   for (const host of hosts) {
     if (!/^(\*\.)?[a-z0-9.-]+$|^\[?[0-9a-f:.]+\]?$/.test(host)) {
-      throw invalid(definitionsByName.get('pullAllowedHosts')!, `"${host}" is not a host name, IP address or *.domain suffix (no scheme, port or path)`);
+      throw invalid(definitionsByName.get(setting)!, `"${host}" is not a host name, IP address or *.domain suffix (no scheme, port or path)`);
     }
   }
   return hosts.map((host) => host.replace(/^\[(.*)\]$/, '$1'));
@@ -374,6 +391,14 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     pullAllowPrivate: value('pullAllowPrivate'),
     pullMaxRedirects: value('pullMaxRedirects'),
     usageFlushIntervalMs: value('usageFlushIntervalMs'),
+    plans: optionalPath('plans'),
+    webhookAllowedHosts: parseHostList(optionalText('webhookAllowedHosts'), 'webhookAllowedHosts'),
+    webhookAllowPrivate: value('webhookAllowPrivate'),
+    driftSampleRate: value('driftSampleRate'),
+    driftWindowSize: value('driftWindowSize'),
+    driftPsiThreshold: value('driftPsiThreshold'),
+    gateWaitSeconds: value('gateWaitSeconds'),
+    shadowMaxInFlight: value('shadowMaxInFlight'),
   };
   validateConfig(config);
   return config;

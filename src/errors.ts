@@ -73,6 +73,11 @@ export const errorCatalogue = {
   OUTPUT_POLICY_RESTRICTED: { status: 403, title: "The model's output policy forbids this" },
   EXPORT_FORBIDDEN: { status: 403, title: 'The model is marked not exportable' },
   PROVENANCE_NOT_FOUND: { status: 404, title: 'The version has no provenance record' },
+  // billing: webhooks (src/platform/webhooks.ts)
+  WEBHOOK_URL_REFUSED: { status: 403, title: "Webhook URL refused by the server's SSRF rules" },
+  // evaluations, promotion gates (src/quality/)
+  EVALUATION_NOT_FOUND: { status: 404, title: 'Evaluation not found' },
+  GATE_FAILED: { status: 409, title: "The version does not pass the alias's promotion gate" },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -17,6 +17,9 @@ import { serveCommand } from './commands/serve.ts';
 import { trainCommand } from './commands/train.ts';
 import { chatCommand } from './commands/chat.ts';
 import { usageCommand } from './commands/usage.ts';
+import { billingCommands } from './commands/billing.ts';
+import { benchCommand } from './commands/bench.ts';
+import { sweepCommands } from './commands/sweeps.ts';
 import type { CliIo } from './io.ts';
 
 export const defaultServer = 'http://127.0.0.1:8080';
@@ -38,6 +41,9 @@ export const commands: readonly CommandDefinition[] = [
   ...backupCommands,
   trainCommand,
   usageCommand,
+  ...billingCommands,
+  benchCommand,
+  ...sweepCommands,
 ];
 
 const groupSummaries: Readonly<Record<string, string>> = {
@@ -49,6 +55,8 @@ const groupSummaries: Readonly<Record<string, string>> = {
   audit: 'verify and export the audit log',
   admin: 'master key tools, data directory check',
   backup: 'create, verify, restore and list backups',
+  plans: 'list, set and delete billing plans',
+  sweeps: 'submit and show hyperparameter sweeps',
 };
 
 const globalServerOptions: Readonly<Record<string, OptionDefinition>> = {

@@ -17,13 +17,16 @@ import type { InferenceDeps } from './protocols/route-support.ts';
 import type { RouteSchema } from './schemas/common.ts';
 import { installSchemaCompilers, refuseUnknownQueryParameters } from './schemas/validation.ts';
 import { jobRoutes } from './routes/jobs.ts';
+import { sweepRoutes } from './routes/sweeps.ts';
 import { platformRoutes } from './routes/platform/index.ts';
-import { serviceRoutes } from './routes/service.ts';
+import { serviceRoutes, type ServiceRouteContext } from './routes/service.ts';
+import type { PlatformRouteContext } from './routes/platform/support.ts';
 import { tfServingRoutes } from './routes/tfserving.ts';
 import { v2Routes } from './routes/v2.ts';
 import { aiaasVersion } from '../version.ts';
 import { modelAllowed } from '../security/roles.ts';
 import { languageModelDeps } from './llm-deps.ts';
+import { trackResponse } from './served-version.ts';
 import { createOllamaModelAdmin } from './protocols/ollama-model-admin.ts';
 import { ollamaRoutes } from './routes/ollama.ts';
 import { openAiRoutes } from './routes/openai.ts';
@@ -32,9 +35,15 @@ import { consoleRoutes } from './routes/console.ts';
 
 export const serverVersion = aiaasVersion;
 
+/** What the inference routes' dependencies use of the composition root. */
+export type InferenceContext = Pick<ServerContext, 'registry' | 'manager' | 'metrics' | 'config' | 'explainer' | 'quotas' | 'bootstrap' | 'drift' | 'shadows'>;
+
+/** What the app uses of the composition root: its routes' needs and its own (logging, auth, audit). */
+export type AppContext = ServiceRouteContext & PlatformRouteContext & InferenceContext & Pick<ServerContext, 'logger' | 'now'>;
+
 export interface BuildAppOptions {
   /** More routes under /api/v1, registered with `{ context }` as options (tests and extensions). */
-  extraRoutes?: FastifyPluginAsync<{ context: ServerContext }>;
+  extraRoutes?: FastifyPluginAsync<{ context: AppContext }>;
 }
 
 declare module 'fastify' {
@@ -55,13 +64,14 @@ function isLanguageModelUrl(rawUrl: string): boolean {
   return url.startsWith('/api/') && url !== '/api/v1' && !url.startsWith('/api/v1/');
 }
 
-export function inferenceDeps(context: ServerContext, meter: UsageMeter): InferenceDeps {
+export function inferenceDeps(context: InferenceContext, meter: UsageMeter): InferenceDeps {
   const { registry } = context;
   return {
     async resolveModel(request: FastifyRequest, name: string, versionOrAlias?: string) {
       const principal = authorize(request, 'inference');
       authorizeModel(request, name);
-      return registry.resolve(principal.tenantId, name, versionOrAlias);
+      const routeKey = routeKeyOf(request);
+      return registry.resolve(principal.tenantId, name, versionOrAlias, routeKey === undefined ? {} : { routeKey });
     },
     authorizeModelControl(request: FastifyRequest) {
       authorize(request, 'models:write');
@@ -79,10 +89,24 @@ export function inferenceDeps(context: ServerContext, meter: UsageMeter): Infere
     },
     server: { name: 'aiaas', version: serverVersion },
     explainer: context.explainer,
+    // The model's tenant pays: versions are tenant-scoped, so it is the caller's own tenant.
+    admit: (_request, model, items) => context.quotas.admit(model.tenantId ?? context.bootstrap.tenantId, { predictions: items }),
+    ...(context.drift.enabled ? { drift: context.drift } : {}),
+    shadows: context.shadows,
   };
 }
 
-export async function buildApp(context: ServerContext, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+/** The header that makes a canary split sticky: requests with the same key get the same version. */
+export const routeKeyHeader = 'x-aiaas-route-key';
+
+function routeKeyOf(request: FastifyRequest): string | undefined {
+  const value = request.headers[routeKeyHeader];
+  const key = Array.isArray(value) ? value[0] : value;
+  // Hashed, never stored or echoed; the cut only bounds the work.
+  return key === undefined || key === '' ? undefined : key.slice(0, 1024);
+}
+
+export async function buildApp(context: AppContext, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const { config } = context;
   const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
   const app = Fastify({
@@ -120,6 +144,7 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    trackResponse(request, reply);
   });
   app.addHook('onSend', async (request, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff');
@@ -148,6 +173,7 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
   });
   await app.register(platformRoutes, { prefix: '/api/v1', context });
   await app.register(jobRoutes({ service: context.jobs.service, authorize }), { prefix: '/api/v1' });
+  await app.register(sweepRoutes({ sweeps: context.jobs.sweeps, authorize }), { prefix: '/api/v1' });
   if (options.extraRoutes !== undefined) await app.register(options.extraRoutes, { prefix: '/api/v1', context });
   const meter = createUsageMeter(context.ledger);
   meter.install(app, (url) => isInferenceUrl(url) || isLanguageModelUrl(url));
@@ -161,6 +187,7 @@ export async function buildApp(context: ServerContext, options: BuildAppOptions 
     metrics: context.metrics,
     config,
     now: context.now,
+    quotas: context.quotas,
   });
   await app.register(openAiRoutes, { ...llmDeps, prefix: '/v1' });
   await app.register(ollamaRoutes, { ...llmDeps, admin: createOllamaModelAdmin({ jobs: context.jobs.service, registry: context.registry }) });

@@ -7,8 +7,11 @@ import type { FastifyRequest } from 'fastify';
 import type { AiaasConfig } from '../config.ts';
 import type { ModelKey, ModelManager } from '../inference/model-manager.ts';
 import type { LanguageModelVersion, ModelRegistry } from '../platform/model-registry.ts';
+import type { QuotaService } from '../billing/quotas.ts';
 import { modelAllowed } from '../security/roles.ts';
+import { AiaasError } from '../errors.ts';
 import { authorize, authorizeModel } from './auth.ts';
+import { nameServedVersion } from './served-version.ts';
 import type { Metrics } from './metrics.ts';
 import type { UsageMeter } from './usage-metering.ts';
 import type { LanguageModelDeps, LanguageModelEntry } from './protocols/llm-support.ts';
@@ -20,6 +23,8 @@ export interface LanguageModelDepsOptions {
   metrics: Metrics;
   config: Pick<AiaasConfig, 'llmDefaultMaxTokens' | 'llmMaxTokens' | 'llmContextLength' | 'llmMaxContextLength' | 'modelIdleUnloadMs'>;
   now: () => Date;
+  /** Plans: token reservations and the plan's max_tokens and context limits. */
+  quotas?: Pick<QuotaService, 'admit' | 'planOf'>;
 }
 
 function toEntry(version: LanguageModelVersion): LanguageModelEntry {
@@ -49,12 +54,14 @@ function modelKeyOf(entry: LanguageModelEntry): ModelKey {
 }
 
 export function languageModelDeps(options: LanguageModelDepsOptions): LanguageModelDeps {
-  const { registry, manager, usage, metrics, config } = options;
+  const { registry, manager, usage, metrics, config, quotas } = options;
   return {
     async resolve(request: FastifyRequest, name: string, selector?: string) {
       const principal = authorize(request, 'inference');
       authorizeModel(request, name);
-      return toEntry(await registry.resolveLanguageModel(principal.tenantId, name, selector));
+      const version = await registry.resolveLanguageModel(principal.tenantId, name, selector);
+      nameServedVersion(request, String(version.version));
+      return toEntry(version);
     },
     async list(request: FastifyRequest) {
       const principal = authorize(request, 'inference');
@@ -84,13 +91,29 @@ export function languageModelDeps(options: LanguageModelDepsOptions): LanguageMo
     },
     limits(entry) {
       const trained = entry.info?.trainedContextLength ?? Number.POSITIVE_INFINITY;
+      const planLimits = entry.tenantId === undefined ? undefined : quotas?.planOf(entry.tenantId)?.limits;
+      const maxTokens = Math.min(config.llmMaxTokens, planLimits?.maxLlmTokens ?? Number.POSITIVE_INFINITY);
       return {
-        defaultMaxTokens: Math.min(config.llmDefaultMaxTokens, config.llmMaxTokens),
-        maxTokens: config.llmMaxTokens,
+        defaultMaxTokens: Math.min(config.llmDefaultMaxTokens, maxTokens),
+        maxTokens,
         // What each sequence really gets (see LlamaCppRuntime.open): the configured context, the trained one if smaller.
-        maxContextLength: Math.min(config.llmContextLength, config.llmMaxContextLength, trained),
+        maxContextLength: Math.min(config.llmContextLength, config.llmMaxContextLength, trained, planLimits?.maxLlmContext ?? Number.POSITIVE_INFINITY),
       };
     },
+    ...(quotas === undefined
+      ? {}
+      : {
+          admit: async (request: FastifyRequest, entry: LanguageModelEntry, reserve: { promptTokens: number; completionTokens: number }) => {
+            const tenantId = entry.tenantId ?? authorize(request, 'inference').tenantId;
+            const maxContext = quotas.planOf(tenantId)?.limits.maxLlmContext;
+            if (maxContext !== undefined && reserve.promptTokens > maxContext) {
+              throw new AiaasError('CONTEXT_LENGTH_EXCEEDED', `The prompt is about ${reserve.promptTokens} tokens; this tenant's plan allows a context of ${maxContext}`, {
+                details: { promptTokens: reserve.promptTokens, maxContext },
+              });
+            }
+            return quotas.admit(tenantId, reserve);
+          },
+        }),
     recordUsage(request, entry, used, outcome, call) {
       usage.generation(request, entry, call.protocol, { ...used, ...(call.computeMs === undefined ? {} : { computeMs: call.computeMs }) }, outcome);
     },

@@ -3,6 +3,7 @@
  * and histograms with labels, plus the serving metrics aiaas records.
  */
 import type { ModelLabels, ServingMetricsSink } from '../inference/types.ts';
+import type { ShadowMetricsSink, ShadowSeries } from '../quality/shadow-monitor.ts';
 
 export type Labels = Readonly<Record<string, string>>;
 
@@ -52,7 +53,9 @@ abstract class Metric<Child> {
 
   protected child(labels: Labels): Child {
     const values = this.labelNames.map((name) => labels[name] ?? '');
-    const key = JSON.stringify(values);
+    // Length-prefixed: as collision-free as JSON.stringify, and cheaper on every inference.
+    let key = '';
+    for (const value of values) key += `${value.length}:${value}`;
     let entry = this.children.get(key);
     if (entry === undefined) {
       entry = { values, child: this.create() };
@@ -197,7 +200,7 @@ export type InferenceProtocol = 'v2' | 'tfserving';
  * series carries a `tenant` label (the tenant id), so `/metrics` can show a tenant only its own
  * series; server-wide series (loaded models and bytes) have none and are shown to operators only.
  */
-export class Metrics implements ServingMetricsSink {
+export class Metrics implements ServingMetricsSink, ShadowMetricsSink {
   readonly registry: Registry;
   readonly requests: Counter;
   readonly latency: Histogram;
@@ -214,8 +217,17 @@ export class Metrics implements ServingMetricsSink {
   readonly tokensPerSecond: Histogram;
   readonly llmRunning: Gauge;
   readonly llmWaiting: Gauge;
+  readonly driftMaxPsi: Gauge;
+  readonly driftMeanPsi: Gauge;
+  readonly driftMaxKs: Gauge;
+  readonly driftOutputPsi: Gauge;
+  readonly driftSamples: Gauge;
   /** Deleted tenants: their series are dropped and never re-created by a late report. */
   readonly #deletedTenants = new Set<string>();
+  readonly shadowRequests: Counter;
+  readonly shadowRowsCompared: Counter;
+  readonly shadowAgreement: Gauge;
+  readonly shadowLatencySeconds: Histogram;
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
@@ -255,6 +267,55 @@ export class Metrics implements ServingMetricsSink {
     );
     this.llmRunning = registry.gauge('aiaas_llm_running_requests', 'Generations holding a sequence of a loaded language model (sampled at scrape).', ['tenant', 'model', 'version']);
     this.llmWaiting = registry.gauge('aiaas_llm_waiting_requests', 'Generations waiting for a sequence of a loaded language model (sampled at scrape).', ['tenant', 'model', 'version']);
+    const driftLabels = ['tenant', 'model', 'version'];
+    this.driftMaxPsi = registry.gauge('aiaas_drift_psi_max', 'Largest population stability index over a version\'s input features, sampled window against its baseline.', driftLabels);
+    this.driftMeanPsi = registry.gauge('aiaas_drift_psi_mean', 'Mean population stability index over a version\'s input features.', driftLabels);
+    this.driftMaxKs = registry.gauge('aiaas_drift_ks_max', 'Largest two-sample Kolmogorov-Smirnov statistic over a version\'s input features.', driftLabels);
+    this.driftOutputPsi = registry.gauge('aiaas_drift_output_psi', 'Population stability index of the predicted classes against the training labels.', driftLabels);
+    this.driftSamples = registry.gauge('aiaas_drift_window_samples', 'Rows in a version\'s drift sampling window.', driftLabels);
+    const shadowLabels = ['tenant', 'model', 'alias', 'live_version', 'shadow_version'];
+    this.shadowRequests = registry.counter('aiaas_shadow_requests_total', 'Live requests copied to an alias\'s shadow version, by outcome (compared, error, skipped).', [...shadowLabels, 'outcome']);
+    this.shadowRowsCompared = registry.counter('aiaas_shadow_rows_total', 'Rows compared between live and shadow answers, by agreement (agree, disagree).', [...shadowLabels, 'agreement']);
+    this.shadowAgreement = registry.gauge('aiaas_shadow_agreement_ratio', 'Share of compared rows where the shadow agreed with the live version (argmax, or within tolerance).', shadowLabels);
+    this.shadowLatencySeconds = registry.histogram(
+      'aiaas_shadow_inference_duration_seconds',
+      'Inference time of the live and the shadow version on the same requests (role live or shadow).',
+      [...shadowLabels, 'role'],
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    );
+  }
+
+  /** A version's latest drift scores (see src/platform/drift.ts). */
+  driftScores(model: ModelLabels, scores: { maxPsi: number; meanPsi: number; maxKs: number; outputPsi: number | null; samples: number }): void {
+    if (!this.#live(model)) return;
+    const series = { tenant: model.tenant ?? '', model: model.model, version: model.version };
+    this.driftMaxPsi.set(series, scores.maxPsi);
+    this.driftMeanPsi.set(series, scores.meanPsi);
+    this.driftMaxKs.set(series, scores.maxKs);
+    if (scores.outputPsi !== null) this.driftOutputPsi.set(series, scores.outputPsi);
+    this.driftSamples.set(series, scores.samples);
+  }
+
+  #shadowLabels(series: ShadowSeries): Labels {
+    return { tenant: series.tenant, model: series.model, alias: series.alias, live_version: series.liveVersion, shadow_version: series.shadowVersion };
+  }
+
+  shadowRequest(series: ShadowSeries, outcome: 'compared' | 'error' | 'skipped'): void {
+    if (this.#deletedTenants.has(series.tenant)) return;
+    this.shadowRequests.inc({ ...this.#shadowLabels(series), outcome });
+  }
+
+  shadowRows(series: ShadowSeries, agreeing: number, disagreeing: number, agreementRate: number): void {
+    if (this.#deletedTenants.has(series.tenant)) return;
+    const labels = this.#shadowLabels(series);
+    this.shadowRowsCompared.inc({ ...labels, agreement: 'agree' }, agreeing);
+    this.shadowRowsCompared.inc({ ...labels, agreement: 'disagree' }, disagreeing);
+    this.shadowAgreement.set(labels, agreementRate);
+  }
+
+  shadowLatency(series: ShadowSeries, role: 'live' | 'shadow', seconds: number): void {
+    if (this.#deletedTenants.has(series.tenant)) return;
+    this.shadowLatencySeconds.observe({ ...this.#shadowLabels(series), role }, seconds);
   }
 
   /** One finished generation (see LlmMetricsSink in src/http/protocols/llm-support.ts). */

@@ -21,7 +21,7 @@ export interface RouteDescription {
   summary: string;
   /** Permission required; 'none' for public routes, 'any' for any valid key. */
   permission: Permission | 'none' | 'any';
-  tag: 'service' | 'identity' | 'datasets' | 'models' | 'jobs' | 'audit' | 'backups' | 'v2' | 'tfserving' | 'openai' | 'ollama';
+  tag: 'service' | 'identity' | 'datasets' | 'models' | 'jobs' | 'audit' | 'backups' | 'v2' | 'tfserving' | 'openai' | 'ollama' | 'billing' | 'quality';
 }
 
 const v2InferForms =
@@ -57,11 +57,19 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /api/v1/models/:name/versions/:version': { summary: 'One version (number, alias or "latest")', permission: 'models:read', tag: 'models' },
   'DELETE /api/v1/models/:name/versions/:version': { summary: 'Delete a version by number; 409 ALIAS_IN_USE while an alias points at it', permission: 'models:write', tag: 'models' },
   'GET /api/v1/models/:name/versions/:version/files/:file': { summary: 'Download model.onnx, model.safetensors, spec.json or metrics.json; 403 EXPORT_FORBIDDEN for a non-exportable model (only metrics.json then)', permission: 'models:download', tag: 'models' },
-  'PUT /api/v1/models/:name/aliases/:alias': { summary: 'Point an alias at {version}; moves atomically', permission: 'aliases:write', tag: 'models' },
+  'PUT /api/v1/models/:name/aliases/:alias': {
+    summary: 'Point an alias at {version} or a weighted {split}, with a {shadow} and a promotion {gate}; moves atomically; 409 GATE_FAILED, 202 while the gate evaluates; {force} for admins',
+    permission: 'aliases:write',
+    tag: 'models',
+  },
   'GET /api/v1/models/:name/aliases': { summary: "A model's aliases", permission: 'models:read', tag: 'models' },
   'DELETE /api/v1/models/:name/aliases/:alias': { summary: 'Delete an alias', permission: 'aliases:write', tag: 'models' },
+  'GET /api/v1/models/:name/aliases/:alias/shadow': { summary: "The alias's live/shadow comparisons: agreement rate and latencies (this process)", permission: 'models:read', tag: 'models' },
+  'POST /api/v1/models/:name/versions/:version/evaluations': { summary: 'Evaluate a version on a labelled dataset {datasetId, outputs?, label?, classNames?, topK?, task?} as an evaluate job', permission: 'jobs:write', tag: 'models' },
+  'GET /api/v1/models/:name/versions/:version/evaluations': { summary: "A version's evaluations: unfinished ones, then the stored reports", permission: 'models:read', tag: 'models' },
+  'GET /api/v1/models/:name/versions/:version/evaluations/:id': { summary: 'One evaluation with its report (docs/quality.md)', permission: 'models:read', tag: 'models' },
 
-  'POST /api/v1/jobs': { summary: 'Submit a training job {model, spec, datasetId, …}; 400 INVALID_SPEC at once for a bad spec', permission: 'jobs:write', tag: 'jobs' },
+  'POST /api/v1/jobs': { summary: 'Submit a training job {model, spec, datasetId, …} (400 INVALID_SPEC at once for a bad spec), or {kind: "pull" | "evaluate", …}', permission: 'jobs:write', tag: 'jobs' },
   'GET /api/v1/jobs': { summary: 'List jobs (?status=&limit=&offset=)', permission: 'jobs:read', tag: 'jobs' },
   'GET /api/v1/jobs/:id': { summary: 'A job: status, epoch, step, loss, history, result version', permission: 'jobs:read', tag: 'jobs' },
   'GET /api/v1/jobs/:id/events': { summary: 'Server-Sent Events of job progress (Last-Event-ID / ?after= resume)', permission: 'jobs:read', tag: 'jobs' },
@@ -72,6 +80,22 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /api/v1/audit/export': { summary: 'Audit entries as JSON lines', permission: 'audit:read', tag: 'audit' },
   'POST /api/v1/admin/backups': { summary: 'Take an online backup into the server\'s backupDir (no body; it picks the name); operator admins only', permission: 'tenants:manage', tag: 'backups' },
   'GET /api/v1/admin/backups': { summary: 'Backups in the server\'s backupDir, newest first; operator admins only', permission: 'tenants:manage', tag: 'backups' },
+
+  'GET /api/v1/plans': { summary: 'Billing plans with their source (file or api) and how many tenants are on each; operator admins only', permission: 'tenants:manage', tag: 'billing' },
+  'GET /api/v1/plans/:name': { summary: 'One billing plan; operator admins only', permission: 'tenants:manage', tag: 'billing' },
+  'POST /api/v1/plans': { summary: 'Create a billing plan (prices in integer micro-units); 409 if the name exists; operator admins only', permission: 'tenants:manage', tag: 'billing' },
+  'PUT /api/v1/plans/:name': { summary: 'Create (201) or replace (200) a billing plan; tenants on it get the new terms from now; operator admins only', permission: 'tenants:manage', tag: 'billing' },
+  'DELETE /api/v1/plans/:name': { summary: 'Delete a plan no tenant is on (409 otherwise); operator admins only', permission: 'tenants:manage', tag: 'billing' },
+  'GET /api/v1/tenants/:id/plan': { summary: "A tenant's plan and plan history (effective from/to); operator admins only", permission: 'tenants:manage', tag: 'billing' },
+  'PUT /api/v1/tenants/:id/plan': { summary: "Move a tenant to a plan from now ({\"plan\": null}: no plan, unlimited); operator admins only", permission: 'tenants:manage', tag: 'billing' },
+  'GET /api/v1/quota': { summary: "The caller's tenant's plan, this month's metered use, charges and what is left of each hard cap", permission: 'usage:read', tag: 'billing' },
+  'PUT /api/v1/webhooks': { summary: "Set the tenant's webhook {url, events}; the signing secret is in this answer only", permission: 'keys:manage', tag: 'billing' },
+  'GET /api/v1/webhooks': { summary: "The tenant's webhook (never its secret)", permission: 'keys:manage', tag: 'billing' },
+  'DELETE /api/v1/webhooks': { summary: "Remove the tenant's webhook and its undelivered events", permission: 'keys:manage', tag: 'billing' },
+  'GET /api/v1/webhooks/deliveries': { summary: "The tenant's latest webhook deliveries: status, attempts, last error", permission: 'keys:manage', tag: 'billing' },
+  'POST /api/v1/webhooks/test': { summary: 'Queue a webhook.test event (no body); queued is false when the webhook does not subscribe to it', permission: 'keys:manage', tag: 'billing' },
+  'GET /api/v1/invoices': { summary: "The tenant's monthly invoices, newest first (this month's a draft): period, status, totals per currency; ?tenant= for operator admins", permission: 'usage:read', tag: 'billing' },
+  'GET /api/v1/invoices/:period': { summary: 'The invoice of a UTC month (YYYY-MM) as JSON, CSV or printable HTML (Accept or ?format=); a closed month recomputes to the same bytes', permission: 'usage:read', tag: 'billing' },
   'GET /api/v1/usage': { summary: 'Inference request counts per model and day (?from=YYYY-MM-DD&to=…&model=)', permission: 'usage:read', tag: 'audit' },
 
   'GET /v2': { summary: 'KServe V2 server metadata', permission: 'any', tag: 'v2' },
@@ -117,6 +141,16 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /api/v1/signing-key': { summary: 'The public key provenance records are signed with (PEM and raw base64); no key needed', permission: 'none', tag: 'models' },
   'PATCH /api/v1/tenants/:tenantId/models/:name': { summary: "Set or lift any tenant's export-control mark {exportable}; audited (model.export-control); operator admins only", permission: 'tenants:manage', tag: 'models' },
   'GET /api/v1/tenants/:tenantId/models/:name/versions/:version/files/:file': { summary: "Download any tenant's model file, exportable or not; audited (version.download.operator); operator admins only", permission: 'tenants:manage', tag: 'models' },
+  'GET /api/v1/models/:name/drift': { summary: 'Drift of a version (?version=N|ALIAS) against its baseline: PSI and KS per feature, output-class PSI', permission: 'models:read', tag: 'quality' },
+  'POST /api/v1/models/:name/versions/:version/bench-reports': { summary: 'Store a load-test report (aiaas bench) with the version', permission: 'models:write', tag: 'quality' },
+  'GET /api/v1/models/:name/versions/:version/bench-reports': { summary: "The version's load-test reports, newest first", permission: 'models:read', tag: 'quality' },
+  'GET /api/v1/datasets/:id/rows': { summary: 'Rows of a dataset (?offset=&limit=, at most 1000) for load tests', permission: 'datasets:read', tag: 'quality' },
+  'POST /api/v1/sweeps': { summary: 'Start a hyperparameter sweep {baseJob, space, strategy, maxTrials, parallelism, metric, register}', permission: 'jobs:write', tag: 'quality' },
+  'GET /api/v1/sweeps': { summary: 'List sweeps', permission: 'jobs:read', tag: 'quality' },
+  'GET /api/v1/sweeps/:id': { summary: 'A sweep and its leaderboard', permission: 'jobs:read', tag: 'quality' },
+  'GET /api/v1/sweeps/:id/events': { summary: 'Server-Sent Events: the leaderboard on every change (sweep-leaderboard), sweep-finished last', permission: 'jobs:read', tag: 'quality' },
+  'POST /api/v1/sweeps/:id/cancel': { summary: 'Cancel a sweep and its unfinished trial jobs', permission: 'jobs:write', tag: 'quality' },
+  'POST /api/v1/sweeps/:id/register': { summary: "Register the best trial's model as a version (once)", permission: 'models:write', tag: 'quality' },
   'GET /': { summary: 'Redirects to the web console at /console/', permission: 'none', tag: 'service' },
   'GET /console*': { summary: 'The web console (docs/console.md): its files, and its index.html for /console/ and its client routes; 503 with a page saying to run npm run build when it is not built', permission: 'none', tag: 'service' },
 };

@@ -15,11 +15,17 @@ interface QueuedRequest {
   reject(error: unknown): void;
 }
 
+/** What the batcher needs of a cancellation signal: an AbortSignal, or anything as small (see route-support's DisconnectSignal). */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+}
+
 export interface SubmitOptions {
   /** The caller (an API key id); requests without one share a single turn. */
   fairnessKey?: string;
   /** Aborted when the client goes away: a request still queued is dropped. */
-  signal?: AbortSignal;
+  signal?: CancelSignal;
 }
 
 export interface BatcherOptions extends BatchingOptions {
@@ -48,6 +54,7 @@ export class Batcher {
   #running = 0;
   #lastServed: string | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #coalescing: NodeJS.Immediate | undefined;
   #idleWaiters: (() => void)[] = [];
 
   constructor(runtime: Runtime, options: BatcherOptions) {
@@ -98,6 +105,19 @@ export class Batcher {
         { once: true },
       );
       this.#metrics?.queueDepth(this.#labels, this.#queue.length);
+      if (mergeKey === undefined) this.#schedule();
+      else this.#scheduleAfterThisTurn();
+    });
+  }
+
+  /**
+   * Schedules once the event loop has handled the requests that arrived with this one: requests
+   * parsed in the same turn (many connections, a busy main thread) then leave in one batch, one
+   * message to a worker, instead of one each. Costs no wait beyond the current turn.
+   */
+  #scheduleAfterThisTurn(): void {
+    this.#coalescing ??= setImmediate(() => {
+      this.#coalescing = undefined;
       this.#schedule();
     });
   }
@@ -183,6 +203,10 @@ export class Batcher {
   }
 
   #dispatch(): void {
+    if (this.#coalescing !== undefined) {
+      clearImmediate(this.#coalescing);
+      this.#coalescing = undefined;
+    }
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;

@@ -285,8 +285,9 @@ export class ModelManager {
       }
       throw error;
     };
-    // Tensor runtimes: the measured bytes of one instance × instances, where the version was measured
-    // at upload; language models: weights and KV cache (see each runtime's memoryBytes).
+    // Tensor runtimes: the bytes one instance was measured to take (at upload, or at the first load
+    // of a version stored before measuring) × instances; only where nothing could be measured (no
+    // /proc) the old estimate, file size × instances. Language models: weights and KV cache.
     const memoryBytes = runtime.memoryBytes();
     if (memoryBytes > this.#options.memoryBudgetBytes) {
       await fail(

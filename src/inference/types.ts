@@ -68,4 +68,8 @@ export interface ResolvedModel {
   outputPolicy?: OutputPolicy;
   /** The version has spec.json and weights, so the engine can build its input-gradient graph (integrated gradients). */
   inputGradients?: boolean;
+  /** The alias the caller named, when it resolved through one. */
+  alias?: string;
+  /** The alias's shadow version: gets a copy of the request, its answer is only compared. */
+  shadow?: ResolvedModel;
 }

@@ -16,6 +16,11 @@ export interface JobSettings {
   earlyStopping?: EarlyStoppingOptions;
   /** Label column for CSV / JSON-lines datasets. */
   label?: string;
+  /**
+   * Set by sweeps, never by a submission: keep the trained model with the job (its result refs)
+   * instead of registering a version; the sweep registers the best trial's.
+   */
+  keepResult?: true;
 }
 
 export interface JobRequest {

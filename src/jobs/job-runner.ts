@@ -9,6 +9,7 @@ import type { JobEventType, JobKindHandler } from './job-types.ts';
 
 export type { JobEventType };
 import type { JobSettings } from './job-request.ts';
+import type { DriftBaseline } from '../quality/drift-baseline.ts';
 import type { DatasetSource, FromWorker, SavedModelPayload, ToWorker, TrainingSummary, WorkerStart } from './worker-protocol.ts';
 
 /** What the runner needs from the rest of the server; the server context provides it. */
@@ -24,13 +25,17 @@ export interface JobRunnerDependencies {
     tenantId: string,
     modelName: string,
     files: SavedModelPayload,
-    options: { jobId: string; metrics: TrainingSummary },
+    options: { jobId: string; metrics: TrainingSummary; baseline: DriftBaseline },
   ): Promise<{ versionId: string; version: number }>;
+  /** A `keepResult` job's saved model (and drift baseline) as stored artifacts: file name → ref. */
+  keepResult?(tenantId: string, files: SavedModelPayload, baseline: DriftBaseline): Promise<Record<string, string>>;
   logger: Logger;
   /** Hears what training used: sample-epochs as epochs end, and the training process's running time. */
   recordTrainingUsage?(usage: TrainingUsage): void;
   /** Runs the jobs of kinds other than `train` (training is the runner's own worker-thread path). */
   handlers?: Partial<Record<Exclude<JobKind, 'train'>, JobKindHandler>>;
+  /** Hears of every job that reached a final status (metering its worker time). */
+  onJobFinished?: (tenantId: string, jobId: string) => Promise<void>;
 }
 
 export interface TrainingUsage {
@@ -136,6 +141,9 @@ export class JobRunner {
   async appendEvent(tenantId: string, jobId: string, type: JobEventType, payload: unknown): Promise<void> {
     await this.deps.jobs.appendEvent(tenantId, jobId, type, payload);
     this.notify(jobId);
+    if (type === 'job-finished' && this.deps.onJobFinished !== undefined) {
+      await this.deps.onJobFinished(tenantId, jobId).catch((error: unknown) => this.deps.logger.error({ err: error, jobId }, 'could not meter a finished job'));
+    }
   }
 
   cancel(jobId: string): void {
@@ -277,7 +285,15 @@ export class JobRunner {
         }
         case 'done': {
           settled = true;
-          const { versionId, version } = await this.deps.registerVersion(tenantId, job.modelName, message.files, { jobId: job.id, metrics: message.summary });
+          if (settings.keepResult === true) {
+            if (this.deps.keepResult === undefined) throw new AiaasError('INTERNAL', 'this server cannot keep a job result');
+            const resultRefs = await this.deps.keepResult(tenantId, message.files, message.baseline);
+            const finished = await this.deps.jobs.finish(tenantId, job.id, { status: 'succeeded', owner: this.owner, resultRefs });
+            if (finished) await this.appendEvent(tenantId, job.id, 'job-finished', { status: 'succeeded', summary: message.summary });
+            log.info({ summary: message.summary }, 'training job succeeded (result kept with the job)');
+            return;
+          }
+          const { versionId, version } = await this.deps.registerVersion(tenantId, job.modelName, message.files, { jobId: job.id, metrics: message.summary, baseline: message.baseline });
           const finished = await this.deps.jobs.finish(tenantId, job.id, { status: 'succeeded', owner: this.owner, resultVersionId: versionId });
           if (finished) await this.appendEvent(tenantId, job.id, 'job-finished', { status: 'succeeded', version, versionId, summary: message.summary });
           log.info({ version, summary: message.summary }, 'training job succeeded');

@@ -2,7 +2,7 @@ import { AiaasError } from '../errors.ts';
 import { modelAllowed } from '../security/roles.ts';
 import type { JobEventRecord, JobRecord, JobRepository } from '../storage/repositories/jobs.ts';
 import type { JobKind, JobStatus } from '../storage/schema.ts';
-import { checkDatasetFits, parseJobRequest, type JobSettings } from './job-request.ts';
+import { checkDatasetFits, parseJobRequest, type JobRequest, type JobSettings } from './job-request.ts';
 import type { JobRunner } from './job-runner.ts';
 import type { JobKindParser } from './job-types.ts';
 
@@ -17,6 +17,8 @@ export interface JobServiceDependencies {
   kinds?: Partial<Record<Exclude<JobKind, 'train'>, JobKindParser>>;
   /** Most parameters a job's spec may have (`maxModelParameters`); the config default when unset. */
   maxModelParameters?: number;
+  /** The tenant's plan (src/billing/quotas.ts): its concurrent-job limit and spent caps; throws 429 QUOTA_EXCEEDED. */
+  admitJob?(tenantId: string, unfinishedJobs: number): Promise<void>;
 }
 
 export interface JobView {
@@ -58,25 +60,18 @@ export class JobService {
   constructor(private readonly deps: JobServiceDependencies) {}
 
   /** `POST /jobs`: a training job, or with `kind` another kind this server runs. `keyId`: the submitting key, billed for its training. */
-  async submit(tenantId: string, body: unknown, allowedModels: AllowedModels = null, keyId: string | null = null): Promise<JobView> {
+  async submit(tenantId: string, body: unknown, allowedModels: AllowedModels = null, keyId: string | null = null, options: { keepResult?: true } = {}): Promise<JobView> {
     if (typeof body === 'object' && body !== null && !Array.isArray(body) && 'kind' in body) {
       const { kind, ...rest } = body as Record<string, unknown>;
       if (kind !== 'train') return this.submitKind(tenantId, kind, rest, allowedModels);
       body = rest;
     }
-    const request = parseJobRequest(body, this.deps.maxModelParameters === undefined ? {} : { maxParameters: this.deps.maxModelParameters });
-    await this.admit(tenantId, request.model, allowedModels);
-    for (const [role, id] of [['training', request.datasetId], ['test', request.testDatasetId]] as const) {
-      if (id === undefined) continue;
-      const schema = await this.deps.datasetSchema(tenantId, id);
-      if (!schema) throw new AiaasError('DATASET_NOT_FOUND', `${role} dataset ${id} not found`);
-      checkDatasetFits(request.plan, schema, role, id);
-    }
+    const request = await this.checkTraining(tenantId, body, allowedModels, { quota: true });
     const job = await this.deps.jobs.create(tenantId, {
       modelName: request.model,
       keyId,
       spec: request.spec,
-      settings: request.settings,
+      settings: options.keepResult === true ? { ...request.settings, keepResult: true } : request.settings,
       datasetId: request.datasetId,
       testDatasetId: request.testDatasetId ?? null,
       totalEpochs: request.settings.epochs,
@@ -84,6 +79,24 @@ export class JobService {
     await this.deps.runner.appendEvent(tenantId, job.id, 'job-queued', { kind: job.kind, model: job.modelName, totalEpochs: job.totalEpochs });
     this.deps.runner.wake();
     return this.view(job);
+  }
+
+  /**
+   * Every check a training submission passes (spec, settings, the key's allow-list, the datasets'
+   * shapes; with `quota`, the unfinished-job quota too) without queueing anything: sweeps check
+   * their trials' bodies before the first trial runs.
+   */
+  async checkTraining(tenantId: string, body: unknown, allowedModels: AllowedModels, options: { quota: boolean }): Promise<JobRequest> {
+    const request = parseJobRequest(body, this.deps.maxModelParameters === undefined ? {} : { maxParameters: this.deps.maxModelParameters });
+    if (options.quota) await this.admit(tenantId, request.model, allowedModels);
+    else if (!modelAllowed(allowedModels, request.model)) throw new AiaasError('MODEL_NOT_FOUND', `Model '${request.model}' not found`, { details: { model: request.model } });
+    for (const [role, id] of [['training', request.datasetId], ['test', request.testDatasetId]] as const) {
+      if (id === undefined) continue;
+      const schema = await this.deps.datasetSchema(tenantId, id);
+      if (!schema) throw new AiaasError('DATASET_NOT_FOUND', `${role} dataset ${id} not found`);
+      checkDatasetFits(request.plan, schema, role, id);
+    }
+    return request;
   }
 
   /** A job of a kind other than training, e.g. `{kind: 'pull', model, url, sha256}`. */
@@ -120,6 +133,7 @@ export class JobService {
         headers: { 'retry-after': '30' },
       });
     }
+    await this.deps.admitJob?.(tenantId, counts.queued + counts.running);
   }
 
   async record(tenantId: string, id: string, allowedModels: AllowedModels = null): Promise<JobRecord> {

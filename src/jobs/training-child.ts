@@ -11,6 +11,7 @@ import { Model, trainingSummary } from '../engine/model.ts';
 import { scalesIdxPixelsAtLoad } from '../engine/spec.ts';
 import { decodeCheckpoint, encodeCheckpoint, savedModelBytes } from '../engine/saved-model.ts';
 import { connectToParent } from '../runtimes/isolated-process.ts';
+import { computeBaseline } from '../quality/drift-baseline.ts';
 import type { DatasetSource, FromWorker, ToWorker, WorkerStart } from './worker-protocol.ts';
 
 const controller = new AbortController();
@@ -95,5 +96,6 @@ async function train(start: WorkerStart): Promise<void> {
   const summary = trainingSummary(result, test);
   const files = savedModelBytes(model, { ...summary, history: result.history });
   await model.dispose();
-  send({ type: 'done', files, summary });
+  // The drift baseline of the training inputs and labels, computed here rather than on the server's main thread.
+  send({ type: 'done', files, summary, baseline: computeBaseline(trainData) });
 }

@@ -2,6 +2,7 @@ import type { BatchEvent, EpochEvent, TrainingSummary } from '../engine/model.ts
 
 export type { TrainingSummary };
 import type { JobSettings } from './job-request.ts';
+import type { DriftBaseline } from '../quality/drift-baseline.ts';
 
 /** Dataset bytes as stored; the worker parses them so the server thread stays responsive. */
 export interface DatasetSource {
@@ -37,6 +38,6 @@ export type FromWorker =
   /** `samples`: what the epoch trained on, billed as sample-epochs. */
   | { type: 'epoch'; event: EpochEvent; samples: number }
   | { type: 'checkpoint'; epoch: number; step: number; bytes: Uint8Array }
-  | { type: 'done'; files: SavedModelPayload; summary: TrainingSummary }
+  | { type: 'done'; files: SavedModelPayload; summary: TrainingSummary; baseline: DriftBaseline }
   | { type: 'cancelled'; epoch: number; step: number }
   | { type: 'failed'; error: { code: string; message: string; details?: Record<string, unknown> } };

@@ -49,6 +49,8 @@ export interface DatasetServiceOptions {
   repositories: Repositories;
   artifacts: EncryptedArtifactStore;
   maxDatasetBytes: number;
+  /** The tenant's plan limit on stored dataset bytes (src/billing/quotas.ts); throws 429 QUOTA_EXCEEDED. */
+  admitDataset?: (tenantId: string, bytes: number) => Promise<void>;
 }
 
 export function datasetView(record: DatasetRecord): DatasetView {
@@ -75,11 +77,13 @@ export class DatasetService {
   readonly #repositories: Repositories;
   readonly #artifacts: EncryptedArtifactStore;
   readonly #maxDatasetBytes: number;
+  readonly #admitDataset: ((tenantId: string, bytes: number) => Promise<void>) | undefined;
 
   constructor(options: DatasetServiceOptions) {
     this.#repositories = options.repositories;
     this.#artifacts = options.artifacts;
     this.#maxDatasetBytes = options.maxDatasetBytes;
+    this.#admitDataset = options.admitDataset;
   }
 
   async upload(tenantId: string, upload: DatasetUpload): Promise<DatasetRecord> {
@@ -91,6 +95,7 @@ export class DatasetService {
       });
     }
     if (upload.bytes.byteLength === 0) throw new AiaasError('INVALID_DATA', 'The dataset file is empty');
+    await this.#admitDataset?.(tenantId, total);
     if (await this.#repositories.datasets.getByName(tenantId, name)) {
       throw new AiaasError('CONFLICT', `A dataset named '${name}' already exists`, { details: { name } });
     }

@@ -3,7 +3,8 @@
  * model file validated in a child process before it is stored (encrypted) and the one place that
  * turns `name` + `version|alias` into what the inference routes and the model manager need.
  */
-import { join } from 'node:path';
+import { dirname, join, resolve as resolvePath, sep } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import { defaultMaxModelParameters } from '../config.ts';
 import { checkSavedModelHeaders } from '../engine/parameters.ts';
 import { AiaasError } from '../errors.ts';
@@ -14,7 +15,7 @@ import { formatNamed, formatOfFile } from '../runtimes/formats.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import type { ModelFiles, ModelManager } from '../inference/model-manager.ts';
 import type { BatchingOptions } from '../inference/types.ts';
-import type { AliasRecord, ModelFormat, ModelRecord, ModelVersionRecord, ModelVersionSource, Repositories } from '../storage/index.ts';
+import type { AliasRecord, AliasRouting, ModelFormat, ModelRecord, ModelVersionRecord, ModelVersionSource, Repositories } from '../storage/index.ts';
 import { latestSelector, validateAliasName } from '../storage/index.ts';
 import type { PlaintextDirectory } from '../storage/plaintext-directory.ts';
 import type { GgufSignature } from '../runtimes/gguf/gguf-signature.ts';
@@ -22,6 +23,7 @@ import { externalDataFiles, refuseExternalData, skeletonOf } from './external-da
 import { withModelNames } from './model-names.ts';
 import { validateName } from './names.ts';
 import { readTar } from './tar.ts';
+import { chooseTarget, routeKeyPoint } from '../quality/traffic-split.ts';
 import type { Readable } from 'node:stream';
 import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -90,6 +92,12 @@ export interface VersionView {
   signature: ModelSignature | StoredGgufSignature;
   /** GGUF only: the file's chat template, null when it has none. */
   chatTemplate?: string | null;
+  /**
+   * Resident bytes one instance takes, measured when the version was validated (the child's RSS
+   * after opening it and one run on zero inputs, minus before); null until measured, and for
+   * formats that do not measure (GGUF: the runtime counts weights and KV cache when loaded).
+   */
+  measuredMemoryBytes: number | null;
   metrics: unknown;
   jobId: string | null;
   /** Downloadable files: model.onnx and the saved-model files, or model.gguf. */
@@ -148,6 +156,8 @@ export interface ModelRegistryOptions {
    * tenant's entries at once; the bound only matters for changes made by another process. 0 disables.
    */
   resolveCacheMs?: number;
+  /** The tenant's plan limit on models (src/billing/quotas.ts); throws 429 QUOTA_EXCEEDED. */
+  admitNewModel?: (tenantId: string) => Promise<void>;
 }
 
 const batchingLimits: Record<keyof BatchingOptions, { minimum: number; maximum: number }> = {
@@ -216,9 +226,11 @@ export class ModelRegistry {
   readonly #locations = new Map<string, VersionLocation>();
   readonly #now: () => number;
   readonly #resolveCacheMs: number;
-  readonly #resolved = new Map<string, Map<string, { model: ResolvedModel; at: number }>>();
+  readonly #resolved = new Map<string, Map<string, { routing: ResolvedRouting; at: number }>>();
   // A resolve that overlapped a change must not cache what it read before the change.
   readonly #generations = new Map<string, number>();
+
+  readonly #admitNewModel: ((tenantId: string) => Promise<void>) | undefined;
 
   constructor(options: ModelRegistryOptions) {
     this.#now = options.now ?? Date.now;
@@ -233,6 +245,7 @@ export class ModelRegistry {
     this.#maxModelParameters = options.maxModelParameters ?? defaultMaxModelParameters;
     this.#signer = options.signer;
     this.#serverVersion = options.serverVersion ?? '0.1.0';
+    this.#admitNewModel = options.admitNewModel;
   }
 
   /** Drops the tenant's cached resolutions; called by every change to its models. */
@@ -251,6 +264,7 @@ export class ModelRegistry {
     const batching = input.batching === undefined ? undefined : parseBatching(input.batching);
     const exportable = input.exportable === undefined ? undefined : parseExportable(input.exportable);
     const outputPolicy = input.outputPolicy === undefined ? undefined : parseOutputPolicy(input.outputPolicy);
+    await this.#admitNewModel?.(tenantId);
     this.#changed(tenantId);
     return this.#repositories.models.create(tenantId, {
       name,
@@ -313,6 +327,7 @@ export class ModelRegistry {
     }
     const versions = (await this.#repositories.models.delete(tenantId, model.id)) ?? [];
     this.#changed(tenantId);
+    await this.#repositories.evaluations.deleteForVersions(tenantId, versions.map((version) => version.id));
     await this.#unload(versions.map((version) => version.id));
     for (const version of versions) await this.#releaseArtifacts(version);
   }
@@ -401,6 +416,7 @@ export class ModelRegistry {
         onnxRef,
         savedModelRefs: Object.keys(savedModelRefs).length === 0 ? undefined : savedModelRefs,
         signature,
+        measuredMemoryBytes: validated.measuredMemoryBytes ?? null,
         metrics: metrics ?? null,
         jobId: options.jobId ?? null,
         ...derivation.fields,
@@ -476,6 +492,7 @@ export class ModelRegistry {
         onnxRef: ref,
         savedModelRefs: undefined,
         signature,
+        measuredMemoryBytes: validated.measuredMemoryBytes ?? null,
         ...(validated.chatTemplate === undefined ? {} : { chatTemplate: validated.chatTemplate }),
         metrics: options.metrics ?? null,
         jobId: options.jobId ?? null,
@@ -556,6 +573,7 @@ export class ModelRegistry {
     const deleted = await this.#repositories.models.deleteVersion(tenantId, model.id, version);
     if (deleted === undefined) throw versionNotFound(modelName, String(version));
     this.#changed(tenantId);
+    await this.#repositories.evaluations.deleteForVersions(tenantId, [deleted.id]);
     await this.#unload([deleted.id]);
     await this.#releaseArtifacts(deleted);
   }
@@ -685,6 +703,35 @@ export class ModelRegistry {
     }
   }
 
+  /** The alias, or undefined when the model has none of that name. */
+  async getAlias(tenantId: string, modelName: string, alias: string): Promise<AliasRecord | undefined> {
+    const model = await this.getModel(tenantId, modelName);
+    return this.#repositories.models.getAlias(tenantId, model.id, alias);
+  }
+
+  /**
+   * Creates or replaces an alias's routing: one version or a weighted split, a shadow version and a
+   * gate (whose checks the caller has made: see src/quality/alias-changes.ts).
+   */
+  async setAliasRouting(tenantId: string, modelName: string, alias: string, routing: AliasRouting): Promise<AliasRecord> {
+    const model = await this.getModel(tenantId, modelName);
+    validateName('alias', alias);
+    validateAliasName(alias);
+    try {
+      const record = await this.#repositories.models.setAliasRouting(tenantId, model.id, alias, routing);
+      this.#changed(tenantId);
+      return record;
+    } catch (error) {
+      if (AiaasError.isInstance(error) && error.code === 'VERSION_NOT_FOUND') throw versionNotFound(modelName, String(error.details?.version ?? ''));
+      throw error;
+    }
+  }
+
+  /** A version's number by id (for showing a shadow), undefined when it is gone. */
+  async versionNumberOf(tenantId: string, versionId: string): Promise<number | undefined> {
+    return (await this.#repositories.models.getVersionById(tenantId, versionId))?.version;
+  }
+
   async listAliases(tenantId: string, modelName: string): Promise<AliasRecord[]> {
     const model = await this.getModel(tenantId, modelName);
     return this.#repositories.models.listAliases(tenantId, model.id);
@@ -701,39 +748,72 @@ export class ModelRegistry {
 
   // ---- serving
 
-  /** What the inference routes serve: MODEL_NOT_FOUND / VERSION_NOT_FOUND, scoped to the tenant. */
-  async resolve(tenantId: string, name: string, versionOrAlias?: string): Promise<ResolvedModel> {
+  /**
+   * What the inference routes serve: MODEL_NOT_FOUND / VERSION_NOT_FOUND, scoped to the tenant. An
+   * alias with a split picks one of its versions: by `routeKey` (sticky) when given, else at random.
+   */
+  async resolve(tenantId: string, name: string, versionOrAlias?: string, options: { routeKey?: string; random?: () => number } = {}): Promise<ResolvedModel> {
     const selector = versionOrAlias ?? latestSelector;
+    const routing = await this.#routing(tenantId, name, selector);
+    if (routing.targets.length === 1 && routing.shadow === undefined) return routing.targets[0]!.model;
+    const point = options.routeKey === undefined ? (options.random ?? Math.random)() : routeKeyPoint(`${name}\u0000${selector}`, options.routeKey);
+    const chosen = chooseTarget(routing.targets, point).model;
+    return { ...chosen, alias: selector, ...(routing.shadow === undefined ? {} : { shadow: routing.shadow }) };
+  }
+
+  async #routing(tenantId: string, name: string, selector: string): Promise<ResolvedRouting> {
     const cacheKey = `${name}\u0000${selector}`;
     const now = this.#now();
     const cached = this.#resolved.get(tenantId)?.get(cacheKey);
-    if (cached !== undefined && now - cached.at >= 0 && now - cached.at < this.#resolveCacheMs && this.#locations.has(cached.model.versionId)) {
-      return cached.model;
+    if (
+      cached !== undefined &&
+      now - cached.at >= 0 &&
+      now - cached.at < this.#resolveCacheMs &&
+      cached.routing.targets.every((target) => this.#locations.has(target.model.versionId)) &&
+      (cached.routing.shadow === undefined || this.#locations.has(cached.routing.shadow.versionId))
+    ) {
+      return cached.routing;
     }
     const generation = this.#generations.get(tenantId) ?? 0;
     const model = await this.#repositories.models.getByName(tenantId, name);
     if (model === undefined) throw modelNotFound(name);
-    const version = await this.#selectVersion(tenantId, model, selector);
-    if (version === undefined) throw versionNotFound(name, selector);
-    if (formatNamed(version.format).capability !== 'tensor') {
-      // The tensor protocols cannot serve a language model; like a missing model, so routes stay uniform.
-      throw new AiaasError('MODEL_NOT_FOUND', `Model '${name}' is a language model; use the OpenAI (/v1) or Ollama (/api) routes`, {
-        details: { model: name, format: version.format },
-      });
-    }
-    this.#locations.set(version.id, locationOf(tenantId, version));
     const batching = model.batching as Partial<BatchingOptions> | undefined;
-    const resolved: ResolvedModel = {
-      tenantId,
-      name: model.name,
-      version: String(version.version),
-      versionId: version.id,
-      platform: 'onnx',
-      signature: version.signature as ModelSignature,
-      ...(batching === undefined || batching === null ? {} : { batching }),
-      ...(model.outputPolicy === null || model.outputPolicy === undefined ? {} : { outputPolicy: model.outputPolicy as OutputPolicy }),
-      ...(version.savedModelRefs?.['spec.json'] !== undefined && version.savedModelRefs['model.safetensors'] !== undefined ? { inputGradients: true } : {}),
+    const servable = (version: ModelVersionRecord): ResolvedModel => {
+      if (formatNamed(version.format).capability !== 'tensor') {
+        // The tensor protocols cannot serve a language model; like a missing model, so routes stay uniform.
+        throw new AiaasError('MODEL_NOT_FOUND', `Model '${name}' is a language model; use the OpenAI (/v1) or Ollama (/api) routes`, {
+          details: { model: name, format: version.format },
+        });
+      }
+      this.#locations.set(version.id, locationOf(tenantId, version));
+      return {
+        tenantId,
+        name: model.name,
+        version: String(version.version),
+        versionId: version.id,
+        platform: 'onnx',
+        signature: version.signature as ModelSignature,
+        ...(batching === undefined || batching === null ? {} : { batching }),
+        ...(model.outputPolicy === null || model.outputPolicy === undefined ? {} : { outputPolicy: model.outputPolicy as OutputPolicy }),
+        ...(version.savedModelRefs?.['spec.json'] !== undefined && version.savedModelRefs['model.safetensors'] !== undefined ? { inputGradients: true } : {}),
+      };
     };
+    let routing: ResolvedRouting;
+    const alias = selector === latestSelector || /^[0-9]+$/.test(selector) ? undefined : await this.#repositories.models.getAlias(tenantId, model.id, selector);
+    if (alias !== undefined && (alias.split !== null || alias.shadowVersionId !== null)) {
+      const versionOf = async (versionId: string) => {
+        const version = await this.#repositories.models.getVersionById(tenantId, versionId);
+        if (version === undefined) throw versionNotFound(name, selector);
+        return servable(version);
+      };
+      const split = alias.split ?? [{ versionId: alias.versionId, version: alias.version, weight: 1 }];
+      const targets = await Promise.all(split.map(async (entry) => ({ model: await versionOf(entry.versionId), weight: entry.weight })));
+      routing = { targets, ...(alias.shadowVersionId === null ? {} : { shadow: await versionOf(alias.shadowVersionId) }) };
+    } else {
+      const version = await this.#selectVersion(tenantId, model, selector);
+      if (version === undefined) throw versionNotFound(name, selector);
+      routing = { targets: [{ model: servable(version), weight: 1 }] };
+    }
     if (this.#resolveCacheMs > 0 && generation === (this.#generations.get(tenantId) ?? 0)) {
       let tenantEntries = this.#resolved.get(tenantId);
       if (tenantEntries === undefined) {
@@ -742,9 +822,9 @@ export class ModelRegistry {
         this.#resolved.set(tenantId, tenantEntries);
       }
       if (tenantEntries.size >= 10_000) tenantEntries.clear();
-      tenantEntries.set(cacheKey, { model: resolved, at: now });
+      tenantEntries.set(cacheKey, { routing, at: now });
     }
-    return resolved;
+    return routing;
   }
 
   /** Every model of the tenant with its version numbers (for the V2 repository index and TF-Serving status). */
@@ -833,12 +913,71 @@ export class ModelRegistry {
         throw new AiaasError('MODEL_LOAD_FAILED', `the stored model did not pass the external-data check: ${(error as Error).message}`, { cause: error });
       }
     }
+    const path = join(written.directory, format.fileName);
+    let measuredMemoryBytes: number | undefined;
+    try {
+      measuredMemoryBytes = location.measuredMemoryBytes ?? (format.measuresMemory ? await this.#measureAtLoad(versionId, location, path) : undefined);
+    } catch (error) {
+      await written.remove();
+      throw error;
+    }
     return {
-      path: join(written.directory, format.fileName),
+      path,
       sizeBytes: written.sizeBytes,
       format: format.name,
+      ...(measuredMemoryBytes === undefined ? {} : { measuredMemoryBytes }),
       release: written.remove,
     };
+  }
+
+  /** The version's spec.json (an engine model's), or undefined for a model uploaded as bare ONNX. */
+  async versionSpec(tenantId: string, version: ModelVersionRecord): Promise<unknown> {
+    const ref = version.savedModelRefs?.['spec.json'];
+    if (ref === undefined) return undefined;
+    return parseJsonFile(await this.#artifacts.get(tenantId, ref), 'spec.json');
+  }
+
+  /**
+   * Decrypts an ONNX version's model.onnx and external-data files into `directory` (created 0700),
+   * for a process of its own (an evaluation) to open; returns model.onnx's path. The caller removes
+   * the directory. External-data paths were checked at upload to stay beside model.onnx.
+   */
+  async writeVersionFiles(tenantId: string, version: ModelVersionRecord, directory: string): Promise<string> {
+    if (version.format !== 'onnx') {
+      throw new AiaasError('INVALID_REQUEST', `version ${version.version} is a language model (${version.format}); only ONNX versions can be evaluated`);
+    }
+    const location = locationOf(tenantId, version);
+    const root = resolvePath(directory);
+    await mkdir(root, { recursive: true, mode: 0o700 });
+    for (const [path, ref] of [['model.onnx', location.onnxRef] as const, ...location.externalRefs]) {
+      const target = resolvePath(root, path);
+      if (!target.startsWith(`${root}${sep}`)) throw new AiaasError('MODEL_LOAD_FAILED', 'the stored model names a file outside its directory');
+      await mkdir(dirname(target), { recursive: true, mode: 0o700 });
+      await this.#artifacts.decryptToFile(tenantId, ref, target);
+    }
+    return join(root, 'model.onnx');
+  }
+
+  /**
+   * A version stored before measuring: opened and run once in the validation child, in place, under
+   * the same memory limit as an upload; the measurement is stored, so this happens once. A model that
+   * crosses the limit is not loaded (MODEL_LOAD_FAILED, 503) rather than let it grow in the server.
+   * Undefined where nothing could be measured (no /proc): the runtime's estimate then applies.
+   */
+  async #measureAtLoad(versionId: string, location: VersionLocation, path: string): Promise<number | undefined> {
+    let validated: ValidatedModel;
+    try {
+      validated = await formatNamed(location.format).validate({ path }, this.#validationLimits);
+    } catch (error) {
+      const reason = AiaasError.isInstance(error) ? error.message : 'the check failed';
+      throw new AiaasError('MODEL_LOAD_FAILED', `the model could not be opened within the server's limits: ${reason}`, { cause: error });
+    }
+    const measured = validated.measuredMemoryBytes;
+    if (measured !== undefined) {
+      await this.#repositories.models.setMeasuredMemory(location.tenantId, versionId, measured);
+      location.measuredMemoryBytes = measured;
+    }
+    return measured;
   }
 
   /**
@@ -915,6 +1054,12 @@ function contentTypeOf(file: string): string {
   return file.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream';
 }
 
+/** What a name@selector resolves to before a request picks: one version, or a split's, and a shadow. */
+interface ResolvedRouting {
+  targets: { model: ResolvedModel; weight: number }[];
+  shadow?: ResolvedModel;
+}
+
 interface VersionLocation {
   tenantId: string;
   onnxRef: string;
@@ -923,6 +1068,8 @@ interface VersionLocation {
   /** External-data file path (relative to model.onnx) → artifact ref. */
   externalRefs: ReadonlyMap<string, string>;
   format: ModelFormat;
+  /** Null until measured (versions stored before measuring are measured at their first load). */
+  measuredMemoryBytes: number | null;
 }
 
 function locationOf(tenantId: string, version: ModelVersionRecord): VersionLocation {
@@ -931,7 +1078,7 @@ function locationOf(tenantId: string, version: ModelVersionRecord): VersionLocat
     if (key.startsWith(externalRefPrefix)) externalRefs.set(key.slice(externalRefPrefix.length), ref);
   }
   const savedModelRefs = new Map(Object.entries(version.savedModelRefs ?? {}).filter(([key]) => key === 'spec.json' || key === 'model.safetensors'));
-  return { tenantId, onnxRef: version.onnxRef, externalRefs, savedModelRefs, format: version.format };
+  return { tenantId, onnxRef: version.onnxRef, externalRefs, savedModelRefs, format: version.format, measuredMemoryBytes: version.measuredMemoryBytes };
 }
 
 /** A tar entry name as path segments, without empty and `.` segments. */
@@ -994,6 +1141,7 @@ function versionView(model: ModelRecord, version: ModelVersionRecord, aliases: r
     format: version.format,
     signature: version.signature as ModelSignature | StoredGgufSignature,
     ...(isLanguageModel(version) ? { chatTemplate: version.chatTemplate } : {}),
+    measuredMemoryBytes: version.measuredMemoryBytes,
     metrics: version.metrics ?? null,
     jobId: version.jobId,
     files: filesOf(version),

@@ -23,10 +23,19 @@ export type LanguageModelRuntime = GenerativeRuntime & EmbeddingRuntime;
 
 /** A model file to check: written where the validator wants it, with memory bounded (streamed from the store). */
 export interface ModelSource {
+  readonly path?: undefined;
   readonly byteLength: number;
   writeTo(path: string): Promise<void>;
   /** Files the model refers to by relative location (ONNX external data), already checked safe. */
   readonly externalData?: ReadonlyMap<string, Uint8Array>;
+}
+
+/**
+ * A file already in a private directory (a loading version's plaintext directory), with any files it
+ * refers to beside it: checked in place, without a copy.
+ */
+export interface ModelFileInPlace {
+  readonly path: string;
 }
 
 /** Limits of the isolated (child-process) check. */
@@ -102,13 +111,18 @@ interface FormatDescriptorBase {
    * with the version and checks, before anything opens the model, that it reads nothing else.
    */
   readonly externalData: boolean;
+  /**
+   * Whether `validate` measures the memory of one instance (`ValidatedModel.measuredMemoryBytes`).
+   * A version of such a format stored before measuring is measured (in a child) at its first load.
+   */
+  readonly measuresMemory: boolean;
   /** Whether a file starting with these bytes (at most the first 512) is of this format. */
   matches(head: Uint8Array): boolean;
   /**
    * Validates and describes the file in a child process under `limits`: a file that crashes, hangs
    * or balloons the parser kills only the child. INVALID_MODEL_FILE (400) for anything wrong.
    */
-  validate(source: ModelSource, limits: ValidationLimits): Promise<ValidatedModel>;
+  validate(source: ModelSource | ModelFileInPlace, limits: ValidationLimits): Promise<ValidatedModel>;
 }
 
 /** A format served through the tensor protocols (V2, TF-Serving): `Runtime.infer` behind a Batcher. */

@@ -14,11 +14,12 @@
  * every `memoryPollMs` and SIGKILLs it above `memoryLimitBytes`. Growth within one poll interval
  * can overshoot the limit before the kill; where /proc is missing only the heap cap applies.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const mebibyte = 1024 * 1024;
 
@@ -305,6 +306,100 @@ export function forkIsolated<Outgoing, Incoming>(moduleUrl: URL, options: Isolat
       child.kill('SIGKILL');
     },
   };
+}
+
+// ---- one-shot scripts: a plain-JavaScript child that prints one JSON line and exits
+
+export interface ScriptRunOptions {
+  /** The child's script: plain JavaScript (.mjs), so it runs under bare `node` whatever loader the parent uses. */
+  script: string;
+  arguments: readonly string[];
+  /** Registers tsx in the child, so a script started from the sources can import TypeScript modules beside it. */
+  importTypeScript?: boolean;
+  /** The child's working directory (a private directory, so nothing it resolves lands in the server's). */
+  cwd?: string;
+  timeoutMs: number;
+  /** Resident-set limit in bytes, native memory included; the JavaScript heap is capped at half. */
+  memoryLimitBytes: number;
+  /** How often the child's RSS is sampled (default 50 ms). */
+  memoryPollMs?: number;
+}
+
+/** How a script run ended: its reply (the last stdout line, parsed), a limit it crossed, or a crash. */
+export type ScriptOutcome =
+  | { kind: 'replied'; reply: Record<string, unknown> }
+  | { kind: 'killed'; limit: 'memory' | 'time' }
+  | { kind: 'crashed'; how: string; lastErrorLine: string; errorOutput: string }
+  | { kind: 'not-started'; message: string };
+
+/** A reply line is small (a signature, a chat template of at most 1 MiB); more output is not kept. */
+const maxReplyCharacters = 8 * mebibyte;
+
+function typeScriptLoaderArguments(): string[] {
+  return ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href];
+}
+
+/**
+ * Runs a script that reads its arguments, does one thing (open a model, read a header) and writes
+ * one JSON line, in a child process under a time and an RSS limit (sampled from /proc, as in
+ * `forkIsolated`), with the server's environment minus its AIAAS_* secrets. Every model-file
+ * validator uses it; each maps the outcome to its own messages.
+ */
+export async function runScriptInChild(options: ScriptRunOptions): Promise<ScriptOutcome> {
+  const heapMegabytes = Math.max(64, Math.floor(options.memoryLimitBytes / mebibyte / 2));
+  const child = spawn(
+    process.execPath,
+    [`--max-old-space-size=${heapMegabytes}`, ...(options.importTypeScript === true ? typeScriptLoaderArguments() : []), options.script, ...options.arguments],
+    { stdio: ['pipe', 'pipe', 'pipe'], ...(options.cwd === undefined ? {} : { cwd: options.cwd }), env: childEnvironment() },
+  );
+  return await new Promise<ScriptOutcome>((resolve) => {
+    let stdout = '';
+    let stderr = '';
+    let limit: 'memory' | 'time' | undefined;
+    let settled = false;
+    const kill = (reason: 'memory' | 'time'): void => {
+      limit ??= reason;
+      child.kill('SIGKILL');
+    };
+    const timer = setTimeout(() => kill('time'), options.timeoutMs);
+    const poll = setInterval(() => {
+      if (child.pid === undefined) return;
+      void residentBytes(child.pid).then((rss) => {
+        if (rss !== undefined && rss > options.memoryLimitBytes && child.exitCode === null && child.signalCode === null) kill('memory');
+      });
+    }, options.memoryPollMs ?? 50);
+    const finish = (outcome: ScriptOutcome): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      clearInterval(poll);
+      resolve(outcome);
+    };
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      if (stdout.length < maxReplyCharacters) stdout += chunk;
+    });
+    // Only the tail: a crashing child can print a lot.
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-2000)));
+    child.on('error', (error) => finish({ kind: 'not-started', message: error.message }));
+    child.on('close', (code, signal) => {
+      if (limit !== undefined) return finish({ kind: 'killed', limit });
+      try {
+        const reply = JSON.parse(stdout.trim().split('\n').pop() ?? '') as unknown;
+        if (typeof reply === 'object' && reply !== null && !Array.isArray(reply)) return finish({ kind: 'replied', reply: reply as Record<string, unknown> });
+      } catch {
+        // No reply line: the child died first.
+      }
+      finish({
+        kind: 'crashed',
+        how: signal !== null ? `signal ${signal}` : `exit code ${code}`,
+        lastErrorLine: stderr.trim().split('\n').slice(-1)[0] ?? '',
+        errorOutput: stderr,
+      });
+    });
+    // Scripts take their input from their arguments; stdin only signals the start (some wait for its end).
+    child.stdin.on('error', () => undefined);
+    child.stdin.end();
+  });
 }
 
 // ---- child side

@@ -7,9 +7,20 @@ import { AiaasApiError, AiaasConnectionError, apiErrorFrom } from './errors.ts';
 import { ServerSentEventParser } from './sse.ts';
 import { packDirectory } from './tar.ts';
 import type {
+  Sweep,
+  SubmitSweepRequest,
+  BenchReport,
+  BenchReportBody,
+  DatasetRows,
+  DriftReport,
   Alias,
   SigningKeyInfo,
   VersionProvenance,
+  EvaluateRequest,
+  Evaluation,
+  GateDecision,
+  SetAliasRequest,
+  ShadowStatus,
   ChatCompletionChunk,
   ChatCompletionRequest,
   JobKind,
@@ -34,6 +45,12 @@ import type {
   ModelFileName,
   ModelVersion,
   ServerBackup,
+  Plan,
+  QuotaStatus,
+  StoredPlan,
+  TenantPlan,
+  Invoice,
+  InvoiceSummary,
   SubmitJobRequest,
   Tenant,
   TfServingClassifyRequest,
@@ -426,6 +443,46 @@ export class AliasesApi {
     return listOf<Alias>(await this.transport.json('GET', `/api/v1/models/${segment(model)}/aliases`, { signal: options.signal }), 'aliases');
   }
 
+  /**
+   * Sets an alias's whole routing: `version` or a weighted `split`, a `shadow`, a promotion `gate`
+   * (`force` for admins). While a gate's evaluations run the alias is unchanged and the answer is
+   * `{status: 'evaluating', jobs}` (HTTP 202); a failing gate throws GATE_FAILED (409).
+   */
+  async route(
+    model: string,
+    alias: string,
+    request: SetAliasRequest & SignalOption,
+  ): Promise<{ status: 'applied'; alias: Alias; gate: { forced: boolean; decisions: GateDecision[] } | null } | { status: 'evaluating'; message: string; jobs: Job[] }> {
+    const { signal, ...body } = request;
+    const answer = (await this.transport.json('PUT', `/api/v1/models/${segment(model)}/aliases/${segment(alias)}`, { json: body, signal })) as Record<string, unknown>;
+    if (answer.status === 'evaluating') return answer as { status: 'evaluating'; message: string; jobs: Job[] };
+    return { status: 'applied', alias: answer.alias as Alias, gate: (answer.gate ?? null) as { forced: boolean; decisions: GateDecision[] } | null };
+  }
+
+  /** The live/shadow comparisons of an alias with a shadow version. */
+  async shadow(model: string, alias: string, options: SignalOption = {}): Promise<ShadowStatus> {
+    return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/aliases/${segment(alias)}/shadow`, { signal: options.signal })) as ShadowStatus;
+  }
+}
+
+export class EvaluationsApi {
+  constructor(private readonly transport: Transport) {}
+
+  /** Queues an evaluation job; the report appears on the evaluation once the job succeeds. */
+  async create(model: string, version: number | string, request: EvaluateRequest & SignalOption): Promise<Evaluation> {
+    const { signal, ...body } = request;
+    const answer = await this.transport.json('POST', `/api/v1/models/${segment(model)}/versions/${segment(version)}/evaluations`, { json: body, signal });
+    return unwrap<Evaluation>(answer, 'evaluation');
+  }
+
+  async list(model: string, version: number | string, options: SignalOption = {}): Promise<Evaluation[]> {
+    return listOf<Evaluation>(await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/evaluations`, { signal: options.signal }), 'evaluations');
+  }
+
+  async get(model: string, version: number | string, id: string, options: SignalOption = {}): Promise<Evaluation> {
+    return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/evaluations/${segment(id)}`, { signal: options.signal })) as Evaluation;
+  }
+
   async delete(model: string, alias: string, options: SignalOption = {}): Promise<void> {
     await this.transport.send('DELETE', `/api/v1/models/${segment(model)}/aliases/${segment(alias)}`, { signal: options.signal });
   }
@@ -583,6 +640,53 @@ export class BackupsApi {
   }
 }
 
+export class BillingApi {
+  constructor(private readonly transport: Transport) {}
+
+  /** Operator admins: every plan with its source and how many tenants are on it. */
+  async listPlans(options: SignalOption = {}): Promise<StoredPlan[]> {
+    return listOf<StoredPlan>(await this.transport.json('GET', '/api/v1/plans', { signal: options.signal }), 'plans');
+  }
+
+  /** Operator admins: creates or replaces the plan named in the document. */
+  async putPlan(plan: Partial<Plan> & { name: string }, options: SignalOption = {}): Promise<StoredPlan> {
+    return (await this.transport.json('PUT', `/api/v1/plans/${segment(plan.name)}`, { json: plan, signal: options.signal })) as StoredPlan;
+  }
+
+  async deletePlan(name: string, options: SignalOption = {}): Promise<void> {
+    await this.transport.send('DELETE', `/api/v1/plans/${segment(name)}`, { signal: options.signal });
+  }
+
+  /** Operator admins: moves a tenant to a plan from now (null: no plan, unlimited). */
+  async setTenantPlan(tenantId: string, plan: string | null, options: SignalOption = {}): Promise<TenantPlan> {
+    return (await this.transport.json('PUT', `/api/v1/tenants/${segment(tenantId)}/plan`, { json: { plan }, signal: options.signal })) as TenantPlan;
+  }
+
+  async tenantPlan(tenantId: string, options: SignalOption = {}): Promise<TenantPlan> {
+    return (await this.transport.json('GET', `/api/v1/tenants/${segment(tenantId)}/plan`, { signal: options.signal })) as TenantPlan;
+  }
+
+  /** Monthly invoices, newest first; `tenant` (operator admins) for another tenant's. */
+  async invoices(options: SignalOption & { tenant?: string } = {}): Promise<InvoiceSummary[]> {
+    return listOf<InvoiceSummary>(await this.transport.json('GET', '/api/v1/invoices', { query: { tenant: options.tenant }, signal: options.signal }), 'invoices');
+  }
+
+  async invoice(period: string, options: SignalOption & { tenant?: string } = {}): Promise<Invoice> {
+    return (await this.transport.json('GET', `/api/v1/invoices/${segment(period)}`, { query: { tenant: options.tenant, format: 'json' }, signal: options.signal })) as Invoice;
+  }
+
+  /** The invoice as the server renders it: CSV, or a printable HTML page. */
+  async invoiceText(period: string, format: 'csv' | 'html', options: SignalOption & { tenant?: string } = {}): Promise<string> {
+    const response = await this.transport.send('GET', `/api/v1/invoices/${segment(period)}`, { query: { tenant: options.tenant, format }, signal: options.signal });
+    return response.text();
+  }
+
+  /** The caller's tenant's plan, this month's counters and what is left of each cap. */
+  async quota(options: SignalOption = {}): Promise<QuotaStatus> {
+    return (await this.transport.json('GET', '/api/v1/quota', { signal: options.signal })) as QuotaStatus;
+  }
+}
+
 export interface ModelTarget {
   /** A version number, or for V2 any alias (the server resolves aliases in the version segment). */
   version?: number | string;
@@ -594,6 +698,89 @@ export interface TfServingTarget {
   label?: string;
 }
 
+/** Drift scores and load-test reports of model versions (docs/quality.md). */
+export class QualityApi {
+  constructor(private readonly transport: Transport) {}
+
+  /** Drift of a version (number or alias; the latest when omitted) against its baseline. */
+  async drift(model: string, options: SignalOption & { version?: string | number } = {}): Promise<DriftReport> {
+    const query = options.version === undefined ? {} : { version: String(options.version) };
+    return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/drift`, { query, signal: options.signal })) as DriftReport;
+  }
+
+  async addBenchReport(model: string, version: number | string, report: BenchReportBody, options: SignalOption = {}): Promise<BenchReport> {
+    const body = await this.transport.json('POST', `/api/v1/models/${segment(model)}/versions/${segment(version)}/bench-reports`, { json: report, signal: options.signal });
+    return unwrap<BenchReport>(body, 'benchReport');
+  }
+
+  /** Newest first. */
+  async benchReports(model: string, version: number | string, options: SignalOption = {}): Promise<BenchReport[]> {
+    return listOf<BenchReport>(await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/bench-reports`, { signal: options.signal }), 'benchReports');
+  }
+
+  /** Rows of a stored dataset (at most 1000 per call). */
+  async datasetRows(datasetId: string, options: SignalOption & { offset?: number; limit?: number } = {}): Promise<DatasetRows> {
+    return (await this.transport.json('GET', `/api/v1/datasets/${segment(datasetId)}/rows`, { query: { offset: options.offset, limit: options.limit }, signal: options.signal })) as DatasetRows;
+  }
+}
+
+/** Hyperparameter sweeps (docs/quality.md "Hyperparameter search"). */
+export class SweepsApi {
+  constructor(private readonly transport: Transport) {}
+
+  async submit(request: SubmitSweepRequest, options: SignalOption = {}): Promise<Sweep> {
+    return unwrap<Sweep>(await this.transport.json('POST', '/api/v1/sweeps', { json: request, signal: options.signal }), 'sweep');
+  }
+
+  async get(id: string, options: SignalOption = {}): Promise<Sweep> {
+    return unwrap<Sweep>(await this.transport.json('GET', `/api/v1/sweeps/${segment(id)}`, { signal: options.signal }), 'sweep');
+  }
+
+  async list(options: SignalOption = {}): Promise<Sweep[]> {
+    return listOf<Sweep>(await this.transport.json('GET', '/api/v1/sweeps', { signal: options.signal }), 'sweeps');
+  }
+
+  async cancel(id: string, options: SignalOption = {}): Promise<Sweep> {
+    return unwrap<Sweep>(await this.transport.json('POST', `/api/v1/sweeps/${segment(id)}/cancel`, { signal: options.signal }), 'sweep');
+  }
+
+  /** Registers the best trial's model as a version of the sweep's model (once). */
+  async register(id: string, options: SignalOption = {}): Promise<Sweep> {
+    return unwrap<Sweep>(await this.transport.json('POST', `/api/v1/sweeps/${segment(id)}/register`, { signal: options.signal }), 'sweep');
+  }
+
+  /**
+   * The live leaderboard: the whole sweep after every change, ending when the sweep does. Each
+   * event is complete, so a dropped connection is simply opened again.
+   */
+  async *watch(id: string, options: SignalOption = {}): AsyncGenerator<Sweep, void, undefined> {
+    for (;;) {
+      const response = await this.transport.send('GET', `/api/v1/sweeps/${segment(id)}/events`, { headers: { accept: 'text/event-stream' }, signal: options.signal });
+      if (response.body === null) return;
+      const parser = new ServerSentEventParser();
+      const reader = response.body.getReader();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          for (const event of parser.push(value)) {
+            if (event.type === 'sweep-leaderboard') yield JSON.parse(event.data) as Sweep;
+            if (event.type === 'sweep-finished') return;
+          }
+        }
+      } finally {
+        await reader.cancel().catch(() => undefined);
+      }
+      const sweep = await this.get(id, options);
+      if (sweep.status !== 'running') {
+        yield sweep;
+        return;
+      }
+      await sleep(1000, undefined, options.signal === undefined ? undefined : { signal: options.signal });
+    }
+  }
+}
+
 export class AiaasClient {
   readonly baseUrl: string;
   readonly tenants: TenantsApi;
@@ -602,9 +789,13 @@ export class AiaasClient {
   readonly models: ModelsApi;
   readonly versions: VersionsApi;
   readonly aliases: AliasesApi;
+  readonly evaluations: EvaluationsApi;
   readonly jobs: JobsApi;
   readonly audit: AuditApi;
   readonly backups: BackupsApi;
+  readonly billing: BillingApi;
+  readonly quality: QualityApi;
+  readonly sweeps: SweepsApi;
   private readonly transport: Transport;
 
   constructor(options: AiaasClientOptions) {
@@ -616,9 +807,13 @@ export class AiaasClient {
     this.models = new ModelsApi(this.transport);
     this.versions = new VersionsApi(this.transport);
     this.aliases = new AliasesApi(this.transport);
+    this.evaluations = new EvaluationsApi(this.transport);
     this.jobs = new JobsApi(this.transport);
     this.audit = new AuditApi(this.transport);
     this.backups = new BackupsApi(this.transport);
+    this.billing = new BillingApi(this.transport);
+    this.quality = new QualityApi(this.transport);
+    this.sweeps = new SweepsApi(this.transport);
   }
 
   /** `GET /api/v1/signing-key`: the server's provenance signing key (public; no API key needed). */

@@ -9,6 +9,7 @@ import type { EarlyStoppingOptions, TrainingSummary } from '../engine/model.ts';
 import type { JobSettings } from '../jobs/job-request.ts';
 import type * as audit from '../http/schemas/audit.ts';
 import type * as backups from '../http/schemas/backups.ts';
+import type * as billing from '../http/schemas/billing.ts';
 import type * as datasets from '../http/schemas/datasets.ts';
 import type * as identity from '../http/schemas/identity.ts';
 import type * as jobs from '../http/schemas/jobs.ts';
@@ -16,6 +17,8 @@ import type * as models from '../http/schemas/models.ts';
 import type * as service from '../http/schemas/service.ts';
 import type * as usage from '../http/schemas/usage.ts';
 import type * as v2 from '../http/schemas/v2.ts';
+import type * as quality from '../http/schemas/quality.ts';
+import type * as sweeps from '../http/schemas/sweeps.ts';
 
 export type { JobSettings, TrainingSummary };
 /** Early-stopping options of a job submission (the engine's `EarlyStoppingOptions`). */
@@ -66,6 +69,13 @@ export type VersionProvenance = Static<(typeof models.modelSchemas.provenance.re
 export type SigningKeyInfo = Static<(typeof models.modelSchemas.signingKey.response)[200]>;
 export type Alias = Static<typeof models.Alias>;
 export type Model = Static<typeof models.Model>;
+/** `report` is an EvaluationReport (src/quality/metrics.ts, docs/quality.md) once the job succeeded. */
+export type Evaluation = Static<typeof models.Evaluation>;
+export type EvaluateRequest = Static<typeof models.EvaluateRequest>;
+export type SetAliasRequest = Static<typeof models.SetAliasRequest>;
+export type PromotionGate = Static<typeof models.PromotionGate>;
+export type GateDecision = Static<typeof models.GateDecision>;
+export type ShadowStatus = Static<typeof models.ShadowStatus>;
 export type ModelFileName = Static<typeof models.ModelFileNameSchema>;
 
 // Jobs
@@ -217,3 +227,19 @@ export interface ChatCompletionChunk {
   choices: { index: number; delta: { role?: string; content?: string | null }; finish_reason?: string | null }[];
   usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number } | null;
 }
+
+// Billing: plans (operator admins), the caller's quota, webhooks
+export type Plan = Static<typeof billing.PlanSchema>;
+export type StoredPlan = Static<typeof billing.StoredPlanView>;
+export type TenantPlan = Static<typeof billing.TenantPlanView>;
+export type QuotaStatus = Static<typeof billing.QuotaStatus>;
+export type Invoice = Static<typeof billing.InvoiceSchema>;
+export type InvoiceSummary = Static<typeof billing.InvoiceSummary>;
+export type DriftReport = Static<typeof quality.DriftReport>;
+export type BenchLevel = Static<typeof quality.BenchLevel>;
+export type BenchReportBody = Static<typeof quality.BenchReportBody>;
+export type BenchReport = Static<typeof quality.BenchReport>;
+export type DatasetRows = Static<typeof quality.DatasetRows>;
+export type SubmitSweepRequest = Static<typeof sweeps.SubmitSweepRequest>;
+export type Sweep = Static<typeof sweeps.Sweep>;
+export type SweepTrial = Static<typeof sweeps.SweepTrial>;

@@ -46,7 +46,15 @@ import { KeyStoreDataKeyStore } from './data-key-store.ts';
 import { moveDataKeysToKeyStore } from './key-store-migration.ts';
 import { migrateArtifactFormat } from './artifact-format-migration.ts';
 import { createJobSystem, type JobSystem } from '../jobs/job-system.ts';
+import { ShadowMonitor } from '../quality/shadow-monitor.ts';
 import { BackupService } from './backups.ts';
+import { PlanStore } from '../billing/plan-store.ts';
+import { parsePlansFile, type Plan } from '../billing/plans.ts';
+import { QuotaService } from '../billing/quotas.ts';
+import { WebhookService } from '../platform/webhooks.ts';
+import { InvoiceService } from '../billing/invoices.ts';
+import { ledgerUsageTotals } from '../billing/ledger-usage.ts';
+import { DriftService } from '../platform/drift.ts';
 
 export interface ServerContext {
   readonly config: AiaasConfig;
@@ -77,10 +85,22 @@ export interface ServerContext {
   readonly jobs: JobSystem;
   /** Server-made backups into `backupDir`, and their schedule (started by `startServer`). */
   readonly backups: BackupService;
+  /** Billing plans and each tenant's plan history (src/billing). */
+  readonly plans: PlanStore;
+  /** Hard and soft caps of the tenants' plans, enforced where a cost is incurred. */
+  readonly quotas: QuotaService;
+  /** Tenants' webhooks and their signed, retried deliveries. */
+  readonly webhooks: WebhookService;
+  /** Monthly invoices from the plan history and the usage ledger. */
+  readonly invoices: InvoiceService;
   readonly logger: Logger;
   readonly now: () => Date;
+  /** Drift baselines, sampling windows and scores of served versions. */
+  readonly drift: DriftService;
   /** The operator tenant, and the admin key generated for it on this start (print once, never log). */
   readonly bootstrap: { readonly tenantId: string; readonly generatedKey?: string };
+  /** Shadow traffic: runs the copies and keeps the live/shadow comparisons (process-local). */
+  readonly shadows: ShadowMonitor;
   close(): Promise<void>;
 }
 
@@ -95,6 +115,26 @@ export interface ServerContextOptions {
   wrapLanguageModel?: (runtime: LanguageModelRuntime) => LanguageModelRuntime;
   /** Overrides the config's `usageFlushIntervalMs` (tests: 0 writes only on read and close). */
   usageFlushIntervalMs?: number;
+  /** First webhook retry delay (doubling after); tests shorten it. */
+  webhookRetryBaseMs?: number;
+}
+
+/** The operator's plans file (`--plans`), validated; a bad file stops the start. */
+async function readPlansFile(path: string | undefined): Promise<Plan[]> {
+  if (path === undefined) return [];
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new AiaasError('CONFIG_INVALID', `cannot read the plans file ${path} (--plans / AIAAS_PLANS): ${(error as Error).message}`);
+  }
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch {
+    throw new AiaasError('CONFIG_INVALID', `the plans file ${path} (--plans / AIAAS_PLANS) is not valid JSON`);
+  }
+  return parsePlansFile(document, `plans file ${path}`);
 }
 
 export { serverSecretFileName };
@@ -218,6 +258,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     // Emptied now: plaintext an earlier run left (a crash, a kill) must not outlive it.
     const plaintext = await PlaintextDirectory.open(config.dataDir);
     const metrics = new Metrics();
+    const shadows = new ShadowMonitor({ maxInFlight: config.shadowMaxInFlight, metrics });
     const audit = new AuditLogger(repositories.audit, { now });
     const ledger = new UsageLedger(repositories.usageLedger, {
       now,
@@ -240,8 +281,32 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     // Before the database closes: a sample may be reading it.
     closers.unshift(() => storageSampler.close());
 
+    const plans = await PlanStore.open(database.db, { now, filePlans: await readPlansFile(config.plans) });
+    const webhooks = new WebhookService({
+      db: database.db,
+      cipher: textCipher,
+      policy: { allowedHosts: config.webhookAllowedHosts, allowPrivate: config.webhookAllowPrivate },
+      now,
+      ...(options.webhookRetryBaseMs === undefined ? {} : { retryBaseMs: options.webhookRetryBaseMs }),
+      onError: (error, what) => logger.error({ err: error }, `webhooks: ${what} failed`),
+    });
+    closers.unshift(() => webhooks.close());
+    const quotas = new QuotaService({
+      db: database.db,
+      plans,
+      now,
+      onError: (error, what) => logger.error({ err: error }, `quotas: ${what} failed`),
+      onSoftCapCrossed: async (event) => {
+        const detail = { period: event.period, plan: event.plan, caps: event.caps, used: { ...event.used }, softCap: { ...event.softCap } };
+        await audit.record({ tenantId: event.tenantId, keyId: null, action: 'quota.soft_cap_crossed', resource: `plan:${event.plan}`, outcome: 'success', ip: '', detail });
+        await webhooks.notify(event.tenantId, 'quota.soft_cap_crossed', detail);
+      },
+    });
+
     // Each format's runtime, placed where the format says: ONNX in worker threads (inference never
     // runs on the main thread; one thread per instance), GGUF in-process on llama.cpp's native threads.
+    const invoices = new InvoiceService({ history: (tenantId, range) => plans.history(tenantId, range), usage: ledgerUsageTotals(ledger), now });
+
     const loaders = createFormatLoaders(
       {
         tensor: { instances: config.inferenceInstances, intraOpThreads: config.inferenceThreads },
@@ -290,6 +355,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       maxModelParameters: config.maxModelParameters,
       signer: signingKey,
       serverVersion: aiaasVersion,
+      admitNewModel: (tenantId) => quotas.admitNewModel(tenantId),
       now: () => now().getTime(),
       validationLimits: {
         timeoutMs: config.validationTimeoutMs,
@@ -300,13 +366,15 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       validateSavedModel: (spec, weights) =>
         validateSavedModelInChild(spec, weights, { timeoutMs: config.validationTimeoutMs, memoryLimitBytes: config.validationMemoryBytes }),
     });
-    const datasets = new DatasetService({ repositories, artifacts, maxDatasetBytes: config.maxDatasetBytes });
+    const datasets = new DatasetService({ repositories, artifacts, maxDatasetBytes: config.maxDatasetBytes, admitDataset: (tenantId, bytes) => quotas.admitDataset(tenantId, bytes) });
     const jobs = createJobSystem({
       repositories,
       artifacts,
       registry,
       config,
       logger,
+      admitJob: (tenantId, unfinished) => quotas.admitJob(tenantId, unfinished),
+      recordTrainingSeconds: (tenantId, seconds) => quotas.record(tenantId, { trainingWorkerSeconds: seconds }),
       recordTrainingUsage: (usage) =>
         ledger.record({
           tenantId: usage.tenantId,
@@ -328,8 +396,12 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       onTenantDeleted: async (tenantId) => {
         // Unloads its versions and removes its plaintext subtree.
         await registry.forgetTenant(tenantId);
+        // Its webhook's secret died with its key: nothing more can be signed or sent for it.
+        await webhooks.delete(tenantId);
         // Its model names must not outlive it on /metrics.
         metrics.dropTenant(tenantId);
+        drift.forgetTenant(tenantId);
+        shadows.dropTenant(tenantId);
         // Its data key is gone, so its jobs could never store a checkpoint or a result: stop them now.
         await jobs.cancelTenantJobs(tenantId);
         // Then nothing of it stays on disk: artifact files, the rows naming them, its plaintext directory.
@@ -356,6 +428,19 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
     });
     // Before the database closes: a running backup is still reading it.
     closers.unshift(() => backups.close());
+    const drift = new DriftService({
+      reports: repositories.versionReports,
+      sampleRate: config.driftSampleRate,
+      windowSize: config.driftWindowSize,
+      psiThreshold: config.driftPsiThreshold,
+      async audit({ tenantId, model, version, detail }) {
+        await audit.record({ tenantId, keyId: null, action: 'drift.detected', resource: `model:${model}/versions/${version}`, outcome: 'success', ip: '', detail, model });
+      },
+      // A tenant's webhook (if it subscribes to drift.detected) hears of each crossing.
+      notifier: webhooks,
+      metrics,
+      logger: logger.child({ component: 'drift' }),
+    });
     const bootstrapped = await access.bootstrap(config.bootstrapKey);
     if (bootstrapped.created) logger.info({ tenantId: bootstrapped.tenant.id }, 'empty store: created the operator tenant and its first admin key');
 
@@ -382,12 +467,18 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       storageSampler,
       jobs,
       backups,
+      plans,
+      quotas,
+      webhooks,
+      invoices,
+      drift,
       logger,
       now,
       bootstrap: {
         tenantId: bootstrapped.tenant.id,
         ...(bootstrapped.generatedKey === undefined ? {} : { generatedKey: bootstrapped.generatedKey }),
       },
+      shadows,
       close: () => {
         closed ??= (async () => {
           for (const close of closers) await close();

@@ -20,24 +20,33 @@ interface ReferenceRow {
   value: string | null;
 }
 
+/** A column holding artifact refs: one ref per row, or (`refMap`) a JSON object whose string values are refs. */
+export interface ArtifactReferenceColumn {
+  readonly table: 'datasets' | 'model_versions' | 'jobs';
+  readonly column: string;
+  readonly kind: 'ref' | 'refMap';
+}
+
 /*
  * Every column that holds an artifact ref, in one place: backups copy what these name, `aiaas admin
- * check` reports files they do not name (orphans) and names with no file (missing). A new column
- * that stores a ref must be added here, or backups would leave its artifacts behind.
+ * check` reports files they do not name (orphans) and names with no file (missing), and a change of
+ * artifact format walks and rewrites them (repositories/artifact-references.ts). A new column that
+ * stores a ref must be added here, or backups would leave its artifacts behind. Every table listed
+ * has `id` and `tenant_id` columns.
  */
-const referenceQueries: readonly { where: string; sql: string; json?: boolean }[] = [
-  { where: 'datasets.artifact_ref', sql: 'SELECT d.id, d.tenant_id, t.deleted_at, d.artifact_ref AS value FROM datasets d JOIN tenants t ON t.id = d.tenant_id' },
-  { where: 'datasets.labels_artifact_ref', sql: 'SELECT d.id, d.tenant_id, t.deleted_at, d.labels_artifact_ref AS value FROM datasets d JOIN tenants t ON t.id = d.tenant_id' },
-  { where: 'model_versions.onnx_ref', sql: 'SELECT v.id, v.tenant_id, t.deleted_at, v.onnx_ref AS value FROM model_versions v JOIN tenants t ON t.id = v.tenant_id' },
-  {
-    where: 'model_versions.saved_model_refs_json',
-    sql: 'SELECT v.id, v.tenant_id, t.deleted_at, v.saved_model_refs_json AS value FROM model_versions v JOIN tenants t ON t.id = v.tenant_id',
-    json: true,
-  },
-  { where: 'jobs.checkpoint_ref', sql: 'SELECT j.id, j.tenant_id, t.deleted_at, j.checkpoint_ref AS value FROM jobs j JOIN tenants t ON t.id = j.tenant_id' },
+export const artifactReferenceColumns: readonly ArtifactReferenceColumn[] = [
+  { table: 'datasets', column: 'artifact_ref', kind: 'ref' },
+  { table: 'datasets', column: 'labels_artifact_ref', kind: 'ref' },
+  { table: 'model_versions', column: 'onnx_ref', kind: 'ref' },
+  // The saved-model and external-data files: `{ "spec.json": ref, "external/<location>": ref, … }`.
+  { table: 'model_versions', column: 'saved_model_refs_json', kind: 'refMap' },
+  { table: 'jobs', column: 'checkpoint_ref', kind: 'ref' },
+  // A sweep trial's kept result (model files and drift baseline): `{ name: ref, … }`.
+  { table: 'jobs', column: 'result_refs_json', kind: 'refMap' },
 ];
 
-function refsIn(value: string, json: boolean): string[] {
+/** The refs a column value holds; a `refMap` value that is not JSON (for instance sealed text) is returned as it is, so checks flag it. */
+export function refsIn(value: string, json: boolean): string[] {
   if (!json) return [value];
   let parsed: unknown;
   try {
@@ -57,11 +66,13 @@ function refsIn(value: string, json: boolean): string[] {
  */
 export function listArtifactReferences(connection: BetterSqlite3.Database): ArtifactReference[] {
   const references: ArtifactReference[] = [];
-  for (const query of referenceQueries) {
-    for (const row of connection.prepare(query.sql).all() as ReferenceRow[]) {
+  for (const { table, column, kind } of artifactReferenceColumns) {
+    // Names from the constant catalogue above, never from input.
+    const query = `SELECT x.id, x.tenant_id, t.deleted_at, x.${column} AS value FROM ${table} x JOIN tenants t ON t.id = x.tenant_id`;
+    for (const row of connection.prepare(query).all() as ReferenceRow[]) {
       if (row.value === null) continue;
-      for (const ref of refsIn(row.value, query.json === true)) {
-        references.push({ ref: ref as ArtifactRef, tenantId: row.tenant_id, where: `${query.where} of ${row.id}`, tenantDeleted: row.deleted_at !== null });
+      for (const ref of refsIn(row.value, kind === 'refMap')) {
+        references.push({ ref: ref as ArtifactRef, tenantId: row.tenant_id, where: `${table}.${column} of ${row.id}`, tenantDeleted: row.deleted_at !== null });
       }
     }
   }

@@ -299,6 +299,159 @@ export const migrations: readonly Migration[] = [
       await db.schema.alterTable('model_versions').addColumn('provenance_signature', 'text').execute();
     },
   },
+  {
+    // Plans (src/billing/plans.ts), each tenant's plan history (effective from/to, with the plan as it
+    // was, so an invoice of a closed month recomputes from what was in force), and the per-period
+    // quota counters admission reserves against with one conditional UPDATE.
+    name: '0003_plans_quotas',
+    async up(db, context) {
+      await db.schema
+        .createTable('plans')
+        .addColumn('name', 'text', (col) => col.primaryKey())
+        .addColumn('document_json', 'text', (col) => col.notNull())
+        .addColumn('source', 'text', (col) => col.notNull().check(sql`source in ('file', 'api')`))
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .addColumn('updated_at', 'text', (col) => col.notNull())
+        .execute();
+      await addAutoIncrementKey(db.schema.createTable('tenant_plans'), 'id', context)
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('plan_name', 'text', (col) => col.notNull())
+        .addColumn('plan_json', 'text', (col) => col.notNull())
+        .addColumn('effective_from', 'text', (col) => col.notNull())
+        .addColumn('effective_to', 'text')
+        .execute();
+      await db.schema.createIndex('tenant_plans_tenant').on('tenant_plans').columns(['tenant_id', 'effective_from']).execute();
+      await db.schema
+        .createTable('quota_usage')
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('period', 'text', (col) => col.notNull())
+        .addColumn('predictions', 'bigint', (col) => col.notNull().defaultTo(0))
+        .addColumn('prompt_tokens', 'bigint', (col) => col.notNull().defaultTo(0))
+        .addColumn('completion_tokens', 'bigint', (col) => col.notNull().defaultTo(0))
+        .addColumn('training_worker_seconds', 'bigint', (col) => col.notNull().defaultTo(0))
+        .addColumn('soft_cap_crossed_at', 'text')
+        .addPrimaryKeyConstraint('quota_usage_pk', ['tenant_id', 'period'])
+        .execute();
+    },
+  },
+  {
+    // One webhook per tenant (its signing secret sealed under the tenant's key) and the deliveries,
+    // kept until delivered or out of attempts so a restart resumes them.
+    name: '0003_webhooks',
+    async up(db) {
+      await db.schema
+        .createTable('webhooks')
+        .addColumn('tenant_id', 'text', (col) => col.primaryKey().references('tenants.id'))
+        .addColumn('url', 'text', (col) => col.notNull())
+        .addColumn('events_json', 'text', (col) => col.notNull())
+        .addColumn('secret_text', 'text', (col) => col.notNull())
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .execute();
+      await db.schema
+        .createTable('webhook_deliveries')
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('event', 'text', (col) => col.notNull())
+        .addColumn('body', 'text', (col) => col.notNull())
+        .addColumn('status', 'text', (col) => col.notNull().check(sql`status in ('pending', 'delivered', 'failed')`))
+        .addColumn('attempts', 'integer', (col) => col.notNull())
+        .addColumn('next_attempt_at', 'text', (col) => col.notNull())
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .addColumn('delivered_at', 'text')
+        .execute();
+      await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['status', 'next_attempt_at']).execute();
+    },
+  },
+  {
+    // Documents kept with a model version: drift baselines (training or evaluation inputs) and
+    // load-test reports. The body is sealed tenant text; deleting the version deletes them.
+    name: '0003_version_reports',
+    async up(db) {
+      await db.schema
+        .createTable('version_reports')
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('version_id', 'text', (col) => col.notNull().references('model_versions.id').onDelete('cascade'))
+        .addColumn('kind', 'text', (col) => col.notNull().check(sql`kind in ('drift-baseline', 'bench')`))
+        .addColumn('body_json', 'text', (col) => col.notNull())
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .execute();
+      await db.schema.createIndex('version_reports_by_version').on('version_reports').columns(['tenant_id', 'version_id', 'kind', 'created_at']).execute();
+    },
+  },
+  {
+    // Hyperparameter sweeps and their trials (each trial is a training job that keeps its result
+    // in jobs.result_refs_json instead of registering a version).
+    name: '0003_sweeps',
+    async up(db) {
+      await db.schema
+        .createTable('sweeps')
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('model_name', 'text', (col) => col.notNull())
+        .addColumn('status', 'text', (col) => col.notNull().check(sql`status in ('running', 'succeeded', 'failed', 'cancelled')`))
+        .addColumn('definition_json', 'text', (col) => col.notNull())
+        .addColumn('result_version_id', 'text')
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .addColumn('finished_at', 'text')
+        .execute();
+      await db.schema
+        .createTable('sweep_trials')
+        // The trial's job id: one job per trial and rung.
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('sweep_id', 'text', (col) => col.notNull().references('sweeps.id').onDelete('cascade'))
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('trial', 'integer', (col) => col.notNull())
+        .addColumn('rung', 'integer', (col) => col.notNull())
+        .addColumn('params_json', 'text', (col) => col.notNull())
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .addUniqueConstraint('sweep_trials_unique', ['sweep_id', 'trial', 'rung'])
+        .execute();
+      await db.schema.alterTable('jobs').addColumn('result_refs_json', 'text').execute();
+    },
+  },
+  {
+    // The memory one instance of a version takes, measured in the validation child (RSS after
+    // opening the model and one run on zeros, minus RSS before). Null for versions stored before
+    // this migration (measured at their first load) and where the format does not measure.
+    name: '0003_model_memory',
+    async up(db) {
+      await db.schema.alterTable('model_versions').addColumn('measured_memory_bytes', 'bigint').execute();
+    },
+  },
+  {
+    // Evaluation reports: one row per finished `evaluate` job (the row id is the job's id). The
+    // report and the request's settings are tenant content, sealed like a version's metrics.
+    name: '0003_evaluations',
+    async up(db) {
+      await db.schema
+        .createTable('evaluations')
+        .addColumn('id', 'text', (col) => col.primaryKey())
+        .addColumn('tenant_id', 'text', (col) => col.notNull().references('tenants.id'))
+        .addColumn('model_id', 'text', (col) => col.notNull())
+        .addColumn('model_name', 'text', (col) => col.notNull())
+        .addColumn('version_id', 'text', (col) => col.notNull())
+        .addColumn('version', 'integer', (col) => col.notNull())
+        .addColumn('dataset_id', 'text', (col) => col.notNull())
+        .addColumn('settings_json', 'text', (col) => col.notNull())
+        .addColumn('report_json', 'text', (col) => col.notNull())
+        .addColumn('created_at', 'text', (col) => col.notNull())
+        .execute();
+      await db.schema.createIndex('evaluations_by_version').on('evaluations').columns(['tenant_id', 'version_id', 'dataset_id', 'created_at']).execute();
+    },
+  },
+  {
+    // Aliases that do more than point at one version: a weighted split (canary), a shadow version
+    // that gets a copy of the traffic, and a promotion gate. `version_id` stays the version a plain
+    // reader sees (a split's heaviest version), so older code reads such an alias sensibly.
+    name: '0003_alias_routing',
+    async up(db) {
+      await db.schema.alterTable('aliases').addColumn('split_json', 'text').execute();
+      await db.schema.alterTable('aliases').addColumn('shadow_version_id', 'text').execute();
+      await db.schema.alterTable('aliases').addColumn('gate_json', 'text').execute();
+    },
+  },
 ];
 
 /**

@@ -102,6 +102,8 @@ export interface ModelVersionsTable {
   provenance_json: string | null;
   /** base64 Ed25519 signature over provenance_json's plaintext bytes. */
   provenance_signature: string | null;
+  /** Bytes one instance takes, measured at validation (0003_model_memory); null when not measured. */
+  measured_memory_bytes: number | null;
 }
 
 export interface AliasesTable {
@@ -110,6 +112,12 @@ export interface AliasesTable {
   name: string;
   version_id: string;
   updated_at: IsoTimestamp;
+  /** Since 0003_alias_routing: `[{versionId, weight}]` when the alias splits traffic, else null. */
+  split_json: JsonText | null;
+  /** Since 0003_alias_routing: the version that gets a copy of the alias's traffic, if any. */
+  shadow_version_id: string | null;
+  /** Since 0003_alias_routing: the promotion gate a move must pass, if any. */
+  gate_json: JsonText | null;
 }
 
 export interface JobsTable {
@@ -142,6 +150,8 @@ export interface JobsTable {
   finished_at: IsoTimestamp | null;
   /** The API key that submitted the job (its training is billed to it); null for jobs older than 0003_usage_ledger. */
   key_id: string | null;
+  /** Since 0003_sweeps: a sweep trial's saved model (file name → artifact ref), kept instead of registering a version. */
+  result_refs_json: JsonText | null;
 }
 
 export interface JobEventsTable {
@@ -196,6 +206,22 @@ export interface UsageLedgerTable {
   stored_byte_hours: number;
 }
 
+/** Since 0003_evaluations: one finished evaluation report (its id is the evaluate job's id). */
+export interface EvaluationsTable {
+  id: string;
+  tenant_id: string;
+  model_id: string;
+  model_name: string;
+  version_id: string;
+  version: number;
+  dataset_id: string;
+  /** Sealed: the request (output, label, class names, top-k). */
+  settings_json: JsonText;
+  /** Sealed: the report. */
+  report_json: JsonText;
+  created_at: IsoTimestamp;
+}
+
 export interface Schema {
   migrations: MigrationsTable;
   tenants: TenantsTable;
@@ -209,4 +235,107 @@ export interface Schema {
   job_events: JobEventsTable;
   audit_log: AuditLogTable;
   usage_ledger: UsageLedgerTable;
+  evaluations: EvaluationsTable;
+  plans: PlansTable;
+  tenant_plans: TenantPlansTable;
+  quota_usage: QuotaUsageTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  version_reports: VersionReportsTable;
+  sweeps: SweepsTable;
+  sweep_trials: SweepTrialsTable;
+}
+
+export interface PlansTable {
+  name: string;
+  /** The validated plan (src/billing/plans.ts). */
+  document_json: JsonText;
+  source: 'file' | 'api';
+  created_at: IsoTimestamp;
+  updated_at: IsoTimestamp;
+}
+
+export interface TenantPlansTable {
+  id: Generated<number>;
+  tenant_id: string;
+  plan_name: string;
+  /** The plan as it was while this row was in force. */
+  plan_json: JsonText;
+  effective_from: IsoTimestamp;
+  /** Null while in force. */
+  effective_to: IsoTimestamp | null;
+}
+
+export interface QuotaUsageTable {
+  tenant_id: string;
+  /** UTC calendar month, `YYYY-MM`. */
+  period: string;
+  predictions: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  training_worker_seconds: number;
+  soft_cap_crossed_at: IsoTimestamp | null;
+}
+
+export interface WebhooksTable {
+  tenant_id: string;
+  url: string;
+  events_json: JsonText;
+  /** The signing secret, sealed under the tenant's data key. */
+  secret_text: string;
+  created_at: IsoTimestamp;
+}
+
+export type WebhookDeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  tenant_id: string;
+  event: string;
+  body: string;
+  status: WebhookDeliveryStatus;
+  attempts: number;
+  next_attempt_at: IsoTimestamp;
+  last_error: string | null;
+  created_at: IsoTimestamp;
+  delivered_at: IsoTimestamp | null;
+}
+
+export type VersionReportKind = 'drift-baseline' | 'bench';
+
+export interface VersionReportsTable {
+  id: string;
+  tenant_id: string;
+  version_id: string;
+  kind: VersionReportKind;
+  /** Sealed tenant text. */
+  body_json: JsonText;
+  created_at: IsoTimestamp;
+}
+
+export type SweepStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface SweepsTable {
+  id: string;
+  tenant_id: string;
+  model_name: string;
+  status: SweepStatus;
+  /** The parsed request (base job, space, strategy, budget, metric), sealed. */
+  definition_json: JsonText;
+  result_version_id: string | null;
+  created_at: IsoTimestamp;
+  finished_at: IsoTimestamp | null;
+}
+
+export interface SweepTrialsTable {
+  /** The trial's job id. */
+  id: string;
+  sweep_id: string;
+  tenant_id: string;
+  trial: number;
+  /** Successive halving's round (0 for grid and random). */
+  rung: number;
+  /** The trial's chosen values, sealed. */
+  params_json: JsonText;
+  created_at: IsoTimestamp;
 }

@@ -58,7 +58,7 @@ async function sealedValues(cipher: TextCipher, table: SealedTable, row: StoredR
 /** Aliases first: they point at versions without a cascade. */
 async function removeTenantRows(db: Kysely<Schema>, tenantId: string): Promise<void> {
   await db.transaction().execute(async (transaction) => {
-    for (const table of ['aliases', 'model_versions', 'models', 'job_events', 'jobs', 'datasets'] as const) {
+    for (const table of ['aliases', 'evaluations', 'model_versions', 'models', 'job_events', 'jobs', 'datasets'] as const) {
       await transaction.deleteFrom(table).where('tenant_id', '=', tenantId).execute();
     }
   });

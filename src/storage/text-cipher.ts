@@ -36,6 +36,10 @@ export const sealedColumns = {
   jobs: { rowId: 'id', columns: ['spec_json', 'settings_json', 'metrics_history_json', 'error_json', 'loss_text'] },
   // The event id is assigned by the database on insert, so an event binds the job it belongs to.
   job_events: { rowId: 'job_id', columns: ['payload_json'] },
+  version_reports: { rowId: 'id', columns: ['body_json'] },
+  sweeps: { rowId: 'id', columns: ['definition_json'] },
+  sweep_trials: { rowId: 'id', columns: ['params_json'] },
+  evaluations: { rowId: 'id', columns: ['settings_json', 'report_json'] },
 } as const;
 
 export type SealedTable = keyof typeof sealedColumns;

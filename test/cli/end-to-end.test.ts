@@ -117,4 +117,35 @@ describe('aiaas CLI against the real server', () => {
     const unauthenticated = await main(['datasets', 'ls'], captureIo({ env: { AIAAS_SERVER: env.AIAAS_SERVER }, cwd: directory }));
     expect(unauthenticated).toBe(1);
   });
+
+  it('evaluates a version on a dataset and prints the per-class table and the confusion matrix', async () => {
+    const pushed = await run('datasets', 'push', 'data.csv', '--label', 'label', '--name', 'eval-data');
+    const datasetId = pushed.out.trim();
+    const evaluated = await run('models', 'evaluate', 'tiny@production', '--dataset', datasetId, '--class-names', 'red,green,blue', '--wait');
+    expect(evaluated.err).toContain('evaluation job_');
+    expect(evaluated.code, evaluated.err).toBe(0);
+    // Three samples, one per class: the confusion matrix's rows each sum to 1.
+    const data = Float32Array.from([0.1, 0.2, 0.3, 0.4, 0.9, 0.1, 0.5, 0, 0.3, 0.3, 0.3, 0.3]);
+    const predicted = await model.predict(data);
+    const hits = [0, 1, 2].filter((row) => [0, 1, 2].reduce((best, column) => (predicted[row * 3 + column]! > predicted[row * 3 + best]! ? column : best), 0) === row).length;
+    expect(evaluated.out).toContain(`accuracy ${(hits / 3).toFixed(4)}`);
+    expect(evaluated.out).toMatch(/CLASS\s+PRECISION\s+RECALL\s+F1\s+SUPPORT/);
+    expect(evaluated.out).toMatch(/red\s+\S+\s+\S+\s+\S+\s+1\n/);
+    expect(evaluated.out).toMatch(/macro avg\s+\S+\s+\S+\s+\S+\s+3\n/);
+    expect(evaluated.out).toContain('confusion matrix (rows: true class, columns: predicted)');
+    expect(evaluated.out).toMatch(/TRUE \\ PRED\s+red\s+green\s+blue/);
+    const asJson = await run('models', 'evaluate', 'tiny@2', '--dataset', datasetId, '--wait', '--json');
+    expect(JSON.parse(asJson.out)).toMatchObject({ task: 'classification', count: 3, accuracy: hits / 3 });
+
+    // A gate no version can pass, a split, and a shadow.
+    const gated = await run('models', 'alias', 'tiny', 'production', '1', '--gate-metric', 'accuracy', '--gate-dataset', datasetId, '--gate-min', '1.01');
+    expect(gated.code).toBe(1);
+    expect(gated.err).toMatch(/^error GATE_FAILED: version 1 has accuracy /);
+    const forced = await run('models', 'alias', 'tiny', 'production', '1', '--gate-metric', 'accuracy', '--gate-dataset', datasetId, '--gate-min', '1.01', '--force');
+    expect(forced).toMatchObject({ code: 0, err: 'tiny@production → version 1, gate forced\n' });
+    expect(await run('models', 'alias', 'tiny', 'canary', '--split', '1=90,2=10')).toMatchObject({ code: 0, err: 'tiny@canary → version 1 (90), version 2 (10)\n' });
+    expect(await run('models', 'alias', 'tiny', 'shadowed', '2', '--shadow', '1')).toMatchObject({ code: 0, err: 'tiny@shadowed → version 2, shadow 1\n' });
+    const shadow = await run('models', 'shadow', 'tiny', 'shadowed', '--json');
+    expect(JSON.parse(shadow.out)).toMatchObject({ model: 'tiny', alias: 'shadowed', shadow: 1 });
+  });
 });

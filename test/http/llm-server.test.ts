@@ -105,6 +105,20 @@ describe('OpenAI-compatible routes on the server', () => {
     expect(usage).toEqual(whole.usage);
   });
 
+  it('names the version that answered in x-aiaas-model-version, streamed and not, on OpenAI and Ollama routes', async () => {
+    const headers = { authorization: `Bearer ${server.adminKey}`, 'content-type': 'application/json' };
+    const body = { model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, temperature: 0 };
+    const whole = await fetch(`${baseUrl}/v1/chat/completions`, { method: 'POST', headers, body: JSON.stringify(body) });
+    expect(whole.headers.get('x-aiaas-model-version')).toBe('1');
+    await whole.text();
+    const streamed = await fetch(`${baseUrl}/v1/chat/completions`, { method: 'POST', headers, body: JSON.stringify({ ...body, stream: true }) });
+    expect(streamed.headers.get('x-aiaas-model-version')).toBe('1');
+    await streamed.text();
+    const generated = await fetch(`${baseUrl}/api/generate`, { method: 'POST', headers, body: JSON.stringify({ model: 'tiny', prompt: 'hi', options: { num_predict: 2 } }) });
+    expect(generated.headers.get('x-aiaas-model-version')).toBe('1');
+    await generated.text();
+  });
+
   it('forces a named tool call and follows a json_schema', async () => {
     const tool = await openai().chat.completions.create({
       model: 'tiny@latest',

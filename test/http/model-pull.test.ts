@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AiaasError } from '../../src/errors.ts';
 import { createOllamaModelAdmin } from '../../src/http/protocols/ollama-model-admin.ts';
 import { ollamaRoutes } from '../../src/http/routes/ollama.ts';
-import type { ServerContext } from '../../src/startup/context.ts';
+import type { AppContext } from '../../src/http/app.ts';
 import { startFileServer, type FileServer } from '../platform/file-server.ts';
 import { call, classifierModel, createKey, startTestServer, type TestServer } from './helpers.ts';
 
@@ -23,7 +23,7 @@ const onnxSha256 = createHash('sha256').update(onnx).digest('hex');
  * Ollama's routes as the composition root will mount them, here under /api/v1 (the test app's
  * extension point), on a server that has no language models: only pull and delete are exercised.
  */
-const ollamaUnderTest: FastifyPluginAsync<{ context: ServerContext }> = async (app, { context }) => {
+const ollamaUnderTest: FastifyPluginAsync<{ context: AppContext }> = async (app, { context }) => {
   const none = async (): Promise<never> => {
     throw new AiaasError('MODEL_NOT_FOUND', 'this server has no language models');
   };

@@ -4,6 +4,7 @@ import { openOnnxInWorkers } from '../../src/runtimes/onnx/onnx-worker-runtime.t
 import type { Runtime, Tensor } from '../../src/runtimes/runtime.ts';
 import { Batcher } from '../../src/inference/batcher.ts';
 import { ModelManager, type ModelManagerOptions } from '../../src/inference/model-manager.ts';
+import { createFormatLoaders } from '../../src/runtimes/formats.ts';
 import { Metrics } from '../../src/http/metrics.ts';
 import { Gate, defaultBatching } from './fixtures/app.ts';
 import { openFilesFrom, openTestRuntime, writeModelFiles } from './fixtures/model-files.ts';
@@ -49,6 +50,30 @@ describe('ModelManager', () => {
     await models.acquire({ versionId: 'c' });
     expect(models.loaded().map((entry) => entry.key.versionId).sort()).toEqual(['a', 'c']);
     expect(models.isLoaded('b')).toBe(false);
+    await models.close();
+  });
+
+  it('budgets a version at its measured memory times its instances, not its file size', async () => {
+    let clock = 0;
+    // Measured bytes per version; the file (a few hundred bytes) alone would be over this budget.
+    const measured: Record<string, number> = { a: 40, b: 40, c: 20 };
+    const models = new ModelManager({
+      openFiles: async (key) => ({ ...(await writeModelFiles(bytes)), measuredMemoryBytes: measured[key.versionId]! }),
+      loaders: createFormatLoaders({ tensor: { instances: 2, intraOpThreads: 1 }, language: { parallel: 1, maxWaiting: 0, threads: 1, contextLength: 64, maxContextLength: 64 } }, { info: () => undefined }),
+      memoryBudgetBytes: 170,
+      idleUnloadMs: 0,
+      warmup: false,
+      batchingDefaults: defaultBatching,
+      now: () => ++clock,
+    });
+    expect(bytes.byteLength).toBeGreaterThan(170);
+    await models.acquire({ versionId: 'a' });
+    await models.acquire({ versionId: 'b' });
+    // Two instances each: 80 + 80 of 170.
+    expect(models.loaded().map((entry) => [entry.key.versionId, entry.memoryBytes])).toEqual([['a', 80], ['b', 80]]);
+    // c's 40 would make 200: the least recently used (a) goes.
+    await models.acquire({ versionId: 'c' });
+    expect(models.loaded().map((entry) => [entry.key.versionId, entry.memoryBytes]).sort()).toEqual([['b', 80], ['c', 40]]);
     await models.close();
   });
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { validateOnnxInChild } from '../../src/runtimes/onnx/validate-in-child.ts';
-import { identityModel, linearModel } from './fixtures/tiny-onnx.ts';
+import { identityModel, linearModel, weightsModel } from './fixtures/tiny-onnx.ts';
 import { initializerModel, leakedBytes } from '../onnx/hostile-models.ts';
 
 let scripts: string;
@@ -19,12 +19,33 @@ beforeAll(async () => {
 
 describe('validateOnnxInChild', () => {
   it('returns the signature of a valid model', async () => {
-    await expect(validateOnnxInChild({ onnx: linearModel() })).resolves.toEqual({
+    const validation = await validateOnnxInChild({ onnx: linearModel() });
+    expect(validation.signature).toEqual({
       inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 3] }],
       outputs: [
         { name: 'y', datatype: 'FP32', shape: [-1, 2] },
         { name: 'r', datatype: 'FP32', shape: [-1, 2] },
       ],
+    });
+    expect(validation.warmupError).toBeUndefined();
+  });
+
+  it.skipIf(process.platform !== 'linux')('measures the memory of opening the model and one run on zeros: at least its weights, at most a few times them', async () => {
+    const weightBytes = 1024 * 8192 * 4; // 32 MiB of FP32 weights
+    const large = await validateOnnxInChild({ onnx: weightsModel(1024, 8192) }, { memoryLimitBytes: 1024 ** 3 });
+    expect(large.warmupError).toBeUndefined();
+    expect(large.measuredMemoryBytes).toBeGreaterThanOrEqual(weightBytes * 0.9);
+    expect(large.measuredMemoryBytes).toBeLessThan(weightBytes * 5);
+    // A model of a few bytes takes far less.
+    const tiny = await validateOnnxInChild({ onnx: linearModel() });
+    expect(tiny.measuredMemoryBytes).toBeLessThan(weightBytes / 2);
+  });
+
+  it.skipIf(process.platform !== 'linux')('refuses a model whose open and first run cross the memory limit, naming the limit', async () => {
+    await expect(validateOnnxInChild({ onnx: weightsModel(4096, 8192) }, { memoryLimitBytes: 96 * 1024 ** 2, memoryPollMs: 10 })).rejects.toMatchObject({
+      code: 'INVALID_MODEL_FILE',
+      status: 400,
+      message: expect.stringMatching(/exceeded the validation memory limit of 96 MiB/),
     });
   });
 
@@ -64,7 +85,7 @@ describe('validateOnnxInChild', () => {
 
   it('keeps the parent working after failures', async () => {
     await Promise.allSettled([validateOnnxInChild({ onnx: new Uint8Array([8, 1, 2]) }), validateOnnxInChild({ onnx: linearModel() }, { scriptPath: join(scripts, 'crash.mjs') })]);
-    const signature = await validateOnnxInChild({ onnx: identityModel() });
+    const { signature } = await validateOnnxInChild({ onnx: identityModel() });
     expect(signature.inputs.map((input) => input.datatype)).toEqual(['INT64', 'BOOL', 'UINT8', 'FP64', 'INT32']);
   });
 
@@ -77,7 +98,7 @@ describe('validateOnnxInChild', () => {
       message: expect.not.stringContaining(process.cwd()),
     });
     // The same reference resolves when the file travels with the model, into the scratch directory.
-    const signature = await validateOnnxInChild({ onnx: initializerModel('weights.bin'), externalData: new Map([['weights.bin', new Uint8Array(leakedBytes)]]) }, { scratchRoot });
+    const { signature } = await validateOnnxInChild({ onnx: initializerModel('weights.bin'), externalData: new Map([['weights.bin', new Uint8Array(leakedBytes)]]) }, { scratchRoot });
     expect(signature.outputs).toEqual([{ name: 'y', datatype: 'UINT8', shape: [leakedBytes] }]);
     // Nothing of either upload is left behind.
     expect(await readdir(scratchRoot)).toEqual([]);

@@ -6,7 +6,9 @@ import { keyIdOf, publicKeyFrom, rawPublicKey, verifyRecord } from '../../securi
 import { AiaasApiError } from '../../sdk/errors.ts';
 import type { AiaasClient } from '../../sdk/client.ts';
 import type { JsonValue } from '../../sdk/types.ts';
-import { CliFailure, CliUsageError, stringOption, type CommandDefinition } from '../command.ts';
+import { CliFailure, CliUsageError, integerOption, requiredOption, stringOption, type CommandDefinition } from '../command.ts';
+import { renderEvaluationReport } from '../evaluation-tables.ts';
+import type { EvaluationReport } from '../../quality/metrics.ts';
 import { bytes, json, writeListing } from '../format.ts';
 import type { CliIo } from '../io.ts';
 
@@ -54,6 +56,9 @@ export async function watchPull(client: AiaasClient, io: CliIo, jobId: string, o
   if (job.status === 'succeeded' && job.resultVersion !== null) return job.resultVersion.version;
   throw new CliFailure(job.error?.code ?? 'JOB_FAILED', `pull ${jobId} ended ${job.status}: ${job.error?.message ?? 'no reason given'}`);
 }
+
+/** sysexits' EX_TEMPFAIL: nothing changed yet, try again later (a gate's evaluations are still running). */
+const evaluatingExitCode = 75;
 
 export const modelCommands: readonly CommandDefinition[] = [
   {
@@ -162,19 +167,128 @@ export const modelCommands: readonly CommandDefinition[] = [
   },
   {
     path: ['models', 'alias'],
-    summary: 'point an alias (production, staging, …) at a version; moves atomically',
-    usage: 'NAME ALIAS VERSION',
-    positionals: ['NAME', 'ALIAS', 'VERSION'],
+    summary: 'point an alias (production, staging, …) at a version or a weighted split, with a shadow and a promotion gate; moves atomically',
+    usage: 'NAME ALIAS [VERSION] [--split V=W,…] [--shadow V|none] [--gate-metric M --gate-dataset ID (--gate-min X | --gate-max X | --gate-max-drop D) | --no-gate] [--force] [--wait-seconds S]',
+    description:
+      'VERSION moves the alias to one version; --split 3=90,4=10 splits its traffic (sticky per x-aiaas-route-key).\n' +
+      '--shadow V copies the traffic to V and compares its answers (see `aiaas models shadow`). A gate is checked for\n' +
+      'every version the change adds, from stored evaluation reports or new evaluate jobs: a failing gate exits 1 with\n' +
+      'GATE_FAILED and both figures; still evaluating after --wait-seconds, nothing changes and the jobs are printed\n' +
+      '(run the same command again once they finish). --force (admin keys) moves past the gate; it is audited.',
+    positionals: ['NAME', 'ALIAS', 'VERSION?'],
+    options: {
+      split: { type: 'string', valueName: 'V=W,…', description: 'versions and relative weights, e.g. 3=90,4=10' },
+      shadow: { type: 'string', valueName: 'V', description: 'a version that gets a copy of the traffic; none removes it' },
+      'gate-metric': { type: 'string', valueName: 'METRIC', description: 'accuracy, macroF1, rocAuc, rootMeanSquaredError, … (docs/quality.md)' },
+      'gate-dataset': { type: 'string', valueName: 'ID', description: "the gate's evaluation dataset" },
+      'gate-min': { type: 'string', valueName: 'X', description: 'the metric must be at least X' },
+      'gate-max': { type: 'string', valueName: 'X', description: 'the metric must be at most X' },
+      'gate-max-drop': { type: 'string', valueName: 'D', description: 'at most D worse than the version the alias serves now' },
+      'no-gate': { type: 'boolean', description: 'remove the gate' },
+      force: { type: 'boolean', description: 'admin: move past the gate (audited)' },
+      'wait-seconds': { type: 'string', valueName: 'S', description: "how long to wait for the gate's evaluations (server default 60)" },
+    },
     server: true,
     json: true,
-    examples: ['aiaas models alias mnist production 3'],
+    examples: [
+      'aiaas models alias mnist production 3',
+      'aiaas models alias mnist production --split 3=90,4=10',
+      'aiaas models alias mnist production 4 --gate-metric accuracy --gate-dataset ds_3k9… --gate-max-drop 0.005',
+      'aiaas models alias mnist production --shadow 5',
+    ],
     async run(context) {
-      const [name, alias, versionText] = context.positionals as [string, string, string];
-      const version = Number(versionText);
-      if (!Number.isSafeInteger(version) || version < 1) throw new CliUsageError(`VERSION must be a version number ≥ 1, got "${versionText}"`, 'models alias');
-      const result = await context.client().aliases.set(name, alias, version, { signal: context.signal });
-      if (context.json) context.io.stdout.write(json(result));
-      else context.io.stderr.write(`${name}@${result.name} → version ${result.version}\n`);
+      const command = 'models alias';
+      const [name, alias, versionText] = context.positionals as [string, string, string | undefined];
+      const values = context.values;
+      const body: Record<string, unknown> = {};
+      const versionOf = (text: string, what: string) => {
+        const version = Number(text);
+        if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(version) || version < 1) throw new CliUsageError(`${what} must be a version number ≥ 1, got "${text}"`, command);
+        return version;
+      };
+      const changes = ['split', 'shadow', 'gate-metric', 'no-gate', 'force'].some((option) => values[option] !== undefined);
+      if (versionText === undefined && !changes) throw new CliUsageError('missing VERSION', command);
+      if (versionText !== undefined) body.version = versionOf(versionText, 'VERSION');
+      const split = stringOption(values, 'split');
+      if (split !== undefined) {
+        if (versionText !== undefined) throw new CliUsageError('give either VERSION or --split', command);
+        body.split = Object.fromEntries(
+          split.split(',').map((part) => {
+            const [version, weight] = part.split('=');
+            if (version === undefined || weight === undefined || !(Number(weight) > 0)) throw new CliUsageError(`--split takes VERSION=WEIGHT pairs, got "${part}"`, command);
+            return [String(versionOf(version, '--split version')), Number(weight)];
+          }),
+        );
+      }
+      const shadow = stringOption(values, 'shadow');
+      if (shadow !== undefined) body.shadow = shadow === 'none' ? null : versionOf(shadow, '--shadow');
+      const metric = stringOption(values, 'gate-metric');
+      if (values['no-gate'] === true) body.gate = null;
+      else if (metric !== undefined) {
+        const number = (option: string) => {
+          const text = stringOption(values, option);
+          if (text === undefined) return undefined;
+          const value = Number(text);
+          if (text.trim() === '' || !Number.isFinite(value)) throw new CliUsageError(`--${option} must be a number, got "${text}"`, command);
+          return value;
+        };
+        const [minimum, maximum, maxDropFromCurrent] = [number('gate-min'), number('gate-max'), number('gate-max-drop')];
+        body.gate = {
+          metric,
+          datasetId: requiredOption(values, 'gate-dataset', command),
+          ...(minimum === undefined ? {} : { minimum }),
+          ...(maximum === undefined ? {} : { maximum }),
+          ...(maxDropFromCurrent === undefined ? {} : { maxDropFromCurrent }),
+        };
+      }
+      if (values.force === true) body.force = true;
+      const wait = integerOption(values, 'wait-seconds', command, 0);
+      if (wait !== undefined) body.waitSeconds = wait;
+      const result = await context.client().aliases.route(name, alias, { ...body, signal: context.signal });
+      if (context.json) {
+        context.io.stdout.write(json(result));
+        return result.status === 'applied' ? 0 : evaluatingExitCode;
+      }
+      if (result.status === 'evaluating') {
+        context.io.stderr.write(`${name}@${alias} unchanged: the gate's evaluations are still running (${result.jobs.map((job) => job.id).join(', ')}); run the same command again once they finish\n`);
+        return evaluatingExitCode;
+      }
+      const target = result.alias.split === null ? `version ${result.alias.version}` : result.alias.split.map((entry) => `version ${entry.version} (${entry.weight})`).join(', ');
+      const extras = [result.alias.shadow === null ? '' : `, shadow ${result.alias.shadow}`, result.gate?.forced === true ? ', gate forced' : ''];
+      for (const decision of result.gate?.decisions ?? []) {
+        context.io.stderr.write(`gate: version ${decision.candidate.version} ${decision.metric} ${decision.candidate.value}${decision.current === null ? '' : ` (version ${decision.current.version}: ${decision.current.value})`} passed\n`);
+      }
+      context.io.stderr.write(`${name}@${result.alias.name} → ${target}${extras.join('')}\n`);
+      return 0;
+    },
+  },
+  {
+    path: ['models', 'shadow'],
+    summary: "compare an alias's shadow version with its live answers: agreement rate and latency",
+    usage: 'NAME ALIAS',
+    positionals: ['NAME', 'ALIAS'],
+    server: true,
+    json: true,
+    examples: ['aiaas models shadow mnist production'],
+    async run(context) {
+      const [name, alias] = context.positionals as [string, string];
+      const status = await context.client().aliases.shadow(name, alias, { signal: context.signal });
+      if (context.json) {
+        context.io.stdout.write(json(status));
+        return 0;
+      }
+      const milliseconds = (value: number | null) => (value === null ? '-' : value.toFixed(2));
+      writeListing(context, 'comparisons', status.comparisons, ['LIVE', 'SHADOW', 'REQUESTS', 'ROWS', 'AGREEMENT', 'ERRORS', 'SKIPPED', 'LIVE P50 MS', 'SHADOW P50 MS'], (entry) => [
+        entry.liveVersion,
+        entry.shadowVersion,
+        String(entry.requests),
+        String(entry.rows),
+        entry.agreementRate === null ? '-' : entry.agreementRate.toFixed(4),
+        String(entry.shadowErrors),
+        String(entry.skipped),
+        milliseconds(entry.liveLatencyMs.p50),
+        milliseconds(entry.shadowLatencyMs.p50),
+      ]);
       return 0;
     },
   },
@@ -188,6 +302,63 @@ export const modelCommands: readonly CommandDefinition[] = [
       const name = context.positionals[0] as string;
       await context.client().models.delete(name, { signal: context.signal });
       context.io.stderr.write(`deleted model ${name}\n`);
+      return 0;
+    },
+  },
+  {
+    path: ['models', 'evaluate'],
+    summary: 'evaluate a version on a labelled dataset: accuracy, per-class table, confusion matrix, calibration (or regression errors)',
+    usage: 'NAME@VERSION --dataset ID [--output NAME] [--label COLUMN] [--class-names A,B,…] [--top-k K] [--wait]',
+    description:
+      'Runs as a background job on the server (the model runs in a child process, never on the serving path).\n' +
+      'VERSION is a number or an alias. Prints the evaluation id; with --wait, waits for the job and prints the\n' +
+      'report as tables (--json: the report as JSON). --output names the output holding the scores (default: the\n' +
+      "first); --class-names labels the classes in index order (default: the dataset's class names, else 0, 1, …).",
+    positionals: ['NAME@VERSION'],
+    options: {
+      dataset: { type: 'string', valueName: 'ID', description: 'the labelled dataset to evaluate on' },
+      output: { type: 'string', valueName: 'NAME', description: 'the model output holding the scores' },
+      label: { type: 'string', valueName: 'COLUMN', description: 'label column of a CSV / JSON-lines dataset' },
+      'class-names': { type: 'string', valueName: 'A,B,…', description: 'class names in class-index order, comma-separated' },
+      'top-k': { type: 'string', valueName: 'K', description: 'k of the top-k accuracy (default min(5, classes))' },
+      wait: { type: 'boolean', description: 'wait for the report and print it' },
+    },
+    server: true,
+    json: true,
+    examples: ['aiaas models evaluate fashion@1 --dataset ds_3k9… --wait', 'aiaas models evaluate clf@production --dataset ds_3k9… --output probabilities --class-names cat,dog --wait'],
+    async run(context) {
+      const target = context.positionals[0] as string;
+      const match = /^([^@]+)@([^@]+)$/.exec(target);
+      if (match === null) throw new CliUsageError(`expected NAME@VERSION (a number or an alias), got "${target}"`, 'models evaluate');
+      const [, name, version] = match as unknown as [string, string, string];
+      const datasetId = requiredOption(context.values, 'dataset', 'models evaluate');
+      const output = stringOption(context.values, 'output');
+      const label = stringOption(context.values, 'label');
+      const classNames = stringOption(context.values, 'class-names')?.split(',');
+      const topK = integerOption(context.values, 'top-k', 'models evaluate', 1);
+      const client = context.client();
+      const evaluation = await client.evaluations.create(name, version, {
+        datasetId,
+        ...(output === undefined ? {} : { outputs: output }),
+        ...(label === undefined ? {} : { label }),
+        ...(classNames === undefined ? {} : { classNames }),
+        ...(topK === undefined ? {} : { topK }),
+        signal: context.signal,
+      });
+      if (context.values.wait !== true) {
+        context.io.stdout.write(context.json ? json(evaluation) : `${evaluation.id}\n`);
+        return 0;
+      }
+      if (!context.json) context.io.stderr.write(`evaluation ${evaluation.id} of ${name} version ${evaluation.version} on ${datasetId}\n`);
+      for await (const event of client.jobs.watch(evaluation.jobId, { signal: context.signal })) {
+        if (event.type === 'job-finished') break;
+      }
+      const done = await client.evaluations.get(name, evaluation.version, evaluation.id, { signal: context.signal });
+      if (done.status !== 'succeeded' || done.report === null) {
+        const error = done.error as { code?: string; message?: string } | null;
+        throw new CliFailure(error?.code ?? 'JOB_FAILED', `evaluation ${done.id} ${done.status}: ${error?.message ?? 'no reason given'}`);
+      }
+      context.io.stdout.write(context.json ? json(done.report) : renderEvaluationReport(done.report as EvaluationReport));
       return 0;
     },
   },

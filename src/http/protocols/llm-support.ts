@@ -58,6 +58,37 @@ export interface LanguageModelDeps {
   recordStreamedBytes?(request: FastifyRequest, bytes: number): void;
   metrics?: LlmMetricsSink;
   now?: () => Date;
+  /**
+   * Quota admission (src/billing/quotas.ts): reserves the worst case before the model runs, throws
+   * 429 QUOTA_EXCEEDED when it does not fit; the reservation is settled to the tokens used, or
+   * released when the request fails.
+   */
+  admit?(request: FastifyRequest, entry: LanguageModelEntry, reserve: GenerationUsage): Promise<TokenReservation>;
+}
+
+export interface TokenReservation {
+  settle(actual: GenerationUsage): Promise<void>;
+  release(): Promise<void>;
+}
+
+/** The prompt's tokens as the model counts them (the chat template's few tokens aside: settling corrects them). */
+export function estimatePromptTokens(runtime: Pick<GenerativeRuntime, 'countTokens'>, prompt: GenerateRequest['prompt']): number {
+  if (prompt.kind === 'text') return runtime.countTokens(prompt.text);
+  let tokens = 0;
+  for (const message of prompt.messages) tokens += runtime.countTokens(message.content) + (message.role === 'assistant' && message.toolCalls !== undefined ? runtime.countTokens(JSON.stringify(message.toolCalls)) : 0);
+  if (prompt.tools !== undefined && prompt.tools.length > 0) tokens += runtime.countTokens(JSON.stringify(prompt.tools));
+  return tokens;
+}
+
+/** Settles or releases a reservation once the work is over; a failure to write it is logged, not thrown at the client. */
+async function finishReservation(request: FastifyRequest, reservation: TokenReservation | undefined, usage: GenerationUsage | undefined): Promise<void> {
+  if (reservation === undefined) return;
+  try {
+    if (usage === undefined) await reservation.release();
+    else await reservation.settle(usage);
+  } catch (error) {
+    request.log.error({ err: error }, 'could not settle a quota reservation');
+  }
 }
 
 /** An AbortSignal that fires when the client disconnects before the response is complete. */
@@ -89,6 +120,8 @@ export async function* meteredStream(
   const interTokenSeconds: number[] = [];
   let usage: GenerationUsage = { promptTokens: 0, completionTokens: 0 };
   let outcome: 'ok' | 'error' | 'aborted' = 'error';
+  // Before the model runs: a refused request costs nothing and is a plain HTTP error (nothing streamed yet).
+  const reservation = await deps.admit?.(request, entry, { promptTokens: estimatePromptTokens(runtime, generate.prompt), completionTokens: generate.maxTokens });
   try {
     for await (const event of runtime.stream(generate, signal)) {
       if (event.type !== 'finish') {
@@ -113,10 +146,11 @@ export async function* meteredStream(
     });
     // Tokens a client made the server compute are billed even when it left early; failures are not billed.
     deps.recordUsage?.(request, entry, usage, outcome === 'error' ? 'error' : 'ok', { protocol, computeMs: performance.now() - started });
+    await finishReservation(request, reservation, outcome === 'error' ? undefined : usage);
   }
 }
 
-/** Runs an embedding call and reports its usage: its prompt tokens when it succeeds, a failure when it throws. */
+/** Runs an embedding call under a quota reservation of its inputs' tokens and reports its usage: its prompt tokens when it succeeds, a failure when it throws. */
 export async function meteredEmbed(
   deps: LanguageModelDeps,
   request: FastifyRequest,
@@ -126,15 +160,19 @@ export async function meteredEmbed(
   protocol: 'openai' | 'ollama',
   signal: AbortSignal,
 ): Promise<EmbeddingResult> {
+  // Before the model runs: a refused call costs nothing.
+  const reservation = await deps.admit?.(request, entry, { promptTokens: inputs.reduce((sum, input) => sum + runtime.countTokens(input), 0), completionTokens: 0 });
   const started = performance.now();
   let result: EmbeddingResult;
   try {
     result = await runtime.embed(inputs, signal);
   } catch (error) {
     deps.recordUsage?.(request, entry, { promptTokens: 0, completionTokens: 0 }, 'error', { protocol });
+    await finishReservation(request, reservation, undefined);
     throw error;
   }
   deps.recordUsage?.(request, entry, { promptTokens: result.promptTokens, completionTokens: 0 }, 'ok', { protocol, computeMs: performance.now() - started });
+  await finishReservation(request, reservation, { promptTokens: result.promptTokens, completionTokens: 0 });
   return result;
 }
 

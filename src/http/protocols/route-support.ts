@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ModelSignature } from '../../runtimes/runtime.ts';
+import type { CancelSignal } from '../../inference/batcher.ts';
 import type { ModelKey, ModelManager } from '../../inference/model-manager.ts';
 import type { InferenceTiming, InferRequest, InferResponse, ResolvedModel } from '../../inference/types.ts';
 import type { InferenceProtocol, Metrics } from '../metrics.ts';
@@ -15,6 +16,8 @@ import { AiaasError } from '../../errors.ts';
 import { applyOutputPolicy } from '../../inference/output-policy.ts';
 import type { Explainer } from '../../explain/explainer.ts';
 import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
+import type { ShadowMonitor } from '../../quality/shadow-monitor.ts';
+import { nameServedVersion, trackResponse } from '../served-version.ts';
 
 export type { ResolvedModel } from '../../inference/types.ts';
 
@@ -40,7 +43,22 @@ export interface InferenceDeps {
   server?: { name: string; version: string };
   /** Runs explanations (`POST /v2/models/:name/explain`); without it that route answers 404. */
   explainer?: Explainer;
+  /**
+   * Quota admission (src/billing/quotas.ts): reserves the request's items before it runs (429
+   * QUOTA_EXCEEDED when they do not fit); settled once answered, released when it fails.
+   */
+  admit?(request: FastifyRequest, model: ResolvedModel, items: number): Promise<ItemReservation>;
+  /** Drift sampling (src/platform/drift.ts); absent when `driftSampleRate` is 0, so serving pays one branch. */
+  drift?: { sample(model: ResolvedModel, request: InferRequest): ((response: InferResponse) => void) | undefined };
+  /** Runs and compares the shadow copies of requests to aliases that have a shadow version. */
+  shadows?: ShadowMonitor;
 }
+
+export interface ItemReservation {
+  settle(actual: { predictions: number }): Promise<void>;
+  release(): Promise<void>;
+}
+
 
 /** What one inference used: its batch elements and, once it ran, its serving times. */
 export interface InferenceMeasures {
@@ -93,6 +111,7 @@ export async function signatureOf(deps: InferenceDeps, model: ResolvedModel): Pr
  */
 export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean; binaryTensors?: boolean }): BinarySections {
   installSchemaCompilers(app);
+  app.addHook('onRequest', async (request, reply) => trackResponse(request, reply));
   app.setErrorHandler((error, request, reply) => {
     // A runtime's full error text (host paths included) stays in the log; the client gets a cleaned message.
     if (AiaasError.isInstance(error) && error.cause !== undefined) request.log.warn({ err: error.cause, code: error.code }, `inference failed: ${error.message}`);
@@ -158,18 +177,44 @@ export function sendJsonWithBinary(reply: FastifyReply, value: unknown, binary: 
 }
 
 /**
+ * The batcher's cancellation signal for one request, without an AbortController's EventTarget
+ * machinery (created for every inference, so its cost showed in profiles of the main thread).
+ */
+class DisconnectSignal implements CancelSignal {
+  aborted = false;
+  #listeners: (() => void)[] = [];
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (this.aborted) listener();
+    else this.#listeners.push(listener);
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const listeners = this.#listeners;
+    this.#listeners = [];
+    for (const listener of listeners) listener();
+  }
+}
+
+/**
  * Aborts when the client's connection closes before its answer: its request is dropped from the
  * queue instead of running for nobody. Watches the socket (a request's own 'close' fires once its
  * body is read); the listener is removed again, since keep-alive sockets carry many requests.
  */
-function watchDisconnect(request: FastifyRequest): { signal: AbortSignal; stop(): void } | undefined {
+function watchDisconnect(request: FastifyRequest): { signal: CancelSignal; stop(): void } | undefined {
   const socket = request.raw.socket as { once?: unknown; off?: unknown } | undefined;
   if (socket === undefined || typeof socket.once !== 'function' || typeof socket.off !== 'function') return undefined;
   const events = request.raw.socket;
-  const controller = new AbortController();
-  const onClose = (): void => controller.abort();
+  const signal = new DisconnectSignal();
+  const onClose = (): void => signal.abort();
   events.once('close', onClose);
-  return { signal: controller.signal, stop: () => events.off('close', onClose) };
+  return { signal, stop: () => events.off('close', onClose) };
+}
+
+function shadowSeries(live: ResolvedModel, shadow: ResolvedModel) {
+  return { tenant: live.tenantId ?? '', model: live.name, alias: live.alias ?? '', liveVersion: live.version, shadowVersion: shadow.version };
 }
 
 /**
@@ -186,21 +231,38 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
   render: (model: ResolvedModel, parsed: Parsed, response: InferResponse) => Rendered,
 ): Promise<Rendered> {
   const model = await deps.resolveModel(request, target.name, target.versionOrAlias);
+  nameServedVersion(request, model.version);
   const started = performance.now();
   const labels = { ...(model.tenantId === undefined ? {} : { tenant: model.tenantId }), model: model.name, version: model.version };
   const measures: InferenceMeasures = { items: 0 };
+  let reservation: ItemReservation | undefined;
   try {
     const parsed = parse(await signatureOf(deps, model));
     measures.items = itemsOf(parsed.request);
+    reservation = await deps.admit?.(request, model, measures.items);
+    // Copied before the inference: its input buffers are transferred to a worker.
+    const sampled = deps.drift === undefined ? undefined : deps.drift.sample(model, parsed.request);
     const disconnect = watchDisconnect(request);
+    // Copied before the live call: a runtime may take over the request's buffers.
+    const shadow = model.shadow === undefined || deps.shadows === undefined ? undefined : { model: model.shadow, series: shadowSeries(model, model.shadow) };
+    const admitted = shadow === undefined ? undefined : deps.shadows?.admit(shadow.series, parsed.request);
     let response: InferResponse;
+    const inferStarted = performance.now();
     try {
       response = await deps.manager.infer(modelKey(model), parsed.request, {
         ...(request.principal === undefined ? {} : { fairnessKey: request.principal.keyId }),
         ...(disconnect === undefined ? {} : { signal: disconnect.signal }),
       });
+    } catch (error) {
+      admitted?.release();
+      throw error;
     } finally {
       disconnect?.stop();
+    }
+    if (shadow !== undefined && admitted !== undefined) {
+      // Not awaited: the live answer never waits for the shadow.
+      const liveSeconds = (performance.now() - inferStarted) / 1000;
+      void deps.shadows?.mirror(shadow.series, admitted, response, liveSeconds, (copy) => deps.manager.infer(modelKey(shadow.model), copy, { fairnessKey: 'shadow' }));
     }
     if (response.timing !== undefined) {
       measures.timing = response.timing;
@@ -208,12 +270,17 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
     }
     // The one place an output policy applies: every protocol renders what it leaves.
     const rendered = render(model, parsed, model.outputPolicy === undefined ? response : { ...response, outputs: applyOutputPolicy(model.outputPolicy, response.outputs) });
+    if (sampled !== undefined) sampled(response);
     deps.metrics.recordRequest(labels, protocol, 'ok', (performance.now() - started) / 1000);
     deps.onInference?.(request, model, protocol, 'ok', measures);
+    const settled = reservation;
+    reservation = undefined;
+    await settled?.settle({ predictions: measures.items }).catch((error: unknown) => request.log.error({ err: error }, 'could not settle a quota reservation'));
     return rendered;
   } catch (error) {
     deps.metrics.recordRequest(labels, protocol, 'error', (performance.now() - started) / 1000);
     deps.onInference?.(request, model, protocol, 'error', measures);
+    await reservation?.release().catch((releaseError: unknown) => request.log.error({ err: releaseError }, 'could not release a quota reservation'));
     throw error;
   }
 }

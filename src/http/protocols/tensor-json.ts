@@ -354,6 +354,15 @@ export function checkOutputNames(names: readonly string[], signature: ModelSigna
  * the `NaN`/`Infinity` tokens TF-Serving's REST API emits.
  */
 export function serializeJson(value: unknown, nonFinite: 'null' | 'tokens' = 'null'): string {
+  if (nonFinite === 'null' && value !== undefined) {
+    // JSON.stringify already writes non-finite numbers as null and skips undefined members; only a
+    // bigint (INT64/UINT64 data) makes it throw, and then the walk below writes it exactly.
+    try {
+      return JSON.stringify(value);
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error;
+    }
+  }
   const parts: string[] = [];
   const write = (item: unknown): void => {
     if (item === null || item === undefined) parts.push('null');

@@ -9,8 +9,11 @@ import { prometheusContentType, type Labels } from '../metrics.ts';
 import { renderDocsPage } from '../openapi.ts';
 import { serviceSchemas } from '../schemas/service.ts';
 
+/** What the service routes use of the composition root. */
+export type ServiceRouteContext = Pick<ServerContext, 'config' | 'database' | 'artifactStore' | 'repositories' | 'metrics' | 'manager'>;
+
 export interface ServiceRouteOptions {
-  context: ServerContext;
+  context: ServiceRouteContext;
   /** Built lazily: the document lists every route, which exist only once the app is ready. */
   openApiDocument: () => Record<string, unknown>;
 }

@@ -23,6 +23,33 @@ export const PullJobRequest = Type.Object(
   { additionalProperties: false },
 );
 
+/** An evaluation's request as stored with its job (src/quality/evaluations.ts `parseEvaluationRequest`). */
+export const EvaluationSettings = Type.Object({
+  version: Type.Integer({ minimum: 1 }),
+  datasetId: Type.String(),
+  output: Type.Optional(Type.String({ description: 'The output holding the scores (`outputs` in the request)' })),
+  label: Type.Optional(Type.String()),
+  classNames: Type.Optional(Type.Array(Type.String())),
+  topK: Type.Optional(Type.Integer()),
+  task: Type.Optional(Type.Union([Type.Literal('classification'), Type.Literal('regression')])),
+});
+
+/** What an evaluation request may say besides the dataset (the path names the model and version). */
+export const EvaluationOptions = {
+  datasetId: Type.String({ minLength: 1, maxLength: 200 }),
+  outputs: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1, maxItems: 1 })], { description: 'The output holding the scores; the first output when absent' })),
+  label: Type.Optional(Type.String({ description: 'Label column for CSV / JSON-lines datasets' })),
+  classNames: Type.Optional(Type.Array(Type.String({ maxLength: 200 }), { minItems: 2, maxItems: 10_000, description: "In class-index order; the dataset's class names when absent" })),
+  topK: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'k of top-k accuracy (default min(5, classes))' })),
+  task: Type.Optional(Type.Union([Type.Literal('classification'), Type.Literal('regression')], { description: 'Detected from the labels and the output when absent' })),
+};
+
+/** `POST /jobs` with `kind: "evaluate"`: the same job as `POST /models/{name}/versions/{v}/evaluations`. */
+export const EvaluateJobRequest = Type.Object(
+  { kind: Type.Literal('evaluate'), model: ModelName, version: Type.Integer({ minimum: 1 }), ...EvaluationOptions },
+  { additionalProperties: false },
+);
+
 const NumberMap = Type.Record(Type.String(), Type.Number());
 
 export const EarlyStoppingSettings = Type.Object(
@@ -68,6 +95,7 @@ export const JobSettings = Type.Object({
   targetLoss: Type.Optional(Type.Number()),
   earlyStopping: Type.Optional(EarlyStoppingSettings),
   label: Type.Optional(Type.String()),
+  keepResult: Type.Optional(Type.Literal(true, { description: 'A sweep trial: the trained model stays with the job; the sweep registers the best one' })),
 });
 
 /** One finished epoch: the `epoch-end` event's payload, kept in the job's history. */
@@ -118,7 +146,7 @@ export const Job = Type.Object({
   resultVersion: Nullable(
     Type.Object({ id: Type.String(), version: Type.Integer(), metrics: Nullable(TrainingSummary) }),
   ),
-  settings: Type.Union([JobSettings, PullSettings], { description: "A training job's fit settings, a pull's {url, sha256?}" }),
+  settings: Type.Union([JobSettings, PullSettings, EvaluationSettings], { description: "A training job's fit settings, a pull's {url, sha256?}, an evaluation's request" }),
   datasetId: Type.String({ description: 'Training jobs; empty for other kinds' }),
   testDatasetId: Nullable(Type.String()),
   cancelRequested: Type.Boolean(),
@@ -132,7 +160,7 @@ export const JobBody = Type.Object({ job: Job });
 const Count = Type.String({ pattern: '^[0-9]{1,16}$' });
 
 export const jobSchemas = {
-  submit: { body: Type.Union([SubmitJobRequest, PullJobRequest]), response: { 202: JobBody } },
+  submit: { body: Type.Union([SubmitJobRequest, PullJobRequest, EvaluateJobRequest]), response: { 202: JobBody } },
   list: {
     querystring: Type.Object({
       status: Type.Optional(JobStatusSchema),

@@ -1,6 +1,6 @@
 /** Models, versions and aliases. */
 import { Type } from '@sinclair/typebox';
-import { JobBody, PullSettings } from './jobs.ts';
+import { EvaluationOptions, EvaluationSettings, Job, JobBody, JobStatusSchema, PullSettings } from './jobs.ts';
 import { modelFileNames } from '../../platform/model-registry.ts';
 import { tensorDataTypes } from '../protocols/tensor-json.ts';
 import { AnyJson, BinaryBody, NoBody, Nullable, Timestamp, type RouteSchema } from './common.ts';
@@ -45,7 +45,72 @@ export const OutputPolicySchema = Type.Object(
   { additionalProperties: false },
 );
 
-export const Alias = Type.Object({ name: Type.String(), version: Type.Integer(), updatedAt: Timestamp });
+export const PromotionGate = Type.Object(
+  {
+    metric: Type.String({ description: 'A report figure: accuracy, macroF1, weightedF1, macroPrecision, macroRecall, topKAccuracy, rocAuc, prAuc, r2, logLoss, expectedCalibrationError, meanAbsoluteError, meanSquaredError, rootMeanSquaredError' }),
+    datasetId: Type.String(),
+    minimum: Type.Optional(Type.Number()),
+    maximum: Type.Optional(Type.Number()),
+    maxDropFromCurrent: Type.Optional(Type.Number({ minimum: 0, description: "How much worse than the alias's current version, in the metric's direction" })),
+    outputs: Type.Optional(Type.String({ description: 'The output holding the scores, for the evaluations' })),
+    label: Type.Optional(Type.String({ description: 'Label column, for the evaluations' })),
+  },
+  { additionalProperties: false },
+);
+
+export const Alias = Type.Object({
+  name: Type.String(),
+  version: Type.Integer({ description: "The version a plain reader sees: the only one, or the split's heaviest" }),
+  updatedAt: Timestamp,
+  split: Nullable(Type.Array(Type.Object({ version: Type.Integer(), weight: Type.Number() }), { description: 'Weighted split of the traffic (canary)' })),
+  shadow: Nullable(Type.Integer({ description: "A version that gets a copy of the alias's traffic; its answers are only compared" })),
+  gate: Nullable(PromotionGate),
+});
+
+const GateFigure = Type.Object({ version: Type.Integer(), value: Type.Number(), evaluationId: Type.String() });
+
+export const GateDecision = Type.Object({
+  passed: Type.Boolean(),
+  metric: Type.String(),
+  datasetId: Type.String(),
+  candidate: GateFigure,
+  current: Nullable(GateFigure),
+  required: Type.Object({ atLeast: Type.Optional(Type.Number()), atMost: Type.Optional(Type.Number()) }),
+});
+
+export const Evaluation = Type.Object({
+  id: Type.String({ description: "The evaluate job's id" }),
+  model: Type.String(),
+  version: Type.Integer(),
+  datasetId: Type.String(),
+  status: JobStatusSchema,
+  jobId: Type.String(),
+  settings: EvaluationSettings,
+  report: AnyJson('The report once the job succeeded (docs/quality.md), else null'),
+  error: AnyJson("The job's error when it failed, else null"),
+  createdAt: Timestamp,
+});
+
+export const ShadowStatus = Type.Object({
+  model: Type.String(),
+  alias: Type.String(),
+  shadow: Nullable(Type.Integer({ description: 'The version shadowing the alias now, null when none' })),
+  comparisons: Type.Array(
+    Type.Object({
+      liveVersion: Type.String(),
+      shadowVersion: Type.String(),
+      requests: Type.Integer({ description: 'Live requests copied to the shadow and compared' }),
+      rows: Type.Integer(),
+      agreeingRows: Type.Integer(),
+      agreementRate: Nullable(Type.Number({ description: 'agreeingRows / rows' })),
+      comparison: Type.Union([Type.Literal('argmax'), Type.Literal('tolerance'), Type.Literal('mixed'), Type.Literal('none')]),
+      shadowErrors: Type.Integer(),
+      skipped: Type.Integer({ description: 'Live requests not copied because shadowMaxInFlight shadow inferences were running' }),
+      liveLatencyMs: Type.Object({ mean: Nullable(Type.Number()), p50: Nullable(Type.Number()), p99: Nullable(Type.Number()) }),
+      shadowLatencyMs: Type.Object({ mean: Nullable(Type.Number()), p50: Nullable(Type.Number()), p99: Nullable(Type.Number()) }),
+    }),
+  ),
+});
 
 export const Model = Type.Object({
   name: Type.String(),
@@ -82,6 +147,12 @@ export const ModelVersion = Type.Object({
   format: Type.Union([Type.Literal('onnx'), Type.Literal('gguf')], { description: 'Detected from the file at upload' }),
   signature: Type.Union([ModelSignature, GgufSignature]),
   chatTemplate: Type.Optional(Nullable(Type.String({ description: 'GGUF: tokenizer.chat_template, null when the file has none' }))),
+  measuredMemoryBytes: Nullable(
+    Type.Integer({
+      description:
+        'Resident bytes one instance of the model takes, measured when it was validated (RSS after opening it and one run on zero inputs, minus before); null until measured (versions stored before measuring are measured at their first load) and for GGUF',
+    }),
+  ),
   metrics: AnyJson('For a trained version, the training summary (test metrics included); else null or the uploaded metrics.json'),
   jobId: Nullable(Type.String()),
   files: Type.Array(Type.Union([ModelFileNameSchema, Type.Literal('model.gguf')]), { description: 'What GET …/files/{file} can fetch' }),
@@ -113,7 +184,19 @@ export const UpdateModelRequest = Type.Object(
   { additionalProperties: false },
 );
 
-export const SetAliasRequest = Type.Object({ version: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
+export const SetAliasRequest = Type.Object(
+  {
+    version: Type.Optional(Type.Integer({ minimum: 1 })),
+    split: Type.Optional(Type.Record(Type.String({ pattern: '^[0-9]{1,15}$' }), Type.Number({ exclusiveMinimum: 0 }), { description: 'Version → relative weight, e.g. {"3": 90, "4": 10}' })),
+    shadow: Type.Optional(Nullable(Type.Integer({ minimum: 1 }))),
+    gate: Type.Optional(Nullable(PromotionGate)),
+    force: Type.Optional(Type.Boolean({ description: 'Admin only: move past a failing or unevaluated gate (audited)' })),
+    waitSeconds: Type.Optional(Type.Number({ minimum: 0, maximum: 600, description: "How long to wait for the gate's evaluations (default gateWaitSeconds)" })),
+  },
+  { additionalProperties: false },
+);
+
+export const EvaluateRequest = Type.Object(EvaluationOptions, { additionalProperties: false });
 
 const NameParams = Type.Object({ name: Type.String() });
 const VersionParams = Type.Object({ name: Type.String(), version: Type.String({ description: 'A number, an alias or "latest"' }) });
@@ -188,7 +271,18 @@ export const modelSchemas = {
       },
     },
   },
-  setAlias: { params: AliasParams, body: SetAliasRequest, response: { 200: Type.Object({ alias: Alias }) } },
+  setAlias: {
+    params: AliasParams,
+    body: SetAliasRequest,
+    response: {
+      200: Type.Object({ alias: Alias, gate: Nullable(Type.Object({ forced: Type.Boolean(), decisions: Type.Array(GateDecision) })) }),
+      202: Type.Object({ status: Type.Literal('evaluating'), message: Type.String(), jobs: Type.Array(Job) }),
+    },
+  },
   listAliases: { params: NameParams, response: { 200: Type.Object({ aliases: Type.Array(Alias) }) } },
   deleteAlias: { params: AliasParams, response: { 204: NoBody } },
+  evaluate: { params: VersionParams, body: EvaluateRequest, response: { 202: Type.Object({ evaluation: Evaluation }) } },
+  listEvaluations: { params: VersionParams, response: { 200: Type.Object({ evaluations: Type.Array(Evaluation) }) } },
+  getEvaluation: { params: Type.Object({ name: Type.String(), version: Type.String(), id: Type.String() }), response: { 200: Evaluation } },
+  shadowStatus: { params: AliasParams, response: { 200: ShadowStatus } },
 } satisfies Record<string, RouteSchema>;

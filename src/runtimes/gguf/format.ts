@@ -9,7 +9,7 @@
 import type { Llama } from 'node-llama-cpp';
 import { AiaasError } from '../../errors.ts';
 import type { LanguageFormatDescriptor } from '../format.ts';
-import { validateGgufInChild } from './validate-gguf-in-child.ts';
+import { validateGgufFileInChild, validateGgufInChild } from './validate-gguf-in-child.ts';
 
 /** GGUF files start with the ASCII magic `GGUF`. */
 export function isGguf(bytes: Uint8Array): boolean {
@@ -23,9 +23,11 @@ export const ggufFormat: LanguageFormatDescriptor = {
   capability: 'language',
   placement: 'in-process',
   externalData: false,
+  // The header is read, nothing is loaded: the runtime counts weights and KV cache itself (memoryBytes).
+  measuresMemory: false,
   matches: isGguf,
   async validate(source, limits) {
-    const description = await validateGgufInChild(source, limits);
+    const description = source.path !== undefined ? await validateGgufFileInChild(source.path, limits) : await validateGgufInChild(source, limits);
     // Stored as the version's signature: the header's description plus the file's hash.
     return { signature: { ...description.signature, sha256: description.sha256 }, chatTemplate: description.chatTemplate };
   },

@@ -9,15 +9,13 @@
  * vitest) this module is a `.ts` file and starts the child with `--import tsx`, which lets it import
  * the TypeScript reader.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { AiaasError } from '../../errors.ts';
 import type { GgufDescription } from './gguf-signature.ts';
-import { residentBytes } from '../isolated-process.ts';
+import { runScriptInChild } from '../isolated-process.ts';
 
 export interface ValidateGgufOptions {
   /** Wall-clock limit for the child; on expiry it is killed. */
@@ -39,12 +37,6 @@ const runningFromSources = import.meta.url.endsWith('.ts');
 
 function reject(reason: string): AiaasError {
   return new AiaasError('INVALID_MODEL_FILE', `the uploaded file is not a valid GGUF model: ${reason}`);
-}
-
-function loaderArguments(): string[] {
-  if (!runningFromSources) return [];
-  const tsx = createRequire(import.meta.url).resolve('tsx');
-  return ['--import', pathToFileURL(tsx).href];
 }
 
 /**
@@ -74,57 +66,24 @@ export async function validateGgufInChild(
 export async function validateGgufFileInChild(path: string, options: ValidateGgufOptions = {}): Promise<ValidatedGguf> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const memoryLimitBytes = options.memoryLimitBytes ?? 2 * 1024 ** 3;
-  const memoryPollMs = options.memoryPollMs ?? 50;
-  const heapMegabytes = Math.max(64, Math.floor(memoryLimitBytes / 1024 ** 2 / 2));
-  const child = spawn(process.execPath, [`--max-old-space-size=${heapMegabytes}`, ...loaderArguments(), childScript, path], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // The parent's NODE_OPTIONS may carry test-runner flags the child has no use for.
-    env: { ...process.env, NODE_OPTIONS: '' },
+  const outcome = await runScriptInChild({
+    script: childScript,
+    arguments: [path],
+    importTypeScript: runningFromSources,
+    timeoutMs,
+    memoryLimitBytes,
+    ...(options.memoryPollMs === undefined ? {} : { memoryPollMs: options.memoryPollMs }),
   });
-
-  return await new Promise<ValidatedGguf>((resolve, rejectPromise) => {
-    let stdout = '';
-    let stderr = '';
-    let failure: AiaasError | undefined;
-    let settled = false;
-    const kill = (error: AiaasError): void => {
-      failure ??= error;
-      child.kill('SIGKILL');
-    };
-    const timer = setTimeout(() => kill(reject(`reading the header did not finish within ${timeoutMs} ms`)), timeoutMs);
-    const poll = setInterval(() => {
-      if (child.pid === undefined) return;
-      void residentBytes(child.pid).then((rss) => {
-        if (rss !== undefined && rss > memoryLimitBytes) kill(reject(`reading the header exceeded the memory limit of ${Math.round(memoryLimitBytes / 1024 ** 2)} MiB`));
-      });
-    }, memoryPollMs);
-    const finish = (outcome: () => void): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      clearInterval(poll);
-      outcome();
-    };
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      // One JSON line; a chat template is at most the reader's string limit (1 MiB).
-      if (stdout.length < 8 * 1024 ** 2) stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-2000)));
-    child.on('error', (error) => finish(() => rejectPromise(new AiaasError('INTERNAL', `could not start the GGUF validator: ${error.message}`))));
-    child.on('close', (code, signal) =>
-      finish(() => {
-        if (failure !== undefined) return rejectPromise(failure);
-        let message: { ok: boolean; error?: string; sha256?: string } & Partial<GgufDescription>;
-        try {
-          message = JSON.parse(stdout.trim().split('\n').pop() ?? '') as typeof message;
-        } catch {
-          const how = signal !== null ? `signal ${signal}` : `exit code ${code}`;
-          const tail = stderr.trim().split('\n').slice(-1)[0] ?? '';
-          return rejectPromise(reject(`the validator crashed (${how})${tail === '' ? '' : `: ${tail}`}`));
-        }
-        if (!message.ok || message.signature === undefined || message.sha256 === undefined) return rejectPromise(reject(message.error ?? 'unknown error'));
-        resolve({ signature: message.signature, chatTemplate: message.chatTemplate ?? null, sha256: message.sha256 });
-      }),
+  if (outcome.kind === 'not-started') throw new AiaasError('INTERNAL', `could not start the GGUF validator: ${outcome.message}`);
+  if (outcome.kind === 'killed') {
+    throw reject(
+      outcome.limit === 'memory'
+        ? `reading the header exceeded the memory limit of ${Math.round(memoryLimitBytes / 1024 ** 2)} MiB`
+        : `reading the header did not finish within ${timeoutMs} ms`,
     );
-  });
+  }
+  if (outcome.kind === 'crashed') throw reject(`the validator crashed (${outcome.how})${outcome.lastErrorLine === '' ? '' : `: ${outcome.lastErrorLine}`}`);
+  const message = outcome.reply as { ok?: boolean; error?: string; sha256?: string } & Partial<GgufDescription>;
+  if (message.ok !== true || message.signature === undefined || typeof message.sha256 !== 'string') throw reject(message.error ?? 'unknown error');
+  return { signature: message.signature, chatTemplate: message.chatTemplate ?? null, sha256: message.sha256 };
 }

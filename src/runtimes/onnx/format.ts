@@ -4,7 +4,7 @@
  */
 import type { TensorFormatDescriptor } from '../format.ts';
 import { openOnnxInWorkers } from './onnx-worker-runtime.ts';
-import { validateOnnxInChild } from './validate-in-child.ts';
+import { validateOnnxFileInChild, validateOnnxInChild } from './validate-in-child.ts';
 
 export const onnxFormat: TensorFormatDescriptor = {
   specificationVersion: 'v1',
@@ -13,24 +13,28 @@ export const onnxFormat: TensorFormatDescriptor = {
   capability: 'tensor',
   placement: 'worker',
   externalData: true,
+  measuresMemory: true,
   // ONNX has no magic (a protobuf may order its fields freely): it is the fallback for files no
   // other format claims, and its validator says precisely what is wrong with one that is not ONNX.
   matches: () => false,
   async validate(source, limits) {
-    const signature = await validateOnnxInChild(
-      { onnx: source, ...(source.externalData === undefined ? {} : { externalData: source.externalData }) },
-      {
-        ...(limits.timeoutMs === undefined ? {} : { timeoutMs: limits.timeoutMs }),
-        ...(limits.memoryLimitBytes === undefined ? {} : { memoryLimitBytes: limits.memoryLimitBytes }),
-        ...(limits.memoryPollMs === undefined ? {} : { memoryPollMs: limits.memoryPollMs }),
-        ...(limits.scratchRoot === undefined ? {} : { scratchRoot: limits.scratchRoot }),
-        ...(limits.childScriptPath === undefined ? {} : { scriptPath: limits.childScriptPath }),
-      },
-    );
-    return { signature };
+    const options = {
+      ...(limits.timeoutMs === undefined ? {} : { timeoutMs: limits.timeoutMs }),
+      ...(limits.memoryLimitBytes === undefined ? {} : { memoryLimitBytes: limits.memoryLimitBytes }),
+      ...(limits.memoryPollMs === undefined ? {} : { memoryPollMs: limits.memoryPollMs }),
+      ...(limits.scratchRoot === undefined ? {} : { scratchRoot: limits.scratchRoot }),
+      ...(limits.childScriptPath === undefined ? {} : { scriptPath: limits.childScriptPath }),
+    };
+    const validation =
+      source.path !== undefined
+        ? await validateOnnxFileInChild(source.path, options)
+        : await validateOnnxInChild({ onnx: source, ...(source.externalData === undefined ? {} : { externalData: source.externalData }) }, options);
+    return { signature: validation.signature, ...(validation.measuredMemoryBytes === undefined ? {} : { measuredMemoryBytes: validation.measuredMemoryBytes }) };
   },
   createLoader(settings) {
     return {
+      // Budgeted at the bytes measured for one instance at upload, times the instances; versions
+      // stored before measuring fall back to openOnnxInWorkers' estimate (file size × instances).
       open: (model) =>
         openOnnxInWorkers(model, {
           instances: settings.instances,

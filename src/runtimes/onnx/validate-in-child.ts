@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -8,7 +7,7 @@ import { AiaasError } from '../../errors.ts';
 import { signatureFromMetadata } from './onnx-runtime.ts';
 import { cleanRuntimeMessage } from '../runtime-errors.ts';
 import type { ModelSignature } from '../runtime.ts';
-import { residentBytes } from '../isolated-process.ts';
+import { runScriptInChild } from '../isolated-process.ts';
 
 /** A model to validate: its ONNX bytes and the files its external data names, by relative location. */
 export interface ModelUpload {
@@ -70,95 +69,82 @@ async function writeScratchModel(model: ModelUpload, scratchRoot: string): Promi
   }
 }
 
+/** What the child reports about a model it opened and ran once. */
+export interface OnnxValidation {
+  signature: ModelSignature;
+  /**
+   * The child's RSS after opening the model and one run on zero inputs, minus its RSS before opening
+   * (ONNX Runtime and Node already loaded): what one instance of the model takes. Undefined where
+   * the platform reports no RSS, or the zero run failed (then only the open was measured: see `warmupError`).
+   */
+  measuredMemoryBytes?: number;
+  /** Why the run on zero inputs failed (inputs whose zero is not valid for the model); the open still passed. */
+  warmupError?: string;
+}
+
 /**
  * Opens an uploaded model in a separate Node process so that a malicious or broken file that crashes,
- * hangs or balloons ONNX Runtime takes down only the child. Resolves with the model's signature.
+ * hangs or balloons ONNX Runtime takes down only the child, runs it once on zero inputs built from
+ * its signature (dynamic dimensions as 1), and measures the memory that took. Resolves with the
+ * model's signature and measurement.
  *
  * Memory limit, honestly: `--max-old-space-size` caps only the child's JavaScript heap; ONNX Runtime
  * allocates natively. So the parent also samples the child's RSS from /proc every `memoryPollMs` and
  * kills it above `memoryLimitBytes`. A spike shorter than one poll interval can slip through, and on
  * systems without /proc only the heap cap and the time limit apply.
  */
-export async function validateOnnxInChild(model: ModelUpload, options: ValidateOptions = {}): Promise<ModelSignature> {
+export async function validateOnnxInChild(model: ModelUpload, options: ValidateOptions = {}): Promise<OnnxValidation> {
   if (model.onnx.byteLength === 0) throw reject('the file is empty');
   const { directory, modelPath } = await writeScratchModel(model, options.scratchRoot ?? tmpdir());
   try {
-    return await runChild(modelPath, directory, options);
+    return await validateOnnxFileInChild(modelPath, options);
   } finally {
     await rm(directory, { recursive: true, force: true });
   }
 }
 
-async function runChild(modelPath: string, directory: string, options: ValidateOptions): Promise<ModelSignature> {
-  const timeoutMs = options.timeoutMs ?? 30_000;
+/**
+ * Validates and measures a model file already in a private directory (a loading version's plaintext
+ * directory), with its external data beside it; the directory is the child's working directory.
+ */
+export async function validateOnnxFileInChild(modelPath: string, options: ValidateOptions = {}): Promise<OnnxValidation> {
   const memoryLimitBytes = options.memoryLimitBytes ?? 2 * 1024 ** 3;
-  const memoryPollMs = options.memoryPollMs ?? 50;
-  const heapMegabytes = Math.max(64, Math.floor(memoryLimitBytes / 1024 ** 2 / 2));
-  const child = spawn(process.execPath, [`--max-old-space-size=${heapMegabytes}`, options.scriptPath ?? defaultScript, modelPath], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    // The private directory as working directory too: nothing the child resolves lands in the server's.
-    cwd: directory,
-    // The parent's NODE_OPTIONS may carry test-runner or tsx loader flags the child has no use for.
-    env: { ...process.env, NODE_OPTIONS: '' },
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const outcome = await runScriptInChild({
+    script: options.scriptPath ?? defaultScript,
+    arguments: [modelPath],
+    cwd: dirname(modelPath),
+    timeoutMs,
+    memoryLimitBytes,
+    ...(options.memoryPollMs === undefined ? {} : { memoryPollMs: options.memoryPollMs }),
   });
-
-  return await new Promise<ModelSignature>((resolve, rejectPromise) => {
-    let stdout = '';
-    let stderr = '';
-    let failure: AiaasError | undefined;
-    let settled = false;
-    const kill = (error: AiaasError): void => {
-      failure ??= error;
-      child.kill('SIGKILL');
-    };
-    const timer = setTimeout(() => kill(reject(`validation did not finish within ${timeoutMs} ms`)), timeoutMs);
-    const poll = setInterval(() => {
-      if (child.pid === undefined) return;
-      void residentBytes(child.pid).then((rss) => {
-        if (rss !== undefined && rss > memoryLimitBytes) {
-          kill(reject(`validation exceeded the memory limit of ${Math.round(memoryLimitBytes / 1024 ** 2)} MiB`));
-        }
-      });
-    }, memoryPollMs);
-    const finish = (outcome: () => void): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      clearInterval(poll);
-      outcome();
-    };
-
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      // Keep only the tail: a crashing child can print a lot.
-      stderr = (stderr + chunk).slice(-2000);
-    });
-    child.on('error', (error) => finish(() => rejectPromise(new AiaasError('INTERNAL', `could not start the validator: ${error.message}`))));
-    child.on('close', (code, signal) =>
-      finish(() => {
-        if (failure !== undefined) return rejectPromise(failure);
-        const line = stdout.trim().split('\n').pop() ?? '';
-        let message: { ok: boolean; error?: string; inputs?: ort.InferenceSession.ValueMetadata[]; outputs?: ort.InferenceSession.ValueMetadata[] };
-        try {
-          message = JSON.parse(line) as typeof message;
-        } catch {
-          const how = signal !== null ? `signal ${signal}` : `exit code ${code}`;
-          const tail = stderr.trim().split('\n').slice(-1)[0] ?? '';
-          return rejectPromise(reject(`the validator crashed (${how})${tail === '' ? '' : `: ${cleanRuntimeMessage(tail)}`}`, new Error(stderr)));
-        }
-        if (!message.ok) {
-          const raw = message.error ?? 'unknown ONNX Runtime error';
-          return rejectPromise(reject(cleanRuntimeMessage(raw), new Error(raw)));
-        }
-        try {
-          resolve(signatureFromMetadata(message.inputs ?? [], message.outputs ?? []));
-        } catch (error) {
-          rejectPromise(error);
-        }
-      }),
-    );
-    // The model is read from its path; stdin only signals the start (test children wait for its end).
-    child.stdin.on('error', () => undefined);
-    child.stdin.end();
-  });
+  if (outcome.kind === 'not-started') throw new AiaasError('INTERNAL', `could not start the validator: ${outcome.message}`);
+  const overLimit = reject(`opening and running it once exceeded the validation memory limit of ${Math.round(memoryLimitBytes / 1024 ** 2)} MiB (validationMemoryBytes)`);
+  if (outcome.kind === 'killed') throw outcome.limit === 'memory' ? overLimit : reject(`validation did not finish within ${timeoutMs} ms`);
+  if (outcome.kind === 'crashed') {
+    const tail = outcome.lastErrorLine;
+    throw reject(`the validator crashed (${outcome.how})${tail === '' ? '' : `: ${cleanRuntimeMessage(tail)}`}`, new Error(outcome.errorOutput));
+  }
+  const reply = outcome.reply as {
+    ok?: boolean;
+    error?: string;
+    inputs?: ort.InferenceSession.ValueMetadata[];
+    outputs?: ort.InferenceSession.ValueMetadata[];
+    memoryBytes?: unknown;
+    peakResidentBytes?: unknown;
+    warmupError?: unknown;
+  };
+  if (reply.ok !== true) {
+    const raw = reply.error ?? 'unknown ONNX Runtime error';
+    throw reject(cleanRuntimeMessage(raw), new Error(raw));
+  }
+  // A peak between two polls is caught here: the child reports the highest RSS it reached.
+  if (typeof reply.peakResidentBytes === 'number' && reply.peakResidentBytes > memoryLimitBytes) throw overLimit;
+  const signature = signatureFromMetadata(reply.inputs ?? [], reply.outputs ?? []);
+  const measured = typeof reply.memoryBytes === 'number' && Number.isSafeInteger(reply.memoryBytes) && reply.memoryBytes > 0 ? reply.memoryBytes : undefined;
+  return {
+    signature,
+    ...(measured === undefined ? {} : { measuredMemoryBytes: measured }),
+    ...(typeof reply.warmupError === 'string' ? { warmupError: cleanRuntimeMessage(reply.warmupError) } : {}),
+  };
 }

@@ -1,4 +1,5 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import { artifactReferenceColumns, refsIn } from '../artifact-references.ts';
 import type { Schema } from '../schema.ts';
 import { inTransaction } from '../support.ts';
 
@@ -9,11 +10,8 @@ export interface ArtifactReference {
 }
 
 /**
- * Every column that names an artifact, across tables: what a change of artifact format must walk,
- * and rewrite. Dataset files, model files (the .onnx, the saved-model and external-data files kept
- * as JSON), job checkpoints. The same columns are listed for backups and `admin check` in
- * `src/storage/artifact-references.ts` (synchronous, over a raw connection, no rewriting); a new
- * column must go into both (test/integration/legacy-data-dir-migration.test.ts compares them).
+ * Every column that names an artifact (`artifactReferenceColumns`, the one list that backups and
+ * `admin check` read too): what a change of artifact format must walk, and rewrite.
  */
 export class ArtifactReferenceRepository {
   readonly #db: Kysely<Schema>;
@@ -25,19 +23,12 @@ export class ArtifactReferenceRepository {
   /** Each (tenant, ref) once. */
   async list(): Promise<ArtifactReference[]> {
     const found = new Map<string, ArtifactReference>();
-    const add = (tenantId: string, ref: string | null | undefined) => {
-      if (typeof ref === 'string' && ref !== '') found.set(`${tenantId}\u0000${ref}`, { tenantId, ref });
-    };
-    for (const row of await this.#db.selectFrom('datasets').select(['tenant_id', 'artifact_ref', 'labels_artifact_ref']).execute()) {
-      add(row.tenant_id, row.artifact_ref);
-      add(row.tenant_id, row.labels_artifact_ref);
-    }
-    for (const row of await this.#db.selectFrom('model_versions').select(['tenant_id', 'onnx_ref', 'saved_model_refs_json']).execute()) {
-      add(row.tenant_id, row.onnx_ref);
-      for (const ref of Object.values(savedModelRefs(row.saved_model_refs_json))) add(row.tenant_id, ref);
-    }
-    for (const row of await this.#db.selectFrom('jobs').select(['tenant_id', 'checkpoint_ref']).where('checkpoint_ref', 'is not', null).execute()) {
-      add(row.tenant_id, row.checkpoint_ref);
+    for (const { table, column, kind } of artifactReferenceColumns) {
+      const rows = await sql<{ tenant_id: string; value: string | null }>`SELECT tenant_id, ${sql.ref(column)} AS value FROM ${sql.table(table)}`.execute(this.#db);
+      for (const row of rows.rows) {
+        if (row.value === null || row.value === '') continue;
+        for (const ref of refsIn(row.value, kind === 'refMap')) if (ref !== '') found.set(`${row.tenant_id}\u0000${ref}`, { tenantId: row.tenant_id, ref });
+      }
     }
     return [...found.values()];
   }
@@ -46,38 +37,32 @@ export class ArtifactReferenceRepository {
   async replace(tenantId: string, oldRef: string, newRef: string): Promise<number> {
     return inTransaction(this.#db, async (db) => {
       let changed = 0;
-      const count = (results: readonly { numUpdatedRows: bigint }[]) => {
-        for (const result of results) changed += Number(result.numUpdatedRows);
-      };
-      count(await db.updateTable('datasets').set({ artifact_ref: newRef }).where('tenant_id', '=', tenantId).where('artifact_ref', '=', oldRef).execute());
-      count(await db.updateTable('datasets').set({ labels_artifact_ref: newRef }).where('tenant_id', '=', tenantId).where('labels_artifact_ref', '=', oldRef).execute());
-      count(await db.updateTable('model_versions').set({ onnx_ref: newRef }).where('tenant_id', '=', tenantId).where('onnx_ref', '=', oldRef).execute());
-      count(await db.updateTable('jobs').set({ checkpoint_ref: newRef }).where('tenant_id', '=', tenantId).where('checkpoint_ref', '=', oldRef).execute());
-      const versions = await db
-        .selectFrom('model_versions')
-        .select(['id', 'saved_model_refs_json'])
-        .where('tenant_id', '=', tenantId)
-        .where('saved_model_refs_json', 'like', `%${oldRef}%`)
-        .execute();
-      for (const version of versions) {
-        const refs = savedModelRefs(version.saved_model_refs_json);
-        let touched = false;
-        for (const [file, ref] of Object.entries(refs)) {
-          if (ref !== oldRef) continue;
-          refs[file] = newRef;
-          touched = true;
+      for (const { table, column, kind } of artifactReferenceColumns) {
+        if (kind === 'ref') {
+          const result = await sql`UPDATE ${sql.table(table)} SET ${sql.ref(column)} = ${newRef} WHERE tenant_id = ${tenantId} AND ${sql.ref(column)} = ${oldRef}`.execute(db);
+          changed += Number(result.numAffectedRows ?? 0n);
+          continue;
         }
-        if (!touched) continue;
-        await db.updateTable('model_versions').set({ saved_model_refs_json: JSON.stringify(refs) }).where('id', '=', version.id).execute();
-        changed += 1;
+        const rows = await sql<{ id: string; value: string }>`SELECT id, ${sql.ref(column)} AS value FROM ${sql.table(table)} WHERE tenant_id = ${tenantId} AND ${sql.ref(column)} LIKE ${`%${oldRef}%`}`.execute(db);
+        for (const row of rows.rows) {
+          const refs = refMap(row.value);
+          let touched = false;
+          for (const [file, ref] of Object.entries(refs)) {
+            if (ref !== oldRef) continue;
+            refs[file] = newRef;
+            touched = true;
+          }
+          if (!touched) continue;
+          await sql`UPDATE ${sql.table(table)} SET ${sql.ref(column)} = ${JSON.stringify(refs)} WHERE id = ${row.id}`.execute(db);
+          changed += 1;
+        }
       }
       return changed;
     });
   }
 }
 
-function savedModelRefs(json: string | null): Record<string, string> {
-  if (json === null) return {};
+function refMap(json: string): Record<string, string> {
   const parsed = JSON.parse(json) as unknown;
   if (typeof parsed !== 'object' || parsed === null) return {};
   const refs: Record<string, string> = {};

@@ -11,6 +11,9 @@ import { TenantContentRepository } from './tenant-content.ts';
 import { TenantKeyRepository } from './tenant-keys.ts';
 import { TenantRepository, type RepositoryOptions } from './tenants.ts';
 import { UsageLedgerRepository } from './usage-ledger.ts';
+import { VersionReportRepository } from './version-reports.ts';
+import { SweepRepository } from './sweeps.ts';
+import { EvaluationRepository } from './evaluations.ts';
 
 export interface Repositories {
   readonly tenants: TenantRepository;
@@ -23,6 +26,9 @@ export interface Repositories {
   readonly audit: AuditRepository;
   readonly usageLedger: UsageLedgerRepository;
   readonly artifactReferences: ArtifactReferenceRepository;
+  readonly versionReports: VersionReportRepository;
+  readonly sweeps: SweepRepository;
+  readonly evaluations: EvaluationRepository;
   /**
    * Runs `work` with repositories bound to one transaction, so a caller can
    * combine writes across aggregates (e.g. finish a job and add its version).
@@ -45,6 +51,9 @@ export function createRepositories(db: Kysely<Schema>, options: RepositoryOption
     audit: new AuditRepository(db),
     usageLedger: new UsageLedgerRepository(db),
     artifactReferences: new ArtifactReferenceRepository(db),
+    versionReports: new VersionReportRepository(db, options),
+    sweeps: new SweepRepository(db, options),
+    evaluations: new EvaluationRepository(db, options),
     transaction: (work) => inTransaction(db, (transaction) => work(createRepositories(transaction, options))),
   };
 }
@@ -59,3 +68,6 @@ export * from './tenant-content.ts';
 export * from './tenant-keys.ts';
 export * from './tenants.ts';
 export * from './usage-ledger.ts';
+export * from './version-reports.ts';
+export * from './sweeps.ts';
+export * from './evaluations.ts';

@@ -36,6 +36,8 @@ export interface JobRecord {
   readonly metricsHistory: readonly unknown[];
   readonly error: unknown;
   readonly checkpointRef: string | null;
+  /** A sweep trial's saved model (file name → artifact ref), kept instead of a registered version. */
+  readonly resultRefs: Readonly<Record<string, string>> | null;
   readonly leaseOwner: string | null;
   readonly leaseExpiresAt: string | null;
   readonly resultVersionId: string | null;
@@ -95,6 +97,7 @@ function toJob(row: Selectable<JobsTable>): JobRecord {
     metricsHistory: fromJsonText<unknown[]>(row.metrics_history_json),
     error: fromJsonText<unknown>(row.error_json),
     checkpointRef: row.checkpoint_ref,
+    resultRefs: row.result_refs_json === null ? null : fromJsonText<Record<string, string>>(row.result_refs_json),
     leaseOwner: row.lease_owner,
     leaseExpiresAt: row.lease_expires_at,
     resultVersionId: row.result_version_id,
@@ -174,6 +177,7 @@ export class JobRepository {
       lease_owner: null,
       lease_expires_at: null,
       result_version_id: null,
+      result_refs_json: null,
       cancel_requested: 0,
       created_at: this.#now().toISOString(),
       started_at: null,
@@ -335,7 +339,7 @@ export class JobRepository {
   async finish(
     tenantId: string,
     id: string,
-    input: { status: FinishedJobStatus; owner?: string; error?: unknown; resultVersionId?: string | null; now?: Date },
+    input: { status: FinishedJobStatus; owner?: string; error?: unknown; resultVersionId?: string | null; resultRefs?: Readonly<Record<string, string>>; now?: Date },
   ): Promise<boolean> {
     const error = toNullableJsonText(input.error);
     let query = this.#db
@@ -344,6 +348,7 @@ export class JobRepository {
         status: input.status,
         error_json: error === null ? null : await this.#seal(tenantId, id, 'error_json', error),
         result_version_id: input.resultVersionId ?? null,
+        ...(input.resultRefs === undefined ? {} : { result_refs_json: toJsonText(input.resultRefs) }),
         lease_owner: null,
         lease_expires_at: null,
         finished_at: (input.now ?? this.#now()).toISOString(),

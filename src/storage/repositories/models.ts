@@ -41,6 +41,11 @@ export interface ModelVersionRecord {
   readonly onnxRef: string;
   /** GGUF only: the chat template from the file's metadata. */
   readonly chatTemplate: string | null;
+  /**
+   * Resident bytes one instance of the model takes, measured in the validation child; null for
+   * versions stored before measuring (until their first load measures them) and formats that do not measure.
+   */
+  readonly measuredMemoryBytes: number | null;
   /** e.g. `{ spec, safetensors, metrics }` artifact refs for versions trained here. */
   readonly savedModelRefs: Readonly<Record<string, string>> | undefined;
   readonly signature: unknown;
@@ -58,9 +63,31 @@ export interface AliasRecord {
   readonly tenantId: string;
   readonly modelId: string;
   readonly name: string;
+  /** The version a plain reader sees: the only one, or a split's heaviest. */
   readonly versionId: string;
   readonly version: number;
   readonly updatedAt: string;
+  /** A weighted split of the traffic between versions (canary), or null. */
+  readonly split: readonly AliasSplitEntry[] | null;
+  /** The version that gets a copy of the traffic (its answers are only compared), or null. */
+  readonly shadowVersionId: string | null;
+  /** The promotion gate a move must pass; its shape is owned by src/quality/. */
+  readonly gate: unknown;
+}
+
+export interface AliasSplitEntry {
+  readonly versionId: string;
+  /** The version's number (fixed for its id). */
+  readonly version: number;
+  readonly weight: number;
+}
+
+/** What an alias points at, by version number; the repository resolves the numbers in one transaction. */
+export interface AliasRouting {
+  /** Each version and its weight (> 0); one entry for a plain alias. */
+  readonly split: readonly { version: number; weight: number }[];
+  readonly shadowVersion: number | null;
+  readonly gate: unknown;
 }
 
 export interface NewModelVersion {
@@ -69,6 +96,7 @@ export interface NewModelVersion {
   readonly format?: ModelFormat;
   readonly onnxRef: string;
   readonly chatTemplate?: string | null;
+  readonly measuredMemoryBytes?: number | null;
   readonly savedModelRefs?: Readonly<Record<string, string>> | undefined;
   readonly signature: unknown;
   readonly metrics?: unknown;
@@ -109,6 +137,7 @@ function toVersion(row: Selectable<ModelVersionsTable>): ModelVersionRecord {
     format: row.format ?? 'onnx',
     onnxRef: row.onnx_ref,
     chatTemplate: row.chat_template ?? null,
+    measuredMemoryBytes: row.measured_memory_bytes === null || row.measured_memory_bytes === undefined ? null : Number(row.measured_memory_bytes),
     savedModelRefs: fromJsonText<Record<string, string>>(row.saved_model_refs_json),
     signature: fromJsonText<unknown>(row.signature_json),
     metrics: fromJsonText<unknown>(row.metrics_json),
@@ -128,6 +157,9 @@ function toAlias(row: Selectable<AliasesTable> & { version: number }): AliasReco
     versionId: row.version_id,
     version: Number(row.version),
     updatedAt: row.updated_at,
+    split: row.split_json === null ? null : fromJsonText<AliasSplitEntry[]>(row.split_json),
+    shadowVersionId: row.shadow_version_id,
+    gate: row.gate_json === null ? null : fromJsonText<unknown>(row.gate_json),
   };
 }
 
@@ -315,6 +347,7 @@ export class ModelRepository {
       parent_version_id: input.parentVersionId ?? null,
       provenance_json: null,
       provenance_signature: null,
+      measured_memory_bytes: input.measuredMemoryBytes ?? null,
     };
     const sealed = await sealRow(this.#text, 'model_versions', plain);
     return transactionWithRetry(this.#db, async (transaction) => {
@@ -338,6 +371,16 @@ export class ModelRepository {
     await this.#db
       .updateTable('model_versions')
       .set({ provenance_json: text, provenance_signature: record.signature })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', versionId)
+      .execute();
+  }
+
+  /** Records a version's measured memory (a version stored before measuring, measured at its first load). */
+  async setMeasuredMemory(tenantId: string, versionId: string, bytes: number): Promise<void> {
+    await this.#db
+      .updateTable('model_versions')
+      .set({ measured_memory_bytes: bytes })
       .where('tenant_id', '=', tenantId)
       .where('id', '=', versionId)
       .execute();
@@ -396,10 +439,13 @@ export class ModelRepository {
     const deleted = await inTransaction(this.#db, async (transaction) => {
       const existing = await this.#versionRow(transaction, tenantId, modelId, version);
       if (existing === undefined) return undefined;
+      // A split or a shadow serves the version too.
       const aliases = await transaction
         .selectFrom('aliases')
         .select('name')
-        .where('version_id', '=', existing.id)
+        .where((where) =>
+          where.or([where('version_id', '=', existing.id), where('shadow_version_id', '=', existing.id), where('split_json', 'like', `%"${existing.id}"%`)]),
+        )
         .orderBy('name')
         .execute();
       if (aliases.length > 0) {
@@ -429,17 +475,49 @@ export class ModelRepository {
       const updatedAt = this.#now().toISOString();
       await transaction
         .insertInto('aliases')
-        .values({ tenant_id: tenantId, model_id: modelId, name, version_id: target.id, updated_at: updatedAt })
-        .onConflict((conflict) =>
-          conflict.columns(['model_id', 'name']).doUpdateSet({ version_id: target.id, updated_at: updatedAt }),
-        )
+        .values({ tenant_id: tenantId, model_id: modelId, name, version_id: target.id, updated_at: updatedAt, split_json: null, shadow_version_id: null, gate_json: null })
+        // Pointing at one version ends a split; the shadow and the gate stay.
+        .onConflict((conflict) => conflict.columns(['model_id', 'name']).doUpdateSet({ version_id: target.id, updated_at: updatedAt, split_json: null }))
         .execute();
-      return { tenantId, modelId, name, versionId: target.id, version: Number(target.version), updatedAt };
+      return (await this.#aliasRow(transaction, tenantId, modelId, name))!;
     });
   }
 
-  async getAlias(tenantId: string, modelId: string, name: string): Promise<AliasRecord | undefined> {
-    const row = await this.#db
+  /**
+   * Creates or replaces an alias's whole routing atomically: its split (the heaviest version, the
+   * first on ties, becomes `version_id`), its shadow and its gate. VERSION_NOT_FOUND names the
+   * first version number that does not exist.
+   */
+  async setAliasRouting(tenantId: string, modelId: string, name: string, routing: AliasRouting): Promise<AliasRecord> {
+    validateAliasName(name);
+    return inTransaction(this.#db, async (transaction) => {
+      const idOf = async (version: number): Promise<string> => {
+        const row = await this.#versionRow(transaction, tenantId, modelId, version);
+        if (row === undefined) throw new AiaasError('VERSION_NOT_FOUND', `Version ${version} not found`, { details: { modelId, version } });
+        return row.id;
+      };
+      const split: AliasSplitEntry[] = [];
+      for (const entry of routing.split) split.push({ versionId: await idOf(entry.version), version: entry.version, weight: entry.weight });
+      const primary = split.reduce((best, entry) => (entry.weight > best.weight ? entry : best), split[0]!);
+      const shadow = routing.shadowVersion === null ? null : await idOf(routing.shadowVersion);
+      const columns = {
+        version_id: primary.versionId,
+        updated_at: this.#now().toISOString(),
+        split_json: split.length > 1 ? toJsonText(split) : null,
+        shadow_version_id: shadow,
+        gate_json: routing.gate === null || routing.gate === undefined ? null : toJsonText(routing.gate),
+      };
+      await transaction
+        .insertInto('aliases')
+        .values({ tenant_id: tenantId, model_id: modelId, name, ...columns })
+        .onConflict((conflict) => conflict.columns(['model_id', 'name']).doUpdateSet(columns))
+        .execute();
+      return (await this.#aliasRow(transaction, tenantId, modelId, name))!;
+    });
+  }
+
+  async #aliasRow(db: Kysely<Schema>, tenantId: string, modelId: string, name: string): Promise<AliasRecord | undefined> {
+    const row = await db
       .selectFrom('aliases')
       .innerJoin('model_versions', 'model_versions.id', 'aliases.version_id')
       .selectAll('aliases')
@@ -449,6 +527,10 @@ export class ModelRepository {
       .where('aliases.name', '=', name)
       .executeTakeFirst();
     return row === undefined ? undefined : toAlias(row);
+  }
+
+  async getAlias(tenantId: string, modelId: string, name: string): Promise<AliasRecord | undefined> {
+    return this.#aliasRow(this.#db, tenantId, modelId, name);
   }
 
   async listAliases(tenantId: string, modelId: string): Promise<AliasRecord[]> {

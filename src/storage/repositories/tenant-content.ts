@@ -39,8 +39,13 @@ export class TenantContentRepository {
       const saved = JSON.parse(row.saved_model_refs_json) as Record<string, unknown>;
       for (const ref of Object.values(saved)) if (typeof ref === 'string') refs.add(ref);
     }
-    const jobs = await this.#db.selectFrom('jobs').select('checkpoint_ref').where('tenant_id', operator, tenantId).where('checkpoint_ref', 'is not', null).execute();
-    for (const row of jobs) if (row.checkpoint_ref !== null) refs.add(row.checkpoint_ref);
+    const jobs = await this.#db.selectFrom('jobs').select(['checkpoint_ref', 'result_refs_json']).where('tenant_id', operator, tenantId).execute();
+    for (const row of jobs) {
+      if (row.checkpoint_ref !== null) refs.add(row.checkpoint_ref);
+      if (row.result_refs_json === null) continue;
+      const kept = JSON.parse(row.result_refs_json) as Record<string, unknown>;
+      for (const ref of Object.values(kept)) if (typeof ref === 'string') refs.add(ref);
+    }
     return refs;
   }
 
@@ -51,6 +56,7 @@ export class TenantContentRepository {
       .select('tenant_id')
       .union(this.#db.selectFrom('model_versions').select('tenant_id'))
       .union(this.#db.selectFrom('jobs').select('tenant_id').where('checkpoint_ref', 'is not', null))
+      .union(this.#db.selectFrom('jobs').select('tenant_id').where('result_refs_json', 'is not', null))
       .execute();
     return rows.map((row) => row.tenant_id).sort();
   }
@@ -59,10 +65,11 @@ export class TenantContentRepository {
   async deleteContent(tenantId: string): Promise<void> {
     await inTransaction(this.#db, async (transaction) => {
       await transaction.deleteFrom('aliases').where('tenant_id', '=', tenantId).execute();
+      await transaction.deleteFrom('evaluations').where('tenant_id', '=', tenantId).execute();
       await transaction.deleteFrom('model_versions').where('tenant_id', '=', tenantId).execute();
       await transaction.deleteFrom('models').where('tenant_id', '=', tenantId).execute();
       await transaction.deleteFrom('datasets').where('tenant_id', '=', tenantId).execute();
-      await transaction.updateTable('jobs').set({ checkpoint_ref: null }).where('tenant_id', '=', tenantId).execute();
+      await transaction.updateTable('jobs').set({ checkpoint_ref: null, result_refs_json: null }).where('tenant_id', '=', tenantId).execute();
     });
   }
 }

@@ -4,7 +4,7 @@ import { AiaasError } from '../../../errors.ts';
 import { modelAllowed } from '../../../security/roles.ts';
 import type { Principal } from '../../../platform/access.ts';
 import type { AddVersionOptions } from '../../../platform/model-registry.ts';
-import type { AliasRecord } from '../../../storage/index.ts';
+import { AliasChanges, aliasView } from '../../../quality/alias-changes.ts';
 import { authorize, authorizeModel, authorizeOperator } from '../../auth.ts';
 import type { JsonValue } from '../../../security/audit-chain.ts';
 import type { Permission } from '../../../security/roles.ts';
@@ -91,10 +91,6 @@ async function primed(stream: Readable): Promise<Readable> {
   );
 }
 
-function aliasView(alias: AliasRecord): { name: string; version: number; updatedAt: string } {
-  return { name: alias.name, version: alias.version, updatedAt: alias.updatedAt };
-}
-
 function versionNumber(text: string): number {
   if (!/^[0-9]{1,15}$/.test(text)) {
     throw new AiaasError('INVALID_REQUEST', 'Versions are deleted by number, not by alias', { details: { version: text } });
@@ -104,6 +100,8 @@ function versionNumber(text: string): number {
 
 export async function modelRoutes(app: FastifyInstance, { context }: PlatformRouteOptions): Promise<void> {
   const registry = context.registry;
+  const evaluations = context.jobs.evaluations;
+  const aliasChanges = new AliasChanges({ registry, evaluations, defaultWaitSeconds: context.config.gateWaitSeconds });
 
   app.post('/models', { schema: modelSchemas.create, config: { audit: { action: 'model.create' } } }, async (request, reply) => {
     const principal = authorize(request, 'models:write');
@@ -292,19 +290,40 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
 
   // ---- aliases
 
-  app.put<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias', { schema: modelSchemas.setAlias, config: { audit: { action: 'alias.set' } } }, async (request) => {
+  app.put<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias', { schema: modelSchemas.setAlias, config: { audit: { action: 'alias.set' } } }, async (request, reply) => {
     const principal = authorizeOnModel(request, 'aliases:write', request.params.name);
     request.audit = { resource: `model:${request.params.name}/aliases/${request.params.alias}` };
-    const body = readJsonObject(request, ['version']);
-    const alias = await registry.setAlias(principal.tenantId, request.params.name, request.params.alias, body.version);
-    request.audit.detail = { version: alias.version };
-    return { alias: aliasView(alias) };
+    const body = readJsonObject(request, ['version', 'split', 'shadow', 'gate', 'force', 'waitSeconds']);
+    const result = await aliasChanges.change(
+      { tenantId: principal.tenantId, allowedModels: principal.allowedModels, isAdmin: principal.role === 'admin' },
+      request.params.name,
+      request.params.alias,
+      body,
+    );
+    if (result.status === 'evaluating') {
+      request.audit.detail = { evaluating: result.jobs.map((job) => job.id) };
+      return reply.status(202).send({
+        status: 'evaluating',
+        message: "the alias has a promotion gate whose evaluations are still running; the alias was not changed. Send the same request again once they finish: it reuses their reports",
+        jobs: result.jobs,
+      });
+    }
+    const { alias, gate } = result;
+    request.audit.detail = {
+      version: alias.version,
+      ...(alias.split === null ? {} : { split: alias.split.map((entry) => ({ ...entry })) }),
+      shadow: alias.shadow,
+      // A forced move is what the audit trail is for: who moved the alias past its gate. The figures
+      // themselves are tenant content (sealed in the evaluation), so the clear audit log names only ids.
+      ...(gate === null ? {} : { gate: { forced: gate.forced, decisions: gate.decisions.map((decision) => ({ version: decision.candidate.version, evaluationId: decision.candidate.evaluationId, passed: decision.passed })) } }),
+    };
+    return { alias, gate };
   });
 
   app.get<{ Params: NameParams }>('/models/:name/aliases', { schema: modelSchemas.listAliases }, async (request) => {
     const principal = authorizeOnModel(request, 'models:read', request.params.name);
     const aliases = await registry.listAliases(principal.tenantId, request.params.name);
-    return { aliases: aliases.map(aliasView) };
+    return { aliases: await Promise.all(aliases.map((alias) => aliasView(registry, principal.tenantId, alias))) };
   });
 
   app.delete<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias', { schema: modelSchemas.deleteAlias, config: { audit: { action: 'alias.delete' } } }, async (request, reply) => {
@@ -312,5 +331,43 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
     request.audit = { resource: `model:${request.params.name}/aliases/${request.params.alias}` };
     await registry.deleteAlias(principal.tenantId, request.params.name, request.params.alias);
     return reply.status(204).send();
+  });
+
+  app.get<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias/shadow', { schema: modelSchemas.shadowStatus }, async (request) => {
+    const principal = authorizeOnModel(request, 'models:read', request.params.name);
+    const alias = await registry.getAlias(principal.tenantId, request.params.name, request.params.alias);
+    if (alias === undefined) {
+      throw new AiaasError('NOT_FOUND', `Model '${request.params.name}' has no alias '${request.params.alias}'`, { details: { model: request.params.name, alias: request.params.alias } });
+    }
+    const view = await aliasView(registry, principal.tenantId, alias);
+    return { model: request.params.name, alias: alias.name, shadow: view.shadow, comparisons: context.shadows.comparisons(principal.tenantId, request.params.name, alias.name) };
+  });
+
+  // ---- evaluations
+
+  app.post<{ Params: VersionParams }>('/models/:name/versions/:version/evaluations', { schema: modelSchemas.evaluate, config: { audit: { action: 'evaluation.create' } } }, async (request, reply) => {
+    const principal = authorizeOnModel(request, 'jobs:write', request.params.name);
+    const body = readJsonObject(request, ['datasetId', 'outputs', 'label', 'classNames', 'topK', 'task']);
+    const evaluation = await evaluations.submit(principal.tenantId, request.params.name, request.params.version, body, principal.allowedModels);
+    request.audit = { resource: `model:${request.params.name}/versions/${evaluation.version}/evaluations/${evaluation.id}`, model: request.params.name, detail: { datasetId: evaluation.datasetId } };
+    return reply
+      .status(202)
+      .header('location', `/api/v1/models/${encodeURIComponent(request.params.name)}/versions/${evaluation.version}/evaluations/${evaluation.id}`)
+      .send({ evaluation });
+  });
+
+  app.get<{ Params: VersionParams }>('/models/:name/versions/:version/evaluations', { schema: modelSchemas.listEvaluations }, async (request) => {
+    const principal = authorizeOnModel(request, 'models:read', request.params.name);
+    return { evaluations: await evaluations.list(principal.tenantId, request.params.name, request.params.version, principal.allowedModels) };
+  });
+
+  app.get<{ Params: VersionParams & { id: string } }>('/models/:name/versions/:version/evaluations/:id', { schema: modelSchemas.getEvaluation }, async (request) => {
+    const principal = authorizeOnModel(request, 'models:read', request.params.name);
+    const { version } = await registry.getVersion(principal.tenantId, request.params.name, request.params.version);
+    const evaluation = await evaluations.get(principal.tenantId, request.params.name, request.params.id, principal.allowedModels);
+    if (evaluation.version !== version.version) {
+      throw new AiaasError('EVALUATION_NOT_FOUND', `version ${version.version} of '${request.params.name}' has no evaluation ${request.params.id.slice(0, 120)}`);
+    }
+    return evaluation;
   });
 }

@@ -4,8 +4,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AiaasError } from '../../../errors.ts';
 import type { ServerContext } from '../../../startup/context.ts';
 
+/** What the /api/v1 routes use of the composition root. */
+export type PlatformRouteContext = Pick<
+  ServerContext,
+  'access' | 'audit' | 'backups' | 'config' | 'datasets' | 'invoices' | 'jobs' | 'ledger' | 'plans' | 'quotas' | 'registry' | 'repositories' | 'signingKey' | 'webhooks' | 'drift' | 'shadows'
+>;
+
 export interface PlatformRouteOptions {
-  context: ServerContext;
+  context: PlatformRouteContext;
 }
 
 /**
