@@ -121,7 +121,7 @@ export function ProbabilityBars({ labels, values }: { labels: string[]; values: 
 }
 
 /** Columns per day, stacked per model; `values[day][model]`. */
-export function StackedColumns({ title, days, models, values, unit }: { title: string; days: string[]; models: string[]; values: number[][]; unit: string }) {
+export function StackedColumns({ title, days, models, values, unit, xLabel = 'day (UTC)' }: { title: string; days: string[]; models: string[]; values: number[][]; unit: string; xLabel?: string }) {
   const width = 1000;
   const height = 300;
   const margin = { left: 56, right: 12, top: 12, bottom: 44 };
@@ -163,7 +163,7 @@ export function StackedColumns({ title, days, models, values, unit }: { title: s
               })}
               {dayIndex % labelEvery === 0 && (
                 <text class="tick" x={left + columnWidth / 2} y={height - margin.bottom + 16} text-anchor="middle">
-                  {day.slice(5)}
+                  {/^\d{4}-\d{2}-\d{2}$/.test(day) ? day.slice(5) : day}
                 </text>
               )}
             </g>
@@ -171,7 +171,7 @@ export function StackedColumns({ title, days, models, values, unit }: { title: s
         })}
         <line class="axis" x1={margin.left} x2={width - margin.right} y1={height - margin.bottom} y2={height - margin.bottom} />
         <text class="axis-label" x={(margin.left + width - margin.right) / 2} y={height - 6} text-anchor="middle">
-          day (UTC)
+          {xLabel}
         </text>
       </svg>
       <ul class="legend">

@@ -82,6 +82,12 @@ beforeAll(async () => {
     locale: 'en-US',
     timezoneId: 'UTC',
   });
+  // A plan prices the tenant's usage from now on, so the Usage page has costs to show.
+  const headers = { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' };
+  const plan = { name: 'starter', currency: 'USD', prices: { perThousandPredictions: 500000, perTrainingWorkerHour: 2000000 } };
+  expect((await fetch(`${server.url}/api/v1/plans`, { method: 'POST', headers, body: JSON.stringify(plan) })).status).toBe(201);
+  const me = (await (await fetch(`${server.url}/api/v1/me`, { headers })).json()) as { tenant: { id: string } };
+  expect((await fetch(`${server.url}/api/v1/tenants/${me.tenant.id}/plan`, { method: 'PUT', headers, body: JSON.stringify({ plan: 'starter' }) })).status).toBe(200);
   page = browser.pages()[0] ?? (await browser.newPage());
   // A CSP violation (an inline style or script) or an uncaught error shows up here.
   page.on('console', (message) => {
@@ -205,6 +211,30 @@ describe('web console in Chromium', () => {
     const aliases = (await (await fetch(`${server.url}/api/v1/models/digits/aliases`, { headers: { authorization: `Bearer ${adminKey}` } })).json()) as { aliases: { name: string; version: number }[] };
     expect(aliases.aliases).toMatchObject([{ name: 'production', version: 1 }]);
     expect(await page.locator('#version-1 table').first().textContent()).toContain('[-1, 28, 28]');
+    // An evaluation report from the version's card: figures, and a confusion matrix that sums to the sample count.
+    await page.locator('#version-1 details.evaluations > summary').click();
+    await page.locator('#evaluate-dataset-1').selectOption({ label: 'digits-train' });
+    await page.locator('form[aria-label="Evaluate version 1"] button[type=submit]').click();
+    await page.locator('#version-1 .evaluation[data-status="succeeded"] figure.confusion').waitFor({ timeout: 110_000 });
+    const cells = await page.locator('#version-1 figure.confusion rect').evaluateAll((rects) => rects.map((rect) => Number(/: (\d+) \(/.exec(rect.querySelector('title')?.textContent ?? '')?.[1])));
+    expect(cells).toHaveLength(100);
+    expect(cells.reduce((sum, value) => sum + value, 0)).toBe(2000);
+    // A promotion gate the version cannot pass: both figures are shown, and an admin may force the move.
+    await page.locator('#alias-name').fill('staging');
+    await page.locator('details.gate-editor > summary').click();
+    await page.locator('#gate-dataset').selectOption({ label: 'digits-train' });
+    await page.locator('#gate-metric').selectOption('accuracy');
+    await page.locator('#gate-bound').selectOption('minimum');
+    await page.locator('#gate-value').fill('0.9999');
+    await page.locator('form[aria-label="Point an alias at a version"] button[type=submit]').click();
+    await page.locator('#gate-failure').waitFor({ timeout: 110_000 });
+    expect(await page.locator('#gate-candidate').textContent()).toMatch(/^accuracy 0\.\d+$/);
+    expect(await page.locator('#gate-failure').textContent()).toContain('≥ 0.9999');
+    expect(await page.locator('#alias-list li[data-alias="staging"]').count()).toBe(0);
+    await screenshot('gate');
+    await page.locator('#gate-force').click();
+    await page.locator('#alias-list li[data-alias="staging"]').waitFor();
+    expect(await page.locator('#alias-message').textContent()).toContain('The gate was forced.');
     await screenshot('model');
     await goTo('/models');
     await page.locator('#models-table').waitFor();
@@ -271,6 +301,10 @@ describe('web console in Chromium', () => {
     await page.locator('#usage-table').waitFor();
     const digits = page.locator('#usage-table tbody tr', { has: page.locator('th', { hasText: 'digits' }) });
     expect(Number(await digits.locator('td').first().textContent())).toBeGreaterThanOrEqual(1);
+    // This month's invoice under the plan: a line per priced unit, the predictions among them.
+    await page.locator('#invoice-table').waitFor();
+    expect(await page.locator('#invoice-table caption').textContent()).toMatch(/^\d{4}-\d{2} \(draft: the month is still running\): [\d.,]+ USD$/);
+    expect(await page.locator('#invoice-table tbody th').allTextContents()).toContain('Predictions');
     await screenshot('usage');
     await goTo('/audit');
     await page.locator('#audit-table tbody tr').first().waitFor();
@@ -337,7 +371,7 @@ describe('web console in Chromium', () => {
     await page.locator('nav#nav a[href="/console/jobs"]').click();
     await page.locator('#login-error').waitFor();
     expect(await page.evaluate(() => sessionStorage.getItem('aiaas.apiKey'))).toBeNull();
-    // The 401s above are the server's answers (the browser logs failed loads); nothing else, no CSP violation.
-    expect(browserErrors.filter((message) => !/status of 401/.test(message))).toEqual([]);
+    // The 401s and the gate's 409 above are the server's answers (the browser logs failed loads); nothing else, no CSP violation.
+    expect(browserErrors.filter((message) => !/status of (401|409)/.test(message))).toEqual([]);
   });
 });

@@ -1,9 +1,10 @@
 /** Models: the list, and a model's versions, aliases, signatures and metrics. */
 import { useState } from 'preact/hooks';
-import { api, describeError } from '../api.ts';
+import { api, ApiError, describeError } from '../api.ts';
 import { formatBytes, formatNumber, formatTime } from '../format.ts';
 import { href } from '../router.ts';
-import type { Alias, Me, Model, TensorSpec, Version } from '../types.ts';
+import type { Alias, Dataset, Me, Model, TensorSpec, Version } from '../types.ts';
+import { Evaluations } from './evaluations.tsx';
 import { EmptyState, ErrorNotice, Loading, PageHeader, useApi } from '../ui.tsx';
 
 export function ModelsPage() {
@@ -102,7 +103,7 @@ function metricRows(metrics: Record<string, unknown>, prefix = ''): [string, str
   });
 }
 
-function VersionCard({ version, modelName }: { version: Version; modelName: string }) {
+function VersionCard({ version, modelName, canEvaluate }: { version: Version; modelName: string; canEvaluate: boolean }) {
   const metrics = version.metrics === null ? [] : metricRows(version.metrics).slice(0, 24);
   const isLanguageModel = version.format === 'gguf';
   const signature = version.signature;
@@ -162,6 +163,7 @@ function VersionCard({ version, modelName }: { version: Version; modelName: stri
           {signature.outputs !== undefined && <SignatureTable tensors={signature.outputs} caption="Outputs" />}
         </div>
       )}
+      {!isLanguageModel && <Evaluations model={modelName} version={version.version} canEvaluate={canEvaluate} />}
       {metrics.length > 0 && (
         <details>
           <summary>Metrics ({metrics.length})</summary>
@@ -179,27 +181,116 @@ function VersionCard({ version, modelName }: { version: Version; modelName: stri
   );
 }
 
-function AliasEditor({ model, versions, aliases, onChange, canWrite }: { model: string; versions: number[]; aliases: Alias[]; onChange: () => void; canWrite: boolean }) {
+interface Gate {
+  metric: string;
+  datasetId: string;
+  minimum?: number;
+  maximum?: number;
+  maxDropFromCurrent?: number;
+}
+
+interface GateDecision {
+  passed: boolean;
+  metric: string;
+  datasetId: string;
+  candidate: { version: number; value: number };
+  current: { version: number; value: number } | null;
+  required: { atLeast?: number; atMost?: number };
+}
+
+const gateMetrics = ['accuracy', 'macroF1', 'weightedF1', 'topKAccuracy', 'rocAuc', 'r2', 'logLoss', 'expectedCalibrationError', 'meanAbsoluteError', 'rootMeanSquaredError'];
+
+function describeGate(gate: Gate): string {
+  const bounds = [
+    gate.minimum === undefined ? undefined : `≥ ${gate.minimum}`,
+    gate.maximum === undefined ? undefined : `≤ ${gate.maximum}`,
+    gate.maxDropFromCurrent === undefined ? undefined : `at most ${gate.maxDropFromCurrent} worse than the current version`,
+  ].filter((bound) => bound !== undefined);
+  return `${gate.metric} ${bounds.join(', ')}`;
+}
+
+function GateFailure({ decision, message, canForce, onForce }: { decision: GateDecision | undefined; message: string; canForce: boolean; onForce: () => void }) {
+  return (
+    <div class="notice error gate-failure" role="alert" id="gate-failure">
+      <p>
+        <strong>The promotion gate refused the move.</strong> {message}
+      </p>
+      {decision !== undefined && (
+        <dl class="facts">
+          <div>
+            <dt>Version {decision.candidate.version} (candidate)</dt>
+            <dd id="gate-candidate">
+              {decision.metric} {formatNumber(decision.candidate.value)}
+            </dd>
+          </div>
+          {decision.current !== null && (
+            <div>
+              <dt>Version {decision.current.version} (current)</dt>
+              <dd id="gate-current">
+                {decision.metric} {formatNumber(decision.current.value)}
+              </dd>
+            </div>
+          )}
+          <div>
+            <dt>Required</dt>
+            <dd>
+              {[decision.required.atLeast === undefined ? undefined : `≥ ${formatNumber(decision.required.atLeast)}`, decision.required.atMost === undefined ? undefined : `≤ ${formatNumber(decision.required.atMost)}`]
+                .filter((part) => part !== undefined)
+                .join(', ')}
+            </dd>
+          </div>
+        </dl>
+      )}
+      {canForce && (
+        <button type="button" class="danger" onClick={onForce} id="gate-force">
+          Force the move (admin, audited)
+        </button>
+      )}
+    </div>
+  );
+}
+
+function AliasEditor({ model, versions, aliases, onChange, canWrite, isAdmin }: { model: string; versions: number[]; aliases: (Alias & { gate?: Gate | null })[]; onChange: () => void; canWrite: boolean; isAdmin: boolean }) {
   const [name, setName] = useState('production');
   const [version, setVersion] = useState(String(versions[versions.length - 1] ?? ''));
   const [error, setError] = useState<string | undefined>(undefined);
   const [message, setMessage] = useState<string | undefined>(undefined);
   const [busy, setBusy] = useState(false);
+  const [gateFailure, setGateFailure] = useState<{ message: string; decision: GateDecision | undefined } | undefined>(undefined);
+  const [gateOn, setGateOn] = useState(false);
+  const [gate, setGate] = useState({ metric: 'accuracy', datasetId: '', bound: 'minimum', value: '' });
+  const datasets = useApi<{ datasets: Dataset[] }>(gateOn ? '/api/v1/datasets?limit=1000' : undefined);
   const base = `/api/v1/models/${encodeURIComponent(model)}/aliases/`;
-  const move = async (event: Event) => {
-    event.preventDefault();
+  const put = async (force: boolean) => {
     setBusy(true);
     setError(undefined);
     setMessage(undefined);
+    setGateFailure(undefined);
     try {
-      await api(base + encodeURIComponent(name.trim()), { method: 'PUT', body: { version: Number(version) } });
-      setMessage(`${name.trim()} now points at version ${version}.`);
+      const body: Record<string, unknown> = { version: Number(version) };
+      if (force) body.force = true;
+      if (gateOn && gate.datasetId !== '' && gate.value !== '') body.gate = { metric: gate.metric, datasetId: gate.datasetId, [gate.bound]: Number(gate.value) };
+      const answer = await api<{ status?: string; message?: string; gate?: { forced: boolean; decisions: GateDecision[] } | null }>(base + encodeURIComponent(name.trim()), { method: 'PUT', body });
+      if (answer.status === 'evaluating') {
+        setMessage(`${answer.message ?? 'The gate is evaluating the version.'} Nothing changed yet: press Set alias again when the evaluation is done.`);
+      } else {
+        const decisions = answer.gate?.decisions ?? [];
+        const checked = decisions.map((decision) => ` Gate passed: ${decision.metric} ${formatNumber(decision.candidate.value)}.`).join('');
+        setMessage(`${name.trim()} now points at version ${version}.${answer.gate?.forced === true ? ' The gate was forced.' : checked}`);
+      }
       onChange();
     } catch (failure) {
-      setError(describeError(failure));
+      if (failure instanceof ApiError && failure.code === 'GATE_FAILED') {
+        const details = failure.details as Partial<GateDecision>;
+        setGateFailure({ message: failure.message, decision: details.candidate === undefined ? undefined : (details as GateDecision) });
+      } else setError(describeError(failure));
     } finally {
       setBusy(false);
     }
+  };
+  const move = (event: Event) => {
+    event.preventDefault();
+    void put(false);
   };
   const remove = async (alias: string) => {
     if (!confirm(`Remove the alias ${alias}? Clients calling ${model}@${alias} will get 404.`)) return;
@@ -223,6 +314,7 @@ function AliasEditor({ model, versions, aliases, onChange, canWrite }: { model: 
             <li key={alias.name} data-alias={alias.name} data-version={alias.version}>
               <span>
                 <strong>{alias.name}</strong> → version {alias.version}
+                {alias.gate !== undefined && alias.gate !== null && <span class="chip">gate: {describeGate(alias.gate)}</span>}
                 {alias.updatedAt !== undefined && <span class="muted small"> · moved {formatTime(alias.updatedAt)}</span>}
               </span>
               {canWrite && (
@@ -235,28 +327,70 @@ function AliasEditor({ model, versions, aliases, onChange, canWrite }: { model: 
         </ul>
       )}
       {canWrite && versions.length > 0 && (
-        <form class="inline-form" onSubmit={move} aria-label="Point an alias at a version">
-          <div class="field">
-            <label for="alias-name">Alias</label>
-            <input id="alias-name" required pattern="[A-Za-z0-9][A-Za-z0-9._\-]{0,63}" value={name} onInput={(event) => setName(event.currentTarget.value)} />
+        <form onSubmit={move} aria-label="Point an alias at a version">
+          <div class="inline-form">
+            <div class="field">
+              <label for="alias-name">Alias</label>
+              <input id="alias-name" required pattern="[A-Za-z0-9][A-Za-z0-9._\-]{0,63}" value={name} onInput={(event) => setName(event.currentTarget.value)} />
+            </div>
+            <div class="field">
+              <label for="alias-version">Version</label>
+              <select id="alias-version" value={version} onChange={(event) => setVersion(event.currentTarget.value)}>
+                {versions.map((number) => (
+                  <option key={number} value={number}>
+                    {number}
+                  </option>
+                ))}
+              </select>
+            </div>
+            <button type="submit" disabled={busy || name.trim() === ''}>
+              {busy ? 'Checking…' : 'Set alias'}
+            </button>
           </div>
-          <div class="field">
-            <label for="alias-version">Version</label>
-            <select id="alias-version" value={version} onChange={(event) => setVersion(event.currentTarget.value)}>
-              {versions.map((number) => (
-                <option key={number} value={number}>
-                  {number}
-                </option>
-              ))}
-            </select>
-          </div>
-          <button type="submit" disabled={busy || name.trim() === ''}>
-            Set alias
-          </button>
+          <details class="gate-editor" onToggle={(event) => setGateOn((event.currentTarget as HTMLDetailsElement).open)}>
+            <summary>Promotion gate (optional)</summary>
+            <p class="muted small">The alias will only move to a version whose evaluation on this dataset meets the bound (docs/quality.md).</p>
+            <div class="inline-form">
+              <div class="field">
+                <label for="gate-metric">Metric</label>
+                <select id="gate-metric" value={gate.metric} onChange={(event) => setGate({ ...gate, metric: event.currentTarget.value })}>
+                  {gateMetrics.map((metric) => (
+                    <option key={metric} value={metric}>
+                      {metric}
+                    </option>
+                  ))}
+                </select>
+              </div>
+              <div class="field">
+                <label for="gate-dataset">Holdout dataset</label>
+                <select id="gate-dataset" value={gate.datasetId} onChange={(event) => setGate({ ...gate, datasetId: event.currentTarget.value })}>
+                  <option value="">choose</option>
+                  {(datasets.data?.datasets ?? []).map((dataset) => (
+                    <option key={dataset.id} value={dataset.id}>
+                      {dataset.name}
+                    </option>
+                  ))}
+                </select>
+              </div>
+              <div class="field">
+                <label for="gate-bound">Bound</label>
+                <select id="gate-bound" value={gate.bound} onChange={(event) => setGate({ ...gate, bound: event.currentTarget.value })}>
+                  <option value="minimum">at least</option>
+                  <option value="maximum">at most</option>
+                  <option value="maxDropFromCurrent">at most this much worse than now</option>
+                </select>
+              </div>
+              <div class="field">
+                <label for="gate-value">Value</label>
+                <input id="gate-value" type="number" step="any" value={gate.value} onInput={(event) => setGate({ ...gate, value: event.currentTarget.value })} />
+              </div>
+            </div>
+          </details>
         </form>
       )}
+      {gateFailure !== undefined && <GateFailure decision={gateFailure.decision} message={gateFailure.message} canForce={isAdmin} onForce={() => void put(true)} />}
       {message !== undefined && (
-        <p class="notice success" role="status">
+        <p class="notice success" role="status" id="alias-message">
           {message}
         </p>
       )}
@@ -269,7 +403,7 @@ export function ModelPage({ name, me }: { name: string; me: Me }) {
   const path = `/api/v1/models/${encodeURIComponent(name)}`;
   const model = useApi<Model>(path);
   const versions = useApi<{ versions: Version[] }>(`${path}/versions`);
-  const aliases = useApi<{ aliases: Alias[] }>(`${path}/aliases`);
+  const aliases = useApi<{ aliases: (Alias & { gate?: Gate | null })[] }>(`${path}/aliases`);
   const refresh = () => {
     model.reload();
     versions.reload();
@@ -292,6 +426,7 @@ export function ModelPage({ name, me }: { name: string; me: Me }) {
           aliases={aliases.data?.aliases ?? model.data.aliases}
           onChange={refresh}
           canWrite={me.permissions.includes('aliases:write')}
+          isAdmin={me.key.role === 'admin'}
         />
       )}
       <h2>Versions</h2>
@@ -299,7 +434,7 @@ export function ModelPage({ name, me }: { name: string; me: Me }) {
       {versions.data !== undefined && sorted.length === 0 && <EmptyState>This model has no versions yet.</EmptyState>}
       <div class="versions">
         {sorted.map((version) => (
-          <VersionCard key={version.id} version={version} modelName={name} />
+          <VersionCard key={version.id} version={version} modelName={name} canEvaluate={me.permissions.includes('jobs:write')} />
         ))}
       </div>
     </section>

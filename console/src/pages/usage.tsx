@@ -4,6 +4,7 @@ import { StackedColumns } from '../charts.tsx';
 import { formatNumber } from '../format.ts';
 import type { UsageRow } from '../types.ts';
 import { EmptyState, ErrorNotice, Loading, PageHeader, useApi } from '../ui.tsx';
+import { Costs } from './invoices.tsx';
 
 const measures = [
   { field: 'requests', label: 'Requests', unit: 'requests' },
@@ -91,6 +92,7 @@ export function UsagePage() {
           </div>
         </>
       )}
+      <Costs />
     </section>
   );
 }
