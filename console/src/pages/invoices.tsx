@@ -17,6 +17,14 @@ interface InvoiceLine {
   amountMicros: number;
 }
 
+/** A month in the list: its totals and how many lines it has. */
+interface InvoiceSummary {
+  period: string;
+  status: 'final' | 'draft';
+  totals: { currency: string; amountMicros: number }[];
+  lines: number;
+}
+
 interface Invoice {
   period: string;
   status: 'final' | 'draft';
@@ -29,18 +37,43 @@ function money(micros: number, currency: string): string {
 }
 
 export function Costs() {
-  const invoices = useApi<{ invoices: Invoice[] }>('/api/v1/invoices');
+  const invoices = useApi<{ invoices: InvoiceSummary[] }>('/api/v1/invoices');
+  const newest = invoices.data?.invoices[0];
+  const detail = useApi<Invoice>(newest === undefined ? undefined : `/api/v1/invoices/${newest.period}`);
   if (invoices.error !== undefined) return <p class="muted small">Costs are not available to this key: {invoices.error}</p>;
   const list = invoices.data?.invoices ?? [];
   if (invoices.data === undefined) return null;
-  const current = list[0];
+  const current = detail.data;
   const currencies = [...new Set(list.flatMap((invoice) => invoice.totals.map((total) => total.currency)))];
   const months = [...list].reverse();
-  const priced = list.some((invoice) => invoice.lines.length > 0);
+  const priced = list.some((invoice) => invoice.lines > 0);
   return (
     <section class="costs" aria-labelledby="costs-title">
       <h2 id="costs-title">Costs</h2>
-      {!priced && <p class="muted">No plan prices this tenant's usage yet: an operator assigns plans (docs/billing.md, "Plans").</p>}
+      {!priced && <p class="muted">No charges yet: usage is priced from the moment an operator puts the tenant on a plan (docs/billing.md, "Plans"), in whole minutes.</p>}
+      <div class="table-wrap">
+        <table id="invoices-table" class="compact">
+          <caption>Invoices by month (UTC), newest first</caption>
+          <thead>
+            <tr>
+              <th scope="col">Month</th>
+              <th scope="col">Status</th>
+              <th scope="col">Lines</th>
+              <th scope="col">Total</th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.map((invoice) => (
+              <tr key={invoice.period} data-period={invoice.period}>
+                <th scope="row">{invoice.period}</th>
+                <td data-status={invoice.status}>{invoice.status === 'draft' ? 'draft (month running)' : 'final'}</td>
+                <td class="number">{invoice.lines}</td>
+                <td class="number">{invoice.totals.length === 0 ? '—' : invoice.totals.map((total) => money(total.amountMicros, total.currency)).join(' + ')}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
       {priced && currencies.length > 0 && (
         <StackedColumns
           title={`Invoice totals per month (${currencies.join(', ')})`}
@@ -53,7 +86,7 @@ export function Costs() {
       )}
       {current !== undefined && current.lines.length > 0 && (
         <div class="table-wrap">
-          <table id="invoice-table">
+          <table id="invoice-lines">
             <caption>
               {current.period} ({current.status === 'draft' ? 'draft: the month is still running' : 'final'}):{' '}
               {current.totals.map((total) => money(total.amountMicros, total.currency)).join(' + ')}

@@ -329,6 +329,8 @@ interface ChatMessage {
 function ChatPlayground({ model, version }: { model: string; version: Version }) {
   const [messages, setMessages] = useState<ChatMessage[]>([]);
   const [system, setSystem] = useState('You are a helpful assistant.');
+  const [temperature, setTemperature] = useState('0.7');
+  const [maxTokens, setMaxTokens] = useState('256');
   const [draft, setDraft] = useState('');
   const [streaming, setStreaming] = useState<AbortController | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
@@ -347,7 +349,7 @@ function ChatPlayground({ model, version }: { model: string; version: Version })
         method: 'POST',
         signal: controller.signal,
         accept: 'text/event-stream',
-        body: { model: `${model}@${version.version}`, stream: true, messages: [...(system.trim() === '' ? [] : [{ role: 'system', content: system }]), ...history] },
+        body: { model: `${model}@${version.version}`, stream: true, temperature: Number(temperature), max_tokens: Number(maxTokens), messages: [...(system.trim() === '' ? [] : [{ role: 'system', content: system }]), ...history] },
       });
       await readEventStream(response, (message) => {
         if (message.data === '[DONE]') return;
@@ -363,11 +365,21 @@ function ChatPlayground({ model, version }: { model: string; version: Version })
   };
   return (
     <div class="card chat">
-      <div class="field">
-        <label for="chat-system">System prompt</label>
-        <input id="chat-system" value={system} onInput={(event) => setSystem(event.currentTarget.value)} />
+      <div class="form-grid chat-settings">
+        <div class="field">
+          <label for="chat-system">System prompt</label>
+          <input id="chat-system" value={system} onInput={(event) => setSystem(event.currentTarget.value)} />
+        </div>
+        <div class="field">
+          <label for="chat-temperature">Temperature</label>
+          <input id="chat-temperature" type="number" min={0} max={2} step={0.1} value={temperature} onInput={(event) => setTemperature(event.currentTarget.value)} />
+        </div>
+        <div class="field">
+          <label for="chat-max-tokens">Max tokens</label>
+          <input id="chat-max-tokens" type="number" min={1} step={1} value={maxTokens} onInput={(event) => setMaxTokens(event.currentTarget.value)} />
+        </div>
       </div>
-      <ol class="messages" aria-live="polite" id="chat-messages">
+      <ol class="messages" aria-live="polite" id="chat-messages" data-streaming={streaming !== undefined}>
         {messages.map((message, index) => (
           <li key={index} class={`message ${message.role}`}>
             <span class="visually-hidden">{message.role}: </span>
