@@ -5,6 +5,7 @@ import { formatBytes, formatNumber, formatTime } from '../format.ts';
 import { href } from '../router.ts';
 import type { Alias, Dataset, Me, Model, TensorSpec, Version } from '../types.ts';
 import { Evaluations } from './evaluations.tsx';
+import { CostCard } from './cost-card.tsx';
 import { EmptyState, ErrorNotice, Loading, PageHeader, useApi } from '../ui.tsx';
 
 export function ModelsPage() {
@@ -103,7 +104,7 @@ function metricRows(metrics: Record<string, unknown>, prefix = ''): [string, str
   });
 }
 
-function VersionCard({ version, modelName, canEvaluate }: { version: Version; modelName: string; canEvaluate: boolean }) {
+function VersionCard({ version, modelName, canEvaluate, canCalibrate }: { version: Version; modelName: string; canEvaluate: boolean; canCalibrate: boolean }) {
   const metrics = version.metrics === null ? [] : metricRows(version.metrics).slice(0, 24);
   const isLanguageModel = version.format === 'gguf';
   const signature = version.signature;
@@ -163,6 +164,7 @@ function VersionCard({ version, modelName, canEvaluate }: { version: Version; mo
           {signature.outputs !== undefined && <SignatureTable tensors={signature.outputs} caption="Outputs" />}
         </div>
       )}
+      <CostCard model={modelName} version={version.version} canCalibrate={canCalibrate} />
       {!isLanguageModel && <Evaluations model={modelName} version={version.version} canEvaluate={canEvaluate} />}
       {metrics.length > 0 && (
         <details>
@@ -434,7 +436,7 @@ export function ModelPage({ name, me }: { name: string; me: Me }) {
       {versions.data !== undefined && sorted.length === 0 && <EmptyState>This model has no versions yet.</EmptyState>}
       <div class="versions">
         {sorted.map((version) => (
-          <VersionCard key={version.id} version={version} modelName={name} canEvaluate={me.permissions.includes('jobs:write')} />
+          <VersionCard key={version.id} version={version} modelName={name} canEvaluate={me.permissions.includes('jobs:write')} canCalibrate={me.permissions.includes('models:write')} />
         ))}
       </div>
     </section>
