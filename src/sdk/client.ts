@@ -63,6 +63,9 @@ import type {
   V2InferRequest,
   V2InferResponse,
   V2ModelMetadata,
+  CostCard,
+  QuantizationReport,
+  QuantizeRequest,
 } from './types.ts';
 import { terminalJobStatuses } from './types.ts';
 
@@ -420,6 +423,25 @@ export class VersionsApi {
   /** The version's signed provenance record (verify it with `verifyRecord` and the server's signing key). */
   async provenance(model: string, version: number | string, options: SignalOption = {}): Promise<VersionProvenance> {
     return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/provenance`, { signal: options.signal })) as VersionProvenance;
+  }
+
+  /** Starts a quantize job making an int8 version of this one (`version` may be an alias). */
+  async quantize(model: string, version: number | string, request: QuantizeRequest & SignalOption): Promise<Job> {
+    const { signal, ...body } = request;
+    return unwrap<Job>(await this.transport.json('POST', `/api/v1/models/${segment(model)}/versions/${segment(version)}/quantize`, { json: body, signal }), 'job');
+  }
+
+  /** The report of the quantize job that made this version (404 for any other version). */
+  async quantization(model: string, version: number | string, options: SignalOption = {}): Promise<QuantizationReport> {
+    return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/quantization`, { signal: options.signal })) as QuantizationReport;
+  }
+
+  /** The version's cost card; with `calibrate`, after a short calibration run on the server. */
+  async cost(model: string, version: number | string, options: SignalOption & { calibrate?: boolean } = {}): Promise<CostCard> {
+    const path = `/api/v1/models/${segment(model)}/versions/${segment(version)}/cost`;
+    return (await (options.calibrate === true
+      ? this.transport.json('POST', `${path}/calibrate`, { signal: options.signal })
+      : this.transport.json('GET', path, { signal: options.signal }))) as CostCard;
   }
 
   async downloadFile(model: string, version: number | string, file: ModelFileName, options: SignalOption = {}): Promise<Uint8Array> {

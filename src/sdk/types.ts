@@ -87,13 +87,20 @@ export type JobFailure = Static<typeof jobs.JobFailure>;
 /** `resultVersion.metrics` is the training summary (`TrainingSummary`). */
 export type Job = Static<typeof jobs.Job>;
 
-/** What a job does: `train`, `pull` (`quantize`, `evaluate`, `sweep` reserved). */
+/** What a job does: `train`, `pull`, `quantize` (`evaluate`, `sweep` reserved). */
 export type JobKind = Static<typeof jobs.JobKindSchema>;
 
 /** `POST /api/v1/models/{name}/versions` with JSON: the server downloads the file in a pull job. */
 export type PullModelRequest = Static<typeof jobs.PullSettings>;
 /** `POST /api/v1/jobs` with `kind: "pull"`. */
 export type SubmitPullJobRequest = Static<typeof jobs.PullJobRequest>;
+
+/** `POST /api/v1/models/{name}/versions/{version}/quantize`: the version comes from the path. */
+export type QuantizeRequest = Static<typeof models.QuantizeRequest>;
+/** The report stored with a version made by a quantize job. */
+export type QuantizationReport = Static<typeof models.QuantizationReport>;
+/** `GET /api/v1/models/{name}/versions/{version}/cost`. */
+export type CostCard = Static<typeof models.CostCard>;
 
 /** Payload of a pull job's `job-progress` events. */
 export interface PullProgressData {

@@ -207,9 +207,15 @@ describe('restore drill', () => {
     expect((await call(live.app, globex.adminKey, 'DELETE', `/api/v1/datasets/${globexDatasets[0]!.id}`)).statusCode).toBe(204);
     expect((await call(live.app, acme.adminKey, 'POST', `/api/v1/jobs/${runningJobId}/cancel`)).statusCode).toBe(202);
     // Until the runner has handled the worker's last message, a checkpoint may still be being written.
+    // Events come in pages of 500; a job that ran long has more, and job-finished is the last.
+    let seen = 0;
     await until(async () => {
-      const events = await live.context.jobs.service.events(acme.id, runningJobId, 0);
-      return events.some((event) => event.type === 'job-finished') ? true : undefined;
+      for (;;) {
+        const events = await live.context.jobs.service.events(acme.id, runningJobId, seen);
+        if (events.some((event) => event.type === 'job-finished')) return true;
+        if (events.length === 0) return undefined;
+        seen = events.at(-1)!.id;
+      }
     });
   });
 
