@@ -215,6 +215,11 @@ describe('web console in Chromium', () => {
     const aliases = (await (await fetch(`${server.url}/api/v1/models/digits/aliases`, { headers: { authorization: `Bearer ${adminKey}` } })).json()) as { aliases: { name: string; version: number }[] };
     expect(aliases.aliases).toMatchObject([{ name: 'production', version: 1 }]);
     expect(await page.locator('#version-1 table').first().textContent()).toContain('[-1, 28, 28]');
+    // The cost card: the graph's parameters (784·64 + 64 + 64·10 + 10 weights, plus the input.scale
+    // constant), the price from the tenant's plan.
+    await page.locator('#cost-1-parameters').waitFor();
+    expect(await page.locator('#cost-1-parameters').textContent()).toBe('50,891');
+    expect(await page.locator('#cost-1').textContent()).toContain('0.5 USD (starter');
     // An evaluation report from the version's card: figures, and a confusion matrix that sums to the sample count.
     await page.locator('#version-1 details.evaluations > summary').click();
     await page.locator('#evaluate-dataset-1').selectOption({ label: 'digits-train' });
