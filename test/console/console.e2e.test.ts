@@ -56,6 +56,8 @@ const browserErrors: string[] = [];
 async function screenshot(name: string): Promise<void> {
   if (screenshotDir === undefined) return;
   await page.evaluate(() => document.fonts.ready);
+  // Full-page shots of a scrolled page would draw the sticky top bar mid-page.
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(screenshotDir, `console-${name}.png`), fullPage: true });
 }
 

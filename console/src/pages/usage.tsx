@@ -82,7 +82,7 @@ export function UsagePage() {
                     <td class="number">{formatNumber(total.requests)}</td>
                     <td class="number">{formatNumber(total.failed)}</td>
                     <td class="number">{formatNumber(total.items)}</td>
-                    <td class="number">{formatNumber(Math.round(total.computeMs))} ms</td>
+                    <td class="number">{formatNumber(total.computeMs, 3)} ms</td>
                     <td class="number">{formatNumber(total.tokens)}</td>
                     <td class="number">{formatNumber(total.training)}</td>
                   </tr>
