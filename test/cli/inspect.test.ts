@@ -37,11 +37,17 @@ describe('models show', () => {
         'GET /api/v1/models/mnist': sendJson(200, { model: { name: 'mnist', description: 'digits', versions: [1, 2], aliases: [{ name: 'production', version: 2 }] } }),
         'GET /api/v1/models/mnist/versions': sendJson(200, { versions: [version1, version2] }),
         'GET /api/v1/models/mnist/versions/1/provenance': sendJson(200, { record: { files: [{ name: 'model.onnx', sha256: 'a', bytes: 2048 }, { name: 'spec.json', sha256: 'b', bytes: 1024 }] }, signature: 'x' }),
+        'GET /api/v1/models/mnist/versions/2/cost': sendJson(200, {
+            model: 'mnist', version: 2, format: 'onnx', parameters: 101770, fileBytes: 407698, flopsPerItem: 203530, flopsComplete: true, uncountedNodes: [],
+            calibration: { p50Milliseconds: 0.25, itemsPerSecond: 339611, throughputBatch: 32, runs: 20, measuredAt: '2026-11-29T10:05:00.000Z' },
+            tokensPerSecond: null, kvCacheBytesPerToken: null, memoryBytes: null, measuredMemoryBytes: 1048576,
+            pricePer1000Predictions: { plan: 'starter', currency: 'USD', micros: 250000, includedPredictions: 10000 }, priceNote: '',
+        }),
       },
       ['models', 'show', 'mnist'],
     );
     expect(result.code, result.err).toBe(0);
-    expect(result.requests).toEqual(['GET /api/v1/models/mnist', 'GET /api/v1/models/mnist/versions', 'GET /api/v1/models/mnist/versions/1/provenance']);
+    expect(result.requests).toEqual(['GET /api/v1/models/mnist', 'GET /api/v1/models/mnist/versions', 'GET /api/v1/models/mnist/versions/1/provenance', 'GET /api/v1/models/mnist/versions/2/cost']);
     expect(result.out).toBe(
       [
         'model mnist — digits',
@@ -57,6 +63,16 @@ describe('models show', () => {
         '  output  output  FP32  [-1, 10]',
         'files (version 2): model.onnx, spec.json',
         '',
+        'cost card (version 2; aiaas models cost mnist@2 --calibrate measures latency):',
+        '  model          mnist@2 (onnx)',
+        '  parameters     101770',
+        '  file           398 KiB',
+        '  FLOPs/item     203530',
+        '  latency p50    0.25 ms (batch 1)',
+        '  items/s        339611 (batch 32)',
+        '  memory         not loaded',
+        '  price/1000     0.25 USD (plan starter, beyond 10000 included a month)',
+        '',
       ].join('\n'),
     );
   });
@@ -69,7 +85,7 @@ describe('models show', () => {
       },
       ['models', 'show', 'mnist', '--json'],
     );
-    expect(JSON.parse(result.out)).toMatchObject({ model: { name: 'mnist' }, versions: [{ version: 2, fileSizes: null }] });
+    expect(JSON.parse(result.out)).toMatchObject({ model: { name: 'mnist' }, versions: [{ version: 2, fileSizes: null }], cost: null });
   });
 });
 

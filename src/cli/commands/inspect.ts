@@ -9,8 +9,9 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { AiaasApiError } from '../../sdk/errors.ts';
-import type { Job, JsonValue, ModelVersion } from '../../sdk/types.ts';
+import type { CostCard, Job, JsonValue, ModelVersion } from '../../sdk/types.ts';
 import { CliFailure, CliUsageError, stringOption, type CommandDefinition } from '../command.ts';
+import { costCardLines } from '../cost-card.ts';
 import { bytes, json, metrics, sparkline, table, timestamp } from '../format.ts';
 
 /** `NAME@VERSION` (a number, an alias or `latest`) split in two; a usage error otherwise. */
@@ -91,8 +92,18 @@ export const inspectCommands: readonly CommandDefinition[] = [
           if (!AiaasApiError.isInstance(error) || error.status >= 500) throw error;
         }
       }
+      const latestVersion = versions.reduce<ModelVersion | undefined>((best, version) => (best === undefined || version.version > best.version ? version : best), undefined);
+      let cost: CostCard | undefined;
+      if (latestVersion !== undefined) {
+        try {
+          cost = await client.versions.cost(name, latestVersion.version, { signal: context.signal });
+        } catch (error) {
+          // A cost card the key may not read (or a format without one) leaves the rest of the page.
+          if (!AiaasApiError.isInstance(error) || error.status >= 500) throw error;
+        }
+      }
       if (context.json) {
-        context.io.stdout.write(json({ model, versions: versions.map((version) => ({ ...version, fileSizes: sizes.get(version.version) ?? null })) }));
+        context.io.stdout.write(json({ model, versions: versions.map((version) => ({ ...version, fileSizes: sizes.get(version.version) ?? null })), cost: cost ?? null }));
         return 0;
       }
       const out = context.io.stdout;
@@ -125,6 +136,7 @@ export const inspectCommands: readonly CommandDefinition[] = [
       const files = sizes.get(latest.version);
       out.write(`files (version ${latest.version}): ${files === undefined ? latest.files.join(', ') : files.map((file) => `${file.name} ${bytes(file.bytes)}`).join(', ')}\n`);
       if (!latest.exportable) out.write('export: not exportable (files cannot be downloaded)\n');
+      if (cost !== undefined) out.write(`\ncost card (version ${latest.version}; aiaas models cost ${name}@${latest.version} --calibrate measures latency):\n${costCardLines(cost).map((line) => `  ${line}`).join('\n')}\n`);
       return 0;
     },
   },
