@@ -287,7 +287,7 @@ export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps):
         return last;
       }
       const first = await progress.next();
-      const stream = beginStream(reply, 'application/x-ndjson');
+      const stream = beginStream(reply, 'application/x-ndjson', undefined, deps.shutdown);
       const write = (value: unknown): void => stream.write(`${JSON.stringify(value)}\n`);
       try {
         if (first.done !== true) write(first.value);
