@@ -106,19 +106,24 @@ export function createUsageMeter(ledger: UsageRecorder): UsageMeter {
     },
 
     install(app, isMeteredUrl) {
-      app.addHook('preParsing', async (request, _reply, payload) => {
-        if (request.headers['content-length'] !== undefined || !isMeteredUrl(request.url)) return payload;
+      // Callback hooks: they run on every request, and an async hook costs a promise and a microtask.
+      app.addHook('preParsing', (request, _reply, payload, done) => {
+        if (request.headers['content-length'] !== undefined || !isMeteredUrl(request.url)) {
+          done(null, payload);
+          return;
+        }
         const counter = new ByteCounter();
         countedBodies.set(request, counter);
         payload.on('error', (error) => counter.destroy(error));
-        return payload.pipe(counter);
+        done(null, payload.pipe(counter));
       });
-      app.addHook('onSend', async (request, _reply, payload) => {
+      app.addHook('onSend', (request, _reply, payload, done) => {
         const where = dimensionsOf.get(request);
-        if (where === undefined) return payload;
-        const bytes = payloadBytes(payload);
-        if (bytes !== undefined && bytes > 0) ledger.record({ ...where, bytesOut: bytes });
-        return payload;
+        if (where !== undefined) {
+          const bytes = payloadBytes(payload);
+          if (bytes !== undefined && bytes > 0) ledger.record({ ...where, bytesOut: bytes });
+        }
+        done(null, payload);
       });
     },
   };

@@ -111,7 +111,10 @@ export async function signatureOf(deps: InferenceDeps, model: ResolvedModel): Pr
  */
 export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean; binaryTensors?: boolean }): BinarySections {
   installSchemaCompilers(app);
-  app.addHook('onRequest', async (request, reply) => trackResponse(request, reply));
+  app.addHook('onRequest', (request, reply, done) => {
+    trackResponse(request, reply);
+    done();
+  });
   app.setErrorHandler((error, request, reply) => {
     // A runtime's full error text (host paths included) stays in the log; the client gets a cleaned message.
     if (AiaasError.isInstance(error) && error.cause !== undefined) request.log.warn({ err: error.cause, code: error.code }, `inference failed: ${error.message}`);
