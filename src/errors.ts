@@ -78,6 +78,8 @@ export const errorCatalogue = {
   // evaluations, promotion gates (src/quality/)
   EVALUATION_NOT_FOUND: { status: 404, title: 'Evaluation not found' },
   GATE_FAILED: { status: 409, title: "The version does not pass the alias's promotion gate" },
+  // int8 quantization (src/onnx/quantize.ts, src/platform/model-quantize.ts)
+  QUANTIZATION_UNSUPPORTED: { status: 422, title: 'The model cannot be quantized' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

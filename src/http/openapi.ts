@@ -152,6 +152,10 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /api/v1/sweeps/:id/events': { summary: 'Server-Sent Events: the leaderboard on every change (sweep-leaderboard), sweep-finished last', permission: 'jobs:read', tag: 'quality' },
   'POST /api/v1/sweeps/:id/cancel': { summary: 'Cancel a sweep and its unfinished trial jobs', permission: 'jobs:write', tag: 'quality' },
   'POST /api/v1/sweeps/:id/register': { summary: "Register the best trial's model as a version (once)", permission: 'models:write', tag: 'quality' },
+  'POST /api/v1/models/:name/versions/:version/quantize': { summary: 'Start a quantize job making an int8 version of this one (dynamic-int8): 202 with the job', permission: 'models:write', tag: 'models' },
+  'GET /api/v1/models/:name/versions/:version/quantization': { summary: 'The report stored with a version made by a quantize job: size and latency ratios, accuracy delta, largest output difference, nodes left float32', permission: 'models:read', tag: 'models' },
+  'GET /api/v1/models/:name/versions/:version/cost': { summary: "The version's cost card: parameters, file size, FLOPs per item, calibration figures, memory, price", permission: 'models:read', tag: 'models' },
+  'POST /api/v1/models/:name/versions/:version/cost/calibrate': { summary: 'Measure latency and items/s (GGUF: tokens/s) through the model manager, store them with the version, answer the cost card', permission: 'models:write', tag: 'models' },
 };
 
 export function routeKey(route: RegisteredRoute): string {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { AiaasConfig } from '../config.ts';
 import type { DatasetSchema } from '../platform/datasets.ts';
 import { createPullHandler, registerPulledFile } from '../platform/model-pull.ts';
+import { createQuantizeHandler } from '../platform/model-quantize.ts';
 import type { ModelRegistry } from '../platform/model-registry.ts';
 import type { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
 import type { Repositories } from '../storage/index.ts';
@@ -95,6 +96,23 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     memoryLimitBytes: config.jobMemoryLimitBytes,
     logger: context.logger.child({ component: 'evaluations' }),
   });
+  const quantize = createQuantizeHandler({
+    async version(tenantId, modelName, version) {
+      return (await registry.getVersion(tenantId, modelName, String(version))).version;
+    },
+    writeModelFile: async (tenantId, version, path) => void (await artifacts.decryptToFile(tenantId, version.onnxRef, path)),
+    scratchDirectory: join(config.dataDir, 'quantize'),
+    loadDatasetSource,
+    async specOf(tenantId, version) {
+      const ref = version.savedModelRefs?.['spec.json'];
+      return ref === undefined ? undefined : (JSON.parse(new TextDecoder().decode(await artifacts.get(tenantId, ref))) as unknown);
+    },
+    // Derived from its source version: the provenance names it, and an export restriction carries over.
+    register: (job, path, source) => registerPulledFile(registry, job, path, { parentVersionId: source.id, provenance: { hyperparameters: job.settings } }),
+    saveReport: (tenantId, versionId, report) => repositories.models.setQuantizationReport(tenantId, versionId, report),
+    memoryLimitBytes: config.jobMemoryLimitBytes,
+    onOutput: (text) => context.logger.warn({ component: 'jobs', output: text.slice(0, 2000) }, 'quantize process output'),
+  });
   const runner = new JobRunner(
     {
       jobs: repositories.jobs,
@@ -129,7 +147,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
               await context.recordTrainingSeconds!(tenantId, seconds);
             },
           }),
-      handlers: { pull: pull.handler, evaluate: evaluate.handler },
+      handlers: { pull: pull.handler, evaluate: evaluate.handler, quantize: quantize.handler },
     },
     {
       concurrency: config.jobConcurrency,
@@ -143,7 +161,8 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     const job = await repositories.jobs.get(tenantId, jobId);
     if (job === undefined) return {};
     const datasets: ProvenanceDataset[] = [];
-    for (const [role, datasetId] of [['train', job.datasetId], ['test', job.testDatasetId]] as const) {
+    const validationDatasetId = (job.settings as { validationDatasetId?: string }).validationDatasetId ?? null;
+    for (const [role, datasetId] of [['train', job.datasetId], ['test', job.testDatasetId], ['validation', validationDatasetId]] as const) {
       if (datasetId === null) continue;
       const record = await repositories.datasets.get(tenantId, datasetId);
       if (record === undefined) continue;
@@ -167,7 +186,7 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     },
     runner,
     maxUnfinishedJobsPerTenant: config.maxConcurrentJobsPerTenant,
-    kinds: { pull: pull.parser, evaluate: evaluate.parser },
+    kinds: { pull: pull.parser, evaluate: evaluate.parser, quantize: quantize.parser },
     maxModelParameters: config.maxModelParameters,
     ...(context.admitJob === undefined ? {} : { admitJob: context.admitJob }),
   });

@@ -1,4 +1,4 @@
-/** The seam between the job queue and the kinds of job it runs (train, pull; later quantize, evaluate, sweep). */
+/** The seam between the job queue and the kinds of job it runs (train, pull, quantize; later evaluate, sweep). */
 import type { JobRecord } from '../storage/repositories/jobs.ts';
 
 /** Event types on a job's stream, named noun-verb as DESIGN.md asks. */

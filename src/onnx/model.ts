@@ -189,6 +189,20 @@ function writeGraph(writer: ProtobufWriter, graph: OnnxGraph): void {
   for (const tensor of graph.sparseInitializers ?? []) writer.message(15, (inner) => writeSparseTensor(inner, tensor));
 }
 
+/** One NodeProto's bytes (the message body, without a field key). */
+export function encodeNode(node: OnnxNode): Uint8Array {
+  const writer = new ProtobufWriter();
+  writeNode(writer, node);
+  return writer.finish();
+}
+
+/** One TensorProto's bytes (the message body, without a field key). */
+export function encodeTensor(tensor: OnnxTensor): Uint8Array {
+  const writer = new ProtobufWriter();
+  writeTensor(writer, tensor);
+  return writer.finish();
+}
+
 /** Serialise to the ONNX protobuf wire format (a `.onnx` file's bytes). */
 export function encodeOnnxModel(model: OnnxModel): Uint8Array {
   const writer = new ProtobufWriter();

@@ -211,7 +211,9 @@ function pushMessage(parts: Part[], tag: Uint8Array, body: Uint8Array, budget: B
  * The model without its main graph's initializer data, from a stream; at most `maxBytes` kept.
  * Throws InvalidOnnxError when the stream is not a well-formed protobuf or keeps too much.
  */
-export async function onnxSkeleton(source: AsyncIterable<Uint8Array>, options: { maxBytes?: number } = {}): Promise<Uint8Array> {
+export async function onnxSkeleton(source: AsyncIterable<Uint8Array>, options: { maxBytes?: number; keepTensorsUpToBytes?: number } = {}): Promise<Uint8Array> {
+  // Small initializers (shapes, axes) may be kept whole: a cost analysis needs Reshape's target.
+  const keepUpTo = options.keepTensorsUpToBytes ?? 0;
   const cursor = new StreamCursor(source);
   const budget = new Budget(options.maxBytes ?? 256 * 1024 * 1024);
   try {
@@ -220,7 +222,13 @@ export async function onnxSkeleton(source: AsyncIterable<Uint8Array>, options: {
       const graphLength = lengthOf((await cursor.varint()).value);
       const graph = await message(cursor, graphLength, budget, async (graphField, graphWire, graphTag, graphParts) => {
         if (graphField !== GraphField.initializer || graphWire !== Wire.lengthDelimited) return false;
-        const tensorLength = lengthOf((await cursor.varint()).value);
+        const { raw: lengthBytes, value } = await cursor.varint();
+        const tensorLength = lengthOf(value);
+        if (tensorLength <= keepUpTo) {
+          budget.take(graphTag.byteLength + lengthBytes.byteLength + tensorLength);
+          graphParts.push(graphTag, lengthBytes, await cursor.bytes(tensorLength));
+          return true;
+        }
         const tensor = await message(cursor, tensorLength, budget, async (tensorField, tensorWire) => {
           if (!tensorDataFields.has(tensorField)) return false;
           await skipField(cursor, tensorWire);

@@ -11,7 +11,7 @@ import { AiaasError } from '../errors.ts';
 import type { JobKindContext, JobKindHandler, JobKindParser, JobKindResult } from '../jobs/job-types.ts';
 import type { JobRecord } from '../storage/repositories/jobs.ts';
 import { downloadToFile } from './download.ts';
-import type { ModelRegistry } from './model-registry.ts';
+import type { AddVersionOptions, ModelRegistry } from './model-registry.ts';
 import { validateName } from './names.ts';
 import { checkUrl, type PullPolicy } from './pull-policy.ts';
 
@@ -148,8 +148,14 @@ export function createPullHandler(options: ModelPullOptions): { parser: JobKindP
  * add-version path (encrypted as it is stored, validated from the stored artifact), so a model is
  * never held whole in memory.
  */
-export async function registerPulledFile(registry: ModelRegistry, job: JobRecord, path: string): Promise<{ versionId: string; version: number }> {
-  const options = { source: 'job', createModel: true, jobId: job.id } as const;
+export async function registerPulledFile(
+  registry: ModelRegistry,
+  job: JobRecord,
+  path: string,
+  derivation: Pick<AddVersionOptions, 'parentVersionId' | 'provenance'> = {},
+): Promise<{ versionId: string; version: number }> {
+  // Also how a quantize job registers its file, with the version it derives from.
+  const options: AddVersionOptions = { source: 'job', createModel: true, jobId: job.id, ...derivation };
   // The format by its first bytes, as an upload's (runtimes/formats.ts).
   const handle = await open(path, 'r');
   const head = Buffer.alloc(512);

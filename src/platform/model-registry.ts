@@ -20,6 +20,7 @@ import { latestSelector, validateAliasName } from '../storage/index.ts';
 import type { PlaintextDirectory } from '../storage/plaintext-directory.ts';
 import type { GgufSignature } from '../runtimes/gguf/gguf-signature.ts';
 import { externalDataFiles, refuseExternalData, skeletonOf } from './external-data.ts';
+import type { QuantizationReport } from './model-quantize.ts';
 import { withModelNames } from './model-names.ts';
 import { validateName } from './names.ts';
 import { readTar } from './tar.ts';
@@ -109,6 +110,8 @@ export interface VersionView {
   parentVersionId: string | null;
   /** Whether a signed provenance record exists (`GET …/versions/:v/provenance`). */
   provenance: boolean;
+  /** For a version made by a quantize job, its report (also `GET …/versions/:v/quantization`); else null. */
+  quantization: QuantizationReport | null;
 }
 
 /** A GGUF version's signature as stored: the header's description plus the plaintext file's hash. */
@@ -1150,6 +1153,7 @@ function versionView(model: ModelRecord, version: ModelVersionRecord, aliases: r
     exportable: model.exportable && version.exportable,
     parentVersionId: version.parentVersionId,
     provenance: version.provenance !== null,
+    quantization: (version.quantization as QuantizationReport | null) ?? null,
   };
 }
 

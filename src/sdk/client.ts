@@ -36,6 +36,8 @@ import type {
   Dataset,
   DatasetFormat,
   HealthStatus,
+  RepositoryIndexEntry,
+  ServerMetadata,
   Job,
   JobEvent,
   JobStatus,
@@ -63,6 +65,9 @@ import type {
   V2InferRequest,
   V2InferResponse,
   V2ModelMetadata,
+  CostCard,
+  QuantizationReport,
+  QuantizeRequest,
 } from './types.ts';
 import { terminalJobStatuses } from './types.ts';
 
@@ -422,11 +427,39 @@ export class VersionsApi {
     return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/provenance`, { signal: options.signal })) as VersionProvenance;
   }
 
+  /** Starts a quantize job making an int8 version of this one (`version` may be an alias). */
+  async quantize(model: string, version: number | string, request: QuantizeRequest & SignalOption): Promise<Job> {
+    const { signal, ...body } = request;
+    return unwrap<Job>(await this.transport.json('POST', `/api/v1/models/${segment(model)}/versions/${segment(version)}/quantize`, { json: body, signal }), 'job');
+  }
+
+  /** The report of the quantize job that made this version (404 for any other version). */
+  async quantization(model: string, version: number | string, options: SignalOption = {}): Promise<QuantizationReport> {
+    return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/quantization`, { signal: options.signal })) as QuantizationReport;
+  }
+
+  /** The version's cost card; with `calibrate`, after a short calibration run on the server. */
+  async cost(model: string, version: number | string, options: SignalOption & { calibrate?: boolean } = {}): Promise<CostCard> {
+    const path = `/api/v1/models/${segment(model)}/versions/${segment(version)}/cost`;
+    return (await (options.calibrate === true
+      ? this.transport.json('POST', `${path}/calibrate`, { signal: options.signal })
+      : this.transport.json('GET', path, { signal: options.signal }))) as CostCard;
+  }
+
   async downloadFile(model: string, version: number | string, file: ModelFileName, options: SignalOption = {}): Promise<Uint8Array> {
     const response = await this.transport.send('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/files/${segment(file)}`, {
       signal: options.signal,
     });
     return new Uint8Array(await response.arrayBuffer());
+  }
+
+  /** The same file as a stream, for files too large to hold in memory (GGUF); errors are thrown before any byte. */
+  async downloadFileStream(model: string, version: number | string, file: ModelFileName | 'model.gguf', options: SignalOption = {}): Promise<ReadableStream<Uint8Array>> {
+    const response = await this.transport.send('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/files/${segment(file)}`, {
+      signal: options.signal,
+    });
+    if (response.body === null) return new ReadableStream({ start: (controller) => controller.close() });
+    return response.body;
   }
 }
 
@@ -463,6 +496,10 @@ export class AliasesApi {
   async shadow(model: string, alias: string, options: SignalOption = {}): Promise<ShadowStatus> {
     return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/aliases/${segment(alias)}/shadow`, { signal: options.signal })) as ShadowStatus;
   }
+
+  async delete(model: string, alias: string, options: SignalOption = {}): Promise<void> {
+    await this.transport.send('DELETE', `/api/v1/models/${segment(model)}/aliases/${segment(alias)}`, { signal: options.signal });
+  }
 }
 
 export class EvaluationsApi {
@@ -481,10 +518,6 @@ export class EvaluationsApi {
 
   async get(model: string, version: number | string, id: string, options: SignalOption = {}): Promise<Evaluation> {
     return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/evaluations/${segment(id)}`, { signal: options.signal })) as Evaluation;
-  }
-
-  async delete(model: string, alias: string, options: SignalOption = {}): Promise<void> {
-    await this.transport.send('DELETE', `/api/v1/models/${segment(model)}/aliases/${segment(alias)}`, { signal: options.signal });
   }
 }
 
@@ -844,6 +877,16 @@ export class AiaasClient {
   /** `GET /healthz`: the process is up. */
   async health(options: SignalOption = {}): Promise<HealthStatus> {
     return (await this.transport.json('GET', '/healthz', { signal: options.signal })) as HealthStatus;
+  }
+
+  /** `GET /v2`: the KServe V2 server metadata, `{name, version, extensions}`. */
+  async serverMetadata(options: SignalOption = {}): Promise<ServerMetadata> {
+    return (await this.transport.json('GET', '/v2', { signal: options.signal })) as ServerMetadata;
+  }
+
+  /** `POST /v2/repository/index` (Triton): the caller's model versions and whether each is loaded (`READY`). */
+  async repositoryIndex(options: SignalOption & { ready?: boolean } = {}): Promise<RepositoryIndexEntry[]> {
+    return (await this.transport.json('POST', '/v2/repository/index', { json: options.ready === undefined ? {} : { ready: options.ready }, signal: options.signal })) as RepositoryIndexEntry[];
   }
 
   /** `GET /readyz`: database and artifact store reachable. A 503 answers `ready: false` rather than throwing. */

@@ -36,6 +36,21 @@ export const terminalJobStatuses: readonly JobStatus[] = ['succeeded', 'failed',
 
 export type HealthStatus = Static<typeof service.HealthStatus> | Static<typeof service.ReadinessStatus>;
 
+/** `GET /v2`: KServe V2 server metadata. */
+export interface ServerMetadata {
+  name: string;
+  version: string;
+  extensions: string[];
+}
+
+/** One entry of `POST /v2/repository/index`: `state` is `READY` when the version is loaded. */
+export interface RepositoryIndexEntry {
+  name: string;
+  version: string;
+  state: string;
+  reason: string;
+}
+
 // Identity, tenants, keys
 
 export type Tenant = Static<typeof identity.Tenant>;
@@ -87,13 +102,20 @@ export type JobFailure = Static<typeof jobs.JobFailure>;
 /** `resultVersion.metrics` is the training summary (`TrainingSummary`). */
 export type Job = Static<typeof jobs.Job>;
 
-/** What a job does: `train`, `pull` (`quantize`, `evaluate`, `sweep` reserved). */
+/** What a job does: `train`, `pull`, `quantize` (`evaluate`, `sweep` reserved). */
 export type JobKind = Static<typeof jobs.JobKindSchema>;
 
 /** `POST /api/v1/models/{name}/versions` with JSON: the server downloads the file in a pull job. */
 export type PullModelRequest = Static<typeof jobs.PullSettings>;
 /** `POST /api/v1/jobs` with `kind: "pull"`. */
 export type SubmitPullJobRequest = Static<typeof jobs.PullJobRequest>;
+
+/** `POST /api/v1/models/{name}/versions/{version}/quantize`: the version comes from the path. */
+export type QuantizeRequest = Static<typeof models.QuantizeRequest>;
+/** The report stored with a version made by a quantize job. */
+export type QuantizationReport = Static<typeof models.QuantizationReport>;
+/** `GET /api/v1/models/{name}/versions/{version}/cost`. */
+export type CostCard = Static<typeof models.CostCard>;
 
 /** Payload of a pull job's `job-progress` events. */
 export interface PullProgressData {

@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sql } from 'kysely';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createServerLogger } from './logger.ts';
 import { validateConfig, type AiaasConfig } from '../config.ts';
 import { AiaasError } from '../errors.ts';
 import { AuditLogger } from '../http/audit.ts';
@@ -23,6 +24,7 @@ import { Explainer } from '../explain/explainer.ts';
 import { aiaasVersion } from '../version.ts';
 import { TenantKeyService } from '../security/tenant-keys.ts';
 import { TenantTextCipher } from '../security/tenant-text.ts';
+import { ModelCostService } from '../platform/model-cost.ts';
 import { ModelManager, type LanguageModelRuntime, type ModelFiles, type ModelKey, type ModelManagerOptions } from '../inference/model-manager.ts';
 import { AccessService } from '../platform/access.ts';
 import { DatasetService } from '../platform/datasets.ts';
@@ -93,6 +95,8 @@ export interface ServerContext {
   readonly webhooks: WebhookService;
   /** Monthly invoices from the plan history and the usage ledger. */
   readonly invoices: InvoiceService;
+  /** Model cost cards and their calibration runs. */
+  readonly costs: ModelCostService;
   readonly logger: Logger;
   readonly now: () => Date;
   /** Drift baselines, sampling windows and scores of served versions. */
@@ -224,7 +228,7 @@ async function requireKeysForStoredData(repositories: Repositories, keyStore: Ke
 export async function createServerContext(config: AiaasConfig, options: ServerContextOptions = {}): Promise<ServerContext> {
   validateConfig(config);
   const now = options.now ?? (() => new Date());
-  const logger = options.logger ?? pino({ level: config.logLevel, redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]'], censor: '[redacted]' } });
+  const logger = options.logger ?? createServerLogger(config);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   // Before anything else touches the directory: a second server would fight this one over it.
   const lock = lockDataDir(config.dataDir, 'serve');
@@ -426,6 +430,20 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       logger,
       now,
     });
+    const costs = new ModelCostService({
+      getVersion: (tenantId, modelName, selector) => registry.getVersion(tenantId, modelName, selector),
+      openModelFile: async (tenantId, modelName, version) => (await registry.openFile(tenantId, modelName, String(version.version), 'model.onnx')).stream,
+      infer: (key, request) => manager.infer(key, request),
+      generate: async (key, prompt, maxTokens) => {
+        const runtime = await manager.acquireLanguageModel(key);
+        const result = await runtime.generate({ prompt: { kind: 'text', text: prompt }, maxTokens, temperature: 0 });
+        return { completionTokens: result.usage.completionTokens };
+      },
+      loadedMemoryBytes: (versionId) => manager.loaded().find((entry) => entry.key.versionId === versionId)?.memoryBytes,
+      saveCalibration: (tenantId, versionId, calibration) => repositories.models.setCostCalibration(tenantId, versionId, calibration),
+      planOf: (tenantId) => plans.currentPlan(tenantId),
+      now,
+    });
     // Before the database closes: a running backup is still reading it.
     closers.unshift(() => backups.close());
     const drift = new DriftService({
@@ -472,6 +490,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       webhooks,
       invoices,
       drift,
+      costs,
       logger,
       now,
       bootstrap: {

@@ -452,6 +452,15 @@ export const migrations: readonly Migration[] = [
       await db.schema.alterTable('aliases').addColumn('gate_json', 'text').execute();
     },
   },
+  {
+    // Cost cards and int8 quantization: a quantized version keeps its report (node names: tenant
+    // text, sealed); every version may keep the figures of its last calibration run (numbers only).
+    name: '0003_model_cost',
+    async up(db) {
+      await db.schema.alterTable('model_versions').addColumn('quantization_json', 'text').execute();
+      await db.schema.alterTable('model_versions').addColumn('cost_calibration_json', 'text').execute();
+    },
+  },
 ];
 
 /**

@@ -104,6 +104,10 @@ export interface ModelVersionsTable {
   provenance_signature: string | null;
   /** Bytes one instance takes, measured at validation (0003_model_memory); null when not measured. */
   measured_memory_bytes: number | null;
+  /** Since 0003_model_cost: the report of the quantize job that made this version (sealed). */
+  quantization_json: JsonText | null;
+  /** Since 0003_model_cost: the last cost calibration run's figures. */
+  cost_calibration_json: JsonText | null;
 }
 
 export interface AliasesTable {

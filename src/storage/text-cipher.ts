@@ -32,7 +32,7 @@ export const sealedTextPrefix = 'enc:v1:';
 export const sealedColumns = {
   datasets: { rowId: 'id', columns: ['schema_json'] },
   models: { rowId: 'id', columns: ['description', 'batching_json'] },
-  model_versions: { rowId: 'id', columns: ['signature_json', 'metrics_json', 'chat_template', 'provenance_json'] },
+  model_versions: { rowId: 'id', columns: ['signature_json', 'metrics_json', 'chat_template', 'provenance_json', 'quantization_json'] },
   jobs: { rowId: 'id', columns: ['spec_json', 'settings_json', 'metrics_history_json', 'error_json', 'loss_text'] },
   // The event id is assigned by the database on insert, so an event binds the job it belongs to.
   job_events: { rowId: 'job_id', columns: ['payload_json'] },

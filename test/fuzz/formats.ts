@@ -28,6 +28,8 @@ import { encodeGguf } from '../../src/runtimes/gguf/gguf-writer.ts';
 import { randomLlamaGguf } from '../../src/runtimes/gguf/random-llama.ts';
 import { validateOnnxInChild } from '../../src/runtimes/onnx/validate-in-child.ts';
 import { externalDataFiles } from '../../src/platform/external-data.ts';
+import { graphCost } from '../../src/onnx/cost.ts';
+import { quantizeDynamicInt8 } from '../../src/onnx/quantize.ts';
 import { packTar, parseTar, TarError } from '../../src/sdk/tar.ts';
 import { mutateBytes, mutateJson, Random } from './random.ts';
 
@@ -178,6 +180,15 @@ export function formatTargets(): FormatTarget[] {
       parse: async (bytes) => {
         await externalDataFiles(bytes, undefined, ['model.onnx']);
         return externalDataFiles(bytes, new Map([['weights.bin', new Uint8Array(64)]]), ['model.onnx']);
+      },
+    },
+    {
+      // int8 quantization's graph rewrite (it runs in the quantize child) and the cost card's count.
+      name: 'onnx-quantize',
+      seeds: [onnxSeed, Model.fromSpec(convolutionSpec, { seed: 2 }).exportOnnx()],
+      parse: (bytes) => {
+        graphCost(bytes, new Map([['input', [1, 4]]]));
+        return quantizeDynamicInt8(bytes);
       },
     },
     {

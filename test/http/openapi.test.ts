@@ -29,7 +29,7 @@ function operations(): [string, string, Operation][] {
 }
 
 /** Routes that take no request body at all. */
-const bodiless = new Set(['post /api/v1/jobs/{id}/cancel', 'post /v2/repository/models/{name}/load', 'post /v2/repository/models/{name}/unload', 'post /api/v1/admin/backups', 'post /api/v1/webhooks/test', 'post /api/v1/sweeps/{id}/cancel', 'post /api/v1/sweeps/{id}/register']);
+const bodiless = new Set(['post /api/v1/jobs/{id}/cancel', 'post /v2/repository/models/{name}/load', 'post /v2/repository/models/{name}/unload', 'post /api/v1/admin/backups', 'post /api/v1/webhooks/test', 'post /api/v1/sweeps/{id}/cancel', 'post /api/v1/sweeps/{id}/register', 'post /api/v1/models/{name}/versions/{version}/cost/calibrate']);
 
 describe('/openapi.json', () => {
   it('gives every registered route its parameters, request body and per-status response schemas', () => {

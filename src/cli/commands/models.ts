@@ -9,8 +9,10 @@ import type { JsonValue } from '../../sdk/types.ts';
 import { CliFailure, CliUsageError, integerOption, requiredOption, stringOption, type CommandDefinition } from '../command.ts';
 import { renderEvaluationReport } from '../evaluation-tables.ts';
 import type { EvaluationReport } from '../../quality/metrics.ts';
+import { costCardLines } from '../cost-card.ts';
 import { bytes, json, writeListing } from '../format.ts';
 import type { CliIo } from '../io.ts';
+import { parseModelReference } from './predict.ts';
 
 function field(data: JsonValue, name: string): JsonValue | undefined {
   return typeof data === 'object' && data !== null && !Array.isArray(data) ? data[name] : undefined;
@@ -59,6 +61,7 @@ export async function watchPull(client: AiaasClient, io: CliIo, jobId: string, o
 
 /** sysexits' EX_TEMPFAIL: nothing changed yet, try again later (a gate's evaluations are still running). */
 const evaluatingExitCode = 75;
+
 
 export const modelCommands: readonly CommandDefinition[] = [
   {
@@ -419,6 +422,91 @@ export const modelCommands: readonly CommandDefinition[] = [
       if (!signatureValid) throw new CliFailure('SIGNATURE_INVALID', `the provenance record of ${name}@${version} does not verify against key ${keyId}`);
       const mismatch = report.files.find((file) => !file.matches);
       if (mismatch !== undefined) throw new CliFailure('HASH_MISMATCH', `${mismatch.path} is not the file the record of ${name}@${version} names`);
+      return 0;
+    },
+  },
+  {
+    path: ['models', 'quantize'],
+    summary: 'make an int8 version of a version (dynamic-int8 quantization job) and report size, latency and accuracy',
+    usage: 'NAME@VERSION [--evaluation-dataset ID] [--calibration-dataset ID] [--watch]',
+    description:
+      'Weights of MatMul, Gemm and Conv become int8 per output channel; activations are quantized at run time\n' +
+      '(DynamicQuantizeLinear + MatMulInteger/ConvInteger), so any ONNX runtime runs the result. The new version\n' +
+      'keeps the report: size ratio, measured latency ratio, accuracy delta on --evaluation-dataset, largest output\n' +
+      'difference on a sample, and the nodes left in float32. Prints the job id; with --watch, the report.',
+    positionals: ['NAME@VERSION'],
+    options: {
+      'evaluation-dataset': { type: 'string', valueName: 'ID', description: 'labelled dataset: top-1 accuracy of both versions is measured on it' },
+      'calibration-dataset': { type: 'string', valueName: 'ID', description: 'dataset whose items are the sample for the output difference and latency' },
+      watch: { type: 'boolean', description: 'wait for the job and print the new version\'s report' },
+    },
+    server: true,
+    json: true,
+    examples: ['aiaas models quantize fashion@1 --evaluation-dataset ds_… --watch'],
+    async run(context) {
+      const reference = parseModelReference(context.positionals[0] as string);
+      const selector = reference.version ?? reference.alias ?? 'latest';
+      const evaluationDatasetId = stringOption(context.values, 'evaluation-dataset');
+      const calibrationDatasetId = stringOption(context.values, 'calibration-dataset');
+      const client = context.client();
+      const job = await client.versions.quantize(reference.name, selector, {
+        mode: 'dynamic-int8',
+        ...(evaluationDatasetId === undefined ? {} : { evaluationDatasetId }),
+        ...(calibrationDatasetId === undefined ? {} : { calibrationDatasetId }),
+        signal: context.signal,
+      });
+      if (context.values.watch !== true) {
+        context.io.stdout.write(context.json ? json(job) : `${job.id}\n`);
+        return 0;
+      }
+      if (!context.json) context.io.stderr.write(`quantize job ${job.id}\n`);
+      for await (const event of client.jobs.watch(job.id, { signal: context.signal })) {
+        if (context.json) continue;
+        const phase = field(event.data, 'phase');
+        if (event.type === 'job-progress' && typeof phase === 'string') context.io.stderr.write(`${phase}\n`);
+      }
+      const finished = await client.jobs.get(job.id, { signal: context.signal });
+      if (finished.status !== 'succeeded' || finished.resultVersion === null) {
+        throw new CliFailure(finished.error?.code ?? 'JOB_FAILED', `quantize job ${job.id} ended ${finished.status}: ${finished.error?.message ?? 'no reason given'}`);
+      }
+      const report = await client.versions.quantization(reference.name, finished.resultVersion.version, { signal: context.signal });
+      if (context.json) {
+        context.io.stdout.write(json({ version: finished.resultVersion.version, report }));
+        return 0;
+      }
+      const accuracy = report.accuracy === null ? 'not measured (no --evaluation-dataset)' : `${(report.accuracy.float * 100).toFixed(2)} % → ${(report.accuracy.quantized * 100).toFixed(2)} % (${report.accuracy.deltaPercentagePoints >= 0 ? '+' : ''}${report.accuracy.deltaPercentagePoints.toFixed(2)} pp)`;
+      context.io.stdout.write(
+        [
+          `version        ${finished.resultVersion.version} (from ${report.sourceVersion})`,
+          `size           ${bytes(report.floatBytes)} → ${bytes(report.quantizedBytes)} (${report.sizeRatio}×)`,
+          ...report.latency.map((entry) => `latency b=${String(entry.batch).padEnd(4)} ${entry.floatMilliseconds} ms → ${entry.quantizedMilliseconds} ms (${entry.ratio}×)`),
+          `accuracy       ${accuracy}`,
+          `max |Δoutput|  ${report.maxAbsoluteOutputDifference} over ${report.sampleItems} ${report.sampleSource} items`,
+          `quantized      ${report.quantizedNodeCount} nodes; left float32: ${report.floatNodeCount === 0 ? 'none' : `${report.floatNodeCount}: ${report.floatNodes.map((node) => `${node.node} (${node.opType}: ${node.reason})`).join('; ')}`}`,
+        ].join('\n') + '\n',
+      );
+      return 0;
+    },
+  },
+  {
+    path: ['models', 'cost'],
+    summary: "show a version's cost card: parameters, size, FLOPs per item, measured latency and throughput (GGUF: tokens/s, KV cache), memory",
+    usage: 'NAME@VERSION [--calibrate]',
+    description: 'FLOPs count a multiply-accumulate as 2 (docs/models.md). --calibrate first runs a short calibration on the server\n(through the model\'s workers) and stores its latency and throughput with the version.',
+    positionals: ['NAME@VERSION'],
+    options: { calibrate: { type: 'boolean', description: 'measure latency and items/s on the server now' } },
+    server: true,
+    json: true,
+    examples: ['aiaas models cost fashion@2 --calibrate'],
+    async run(context) {
+      const reference = parseModelReference(context.positionals[0] as string);
+      const selector = reference.version ?? reference.alias ?? 'latest';
+      const card = await context.client().versions.cost(reference.name, selector, { calibrate: context.values.calibrate === true, signal: context.signal });
+      if (context.json) {
+        context.io.stdout.write(json(card));
+        return 0;
+      }
+      context.io.stdout.write(`${costCardLines(card).join('\n')}\n`);
       return 0;
     },
   },

@@ -23,6 +23,30 @@ export const PullJobRequest = Type.Object(
   { additionalProperties: false },
 );
 
+/** What a quantize job stores as its settings (the version resolved to a number at submission). */
+export const QuantizeSettings = Type.Object(
+  {
+    version: Type.Integer({ minimum: 1 }),
+    mode: Type.Literal('dynamic-int8'),
+    calibrationDatasetId: Type.Optional(Type.String({ description: 'Dataset whose items are the sample for the output difference and latency' })),
+    evaluationDatasetId: Type.Optional(Type.String({ description: 'Labelled dataset on which both models\' top-1 accuracy is measured' })),
+  },
+  { additionalProperties: false },
+);
+
+/** `POST /jobs` with `kind: "quantize"`: the same job as `POST /models/{name}/versions/{version}/quantize`. */
+export const QuantizeJobRequest = Type.Object(
+  {
+    kind: Type.Literal('quantize'),
+    model: ModelName,
+    version: QuantizeSettings.properties.version,
+    mode: QuantizeSettings.properties.mode,
+    calibrationDatasetId: QuantizeSettings.properties.calibrationDatasetId,
+    evaluationDatasetId: QuantizeSettings.properties.evaluationDatasetId,
+  },
+  { additionalProperties: false },
+);
+
 /** An evaluation's request as stored with its job (src/quality/evaluations.ts `parseEvaluationRequest`). */
 export const EvaluationSettings = Type.Object({
   version: Type.Integer({ minimum: 1 }),
@@ -80,6 +104,7 @@ export const SubmitJobRequest = Type.Object(
     targetLoss: Type.Optional(Type.Number()),
     earlyStopping: Type.Optional(EarlyStoppingSettings),
     label: Type.Optional(Type.String({ description: 'Label column for CSV / JSON-lines datasets' })),
+    validationDatasetId: Type.Optional(Type.String({ minLength: 1, description: 'Dataset evaluated after every epoch (instead of validationSplit)' })),
   },
   { additionalProperties: false },
 );
@@ -96,6 +121,7 @@ export const JobSettings = Type.Object({
   earlyStopping: Type.Optional(EarlyStoppingSettings),
   label: Type.Optional(Type.String()),
   keepResult: Type.Optional(Type.Literal(true, { description: 'A sweep trial: the trained model stays with the job; the sweep registers the best one' })),
+  validationDatasetId: Type.Optional(Type.String()),
 });
 
 /** One finished epoch: the `epoch-end` event's payload, kept in the job's history. */
@@ -146,7 +172,7 @@ export const Job = Type.Object({
   resultVersion: Nullable(
     Type.Object({ id: Type.String(), version: Type.Integer(), metrics: Nullable(TrainingSummary) }),
   ),
-  settings: Type.Union([JobSettings, PullSettings, EvaluationSettings], { description: "A training job's fit settings, a pull's {url, sha256?}, an evaluation's request" }),
+  settings: Type.Union([JobSettings, PullSettings, EvaluationSettings, QuantizeSettings], { description: "A training job's fit settings, a pull's {url, sha256?}, an evaluation's request, a quantize job's {version, mode, …}" }),
   datasetId: Type.String({ description: 'Training jobs; empty for other kinds' }),
   testDatasetId: Nullable(Type.String()),
   cancelRequested: Type.Boolean(),
@@ -160,7 +186,7 @@ export const JobBody = Type.Object({ job: Job });
 const Count = Type.String({ pattern: '^[0-9]{1,16}$' });
 
 export const jobSchemas = {
-  submit: { body: Type.Union([SubmitJobRequest, PullJobRequest, EvaluateJobRequest]), response: { 202: JobBody } },
+  submit: { body: Type.Union([SubmitJobRequest, PullJobRequest, EvaluateJobRequest, QuantizeJobRequest]), response: { 202: JobBody } },
   list: {
     querystring: Type.Object({
       status: Type.Optional(JobStatusSchema),

@@ -137,7 +137,88 @@ export const GgufSignature = Type.Object({
   fileBytes: Type.Integer(),
   hasChatTemplate: Type.Boolean(),
   sha256: Type.String({ description: 'Of the uploaded file, hex' }),
+  kvCacheBytesPerToken: Type.Optional(Nullable(Type.Integer({ description: 'KV-cache bytes per token of context (f16 cache); absent for versions stored before it was recorded' }))),
 });
+
+const LatencyFigures = Type.Object({
+  batch: Type.Integer(),
+  rounds: Type.Integer(),
+  floatMilliseconds: Type.Number({ description: 'p50 of the float model' }),
+  quantizedMilliseconds: Type.Number({ description: 'p50 of the quantized model' }),
+  ratio: Type.Number({ description: 'quantized / float; below 1 is faster' }),
+});
+
+export const QuantizationReport = Type.Object({
+  mode: Type.Literal('dynamic-int8'),
+  sourceVersion: Type.Integer({ description: 'The float version this one was made from' }),
+  jobId: Type.String(),
+  floatBytes: Type.Integer(),
+  quantizedBytes: Type.Integer(),
+  sizeRatio: Type.Number({ description: 'quantizedBytes / floatBytes' }),
+  latencyRatio: Type.Number({ description: 'quantized / float p50 latency at batch 1, measured in the quantize job' }),
+  latency: Type.Array(LatencyFigures),
+  accuracy: Nullable(
+    Type.Object({
+      items: Type.Integer(),
+      float: Type.Number(),
+      quantized: Type.Number(),
+      deltaPercentagePoints: Type.Number({ description: '(quantized − float) × 100' }),
+    }),
+  ),
+  accuracyNote: Type.Optional(Type.String()),
+  maxAbsoluteOutputDifference: Type.Number({ description: 'Largest |quantized − float| over every FP32 output element of the sample' }),
+  maxAbsoluteFloatOutput: Type.Number(),
+  sampleItems: Type.Integer(),
+  sampleSource: Type.Union([Type.Literal('calibration'), Type.Literal('evaluation'), Type.Literal('synthetic')]),
+  quantizedNodes: Type.Array(Type.Object({ node: Type.String(), opType: Type.String(), weight: Type.String(), channels: Type.Integer() })),
+  floatNodes: Type.Array(Type.Object({ node: Type.String(), opType: Type.String(), reason: Type.String() }), { description: 'Nodes left in float32, and why (the first 200)' }),
+  quantizedNodeCount: Type.Integer(),
+  floatNodeCount: Type.Integer(),
+  weightBytesBefore: Type.Integer(),
+  weightBytesAfter: Type.Integer(),
+});
+
+export const CostCard = Type.Object({
+  model: Type.String(),
+  version: Type.Integer(),
+  format: Type.Union([Type.Literal('onnx'), Type.Literal('gguf')]),
+  parameters: Type.Integer(),
+  fileBytes: Type.Integer(),
+  flopsPerItem: Nullable(Type.Integer({ description: 'Operations per item at batch 1; a multiply-accumulate counts 2 (docs/models.md)' })),
+  flopsComplete: Type.Boolean(),
+  uncountedNodes: Type.Array(Type.Object({ node: Type.String(), opType: Type.String() })),
+  calibration: Nullable(
+    Type.Object({
+      p50Milliseconds: Type.Number(),
+      itemsPerSecond: Type.Number(),
+      throughputBatch: Type.Integer(),
+      runs: Type.Integer(),
+      measuredAt: Timestamp,
+    }),
+  ),
+  tokensPerSecond: Nullable(Type.Number({ description: 'GGUF: completion tokens per second of the last calibration run' })),
+  kvCacheBytesPerToken: Nullable(Type.Integer({ description: 'GGUF: 2 × n_layer × n_kv_heads × head_dim × 2 bytes (f16 cache)' })),
+  memoryBytes: Nullable(Type.Integer({ description: 'As the model manager accounts the loaded version; null when not loaded' })),
+  measuredMemoryBytes: Nullable(Type.Integer({ description: 'One instance, measured at validation; null when not measured' })),
+  pricePer1000Predictions: Nullable(
+    Type.Object({
+      plan: Type.String(),
+      currency: Type.String(),
+      micros: Type.Integer({ description: 'Micro-units of the currency per 1,000 predictions beyond the included ones' }),
+      includedPredictions: Type.Integer(),
+    }),
+  ),
+  priceNote: Type.String(),
+});
+
+export const QuantizeRequest = Type.Object(
+  {
+    mode: Type.Literal('dynamic-int8'),
+    calibrationDatasetId: Type.Optional(Type.String()),
+    evaluationDatasetId: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
 
 export const ModelVersion = Type.Object({
   id: Type.String(),
@@ -161,6 +242,7 @@ export const ModelVersion = Type.Object({
   exportable: Type.Boolean({ description: 'False when the model is not exportable or the version derives from one that is not' }),
   parentVersionId: Nullable(Type.String({ description: 'The version this one derives from (quantized, fine-tuned)' })),
   provenance: Type.Boolean({ description: 'Whether a signed provenance record exists (GET …/provenance)' }),
+  quantization: Nullable(QuantizationReport),
 });
 
 export const CreateModelRequest = Type.Object(
@@ -285,4 +367,8 @@ export const modelSchemas = {
   listEvaluations: { params: VersionParams, response: { 200: Type.Object({ evaluations: Type.Array(Evaluation) }) } },
   getEvaluation: { params: Type.Object({ name: Type.String(), version: Type.String(), id: Type.String() }), response: { 200: Evaluation } },
   shadowStatus: { params: AliasParams, response: { 200: ShadowStatus } },
+  quantize: { params: VersionParams, body: QuantizeRequest, response: { 202: JobBody } },
+  quantization: { params: VersionParams, response: { 200: QuantizationReport } },
+  cost: { params: VersionParams, response: { 200: CostCard } },
+  calibrateCost: { params: VersionParams, response: { 200: CostCard } },
 } satisfies Record<string, RouteSchema>;

@@ -25,6 +25,13 @@ export interface GgufSignature {
   tensorCount: number;
   fileBytes: number;
   hasChatTemplate: boolean;
+  /**
+   * KV-cache bytes per token of context at llama.cpp's default f16 cache: block_count × head_count_kv
+   * × (key_length + value_length) × 2 bytes, i.e. 2 × n_layer × n_kv_heads × head_dim × 2 when keys and
+   * values share a head size. Null when the metadata lacks a figure (or holds per-layer arrays). Absent
+   * from versions stored before it existed.
+   */
+  kvCacheBytesPerToken?: number | null;
 }
 
 export interface GgufDescription {
@@ -68,6 +75,21 @@ function stringOf(value: GgufValue | undefined): string | null {
   return value?.type === 'string' ? value.value : null;
 }
 
+/** f16, llama.cpp's default type for both the K and the V cache. */
+const kvCacheElementBytes = 2;
+
+function kvCacheBytesPerToken(metadata: GgufHeader['metadata'], architecture: string): number | null {
+  const number = (key: string) => numberOf(metadata.get(`${architecture}.${key}`));
+  const layers = number('block_count');
+  const heads = number('attention.head_count');
+  const kvHeads = metadata.has(`${architecture}.attention.head_count_kv`) ? number('attention.head_count_kv') : heads;
+  const embedding = number('embedding_length');
+  const keyLength = number('attention.key_length') ?? (embedding !== null && heads !== null && heads > 0 ? embedding / heads : null);
+  const valueLength = number('attention.value_length') ?? keyLength;
+  if (layers === null || kvHeads === null || keyLength === null || valueLength === null || !Number.isInteger(keyLength)) return null;
+  return layers * kvHeads * (keyLength + valueLength) * kvCacheElementBytes;
+}
+
 /** The signature and chat template of a header `readGgufHeader` accepted. */
 export function describeGgufHeader(header: GgufHeader): GgufDescription {
   const architecture = stringOf(header.metadata.get('general.architecture'));
@@ -96,6 +118,7 @@ export function describeGgufHeader(header: GgufHeader): GgufDescription {
       tensorCount: header.tensors.length,
       fileBytes: header.fileBytes,
       hasChatTemplate: chatTemplate !== null,
+      kvCacheBytesPerToken: kvCacheBytesPerToken(header.metadata, architecture),
     },
     chatTemplate,
   };

@@ -57,6 +57,10 @@ export interface ModelVersionRecord {
   readonly parentVersionId: string | null;
   /** The signed provenance record's canonical JSON text and its base64 signature; null before 0003_provenance. */
   readonly provenance: { readonly text: string; readonly signature: string } | null;
+  /** The quantize job's report, for a version made by one. */
+  readonly quantization: unknown;
+  /** The last cost calibration run's figures, when one has run. */
+  readonly costCalibration: unknown;
 }
 
 export interface AliasRecord {
@@ -146,6 +150,8 @@ function toVersion(row: Selectable<ModelVersionsTable>): ModelVersionRecord {
     exportable: Number(row.exportable ?? 1) !== 0,
     parentVersionId: row.parent_version_id ?? null,
     provenance: row.provenance_json != null && row.provenance_signature != null ? { text: row.provenance_json, signature: row.provenance_signature } : null,
+    quantization: fromJsonText<unknown>(row.quantization_json) ?? null,
+    costCalibration: fromJsonText<unknown>(row.cost_calibration_json) ?? null,
   };
 }
 
@@ -348,6 +354,8 @@ export class ModelRepository {
       provenance_json: null,
       provenance_signature: null,
       measured_memory_bytes: input.measuredMemoryBytes ?? null,
+      quantization_json: null,
+      cost_calibration_json: null,
     };
     const sealed = await sealRow(this.#text, 'model_versions', plain);
     return transactionWithRetry(this.#db, async (transaction) => {
@@ -407,6 +415,22 @@ export class ModelRepository {
       .where('version', '=', version)
       .executeTakeFirst();
     return row === undefined ? undefined : this.#openVersion(row);
+  }
+
+  /** Stores the report of the quantize job that made this version. */
+  async setQuantizationReport(tenantId: string, versionId: string, report: unknown): Promise<void> {
+    const sealed = await sealValue(this.#text, tenantId, 'model_versions', 'quantization_json', versionId, toJsonText(report));
+    await this.#db.updateTable('model_versions').set({ quantization_json: sealed }).where('tenant_id', '=', tenantId).where('id', '=', versionId).execute();
+  }
+
+  /** Stores the figures of a version's latest cost calibration run (replacing earlier ones). */
+  async setCostCalibration(tenantId: string, versionId: string, calibration: unknown): Promise<void> {
+    await this.#db
+      .updateTable('model_versions')
+      .set({ cost_calibration_json: toJsonText(calibration) })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', versionId)
+      .execute();
   }
 
   async getVersionById(tenantId: string, versionId: string): Promise<ModelVersionRecord | undefined> {

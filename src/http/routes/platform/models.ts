@@ -326,6 +326,42 @@ export async function modelRoutes(app: FastifyInstance, { context }: PlatformRou
     return { aliases: await Promise.all(aliases.map((alias) => aliasView(registry, principal.tenantId, alias))) };
   });
 
+  // ---- int8 quantization and cost cards
+
+  app.post<{ Params: VersionParams }>('/models/:name/versions/:version/quantize', { schema: modelSchemas.quantize, config: { audit: { action: 'version.quantize' } } }, async (request, reply) => {
+    const principal = authorizeOnModel(request, 'models:write', request.params.name);
+    request.audit = { resource: `model:${request.params.name}/versions/${request.params.version}` };
+    const body = readJsonObject(request, ['mode', 'calibrationDatasetId', 'evaluationDatasetId']);
+    // An alias or "latest" names the version it points at now; the job keeps that number.
+    const { version } = await registry.getVersion(principal.tenantId, request.params.name, request.params.version);
+    for (const field of ['calibrationDatasetId', 'evaluationDatasetId'] as const) {
+      if (typeof body[field] === 'string') await context.datasets.get(principal.tenantId, body[field]);
+    }
+    const job = await context.jobs.service.submitKind(principal.tenantId, 'quantize', { ...body, model: request.params.name, version: version.version }, principal.allowedModels);
+    request.audit = { resource: `job:${job.id}`, model: request.params.name, detail: { kind: 'quantize', version: version.version } };
+    return reply.status(202).header('location', `/api/v1/jobs/${job.id}`).send({ job });
+  });
+
+  app.get<{ Params: VersionParams }>('/models/:name/versions/:version/quantization', { schema: modelSchemas.quantization }, async (request) => {
+    const principal = authorizeOnModel(request, 'models:read', request.params.name);
+    const { version } = await registry.getVersion(principal.tenantId, request.params.name, request.params.version);
+    if (version.quantization === null) {
+      throw new AiaasError('NOT_FOUND', `Version ${version.version} of '${request.params.name}' was not made by a quantize job`, { details: { version: version.version } });
+    }
+    return version.quantization;
+  });
+
+  app.get<{ Params: VersionParams }>('/models/:name/versions/:version/cost', { schema: modelSchemas.cost }, async (request) => {
+    const principal = authorizeOnModel(request, 'models:read', request.params.name);
+    return context.costs.card(principal.tenantId, request.params.name, request.params.version);
+  });
+
+  app.post<{ Params: VersionParams }>('/models/:name/versions/:version/cost/calibrate', { schema: modelSchemas.calibrateCost, config: { audit: { action: 'version.calibrate' } } }, async (request) => {
+    const principal = authorizeOnModel(request, 'models:write', request.params.name);
+    request.audit = { resource: `model:${request.params.name}/versions/${request.params.version}` };
+    return context.costs.calibrate(principal.tenantId, request.params.name, request.params.version);
+  });
+
   app.delete<{ Params: NameParams & { alias: string } }>('/models/:name/aliases/:alias', { schema: modelSchemas.deleteAlias, config: { audit: { action: 'alias.delete' } } }, async (request, reply) => {
     const principal = authorizeOnModel(request, 'aliases:write', request.params.name);
     request.audit = { resource: `model:${request.params.name}/aliases/${request.params.alias}` };

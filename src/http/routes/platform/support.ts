@@ -7,7 +7,7 @@ import type { ServerContext } from '../../../startup/context.ts';
 /** What the /api/v1 routes use of the composition root. */
 export type PlatformRouteContext = Pick<
   ServerContext,
-  'access' | 'audit' | 'backups' | 'config' | 'datasets' | 'invoices' | 'jobs' | 'ledger' | 'plans' | 'quotas' | 'registry' | 'repositories' | 'signingKey' | 'webhooks' | 'drift' | 'shadows'
+  'access' | 'audit' | 'backups' | 'config' | 'datasets' | 'invoices' | 'jobs' | 'ledger' | 'plans' | 'quotas' | 'registry' | 'repositories' | 'signingKey' | 'webhooks' | 'drift' | 'shadows' | 'costs'
 >;
 
 export interface PlatformRouteOptions {
