@@ -229,6 +229,16 @@ describe('Ollama-compatible routes on the server', () => {
     expect((missing as Error).message).toBe("model 'ghost' not found");
   });
 
+  it('reads a body as JSON whatever its content type, as Ollama does (curl -d sends a form type)', async () => {
+    const headers = { authorization: `Bearer ${server.adminKey}`, 'content-type': 'application/x-www-form-urlencoded' };
+    const response = await fetch(`${baseUrl}/api/generate`, { method: 'POST', headers, body: JSON.stringify({ model: 'tiny', prompt: 'hi', stream: false, options: { num_predict: 1 } }) });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { done: boolean }).done).toBe(true);
+    const broken = await fetch(`${baseUrl}/api/generate`, { method: 'POST', headers, body: '{"model": ' });
+    expect(broken.status).toBe(400);
+    expect(Object.keys((await broken.json()) as object)).toEqual(['error']);
+  });
+
   it('deletes a version with models:write only', async () => {
     expect((await uploadGguf(server, server.adminKey, 'scratch')).statusCode).toBe(201);
     const inferenceKey = await createKey(server, server.adminKey, 'inference');

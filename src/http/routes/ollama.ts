@@ -23,6 +23,7 @@ import {
 import { applyTokenLimits } from '../protocols/openai.ts';
 import { boundedForClient } from '../errors.ts';
 import { errorCodeHeader } from '../protocols/route-support.ts';
+import { assertJsonDepth } from '../json-depth.ts';
 import { ollamaSchemas } from '../schemas/llm.ts';
 import { installSchemaCompilers } from '../schemas/validation.ts';
 
@@ -57,6 +58,18 @@ function ollamaMessage(error: AiaasError, model?: string): string {
 
 export async function ollamaRoutes(app: FastifyInstance, deps: OllamaRouteDeps): Promise<void> {
   installSchemaCompilers(app);
+  // Ollama's server reads every body as JSON whatever its content type, and its documented examples rely on
+  // it: `curl …/api/chat -d '{…}'` sends application/x-www-form-urlencoded.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
+    try {
+      assertJsonDepth(body as string);
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    parseJson(request, body as string, done);
+  });
   app.setErrorHandler((error, request, reply) => {
     // Bounded like every other error answer: no megabytes of the request echoed back.
     const aiaasError = boundedForClient(toAiaasError(error, request));
