@@ -69,6 +69,15 @@ export async function call(
   return response;
 }
 
+/** The fields of a job body most tests check. */
+export interface JobBody {
+  id: string;
+  kind: string;
+  status: string;
+  error: { code: string; message: string } | null;
+  resultVersion: { version: number } | null;
+}
+
 /** Polls a job until it is final (succeeded, failed or cancelled); returns its body. */
 export async function finalJob<Job = Record<string, unknown>>(server: TestServer, key: string, jobId: string): Promise<Job> {
   for (;;) {

@@ -14,7 +14,7 @@ import { createOllamaModelAdmin } from '../../src/http/protocols/ollama-model-ad
 import { ollamaRoutes } from '../../src/http/routes/ollama.ts';
 import type { AppContext } from '../../src/http/app.ts';
 import { startFileServer, type FileServer } from '../platform/file-server.ts';
-import { call, finalJob, classifierModel, createKey, startTestServer, type TestServer } from './helpers.ts';
+import { call, finalJob, type JobBody, classifierModel, createKey, startTestServer, type TestServer } from './helpers.ts';
 
 const onnx = classifierModel(5).exportOnnx();
 const onnxSha256 = createHash('sha256').update(onnx).digest('hex');
@@ -53,14 +53,6 @@ afterAll(async () => {
   await files?.close();
   await flaky?.close();
 });
-
-interface JobBody {
-  id: string;
-  kind: string;
-  status: string;
-  error: { code: string; message: string } | null;
-  resultVersion: { version: number } | null;
-}
 
 async function pull(name: string, body: unknown, key = server.adminKey) {
   return call(server.app, key, 'POST', `/api/v1/models/${name}/versions`, JSON.stringify(body), { 'content-type': 'application/json' });

@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDatasetBytes } from '../../src/data/load.ts';
 import { randomLlamaGguf } from '../../src/runtimes/gguf/random-llama.ts';
-import { call, finalJob, classifierModel, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
+import { call, finalJob, type JobBody, classifierModel, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
 
 let server: TestServer;
 let datasetId: string;
@@ -27,14 +27,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
 });
-
-interface JobBody {
-  id: string;
-  kind: string;
-  status: string;
-  error: { code: string; message: string } | null;
-  resultVersion: { version: number } | null;
-}
 
 const finalQuantize = (id: string): Promise<JobBody> => finalJob<JobBody>(server, server.adminKey, id);
 
