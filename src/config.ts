@@ -19,6 +19,8 @@ export const defaultJobMemoryLimitBytes = 8 * 1024 ** 3;
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const logLevels: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+export type LogFormat = 'auto' | 'json' | 'pretty';
+const logFormats: readonly LogFormat[] = ['auto', 'json', 'pretty'];
 
 export interface AiaasConfig {
   host: string;
@@ -85,6 +87,8 @@ export interface AiaasConfig {
   driftPsiThreshold: number;
   gateWaitSeconds: number;
   shadowMaxInFlight: number;
+  /** How `aiaas serve` writes logs: `auto` is `pretty` on a terminal, else `json`. */
+  logFormat: LogFormat;
 }
 
 export type SettingName = keyof AiaasConfig;
@@ -197,6 +201,7 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('driftPsiThreshold', 'number', '0.25', 'A version whose worst input-feature PSI, or output-class PSI, exceeds this is drifting: an audit entry drift.detected is written (once per crossing).', { minimum: 0 }),
   setting('gateWaitSeconds', 'integer', '60', "How long moving a gated alias waits for the gate's evaluation before answering 202 with its job (a request's waitSeconds may ask for less or more, up to 600).", { minimum: 0, maximum: 600 }),
   setting('shadowMaxInFlight', 'integer', '64', "Shadow inferences running at once per server; a live request arriving above it gets no shadow copy (counted as skipped).", { minimum: 1, maximum: 100000 }),
+  setting('logFormat', 'enum', 'auto', 'Log lines on stdout: json (pino, one object a line), pretty (time, level, message and fields, for people), or auto: pretty when stdout is a terminal, json otherwise.', { values: logFormats }),
 ];
 
 const definitionsByName = new Map(settingDefinitions.map((definition) => [definition.name, definition]));
@@ -399,6 +404,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     driftPsiThreshold: value('driftPsiThreshold'),
     gateWaitSeconds: value('gateWaitSeconds'),
     shadowMaxInFlight: value('shadowMaxInFlight'),
+    logFormat: value<LogFormat>('logFormat'),
   };
   validateConfig(config);
   return config;

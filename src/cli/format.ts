@@ -68,3 +68,23 @@ export function writeListing<T>(
 ): void {
   context.io.stdout.write(context.json ? json(items) : table(headers, items.map(row)) || `no ${what}\n`);
 }
+
+const sparkBlocks = '▁▂▃▄▅▆▇█';
+
+/**
+ * A series as one line of block characters scaled between its own minimum and maximum, e.g.
+ * `█▅▃▂▁▁`; a flat series is drawn at mid height. Non-finite values are drawn as spaces.
+ */
+export function sparkline(values: readonly number[]): string {
+  const finite = values.filter((value) => Number.isFinite(value));
+  if (finite.length === 0) return '';
+  const low = Math.min(...finite);
+  const high = Math.max(...finite);
+  return values
+    .map((value) => {
+      if (!Number.isFinite(value)) return ' ';
+      if (high === low) return sparkBlocks[3];
+      return sparkBlocks[Math.round(((value - low) / (high - low)) * (sparkBlocks.length - 1))];
+    })
+    .join('');
+}

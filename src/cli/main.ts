@@ -20,6 +20,7 @@ import { usageCommand } from './commands/usage.ts';
 import { billingCommands } from './commands/billing.ts';
 import { benchCommand } from './commands/bench.ts';
 import { sweepCommands } from './commands/sweeps.ts';
+import { inspectCommands, jobShowCommand, statusCommand, whoamiCommand } from './commands/inspect.ts';
 import type { CliIo } from './io.ts';
 
 export const defaultServer = 'http://127.0.0.1:8080';
@@ -44,14 +45,18 @@ export const commands: readonly CommandDefinition[] = [
   ...billingCommands,
   benchCommand,
   ...sweepCommands,
+  ...inspectCommands,
+  jobShowCommand,
+  whoamiCommand,
+  statusCommand,
 ];
 
 const groupSummaries: Readonly<Record<string, string>> = {
   datasets: 'upload, list and delete datasets',
-  models: 'list models, push versions, set aliases',
-  jobs: 'submit, list, watch and cancel training jobs',
+  models: 'list, show, push, download and delete models, versions and aliases',
+  jobs: 'submit, list, show, watch and cancel training jobs',
   keys: 'create, list and revoke API keys',
-  tenants: 'create and list tenants',
+  tenants: 'create, list and delete tenants',
   audit: 'verify and export the audit log',
   admin: 'master key tools, data directory check',
   backup: 'create, verify, restore and list backups',
@@ -160,7 +165,8 @@ export function mainHelp(): string {
     if (definition.path.length === 1) rows.push([group, definition.summary]);
     else if (!seenGroups.has(group)) {
       seenGroups.add(group);
-      rows.push([`${group} ${commands.filter((item) => item.path[0] === group).map((item) => item.path[1]).join('|')}`, groupSummaries[group] ?? '']);
+      const subcommands = [...new Set(commands.filter((item) => item.path[0] === group).map((item) => item.path[1]))];
+      rows.push([`${group} ${subcommands.join('|')}`, groupSummaries[group] ?? '']);
     }
   }
   const width = Math.max(...rows.map(([name]) => name.length)) + 2;
@@ -193,7 +199,8 @@ function splitCommand(argv: readonly string[]): { words: string[]; rest: string[
       skipValue = false;
       continue;
     }
-    if (!done && !argument.startsWith('-') && words.length < 2) {
+    // Up to three words (`models alias rm`); a word joins only when some command starts with the words so far.
+    if (!done && !argument.startsWith('-') && words.length < 3) {
       const candidate = [...words, argument];
       const matches = commands.some((definition) => candidate.every((word, index) => definition.path[index] === word));
       if (matches || words.length === 0) {
@@ -319,8 +326,6 @@ function nonEmpty(value: string | undefined): string | undefined {
 /** Runs `aiaas ARGV`; resolves to the process exit code. Output goes only to `io`. */
 export async function main(argv: readonly string[], io: CliIo, options: MainOptions = {}): Promise<number> {
   try {
-    // `train` parses its own arguments: everything after the word goes to it untouched.
-    if (argv[0] === 'train') return await trainCommand.run({ ...emptyContext(io, options), positionals: argv.slice(1) });
     const { words, rest } = splitCommand(argv);
     if (words.length === 0) {
       if (rest.includes('--version')) {
@@ -357,19 +362,4 @@ export async function main(argv: readonly string[], io: CliIo, options: MainOpti
   } catch (error) {
     return reportError(io, error);
   }
-}
-
-function emptyContext(io: CliIo, options: MainOptions): CommandContext {
-  return {
-    io,
-    values: {},
-    positionals: [],
-    json: false,
-    server: defaultServer,
-    apiKey: undefined,
-    client: () => {
-      throw new CliFailure('INTERNAL', 'train runs locally and has no server');
-    },
-    signal: options.signal,
-  };
 }

@@ -72,6 +72,17 @@ export function finishedOf(data: JsonValue): JobFinishedData {
 const barWidth = 24;
 
 /**
+ * Seconds until the whole run ends (not just the current epoch): the rest of this epoch plus every
+ * epoch still to come, at the current rate. `epoch` is 1-based.
+ */
+export function secondsLeftInRun(progress: { epoch: number; epochs: number; samplesSeen: number; samplesPerEpoch: number; samplesPerSecond: number }): number {
+  const { epoch, epochs, samplesSeen, samplesPerEpoch, samplesPerSecond } = progress;
+  if (!(samplesPerSecond > 0)) return Number.NaN;
+  const remaining = Math.max(0, epochs - epoch) * samplesPerEpoch + Math.max(0, samplesPerEpoch - samplesSeen);
+  return remaining / samplesPerSecond;
+}
+
+/**
  * Renders a job's event stream: on a terminal, one progress line redrawn in place (epoch, bar,
  * step, loss, last metrics, samples/s, ETA) with a permanent line per epoch; otherwise plain lines
  * for status changes and epochs only, so logs stay readable.
@@ -156,8 +167,7 @@ export class JobProgressView {
   private eta(event: JobProgressData): string | undefined {
     const { epoch, samplesSeen, samplesPerEpoch, samplesPerSecond } = event;
     if (epoch === undefined || samplesSeen === undefined || samplesPerEpoch === undefined || !samplesPerSecond || this.totalEpochs === undefined) return undefined;
-    const remaining = (this.totalEpochs - epoch) * samplesPerEpoch + (samplesPerEpoch - samplesSeen);
-    return `ETA ${duration(remaining / samplesPerSecond)}`;
+    return `ETA ${duration(secondsLeftInRun({ epoch, epochs: this.totalEpochs, samplesSeen, samplesPerEpoch, samplesPerSecond }))}`;
   }
 
   private epoch(event: EpochEndData): void {

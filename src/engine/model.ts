@@ -7,7 +7,7 @@ import { initialValues } from './initializers.ts';
 import { createOptimizer, learningRateAt, type OptimizerSlot } from './optimizers.ts';
 import { planModel, type ModelPlan } from './plan.ts';
 import { Random, type RandomState } from './random.ts';
-import { createSession, floatTensor, type OrtSession } from './session.ts';
+import { createSession, floatTensor, type OrtSession, type SessionOptions } from './session.ts';
 import { resolveSpec, type ResolvedSpec } from './spec.ts';
 import { encodeOnnxModel } from '../onnx/model.ts';
 
@@ -174,6 +174,8 @@ export class Model {
   private graphs: CompiledGraphs | undefined;
   private sessions: { train?: OrtSession; evaluate?: OrtSession; predict?: OrtSession } = {};
   private trainStepsSessions = new Map<string, OrtSession>();
+  /** ORT intra-op threads of every session this model creates; ORT's default (every core) when unset. */
+  private sessionOptions: SessionOptions = {};
 
   private constructor(document: unknown, spec: ResolvedSpec, seed: number) {
     this.document = document;
@@ -234,9 +236,11 @@ export class Model {
   }
 
   /** Validates the spec (AiaasError INVALID_SPEC naming layer and field) and initialises weights from the seed. */
-  static fromSpec(document: unknown, options: { seed?: number } = {}): Model {
+  static fromSpec(document: unknown, options: { seed?: number; intraOpThreads?: number } = {}): Model {
     const copy: unknown = JSON.parse(JSON.stringify(document));
-    return new Model(copy, resolveSpec(copy), options.seed ?? 42);
+    const model = new Model(copy, resolveSpec(copy), options.seed ?? 42);
+    if (options.intraOpThreads !== undefined) model.sessionOptions = { intraOpThreads: options.intraOpThreads };
+    return model;
   }
 
   private compiled(): CompiledGraphs {
@@ -348,7 +352,7 @@ export class Model {
   private async session(kind: 'train' | 'evaluate' | 'predict'): Promise<OrtSession> {
     const existing = this.sessions[kind];
     if (existing) return existing;
-    const created = await createSession(this.compiled()[kind]);
+    const created = await createSession(this.compiled()[kind], this.sessionOptions);
     this.sessions[kind] = created;
     return created;
   }
@@ -357,7 +361,7 @@ export class Model {
     const key = `${steps}x${batchSize}`;
     const existing = this.trainStepsSessions.get(key);
     if (existing) return existing;
-    const created = await createSession(compileTrainSteps(this.plan, steps, batchSize));
+    const created = await createSession(compileTrainSteps(this.plan, steps, batchSize), this.sessionOptions);
     this.trainStepsSessions.set(key, created);
     return created;
   }

@@ -150,8 +150,10 @@ function preprocess(graph: GraphBuilder, plan: ModelPlan, input: Value): Value {
   const preprocessing = plan.spec.preprocessing;
   if (preprocessing === undefined) return input;
   let value = input;
-  if (preprocessing.scale !== 1) value = graph.node1('Mul', [value, graph.constantFloat([preprocessing.scale])], value.shape);
-  if (preprocessing.offset !== 0) value = graph.node1('Add', [value, graph.constantFloat([preprocessing.offset])], value.shape);
+  // Differentiable ops, not bare nodes: the input-gradient graph (integrated gradients) must see
+  // through the scaling to the raw input; training graphs never differentiate the input anyway.
+  if (preprocessing.scale !== 1) value = graph.apply1(mul, [value, graph.constantFloat([preprocessing.scale])], null);
+  if (preprocessing.offset !== 0) value = graph.apply1(add, [value, graph.constantFloat([preprocessing.offset])], null);
   return value;
 }
 

@@ -31,6 +31,7 @@ import { createOllamaModelAdmin } from './protocols/ollama-model-admin.ts';
 import { ollamaRoutes } from './routes/ollama.ts';
 import { openAiRoutes } from './routes/openai.ts';
 import { createUsageMeter, type UsageMeter } from './usage-metering.ts';
+import { consoleRoutes } from './routes/console.ts';
 
 export const serverVersion = aiaasVersion;
 
@@ -190,6 +191,7 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
   });
   await app.register(openAiRoutes, { ...llmDeps, prefix: '/v1' });
   await app.register(ollamaRoutes, { ...llmDeps, admin: createOllamaModelAdmin({ jobs: context.jobs.service, registry: context.registry }) });
+  await app.register(consoleRoutes, {});
 
   app.addHook('onClose', async () => {
     // Everything answered is recorded by now; a failing write is logged by the ledger and retried at context close.

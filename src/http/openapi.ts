@@ -135,7 +135,6 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /api/version': { summary: 'Ollama API version this adapter follows', permission: 'inference', tag: 'ollama' },
   'POST /api/pull': { summary: 'Ollama pull from {model, url, sha256?}: a pull job whose progress streams as NDJSON; NAME:TAG makes TAG an alias of the new version', permission: 'models:write', tag: 'ollama' },
   'DELETE /api/delete': { summary: 'Ollama delete: NAME deletes the model, NAME:VERSION one version, NAME:ALIAS the alias', permission: 'models:write', tag: 'ollama' },
-
   'POST /v2/models/:name/explain': { summary: 'Explain a prediction of the latest version: attributions with the input\'s shape (integrated gradients, occlusion, permutation), or a heatmap PNG; 403 OUTPUT_POLICY_RESTRICTED under an output policy (docs/quality.md)', permission: 'inference', tag: 'v2' },
   'POST /v2/models/:name/versions/:version/explain': { summary: 'Explain a prediction of a version or alias (docs/quality.md)', permission: 'inference', tag: 'v2' },
   'GET /api/v1/models/:name/versions/:version/provenance': { summary: "The version's provenance record and its Ed25519 signature; 404 PROVENANCE_NOT_FOUND for versions older than records", permission: 'models:read', tag: 'models' },
@@ -156,6 +155,8 @@ export const routeDescriptions: Readonly<Record<string, RouteDescription>> = {
   'GET /api/v1/models/:name/versions/:version/quantization': { summary: 'The report stored with a version made by a quantize job: size and latency ratios, accuracy delta, largest output difference, nodes left float32', permission: 'models:read', tag: 'models' },
   'GET /api/v1/models/:name/versions/:version/cost': { summary: "The version's cost card: parameters, file size, FLOPs per item, calibration figures, memory, price", permission: 'models:read', tag: 'models' },
   'POST /api/v1/models/:name/versions/:version/cost/calibrate': { summary: 'Measure latency and items/s (GGUF: tokens/s) through the model manager, store them with the version, answer the cost card', permission: 'models:write', tag: 'models' },
+  'GET /': { summary: 'Redirects to the web console at /console/', permission: 'none', tag: 'service' },
+  'GET /console*': { summary: 'The web console (docs/console.md): its files, and its index.html for /console/ and its client routes; 503 with a page saying to run npm run build when it is not built', permission: 'none', tag: 'service' },
 };
 
 export function routeKey(route: RegisteredRoute): string {

@@ -11,6 +11,8 @@ export interface JobSettings {
   seed: number;
   shuffle: boolean;
   validationSplit?: number;
+  /** A dataset evaluated after every epoch instead of a split of the training data. */
+  validationDatasetId?: string;
   maxSteps?: number;
   targetLoss?: number;
   earlyStopping?: EarlyStoppingOptions;
@@ -32,7 +34,7 @@ export interface JobRequest {
   settings: JobSettings;
 }
 
-const fields = ['model', 'spec', 'datasetId', 'testDatasetId', 'epochs', 'batchSize', 'seed', 'shuffle', 'validationSplit', 'maxSteps', 'targetLoss', 'earlyStopping', 'label'];
+const fields = ['model', 'spec', 'datasetId', 'testDatasetId', 'epochs', 'batchSize', 'seed', 'shuffle', 'validationSplit', 'maxSteps', 'targetLoss', 'earlyStopping', 'label', 'validationDatasetId'];
 
 function invalid(field: string, expected: string, actual: unknown): AiaasError {
   // An unknown field's name is client-chosen, so it is cut like any other echoed value.
@@ -84,6 +86,11 @@ export function parseJobRequest(body: unknown, limits: JobRequestLimits = {}): J
     if (typeof split !== 'number' || !(split >= 0 && split < 1)) throw invalid('validationSplit', 'a number in [0, 1)', split);
     settings.validationSplit = split;
   }
+  if (record.validationDatasetId !== undefined) {
+    if (typeof record.validationDatasetId !== 'string' || record.validationDatasetId.length === 0) throw invalid('validationDatasetId', 'a dataset id', record.validationDatasetId);
+    if (settings.validationSplit !== undefined) throw invalid('validationDatasetId', 'either validationSplit or validationDatasetId, not both', record.validationDatasetId);
+    settings.validationDatasetId = record.validationDatasetId;
+  }
   if (record.maxSteps !== undefined) settings.maxSteps = integer(record, 'maxSteps', 1, 1, 2 ** 31 - 1);
   if (record.targetLoss !== undefined) {
     if (typeof record.targetLoss !== 'number' || !Number.isFinite(record.targetLoss)) throw invalid('targetLoss', 'a finite number', record.targetLoss);
@@ -97,7 +104,9 @@ export function parseJobRequest(body: unknown, limits: JobRequestLimits = {}): J
     if (options.monitor !== undefined) {
       const allowed = ['loss', 'val_loss', ...plan.spec.metrics, ...plan.spec.metrics.map((metric) => `val_${metric}`)];
       if (typeof options.monitor !== 'string' || !allowed.includes(options.monitor)) throw invalid('earlyStopping.monitor', `one of ${allowed.join(', ')}`, options.monitor);
-      if (options.monitor.startsWith('val_') && settings.validationSplit === undefined) throw invalid('earlyStopping.monitor', 'a validationSplit when monitoring a validation value', options.monitor);
+      if (options.monitor.startsWith('val_') && settings.validationSplit === undefined && settings.validationDatasetId === undefined) {
+        throw invalid('earlyStopping.monitor', 'a validationSplit or validationDatasetId when monitoring a validation value', options.monitor);
+      }
       parsed.monitor = options.monitor;
     }
     if (options.patience !== undefined) parsed.patience = integer(options, 'patience', 0, 0, 10_000);

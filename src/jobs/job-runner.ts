@@ -193,8 +193,11 @@ export class JobRunner {
     const settings = job.settings as JobSettings;
     const train = await this.deps.loadDatasetSource(tenantId, job.datasetId);
     const test = job.testDatasetId ? await this.deps.loadDatasetSource(tenantId, job.testDatasetId) : undefined;
-    if (!train || (job.testDatasetId && !test)) {
-      await this.fail(job, { code: 'DATASET_NOT_FOUND', message: `dataset ${!train ? job.datasetId : job.testDatasetId} was deleted before the job ran` });
+    const validationId = settings.validationDatasetId;
+    const validation = validationId === undefined ? undefined : await this.deps.loadDatasetSource(tenantId, validationId);
+    if (!train || (job.testDatasetId && !test) || (validationId !== undefined && !validation)) {
+      const missing = !train ? job.datasetId : job.testDatasetId && !test ? job.testDatasetId : validationId;
+      await this.fail(job, { code: 'DATASET_NOT_FOUND', message: `dataset ${missing} was deleted before the job ran` });
       return;
     }
     const checkpoint = job.checkpointRef ? await this.deps.getArtifact(tenantId, job.checkpointRef) : undefined;
@@ -205,6 +208,7 @@ export class JobRunner {
       settings,
       train: { ...train, ...(settings.label === undefined ? {} : { label: settings.label }) },
       ...(test ? { test: { ...test, ...(settings.label === undefined ? {} : { label: settings.label }) } } : {}),
+      ...(validation ? { validation: { ...validation, ...(settings.label === undefined ? {} : { label: settings.label }) } } : {}),
       ...(checkpoint ? { checkpoint } : {}),
     };
     await this.appendEvent(tenantId, job.id, 'job-started', { epoch: job.epoch, totalEpochs: job.totalEpochs, owner: this.owner });

@@ -90,7 +90,7 @@ export class JobService {
     const request = parseJobRequest(body, this.deps.maxModelParameters === undefined ? {} : { maxParameters: this.deps.maxModelParameters });
     if (options.quota) await this.admit(tenantId, request.model, allowedModels);
     else if (!modelAllowed(allowedModels, request.model)) throw new AiaasError('MODEL_NOT_FOUND', `Model '${request.model}' not found`, { details: { model: request.model } });
-    for (const [role, id] of [['training', request.datasetId], ['test', request.testDatasetId]] as const) {
+    for (const [role, id] of [['training', request.datasetId], ['test', request.testDatasetId], ['validation', request.settings.validationDatasetId]] as const) {
       if (id === undefined) continue;
       const schema = await this.deps.datasetSchema(tenantId, id);
       if (!schema) throw new AiaasError('DATASET_NOT_FOUND', `${role} dataset ${id} not found`);

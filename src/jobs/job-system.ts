@@ -161,7 +161,8 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     const job = await repositories.jobs.get(tenantId, jobId);
     if (job === undefined) return {};
     const datasets: ProvenanceDataset[] = [];
-    for (const [role, datasetId] of [['train', job.datasetId], ['test', job.testDatasetId]] as const) {
+    const validationDatasetId = (job.settings as { validationDatasetId?: string }).validationDatasetId ?? null;
+    for (const [role, datasetId] of [['train', job.datasetId], ['test', job.testDatasetId], ['validation', validationDatasetId]] as const) {
       if (datasetId === null) continue;
       const record = await repositories.datasets.get(tenantId, datasetId);
       if (record === undefined) continue;

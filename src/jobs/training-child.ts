@@ -59,6 +59,7 @@ async function train(start: WorkerStart): Promise<void> {
   const scale = scalesIdxPixelsAtLoad(model.spec);
   const trainData = parse(start.train, scale);
   const testData = start.test ? parse(start.test, scale) : undefined;
+  const validationData = start.validation ? parse(start.validation, scale) : undefined;
   const resumeFrom = start.checkpoint ? decodeCheckpoint(start.checkpoint) : undefined;
   if (resumeFrom) send({ type: 'resumed', epoch: resumeFrom.epoch, step: resumeFrom.step });
   // Samples the current epoch trained on (after any validation split or step limit): the ledger's sample-epochs.
@@ -69,6 +70,7 @@ async function train(start: WorkerStart): Promise<void> {
     seed: settings.seed,
     shuffle: settings.shuffle,
     ...(settings.validationSplit === undefined ? {} : { validationSplit: settings.validationSplit }),
+    ...(validationData === undefined ? {} : { validationData }),
     ...(settings.maxSteps === undefined ? {} : { maxSteps: settings.maxSteps }),
     ...(settings.targetLoss === undefined ? {} : { targetLoss: settings.targetLoss }),
     ...(settings.earlyStopping === undefined ? {} : { earlyStopping: settings.earlyStopping }),

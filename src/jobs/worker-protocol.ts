@@ -19,6 +19,7 @@ export interface WorkerStart {
   settings: JobSettings;
   train: DatasetSource;
   test?: DatasetSource;
+  validation?: DatasetSource;
   checkpoint?: Uint8Array;
 }
 

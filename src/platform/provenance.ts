@@ -17,7 +17,7 @@ export interface ProvenanceFile {
 }
 
 export interface ProvenanceDataset {
-  role: 'train' | 'test';
+  role: 'train' | 'test' | 'validation';
   id: string;
   name?: string;
   /** SHA-256 of the dataset file's plaintext bytes (and of its labels file, for IDX pairs). */

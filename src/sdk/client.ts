@@ -36,6 +36,8 @@ import type {
   Dataset,
   DatasetFormat,
   HealthStatus,
+  RepositoryIndexEntry,
+  ServerMetadata,
   Job,
   JobEvent,
   JobStatus,
@@ -450,6 +452,15 @@ export class VersionsApi {
     });
     return new Uint8Array(await response.arrayBuffer());
   }
+
+  /** The same file as a stream, for files too large to hold in memory (GGUF); errors are thrown before any byte. */
+  async downloadFileStream(model: string, version: number | string, file: ModelFileName | 'model.gguf', options: SignalOption = {}): Promise<ReadableStream<Uint8Array>> {
+    const response = await this.transport.send('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/files/${segment(file)}`, {
+      signal: options.signal,
+    });
+    if (response.body === null) return new ReadableStream({ start: (controller) => controller.close() });
+    return response.body;
+  }
 }
 
 export class AliasesApi {
@@ -485,6 +496,10 @@ export class AliasesApi {
   async shadow(model: string, alias: string, options: SignalOption = {}): Promise<ShadowStatus> {
     return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/aliases/${segment(alias)}/shadow`, { signal: options.signal })) as ShadowStatus;
   }
+
+  async delete(model: string, alias: string, options: SignalOption = {}): Promise<void> {
+    await this.transport.send('DELETE', `/api/v1/models/${segment(model)}/aliases/${segment(alias)}`, { signal: options.signal });
+  }
 }
 
 export class EvaluationsApi {
@@ -503,10 +518,6 @@ export class EvaluationsApi {
 
   async get(model: string, version: number | string, id: string, options: SignalOption = {}): Promise<Evaluation> {
     return (await this.transport.json('GET', `/api/v1/models/${segment(model)}/versions/${segment(version)}/evaluations/${segment(id)}`, { signal: options.signal })) as Evaluation;
-  }
-
-  async delete(model: string, alias: string, options: SignalOption = {}): Promise<void> {
-    await this.transport.send('DELETE', `/api/v1/models/${segment(model)}/aliases/${segment(alias)}`, { signal: options.signal });
   }
 }
 
@@ -849,6 +860,16 @@ export class AiaasClient {
   /** `GET /healthz`: the process is up. */
   async health(options: SignalOption = {}): Promise<HealthStatus> {
     return (await this.transport.json('GET', '/healthz', { signal: options.signal })) as HealthStatus;
+  }
+
+  /** `GET /v2`: the KServe V2 server metadata, `{name, version, extensions}`. */
+  async serverMetadata(options: SignalOption = {}): Promise<ServerMetadata> {
+    return (await this.transport.json('GET', '/v2', { signal: options.signal })) as ServerMetadata;
+  }
+
+  /** `POST /v2/repository/index` (Triton): the caller's model versions and whether each is loaded (`READY`). */
+  async repositoryIndex(options: SignalOption & { ready?: boolean } = {}): Promise<RepositoryIndexEntry[]> {
+    return (await this.transport.json('POST', '/v2/repository/index', { json: options.ready === undefined ? {} : { ready: options.ready }, signal: options.signal })) as RepositoryIndexEntry[];
   }
 
   /** `GET /readyz`: database and artifact store reachable. A 503 answers `ready: false` rather than throwing. */

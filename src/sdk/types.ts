@@ -36,6 +36,21 @@ export const terminalJobStatuses: readonly JobStatus[] = ['succeeded', 'failed',
 
 export type HealthStatus = Static<typeof service.HealthStatus> | Static<typeof service.ReadinessStatus>;
 
+/** `GET /v2`: KServe V2 server metadata. */
+export interface ServerMetadata {
+  name: string;
+  version: string;
+  extensions: string[];
+}
+
+/** One entry of `POST /v2/repository/index`: `state` is `READY` when the version is loaded. */
+export interface RepositoryIndexEntry {
+  name: string;
+  version: string;
+  state: string;
+  reason: string;
+}
+
 // Identity, tenants, keys
 
 export type Tenant = Static<typeof identity.Tenant>;

@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sql } from 'kysely';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createServerLogger } from './logger.ts';
 import { validateConfig, type AiaasConfig } from '../config.ts';
 import { AiaasError } from '../errors.ts';
 import { AuditLogger } from '../http/audit.ts';
@@ -227,7 +228,7 @@ async function requireKeysForStoredData(repositories: Repositories, keyStore: Ke
 export async function createServerContext(config: AiaasConfig, options: ServerContextOptions = {}): Promise<ServerContext> {
   validateConfig(config);
   const now = options.now ?? (() => new Date());
-  const logger = options.logger ?? pino({ level: config.logLevel, redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]'], censor: '[redacted]' } });
+  const logger = options.logger ?? createServerLogger(config);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   // Before anything else touches the directory: a second server would fight this one over it.
   const lock = lockDataDir(config.dataDir, 'serve');

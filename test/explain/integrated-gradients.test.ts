@@ -16,6 +16,9 @@ const mlp = {
   compile: { optimizer: 'adam', loss: 'sparseCategoricalCrossentropy' },
 };
 
+// Preprocessing in the graph (input.scale / offset): attributions must flow through it to the raw input.
+const scaledMlp = { ...mlp, name: 'scaled-mlp', input: { shape: [6], scale: 0.5, offset: 0.25 } };
+
 const cnn = {
   name: 'cnn',
   input: { shape: [8, 8, 1] },
@@ -75,7 +78,7 @@ describe('the input-gradient graph', () => {
 });
 
 describe('integrated gradients', () => {
-  for (const [name, spec, features] of [['MLP', mlp, 6], ['CNN', cnn, 64]] as const) {
+  for (const [name, spec, features] of [['MLP', mlp, 6], ['MLP with input scale and offset', scaledMlp, 6], ['CNN', cnn, 64]] as const) {
     for (const rule of ['trapezoid', 'midpoint'] as const) {
       it(`are complete on the ${name} at 128 steps (${rule}): Σ attributions = F(x) − F(0) within 2 %`, async () => {
         const model = Model.fromSpec(spec, { seed: 7 });

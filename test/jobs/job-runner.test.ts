@@ -47,13 +47,18 @@ async function setup() {
   const store = await FileSystemArtifactStore.open(join(directory, 'artifacts'));
   const tenant = await repositories.tenants.create({ name: 'acme' });
   const data = idxPair(64);
+  const validationData = idxPair(16);
   const registered: { files: SavedModelPayload; summary: TrainingSummary; modelName: string }[] = [];
   const trainingUsage: TrainingUsage[] = [];
   const runner = new JobRunner(
     {
       jobs: repositories.jobs,
       loadDatasetSource: async (_tenantId, datasetId) =>
-        datasetId === 'ds_train' ? { format: 'idx', bytes: data.images, labelsBytes: data.labels, name: 'train.idx' } : undefined,
+        datasetId === 'ds_train'
+          ? { format: 'idx', bytes: data.images, labelsBytes: data.labels, name: 'train.idx' }
+          : datasetId === 'ds_val'
+            ? { format: 'idx', bytes: validationData.images, labelsBytes: validationData.labels, name: 'val.idx' }
+            : undefined,
       putArtifact: async (_tenantId, bytes) => store.put(bytes),
       getArtifact: async (_tenantId, ref) => store.get(ref as `sha256:${string}`),
       deleteArtifact: async (ref) => store.delete(ref as `sha256:${string}`),
@@ -69,7 +74,7 @@ async function setup() {
   runners.push(runner);
   const service = new JobService({
     jobs: repositories.jobs,
-    datasetSchema: async (_tenantId, id) => (id === 'ds_train' ? { featureShape: [4, 4], labelShape: [] } : undefined),
+    datasetSchema: async (_tenantId, id) => (id === 'ds_train' || id === 'ds_val' ? { featureShape: [4, 4], labelShape: [] } : undefined),
     versionOf: async () => ({ version: 1, metrics: {} }),
     runner,
     maxUnfinishedJobsPerTenant: 2,
@@ -119,6 +124,30 @@ describe('training jobs', () => {
     expect(trainingUsage.map((usage) => usage.sampleEpochs)).toEqual([64, 64, 64, 0]);
     expect(trainingUsage.every((usage) => usage.tenantId === tenantId && usage.modelName === 'halves' && usage.workerSeconds >= 0)).toBe(true);
     expect(trainingUsage.reduce((sum, usage) => sum + usage.workerSeconds, 0)).toBeGreaterThan(0);
+  });
+
+  it('evaluates a validation dataset after every epoch (validationDatasetId), which early stopping can monitor', async () => {
+    const { service, runner, tenantId } = await setup();
+    runner.start();
+    const submitted = await service.submit(tenantId, {
+      model: 'halves',
+      spec,
+      datasetId: 'ds_train',
+      validationDatasetId: 'ds_val',
+      epochs: 2,
+      batchSize: 8,
+      earlyStopping: { monitor: 'val_accuracy', patience: 5 },
+    });
+    expect(submitted.settings).toMatchObject({ validationDatasetId: 'ds_val', earlyStopping: { monitor: 'val_accuracy', patience: 5 } });
+    const job = await waitForFinal(service, tenantId, submitted.id);
+    expect(job.status).toBe('succeeded');
+    expect(job.history).toHaveLength(2);
+    for (const entry of job.history as { validationLoss?: number; validationMetrics?: Record<string, number> }[]) {
+      expect(entry.validationLoss).toBeTypeOf('number');
+      expect(entry.validationMetrics?.accuracy).toBeGreaterThanOrEqual(0);
+    }
+    await expect(service.submit(tenantId, { model: 'x', spec, datasetId: 'ds_train', validationDatasetId: 'ds_missing' })).rejects.toMatchObject({ code: 'DATASET_NOT_FOUND', message: 'validation dataset ds_missing not found' });
+    await expect(service.submit(tenantId, { model: 'x', spec, datasetId: 'ds_train', validationDatasetId: 'ds_val', validationSplit: 0.2 })).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
   });
 
   it('is deterministic across training processes: the same seed gives identical weights, ONNX and checkpoint state', async () => {

@@ -1,11 +1,13 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../config.ts';
 import { encodeIdx } from '../../data/idx.ts';
 import { loadMnistPackage } from '../../data/mnist-package.ts';
 import { AiaasClient } from '../../sdk/client.ts';
-import type { JsonObject, TfServingValue, V2InferRequest } from '../../sdk/types.ts';
+import { AiaasApiError } from '../../sdk/errors.ts';
+import type { JsonObject, TfServingPredictRequest, TfServingValue, V2InferRequest } from '../../sdk/types.ts';
 import { CliFailure, CliUsageError, integerOption, stringOption, type CommandContext, type CommandDefinition } from '../command.ts';
 import { watchJob } from './jobs.ts';
 import { untilAborted } from './serve.ts';
@@ -13,7 +15,11 @@ import { untilAborted } from './serve.ts';
 const trainCount = 8_000;
 const testCount = 2_000;
 const imageSize = 28 * 28;
-const modelName = 'mnist';
+/** The demo's own model and datasets: a demo run never moves an alias of a model it did not create. */
+const modelName = 'demo-mnist';
+const modelDescription = 'aiaas demo: the Keras MLP on MNIST digits';
+const trainDatasetName = 'demo-mnist-train';
+const testDatasetName = 'demo-mnist-test';
 const alias = 'production';
 /** Rows per V2 request when scoring the whole test set: well under the default 8 MiB inference body limit. */
 const scoringBatch = 500;
@@ -69,6 +75,32 @@ function rows(value: TfServingValue | undefined): number[][] {
   });
 }
 
+/**
+ * The request bodies the printed curl commands send: test digit 0, shipped as files in
+ * examples/requests/ (so the demo leaves nothing behind and the README can point at them). The demo
+ * sends these very files; examples/requests/generate.ts rewrites them from this function.
+ */
+export const requestFiles = {
+  v2: fileURLToPath(new URL('../../../examples/requests/mnist-v2.json', import.meta.url)),
+  tfserving: fileURLToPath(new URL('../../../examples/requests/mnist-tfserving.json', import.meta.url)),
+} as const;
+
+export function demoRequestBodies(): { v2: V2InferRequest; tfserving: TfServingPredictRequest } {
+  const pixels = image(loadDigits().test, 0);
+  return {
+    v2: { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 28, 28], data: pixels }] },
+    tfserving: { instances: [nested(pixels)] },
+  };
+}
+
+async function readRequestFile(path: string): Promise<JsonObject> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as JsonObject;
+  } catch (error) {
+    throw new CliFailure('DEMO_FAILED', `cannot read the shipped request file ${path}: ${(error as Error).message}`);
+  }
+}
+
 function loadDigits(): { train: Digits; test: Digits } {
   const split = loadMnistPackage({ train: trainCount, test: testCount });
   const toDigits = (dataset: { features: Float32Array; labels: Float32Array; count: number }): Digits => ({
@@ -116,6 +148,22 @@ async function startEmbeddedServer(context: CommandContext, dataDirectory: strin
   say(`server: ${server.url} (data in ${dataDirectory})\n`);
   if (server.context.bootstrap.generatedKey !== undefined) say(`api key (admin, generated for this data directory): ${apiKey}\n`);
   return { url: server.url, apiKey, close: () => server.close() };
+}
+
+/**
+ * Creates the demo's model, or reuses it when an earlier demo run created it (same description).
+ * Any other model of that name belongs to someone else: the demo refuses rather than move its alias.
+ */
+async function claimModel(client: AiaasClient, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    const model = await client.models.get(modelName, { signal });
+    if (model.description !== modelDescription) {
+      throw new CliFailure('DEMO_MODEL_EXISTS', `this server already has a model "${modelName}" the demo did not create; the demo will not move its ${alias} alias (delete or rename it first)`);
+    }
+  } catch (error) {
+    if (!(AiaasApiError.isInstance(error) && error.status === 404)) throw error;
+    await client.models.create({ name: modelName, description: modelDescription }, { signal });
+  }
 }
 
 async function scoreTestSet(client: AiaasClient, test: Digits, inputName: string, signal: AbortSignal | undefined): Promise<number> {
@@ -183,6 +231,8 @@ export const demoCommand: CommandDefinition = {
         say(`server: ${baseUrl}\n`);
       }
       const client = remoteClient ?? new AiaasClient({ baseUrl, apiKey });
+      // First, before anything is uploaded: a server where the name is taken is left untouched.
+      await claimModel(client, signal);
 
       say(`\n1. Upload ${trainCount.toLocaleString('en')} training and ${testCount.toLocaleString('en')} test digits (IDX pairs)\n`);
       const { train, test } = loadDigits();
@@ -199,8 +249,8 @@ export const demoCommand: CommandDefinition = {
         say(`   ${dataset.name}: ${dataset.id} (${dataset.rowCount} rows, features [${dataset.schema.featureShape.join(', ')}])\n`);
         return dataset;
       };
-      const trainSet = await upload(train, 'mnist-train');
-      const testSet = await upload(test, 'mnist-test');
+      const trainSet = await upload(train, trainDatasetName);
+      const testSet = await upload(test, testDatasetName);
 
       say(`\n2. Train examples/mnist-mlp/spec.json as a job: ${epochs} epoch${epochs === 1 ? '' : 's'}, batch 128\n`);
       const spec = JSON.parse(await readFile(new URL('../../../examples/mnist-mlp/spec.json', import.meta.url), 'utf8')) as JsonObject;
@@ -231,6 +281,17 @@ export const demoCommand: CommandDefinition = {
       const disagreement = Math.max(...v2Rows.flatMap((row, index) => row.map((value, column) => Math.abs(value - (tfRows[index]?.[column] ?? Number.NaN)))));
       if (!(disagreement < 1e-5)) throw new CliFailure('DEMO_FAILED', `V2 and TF-Serving answers differ by ${disagreement}`);
       v2Rows.forEach((row, index) => say(`   digit ${index}: true ${test.labels[index]}, V2 ${argmax(row)}, TF-Serving ${argmax(tfRows[index] ?? [])}\n`));
+      // The files the printed curl commands send must ask exactly what was asked above for digit 0.
+      const shippedV2 = (await client.inferV2(modelName, (await readRequestFile(requestFiles.v2)) as unknown as V2InferRequest, { version: alias, signal })).outputs[0]?.data as number[] | undefined;
+      const shippedTf = rows(
+        ((await client.predictTfServing(modelName, (await readRequestFile(requestFiles.tfserving)) as unknown as TfServingPredictRequest, { label: alias, signal })) as { predictions?: TfServingValue })
+          .predictions,
+      )[0];
+      const expected = v2Rows[0] ?? [];
+      const shippedDisagreement = Math.max(...expected.map((value, column) => Math.max(Math.abs(value - (shippedV2?.[column] ?? Number.NaN)), Math.abs(value - (shippedTf?.[column] ?? Number.NaN)))));
+      if (!(shippedDisagreement < 1e-5)) {
+        throw new CliFailure('DEMO_FAILED', `examples/requests/ does not hold test digit 0 as the demo sends it (answers differ by ${shippedDisagreement}); rewrite it with \`npx tsx examples/requests/generate.ts\``);
+      }
 
       say(`\n5. Score all ${testCount.toLocaleString('en')} test digits over V2 (batches of ${scoringBatch})\n`);
       const v2Accuracy = await scoreTestSet(client, test, input.name, signal);
@@ -248,16 +309,11 @@ export const demoCommand: CommandDefinition = {
         say(`   warning: the two differ by ${Math.abs(jobAccuracy - v2Accuracy).toFixed(4)}; served predictions should match evaluation\n`);
       }
 
-      const requestDirectory = await mkdtemp(join(tmpdir(), 'aiaas-demo-requests-'));
-      const v2File = join(requestDirectory, 'v2-infer.json');
-      const tfFile = join(requestDirectory, 'tfserving-predict.json');
-      await writeFile(v2File, JSON.stringify({ ...v2Request, inputs: v2Request.inputs.map((tensor) => ({ ...tensor, shape: [1, 28, 28], data: samples[0] ?? [] })) }));
-      await writeFile(tfFile, JSON.stringify({ instances: [nested(samples[0] ?? [])] }));
       say('\nRepeat the calls with curl');
       say(server !== undefined && !keepRunning ? ' (this embedded server stops now: run `aiaas demo --keep-running`, or use `aiaas serve`):\n' : ':\n');
       say(`   export AIAAS_API_KEY=${server !== undefined ? apiKey : '<your key>'}\n`);
-      say(`   curl -s ${baseUrl}/v2/models/${modelName}/versions/${alias}/infer -H "Authorization: Bearer $AIAAS_API_KEY" -H 'content-type: application/json' -d @${v2File}\n`);
-      say(`   curl -s ${baseUrl}/tfserving/v1/models/${modelName}/labels/${alias}:predict -H "Authorization: Bearer $AIAAS_API_KEY" -H 'content-type: application/json' -d @${tfFile}\n`);
+      say(`   curl -s ${baseUrl}/v2/models/${modelName}/versions/${alias}/infer -H "Authorization: Bearer $AIAAS_API_KEY" -H 'content-type: application/json' -d @${requestFiles.v2}\n`);
+      say(`   curl -s ${baseUrl}/tfserving/v1/models/${modelName}/labels/${alias}:predict -H "Authorization: Bearer $AIAAS_API_KEY" -H 'content-type: application/json' -d @${requestFiles.tfserving}\n`);
 
       if (server !== undefined && keepRunning) {
         say(`\nThe server keeps running at ${baseUrl}; press Ctrl-C to stop it.\n`);

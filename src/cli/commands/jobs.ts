@@ -3,10 +3,11 @@ import { resolve } from 'node:path';
 import { describeJsonSyntaxError } from '../../data/json-syntax.ts';
 import type { AiaasClient } from '../../sdk/client.ts';
 import type { JobStatus, JsonObject } from '../../sdk/types.ts';
-import { CliFailure, CliUsageError, choiceOption, fractionOption, integerOption, requiredOption, stringOption, type CommandContext, type CommandDefinition } from '../command.ts';
+import { CliFailure, CliUsageError, choiceOption, requiredOption, stringOption, type CommandContext, type CommandDefinition } from '../command.ts';
 import { json, metrics, timestamp, writeListing } from '../format.ts';
 import type { CliIo } from '../io.ts';
 import { JobProgressView, type JobOutcome } from '../progress.ts';
+import { parseTrainingFlags, trainingFlags } from '../training-flags.ts';
 
 const statuses: readonly JobStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 
@@ -65,7 +66,19 @@ export async function watchJob(
 }
 
 async function watchCommand(context: CommandContext, jobId: string): Promise<number> {
-  await watchJob(context.client(), context.io, jobId, { json: context.json, signal: context.signal });
+  try {
+    await watchJob(context.client(), context.io, jobId, { json: context.json, signal: context.signal });
+  } catch (error) {
+    // Ctrl-C stops watching, not the job: say so, and how to get back to it or stop it.
+    if (context.signal?.aborted === true) {
+      throw new CliFailure(
+        'INTERRUPTED',
+        `stopped watching; job ${jobId} keeps running on the server.\n  follow it again: aiaas jobs watch ${jobId}\n  cancel it:       aiaas jobs cancel ${jobId}`,
+        130,
+      );
+    }
+    throw error;
+  }
   return 0;
 }
 
@@ -73,29 +86,33 @@ export const jobCommands: readonly CommandDefinition[] = [
   {
     path: ['jobs', 'submit'],
     summary: 'submit a training job (the spec is validated before it is queued)',
-    usage: '--model NAME --spec SPEC.json --dataset ID [--test-dataset ID] [--epochs N] [--batch-size N] [--seed N] [--validation-split F] [--watch]',
-    description: 'Prints the job id; with --watch, follows it to the end (exit 0 only if it succeeded).',
+    usage: '--model NAME --spec SPEC.json --dataset ID [--test-dataset ID] [--validation-data ID] [fit options] [--watch]',
+    description:
+      'Prints the job id; with --watch, follows it to the end (exit 0 only if it succeeded). The fit options are the\n' +
+      "same as `aiaas train`'s; omitted ones take the server's defaults.",
     options: {
       model: { type: 'string', valueName: 'NAME', description: 'model the trained version is registered under (created if needed)' },
       spec: { type: 'string', valueName: 'FILE', description: 'model spec JSON (docs/model-spec.md)' },
       dataset: { type: 'string', valueName: 'ID', description: 'training dataset id' },
       'test-dataset': { type: 'string', valueName: 'ID', description: 'dataset evaluated after training (test metrics)' },
-      epochs: { type: 'string', valueName: 'N', description: 'epochs (server default when omitted)' },
-      'batch-size': { type: 'string', valueName: 'N', description: 'batch size' },
-      seed: { type: 'string', valueName: 'N', description: 'seed for initialisation, shuffling and dropout' },
-      'validation-split': { type: 'string', valueName: 'F', description: 'fraction of the training data held out for validation, in [0, 1)' },
+      'validation-data': { type: 'string', valueName: 'ID', description: 'dataset evaluated after every epoch (val_loss, val_ metrics)' },
+      label: { type: 'string', valueName: 'COLUMN', description: 'label column of CSV / JSON-lines datasets' },
+      ...trainingFlags,
       watch: { type: 'boolean', description: 'follow the job with live progress until it ends' },
     },
     server: true,
     json: true,
-    examples: ['aiaas jobs submit --model mnist --spec examples/mnist-mlp/spec.json --dataset ds_123 --epochs 10 --batch-size 128 --watch'],
+    examples: [
+      'aiaas jobs submit --model mnist --spec examples/mnist-mlp/spec.json --dataset ds_123 --epochs 10 --batch-size 128 --watch',
+      'aiaas jobs submit --model iris --spec spec.json --dataset ds_1 --validation-data ds_2 --epochs 200 --early-stopping-patience 10 --restore-best-weights',
+    ],
     async run(context) {
       const command = 'jobs submit';
       const testDatasetId = stringOption(context.values, 'test-dataset');
-      const epochs = integerOption(context.values, 'epochs', command, 1);
-      const batchSize = integerOption(context.values, 'batch-size', command, 1);
-      const seed = integerOption(context.values, 'seed', command, 0);
-      const validationSplit = fractionOption(context.values, 'validation-split', command);
+      const validationDatasetId = stringOption(context.values, 'validation-data');
+      const label = stringOption(context.values, 'label');
+      const settings = parseTrainingFlags(context.values, command);
+      if (validationDatasetId !== undefined && settings.validationSplit !== undefined) throw new CliUsageError('use either --validation-data or --validation-split, not both', command);
       const model = requiredOption(context.values, 'model', command);
       const datasetId = requiredOption(context.values, 'dataset', command);
       // Arguments are checked before any file is read, so a typo fails fast and names the flag.
@@ -107,10 +124,9 @@ export const jobCommands: readonly CommandDefinition[] = [
           spec: spec as JsonObject,
           datasetId,
           ...(testDatasetId === undefined ? {} : { testDatasetId }),
-          ...(epochs === undefined ? {} : { epochs }),
-          ...(batchSize === undefined ? {} : { batchSize }),
-          ...(seed === undefined ? {} : { seed }),
-          ...(validationSplit === undefined ? {} : { validationSplit }),
+          ...(validationDatasetId === undefined ? {} : { validationDatasetId }),
+          ...(label === undefined ? {} : { label }),
+          ...settings,
         },
         { signal: context.signal },
       );

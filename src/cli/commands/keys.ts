@@ -111,4 +111,23 @@ export const tenantCommands: readonly CommandDefinition[] = [
       return 0;
     },
   },
+  {
+    path: ['tenants', 'rm'],
+    summary: "delete a tenant and all its data, irreversibly (its data key is destroyed); needs --yes",
+    usage: 'ID --yes',
+    description:
+      "Operator admins only. The server destroys the tenant's data key (nothing it stored can be read again), cancels its\n" +
+      'jobs and deletes its datasets, models and files. The operator tenant cannot be deleted.',
+    positionals: ['ID'],
+    options: { yes: { type: 'boolean', description: 'confirm: the deletion cannot be undone' } },
+    server: true,
+    examples: ['aiaas tenants rm tn_01J… --yes'],
+    async run(context) {
+      const id = context.positionals[0] as string;
+      if (context.values.yes !== true) throw new CliUsageError(`deleting tenant ${id} destroys all its data and cannot be undone; add --yes to confirm`, 'tenants rm');
+      await context.client().tenants.delete(id, { signal: context.signal });
+      context.io.stderr.write(`deleted tenant ${id}\n`);
+      return 0;
+    },
+  },
 ];

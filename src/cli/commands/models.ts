@@ -9,6 +9,7 @@ import type { JsonValue } from '../../sdk/types.ts';
 import { CliFailure, CliUsageError, integerOption, requiredOption, stringOption, type CommandDefinition } from '../command.ts';
 import { renderEvaluationReport } from '../evaluation-tables.ts';
 import type { EvaluationReport } from '../../quality/metrics.ts';
+import { costCardLines } from '../cost-card.ts';
 import { bytes, json, writeListing } from '../format.ts';
 import type { CliIo } from '../io.ts';
 import { parseModelReference } from './predict.ts';
@@ -61,12 +62,6 @@ export async function watchPull(client: AiaasClient, io: CliIo, jobId: string, o
 /** sysexits' EX_TEMPFAIL: nothing changed yet, try again later (a gate's evaluations are still running). */
 const evaluatingExitCode = 75;
 
-/** Integer micro-units as a decimal amount (250000 → "0.25"), without going through a float. */
-function microsAsDecimal(micros: number): string {
-  const whole = Math.floor(micros / 1_000_000);
-  const fraction = String(micros % 1_000_000).padStart(6, '0').replace(/0+$/, '');
-  return fraction === '' ? String(whole) : `${whole}.${fraction}`;
-}
 
 export const modelCommands: readonly CommandDefinition[] = [
   {
@@ -511,25 +506,7 @@ export const modelCommands: readonly CommandDefinition[] = [
         context.io.stdout.write(json(card));
         return 0;
       }
-      const calibration = card.calibration;
-      context.io.stdout.write(
-        [
-          `model          ${card.model}@${card.version} (${card.format})`,
-          `parameters     ${card.parameters}`,
-          `file           ${bytes(card.fileBytes)}`,
-          `FLOPs/item     ${card.flopsPerItem === null ? '-' : `${card.flopsPerItem}${card.flopsComplete ? '' : ` (partial: ${card.uncountedNodes.length} nodes not counted)`}`}`,
-          `latency p50    ${calibration === null ? 'not calibrated (--calibrate)' : `${calibration.p50Milliseconds} ms (batch 1)`}`,
-          `items/s        ${calibration === null ? '-' : `${calibration.itemsPerSecond} (batch ${calibration.throughputBatch})`}`,
-          ...(card.format === 'gguf'
-            ? [
-                `tokens/s       ${card.tokensPerSecond === null ? 'not calibrated (--calibrate)' : String(card.tokensPerSecond)}`,
-                `KV cache/token ${card.kvCacheBytesPerToken === null ? '-' : bytes(card.kvCacheBytesPerToken)}`,
-              ]
-            : []),
-          `memory         ${card.memoryBytes === null ? 'not loaded' : bytes(card.memoryBytes)}`,
-          `price/1000     ${card.pricePer1000Predictions === null ? `- (${card.priceNote})` : `${microsAsDecimal(card.pricePer1000Predictions.micros)} ${card.pricePer1000Predictions.currency} (plan ${card.pricePer1000Predictions.plan}, beyond ${card.pricePer1000Predictions.includedPredictions} included a month)`}`,
-        ].join('\n') + '\n',
-      );
+      context.io.stdout.write(`${costCardLines(card).join('\n')}\n`);
       return 0;
     },
   },

@@ -79,7 +79,20 @@ export const serveCommand: CommandDefinition = {
     const config = loadConfig({ flags: serverFlags(context.values), env: context.io.env, cwd: context.io.cwd });
     // The server (database, engine, HTTP stack) loads only when it is started.
     const { startServer } = await import('../../startup/start.ts');
-    const server = await startServer(config, { handleSignals: context.signal === undefined, printSecret: (text) => void context.io.stderr.write(text) });
+    const { createServerLogger } = await import('../../startup/logger.ts');
+    if (config.insecureDev && config.masterKey === undefined && config.masterKeyFile === undefined) {
+      // Said plainly on stderr, whatever the log format: this mode must not go unnoticed.
+      context.io.stderr.write(
+        `WARNING: insecure-dev mode. The master key is kept in ${config.dataDir} next to the data it protects:\n` +
+          '         anyone who can read that directory can read everything. Never use it for real data;\n' +
+          '         set AIAAS_MASTER_KEY or AIAAS_MASTER_KEY_FILE instead.\n',
+      );
+    }
+    const server = await startServer(config, {
+      handleSignals: context.signal === undefined,
+      printSecret: (text) => void context.io.stderr.write(text),
+      logger: createServerLogger(config, context.io.stdout),
+    });
     context.io.stderr.write(`aiaas listening on ${server.url} (data in ${config.dataDir})\n`);
     await untilAborted(context.signal);
     context.io.stderr.write('stopping: finishing in-flight requests\n');

@@ -104,6 +104,7 @@ export const SubmitJobRequest = Type.Object(
     targetLoss: Type.Optional(Type.Number()),
     earlyStopping: Type.Optional(EarlyStoppingSettings),
     label: Type.Optional(Type.String({ description: 'Label column for CSV / JSON-lines datasets' })),
+    validationDatasetId: Type.Optional(Type.String({ minLength: 1, description: 'Dataset evaluated after every epoch (instead of validationSplit)' })),
   },
   { additionalProperties: false },
 );
@@ -120,6 +121,7 @@ export const JobSettings = Type.Object({
   earlyStopping: Type.Optional(EarlyStoppingSettings),
   label: Type.Optional(Type.String()),
   keepResult: Type.Optional(Type.Literal(true, { description: 'A sweep trial: the trained model stays with the job; the sweep registers the best one' })),
+  validationDatasetId: Type.Optional(Type.String()),
 });
 
 /** One finished epoch: the `epoch-end` event's payload, kept in the job's history. */
