@@ -66,18 +66,23 @@ export function createUsageMeter(ledger: UsageRecorder): UsageMeter {
     dimensionsOf.set(request, where);
     ledger.record({ ...where, ...units, ...(first ? { bytesIn: bytesIn(request) } : {}) });
   };
-  /** A failed request is recorded as a failure and nothing else: none of its units are billable. */
-  const recordFailed = (where: UsageDimensions): void => ledger.record({ ...where, failedRequests: 1 });
+  /** A metered request; a failed one is recorded as a failure and nothing else: none of its units are billable. */
+  const recordOutcome = (
+    request: FastifyRequest,
+    model: { name: string; version: string },
+    protocol: UsageProtocol,
+    outcome: 'ok' | 'error',
+    units: Omit<UsageEvent, keyof UsageDimensions>,
+  ): void => {
+    const where = dimensions(request, model, protocol);
+    if (where === undefined) return;
+    if (outcome !== 'ok') ledger.record({ ...where, failedRequests: 1 });
+    else recordAnswered(request, where, units);
+  };
 
   return {
     inference(request, model, protocol, outcome, measures) {
-      const where = dimensions(request, model, protocol);
-      if (where === undefined) return;
-      if (outcome !== 'ok') {
-        recordFailed(where);
-        return;
-      }
-      recordAnswered(request, where, {
+      recordOutcome(request, model, protocol, outcome, {
         requests: 1,
         items: measures.items,
         ...(measures.timing === undefined ? {} : { computeMs: measures.timing.billedComputeMs, queueMs: measures.timing.queueMs }),
@@ -85,13 +90,7 @@ export function createUsageMeter(ledger: UsageRecorder): UsageMeter {
     },
 
     generation(request, model, protocol, usage, outcome) {
-      const where = dimensions(request, model, protocol);
-      if (where === undefined) return;
-      if (outcome !== 'ok') {
-        recordFailed(where);
-        return;
-      }
-      recordAnswered(request, where, {
+      recordOutcome(request, model, protocol, outcome, {
         requests: 1,
         items: 1,
         promptTokens: usage.promptTokens,
