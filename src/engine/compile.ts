@@ -285,17 +285,22 @@ export function compileGraphs(plan: ModelPlan): CompiledGraphs {
   return { train: train.toModel(), evaluate: evaluate.toModel(), predict: predict.toModel(), optimizer, maskShapes };
 }
 
-/** The inference graph with trained weights baked in as initializers: a plain `.onnx` for any runtime. */
-export function exportInferenceModel(plan: ModelPlan, weights: ReadonlyMap<string, Float32Array>, metadata: Record<string, string> = {}): OnnxModel {
-  const graph = new GraphBuilder(plan.spec.name);
-  const input = graph.input(graphNames.input, batchShape(plan.spec.inputShape));
-  const parameters = new Map(
+/** The trained weights as initializers of `graph`, by parameter name; every parameter of the plan must have its weights. */
+export function weightInitializers(graph: GraphBuilder, plan: ModelPlan, weights: ReadonlyMap<string, Float32Array>): Map<string, Value> {
+  return new Map(
     plan.parameters.map((parameter) => {
       const values = weights.get(parameter.name);
       if (!values) throw new RangeError(`weights for ${parameter.name} are missing`);
       return [parameter.name, graph.initializer(parameter.name, parameter.shape, values)];
     }),
   );
+}
+
+/** The inference graph with trained weights baked in as initializers: a plain `.onnx` for any runtime. */
+export function exportInferenceModel(plan: ModelPlan, weights: ReadonlyMap<string, Float32Array>, metadata: Record<string, string> = {}): OnnxModel {
+  const graph = new GraphBuilder(plan.spec.name);
+  const input = graph.input(graphNames.input, batchShape(plan.spec.inputShape));
+  const parameters = weightInitializers(graph, plan, weights);
   const forward = buildForward(graph, plan, { input, parameters });
   graph.output(forward.output, graphNames.output);
   return graph.toModel(metadata);

@@ -3,6 +3,7 @@
  * gradients (src/explain/) integrates. Training differentiates the loss with respect to the
  * parameters; here the weights are baked in as constants and the input is the differentiable root.
  */
+import { weightInitializers } from './compile.ts';
 import { GraphBuilder, type Value } from './graph.ts';
 import { batchShape, buildForward } from './network.ts';
 import { mul } from './ops/elementwise.ts';
@@ -30,13 +31,7 @@ export function exportInputGradientModel(plan: ModelPlan, weights: ReadonlyMap<s
   const graph = new GraphBuilder(`${plan.spec.name}_input_gradient`);
   const input = graph.input(inputGradientNames.input, batchShape(plan.spec.inputShape), 'float32', true);
   const targetWeights = graph.input(inputGradientNames.targetWeights, batchShape(plan.outputShape));
-  const parameters = new Map(
-    plan.parameters.map((parameter) => {
-      const values = weights.get(parameter.name);
-      if (!values) throw new RangeError(`weights for ${parameter.name} are missing`);
-      return [parameter.name, graph.initializer(parameter.name, parameter.shape, values)];
-    }),
-  );
+  const parameters = weightInitializers(graph, plan, weights);
   const forward = buildForward(graph, plan, { input, parameters });
   const weighted = graph.apply1(mul, [forward.output, targetWeights], null);
   const total = graph.apply1(sumAll, [weighted], null);

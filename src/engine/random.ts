@@ -114,3 +114,18 @@ export class Random {
 function rotateLeft(value: number, bits: number): number {
   return ((value << bits) | (value >>> (32 - bits))) >>> 0;
 }
+
+/**
+ * mulberry32: a one-word seeded generator, uniform in [0, 1). Its streams are part of documented
+ * orders (the MNIST package's sample order, sweep samples, occlusion shuffles), so it must never change.
+ */
+export function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let value = state;
+    value = Math.imul(value ^ (value >>> 15), value | 1);
+    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
+    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
+  };
+}

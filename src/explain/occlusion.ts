@@ -4,6 +4,8 @@
  * caller computes in batches (through the model manager's workers).
  */
 
+import { mulberry32 } from '../engine/random.ts';
+
 /** The explained score of `rows` inputs laid back to back; `firstRow` numbers the first of them among all rows scored in this pass. */
 export type ScoreRunner = (input: Float32Array, rows: number, firstRow: number) => Promise<Float64Array>;
 
@@ -71,18 +73,6 @@ export interface PermutationOptions {
   run: ScoreRunner;
 }
 
-/** A small deterministic generator (mulberry32) for the shuffles. */
-function generator(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A permutation of 0..n−1 that moves every element when n ≥ 2 (Sattolo's algorithm): a shuffle that changes nothing measures nothing. */
 function derangement(count: number, random: () => number): Uint32Array {
   const order = Uint32Array.from({ length: count }, (_, index) => index);
@@ -102,7 +92,7 @@ export async function permutationImportance(options: PermutationOptions): Promis
   const { inputs, samples, windows, repeats } = options;
   const features = inputs.length / samples;
   const baseScores = await scoreRows(samples, features, options.rowsPerRun, (row, target) => target.set(inputs.subarray(row * features, (row + 1) * features)), options.run);
-  const random = generator(options.seed);
+  const random = mulberry32(options.seed);
   const importances = new Float32Array(features);
   const plans = windows.flatMap((indices) => Array.from({ length: repeats }, () => ({ indices, order: derangement(samples, random) })));
   const scores = await scoreRows(plans.length * samples, features, options.rowsPerRun, (row, target) => {

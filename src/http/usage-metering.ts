@@ -66,18 +66,23 @@ export function createUsageMeter(ledger: UsageRecorder): UsageMeter {
     dimensionsOf.set(request, where);
     ledger.record({ ...where, ...units, ...(first ? { bytesIn: bytesIn(request) } : {}) });
   };
-  /** A failed request is recorded as a failure and nothing else: none of its units are billable. */
-  const recordFailed = (where: UsageDimensions): void => ledger.record({ ...where, failedRequests: 1 });
+  /** A metered request; a failed one is recorded as a failure and nothing else: none of its units are billable. */
+  const recordOutcome = (
+    request: FastifyRequest,
+    model: { name: string; version: string },
+    protocol: UsageProtocol,
+    outcome: 'ok' | 'error',
+    units: Omit<UsageEvent, keyof UsageDimensions>,
+  ): void => {
+    const where = dimensions(request, model, protocol);
+    if (where === undefined) return;
+    if (outcome !== 'ok') ledger.record({ ...where, failedRequests: 1 });
+    else recordAnswered(request, where, units);
+  };
 
   return {
     inference(request, model, protocol, outcome, measures) {
-      const where = dimensions(request, model, protocol);
-      if (where === undefined) return;
-      if (outcome !== 'ok') {
-        recordFailed(where);
-        return;
-      }
-      recordAnswered(request, where, {
+      recordOutcome(request, model, protocol, outcome, {
         requests: 1,
         items: measures.items,
         ...(measures.timing === undefined ? {} : { computeMs: measures.timing.billedComputeMs, queueMs: measures.timing.queueMs }),
@@ -85,13 +90,7 @@ export function createUsageMeter(ledger: UsageRecorder): UsageMeter {
     },
 
     generation(request, model, protocol, usage, outcome) {
-      const where = dimensions(request, model, protocol);
-      if (where === undefined) return;
-      if (outcome !== 'ok') {
-        recordFailed(where);
-        return;
-      }
-      recordAnswered(request, where, {
+      recordOutcome(request, model, protocol, outcome, {
         requests: 1,
         items: 1,
         promptTokens: usage.promptTokens,
@@ -106,19 +105,24 @@ export function createUsageMeter(ledger: UsageRecorder): UsageMeter {
     },
 
     install(app, isMeteredUrl) {
-      app.addHook('preParsing', async (request, _reply, payload) => {
-        if (request.headers['content-length'] !== undefined || !isMeteredUrl(request.url)) return payload;
+      // Callback hooks: they run on every request, and an async hook costs a promise and a microtask.
+      app.addHook('preParsing', (request, _reply, payload, done) => {
+        if (request.headers['content-length'] !== undefined || !isMeteredUrl(request.url)) {
+          done(null, payload);
+          return;
+        }
         const counter = new ByteCounter();
         countedBodies.set(request, counter);
         payload.on('error', (error) => counter.destroy(error));
-        return payload.pipe(counter);
+        done(null, payload.pipe(counter));
       });
-      app.addHook('onSend', async (request, _reply, payload) => {
+      app.addHook('onSend', (request, _reply, payload, done) => {
         const where = dimensionsOf.get(request);
-        if (where === undefined) return payload;
-        const bytes = payloadBytes(payload);
-        if (bytes !== undefined && bytes > 0) ledger.record({ ...where, bytesOut: bytes });
-        return payload;
+        if (where !== undefined) {
+          const bytes = payloadBytes(payload);
+          if (bytes !== undefined && bytes > 0) ledger.record({ ...where, bytesOut: bytes });
+        }
+        done(null, payload);
       });
     },
   };

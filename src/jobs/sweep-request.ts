@@ -5,6 +5,7 @@
  */
 import { AiaasError, quoteForError } from '../errors.ts';
 import type { TrainingSummary } from '../engine/model.ts';
+import { mulberry32 } from '../engine/random.ts';
 
 export type Dimension =
   | { type: 'choice'; values: readonly unknown[] }
@@ -134,18 +135,6 @@ export function parseSweepRequest(body: unknown): SweepDefinition {
   return { baseJob, space, strategy, maxTrials, parallelism, metric: { name, direction }, register: body.register === true };
 }
 
-/** mulberry32: the seeded generator of random and successive-halving samples. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function finish(dimension: Extract<Dimension, { type: 'range' | 'logRange' }>, value: number): number {
   // Twelve significant digits: 10 ** (log10(1e-5)) must read 0.00001, not 0.000009999999999999999.
   const rounded = Number(value.toPrecision(12));
@@ -194,7 +183,7 @@ export function configurations(definition: SweepDefinition): TrialParameters[] {
     }
     return product.slice(0, definition.maxTrials);
   }
-  const random = seededRandom(definition.strategy.seed);
+  const random = mulberry32(definition.strategy.seed);
   return Array.from({ length: definition.maxTrials }, () => Object.fromEntries(paths.map((path) => [path, sample(definition.space[path]!, random)])));
 }
 

@@ -4,7 +4,7 @@ import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AiaasApiError, AiaasConnectionError, apiErrorFrom } from './errors.ts';
-import { ServerSentEventParser } from './sse.ts';
+import { readServerSentEvents, ServerSentEventParser } from './sse.ts';
 import { packDirectory } from './tar.ts';
 import type {
   Sweep,
@@ -597,24 +597,17 @@ export class JobsApi {
       }
       if (response !== undefined && response.body !== null) {
         const parser = new ServerSentEventParser(lastEventId);
-        const reader = response.body.getReader();
         try {
-          for (;;) {
-            const { done, value } = await reader.read();
-            if (done) break;
-            for (const event of parser.push(value)) {
-              lastEventId = event.lastEventId;
-              failures = 0;
-              yield { type: event.type, id: event.lastEventId, data: parseEventData(event.data) };
-              if (terminalJobEvents.includes(event.type)) return;
-            }
+          for await (const event of readServerSentEvents(response.body, parser)) {
+            lastEventId = event.lastEventId;
+            failures = 0;
+            yield { type: event.type, id: event.lastEventId, data: parseEventData(event.data) };
+            if (terminalJobEvents.includes(event.type)) return;
           }
         } catch (error) {
           if (isAbort(error, signal)) throw error;
           connectionError = error;
         } finally {
-          // Releases the socket whether the stream ended, failed, or the consumer stopped iterating.
-          await reader.cancel().catch(() => undefined);
           lastEventId = parser.lastEventId;
           if (parser.retryMilliseconds !== undefined) retryMilliseconds = parser.retryMilliseconds;
         }
@@ -790,19 +783,9 @@ export class SweepsApi {
     for (;;) {
       const response = await this.transport.send('GET', `/api/v1/sweeps/${segment(id)}/events`, { headers: { accept: 'text/event-stream' }, signal: options.signal });
       if (response.body === null) return;
-      const parser = new ServerSentEventParser();
-      const reader = response.body.getReader();
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          for (const event of parser.push(value)) {
-            if (event.type === 'sweep-leaderboard') yield JSON.parse(event.data) as Sweep;
-            if (event.type === 'sweep-finished') return;
-          }
-        }
-      } finally {
-        await reader.cancel().catch(() => undefined);
+      for await (const event of readServerSentEvents(response.body, new ServerSentEventParser())) {
+        if (event.type === 'sweep-leaderboard') yield JSON.parse(event.data) as Sweep;
+        if (event.type === 'sweep-finished') return;
       }
       const sweep = await this.get(id, options);
       if (sweep.status !== 'running') {
@@ -911,21 +894,11 @@ export class AiaasClient {
       signal: options.signal,
     });
     if (response.body === null) return;
-    const parser = new ServerSentEventParser();
-    const reader = response.body.getReader();
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        for (const event of parser.push(value)) {
-          if (event.data === '[DONE]') return;
-          const chunk = parseJsonAllowingNonFinite(event.data);
-          if (isRecord(chunk) && isRecord(chunk.error)) throw apiErrorFrom(response.status >= 400 ? response.status : 500, response.headers, event.data);
-          if (isRecord(chunk) && Array.isArray(chunk.choices)) yield chunk as unknown as ChatCompletionChunk;
-        }
-      }
-    } finally {
-      await reader.cancel().catch(() => undefined);
+    for await (const event of readServerSentEvents(response.body, new ServerSentEventParser())) {
+      if (event.data === '[DONE]') return;
+      const chunk = parseJsonAllowingNonFinite(event.data);
+      if (isRecord(chunk) && isRecord(chunk.error)) throw apiErrorFrom(response.status >= 400 ? response.status : 500, response.headers, event.data);
+      if (isRecord(chunk) && Array.isArray(chunk.choices)) yield chunk as unknown as ChatCompletionChunk;
     }
   }
 

@@ -112,3 +112,20 @@ export class ServerSentEventParser {
     }
   }
 }
+
+/**
+ * The events of a response body as they complete. The body's reader is released however the
+ * iteration ends (the stream ended or failed, or the consumer stopped), so the socket is freed.
+ */
+export async function* readServerSentEvents(body: ReadableStream<Uint8Array>, parser: ServerSentEventParser): AsyncGenerator<ServerSentEvent, void, undefined> {
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield* parser.push(value);
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+}

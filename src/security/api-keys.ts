@@ -71,8 +71,12 @@ export type RequestHeaders = Readonly<Record<string, string | readonly string[] 
 
 function headerValue(headers: RequestHeaders, name: string): string | undefined {
   let found: string | undefined;
-  for (const [headerName, value] of Object.entries(headers)) {
-    if (headerName.toLowerCase() !== name || value === undefined) continue;
+  // for…in rather than Object.entries: this runs on every authenticated request, and the entries
+  // array and its pairs were a measurable share of the allocations per inference.
+  for (const headerName in headers) {
+    if (!Object.hasOwn(headers, headerName) || headerName.toLowerCase() !== name) continue;
+    const value = headers[headerName];
+    if (value === undefined) continue;
     if (typeof value !== 'string' || found !== undefined) {
       throw new AiaasError('UNAUTHENTICATED', `Send the ${name} header only once.`);
     }

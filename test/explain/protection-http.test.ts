@@ -4,7 +4,7 @@ import { publicKeyFrom, verifyRecord } from '../../src/security/provenance-signa
 import { loadSigningKey } from '../../src/security/signing-key.ts';
 import { MasterKeyRing, generateMasterKey } from '../../src/security/key-ring.ts';
 import { linearModel } from '../inference/fixtures/tiny-onnx.ts';
-import { call, createTenant, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from '../http/helpers.ts';
+import { call, finalJob, createTenant, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from '../http/helpers.ts';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,13 +20,7 @@ afterAll(async () => server.close());
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
-async function waitForJob(key: string, jobId: string): Promise<Record<string, unknown>> {
-  for (;;) {
-    const job = (await call(server.app, key, 'GET', `/api/v1/jobs/${jobId}`)).json().job as Record<string, unknown>;
-    if (['succeeded', 'failed', 'cancelled'].includes(job.status as string)) return job;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const waitForJob = (key: string, jobId: string): Promise<Record<string, unknown>> => finalJob(server, key, jobId);
 
 describe('provenance', () => {
   it('signs every new version; the record verifies against the published key and names the file hashes', async () => {

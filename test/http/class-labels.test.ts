@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDatasetBytes } from '../../src/data/load.ts';
 import { Model } from '../../src/engine/index.ts';
 import { AiaasClient } from '../../src/sdk/client.ts';
-import { call, classifierModel, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
+import { call, finalJob, classifierModel, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
 
 let server: TestServer;
 beforeAll(async () => {
@@ -36,14 +36,7 @@ const flowersSpec = {
   compile: { optimizer: { type: 'adam', learningRate: 0.05 }, loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] },
 };
 
-async function waitForJob(jobId: string): Promise<Record<string, unknown>> {
-  for (;;) {
-    const response = await call(server.app, server.adminKey, 'GET', `/api/v1/jobs/${jobId}`);
-    const job = response.json().job as Record<string, unknown>;
-    if (['succeeded', 'failed', 'cancelled'].includes(job.status as string)) return job;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const waitForJob = (jobId: string): Promise<Record<string, unknown>> => finalJob(server, server.adminKey, jobId);
 
 function closeTo(actual: readonly number[], expected: ArrayLike<number>): void {
   expect(actual).toHaveLength(expected.length);

@@ -69,6 +69,24 @@ export async function call(
   return response;
 }
 
+/** The fields of a job body most tests check. */
+export interface JobBody {
+  id: string;
+  kind: string;
+  status: string;
+  error: { code: string; message: string } | null;
+  resultVersion: { version: number } | null;
+}
+
+/** Polls a job until it is final (succeeded, failed or cancelled); returns its body. */
+export async function finalJob<Job = Record<string, unknown>>(server: TestServer, key: string, jobId: string): Promise<Job> {
+  for (;;) {
+    const job = (await call(server.app, key, 'GET', `/api/v1/jobs/${jobId}`)).json().job as Job & { status: string };
+    if (['succeeded', 'failed', 'cancelled'].includes(job.status)) return job;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** Creates a tenant (as the operator admin) and returns its admin key. */
 export async function createTenant(server: TestServer, name: string): Promise<{ id: string; adminKey: string }> {
   const response = await call(server.app, server.adminKey, 'POST', '/api/v1/tenants', { name });

@@ -14,7 +14,7 @@ import { createOllamaModelAdmin } from '../../src/http/protocols/ollama-model-ad
 import { ollamaRoutes } from '../../src/http/routes/ollama.ts';
 import type { AppContext } from '../../src/http/app.ts';
 import { startFileServer, type FileServer } from '../platform/file-server.ts';
-import { call, classifierModel, createKey, startTestServer, type TestServer } from './helpers.ts';
+import { call, finalJob, type JobBody, classifierModel, createKey, startTestServer, type TestServer } from './helpers.ts';
 
 const onnx = classifierModel(5).exportOnnx();
 const onnxSha256 = createHash('sha256').update(onnx).digest('hex');
@@ -54,25 +54,11 @@ afterAll(async () => {
   await flaky?.close();
 });
 
-interface JobBody {
-  id: string;
-  kind: string;
-  status: string;
-  error: { code: string; message: string } | null;
-  resultVersion: { version: number } | null;
-}
-
 async function pull(name: string, body: unknown, key = server.adminKey) {
   return call(server.app, key, 'POST', `/api/v1/models/${name}/versions`, JSON.stringify(body), { 'content-type': 'application/json' });
 }
 
-async function finalJob(id: string): Promise<JobBody> {
-  for (;;) {
-    const job = (await call(server.app, server.adminKey, 'GET', `/api/v1/jobs/${id}`)).json().job as JobBody;
-    if (['succeeded', 'failed', 'cancelled'].includes(job.status)) return job;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const finalPull = (id: string): Promise<JobBody> => finalJob<JobBody>(server, server.adminKey, id);
 
 /** The job's whole SSE stream (it ends once the job is final). */
 async function events(id: string): Promise<{ type: string; data: Record<string, unknown> }[]> {
@@ -96,7 +82,7 @@ describe('POST /api/v1/models/:name/versions with {"url", "sha256"}', () => {
     expect(submitted.headers.location).toBe(`/api/v1/jobs/${job.id}`);
     expect(job).toMatchObject({ kind: 'pull', status: 'queued' });
 
-    const done = await finalJob(job.id);
+    const done = await finalPull(job.id);
     expect(done).toMatchObject({ status: 'succeeded', resultVersion: { version: 1 } });
     const versions = (await call(server.app, server.adminKey, 'GET', '/api/v1/models/pulled/versions')).json().versions;
     expect(versions).toHaveLength(1);
@@ -118,7 +104,7 @@ describe('POST /api/v1/models/:name/versions with {"url", "sha256"}', () => {
   it('fails the job on a sha256 mismatch and registers nothing', async () => {
     const submitted = await pull('mismatched', { url: `${files.origin}/file`, sha256: 'ab'.repeat(32) });
     expect(submitted.statusCode).toBe(202);
-    const done = await finalJob(submitted.json().job.id);
+    const done = await finalPull(submitted.json().job.id);
     expect(done.status).toBe('failed');
     expect(done.error).toMatchObject({ code: 'PULL_HASH_MISMATCH' });
     expect(done.error!.message).toContain(onnxSha256);
@@ -128,7 +114,7 @@ describe('POST /api/v1/models/:name/versions with {"url", "sha256"}', () => {
 
   it('resumes a download whose connection dropped mid-body', async () => {
     const submitted = await pull('resumed', { url: `${flaky.origin}/drop-once`, sha256: onnxSha256 });
-    const done = await finalJob(submitted.json().job.id);
+    const done = await finalPull(submitted.json().job.id);
     expect(done.status).toBe('succeeded');
     const stream = await events(done.id);
     const resumed = stream.filter((event) => event.type === 'download-resumed');
@@ -148,7 +134,7 @@ describe('POST /api/v1/models/:name/versions with {"url", "sha256"}', () => {
 
     const cancelled = await call(server.app, server.adminKey, 'POST', `/api/v1/jobs/${id}/cancel`);
     expect(cancelled.statusCode).toBe(202);
-    expect((await finalJob(id)).status).toBe('cancelled');
+    expect((await finalPull(id)).status).toBe('cancelled');
     await files.hangClosed;
     expect(await pullsDirectory()).toEqual([]);
     expect((await call(server.app, server.adminKey, 'GET', '/api/v1/models/cancelled')).statusCode).toBe(404);
@@ -185,7 +171,7 @@ describe('POST /api/v1/models/:name/versions with {"url", "sha256"}', () => {
   it('takes pulls on POST /api/v1/jobs with kind "pull" too, and refuses unknown kinds', async () => {
     const submitted = await call(server.app, server.adminKey, 'POST', '/api/v1/jobs', { kind: 'pull', model: 'via-jobs', url: `${files.origin}/file`, sha256: onnxSha256 });
     expect(submitted.statusCode).toBe(202);
-    expect((await finalJob(submitted.json().job.id)).status).toBe('succeeded');
+    expect((await finalPull(submitted.json().job.id)).status).toBe('succeeded');
     const unknown = await call(server.app, server.adminKey, 'POST', '/api/v1/jobs', { kind: 'quantize', model: 'x' });
     expect(unknown.statusCode).toBe(400);
     // Refused by the request schema (a union of the kinds), before the service sees it.

@@ -174,6 +174,18 @@ describe('API2:2023 Broken Authentication', () => {
     expect(v2.headers['x-aiaas-error-code']).toBe('UNAUTHENTICATED');
   });
 
+  it('refuses a key that expires while its lookup is still cached', async () => {
+    const expiring = await createKey(server, tenantA.adminKey, 'developer', { expiresAt: new Date(clock + 1000).toISOString() });
+    expect((await call(server.app, expiring.key, 'POST', '/v2/models/shared-name/infer', inferBody())).statusCode).toBe(200);
+    expect(server.context.access.authenticateCached(expiring.key)?.principal.keyId).toBe(expiring.id);
+    // Within the access cache's window (2 s), but past the key's expiry.
+    clock += 1000;
+    const expired = await call(server.app, expiring.key, 'POST', '/v2/models/shared-name/infer', inferBody());
+    expect(expired.statusCode).toBe(401);
+    expect(expired.headers['x-aiaas-error-code']).toBe('UNAUTHENTICATED');
+    expect(server.context.access.authenticateCached(expiring.key)).toBeUndefined();
+  });
+
   it('accepts the key in either header, but not two different keys', async () => {
     const key = await createKey(server, tenantA.adminKey, 'viewer');
     expect((await call(server.app, undefined, 'GET', '/api/v1/me', undefined, { 'x-api-key': key.key })).statusCode).toBe(200);

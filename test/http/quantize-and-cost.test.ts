@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDatasetBytes } from '../../src/data/load.ts';
 import { randomLlamaGguf } from '../../src/runtimes/gguf/random-llama.ts';
-import { call, classifierModel, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
+import { call, finalJob, type JobBody, classifierModel, irisLikeCsv, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
 
 let server: TestServer;
 let datasetId: string;
@@ -28,21 +28,7 @@ afterAll(async () => {
   await server?.close();
 });
 
-interface JobBody {
-  id: string;
-  kind: string;
-  status: string;
-  error: { code: string; message: string } | null;
-  resultVersion: { version: number } | null;
-}
-
-async function finalJob(id: string): Promise<JobBody> {
-  for (;;) {
-    const job = (await call(server.app, server.adminKey, 'GET', `/api/v1/jobs/${id}`)).json().job as JobBody;
-    if (['succeeded', 'failed', 'cancelled'].includes(job.status)) return job;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const finalQuantize = (id: string): Promise<JobBody> => finalJob<JobBody>(server, server.adminKey, id);
 
 async function outputs(bytes: Uint8Array, features: Float32Array, count: number): Promise<Float32Array> {
   const session = await ort.InferenceSession.create(bytes);
@@ -73,7 +59,7 @@ describe('quantize jobs', () => {
     const submitted = await call(server.app, server.adminKey, 'POST', '/api/v1/models/blobs/versions/1/quantize', { mode: 'dynamic-int8', evaluationDatasetId: datasetId });
     expect(submitted.statusCode, submitted.body).toBe(202);
     expect(submitted.json().job).toMatchObject({ kind: 'quantize', model: 'blobs', settings: { version: 1, mode: 'dynamic-int8', evaluationDatasetId: datasetId } });
-    const job = await finalJob(submitted.json().job.id);
+    const job = await finalQuantize(submitted.json().job.id);
     expect(job.error).toBeNull();
     expect(job).toMatchObject({ status: 'succeeded', resultVersion: { version: 2 } });
 
@@ -119,12 +105,12 @@ describe('quantize jobs', () => {
 
   it('takes its sample from a calibration dataset, reports no accuracy without an evaluation set, and refuses to quantize twice', async () => {
     const submitted = await call(server.app, server.adminKey, 'POST', '/api/v1/models/blobs/versions/1/quantize', { mode: 'dynamic-int8', calibrationDatasetId: datasetId });
-    const job = await finalJob(submitted.json().job.id);
+    const job = await finalQuantize(submitted.json().job.id);
     expect(job).toMatchObject({ status: 'succeeded', resultVersion: { version: 3 } });
     const report = (await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/versions/3/quantization')).json();
     expect(report).toMatchObject({ sampleSource: 'calibration', sampleItems: 12, accuracy: null });
     const again = await call(server.app, server.adminKey, 'POST', '/api/v1/models/blobs/versions/3/quantize', { mode: 'dynamic-int8' });
-    const failed = await finalJob(again.json().job.id);
+    const failed = await finalQuantize(again.json().job.id);
     expect([failed.status, failed.error?.code]).toEqual(['failed', 'QUANTIZATION_UNSUPPORTED']);
     expect(failed.error?.message).toContain('already quantized');
   });

@@ -9,7 +9,7 @@ import { buildApp } from '../../src/http/app.ts';
 import { TenantTextCipher } from '../../src/security/tenant-text.ts';
 import { createServerContext, type ServerContext } from '../../src/startup/context.ts';
 import { sealedColumns, sealedTextPrefix, sealPlaintextTenantText, type SealedTable } from '../../src/storage/index.ts';
-import { call, createTenant, startTestServer, type TestServer } from './helpers.ts';
+import { call, finalJob, createTenant, startTestServer, type TestServer } from './helpers.ts';
 
 const servers: TestServer[] = [];
 afterEach(async () => {
@@ -31,15 +31,6 @@ async function expectAbsent(dataDir: string, needles: readonly string[]): Promis
   expect([...files.keys()].some((path) => path.endsWith('aiaas.db'))).toBe(true);
   for (const [path, bytes] of files) {
     for (const needle of needles) expect(bytes.includes(Buffer.from(needle, 'utf8')), `${path} holds ${needle}`).toBe(false);
-  }
-}
-
-async function waitForJob(server: TestServer, key: string, jobId: string): Promise<Record<string, unknown>> {
-  for (;;) {
-    const response = await call(server.app, key, 'GET', `/api/v1/jobs/${jobId}`);
-    const job = response.json().job as Record<string, unknown>;
-    if (['succeeded', 'failed', 'cancelled'].includes(job.status as string)) return job;
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
@@ -68,7 +59,7 @@ async function storeSecrets(server: TestServer, key: string) {
     seed: 1,
   });
   expect(submitted.statusCode, submitted.body).toBe(202);
-  const job = await waitForJob(server, key, submitted.json().job.id as string);
+  const job = await finalJob(server, key, submitted.json().job.id as string);
   expect(job.status, JSON.stringify(job.error)).toBe('succeeded');
   // Metrics as they would appear in clear JSON: the exact text of the final loss and of the history.
   const history = job.history as Record<string, unknown>[];

@@ -7,6 +7,7 @@ import { encodeIdx } from '../../src/data/idx.ts';
 import { Random } from '../../src/engine/random.ts';
 import { AiaasClient, type JsonObject } from '../../src/sdk/index.ts';
 import { generateMasterKey } from '../../src/security/key-ring.ts';
+import { servedUrl } from './served-url.ts';
 
 const root = new URL('../..', import.meta.url).pathname;
 const apiKey = `aiaas_${'r'.repeat(44)}`;
@@ -20,24 +21,14 @@ afterAll(async () => {
 });
 
 /** `aiaas serve` as a real child process; resolves with its URL once it listens. */
-function serve(): Promise<{ child: ChildProcess; url: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/aiaas.js', 'serve', '--port', '0', '--data-dir', dataDir], {
-      cwd: root,
-      env: { ...process.env, AIAAS_MASTER_KEY: masterKey, AIAAS_BOOTSTRAP_KEY: apiKey, AIAAS_LOG_LEVEL: 'warn', AIAAS_JOB_LEASE_MS: '1000' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.push(child);
-    let output = '';
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-      if (match) resolve({ child, url: match[1]! });
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.on('exit', (code, signal) => reject(new Error(`server exited (${code ?? signal}) before listening: ${output}`)));
+async function serve(): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ['bin/aiaas.js', 'serve', '--port', '0', '--data-dir', dataDir], {
+    cwd: root,
+    env: { ...process.env, AIAAS_MASTER_KEY: masterKey, AIAAS_BOOTSTRAP_KEY: apiKey, AIAAS_LOG_LEVEL: 'warn', AIAAS_JOB_LEASE_MS: '1000' },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.push(child);
+  return { child, url: await servedUrl(child) };
 }
 
 async function until<T>(probe: () => Promise<T | undefined>): Promise<T> {

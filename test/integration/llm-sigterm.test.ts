@@ -12,6 +12,7 @@ import Database from 'better-sqlite3';
 import { afterAll, expect, it } from 'vitest';
 import { randomLlamaGguf } from '../../src/runtimes/gguf/random-llama.ts';
 import { generateMasterKey } from '../../src/security/key-ring.ts';
+import { servedUrl } from './served-url.ts';
 
 const root = new URL('../..', import.meta.url).pathname;
 const apiKey = `aiaas_${'s'.repeat(44)}`;
@@ -37,16 +38,12 @@ it('stops cleanly on SIGTERM with a language model loaded: exit 0, plaintext rem
   });
   child = server;
   let output = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-      if (match) resolve(match[1]!);
-    };
-    server.stdout!.on('data', onData);
-    server.stderr!.on('data', onData);
-    server.on('exit', (code, signal) => reject(new Error(`server exited (${code ?? signal}) before listening: ${output}`)));
-  });
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString();
+  };
+  server.stdout!.on('data', collect);
+  server.stderr!.on('data', collect);
+  const url = await servedUrl(server);
   const headers = { authorization: `Bearer ${apiKey}` };
   expect((await fetch(`${url}/api/v1/models`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'tiny' }) })).status).toBe(201);
   const upload = await fetch(`${url}/api/v1/models/tiny/versions`, { method: 'POST', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: Buffer.from(randomLlamaGguf({ seed: 2 })) });

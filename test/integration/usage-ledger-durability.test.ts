@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Model } from '../../src/engine/index.ts';
 import { generateMasterKey } from '../../src/security/key-ring.ts';
 import { classifierSpec } from '../http/helpers.ts';
+import { servedUrl } from './served-url.ts';
 
 const root = new URL('../..', import.meta.url).pathname;
 const apiKey = `aiaas_${'u'.repeat(44)}`;
@@ -49,17 +50,7 @@ async function serve(flushIntervalMs: number): Promise<Served> {
   });
   children.push(child);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  let output = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-      if (match) resolve(match[1]!);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    void exited.then(({ code, signal }) => reject(new Error(`server exited (${code ?? signal}) before listening: ${output}`)));
-  });
+  const url = await servedUrl(child);
   return { url, dataDir, child, exited };
 }
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Dataset } from '../../src/data/dataset.ts';
 import { encodeIdx } from '../../src/data/idx.ts';
 import { loadMnistPackage } from '../../src/data/mnist-package.ts';
-import { call, startTestServer, type TestServer } from '../http/helpers.ts';
+import { call, finalJob, startTestServer, type TestServer } from '../http/helpers.ts';
 
 /**
  * Drift end to end on real digits: a training job stores the baseline of its MNIST inputs; V2
@@ -35,13 +35,7 @@ afterAll(async () => {
   await server?.close();
 });
 
-async function waitForJob(id: string): Promise<Record<string, unknown>> {
-  for (;;) {
-    const job = (await call(server.app, server.adminKey, 'GET', `/api/v1/jobs/${id}`)).json().job as Record<string, unknown>;
-    if (['succeeded', 'failed', 'cancelled'].includes(job.status as string)) return job;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+const waitForJob = (id: string): Promise<Record<string, unknown>> => finalJob(server, server.adminKey, id);
 
 /** Sends rows [start, end) of the test digits, brightened by `shift` (clipped to 1), 50 per V2 request. */
 async function send(start: number, end: number, shift: number): Promise<void> {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Model } from '../../src/engine/index.ts';
-import { call, startTestServer, uploadOnnxModel, type TestServer } from '../http/helpers.ts';
+import { call, classifierModel, startTestServer, uploadOnnxModel, type TestServer } from '../http/helpers.ts';
 import { linearModel, linearReference } from '../inference/fixtures/tiny-onnx.ts';
 import { encodeIdx } from '../../src/data/idx.ts';
 
@@ -68,18 +68,7 @@ beforeAll(async () => {
   server = await startTestServer();
   server.context.jobs.start();
   classifierDataset = await uploadDataset('blobs', blobsCsv(150, 3), 'label');
-  classifier = Model.fromSpec(
-    {
-      name: 'blobs',
-      input: { shape: [4] },
-      layers: [
-        { type: 'dense', units: 8, activation: 'tanh' },
-        { type: 'dense', units: 3, activation: 'softmax' },
-      ],
-      compile: { optimizer: { type: 'adam', learningRate: 0.05 }, loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] },
-    },
-    { seed: 5 },
-  );
+  classifier = classifierModel(5);
   const data = await server.context.datasets.load(server.context.bootstrap.tenantId, classifierDataset);
   await classifier.fit(data, { epochs: 3, batchSize: 16, seed: 1 });
   expect((await uploadOnnxModel(server, server.adminKey, 'blobs', classifier.exportOnnx())).statusCode).toBe(201);

@@ -4,6 +4,7 @@ import { runBench, type BenchRequest } from '../bench-runner.ts';
 import { CliUsageError, integerOption, stringOption, type CommandDefinition } from '../command.ts';
 import { json, table } from '../format.ts';
 import { parseModelReference } from './predict.ts';
+import { mulberry32 } from '../../engine/random.ts';
 
 /** `10s`, `300ms`, `1m` or plain seconds, in milliseconds. */
 export function parseDuration(text: string): number {
@@ -32,18 +33,6 @@ function randomValues(datatype: string, count: number, random: () => number): un
   return Array.from({ length: count }, () => Math.floor(random() * 10));
 }
 
-/** A small seeded generator (mulberry32): synthetic bodies are the same on every run. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Concrete shape of one request: dynamic dimensions become the batch size (first) or 1. */
 function concreteShape(shape: readonly number[], batchSize: number): number[] {
   return shape.map((dimension, index) => (dimension >= 0 ? dimension : index === 0 ? batchSize : 1));
@@ -61,7 +50,7 @@ function tensorBodies(metadata: V2ModelMetadata, batchSize: number, rows: readon
     }
     return bodies;
   }
-  const random = seededRandom(7);
+  const random = mulberry32(7);
   return Array.from({ length: 16 }, () =>
     JSON.stringify({
       inputs: metadata.inputs.map((input) => {

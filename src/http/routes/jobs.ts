@@ -3,6 +3,7 @@ import { AiaasError } from '../../errors.ts';
 import { jobKinds, jobStatuses } from '../../storage/repositories/jobs.ts';
 import type { JobKind, JobStatus } from '../../storage/schema.ts';
 import { isFinal, type JobService } from '../../jobs/job-service.ts';
+import { eventStreams } from '../event-stream.ts';
 import { jobSchemas } from '../schemas/jobs.ts';
 
 export interface JobRouteDependencies {
@@ -16,11 +17,7 @@ export interface JobRouteDependencies {
 /** Jobs of every kind (training, pulls) under /api/v1: submit, read, list, cancel, and a Server-Sent Events progress stream. */
 export function jobRoutes(deps: JobRouteDependencies): FastifyPluginAsync {
   return async (app) => {
-    // Open event streams would hold app.close() forever; end them when the server starts closing.
-    const openStreams = new Set<() => void>();
-    app.addHook('preClose', async () => {
-      for (const end of openStreams) end();
-    });
+    const eventStream = eventStreams(app, deps.eventPollMs ?? 1000);
 
     app.post('/jobs', { schema: jobSchemas.submit, config: { permission: 'jobs:write', audit: { action: 'job.submit' } } }, async (request, reply) => {
       const { tenantId, keyId, allowedModels } = deps.authorize(request, 'jobs:write');
@@ -76,61 +73,31 @@ export function jobRoutes(deps: JobRouteDependencies): FastifyPluginAsync {
       let afterId = Number(resumeFrom);
       if (!Number.isInteger(afterId) || afterId < 0) throw new AiaasError('INVALID_REQUEST', `Last-Event-ID / after must be a non-negative integer, got "${String(resumeFrom)}"`);
 
-      reply.hijack();
-      const response = reply.raw;
-      response.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-store',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-        'x-content-type-options': 'nosniff',
-      });
-      response.write(': aiaas job events\n\n');
-      let closed = false;
-      let wakeUp: (() => void) | undefined;
-      const unsubscribe = deps.service.onJobEvent((changed) => {
-        if (changed === jobId) wakeUp?.();
-      });
-      const end = () => {
-        closed = true;
-        wakeUp?.();
-      };
-      openStreams.add(end);
-      // The response's close event fires when the client goes away (or the stream ends).
-      response.on('close', end);
-      const pollMs = deps.eventPollMs ?? 1000;
-      try {
-        while (!closed) {
-          const events = await deps.service.events(tenantId, jobId, afterId);
-          for (const event of events) {
-            response.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event.payload)}\n\n`);
-            afterId = event.id;
+      await eventStream(request, reply, 'job', async (stream) => {
+        const unsubscribe = deps.service.onJobEvent((changed) => {
+          if (changed === jobId) stream.wake();
+        });
+        try {
+          while (!stream.closed) {
+            const events = await deps.service.events(tenantId, jobId, afterId);
+            for (const event of events) {
+              stream.send(event.id, event.type, JSON.stringify(event.payload));
+              afterId = event.id;
+            }
+            if (events.length > 0) continue;
+            const job = await deps.service.record(tenantId, jobId);
+            if (isFinal(job.status)) {
+              // Events written just before the status change are already read; one more read closes the gap.
+              const tail = await deps.service.events(tenantId, jobId, afterId);
+              for (const event of tail) stream.send(event.id, event.type, JSON.stringify(event.payload));
+              break;
+            }
+            await stream.idle();
           }
-          if (events.length > 0) continue;
-          const job = await deps.service.record(tenantId, jobId);
-          if (isFinal(job.status)) {
-            // Events written just before the status change are already read; one more read closes the gap.
-            const tail = await deps.service.events(tenantId, jobId, afterId);
-            for (const event of tail) response.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event.payload)}\n\n`);
-            break;
-          }
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, pollMs);
-            wakeUp = () => {
-              clearTimeout(timer);
-              resolve();
-            };
-          });
-          wakeUp = undefined;
-          if (!closed) response.write(': keep-alive\n\n');
+        } finally {
+          unsubscribe();
         }
-      } catch (error) {
-        request.log.error({ err: error }, 'job event stream failed');
-      } finally {
-        openStreams.delete(end);
-        unsubscribe();
-        if (!response.writableEnded) response.end();
-      }
+      });
     });
   };
 }

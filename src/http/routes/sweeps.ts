@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { SweepService } from '../../jobs/sweep-service.ts';
+import { eventStreams } from '../event-stream.ts';
 import { sweepSchemas } from '../schemas/sweeps.ts';
 
 export interface SweepRouteDependencies {
@@ -12,10 +13,7 @@ export interface SweepRouteDependencies {
 /** Hyperparameter sweeps under /api/v1: submit, read, list, cancel, register, and a live leaderboard (SSE). */
 export function sweepRoutes(deps: SweepRouteDependencies): FastifyPluginAsync {
   return async (app) => {
-    const openStreams = new Set<() => void>();
-    app.addHook('preClose', async () => {
-      for (const end of openStreams) end();
-    });
+    const eventStream = eventStreams(app, deps.eventPollMs ?? 1000);
 
     app.post('/sweeps', { schema: sweepSchemas.submit, config: { permission: 'jobs:write', audit: { action: 'sweep.submit' } } }, async (request, reply) => {
       const { tenantId, keyId, allowedModels } = deps.authorize(request, 'jobs:write');
@@ -53,70 +51,38 @@ export function sweepRoutes(deps: SweepRouteDependencies): FastifyPluginAsync {
       const { tenantId, allowedModels } = deps.authorize(request, 'jobs:read');
       const sweepId = request.params.id;
       await deps.sweeps.record(tenantId, sweepId, allowedModels);
-      reply.hijack();
-      const response = reply.raw;
-      response.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-store',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-        'x-content-type-options': 'nosniff',
-      });
-      response.write(': aiaas sweep events\n\n');
-      let closed = false;
-      let changed = true;
-      let wakeUp: (() => void) | undefined;
-      const unsubscribe = deps.sweeps.onSweepChange((id) => {
-        if (id !== sweepId) return;
-        changed = true;
-        wakeUp?.();
-      });
-      const end = () => {
-        closed = true;
-        wakeUp?.();
-      };
-      openStreams.add(end);
-      response.on('close', end);
-      const pollMs = deps.eventPollMs ?? 1000;
-      let eventId = 0;
-      let last = '';
-      try {
-        while (!closed) {
-          if (changed) {
-            changed = false;
-            const sweep = await deps.sweeps.get(tenantId, sweepId, allowedModels);
-            const text = JSON.stringify(sweep);
-            if (text !== last) {
-              last = text;
-              response.write(`id: ${++eventId}\nevent: sweep-leaderboard\ndata: ${text}\n\n`);
+      await eventStream(request, reply, 'sweep', async (stream) => {
+        let changed = true;
+        const unsubscribe = deps.sweeps.onSweepChange((id) => {
+          if (id !== sweepId) return;
+          changed = true;
+          stream.wake();
+        });
+        let eventId = 0;
+        let last = '';
+        try {
+          while (!stream.closed) {
+            if (changed) {
+              changed = false;
+              const sweep = await deps.sweeps.get(tenantId, sweepId, allowedModels);
+              const text = JSON.stringify(sweep);
+              if (text !== last) {
+                last = text;
+                stream.send(++eventId, 'sweep-leaderboard', text);
+              }
+              if (sweep.status !== 'running') {
+                stream.send(++eventId, 'sweep-finished', JSON.stringify({ status: sweep.status, best: sweep.best, resultVersion: sweep.resultVersion }));
+                break;
+              }
+              continue;
             }
-            if (sweep.status !== 'running') {
-              response.write(`id: ${++eventId}\nevent: sweep-finished\ndata: ${JSON.stringify({ status: sweep.status, best: sweep.best, resultVersion: sweep.resultVersion })}\n\n`);
-              break;
-            }
-            continue;
+            // Progress of a running trial (its loss) also changes the board: re-read on every poll.
+            if (await stream.idle()) changed = true;
           }
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(() => {
-              // Progress of a running trial (its loss) also changes the board: re-read on every poll.
-              changed = true;
-              resolve();
-            }, pollMs);
-            wakeUp = () => {
-              clearTimeout(timer);
-              resolve();
-            };
-          });
-          wakeUp = undefined;
-          if (!closed) response.write(': keep-alive\n\n');
+        } finally {
+          unsubscribe();
         }
-      } catch (error) {
-        request.log.error({ err: error }, 'sweep event stream failed');
-      } finally {
-        openStreams.delete(end);
-        unsubscribe();
-        if (!response.writableEnded) response.end();
-      }
+      });
     });
   };
 }

@@ -2,7 +2,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { AiaasError } from '../../errors.ts';
 import type { DatasetFormat, DatasetsTable, Schema } from '../schema.ts';
 import { fromJsonText, isUniqueViolation, newId, pageLimit, pageOffset, toJsonText, type Page } from '../support.ts';
-import { noTextCipher, openRow, sealRow, type TextCipher } from '../text-cipher.ts';
+import { repositorySettings, SealedRows } from './sealed-rows.ts';
 import type { RepositoryOptions } from './tenants.ts';
 
 export interface DatasetRecord {
@@ -48,16 +48,13 @@ function toRecord(row: Selectable<DatasetsTable>): DatasetRecord {
 export class DatasetRepository {
   readonly #db: Kysely<Schema>;
   readonly #now: () => Date;
-  readonly #text: TextCipher;
+  readonly #rows: SealedRows<Selectable<DatasetsTable>, DatasetRecord>;
 
   constructor(db: Kysely<Schema>, options: RepositoryOptions = {}) {
+    const { now, text } = repositorySettings(options);
     this.#db = db;
-    this.#now = options.now ?? (() => new Date());
-    this.#text = options.textCipher ?? noTextCipher;
-  }
-
-  #open(row: Selectable<DatasetsTable>): Promise<DatasetRecord> {
-    return openRow(this.#text, 'datasets', row).then(toRecord);
+    this.#now = now;
+    this.#rows = new SealedRows(text, 'datasets', toRecord);
   }
 
   async create(tenantId: string, input: NewDataset): Promise<DatasetRecord> {
@@ -74,7 +71,7 @@ export class DatasetRepository {
       created_at: this.#now().toISOString(),
     };
     try {
-      await this.#db.insertInto('datasets').values(await sealRow(this.#text, 'datasets', row)).execute();
+      await this.#db.insertInto('datasets').values(await this.#rows.seal(row)).execute();
     } catch (error) {
       if (isUniqueViolation(error)) {
         throw new AiaasError('CONFLICT', `A dataset named '${input.name}' already exists`, { cause: error });
@@ -91,7 +88,7 @@ export class DatasetRepository {
       .where('tenant_id', '=', tenantId)
       .where('id', '=', id)
       .executeTakeFirst();
-    return row === undefined ? undefined : this.#open(row);
+    return this.#rows.openFound(row);
   }
 
   async getByName(tenantId: string, name: string): Promise<DatasetRecord | undefined> {
@@ -101,7 +98,7 @@ export class DatasetRepository {
       .where('tenant_id', '=', tenantId)
       .where('name', '=', name)
       .executeTakeFirst();
-    return row === undefined ? undefined : this.#open(row);
+    return this.#rows.openFound(row);
   }
 
   async list(tenantId: string, page?: Page): Promise<DatasetRecord[]> {
@@ -114,7 +111,7 @@ export class DatasetRepository {
       .limit(pageLimit(page))
       .offset(pageOffset(page))
       .execute();
-    return Promise.all(rows.map((row) => this.#open(row)));
+    return this.#rows.openAll(rows);
   }
 
   /**
@@ -128,7 +125,7 @@ export class DatasetRepository {
       .where('id', '=', id)
       .returningAll()
       .executeTakeFirst();
-    return row === undefined ? undefined : this.#open(row);
+    return this.#rows.openFound(row);
   }
 
   /** Whether any dataset of any tenant still points at `ref` (artifacts are content-addressed, hence shared). */

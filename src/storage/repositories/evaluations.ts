@@ -1,7 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { EvaluationsTable, Schema } from '../schema.ts';
 import { fromJsonText, toJsonText } from '../support.ts';
-import { noTextCipher, openRow, sealRow, type TextCipher } from '../text-cipher.ts';
+import { repositorySettings, SealedRows } from './sealed-rows.ts';
 import type { RepositoryOptions } from './tenants.ts';
 
 /** A stored evaluation report; `settings` and `report` shapes are owned by src/quality/. */
@@ -40,16 +40,13 @@ function toEvaluation(row: Selectable<EvaluationsTable>): EvaluationRecord {
 export class EvaluationRepository {
   readonly #db: Kysely<Schema>;
   readonly #now: () => Date;
-  readonly #text: TextCipher;
+  readonly #rows: SealedRows<Selectable<EvaluationsTable>, EvaluationRecord>;
 
   constructor(db: Kysely<Schema>, options: RepositoryOptions = {}) {
+    const { now, text } = repositorySettings(options);
     this.#db = db;
-    this.#now = options.now ?? (() => new Date());
-    this.#text = options.textCipher ?? noTextCipher;
-  }
-
-  #open(row: Selectable<EvaluationsTable>): Promise<EvaluationRecord> {
-    return openRow(this.#text, 'evaluations', row).then(toEvaluation);
+    this.#now = now;
+    this.#rows = new SealedRows(text, 'evaluations', toEvaluation);
   }
 
   async create(tenantId: string, input: NewEvaluation): Promise<EvaluationRecord> {
@@ -65,13 +62,13 @@ export class EvaluationRepository {
       report_json: toJsonText(input.report ?? null),
       created_at: this.#now().toISOString(),
     };
-    await this.#db.insertInto('evaluations').values(await sealRow(this.#text, 'evaluations', row)).execute();
+    await this.#db.insertInto('evaluations').values(await this.#rows.seal(row)).execute();
     return toEvaluation(row);
   }
 
   async get(tenantId: string, id: string): Promise<EvaluationRecord | undefined> {
     const row = await this.#db.selectFrom('evaluations').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
-    return row === undefined ? undefined : this.#open(row);
+    return this.#rows.openFound(row);
   }
 
   /** A version's reports, newest first; with `datasetId`, only those on that dataset. */
@@ -79,7 +76,7 @@ export class EvaluationRepository {
     let query = this.#db.selectFrom('evaluations').selectAll().where('tenant_id', '=', tenantId).where('version_id', '=', versionId);
     if (filter.datasetId !== undefined) query = query.where('dataset_id', '=', filter.datasetId);
     const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(Math.max(1, Math.min(1000, filter.limit ?? 100))).execute();
-    return Promise.all(rows.map((row) => this.#open(row)));
+    return this.#rows.openAll(rows);
   }
 
   /** Removes the reports of deleted versions. */

@@ -10,7 +10,8 @@ import {
   toNullableJsonText,
   type Page,
 } from '../support.ts';
-import { noTextCipher, openRow, sealRow, sealValue, type TextCipher } from '../text-cipher.ts';
+import { sealRow, sealValue, type TextCipher } from '../text-cipher.ts';
+import { repositorySettings, SealedRows } from './sealed-rows.ts';
 import type { RepositoryOptions } from './tenants.ts';
 
 export const jobStatuses: readonly JobStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
@@ -141,15 +142,16 @@ export class JobRepository {
   readonly #db: Kysely<Schema>;
   readonly #now: () => Date;
   readonly #text: TextCipher;
+  readonly #jobs: SealedRows<Selectable<JobsTable>, JobRecord>;
+  readonly #events: SealedRows<Selectable<JobEventsTable>, JobEventRecord>;
 
   constructor(db: Kysely<Schema>, options: RepositoryOptions = {}) {
+    const { now, text } = repositorySettings(options);
     this.#db = db;
-    this.#now = options.now ?? (() => new Date());
-    this.#text = options.textCipher ?? noTextCipher;
-  }
-
-  #open(row: Selectable<JobsTable>): Promise<JobRecord> {
-    return openRow(this.#text, 'jobs', row).then(toJob);
+    this.#now = now;
+    this.#text = text;
+    this.#jobs = new SealedRows(text, 'jobs', toJob);
+    this.#events = new SealedRows(text, 'job_events', toEvent);
   }
 
   #seal(tenantId: string, id: string, column: 'metrics_history_json' | 'error_json' | 'loss_text', text: string): Promise<string> {
@@ -185,7 +187,7 @@ export class JobRepository {
       started_at: null,
       finished_at: null,
     };
-    await this.#db.insertInto('jobs').values(await sealRow(this.#text, 'jobs', row)).execute();
+    await this.#db.insertInto('jobs').values(await this.#jobs.seal(row)).execute();
     return toJob(row);
   }
 
@@ -196,7 +198,7 @@ export class JobRepository {
       .where('tenant_id', '=', tenantId)
       .where('id', '=', id)
       .executeTakeFirst();
-    return row === undefined ? undefined : this.#open(row);
+    return this.#jobs.openFound(row);
   }
 
   /** Newest first; `modelNames` keeps only jobs of those models (an empty list matches none). */
@@ -214,7 +216,7 @@ export class JobRepository {
       .limit(pageLimit(filter))
       .offset(pageOffset(filter))
       .execute();
-    return Promise.all(rows.map((row) => this.#open(row)));
+    return this.#jobs.openAll(rows);
   }
 
   /** Job counts per tenant and status, for the metrics (only the pairs that have jobs). */
@@ -277,7 +279,7 @@ export class JobRepository {
         )
         .returningAll()
         .executeTakeFirst();
-      if (row !== undefined) return this.#open(row);
+      if (row !== undefined) return this.#jobs.open(row);
       const anyClaimable = await this.#db.selectFrom('jobs').select('id').where(claimable(nowIso, kinds)).limit(1).executeTakeFirst();
       if (anyClaimable === undefined) return undefined;
     }
@@ -301,7 +303,7 @@ export class JobRepository {
       .where('lease_owner', '=', owner)
       .returningAll()
       .executeTakeFirst();
-    return row === undefined ? undefined : this.#open(row);
+    return this.#jobs.openFound(row);
   }
 
   /** Returns false when `owner` no longer holds the job. */
@@ -440,6 +442,6 @@ export class JobRepository {
       .orderBy('id')
       .limit(pageLimit({ limit: options.limit ?? 1000 }))
       .execute();
-    return Promise.all(rows.map((row) => openRow(this.#text, 'job_events', row).then(toEvent)));
+    return this.#events.openAll(rows);
   }
 }

@@ -13,7 +13,8 @@ import {
   transactionWithRetry,
   type Page,
 } from '../support.ts';
-import { noTextCipher, openRow, sealRow, sealValue, type TextCipher } from '../text-cipher.ts';
+import { sealValue, type TextCipher } from '../text-cipher.ts';
+import { repositorySettings, SealedRows } from './sealed-rows.ts';
 import type { RepositoryOptions } from './tenants.ts';
 
 export interface ModelRecord {
@@ -188,11 +189,16 @@ export class ModelRepository {
   readonly #db: Kysely<Schema>;
   readonly #now: () => Date;
   readonly #text: TextCipher;
+  readonly #models: SealedRows<Selectable<ModelsTable>, ModelRecord>;
+  readonly #versions: SealedRows<Selectable<ModelVersionsTable>, ModelVersionRecord>;
 
   constructor(db: Kysely<Schema>, options: RepositoryOptions = {}) {
+    const { now, text } = repositorySettings(options);
     this.#db = db;
-    this.#now = options.now ?? (() => new Date());
-    this.#text = options.textCipher ?? noTextCipher;
+    this.#now = now;
+    this.#text = text;
+    this.#models = new SealedRows(text, 'models', toModel);
+    this.#versions = new SealedRows(text, 'model_versions', toVersion);
   }
 
   /*
@@ -214,14 +220,6 @@ export class ModelRepository {
     return row !== undefined;
   }
 
-  #openModel(row: Selectable<ModelsTable>): Promise<ModelRecord> {
-    return openRow(this.#text, 'models', row).then(toModel);
-  }
-
-  #openVersion(row: Selectable<ModelVersionsTable>): Promise<ModelVersionRecord> {
-    return openRow(this.#text, 'model_versions', row).then(toVersion);
-  }
-
   // ---- models
 
   async create(
@@ -239,7 +237,7 @@ export class ModelRepository {
       output_policy_json: toNullableJsonText(input.outputPolicy ?? undefined),
     };
     try {
-      await this.#db.insertInto('models').values(await sealRow(this.#text, 'models', row)).execute();
+      await this.#db.insertInto('models').values(await this.#models.seal(row)).execute();
     } catch (error) {
       if (isUniqueViolation(error)) {
         throw new AiaasError('CONFLICT', `A model named '${input.name}' already exists`, { cause: error });
@@ -256,7 +254,7 @@ export class ModelRepository {
       .where('tenant_id', '=', tenantId)
       .where('id', '=', id)
       .executeTakeFirst();
-    return row === undefined ? undefined : this.#openModel(row);
+    return this.#models.openFound(row);
   }
 
   async getByName(tenantId: string, name: string): Promise<ModelRecord | undefined> {
@@ -266,7 +264,7 @@ export class ModelRepository {
       .where('tenant_id', '=', tenantId)
       .where('name', '=', name)
       .executeTakeFirst();
-    return row === undefined ? undefined : this.#openModel(row);
+    return this.#models.openFound(row);
   }
 
   async list(tenantId: string, page?: Page): Promise<ModelRecord[]> {
@@ -278,7 +276,7 @@ export class ModelRepository {
       .limit(pageLimit(page))
       .offset(pageOffset(page))
       .execute();
-    return Promise.all(rows.map((row) => this.#openModel(row)));
+    return this.#models.openAll(rows);
   }
 
   /** `null` clears a field back to its default; `undefined` leaves it. */
@@ -323,7 +321,7 @@ export class ModelRepository {
       await transaction.deleteFrom('models').where('tenant_id', '=', tenantId).where('id', '=', id).execute();
       return rows;
     });
-    return versions === undefined ? undefined : Promise.all(versions.map((row) => this.#openVersion(row)));
+    return versions === undefined ? undefined : this.#versions.openAll(versions);
   }
 
   // ---- versions
@@ -357,7 +355,7 @@ export class ModelRepository {
       quantization_json: null,
       cost_calibration_json: null,
     };
-    const sealed = await sealRow(this.#text, 'model_versions', plain);
+    const sealed = await this.#versions.seal(plain);
     return transactionWithRetry(this.#db, async (transaction) => {
       if (!(await this.#modelExists(transaction, tenantId, modelId))) {
         throw new AiaasError('MODEL_NOT_FOUND', `Model '${modelId}' not found`, { details: { modelId } });
@@ -403,7 +401,7 @@ export class ModelRepository {
       .where('model_id', '=', modelId)
       .orderBy('version')
       .execute();
-    return Promise.all(rows.map((row) => this.#openVersion(row)));
+    return this.#versions.openAll(rows);
   }
 
   async getVersion(tenantId: string, modelId: string, version: number): Promise<ModelVersionRecord | undefined> {
@@ -414,7 +412,7 @@ export class ModelRepository {
       .where('model_id', '=', modelId)
       .where('version', '=', version)
       .executeTakeFirst();
-    return row === undefined ? undefined : this.#openVersion(row);
+    return this.#versions.openFound(row);
   }
 
   /** Stores the report of the quantize job that made this version. */
@@ -440,7 +438,7 @@ export class ModelRepository {
       .where('tenant_id', '=', tenantId)
       .where('id', '=', versionId)
       .executeTakeFirst();
-    return row === undefined ? undefined : this.#openVersion(row);
+    return this.#versions.openFound(row);
   }
 
   async latestVersion(tenantId: string, modelId: string): Promise<ModelVersionRecord | undefined> {
@@ -452,7 +450,7 @@ export class ModelRepository {
       .orderBy('version', 'desc')
       .limit(1)
       .executeTakeFirst();
-    return row === undefined ? undefined : this.#openVersion(row);
+    return this.#versions.openFound(row);
   }
 
   /**
@@ -483,7 +481,7 @@ export class ModelRepository {
       await transaction.deleteFrom('model_versions').where('id', '=', existing.id).execute();
       return existing;
     });
-    return deleted === undefined ? undefined : this.#openVersion(deleted);
+    return this.#versions.openFound(deleted);
   }
 
   // ---- aliases

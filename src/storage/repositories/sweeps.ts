@@ -1,7 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { Schema, SweepStatus, SweepsTable, SweepTrialsTable } from '../schema.ts';
 import { fromJsonText, newId, toJsonText } from '../support.ts';
-import { noTextCipher, openRow, sealRow, type TextCipher } from '../text-cipher.ts';
+import { repositorySettings, SealedRows } from './sealed-rows.ts';
 import type { RepositoryOptions } from './tenants.ts';
 
 export interface SweepRecord {
@@ -45,12 +45,15 @@ function toTrial(row: Selectable<SweepTrialsTable>): SweepTrialRecord {
 export class SweepRepository {
   readonly #db: Kysely<Schema>;
   readonly #now: () => Date;
-  readonly #text: TextCipher;
+  readonly #sweeps: SealedRows<Selectable<SweepsTable>, SweepRecord>;
+  readonly #trials: SealedRows<Selectable<SweepTrialsTable>, SweepTrialRecord>;
 
   constructor(db: Kysely<Schema>, options: RepositoryOptions = {}) {
+    const { now, text } = repositorySettings(options);
     this.#db = db;
-    this.#now = options.now ?? (() => new Date());
-    this.#text = options.textCipher ?? noTextCipher;
+    this.#now = now;
+    this.#sweeps = new SealedRows(text, 'sweeps', toSweep);
+    this.#trials = new SealedRows(text, 'sweep_trials', toTrial);
   }
 
   async create(tenantId: string, input: { modelName: string; definition: unknown }): Promise<SweepRecord> {
@@ -64,18 +67,18 @@ export class SweepRepository {
       created_at: this.#now().toISOString(),
       finished_at: null,
     };
-    await this.#db.insertInto('sweeps').values(await sealRow(this.#text, 'sweeps', row)).execute();
+    await this.#db.insertInto('sweeps').values(await this.#sweeps.seal(row)).execute();
     return toSweep(row);
   }
 
   async get(tenantId: string, id: string): Promise<SweepRecord | undefined> {
     const row = await this.#db.selectFrom('sweeps').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
-    return row === undefined ? undefined : toSweep(await openRow(this.#text, 'sweeps', row));
+    return this.#sweeps.openFound(row);
   }
 
   async list(tenantId: string, limit = 100): Promise<SweepRecord[]> {
     const rows = await this.#db.selectFrom('sweeps').selectAll().where('tenant_id', '=', tenantId).orderBy('created_at', 'desc').limit(limit).execute();
-    return Promise.all(rows.map(async (row) => toSweep(await openRow(this.#text, 'sweeps', row))));
+    return this.#sweeps.openAll(rows);
   }
 
   /** Every running sweep of live tenants (resumed when a server starts). */
@@ -116,7 +119,7 @@ export class SweepRepository {
       params_json: toJsonText(input.params),
       created_at: this.#now().toISOString(),
     };
-    await this.#db.insertInto('sweep_trials').values(await sealRow(this.#text, 'sweep_trials', row)).execute();
+    await this.#db.insertInto('sweep_trials').values(await this.#trials.seal(row)).execute();
     return toTrial(row);
   }
 
@@ -130,7 +133,7 @@ export class SweepRepository {
       .orderBy('rung')
       .orderBy('trial')
       .execute();
-    return Promise.all(rows.map(async (row) => toTrial(await openRow(this.#text, 'sweep_trials', row))));
+    return this.#trials.openAll(rows);
   }
 
   /** The sweep a job belongs to, if it is a trial. */

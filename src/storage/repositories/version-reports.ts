@@ -1,7 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { Schema, VersionReportKind, VersionReportsTable } from '../schema.ts';
 import { fromJsonText, newId, toJsonText } from '../support.ts';
-import { noTextCipher, openRow, sealRow, type TextCipher } from '../text-cipher.ts';
+import { repositorySettings, SealedRows } from './sealed-rows.ts';
 import type { RepositoryOptions } from './tenants.ts';
 
 export interface VersionReportRecord {
@@ -21,12 +21,13 @@ function toRecord(row: Selectable<VersionReportsTable>): VersionReportRecord {
 export class VersionReportRepository {
   readonly #db: Kysely<Schema>;
   readonly #now: () => Date;
-  readonly #text: TextCipher;
+  readonly #rows: SealedRows<Selectable<VersionReportsTable>, VersionReportRecord>;
 
   constructor(db: Kysely<Schema>, options: RepositoryOptions = {}) {
+    const { now, text } = repositorySettings(options);
     this.#db = db;
-    this.#now = options.now ?? (() => new Date());
-    this.#text = options.textCipher ?? noTextCipher;
+    this.#now = now;
+    this.#rows = new SealedRows(text, 'version_reports', toRecord);
   }
 
   async add(tenantId: string, versionId: string, kind: VersionReportKind, body: unknown): Promise<VersionReportRecord> {
@@ -38,7 +39,7 @@ export class VersionReportRepository {
       body_json: toJsonText(body),
       created_at: this.#now().toISOString(),
     };
-    await this.#db.insertInto('version_reports').values(await sealRow(this.#text, 'version_reports', row)).execute();
+    await this.#db.insertInto('version_reports').values(await this.#rows.seal(row)).execute();
     return toRecord(row);
   }
 
@@ -54,12 +55,12 @@ export class VersionReportRepository {
       .orderBy('id', 'desc')
       .limit(limit)
       .execute();
-    return Promise.all(rows.map(async (row) => toRecord(await openRow(this.#text, 'version_reports', row))));
+    return this.#rows.openAll(rows);
   }
 
   async get(tenantId: string, versionId: string, id: string): Promise<VersionReportRecord | undefined> {
     const row = await this.#db.selectFrom('version_reports').selectAll().where('tenant_id', '=', tenantId).where('version_id', '=', versionId).where('id', '=', id).executeTakeFirst();
-    return row === undefined ? undefined : toRecord(await openRow(this.#text, 'version_reports', row));
+    return this.#rows.openFound(row);
   }
 
   async latest(tenantId: string, versionId: string, kind: VersionReportKind): Promise<VersionReportRecord | undefined> {
