@@ -246,6 +246,7 @@ export class JobRunner {
     });
     // Worker time is billed as it accrues (each epoch) and at the end, so a crash loses at most an epoch's.
     let meteredAt = performance.now();
+    let finalMetered = false;
     const meter = (sampleEpochs: number): void => {
       const now = performance.now();
       this.deps.recordTrainingUsage?.({ tenantId, keyId: job.keyId, modelName: job.modelName, sampleEpochs, workerSeconds: (now - meteredAt) / 1000 });
@@ -342,9 +343,16 @@ export class JobRunner {
     child.onMessage((message) => {
       chain = chain
         .then(async () => {
+          const final = message.type === 'done' || message.type === 'cancelled' || message.type === 'failed';
+          // Metered before the final status is written, so whoever sees the job finished sees all its
+          // usage (the few milliseconds until the process exits are not billed).
+          if (final && !finalMetered) {
+            finalMetered = true;
+            meter(0);
+          }
           await handle(message);
           // A final message means the process has nothing left to do.
-          if (message.type === 'done' || message.type === 'cancelled' || message.type === 'failed') child.kill();
+          if (final) child.kill();
         })
         .catch(async (error: unknown) => {
           settled = true;
@@ -356,7 +364,11 @@ export class JobRunner {
     });
     child.send(start);
     const exit = await child.exited;
-    meter(0);
+    // A process that died without a final message still gets its running time billed.
+    if (!finalMetered) {
+      finalMetered = true;
+      meter(0);
+    }
     await chain;
     clearInterval(renew);
     log.info({ peakResidentBytes: exit.peakResidentBytes, limitBytes: this.options.memoryLimitBytes }, 'training process ended');
