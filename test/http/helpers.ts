@@ -9,6 +9,7 @@ import { buildApp, type BuildAppOptions } from '../../src/http/app.ts';
 import { generateMasterKey } from '../../src/security/key-ring.ts';
 import { expectMatchesSchema } from './response-schemas.ts';
 import { createServerContext, type ServerContext, type ServerContextOptions } from '../../src/startup/context.ts';
+import type { LanguageModelRuntime } from '../../src/inference/model-manager.ts';
 
 export interface TestServer {
   app: FastifyInstance;
@@ -135,4 +136,23 @@ export async function uploadOnnxModel(server: TestServer, key: string, name: str
   const created = await call(server.app, key, 'POST', '/api/v1/models', { name });
   if (created.statusCode !== 201 && created.statusCode !== 409) throw new Error(`model create failed: ${created.body}`);
   return call(server.app, key, 'POST', `/api/v1/models/${name}/versions`, Buffer.from(onnx), { 'content-type': 'application/octet-stream' });
+}
+
+/**
+ * A language-model runtime that forwards everything to `runtime` but streams through `stream`: for
+ * tests that hold or pace a generation. (Spreading the runtime alone would lose its class methods.)
+ */
+export function withStream(runtime: LanguageModelRuntime, stream: LanguageModelRuntime['stream']): LanguageModelRuntime {
+  return {
+    ...runtime,
+    specificationVersion: 'v1',
+    info: () => runtime.info(),
+    countTokens: (text) => runtime.countTokens(text),
+    generate: (request, signal) => runtime.generate(request, signal),
+    load: () => runtime.load(),
+    memoryBytes: () => runtime.memoryBytes(),
+    embed: (inputs, signal) => runtime.embed(inputs, signal),
+    dispose: () => runtime.dispose(),
+    stream,
+  };
 }

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LanguageModelRuntime } from '../../src/inference/model-manager.ts';
 import type { GenerateEvent } from '../../src/runtimes/generative.ts';
 import { randomLlamaGguf } from '../../src/runtimes/gguf/random-llama.ts';
-import { call, classifierModel, createKey, createTenant, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
+import { call, classifierModel, createKey, createTenant, startTestServer, uploadOnnxModel, withStream, type TestServer } from './helpers.ts';
 
 const gguf = randomLlamaGguf({ seed: 5 });
 const llmFlags = { llmThreads: 1, llmParallel: 2, llmContextLength: 512, llmDefaultMaxTokens: 16, llmMaxTokens: 64 };
@@ -323,24 +323,14 @@ describe('a full model', () => {
 
   beforeAll(async () => {
     // Holds each generation after its first event (its sequence taken) until the test releases it.
-    const wrap = (runtime: LanguageModelRuntime): LanguageModelRuntime => ({
-      ...runtime,
-      specificationVersion: 'v1',
-      info: () => runtime.info(),
-      countTokens: (text) => runtime.countTokens(text),
-      generate: (request, signal) => runtime.generate(request, signal),
-      load: () => runtime.load(),
-      memoryBytes: () => runtime.memoryBytes(),
-      embed: (inputs, signal) => runtime.embed(inputs, signal),
-      dispose: () => runtime.dispose(),
-      stream: async function* (request, signal): AsyncGenerator<GenerateEvent> {
+    const wrap = (runtime: LanguageModelRuntime): LanguageModelRuntime =>
+      withStream(runtime, async function* (request, signal): AsyncGenerator<GenerateEvent> {
         const events = runtime.stream(request, signal)[Symbol.asyncIterator]();
         const first = await events.next();
         await held;
         if (first.done !== true) yield first.value;
         for (let step = await events.next(); step.done !== true; step = await events.next()) yield step.value;
-      },
-    });
+      });
     small = await startTestServer({ ...llmFlags, llmParallel: 1, llmMaxWaiting: 0 }, { wrapLanguageModel: wrap });
     smallUrl = await small.app.listen({ host: '127.0.0.1', port: 0 });
     expect((await uploadGguf(small, small.adminKey, 'tiny')).statusCode).toBe(201);

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LanguageModelRuntime } from '../../src/inference/model-manager.ts';
 import type { GenerateEvent } from '../../src/runtimes/generative.ts';
 import { randomLlamaGguf } from '../../src/runtimes/gguf/random-llama.ts';
-import { call, startTestServer, type TestServer } from './helpers.ts';
+import { call, startTestServer, withStream, type TestServer } from './helpers.ts';
 
 const gguf = randomLlamaGguf({ seed: 5 });
 let server: TestServer;
@@ -17,17 +17,8 @@ const held = new Promise<void>((resolve) => (markHeld = resolve));
 beforeAll(async () => {
   // A real GGUF generation, held after its first token until its signal aborts: a client that never
   // lets go, whatever the model would have generated on its own.
-  const wrap = (runtime: LanguageModelRuntime): LanguageModelRuntime => ({
-    ...runtime,
-    specificationVersion: 'v1',
-    info: () => runtime.info(),
-    countTokens: (text) => runtime.countTokens(text),
-    generate: (request, signal) => runtime.generate(request, signal),
-    load: () => runtime.load(),
-    memoryBytes: () => runtime.memoryBytes(),
-    embed: (inputs, signal) => runtime.embed(inputs, signal),
-    dispose: () => runtime.dispose(),
-    stream: async function* (request, signal): AsyncGenerator<GenerateEvent> {
+  const wrap = (runtime: LanguageModelRuntime): LanguageModelRuntime =>
+    withStream(runtime, async function* (request, signal): AsyncGenerator<GenerateEvent> {
       const events = runtime.stream(request, signal)[Symbol.asyncIterator]();
       const first = await events.next();
       if (first.done !== true) yield first.value;
@@ -38,8 +29,7 @@ beforeAll(async () => {
         else signal.addEventListener('abort', () => resolve(), { once: true });
       });
       for (let step = await events.next(); step.done !== true; step = await events.next()) yield step.value;
-    },
-  });
+    });
   server = await startTestServer({ llmThreads: 1, llmParallel: 1, llmContextLength: 512, llmDefaultMaxTokens: 16, llmMaxTokens: 64, shutdownGraceMs: 0 }, { wrapLanguageModel: wrap });
   baseUrl = await server.app.listen({ host: '127.0.0.1', port: 0 });
   expect((await call(server.app, server.adminKey, 'POST', '/api/v1/models', { name: 'tiny' })).statusCode).toBe(201);

@@ -15,6 +15,7 @@ import {
   peekBytes,
   readJsonObject,
   readQuery,
+  replayed,
   readWithin,
   refuseDeclaredOver,
   requestBodyStream,
@@ -73,22 +74,7 @@ function parseJsonBody(bytes: Uint8Array): Record<string, unknown> {
 async function primed(stream: Readable): Promise<Readable> {
   const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const first = await iterator.next();
-  return Readable.from(
-    (async function* () {
-      if (first.done === true) return;
-      try {
-        yield first.value;
-        for (;;) {
-          const next = await iterator.next();
-          if (next.done === true) return;
-          yield next.value;
-        }
-      } finally {
-        // A client that goes away mid-download must not leave the file open.
-        await iterator.return?.();
-      }
-    })(),
-  );
+  return Readable.from(first.done === true ? [] : replayed([first.value], iterator));
 }
 
 function versionNumber(text: string): number {

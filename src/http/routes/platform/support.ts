@@ -117,30 +117,31 @@ export async function peekBytes(source: AsyncIterable<Uint8Array>, count: number
   const iterator = source[Symbol.asyncIterator]();
   const chunks: Uint8Array[] = [];
   let length = 0;
-  let ended = false;
   while (length < count) {
     const next = await iterator.next();
-    if (next.done === true) {
-      ended = true;
-      break;
-    }
+    // A finished iterator answers done again, so the replay below needs no flag for it.
+    if (next.done === true) break;
     chunks.push(next.value);
     length += next.value.byteLength;
   }
-  async function* whole(): AsyncIterable<Uint8Array> {
-    yield* chunks;
-    if (ended) return;
-    try {
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done === true) return;
-        yield next.value;
-      }
-    } finally {
-      await iterator.return?.();
+  return { head: Buffer.concat(chunks).subarray(0, count), whole: replayed(chunks, iterator) };
+}
+
+/**
+ * What was already read of an iterator, then the rest of it; a consumer that stops early (a client
+ * gone mid-transfer) closes the iterator, so its file or socket is not left open.
+ */
+export async function* replayed<T>(alreadyRead: Iterable<T>, iterator: AsyncIterator<T>): AsyncGenerator<T> {
+  try {
+    yield* alreadyRead;
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done === true) return;
+      yield next.value;
     }
+  } finally {
+    await iterator.return?.();
   }
-  return { head: Buffer.concat(chunks).subarray(0, count), whole: whole() };
 }
 
 /** Throws 413 at once when the client declares a body over `limit`, before reading any of it. */
