@@ -15,6 +15,7 @@ import { JobService } from './job-service.ts';
 import { SweepService } from './sweep-service.ts';
 import type { TrainingSummary } from './worker-protocol.ts';
 import type { DriftBaseline } from '../quality/drift-baseline.ts';
+import type { StoredBaseline } from '../platform/drift.ts';
 import type { SavedModelPayload } from './worker-protocol.ts';
 
 /** The files a `keepResult` job keeps (its `resultRefs` keys). */
@@ -47,6 +48,8 @@ export interface JobSystemContext {
   readonly admitJob?: (tenantId: string, unfinishedJobs: number) => Promise<void>;
   /** Meters a finished training job's worker-seconds against its tenant's plan. */
   readonly recordTrainingSeconds?: (tenantId: string, seconds: number) => Promise<void>;
+  /** Stores a version's drift baseline (the drift service, which also drops what it cached); default: the repository. */
+  readonly storeBaseline?: (tenantId: string, versionId: string, stored: StoredBaseline) => Promise<void>;
 }
 
 /** The job queue (training and pulls) and its workers over one server's storage and keys. */
@@ -95,6 +98,11 @@ export function createJobSystem(context: JobSystemContext, options: { pollMs?: n
     temporaryDirectory: join(config.dataDir, 'evaluations'),
     memoryLimitBytes: config.jobMemoryLimitBytes,
     logger: context.logger.child({ component: 'evaluations' }),
+    storeBaseline:
+      context.storeBaseline ??
+      (async (tenantId, versionId, stored) => {
+        await repositories.versionReports.add(tenantId, versionId, 'drift-baseline', stored);
+      }),
   });
   const quantize = createQuantizeHandler({
     async version(tenantId, modelName, version) {

@@ -9,7 +9,6 @@ import type { Logger } from 'pino';
 import type { InferRequest, InferResponse, ModelLabels, ResolvedModel } from '../inference/types.ts';
 import { computeBaseline, type DriftBaseline } from '../quality/drift-baseline.ts';
 import { DriftWindow, scoreDrift, type DriftScores } from '../quality/drift-window.ts';
-import type { Dataset } from '../data/dataset.ts';
 import type { Tensor } from '../runtimes/runtime.ts';
 import type { VersionReportRepository } from '../storage/index.ts';
 
@@ -119,15 +118,10 @@ export class DriftService {
     return this.#options.sampleRate > 0;
   }
 
-  /** Stores a baseline with a version (training jobs do; an evaluation may too) and restarts its window. */
+  /** Stores a baseline with a version (training and evaluation jobs do) and restarts its window. */
   async storeBaseline(tenantId: string, versionId: string, baseline: StoredBaseline): Promise<void> {
     await this.#options.reports.add(tenantId, versionId, 'drift-baseline', baseline);
     this.#states.delete(versionId);
-  }
-
-  /** Computes and stores the baseline of a dataset (for evaluations). CPU work: call it off the main thread where the dataset is large. */
-  async storeBaselineOf(tenantId: string, versionId: string, dataset: Dataset, source: { source: BaselineSource; datasetId?: string }): Promise<void> {
-    await this.storeBaseline(tenantId, versionId, { ...source, baseline: computeBaseline(dataset) });
   }
 
   /**

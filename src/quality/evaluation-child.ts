@@ -9,6 +9,7 @@ import { elementCount, type Dataset } from '../data/dataset.ts';
 import { loadDatasetBytes } from '../data/load.ts';
 import { AiaasError } from '../errors.ts';
 import { connectToParent } from '../runtimes/isolated-process.ts';
+import { computeBaseline } from './drift-baseline.ts';
 import { buildEvaluationReport } from './evaluation-report.ts';
 import type { EvaluationStart, FromEvaluationChild, ToEvaluationChild } from './evaluation-protocol.ts';
 
@@ -118,7 +119,8 @@ async function evaluate(start: EvaluationStart): Promise<void> {
         ...(start.topK === undefined ? {} : { topK: start.topK }),
       },
     );
-    send({ type: 'done', report, output, seconds: (performance.now() - began) / 1000 });
+    // The issue asks for a drift baseline at evaluation too: profiled here, off the server's thread.
+    send({ type: 'done', report, output, seconds: (performance.now() - began) / 1000, baseline: computeBaseline(dataset) });
   } finally {
     await session.release();
   }

@@ -1,5 +1,6 @@
 /** Messages between the server and an evaluation child process (evaluation-child.ts). */
 import type { DatasetSource } from '../jobs/worker-protocol.ts';
+import type { DriftBaseline } from './drift-baseline.ts';
 import type { EvaluationResult, EvaluationTask } from './evaluation-report.ts';
 
 export interface EvaluationStart {
@@ -22,5 +23,5 @@ export type ToEvaluationChild = EvaluationStart;
 
 export type FromEvaluationChild =
   | { type: 'progress'; rowsDone: number; rowsTotal: number }
-  | { type: 'done'; report: EvaluationResult; output: string; seconds: number }
+  | { type: 'done'; report: EvaluationResult; output: string; seconds: number; /** The evaluated inputs' drift profile. */ baseline: DriftBaseline }
   | { type: 'failed'; error: { code: string; message: string; details?: Record<string, unknown> } };

@@ -20,6 +20,7 @@ import type { EvaluationRecord, EvaluationRepository } from '../storage/reposito
 import type { JobRecord } from '../storage/repositories/jobs.ts';
 import type { EvaluationResult, EvaluationTask } from './evaluation-report.ts';
 import type { FromEvaluationChild, ToEvaluationChild } from './evaluation-protocol.ts';
+import type { StoredBaseline } from '../platform/drift.ts';
 
 /** What an evaluate job stores (sealed) as its settings. */
 export interface EvaluationSettings {
@@ -104,6 +105,8 @@ export interface EvaluationHandlerOptions {
   logger: Logger;
   /** Rows per inference run (default 256). */
   batchSize?: number;
+  /** Keeps the evaluated inputs' profile as the version's newest drift baseline. */
+  storeBaseline(tenantId: string, versionId: string, stored: StoredBaseline): Promise<void>;
 }
 
 const evaluationChild = siblingModule(import.meta.url, 'evaluation-child');
@@ -192,6 +195,7 @@ export function createEvaluationHandler(options: EvaluationHandlerOptions): { pa
           settings: stored,
           report: outcome.report,
         });
+        await options.storeBaseline(job.tenantId, version.id, { source: 'evaluation', jobId: job.id, datasetId: settings.datasetId, baseline: outcome.baseline });
         return { summary: { evaluationId: job.id, task: outcome.report.task, count: outcome.report.count, ...headline(outcome.report), seconds: outcome.seconds } };
       } finally {
         await rm(directory, { recursive: true, force: true });

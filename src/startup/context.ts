@@ -389,6 +389,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
           trainingSampleEpochs: usage.sampleEpochs,
           trainingWorkerSeconds: usage.workerSeconds,
         }),
+      // Called only once jobs run, after the drift service below exists.
+      storeBaseline: (tenantId, versionId, stored) => drift.storeBaseline(tenantId, versionId, stored),
     });
     // Workers stop first: they write checkpoints and versions through everything closed after them.
     closers.unshift(() => jobs.close());

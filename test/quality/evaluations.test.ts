@@ -106,6 +106,11 @@ describe('evaluation reports', () => {
 
     const list = await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/versions/1/evaluations');
     expect(list.json().evaluations.map((entry: { id: string }) => entry.id)).toContain(evaluation.id);
+
+    // The evaluated inputs become the version's drift baseline (issue 11: "at training and at evaluation").
+    const drift = await call(server.app, server.adminKey, 'GET', '/api/v1/models/blobs/drift?version=1');
+    expect(drift.statusCode, drift.body).toBe(200);
+    expect(drift.json().baseline).toMatchObject({ source: 'evaluation', rows: 150 });
   }, 120_000);
 
   it('reports regression figures that match the engine', async () => {
