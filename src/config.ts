@@ -46,6 +46,7 @@ export interface AiaasConfig {
   modelMemoryBudgetBytes: number;
   modelIdleUnloadMs: number;
   inferenceThreads: number;
+  inferenceParseThreads: number;
   inferenceInstances: number;
   batchMaxSize: number;
   batchMaxQueueDelayMicroseconds: number;
@@ -167,6 +168,7 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('modelMemoryBudgetBytes', 'integer', bytesText(2048 * mebibyte), 'Memory for loaded models; beyond it, the least recently used idle model of the tenant furthest over its fair share (the budget divided by the tenants with a model loaded) is unloaded.', { minimum: mebibyte }),
   setting('modelIdleUnloadMs', 'integer', '900000', 'Unload a model unused for this long (0 = never).', { minimum: 0 }),
   setting('inferenceThreads', 'integer', '1', 'ONNX Runtime threads inside one run of one instance of a served model. 1 suits small models under concurrent load (instances, requests and batches give the parallelism); raise it for large models.', { minimum: 1, maximum: 64 }),
+  setting('inferenceParseThreads', 'integer', '2', 'Worker threads that parse JSON inference bodies (V2, TF-Serving) of 1 KiB or more, so the main thread neither spends its time on JSON.parse nor stalls on a large body; bodies go to the thread with the fewest bytes waiting. 0 parses on the main thread.', { minimum: 0, maximum: 64 }),
   setting('inferenceInstances', 'integer', '1', 'Instances of each loaded ONNX model, each a worker thread with its own session: runs of one version that may execute at once (like Triton\'s instance groups). Up to the core count pays off for CPU-heavy models; each instance holds its own copy of the weights.', { minimum: 1, maximum: 64 }),
   setting('batchMaxSize', 'integer', '64', 'Default dynamic batching: most rows merged into one run (1 disables merging).', { minimum: 1 }),
   setting('batchMaxQueueDelayMicroseconds', 'integer', '0', 'Default dynamic batching: how long a request may wait for others to join its batch.', { minimum: 0 }),
@@ -371,6 +373,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     modelMemoryBudgetBytes: value('modelMemoryBudgetBytes'),
     modelIdleUnloadMs: value('modelIdleUnloadMs'),
     inferenceThreads: value('inferenceThreads'),
+    inferenceParseThreads: value('inferenceParseThreads'),
     inferenceInstances: value('inferenceInstances'),
     batchMaxSize: value('batchMaxSize'),
     batchMaxQueueDelayMicroseconds: value('batchMaxQueueDelayMicroseconds'),

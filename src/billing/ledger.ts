@@ -106,7 +106,6 @@ const unitScale: Record<keyof UsageUnits, { column: LedgerUnitColumn; factor: nu
 };
 
 const unitNames = Object.keys(unitScale) as (keyof UsageUnits)[];
-const unitEntries = unitNames.map((name) => ({ name, ...unitScale[name] }));
 
 function emptyColumns(): LedgerUnits {
   return Object.fromEntries(ledgerUnitColumns.map((column) => [column, 0])) as LedgerUnits;
@@ -117,13 +116,28 @@ export function toLedgerUnits(units: Partial<UsageUnits>): LedgerUnits {
   return addUnits(emptyColumns(), units);
 }
 
-/** Adds an event's units to stored columns in place; negative, infinite and absent values add nothing. */
+/** A unit's stored increment: negative, infinite and absent values add nothing. */
+function increment(value: number | undefined, factor: number): number {
+  return value === undefined || !(value > 0) || value === Number.POSITIVE_INFINITY ? 0 : Math.round(value * factor);
+}
+
+/**
+ * Adds an event's units to stored columns in place. Named fields, not a loop over unit names: events
+ * come in many shapes, and a loop's `units[name]` lookups went megamorphic on the request path.
+ */
 function addUnits(columns: LedgerUnits, units: Partial<UsageUnits>): LedgerUnits {
-  for (const { name, column, factor } of unitEntries) {
-    const value = units[name];
-    if (value === undefined || !(value > 0) || value === Number.POSITIVE_INFINITY) continue;
-    columns[column] += Math.round(value * factor);
-  }
+  columns.requests += increment(units.requests, 1);
+  columns.failed_requests += increment(units.failedRequests, 1);
+  columns.items += increment(units.items, 1);
+  columns.prompt_tokens += increment(units.promptTokens, 1);
+  columns.completion_tokens += increment(units.completionTokens, 1);
+  columns.compute_us += increment(units.computeMs, 1000);
+  columns.queue_us += increment(units.queueMs, 1000);
+  columns.bytes_in += increment(units.bytesIn, 1);
+  columns.bytes_out += increment(units.bytesOut, 1);
+  columns.training_sample_epochs += increment(units.trainingSampleEpochs, 1);
+  columns.training_worker_ms += increment(units.trainingWorkerSeconds, 1000);
+  columns.stored_byte_hours += increment(units.storedByteHours, 1);
   return columns;
 }
 
@@ -172,7 +186,8 @@ const sleep = (milliseconds: number): Promise<void> => new Promise((resolve) => 
 
 export class UsageLedger {
   readonly #store: UsageLedgerStore;
-  readonly #now: () => Date;
+  /** Milliseconds since the epoch: Date.now unless a clock was injected (no Date per record). */
+  readonly #nowMs: () => number;
   readonly #onFlushError: (error: unknown, pendingBuckets: number) => void;
   readonly #closeAttempts: number;
   readonly #closeRetryDelayMs: number;
@@ -186,7 +201,8 @@ export class UsageLedger {
   constructor(store: UsageLedgerStore, options: UsageLedgerOptions) {
     if (!(options.flushIntervalMs >= 0)) throw new RangeError('flushIntervalMs must be >= 0');
     this.#store = store;
-    this.#now = options.now ?? (() => new Date());
+    const now = options.now;
+    this.#nowMs = now === undefined ? Date.now : () => now().getTime();
     this.#onFlushError = options.onFlushError ?? (() => undefined);
     this.#closeAttempts = Math.max(1, options.closeAttempts ?? 5);
     this.#closeRetryDelayMs = options.closeRetryDelayMs ?? 200;
@@ -211,7 +227,7 @@ export class UsageLedger {
 
   /** Adds an event to its minute bucket in memory; it reaches the database with the next flush. */
   record(event: UsageEvent): void {
-    const now = this.#now().getTime();
+    const now = this.#nowMs();
     const minuteStartMs = now - (((now % 60_000) + 60_000) % 60_000);
     if (minuteStartMs !== this.#minuteStartMs) {
       this.#minuteStartMs = minuteStartMs;

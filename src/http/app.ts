@@ -37,7 +37,7 @@ import { consoleRoutes } from './routes/console.ts';
 export const serverVersion = aiaasVersion;
 
 /** What the inference routes' dependencies use of the composition root. */
-export type InferenceContext = Pick<ServerContext, 'registry' | 'manager' | 'metrics' | 'config' | 'explainer' | 'quotas' | 'bootstrap' | 'drift' | 'shadows'>;
+export type InferenceContext = Pick<ServerContext, 'registry' | 'manager' | 'metrics' | 'config' | 'explainer' | 'quotas' | 'bootstrap' | 'drift' | 'shadows' | 'jsonParsing'>;
 
 /** What the app uses of the composition root: its routes' needs and its own (logging, auth, audit). */
 export type AppContext = ServiceRouteContext & PlatformRouteContext & InferenceContext & Pick<ServerContext, 'logger' | 'now'>;
@@ -74,6 +74,12 @@ export function inferenceDeps(context: InferenceContext, meter: UsageMeter): Inf
       const routeKey = routeKeyOf(request);
       return registry.resolve(principal.tenantId, name, versionOrAlias, routeKey === undefined ? {} : { routeKey });
     },
+    resolveModelNow(request: FastifyRequest, name: string, versionOrAlias?: string) {
+      const principal = authorize(request, 'inference');
+      authorizeModel(request, name);
+      const routeKey = routeKeyOf(request);
+      return registry.resolveCached(principal.tenantId, name, versionOrAlias, routeKey === undefined ? {} : { routeKey });
+    },
     authorizeModelControl(request: FastifyRequest) {
       authorize(request, 'models:write');
     },
@@ -91,9 +97,13 @@ export function inferenceDeps(context: InferenceContext, meter: UsageMeter): Inf
     server: { name: 'aiaas', version: serverVersion },
     explainer: context.explainer,
     // The model's tenant pays: versions are tenant-scoped, so it is the caller's own tenant.
-    admit: (_request, model, items) => context.quotas.admit(model.tenantId ?? context.bootstrap.tenantId, { predictions: items }),
+    admit: (_request, model, items) => {
+      const tenantId = model.tenantId ?? context.bootstrap.tenantId;
+      return context.quotas.planOf(tenantId) === undefined ? undefined : context.quotas.admit(tenantId, { predictions: items });
+    },
     ...(context.drift.enabled ? { drift: context.drift } : {}),
     shadows: context.shadows,
+    ...(context.jsonParsing === undefined ? {} : { jsonParsing: context.jsonParsing }),
   };
 }
 

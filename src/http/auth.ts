@@ -3,7 +3,7 @@
  * `Authorization: Bearer` or `x-api-key` resolves to a Principal on `request.principal`, each key
  * is rate limited, and route handlers call `authorize(request, permission)` for their permission.
  */
-import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { AiaasError } from '../errors.ts';
 import { parseAuthorization, type RequestHeaders } from '../security/api-keys.ts';
 import { RateLimiter, rateLimitedError } from '../security/rate-limit.ts';
@@ -64,13 +64,6 @@ function presentedKey(headers: RequestHeaders): string | undefined {
   }
 }
 
-function isPublic(request: FastifyRequest): boolean {
-  const url = request.routeOptions.url;
-  // No route matched: let the not-found handler answer 404 rather than demanding a key first.
-  if (url === undefined) return true;
-  return request.routeOptions.config.public === true || publicRouteUrls.has(url);
-}
-
 const plugin: FastifyPluginAsync<AuthOptions> = async (app: FastifyInstance, options: AuthOptions) => {
   const keyLimiter = new RateLimiter({ capacity: options.rateLimitBurst, refillPerSecond: options.rateLimitPerSecond, now: options.now });
   // Failed attempts are limited per client address, so guessing keys also costs the guesser.
@@ -109,11 +102,7 @@ const plugin: FastifyPluginAsync<AuthOptions> = async (app: FastifyInstance, opt
 
   // A callback hook, not an async one: a key found in the access cache (the common case) is then
   // admitted in the same tick, with no promise and no database round trip.
-  app.addHook('onRequest', (request, _reply, done) => {
-    if (isPublic(request)) {
-      done();
-      return;
-    }
+  const authenticate = (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void => {
     let key: string;
     let cached: Principal | undefined;
     try {
@@ -137,19 +126,44 @@ const plugin: FastifyPluginAsync<AuthOptions> = async (app: FastifyInstance, opt
       ({ principal }) => done(admit(request, principal)),
       (error: unknown) => done(refused(request, error)),
     );
-  });
+  };
 
   // Fastify validates the body, query and params right after preValidation: the route's permission
   // is decided first, so only callers allowed to use a route learn what it accepts.
-  app.addHook('preValidation', async (request) => {
-    const { permission, operator } = request.routeOptions.config;
-    if (permission === undefined || isPublic(request)) return;
-    for (const each of typeof permission === 'string' ? [permission] : permission) {
-      if (operator === true) authorizeOperator(request, each);
-      else authorize(request, each);
+  const checkPermission = (permission: Permission | readonly Permission[], operator: boolean) => {
+    const permissions = typeof permission === 'string' ? [permission as Permission] : (permission as readonly Permission[]);
+    return (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void => {
+      try {
+        for (const each of permissions) {
+          if (operator) authorizeOperator(request, each);
+          else authorize(request, each);
+        }
+      } catch (error) {
+        done(error as Error);
+        return;
+      }
+      done();
+    };
+  };
+
+  // Decided once per route, not on every request: which routes need a key and which a permission.
+  // The hooks go first on each route, ahead of its own, as app-wide hooks would run. Requests that
+  // match no route get neither: the not-found handler answers 404 rather than demanding a key.
+  app.addHook('onRoute', (route) => {
+    const config = (route.config ?? {}) as { public?: boolean; permission?: Permission | readonly Permission[]; operator?: boolean };
+    if (config.public === true || publicRouteUrls.has(route.url)) return;
+    route.onRequest = [authenticate, ...routeHooks(route.onRequest)] as typeof route.onRequest;
+    if (config.permission !== undefined) {
+      route.preValidation = [checkPermission(config.permission, config.operator === true), ...routeHooks(route.preValidation)] as typeof route.preValidation;
     }
   });
 };
+
+/** A route's own hooks of one kind, as a list. */
+function routeHooks<Hook>(hooks: Hook | Hook[] | undefined): Hook[] {
+  if (hooks === undefined) return [];
+  return Array.isArray(hooks) ? hooks : [hooks];
+}
 
 // Hooks must apply to the whole app, not only inside this plugin's scope (what fastify-plugin does).
 (plugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;

@@ -97,6 +97,10 @@ export class Counter extends Metric<{ value: number }> {
   get(labels: Labels = {}): number {
     return this.child(labels).value;
   }
+  /** The series' own state, for callers that update one series on every request (see Metrics). */
+  bind(labels: Labels): { value: number } {
+    return this.child(labels);
+  }
   protected renderChild(values: readonly string[], child: { value: number }): string[] {
     return [`${this.name}${renderLabels(this.labelNames, values)} ${formatValue(child.value)}`];
   }
@@ -110,6 +114,10 @@ export class Gauge extends Metric<{ value: number }> {
   set(labels: Labels, value: number): void {
     this.child(labels).value = value;
   }
+  /** The series' own state (see Counter.bind). */
+  bind(labels: Labels): { value: number } {
+    return this.child(labels);
+  }
   get(labels: Labels = {}): number {
     return this.child(labels).value;
   }
@@ -118,7 +126,7 @@ export class Gauge extends Metric<{ value: number }> {
   }
 }
 
-interface HistogramState {
+export interface HistogramState {
   counts: number[];
   sum: number;
   count: number;
@@ -137,7 +145,13 @@ export class Histogram extends Metric<HistogramState> {
     return { counts: this.buckets.map(() => 0), sum: 0, count: 0, max: -Infinity };
   }
   observe(labels: Labels, value: number): void {
-    const state = this.child(labels);
+    this.observeInto(this.child(labels), value);
+  }
+  /** The series' own state (see Counter.bind); update it with observeInto. */
+  bind(labels: Labels): HistogramState {
+    return this.child(labels);
+  }
+  observeInto(state: HistogramState, value: number): void {
     for (let index = 0; index < this.buckets.length; index++) if (value <= this.buckets[index]!) state.counts[index]!++;
     state.sum += value;
     state.count++;
@@ -195,6 +209,18 @@ export const prometheusContentType = 'text/plain; version=0.0.4; charset=utf-8';
 
 export type InferenceProtocol = 'v2' | 'tfserving';
 
+/** One model version's serving series states, bound once (see Metrics.#servingSeries). */
+interface ServingSeries {
+  labels: { tenant: string; model: string; version: string };
+  /** By protocol (answered) or `protocol:outcome`. */
+  requests: Map<string, { value: number }>;
+  /** By protocol. */
+  latency: Map<string, HistogramState>;
+  queueDepth?: { value: number };
+  batchRows?: HistogramState;
+  batchRequests?: HistogramState;
+}
+
 /**
  * The serving metrics; also the sink the ModelManager and Batchers report into. Every per-model
  * series carries a `tenant` label (the tenant id), so `/metrics` can show a tenant only its own
@@ -224,6 +250,8 @@ export class Metrics implements ServingMetricsSink, ShadowMetricsSink {
   readonly driftSamples: Gauge;
   /** Deleted tenants: their series are dropped and never re-created by a late report. */
   readonly #deletedTenants = new Set<string>();
+  /** Serving series by tenant ('' for none), model and version; see #servingSeries. */
+  readonly #serving = new Map<string, Map<string, Map<string, ServingSeries>>>();
   readonly shadowRequests: Counter;
   readonly shadowRowsCompared: Counter;
   readonly shadowAgreement: Gauge;
@@ -356,26 +384,72 @@ export class Metrics implements ServingMetricsSink, ShadowMetricsSink {
     return model.tenant === undefined || !this.#deletedTenants.has(model.tenant);
   }
 
+  /**
+   * A model version's serving series, found by three map lookups instead of building label keys:
+   * they are updated several times per inference. Undefined for a deleted tenant.
+   */
+  #servingSeries(model: ModelLabels): ServingSeries | undefined {
+    const tenant = model.tenant ?? '';
+    let byModel = this.#serving.get(tenant);
+    if (byModel === undefined) {
+      if (this.#deletedTenants.has(tenant)) return undefined;
+      byModel = new Map();
+      this.#serving.set(tenant, byModel);
+    }
+    let byVersion = byModel.get(model.model);
+    if (byVersion === undefined) {
+      byVersion = new Map();
+      byModel.set(model.model, byVersion);
+    }
+    let series = byVersion.get(model.version);
+    if (series === undefined) {
+      series = { labels: { tenant, model: model.model, version: model.version }, requests: new Map(), latency: new Map() };
+      byVersion.set(model.version, series);
+    }
+    return series;
+  }
+
   recordRequest(model: ModelLabels, protocol: InferenceProtocol, outcome: 'ok' | 'error', seconds: number | undefined): void {
-    if (!this.#live(model)) return;
-    this.requests.inc({ ...model, protocol, outcome });
-    if (seconds !== undefined) this.latency.observe({ tenant: model.tenant ?? '', model: model.model, protocol }, seconds);
+    const series = this.#servingSeries(model);
+    if (series === undefined) return;
+    const requestsKey = outcome === 'ok' ? protocol : `${protocol}:${outcome}`;
+    let requests = series.requests.get(requestsKey);
+    if (requests === undefined) {
+      // Labels as recordRequest always gave them: the model's own (tenant absent when it has none).
+      requests = this.requests.bind({ ...model, protocol, outcome });
+      series.requests.set(requestsKey, requests);
+    }
+    requests.value += 1;
+    if (seconds === undefined) return;
+    let latency = series.latency.get(protocol);
+    if (latency === undefined) {
+      latency = this.latency.bind({ tenant: series.labels.tenant, model: model.model, protocol });
+      series.latency.set(protocol, latency);
+    }
+    this.latency.observeInto(latency, seconds);
   }
 
   batchExecuted(model: ModelLabels, rows: number, requests: number): void {
-    if (!this.#live(model)) return;
-    this.batchRows.observe({ ...model }, rows);
-    this.batchRequests.observe({ ...model }, requests);
+    const series = this.#servingSeries(model);
+    if (series === undefined) return;
+    series.batchRows ??= this.batchRows.bind({ ...model });
+    series.batchRequests ??= this.batchRequests.bind({ ...model });
+    this.batchRows.observeInto(series.batchRows, rows);
+    this.batchRequests.observeInto(series.batchRequests, requests);
   }
 
   queueDepth(model: ModelLabels, depth: number): void {
-    if (!this.#live(model)) return;
-    this.queueDepthGauge.set({ ...model }, depth);
+    const series = this.#servingSeries(model);
+    if (series === undefined) return;
+    series.queueDepth ??= this.queueDepthGauge.bind({ ...model });
+    series.queueDepth.value = depth;
   }
 
   /** Drops a deleted tenant's series: its model names must not outlive it on /metrics. */
   dropTenant(tenantId: string): void {
     this.#deletedTenants.add(tenantId);
+    // The cached series point at the states removed below; a late report must not revive them.
+    this.#serving.delete(tenantId);
     this.registry.removeWhere((labels) => labels.tenant === tenantId);
   }
 

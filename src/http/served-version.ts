@@ -17,5 +17,10 @@ export function trackResponse(request: FastifyRequest, reply: FastifyReply): voi
 
 export function nameServedVersion(request: FastifyRequest, version: string): void {
   const response = responses.get(request);
-  if (response !== undefined && !response.headersSent) response.setHeader(modelVersionHeader, version);
+  if (response !== undefined) nameServedVersionOn(response, version);
+}
+
+/** Where the caller holds the response already (the tensor protocols' replies). */
+export function nameServedVersionOn(response: ServerResponse, version: string): void {
+  if (!response.headersSent) response.setHeader(modelVersionHeader, version);
 }

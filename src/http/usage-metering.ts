@@ -41,10 +41,19 @@ function payloadBytes(payload: unknown): number | undefined {
   return undefined;
 }
 
+function timingUnits(measures: InferenceMeasures): { computeMs?: number; queueMs?: number } {
+  return measures.timing === undefined ? {} : { computeMs: measures.timing.billedComputeMs, queueMs: measures.timing.queueMs };
+}
+
 export function createUsageMeter(ledger: UsageRecorder): UsageMeter {
   /** Requests recorded so far, for their response bytes; weak, so a finished request leaves nothing. */
   const dimensionsOf = new WeakMap<FastifyRequest, UsageDimensions>();
   const countedBodies = new WeakMap<FastifyRequest, ByteCounter>();
+  /**
+   * Answered inferences waiting for their response bytes: recorded once, at onSend (still before the
+   * answer leaves), as one ledger event rather than one for the units and another for the bytes.
+   */
+  const answeredInferences = new WeakMap<FastifyRequest, UsageEvent>();
 
   const bytesIn = (request: FastifyRequest): number => {
     const counted = countedBodies.get(request);
@@ -82,10 +91,25 @@ export function createUsageMeter(ledger: UsageRecorder): UsageMeter {
 
   return {
     inference(request, model, protocol, outcome, measures) {
-      recordOutcome(request, model, protocol, outcome, {
+      const where = dimensions(request, model, protocol);
+      if (where === undefined) return;
+      if (outcome !== 'ok' || dimensionsOf.has(request) || answeredInferences.has(request)) {
+        recordOutcome(request, model, protocol, outcome, { requests: 1, items: measures.items, ...timingUnits(measures) });
+        return;
+      }
+      const timing = measures.timing;
+      answeredInferences.set(request, {
+        tenantId: where.tenantId,
+        keyId: where.keyId,
+        modelName: where.modelName,
+        version: where.version,
+        protocol: where.protocol,
         requests: 1,
         items: measures.items,
-        ...(measures.timing === undefined ? {} : { computeMs: measures.timing.billedComputeMs, queueMs: measures.timing.queueMs }),
+        computeMs: timing === undefined ? 0 : timing.billedComputeMs,
+        queueMs: timing === undefined ? 0 : timing.queueMs,
+        bytesIn: bytesIn(request),
+        bytesOut: 0,
       });
     },
 
@@ -117,6 +141,14 @@ export function createUsageMeter(ledger: UsageRecorder): UsageMeter {
         done(null, payload.pipe(counter));
       });
       app.addHook('onSend', (request, _reply, payload, done) => {
+        const answered = answeredInferences.get(request);
+        if (answered !== undefined) {
+          answeredInferences.delete(request);
+          answered.bytesOut = payloadBytes(payload) ?? 0;
+          ledger.record(answered);
+          done(null, payload);
+          return;
+        }
         const where = dimensionsOf.get(request);
         if (where !== undefined) {
           const bytes = payloadBytes(payload);

@@ -149,18 +149,41 @@ export class ModelManager {
   }
 
   /** Queues the request on the version's batcher; `options` names the caller (fair turns) and its disconnect signal. */
-  async infer(key: ModelKey, request: InferRequest, options: SubmitOptions = {}): Promise<InferResponse> {
+  infer(key: ModelKey, request: InferRequest, options: SubmitOptions = {}): Promise<InferResponse> {
+    // A loaded version (nearly every request) is submitted to at once: no awaits before the queue.
+    const loaded = this.#entries.get(key.versionId);
+    if (loaded !== undefined && loaded.kind === 'tensor') {
+      loaded.lastUsedAt = this.#now();
+      return this.#submit(loaded, request, options);
+    }
+    return this.#inferOnceLoaded(key, request, options);
+  }
+
+  async #inferOnceLoaded(key: ModelKey, request: InferRequest, options: SubmitOptions): Promise<InferResponse> {
     let entry = tensorEntry(await this.#acquireEntry(key));
     // An unload or eviction may have removed the entry while we waited; its runtime is about to be
     // disposed, so submitting there would fail. Load a fresh copy instead.
     while (this.#entries.get(key.versionId) !== entry) entry = tensorEntry(await this.#acquireEntry(key));
+    return await this.#submit(entry, request, options);
+  }
+
+  /** Counts the call as active (an active model is never evicted) until it settles. */
+  #submit(entry: TensorEntry, request: InferRequest, options: SubmitOptions): Promise<InferResponse> {
     entry.active++;
-    try {
-      return await entry.batcher.submit(request, options);
-    } finally {
+    const settled = (): void => {
       entry.active--;
       entry.lastUsedAt = this.#now();
-    }
+    };
+    return entry.batcher.submit(request, options).then(
+      (response) => {
+        settled();
+        return response;
+      },
+      (error: unknown) => {
+        settled();
+        throw error;
+      },
+    );
   }
 
   isLoaded(versionId: string): boolean {

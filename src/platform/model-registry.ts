@@ -757,19 +757,31 @@ export class ModelRegistry {
    */
   async resolve(tenantId: string, name: string, versionOrAlias?: string, options: { routeKey?: string; random?: () => number } = {}): Promise<ResolvedModel> {
     const selector = versionOrAlias ?? latestSelector;
-    const routing = await this.#routing(tenantId, name, selector);
+    return this.#pick(this.#cachedRouting(tenantId, name, selector) ?? (await this.#routing(tenantId, name, selector)), name, selector, options);
+  }
+
+  /**
+   * `resolve` answered from the routing cache, without a promise: undefined when the routing is not
+   * cached (the caller then awaits `resolve`). The inference routes ask this first on every request.
+   */
+  resolveCached(tenantId: string, name: string, versionOrAlias?: string, options: { routeKey?: string; random?: () => number } = {}): ResolvedModel | undefined {
+    const selector = versionOrAlias ?? latestSelector;
+    const routing = this.#cachedRouting(tenantId, name, selector);
+    return routing === undefined ? undefined : this.#pick(routing, name, selector, options);
+  }
+
+  #pick(routing: ResolvedRouting, name: string, selector: string, options: { routeKey?: string; random?: () => number }): ResolvedModel {
     if (routing.targets.length === 1 && routing.shadow === undefined) return routing.targets[0]!.model;
     const point = options.routeKey === undefined ? (options.random ?? Math.random)() : routeKeyPoint(`${name}\u0000${selector}`, options.routeKey);
     const chosen = chooseTarget(routing.targets, point).model;
     return { ...chosen, alias: selector, ...(routing.shadow === undefined ? {} : { shadow: routing.shadow }) };
   }
 
-  async #routing(tenantId: string, name: string, selector: string): Promise<ResolvedRouting> {
-    const cacheKey = `${name}\u0000${selector}`;
+  #cachedRouting(tenantId: string, name: string, selector: string): ResolvedRouting | undefined {
+    const cached = this.#resolved.get(tenantId)?.get(`${name}\u0000${selector}`);
+    if (cached === undefined) return undefined;
     const now = this.#now();
-    const cached = this.#resolved.get(tenantId)?.get(cacheKey);
     if (
-      cached !== undefined &&
       now - cached.at >= 0 &&
       now - cached.at < this.#resolveCacheMs &&
       cached.routing.targets.every((target) => this.#locations.has(target.model.versionId)) &&
@@ -777,6 +789,12 @@ export class ModelRegistry {
     ) {
       return cached.routing;
     }
+    return undefined;
+  }
+
+  async #routing(tenantId: string, name: string, selector: string): Promise<ResolvedRouting> {
+    const cacheKey = `${name}\u0000${selector}`;
+    const now = this.#now();
     const generation = this.#generations.get(tenantId) ?? 0;
     const model = await this.#repositories.models.getByName(tenantId, name);
     if (model === undefined) throw modelNotFound(name);

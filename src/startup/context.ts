@@ -13,6 +13,7 @@ import { validateConfig, type AiaasConfig } from '../config.ts';
 import { AiaasError } from '../errors.ts';
 import { AuditLogger } from '../http/audit.ts';
 import { Metrics } from '../http/metrics.ts';
+import { JsonParsePool } from '../http/protocols/json-offload.ts';
 import { createFormatLoaders } from '../runtimes/formats.ts';
 import { validateSavedModelInChild } from '../runtimes/onnx/validate-saved-model.ts';
 import { EncryptedArtifactStore } from '../security/encrypted-artifact-store.ts';
@@ -105,6 +106,8 @@ export interface ServerContext {
   readonly bootstrap: { readonly tenantId: string; readonly generatedKey?: string };
   /** Shadow traffic: runs the copies and keeps the live/shadow comparisons (process-local). */
   readonly shadows: ShadowMonitor;
+  /** Parse threads for large inference bodies; absent when `inferenceParseThreads` is 0. */
+  readonly jsonParsing?: JsonParsePool;
   close(): Promise<void>;
 }
 
@@ -350,6 +353,8 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       metrics,
     });
     closers.unshift(() => manager.close());
+    const jsonParsing = config.inferenceParseThreads > 0 ? new JsonParsePool({ threads: config.inferenceParseThreads }) : undefined;
+    if (jsonParsing !== undefined) closers.unshift(() => jsonParsing.close());
     const registry: ModelRegistry = new ModelRegistry({
       repositories,
       artifacts,
@@ -500,6 +505,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
         ...(bootstrapped.generatedKey === undefined ? {} : { generatedKey: bootstrapped.generatedKey }),
       },
       shadows,
+      ...(jsonParsing === undefined ? {} : { jsonParsing }),
       close: () => {
         closed ??= (async () => {
           for (const close of closers) await close();

@@ -118,11 +118,24 @@ describe('ModelManager', () => {
   it('serves a request that raced an unload from a fresh load instead of the disposed runtime', async () => {
     const { manager: models, loads } = manager({ batchingDefaults: { ...defaultBatching, maxQueueDelayMicroseconds: 1000 } });
     await models.acquire({ versionId: 'a' });
-    const request = models.infer({ versionId: 'a' }, { inputs: [x([[1, 2, 3]])] });
     const unloaded = models.unload({ versionId: 'a' });
+    const request = models.infer({ versionId: 'a' }, { inputs: [x([[1, 2, 3]])] });
     const [result] = await Promise.all([request, unloaded]);
     expect(Array.from(result.outputs[0]!.data as Float32Array)).toEqual(linearReference([[1, 2, 3]]).y[0]);
     expect(loads).toEqual(['a', 'a']);
+    await models.close();
+  });
+
+  it('finishes a request queued before an unload on the loaded runtime, then unloads', async () => {
+    const { manager: models, loads } = manager({ batchingDefaults: { ...defaultBatching, maxQueueDelayMicroseconds: 1000 } });
+    await models.acquire({ versionId: 'a' });
+    const request = models.infer({ versionId: 'a' }, { inputs: [x([[1, 2, 3]])] });
+    const unloaded = models.unload({ versionId: 'a' });
+    const [result, wasLoaded] = await Promise.all([request, unloaded]);
+    expect(Array.from(result.outputs[0]!.data as Float32Array)).toEqual(linearReference([[1, 2, 3]]).y[0]);
+    expect(wasLoaded).toBe(true);
+    expect(loads).toEqual(['a']);
+    expect(models.isLoaded('a')).toBe(false);
     await models.close();
   });
 

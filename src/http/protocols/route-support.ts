@@ -12,18 +12,33 @@ import type { InferenceProtocol, Metrics } from '../metrics.ts';
 import { installSchemaCompilers } from '../schemas/validation.ts';
 import { type BinarySection, inferenceHeaderLengthHeader, splitBinaryBody } from './binary-tensors.ts';
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
+import type { JsonParsePool } from './json-offload.ts';
+
+/**
+ * Bodies this large or larger are parsed in a worker when the server has parse threads. Below it the
+ * trip costs the main thread more than JSON.parse would (measured with bench:serve: see docs/architecture.md).
+ */
+export const offloadMinBytes = 1024;
+/**
+ * While the parse threads are idle (a lone client, light load), a body up to this size is parsed on
+ * the main thread: the trip would only add latency, and such a parse blocks the loop for well under
+ * a millisecond. Under load the threads are busy and every body from offloadMinBytes up goes to them.
+ */
+export const inlineWhenIdleMaxBytes = 64 * 1024;
 import { AiaasError } from '../../errors.ts';
 import { applyOutputPolicy } from '../../inference/output-policy.ts';
 import type { Explainer } from '../../explain/explainer.ts';
 import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
 import type { ShadowMonitor } from '../../quality/shadow-monitor.ts';
-import { nameServedVersion, trackResponse } from '../served-version.ts';
+import { nameServedVersionOn } from '../served-version.ts';
 
 export type { ResolvedModel } from '../../inference/types.ts';
 
 export interface InferenceDeps {
   /** Throws AiaasError MODEL_NOT_FOUND / VERSION_NOT_FOUND; auth and tenant scoping happen inside. */
   resolveModel(request: FastifyRequest, name: string, versionOrAlias?: string): Promise<ResolvedModel>;
+  /** `resolveModel` without a promise when the answer is at hand (cached); undefined otherwise. Throws as resolveModel does. */
+  resolveModelNow?(request: FastifyRequest, name: string, versionOrAlias?: string): ResolvedModel | undefined;
   /**
    * Throws unless the caller may change what is loaded (Triton's repository load and unload):
    * that evicts and reloads models, so it needs `models:write`, not just `inference`.
@@ -45,13 +60,16 @@ export interface InferenceDeps {
   explainer?: Explainer;
   /**
    * Quota admission (src/billing/quotas.ts): reserves the request's items before it runs (429
-   * QUOTA_EXCEEDED when they do not fit); settled once answered, released when it fails.
+   * QUOTA_EXCEEDED when they do not fit); settled once answered, released when it fails. Undefined
+   * when nothing is metered (a tenant without a plan): the request then pays no promise for it.
    */
-  admit?(request: FastifyRequest, model: ResolvedModel, items: number): Promise<ItemReservation>;
+  admit?(request: FastifyRequest, model: ResolvedModel, items: number): Promise<ItemReservation> | undefined;
   /** Drift sampling (src/platform/drift.ts); absent when `driftSampleRate` is 0, so serving pays one branch. */
   drift?: { sample(model: ResolvedModel, request: InferRequest): ((response: InferResponse) => void) | undefined };
   /** Runs and compares the shadow copies of requests to aliases that have a shadow version. */
   shadows?: ShadowMonitor;
+  /** Parses large JSON bodies off the main thread; without it they are parsed on it. */
+  jsonParsing?: JsonParsePool;
 }
 
 export interface ItemReservation {
@@ -79,6 +97,21 @@ function itemsOf(request: InferRequest): number {
   const shape = request.inputs[0]?.shape;
   if (shape === undefined) return 0;
   return shape.length === 0 ? 1 : shape[0]!;
+}
+
+/**
+ * A resolved model's manager key and metric labels, made once per resolution: the registry hands
+ * out the same ResolvedModel object while its routing is cached, so most requests find them here.
+ */
+const servingKeys = new WeakMap<ResolvedModel, { key: ModelKey; labels: { tenant?: string; model: string; version: string } }>();
+
+function servingKeysOf(model: ResolvedModel): { key: ModelKey; labels: { tenant?: string; model: string; version: string } } {
+  let keys = servingKeys.get(model);
+  if (keys === undefined) {
+    keys = { key: modelKey(model), labels: { ...(model.tenantId === undefined ? {} : { tenant: model.tenantId }), model: model.name, version: model.version } };
+    servingKeys.set(model, keys);
+  }
+  return keys;
 }
 
 export function modelKey(model: ResolvedModel): ModelKey {
@@ -109,21 +142,39 @@ export async function signatureOf(deps: InferenceDeps, model: ResolvedModel): Pr
  * its content type: the JSON header becomes the body (so route schemas check it as usual) and the
  * binary tail is kept aside, for the returned `BinarySections` to hand to the route.
  */
-export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean; binaryTensors?: boolean }): BinarySections {
+export function installProtocolHandling(app: FastifyInstance, options: { allowNonFiniteTokens: boolean; binaryTensors?: boolean; jsonParsing?: JsonParsePool }): BinarySections {
   installSchemaCompilers(app);
-  app.addHook('onRequest', (request, reply, done) => {
-    trackResponse(request, reply);
-    done();
-  });
   app.setErrorHandler((error, request, reply) => {
     // A runtime's full error text (host paths included) stays in the log; the client gets a cleaned message.
     if (AiaasError.isInstance(error) && error.cause !== undefined) request.log.warn({ err: error.cause, code: error.code }, `inference failed: ${error.message}`);
     void sendProtocolError(reply, toPlatformError(error, request));
   });
   const parseJson = (text: string): unknown => parseJsonBody(text, options.allowNonFiniteTokens);
-  const parser = (_request: FastifyRequest, body: string, done: (error: Error | null, body?: unknown) => void): void => {
+  const pool = options.jsonParsing;
+  // V2 bodies name their tensors' data under inputs[].data; TF-Serving's rows and columns nest.
+  const packTensors = options.binaryTensors === true;
+  /** Parses in a worker when the body is large enough to be worth the trip (see json-offload.ts). */
+  const parseBody = (body: Buffer, done: (error: Error | null, body?: unknown) => void): void => {
+    if (pool === undefined || body.length < offloadMinBytes || (body.length <= inlineWhenIdleMaxBytes && pool.idle)) {
+      done(null, parseJson(body.toString('utf8')));
+      return;
+    }
+    pool.parse(body, { packTensors }).then((result) => {
+      if ('value' in result) done(null, result.value);
+      else if ('empty' in result) done(null, undefined);
+      else {
+        // Not JSON (or no worker): parsed here, which says exactly where it breaks.
+        try {
+          done(null, parseJson(body.toString('utf8')));
+        } catch (error) {
+          done(error as Error);
+        }
+      }
+    }, (error: unknown) => done(error as Error));
+  };
+  const parser = (_request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void => {
     try {
-      done(null, parseJson(body));
+      parseBody(body, done);
     } catch (error) {
       done(error as Error);
     }
@@ -135,7 +186,7 @@ export function installProtocolHandling(app: FastifyInstance, options: { allowNo
     try {
       const headerLength = request.headers[inferenceHeaderLengthHeader];
       if (headerLength === undefined) {
-        done(null, parseJson(body.toString('utf8')));
+        parseBody(body, done);
         return;
       }
       const { json, section } = splitBinaryBody(body, Array.isArray(headerLength) ? headerLength.join(',') : headerLength, parseJson);
@@ -151,8 +202,8 @@ export function installProtocolHandling(app: FastifyInstance, options: { allowNo
     app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, binaryParser);
     if (!app.hasContentTypeParser('*')) app.addContentTypeParser('*', { parseAs: 'buffer' }, binaryParser);
   } else {
-    app.addContentTypeParser('application/json', { parseAs: 'string' }, parser);
-    if (!app.hasContentTypeParser('*')) app.addContentTypeParser('*', { parseAs: 'string' }, parser);
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, parser);
+    if (!app.hasContentTypeParser('*')) app.addContentTypeParser('*', { parseAs: 'buffer' }, parser);
   }
   return { of: (request) => sections.get(request) };
 }
@@ -201,19 +252,31 @@ class DisconnectSignal implements CancelSignal {
   }
 }
 
+/** The in-flight inferences of each client connection, aborted together when it closes. */
+const inFlightBySocket = new WeakMap<object, Set<DisconnectSignal>>();
+
 /**
  * Aborts when the client's connection closes before its answer: its request is dropped from the
  * queue instead of running for nobody. Watches the socket (a request's own 'close' fires once its
- * body is read); the listener is removed again, since keep-alive sockets carry many requests.
+ * body is read) with one listener per connection, added at its first inference: keep-alive sockets
+ * carry many requests, and adding and removing a listener on every one showed in profiles.
  */
-function watchDisconnect(request: FastifyRequest): { signal: CancelSignal; stop(): void } | undefined {
-  const socket = request.raw.socket as { once?: unknown; off?: unknown } | undefined;
-  if (socket === undefined || typeof socket.once !== 'function' || typeof socket.off !== 'function') return undefined;
-  const events = request.raw.socket;
+function watchDisconnect(request: FastifyRequest): { signal: DisconnectSignal; watching: Set<DisconnectSignal> } | undefined {
+  const socket = request.raw.socket as { once?: unknown } | undefined;
+  if (socket === undefined || typeof socket.once !== 'function') return undefined;
+  let watching = inFlightBySocket.get(socket);
+  if (watching === undefined) {
+    const signals = new Set<DisconnectSignal>();
+    watching = signals;
+    inFlightBySocket.set(socket, signals);
+    request.raw.socket.once('close', () => {
+      for (const signal of signals) signal.abort();
+      signals.clear();
+    });
+  }
   const signal = new DisconnectSignal();
-  const onClose = (): void => signal.abort();
-  events.once('close', onClose);
-  return { signal, stop: () => events.off('close', onClose) };
+  watching.add(signal);
+  return { signal, watching };
 }
 
 function shadowSeries(live: ResolvedModel, shadow: ResolvedModel) {
@@ -233,21 +296,22 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
   parse: (signature: ModelSignature) => Parsed,
   render: (model: ResolvedModel, parsed: Parsed, response: InferResponse) => Rendered,
 ): Promise<Rendered> {
-  const model = await deps.resolveModel(request, target.name, target.versionOrAlias);
-  nameServedVersion(request, model.version);
+  const model = deps.resolveModelNow?.(request, target.name, target.versionOrAlias) ?? (await deps.resolveModel(request, target.name, target.versionOrAlias));
+  nameServedVersionOn(reply.raw, model.version);
   const started = performance.now();
-  const labels = { ...(model.tenantId === undefined ? {} : { tenant: model.tenantId }), model: model.name, version: model.version };
+  const { key, labels } = servingKeysOf(model);
   const measures: InferenceMeasures = { items: 0 };
   let reservation: ItemReservation | undefined;
   try {
-    const parsed = parse(await signatureOf(deps, model));
+    const parsed = parse(model.signature ?? (await signatureOf(deps, model)));
     // The parsed request holds its own tensors now. The JSON body (arrays of numbers as large as the
     // tensors) would otherwise stay reachable until the answer is sent: under load long enough for
     // the young-generation GC to copy it and promote it to the old generation, which showed in
     // profiles as GC time per request.
     request.body = undefined;
     measures.items = itemsOf(parsed.request);
-    reservation = await deps.admit?.(request, model, measures.items);
+    const admission = deps.admit?.(request, model, measures.items);
+    if (admission !== undefined) reservation = await admission;
     // Copied before the inference: its input buffers are transferred to a worker.
     const sampled = deps.drift === undefined ? undefined : deps.drift.sample(model, parsed.request);
     const disconnect = watchDisconnect(request);
@@ -257,7 +321,7 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
     let response: InferResponse;
     const inferStarted = performance.now();
     try {
-      response = await deps.manager.infer(modelKey(model), parsed.request, {
+      response = await deps.manager.infer(key, parsed.request, {
         ...(request.principal === undefined ? {} : { fairnessKey: request.principal.keyId }),
         ...(disconnect === undefined ? {} : { signal: disconnect.signal }),
       });
@@ -265,7 +329,7 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
       admitted?.release();
       throw error;
     } finally {
-      disconnect?.stop();
+      disconnect?.watching.delete(disconnect.signal);
     }
     if (shadow !== undefined && admitted !== undefined) {
       // Not awaited: the live answer never waits for the shadow.
@@ -283,7 +347,7 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
     deps.onInference?.(request, model, protocol, 'ok', measures);
     const settled = reservation;
     reservation = undefined;
-    await settled?.settle({ predictions: measures.items }).catch((error: unknown) => request.log.error({ err: error }, 'could not settle a quota reservation'));
+    if (settled !== undefined) await settled.settle({ predictions: measures.items }).catch((error: unknown) => request.log.error({ err: error }, 'could not settle a quota reservation'));
     return rendered;
   } catch (error) {
     deps.metrics.recordRequest(labels, protocol, 'error', (performance.now() - started) / 1000);

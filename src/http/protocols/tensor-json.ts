@@ -183,6 +183,18 @@ export function fromJsonElements(values: readonly unknown[], datatype: TensorDat
   }
 }
 
+/**
+ * Elements a parse worker packed, every one a JSON number: as float32 for an FP32 input, as doubles
+ * otherwise. Gives the tensor data fromJsonElements would make of the same numbers: floats are
+ * stored as they are (a view into the worker's batch buffer is fine: runtimes copy views before
+ * handing buffers over), other types take the element-by-element path with its checks and messages.
+ */
+export function fromPackedNumbers(values: Float32Array | Float64Array, datatype: TensorDataType, inputName: string): TensorData {
+  if (values instanceof Float32Array ? datatype === 'FP32' : datatype === 'FP64') return values;
+  if (datatype === 'FP32') return new Float32Array(values);
+  return fromJsonElements(Array.from(values), datatype, inputName);
+}
+
 // Fatal, so bytes that are not UTF-8 are refused rather than silently replaced: onnxruntime-node
 // carries string tensors as JavaScript strings, so such bytes could not reach the model unchanged.
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });

@@ -16,6 +16,7 @@ import {
   flattenData,
   formatShape,
   fromJsonElements,
+  fromPackedNumbers,
   invalidTensor,
   isTensorDataType,
   matchSignature,
@@ -163,14 +164,17 @@ export function parseV2InferRequest(json: unknown, signature: ModelSignature, op
       offset += header.binarySize;
       return { name: header.name, datatype: header.datatype, shape: header.shape, data: decodeBinaryTensor(bytes, header.datatype, expected, header.name) };
     }
-    const flat = flattenData(header.data, header.shape, header.name);
+    // A typed array: a parse worker already found a flat array of numbers (see json-offload.ts).
+    const packed = header.data instanceof Float32Array || header.data instanceof Float64Array;
+    const flat = packed ? (header.data as Float32Array | Float64Array) : flattenData(header.data, header.shape, header.name);
     if (flat.length !== expected) {
       throw invalidTensor(header.name, `shape ${formatShape(header.shape)} needs ${expected} elements, data has ${flat.length}`, {
         expected,
         actual: flat.length,
       });
     }
-    return { name: header.name, datatype: header.datatype, shape: header.shape, data: fromJsonElements(flat, header.datatype, header.name) };
+    const data = packed ? fromPackedNumbers(flat as Float32Array | Float64Array, header.datatype, header.name) : fromJsonElements(flat as unknown[], header.datatype, header.name);
+    return { name: header.name, datatype: header.datatype, shape: header.shape, data };
   });
 
   const request: InferRequest = { inputs: matchSignature(inputs, signature) };

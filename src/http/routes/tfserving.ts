@@ -36,7 +36,7 @@ function knownVerb(verb: string): Verb {
 }
 
 export async function tfServingRoutes(app: FastifyInstance, deps: InferenceDeps): Promise<void> {
-  installProtocolHandling(app, { allowNonFiniteTokens: true });
+  installProtocolHandling(app, { allowNonFiniteTokens: true, ...(deps.jsonParsing === undefined ? {} : { jsonParsing: deps.jsonParsing }) });
 
   const call = async (verb: Verb, request: FastifyRequest, reply: FastifyReply, name: string, versionOrAlias?: string): Promise<Record<string, unknown>> => {
     const target = { name, ...(versionOrAlias === undefined ? {} : { versionOrAlias }) };

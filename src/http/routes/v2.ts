@@ -30,7 +30,7 @@ interface ModelParams {
 }
 
 export async function v2Routes(app: FastifyInstance, deps: InferenceDeps): Promise<void> {
-  const binarySections = installProtocolHandling(app, { allowNonFiniteTokens: false, binaryTensors: true });
+  const binarySections = installProtocolHandling(app, { allowNonFiniteTokens: false, binaryTensors: true, ...(deps.jsonParsing === undefined ? {} : { jsonParsing: deps.jsonParsing }) });
   const server = deps.server ?? { name: 'aiaas', version: '0.1.0' };
 
   app.get('/v2', { schema: v2Schemas.server }, async (_request, reply) =>
