@@ -128,6 +128,25 @@ describe('inference bodies parsed off the main thread', () => {
     expect(nested).toEqual(flat);
   });
 
+  it('parses a small body on the main thread when it is the only request, and in a thread when others are in flight', async () => {
+    const small = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [64, 4], data: rows.slice(0, 64).flat() }] });
+    expect(Buffer.byteLength(small)).toBeGreaterThan(1024);
+    const pool = offloaded.context.jsonParsing!;
+    const before = pool.parsed;
+    for (let repeat = 0; repeat < 3; repeat++) {
+      expect((await call(offloaded.app, offloaded.adminKey, 'POST', '/v2/models/clf/infer', small, { 'content-type': 'application/json' })).statusCode).toBe(200);
+    }
+    // One at a time: each was alone once the previous answer had closed.
+    expect(pool.parsed).toBe(before);
+    const together = await Promise.all(
+      Array.from({ length: 4 }, () => call(offloaded.app, offloaded.adminKey, 'POST', '/v2/models/clf/infer', small, { 'content-type': 'application/json' })),
+    );
+    expect(together.map((response) => response.statusCode)).toEqual([200, 200, 200, 200]);
+    expect(new Set(together.map((response) => response.body)).size).toBe(1);
+    // The first found none in flight; the other three did.
+    expect(pool.parsed).toBe(before + 3);
+  });
+
   it('gives TF-Serving answers equal to parsing on the main thread, bare NaN tokens included', async () => {
     const ok = await both('/tfserving/v1/models/clf:predict', JSON.stringify({ instances: rows }));
     expect(ok.status).toBe(200);

@@ -5,8 +5,10 @@
  * that arrive in one event-loop turn go to a worker as one message, and come back as one.
  *
  * What comes back is what `parseJsonBody` would have returned, except that a flat array of numbers
- * under `inputs[].data` (KServe V2, `packTensors`) is a Float64Array: the tensor parser takes either.
- * Anything a worker cannot parse is parsed again on the main thread, which reports where it breaks.
+ * under `inputs[].data` (KServe V2, `packTensors`) is a typed array (Float32Array for an FP32 input,
+ * Float64Array otherwise), a view into one buffer per batch: the tensor parser takes either form.
+ * Anything a worker cannot answer (not JSON, nesting deeper than 100, a worker that died) comes back
+ * as `fallback`, and the caller parses it on its own thread, which reports where it breaks.
  */
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -78,11 +80,6 @@ export class JsonParsePool {
   /** Bodies a worker parsed (answered with a value or as empty), since the pool started. */
   get parsed(): number {
     return this.#parsed;
-  }
-
-  /** No body queued or being parsed: a caller may parse a small one itself rather than wait for a trip. */
-  get idle(): boolean {
-    return this.#flush === undefined && this.#lanes.every((lane) => lane.inFlight.length === 0);
   }
 
   /** Ends the workers; bodies in flight are parsed by their callers instead. */

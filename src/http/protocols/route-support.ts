@@ -20,17 +20,23 @@ import type { JsonParsePool } from './json-offload.ts';
  */
 export const offloadMinBytes = 1024;
 /**
- * While the parse threads are idle (a lone client, light load), a body up to this size is parsed on
- * the main thread: the trip would only add latency, and such a parse blocks the loop for well under
- * a millisecond. Under load the threads are busy and every body from offloadMinBytes up goes to them.
+ * A body up to this size is parsed on the main thread when it is the only inference request in the
+ * server (a lone client): the trip would only add latency, and such a parse blocks the loop for well
+ * under a millisecond. With others in flight every body from offloadMinBytes up goes to a thread.
  */
 export const inlineWhenIdleMaxBytes = 64 * 1024;
+
+/** Inference requests of this process between their body's arrival and their answer's end. */
+let inferencesInFlight = 0;
+const uncount = (): void => {
+  inferencesInFlight--;
+};
 import { AiaasError } from '../../errors.ts';
 import { applyOutputPolicy } from '../../inference/output-policy.ts';
 import type { Explainer } from '../../explain/explainer.ts';
 import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
 import type { ShadowMonitor } from '../../quality/shadow-monitor.ts';
-import { nameServedVersionOn } from '../served-version.ts';
+import { nameServedVersionOn, responseOf } from '../served-version.ts';
 
 export type { ResolvedModel } from '../../inference/types.ts';
 
@@ -154,8 +160,19 @@ export function installProtocolHandling(app: FastifyInstance, options: { allowNo
   // V2 bodies name their tensors' data under inputs[].data; TF-Serving's rows and columns nest.
   const packTensors = options.binaryTensors === true;
   /** Parses in a worker when the body is large enough to be worth the trip (see json-offload.ts). */
-  const parseBody = (body: Buffer, done: (error: Error | null, body?: unknown) => void): void => {
-    if (pool === undefined || body.length < offloadMinBytes || (body.length <= inlineWhenIdleMaxBytes && pool.idle)) {
+  const parseBody = (request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void => {
+    if (pool === undefined || body.length < offloadMinBytes) {
+      done(null, parseJson(body.toString('utf8')));
+      return;
+    }
+    const alone = inferencesInFlight === 0;
+    const response = responseOf(request);
+    if (response !== undefined) {
+      inferencesInFlight++;
+      // 'close' comes once the answer is sent, and also when its client went away first.
+      response.once('close', uncount);
+    }
+    if (alone && body.length <= inlineWhenIdleMaxBytes) {
       done(null, parseJson(body.toString('utf8')));
       return;
     }
@@ -172,9 +189,9 @@ export function installProtocolHandling(app: FastifyInstance, options: { allowNo
       }
     }, (error: unknown) => done(error as Error));
   };
-  const parser = (_request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void => {
+  const parser = (request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void => {
     try {
-      parseBody(body, done);
+      parseBody(request, body, done);
     } catch (error) {
       done(error as Error);
     }
@@ -186,7 +203,7 @@ export function installProtocolHandling(app: FastifyInstance, options: { allowNo
     try {
       const headerLength = request.headers[inferenceHeaderLengthHeader];
       if (headerLength === undefined) {
-        parseBody(body, done);
+        parseBody(request, body, done);
         return;
       }
       const { json, section } = splitBinaryBody(body, Array.isArray(headerLength) ? headerLength.join(',') : headerLength, parseJson);
