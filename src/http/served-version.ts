@@ -15,11 +15,6 @@ export function trackResponse(request: FastifyRequest, reply: FastifyReply): voi
   responses.set(request, reply.raw);
 }
 
-/** The response a request's answer goes to, when an `onRequest` hook tracked it. */
-export function responseOf(request: FastifyRequest): ServerResponse | undefined {
-  return responses.get(request);
-}
-
 export function nameServedVersion(request: FastifyRequest, version: string): void {
   const response = responses.get(request);
   if (response !== undefined) nameServedVersionOn(response, version);

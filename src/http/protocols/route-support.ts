@@ -26,17 +26,15 @@ export const offloadMinBytes = 1024;
  */
 export const inlineWhenIdleMaxBytes = 64 * 1024;
 
-/** Inference requests of this process between their body's arrival and their answer's end. */
+/** Inference requests of this process between their body's arrival and their answer. */
 let inferencesInFlight = 0;
-const uncount = (): void => {
-  inferencesInFlight--;
-};
+const countedInFlight = new WeakSet<FastifyRequest>();
 import { AiaasError } from '../../errors.ts';
 import { applyOutputPolicy } from '../../inference/output-policy.ts';
 import type { Explainer } from '../../explain/explainer.ts';
 import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
 import type { ShadowMonitor } from '../../quality/shadow-monitor.ts';
-import { nameServedVersionOn, responseOf } from '../served-version.ts';
+import { nameServedVersionOn } from '../served-version.ts';
 
 export type { ResolvedModel } from '../../inference/types.ts';
 
@@ -159,6 +157,14 @@ export function installProtocolHandling(app: FastifyInstance, options: { allowNo
   const pool = options.jsonParsing;
   // V2 bodies name their tensors' data under inputs[].data; TF-Serving's rows and columns nest.
   const packTensors = options.binaryTensors === true;
+  if (pool !== undefined) {
+    // Every answer passes onSend, errors and answers to clients that left included. Not the
+    // response's 'close': a keep-alive client's next request can arrive before it.
+    app.addHook('onSend', (request, _reply, payload, done) => {
+      if (countedInFlight.delete(request)) inferencesInFlight--;
+      done(null, payload);
+    });
+  }
   /** Parses in a worker when the body is large enough to be worth the trip (see json-offload.ts). */
   const parseBody = (request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void => {
     if (pool === undefined || body.length < offloadMinBytes) {
@@ -166,12 +172,8 @@ export function installProtocolHandling(app: FastifyInstance, options: { allowNo
       return;
     }
     const alone = inferencesInFlight === 0;
-    const response = responseOf(request);
-    if (response !== undefined) {
-      inferencesInFlight++;
-      // 'close' comes once the answer is sent, and also when its client went away first.
-      response.once('close', uncount);
-    }
+    inferencesInFlight++;
+    countedInFlight.add(request);
     if (alone && body.length <= inlineWhenIdleMaxBytes) {
       done(null, parseJson(body.toString('utf8')));
       return;
