@@ -141,6 +141,15 @@ function addUnits(columns: LedgerUnits, units: Partial<UsageUnits>): LedgerUnits
   return columns;
 }
 
+// addUnits names every unit by hand; this keeps it and the scale table above from drifting apart.
+for (const name of unitNames) {
+  const added = addUnits(emptyColumns(), { [name]: 1 });
+  const { column, factor } = unitScale[name];
+  if (added[column] !== factor || Object.values(added).reduce((sum, value) => sum + value, 0) !== factor) {
+    throw new Error(`addUnits and unitScale disagree on ${name}`);
+  }
+}
+
 export function fromLedgerUnits(columns: LedgerUnits): UsageUnits {
   const units = {} as UsageUnits;
   for (const name of unitNames) {

@@ -66,6 +66,9 @@ describe('JsonParsePool', () => {
     expect(await pool.parse(Buffer.from(`{"a": ${'['.repeat(5000)}1${']'.repeat(5000)}}`), { packTensors: true })).toEqual({ fallback: true });
     expect(await pool.parse(Buffer.from(`{"a": ${'['.repeat(90)}1${']'.repeat(90)}}`), { packTensors: true })).toHaveProperty('value');
     expect(await pool.parse(Buffer.from(' \n '), { packTensors: true })).toEqual({ empty: true });
+    // A byte-order mark is not JSON, here as on the main thread.
+    expect(await pool.parse(Buffer.from('\uFEFF{"a": 1}'), { packTensors: true })).toEqual({ fallback: true });
+    expect(() => JSON.parse(Buffer.from('\uFEFF{"a": 1}').toString('utf8'))).toThrow();
   });
 
   it('answers fallback when its worker dies or it is closed, and starts a new worker for later bodies', async () => {

@@ -10,7 +10,9 @@
 // parses it again to say exactly where it breaks (only failures pay twice).
 import { parentPort } from 'node:worker_threads';
 
-const decoder = new TextDecoder();
+// As Buffer#toString('utf8') decodes on the main thread: a byte-order mark is kept (and refused by
+// JSON.parse there too), invalid sequences become U+FFFD.
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /** True when every element is a number (JSON.parse never makes a non-finite one). */
 function allNumbers(items) {
