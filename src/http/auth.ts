@@ -147,8 +147,9 @@ const plugin: FastifyPluginAsync<AuthOptions> = async (app: FastifyInstance, opt
   };
 
   // Decided once per route, not on every request: which routes need a key and which a permission.
-  // The hooks go first on each route, ahead of its own, as app-wide hooks would run. Requests that
-  // match no route get neither: the not-found handler answers 404 rather than demanding a key.
+  // They go ahead of the route's own hooks; app- and plugin-wide hooks of the same kind still run
+  // before them, so none of those may read `request.principal` (none does). Requests that match no
+  // route get neither: the not-found handler answers 404 rather than demanding a key.
   app.addHook('onRoute', (route) => {
     const config = (route.config ?? {}) as { public?: boolean; permission?: Permission | readonly Permission[]; operator?: boolean };
     if (config.public === true || publicRouteUrls.has(route.url)) return;

@@ -13,10 +13,19 @@ import { installSchemaCompilers } from '../schemas/validation.ts';
 import { type BinarySection, inferenceHeaderLengthHeader, splitBinaryBody } from './binary-tensors.ts';
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
 import type { JsonParsePool } from './json-offload.ts';
+import { AiaasError } from '../../errors.ts';
+import { applyOutputPolicy } from '../../inference/output-policy.ts';
+import type { Explainer } from '../../explain/explainer.ts';
+import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
+import type { ShadowMonitor } from '../../quality/shadow-monitor.ts';
+import { nameServedVersionOn } from '../served-version.ts';
+
+export type { ResolvedModel } from '../../inference/types.ts';
 
 /**
  * Bodies this large or larger are parsed in a worker when the server has parse threads. Below it the
- * trip costs the main thread more than JSON.parse would (measured with bench:serve: see docs/architecture.md).
+ * trip is taken to cost the main thread more than JSON.parse would: an estimate, not a measurement
+ * (bench:serve's bodies are 3.3 KB, where the trip paid off).
  */
 export const offloadMinBytes = 1024;
 /**
@@ -29,14 +38,6 @@ export const inlineWhenIdleMaxBytes = 64 * 1024;
 /** Inference requests of this process between their body's arrival and their answer. */
 let inferencesInFlight = 0;
 const countedInFlight = new WeakSet<FastifyRequest>();
-import { AiaasError } from '../../errors.ts';
-import { applyOutputPolicy } from '../../inference/output-policy.ts';
-import type { Explainer } from '../../explain/explainer.ts';
-import { errorCodeHeader, sendProtocolError, toPlatformError } from '../errors.ts';
-import type { ShadowMonitor } from '../../quality/shadow-monitor.ts';
-import { nameServedVersionOn } from '../served-version.ts';
-
-export type { ResolvedModel } from '../../inference/types.ts';
 
 export interface InferenceDeps {
   /** Throws AiaasError MODEL_NOT_FOUND / VERSION_NOT_FOUND; auth and tenant scoping happen inside. */
@@ -178,18 +179,22 @@ export function installProtocolHandling(app: FastifyInstance, options: { allowNo
       done(null, parseJson(body.toString('utf8')));
       return;
     }
-    pool.parse(body, { packTensors }).then((result) => {
-      if ('value' in result) done(null, result.value);
-      else if ('empty' in result) done(null, undefined);
-      else {
+    void pool
+      .parse(body, { packTensors })
+      .then((result) => {
+        if ('value' in result) return done(null, result.value);
+        if ('empty' in result) return done(null, undefined);
         // Not JSON (or no worker): parsed here, which says exactly where it breaks.
+        let parsed: unknown;
         try {
-          done(null, parseJson(body.toString('utf8')));
+          parsed = parseJson(body.toString('utf8'));
         } catch (error) {
-          done(error as Error);
+          return done(error as Error);
         }
-      }
-    }, (error: unknown) => done(error as Error));
+        return done(null, parsed);
+      })
+      // The request goes on inside `done`; Fastify answers its errors, so anything here is a bug to log.
+      .catch((error: unknown) => request.log.error({ err: error }, 'inference body parser failed after parsing'));
   };
   const parser = (request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void => {
     try {
