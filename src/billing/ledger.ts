@@ -142,12 +142,16 @@ function addUnits(columns: LedgerUnits, units: Partial<UsageUnits>): LedgerUnits
 }
 
 // addUnits names every unit by hand; this keeps it and the scale table above from drifting apart.
-for (const name of unitNames) {
-  const added = addUnits(emptyColumns(), { [name]: 1 });
-  const { column, factor } = unitScale[name];
-  if (added[column] !== factor || Object.values(added).reduce((sum, value) => sum + value, 0) !== factor) {
-    throw new Error(`addUnits and unitScale disagree on ${name}`);
-  }
+// One probe with every unit set to its own power of two (one object shape, so the check leaves the
+// request path's property lookups as they were).
+{
+  const probe = Object.fromEntries(unitNames.map((name, index) => [name, 2 ** index])) as unknown as UsageUnits;
+  const added = addUnits(emptyColumns(), probe);
+  unitNames.forEach((name, index) => {
+    const { column, factor } = unitScale[name];
+    if (added[column] !== 2 ** index * factor) throw new Error(`addUnits and unitScale disagree on ${name}`);
+  });
+  if (ledgerUnitColumns.some((column) => !unitNames.some((name) => unitScale[name].column === column))) throw new Error('a ledger column has no unit');
 }
 
 export function fromLedgerUnits(columns: LedgerUnits): UsageUnits {
