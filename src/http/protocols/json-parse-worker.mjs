@@ -6,8 +6,9 @@
 // values the tensor parser would store), Float64Array otherwise (lossless: JSON numbers are doubles).
 // Typed arrays cross threads for almost nothing where an array of 784 numbers costs about what
 // parsing it did. One buffer each way, not one per body: every transferred buffer has a fixed cost
-// on both threads, and each buffer the main thread receives is memory its GC must account for. A body that is not valid JSON comes back as `fallback`: the main thread
-// parses it again to say exactly where it breaks (only failures pay twice).
+// on both threads, and each buffer the main thread receives is memory its GC must account for.
+// A body that is not valid JSON comes back as `fallback`: the main thread parses it again to say
+// exactly where it breaks (only failures pay twice).
 import { parentPort } from 'node:worker_threads';
 
 // As Buffer#toString('utf8') decodes on the main thread: a byte-order mark is kept (and refused by
