@@ -10,16 +10,13 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { loadMnistPackage } from '../src/data/mnist-package.ts';
-import { Model } from '../src/engine/model.ts';
 import { AiaasClient } from '../src/sdk/index.ts';
 import { generateMasterKey } from '../src/security/key-ring.ts';
-import { benchServerEnvironment, freePort, repositoryRoot, waitReady } from './support.ts';
+import { benchServerEnvironment, cpuTicks, freePort, median, mnistServingFixture, repositoryRoot, waitReady } from './support.ts';
 
 const builds = (process.env.AB_BUILDS ?? `${repositoryRoot},${repositoryRoot}`).split(',');
 if (builds.length !== 2) throw new Error('AB_BUILDS names two build directories');
@@ -31,24 +28,9 @@ const seconds = Number(process.env.AB_SECONDS ?? 3);
 const connections = Number(process.env.AB_CONNECTIONS ?? 64);
 const apiKey = `aiaas_${'B'.repeat(43)}`;
 
-function mainThreadTicks(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
+const mainThreadTicks = (pid: number): number => cpuTicks(pid) ?? Number.NaN;
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((left, right) => left - right);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
-
-const spec = JSON.parse(await readFile(join(repositoryRoot, 'examples/mnist-mlp/spec.json'), 'utf8')) as unknown;
-const { train, test } = loadMnistPackage({ train: 8000, test: 10 });
-const model = Model.fromSpec(spec, { seed: 1 });
-await model.fit(train, { epochs: 1, batchSize: 128 });
-const onnx = model.exportOnnx();
-await model.dispose();
-const body = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 28, 28], data: Array.from(test.features.subarray(0, 784)) }] });
+const { onnx, body } = await mnistServingFixture();
 const headers = { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` };
 
 const servers: { build: string; child: ChildProcess; url: string; dataDir: string }[] = [];

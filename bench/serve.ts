@@ -10,33 +10,20 @@
  * Triton binary tensor data, at 1 and 4 connections: throughput and latency of each form.
  */
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { loadMnistPackage } from '../src/data/mnist-package.ts';
-import { Model } from '../src/engine/model.ts';
 import { AiaasClient } from '../src/sdk/index.ts';
 import { generateMasterKey } from '../src/security/key-ring.ts';
 import { ElementType, model as onnxModel, node, valueInfo } from '../test/inference/fixtures/tiny-onnx.ts';
-import { benchServerEnvironment, freePort, repositoryRoot as root, startChild, waitReady } from './support.ts';
+import { benchServerEnvironment, cpuTicks, freePort, median, mnistServingFixture, startChild, waitReady } from './support.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 // BENCH_CONNECTIONS=64 and BENCH_SKIP_LARGE=1 narrow a run while iterating on the hot path.
 const connectionCounts = (process.env.BENCH_CONNECTIONS ?? '1,16,64').split(',').map(Number);
 const largeConnectionCounts = [1, 4];
 const largeShape = [1, 3, 640, 640];
-/** CPU time (user + system, clock ticks) of a process's main thread, or of all its threads, from /proc; undefined off Linux. */
-function cpuTicks(pid: number | undefined, scope: 'main-thread' | 'process' = 'main-thread'): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const fields = readFileSync(scope === 'process' ? `/proc/${pid}/stat` : `/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return undefined;
-  }
-}
 const mainThreadTicks = (pid: number | undefined): number | undefined => cpuTicks(pid, 'main-thread');
 
 /**
@@ -129,14 +116,9 @@ try {
   const baseUrl = `http://127.0.0.1:${port}`;
   await waitReady(baseUrl);
   const client = new AiaasClient({ baseUrl, apiKey });
-  const spec = JSON.parse(await readFile(join(root, 'examples/mnist-mlp/spec.json'), 'utf8')) as unknown;
-  const { train, test } = loadMnistPackage({ train: 8000, test: 10 });
-  const model = Model.fromSpec(spec, { seed: 1 });
-  await model.fit(train, { epochs: 1, batchSize: 128 });
+  const { onnx, body } = await mnistServingFixture();
   await client.models.create({ name: 'mnist-mlp' });
-  const version = await client.versions.upload('mnist-mlp', { source: model.exportOnnx() });
-  await model.dispose();
-  const body = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 28, 28], data: Array.from(test.features.subarray(0, 784)) }] });
+  const version = await client.versions.upload('mnist-mlp', { source: onnx });
   const inferUrl = `${baseUrl}/v2/models/mnist-mlp/versions/${version.version}/infer`;
   const headers = { authorization: `Bearer ${apiKey}` };
   const sample = await fetch(inferUrl, { method: 'POST', body, headers: { ...headers, 'content-type': 'application/json' } });
@@ -149,15 +131,6 @@ try {
   // Rounds alternate V2 and the bare route, so a slow spell of this shared machine hits both; the
   // ratio reported is the median of the rounds' ratios (BENCH_ROUNDS, default 3).
   const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
-  const median = (values: number[]): number => {
-    const sorted = [...values].sort((left, right) => left - right);
-    const middle = Math.floor(sorted.length / 2);
-    return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-  };
-  // Both servers warm up first (JIT, the young generation's size, the parse workers), untimed.
-  const warmupSeconds = Math.min(2, seconds);
-  await autocannon({ url: inferUrl, method: 'POST', body, headers: { 'content-type': 'application/json', ...headers }, connections: 64, duration: warmupSeconds });
-  await autocannon({ url: `${bareUrl}/infer`, method: 'POST', body, headers: { 'content-type': 'application/json' }, connections: 64, duration: warmupSeconds });
   const results = [];
   for (const connections of connectionCounts) {
     const runs = [];

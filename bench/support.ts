@@ -1,6 +1,14 @@
-/** What the serving benchmarks share: a free port, a child process awaited until it prints a line, a server awaited until ready. */
+/**
+ * What the serving benchmarks share: a free port, a child process awaited until it prints a line, a
+ * server awaited until ready, the MNIST MLP and its V2 request, CPU time from /proc, a median.
+ */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { loadMnistPackage } from '../src/data/mnist-package.ts';
+import { Model } from '../src/engine/model.ts';
 
 export const repositoryRoot = new URL('..', import.meta.url).pathname;
 
@@ -52,4 +60,39 @@ export function benchServerEnvironment(masterKey: string, apiKey: string, extra:
     AIAAS_RATE_LIMIT_BURST: '1000000',
     ...extra,
   };
+}
+
+/**
+ * The MLP of examples/mnist-mlp trained for one epoch on 8,000 of the mnist package's digits, as
+ * .onnx bytes, and a single-sample V2 request body for it (a real digit).
+ */
+export async function mnistServingFixture(): Promise<{ onnx: Uint8Array; body: string }> {
+  const spec = JSON.parse(await readFile(join(repositoryRoot, 'examples/mnist-mlp/spec.json'), 'utf8')) as unknown;
+  const { train, test } = loadMnistPackage({ train: 8000, test: 10 });
+  const model = Model.fromSpec(spec, { seed: 1 });
+  try {
+    await model.fit(train, { epochs: 1, batchSize: 128 });
+    const onnx = model.exportOnnx();
+    const body = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 28, 28], data: Array.from(test.features.subarray(0, 784)) }] });
+    return { onnx, body };
+  } finally {
+    await model.dispose();
+  }
+}
+
+/** CPU time (user + system, clock ticks of 10 ms) of a process's main thread, or of all its threads, from /proc; undefined off Linux. */
+export function cpuTicks(pid: number | undefined, scope: 'main-thread' | 'process' = 'main-thread'): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const fields = readFileSync(scope === 'process' ? `/proc/${pid}/stat` : `/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return undefined;
+  }
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((left, right) => left - right);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }

@@ -67,18 +67,21 @@ function isLanguageModelUrl(rawUrl: string): boolean {
 
 export function inferenceDeps(context: InferenceContext, meter: UsageMeter): InferenceDeps {
   const { registry } = context;
+  /** Who may infer with `name`, as the registry's lookups take it: the caller's tenant and route key. */
+  const servingScope = (request: FastifyRequest, name: string): { tenantId: string; options: { routeKey?: string } } => {
+    const principal = authorize(request, 'inference');
+    authorizeModel(request, name);
+    const routeKey = routeKeyOf(request);
+    return { tenantId: principal.tenantId, options: routeKey === undefined ? {} : { routeKey } };
+  };
   return {
     async resolveModel(request: FastifyRequest, name: string, versionOrAlias?: string) {
-      const principal = authorize(request, 'inference');
-      authorizeModel(request, name);
-      const routeKey = routeKeyOf(request);
-      return registry.resolve(principal.tenantId, name, versionOrAlias, routeKey === undefined ? {} : { routeKey });
+      const { tenantId, options } = servingScope(request, name);
+      return registry.resolve(tenantId, name, versionOrAlias, options);
     },
     resolveModelNow(request: FastifyRequest, name: string, versionOrAlias?: string) {
-      const principal = authorize(request, 'inference');
-      authorizeModel(request, name);
-      const routeKey = routeKeyOf(request);
-      return registry.resolveCached(principal.tenantId, name, versionOrAlias, routeKey === undefined ? {} : { routeKey });
+      const { tenantId, options } = servingScope(request, name);
+      return registry.resolveCached(tenantId, name, versionOrAlias, options);
     },
     authorizeModelControl(request: FastifyRequest) {
       authorize(request, 'models:write');

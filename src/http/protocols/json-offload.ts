@@ -23,23 +23,27 @@ export interface JsonParsePoolOptions {
 /** What a worker answers for one body. */
 export type OffloadedParse = { value: unknown } | { empty: true } | { fallback: true };
 
-interface Waiter {
+/** A body waiting for the end of the turn, and who waits for its parse. */
+interface QueuedBody {
+  body: Buffer;
+  /** Whether its flat numeric `inputs[].data` come back packed. */
+  packTensors: boolean;
   resolve(result: OffloadedParse): void;
+}
+
+/** A batch sent to a worker and not yet answered. */
+interface SentBatch {
+  waiters: QueuedBody[];
+  bytes: number;
 }
 
 interface Lane {
   worker: Worker | undefined;
-  /** Batches sent and not yet answered, oldest first. */
-  inFlight: Waiter[][];
   /** Bodies queued in this turn, sent together at its end. */
-  queued: Buffer[];
-  /** Per queued body: whether its flat numeric `inputs[].data` come back packed. */
-  queuedPacks: boolean[];
+  queued: QueuedBody[];
   queuedBytes: number;
-  queuedWaiters: Waiter[];
-  /** Bytes sent and not yet answered: new bodies go to the lane with the fewest. */
-  pendingBytes: number;
-  inFlightBytes: number[];
+  /** Oldest first; a worker answers its batches in order. */
+  inFlight: SentBatch[];
 }
 
 const defaultScript = fileURLToPath(new URL('./json-parse-worker.mjs', import.meta.url));
@@ -56,7 +60,7 @@ export class JsonParsePool {
   constructor(options: JsonParsePoolOptions) {
     if (!Number.isInteger(options.threads) || options.threads < 1) throw new RangeError('threads must be an integer >= 1');
     this.#scriptPath = options.scriptPath ?? defaultScript;
-    this.#lanes = Array.from({ length: options.threads }, () => ({ worker: undefined, inFlight: [], queued: [], queuedPacks: [], queuedBytes: 0, queuedWaiters: [], pendingBytes: 0, inFlightBytes: [] }));
+    this.#lanes = Array.from({ length: options.threads }, () => ({ worker: undefined, queued: [], queuedBytes: 0, inFlight: [] }));
   }
 
   /**
@@ -68,11 +72,8 @@ export class JsonParsePool {
     const lane = this.#leastBusy();
     return new Promise<OffloadedParse>((resolve) => {
       // Kept, not copied: bodies are copied once, into the batch's buffer, when the turn ends.
-      lane.queued.push(body);
-      lane.queuedPacks.push(options.packTensors);
+      lane.queued.push({ body, packTensors: options.packTensors, resolve });
       lane.queuedBytes += body.length;
-      lane.queuedWaiters.push({ resolve });
-      lane.pendingBytes += body.length;
       this.#flush ??= setImmediate(() => this.#send());
     });
   }
@@ -97,9 +98,11 @@ export class JsonParsePool {
     );
   }
 
+  /** The lane with the fewest bytes queued or being parsed. */
   #leastBusy(): Lane {
+    const load = (lane: Lane): number => lane.inFlight.reduce((sum, batch) => sum + batch.bytes, lane.queuedBytes);
     let best = this.#lanes[0]!;
-    for (const lane of this.#lanes) if (lane.pendingBytes < best.pendingBytes) best = lane;
+    for (const lane of this.#lanes) if (load(lane) < load(best)) best = lane;
     return best;
   }
 
@@ -107,32 +110,22 @@ export class JsonParsePool {
     this.#flush = undefined;
     for (const lane of this.#lanes) {
       if (lane.queued.length === 0) continue;
-      const bodies = lane.queued;
-      const packs = lane.queuedPacks;
-      const waiters = lane.queuedWaiters;
+      const waiters = lane.queued;
       const bytes = new Uint8Array(lane.queuedBytes);
-      const lengths: number[] = [];
       let offset = 0;
-      for (const body of bodies) {
+      for (const { body } of waiters) {
         bytes.set(body, offset);
         offset += body.length;
-        lengths.push(body.length);
       }
       lane.queued = [];
-      lane.queuedPacks = [];
       lane.queuedBytes = 0;
-      lane.queuedWaiters = [];
       try {
         const worker = (lane.worker ??= this.#start(lane));
-        lane.inFlight.push(waiters);
-        lane.inFlightBytes.push(bytes.length);
         // Referenced while it owes answers, so a caller awaiting one keeps the process alive.
         worker.ref();
-        worker.postMessage({ bytes, lengths, packs }, [bytes.buffer]);
+        worker.postMessage({ bytes, lengths: waiters.map(({ body }) => body.length), packs: waiters.map(({ packTensors }) => packTensors) }, [bytes.buffer]);
+        lane.inFlight.push({ waiters, bytes: bytes.length });
       } catch {
-        lane.inFlight.pop();
-        lane.inFlightBytes.pop();
-        lane.pendingBytes -= bytes.length;
         for (const waiter of waiters) waiter.resolve(fallback);
       }
     }
@@ -141,24 +134,23 @@ export class JsonParsePool {
   #start(lane: Lane): Worker {
     // The parent's loader flags (tsx, vitest) are of no use to plain JavaScript.
     const worker = new Worker(this.#scriptPath, { execArgv: [] });
-    worker.on('message', (results: OffloadedParse[]) => {
-      const waiters = lane.inFlight.shift();
-      lane.pendingBytes -= lane.inFlightBytes.shift() ?? 0;
+    /** The oldest batch in flight, now answered (or unreadable). */
+    const answered = (): QueuedBody[] => {
+      const batch = lane.inFlight.shift();
       // An idle parse worker must not keep the process alive.
       if (lane.inFlight.length === 0) worker.unref();
-      if (waiters === undefined) return;
-      for (let index = 0; index < waiters.length; index++) {
+      return batch?.waiters ?? [];
+    };
+    worker.on('message', (results: OffloadedParse[]) => {
+      answered().forEach((waiter, index) => {
         const result = results[index] ?? fallback;
         if (!('fallback' in result)) this.#parsed++;
-        waiters[index]!.resolve(result);
-      }
+        waiter.resolve(result);
+      });
     });
     // An answer that cannot be read on this side: its batch is parsed by the callers.
     worker.on('messageerror', () => {
-      const waiters = lane.inFlight.shift();
-      lane.pendingBytes -= lane.inFlightBytes.shift() ?? 0;
-      if (lane.inFlight.length === 0) worker.unref();
-      for (const waiter of waiters ?? []) waiter.resolve(fallback);
+      for (const waiter of answered()) waiter.resolve(fallback);
     });
     const lost = (): void => {
       if (lane.worker !== worker) return;
@@ -172,14 +164,10 @@ export class JsonParsePool {
   }
 
   #failLane(lane: Lane): void {
-    const waiting = [...lane.inFlight.flat(), ...lane.queuedWaiters];
+    const waiting = [...lane.inFlight.flatMap((batch) => batch.waiters), ...lane.queued];
     lane.inFlight = [];
-    lane.inFlightBytes = [];
     lane.queued = [];
-    lane.queuedPacks = [];
     lane.queuedBytes = 0;
-    lane.queuedWaiters = [];
-    lane.pendingBytes = 0;
     for (const waiter of waiting) waiter.resolve(fallback);
   }
 }

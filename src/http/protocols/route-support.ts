@@ -167,16 +167,17 @@ export function installProtocolHandling(app: FastifyInstance, options: { allowNo
     });
   }
   /** Parses in a worker when the body is large enough to be worth the trip (see json-offload.ts). */
+  const parseHere = (body: Buffer): unknown => parseJson(body.toString('utf8'));
   const parseBody = (request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void => {
     if (pool === undefined || body.length < offloadMinBytes) {
-      done(null, parseJson(body.toString('utf8')));
+      done(null, parseHere(body));
       return;
     }
     const alone = inferencesInFlight === 0;
     inferencesInFlight++;
     countedInFlight.add(request);
     if (alone && body.length <= inlineWhenIdleMaxBytes) {
-      done(null, parseJson(body.toString('utf8')));
+      done(null, parseHere(body));
       return;
     }
     void pool
@@ -187,7 +188,7 @@ export function installProtocolHandling(app: FastifyInstance, options: { allowNo
         // Not JSON (or no worker): parsed here, which says exactly where it breaks.
         let parsed: unknown;
         try {
-          parsed = parseJson(body.toString('utf8'));
+          parsed = parseHere(body);
         } catch (error) {
           return done(error as Error);
         }
