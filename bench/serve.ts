@@ -131,6 +131,11 @@ try {
   // Rounds alternate V2 and the bare route, so a slow spell of this shared machine hits both; the
   // ratio reported is the median of the rounds' ratios (BENCH_ROUNDS, default 3).
   const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+  // Both servers warm up first (JIT, the young generation's size, the parse workers), untimed: a
+  // cold first round ran ~30% below the rounds after it.
+  const warmupSeconds = Math.min(2, seconds);
+  await autocannon({ url: inferUrl, method: 'POST', body, headers: { 'content-type': 'application/json', ...headers }, connections: 64, duration: warmupSeconds });
+  await autocannon({ url: `${bareUrl}/infer`, method: 'POST', body, headers: { 'content-type': 'application/json' }, connections: 64, duration: warmupSeconds });
   const results = [];
   for (const connections of connectionCounts) {
     const runs = [];
