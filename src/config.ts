@@ -48,6 +48,7 @@ export interface AiaasConfig {
   inferenceThreads: number;
   inferenceParseThreads: number;
   inferenceInstances: number;
+  inferenceWorkerNice: number;
   batchMaxSize: number;
   batchMaxQueueDelayMicroseconds: number;
   batchMaxQueueSize: number;
@@ -170,6 +171,7 @@ export const settingDefinitions: readonly SettingDefinition[] = [
   setting('inferenceThreads', 'integer', '1', 'ONNX Runtime threads inside one run of one instance of a served model. 1 suits small models under concurrent load (instances, requests and batches give the parallelism); raise it for large models.', { minimum: 1, maximum: 64 }),
   setting('inferenceParseThreads', 'integer', '2', 'Worker threads that parse JSON inference bodies (V2, TF-Serving) of 1 KiB or more, so the main thread neither spends its time on JSON.parse nor stalls on a large body; bodies go to the thread with the fewest bytes waiting. 0 parses on the main thread.', { minimum: 0, maximum: 64 }),
   setting('inferenceInstances', 'integer', '1', 'Instances of each loaded ONNX model, each a worker thread with its own session: runs of one version that may execute at once (like Triton\'s instance groups). Up to the core count pays off for CPU-heavy models; each instance holds its own copy of the weights.', { minimum: 1, maximum: 64 }),
+  setting('inferenceWorkerNice', 'integer', '10', 'Niceness (Linux scheduling priority, 0–19) added to the threads that run models and parse inference bodies, so that under load they do not preempt the main thread, which accepts, routes and answers every request. 0 runs them at the main thread\'s priority; other platforms ignore it.', { minimum: 0, maximum: 19 }),
   setting('batchMaxSize', 'integer', '64', 'Default dynamic batching: most rows merged into one run (1 disables merging).', { minimum: 1 }),
   setting('batchMaxQueueDelayMicroseconds', 'integer', '0', 'Default dynamic batching: how long a request may wait for others to join its batch.', { minimum: 0 }),
   setting('batchMaxQueueSize', 'integer', '1024', 'Default dynamic batching: waiting requests per model version before 503 QUEUE_FULL.', { minimum: 1 }),
@@ -375,6 +377,7 @@ export function loadConfig(options: LoadConfigOptions = {}): AiaasConfig {
     inferenceThreads: value('inferenceThreads'),
     inferenceParseThreads: value('inferenceParseThreads'),
     inferenceInstances: value('inferenceInstances'),
+    inferenceWorkerNice: value('inferenceWorkerNice'),
     batchMaxSize: value('batchMaxSize'),
     batchMaxQueueDelayMicroseconds: value('batchMaxQueueDelayMicroseconds'),
     batchMaxQueueSize: value('batchMaxQueueSize'),

@@ -72,6 +72,8 @@ export interface RuntimeSettings {
     instances: number;
     /** Compute threads inside one run of one instance. */
     intraOpThreads: number;
+    /** Niceness added to each instance's thread, below the main thread's priority (0 = equal). */
+    nice?: number;
   };
   language: {
     parallel: number;

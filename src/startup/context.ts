@@ -316,7 +316,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
 
     const loaders = createFormatLoaders(
       {
-        tensor: { instances: config.inferenceInstances, intraOpThreads: config.inferenceThreads },
+        tensor: { instances: config.inferenceInstances, intraOpThreads: config.inferenceThreads, nice: config.inferenceWorkerNice },
         language: {
           parallel: config.llmParallel,
           maxWaiting: config.llmMaxWaiting,
@@ -353,7 +353,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       metrics,
     });
     closers.unshift(() => manager.close());
-    const jsonParsing = config.inferenceParseThreads > 0 ? new JsonParsePool({ threads: config.inferenceParseThreads }) : undefined;
+    const jsonParsing = config.inferenceParseThreads > 0 ? new JsonParsePool({ threads: config.inferenceParseThreads, nice: config.inferenceWorkerNice }) : undefined;
     if (jsonParsing !== undefined) closers.unshift(() => jsonParsing.close());
     const registry: ModelRegistry = new ModelRegistry({
       repositories,

@@ -16,6 +16,8 @@ import { Worker } from 'node:worker_threads';
 export interface JsonParsePoolOptions {
   /** Worker threads; each parses one batch at a time. */
   threads: number;
+  /** Niceness added to each parse thread (Linux; 0 = as the main thread), see runtimes/thread-priority.mjs. */
+  nice?: number;
   /** Replaces the worker script (tests). */
   scriptPath?: string;
 }
@@ -53,6 +55,7 @@ const fallback: OffloadedParse = { fallback: true };
 export class JsonParsePool {
   readonly #lanes: Lane[];
   readonly #scriptPath: string;
+  readonly #nice: number;
   #flush: NodeJS.Immediate | undefined;
   #closed = false;
   #parsed = 0;
@@ -60,6 +63,7 @@ export class JsonParsePool {
   constructor(options: JsonParsePoolOptions) {
     if (!Number.isInteger(options.threads) || options.threads < 1) throw new RangeError('threads must be an integer >= 1');
     this.#scriptPath = options.scriptPath ?? defaultScript;
+    this.#nice = options.nice ?? 0;
     this.#lanes = Array.from({ length: options.threads }, () => ({ worker: undefined, queued: [], queuedBytes: 0, inFlight: [] }));
   }
 
@@ -133,7 +137,7 @@ export class JsonParsePool {
 
   #start(lane: Lane): Worker {
     // The parent's loader flags (tsx, vitest) are of no use to plain JavaScript.
-    const worker = new Worker(this.#scriptPath, { execArgv: [] });
+    const worker = new Worker(this.#scriptPath, { execArgv: [], workerData: { nice: this.#nice } });
     /** The oldest batch in flight, now answered (or unreadable). */
     const answered = (): QueuedBody[] => {
       const batch = lane.inFlight.shift();

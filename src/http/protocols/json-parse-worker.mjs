@@ -9,7 +9,10 @@
 // on both threads, and each buffer the main thread receives is memory its GC must account for.
 // A body that is not valid JSON comes back as `fallback`: the main thread parses it again to say
 // exactly where it breaks (only failures pay twice).
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
+import { lowerThreadPriority } from '../../runtimes/thread-priority.mjs';
+
+lowerThreadPriority(workerData?.nice ?? 0);
 
 // As Buffer#toString('utf8') decodes on the main thread: a byte-order mark is kept (and refused by
 // JSON.parse there too), invalid sequences become U+FFFD.

@@ -39,6 +39,7 @@ export const onnxFormat: TensorFormatDescriptor = {
         openOnnxInWorkers(model, {
           instances: settings.instances,
           intraOpThreads: settings.intraOpThreads,
+          ...(settings.nice === undefined ? {} : { nice: settings.nice }),
           ...(model.measuredMemoryBytes === undefined ? {} : { measuredMemoryBytes: model.measuredMemoryBytes * settings.instances }),
         }),
       close: async () => undefined,

@@ -20,6 +20,8 @@ export interface OnnxWorkerOptions {
   instances: number;
   /** ONNX Runtime threads inside one run of one instance. */
   intraOpThreads: number;
+  /** Niceness added to each instance's thread (Linux; 0 = as the main thread), see thread-priority.mjs. */
+  nice?: number;
   /** Memory the model was measured to take (validation child); file size × instances when unknown. */
   measuredMemoryBytes?: number;
   /** Replaces the worker script (tests). */
@@ -202,7 +204,7 @@ class OnnxWorkerRuntime implements Runtime {
 
 function startInstance(path: string, options: OnnxWorkerOptions): Promise<{ instance: Instance; signature: ModelSignature }> {
   const worker = new Worker(options.scriptPath ?? defaultScript, {
-    workerData: { path, intraOpThreads: options.intraOpThreads },
+    workerData: { path, intraOpThreads: options.intraOpThreads, nice: options.nice ?? 0 },
     // The parent's loader flags (tsx, vitest) are of no use to plain JavaScript.
     execArgv: [],
   });

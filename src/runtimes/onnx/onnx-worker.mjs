@@ -4,6 +4,7 @@
 // server's main thread. Tensors arrive and leave as transferred ArrayBuffers, not copies.
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
+import { lowerThreadPriority } from '../thread-priority.mjs';
 
 const plain = (metadata) =>
   metadata.isTensor
@@ -11,6 +12,8 @@ const plain = (metadata) =>
     : { name: metadata.name, isTensor: false };
 
 const messageOf = (error) => (error instanceof Error ? error.message : String(error));
+
+lowerThreadPriority(workerData.nice ?? 0);
 
 let session;
 try {
