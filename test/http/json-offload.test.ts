@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JsonParsePool, type OffloadedParse } from '../../src/http/protocols/json-offload.ts';
-import { inlineWhenIdleMaxBytes } from '../../src/http/protocols/route-support.ts';
+import { inlineWhenIdleMaxBytes, scanInlineMaxBytes } from '../../src/http/protocols/route-support.ts';
 import { call, classifierModel, startTestServer, uploadOnnxModel, type TestServer } from './helpers.ts';
 
 const parsed = (result: OffloadedParse): Record<string, unknown> => {
@@ -131,18 +131,47 @@ describe('inference bodies parsed off the main thread', () => {
     expect(nested).toEqual(flat);
   });
 
-  it('parses a small body on the main thread when it is the only request, and in a thread when others are in flight', async () => {
+  it('reads small V2 bodies on the main thread with the V2 scanner, alone or not, answering as JSON.parse would', async () => {
+    const pool = offloaded.context.jsonParsing!;
     const small = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [64, 4], data: rows.slice(0, 64).flat() }] });
+    const before = pool.parsed;
+    const together = await Promise.all(
+      Array.from({ length: 4 }, () => call(offloaded.app, offloaded.adminKey, 'POST', '/v2/models/clf/infer', small, { 'content-type': 'application/json' })),
+    );
+    expect(together.map((response) => response.statusCode)).toEqual([200, 200, 200, 200]);
+    expect(new Set(together.map((response) => response.body)).size).toBe(1);
+    expect(pool.parsed).toBe(before);
+    // The same requests padded past the scanner's limit are parsed by JSON.parse (on the server
+    // without threads): the same answers, byte for byte, errors included.
+    const bodies = [
+      small,
+      JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [64, 4], data: rows.slice(0, 64) }] }),
+      JSON.stringify({ inputs: [{ name: 'input', shape: [64, 4], data: rows.slice(0, 64).flat(), datatype: 'FP32' }], outputs: [{ name: 'probabilities' }] }),
+      JSON.stringify({ id: 'r-7', inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 4], data: [0.1, -0, 1e-7, 3.4e38, 1.5, 2.5, -3.25, 7] }] }),
+      JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [3, 4], data: rows.slice(0, 2).flat() }] }),
+      JSON.stringify({ inputs: [{ name: 'input', datatype: 'INT32', shape: [1, 4], data: [1, 2, 3, 4] }] }),
+      JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 'four'] }] }),
+    ];
+    for (const body of bodies) {
+      expect(Buffer.byteLength(body)).toBeLessThanOrEqual(scanInlineMaxBytes);
+      const scanned = await call(inline.app, inline.adminKey, 'POST', '/v2/models/clf/infer', body, { 'content-type': 'application/json' });
+      const parsed = await call(inline.app, inline.adminKey, 'POST', '/v2/models/clf/infer', body.padEnd(scanInlineMaxBytes + 1, ' '), { 'content-type': 'application/json' });
+      expect({ status: scanned.statusCode, body: scanned.body }).toEqual({ status: parsed.statusCode, body: parsed.body });
+    }
+  });
+
+  it('parses a small TF-Serving body on the main thread when it is the only request, and in a thread when others are in flight', async () => {
+    const small = JSON.stringify({ instances: rows.slice(0, 64) });
     expect(Buffer.byteLength(small)).toBeGreaterThan(1024);
     const pool = offloaded.context.jsonParsing!;
     const before = pool.parsed;
     for (let repeat = 0; repeat < 3; repeat++) {
-      expect((await call(offloaded.app, offloaded.adminKey, 'POST', '/v2/models/clf/infer', small, { 'content-type': 'application/json' })).statusCode).toBe(200);
+      expect((await call(offloaded.app, offloaded.adminKey, 'POST', '/tfserving/v1/models/clf:predict', small, { 'content-type': 'application/json' })).statusCode).toBe(200);
     }
     // One at a time: each was alone once the previous answer had closed.
     expect(pool.parsed).toBe(before);
     const together = await Promise.all(
-      Array.from({ length: 4 }, () => call(offloaded.app, offloaded.adminKey, 'POST', '/v2/models/clf/infer', small, { 'content-type': 'application/json' })),
+      Array.from({ length: 4 }, () => call(offloaded.app, offloaded.adminKey, 'POST', '/tfserving/v1/models/clf:predict', small, { 'content-type': 'application/json' })),
     );
     expect(together.map((response) => response.statusCode)).toEqual([200, 200, 200, 200]);
     expect(new Set(together.map((response) => response.body)).size).toBe(1);

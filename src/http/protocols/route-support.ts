@@ -13,6 +13,7 @@ import { installSchemaCompilers } from '../schemas/validation.ts';
 import { type BinarySection, inferenceHeaderLengthHeader, splitBinaryBody } from './binary-tensors.ts';
 import { parseJsonBody, serializeJson } from './tensor-json.ts';
 import type { JsonParsePool } from './json-offload.ts';
+import { scanV2Body, unscanned } from './v2-json-scanner.ts';
 import { AiaasError } from '../../errors.ts';
 import { applyOutputPolicy } from '../../inference/output-policy.ts';
 import type { Explainer } from '../../explain/explainer.ts';
@@ -23,9 +24,9 @@ import { nameServedVersionOn } from '../served-version.ts';
 export type { ResolvedModel } from '../../inference/types.ts';
 
 /**
- * Bodies this large or larger are parsed in a worker when the server has parse threads. Below it the
- * trip is taken to cost the main thread more than JSON.parse would: an estimate, not a measurement
- * (bench:serve's bodies are 3.3 KB, where the trip paid off).
+ * Bodies this large or larger are parsed in a worker when the server has parse threads (V2 bodies
+ * only above scanInlineMaxBytes, or when the scanner leaves them). Below it the trip is taken to cost
+ * the main thread more than JSON.parse would: an estimate, not a measurement.
  */
 export const offloadMinBytes = 1024;
 /**
@@ -34,6 +35,15 @@ export const offloadMinBytes = 1024;
  * under a millisecond. With others in flight every body from offloadMinBytes up goes to a thread.
  */
 export const inlineWhenIdleMaxBytes = 64 * 1024;
+
+/**
+ * V2 bodies up to this size are read on the main thread by the V2 scanner (v2-json-scanner.ts): ~9 µs
+ * for bench:serve's 3.3 KB image, where JSON.parse took ~14 µs and the trip to a parse thread and
+ * back cost the server more CPU in all than either (bench:serve, 64 connections: all threads
+ * together 120–140 µs per request before, 92–109 after). At 64 KiB it holds the event loop for well
+ * under a millisecond; larger bodies still go to a parse thread.
+ */
+export const scanInlineMaxBytes = 64 * 1024;
 
 /** Inference requests of this process between their body's arrival and their answer. */
 let inferencesInFlight = 0;
@@ -169,6 +179,13 @@ export function installProtocolHandling(app: FastifyInstance, options: { allowNo
   /** Parses in a worker when the body is large enough to be worth the trip (see json-offload.ts). */
   const parseHere = (body: Buffer): unknown => parseJson(body.toString('utf8'));
   const parseBody = (request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void => {
+    if (packTensors && body.length <= scanInlineMaxBytes) {
+      const scanned = scanV2Body(body);
+      if (scanned !== unscanned) {
+        done(null, scanned);
+        return;
+      }
+    }
     if (pool === undefined || body.length < offloadMinBytes) {
       done(null, parseHere(body));
       return;
