@@ -4,11 +4,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import { AiaasError } from '../errors.ts';
 import type { ServerContext } from '../startup/context.ts';
 import { auditPlugin } from './audit.ts';
-import { authorize, authorizeModel, authPlugin } from './auth.ts';
+import { authorize, authorizeModel, authPlugin, routeHooks } from './auth.ts';
 import { installJsonBodyParser } from './json-depth.ts';
 import { handleFrameworkError, installErrorHandling, isInferenceUrl, maxPathParameterLength } from './errors.ts';
 import { serializeRequestForLog } from './request-log.ts';
@@ -40,7 +40,7 @@ export const serverVersion = aiaasVersion;
 export type InferenceContext = Pick<ServerContext, 'registry' | 'manager' | 'metrics' | 'config' | 'explainer' | 'quotas' | 'bootstrap' | 'drift' | 'shadows' | 'jsonParsing'>;
 
 /** What the app uses of the composition root: its routes' needs and its own (logging, auth, audit). */
-export type AppContext = ServiceRouteContext & PlatformRouteContext & InferenceContext & Pick<ServerContext, 'logger' | 'now'>;
+export type AppContext = ServiceRouteContext & PlatformRouteContext & InferenceContext & Pick<ServerContext, 'logger' | 'now' | 'nowMs'>;
 
 export interface BuildAppOptions {
   /** More routes under /api/v1, registered with `{ context }` as options (tests and extensions). */
@@ -120,6 +120,11 @@ function routeKeyOf(request: FastifyRequest): string | undefined {
   return key === undefined || key === '' ? undefined : key.slice(0, 1024);
 }
 
+const trackResponseHook = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
+  trackResponse(request, reply);
+  done();
+};
+
 export async function buildApp(context: AppContext, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const { config } = context;
   const tls = config.tlsCert !== undefined && config.tlsKey !== undefined;
@@ -146,6 +151,9 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
   app.addHook('onRoute', (route) => {
     // Inference bodies are tensors; uploads are files. Different sizes, different limits.
     if ((isInferenceUrl(route.url) || isLanguageModelUrl(route.url)) && route.bodyLimit === undefined) route.bodyLimit = config.inferenceBodyLimitBytes;
+    // The language-model routes name the served version from where only the request is at hand
+    // (llm-deps.ts); the tensor routes set it on their reply directly.
+    if (isLanguageModelUrl(route.url)) route.onRequest = [...routeHooks(route.onRequest), trackResponseHook] as typeof route.onRequest;
     if (route.url.startsWith('/api/v1/')) refuseUnknownQueryParameters(route);
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const schema = route.schema as RouteSchema | undefined;
@@ -160,7 +168,6 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
   // promise and a trip through the microtask queue.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
-    trackResponse(request, reply);
     done();
   });
   app.addHook('onSend', (request, reply, payload, done) => {
@@ -179,7 +186,7 @@ export async function buildApp(context: AppContext, options: BuildAppOptions = {
     repositories: context.repositories,
     rateLimitPerSecond: config.rateLimitPerSecond,
     rateLimitBurst: config.rateLimitBurst,
-    now: () => context.now().getTime(),
+    now: context.nowMs,
   });
   await app.register(auditPlugin, { logger: context.audit });
 

@@ -86,7 +86,8 @@ const plugin: FastifyPluginAsync<AuthOptions> = async (app: FastifyInstance, opt
   const admit = (request: FastifyRequest, principal: Principal): Error | undefined => {
     // Set before the rate check, so a 429 is audited under the key that hit the limit.
     request.principal = principal;
-    const decision = keyLimiter.take(`key:${principal.keyId}`);
+    // This limiter holds API keys only: their ids are its keys, with nothing to tell apart.
+    const decision = keyLimiter.take(principal.keyId);
     if (!decision.allowed) return rateLimitedError(decision.retryAfterSeconds);
     const now = options.now();
     const previous = lastTouched.get(principal.keyId);
@@ -161,7 +162,7 @@ const plugin: FastifyPluginAsync<AuthOptions> = async (app: FastifyInstance, opt
 };
 
 /** A route's own hooks of one kind, as a list. */
-function routeHooks<Hook>(hooks: Hook | Hook[] | undefined): Hook[] {
+export function routeHooks<Hook>(hooks: Hook | Hook[] | undefined): Hook[] {
   if (hooks === undefined) return [];
   return Array.isArray(hooks) ? hooks : [hooks];
 }

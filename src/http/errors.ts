@@ -103,8 +103,15 @@ const inferencePrefixes = ['/v2', '/tfserving/'];
 
 /** V2 and TF-Serving URLs answer errors in their protocols' shape. */
 export function isInferenceUrl(rawUrl: string): boolean {
-  const url = rawUrl.split('?', 1)[0]!;
-  return inferencePrefixes.some((prefix) => url === prefix || url.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`));
+  // Checked on every answer: no split of the query string, no array.
+  for (const prefix of inferencePrefixes) {
+    if (!rawUrl.startsWith(prefix)) continue;
+    if (prefix.endsWith('/')) return true;
+    const next = rawUrl.charCodeAt(prefix.length);
+    // The prefix alone, or followed by a path or a query string (NaN past the end).
+    if (Number.isNaN(next) || next === 0x2f || next === 0x3f) return true;
+  }
+  return false;
 }
 
 export function sendPlatformError(reply: FastifyReply, error: AiaasError): FastifyReply {

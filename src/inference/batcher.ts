@@ -310,8 +310,11 @@ function mergeKeyOf(request: InferRequest): string | undefined {
   if (rows === undefined || rows < 1) return undefined;
   const parts: string[] = [];
   for (const input of request.inputs as Tensor[]) {
-    if (input.shape[0] !== rows) return undefined;
-    parts.push(`${input.name}:${input.datatype}:${input.shape.slice(1).join('x')}`);
+    const shape = input.shape;
+    if (shape[0] !== rows) return undefined;
+    let part = `${input.name}:${input.datatype}:`;
+    for (let axis = 1; axis < shape.length; axis++) part += axis === 1 ? String(shape[axis]) : `x${shape[axis]}`;
+    parts.push(part);
   }
   return `${parts.join('|')}=>${request.outputs?.join(',') ?? '*'}`;
 }

@@ -50,6 +50,8 @@ export interface AccessServiceOptions {
   serverSecret: Uint8Array;
   keys: TenantKeyService;
   now: () => Date;
+  /** Milliseconds since the epoch, as `now` (default: from it); a clock that allocates no Date on the request path. */
+  nowMs?: () => number;
   /** Called after a tenant's data key is destroyed, so caches (loaded models) can drop its data. */
   onTenantDeleted?: (tenantId: string) => Promise<void> | void;
   /**
@@ -75,6 +77,13 @@ export class AccessService {
   readonly #serverSecret: Uint8Array;
   readonly #keys: TenantKeyService;
   readonly #now: () => Date;
+  readonly #nowMs: () => number;
+  /**
+   * The last key presented and its cache key: clients send the same key request after request, and
+   * the salted hash was the largest single cost of a cached authentication. Holds one presented key,
+   * as the request that presented it does.
+   */
+  #lastPresented: { key: string; cacheKey: string } | undefined;
   readonly #onTenantDeleted: AccessServiceOptions['onTenantDeleted'];
   #operatorTenantId: string | undefined;
   readonly #cacheMs: number;
@@ -94,6 +103,8 @@ export class AccessService {
     this.#serverSecret = options.serverSecret;
     this.#keys = options.keys;
     this.#now = options.now;
+    const now = options.now;
+    this.#nowMs = options.nowMs ?? (() => now().getTime());
     this.#onTenantDeleted = options.onTenantDeleted;
   }
 
@@ -247,7 +258,7 @@ export class AccessService {
     const cacheKey = this.#cacheKeyOf(key);
     const cached = this.#cache.get(cacheKey);
     if (cached === undefined) return undefined;
-    const now = this.#now().getTime();
+    const now = this.#nowMs();
     if (!(now - cached.cachedAt >= 0 && now - cached.cachedAt < this.#cacheMs)) return undefined;
     if (cached.record.expiresAt !== null && Date.parse(cached.record.expiresAt) <= now) {
       this.#cache.delete(cacheKey);
@@ -271,6 +282,14 @@ export class AccessService {
   }
 
   #cacheKeyOf(key: string): string {
+    const last = this.#lastPresented;
+    if (last !== undefined && last.key === key) return last.cacheKey;
+    const cacheKey = this.#hashForCache(key);
+    this.#lastPresented = { key, cacheKey };
+    return cacheKey;
+  }
+
+  #hashForCache(key: string): string {
     const salted = this.#cacheSalt + key;
     // crypto.hash (one call, no Hash object) arrived in Node 20.12; older 20.x take the long way.
     const oneShot = (crypto as { hash?: typeof crypto.hash }).hash;

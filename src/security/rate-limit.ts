@@ -83,6 +83,8 @@ export class RateLimiter {
   readonly #options: TokenBucketOptions;
   readonly #maxKeys: number;
   readonly #buckets = new Map<string, TokenBucket>();
+  /** The most recently used key: already last in the map's order, so taking from it again needs no reinsertion. */
+  #latest: string | undefined;
 
   constructor(options: RateLimiterOptions) {
     validate(options);
@@ -101,11 +103,13 @@ export class RateLimiter {
     let bucket = this.#buckets.get(key);
     if (bucket === undefined) {
       bucket = new TokenBucket(this.#options);
-    } else {
+      this.#buckets.set(key, bucket);
+    } else if (key !== this.#latest) {
       // Re-inserting keeps the map in least-recently-used order.
       this.#buckets.delete(key);
+      this.#buckets.set(key, bucket);
     }
-    this.#buckets.set(key, bucket);
+    this.#latest = key;
     const decision = bucket.take(cost);
     if (this.#buckets.size > this.#maxKeys) this.#evict(key);
     return decision;

@@ -100,6 +100,8 @@ export interface ServerContext {
   readonly costs: ModelCostService;
   readonly logger: Logger;
   readonly now: () => Date;
+  /** `now` in milliseconds since the epoch, without a Date per call when the clock is the real one. */
+  readonly nowMs: () => number;
   /** Drift baselines, sampling windows and scores of served versions. */
   readonly drift: DriftService;
   /** The operator tenant, and the admin key generated for it on this start (print once, never log). */
@@ -231,6 +233,7 @@ async function requireKeysForStoredData(repositories: Repositories, keyStore: Ke
 export async function createServerContext(config: AiaasConfig, options: ServerContextOptions = {}): Promise<ServerContext> {
   validateConfig(config);
   const now = options.now ?? (() => new Date());
+  const nowMs = options.now === undefined ? Date.now : () => now().getTime();
   const logger = options.logger ?? createServerLogger(config);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   // Before anything else touches the directory: a second server would fight this one over it.
@@ -404,6 +407,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       serverSecret,
       keys,
       now,
+      nowMs,
       onTenantDeleted: async (tenantId) => {
         // Unloads its versions and removes its plaintext subtree.
         await registry.forgetTenant(tenantId);
@@ -500,6 +504,7 @@ export async function createServerContext(config: AiaasConfig, options: ServerCo
       costs,
       logger,
       now,
+      nowMs,
       bootstrap: {
         tenantId: bootstrapped.tenant.id,
         ...(bootstrapped.generatedKey === undefined ? {} : { generatedKey: bootstrapped.generatedKey }),

@@ -364,7 +364,7 @@ export async function runInference<Parsed extends { request: InferRequest }, Ren
     const inferStarted = performance.now();
     try {
       response = await deps.manager.infer(key, parsed.request, {
-        ...(request.principal === undefined ? {} : { fairnessKey: request.principal.keyId }),
+        fairnessKey: request.principal?.keyId ?? '',
         ...(disconnect === undefined ? {} : { signal: disconnect.signal }),
       });
     } catch (error) {
