@@ -1,8 +1,9 @@
 /**
- * Parses inference request bodies in worker threads, so the main thread neither spends its time on
- * JSON.parse (the largest single cost of a V2 request on it: about a third for a 784-element image)
- * nor stalls on a large body (a 1×3×640×640 image as JSON is 23 MB and ~200 ms of parsing). Bodies
- * that arrive in one event-loop turn go to a worker as one message, and come back as one.
+ * Parses large inference request bodies in worker threads, so the main thread does not stall on them
+ * (a 1×3×640×640 image as JSON is 23 MB and ~200 ms of parsing). Small V2 bodies are read on the main
+ * thread by the V2 scanner instead (v2-json-scanner.ts), which costs less than the trip here and back;
+ * TF-Serving bodies and what the scanner leaves come here. Bodies that arrive in one event-loop turn
+ * go to a worker as one message, and come back as one.
  *
  * What comes back is what `parseJsonBody` would have returned, except that a flat array of numbers
  * under `inputs[].data` (KServe V2, `packTensors`) is a typed array (Float32Array for an FP32 input,
