@@ -16,10 +16,11 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { AiaasClient } from '../src/sdk/index.ts';
 import { generateMasterKey } from '../src/security/key-ring.ts';
-import { benchServerEnvironment, cpuTicks, freePort, median, mnistServingFixture, repositoryRoot, waitReady } from './support.ts';
+import { assertBuildCurrent, benchServerEnvironment, cpuTicks, freePort, median, mnistServingFixture, repositoryRoot, waitReady } from './support.ts';
 
 const builds = (process.env.AB_BUILDS ?? `${repositoryRoot},${repositoryRoot}`).split(',');
 if (builds.length !== 2) throw new Error('AB_BUILDS names two build directories');
+for (const build of builds) assertBuildCurrent(build);
 const extraEnvironments = (process.env.AB_ENVS ?? '|').split('|').map((text) =>
   Object.fromEntries(text.split(' ').filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)])),
 );

@@ -17,7 +17,7 @@ import autocannon from 'autocannon';
 import { AiaasClient } from '../src/sdk/index.ts';
 import { generateMasterKey } from '../src/security/key-ring.ts';
 import { ElementType, model as onnxModel, node, valueInfo } from '../test/inference/fixtures/tiny-onnx.ts';
-import { benchServerEnvironment, cpuTicks, freePort, median, mnistServingFixture, startChild, waitReady } from './support.ts';
+import { assertBuildCurrent, benchServerEnvironment, cpuTicks, freePort, median, mnistServingFixture, startChild, waitReady } from './support.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 // BENCH_CONNECTIONS=64 and BENCH_SKIP_LARGE=1 narrow a run while iterating on the hot path.
@@ -98,6 +98,7 @@ async function largeInputRuns(client: AiaasClient, baseUrl: string, headers: Rec
   return { shape: largeShape, datatype: 'FP32', jsonRequestBytes: Buffer.byteLength(jsonBody), binaryRequestBytes: binaryBody.length, response: JSON.parse(answers[0]!) as unknown, results };
 }
 
+assertBuildCurrent();
 const dataDir = await mkdtemp(join(tmpdir(), 'aiaas-bench-'));
 // A well-formed key (aiaas_ + 43 base62), so auth takes its normal path.
 const apiKey = `aiaas_${'B'.repeat(43)}`;
