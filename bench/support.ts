@@ -27,7 +27,7 @@ export function assertBuildCurrent(root: string = repositoryRoot): void {
   }
   for (const entry of readdirSync(join(root, 'src'), { recursive: true, withFileTypes: true })) {
     const path = join(entry.parentPath, entry.name);
-    if (entry.isFile() && statSync(path).mtimeMs > built) throw new Error(`${path} is newer than the build in ${root}/dist; run npm run build first`);
+    if (entry.isFile() && statSync(path).mtimeMs > built) throw new Error(`${path} is newer than the build in ${join(root, 'dist')}; run npm run build first`);
   }
 }
 
