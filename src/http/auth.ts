@@ -114,7 +114,7 @@ const plugin: FastifyPluginAsync<AuthOptions> = async (app: FastifyInstance, opt
         });
       }
       key = presented;
-      cached = options.access.authenticateCached(key)?.principal;
+      cached = options.access.authenticateCached(key, request.raw.socket)?.principal;
     } catch (error) {
       done(refused(request, error));
       return;

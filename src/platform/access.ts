@@ -79,11 +79,12 @@ export class AccessService {
   readonly #now: () => Date;
   readonly #nowMs: () => number;
   /**
-   * The last key presented and its cache key: clients send the same key request after request, and
-   * the salted hash was the largest single cost of a cached authentication. Holds one presented key,
-   * as the request that presented it does.
+   * Per client connection, the key it last presented and its cache key: a keep-alive client sends the
+   * same key request after request, and the salted hash was the largest single cost of a cached
+   * authentication. Keyed by the connection, so a presented key is only ever compared with what the
+   * same connection sent before (never with another client's key), and forgotten with it.
    */
-  #lastPresented: { key: string; cacheKey: string } | undefined;
+  readonly #lastPresented = new WeakMap<object, { key: string; cacheKey: string }>();
   readonly #onTenantDeleted: AccessServiceOptions['onTenantDeleted'];
   #operatorTenantId: string | undefined;
   readonly #cacheMs: number;
@@ -251,11 +252,12 @@ export class AccessService {
   /**
    * The principal of a presented key still in the cache (at most `cacheMs` old), without touching the
    * database; undefined when it must be looked up with `authenticate`. Throws UNAUTHENTICATED for a
-   * cached key that has expired since.
+   * cached key that has expired since. `connection` (the request's socket) lets a connection that
+   * presents the same key again skip hashing it.
    */
-  authenticateCached(key: string): { principal: Principal; record: ApiKeyRecord } | undefined {
+  authenticateCached(key: string, connection?: object): { principal: Principal; record: ApiKeyRecord } | undefined {
     if (this.#cacheMs <= 0) return undefined;
-    const cacheKey = this.#cacheKeyOf(key);
+    const cacheKey = this.#cacheKeyOf(key, connection);
     const cached = this.#cache.get(cacheKey);
     if (cached === undefined) return undefined;
     const now = this.#nowMs();
@@ -281,11 +283,12 @@ export class AccessService {
     return resolved;
   }
 
-  #cacheKeyOf(key: string): string {
-    const last = this.#lastPresented;
+  #cacheKeyOf(key: string, connection?: object): string {
+    if (connection === undefined) return this.#hashForCache(key);
+    const last = this.#lastPresented.get(connection);
     if (last !== undefined && last.key === key) return last.cacheKey;
     const cacheKey = this.#hashForCache(key);
-    this.#lastPresented = { key, cacheKey };
+    this.#lastPresented.set(connection, { key, cacheKey });
     return cacheKey;
   }
 

@@ -186,6 +186,19 @@ describe('API2:2023 Broken Authentication', () => {
     expect(server.context.access.authenticateCached(expiring.key)).toBeUndefined();
   });
 
+  it('tells keys apart on one connection: the principal of the key presented now, never the one presented before', async () => {
+    const first = await createKey(server, tenantA.adminKey, 'developer');
+    const second = await createKey(server, tenantA.adminKey, 'viewer');
+    const connection = {};
+    for (const key of [first, second]) await server.context.access.authenticate(key.key);
+    expect(server.context.access.authenticateCached(first.key, connection)?.principal.keyId).toBe(first.id);
+    expect(server.context.access.authenticateCached(second.key, connection)?.principal.keyId).toBe(second.id);
+    expect(server.context.access.authenticateCached(first.key, connection)?.principal.keyId).toBe(first.id);
+    // A key one character off, on the same connection, is not taken for the one before it.
+    expect(server.context.access.authenticateCached(`${first.key.slice(0, -1)}${first.key.endsWith('x') ? 'y' : 'x'}`, connection)).toBeUndefined();
+    expect(server.context.access.authenticateCached(first.key, {})?.principal.keyId).toBe(first.id);
+  });
+
   it('accepts the key in either header, but not two different keys', async () => {
     const key = await createKey(server, tenantA.adminKey, 'viewer');
     expect((await call(server.app, undefined, 'GET', '/api/v1/me', undefined, { 'x-api-key': key.key })).statusCode).toBe(200);
