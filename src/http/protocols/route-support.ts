@@ -30,9 +30,10 @@ export type { ResolvedModel } from '../../inference/types.ts';
  */
 export const offloadMinBytes = 1024;
 /**
- * A body up to this size is parsed on the main thread when it is the only inference request in the
- * server (a lone client): the trip would only add latency, and such a parse blocks the loop for well
- * under a millisecond. With others in flight every body from offloadMinBytes up goes to a thread.
+ * A body up to this size is parsed on the main thread when no other request that could go to a
+ * parse thread is in flight (a lone client): the trip would only add latency, and such a parse blocks
+ * the loop for well under a millisecond. With others in flight every body from offloadMinBytes up
+ * goes to a thread.
  */
 export const inlineWhenIdleMaxBytes = 64 * 1024;
 
@@ -45,7 +46,11 @@ export const inlineWhenIdleMaxBytes = 64 * 1024;
  */
 export const scanInlineMaxBytes = 64 * 1024;
 
-/** Inference requests of this process between their body's arrival and their answer. */
+/**
+ * Inference requests of this process between their body's arrival and their answer, among those
+ * whose bodies the parse threads may take (V2 bodies the scanner read are not counted: counting them
+ * would cost a WeakSet entry per request, which V8 revisits at every scavenge).
+ */
 let inferencesInFlight = 0;
 const countedInFlight = new WeakSet<FastifyRequest>();
 
