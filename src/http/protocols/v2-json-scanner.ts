@@ -128,12 +128,7 @@ class Scanner {
   #object(depth: number, place: Place): Record<string, unknown> {
     if (depth > maxDepth) throw leave;
     const object: Record<string, unknown> = {};
-    this.#at++;
-    this.#skipSpace();
-    if (this.#bytes[this.#at] === 0x7d) {
-      this.#at++;
-      return object;
-    }
+    if (this.#opensEmpty(0x7d)) return object;
     // An input's datatype as far as read, and whether its data was read as float32 on the strength of it.
     let datatype: unknown;
     let float32Data = false;
@@ -161,12 +156,7 @@ class Scanner {
         datatype = value;
       }
       object[key] = value;
-      this.#skipSpace();
-      const code = this.#bytes[this.#at];
-      this.#at++;
-      if (code === 0x7d) return object;
-      if (code !== 0x2c) throw leave;
-      this.#skipSpace();
+      if (!this.#moreAfterElement(0x7d)) return object;
     }
   }
 
@@ -174,21 +164,31 @@ class Scanner {
   #array(depth: number, elements: Place): unknown[] {
     if (depth > maxDepth) throw leave;
     const array: unknown[] = [];
-    this.#at++;
-    this.#skipSpace();
-    if (this.#bytes[this.#at] === 0x5d) {
-      this.#at++;
-      return array;
-    }
+    if (this.#opensEmpty(0x5d)) return array;
     for (;;) {
       array.push(elements === Place.Input && this.#bytes[this.#at] === 0x7b ? this.#object(depth + 1, Place.Input) : this.#value(depth, Place.Anywhere));
-      this.#skipSpace();
-      const code = this.#bytes[this.#at];
-      this.#at++;
-      if (code === 0x5d) return array;
-      if (code !== 0x2c) throw leave;
-      this.#skipSpace();
+      if (!this.#moreAfterElement(0x5d)) return array;
     }
+  }
+
+  /** Steps past an opening bracket or brace; true (and past `close` too) when the container is empty. */
+  #opensEmpty(close: number): boolean {
+    this.#at++;
+    this.#skipSpace();
+    if (this.#bytes[this.#at] !== close) return false;
+    this.#at++;
+    return true;
+  }
+
+  /** After an element: true past a comma (another element follows), false past `close`; anything else is not JSON. */
+  #moreAfterElement(close: number): boolean {
+    this.#skipSpace();
+    const code = this.#bytes[this.#at];
+    this.#at++;
+    if (code === close) return false;
+    if (code !== 0x2c) throw leave;
+    this.#skipSpace();
+    return true;
   }
 
   /**
