@@ -3,12 +3,13 @@
  * server awaited until ready, the MNIST MLP and its V2 request, CPU time from /proc, a median.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { loadMnistPackage } from '../src/data/mnist-package.ts';
 import { Model } from '../src/engine/model.ts';
+import { staleBuildReason } from '../bin/build-stamp.js';
 
 export const repositoryRoot = new URL('..', import.meta.url).pathname;
 
@@ -18,17 +19,8 @@ export const repositoryRoot = new URL('..', import.meta.url).pathname;
  * an edited checkout without `npm run build` would measure that instead.
  */
 export function assertBuildCurrent(root: string = repositoryRoot): void {
-  const stamp = join(root, 'dist/.build-stamp');
-  let built: number;
-  try {
-    built = statSync(stamp).mtimeMs;
-  } catch {
-    throw new Error(`${root}: no build (dist/.build-stamp); run npm run build first`);
-  }
-  for (const entry of readdirSync(join(root, 'src'), { recursive: true, withFileTypes: true })) {
-    const path = join(entry.parentPath, entry.name);
-    if (entry.isFile() && statSync(path).mtimeMs > built) throw new Error(`${path} is newer than the build in ${join(root, 'dist')}; run npm run build first`);
-  }
+  const stale = staleBuildReason(root);
+  if (stale !== undefined) throw new Error(`${stale}; run npm run build first`);
 }
 
 export async function freePort(): Promise<number> {

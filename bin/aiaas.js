@@ -2,23 +2,13 @@
 // Runs the compiled JavaScript in dist/ (built by `npm install` / `npm run build`) when it is at least as
 // new as every source file: Node then starts in a fraction of the time tsx needs to compile on the fly.
 // Otherwise (a checkout without a build, or sources edited since) tsx compiles the TypeScript sources.
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { staleBuildReason } from './build-stamp.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-function compiledIsCurrent() {
-  const stamp = `${root}dist/.build-stamp`;
-  if (!existsSync(stamp)) return false;
-  const built = statSync(stamp).mtimeMs;
-  for (const entry of readdirSync(`${root}src`, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile() && statSync(`${entry.parentPath ?? entry.path}/${entry.name}`).mtimeMs > built) return false;
-  }
-  return true;
-}
-
 let main;
-if (compiledIsCurrent()) {
+if (staleBuildReason(root) === undefined) {
   ({ main } = await import('../dist/cli/main.js'));
 } else {
   const { register } = await import('tsx/esm/api');
